@@ -1,0 +1,113 @@
+/**
+ * Every problem the project can report, with its stable code.
+ *
+ * The CLI, the Azure Functions and the reports all render these codes, so a
+ * code never changes meaning once released. Add new codes; never reuse one.
+ */
+
+export type Severity = 'error' | 'warning' | 'info';
+
+/** Stable problem codes, grouped by where they arise. The value is the hint shown to users. */
+export const PROBLEM_CODES = {
+  // File-level: the file as a whole cannot be used (exit status 2).
+  FILE_UNREADABLE: 'The file could not be read. Check the path and permissions.',
+  FILE_EMPTY: 'The file holds no data rows. Check that the vendor sent the right file.',
+  FILE_TOO_LARGE: 'The file is larger than the configured limit. Split it into smaller files.',
+  FILE_NOT_TEXT: 'The file is not UTF-8 text. Save it as UTF-8 (with or without BOM).',
+  CSV_MALFORMED: 'The CSV cannot be parsed (for example an unclosed quote). Fix the line named.',
+  CSV_UNKNOWN_LAYOUT: 'The header does not name the columns this tool needs.',
+  CSV_MISSING_COLUMN: 'A required column is missing from the header.',
+  ENCODING_AMBIGUOUS: 'Every secret is valid as both base32 and hex. Force one with --secret-encoding base32|hex.',
+  ENCODING_UNKNOWN: 'The secrets are neither all base32 nor all hex.',
+  ENCODING_INVALID_OPTION: 'The secret encoding must be base32 or hex.',
+  PSKC_MALFORMED: 'The PSKC file is not well-formed XML or not a PSKC 1.0 KeyContainer.',
+  PSKC_DOCTYPE_REFUSED: 'The XML declares a DOCTYPE or entities, which are refused (entity-expansion attacks).',
+  PSKC_KEY_REQUIRED: 'The PSKC file is encrypted: give the pre-shared key or password.',
+  PSKC_DECRYPTION_FAILED: 'Wrong transport key or password, or the file was altered.',
+  PSKC_UNSUPPORTED_ALGORITHM: 'The file uses an algorithm this tool does not support.',
+  PSKC_INVALID_KEY_OPTION: 'The pre-shared key must be hex text of 16, 24 or 32 bytes.',
+  ASSIGNMENTS_UNREADABLE: 'The assignment list cannot be used.',
+
+  // Per token (exit status 1 when severity is error).
+  SERIAL_MISSING: 'The row has no serial number.',
+  SERIAL_INVALID: 'The serial number holds characters that are not allowed (control characters or non-printable text).',
+  SECRET_MISSING: 'The row has no secret key.',
+  SECRET_INVALID_CHARACTERS: 'The secret holds characters that are not valid for the file\'s encoding.',
+  SECRET_TOO_SHORT: 'The secret is shorter than 128 bits, the minimum of RFC 4226.',
+  SECRET_TOO_LONG: 'The secret is longer than this tool accepts.',
+  INTERVAL_INVALID: 'The time interval must be 30 or 60 seconds.',
+  DIGITS_INVALID: 'The code length must be 6 or 8 digits.',
+  ALGORITHM_UNSUPPORTED: 'The hash algorithm must be SHA1, SHA256 or SHA512.',
+  TYPE_UNSUPPORTED: 'The token type must be totp or hotp.',
+  FIELD_INVALID: 'A field holds a value that is not allowed.',
+  DUPLICATE_SERIAL_CONFLICT: 'The serial appears more than once with different secrets.',
+  DUPLICATE_ROW: 'The row repeats an earlier row exactly; it is imported once.',
+  ENTRA_NOT_IMPORTABLE: 'Entra\'s CSV upload takes only TOTP, SHA-1, 6-digit tokens with a 30 or 60 s interval.',
+  ENTRA_FORMULA_CELL: 'A cell starts with a character spreadsheets treat as a formula (= + - @ tab CR). Entra would import it as text; fix the source value.',
+  ENTRA_FIELD_TOO_LONG: 'A field is longer than Entra accepts.',
+
+  // Assignment join.
+  ASSIGNMENT_UNKNOWN_SERIAL: 'No token in the seed file has this serial.',
+  ASSIGNMENT_UPN_INVALID: 'The UPN is not a valid user principal name (name@domain).',
+  ASSIGNMENT_GUEST_UPN: 'Guest users (#EXT# UPNs) cannot hold hardware tokens in Entra.',
+  ASSIGNMENT_SERIAL_CONFLICT: 'The serial is assigned to more than one user; none of these rows is exported.',
+  ASSIGNMENT_TOO_MANY_TOKENS: 'A user can hold at most five OATH tokens in Entra; none of this user\'s new rows is exported.',
+  ASSIGNMENT_DUPLICATE_ROW: 'The assignment repeats an earlier row exactly; it is used once.',
+  ASSIGNMENT_SERIAL_MISSING: 'The assignment row has no serial number.',
+  TOKEN_UNASSIGNED: 'No assignment names this token; it is not exported.',
+} as const;
+
+export type ProblemCode = keyof typeof PROBLEM_CODES;
+
+/** One problem found while reading or converting, in the shape the CLI and reports print. */
+export interface Problem {
+  code: ProblemCode | string;
+  severity: Severity;
+  message: string;
+  line?: number;
+  serial?: string;
+}
+
+export function problem(
+  code: ProblemCode,
+  severity: Severity,
+  detail: string,
+  where: { line?: number; serial?: string } = {},
+): Problem {
+  const p: Problem = { code, severity, message: detail };
+  if (where.line !== undefined) p.line = where.line;
+  if (where.serial !== undefined) p.serial = where.serial;
+  return p;
+}
+
+/**
+ * A file-level failure: the file cannot be used at all. Carries a code from
+ * PROBLEM_CODES and a message that names what is wrong and what to do, never a
+ * secret.
+ */
+export class FileError extends Error {
+  readonly code: ProblemCode;
+  readonly line: number | undefined;
+
+  constructor(code: ProblemCode, message: string, line?: number) {
+    super(message);
+    this.name = 'FileError';
+    this.code = code;
+    this.line = line;
+  }
+
+  toProblem(): Problem {
+    return problem(this.code, 'error', this.message, this.line === undefined ? {} : { line: this.line });
+  }
+}
+
+export function hasErrors(problems: readonly Problem[]): boolean {
+  return problems.some((p) => p.severity === 'error');
+}
+
+/** Visible form of a value taken from a file, for messages: control characters escaped, length capped. */
+export function quoteValue(value: string, max = 60): string {
+  const clipped = value.length > max ? `${value.slice(0, max)}…` : value;
+  // JSON.stringify escapes quotes and control characters, so the value cannot break the message.
+  return JSON.stringify(clipped);
+}

@@ -1,0 +1,39 @@
+/** What every seed-file reader returns. File-level failures are thrown as FileError instead. */
+import type { SecretEncoding } from '../core/encoding.js';
+import type { Problem } from '../core/problems.js';
+import type { OathToken } from '../core/token.js';
+
+export type SeedFormat = 'csv' | 'privacyidea-csv' | 'pskc';
+
+export interface SeedReadResult {
+  file: string;
+  format: SeedFormat;
+  /** CSV formats only: the encoding used for every secret of the file, and how it was chosen. */
+  secretEncoding?: SecretEncoding;
+  encodingDecidedBy?: 'forced' | 'detected';
+  /** Valid tokens (those with only warnings included), in file order. */
+  tokens: OathToken[];
+  /** Per-token problems, in file order. */
+  problems: Problem[];
+  /** UPNs the seed file itself carries (Entra's own layout), for files that need no separate assignment list. */
+  embeddedAssignments: { upn: string; serial: string; line: number }[];
+}
+
+/** Key material for encrypted formats (PSKC). Never logged, never echoed. */
+export interface KeyMaterial {
+  /** Pre-shared transport key (raw bytes). */
+  psk?: Uint8Array;
+  /** Password for PBKDF2-derived keys. */
+  password?: string;
+}
+
+export interface ReadOptions extends KeyMaterial {
+  /** Name used in messages (a path or a blob name). */
+  fileName: string;
+  /** CSV only: forces the secret encoding instead of detecting it. */
+  secretEncoding?: SecretEncoding;
+  /** Refuse files above this many bytes (default 20 MiB). */
+  maxBytes?: number;
+}
+
+export const DEFAULT_MAX_SEED_FILE_BYTES = 20 * 1024 * 1024;
