@@ -40,6 +40,22 @@ export function isValidBase32(text: string): boolean {
   return base32Body(text) !== undefined;
 }
 
+const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+/** Unused low bits of a partial final group, which a strict decoder rejects when set. */
+const UNUSED_BITS: Record<number, number> = { 2: 2, 4: 4, 5: 1, 7: 3 };
+
+/**
+ * Vendors' secrets (and Microsoft's own example) sometimes end in a character
+ * whose unused low bits are set. They carry no key material: clear them, as
+ * lenient decoders do, so the bytes are the same as those decoders produce.
+ */
+function clearTrailingBits(body: string): string {
+  const unused = UNUSED_BITS[body.length % 8];
+  if (!unused) return body;
+  const last = ALPHABET.indexOf(body[body.length - 1]!);
+  return body.slice(0, -1) + ALPHABET[last & ~((1 << unused) - 1)]!;
+}
+
 export function isValidHex(text: string): boolean {
   const compact = compactSecretText(text);
   return compact.length > 0 && compact.length % 2 === 0 && HEX_BODY.test(compact);
@@ -49,7 +65,7 @@ export function isValidHex(text: string): boolean {
 export function decodeBase32(text: string): Uint8Array | undefined {
   const body = base32Body(text);
   if (body === undefined) return undefined;
-  const padded = body + '='.repeat((8 - (body.length % 8)) % 8);
+  const padded = clearTrailingBits(body) + '='.repeat((8 - (body.length % 8)) % 8);
   try {
     return base32.decode(padded);
   } catch {

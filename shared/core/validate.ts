@@ -1,0 +1,93 @@
+/**
+ * Checks shared by every seed-file reader: the token-level rules and the
+ * duplicate-serial rule, so CSV and PSKC files are judged alike.
+ */
+import { problem, quoteValue, type Problem } from './problems.js';
+import { MAX_SECRET_BYTES, MIN_SECRET_BYTES, sameSecret, type OathToken } from './token.js';
+
+export const ALLOWED_PERIODS: readonly number[] = [30, 60];
+export const ALLOWED_DIGITS: readonly number[] = [6, 8];
+
+/** Control characters and Unicode format characters (zero-width, bidi overrides) have no place in a serial. */
+// eslint-disable-next-line no-control-regex
+const INVISIBLE_OR_CONTROL = /[\u0000-\u001f\u007f-\u009f\u00ad\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff]/;
+
+export function checkSerial(serial: string, line?: number): Problem | undefined {
+  if (serial.length === 0) return problem('SERIAL_MISSING', 'error', `Line ${line ?? '?'}: the serial number is empty. Fill it in from the token's back label.`, line === undefined ? {} : { line });
+  if (INVISIBLE_OR_CONTROL.test(serial)) {
+    return problem('SERIAL_INVALID', 'error', `Serial ${quoteValue(serial)} holds control or invisible characters. Retype it from the token's label.`, { line, serial });
+  }
+  if (serial.length > 128) return problem('SERIAL_INVALID', 'error', `The serial is ${serial.length} characters long; at most 128 are accepted.`, { line, serial: serial.slice(0, 40) });
+  return undefined;
+}
+
+/** Token-level rules every format applies; returns the problems (empty: the token is good). */
+export function checkToken(token: OathToken): Problem[] {
+  const where = { line: token.line, serial: token.serial };
+  const problems: Problem[] = [];
+  if (token.secret.length < MIN_SECRET_BYTES) {
+    problems.push(problem('SECRET_TOO_SHORT', 'error', `Serial ${quoteValue(token.serial)}: the secret is ${token.secret.length * 8} bits; at least ${MIN_SECRET_BYTES * 8} are required (RFC 4226). Ask the vendor for the full seed.`, where));
+  } else if (token.secret.length > MAX_SECRET_BYTES) {
+    problems.push(problem('SECRET_TOO_LONG', 'error', `Serial ${quoteValue(token.serial)}: the secret is ${token.secret.length} bytes; at most ${MAX_SECRET_BYTES} are accepted.`, where));
+  }
+  if (token.type === 'totp' && !ALLOWED_PERIODS.includes(token.period)) {
+    problems.push(problem('INTERVAL_INVALID', 'error', `Serial ${quoteValue(token.serial)}: the time interval is ${token.period}; it must be 30 or 60 seconds.`, where));
+  }
+  if (!ALLOWED_DIGITS.includes(token.digits)) {
+    problems.push(problem('DIGITS_INVALID', 'error', `Serial ${quoteValue(token.serial)}: the code length is ${token.digits}; it must be 6 or 8 digits.`, where));
+  }
+  return problems;
+}
+
+function sameToken(a: OathToken, b: OathToken): boolean {
+  return (
+    sameSecret(a.secret, b.secret) &&
+    a.type === b.type &&
+    a.algorithm === b.algorithm &&
+    a.digits === b.digits &&
+    a.period === b.period &&
+    a.manufacturer === b.manufacturer &&
+    a.model === b.model
+  );
+}
+
+/**
+ * Applies the duplicate rule to tokens that passed their own checks: an exact
+ * repeat is a warning and kept once; the same serial with anything different
+ * makes every row of that serial an error, and none of them is kept.
+ */
+export function resolveDuplicates(candidates: OathToken[]): { tokens: OathToken[]; problems: Problem[] } {
+  const bySerial = new Map<string, OathToken[]>();
+  for (const t of candidates) {
+    const list = bySerial.get(t.serial);
+    if (list) list.push(t);
+    else bySerial.set(t.serial, [t]);
+  }
+  const tokens: OathToken[] = [];
+  const problems: Problem[] = [];
+  for (const [serial, rows] of bySerial) {
+    const first = rows[0]!;
+    if (rows.length === 1) {
+      tokens.push(first);
+      continue;
+    }
+    if (rows.every((r) => sameToken(first, r))) {
+      tokens.push(first);
+      for (const r of rows.slice(1)) {
+        problems.push(problem('DUPLICATE_ROW', 'warning', `Serial ${quoteValue(serial)} repeats ${first.line !== undefined ? `line ${first.line}` : 'an earlier entry'} exactly; it is imported once.`, { line: r.line, serial }));
+      }
+      continue;
+    }
+    const lines = rows.map((r) => r.line).filter((l): l is number => l !== undefined);
+    for (const r of rows) {
+      problems.push(problem('DUPLICATE_SERIAL_CONFLICT', 'error', `Serial ${quoteValue(serial)} appears ${rows.length} times with different secrets or settings${lines.length ? ` (lines ${lines.join(', ')})` : ''}; none is imported. Keep the right entry and remove the others.`, { line: r.line, serial }));
+    }
+  }
+  // Keep file order for tokens and problems.
+  tokens.sort((a, b) => (a.line ?? 0) - (b.line ?? 0));
+  return { tokens, problems };
+}
+
+export function sortProblems(problems: Problem[]): Problem[] {
+  return problems.sort((a, b) => (a.line ?? Number.MAX_SAFE_INTEGER) - (b.line ?? Number.MAX_SAFE_INTEGER));
+}

@@ -1,0 +1,33 @@
+/** Assignment lists: `upn,serial number` CSV files that say which user gets which token. */
+import { FileError } from '../core/problems.js';
+import { cell, checkSize, decodeUtf8, detectDelimiter, findColumns, hasContent, parseCsvRows } from './csv-table.js';
+
+export interface AssignmentRow {
+  upn: string;
+  serial: string;
+  line: number;
+}
+
+export const ASSIGNMENT_COLUMNS = {
+  upn: ['upn', 'userprincipalname', 'user principal name'],
+  serial: ['serial number', 'serialnumber', 'serial'],
+} as const;
+
+export const DEFAULT_MAX_ASSIGNMENT_FILE_BYTES = 10 * 1024 * 1024;
+
+export function readAssignments(bytes: Uint8Array, fileName: string, maxBytes = DEFAULT_MAX_ASSIGNMENT_FILE_BYTES): AssignmentRow[] {
+  checkSize(fileName, bytes, maxBytes);
+  const text = decodeUtf8(fileName, bytes);
+  if (!hasContent(text)) throw new FileError('FILE_EMPTY', `${fileName}: the assignment list is empty.`);
+  const rows = parseCsvRows(fileName, text, { delimiter: detectDelimiter(text) });
+  const header = rows[0]!;
+  const cols = findColumns(header.cells, ASSIGNMENT_COLUMNS);
+  if (cols.upn === undefined || cols.serial === undefined) {
+    throw new FileError(
+      'CSV_MISSING_COLUMN',
+      `${fileName} line ${header.line}: the assignment list needs a header with "upn" and "serial number" columns (other columns are ignored).`,
+      header.line,
+    );
+  }
+  return rows.slice(1).map((row) => ({ upn: cell(row, cols.upn), serial: cell(row, cols.serial), line: row.line }));
+}

@@ -1,0 +1,217 @@
+/**
+ * CSV seed files: the header family (Entra's own layout, Token2, Deepnet and
+ * similar, columns found by name) and privacyIDEA's header-less "OATH CSV".
+ */
+import { decideEncoding, decodeSecret, isValidBase32, isValidHex, type SecretEncoding } from '../core/encoding.js';
+import { FileError, problem, quoteValue, type Problem } from '../core/problems.js';
+import { parseHashAlgorithm, type OathToken } from '../core/token.js';
+import { checkSerial, checkToken, resolveDuplicates, sortProblems } from '../core/validate.js';
+import { cell, checkSize, decodeUtf8, detectDelimiter, findColumns, hasContent, normalizeHeader, parseCsvRows, type CsvRow } from './csv-table.js';
+import { DEFAULT_MAX_SEED_FILE_BYTES, type ReadOptions, type SeedReadResult } from './types.js';
+
+export const SEED_COLUMNS = {
+  upn: ['upn'],
+  serial: ['serial number', 'serialnumber', 'serial'],
+  secret: ['secret key', 'secretkey', 'secret'],
+  interval: ['time interval', 'timeinterval'],
+  manufacturer: ['manufacturer'],
+  model: ['model'],
+} as const;
+
+const DEFAULT_PERIOD = 30;
+
+interface RawToken {
+  line: number;
+  serial: string;
+  secretText: string;
+  build: (secret: Uint8Array) => OathToken;
+  /** Field problems found before the secret is decoded. */
+  problems: Problem[];
+  upn?: string;
+}
+
+/** True when the first content line is a header naming a serial column. */
+function isHeaderRow(cells: string[]): boolean {
+  const names = cells.map(normalizeHeader);
+  return names.some((n) => (SEED_COLUMNS.serial as readonly string[]).includes(n)) || names.some((n) => (SEED_COLUMNS.secret as readonly string[]).includes(n));
+}
+
+function isPrivacyIdeaRow(cells: string[]): boolean {
+  const type = (cells[2] ?? '').trim().toLowerCase();
+  return cells.length >= 3 && cells.length <= 5 && (type === 'totp' || type === 'hotp');
+}
+
+export function readCsvSeed(bytes: Uint8Array, opts: ReadOptions): SeedReadResult {
+  const fileName = opts.fileName;
+  checkSize(fileName, bytes, opts.maxBytes ?? DEFAULT_MAX_SEED_FILE_BYTES);
+  const text = decodeUtf8(fileName, bytes);
+  if (!hasContent(text)) throw new FileError('FILE_EMPTY', `${fileName}: the file is empty. Check that the vendor sent the right file.`);
+
+  // Comments (#) exist only in privacyIDEA files; a header file never starts with one.
+  const firstLine = text.split(/\r?\n/).find((l) => l.trim().length > 0) ?? '';
+  const startsWithComment = firstLine.trim().startsWith('#');
+  const delimiter = detectDelimiter(text, startsWithComment);
+  const probe = parseCsvRows(fileName, text, { delimiter, comments: true });
+  if (probe.length === 0) throw new FileError('FILE_EMPTY', `${fileName}: the file holds only comments or empty lines.`);
+  const first = probe[0]!;
+
+  if (!startsWithComment && isHeaderRow(first.cells)) {
+    return readHeaderCsv(fileName, parseCsvRows(fileName, text, { delimiter }), opts.secretEncoding);
+  }
+  if (isPrivacyIdeaRow(first.cells)) {
+    return readPrivacyIdeaCsv(fileName, probe, opts.secretEncoding);
+  }
+  throw new FileError(
+    'CSV_UNKNOWN_LAYOUT',
+    `${fileName} line ${first.line}: unknown layout. Expected a header naming at least "serial number" and "secret key" (Entra, Token2 and Deepnet layouts) or privacyIDEA's header-less "serial, hexseed, totp|hotp, digits, period".`,
+    first.line,
+  );
+}
+
+function readHeaderCsv(fileName: string, rows: CsvRow[], forced: SecretEncoding | undefined): SeedReadResult {
+  const header = rows[0]!;
+  const cols = findColumns(header.cells, SEED_COLUMNS);
+  if (cols.serial === undefined || cols.secret === undefined) {
+    const missing = cols.serial === undefined ? 'serial number' : 'secret key';
+    throw new FileError('CSV_MISSING_COLUMN', `${fileName} line ${header.line}: the header has no "${missing}" column. Expected columns: upn (optional), serial number, secret key, time interval, manufacturer, model.`, header.line);
+  }
+  const body = rows.slice(1);
+  if (body.length === 0) throw new FileError('FILE_EMPTY', `${fileName}: the file has a header but no token rows.`);
+
+  const raw: RawToken[] = body.map((row) => {
+    const serial = cell(row, cols.serial);
+    const intervalText = cell(row, cols.interval);
+    const problems: Problem[] = [];
+    let period = DEFAULT_PERIOD;
+    if (intervalText.length > 0) {
+      period = /^\d{1,6}$/.test(intervalText) ? Number(intervalText) : NaN;
+      if (Number.isNaN(period)) {
+        problems.push(problem('INTERVAL_INVALID', 'error', `Line ${row.line}: the time interval ${quoteValue(intervalText)} is not a number; it must be 30 or 60.`, { line: row.line, serial }));
+      }
+    }
+    const upn = cell(row, cols.upn);
+    return {
+      line: row.line,
+      serial,
+      secretText: cell(row, cols.secret),
+      problems,
+      upn: upn.length > 0 ? upn : undefined,
+      build: (secret) => ({
+        serial,
+        manufacturer: cell(row, cols.manufacturer),
+        model: cell(row, cols.model),
+        type: 'totp',
+        algorithm: 'SHA1',
+        digits: 6,
+        period,
+        secret,
+        line: row.line,
+      }),
+    };
+  });
+  return finish(fileName, 'csv', raw, forced);
+}
+
+function readPrivacyIdeaCsv(fileName: string, rows: CsvRow[], forced: SecretEncoding | undefined): SeedReadResult {
+  const raw: RawToken[] = rows.map((row) => {
+    const serial = cell(row, 0);
+    const problems: Problem[] = [];
+    const where = { line: row.line, serial };
+    const typeText = cell(row, 2).toLowerCase();
+    const type = typeText === 'hotp' ? 'hotp' : 'totp';
+    if (typeText !== 'totp' && typeText !== 'hotp') {
+      problems.push(problem('TYPE_UNSUPPORTED', 'error', `Line ${row.line}: the token type ${quoteValue(cell(row, 2))} is not supported; use totp or hotp.`, where));
+    }
+    const digitsText = cell(row, 3);
+    const digits = digitsText.length === 0 ? 6 : /^\d{1,2}$/.test(digitsText) ? Number(digitsText) : NaN;
+    if (Number.isNaN(digits)) problems.push(problem('DIGITS_INVALID', 'error', `Line ${row.line}: the digits value ${quoteValue(digitsText)} is not a number; use 6 or 8.`, where));
+    // privacyIDEA's fifth column is the time step for TOTP (and sometimes a hash name, which we accept too).
+    const fifth = cell(row, 4);
+    let period = DEFAULT_PERIOD;
+    let algorithm = parseHashAlgorithm('SHA1')!;
+    if (fifth.length > 0) {
+      if (/^\d{1,6}$/.test(fifth)) period = Number(fifth);
+      else {
+        const alg = parseHashAlgorithm(fifth);
+        if (alg) algorithm = alg;
+        else problems.push(problem('INTERVAL_INVALID', 'error', `Line ${row.line}: the time step ${quoteValue(fifth)} is not a number; use 30 or 60.`, where));
+      }
+    }
+    return {
+      line: row.line,
+      serial,
+      secretText: cell(row, 1),
+      problems,
+      build: (secret) => ({ serial, manufacturer: '', model: '', type, algorithm, digits: Number.isNaN(digits) ? 0 : digits, period, secret, line: row.line }),
+    };
+  });
+  // privacyIDEA's OATH CSV carries hex seeds by definition; a user may still force base32.
+  return finish(fileName, 'privacyidea-csv', raw, forced ?? 'hex', forced ? 'forced' : 'detected');
+}
+
+function finish(
+  fileName: string,
+  format: 'csv' | 'privacyidea-csv',
+  raw: RawToken[],
+  forced: SecretEncoding | undefined,
+  decidedByOverride?: 'forced' | 'detected',
+): SeedReadResult {
+  const decision = decideEncoding(fileName, raw.map((r) => r.secretText), forced);
+  const encoding = decision.encoding;
+  const problems: Problem[] = [];
+  const candidates: OathToken[] = [];
+  const embeddedAssignments: SeedReadResult['embeddedAssignments'] = [];
+
+  for (const r of raw) {
+    const rowProblems = [...r.problems];
+    const serialProblem = checkSerial(r.serial, r.line);
+    if (serialProblem) rowProblems.push(serialProblem);
+    let secret: Uint8Array | undefined;
+    if (r.secretText.length === 0) {
+      rowProblems.push(problem('SECRET_MISSING', 'error', `Line ${r.line}: the secret key is empty. Take it from the vendor's file again.`, { line: r.line, serial: r.serial }));
+    } else {
+      secret = decodeSecret(r.secretText, encoding);
+      if (!secret) rowProblems.push(invalidSecretProblem(r, encoding));
+    }
+    if (secret && rowProblems.length === 0) {
+      const token = r.build(secret);
+      rowProblems.push(...checkToken(token));
+      if (rowProblems.length === 0) {
+        candidates.push(token);
+        if (r.upn) embeddedAssignments.push({ upn: r.upn, serial: r.serial, line: r.line });
+      }
+    }
+    problems.push(...rowProblems);
+  }
+
+  const deduped = resolveDuplicates(candidates);
+  problems.push(...deduped.problems);
+  const kept = new Set(deduped.tokens.map((t) => t.serial));
+  return {
+    file: fileName,
+    format,
+    secretEncoding: encoding,
+    encodingDecidedBy: decidedByOverride ?? decision.decidedBy,
+    tokens: deduped.tokens,
+    problems: sortProblems(problems),
+    embeddedAssignments: embeddedAssignments.filter((a) => kept.has(a.serial)),
+  };
+}
+
+/** Names the offending character by position only: even one character of a secret stays out of messages. */
+function invalidSecretProblem(r: RawToken, encoding: SecretEncoding): Problem {
+  const compact = r.secretText.replace(/[\s-]+/g, '');
+  const allowed = encoding === 'base32' ? /[A-Za-z2-7=]/ : /[0-9A-Fa-f]/;
+  const badIndex = [...compact].findIndex((c) => !allowed.test(c));
+  const hint =
+    encoding === 'base32' && isValidHex(r.secretText)
+      ? ' It looks like hex: if the whole file is hex, force --secret-encoding hex.'
+      : encoding === 'hex' && isValidBase32(r.secretText)
+        ? ' It looks like base32: if the whole file is base32, force --secret-encoding base32.'
+        : '';
+  const what =
+    badIndex >= 0
+      ? `character ${badIndex + 1} is outside the ${encoding} alphabet`
+      : `its length (${compact.length} characters) is not a whole number of bytes in ${encoding}`;
+  return problem('SECRET_INVALID_CHARACTERS', 'error', `Line ${r.line}: the secret key is not valid ${encoding}: ${what}.${hint}`, { line: r.line, serial: r.serial });
+}

@@ -1,0 +1,156 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { describe, it } from 'node:test';
+import { toCanonicalBase32 } from '../../shared/core/encoding.js';
+import { FileError } from '../../shared/core/problems.js';
+import { readCsvSeed } from '../../shared/formats/csv-seed.js';
+
+const fixture = (name: string) => new Uint8Array(readFileSync(new URL(`../fixtures/csv/${name}`, import.meta.url)));
+const bytes = (text: string) => new TextEncoder().encode(text);
+const read = (text: string, opts: { secretEncoding?: 'base32' | 'hex' } = {}) => readCsvSeed(bytes(text), { fileName: 'seed.csv', ...opts });
+const HEADER = 'upn,serial number,secret key,time interval,manufacturer,model\n';
+const S1 = 'CZU6XXGHCCGCOL6YO3WW472WEWB34FVJ';
+const S2 = 'EZDOCQANJA5PGME5QRSZCR7GLUFJG4JG';
+
+function fileError(code: string, pattern?: RegExp) {
+  return (err: unknown) => err instanceof FileError && err.code === code && (!pattern || pattern.test(err.message));
+}
+
+describe('CSV seed files: layouts', () => {
+  it("reads Token2's layout (timeinterval, empty upn, CRLF)", () => {
+    const r = readCsvSeed(fixture('token2.csv'), { fileName: 'token2.csv' });
+    assert.equal(r.format, 'csv');
+    assert.equal(r.secretEncoding, 'base32');
+    assert.equal(r.encodingDecidedBy, 'detected');
+    assert.deepEqual(r.problems, []);
+    assert.deepEqual(
+      r.tokens.map((t) => [t.serial, toCanonicalBase32(t.secret), t.period, t.manufacturer, t.model, t.line]),
+      [
+        ['60234567', S1, 30, 'Token2', 'C202', 2],
+        ['60234568', S2, 30, 'Token2', 'C202', 3],
+      ],
+    );
+    assert.deepEqual(r.embeddedAssignments, []);
+  });
+
+  it("reads Deepnet's layout (no upn, 60 s, grouped lower-case secrets, trailing empty lines)", () => {
+    const r = readCsvSeed(fixture('deepnet.csv'), { fileName: 'deepnet.csv' });
+    assert.deepEqual(r.problems, []);
+    assert.deepEqual(r.tokens.map((t) => [t.serial, toCanonicalBase32(t.secret), t.period]), [
+      ['1000001', S1, 60],
+      ['1000002', S2, 60],
+    ]);
+  });
+
+  it('reads an Excel file: BOM, semicolons, quoted fields, hex secrets, leading zeros kept, embedded UPN', () => {
+    const r = readCsvSeed(fixture('excel-semicolon-hex.csv'), { fileName: 'x.csv' });
+    assert.equal(r.secretEncoding, 'hex');
+    assert.deepEqual(r.problems, []);
+    const [t] = r.tokens;
+    assert.equal(t?.serial, '0012345');
+    assert.equal(t?.manufacturer, 'Contoso; Ltd');
+    assert.equal(toCanonicalBase32(t!.secret), S1);
+    assert.deepEqual(r.embeddedAssignments, [{ upn: 'helga@contoso.com', serial: '0012345', line: 2 }]);
+  });
+
+  it("reads privacyIDEA's header-less OATH CSV with comments", () => {
+    const r = readCsvSeed(fixture('privacyidea.csv'), { fileName: 'pi.csv' });
+    assert.equal(r.format, 'privacyidea-csv');
+    assert.equal(r.secretEncoding, 'hex');
+    assert.deepEqual(r.problems, []);
+    assert.deepEqual(r.tokens.map((t) => [t.serial, t.type, t.digits, t.period, toCanonicalBase32(t.secret), t.line]), [
+      ['PI0001', 'totp', 6, 30, S1, 3],
+      ['PI0002', 'hotp', 8, 30, S2, 4],
+    ]);
+  });
+
+  it('finds columns by name in any order and case', () => {
+    const r = read(` Model ;Secret Key;SERIAL NUMBER;TimeInterval\nC202;${S1};77;60\n`);
+    assert.deepEqual(r.tokens.map((t) => [t.serial, t.model, t.period]), [['77', 'C202', 60]]);
+  });
+});
+
+describe('CSV seed files: the encoding decision', () => {
+  it("refuses Microsoft's doc example (valid hex and base32) unless forced, and says how to force", () => {
+    assert.throws(() => readCsvSeed(fixture('entra-doc-example.csv'), { fileName: 'doc.csv' }), fileError('ENCODING_AMBIGUOUS', /--secret-encoding base32/));
+    const asBase32 = readCsvSeed(fixture('entra-doc-example.csv'), { fileName: 'doc.csv', secretEncoding: 'base32' });
+    assert.equal(asBase32.secretEncoding, 'base32');
+    assert.equal(asBase32.encodingDecidedBy, 'forced');
+    assert.equal(asBase32.tokens[0]?.secret.length, 16);
+    // As hex the same text is 104 bits: below RFC 4226's minimum.
+    const asHex = readCsvSeed(fixture('entra-doc-example.csv'), { fileName: 'doc.csv', secretEncoding: 'hex' });
+    assert.deepEqual(asHex.tokens, []);
+    assert.deepEqual(asHex.problems.map((p) => p.code), ['SECRET_TOO_SHORT']);
+  });
+
+  it('reports rows that do not fit the chosen encoding, with a hint and without the secret', () => {
+    const r = read(`${HEADER},1,${S1},30,T,M\n,2,1669EBDCC7108C272FD876ED6E7F562583BE16A9,30,T,M\n,3,${S2},30,T,M\n`);
+    assert.equal(r.secretEncoding, 'base32');
+    assert.deepEqual(r.tokens.map((t) => t.serial), ['1', '3']);
+    assert.equal(r.problems.length, 1);
+    const [p] = r.problems;
+    assert.equal(p?.code, 'SECRET_INVALID_CHARACTERS');
+    assert.equal(p?.line, 3);
+    assert.equal(p?.serial, '2');
+    assert.match(p!.message, /looks like hex/);
+    assert.doesNotMatch(p!.message, /1669EB|C7108C/);
+  });
+});
+
+describe('CSV seed files: file-level errors', () => {
+  const cases: [string, string | Uint8Array, string][] = [
+    ['empty file', '', 'FILE_EMPTY'],
+    ['blank lines only', '\n\r\n  \n', 'FILE_EMPTY'],
+    ['header only', HEADER, 'FILE_EMPTY'],
+    ['no secret column', 'upn,serial number,model\n,1,M\n', 'CSV_MISSING_COLUMN'],
+    ['no serial column', 'secret key,model\nAAAA,M\n', 'CSV_MISSING_COLUMN'],
+    ['unknown layout', 'name,age\nbob,3\n', 'CSV_UNKNOWN_LAYOUT'],
+    ['binary', new Uint8Array([0xff, 0xfe, 0x00, 0x41, 0x80, 0x81]), 'FILE_NOT_TEXT'],
+    ['unclosed quote', `${HEADER},"1,${S1},30,T,M\n`, 'CSV_MALFORMED'],
+  ];
+  for (const [name, input, code] of cases) {
+    it(`${name} -> ${code}`, () => {
+      assert.throws(() => readCsvSeed(typeof input === 'string' ? bytes(input) : input, { fileName: 'bad.csv' }), fileError(code, /bad\.csv/));
+    });
+  }
+
+  it('refuses files above the size limit', () => {
+    assert.throws(() => readCsvSeed(bytes(`${HEADER},1,${S1},30,T,M\n`), { fileName: 'big.csv', maxBytes: 10 }), fileError('FILE_TOO_LARGE'));
+  });
+});
+
+describe('CSV seed files: per-token problems never hide the good tokens', () => {
+  it('reports each kind of bad row with code, line, serial and a fix, keeping the good rows', () => {
+    const r = read(
+      HEADER +
+        `,good,${S1},30,T,M\n` + // line 2
+        `,short,MFRGGZDFMZTWQ2LK,30,T,M\n` + // 80 bits: line 3
+        `,bad-interval,${S2},45,T,M\n` + // line 4
+        `,,${S2},30,T,M\n` + // missing serial: line 5
+        `,nosecret,,30,T,M\n` + // line 6
+        `,dup,${S1},30,T,M\n` + // line 7
+        `,dup,${S2},30,T,M\n` + // line 8: conflicting duplicate
+        `,same,${S2},60,T,M\n` + // line 9
+        `,same,${S2},60,T,M\n` + // line 10: exact repeat
+        `,"ctl\u0007",${S2},30,T,M\n`, // line 11
+    );
+    assert.deepEqual(r.tokens.map((t) => t.serial), ['good', 'same']);
+    assert.deepEqual(
+      r.problems.map((p) => [p.code, p.severity, p.line, p.serial]),
+      [
+        ['SECRET_TOO_SHORT', 'error', 3, 'short'],
+        ['INTERVAL_INVALID', 'error', 4, 'bad-interval'],
+        ['SERIAL_MISSING', 'error', 5, undefined],
+        ['SECRET_MISSING', 'error', 6, 'nosecret'],
+        ['DUPLICATE_SERIAL_CONFLICT', 'error', 7, 'dup'],
+        ['DUPLICATE_SERIAL_CONFLICT', 'error', 8, 'dup'],
+        ['DUPLICATE_ROW', 'warning', 10, 'same'],
+        ['SERIAL_INVALID', 'error', 11, 'ctl\u0007'],
+      ],
+    );
+    for (const p of r.problems) {
+      assert.ok(p.message.length > 20, p.message);
+      for (const secret of [S1, S2, 'MFRGGZDFMZTWQ2LK']) assert.ok(!p.message.includes(secret), `secret leaked in ${p.message}`);
+    }
+  });
+});

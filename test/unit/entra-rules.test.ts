@@ -1,0 +1,125 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { parse } from 'csv-parse/sync';
+import fc from 'fast-check';
+import { readAssignments } from '../../shared/formats/assignments.js';
+import { importabilityProblems, partFileName, planImport, splitRows, writeEntraCsv, type EntraRow, type ImportCandidate } from '../../shared/entra/import-rules.js';
+
+const token = (serial: string, extra: Partial<ImportCandidate> = {}): ImportCandidate => ({
+  serial,
+  manufacturer: 'Token2',
+  model: 'C202',
+  type: 'totp',
+  algorithm: 'SHA1',
+  digits: 6,
+  period: 30,
+  secretBytes: 20,
+  ...extra,
+});
+const rows = (...r: [string, string][]) => r.map(([upn, serial], i) => ({ upn, serial, line: i + 2 }));
+
+describe("Entra's import CSV", () => {
+  it('writes the exact header, no BOM, LF, quoting only when needed', () => {
+    const csv = writeEntraCsv([
+      { upn: 'a@contoso.com', serial: '0012', secretBase32: 'CZU6XXGHCCGCOL6YO3WW472WEWB34FVJ', period: 30, manufacturer: 'Token2', model: 'C202' },
+      { upn: 'b@contoso.com', serial: '13', secretBase32: 'EZDOCQANJA5PGME5QRSZCR7GLUFJG4JG', period: 60, manufacturer: 'Contoso, Ltd', model: 'Say "hi"' },
+    ]);
+    assert.equal(
+      csv,
+      'upn,serial number,secret key,time interval,manufacturer,model\n' +
+        'a@contoso.com,0012,CZU6XXGHCCGCOL6YO3WW472WEWB34FVJ,30,Token2,C202\n' +
+        'b@contoso.com,13,EZDOCQANJA5PGME5QRSZCR7GLUFJG4JG,60,"Contoso, Ltd","Say ""hi"""\n',
+    );
+    assert.notEqual(csv.charCodeAt(0), 0xfeff);
+  });
+
+  it('round-trips any row through csv-parse unchanged', () => {
+    const text = fc.string({ maxLength: 30 }).filter((s) => !/^[=+\-@\t\r]/.test(s));
+    fc.assert(
+      fc.property(fc.array(fc.record({ upn: text, serial: text, secretBase32: fc.stringMatching(/^[A-Z2-7]{26,32}$/), period: fc.constantFrom(30, 60), manufacturer: text, model: text }), { minLength: 1, maxLength: 5 }), (input: EntraRow[]) => {
+        const back = parse(writeEntraCsv(input), { columns: true, relax_quotes: false }) as Record<string, string>[];
+        assert.deepEqual(
+          back.map((r) => [r.upn, r['serial number'], r['secret key'], Number(r['time interval']), r.manufacturer, r.model]),
+          input.map((r) => [r.upn, r.serial, r.secretBase32, r.period, r.manufacturer, r.model]),
+        );
+      }),
+    );
+  });
+
+  it('names why a token is not importable by CSV', () => {
+    assert.deepEqual(importabilityProblems(token('1'), 'error'), []);
+    const [p] = importabilityProblems(token('2', { algorithm: 'SHA256', digits: 8 }), 'warning', 4);
+    assert.equal(p?.code, 'ENTRA_NOT_IMPORTABLE');
+    assert.equal(p?.severity, 'warning');
+    assert.equal(p?.line, 4);
+    assert.match(p!.message, /SHA256/);
+    assert.match(p!.message, /8 digits/);
+    assert.equal(importabilityProblems(token('3', { type: 'hotp' }), 'error')[0]?.code, 'ENTRA_NOT_IMPORTABLE');
+    assert.equal(importabilityProblems(token('4', { secretBytes: 81 }), 'error')[0]?.code, 'ENTRA_NOT_IMPORTABLE');
+  });
+
+  it('refuses formula-prefixed cells instead of altering them', () => {
+    for (const bad of ['=HYPERLINK("http://x")', '+1', '-2', '@SUM(A1)', '\tx', '\rx']) {
+      const codes = importabilityProblems(token('5', { model: bad }), 'error').map((p) => p.code);
+      assert.deepEqual(codes, ['ENTRA_FORMULA_CELL'], JSON.stringify(bad));
+    }
+  });
+
+  it('splits into parts of at most N rows and names them', () => {
+    assert.deepEqual(splitRows([1, 2, 3, 4, 5], 2), [[1, 2], [3, 4], [5]]);
+    assert.deepEqual(splitRows([1, 2], undefined), [[1, 2]]);
+    assert.equal(partFileName('out/import.csv', 0, 3), 'out/import-1.csv');
+    assert.equal(partFileName('import', 2, 3), 'import-3');
+    assert.equal(partFileName('import.csv', 0, 1), 'import.csv');
+  });
+});
+
+describe('assignment join', () => {
+  it('exports valid rows and reports every rule that fails', () => {
+    const tokens = [token('A'), token('B'), token('0042'), token('C'), token('D', { algorithm: 'SHA256' }), token('E'), token('F')];
+    const plan = planImport(
+      tokens,
+      rows(
+        ['helga@contoso.com', 'A'], // 2 ok
+        ['bad upn', 'B'], // 3
+        ['x@contoso.com', '42'], // 4 unknown, lost zeros
+        ['guest_gmail.com#EXT#@contoso.onmicrosoft.com', 'C'], // 5
+        ['y@contoso.com', 'D'], // 6 not importable
+        ['p@contoso.com', 'E'], // 7 conflict
+        ['q@contoso.com', 'E'], // 8 conflict
+        ['helga@contoso.com', 'A'], // 9 exact repeat
+      ),
+    );
+    assert.deepEqual(plan.exported, [{ upn: 'helga@contoso.com', serial: 'A', line: 2 }]);
+    assert.deepEqual(
+      plan.problems.map((p) => [p.code, p.severity, p.line]),
+      [
+        ['ASSIGNMENT_UPN_INVALID', 'error', 3],
+        ['ASSIGNMENT_UNKNOWN_SERIAL', 'error', 4],
+        ['ASSIGNMENT_GUEST_UPN', 'error', 5],
+        ['ENTRA_NOT_IMPORTABLE', 'error', 6],
+        ['ASSIGNMENT_SERIAL_CONFLICT', 'error', 7],
+        ['ASSIGNMENT_SERIAL_CONFLICT', 'error', 8],
+        ['ASSIGNMENT_DUPLICATE_ROW', 'warning', 9],
+      ],
+    );
+    assert.match(plan.problems[1]!.message, /"0042"/);
+    assert.deepEqual(plan.unassigned, ['0042', 'F']);
+  });
+
+  it('exports none of a user\'s new rows past five tokens, counting tokens held already', () => {
+    const tokens = ['1', '2', '3', '4', '5', '6', '7'].map((s) => token(s));
+    const six = planImport(tokens, rows(...['1', '2', '3', '4', '5', '6'].map((s): [string, string] => ['u@contoso.com', s]), ['v@contoso.com', '7']));
+    assert.deepEqual(six.exported.map((r) => r.serial), ['7']);
+    assert.equal(six.problems.filter((p) => p.code === 'ASSIGNMENT_TOO_MANY_TOKENS').length, 6);
+    const held = planImport(tokens, rows(['U@contoso.com', '1'], ['u@contoso.com', '2']), { existingTokensPerUser: new Map([['u@contoso.com', 4]]) });
+    assert.deepEqual(held.exported, []);
+    assert.equal(held.problems.length, 2);
+  });
+
+  it('reads assignment lists with the same header tolerance', () => {
+    const list = readAssignments(new TextEncoder().encode('\ufeffSerial Number;UPN\r\n0012;a@contoso.com\r\n\r\n'), 'a.csv');
+    assert.deepEqual(list, [{ upn: 'a@contoso.com', serial: '0012', line: 2 }]);
+    assert.throws(() => readAssignments(new TextEncoder().encode('user,token\n'), 'a.csv'), /upn.*serial number/);
+  });
+});

@@ -1,0 +1,66 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { describe, it } from 'node:test';
+import type { HashAlgorithm } from '../../shared/core/token.js';
+import { findMatchingStep, hotpCode, totpCode } from '../../shared/core/totp.js';
+import { activationWindowSteps, signInWindowSteps } from '../../shared/entra/windows.js';
+
+interface Vectors {
+  seeds: Record<HashAlgorithm, string>;
+  vectors: ({ time: number } & Record<HashAlgorithm, string>)[];
+  wrongSeedCheck: { code: string };
+}
+const data = JSON.parse(readFileSync(new URL('../fixtures/totp-vectors.json', import.meta.url), 'utf8')) as Vectors;
+const ascii = (s: string) => new TextEncoder().encode(s);
+
+describe('TOTP (RFC 6238 Appendix B)', () => {
+  for (const algorithm of ['SHA1', 'SHA256', 'SHA512'] as const) {
+    for (const v of data.vectors) {
+      it(`${algorithm} at t=${v.time} gives ${v[algorithm]}`, () => {
+        assert.equal(totpCode({ secret: ascii(data.seeds[algorithm]), algorithm, digits: 8, period: 30 }, v.time), v[algorithm]);
+      });
+    }
+  }
+
+  it('depends on the per-mode seed (the 20-byte seed under SHA256 gives another code)', () => {
+    assert.equal(totpCode({ secret: ascii(data.seeds.SHA1), algorithm: 'SHA256', digits: 8, period: 30 }, 59), data.wrongSeedCheck.code);
+  });
+
+  it('HOTP matches RFC 4226 Appendix D', () => {
+    const expected = ['755224', '287082', '359152', '969429', '338314', '254676', '287922', '162583', '399871', '520489'];
+    expected.forEach((code, counter) => assert.equal(hotpCode({ secret: ascii(data.seeds.SHA1), algorithm: 'SHA1', digits: 6 }, counter), code));
+  });
+});
+
+describe('window checks', () => {
+  const params = { secret: ascii(data.seeds.SHA1), algorithm: 'SHA1' as const, digits: 6, period: 30 };
+  const now = 1_700_000_000;
+
+  it('finds a code inside the window and reports the drift in steps', () => {
+    const ahead = totpCode(params, now + 60);
+    assert.deepEqual(findMatchingStep(params, ahead, { unixSeconds: now, windowSteps: 2 }), { step: Math.floor((now + 60) / 30), delta: 2 });
+    assert.equal(findMatchingStep(params, totpCode(params, now + 90), { unixSeconds: now, windowSteps: 2 }), undefined);
+  });
+
+  it('widens to Entra activation windows of +/- 1 day (30 s) and +/- 2 days (60 s)', () => {
+    assert.equal(activationWindowSteps(30), 2880);
+    assert.equal(activationWindowSteps(60), 2880);
+    assert.equal(signInWindowSteps(30), 2);
+    assert.equal(signInWindowSteps(60), 2);
+    const behind = totpCode(params, now - 86_000);
+    const match = findMatchingStep(params, behind, { unixSeconds: now, windowSteps: activationWindowSteps(30) });
+    assert.ok(match);
+    assert.equal(match.step, Math.floor((now - 86_000) / 30));
+  });
+
+  it('skips steps at or before the last accepted one (replay)', () => {
+    const code = totpCode(params, now);
+    const step = Math.floor(now / 30);
+    assert.ok(findMatchingStep(params, code, { unixSeconds: now, windowSteps: 2, afterStep: step - 1 }));
+    assert.equal(findMatchingStep(params, code, { unixSeconds: now, windowSteps: 2, afterStep: step }), undefined);
+  });
+
+  it('rejects malformed codes before any HMAC', () => {
+    for (const bad of ['12345', '1234567', 'abcdef', '12 456', '']) assert.equal(findMatchingStep(params, bad, { unixSeconds: now, windowSteps: 2 }), undefined);
+  });
+});
