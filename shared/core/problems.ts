@@ -55,6 +55,28 @@ export const PROBLEM_CODES = {
   ASSIGNMENT_DUPLICATE_ROW: 'The assignment repeats an earlier row exactly; it is used once.',
   ASSIGNMENT_SERIAL_MISSING: 'The assignment row has no serial number.',
   TOKEN_UNASSIGNED: 'No assignment names this token; it is not exported.',
+  ASSIGNMENT_TABLE_CONFLICT: 'The serial is already assigned to another user; the existing assignment stands. Delete it first to reassign.',
+  ASSIGNMENT_TOKEN_PENDING: 'No token with this serial has been ingested yet; the assignment waits for it.',
+
+  // Pipeline (vault and inventory).
+  VAULT_SECRET_CONFLICT: 'Key Vault already holds a different secret for this serial; it was not overwritten. Retire the old token first if the new seed is right.',
+  VAULT_SECRET_DELETED: 'The token\'s secret name is soft-deleted in Key Vault. Recover or purge it, or set RECOVER_DELETED_SECRETS=true.',
+  TRANSPORT_KEY_NOT_ALLOWED: 'The blob metadata names a vault secret outside the transport-key prefix; only those may serve as keys.',
+  TRANSPORT_KEY_MISSING: 'The transport key secret named for this file does not exist in Key Vault.',
+  TOKEN_STATE_INVALID: 'The token is not in a state that allows this operation.',
+  EXPORT_SECRET_MISSING: 'The token\'s secret could not be read from Key Vault; it was not exported.',
+
+  // HTTP API.
+  REQUEST_INVALID: 'The request is malformed.',
+  TOKEN_NOT_FOUND: 'No token has this serial.',
+  TOKEN_RETIRED: 'The token is retired.',
+  TOKEN_LOCKED: 'Too many wrong codes: the token is locked until an admin unlocks it or the lockout ends.',
+  CODE_REPLAYED: 'This code (or a later one) was already accepted; wait for the next code.',
+  ASSIGNMENT_NOT_FOUND: 'No assignment exists for this serial.',
+  IMPORT_FILE_NOT_FOUND: 'No import file with this name exists.',
+  UNAUTHORIZED: 'A valid function key is required.',
+  CONFIG_INVALID: 'An app setting is missing or invalid.',
+  INTERNAL_ERROR: 'The service failed unexpectedly; the request can be retried.',
 } as const;
 
 export type ProblemCode = keyof typeof PROBLEM_CODES;

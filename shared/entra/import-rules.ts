@@ -136,22 +136,13 @@ export interface PlanOptions {
 }
 
 /**
- * Joins assignments with tokens under Entra's rules. A row is exported only when
- * every rule passes; a user who would pass five tokens gets none of the new rows,
- * so nothing is half-done.
+ * The rules an assignment list must pass on its own, before any token is
+ * looked at: a serial, a valid member UPN, one user per serial. Exact repeats
+ * are used once.
  */
-export function planImport(tokens: readonly ImportCandidate[], assignments: readonly AssignmentRow[], options: PlanOptions = {}): ImportPlan {
+export function screenAssignments(assignments: readonly AssignmentRow[]): { accepted: AssignmentRow[]; problems: Problem[] } {
   const problems: Problem[] = [];
-  const bySerial = new Map(tokens.map((t) => [t.serial, t]));
-  const byStrippedSerial = new Map<string, string>();
-  for (const t of tokens) {
-    const stripped = t.serial.replace(/^0+(?=.)/, '');
-    if (stripped !== t.serial) byStrippedSerial.set(stripped, t.serial);
-  }
-
-  // Group rows by serial to find conflicts and exact repeats.
   const rowsBySerial = new Map<string, AssignmentRow[]>();
-  const candidates: AssignmentRow[] = [];
   for (const row of assignments) {
     if (row.serial.length === 0) {
       problems.push(problem('ASSIGNMENT_SERIAL_MISSING', 'error', `Line ${row.line}: the row has no serial number.`, { line: row.line }));
@@ -161,6 +152,7 @@ export function planImport(tokens: readonly ImportCandidate[], assignments: read
     if (list) list.push(row);
     else rowsBySerial.set(row.serial, [row]);
   }
+  const candidates: AssignmentRow[] = [];
   for (const [serial, rows] of rowsBySerial) {
     const upns = new Set(rows.map((r) => r.upn.toLowerCase()));
     if (upns.size > 1) {
@@ -175,19 +167,36 @@ export function planImport(tokens: readonly ImportCandidate[], assignments: read
     }
   }
   candidates.sort((a, b) => a.line - b.line);
+  const accepted: AssignmentRow[] = [];
+  for (const row of candidates) {
+    const upnIssue = upnProblem(row.upn, row.line, row.serial);
+    if (upnIssue) problems.push(upnIssue);
+    else accepted.push(row);
+  }
+  return { accepted, problems };
+}
+
+/**
+ * Joins assignments with tokens under Entra's rules. A row is exported only when
+ * every rule passes; a user who would pass five tokens gets none of the new rows,
+ * so nothing is half-done.
+ */
+export function planImport(tokens: readonly ImportCandidate[], assignments: readonly AssignmentRow[], options: PlanOptions = {}): ImportPlan {
+  const bySerial = new Map(tokens.map((t) => [t.serial, t]));
+  const byStrippedSerial = new Map<string, string>();
+  for (const t of tokens) {
+    const stripped = t.serial.replace(/^0+(?=.)/, '');
+    if (stripped !== t.serial) byStrippedSerial.set(stripped, t.serial);
+  }
+  const { accepted, problems } = screenAssignments(assignments);
 
   const valid: PlannedRow[] = [];
-  for (const row of candidates) {
+  for (const row of accepted) {
     const where = { line: row.line, serial: row.serial };
-    const upnIssue = upnProblem(row.upn, row.line, row.serial);
-    if (upnIssue) {
-      problems.push(upnIssue);
-      continue;
-    }
     const token = bySerial.get(row.serial);
     if (!token) {
       const original = byStrippedSerial.get(row.serial);
-      const hint = original ? ` A token has serial ${quoteValue(original)}: the leading zeros were probably lost in a spreadsheet; write the serial as text.` : ' Check the serial on the token\'s label and in the seed file.';
+      const hint = original ? ` A token has serial ${quoteValue(original)}: the leading zeros were probably lost in a spreadsheet; write the serial as text.` : " Check the serial on the token's label and in the seed file.";
       problems.push(problem('ASSIGNMENT_UNKNOWN_SERIAL', 'error', `Line ${row.line}: no token has serial ${quoteValue(row.serial)}.${hint}`, where));
       continue;
     }

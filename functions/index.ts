@@ -1,0 +1,19 @@
+/**
+ * The app's entry (package.json "main"): validates the configuration, then
+ * registers every function. Each function file loads the Azure SDKs lazily.
+ */
+import { loadConfig } from '../shared/config.js';
+import './ingestSeedFile.js';
+import './ingestAssignments.js';
+import './reconcile.js';
+import './verifyActivationCode.js';
+import './unlockToken.js';
+import './buildImport.js';
+import './confirmImportUploaded.js';
+import './deleteAssignment.js';
+import './getToken.js';
+import './listTokens.js';
+import './health.js';
+
+// Fail at start with the setting's name rather than on the first request.
+loadConfig();

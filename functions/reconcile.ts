@@ -1,0 +1,13 @@
+/** Timer: reprocesses files that triggers missed and settles interrupted builds. */
+import { app, type InvocationContext, type Timer } from '@azure/functions';
+import { registration } from '../shared/app/registration.js';
+
+export async function reconcile(_timer: Timer, context: InvocationContext): Promise<void> {
+  const { getAppContext, services } = await import('../shared/app/context.js');
+  const { invocationLogger } = await import('../shared/app/http.js');
+  const svc = services(await getAppContext(), invocationLogger(context));
+  const result = await svc.reconciler.run();
+  if (result.seedsRetried + result.assignmentsRetried + result.exportsReleased > 0) await svc.build.build();
+}
+
+app.timer('reconcile', { schedule: registration.reconcileSchedule, handler: reconcile });

@@ -1,0 +1,14 @@
+/** POST /api/tokens/{serial}/unlock (admin key): clears a lockout after too many wrong codes. */
+import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } from '@azure/functions';
+
+export async function unlockToken(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
+  const { getAppContext, services } = await import('../shared/app/context.js');
+  const { guarded, invocationLogger, json } = await import('../shared/app/http.js');
+  return guarded(context, async () => {
+    const svc = services(await getAppContext(), invocationLogger(context));
+    const outcome = await svc.verify.unlock(request.params.serial ?? '');
+    return json(outcome.status, outcome.body);
+  });
+}
+
+app.http('unlockToken', { methods: ['POST'], route: 'tokens/{serial}/unlock', authLevel: 'admin', handler: unlockToken });

@@ -1,0 +1,93 @@
+/**
+ * The composition root: config, adapters and services, built once per process
+ * on first use. Function files import this lazily, so a cold start loads the
+ * Azure SDKs only when a function first needs them.
+ */
+import { loadConfig, type PipelineConfig } from '../config.js';
+import { createAzureAdapters } from '../azure/clients.js';
+import { AssignmentService } from '../pipeline/assignments.js';
+import { BuildService } from '../pipeline/build.js';
+import { IngestService } from '../pipeline/ingest.js';
+import type { AssignmentEntity, BlobStore, Clock, EntityTable, Logger, TokenEntity } from '../pipeline/ports.js';
+import { Reconciler } from '../pipeline/reconcile.js';
+import { PacedVault } from '../pipeline/vault.js';
+import { VerifyService } from '../pipeline/verify.js';
+
+export interface AppContext {
+  config: PipelineConfig;
+  blobs: BlobStore;
+  vault: PacedVault;
+  tokens: EntityTable<TokenEntity>;
+  assignments: EntityTable<AssignmentEntity>;
+  clock: Clock;
+}
+
+let shared: Promise<AppContext> | undefined;
+
+export function getAppContext(): Promise<AppContext> {
+  shared ??= build().catch((err: unknown) => {
+    shared = undefined;
+    throw err;
+  });
+  return shared;
+}
+
+async function build(): Promise<AppContext> {
+  const config = loadConfig();
+  const adapters = await createAzureAdapters(config);
+  // One vault pacer per process: every function's vault calls share the budget.
+  const vault = new PacedVault(adapters.secrets, {
+    createBudget: config.vaultCreateBudget,
+    readBudget: config.vaultReadBudget,
+    retry: { baseDelayMs: Number(process.env.KEY_VAULT_RETRY_BASE_MS ?? 1000) },
+  });
+  return { config, blobs: adapters.blobs, vault, tokens: adapters.tokens, assignments: adapters.assignments, clock: { now: () => new Date() } };
+}
+
+/** Services are cheap: built per invocation so they log through that invocation. */
+export function services(ctx: AppContext, log: Logger) {
+  const { config } = ctx;
+  const ingest = new IngestService({
+    blobs: ctx.blobs,
+    vault: ctx.vault,
+    tokens: ctx.tokens,
+    clock: ctx.clock,
+    log,
+    containers: config.containers,
+    transportKeyPrefix: config.transportKeyPrefix,
+    defaultTransportKeySecret: config.defaultTransportKeySecret,
+    maxSeedFileBytes: config.maxSeedFileBytes,
+    recoverDeletedSecrets: config.recoverDeletedSecrets,
+  });
+  const assignments = new AssignmentService({
+    blobs: ctx.blobs,
+    assignments: ctx.assignments,
+    tokens: ctx.tokens,
+    clock: ctx.clock,
+    log,
+    containers: config.containers,
+    maxFileBytes: config.maxSeedFileBytes,
+  });
+  const build = new BuildService({
+    blobs: ctx.blobs,
+    vault: ctx.vault,
+    tokens: ctx.tokens,
+    assignments: ctx.assignments,
+    clock: ctx.clock,
+    log,
+    containers: config.containers,
+    maxRows: config.importMaxRows,
+  });
+  const reconciler = new Reconciler({
+    blobs: ctx.blobs,
+    tokens: ctx.tokens,
+    ingest,
+    assignments,
+    clock: ctx.clock,
+    log,
+    containers: config.containers,
+    minAgeMinutes: config.reconcileMinAgeMinutes,
+  });
+  const verify = new VerifyService({ tokens: ctx.tokens, secrets: ctx.vault, clock: ctx.clock, log, lockoutLimit: config.lockoutLimit, lockoutMinutes: config.lockoutMinutes });
+  return { ingest, assignments, build, reconciler, verify };
+}

@@ -1,0 +1,51 @@
+/**
+ * HTTP plumbing shared by the function files: JSON answers, the project's
+ * error shape `{ "error": { "code", "message" } }`, and a guard that turns
+ * unexpected failures into a generic 500 without echoing internals.
+ */
+import type { HttpResponseInit, InvocationContext } from '@azure/functions';
+import { ConfigError } from '../config.js';
+import type { Logger } from '../pipeline/ports.js';
+
+export function json(status: number, body: unknown): HttpResponseInit {
+  return { status, jsonBody: body, headers: { 'cache-control': 'no-store' } };
+}
+
+export function errorResponse(status: number, code: string, message: string): HttpResponseInit {
+  return json(status, { error: { code, message } });
+}
+
+export function invocationLogger(context: InvocationContext): Logger {
+  const fmt = (message: string, data?: Record<string, unknown>) => (data ? `${message} ${JSON.stringify(data)}` : message);
+  return {
+    info: (m, d) => context.log(fmt(m, d)),
+    warn: (m, d) => context.warn(fmt(m, d)),
+    error: (m, d) => context.error(fmt(m, d)),
+  };
+}
+
+/** Runs a handler; unexpected errors become 500/503 answers with a stable code and no internals. */
+export async function guarded(context: InvocationContext, handler: () => Promise<HttpResponseInit>): Promise<HttpResponseInit> {
+  try {
+    return await handler();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      context.error(err.message);
+      return errorResponse(500, 'CONFIG_INVALID', err.message);
+    }
+    // Only the error's class goes to the log: SDK messages can quote request bodies.
+    context.error(`Unhandled ${(err as Error)?.name ?? 'error'} in ${context.functionName}`);
+    const transient = (err as Error)?.name === 'TransientError';
+    return errorResponse(transient ? 503 : 500, 'INTERNAL_ERROR', transient ? 'A backing service is busy or unavailable; retry shortly.' : 'The service failed unexpectedly; retry, and check the function logs if it persists.');
+  }
+}
+
+export async function readJsonBody(request: { text(): Promise<string> }): Promise<{ ok: true; value: unknown } | { ok: false }> {
+  const text = await request.text();
+  if (text.trim() === '') return { ok: true, value: undefined };
+  try {
+    return { ok: true, value: JSON.parse(text) as unknown };
+  } catch {
+    return { ok: false };
+  }
+}

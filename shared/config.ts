@@ -1,0 +1,210 @@
+/**
+ * Every app setting the pipeline reads, in one typed place. Validated once at
+ * start: a bad value fails with a message that names the setting.
+ */
+
+export type TriggerSource = 'EventGrid' | 'LogsAndContainerScan';
+
+export interface StorageConnection {
+  /** A connection string (Azurite, or a user who chose keys), or identity-based service URIs. */
+  connectionString?: string;
+  blobServiceUri?: string;
+  queueServiceUri?: string;
+  tableServiceUri?: string;
+  /** Client id of a user-assigned managed identity. */
+  clientId?: string;
+}
+
+export interface PipelineConfig {
+  /** Name of the app setting (prefix) that holds the pipeline's storage connection; the triggers bind to it. */
+  storageConnectionName: string;
+  storage: StorageConnection;
+  keyVaultUrl: string;
+  /** Client id of the user-assigned identity (DefaultAzureCredential), if any. */
+  azureClientId?: string;
+  triggerSource: TriggerSource;
+  containers: { seeds: string; assignments: string; imports: string; reports: string; quarantine: string };
+  tables: { tokens: string; assignments: string };
+  transportKeyPrefix: string;
+  defaultTransportKeySecret?: string;
+  /** Key Vault's budgets per 10-second window. */
+  vaultCreateBudget: number;
+  vaultReadBudget: number;
+  lockoutLimit: number;
+  lockoutMinutes: number;
+  importMaxRows: number;
+  reconcileMinAgeMinutes: number;
+  reconcileSchedule: string;
+  maxSeedFileBytes: number;
+  recoverDeletedSecrets: boolean;
+  /** True when the vault is the local stand-in (plain HTTP on loopback). */
+  localVault: boolean;
+}
+
+export class ConfigError extends Error {
+  readonly code = 'CONFIG_INVALID';
+  constructor(
+    readonly setting: string,
+    message: string,
+  ) {
+    super(`App setting ${setting}: ${message}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Setting names and defaults, also listed in the README. */
+export const SETTINGS = {
+  KEY_VAULT_URL: { required: true },
+  SEED_TRIGGER_SOURCE: { default: 'LogsAndContainerScan' },
+  SEEDS_CONTAINER: { default: 'seeds' },
+  ASSIGNMENTS_CONTAINER: { default: 'assignments' },
+  IMPORTS_CONTAINER: { default: 'imports' },
+  REPORTS_CONTAINER: { default: 'reports' },
+  QUARANTINE_CONTAINER: { default: 'quarantine' },
+  TOKENS_TABLE: { default: 'tokens' },
+  ASSIGNMENTS_TABLE: { default: 'assignments' },
+  TRANSPORT_KEY_PREFIX: { default: 'transport-' },
+  DEFAULT_TRANSPORT_KEY_SECRET: { default: '' },
+  KEY_VAULT_CREATE_BUDGET: { default: '300' },
+  KEY_VAULT_READ_BUDGET: { default: '4000' },
+  VERIFY_LOCKOUT_LIMIT: { default: '10' },
+  VERIFY_LOCKOUT_MINUTES: { default: '15' },
+  IMPORT_MAX_ROWS: { default: '0' },
+  RECONCILE_MIN_AGE_MINUTES: { default: '15' },
+  RECONCILE_SCHEDULE: { default: '0 */5 * * * *' },
+  MAX_SEED_FILE_BYTES: { default: String(20 * 1024 * 1024) },
+  RECOVER_DELETED_SECRETS: { default: 'false' },
+  AZURE_CLIENT_ID: { default: '' },
+} as const;
+
+export const STORAGE_CONNECTION_NAME = 'PipelineStorage';
+
+type Env = Record<string, string | undefined>;
+
+function text(env: Env, name: keyof typeof SETTINGS): string {
+  const spec = SETTINGS[name] as { required?: boolean; default?: string };
+  const value = env[name]?.trim();
+  if (value) return value;
+  if (spec.required) throw new ConfigError(name, 'is required but not set.');
+  return spec.default ?? '';
+}
+
+function integer(env: Env, name: keyof typeof SETTINGS, min: number, max: number): number {
+  const raw = text(env, name);
+  if (!/^\d+$/.test(raw)) throw new ConfigError(name, `must be a whole number, got ${JSON.stringify(raw)}.`);
+  const n = Number(raw);
+  if (n < min || n > max) throw new ConfigError(name, `must be between ${min} and ${max}, got ${n}.`);
+  return n;
+}
+
+function bool(env: Env, name: keyof typeof SETTINGS): boolean {
+  const raw = text(env, name).toLowerCase();
+  if (raw === 'true' || raw === '1') return true;
+  if (raw === 'false' || raw === '0') return false;
+  throw new ConfigError(name, `must be true or false, got ${JSON.stringify(raw)}.`);
+}
+
+/** Container names: 3-63 lower-case letters, digits and single dashes. */
+function containerName(env: Env, name: keyof typeof SETTINGS): string {
+  const value = text(env, name);
+  if (!/^[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]$/.test(value)) throw new ConfigError(name, `${JSON.stringify(value)} is not a valid blob container name.`);
+  return value;
+}
+
+function tableName(env: Env, name: keyof typeof SETTINGS): string {
+  const value = text(env, name);
+  if (!/^[A-Za-z][A-Za-z0-9]{2,62}$/.test(value)) throw new ConfigError(name, `${JSON.stringify(value)} is not a valid table name.`);
+  return value;
+}
+
+export function storageConnection(env: Env, connectionName: string): StorageConnection {
+  const direct = env[connectionName]?.trim();
+  if (direct) {
+    if (direct === 'UseDevelopmentStorage=true' || /AccountName=|BlobEndpoint=/i.test(direct)) return { connectionString: direct };
+    throw new ConfigError(connectionName, 'is set but is not a storage connection string; for identity-based connections set ' + `${connectionName}__blobServiceUri, __queueServiceUri and __tableServiceUri instead.`);
+  }
+  const blob = env[`${connectionName}__blobServiceUri`]?.trim();
+  const queue = env[`${connectionName}__queueServiceUri`]?.trim();
+  const table = env[`${connectionName}__tableServiceUri`]?.trim();
+  const account = env[`${connectionName}__accountName`]?.trim();
+  const out: StorageConnection = {
+    blobServiceUri: blob ?? (account ? `https://${account}.blob.core.windows.net` : undefined),
+    queueServiceUri: queue ?? (account ? `https://${account}.queue.core.windows.net` : undefined),
+    tableServiceUri: table ?? (account ? `https://${account}.table.core.windows.net` : undefined),
+  };
+  const clientId = env[`${connectionName}__clientId`]?.trim();
+  if (clientId) out.clientId = clientId;
+  for (const [key, value] of [
+    ['blobServiceUri', out.blobServiceUri],
+    ['tableServiceUri', out.tableServiceUri],
+  ] as const) {
+    if (!value) throw new ConfigError(`${connectionName}__${key}`, `is required (or set ${connectionName} to a connection string).`);
+    try {
+      new URL(value);
+    } catch {
+      throw new ConfigError(`${connectionName}__${key}`, `${JSON.stringify(value)} is not a URL.`);
+    }
+  }
+  return out;
+}
+
+export function isLoopbackUrl(url: URL): boolean {
+  return url.protocol === 'http:' && ['127.0.0.1', 'localhost', '[::1]'].includes(url.hostname);
+}
+
+export function loadConfig(env: Env = process.env): PipelineConfig {
+  const keyVaultUrl = text(env, 'KEY_VAULT_URL');
+  let vaultUrl: URL;
+  try {
+    vaultUrl = new URL(keyVaultUrl);
+  } catch {
+    throw new ConfigError('KEY_VAULT_URL', `${JSON.stringify(keyVaultUrl)} is not a URL.`);
+  }
+  const localVault = isLoopbackUrl(vaultUrl);
+  if (vaultUrl.protocol !== 'https:' && !localVault) throw new ConfigError('KEY_VAULT_URL', 'must use https (plain http is accepted only for the local stand-in on loopback).');
+  if (vaultUrl.pathname !== '/' && vaultUrl.pathname !== '') throw new ConfigError('KEY_VAULT_URL', 'must have no path, for example https://my-vault.vault.azure.net.');
+
+  const triggerSource = text(env, 'SEED_TRIGGER_SOURCE');
+  if (triggerSource !== 'EventGrid' && triggerSource !== 'LogsAndContainerScan') {
+    throw new ConfigError('SEED_TRIGGER_SOURCE', `must be EventGrid or LogsAndContainerScan, got ${JSON.stringify(triggerSource)}.`);
+  }
+  const prefix = text(env, 'TRANSPORT_KEY_PREFIX');
+  if (!/^[0-9a-zA-Z-]{1,40}$/.test(prefix)) throw new ConfigError('TRANSPORT_KEY_PREFIX', 'must be 1-40 characters of 0-9, a-z, A-Z and -.');
+  if (prefix.toLowerCase().startsWith('oath-')) throw new ConfigError('TRANSPORT_KEY_PREFIX', 'must not overlap the token secrets\' "oath-" names.');
+  const defaultTransport = text(env, 'DEFAULT_TRANSPORT_KEY_SECRET');
+  if (defaultTransport && !defaultTransport.toLowerCase().startsWith(prefix.toLowerCase())) {
+    throw new ConfigError('DEFAULT_TRANSPORT_KEY_SECRET', `must start with the transport key prefix ${JSON.stringify(prefix)}.`);
+  }
+
+  const config: PipelineConfig = {
+    storageConnectionName: STORAGE_CONNECTION_NAME,
+    storage: storageConnection(env, STORAGE_CONNECTION_NAME),
+    keyVaultUrl: vaultUrl.origin,
+    triggerSource,
+    containers: {
+      seeds: containerName(env, 'SEEDS_CONTAINER'),
+      assignments: containerName(env, 'ASSIGNMENTS_CONTAINER'),
+      imports: containerName(env, 'IMPORTS_CONTAINER'),
+      reports: containerName(env, 'REPORTS_CONTAINER'),
+      quarantine: containerName(env, 'QUARANTINE_CONTAINER'),
+    },
+    tables: { tokens: tableName(env, 'TOKENS_TABLE'), assignments: tableName(env, 'ASSIGNMENTS_TABLE') },
+    transportKeyPrefix: prefix,
+    vaultCreateBudget: integer(env, 'KEY_VAULT_CREATE_BUDGET', 1, 100_000),
+    vaultReadBudget: integer(env, 'KEY_VAULT_READ_BUDGET', 1, 1_000_000),
+    lockoutLimit: integer(env, 'VERIFY_LOCKOUT_LIMIT', 1, 1000),
+    lockoutMinutes: integer(env, 'VERIFY_LOCKOUT_MINUTES', 0, 100_000),
+    importMaxRows: integer(env, 'IMPORT_MAX_ROWS', 0, 1_000_000),
+    reconcileMinAgeMinutes: integer(env, 'RECONCILE_MIN_AGE_MINUTES', 0, 100_000),
+    reconcileSchedule: text(env, 'RECONCILE_SCHEDULE'),
+    maxSeedFileBytes: integer(env, 'MAX_SEED_FILE_BYTES', 1, 1024 * 1024 * 1024),
+    recoverDeletedSecrets: bool(env, 'RECOVER_DELETED_SECRETS'),
+    localVault,
+  };
+  if (defaultTransport) config.defaultTransportKeySecret = defaultTransport;
+  const clientId = text(env, 'AZURE_CLIENT_ID');
+  if (clientId) config.azureClientId = clientId;
+  const fields = config.reconcileSchedule.split(/\s+/);
+  if (fields.length !== 6) throw new ConfigError('RECONCILE_SCHEDULE', 'must be a six-field NCRONTAB expression, for example "0 */5 * * * *".');
+  return config;
+}

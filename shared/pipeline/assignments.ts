@@ -1,0 +1,124 @@
+/**
+ * Assignment lists dropped in `assignments`: checked with the core's rules,
+ * merged into the `assignments` table (an existing assignment to another user
+ * stands), reported, and the file removed (or quarantined when rows were refused).
+ */
+import { FileError, hasErrors, problem, quoteValue, type Problem } from '../core/problems.js';
+import { screenAssignments } from '../entra/import-rules.js';
+import { readAssignments } from '../formats/assignments.js';
+import { ConflictError, PreconditionFailedError } from './errors.js';
+import type { AssignmentEntity, BlobStore, Clock, EntityTable, Logger, TokenEntity } from './ports.js';
+import { renderReportHtml, renderReportJson, type RunReport } from './report.js';
+
+export interface AssignmentDeps {
+  blobs: BlobStore;
+  assignments: EntityTable<AssignmentEntity>;
+  tokens: EntityTable<TokenEntity>;
+  clock: Clock;
+  log: Logger;
+  containers: { assignments: string; reports: string; quarantine: string };
+  maxFileBytes: number;
+}
+
+export interface AssignmentIngestResult {
+  outcome: RunReport['outcome'] | 'gone';
+  added: number;
+  unchanged: number;
+  reportName?: string;
+}
+
+export type DeleteAssignmentResult = { status: 'deleted' } | { status: 'not-found' } | { status: 'refused'; state: string };
+
+export class AssignmentService {
+  constructor(private readonly deps: AssignmentDeps) {}
+
+  async ingest(name: string): Promise<AssignmentIngestResult> {
+    const { blobs, containers } = this.deps;
+    const startedAt = this.deps.clock.now().toISOString();
+    const blob = await blobs.read(containers.assignments, name);
+    if (!blob) return { outcome: 'gone', added: 0, unchanged: 0 };
+    const etag = blob.etag.replace(/"/g, '');
+    const reportBase = `assignments/${name}-${etag}`;
+    const problems: Problem[] = [];
+    const items: RunReport['items'] = [];
+    let added = 0;
+    let unchanged = 0;
+    let pending = 0;
+    try {
+      const rows = readAssignments(blob.bytes, name, this.deps.maxFileBytes);
+      const screened = screenAssignments(rows);
+      problems.push(...screened.problems);
+      for (const row of screened.accepted) {
+        const outcome = await this.upsert(row.serial, row.upn, name, row.line);
+        if (outcome.kind === 'conflict') {
+          problems.push(problem('ASSIGNMENT_TABLE_CONFLICT', 'error', `Line ${row.line}: serial ${quoteValue(row.serial)} is already assigned to ${quoteValue(outcome.existingUpn)}; that assignment stands. Delete it (DELETE /api/assignments/{serial}) before reassigning.`, { line: row.line, serial: row.serial }));
+          items.push({ serial: row.serial, result: 'conflict', upn: row.upn });
+          continue;
+        }
+        if (outcome.kind === 'added') added++;
+        else unchanged++;
+        items.push({ serial: row.serial, result: outcome.kind, upn: row.upn });
+        if (!(await this.deps.tokens.get(row.serial))) {
+          pending++;
+          problems.push(problem('ASSIGNMENT_TOKEN_PENDING', 'info', `Line ${row.line}: no token with serial ${quoteValue(row.serial)} has been ingested yet; the assignment is kept and used once the seed file arrives.`, { line: row.line, serial: row.serial }));
+        }
+      }
+    } catch (err) {
+      if (!(err instanceof FileError)) throw err;
+      problems.push(err.toProblem());
+    }
+    problems.sort((a, b) => (a.line ?? 0) - (b.line ?? 0));
+    const failed = hasErrors(problems);
+    const report: RunReport = {
+      kind: 'assignments',
+      subject: `${containers.assignments}/${name}`,
+      batch: `${name}@${etag}`,
+      startedAt,
+      finishedAt: this.deps.clock.now().toISOString(),
+      outcome: failed ? (added + unchanged === 0 ? 'rejected' : 'completed-with-problems') : 'completed',
+      summary: `${added} assignments added, ${unchanged} already known${pending ? `, ${pending} waiting for their token` : ''}${failed ? '; rows with errors were not taken and the file was moved to quarantine' : ''}.`,
+      counts: { rows: items.length + problems.filter((p) => p.severity === 'error').length, added, unchanged, pending, errors: problems.filter((p) => p.severity === 'error').length },
+      items,
+      problems,
+    };
+    await blobs.write(containers.reports, `${reportBase}.json`, renderReportJson(report), { contentType: 'application/json' });
+    await blobs.write(containers.reports, `${reportBase}.html`, renderReportHtml(report), { contentType: 'text/html; charset=utf-8' });
+    if (failed) {
+      await blobs.copy(containers.assignments, name, containers.quarantine, `assignments/${name}-${etag}/${name.split('/').pop()}`);
+    }
+    await blobs.delete(containers.assignments, name, { ifMatch: blob.etag }).catch((err: unknown) => {
+      // Replaced by a newer upload meanwhile: that one triggers its own run.
+      if (!(err instanceof PreconditionFailedError)) throw err;
+    });
+    this.deps.log.info('Assignment list processed', { blob: name, outcome: report.outcome, added, unchanged, pending });
+    return { outcome: report.outcome, added, unchanged, reportName: `${reportBase}.json` };
+  }
+
+  private async upsert(serial: string, upn: string, sourceFile: string, line: number): Promise<{ kind: 'added' | 'unchanged' } | { kind: 'conflict'; existingUpn: string }> {
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const existing = await this.deps.assignments.get(serial);
+      if (existing) {
+        return existing.value.upn.toLowerCase() === upn.toLowerCase() ? { kind: 'unchanged' } : { kind: 'conflict', existingUpn: existing.value.upn };
+      }
+      try {
+        await this.deps.assignments.insert(serial, { serial, upn, sourceFile, line, createdAt: this.deps.clock.now().toISOString() });
+        return { kind: 'added' };
+      } catch (err) {
+        if (!(err instanceof ConflictError)) throw err;
+      }
+    }
+    const existing = await this.deps.assignments.get(serial);
+    return { kind: 'conflict', existingUpn: existing?.value.upn ?? '' };
+  }
+
+  /** Removes an assignment whose token is not yet on its way to Entra (stored, or not ingested yet). */
+  async remove(serial: string): Promise<DeleteAssignmentResult> {
+    const existing = await this.deps.assignments.get(serial);
+    if (!existing) return { status: 'not-found' };
+    const token = await this.deps.tokens.get(serial);
+    if (token && token.value.state !== 'stored' && token.value.state !== 'retired') return { status: 'refused', state: token.value.state };
+    await this.deps.assignments.delete(serial, existing.etag);
+    this.deps.log.info('Assignment deleted', { serial });
+    return { status: 'deleted' };
+  }
+}

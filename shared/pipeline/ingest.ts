@@ -1,0 +1,277 @@
+/**
+ * Ingest of a seed file dropped in `seeds`: parse and validate it with the
+ * core, move every secret into Key Vault (idempotently, inside the vault's
+ * budget), record the inventory, write the reports, and leave no plaintext
+ * seed file behind: deleted when everything was stored, moved to `quarantine`
+ * otherwise.
+ */
+import { randomUUID } from 'node:crypto';
+import { parseSecretEncoding, toCanonicalBase32, type SecretEncoding } from '../core/encoding.js';
+import { FileError, hasErrors, problem, quoteValue, type Problem } from '../core/problems.js';
+import type { OathToken } from '../core/token.js';
+import { describePskcKeyNeed, looksLikePskc } from '../formats/pskc.js';
+import { readSeedFile } from '../formats/read-seed-file.js';
+import type { KeyMaterial, SeedReadResult } from '../formats/types.js';
+import { TransientError, ConflictError, PreconditionFailedError, SecretDeletedError } from './errors.js';
+import { secretNameForSerial } from './keys.js';
+import type { BlobLease, BlobStore, Clock, EntityTable, Logger, TokenEntity } from './ports.js';
+import { mapPool } from './rate-limit.js';
+import { renderReportHtml, renderReportJson, type RunReport } from './report.js';
+import { appendHistory, newTokenEntity } from './inventory.js';
+import type { PacedVault } from './vault.js';
+
+export const SECRET_CONTENT_TYPE = 'application/x-oath-seed; encoding=base32';
+/** Seed-file blob metadata keys (Azure lower-cases metadata names). */
+export const METADATA_SECRET_ENCODING = 'secretencoding';
+export const METADATA_TRANSPORT_KEY_SECRET = 'transportkeysecret';
+
+export interface IngestDeps {
+  blobs: BlobStore;
+  vault: PacedVault;
+  tokens: EntityTable<TokenEntity>;
+  clock: Clock;
+  log: Logger;
+  containers: { seeds: string; reports: string; quarantine: string };
+  transportKeyPrefix: string;
+  defaultTransportKeySecret?: string;
+  maxSeedFileBytes: number;
+  recoverDeletedSecrets: boolean;
+  /** Parallel vault calls; the limiters pace them, this only bounds memory and sockets. */
+  concurrency?: number;
+  /** How long to wait for another invocation that holds the blob's lease. */
+  leaseWaitMs?: number;
+}
+
+export interface IngestResult {
+  outcome: 'completed' | 'completed-with-problems' | 'rejected' | 'gone';
+  blob: string;
+  batch?: string;
+  reportName?: string;
+  quarantinedAs?: string;
+  counts?: Record<string, number>;
+}
+
+type TokenOutcome = 'stored' | 'unchanged' | 'conflict' | 'deleted' | 'recovered';
+
+const LEASE_SECONDS = 15;
+
+export class IngestService {
+  constructor(private readonly deps: IngestDeps) {}
+
+  async ingest(name: string): Promise<IngestResult> {
+    const { blobs, containers } = this.deps;
+    const lease = await this.acquireLease(name);
+    if (!lease) return { outcome: 'gone', blob: name };
+    // Keep the lease while we work: a duplicate event waits instead of writing twice.
+    const renewer = setInterval(() => void lease.renew().catch(() => undefined), (LEASE_SECONDS * 1000) / 3);
+    try {
+      const startedAt = this.deps.clock.now().toISOString();
+      const props = await blobs.properties(containers.seeds, name);
+      if (!props) return { outcome: 'gone', blob: name };
+      const etag = props.etag.replace(/"/g, '');
+      const batch = `${name}@${etag}`;
+      const reportBase = `${name}-${etag}`;
+
+      let read: SeedReadResult;
+      try {
+        if (props.contentLength > this.deps.maxSeedFileBytes) {
+          throw new FileError('FILE_TOO_LARGE', `${name}: the file is ${props.contentLength} bytes, above the limit of ${this.deps.maxSeedFileBytes}. Split it into smaller files.`);
+        }
+        const blob = await blobs.read(containers.seeds, name);
+        if (!blob) return { outcome: 'gone', blob: name };
+        const encoding = this.secretEncoding(name, blob.metadata);
+        const keys = await this.keyMaterial(name, blob.bytes, blob.metadata);
+        read = readSeedFile(blob.bytes, { fileName: name, secretEncoding: encoding, maxBytes: this.deps.maxSeedFileBytes, ...keys });
+      } catch (err) {
+        if (!(err instanceof FileError)) throw err;
+        // A file that can never succeed: report it and move it out of `seeds`.
+        const report = this.report(name, batch, startedAt, 'rejected', `The file was rejected as a whole: ${err.message}`, { tokensInFile: 0 }, [], [err.toProblem()]);
+        const reportName = await this.writeReports(reportBase, report);
+        const quarantinedAs = await this.quarantine(name, etag, lease, report);
+        this.deps.log.warn('Seed file rejected', { blob: name, code: err.code, report: reportName });
+        return { outcome: 'rejected', blob: name, batch, reportName, quarantinedAs, counts: report.counts };
+      }
+
+      const outcomes = await mapPool(read.tokens, this.deps.concurrency ?? 32, (token) => this.storeToken(token, batch));
+      const problems: Problem[] = [...read.problems];
+      const items: RunReport['items'] = [];
+      const counts = { tokensInFile: read.tokens.length + read.problems.filter((p) => p.severity === 'error').length, stored: 0, unchanged: 0, recovered: 0, conflicts: 0, deleted: 0, rejectedRows: 0 };
+      counts.rejectedRows = new Set(read.problems.filter((p) => p.severity === 'error').map((p) => `${p.line ?? ''}|${p.serial ?? ''}`)).size;
+      counts.tokensInFile = read.tokens.length + counts.rejectedRows;
+      read.tokens.forEach((token, i) => {
+        const outcome = outcomes[i]!;
+        items.push({ serial: token.serial, result: outcome.outcome });
+        if (outcome.outcome === 'stored') counts.stored++;
+        else if (outcome.outcome === 'unchanged') counts.unchanged++;
+        else if (outcome.outcome === 'recovered') counts.recovered++;
+        else if (outcome.outcome === 'conflict') counts.conflicts++;
+        else counts.deleted++;
+        if (outcome.problem) problems.push(outcome.problem);
+      });
+      problems.sort((a, b) => (a.line ?? Number.MAX_SAFE_INTEGER) - (b.line ?? Number.MAX_SAFE_INTEGER));
+
+      const clean = !hasErrors(problems);
+      const outcome = clean ? 'completed' : 'completed-with-problems';
+      const summary = clean
+        ? `All ${read.tokens.length} tokens are in Key Vault (${counts.stored} new, ${counts.unchanged} already there); the seed file was deleted.`
+        : `${counts.stored + counts.unchanged + counts.recovered} tokens are in Key Vault; ${problems.filter((p) => p.severity === 'error').length} problems need attention. The file was moved to quarantine: fix the rows listed and drop it again.`;
+      const report = this.report(name, batch, startedAt, outcome, summary, counts, items, problems, {
+        format: read.format,
+        secretEncoding: read.secretEncoding ?? null,
+        encodingDecidedBy: read.encodingDecidedBy ?? null,
+      });
+      const reportName = await this.writeReports(reportBase, report);
+      let quarantinedAs: string | undefined;
+      if (clean) await blobs.delete(containers.seeds, name, { leaseId: lease.id });
+      else quarantinedAs = await this.quarantine(name, etag, lease, report);
+      this.deps.log.info('Seed file ingested', { blob: name, outcome, ...counts, report: reportName });
+      return { outcome, blob: name, batch, reportName, quarantinedAs, counts };
+    } finally {
+      clearInterval(renewer);
+      await lease.release().catch(() => undefined);
+    }
+  }
+
+  private async acquireLease(name: string): Promise<BlobLease | undefined> {
+    const deadline = Date.now() + (this.deps.leaseWaitMs ?? (LEASE_SECONDS + 5) * 1000);
+    for (;;) {
+      let lease: BlobLease | undefined;
+      try {
+        lease = await this.deps.blobs.acquireLease(this.deps.containers.seeds, name, LEASE_SECONDS);
+      } catch (err) {
+        // The blob is gone: an earlier delivery of the same event finished the job.
+        if (!(await this.deps.blobs.properties(this.deps.containers.seeds, name))) return undefined;
+        throw err;
+      }
+      if (lease) return lease;
+      if (Date.now() > deadline) throw new TransientError(`Seed file ${name} is being processed by another invocation.`);
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
+
+  private secretEncoding(name: string, metadata: Record<string, string>): SecretEncoding | undefined {
+    const value = metadata[METADATA_SECRET_ENCODING];
+    if (value === undefined || value === '') return undefined;
+    try {
+      return parseSecretEncoding(value);
+    } catch {
+      throw new FileError('ENCODING_INVALID_OPTION', `${name}: blob metadata ${METADATA_SECRET_ENCODING}=${quoteValue(value)} is not base32 or hex.`);
+    }
+  }
+
+  /** Transport keys come only from vault secrets under the configured prefix. */
+  private async keyMaterial(name: string, bytes: Uint8Array, metadata: Record<string, string>): Promise<KeyMaterial> {
+    if (!looksLikePskc(bytes)) return {};
+    const need = safeKeyNeed(bytes);
+    if (!need.encrypted) return {};
+    const secretName = metadata[METADATA_TRANSPORT_KEY_SECRET] || this.deps.defaultTransportKeySecret;
+    if (!secretName) {
+      throw new FileError('PSKC_KEY_REQUIRED', `${name}: the PSKC file is encrypted with a ${need.kind === 'password' ? 'password' : 'pre-shared key'}${need.keyName ? ` named ${quoteValue(need.keyName)}` : ''}. Store it in Key Vault under a name starting with "${this.deps.transportKeyPrefix}" and set blob metadata ${METADATA_TRANSPORT_KEY_SECRET}=<that name> (or DEFAULT_TRANSPORT_KEY_SECRET).`);
+    }
+    if (!secretName.toLowerCase().startsWith(this.deps.transportKeyPrefix.toLowerCase()) || !/^[0-9a-zA-Z-]{1,127}$/.test(secretName)) {
+      throw new FileError('TRANSPORT_KEY_NOT_ALLOWED', `${name}: ${METADATA_TRANSPORT_KEY_SECRET}=${quoteValue(secretName)} is not under the transport-key prefix "${this.deps.transportKeyPrefix}"; only those vault secrets may serve as keys.`);
+    }
+    const secret = await this.deps.vault.get(secretName);
+    if (!secret) throw new FileError('TRANSPORT_KEY_MISSING', `${name}: the vault has no secret ${quoteValue(secretName)} to decrypt this file. Store the vendor's key there and drop the file again.`);
+    if (need.kind === 'password') return { password: secret.value };
+    const hex = secret.value.replace(/\s+/g, '');
+    if (!/^(?:[0-9a-fA-F]{2})+$/.test(hex) || ![16, 24, 32].includes(hex.length / 2)) {
+      throw new FileError('PSKC_INVALID_KEY_OPTION', `${name}: the vault secret ${quoteValue(secretName)} must hold the pre-shared key as 32, 48 or 64 hex digits.`);
+    }
+    return { psk: new Uint8Array(Buffer.from(hex, 'hex')) };
+  }
+
+  private async storeToken(token: OathToken, batch: string): Promise<{ outcome: TokenOutcome; problem?: Problem }> {
+    const secretName = secretNameForSerial(token.serial);
+    const value = toCanonicalBase32(token.secret);
+    const where = { line: token.line, serial: token.serial };
+    const tags = {
+      serial: token.serial.slice(0, 256),
+      manufacturer: token.manufacturer.slice(0, 256),
+      model: token.model.slice(0, 256),
+      type: token.type,
+      algorithm: token.algorithm,
+      digits: String(token.digits),
+      period: String(token.period),
+      batch: batch.slice(0, 256),
+    };
+    let recovered = false;
+    let stored;
+    try {
+      stored = await this.deps.vault.ensureSecret(secretName, value, { contentType: SECRET_CONTENT_TYPE, tags });
+    } catch (err) {
+      if (!(err instanceof SecretDeletedError)) throw err;
+      if (!this.deps.recoverDeletedSecrets) {
+        return { outcome: 'deleted', problem: problem('VAULT_SECRET_DELETED', 'error', `Serial ${quoteValue(token.serial)}: its vault secret ${secretName} is deleted but recoverable. Recover or purge it in Key Vault (or set RECOVER_DELETED_SECRETS=true), then drop the file again.`, where) };
+      }
+      await this.deps.vault.recover(secretName);
+      recovered = true;
+      stored = await this.deps.vault.ensureSecret(secretName, value, { contentType: SECRET_CONTENT_TYPE, tags });
+    }
+    if (stored.outcome === 'conflict') {
+      return { outcome: 'conflict', problem: problem('VAULT_SECRET_CONFLICT', 'error', `Serial ${quoteValue(token.serial)}: Key Vault already holds a different secret for this serial (${secretName}); it was not overwritten. Check which seed is right; retire the old token before importing a replacement.`, where) };
+    }
+    await this.recordInventory(token, secretName, stored.version, batch);
+    return { outcome: recovered ? 'recovered' : stored.outcome === 'created' ? 'stored' : 'unchanged' };
+  }
+
+  private async recordInventory(token: OathToken, secretName: string, version: string, batch: string): Promise<void> {
+    const now = this.deps.clock.now().toISOString();
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const existing = await this.deps.tokens.get(token.serial);
+      if (!existing) {
+        try {
+          await this.deps.tokens.insert(token.serial, newTokenEntity(token, secretName, version, batch, now));
+          return;
+        } catch (err) {
+          if (err instanceof ConflictError) continue;
+          throw err;
+        }
+      }
+      // Same secret again (a replay or a re-dropped file): the row stays as it is.
+      if (existing.value.secretName === secretName && existing.value.secretVersion === version) return;
+      const value = { ...existing.value, secretVersion: version, updatedAt: now, history: appendHistory(existing.value.history, now, 'stored-again', batch) };
+      try {
+        await this.deps.tokens.replace(token.serial, value, existing.etag);
+        return;
+      } catch (err) {
+        if (!(err instanceof PreconditionFailedError)) throw err;
+      }
+    }
+    throw new TransientError(`Inventory row for ${token.serial} kept changing; retry.`);
+  }
+
+  private report(name: string, batch: string, startedAt: string, outcome: RunReport['outcome'], summary: string, counts: Record<string, number>, items: RunReport['items'], problems: Problem[], details?: RunReport['details']): RunReport {
+    return { kind: 'seed-file', subject: `${this.deps.containers.seeds}/${name}`, batch, startedAt, finishedAt: this.deps.clock.now().toISOString(), outcome, summary, counts, details, items, problems };
+  }
+
+  private async writeReports(base: string, report: RunReport): Promise<string> {
+    const jsonName = `${base}.json`;
+    await this.deps.blobs.write(this.deps.containers.reports, jsonName, renderReportJson(report), { contentType: 'application/json' });
+    await this.deps.blobs.write(this.deps.containers.reports, `${base}.html`, renderReportHtml(report), { contentType: 'text/html; charset=utf-8' });
+    return jsonName;
+  }
+
+  /** Moves the seed file into the private quarantine container, next to a copy of its report. */
+  private async quarantine(name: string, etag: string, lease: BlobLease, report: RunReport): Promise<string> {
+    const folder = `${name}-${etag}`;
+    const target = `${folder}/${name.split('/').pop()}`;
+    await this.deps.blobs.copy(this.deps.containers.seeds, name, this.deps.containers.quarantine, target);
+    await this.deps.blobs.write(this.deps.containers.quarantine, `${folder}/report.json`, renderReportJson(report), { contentType: 'application/json' });
+    await this.deps.blobs.delete(this.deps.containers.seeds, name, { leaseId: lease.id });
+    return target;
+  }
+}
+
+function safeKeyNeed(bytes: Uint8Array): ReturnType<typeof describePskcKeyNeed> {
+  try {
+    return describePskcKeyNeed(bytes);
+  } catch {
+    // Malformed files are reported by the reader itself.
+    return { encrypted: false };
+  }
+}
+
+export function newBuildId(): string {
+  return randomUUID().replace(/-/g, '').slice(0, 12);
+}

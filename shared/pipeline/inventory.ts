@@ -1,0 +1,83 @@
+/** The token inventory's row shape and its small helpers. */
+import type { OathToken } from '../core/token.js';
+import type { TokenEntity } from './ports.js';
+
+export const HISTORY_LIMIT = 50;
+
+export interface HistoryEvent {
+  at: string;
+  event: string;
+  detail?: string;
+}
+
+export function parseHistory(history: string): HistoryEvent[] {
+  try {
+    const parsed = JSON.parse(history) as unknown;
+    return Array.isArray(parsed) ? (parsed as HistoryEvent[]) : [];
+  } catch {
+    return [];
+  }
+}
+
+/** Appends an event, keeping the newest HISTORY_LIMIT. */
+export function appendHistory(history: string, at: string, event: string, detail?: string): string {
+  const events = parseHistory(history);
+  events.push(detail === undefined ? { at, event } : { at, event, detail });
+  return JSON.stringify(events.slice(-HISTORY_LIMIT));
+}
+
+export function newTokenEntity(token: OathToken, secretName: string, secretVersion: string, batch: string, now: string): TokenEntity {
+  return {
+    serial: token.serial,
+    state: 'stored',
+    manufacturer: token.manufacturer,
+    model: token.model,
+    type: token.type,
+    algorithm: token.algorithm,
+    digits: token.digits,
+    period: token.period,
+    secretBytes: token.secret.length,
+    secretName,
+    secretVersion,
+    batch,
+    createdAt: now,
+    updatedAt: now,
+    upn: null,
+    buildId: null,
+    exportFile: null,
+    exportingSince: null,
+    lastAcceptedStep: null,
+    failedAttempts: 0,
+    lockedUntil: null,
+    lastVerifiedAt: null,
+    driftSeconds: null,
+    history: JSON.stringify([{ at: now, event: 'stored', detail: batch }]),
+  };
+}
+
+/** The inventory as the HTTP API shows it: metadata and history, never a secret. */
+export function publicTokenView(entity: TokenEntity) {
+  return {
+    serial: entity.serial,
+    state: entity.state,
+    manufacturer: entity.manufacturer,
+    model: entity.model,
+    type: entity.type,
+    algorithm: entity.algorithm,
+    digits: entity.digits,
+    period: entity.period,
+    batch: entity.batch,
+    upn: entity.upn,
+    buildId: entity.buildId,
+    exportFile: entity.exportFile,
+    createdAt: entity.createdAt,
+    updatedAt: entity.updatedAt,
+    lastVerifiedAt: entity.lastVerifiedAt,
+    driftSeconds: entity.driftSeconds,
+    failedAttempts: entity.failedAttempts,
+    lockedUntil: entity.lockedUntil,
+    secretName: entity.secretName,
+    secretVersion: entity.secretVersion,
+    history: parseHistory(entity.history),
+  };
+}

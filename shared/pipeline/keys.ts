@@ -1,0 +1,35 @@
+/**
+ * Deterministic names derived from serials.
+ *
+ * Key Vault names allow only 0-9 a-z A-Z - (1-127) and ignore case; serials are
+ * case-sensitive free text. The scheme:
+ *   - a serial of 1-100 lower-case letters and digits: `oath-<serial>` (the usual, readable case);
+ *   - any other serial: `oath-x-<hex of its UTF-8 bytes>` while that fits in 127;
+ *   - longer ones: `oath-h-<SHA-256 hex of its UTF-8 bytes>`.
+ * The three forms cannot collide: readable names have no second dash, and hex
+ * is lower case only, so vault case-folding changes nothing.
+ */
+import { createHash } from 'node:crypto';
+
+export const TOKEN_SECRET_PREFIX = 'oath-';
+
+export function secretNameForSerial(serial: string): string {
+  if (/^[0-9a-z]{1,100}$/.test(serial)) return `${TOKEN_SECRET_PREFIX}${serial}`;
+  const hex = Buffer.from(serial, 'utf8').toString('hex');
+  const name = `${TOKEN_SECRET_PREFIX}x-${hex}`;
+  if (name.length <= 127) return name;
+  return `${TOKEN_SECRET_PREFIX}h-${createHash('sha256').update(serial, 'utf8').digest('hex')}`;
+}
+
+/**
+ * Table keys forbid / \ # ? and control characters: percent-escape them (and %
+ * itself, so the mapping stays reversible and collision-free).
+ */
+export function escapeTableKey(key: string): string {
+  // eslint-disable-next-line no-control-regex
+  return key.replace(/[%/\\#?\u0000-\u001f\u007f-\u009f]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')}`);
+}
+
+export function unescapeTableKey(key: string): string {
+  return key.replace(/%([0-9A-F]{2})/g, (_, h: string) => String.fromCharCode(parseInt(h, 16)));
+}

@@ -1,0 +1,128 @@
+/**
+ * What triggers miss, the reconciler catches: seed and assignment files still
+ * waiting after a while (a lost event, retries exhausted) are processed again,
+ * or quarantined after repeated failures; builds interrupted half-way are
+ * settled from what reached storage; imports confirmed uploaded are removed.
+ */
+import { appendHistory } from './inventory.js';
+import { PreconditionFailedError } from './errors.js';
+import type { AssignmentService } from './assignments.js';
+import type { IngestService } from './ingest.js';
+import type { BlobStore, Clock, EntityTable, Logger, TokenEntity } from './ports.js';
+
+export interface ReconcileDeps {
+  blobs: BlobStore;
+  tokens: EntityTable<TokenEntity>;
+  ingest: IngestService;
+  assignments: AssignmentService;
+  clock: Clock;
+  log: Logger;
+  containers: { seeds: string; assignments: string; imports: string; quarantine: string };
+  minAgeMinutes: number;
+  /** Runs of a stuck file before it is quarantined. */
+  maxAttempts?: number;
+}
+
+export interface ReconcileResult {
+  seedsRetried: number;
+  seedsQuarantined: number;
+  assignmentsRetried: number;
+  exportsSettled: number;
+  exportsReleased: number;
+}
+
+export const METADATA_RECONCILE_ATTEMPTS = 'reconcileattempts';
+
+export class Reconciler {
+  private readonly attempts = new Map<string, number>();
+
+  constructor(private readonly deps: ReconcileDeps) {}
+
+  async run(): Promise<ReconcileResult> {
+    const result: ReconcileResult = { seedsRetried: 0, seedsQuarantined: 0, assignmentsRetried: 0, exportsSettled: 0, exportsReleased: 0 };
+    const cutoff = this.deps.clock.now().getTime() - this.deps.minAgeMinutes * 60_000;
+    const old = (d?: Date) => (d ? d.getTime() <= cutoff : true);
+
+    for await (const blob of this.deps.blobs.list(this.deps.containers.seeds)) {
+      if (!old(blob.lastModified)) continue;
+      const key = `${blob.name}@${blob.etag}`;
+      const tries = (this.attempts.get(key) ?? 0) + 1;
+      this.attempts.set(key, tries);
+      try {
+        await this.deps.ingest.ingest(blob.name);
+        result.seedsRetried++;
+        this.attempts.delete(key);
+      } catch (err) {
+        this.deps.log.warn('Reconciler could not ingest seed file', { blob: blob.name, attempt: tries, error: (err as Error).name });
+        if (tries >= (this.deps.maxAttempts ?? 3)) {
+          await this.quarantineStuck(blob.name, blob.etag);
+          this.attempts.delete(key);
+          result.seedsQuarantined++;
+        }
+      }
+    }
+
+    for await (const blob of this.deps.blobs.list(this.deps.containers.assignments)) {
+      if (!old(blob.lastModified)) continue;
+      await this.deps.assignments.ingest(blob.name);
+      result.assignmentsRetried++;
+    }
+
+    // Builds killed half-way: settle each `exporting` row from what reached storage.
+    for await (const row of this.deps.tokens.list({ state: 'exporting' })) {
+      const since = row.value.exportingSince ? new Date(row.value.exportingSince).getTime() : 0;
+      if (since > cutoff) continue;
+      const file = row.value.exportFile;
+      const present = file ? await this.deps.blobs.properties(this.deps.containers.imports, file) : undefined;
+      const now = this.deps.clock.now().toISOString();
+      const value: TokenEntity = present
+        ? { ...row.value, state: 'exported', exportingSince: null, updatedAt: now, history: appendHistory(row.value.history, now, 'exported', `${file} (settled by reconciler)`) }
+        : { ...row.value, state: 'stored', buildId: null, exportFile: null, exportingSince: null, upn: null, updatedAt: now, history: appendHistory(row.value.history, now, 'export-released', 'interrupted build (reconciler)') };
+      try {
+        await this.deps.tokens.replace(row.key, value, row.etag);
+        if (present) result.exportsSettled++;
+        else result.exportsReleased++;
+      } catch (err) {
+        if (!(err instanceof PreconditionFailedError)) throw err;
+      }
+    }
+    if (Object.values(result).some((n) => n > 0)) this.deps.log.info('Reconciler run', { ...result });
+    return result;
+  }
+
+  /** A seed file that keeps failing leaves `seeds` for quarantine, so no plaintext seed lingers. */
+  private async quarantineStuck(name: string, etag: string): Promise<void> {
+    const folder = `${name}-${etag.replace(/"/g, '')}`;
+    await this.deps.blobs.copy(this.deps.containers.seeds, name, this.deps.containers.quarantine, `${folder}/${name.split('/').pop()}`);
+    await this.deps.blobs.delete(this.deps.containers.seeds, name, { ifMatch: etag }).catch(() => undefined);
+    this.deps.log.error('Seed file quarantined after repeated failures', { blob: name });
+  }
+}
+
+export interface ConfirmUploadDeps {
+  blobs: BlobStore;
+  tokens: EntityTable<TokenEntity>;
+  clock: Clock;
+  log: Logger;
+  importsContainer: string;
+}
+
+/**
+ * The Global Administrator uploaded an import file: delete it at once (the
+ * only copy of the secrets outside the vault) and mark its tokens imported.
+ */
+export async function confirmUpload(deps: ConfirmUploadDeps, file: string): Promise<{ found: boolean; imported: string[] }> {
+  const imported: string[] = [];
+  const rows: { key: string; etag: string; value: TokenEntity }[] = [];
+  for await (const row of deps.tokens.list({ exportFile: file })) rows.push(row);
+  const existed = await deps.blobs.delete(deps.importsContainer, file);
+  if (!existed && rows.length === 0) return { found: false, imported };
+  for (const row of rows) {
+    if (row.value.state !== 'exported' && row.value.state !== 'exporting') continue;
+    const now = deps.clock.now().toISOString();
+    await deps.tokens.replace(row.key, { ...row.value, state: 'imported', exportingSince: null, updatedAt: now, history: appendHistory(row.value.history, now, 'imported', file) }, row.etag);
+    imported.push(row.value.serial);
+  }
+  deps.log.info('Import file confirmed uploaded and deleted', { file, imported: imported.length });
+  return { found: true, imported: imported.sort() };
+}

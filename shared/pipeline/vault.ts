@@ -1,0 +1,99 @@
+/**
+ * The vault as the services see it: every call paced by the shared budget
+ * limiters and retried with backoff on throttling and transient faults.
+ */
+import { TransientError } from './errors.js';
+import { SlidingWindowLimiter, withRetry, type RetryOptions } from './rate-limit.js';
+import type { SecretStore, SecretValue, SetSecretOptions } from './ports.js';
+
+export type EnsureOutcome = { outcome: 'created' | 'unchanged' | 'conflict'; version: string };
+
+export interface VaultStats {
+  creates: number;
+  reads: number;
+  retries: number;
+  throttled: number;
+}
+
+export interface PacedVaultOptions {
+  createBudget: number;
+  readBudget: number;
+  retry?: RetryOptions;
+}
+
+export class PacedVault implements SecretStore {
+  readonly stats: VaultStats = { creates: 0, reads: 0, retries: 0, throttled: 0 };
+  private readonly createLimiter: SlidingWindowLimiter;
+  private readonly readLimiter: SlidingWindowLimiter;
+
+  constructor(
+    private readonly inner: SecretStore,
+    private readonly options: PacedVaultOptions,
+  ) {
+    this.createLimiter = new SlidingWindowLimiter({ budget: options.createBudget });
+    this.readLimiter = new SlidingWindowLimiter({ budget: options.readBudget });
+  }
+
+  private run<T>(limiter: SlidingWindowLimiter, op: () => Promise<T>): Promise<T> {
+    return withRetry(
+      async () => {
+        await limiter.acquire();
+        return op();
+      },
+      {
+        ...this.options.retry,
+        onRetry: (err: TransientError, attempt, delay) => {
+          this.stats.retries++;
+          if (err.status === 429) this.stats.throttled++;
+          this.options.retry?.onRetry?.(err, attempt, delay);
+        },
+      },
+    );
+  }
+
+  get(name: string): Promise<SecretValue | undefined> {
+    return this.run(this.readLimiter, () => {
+      this.stats.reads++;
+      return this.inner.get(name);
+    });
+  }
+
+  set(name: string, value: string, options: SetSecretOptions): Promise<{ version: string }> {
+    return this.run(this.createLimiter, () => {
+      this.stats.creates++;
+      return this.inner.set(name, value, options);
+    });
+  }
+
+  /**
+   * Stores value under name unless the vault already holds it. A write that
+   * failed ambiguously (500, timeout) may still have landed, so every retry
+   * starts again from the read: the secret never gets a second version.
+   */
+  ensureSecret(name: string, value: string, options: SetSecretOptions): Promise<EnsureOutcome> {
+    return withRetry(
+      async () => {
+        await this.readLimiter.acquire();
+        this.stats.reads++;
+        const existing = await this.inner.get(name);
+        if (existing) return existing.value === value ? { outcome: 'unchanged', version: existing.version } : { outcome: 'conflict', version: existing.version };
+        await this.createLimiter.acquire();
+        this.stats.creates++;
+        const { version } = await this.inner.set(name, value, options);
+        return { outcome: 'created', version };
+      },
+      {
+        ...this.options.retry,
+        onRetry: (err: TransientError, attempt, delay) => {
+          this.stats.retries++;
+          if (err.status === 429) this.stats.throttled++;
+          this.options.retry?.onRetry?.(err, attempt, delay);
+        },
+      },
+    );
+  }
+
+  recover(name: string): Promise<void> {
+    return this.run(this.readLimiter, () => this.inner.recover(name));
+  }
+}

@@ -1,0 +1,172 @@
+/**
+ * In-memory implementations of the pipeline's own ports (not of any Azure SDK),
+ * for unit tests of the services. The adapters are tested against Azurite and
+ * the Key Vault stand-in separately.
+ */
+import { randomBytes } from 'node:crypto';
+import { BlobExistsError, ConflictError, PreconditionFailedError, SecretDeletedError } from '../../shared/pipeline/errors.js';
+import type { BlobInfo, BlobLease, BlobStore, Entity, EntityTable, SecretStore, SecretValue, SetSecretOptions, StoredBlob, Versioned, WriteBlobOptions } from '../../shared/pipeline/ports.js';
+
+const etag = () => `"0x${randomBytes(8).toString('hex').toUpperCase()}"`;
+
+export class MemoryBlobStore implements BlobStore {
+  readonly containers = new Map<string, Map<string, StoredBlob & { contentType?: string; leaseId?: string; leaseUntil?: number }>>();
+
+  private container(name: string) {
+    let c = this.containers.get(name);
+    if (!c) this.containers.set(name, (c = new Map()));
+    return c;
+  }
+
+  names(container: string): string[] {
+    return [...this.container(container).keys()].sort();
+  }
+
+  text(container: string, name: string): string | undefined {
+    const b = this.container(container).get(name);
+    return b ? Buffer.from(b.bytes).toString('utf8') : undefined;
+  }
+
+  read(container: string, name: string): Promise<StoredBlob | undefined> {
+    const b = this.container(container).get(name);
+    return Promise.resolve(b ? { ...b, bytes: b.bytes.slice(), metadata: { ...b.metadata } } : undefined);
+  }
+
+  async properties(container: string, name: string): Promise<BlobInfo | undefined> {
+    const b = await this.read(container, name);
+    if (!b) return undefined;
+    const { bytes: _bytes, ...info } = b;
+    return info;
+  }
+
+  write(container: string, name: string, content: string | Uint8Array, options: WriteBlobOptions = {}): Promise<{ etag: string }> {
+    const c = this.container(container);
+    if (options.ifNoneMatch === '*' && c.has(name)) return Promise.reject(new BlobExistsError(name));
+    const bytes = typeof content === 'string' ? new TextEncoder().encode(content) : content.slice();
+    const now = new Date();
+    const entry = { name, bytes, etag: etag(), contentLength: bytes.length, createdOn: c.get(name)?.createdOn ?? now, lastModified: now, metadata: { ...(options.metadata ?? {}) }, contentType: options.contentType };
+    c.set(name, entry);
+    return Promise.resolve({ etag: entry.etag });
+  }
+
+  delete(container: string, name: string, options: { ifMatch?: string; leaseId?: string } = {}): Promise<boolean> {
+    const c = this.container(container);
+    const b = c.get(name);
+    if (!b) return Promise.resolve(false);
+    if (options.ifMatch && options.ifMatch !== b.etag) return Promise.reject(new PreconditionFailedError(`etag mismatch for ${name}`));
+    if (b.leaseId && (b.leaseUntil ?? 0) > Date.now() && b.leaseId !== options.leaseId) return Promise.reject(new PreconditionFailedError(`${name} is leased`));
+    c.delete(name);
+    return Promise.resolve(true);
+  }
+
+  async copy(fromContainer: string, name: string, toContainer: string, toName: string): Promise<void> {
+    const b = await this.read(fromContainer, name);
+    if (!b) throw new Error(`copy: ${fromContainer}/${name} does not exist`);
+    await this.write(toContainer, toName, b.bytes, { metadata: b.metadata });
+  }
+
+  async *list(container: string, prefix = ''): AsyncIterable<BlobInfo> {
+    for (const name of this.names(container)) {
+      if (!name.startsWith(prefix)) continue;
+      const info = await this.properties(container, name);
+      if (info) yield info;
+    }
+  }
+
+  acquireLease(container: string, name: string, seconds: number): Promise<BlobLease | undefined> {
+    const b = this.container(container).get(name);
+    if (!b) return Promise.reject(new Error(`lease: ${container}/${name} does not exist`));
+    if (b.leaseId && (b.leaseUntil ?? 0) > Date.now()) return Promise.resolve(undefined);
+    const id = randomBytes(8).toString('hex');
+    b.leaseId = id;
+    b.leaseUntil = Date.now() + seconds * 1000;
+    return Promise.resolve({
+      id,
+      renew: () => {
+        b.leaseUntil = Date.now() + seconds * 1000;
+        return Promise.resolve();
+      },
+      release: () => {
+        if (b.leaseId === id) b.leaseId = undefined;
+        return Promise.resolve();
+      },
+    });
+  }
+}
+
+export class MemorySecretStore implements SecretStore {
+  readonly secrets = new Map<string, SecretValue[]>();
+  readonly deleted = new Set<string>();
+  sets = 0;
+  gets = 0;
+
+  versions(name: string): number {
+    return this.secrets.get(name.toLowerCase())?.length ?? 0;
+  }
+
+  get(name: string): Promise<SecretValue | undefined> {
+    this.gets++;
+    const versions = this.secrets.get(name.toLowerCase());
+    return Promise.resolve(this.deleted.has(name.toLowerCase()) ? undefined : versions?.[versions.length - 1]);
+  }
+
+  set(name: string, value: string, options: SetSecretOptions): Promise<{ version: string }> {
+    if (this.deleted.has(name.toLowerCase())) return Promise.reject(new SecretDeletedError(name));
+    this.sets++;
+    const version = randomBytes(16).toString('hex');
+    const list = this.secrets.get(name.toLowerCase()) ?? [];
+    list.push({ value, version, contentType: options.contentType, tags: { ...options.tags } });
+    this.secrets.set(name.toLowerCase(), list);
+    return Promise.resolve({ version });
+  }
+
+  recover(name: string): Promise<void> {
+    this.deleted.delete(name.toLowerCase());
+    return Promise.resolve();
+  }
+}
+
+export class MemoryTable<T extends Entity> implements EntityTable<T> {
+  readonly rows = new Map<string, { value: T; etag: string }>();
+
+  get(key: string): Promise<Versioned<T> | undefined> {
+    const r = this.rows.get(key);
+    return Promise.resolve(r ? { key, value: { ...r.value }, etag: r.etag } : undefined);
+  }
+
+  insert(key: string, value: T): Promise<string> {
+    if (this.rows.has(key)) return Promise.reject(new ConflictError(`${key} exists`));
+    const e = etag();
+    this.rows.set(key, { value: { ...value }, etag: e });
+    return Promise.resolve(e);
+  }
+
+  replace(key: string, value: T, expected: string): Promise<string> {
+    const r = this.rows.get(key);
+    if (!r || r.etag !== expected) return Promise.reject(new PreconditionFailedError(`${key} changed`));
+    const e = etag();
+    this.rows.set(key, { value: { ...value }, etag: e });
+    return Promise.resolve(e);
+  }
+
+  upsert(key: string, value: T): Promise<string> {
+    const e = etag();
+    this.rows.set(key, { value: { ...value }, etag: e });
+    return Promise.resolve(e);
+  }
+
+  delete(key: string, expected?: string): Promise<boolean> {
+    const r = this.rows.get(key);
+    if (!r) return Promise.resolve(false);
+    if (expected && r.etag !== expected) return Promise.reject(new PreconditionFailedError(`${key} changed`));
+    this.rows.delete(key);
+    return Promise.resolve(true);
+  }
+
+  async *list(where: Partial<Record<keyof T & string, string | number | boolean>> = {}): AsyncIterable<Versioned<T>> {
+    for (const [key, r] of [...this.rows.entries()]) {
+      if (Object.entries(where).every(([k, v]) => r.value[k] === v)) yield { key, value: { ...r.value }, etag: r.etag };
+      await Promise.resolve();
+    }
+  }
+}
