@@ -30,6 +30,8 @@ export interface PipelineConfig {
   /** Key Vault's budgets per 10-second window. */
   vaultCreateBudget: number;
   vaultReadBudget: number;
+  /** First backoff after a 429 or transient vault error; doubles up to 16x. */
+  vaultRetryBaseMs: number;
   lockoutLimit: number;
   lockoutMinutes: number;
   importMaxRows: number;
@@ -67,6 +69,7 @@ export const SETTINGS = {
   DEFAULT_TRANSPORT_KEY_SECRET: { default: '' },
   KEY_VAULT_CREATE_BUDGET: { default: '300' },
   KEY_VAULT_READ_BUDGET: { default: '4000' },
+  KEY_VAULT_RETRY_BASE_MS: { default: '1000' },
   VERIFY_LOCKOUT_LIMIT: { default: '10' },
   VERIFY_LOCKOUT_MINUTES: { default: '15' },
   IMPORT_MAX_ROWS: { default: '0' },
@@ -192,6 +195,7 @@ export function loadConfig(env: Env = process.env): PipelineConfig {
     transportKeyPrefix: prefix,
     vaultCreateBudget: integer(env, 'KEY_VAULT_CREATE_BUDGET', 1, 100_000),
     vaultReadBudget: integer(env, 'KEY_VAULT_READ_BUDGET', 1, 1_000_000),
+    vaultRetryBaseMs: integer(env, 'KEY_VAULT_RETRY_BASE_MS', 1, 60_000),
     lockoutLimit: integer(env, 'VERIFY_LOCKOUT_LIMIT', 1, 1000),
     lockoutMinutes: integer(env, 'VERIFY_LOCKOUT_MINUTES', 0, 100_000),
     importMaxRows: integer(env, 'IMPORT_MAX_ROWS', 0, 1_000_000),

@@ -39,7 +39,7 @@ async function build(): Promise<AppContext> {
   const vault = new PacedVault(adapters.secrets, {
     createBudget: config.vaultCreateBudget,
     readBudget: config.vaultReadBudget,
-    retry: { baseDelayMs: Number(process.env.KEY_VAULT_RETRY_BASE_MS ?? 1000) },
+    retry: { baseDelayMs: config.vaultRetryBaseMs },
   });
   return { config, blobs: adapters.blobs, vault, tokens: adapters.tokens, assignments: adapters.assignments, clock: { now: () => new Date() } };
 }

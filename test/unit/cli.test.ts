@@ -1,0 +1,152 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { runCli } from '../../shared/cli/cli.js';
+
+const fixture = (name: string) => fileURLToPath(new URL(`../fixtures/${name}`, import.meta.url));
+const S1 = 'CZU6XXGHCCGCOL6YO3WW472WEWB34FVJ';
+const S2 = 'EZDOCQANJA5PGME5QRSZCR7GLUFJG4JG';
+
+async function cli(args: string[], env: NodeJS.ProcessEnv = {}) {
+  let stdout = '';
+  let stderr = '';
+  const code = await runCli(args, { stdout: (t) => (stdout += t), stderr: (t) => (stderr += t), env, stderrIsTTY: false, now: () => 1_700_000_000_000 });
+  return { code, stdout, stderr };
+}
+
+function tmp(name: string, content: string): string {
+  const dir = mkdtempSync(join(tmpdir(), 'entra-oath-cli-'));
+  const path = join(dir, name);
+  writeFileSync(path, content);
+  return path;
+}
+
+describe('entra-oath inspect', () => {
+  it('prints exactly one JSON object without secrets, and exit 0', async () => {
+    const r = await cli(['inspect', fixture('csv/token2.csv'), '--json']);
+    assert.equal(r.code, 0);
+    const out = JSON.parse(r.stdout) as { format: string; secretEncoding: string; tokens: Record<string, unknown>[]; problems: unknown[] };
+    assert.equal(out.format, 'csv');
+    assert.equal(out.secretEncoding, 'base32');
+    assert.deepEqual(out.tokens[0], { serial: '60234567', manufacturer: 'Token2', model: 'C202', type: 'totp', algorithm: 'SHA1', digits: 6, period: 30 });
+    assert.deepEqual(out.problems, []);
+    assert.ok(!r.stdout.includes(S1) && !r.stderr.includes(S1));
+  });
+
+  it('reveals canonical secrets only with --reveal', async () => {
+    const r = await cli(['inspect', fixture('csv/excel-semicolon-hex.csv'), '--json', '--reveal']);
+    const out = JSON.parse(r.stdout) as { secretEncoding: string; tokens: { secret: string }[] };
+    assert.equal(out.secretEncoding, 'hex');
+    assert.equal(out.tokens[0]?.secret, S1);
+  });
+
+  it('masks secrets in the table view', async () => {
+    const r = await cli(['inspect', fixture('csv/token2.csv')]);
+    assert.equal(r.code, 0);
+    assert.match(r.stdout, /60234567/);
+    assert.match(r.stdout, /secrets base32 \(detected\)/);
+    assert.ok(!r.stdout.includes(S1));
+  });
+
+  it('exit 1 with every row problem listed; exit 2 with one problem for an unusable file', async () => {
+    const bad = tmp('bad.csv', `serial number,secret key\n1,${S1}\n2,MFRGG\n`);
+    const r1 = await cli(['inspect', bad, '--json']);
+    assert.equal(r1.code, 1);
+    assert.deepEqual((JSON.parse(r1.stdout) as { problems: { code: string; line: number }[] }).problems.map((p) => [p.code, p.line]), [['SECRET_TOO_SHORT', 3]]);
+
+    const r2 = await cli(['inspect', fixture('csv/entra-doc-example.csv'), '--json']);
+    assert.equal(r2.code, 2);
+    const out2 = JSON.parse(r2.stdout) as { tokens: unknown[]; problems: { code: string }[] };
+    assert.deepEqual(out2.tokens, []);
+    assert.deepEqual(out2.problems.map((p) => p.code), ['ENCODING_AMBIGUOUS']);
+    assert.equal(r2.stderr.trim().split('\n').length, 1);
+    assert.match(r2.stderr, /--secret-encoding/);
+
+    const r3 = await cli(['inspect', '/nonexistent/seed.csv']);
+    assert.equal(r3.code, 2);
+    assert.match(r3.stderr, /FILE_UNREADABLE/);
+  });
+
+  it('warns about tokens Entra cannot import by CSV without failing the file', async () => {
+    const r = await cli(['inspect', fixture('csv/privacyidea.csv'), '--json']);
+    assert.equal(r.code, 0);
+    const out = JSON.parse(r.stdout) as { format: string; problems: { code: string; severity: string; serial: string }[] };
+    assert.equal(out.format, 'privacyidea-csv');
+    assert.deepEqual(out.problems.map((p) => [p.code, p.severity, p.serial]), [['ENTRA_NOT_IMPORTABLE', 'warning', 'PI0002']]);
+  });
+
+  it('reads encrypted PSKC with a key from a flag, a file or the environment, never echoing it', async () => {
+    const key = '12345678901234567890123456789012';
+    const file = fixture('pskc/rfc6030-figure6.pskcxml');
+    const none = await cli(['inspect', file, '--json']);
+    assert.equal(none.code, 2);
+    assert.match(none.stderr, /pre-shared key/);
+    for (const args of [['--psk', key], ['--psk-file', tmp('k.hex', `${key}\n`)]]) {
+      const r = await cli(['inspect', file, '--json', ...args]);
+      const out = JSON.parse(r.stdout) as { format: string; tokens: { serial: string }[] };
+      assert.equal(out.format, 'pskc');
+      assert.deepEqual(out.tokens.map((t) => t.serial), ['987654321']);
+      assert.ok(!r.stdout.includes(key) && !r.stderr.includes(key));
+    }
+    const fromEnv = await cli(['inspect', file, '--json'], { ENTRA_OATH_PSK: key });
+    assert.equal((JSON.parse(fromEnv.stdout) as { tokens: unknown[] }).tokens.length, 1);
+    const wrong = await cli(['inspect', file, '--json', '--psk', '00'.repeat(16)]);
+    assert.equal(wrong.code, 2);
+    assert.match(wrong.stderr, /PSKC_DECRYPTION_FAILED/);
+  });
+});
+
+describe('entra-oath convert', () => {
+  it("writes Entra's CSV for assigned tokens and summarises the rest", async () => {
+    const seeds = tmp('seeds.csv', `serial number,secret key,time interval,manufacturer,model\n1001,${S1},30,Token2,C202\n1002,${S2},30,Token2,C202\n1003,${S2}AA,30,Token2,C202\n`);
+    const assignments = tmp('a.csv', 'upn,serial number\nhelga@contoso.com,1001\nguest#EXT#@contoso.onmicrosoft.com,1002\n');
+    const r = await cli(['convert', seeds, '--assignments', assignments, '--json']);
+    assert.equal(r.code, 1);
+    assert.equal(r.stdout, `upn,serial number,secret key,time interval,manufacturer,model\nhelga@contoso.com,1001,${S1},30,Token2,C202\n`);
+    const summary = JSON.parse(r.stderr) as { exported: unknown[]; notExported: { code: string }[]; unassigned: string[] };
+    assert.deepEqual(summary.exported, [{ upn: 'helga@contoso.com', serial: '1001' }]);
+    assert.deepEqual(summary.notExported.map((p) => p.code), ['ASSIGNMENT_GUEST_UPN']);
+    assert.deepEqual(summary.unassigned, ['1003']);
+  });
+
+  it('splits into numbered files with --max-rows, readable by the owner only', async () => {
+    const seeds = tmp('seeds.csv', `serial number,secret key\n1,${S1}\n2,${S2}\n3,${S1.replace('C', 'D')}\n`);
+    const assignments = tmp('a.csv', 'upn,serial number\na@contoso.com,1\nb@contoso.com,2\nc@contoso.com,3\n');
+    const out = join(mkdtempSync(join(tmpdir(), 'entra-oath-out-')), 'import.csv');
+    const r = await cli(['convert', seeds, '--assignments', assignments, '--out', out, '--max-rows', '2']);
+    assert.equal(r.code, 0);
+    const one = readFileSync(out.replace('import.csv', 'import-1.csv'), 'utf8');
+    const two = readFileSync(out.replace('import.csv', 'import-2.csv'), 'utf8');
+    assert.equal(one.trim().split('\n').length, 3);
+    assert.equal(two.trim().split('\n').length, 2);
+    assert.equal(statSync(out.replace('import.csv', 'import-1.csv')).mode & 0o077, 0);
+    assert.match(r.stderr, /Exported 3 tokens/);
+  });
+});
+
+describe('entra-oath code', () => {
+  it('prints the RFC 6238 code for a secret at a time', async () => {
+    const secret = 'GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ'; // ASCII 12345678901234567890
+    const r = await cli(['code', '--secret', secret, '--at', '59', '--digits', '8']);
+    assert.deepEqual([r.code, r.stdout], [0, '94287082\n']);
+    const env = await cli(['code', '--at', '1111111109', '--digits', '8'], { ENTRA_OATH_SECRET: secret });
+    assert.equal(env.stdout, '07081804\n');
+    const bad = await cli(['code', '--secret', 'not base32!']);
+    assert.equal(bad.code, 2);
+  });
+});
+
+describe('the installed binary', () => {
+  it('runs on the built output with the documented exit statuses', () => {
+    const bin = fileURLToPath(new URL('../../bin/entra-oath.js', import.meta.url));
+    const ok = spawnSync(process.execPath, [bin, 'inspect', fixture('csv/token2.csv'), '--json'], { encoding: 'utf8' });
+    assert.equal(ok.status, 0, ok.stderr);
+    assert.equal((JSON.parse(ok.stdout) as { tokens: unknown[] }).tokens.length, 2);
+    const unusable = spawnSync(process.execPath, [bin, 'inspect', fixture('csv/entra-doc-example.csv')], { encoding: 'utf8' });
+    assert.equal(unusable.status, 2);
+  });
+});

@@ -1,0 +1,58 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { ConfigError, loadConfig } from '../../shared/config.js';
+
+const base = { KEY_VAULT_URL: 'https://contoso-oath.vault.azure.net', PipelineStorage: 'UseDevelopmentStorage=true' };
+
+function failsOn(setting: string, env: Record<string, string>) {
+  assert.throws(() => loadConfig({ ...base, ...env }), (err: unknown) => err instanceof ConfigError && err.setting === setting && err.message.startsWith(`App setting ${setting}:`));
+}
+
+describe('config', () => {
+  it('applies the documented defaults', () => {
+    const c = loadConfig(base);
+    assert.equal(c.keyVaultUrl, 'https://contoso-oath.vault.azure.net');
+    assert.equal(c.triggerSource, 'LogsAndContainerScan');
+    assert.deepEqual(c.containers, { seeds: 'seeds', assignments: 'assignments', imports: 'imports', reports: 'reports', quarantine: 'quarantine' });
+    assert.equal(c.vaultCreateBudget, 300);
+    assert.equal(c.vaultReadBudget, 4000);
+    assert.equal(c.lockoutLimit, 10);
+    assert.equal(c.lockoutMinutes, 15);
+    assert.equal(c.transportKeyPrefix, 'transport-');
+    assert.equal(c.localVault, false);
+    assert.deepEqual(c.storage, { connectionString: 'UseDevelopmentStorage=true' });
+  });
+
+  it('reads identity-based storage connections', () => {
+    const c = loadConfig({
+      KEY_VAULT_URL: base.KEY_VAULT_URL,
+      PipelineStorage__blobServiceUri: 'https://acct.blob.core.windows.net',
+      PipelineStorage__queueServiceUri: 'https://acct.queue.core.windows.net',
+      PipelineStorage__tableServiceUri: 'https://acct.table.core.windows.net',
+      PipelineStorage__clientId: '00000000-0000-0000-0000-000000000001',
+      SEED_TRIGGER_SOURCE: 'EventGrid',
+    });
+    assert.equal(c.storage.tableServiceUri, 'https://acct.table.core.windows.net');
+    assert.equal(c.storage.clientId, '00000000-0000-0000-0000-000000000001');
+    assert.equal(c.triggerSource, 'EventGrid');
+  });
+
+  it('accepts the local stand-in on loopback over http only', () => {
+    assert.equal(loadConfig({ ...base, KEY_VAULT_URL: 'http://127.0.0.1:8443' }).localVault, true);
+    failsOn('KEY_VAULT_URL', { KEY_VAULT_URL: 'http://vault.example.com' });
+    failsOn('KEY_VAULT_URL', { KEY_VAULT_URL: 'https://v.vault.azure.net/some/path' });
+  });
+
+  it('names the setting that is wrong', () => {
+    assert.throws(() => loadConfig({ PipelineStorage: 'UseDevelopmentStorage=true' }), /App setting KEY_VAULT_URL: is required/);
+    failsOn('KEY_VAULT_CREATE_BUDGET', { KEY_VAULT_CREATE_BUDGET: 'lots' });
+    failsOn('VERIFY_LOCKOUT_LIMIT', { VERIFY_LOCKOUT_LIMIT: '0' });
+    failsOn('SEED_TRIGGER_SOURCE', { SEED_TRIGGER_SOURCE: 'Polling' });
+    failsOn('SEEDS_CONTAINER', { SEEDS_CONTAINER: 'Bad_Name' });
+    failsOn('TRANSPORT_KEY_PREFIX', { TRANSPORT_KEY_PREFIX: 'oath-keys' });
+    failsOn('DEFAULT_TRANSPORT_KEY_SECRET', { DEFAULT_TRANSPORT_KEY_SECRET: 'oath-1234' });
+    failsOn('RECOVER_DELETED_SECRETS', { RECOVER_DELETED_SECRETS: 'maybe' });
+    failsOn('RECONCILE_SCHEDULE', { RECONCILE_SCHEDULE: '*/5 * * * *' });
+    assert.throws(() => loadConfig({ KEY_VAULT_URL: base.KEY_VAULT_URL }), (err: unknown) => err instanceof ConfigError && err.setting === 'PipelineStorage__blobServiceUri');
+  });
+});
