@@ -67,11 +67,12 @@ export const PROBLEM_CODES = {
   EXPORT_SECRET_MISSING: 'The token\'s secret could not be read from Key Vault; it was not exported.',
 
   // HTTP API.
-  REQUEST_INVALID: 'The request is malformed.',
-  TOKEN_NOT_FOUND: 'No token has this serial.',
-  TOKEN_RETIRED: 'The token is retired.',
-  TOKEN_LOCKED: 'Too many wrong codes: the token is locked until an admin unlocks it or the lockout ends.',
-  CODE_REPLAYED: 'This code (or a later one) was already accepted; wait for the next code.',
+  REQUEST_INVALID: 'The request body is not { "code": "<digits>", "nextCode"?: "<digits>" } with codes of the token\'s length.',
+  TOKEN_NOT_FOUND: 'No token with this serial is in the inventory.',
+  TOKEN_RETIRED: 'The token is retired and can no longer be checked.',
+  TOKEN_NOT_TOTP: 'The token is not a time-based (TOTP) token, so it cannot be checked here.',
+  TOKEN_LOCKED: 'Too many wrong codes: the token is locked until the lockout ends or an administrator unlocks it.',
+  CODE_REPLAYED: 'This code, or a later one, was already accepted; wait for the token to show a new code.',
   ASSIGNMENT_NOT_FOUND: 'No assignment exists for this serial.',
   IMPORT_FILE_NOT_FOUND: 'No import file with this name exists.',
   UNAUTHORIZED: 'A valid function key is required.',

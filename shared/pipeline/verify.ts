@@ -9,23 +9,15 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { decodeBase32 } from '../core/encoding.js';
+import { PROBLEM_CODES, type ProblemCode } from '../core/problems.js';
 import { parseHashAlgorithm } from '../core/token.js';
-import { findMatchingStep, isWellFormedCode, stepAt, type OtpParameters, type StepMatch } from '../core/totp.js';
+import { findMatchingStep, isWellFormedCode, scanSteps, stepAt, type OtpParameters, type StepMatch } from '../core/totp.js';
 import { activationWindowSteps, signInWindowSteps } from '../entra/windows.js';
 import { PreconditionFailedError, TransientError } from './errors.js';
 import type { Clock, EntityTable, Logger, SecretStore, TokenEntity, Versioned } from './ports.js';
 
-/** API error codes of the verify and unlock endpoints (to move into PROBLEM_CODES). */
-export const VERIFY_ERROR_CODES = {
-  REQUEST_INVALID: 'The request body is not { "code": "<digits>", "nextCode"?: "<digits>" } with codes of the token\'s length.',
-  TOKEN_NOT_FOUND: 'No token with this serial is in the inventory.',
-  TOKEN_RETIRED: 'The token is retired and can no longer be checked.',
-  TOKEN_NOT_TOTP: 'The token is not a time-based (TOTP) token, so it cannot be checked here.',
-  TOKEN_LOCKED: 'Too many wrong codes: the token is locked until the lockout ends or an administrator unlocks it.',
-  CODE_REPLAYED: 'This code, or a later one, was already accepted; wait for the token to show a new code.',
-} as const;
-
-export type VerifyErrorCode = keyof typeof VERIFY_ERROR_CODES;
+/** The verify and unlock endpoints' error codes, from the project's one list of codes. */
+export type VerifyErrorCode = Extract<ProblemCode, 'REQUEST_INVALID' | 'TOKEN_NOT_FOUND' | 'TOKEN_RETIRED' | 'TOKEN_NOT_TOTP' | 'TOKEN_LOCKED' | 'CODE_REPLAYED'>;
 
 export interface VerifyDeps {
   tokens: EntityTable<TokenEntity>;
@@ -111,7 +103,7 @@ export function parseVerifyBody(body: unknown): VerifyRequest | { error: string 
 }
 
 function errorOutcome(status: 400 | 404 | 409 | 410 | 423, code: VerifyErrorCode, message?: string): { status: typeof status; body: ErrorBody } {
-  return { status, body: { error: { code, message: message ?? VERIFY_ERROR_CODES[code] } } };
+  return { status, body: { error: { code, message: message ?? PROBLEM_CODES[code] } } };
 }
 
 function appendHistory(history: string, event: HistoryEvent): string {
@@ -143,14 +135,6 @@ interface CheckContext {
 }
 
 /** The lowest step in [low, high] whose code is `code`, ignoring any replay floor. */
-function findInRange(params: OtpParameters, code: string, low: number, high: number): StepMatch | undefined {
-  // findMatchingStep scans a symmetric window: cover [low, high] (plus at most one step above) and drop the extra.
-  const half = Math.ceil((high - low) / 2);
-  const centre = low + half;
-  const match = findMatchingStep(params, code, { unixSeconds: centre * params.period, windowSteps: half, afterStep: low - 1 });
-  return match && match.step <= high ? match : undefined;
-}
-
 function decide(ctx: CheckContext, floor: number | null): Decision {
   const { params, code, nextCode, unixSeconds } = ctx;
   const current = stepAt(unixSeconds, params.period);
@@ -168,7 +152,7 @@ function decide(ctx: CheckContext, floor: number | null): Decision {
   // answer it before the wide scan, which could otherwise find a chance recurrence of the code.
   if (floor !== null && floor >= current - ctx.signInSteps) {
     const high = Math.min(floor, current + ctx.signInSteps);
-    if (findInRange(params, code, current - ctx.signInSteps, high)) return { kind: 'replay' };
+    if (scanSteps(params, code, current - ctx.signInSteps, high) !== undefined) return { kind: 'replay' };
   }
 
   // Activation window, ascending. A 6-digit code recurs about 0.6% of the time in +/- 1 day, so with a
@@ -186,7 +170,7 @@ function decide(ctx: CheckContext, floor: number | null): Decision {
   if (floor !== null) {
     const low = current - ctx.activationSteps;
     const high = Math.min(floor, current + ctx.activationSteps);
-    if (high >= low && findInRange(params, code, low, high)) return { kind: 'replay' };
+    if (scanSteps(params, code, low, high) !== undefined) return { kind: 'replay' };
   }
   return { kind: 'wrong' };
 }

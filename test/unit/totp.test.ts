@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
+import fc from 'fast-check';
 import type { HashAlgorithm } from '../../shared/core/token.js';
-import { findMatchingStep, hotpCode, totpCode } from '../../shared/core/totp.js';
+import { findMatchingStep, hotpCode, scanSteps, totpCode } from '../../shared/core/totp.js';
 import { activationWindowSteps, signInWindowSteps } from '../../shared/entra/windows.js';
 
 interface Vectors {
@@ -58,6 +59,22 @@ describe('window checks', () => {
     const step = Math.floor(now / 30);
     assert.ok(findMatchingStep(params, code, { unixSeconds: now, windowSteps: 2, afterStep: step - 1 }));
     assert.equal(findMatchingStep(params, code, { unixSeconds: now, windowSteps: 2, afterStep: step }), undefined);
+  });
+
+  it('agrees with otplib at every step of a window, for every algorithm and length', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ minLength: 16, maxLength: 64 }), fc.constantFrom('SHA1', 'SHA256', 'SHA512'), fc.constantFrom(6, 8), fc.constantFrom(30, 60), fc.integer({ min: 10_000, max: 4_000_000_000 }), fc.integer({ min: -40, max: 40 }), (secret, algorithm, digits, period, at, offset) => {
+        const p = { secret, algorithm, digits, period };
+        const code = totpCode(p, at + offset * period);
+        const match = findMatchingStep(p, code, { unixSeconds: at, windowSteps: 40 });
+        assert.ok(match);
+        // A code can recur at an earlier step by chance; the scan returns the lowest step with that code.
+        assert.ok(match.delta <= offset);
+        assert.equal(totpCode(p, (Math.floor(at / period) + match.delta) * period), code);
+        assert.equal(scanSteps(p, code, Math.floor(at / period) + offset, Math.floor(at / period) + offset), Math.floor(at / period) + offset);
+      }),
+      { numRuns: 200 },
+    );
   });
 
   it('rejects malformed codes before any HMAC', () => {

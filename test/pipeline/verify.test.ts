@@ -1,0 +1,436 @@
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { describe, it } from 'node:test';
+import { setImmediate as tick } from 'node:timers/promises';
+import { toCanonicalBase32 } from '../../shared/core/encoding.js';
+import type { HashAlgorithm } from '../../shared/core/token.js';
+import { totpCode, type OtpParameters } from '../../shared/core/totp.js';
+import { PreconditionFailedError, TransientError } from '../../shared/pipeline/errors.js';
+import type { Logger, TokenEntity, Versioned } from '../../shared/pipeline/ports.js';
+import { LOCKED_UNTIL_ADMIN, parseVerifyBody, VerifyService, type VerifyDeps, type VerifyOutcome, type VerifyResult } from '../../shared/pipeline/verify.js';
+import { MemorySecretStore, MemoryTable } from '../helpers/memory-ports.js';
+
+const SERIAL = 'TK-0001';
+const SECRET_NAME = 'oath-x-544b2d30303031';
+const DAY = 86_400;
+/** A fixed, random-looking seed, so every code below is deterministic. */
+const SEED = new Uint8Array(createHash('sha1').update('verify.test seed').digest());
+const SEED_BASE32 = toCanonicalBase32(SEED);
+const T0 = Date.UTC(2025, 0, 15, 12, 0, 10);
+const T0_SECONDS = T0 / 1000;
+
+class TestClock {
+  constructor(public ms = T0) {}
+  now() {
+    return new Date(this.ms);
+  }
+  get seconds() {
+    return Math.floor(this.ms / 1000);
+  }
+}
+
+class CapturingLog implements Logger {
+  readonly lines: { message: string; data: Record<string, unknown> | undefined }[] = [];
+  info(message: string, data?: Record<string, unknown>) {
+    this.lines.push({ message, data });
+  }
+  warn(message: string, data?: Record<string, unknown>) {
+    this.lines.push({ message, data });
+  }
+  error(message: string, data?: Record<string, unknown>) {
+    this.lines.push({ message, data });
+  }
+}
+
+/** Yields between the read and the write, so concurrent checks interleave as they would against a real table. */
+class InterleavingTable extends MemoryTable<TokenEntity> {
+  override async get(key: string): Promise<Versioned<TokenEntity> | undefined> {
+    const row = await super.get(key);
+    await tick();
+    return row;
+  }
+}
+
+function tokenEntity(extra: Partial<TokenEntity> = {}): TokenEntity {
+  return {
+    serial: SERIAL,
+    state: 'imported',
+    manufacturer: 'Token2',
+    model: 'C202',
+    type: 'totp',
+    algorithm: 'SHA1',
+    digits: 6,
+    period: 30,
+    secretBytes: SEED.length,
+    secretName: SECRET_NAME,
+    secretVersion: 'v1',
+    batch: 'seeds/batch.csv@"0x1"',
+    createdAt: '2025-01-01T00:00:00.000Z',
+    updatedAt: '2025-01-01T00:00:00.000Z',
+    upn: 'helga@contoso.com',
+    buildId: 'b1',
+    exportFile: 'imports/x.csv',
+    exportingSince: null,
+    lastAcceptedStep: null,
+    failedAttempts: 0,
+    lockedUntil: null,
+    lastVerifiedAt: null,
+    driftSeconds: null,
+    history: '[]',
+    ...extra,
+  };
+}
+
+interface Setup {
+  service: VerifyService;
+  table: MemoryTable<TokenEntity>;
+  secrets: MemorySecretStore;
+  clock: TestClock;
+  log: CapturingLog;
+  params: OtpParameters;
+  /** The code the token shows `offset` seconds from the clock's now. */
+  codeAt(offset: number): string;
+  entity(): TokenEntity;
+}
+
+async function setup(
+  options: { token?: Partial<TokenEntity>; deps?: Partial<VerifyDeps>; table?: MemoryTable<TokenEntity>; algorithm?: HashAlgorithm } = {},
+): Promise<Setup> {
+  const table = options.table ?? new MemoryTable<TokenEntity>();
+  const secrets = new MemorySecretStore();
+  const clock = new TestClock();
+  const log = new CapturingLog();
+  const entity = tokenEntity(options.token);
+  await table.insert(SERIAL, entity);
+  await secrets.set(SECRET_NAME, SEED_BASE32, { contentType: 'application/vnd.oath-totp-seed', tags: { serial: SERIAL } });
+  const service = new VerifyService({ tokens: table, secrets, clock, log, lockoutLimit: 10, lockoutMinutes: 15, ...options.deps });
+  const params: OtpParameters = { secret: SEED, algorithm: (entity.algorithm as HashAlgorithm) ?? 'SHA1', digits: entity.digits, period: entity.period };
+  return {
+    service,
+    table,
+    secrets,
+    clock,
+    log,
+    params,
+    codeAt: (offset) => totpCode(params, clock.seconds + offset),
+    entity: () => table.rows.get(SERIAL)!.value,
+  };
+}
+
+/** A code that matches no step within +/- `windowSteps` of now, so it is wrong for certain. */
+const windowCodes = new Map<string, Set<string>>();
+function wrongCode(s: Setup, windowSteps: number, skip = 0): string {
+  const key = `${s.clock.seconds}/${windowSteps}/${s.params.period}/${s.params.algorithm}/${s.params.digits}`;
+  let used = windowCodes.get(key);
+  if (!used) {
+    used = new Set<string>();
+    for (let d = -windowSteps; d <= windowSteps; d++) used.add(s.codeAt(d * s.params.period));
+    windowCodes.set(key, used);
+  }
+  let found = 0;
+  for (let n = 0; ; n++) {
+    const code = String(n).padStart(s.params.digits, '0');
+    if (!used.has(code) && found++ === skip) return code;
+  }
+}
+
+function okBody(outcome: VerifyOutcome): VerifyResult {
+  assert.equal(outcome.status, 200, JSON.stringify(outcome.body));
+  return outcome.body;
+}
+
+function errorCode(outcome: unknown): string {
+  return (outcome as { body: { error: { code: string } } }).body.error.code;
+}
+
+const events = (entity: TokenEntity) => (JSON.parse(entity.history) as { event: string }[]).map((e) => e.event);
+const stepNow = (s: Setup) => Math.floor(s.clock.seconds / s.params.period);
+
+void describe('parseVerifyBody', () => {
+  void it('accepts a code, an optional nextCode, and the JSON text of the same', () => {
+    assert.deepEqual(parseVerifyBody({ code: '123456' }), { code: '123456' });
+    assert.deepEqual(parseVerifyBody({ code: '123456', nextCode: '654321' }), { code: '123456', nextCode: '654321' });
+    assert.deepEqual(parseVerifyBody({ code: '12345678', nextCode: null }), { code: '12345678' });
+    assert.deepEqual(parseVerifyBody('{"code":"000111"}'), { code: '000111' });
+  });
+
+  void it('refuses other shapes', () => {
+    for (const body of [null, undefined, 42, [], 'not json', '[]', {}, { code: 123456 }, { code: '12345' }, { code: '123456789' }, { code: '12a456' }, { code: ' 123456' }, { code: '１２３４５６' }, { code: '123456', nextCode: 654321 }, { code: '123456', next_code: '654321' }]) {
+      assert.ok('error' in parseVerifyBody(body), `accepted ${JSON.stringify(body)}`);
+    }
+  });
+});
+
+void describe('VerifyService.verify', () => {
+  void it('accepts a code within the sign-in window and records the drift', async () => {
+    const s = await setup();
+    const body = okBody(await s.service.verify(SERIAL, { code: s.codeAt(30) }));
+    assert.deepEqual(body, {
+      serial: SERIAL,
+      valid: true,
+      confirmationRequired: false,
+      driftSeconds: 30,
+      withinSignInWindow: true,
+      withinActivationWindow: true,
+      checkedAt: new Date(T0).toISOString(),
+    });
+    const e = s.entity();
+    assert.equal(e.lastAcceptedStep, stepNow(s) + 1);
+    assert.equal(e.lastVerifiedAt, new Date(T0).toISOString());
+    assert.equal(e.driftSeconds, 30);
+    assert.equal(e.failedAttempts, 0);
+    assert.deepEqual(events(e), ['verified']);
+    assert.equal(s.secrets.gets, 1);
+  });
+
+  void it('asks for the next code when the match is outside the sign-in window, without counting or consuming', async () => {
+    const s = await setup();
+    const before = s.table.rows.get(SERIAL)!.etag;
+    const body = okBody(await s.service.verify(SERIAL, { code: s.codeAt(-3600) }));
+    assert.deepEqual(
+      { valid: body.valid, confirmationRequired: body.confirmationRequired, driftSeconds: body.driftSeconds, withinSignInWindow: body.withinSignInWindow, withinActivationWindow: body.withinActivationWindow },
+      { valid: false, confirmationRequired: true, driftSeconds: -3600, withinSignInWindow: false, withinActivationWindow: true },
+    );
+    assert.equal(s.table.rows.get(SERIAL)!.etag, before, 'nothing written');
+    assert.equal(s.entity().failedAttempts, 0);
+    assert.equal(s.entity().lastAcceptedStep, null);
+
+    // The same code again is still usable, now confirmed by the following step.
+    const confirmed = okBody(await s.service.verify(SERIAL, { code: s.codeAt(-3600), nextCode: s.codeAt(-3570) }));
+    assert.equal(confirmed.valid, true);
+    assert.equal(confirmed.confirmationRequired, false);
+    assert.equal(confirmed.driftSeconds, -3600);
+    assert.equal(confirmed.withinSignInWindow, false);
+    assert.equal(confirmed.withinActivationWindow, true);
+    const e = s.entity();
+    assert.equal(e.lastAcceptedStep, stepNow(s) - 119, 'the confirming step is consumed');
+    assert.equal(e.driftSeconds, -3600);
+    // Both steps are used up now.
+    assert.equal(errorCode(await s.service.verify(SERIAL, { code: s.codeAt(-3570) })), 'CODE_REPLAYED');
+  });
+
+  void it('counts a wrong nextCode as a failure', async () => {
+    const s = await setup();
+    const body = okBody(await s.service.verify(SERIAL, { code: s.codeAt(DAY - 600), nextCode: s.codeAt(DAY - 540) }));
+    assert.equal(body.valid, false);
+    assert.equal(body.confirmationRequired, false);
+    assert.equal(body.driftSeconds, null);
+    assert.equal(s.entity().failedAttempts, 1);
+    assert.equal(s.entity().lastAcceptedStep, null);
+  });
+
+  void it('confirms a sign-in window code with nextCode and consumes both steps', async () => {
+    const s = await setup();
+    assert.equal(okBody(await s.service.verify(SERIAL, { code: s.codeAt(0), nextCode: s.codeAt(30) })).valid, true);
+    assert.equal(s.entity().lastAcceptedStep, stepNow(s) + 1);
+    assert.equal(errorCode(await s.service.verify(SERIAL, { code: s.codeAt(30) })), 'CODE_REPLAYED');
+  });
+
+  void it('finds the confirmed step when the first code recurs earlier in the window', async () => {
+    const s = await setup();
+    const W = 2880;
+    const seen = new Map<string, number>();
+    let pair: [number, number] | undefined;
+    for (let d = -W; d < W && !pair; d++) {
+      const code = s.codeAt(d * 30);
+      const earlier = seen.get(code);
+      if (earlier !== undefined && earlier < -2 && d > 2) pair = [earlier, d];
+      if (earlier === undefined) seen.set(code, d);
+    }
+    assert.ok(pair, 'a 6-digit code recurs within +/- 1 day for this seed');
+    const [, later] = pair;
+    const body = okBody(await s.service.verify(SERIAL, { code: s.codeAt(later * 30), nextCode: s.codeAt(later * 30 + 30) }));
+    assert.equal(body.valid, true);
+    assert.equal(body.driftSeconds, later * 30);
+    assert.equal(s.entity().lastAcceptedStep, stepNow(s) + later + 1);
+  });
+
+  void it('spans +/- 1 day for 30 s tokens and +/- 2 days for 60 s tokens', async () => {
+    const s30 = await setup();
+    assert.equal(okBody(await s30.service.verify(SERIAL, { code: s30.codeAt(-DAY + 30) })).confirmationRequired, true);
+    const beyond = okBody(await s30.service.verify(SERIAL, { code: s30.codeAt(1.5 * DAY), nextCode: s30.codeAt(1.5 * DAY + 30) }));
+    assert.equal(beyond.valid, false);
+    assert.equal(beyond.withinActivationWindow, false);
+
+    const s60 = await setup({ token: { period: 60 } });
+    // A 60 s token's sign-in window is +/- 2 steps (2 minutes).
+    assert.equal(okBody(await s60.service.verify(SERIAL, { code: s60.codeAt(-120) })).withinSignInWindow, true);
+    const drift = 1.5 * DAY;
+    const body = okBody(await s60.service.verify(SERIAL, { code: s60.codeAt(drift), nextCode: s60.codeAt(drift + 60) }));
+    assert.equal(body.valid, true);
+    assert.equal(body.driftSeconds, (Math.floor((T0_SECONDS + drift) / 60) - Math.floor(T0_SECONDS / 60)) * 60);
+    assert.equal(body.driftSeconds, drift);
+    assert.equal(body.withinSignInWindow, false);
+    const tooFar = okBody(await s60.service.verify(SERIAL, { code: s60.codeAt(2 * DAY + 300), nextCode: s60.codeAt(2 * DAY + 360) }));
+    assert.equal(tooFar.valid, false);
+    assert.equal(tooFar.withinActivationWindow, false);
+    assert.equal(s60.entity().failedAttempts, 1);
+    assert.equal(s30.entity().failedAttempts, 1);
+  });
+
+  void it('checks 8-digit SHA256 tokens with their own digits', async () => {
+    const s = await setup({ token: { algorithm: 'SHA256', digits: 8 } });
+    assert.equal(okBody(await s.service.verify(SERIAL, { code: s.codeAt(0) })).valid, true);
+    const short = await s.service.verify(SERIAL, { code: '123456' });
+    assert.equal(short.status, 400);
+  });
+
+  void it('refuses a replayed code and any earlier step (409), without counting a failure', async () => {
+    const s = await setup();
+    const code = s.codeAt(0);
+    assert.equal(okBody(await s.service.verify(SERIAL, { code })).valid, true);
+    const again = await s.service.verify(SERIAL, { code });
+    assert.equal(again.status, 409);
+    assert.equal(errorCode(again), 'CODE_REPLAYED');
+    assert.equal(errorCode(await s.service.verify(SERIAL, { code: s.codeAt(-30) })), 'CODE_REPLAYED');
+    assert.equal(errorCode(await s.service.verify(SERIAL, { code: s.codeAt(-5 * 3600) })), 'CODE_REPLAYED', 'far earlier steps too');
+    assert.equal(s.entity().failedAttempts, 0);
+    // The following step is still fresh.
+    assert.equal(okBody(await s.service.verify(SERIAL, { code: s.codeAt(30) })).valid, true);
+  });
+
+  void it('counts wrong codes, locks at the limit (423 even for the right code) and unlocks after the timeout', async () => {
+    const s = await setup({ deps: { lockoutLimit: 3, lockoutMinutes: 15 } });
+    for (let i = 0; i < 3; i++) {
+      const body = okBody(await s.service.verify(SERIAL, { code: wrongCode(s, 2880, i) }));
+      assert.equal(body.valid, false);
+      assert.equal(body.confirmationRequired, false);
+      assert.equal(s.entity().failedAttempts, i + 1);
+    }
+    assert.equal(s.entity().lockedUntil, new Date(T0 + 15 * 60_000).toISOString());
+    assert.deepEqual(events(s.entity()), ['locked']);
+    const gets = s.secrets.gets;
+    const locked = await s.service.verify(SERIAL, { code: s.codeAt(0) });
+    assert.equal(locked.status, 423);
+    assert.equal(errorCode(locked), 'TOKEN_LOCKED');
+    assert.equal(s.secrets.gets, gets, 'no vault read (and no HMAC) while locked');
+
+    s.clock.ms += 14 * 60_000;
+    assert.equal((await s.service.verify(SERIAL, { code: s.codeAt(0) })).status, 423);
+    s.clock.ms += 60_000;
+    assert.equal(okBody(await s.service.verify(SERIAL, { code: s.codeAt(0) })).valid, true);
+    assert.equal(s.entity().failedAttempts, 0);
+    assert.equal(s.entity().lockedUntil, null);
+    assert.deepEqual(events(s.entity()), ['locked', 'unlocked', 'verified']);
+  });
+
+  void it('after an expired lock, counting starts again from zero', async () => {
+    const s = await setup({ deps: { lockoutLimit: 2, lockoutMinutes: 1 } });
+    await s.service.verify(SERIAL, { code: wrongCode(s, 2880, 0) });
+    await s.service.verify(SERIAL, { code: wrongCode(s, 2880, 1) });
+    s.clock.ms += 61_000;
+    assert.equal(okBody(await s.service.verify(SERIAL, { code: wrongCode(s, 2880, 2) })).valid, false);
+    assert.equal(s.entity().failedAttempts, 1);
+    assert.equal(s.entity().lockedUntil, null);
+  });
+
+  void it('a success resets the failure counter', async () => {
+    const s = await setup({ deps: { lockoutLimit: 3 } });
+    await s.service.verify(SERIAL, { code: wrongCode(s, 2880, 0) });
+    await s.service.verify(SERIAL, { code: wrongCode(s, 2880, 1) });
+    assert.equal(okBody(await s.service.verify(SERIAL, { code: s.codeAt(0) })).valid, true);
+    await s.service.verify(SERIAL, { code: wrongCode(s, 2880, 2) });
+    await s.service.verify(SERIAL, { code: wrongCode(s, 2880, 3) });
+    assert.equal(s.entity().failedAttempts, 2);
+    assert.equal(okBody(await s.service.verify(SERIAL, { code: s.codeAt(30) })).valid, true);
+  });
+
+  void it('with lockoutMinutes 0 stays locked until an administrator unlocks', async () => {
+    const s = await setup({ deps: { lockoutLimit: 2, lockoutMinutes: 0 } });
+    await s.service.verify(SERIAL, { code: wrongCode(s, 2880, 0) });
+    await s.service.verify(SERIAL, { code: wrongCode(s, 2880, 1) });
+    assert.equal(s.entity().lockedUntil, LOCKED_UNTIL_ADMIN);
+    s.clock.ms += 365 * DAY * 1000;
+    assert.equal((await s.service.verify(SERIAL, { code: s.codeAt(0) })).status, 423);
+
+    assert.deepEqual(await s.service.unlock(SERIAL), { status: 200, body: { serial: SERIAL, unlocked: true, wasLocked: true } });
+    assert.equal(s.entity().failedAttempts, 0);
+    assert.equal(s.entity().lockedUntil, null);
+    assert.deepEqual(events(s.entity()), ['locked', 'unlocked']);
+    assert.equal(okBody(await s.service.verify(SERIAL, { code: s.codeAt(0) })).valid, true);
+    assert.deepEqual(await s.service.unlock(SERIAL), { status: 200, body: { serial: SERIAL, unlocked: true, wasLocked: false } });
+  });
+
+  void it('answers 400 for malformed bodies and codes, before any vault read, without counting', async () => {
+    const s = await setup();
+    for (const body of [null, 'not json', {}, { code: 123456 }, { code: '12345' }, { code: '1234567' }, { code: '12345678' }, { code: 'abcdef' }, { code: '123456', nextCode: '1234567' }, { code: '123456', extra: true }]) {
+      const outcome = await s.service.verify(SERIAL, body);
+      assert.equal(outcome.status, 400, JSON.stringify(body));
+      assert.equal(errorCode(outcome), 'REQUEST_INVALID');
+    }
+    assert.equal(s.entity().failedAttempts, 0);
+    assert.equal(s.secrets.gets, 0);
+    assert.equal(okBody(await s.service.verify(SERIAL, JSON.stringify({ code: s.codeAt(0) }))).valid, true, 'JSON text is accepted');
+  });
+
+  void it('answers 404 for an unknown serial and 410 for a retired token', async () => {
+    const s = await setup();
+    const missing = await s.service.verify('NOPE', { code: '123456' });
+    assert.equal(missing.status, 404);
+    assert.equal(errorCode(missing), 'TOKEN_NOT_FOUND');
+    assert.equal((await s.service.unlock('NOPE')).status, 404);
+
+    const r = await setup({ token: { state: 'retired' } });
+    const retired = await r.service.verify(SERIAL, { code: r.codeAt(0) });
+    assert.equal(retired.status, 410);
+    assert.equal(errorCode(retired), 'TOKEN_RETIRED');
+    assert.equal((await r.service.unlock(SERIAL)).status, 410);
+  });
+
+  void it('lets exactly one of 20 concurrent checks of the same code succeed', async () => {
+    const s = await setup({ table: new InterleavingTable() });
+    const code = s.codeAt(0);
+    const outcomes = await Promise.all(Array.from({ length: 20 }, () => s.service.verify(SERIAL, { code })));
+    const valid = outcomes.filter((o) => o.status === 200 && o.body.valid);
+    assert.equal(valid.length, 1);
+    assert.equal(outcomes.filter((o) => o.status === 409 && errorCode(o) === 'CODE_REPLAYED').length, 19);
+    assert.equal(s.entity().lastAcceptedStep, stepNow(s));
+    assert.deepEqual(events(s.entity()), ['verified']);
+  });
+
+  void it('loses no failure when wrong codes race', async () => {
+    const s = await setup({ table: new InterleavingTable(), deps: { lockoutLimit: 100, maxWriteAttempts: 30 } });
+    const codes = Array.from({ length: 8 }, (_, i) => wrongCode(s, 2880, i));
+    const outcomes = await Promise.all(codes.map((code) => s.service.verify(SERIAL, { code })));
+    assert.ok(outcomes.every((o) => o.status === 200 && !o.body.valid));
+    assert.equal(s.entity().failedAttempts, 8);
+  });
+
+  void it('gives up with a TransientError when the entity keeps changing', async () => {
+    class AlwaysStale extends MemoryTable<TokenEntity> {
+      override replace(): Promise<string> {
+        return Promise.reject(new PreconditionFailedError('changed'));
+      }
+    }
+    const s = await setup({ table: new AlwaysStale(), deps: { maxWriteAttempts: 3 } });
+    await assert.rejects(s.service.verify(SERIAL, { code: s.codeAt(0) }), TransientError);
+  });
+
+  void it('never puts the secret, or a piece of it, or a submitted code in a response or log line', async () => {
+    const s = await setup({ deps: { lockoutLimit: 2 } });
+    const submitted = [s.codeAt(0), s.codeAt(-3600), s.codeAt(-3570), wrongCode(s, 2880, 0), wrongCode(s, 2880, 1)];
+    const outcomes: unknown[] = [];
+    outcomes.push(await s.service.verify(SERIAL, { code: submitted[1] }));
+    outcomes.push(await s.service.verify(SERIAL, { code: submitted[1], nextCode: submitted[2] }));
+    outcomes.push(await s.service.verify(SERIAL, { code: submitted[0] }));
+    outcomes.push(await s.service.verify(SERIAL, { code: submitted[0] }));
+    outcomes.push(await s.service.verify(SERIAL, { code: submitted[3] }));
+    outcomes.push(await s.service.verify(SERIAL, { code: submitted[4] }));
+    outcomes.push(await s.service.verify(SERIAL, { code: submitted[0] }));
+    outcomes.push(await s.service.verify(SERIAL, { code: 'x' }));
+    outcomes.push(await s.service.verify('NOPE', { code: submitted[0] }));
+    outcomes.push(await s.service.unlock(SERIAL));
+    assert.deepEqual(
+      outcomes.map((o) => (o as { status: number }).status),
+      [200, 200, 200, 409, 200, 200, 423, 400, 404, 200],
+    );
+    const text = JSON.stringify(outcomes) + JSON.stringify(s.log.lines) + s.entity().history;
+    const hex = Buffer.from(SEED).toString('hex');
+    for (let i = 0; i + 8 <= SEED_BASE32.length; i++) assert.ok(!text.includes(SEED_BASE32.slice(i, i + 8)), 'base32 piece leaked');
+    for (let i = 0; i + 8 <= hex.length; i++) assert.ok(!text.toLowerCase().includes(hex.slice(i, i + 8)), 'hex piece leaked');
+    for (const code of submitted) assert.ok(!JSON.stringify(outcomes).includes(code) && !JSON.stringify(s.log.lines).includes(code), 'code echoed');
+    for (const line of s.log.lines) {
+      for (const key of Object.keys(line.data ?? {})) assert.ok(['serial', 'outcome', 'driftSeconds'].includes(key), `log field ${key}`);
+    }
+  });
+});
