@@ -1,0 +1,76 @@
+// Entry point for `azd up`: one resource group holding the whole pipeline.
+targetScope = 'subscription'
+
+@minLength(1)
+@maxLength(48)
+@description('azd environment name; names the resource group and seeds the unique resource names.')
+param environmentName string
+
+@minLength(1)
+@description('Azure region for every resource. It must offer the Flex Consumption plan.')
+@metadata({ azd: { type: 'location' } })
+param location string
+
+@description('Optional: object id of an Entra group that may read the import CSVs and the reports (and nothing else). Empty: no such grant.')
+param adminGroupObjectId string = ''
+
+@minValue(1)
+@description('Days after which the lifecycle rule deletes an import CSV still in `imports` (fallback: the pipeline deletes it once the upload is confirmed).')
+param importRetentionDays int = 1
+
+@minValue(1)
+@description('Days after which the lifecycle rule deletes a quarantined seed file.')
+param quarantineRetentionDays int = 30
+
+@description('Optional: name of the Key Vault secret (under the `transport-` prefix) used when a PSKC file names no transport key.')
+param defaultTransportKeySecretName string = ''
+
+@minValue(0)
+@description('Maximum rows per import CSV; 0 means no split.')
+param importMaxRows int = 0
+
+@minValue(40)
+@maxValue(1000)
+@description('Flex Consumption scale-out limit.')
+param maximumInstanceCount int = 40
+
+@allowed([512, 2048, 4096])
+@description('Flex Consumption instance memory size.')
+param instanceMemoryMB int = 2048
+
+var tags = { 'azd-env-name': environmentName }
+
+resource resourceGroup 'Microsoft.Resources/resourceGroups@2024-03-01' = {
+  name: 'rg-${environmentName}'
+  location: location
+  tags: tags
+}
+
+module pipeline 'resources.bicep' = {
+  name: 'pipeline'
+  scope: resourceGroup
+  params: {
+    location: location
+    tags: tags
+    resourceToken: toLower(uniqueString(subscription().id, environmentName, location))
+    adminGroupObjectId: adminGroupObjectId
+    importRetentionDays: importRetentionDays
+    quarantineRetentionDays: quarantineRetentionDays
+    defaultTransportKeySecretName: defaultTransportKeySecretName
+    importMaxRows: importMaxRows
+    maximumInstanceCount: maximumInstanceCount
+    instanceMemoryMB: instanceMemoryMB
+  }
+}
+
+// azd stores these outputs in the environment; the post-deploy hook and the README use them.
+output AZURE_LOCATION string = location
+output AZURE_TENANT_ID string = tenant().tenantId
+output AZURE_RESOURCE_GROUP string = resourceGroup.name
+output AZURE_FUNCTION_APP_NAME string = pipeline.outputs.functionAppName
+output AZURE_FUNCTION_APP_HOST_NAME string = pipeline.outputs.functionAppHostName
+output AZURE_KEY_VAULT_NAME string = pipeline.outputs.keyVaultName
+output AZURE_KEY_VAULT_URI string = pipeline.outputs.keyVaultUri
+output AZURE_STORAGE_ACCOUNT_NAME string = pipeline.outputs.storageAccountName
+output AZURE_EVENT_GRID_SYSTEM_TOPIC_NAME string = pipeline.outputs.eventGridSystemTopicName
+output AZURE_MANAGED_IDENTITY_CLIENT_ID string = pipeline.outputs.identityClientId
