@@ -1,0 +1,171 @@
+/**
+ * EntityTable over @azure/data-tables (Azure Table Storage or Azurite): one fixed PartitionKey per table, RowKey =
+ * escapeTableKey(key).
+ *
+ * Two gaps between the Tables model and the ports' plain records are closed here:
+ * - Tables store no nulls (a null property is simply absent); fields named in `nullableFields` read back as null.
+ * - Integers beyond Int32 would be rejected as Int32; they are written as Double (exact up to 2^53) and Int64
+ *   values read back as numbers.
+ */
+import { odata, type TableClient, type TableEntity, type TableEntityResult } from '@azure/data-tables';
+import { ConflictError, PreconditionFailedError } from '../pipeline/errors.js';
+import type { Entity, EntityTable, EntityValue, Versioned } from '../pipeline/ports.js';
+import { escapeTableKey, unescapeTableKey } from '../pipeline/keys.js';
+import { callSignal, errorCodeOf, rethrow, statusOf } from './errors.js';
+
+/** Keys of T (without its index signature) whose type admits null. */
+export type NullableKeys<T> = {
+  [K in keyof T as string extends K ? never : null extends T[K] ? K : never]: T[K];
+} extends infer R
+  ? keyof R & string
+  : never;
+
+export interface AzureEntityTableOptions<T extends Entity> {
+  /** Fields that may be null: absent properties of these read back as null. */
+  nullableFields?: readonly NullableKeys<T>[];
+  /** Per-call deadline in ms (SDK retries included); 0 disables. Default 30 s. */
+  timeoutMs?: number;
+  /** Page size of list(); the service maximum (1000) by default. Small values are for tests. */
+  listPageSize?: number;
+}
+
+const SYSTEM_FIELDS = new Set(['partitionKey', 'rowKey', 'timestamp', 'etag']);
+const FIELD_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,254}$/;
+const INT32_MIN = -(2 ** 31);
+const INT32_MAX = 2 ** 31 - 1;
+
+type WireValue = EntityValue | { value: number; type: 'Double' };
+
+function toWire(value: Entity): Record<string, WireValue> {
+  const wire: Record<string, WireValue> = {};
+  for (const [field, v] of Object.entries(value)) {
+    if (SYSTEM_FIELDS.has(field)) throw new Error(`Entity field name ${field} is reserved by Azure Tables.`);
+    // Absent is how Tables stores null; sending null is also dropped by the service.
+    if (v === null || v === undefined) continue;
+    wire[field] = typeof v === 'number' && Number.isInteger(v) && (v < INT32_MIN || v > INT32_MAX) ? { value: v, type: 'Double' } : v;
+  }
+  return wire;
+}
+
+function fromWire(raw: Record<string, unknown>, nullable: readonly string[]): Entity {
+  const out: Entity = {};
+  for (const field of nullable) out[field] = null;
+  for (const [field, v] of Object.entries(raw)) {
+    if (SYSTEM_FIELDS.has(field) || field.startsWith('odata.') || field.includes('@odata.')) continue;
+    if (typeof v === 'bigint') out[field] = Number(v);
+    else if (v instanceof Date) out[field] = v.toISOString();
+    else if (v === null || typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean') out[field] = v;
+    else if (typeof v === 'object' && 'value' in v) out[field] = String(v.value);
+  }
+  return out;
+}
+
+export class AzureEntityTable<T extends Entity> implements EntityTable<T> {
+  private readonly nullable: readonly string[];
+  private readonly timeoutMs: number;
+  private readonly listPageSize: number;
+
+  constructor(
+    private readonly client: TableClient,
+    private readonly partitionKey: string,
+    options: AzureEntityTableOptions<T> = {},
+  ) {
+    this.nullable = options.nullableFields ?? [];
+    this.timeoutMs = options.timeoutMs ?? 30_000;
+    this.listPageSize = options.listPageSize ?? 1000;
+  }
+
+  private entity(key: string, value: T): TableEntity<Record<string, WireValue>> {
+    return { ...toWire(value), partitionKey: this.partitionKey, rowKey: escapeTableKey(key) };
+  }
+
+  private versioned(raw: TableEntityResult<Record<string, unknown>>): Versioned<T> {
+    return { key: unescapeTableKey(raw.rowKey ?? ''), value: fromWire(raw, this.nullable) as T, etag: raw.etag };
+  }
+
+  private what(operation: string, key: string): string {
+    return `${operation} ${this.client.tableName}/${key}`;
+  }
+
+  async get(key: string): Promise<Versioned<T> | undefined> {
+    try {
+      const raw = await this.client.getEntity<Record<string, unknown>>(this.partitionKey, escapeTableKey(key), { abortSignal: callSignal(this.timeoutMs) });
+      return this.versioned(raw);
+    } catch (error) {
+      if (statusOf(error) === 404) return undefined;
+      rethrow(error, this.what('get entity', key));
+    }
+  }
+
+  async insert(key: string, value: T): Promise<string> {
+    try {
+      const response = await this.client.createEntity(this.entity(key, value), { abortSignal: callSignal(this.timeoutMs) });
+      return response.etag ?? '';
+    } catch (error) {
+      if (statusOf(error) === 409) throw new ConflictError(`${this.what('insert entity', key)}: ${errorCodeOf(error) ?? 'entity exists'}`);
+      rethrow(error, this.what('insert entity', key));
+    }
+  }
+
+  async replace(key: string, value: T, etag: string): Promise<string> {
+    try {
+      const response = await this.client.updateEntity(this.entity(key, value), 'Replace', { etag, abortSignal: callSignal(this.timeoutMs) });
+      return response.etag ?? '';
+    } catch (error) {
+      // A deleted entity is as stale as a changed one (the in-memory table treats both alike).
+      const status = statusOf(error);
+      if (status === 412 || status === 404) throw new PreconditionFailedError(`${this.what('replace entity', key)}: ${errorCodeOf(error) ?? 'changed'}`);
+      rethrow(error, this.what('replace entity', key));
+    }
+  }
+
+  async upsert(key: string, value: T): Promise<string> {
+    try {
+      const response = await this.client.upsertEntity(this.entity(key, value), 'Replace', { abortSignal: callSignal(this.timeoutMs) });
+      return response.etag ?? '';
+    } catch (error) {
+      rethrow(error, this.what('upsert entity', key));
+    }
+  }
+
+  async delete(key: string, etag?: string): Promise<boolean> {
+    try {
+      await this.client.deleteEntity(this.partitionKey, escapeTableKey(key), { etag: etag ?? '*', abortSignal: callSignal(this.timeoutMs) });
+      return true;
+    } catch (error) {
+      const status = statusOf(error);
+      if (status === 404) return false;
+      if (status === 412) throw new PreconditionFailedError(`${this.what('delete entity', key)}: ${errorCodeOf(error) ?? 'changed'}`);
+      rethrow(error, this.what('delete entity', key));
+    }
+  }
+
+  /** The OData filter for the partition and the equality conditions; values go through `odata` so quotes are escaped. */
+  filterFor(where: Partial<Record<string, string | number | boolean>> = {}): string {
+    const clauses = [odata`PartitionKey eq ${this.partitionKey}`];
+    for (const [field, value] of Object.entries(where)) {
+      if (value === undefined) continue;
+      if (!FIELD_NAME.test(field) || SYSTEM_FIELDS.has(field)) throw new Error(`Cannot filter on field ${JSON.stringify(field)}.`);
+      if (typeof value === 'number' && !Number.isFinite(value)) throw new Error(`Cannot filter ${field} on ${value}.`);
+      // odata only quotes a string when text precedes it, hence the ' eq ' inside the template.
+      clauses.push(field + odata` eq ${value}`);
+    }
+    return clauses.join(' and ');
+  }
+
+  async *list(where: Partial<Record<keyof T & string, string | number | boolean>> = {}): AsyncIterable<Versioned<T>> {
+    const pages = this.client
+      .listEntities<Record<string, unknown>>({ queryOptions: { filter: this.filterFor(where) } })
+      .byPage({ maxPageSize: this.listPageSize });
+    while (true) {
+      let page;
+      try {
+        page = await pages.next();
+      } catch (error) {
+        rethrow(error, `list entities ${this.client.tableName}`);
+      }
+      if (page.done) return;
+      for (const raw of page.value) yield this.versioned(raw);
+    }
+  }
+}

@@ -1,0 +1,255 @@
+// AzureEntityTable with the real @azure/data-tables client against Azurite.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { AzureNamedKeyCredential, TableClient } from '@azure/data-tables';
+import { devAccountKey, devAccountName, type Azurite } from '../../dev/azurite.js';
+import { AzureEntityTable } from '../../shared/azure/entity-table.js';
+import { ConflictError, PreconditionFailedError, TransientError } from '../../shared/pipeline/errors.js';
+import { escapeTableKey } from '../../shared/pipeline/keys.js';
+import type { AssignmentEntity, TokenEntity } from '../../shared/pipeline/ports.js';
+import { MemoryTable } from '../helpers/memory-ports.js';
+import { collect, startFailingServer, startTestAzurite, uniqueName } from './helpers.js';
+
+let azurite: Azurite;
+
+async function newTableClient(): Promise<TableClient> {
+  const client = TableClient.fromConnectionString(azurite.connectionString, uniqueName('t'), { allowInsecureConnection: true });
+  await client.createTable();
+  return client;
+}
+
+const NULLABLE = ['upn', 'buildId', 'exportFile', 'exportingSince', 'lastAcceptedStep', 'lockedUntil', 'lastVerifiedAt', 'driftSeconds'] as const;
+
+async function newTokenTable(listPageSize?: number): Promise<AzureEntityTable<TokenEntity>> {
+  return new AzureEntityTable<TokenEntity>(await newTableClient(), 'token', { nullableFields: NULLABLE, listPageSize });
+}
+
+function token(serial: string, overrides: Partial<TokenEntity> = {}): TokenEntity {
+  return {
+    serial,
+    state: 'stored',
+    manufacturer: 'Token2',
+    model: 'C202',
+    type: 'totp',
+    algorithm: 'SHA1',
+    digits: 6,
+    period: 30,
+    secretBytes: 20,
+    secretName: `oath-${serial}`,
+    secretVersion: '0123456789abcdef0123456789abcdef',
+    batch: 'seeds/batch-1.csv@"0x8DC"',
+    createdAt: '2026-01-02T03:04:05.000Z',
+    updatedAt: '2026-01-02T03:04:05.000Z',
+    upn: null,
+    buildId: null,
+    exportFile: null,
+    exportingSince: null,
+    lastAcceptedStep: null,
+    failedAttempts: 0,
+    lockedUntil: null,
+    lastVerifiedAt: null,
+    driftSeconds: null,
+    history: '[]',
+    ...overrides,
+  };
+}
+
+before(async () => {
+  azurite = await startTestAzurite();
+});
+
+after(async () => {
+  await azurite?.close();
+});
+
+void describe('get and insert', () => {
+  void test('round-trips a token entity exactly: nulls stay null, no system fields leak', async () => {
+    const table = await newTokenTable();
+    const value = token('a1', { history: '[{"at":"x","event":"stored"}]' });
+    const etag = await table.insert('a1', value);
+    assert.ok(etag.length > 0);
+    const read = await table.get('a1');
+    assert.deepEqual(read, { key: 'a1', value, etag });
+  });
+
+  void test('numbers beyond Int32, negatives, fractions and booleans survive', async () => {
+    const client = await newTableClient();
+    const table = new AzureEntityTable<{ big: number; negative: number; fraction: number; flag: boolean; text: string }>(client, 'p');
+    const value = { big: 2 ** 40 + 3, negative: -(2 ** 33), fraction: 0.25, flag: false, text: '' };
+    await table.insert('k', value);
+    assert.deepEqual((await table.get('k'))?.value, value);
+  });
+
+  void test('missing keys read as undefined', async () => {
+    const table = await newTokenTable();
+    assert.equal(await table.get('missing'), undefined);
+  });
+
+  void test('inserting an existing key throws ConflictError and keeps the first value', async () => {
+    const table = await newTokenTable();
+    await table.insert('dup', token('dup'));
+    await assert.rejects(table.insert('dup', token('dup', { state: 'retired' })), ConflictError);
+    assert.equal((await table.get('dup'))?.value.state, 'stored');
+  });
+
+  void test('keys with / \\ # ? %, control characters, quotes and unicode', async () => {
+    const table = await newTokenTable();
+    const keys = ['a/b', 'back\\slash', 'hash#1', 'what?', '100%', '%2F', 'tab\there', "O'Brien", 'ünïcødé-序列-🔑', 'plain'];
+    for (const key of keys) await table.insert(key, token(key));
+    for (const key of keys) {
+      const read = await table.get(key);
+      assert.equal(read?.key, key);
+      assert.equal(read?.value.serial, key);
+    }
+    // '%2F' and 'a/b' stay distinct: escaping is collision-free.
+    assert.notEqual(escapeTableKey('%2F'), escapeTableKey('/'));
+    const listed = (await collect(table.list())).map((v) => v.key).sort();
+    assert.deepEqual(listed, [...keys].sort());
+    for (const key of keys) assert.equal(await table.delete(key), true);
+    assert.deepEqual(await collect(table.list()), []);
+  });
+});
+
+void describe('replace, upsert, delete', () => {
+  void test('replace with the current etag returns a new one; a stale etag throws PreconditionFailedError', async () => {
+    const table = await newTokenTable();
+    const first = await table.insert('r', token('r'));
+    const second = await table.replace('r', token('r', { state: 'exporting', upn: 'ana@contoso.com' }), first);
+    assert.notEqual(second, first);
+    await assert.rejects(table.replace('r', token('r', { state: 'retired' }), first), PreconditionFailedError);
+    const read = await table.get('r');
+    assert.equal(read?.etag, second);
+    assert.equal(read?.value.state, 'exporting');
+    assert.equal(read?.value.upn, 'ana@contoso.com');
+
+    // Replace drops fields set before: going back to null clears them.
+    await table.replace('r', token('r', { state: 'stored', upn: null }), second);
+    assert.equal((await table.get('r'))?.value.upn, null);
+  });
+
+  void test('replacing a deleted entity is a PreconditionFailedError too', async () => {
+    const table = await newTokenTable();
+    const etag = await table.insert('gone', token('gone'));
+    await table.delete('gone');
+    await assert.rejects(table.replace('gone', token('gone'), etag), PreconditionFailedError);
+    assert.equal(await table.get('gone'), undefined);
+  });
+
+  void test('upsert creates and overwrites', async () => {
+    const table = await newTokenTable();
+    const created = await table.upsert('u', token('u'));
+    assert.equal((await table.get('u'))?.etag, created);
+    const overwritten = await table.upsert('u', token('u', { failedAttempts: 3 }));
+    assert.notEqual(overwritten, created);
+    assert.equal((await table.get('u'))?.value.failedAttempts, 3);
+  });
+
+  void test('delete: false when absent, stale etag throws, current or no etag deletes', async () => {
+    const table = await newTokenTable();
+    assert.equal(await table.delete('absent'), false);
+    assert.equal(await table.delete('absent', 'W/"datetime\'2020-01-01T00%3A00%3A00Z\'"'), false);
+    const first = await table.insert('d', token('d'));
+    const second = await table.replace('d', token('d', { failedAttempts: 1 }), first);
+    await assert.rejects(table.delete('d', first), PreconditionFailedError);
+    assert.ok(await table.get('d'));
+    assert.equal(await table.delete('d', second), true);
+    await table.insert('e', token('e'));
+    assert.equal(await table.delete('e'), true);
+    assert.equal(await table.get('e'), undefined);
+  });
+});
+
+void describe('list', () => {
+  void test('pages through more entities than a page holds', async () => {
+    const table = await newTokenTable(3);
+    const serials = Array.from({ length: 8 }, (_, i) => `s${i}`);
+    for (const serial of serials) await table.insert(serial, token(serial));
+    const listed = await collect(table.list());
+    assert.deepEqual(listed.map((v) => v.key).sort(), serials);
+    for (const item of listed) assert.equal(item.etag, (await table.get(item.key))?.etag);
+  });
+
+  void test('filters on equality of strings (quotes escaped), numbers and booleans', async () => {
+    const client = await newTableClient();
+    const table = new AzureEntityTable<AssignmentEntity & { active: boolean }>(client, 'assignment', { listPageSize: 2 });
+    const rows: [string, AssignmentEntity & { active: boolean }][] = [
+      ['1', { serial: '1', upn: "o'brien@contoso.com", sourceFile: 'a.csv', line: 2, createdAt: 't', active: true }],
+      ['2', { serial: '2', upn: 'ana@contoso.com', sourceFile: 'a.csv', line: 3, createdAt: 't', active: false }],
+      ['3', { serial: '3', upn: "o'brien@contoso.com", sourceFile: 'b.csv', line: 2, createdAt: 't', active: true }],
+      ['4', { serial: '4', upn: "' or true or ''='", sourceFile: 'b.csv', line: 9, createdAt: 't', active: true }],
+    ];
+    for (const [key, value] of rows) await table.insert(key, value);
+    const keys = async (where: Parameters<typeof table.list>[0]) => (await collect(table.list(where))).map((v) => v.key).sort();
+
+    assert.deepEqual(await keys({ upn: "o'brien@contoso.com" }), ['1', '3']);
+    assert.deepEqual(await keys({ upn: "o'brien@contoso.com", sourceFile: 'b.csv' }), ['3']);
+    assert.deepEqual(await keys({ line: 2 }), ['1', '3']);
+    assert.deepEqual(await keys({ active: false }), ['2']);
+    assert.deepEqual(await keys({ upn: "' or true or ''='" }), ['4'], 'a value cannot widen the filter');
+    assert.deepEqual(await keys({ upn: 'nobody' }), []);
+    assert.deepEqual(await keys({}), ['1', '2', '3', '4']);
+    assert.throws(() => table.filterFor({ 'upn eq upn or 1': 'x' }), /Cannot filter/);
+  });
+
+  void test('only its own partition: entities of another partition in the same table are invisible', async () => {
+    const client = await newTableClient();
+    const mine = new AzureEntityTable<{ v: string }>(client, 'mine');
+    const theirs = new AzureEntityTable<{ v: string }>(client, 'theirs');
+    await mine.insert('k', { v: 'mine' });
+    await theirs.insert('k', { v: 'theirs' });
+    assert.deepEqual((await collect(mine.list())).map((e) => e.value), [{ v: 'mine' }]);
+    assert.equal((await theirs.get('k'))?.value.v, 'theirs');
+  });
+});
+
+void test('behaves like the in-memory table through the same sequence of calls', async () => {
+  const azure = await newTokenTable(2);
+  const memory = new MemoryTable<TokenEntity>();
+  const outcome = async (table: AzureEntityTable<TokenEntity> | MemoryTable<TokenEntity>) => {
+    const log: unknown[] = [];
+    const step = async (fn: () => Promise<unknown>) => {
+      try {
+        const r = await fn();
+        log.push(typeof r === 'string' ? 'etag' : r);
+      } catch (e) {
+        log.push((e as Error).name);
+      }
+    };
+    const e1 = await table.insert('x/1', token('x/1'));
+    await step(() => table.insert('x/1', token('x/1')));
+    const e2 = await table.replace('x/1', token('x/1', { state: 'exported', upn: 'u@c' }), e1);
+    await step(() => table.replace('x/1', token('x/1'), e1));
+    await step(() => table.delete('x/1', e1));
+    await step(() => table.upsert('y', token('y', { state: 'exported' })));
+    await step(() => table.delete('nope'));
+    await step(async () => (await table.get('x/1'))?.value);
+    await step(async () => (await collect(table.list({ state: 'exported' }))).map((v) => [v.key, v.value]).sort());
+    await step(() => table.delete('x/1', e2));
+    await step(async () => (await collect(table.list())).map((v) => v.key));
+    return log;
+  };
+  const fromAzure = await outcome(azure);
+  assert.deepEqual(fromAzure.slice(0, 3), ['ConflictError', 'PreconditionFailedError', 'PreconditionFailedError']);
+  assert.deepEqual(fromAzure, await outcome(memory));
+});
+
+void describe('transient failures', () => {
+  void test('503 with Retry-After and 429 become TransientError', async (t) => {
+    for (const [status, headers, retryAfterMs] of [
+      [503, { 'retry-after': '2' }, 2000],
+      [429, {}, undefined],
+      [500, { 'retry-after-ms': '250' }, 250],
+    ] as const) {
+      const failing = await startFailingServer(status, headers);
+      t.after(() => failing.close());
+      const client = new TableClient(`${failing.url}/${devAccountName}`, 'tokens', new AzureNamedKeyCredential(devAccountName, devAccountKey), {
+        allowInsecureConnection: true,
+        retryOptions: { maxRetries: 0 },
+      });
+      const table = new AzureEntityTable<{ v: string }>(client, 'p');
+      for (const call of [() => table.get('k'), () => table.insert('k', { v: '' }), () => table.replace('k', { v: '' }, '*'), () => table.upsert('k', { v: '' }), () => table.delete('k'), () => collect(table.list())]) {
+        await assert.rejects(call(), (e: unknown) => e instanceof TransientError && e.status === status && e.retryAfterMs === retryAfterMs);
+      }
+    }
+  });
+});
