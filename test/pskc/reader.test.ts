@@ -1,0 +1,235 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import fc from 'fast-check';
+import { decryptValue, ENCRYPTION_ALGORITHMS } from '../../shared/formats/pskc-crypto.js';
+import { describePskcKeyNeed, looksLikePskc, readPskc } from '../../shared/formats/pskc.js';
+import {
+  PSKC_NS,
+  buildEncryptedPskc,
+  buildPskc,
+  deterministicBytes,
+  expectedToken,
+  keyBytesOf,
+  type CipherName,
+  type FixtureKey,
+  type HashName,
+} from '../fixtures/pskc/generate.js';
+import { asExpected, fileError, fixture } from './helpers.js';
+
+const bytes = (text: string) => Buffer.from(text, 'utf8');
+
+function totp(serial: string, extra: Partial<FixtureKey> = {}): FixtureKey {
+  return { serial, keyId: `id-${serial}`, manufacturer: 'Acme', model: 'M1', type: 'totp', digits: 6, secret: deterministicBytes(`t/${serial}`, 20), ...extra };
+}
+
+void describe('namespaces', () => {
+  void it('reads PSKC elements under any prefix, and ignores look-alikes from other namespaces', () => {
+    const xml = `<p:KeyContainer Version="1.0" xmlns:p="${PSKC_NS}" xmlns:q="urn:other">
+  <q:KeyPackage><p:Key Id="ignored" Algorithm="${PSKC_NS}:totp"/></q:KeyPackage>
+  <p:KeyPackage>
+    <p:DeviceInfo><p:SerialNo>S1</p:SerialNo><q:SerialNo>not-this</q:SerialNo></p:DeviceInfo>
+    <p:Key Id="k1" Algorithm="${PSKC_NS}:totp">
+      <p:Data><p:Secret><p:PlainValue>${deterministicBytes('ns', 20).toString('base64')}</p:PlainValue></p:Secret></p:Data>
+    </p:Key>
+    <Key xmlns="urn:other" Id="k2" Algorithm="${PSKC_NS}:totp"/>
+  </p:KeyPackage>
+</p:KeyContainer>`;
+    const result = readPskc(bytes(xml), { fileName: 'ns.xml' });
+    assert.deepEqual(result.problems, []);
+    assert.deepEqual(
+      result.tokens.map((t) => [t.serial, Buffer.from(t.secret).toString('hex')]),
+      [['S1', deterministicBytes('ns', 20).toString('hex')]],
+    );
+  });
+
+  void it('refuses a pskc: prefix bound to another namespace', () => {
+    const xml = buildPskc({ keys: [totp('S1')], prefix: 'pskc', seed: 'x' }).replace(`xmlns:pskc="${PSKC_NS}"`, 'xmlns:pskc="urn:evil"');
+    fileError(() => readPskc(bytes(xml), { fileName: 'f' }), 'PSKC_MALFORMED');
+  });
+
+  void it('refuses an undeclared prefix and a KeyContainer of another version', () => {
+    fileError(() => readPskc(bytes(`<x:KeyContainer Version="1.0"/>`), { fileName: 'f' }), 'PSKC_MALFORMED');
+    const v2 = buildPskc({ keys: [totp('S1')], seed: 'x' }).replace('Version="1.0"', 'Version="2.0"');
+    assert.match(fileError(() => readPskc(bytes(v2), { fileName: 'f' }), 'PSKC_MALFORMED').message, /"2\.0"/);
+  });
+
+  void it('decodes predefined entities, character references and CDATA, and refuses unknown entities', () => {
+    const secret = deterministicBytes('ent', 20).toString('base64');
+    const xml = buildPskc({ keys: [totp('S&1', { manufacturer: 'A&B <C>' })], seed: 'x' })
+      .replace('<SerialNo>S&amp;1</SerialNo>', '<SerialNo>S&#38;&#x31;</SerialNo>')
+      .replace(`<PlainValue>${secret}</PlainValue>`, `<PlainValue><![CDATA[${secret}]]></PlainValue><!-- a comment -->`);
+    const [token] = readPskc(bytes(xml), { fileName: 'f' }).tokens;
+    assert.equal(token?.serial, 'S&1');
+    assert.equal(token?.manufacturer, 'A&B <C>');
+    const unknown = buildPskc({ keys: [totp('S1', { manufacturer: '&foo;' })], seed: 'x' }).replace('&amp;foo;', '&foo;');
+    fileError(() => readPskc(bytes(unknown), { fileName: 'f' }), 'PSKC_MALFORMED');
+  });
+});
+
+void describe('token fields', () => {
+  void it('falls back to the Key Id, defaults manufacturer and model to empty, interval 30, 6 digits, SHA1', () => {
+    const xml = `<KeyContainer Version="1.0" xmlns="${PSKC_NS}"><KeyPackage><Key Id=" K-9 " Algorithm="${PSKC_NS}:totp"><Data><Secret><PlainValue>
+      ${deterministicBytes('d', 20).toString('base64')}
+    </PlainValue></Secret></Data></Key></KeyPackage></KeyContainer>`;
+    const result = readPskc(bytes(xml), { fileName: 'f' });
+    assert.deepEqual(result.tokens.map(asExpected), [
+      { serial: 'K-9', manufacturer: '', model: '', type: 'totp', algorithm: 'SHA1', digits: 6, period: 30, secretHex: deterministicBytes('d', 20).toString('hex') },
+    ]);
+    assert.equal(result.tokens[0]!.line, 1);
+  });
+
+  void it('turns TimeDrift intervals into seconds and keeps Counter', () => {
+    const key = totp('S1', { interval: 60, drift: 3, counter: 12, suite: 'HMAC-SHA512', digits: 8 });
+    const [token] = readPskc(bytes(buildPskc({ keys: [key], seed: 'x' })), { fileName: 'f' }).tokens;
+    assert.equal(token?.timeDriftSeconds, 180);
+    assert.equal(token?.counter, 12);
+    assert.equal(token?.algorithm, 'SHA512');
+    assert.equal(token?.digits, 8);
+  });
+
+  void it('reports a secret that is not base64, a secret above the maximum, and a bad Counter', () => {
+    const keys = [totp('B64'), totp('LONG', { secret: deterministicBytes('long', 129) }), totp('CTR', { counter: 5 })];
+    const xml = buildPskc({ keys, seed: 'x' })
+      .replace(`<PlainValue>${keys[0]!.secret!.toString('base64')}</PlainValue>`, '<PlainValue>not*base64</PlainValue>')
+      .replace('<Counter><PlainValue>5</PlainValue></Counter>', '<Counter><PlainValue>-5</PlainValue></Counter>');
+    const result = readPskc(bytes(xml), { fileName: 'f' });
+    assert.deepEqual(result.tokens, []);
+    assert.deepEqual(
+      result.problems.map((p) => [p.code, p.serial]),
+      [
+        ['SECRET_INVALID_CHARACTERS', 'B64'],
+        ['SECRET_TOO_LONG', 'LONG'],
+        ['FIELD_INVALID', 'CTR'],
+      ],
+    );
+  });
+
+  void it('does not report a serial conflict between a valid key and one left out for another error', () => {
+    const result = readPskc(bytes(buildPskc({ keys: [totp('S1'), totp('S1', { digits: 7, secret: deterministicBytes('other', 20) })], seed: 'x' })), {
+      fileName: 'f',
+    });
+    assert.deepEqual(result.tokens.map((t) => t.serial), ['S1']);
+    assert.deepEqual(result.problems.map((p) => p.code), ['DIGITS_INVALID']);
+  });
+
+  void it('treats the same serial and secret with different settings as a conflict', () => {
+    const result = readPskc(bytes(buildPskc({ keys: [totp('S1'), totp('S1', { digits: 8 })], seed: 'x' })), { fileName: 'f' });
+    assert.deepEqual(result.tokens, []);
+    assert.deepEqual(result.problems.map((p) => p.code), ['DUPLICATE_SERIAL_CONFLICT', 'DUPLICATE_SERIAL_CONFLICT']);
+    assert.match(result.problems[0]!.message, /same secret but different settings/);
+  });
+});
+
+void describe('encryption', () => {
+  void it('decrypts the RFC figure 6 MACKey to the published MAC key', () => {
+    const macKeyCipher = Buffer.from('ESIzRFVmd4iZABEiM0RVZgKn6WjLaTC1sbeBMSvIhRejN9vJa2BOlSaMrR7I5wSX', 'base64');
+    const aes128 = ENCRYPTION_ALGORITHMS.get('http://www.w3.org/2001/04/xmlenc#aes128-cbc')!;
+    assert.equal(decryptValue(aes128, Buffer.from('12345678901234567890123456789012', 'hex'), macKeyCipher).toString('hex'), '1122334455667788990011223344556677889900');
+  });
+
+  void it('round-trips every cipher with every MAC hash, prefixed or not (property)', () => {
+    const ciphers: CipherName[] = ['aes128-cbc', 'aes192-cbc', 'aes256-cbc', 'tripledes-cbc', 'kw-aes128', 'kw-aes192', 'kw-aes256'];
+    const hashes: HashName[] = ['sha1', 'sha224', 'sha256', 'sha384', 'sha512'];
+    fc.assert(
+      fc.property(
+        fc.constantFrom(...ciphers),
+        fc.constantFrom(...hashes),
+        fc.boolean(),
+        fc.boolean(),
+        fc.array(fc.integer({ min: 2, max: 8 }), { minLength: 1, maxLength: 3 }),
+        fc.string({ minLength: 1, maxLength: 8 }),
+        (cipher, hash, prefixed, withMacKey, blocks, seed) => {
+          const keys = blocks.map((b, i) => totp(`S${i}`, { secret: deterministicBytes(`${seed}/${i}`, b * 8) }));
+          const psk = deterministicBytes(`psk/${seed}`, keyBytesOf(cipher));
+          const xml = buildPskc({ keys, seed, prefix: prefixed ? 'pskc' : '', encryption: { cipher, psk, mac: { hash, withMacKey } } });
+          const result = readPskc(bytes(xml), { fileName: 'f', psk });
+          assert.deepEqual(result.tokens.map(asExpected), keys.map(expectedToken));
+          assert.deepEqual(result.problems, []);
+        },
+      ),
+      { numRuns: 40 },
+    );
+  });
+
+  void it('derives keys with PBKDF2 for the SHA-224 and SHA-384 PRFs too', () => {
+    for (const prf of ['sha224', 'sha384'] as const) {
+      const keys = [totp('P1')];
+      const password = { password: 'pässwörd', salt: deterministicBytes(`salt/${prf}`, 16), iterations: 500, prf };
+      const xml = buildPskc({ keys, seed: prf, encryption: { cipher: 'aes192-cbc', password, mac: { hash: 'sha256', withMacKey: true } } });
+      assert.deepEqual(readPskc(bytes(xml), { fileName: 'f', password: 'pässwörd' }).tokens.map(asExpected), keys.map(expectedToken));
+      fileError(() => readPskc(bytes(xml), { fileName: 'f', password: 'passwort' }), 'PSKC_DECRYPTION_FAILED');
+    }
+  });
+
+  void it('checks every MAC before using any token: an altered last MAC fails the whole file', () => {
+    const psk = deterministicBytes('last', 16);
+    const xml = buildPskc({ keys: [totp('A'), totp('B'), totp('C')], seed: 'last', encryption: { cipher: 'aes128-cbc', psk, mac: { hash: 'sha256', withMacKey: true } } });
+    const macs = [...xml.matchAll(/<ValueMAC>([^<]+)<\/ValueMAC>/g)];
+    const last = macs[macs.length - 1]!;
+    const altered = Buffer.from(last[1]!, 'base64');
+    altered[altered.length - 1]! ^= 0x01;
+    const tampered = xml.slice(0, last.index) + `<ValueMAC>${altered.toString('base64')}</ValueMAC>` + xml.slice(last.index + last[0].length);
+    fileError(() => readPskc(bytes(tampered), { fileName: 'f', psk }), 'PSKC_DECRYPTION_FAILED');
+  });
+
+  void it('refuses a ValueMAC when no MACMethod says how to check it', () => {
+    const psk = deterministicBytes('orphan', 16);
+    const xml = buildPskc({ keys: [totp('A')], seed: 'o', encryption: { cipher: 'aes128-cbc', psk, mac: { hash: 'sha1', withMacKey: false } } }).replace(
+      /<MACMethod[^>]*\/>/,
+      '',
+    );
+    assert.match(fileError(() => readPskc(bytes(xml), { fileName: 'f', psk }), 'PSKC_MALFORMED').message, /MACMethod/);
+  });
+
+  void it('reads CBC without any MAC but warns that a wrong key may go unnoticed', () => {
+    const psk = deterministicBytes('nomac', 16);
+    const keys = [totp('A')];
+    const result = readPskc(bytes(buildPskc({ keys, seed: 'n', encryption: { cipher: 'aes128-cbc', psk } })), { fileName: 'f', psk });
+    assert.deepEqual(result.tokens.map(asExpected), keys.map(expectedToken));
+    assert.deepEqual(result.problems.map((p) => [p.code, p.severity]), [['PSKC_MAC_MISSING', 'warning']]);
+  });
+
+  void it('refuses a hostile PBKDF2 iteration count before deriving anything', () => {
+    const password = { password: 'pw', salt: deterministicBytes('s', 8), iterations: 1000 };
+    const xml = buildPskc({ keys: [totp('A')], seed: 'i', encryption: { cipher: 'aes128-cbc', password, mac: { hash: 'sha1', withMacKey: true } } }).replace(
+      '<IterationCount>1000<',
+      '<IterationCount>999999999999<',
+    );
+    assert.match(fileError(() => readPskc(bytes(xml), { fileName: 'f', password: 'pw' }), 'PSKC_MALFORMED').message, /IterationCount/);
+  });
+
+  void it('reads a large AES-CBC + HMAC file from the bulk generator', () => {
+    const psk = deterministicBytes('bulk-psk', 16);
+    const { xml, tokens } = buildEncryptedPskc({ count: 500, psk });
+    const result = readPskc(bytes(xml), { fileName: 'bulk', psk });
+    assert.deepEqual(result.problems, []);
+    assert.deepEqual(result.tokens.map(asExpected), tokens);
+  });
+
+  void it('ignores a key given for a plain file', () => {
+    const result = readPskc(fixture('totp-60s-8digits-sha256.pskcxml'), { fileName: 'f', psk: deterministicBytes('x', 16), password: 'x' });
+    assert.equal(result.tokens.length, 1);
+  });
+});
+
+void describe('looksLikePskc and describePskcKeyNeed', () => {
+  void it('sniffs XML after a BOM and whitespace, and nothing else', () => {
+    assert.equal(looksLikePskc(Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), bytes(' \r\n\t<?xml version="1.0"?>')])), true);
+    assert.equal(looksLikePskc(bytes('<KeyContainer/>')), true);
+    assert.equal(looksLikePskc(bytes('serial number,secret key\n')), false);
+    assert.equal(looksLikePskc(bytes('   ')), false);
+    assert.equal(looksLikePskc(new Uint8Array()), false);
+  });
+
+  void it('says which key a file needs without any key material', () => {
+    assert.deepEqual(describePskcKeyNeed(fixture('rfc6030-figure6.pskcxml')), { encrypted: true, kind: 'psk', keyName: 'Pre-shared-key' });
+    assert.deepEqual(describePskcKeyNeed(fixture('pbkdf2-prf-sha256.pskcxml')), { encrypted: true, kind: 'password', keyName: 'My Password 1' });
+    assert.deepEqual(describePskcKeyNeed(fixture('rfc6030-figure2.pskcxml')), { encrypted: false });
+    assert.deepEqual(describePskcKeyNeed(fixture('not-xml.pskcxml')), { encrypted: false });
+    const unnamed = buildPskc({ keys: [totp('A')], seed: 'u', encryption: { cipher: 'aes128-cbc', psk: deterministicBytes('u', 16) } }).replace(
+      /<EncryptionKey>.*<\/EncryptionKey>/,
+      '',
+    );
+    assert.deepEqual(describePskcKeyNeed(bytes(unnamed)), { encrypted: true, kind: 'psk' });
+  });
+});
