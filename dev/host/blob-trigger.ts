@@ -1,0 +1,350 @@
+/**
+ * Blob triggers, found by polling: Azurite raises no Event Grid events, so
+ * every registration is served by listing its container, whatever `source`
+ * it declares. Behaviour follows the polling host:
+ * - a blob is processed once per ETag; the proof is a blob receipt in
+ *   `azure-webjobs-hosts/blobreceipts/<hostId>/<functionId>/<etag>/<container>/<blob>`,
+ *   so restarts do not reprocess;
+ * - a failing blob is tried up to 5 times, then a message goes to the queue
+ *   `webjobs-blobtrigger-poison` and the blob is not tried again;
+ * - a blob whose invocation is still running is not started again.
+ */
+import { randomUUID } from 'node:crypto';
+import { BlobServiceClient, RestError, type BlobGetPropertiesResponse, type ContainerClient } from '@azure/storage-blob';
+import { QueueServiceClient } from '@azure/storage-queue';
+import type { RegisteredFunction } from './core-module.js';
+import type { RpcTypedData } from './core-types.js';
+import { resolveAppSettingExpressions, resolveStorageConnection, textOption } from './settings.js';
+
+export const hostsContainer = 'azure-webjobs-hosts';
+export const blobPoisonQueue = 'webjobs-blobtrigger-poison';
+export const maxBlobTries = 5;
+
+export interface BlobTriggerInvocation {
+  fn: RegisteredFunction;
+  triggerName: string;
+  data: RpcTypedData;
+  triggerMetadata: Record<string, RpcTypedData>;
+  retryCount: number;
+}
+
+export interface BlobPollerOptions {
+  functions: RegisteredFunction[];
+  hostStorage: string;
+  hostId: string;
+  pollIntervalMs: number;
+  maxConcurrency?: number;
+  invoke: (call: BlobTriggerInvocation) => Promise<void>;
+  log: (line: string) => void;
+}
+
+interface BlobWatch {
+  fn: RegisteredFunction;
+  functionId: string;
+  triggerName: string;
+  container: ContainerClient;
+  containerName: string;
+  prefix: string;
+  pattern: RegExp;
+  variables: string[];
+  dataType: string | undefined;
+}
+
+interface Candidate {
+  watch: BlobWatch;
+  blobName: string;
+  etag: string;
+  key: string;
+}
+
+/** `container/path/{name}.csv` -> container, listing prefix and a matcher for the blob name. */
+export function compileBlobPath(path: string): { container: string; prefix: string; pattern: RegExp; variables: string[] } {
+  const slash = path.indexOf('/');
+  const container = slash < 0 ? path : path.slice(0, slash);
+  const rest = slash < 0 ? '' : path.slice(slash + 1);
+  if (container.includes('{')) throw new Error(`Blob trigger path "${path}": the container name cannot be a pattern.`);
+  const variables: string[] = [];
+  let source = '^';
+  for (const part of rest.split(/(\{[^}]*\})/)) {
+    if (part === '') continue;
+    if (part.startsWith('{') && part.endsWith('}')) {
+      variables.push(part.slice(1, -1));
+      source += '(.+?)';
+    } else {
+      source += part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    }
+  }
+  // A path of only the container (or ending in "/") takes every blob under it.
+  if (rest === '' || rest.endsWith('/')) source += '.*';
+  source += '$';
+  const brace = rest.indexOf('{');
+  const prefix = brace < 0 ? (rest.endsWith('/') ? rest : '') : rest.slice(0, brace);
+  return { container, prefix, pattern: new RegExp(source), variables };
+}
+
+/** Blob properties shaped like the host's serialized BlobProperties (PascalCase; the library camel-cases them). */
+function propertiesJson(p: BlobGetPropertiesResponse): string {
+  return JSON.stringify({
+    LastModified: p.lastModified?.toISOString(),
+    CreatedOn: p.createdOn?.toISOString(),
+    Metadata: p.metadata ?? {},
+    BlobType: p.blobType ?? 'BlockBlob',
+    ContentLength: p.contentLength,
+    ContentType: p.contentType,
+    ETag: p.etag,
+    ContentHash: p.contentMD5 ? Buffer.from(p.contentMD5).toString('base64') : null,
+    ContentEncoding: p.contentEncoding ?? null,
+    ContentDisposition: p.contentDisposition ?? null,
+    ContentLanguage: p.contentLanguage ?? null,
+    CacheControl: p.cacheControl ?? null,
+    AccessTier: p.accessTier ?? null,
+    AccessTierInferred: p.accessTierInferred ?? null,
+    LeaseState: p.leaseState ?? null,
+    LeaseStatus: p.leaseStatus ?? null,
+    IsServerEncrypted: p.isServerEncrypted ?? null,
+  });
+}
+
+function isNotFound(error: unknown): boolean {
+  return error instanceof RestError && error.statusCode === 404;
+}
+
+export class BlobTriggerPoller {
+  #options: BlobPollerOptions;
+  #watches: BlobWatch[];
+  #receipts: ContainerClient;
+  #queues: QueueServiceClient;
+  #done = new Set<string>();
+  #running = new Map<string, Promise<void>>();
+  #failures = new Map<string, number>();
+  #timer: NodeJS.Timeout | undefined;
+  #stopped = false;
+  #cycle: Promise<void> | undefined;
+  #lastCyclePending = 0;
+  #cycleWaiters: (() => void)[] = [];
+  #missingContainers = new Set<string>();
+
+  constructor(options: BlobPollerOptions) {
+    this.#options = options;
+    const hostBlobs = BlobServiceClient.fromConnectionString(options.hostStorage);
+    this.#receipts = hostBlobs.getContainerClient(hostsContainer);
+    this.#queues = QueueServiceClient.fromConnectionString(options.hostStorage);
+    this.#watches = [];
+    const clients = new Map<string, BlobServiceClient>();
+    for (const fn of options.functions) {
+      for (const [triggerName, binding] of Object.entries(fn.metadata.bindings)) {
+        if (binding.type?.toLowerCase() !== 'blobtrigger') continue;
+        const connection = resolveStorageConnection(binding.connection);
+        let client = clients.get(connection);
+        if (!client) {
+          client = BlobServiceClient.fromConnectionString(connection);
+          clients.set(connection, client);
+        }
+        const compiled = compileBlobPath(resolveAppSettingExpressions(textOption(binding.path)));
+        this.#watches.push({
+          fn,
+          functionId: `Host.Functions.${fn.metadata.name}`,
+          triggerName,
+          container: client.getContainerClient(compiled.container),
+          containerName: compiled.container,
+          prefix: compiled.prefix,
+          pattern: compiled.pattern,
+          variables: compiled.variables,
+          dataType: typeof binding.dataType === 'string' ? binding.dataType : undefined,
+        });
+      }
+    }
+  }
+
+  get watching(): boolean {
+    return this.#watches.length > 0;
+  }
+
+  async start(): Promise<void> {
+    if (this.#watches.length === 0) return;
+    await this.#receipts.createIfNotExists();
+    this.#schedule(0);
+  }
+
+  #schedule(delay: number): void {
+    if (this.#stopped) return;
+    this.#timer = setTimeout(() => {
+      this.#cycle = this.#poll()
+        .catch((error: unknown) => this.#options.log(`[host] Blob polling failed: ${error instanceof Error ? error.message : String(error)}`))
+        .finally(() => {
+          this.#cycle = undefined;
+          const waiters = this.#cycleWaiters.splice(0);
+          waiters.forEach((w) => w());
+          this.#schedule(this.#options.pollIntervalMs);
+        });
+    }, delay);
+  }
+
+  /** Resolves after a complete poll that started after this call. */
+  #nextCycle(): Promise<void> {
+    return new Promise((resolve) => {
+      if (this.#stopped || this.#watches.length === 0) return resolve();
+      // A cycle already running may have listed before the caller's change: wait for the one after it.
+      const waitOne = (): Promise<void> => new Promise<void>((r) => this.#cycleWaiters.push(r));
+      if (this.#cycle) void waitOne().then(waitOne).then(resolve);
+      else void waitOne().then(resolve);
+    });
+  }
+
+  /** True while a blob is running, or the last poll found blobs not yet done (new, or waiting for another try). */
+  get busy(): boolean {
+    return this.#running.size > 0 || this.#lastCyclePending > 0;
+  }
+
+  /** Resolves once a poll finds every matching blob done and nothing is running. */
+  async settle(): Promise<void> {
+    for (;;) {
+      if (this.#stopped || this.#watches.length === 0) return;
+      await this.#nextCycle();
+      await Promise.allSettled([...this.#running.values()]);
+      if (!this.busy) return;
+    }
+  }
+
+  async #poll(): Promise<void> {
+    const maxConcurrency = this.#options.maxConcurrency ?? 16;
+    let pending = 0;
+    for (const watch of this.#watches) {
+      if (this.#stopped) return;
+      let iterator;
+      try {
+        iterator = watch.container.listBlobsFlat(watch.prefix ? { prefix: watch.prefix } : {});
+        for await (const item of iterator) {
+          const match = watch.pattern.exec(item.name);
+          if (!match) continue;
+          const listed = item.properties.etag;
+          if (!listed) continue;
+          // Listings give the ETag bare, headers quoted; receipts and poison messages use the quoted form, as the host does.
+          const etag = listed.startsWith('"') ? listed : `"${listed}"`;
+          const key = `${watch.functionId}/${etag}/${watch.containerName}/${item.name}`;
+          if (this.#done.has(key)) continue;
+          pending += 1;
+          if (this.#running.has(key) || this.#running.size >= maxConcurrency || this.#stopped) continue;
+          const candidate: Candidate = { watch, blobName: item.name, etag, key };
+          const run = this.#process(candidate)
+            .catch((error: unknown) =>
+              this.#options.log(`[host] Blob ${watch.containerName}/${item.name}: ${error instanceof Error ? error.message : String(error)}`),
+            )
+            .finally(() => this.#running.delete(key));
+          this.#running.set(key, run);
+        }
+        this.#missingContainers.delete(watch.containerName);
+      } catch (error) {
+        if (isNotFound(error)) {
+          if (!this.#missingContainers.has(watch.containerName)) {
+            this.#missingContainers.add(watch.containerName);
+            this.#options.log(`[host] Container "${watch.containerName}" for function ${watch.fn.metadata.name} does not exist yet; waiting for it.`);
+          }
+          continue;
+        }
+        throw error;
+      }
+    }
+    this.#lastCyclePending = pending;
+  }
+
+  #receiptName(c: Candidate): string {
+    return `blobreceipts/${this.#options.hostId}/${c.watch.functionId}/${c.etag}/${c.watch.containerName}/${c.blobName}`;
+  }
+
+  async #readTries(c: Candidate): Promise<{ completed: boolean; tries: number }> {
+    const known = this.#failures.get(c.key);
+    if (known !== undefined) return { completed: false, tries: known };
+    try {
+      const props = await this.#receipts.getBlockBlobClient(this.#receiptName(c)).getProperties();
+      const metadata = props.metadata ?? {};
+      return { completed: metadata.completed === 'true', tries: Number(metadata.tries ?? '0') || 0 };
+    } catch (error) {
+      if (isNotFound(error)) return { completed: false, tries: 0 };
+      throw error;
+    }
+  }
+
+  async #writeReceipt(c: Candidate, metadata: Record<string, string>): Promise<void> {
+    await this.#receipts.getBlockBlobClient(this.#receiptName(c)).upload('', 0, { metadata });
+  }
+
+  async #process(c: Candidate): Promise<void> {
+    const { completed, tries } = await this.#readTries(c);
+    if (completed) {
+      this.#done.add(c.key);
+      return;
+    }
+    if (tries >= maxBlobTries) {
+      await this.#poison(c, tries);
+      return;
+    }
+    const blob = c.watch.container.getBlobClient(c.blobName);
+    let content: Buffer;
+    let properties: BlobGetPropertiesResponse;
+    try {
+      properties = await blob.getProperties({ conditions: { ifMatch: c.etag } });
+      content = await blob.downloadToBuffer(undefined, undefined, { conditions: { ifMatch: c.etag } });
+    } catch (error) {
+      // Changed or deleted since listing: the new ETag (if any) is a new candidate on the next poll.
+      if (error instanceof RestError && (error.statusCode === 412 || error.statusCode === 404)) return;
+      throw error;
+    }
+
+    const match = c.watch.pattern.exec(c.blobName);
+    const triggerMetadata: Record<string, RpcTypedData> = {
+      BlobTrigger: { string: `${c.watch.containerName}/${c.blobName}` },
+      Uri: { string: blob.url },
+      Properties: { json: propertiesJson(properties) },
+      Metadata: { json: JSON.stringify(properties.metadata ?? {}) },
+      sys: { json: JSON.stringify({ MethodName: c.watch.fn.metadata.name, UtcNow: new Date().toISOString(), RandGuid: randomUUID() }) },
+    };
+    c.watch.variables.forEach((variable, i) => {
+      const value = match?.[i + 1];
+      if (variable && value !== undefined) triggerMetadata[variable] = { string: value };
+    });
+    const data: RpcTypedData = c.watch.dataType === 'string' ? { string: content.toString('utf8') } : { bytes: content };
+
+    try {
+      await this.#options.invoke({ fn: c.watch.fn, triggerName: c.watch.triggerName, data, triggerMetadata, retryCount: tries });
+    } catch {
+      const failed = tries + 1;
+      this.#failures.set(c.key, failed);
+      await this.#writeReceipt(c, { completed: 'false', tries: String(failed) });
+      if (failed >= maxBlobTries) await this.#poison(c, failed);
+      return;
+    }
+    await this.#writeReceipt(c, { completed: 'true', tries: String(tries + 1) });
+    this.#failures.delete(c.key);
+    this.#done.add(c.key);
+  }
+
+  async #poison(c: Candidate, tries: number): Promise<void> {
+    const queue = this.#queues.getQueueClient(blobPoisonQueue);
+    await queue.createIfNotExists();
+    const message = JSON.stringify({
+      Type: 'BlobTrigger',
+      FunctionId: c.watch.functionId,
+      BlobType: 'BlockBlob',
+      ContainerName: c.watch.containerName,
+      BlobName: c.blobName,
+      ETag: c.etag,
+    });
+    // Queue messages are base64 text, the Functions storage extension's default encoding.
+    await queue.sendMessage(Buffer.from(message, 'utf8').toString('base64'));
+    await this.#writeReceipt(c, { completed: 'true', poisoned: 'true', tries: String(tries) });
+    this.#failures.delete(c.key);
+    this.#done.add(c.key);
+    this.#options.log(
+      `[host] Blob ${c.watch.containerName}/${c.blobName} failed ${tries} times in ${c.watch.fn.metadata.name}; moved to queue ${blobPoisonQueue}.`,
+    );
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#cycleWaiters.splice(0).forEach((w) => w());
+    await this.#cycle?.catch(() => undefined);
+    await Promise.allSettled([...this.#running.values()]);
+  }
+}

@@ -1,0 +1,73 @@
+/**
+ * Runs one local Functions host in this process (one app per process).
+ *
+ *   node --import tsx dev/host/cli.ts --entry dist/functions/index.js \
+ *     [--settings local.settings.json] [--storage <AzureWebJobsStorage>] [--port 7071]
+ *     [--poll-interval-ms 1000] [--enforce-auth --master-key K --function-key name=K] [--host-id id] [--json]
+ *
+ * The storage connection string comes from --storage, else from the
+ * AzureWebJobsStorage setting. With --json, one JSON line
+ * `{"ready":true,"url":...,"port":...,"functions":[...]}` is printed when the
+ * host is ready and every log line is printed as `{"log":"..."}`.
+ */
+import { parseArgs } from 'node:util';
+import { startLocalHost } from './host.js';
+import { readLocalSettings } from './settings.js';
+
+const { values } = parseArgs({
+  options: {
+    entry: { type: 'string' },
+    settings: { type: 'string' },
+    storage: { type: 'string' },
+    port: { type: 'string' },
+    'poll-interval-ms': { type: 'string' },
+    'enforce-auth': { type: 'boolean', default: false },
+    'master-key': { type: 'string' },
+    'function-key': { type: 'string', multiple: true },
+    'host-id': { type: 'string' },
+    json: { type: 'boolean', default: false },
+  },
+});
+
+async function main(): Promise<void> {
+  if (!values.entry) throw new Error('--entry <app entry module> is required');
+  const settings = values.settings ? await readLocalSettings(values.settings) : {};
+  const storage = values.storage ?? settings.AzureWebJobsStorage ?? process.env.AzureWebJobsStorage;
+  if (!storage) throw new Error('No storage connection string: give --storage or set AzureWebJobsStorage.');
+  const functionKeys: Record<string, string> = {};
+  for (const pair of values['function-key'] ?? []) {
+    const eq = pair.indexOf('=');
+    if (eq > 0) functionKeys[pair.slice(0, eq)] = pair.slice(eq + 1);
+  }
+  const json = values.json;
+  const host = await startLocalHost({
+    entry: values.entry,
+    port: values.port === undefined ? 7071 : Number(values.port),
+    settings,
+    storageConnectionString: storage,
+    pollIntervalMs: values['poll-interval-ms'] === undefined ? undefined : Number(values['poll-interval-ms']),
+    enforceAuth: values['enforce-auth'],
+    masterKey: values['master-key'],
+    functionKeys,
+    hostId: values['host-id'],
+    log: json ? (line) => process.stdout.write(JSON.stringify({ log: line }) + '\n') : undefined,
+  });
+  if (json) process.stdout.write(JSON.stringify({ ready: true, url: host.url, port: host.port, functions: host.functions }) + '\n');
+
+  let stopping = false;
+  const stop = (): void => {
+    if (stopping) return;
+    stopping = true;
+    void host.close().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+}
+
+main().catch((error: unknown) => {
+  console.error(error instanceof Error ? error.message : String(error));
+  process.exit(1);
+});

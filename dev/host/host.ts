@@ -1,0 +1,319 @@
+/**
+ * A local Azure Functions host for Node.js v4-model apps, for machines
+ * without Azure Functions Core Tools. It loads the app's real entry module,
+ * learns the functions only from the app's `registerFunction` calls, and
+ * invokes them through the app's own programming model, as the Functions
+ * Node worker does. Triggers: HTTP, blob (polling), timer, storage queue.
+ *
+ * One app per process (the `@azure/functions` package and the ES module
+ * cache are process-wide): run a second app, or the same app again, in a new
+ * process (see `dev/host/cli.ts`).
+ */
+import type { AddressInfo } from 'node:net';
+import { existsSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { coreRegistry, installCoreModule, runHooks, type RegisteredFunction } from './core-module.js';
+import type { RpcLogCategory, RpcLogLevel, RpcTypedData } from './core-types.js';
+import { BlobTriggerPoller } from './blob-trigger.js';
+import { buildHttpRoutes, createHttpServer, routePrefix } from './http-trigger.js';
+import { invokeFunction } from './invoke.js';
+import { unsupportedBindings, writeOutputs } from './output-bindings.js';
+import { QueuePoller } from './queue-trigger.js';
+import { textOption } from './settings.js';
+import { TimerScheduler } from './timer-trigger.js';
+
+export interface LocalHostOptions {
+  /** Path of the app's entry module (e.g. dist/functions/index.js). */
+  entry: string;
+  /** HTTP port; 7071 by default, 0 for a free port. */
+  port?: number;
+  /** App settings, put into process.env before the app loads (as `func start` does with local.settings.json Values). */
+  settings?: Record<string, string>;
+  /** AzureWebJobsStorage: blob receipts, timer status and the poison queue live here. */
+  storageConnectionString: string;
+  /** How often blob containers and queues are listed (ms); 1000 by default. */
+  pollIntervalMs?: number;
+  /** Enforce HTTP authLevel (off by default, like `func start`). */
+  enforceAuth?: boolean;
+  /** Accepted for `function` and `admin` functions when auth is enforced. */
+  masterKey?: string;
+  /** Keys (name -> value) accepted for `function` functions when auth is enforced. */
+  functionKeys?: Record<string, string>;
+  /** Where host and function log lines go; console.log by default. */
+  log?: (line: string) => void;
+  /** Names this host's blob receipts and timer status; "localhost" by default. */
+  hostId?: string;
+}
+
+export interface LocalFunctionInfo {
+  name: string;
+  /** Trigger binding type, e.g. httpTrigger, blobTrigger, timerTrigger. */
+  type: string;
+  /** For HTTP: the URL template; for blob: the path; for timer: the schedule; for queue: the queue name. */
+  trigger: string;
+  methods?: string[];
+  authLevel?: string;
+  /** False for trigger types this host does not run. */
+  runsLocally: boolean;
+}
+
+export interface LocalHost {
+  /** http://127.0.0.1:PORT */
+  url: string;
+  port: number;
+  functions: LocalFunctionInfo[];
+  /** Stops polling and timers, waits for running invocations, closes the server. */
+  close(): Promise<void>;
+  /** Resolves when no invocation is running and no blob or queue message is pending. */
+  idle(): Promise<void>;
+}
+
+let started = false;
+
+const logLevelRank: Record<RpcLogLevel, number> = { trace: 0, debug: 1, information: 2, warning: 3, error: 4, critical: 5, none: 6 };
+
+function describeError(error: unknown): string {
+  if (error instanceof Error) return error.stack ?? `${error.name}: ${error.message}`;
+  return String(error);
+}
+
+/** The directory holding host.json or package.json above the entry: the function app root. */
+function findAppDirectory(entry: string): string {
+  let dir = dirname(entry);
+  for (;;) {
+    if (existsSync(resolve(dir, 'host.json')) || existsSync(resolve(dir, 'package.json'))) return dir;
+    const parent = dirname(dir);
+    if (parent === dir) return dirname(entry);
+    dir = parent;
+  }
+}
+
+function triggerOf(fn: RegisteredFunction): [string, Record<string, unknown>] | undefined {
+  const found = Object.entries(fn.metadata.bindings).find(([, b]) => b.type?.toLowerCase().endsWith('trigger'));
+  return found ? [found[0], found[1]] : undefined;
+}
+
+function expressionValues(metadata: Record<string, RpcTypedData>): Record<string, string> {
+  const values: Record<string, string> = {};
+  for (const [key, value] of Object.entries(metadata)) if (typeof value.string === 'string') values[key] = value.string;
+  return values;
+}
+
+export async function startLocalHost(opts: LocalHostOptions): Promise<LocalHost> {
+  if (started) throw new Error('This process already hosts an app: start each local host in its own process.');
+  started = true;
+
+  const write = opts.log ?? ((line: string) => console.log(line));
+  const entry = resolve(opts.entry);
+  const hostId = opts.hostId ?? 'localhost';
+  const pollIntervalMs = opts.pollIntervalMs ?? 1000;
+
+  for (const [key, value] of Object.entries(opts.settings ?? {})) process.env[key] = value;
+  process.env.AzureWebJobsStorage = opts.storageConnectionString;
+  process.env.FUNCTIONS_WORKER_RUNTIME ??= 'node';
+
+  const runLogHooks = (level: RpcLogLevel, category: RpcLogCategory, message: string): { level: RpcLogLevel; message: string } => {
+    const hooks = coreRegistry.hooks.get('log') ?? [];
+    if (hooks.length === 0) return { level, message };
+    const context = { hookData: {}, appHookData: coreRegistry.appHookData, invocationContext: undefined, category, level, message };
+    for (const hook of hooks) {
+      try {
+        void hook(context);
+      } catch {
+        // A failing log hook must not break logging.
+      }
+    }
+    // Hooks may change level and message of user logs only.
+    return category === 'user' ? { level: context.level, message: context.message } : { level, message };
+  };
+
+  coreRegistry.logSink = (level, category, message) => {
+    if (logLevelRank[level] < logLevelRank.information) return;
+    const final = runLogHooks(level, category, message);
+    write(`[host] ${final.message}`);
+  };
+  const functionLog = (name: string, invocationId: string, level: RpcLogLevel, category: RpcLogCategory, message: string): void => {
+    if (category === 'system' && logLevelRank[level] < logLevelRank.information) return;
+    const final = runLogHooks(level, category, message);
+    if (final.level === 'none') return;
+    write(`[${name}] [${invocationId}] ${final.message}`);
+  };
+
+  installCoreModule(entry);
+  await import(pathToFileURL(entry).href);
+  coreRegistry.startupFinished = true;
+  if (!coreRegistry.programmingModel) {
+    throw new Error(`${opts.entry} did not register through @azure/functions v4 (no programming model was set).`);
+  }
+  const capabilities = await coreRegistry.programmingModel.getCapabilities?.({});
+  if (capabilities?.HttpUri) {
+    write('[host] The app enabled HTTP streaming (app.setup({ enableHttpStream: true })), which this local host does not support.');
+  }
+
+  const functions = [...coreRegistry.functions.values()];
+  let running = 0;
+  let idleWaiters: (() => void)[] = [];
+  const track = async <T>(work: () => Promise<T>): Promise<T> => {
+    running += 1;
+    try {
+      return await work();
+    } finally {
+      running -= 1;
+      if (running === 0) {
+        const waiters = idleWaiters;
+        idleWaiters = [];
+        waiters.forEach((w) => w());
+      }
+    }
+  };
+
+  /** Runs one invocation, logs an "Executed" line as the host does, and throws when the function failed. */
+  const run = (fn: RegisteredFunction, triggerName: string, data: RpcTypedData, triggerMetadata: Record<string, RpcTypedData>, reason: string, retryCount = 0) =>
+    track(async () => {
+      const started = Date.now();
+      let invocationId = '?';
+      try {
+        const result = await invokeFunction(
+          fn,
+          { inputData: [{ name: triggerName, data }], triggerMetadata, retryContext: { retryCount, maxRetryCount: -1 } },
+          (name, id, level, category, message) => {
+            invocationId = id;
+            functionLog(name, id, level, category, message);
+          },
+        );
+        invocationId = result.invocationId;
+        await writeOutputs(fn.metadata.bindings, result.response, expressionValues(triggerMetadata));
+        write(`[${fn.metadata.name}] [${invocationId}] Executed 'Functions.${fn.metadata.name}' (Succeeded, Reason='${reason}', Duration=${Date.now() - started}ms)`);
+        return result.response;
+      } catch (error) {
+        const id = (error as { invocationId?: string }).invocationId ?? invocationId;
+        write(`[${fn.metadata.name}] [${id}] Executed 'Functions.${fn.metadata.name}' (Failed, Reason='${reason}', Duration=${Date.now() - started}ms): ${describeError(error)}`);
+        throw error;
+      }
+    });
+
+  const info: LocalFunctionInfo[] = [];
+  const runnable = new Set(['httptrigger', 'blobtrigger', 'timertrigger', 'queuetrigger']);
+  for (const fn of functions) {
+    const trigger = triggerOf(fn);
+    const type = textOption(trigger?.[1].type) || 'unknown';
+    const lower = type.toLowerCase();
+    const binding = trigger?.[1] ?? {};
+    const item: LocalFunctionInfo = { name: fn.metadata.name, type, trigger: '', runsLocally: runnable.has(lower) };
+    if (lower === 'httptrigger') {
+      item.trigger = `/${routePrefix}/${typeof binding.route === 'string' && binding.route !== '' ? binding.route : fn.metadata.name}`;
+      if (Array.isArray(binding.methods)) item.methods = binding.methods as string[];
+      item.authLevel = textOption(binding.authLevel) || 'function';
+    } else if (lower === 'blobtrigger') item.trigger = textOption(binding.path);
+    else if (lower === 'timertrigger') item.trigger = textOption(binding.schedule);
+    else if (lower === 'queuetrigger') item.trigger = textOption(binding.queueName);
+    info.push(item);
+    if (!item.runsLocally) write(`[host] Function ${fn.metadata.name}: trigger type ${type} is not run by the local host.`);
+    const unsupported = unsupportedBindings(fn.metadata.bindings);
+    if (unsupported.length > 0) write(`[host] Function ${fn.metadata.name}: bindings not provided locally: ${unsupported.join(', ')}`);
+  }
+
+  const waitForNoInvocation = (): Promise<void> =>
+    running === 0 ? Promise.resolve() : new Promise<void>((r) => idleWaiters.push(r));
+  // Declared before the pollers exist; only called once the host is up.
+  let idle = (): Promise<void> => Promise.resolve();
+
+  const routes = buildHttpRoutes(functions);
+  const server = createHttpServer(
+    routes,
+    { enforceAuth: opts.enforceAuth ?? false, masterKey: opts.masterKey, functionKeys: opts.functionKeys ?? {} },
+    {
+      invoke: (route, http) => run(route.fn, route.triggerName, { http }, {}, `This function was programmatically called via the host APIs.`),
+      status: () => ({ state: 'Running', functions: functions.map((f) => f.metadata.name) }),
+      idle: () => idle(),
+    },
+  );
+
+  const blobPoller = new BlobTriggerPoller({
+    functions,
+    hostStorage: opts.storageConnectionString,
+    hostId,
+    pollIntervalMs,
+    invoke: async (call) => {
+      await run(call.fn, call.triggerName, call.data, call.triggerMetadata, `New blob detected(${String(call.triggerMetadata.BlobTrigger?.string)})`, call.retryCount);
+    },
+    log: write,
+  });
+  const timers = new TimerScheduler({
+    functions,
+    hostStorage: opts.storageConnectionString,
+    hostId,
+    invoke: async (call) => {
+      await run(call.fn, call.triggerName, call.data, {}, 'Timer fired');
+    },
+    log: write,
+  });
+  const queues = new QueuePoller({
+    functions,
+    pollIntervalMs,
+    invoke: async (call) => {
+      await run(call.fn, call.triggerName, call.data, call.triggerMetadata, `New queue message detected`);
+    },
+    log: write,
+  });
+
+  const appDirectory = findAppDirectory(entry);
+  await runHooks('appStart', { hookData: {}, appHookData: coreRegistry.appHookData, functionAppDirectory: appDirectory });
+
+  await new Promise<void>((resolveListen, rejectListen) => {
+    server.once('error', rejectListen);
+    server.listen(opts.port ?? 7071, '127.0.0.1', () => {
+      server.off('error', rejectListen);
+      resolveListen();
+    });
+  });
+  const port = (server.address() as AddressInfo).port;
+  const url = `http://127.0.0.1:${port}`;
+
+  try {
+    await blobPoller.start();
+    await queues.start();
+    await timers.start();
+  } catch (error) {
+    await Promise.allSettled([blobPoller.stop(), queues.stop(), timers.stop()]);
+    await new Promise<void>((r) => server.close(() => r()));
+    throw error;
+  }
+
+  idle = async () => {
+    for (;;) {
+      await Promise.all([blobPoller.settle(), queues.settle(), timers.settle()]);
+      await waitForNoInvocation();
+      if (running === 0 && !blobPoller.busy && !queues.busy && !timers.busy) return;
+    }
+  };
+  let closing: Promise<void> | undefined;
+
+  write(`[host] Local Functions host for ${opts.entry} listening on ${url}`);
+  for (const item of info) {
+    const where = item.type.toLowerCase() === 'httptrigger' ? `${[...(item.methods ?? [])].join(',')} ${url}${item.trigger}` : item.trigger;
+    write(`[host]   ${item.name}: [${item.type}] ${where}`);
+  }
+
+  return {
+    url,
+    port,
+    functions: info,
+    close() {
+      closing ??= (async () => {
+        await Promise.allSettled([blobPoller.stop(), queues.stop(), timers.stop()]);
+        await new Promise<void>((r) => {
+          server.close(() => r());
+          server.closeIdleConnections();
+        });
+        await waitForNoInvocation();
+        await runHooks('appTerminate', { hookData: {}, appHookData: coreRegistry.appHookData }).catch((error: unknown) =>
+          write(`[host] appTerminate hook failed: ${describeError(error)}`),
+        );
+      })();
+      return closing;
+    },
+    idle: () => idle(),
+  };
+}

@@ -1,0 +1,169 @@
+/**
+ * The whole local Azure stack on one machine: Azurite (storage), the Key
+ * Vault stand-in and the local Functions host running the app, with the
+ * containers, tables and app settings the pipeline needs.
+ *
+ * Data layout under `dataDir` (default dev/data, git-ignored):
+ *   azurite/             Azurite's blobs, queues and tables
+ *   keyvault.jsonl       the vault stand-in's state: SECRETS IN PLAINTEXT, development only
+ *   local.settings.json  the app settings the host was started with
+ *
+ * The Functions host lives in this process, and a process hosts one app:
+ * call startStack once per process (dev/start.ts, or a child process in tests).
+ */
+import { mkdir, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { BlobServiceClient } from '@azure/storage-blob';
+import { TableServiceClient } from '@azure/data-tables';
+import { startAzurite, type Azurite } from './azurite.js';
+import { startLocalHost, type LocalFunctionInfo, type LocalHost } from './host/host.js';
+import { startKeyVaultStandIn, type KeyVaultRealism, type KeyVaultStandIn } from './keyvault/server.js';
+
+/** The folder with package.json above this file (also right when this file runs compiled from dist/dev/). */
+function findRepoRoot(from: string): string {
+  for (let dir = from; ; dir = dirname(dir)) {
+    if (existsSync(join(dir, 'package.json'))) return dir;
+    if (dirname(dir) === dir) return resolve(from, '..');
+  }
+}
+
+export const repoRoot = findRepoRoot(dirname(fileURLToPath(import.meta.url)));
+export const defaultDataDir = join(repoRoot, 'dev', 'data');
+export const defaultEntry = join(repoRoot, 'dist', 'functions', 'index.js');
+
+/** Fixed ports of `npm start` (ports: 'default'). */
+export const defaultPorts = { blob: 10000, queue: 10001, table: 10002, keyVault: 10010, functions: 7071 } as const;
+
+export const pipelineContainers = ['seeds', 'assignments', 'imports', 'reports', 'quarantine', 'deadletter'] as const;
+export const pipelineTables = ['tokens', 'assignments'] as const;
+
+export interface StackOptions {
+  /** Data folder; dev/data by default. */
+  dataDir?: string;
+  /** 'default' = fixed ports (see defaultPorts), 'free' = ports picked by the OS. */
+  ports?: 'default' | 'free';
+  /** App entry module; dist/functions/index.js by default (built by `npm run build`). */
+  entry?: string;
+  /** Extra app settings, merged over the stack's own. */
+  settings?: Record<string, string>;
+  /** Throttling, latency and faults of the vault stand-in. */
+  kvRealism?: KeyVaultRealism;
+  /** Blob/queue polling interval of the host (ms). */
+  pollIntervalMs?: number;
+  /** Log lines of all parts; console.log by default. */
+  log?: (line: string) => void;
+}
+
+export interface Stack {
+  dataDir: string;
+  settingsPath: string;
+  /** The app settings the host runs with (the Values of local.settings.json). */
+  settings: Record<string, string>;
+  azurite: Pick<Azurite, 'blobUrl' | 'queueUrl' | 'tableUrl' | 'connectionString' | 'pid'>;
+  keyVault: Pick<KeyVaultStandIn, 'url' | 'port' | 'setRealism' | 'stats'>;
+  functions: { url: string; port: number; list: LocalFunctionInfo[] };
+  /** Resolves when the host runs no invocation and has no blob or message pending. */
+  idle(): Promise<void>;
+  /** Stops the host (waiting for running invocations), then the vault, then Azurite. */
+  close(): Promise<void>;
+}
+
+export function stackSettings(connectionString: string, keyVaultUrl: string, extra: Record<string, string> = {}): Record<string, string> {
+  return {
+    FUNCTIONS_WORKER_RUNTIME: 'node',
+    AzureWebJobsStorage: connectionString,
+    PipelineStorage: connectionString,
+    KEY_VAULT_URL: keyVaultUrl,
+    SEED_TRIGGER_SOURCE: 'LogsAndContainerScan',
+    ...extra,
+  };
+}
+
+async function createStorage(connectionString: string): Promise<void> {
+  const blobs = BlobServiceClient.fromConnectionString(connectionString);
+  for (const name of pipelineContainers) await blobs.getContainerClient(name).createIfNotExists();
+  const tables = TableServiceClient.fromConnectionString(connectionString, { allowInsecureConnection: true });
+  // createTable answers 409 TableAlreadyExists quietly (the SDK treats it as success).
+  for (const name of pipelineTables) await tables.createTable(name);
+}
+
+export async function startStack(opts: StackOptions = {}): Promise<Stack> {
+  const log = opts.log ?? ((line: string) => console.log(line));
+  const dataDir = resolve(opts.dataDir ?? defaultDataDir);
+  const free = opts.ports === 'free';
+  const entry = resolve(opts.entry ?? defaultEntry);
+  if (!existsSync(entry)) throw new Error(`App entry ${entry} not found: run "npm run build" first.`);
+  await mkdir(dataDir, { recursive: true });
+
+  const stops: (() => Promise<void>)[] = [];
+  const stopAll = async (): Promise<void> => {
+    for (const stop of stops.splice(0).reverse()) {
+      try {
+        await stop();
+      } catch (error) {
+        log(`[stack] shutdown step failed: ${error instanceof Error ? error.message : String(error)}`);
+      }
+    }
+  };
+
+  try {
+    const azurite = await startAzurite({ dataDir: join(dataDir, 'azurite'), ports: free ? 'free' : 'default' });
+    stops.push(() => azurite.close());
+    await createStorage(azurite.connectionString);
+
+    const vault = await startKeyVaultStandIn({
+      port: free ? 0 : defaultPorts.keyVault,
+      persistPath: join(dataDir, 'keyvault.jsonl'),
+      realism: opts.kvRealism,
+    });
+    stops.push(() => vault.close());
+
+    const settings = stackSettings(azurite.connectionString, vault.url, opts.settings);
+    const settingsPath = join(dataDir, 'local.settings.json');
+    await writeFile(settingsPath, JSON.stringify({ IsEncrypted: false, Values: settings }, null, 2) + '\n');
+
+    const host: LocalHost = await startLocalHost({
+      entry,
+      port: free ? 0 : defaultPorts.functions,
+      settings,
+      storageConnectionString: azurite.connectionString,
+      pollIntervalMs: opts.pollIntervalMs,
+      log,
+    });
+    stops.push(() => host.close());
+
+    return {
+      dataDir,
+      settingsPath,
+      settings,
+      azurite: { blobUrl: azurite.blobUrl, queueUrl: azurite.queueUrl, tableUrl: azurite.tableUrl, connectionString: azurite.connectionString, pid: azurite.pid },
+      keyVault: { url: vault.url, port: vault.port, setRealism: (r) => vault.setRealism(r), stats: () => vault.stats() },
+      functions: { url: host.url, port: host.port, list: host.functions },
+      idle: () => host.idle(),
+      close: stopAll,
+    };
+  } catch (error) {
+    await stopAll();
+    throw error;
+  }
+}
+
+/** Human-readable "where is everything" lines for the console. */
+export function describeStack(stack: Stack): string[] {
+  return [
+    'Local Azure stack is running:',
+    `  Functions host   ${stack.functions.url}/api/... (${stack.functions.list.length} functions, listed above)`,
+    `  Azurite blob     ${stack.azurite.blobUrl}`,
+    `  Azurite queue    ${stack.azurite.queueUrl}`,
+    `  Azurite table    ${stack.azurite.tableUrl}`,
+    `  Key Vault        ${stack.keyVault.url} (local stand-in)`,
+    `  Data folder      ${stack.dataDir}`,
+    `  App settings     ${stack.settingsPath}`,
+    `  Storage connection string (Azurite's well-known dev account): ${stack.azurite.connectionString}`,
+    'WARNING: the local vault file (keyvault.jsonl in the data folder) holds secrets in PLAINTEXT.',
+    '         It is for development only: never load real token seeds into it.',
+    'Press Ctrl-C to stop.',
+  ];
+}

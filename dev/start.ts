@@ -1,0 +1,101 @@
+/**
+ * `npm start`: the local Azure stack (Azurite, Key Vault stand-in, Functions
+ * host with the built app) until Ctrl-C.
+ *
+ *   node --import tsx dev/start.ts [--data-dir dev/data] [--ports default|free] [--entry dist/functions/index.js]
+ *     [--setting NAME=VALUE ...] [--poll-interval-ms 1000] [--kv-realism '{"throttling":true}'] [--json]
+ *
+ * With --json, one line `{"ready":true,...}` with every URL is printed once
+ * everything is up (for tests and scripts that start the stack).
+ */
+import { parseArgs } from 'node:util';
+import type { KeyVaultRealism } from './keyvault/server.js';
+import { describeStack, startStack, type Stack } from './stack.js';
+
+const { values } = parseArgs({
+  options: {
+    'data-dir': { type: 'string' },
+    ports: { type: 'string', default: 'default' },
+    entry: { type: 'string' },
+    setting: { type: 'string', multiple: true },
+    'poll-interval-ms': { type: 'string' },
+    'kv-realism': { type: 'string' },
+    json: { type: 'boolean', default: false },
+  },
+});
+
+async function main(): Promise<void> {
+  if (values.ports !== 'default' && values.ports !== 'free') throw new Error('--ports must be "default" or "free"');
+  const settings: Record<string, string> = {};
+  for (const pair of values.setting ?? []) {
+    const eq = pair.indexOf('=');
+    if (eq <= 0) throw new Error(`--setting expects NAME=VALUE, got "${pair}"`);
+    settings[pair.slice(0, eq)] = pair.slice(eq + 1);
+  }
+  const kvRealism = values['kv-realism'] ? (JSON.parse(values['kv-realism']) as KeyVaultRealism) : undefined;
+
+  let stack: Stack | undefined = undefined;
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) {
+      console.log(`[stack] ${signal} again: exiting now.`);
+      process.exit(130);
+    }
+    stopping = true;
+    console.log(`[stack] ${signal}: stopping...`);
+    // Still starting: main() closes the stack as soon as it is up.
+    if (!stack) return;
+    void stack.close().then(
+      () => {
+        console.log('[stack] stopped.');
+        process.exit(0);
+      },
+      (error: unknown) => {
+        console.error(`[stack] stop failed: ${error instanceof Error ? error.message : String(error)}`);
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+
+  stack = await startStack({
+    dataDir: values['data-dir'],
+    ports: values.ports,
+    entry: values.entry,
+    settings,
+    kvRealism,
+    pollIntervalMs: values['poll-interval-ms'] === undefined ? undefined : Number(values['poll-interval-ms']),
+  });
+  if (stopping) {
+    await stack.close();
+    console.log('[stack] stopped.');
+    process.exit(0);
+  }
+  if (values.json) {
+    console.log(
+      JSON.stringify({
+        ready: true,
+        pid: process.pid,
+        dataDir: stack.dataDir,
+        settingsPath: stack.settingsPath,
+        settings: stack.settings,
+        blobUrl: stack.azurite.blobUrl,
+        queueUrl: stack.azurite.queueUrl,
+        tableUrl: stack.azurite.tableUrl,
+        connectionString: stack.azurite.connectionString,
+        azuritePid: stack.azurite.pid,
+        keyVaultUrl: stack.keyVault.url,
+        functionsUrl: stack.functions.url,
+        functions: stack.functions.list,
+      }),
+    );
+  } else {
+    for (const line of describeStack(stack)) console.log(line);
+  }
+}
+
+main().catch((error: unknown) => {
+  console.error(`[stack] could not start: ${error instanceof Error ? error.message : String(error)}`);
+  process.exit(1);
+});
