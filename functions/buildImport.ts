@@ -3,16 +3,13 @@ import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } 
 
 export async function buildImport(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
   const { getAppContext, services } = await import('../shared/app/context.js');
-  const { errorResponse, guarded, invocationLogger, json, readJsonBody } = await import('../shared/app/http.js');
+  const { errorResponse, guarded, invocationLogger, json, parseBuildRequest, readJsonBody } = await import('../shared/app/http.js');
   return guarded(context, async () => {
     const body = await readJsonBody(request);
-    const value = body.ok ? (body.value ?? {}) : undefined;
-    const reexport = (value as { reexport?: unknown } | undefined)?.reexport;
-    if (value === undefined || typeof value !== 'object' || Array.isArray(value) || (reexport !== undefined && !(Array.isArray(reexport) && reexport.every((s) => typeof s === 'string' && s.length > 0 && s.length <= 128)))) {
-      return errorResponse(400, 'REQUEST_INVALID', 'The body must be empty or { "reexport": ["serial", ...] }.');
-    }
+    const parsed = body.ok ? parseBuildRequest(body.value) : undefined;
+    if (!parsed) return errorResponse(400, 'REQUEST_INVALID', 'The body must be empty or { "reexport": ["serial", ...] }.');
     const svc = services(await getAppContext(), invocationLogger(context));
-    const result = await svc.build.build({ reexport: reexport as string[] | undefined });
+    const result = await svc.build.build(parsed);
     return json(200, { build: result.build, files: result.files, exported: result.exported, notExported: result.notExported, report: result.report });
   });
 }

@@ -1,13 +1,13 @@
 /** Blob trigger: an assignment list dropped in `assignments` updates the table; then an import build runs. */
 import { app, type InvocationContext } from '@azure/functions';
-import { registration } from '../shared/app/registration.js';
+import { blobName, registration } from '../shared/app/registration.js';
 
 export async function ingestAssignments(_blob: unknown, context: InvocationContext): Promise<void> {
   const { getAppContext, services } = await import('../shared/app/context.js');
   const { invocationLogger } = await import('../shared/app/http.js');
   const log = invocationLogger(context);
   const svc = services(await getAppContext(), log);
-  const result = await svc.assignments.ingest(String(context.triggerMetadata?.name ?? ''));
+  const result = await svc.assignments.ingest(blobName(context));
   if (result.added > 0) await svc.build.build().catch((err: unknown) => log.warn('Import build after assignments failed; it will be retried', { error: (err as Error).name }));
 }
 

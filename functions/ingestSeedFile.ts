@@ -1,12 +1,12 @@
 /** Blob trigger: a seed file dropped in `seeds` goes into Key Vault; then an import build runs. */
 import { app, type InvocationContext } from '@azure/functions';
-import { registration } from '../shared/app/registration.js';
+import { blobName, registration } from '../shared/app/registration.js';
 
 export async function ingestSeedFile(_blob: unknown, context: InvocationContext): Promise<void> {
   const { getAppContext, services } = await import('../shared/app/context.js');
   const { invocationLogger } = await import('../shared/app/http.js');
   const log = invocationLogger(context);
-  const name = String(context.triggerMetadata?.name ?? '');
+  const name = blobName(context);
   const svc = services(await getAppContext(), log);
   // Transient failures throw: the trigger retries, and the ingest is idempotent.
   const result = await svc.ingest.ingest(name);

@@ -49,3 +49,16 @@ export async function readJsonBody(request: { text(): Promise<string> }): Promis
     return { ok: false };
   }
 }
+
+/** POST /api/imports body: empty, {}, or { "reexport": ["serial", ...] }. undefined when malformed. */
+export function parseBuildRequest(value: unknown): { reexport?: string[] } | undefined {
+  if (value === undefined || value === null) return {};
+  if (typeof value !== 'object' || Array.isArray(value)) return undefined;
+  const keys = Object.keys(value);
+  if (keys.some((k) => k !== 'reexport')) return undefined;
+  const reexport = (value as { reexport?: unknown }).reexport;
+  if (reexport === undefined) return {};
+  if (!Array.isArray(reexport) || reexport.length > 1000) return undefined;
+  if (!reexport.every((s): s is string => typeof s === 'string' && s.length > 0 && s.length <= 128)) return undefined;
+  return { reexport };
+}

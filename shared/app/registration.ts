@@ -7,10 +7,20 @@ import { STORAGE_CONNECTION_NAME } from '../config.js';
 
 const env = process.env;
 
+function triggerSource(): 'EventGrid' | 'LogsAndContainerScan' {
+  return env.SEED_TRIGGER_SOURCE === 'EventGrid' ? 'EventGrid' : 'LogsAndContainerScan';
+}
+
 export const registration = {
   connection: STORAGE_CONNECTION_NAME,
-  source: (env.SEED_TRIGGER_SOURCE === 'EventGrid' ? 'EventGrid' : 'LogsAndContainerScan') as 'EventGrid' | 'LogsAndContainerScan',
+  source: triggerSource(),
   seedsContainer: env.SEEDS_CONTAINER || 'seeds',
   assignmentsContainer: env.ASSIGNMENTS_CONTAINER || 'assignments',
   reconcileSchedule: env.RECONCILE_SCHEDULE || '0 */5 * * * *',
 };
+
+/** The blob name a blob trigger fired for (the `{name}` of its path). */
+export function blobName(context: { triggerMetadata?: Record<string, unknown> }): string {
+  const name = context.triggerMetadata?.name;
+  return typeof name === 'string' ? name : '';
+}

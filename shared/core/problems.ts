@@ -26,6 +26,8 @@ export const PROBLEM_CODES = {
   PSKC_DECRYPTION_FAILED: 'Wrong transport key or password, or the file was altered.',
   PSKC_UNSUPPORTED_ALGORITHM: 'The file uses an algorithm this tool does not support.',
   PSKC_INVALID_KEY_OPTION: 'The pre-shared key must be hex text of 16, 24 or 32 bytes.',
+  // A warning on a readable file (returned in problems, never thrown).
+  PSKC_MAC_MISSING: 'The encrypted values carry no MAC, so an altered file is caught only by padding checks. Ask the vendor for a file with a MACMethod.',
   ASSIGNMENTS_UNREADABLE: 'The assignment list cannot be used.',
 
   // Per token (exit status 1 when severity is error).
@@ -84,7 +86,7 @@ export type ProblemCode = keyof typeof PROBLEM_CODES;
 
 /** One problem found while reading or converting, in the shape the CLI and reports print. */
 export interface Problem {
-  code: ProblemCode | string;
+  code: ProblemCode;
   severity: Severity;
   message: string;
   line?: number;

@@ -17,7 +17,6 @@ export interface OtpParameters {
 }
 
 type OtplibAlgorithm = 'sha1' | 'sha256' | 'sha512';
-type OtplibDigits = 6 | 7 | 8;
 
 function otplibAlgorithm(a: HashAlgorithm): OtplibAlgorithm {
   return a.toLowerCase() as OtplibAlgorithm;
@@ -31,7 +30,7 @@ export function totpCode(params: OtpParameters, unixSeconds: number): string {
   return totpGenerateSync({
     secret: params.secret,
     algorithm: otplibAlgorithm(params.algorithm),
-    digits: params.digits as OtplibDigits,
+    digits: params.digits,
     period: params.period,
     epoch: unixSeconds,
     crypto,
@@ -42,7 +41,7 @@ export function hotpCode(params: Omit<OtpParameters, 'period'>, counter: number)
   return hotpGenerateSync({
     secret: params.secret,
     algorithm: otplibAlgorithm(params.algorithm),
-    digits: params.digits as OtplibDigits,
+    digits: params.digits,
     counter,
     crypto,
   });

@@ -8,9 +8,11 @@ import { MAX_SECRET_BYTES, MIN_SECRET_BYTES, sameSecret, type OathToken } from '
 export const ALLOWED_PERIODS: readonly number[] = [30, 60];
 export const ALLOWED_DIGITS: readonly number[] = [6, 8];
 
-/** Control characters and Unicode format characters (zero-width, bidi overrides) have no place in a serial. */
-// eslint-disable-next-line no-control-regex
-const INVISIBLE_OR_CONTROL = /[\u0000-\u001f\u007f-\u009f\u00ad\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff]/;
+/**
+ * Control characters (Cc), Unicode format characters (Cf: zero-width, every bidi control including
+ * U+061C, tag characters) and line/paragraph separators have no place in a serial.
+ */
+const INVISIBLE_OR_CONTROL = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\u2060-\u206f]/u;
 
 export function checkSerial(serial: string, line?: number): Problem | undefined {
   if (serial.length === 0) return problem('SERIAL_MISSING', 'error', `Line ${line ?? '?'}: the serial number is empty. Fill it in from the token's back label.`, line === undefined ? {} : { line });

@@ -20,7 +20,9 @@ export function readAssignments(bytes: Uint8Array, fileName: string, maxBytes = 
   const text = decodeUtf8(fileName, bytes);
   if (!hasContent(text)) throw new FileError('FILE_EMPTY', `${fileName}: the assignment list is empty.`);
   const rows = parseCsvRows(fileName, text, { delimiter: detectDelimiter(text) });
-  const header = rows[0]!;
+  // Only empty cells (",,,"): parseCsvRows drops them, so there is not even a header.
+  const header = rows[0];
+  if (!header) throw new FileError('FILE_EMPTY', `${fileName}: the assignment list holds only empty cells.`);
   const cols = findColumns(header.cells, ASSIGNMENT_COLUMNS);
   if (cols.upn === undefined || cols.serial === undefined) {
     throw new FileError(
@@ -29,5 +31,6 @@ export function readAssignments(bytes: Uint8Array, fileName: string, maxBytes = 
       header.line,
     );
   }
+  if (rows.length === 1) throw new FileError('FILE_EMPTY', `${fileName}: the assignment list has a header but no rows.`);
   return rows.slice(1).map((row) => ({ upn: cell(row, cols.upn), serial: cell(row, cols.serial), line: row.line }));
 }

@@ -23,7 +23,7 @@ export interface RunReport {
 
 const HTML_ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;', '`': '&#96;' };
 
-export function escapeHtml(value: unknown): string {
+export function escapeHtml(value: string | number | boolean | null | undefined): string {
   return String(value ?? '').replace(/[&<>"'`]/g, (c) => HTML_ESCAPES[c]!);
 }
 
@@ -32,7 +32,7 @@ export function renderReportJson(report: RunReport): string {
 }
 
 export function renderReportHtml(report: RunReport): string {
-  const rows = (cells: unknown[]) => `<tr>${cells.map((c) => `<td>${escapeHtml(c)}</td>`).join('')}</tr>`;
+  const rows = (cells: (string | number | boolean | null | undefined)[]) => `<tr>${cells.map((c) => `<td>${escapeHtml(c)}</td>`).join('')}</tr>`;
   const counts = Object.entries(report.counts)
     .map(([k, v]) => rows([k, v]))
     .join('\n');

@@ -82,7 +82,7 @@ describe('pipeline end to end (local stack)', () => {
     const imports = await names('imports');
     assert.equal(imports.length, 1);
     assert.match(imports[0]!, /^entra-oath-\d{8}T\d{6}Z-[0-9a-f]{12}\.csv$/);
-    const rows = parse(await read('imports', imports[0]!), { columns: true }) as Record<string, string>[];
+    const rows = parse<Record<string, string>>(await read('imports', imports[0]!), { columns: true });
     assert.deepEqual(rows.map((r) => [r.upn, r['serial number'], r['secret key'], r['time interval']]).sort(), [
       ['ben@contoso.com', 'E2E1002', SECRETS.E2E1002, '30'],
       ['helga@contoso.com', 'E2E1001', SECRETS.E2E1001, '30'],

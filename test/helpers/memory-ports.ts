@@ -9,12 +9,14 @@ import type { BlobInfo, BlobLease, BlobStore, Entity, EntityTable, SecretStore, 
 
 const etag = () => `"0x${randomBytes(8).toString('hex').toUpperCase()}"`;
 
+type MemoryBlob = StoredBlob & { contentType?: string; leaseId?: string; leaseUntil?: number };
+
 export class MemoryBlobStore implements BlobStore {
-  readonly containers = new Map<string, Map<string, StoredBlob & { contentType?: string; leaseId?: string; leaseUntil?: number }>>();
+  readonly containers = new Map<string, Map<string, MemoryBlob>>();
 
   private container(name: string) {
     let c = this.containers.get(name);
-    if (!c) this.containers.set(name, (c = new Map()));
+    if (!c) this.containers.set(name, (c = new Map<string, MemoryBlob>()));
     return c;
   }
 

@@ -166,7 +166,7 @@ describe('assignments and builds', () => {
     const result = await h.build.build();
     assert.equal(result.files.length, 1);
     const csv = h.blobs.text('imports', result.files[0]!)!;
-    const rows = parse(csv, { columns: true }) as Record<string, string>[];
+    const rows = parse<Record<string, string>>(csv, { columns: true });
     assert.deepEqual(rows.map((r) => [r.upn, r['serial number'], r['secret key']]), [
       ['helga@contoso.com', '1001', S1],
       ['bob@contoso.com', '1002', S2],
@@ -190,7 +190,7 @@ describe('assignments and builds', () => {
     const [x, y] = await Promise.all([h.build.build(), h.build.build()]);
     const all = [...x.exported, ...y.exported].map((e) => e.serial).sort();
     assert.deepEqual(all, ['1001', '1002', '1003']);
-    const listed = h.blobs.names('imports').flatMap((f) => (parse(h.blobs.text('imports', f)!, { columns: true }) as Record<string, string>[]).map((r) => r['serial number']));
+    const listed = h.blobs.names('imports').flatMap((f) => (parse<Record<string, string>>(h.blobs.text('imports', f)!, { columns: true })).map((r) => r['serial number']));
     assert.deepEqual(listed.sort(), ['1001', '1002', '1003']);
   });
 

@@ -49,7 +49,7 @@ describe('CSV seed files: layouts', () => {
     const [t] = r.tokens;
     assert.equal(t?.serial, '0012345');
     assert.equal(t?.manufacturer, 'Contoso; Ltd');
-    assert.equal(toCanonicalBase32(t!.secret), S1);
+    assert.equal(toCanonicalBase32(t.secret), S1);
     assert.deepEqual(r.embeddedAssignments, [{ upn: 'helga@contoso.com', serial: '0012345', line: 2 }]);
   });
 
@@ -92,8 +92,8 @@ describe('CSV seed files: the encoding decision', () => {
     assert.equal(p?.code, 'SECRET_INVALID_CHARACTERS');
     assert.equal(p?.line, 3);
     assert.equal(p?.serial, '2');
-    assert.match(p!.message, /looks like hex/);
-    assert.doesNotMatch(p!.message, /1669EB|C7108C/);
+    assert.match(p.message, /looks like hex/);
+    assert.doesNotMatch(p.message, /1669EB|C7108C/);
   });
 });
 
