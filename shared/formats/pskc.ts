@@ -20,6 +20,7 @@ import {
   macMatches,
   type EncryptionAlgorithm,
 } from './pskc-crypto.js';
+import { checkSerial } from '../core/validate.js';
 import { DEFAULT_MAX_SEED_FILE_BYTES, type ReadOptions, type SeedReadResult } from './types.js';
 
 const PSKC_NS = 'urn:ietf:params:xml:ns:keyprov:pskc';
@@ -575,8 +576,11 @@ function buildToken(entry: KeyEntry, line: number | undefined): BuiltKey {
   const error = (code: ProblemCode, detail: string) => problems.push(problem(code, 'error', detail, where));
 
   if (!entry.serial) error('SERIAL_MISSING', 'The KeyPackage has neither a DeviceInfo SerialNo nor a Key Id.');
-  // eslint-disable-next-line no-control-regex
-  else if (/[\u0000-\u001f\u007f]/.test(entry.serial)) error('SERIAL_INVALID', `The serial ${quoteValue(entry.serial)} holds control characters.`);
+  else {
+    // The same serial rules as every other format (control, invisible and bidi characters; length).
+    const serialProblem = checkSerial(entry.serial, line);
+    if (serialProblem) problems.push(serialProblem);
+  }
 
   const type = entry.algorithmUri === undefined ? undefined : KEY_TYPES.get(entry.algorithmUri);
   if (!type) {

@@ -1,0 +1,182 @@
+/**
+ * The hostile corpus: every broken seed file and assignment list gets exactly
+ * the outcome its manifest entry names, a file refused whole yields nothing,
+ * and no reader call takes long (the worst time is printed, not asserted).
+ */
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { parse } from 'csv-parse/sync';
+import { toCanonicalBase32 } from '../../shared/core/encoding.js';
+import { FileError, PROBLEM_CODES, type Problem } from '../../shared/core/problems.js';
+import type { OathToken } from '../../shared/core/token.js';
+import { checkSerial } from '../../shared/core/validate.js';
+import { importabilityProblems, planImport, startsLikeFormula, writeEntraCsv, type EntraRow, type ImportCandidate } from '../../shared/entra/import-rules.js';
+import { readAssignments } from '../../shared/formats/assignments.js';
+import { readSeedFile } from '../../shared/formats/read-seed-file.js';
+import type { ReadOptions, SeedReadResult } from '../../shared/formats/types.js';
+import { CORPUS_DIR, corpus, inMemoryCase, type CorpusEntry, type CorpusOptions, type Manifest, type RowsRead } from '../fixtures/corpus/generate.js';
+
+const manifest = JSON.parse(readFileSync(join(CORPUS_DIR, 'manifest.json'), 'utf8')) as Manifest;
+
+/** Not a benchmark: only a hang or a blow-up gets near this. */
+const HANG_GUARD_MS = 10_000;
+
+function seedOptions(fileName: string, options: CorpusOptions = {}): ReadOptions {
+  const out: ReadOptions = { fileName };
+  if (options.secretEncoding) out.secretEncoding = options.secretEncoding;
+  if (options.psk !== undefined) out.psk = Buffer.from(options.psk, 'hex');
+  if (options.password !== undefined) out.password = options.password;
+  if (options.maxBytes !== undefined) out.maxBytes = options.maxBytes;
+  return out;
+}
+
+function candidate(token: OathToken): ImportCandidate {
+  return { ...token, secretBytes: token.secret.length };
+}
+
+const referenceTokens = readSeedFile(readFileSync(join(CORPUS_DIR, manifest.referenceSeed)), { fileName: manifest.referenceSeed }).tokens;
+
+const codes = (problems: readonly Problem[]) => problems.map((p) => String(p.code)).sort();
+
+function assertWellFormedProblems(problems: readonly Problem[], withLines: boolean): void {
+  for (const p of problems) {
+    assert.ok(Object.hasOwn(PROBLEM_CODES, p.code), `problem code ${String(p.code)} is not in PROBLEM_CODES`);
+    assert.ok(['error', 'warning', 'info'].includes(p.severity), `severity ${p.severity}`);
+    assert.ok(p.message.length > 0);
+    if (withLines && p.line !== undefined) assert.ok(Number.isInteger(p.line) && p.line > 0, `line ${p.line}`);
+  }
+}
+
+/** What may reach the vault: every token the reader returns must be a sound token. */
+function assertSoundTokens(tokens: readonly OathToken[]): void {
+  for (const t of tokens) {
+    assert.equal(checkSerial(t.serial, t.line), undefined, `token ${JSON.stringify(t.serial.slice(0, 40))} has an invalid serial`);
+    assert.ok(t.secret.length >= 16 && t.secret.length <= 128, 'secret length out of range');
+    assert.ok([6, 8].includes(t.digits));
+    if (t.type === 'totp') assert.ok([30, 60].includes(t.period));
+  }
+}
+
+/** Plans each token for its own user and writes the Entra CSV: no cell of it may start like a formula. */
+function convert(tokens: readonly OathToken[]): Problem[] {
+  const plan = planImport(
+    tokens.map(candidate),
+    tokens.map((t, i) => ({ upn: `user${i}@contoso.com`, serial: t.serial, line: i + 2 })),
+  );
+  const bySerial = new Map(tokens.map((t) => [t.serial, t]));
+  const rows: EntraRow[] = plan.exported.map((r) => {
+    const t = bySerial.get(r.serial)!;
+    return { upn: r.upn, serial: r.serial, secretBase32: toCanonicalBase32(t.secret), period: t.period, manufacturer: t.manufacturer, model: t.model };
+  });
+  const cells = parse(writeEntraCsv(rows)).flat();
+  assert.deepEqual(cells.filter(startsLikeFormula), [], 'a formula-prefixed cell reached the Entra CSV');
+  return plan.problems;
+}
+
+type Read = SeedReadResult | { problems: Problem[]; valid: number };
+type Outcome = { result: Read } | { error: unknown };
+
+function timed(fn: () => Read): { outcome: Outcome; ms: number } {
+  const started = performance.now();
+  let outcome: Outcome;
+  try {
+    outcome = { result: fn() };
+  } catch (error) {
+    outcome = { error };
+  }
+  return { outcome, ms: performance.now() - started };
+}
+
+function bytesOf(entry: CorpusEntry): Buffer {
+  if (entry.inMemory) return inMemoryCase(entry.inMemory);
+  return readFileSync(join(CORPUS_DIR, entry.file!));
+}
+
+const times: { name: string; ms: number }[] = [];
+
+void describe('hostile corpus', () => {
+  after(() => {
+    const worst = [...times].sort((a, b) => b.ms - a.ms);
+    console.log(
+      `hostile corpus: ${times.length} negative files read; worst reader time ${worst[0]?.ms.toFixed(0)} ms (${worst[0]?.name}); next: ${worst
+        .slice(1, 4)
+        .map((w) => `${w.name} ${w.ms.toFixed(0)} ms`)
+        .join(', ')}`,
+    );
+    const checkedIn = worst.find((w) => !w.name.startsWith('in-memory/'));
+    if (checkedIn) console.log(`hostile corpus: worst checked-in file ${checkedIn.ms.toFixed(1)} ms (${checkedIn.name})`);
+  });
+
+  void it('is what generate.ts makes, with at least 50 checked-in files under 100 KB each', () => {
+    const generated = corpus();
+    assert.deepEqual(manifest, JSON.parse(JSON.stringify(generated.manifest)), 'manifest.json is stale: run test/fixtures/corpus/generate.ts');
+    const onDisk = ['seeds', 'assignments', 'reference'].flatMap((dir) => readdirSync(join(CORPUS_DIR, dir)).map((f) => `${dir}/${f}`));
+    assert.deepEqual(onDisk.sort(), [...generated.files.keys()].sort());
+    for (const [path, bytes] of generated.files) {
+      const disk = readFileSync(join(CORPUS_DIR, path));
+      assert.ok(disk.equals(bytes), `${path} differs from what generate.ts makes`);
+      assert.ok(disk.length < 100 * 1024, `${path} is ${disk.length} bytes`);
+    }
+    const broken = manifest.entries.filter((e) => e.file);
+    assert.ok(broken.length >= 50, `${broken.length} checked-in broken files`);
+    assert.ok(manifest.entries.some((e) => e.inMemory === 'seed-two-million-rows'));
+  });
+
+  void it('reads the reference tokens the assignment lists are planned against', () => {
+    assert.deepEqual(
+      referenceTokens.map((t) => t.serial),
+      [...Array.from({ length: 12 }, (_, i) => `R${String(i + 1).padStart(3, '0')}`), '000123'],
+    );
+  });
+
+  for (const entry of manifest.entries) {
+    const name = entry.file ?? `in-memory/${entry.inMemory}`;
+    void it(`${name}: ${entry.about}`, () => {
+      const bytes = bytesOf(entry);
+      const { outcome, ms } =
+        entry.reader === 'seed'
+          ? timed(() => readSeedFile(bytes, seedOptions(name, entry.options)))
+          : timed(() => {
+              const rows = readAssignments(bytes, name, entry.options?.maxBytes);
+              const plan = planImport(referenceTokens.map(candidate), rows);
+              return { problems: plan.problems, valid: plan.exported.length };
+            });
+      times.push({ name, ms });
+      assert.ok(ms < HANG_GUARD_MS, `${name} took ${ms.toFixed(0)} ms`);
+      const bug = entry.knownBug ? ` (known bug: ${entry.knownBug})` : '';
+
+      if ('fileError' in entry.expect) {
+        // Refused whole: the reader returns nothing at all, so no token can reach the vault.
+        assert.ok('error' in outcome, `expected FileError ${entry.expect.fileError}, but the file was read${bug}`);
+        const error = outcome.error;
+        assert.ok(error instanceof FileError, `expected a FileError, got ${error instanceof Error ? `${error.name}: ${error.message}` : String(error)}`);
+        assert.equal(error.code, entry.expect.fileError, `${error.message}${bug}`);
+        assert.ok(error.message.length > 0 && error.message.length < 1000, 'the message is bounded');
+        return;
+      }
+
+      const expected: RowsRead = entry.expect;
+      if ('error' in outcome) {
+        const error = outcome.error;
+        assert.fail(`expected rows, got ${error instanceof FileError ? `FileError ${error.code}: ${error.message}` : String(error)}${bug}`);
+      }
+      const result = outcome.result;
+      assertWellFormedProblems(result.problems, true);
+      assert.deepEqual(codes(result.problems), expected.problems, `problem codes${bug}`);
+      if ('tokens' in result) {
+        assert.equal(result.tokens.length, expected.valid, `valid tokens${bug}`);
+        assertSoundTokens(result.tokens);
+        const inspect = result.tokens.flatMap((t) => importabilityProblems(candidate(t), 'warning', t.line));
+        assert.ok(inspect.every((p) => p.severity === 'warning'));
+        assert.deepEqual(codes(inspect), expected.inspect ?? [], 'inspect-level problems');
+        const converted = convert(result.tokens);
+        assert.ok(converted.every((p) => p.severity === 'error'));
+        assert.deepEqual(codes(converted), expected.convert ?? [], 'convert-level problems');
+      } else {
+        assert.equal(result.valid, expected.valid, 'exported rows');
+      }
+    });
+  }
+});

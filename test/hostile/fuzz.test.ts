@@ -1,0 +1,357 @@
+/**
+ * Property-based fuzzing of every reader: whatever the bytes, a reader returns
+ * a result or throws a FileError with one of the specific file-level codes it
+ * may use; never another exception, never a catch-all code, never a problem
+ * code outside PROBLEM_CODES, never an unsound token.
+ *
+ * fast-check picks a new seed each run and prints it (with the shrunk input)
+ * on failure; pass it back through FUZZ_SEED to replay.
+ */
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { base32 } from '@scure/base';
+import fc from 'fast-check';
+import { FileError, PROBLEM_CODES, type Problem } from '../../shared/core/problems.js';
+import type { OathToken } from '../../shared/core/token.js';
+import { checkSerial } from '../../shared/core/validate.js';
+import { importabilityProblems, planImport, type ImportCandidate } from '../../shared/entra/import-rules.js';
+import { readAssignments } from '../../shared/formats/assignments.js';
+import { readCsvSeed } from '../../shared/formats/csv-seed.js';
+import { readPskc } from '../../shared/formats/pskc.js';
+import { readSeedFile } from '../../shared/formats/read-seed-file.js';
+import type { ReadOptions, SeedReadResult } from '../../shared/formats/types.js';
+
+const FIXTURES = fileURLToPath(new URL('../fixtures/', import.meta.url));
+const seedFlag = process.env['FUZZ_SEED'];
+const runs = (numRuns: number): fc.Parameters<unknown> => (seedFlag ? { numRuns, seed: Number(seedFlag) } : { numRuns });
+
+/** Codes a seed reader may throw: each names a specific reason. */
+const SEED_FILE_CODES: ReadonlySet<string> = new Set([
+  'FILE_EMPTY',
+  'FILE_TOO_LARGE',
+  'FILE_NOT_TEXT',
+  'CSV_MALFORMED',
+  'CSV_UNKNOWN_LAYOUT',
+  'CSV_MISSING_COLUMN',
+  'ENCODING_AMBIGUOUS',
+  'ENCODING_UNKNOWN',
+  'PSKC_MALFORMED',
+  'PSKC_DOCTYPE_REFUSED',
+  'PSKC_KEY_REQUIRED',
+  'PSKC_DECRYPTION_FAILED',
+  'PSKC_UNSUPPORTED_ALGORITHM',
+]);
+const ASSIGNMENT_FILE_CODES: ReadonlySet<string> = new Set(['FILE_EMPTY', 'FILE_TOO_LARGE', 'FILE_NOT_TEXT', 'CSV_MALFORMED', 'CSV_MISSING_COLUMN']);
+/** Codes a seed reader may return per token. */
+const SEED_ROW_CODES: ReadonlySet<string> = new Set([
+  'SERIAL_MISSING',
+  'SERIAL_INVALID',
+  'SECRET_MISSING',
+  'SECRET_INVALID_CHARACTERS',
+  'SECRET_TOO_SHORT',
+  'SECRET_TOO_LONG',
+  'INTERVAL_INVALID',
+  'DIGITS_INVALID',
+  'ALGORITHM_UNSUPPORTED',
+  'TYPE_UNSUPPORTED',
+  'FIELD_INVALID',
+  'DUPLICATE_SERIAL_CONFLICT',
+  'DUPLICATE_ROW',
+  'PSKC_MAC_MISSING',
+]);
+const PLAN_CODES: ReadonlySet<string> = new Set([
+  'ASSIGNMENT_UNKNOWN_SERIAL',
+  'ASSIGNMENT_UPN_INVALID',
+  'ASSIGNMENT_GUEST_UPN',
+  'ASSIGNMENT_SERIAL_CONFLICT',
+  'ASSIGNMENT_TOO_MANY_TOKENS',
+  'ASSIGNMENT_DUPLICATE_ROW',
+  'ASSIGNMENT_SERIAL_MISSING',
+  'ENTRA_NOT_IMPORTABLE',
+  'ENTRA_FORMULA_CELL',
+]);
+
+/** Generous: only a hang or a blow-up gets near it. */
+const HANG_GUARD_MS = 10_000;
+let slowest = { ms: 0, reader: '' };
+let calls = 0;
+/** How often each outcome came up: shows the fuzzing reaches past the first checks. */
+const outcomes = new Map<string, number>();
+const count = (key: string) => outcomes.set(key, (outcomes.get(key) ?? 0) + 1);
+
+function checkProblems(problems: readonly Problem[], allowed: ReadonlySet<string>, reader: string): void {
+  for (const p of problems) {
+    assert.ok(Object.hasOwn(PROBLEM_CODES, p.code), `${reader}: problem code ${String(p.code)} is not in PROBLEM_CODES`);
+    assert.ok(allowed.has(p.code), `${reader}: unexpected problem code ${String(p.code)}`);
+    assert.ok(['error', 'warning', 'info'].includes(p.severity));
+    assert.equal(typeof p.message, 'string');
+  }
+}
+
+function checkTokens(tokens: readonly OathToken[], reader: string): void {
+  for (const t of tokens) {
+    assert.equal(checkSerial(t.serial, t.line), undefined, `${reader}: a token with an invalid serial ${JSON.stringify(t.serial.slice(0, 40))} came out`);
+    assert.ok(t.secret.length >= 16 && t.secret.length <= 128, `${reader}: secret of ${t.secret.length} bytes`);
+    assert.ok(t.digits === 6 || t.digits === 8, `${reader}: ${t.digits} digits`);
+    if (t.type === 'totp') assert.ok(t.period === 30 || t.period === 60, `${reader}: period ${t.period}`);
+  }
+}
+
+function candidate(t: OathToken): ImportCandidate {
+  return { ...t, secretBytes: t.secret.length };
+}
+
+/** Runs one reader call and checks the outcome; returns what happened, for the statistics. */
+function outcomeOf<T>(reader: string, allowedFileCodes: ReadonlySet<string>, call: () => T): T | FileError {
+  const started = performance.now();
+  let value: T | FileError;
+  try {
+    value = call();
+  } catch (err) {
+    if (!(err instanceof FileError)) {
+      assert.fail(`${reader} threw ${err instanceof Error ? `${err.name}: ${err.message}` : String(err)} instead of a FileError`);
+    }
+    assert.ok(allowedFileCodes.has(err.code), `${reader}: FileError code ${err.code} is not one this reader may throw`);
+    assert.ok(err.message.length > 0);
+    count(err.code);
+    value = err;
+  }
+  const ms = performance.now() - started;
+  calls++;
+  if (ms > slowest.ms) slowest = { ms, reader };
+  assert.ok(ms < HANG_GUARD_MS, `${reader} took ${ms.toFixed(0)} ms`);
+  return value;
+}
+
+function checkSeed(reader: string, call: () => SeedReadResult): void {
+  const result = outcomeOf(reader, SEED_FILE_CODES, call);
+  if (result instanceof FileError) return;
+  count(result.tokens.length > 0 ? 'seed read, with tokens' : 'seed read, no token');
+  for (const p of result.problems) count(String(p.code));
+  checkProblems(result.problems, SEED_ROW_CODES, reader);
+  checkTokens(result.tokens, reader);
+  for (const t of result.tokens) checkProblems(importabilityProblems(candidate(t), 'warning', t.line), PLAN_CODES, `${reader} inspect`);
+  const plan = planImport(
+    result.tokens.map(candidate),
+    result.tokens.map((t, i) => ({ upn: `u${i}@contoso.com`, serial: t.serial, line: i + 1 })),
+  );
+  checkProblems(plan.problems, PLAN_CODES, `${reader} convert`);
+}
+
+const referenceTokens = readSeedFile(readFileSync(join(FIXTURES, 'corpus/reference/tokens.csv')), { fileName: 'reference' }).tokens.map(candidate);
+
+function checkAssignments(bytes: Uint8Array): void {
+  const rows = outcomeOf('readAssignments', ASSIGNMENT_FILE_CODES, () => readAssignments(bytes, 'fuzz.csv'));
+  if (rows instanceof FileError) return;
+  const plan = planImport(referenceTokens, rows);
+  count(plan.exported.length > 0 ? 'assignments exported' : 'assignments read, none exported');
+  for (const p of plan.problems) count(String(p.code));
+  checkProblems(plan.problems, PLAN_CODES, 'planImport');
+  for (const r of plan.exported) assert.ok(rows.some((a) => a.serial === r.serial && a.upn === r.upn));
+}
+
+// ---------------------------------------------------------------------------
+// Inputs.
+
+const b32 = (bytes: Uint8Array) => base32.encode(bytes).replace(/=+$/, '');
+const hex = (bytes: Uint8Array) => Buffer.from(bytes).toString('hex');
+
+/** Cells that steer the readers into their deeper branches, mixed with arbitrary text. */
+const cellArb = fc.oneof(
+  fc.constantFrom('', ' ', '30', '60', '45', '-1', 'totp', 'hotp', 'motp', '6', '8', 'SHA256', 'md5', '"', '""', '"a,b"', '#', '=1+1', '@x', 'a@contoso.com', 'x#EXT#@contoso.com', '\u200b', '\u202e', '\u0410B', 'R001', '000123'),
+  fc.uint8Array({ minLength: 1, maxLength: 40 }).map(b32),
+  fc.uint8Array({ minLength: 1, maxLength: 40 }).map(hex),
+  fc.string({ maxLength: 12 }),
+  fc.string({ unit: 'binary', maxLength: 6 }),
+);
+const headerArb = fc.constantFrom(
+  'upn,serial number,secret key,time interval,manufacturer,model',
+  'serial number,secret key',
+  'Serial Number;Secret Key;Time Interval',
+  'serial,secret,timeinterval',
+  '# privacyIDEA OATH CSV export',
+  'upn,serial number',
+  'userprincipalname;serialnumber',
+  '',
+);
+const csvArb = fc
+  .record({
+    header: headerArb,
+    rows: fc.array(fc.array(cellArb, { maxLength: 7 }), { maxLength: 8 }),
+    delimiter: fc.constantFrom(',', ';', '\t'),
+    newline: fc.constantFrom('\n', '\r\n', '\r'),
+    bom: fc.boolean(),
+  })
+  .map(({ header, rows, delimiter, newline, bom }) => Buffer.from(`${bom ? '\ufeff' : ''}${[header, ...rows.map((r) => r.join(delimiter))].join(newline)}`, 'utf8'));
+
+const upnArb = fc.oneof(
+  fc.constantFrom('a@contoso.com', 'A@Contoso.com', 'b@contoso.com', 'c_fabrikam.com#EXT#@contoso.com', '=cmd@contoso.com', '-1@contoso.com', 'no-at', '', '"q"@contoso.com'),
+  fc.string({ maxLength: 20 }),
+);
+const serialArb = fc.oneof(fc.constantFrom('R001', 'R002', 'R003', 'R004', 'R005', 'R006', '000123', '123', '', 'R0\u200b01'), fc.string({ maxLength: 8 }));
+const assignmentsArb = fc
+  .array(fc.tuple(upnArb, serialArb), { maxLength: 14 })
+  .map((rows) => Buffer.from(['upn,serial number', ...rows.map(([u, s]) => `"${u.replace(/"/g, '""')}","${s.replace(/"/g, '""')}"`)].join('\n'), 'utf8'));
+
+interface Fixture {
+  name: string;
+  bytes: Buffer;
+  options: Omit<ReadOptions, 'fileName'>;
+}
+
+/** Files whose secrets fit both alphabets need the encoding forced, as a user would. */
+function csvOptions(name: string, bytes: Buffer): Fixture['options'] {
+  try {
+    readSeedFile(bytes, { fileName: name });
+    return {};
+  } catch (err) {
+    if (err instanceof FileError && err.code === 'ENCODING_AMBIGUOUS') return { secretEncoding: 'base32' };
+    throw err;
+  }
+}
+
+const csvFixtures: Fixture[] = readdirSync(join(FIXTURES, 'csv'))
+  .filter((f) => f.endsWith('.csv'))
+  .map((f) => {
+    const bytes = readFileSync(join(FIXTURES, 'csv', f));
+    return { name: `csv/${f}`, bytes, options: csvOptions(f, bytes) };
+  });
+
+const pskcExpected = JSON.parse(readFileSync(join(FIXTURES, 'pskc/expected.json'), 'utf8')) as { valid: Record<string, { psk?: string; password?: string }> };
+const pskcFixtures: Fixture[] = readdirSync(join(FIXTURES, 'pskc'))
+  .filter((f) => f.endsWith('.pskcxml'))
+  .map((f) => {
+    const keys = pskcExpected.valid[f] ?? {};
+    const options: Fixture['options'] = {};
+    if (keys.psk) options.psk = Buffer.from(keys.psk, 'hex');
+    if (keys.password !== undefined) options.password = keys.password;
+    return { name: `pskc/${f}`, bytes: readFileSync(join(FIXTURES, 'pskc', f)), options };
+  });
+
+type Mutation = { kind: 'flip'; at: number; bit: number } | { kind: 'truncate'; at: number } | { kind: 'insert'; at: number; bytes: Uint8Array } | { kind: 'delete'; at: number; length: number };
+
+const mutationArb: fc.Arbitrary<Mutation> = fc.oneof(
+  fc.record({ kind: fc.constant('flip' as const), at: fc.nat(), bit: fc.integer({ min: 0, max: 7 }) }),
+  fc.record({ kind: fc.constant('truncate' as const), at: fc.nat() }),
+  fc.record({ kind: fc.constant('insert' as const), at: fc.nat(), bytes: fc.uint8Array({ minLength: 1, maxLength: 16 }) }),
+  fc.record({ kind: fc.constant('delete' as const), at: fc.nat(), length: fc.integer({ min: 1, max: 64 }) }),
+);
+
+function mutate(original: Buffer, mutations: readonly Mutation[]): Buffer {
+  let bytes = Buffer.from(original);
+  for (const m of mutations) {
+    if (bytes.length === 0) break;
+    const at = m.at % (bytes.length + 1);
+    if (m.kind === 'flip') {
+      const i = m.at % bytes.length;
+      bytes[i] = bytes[i]! ^ (1 << m.bit);
+    } else if (m.kind === 'truncate') bytes = bytes.subarray(0, at);
+    else if (m.kind === 'insert') bytes = Buffer.concat([bytes.subarray(0, at), m.bytes, bytes.subarray(at)]);
+    else bytes = Buffer.concat([bytes.subarray(0, at), bytes.subarray(at + m.length)]);
+  }
+  return bytes;
+}
+
+const mutatedArb = (fixtures: Fixture[]) =>
+  fc.record({ fixture: fc.constantFrom(...fixtures), mutations: fc.array(mutationArb, { minLength: 1, maxLength: 3 }) }).map(({ fixture, mutations }) => ({
+    fixture,
+    bytes: mutate(fixture.bytes, mutations),
+  }));
+
+const ANY_PSK = Buffer.from('000102030405060708090a0b0c0d0e0f', 'hex');
+
+// ---------------------------------------------------------------------------
+
+void describe('fuzzing the readers', () => {
+  after(() => {
+    const seen = [...outcomes].sort((a, b) => b[1] - a[1]).map(([k, n]) => `${k} ${n}`);
+    console.log(`fuzz: ${calls} reader calls; slowest ${slowest.ms.toFixed(1)} ms (${slowest.reader}); outcomes: ${seen.join(', ')}`);
+  });
+
+  void it('arbitrary bytes: every seed reader and the assignment reader', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 600 }), (bytes) => {
+        checkSeed('readSeedFile', () => readSeedFile(bytes, { fileName: 'fuzz' }));
+        checkSeed('readCsvSeed hex', () => readCsvSeed(bytes, { fileName: 'fuzz', secretEncoding: 'hex' }));
+        checkSeed('readPskc', () => readPskc(bytes, { fileName: 'fuzz' }));
+        checkSeed('readPskc psk', () => readPskc(bytes, { fileName: 'fuzz', psk: ANY_PSK }));
+        checkAssignments(bytes);
+      }),
+      runs(500),
+    );
+  });
+
+  void it('arbitrary Unicode text: CSV, privacyIDEA and assignment readers', () => {
+    fc.assert(
+      fc.property(fc.string({ unit: 'binary', maxLength: 300 }), fc.constantFrom('', '# c\n', 'upn,serial number\n', 'serial number,secret key\n', '<'), (text, prefix) => {
+        const bytes = Buffer.from(prefix + text, 'utf8');
+        checkSeed('readSeedFile', () => readSeedFile(bytes, { fileName: 'fuzz' }));
+        checkSeed('readCsvSeed base32', () => readCsvSeed(bytes, { fileName: 'fuzz', secretEncoding: 'base32' }));
+        checkAssignments(bytes);
+      }),
+      runs(300),
+    );
+  });
+
+  void it('separator soup: delimiters, quotes, comments and blanks only', () => {
+    const soup = fc.string({ unit: fc.constantFrom(',', ';', ' ', '\t', '\n', '\r', '"', '#', '\ufeff', 'a'), maxLength: 40 });
+    fc.assert(
+      fc.property(soup, (text) => {
+        const bytes = Buffer.from(text, 'utf8');
+        checkSeed('readSeedFile', () => readSeedFile(bytes, { fileName: 'fuzz' }));
+        checkAssignments(bytes);
+      }),
+      runs(500),
+    );
+  });
+
+  void it('CSV-shaped input: headers, delimiters, quotes and steering cells', () => {
+    fc.assert(
+      fc.property(csvArb, fc.constantFrom(undefined, 'hex' as const, 'base32' as const), (bytes, secretEncoding) => {
+        checkSeed('readCsvSeed', () => readCsvSeed(bytes, secretEncoding ? { fileName: 'fuzz', secretEncoding } : { fileName: 'fuzz' }));
+        checkAssignments(bytes);
+      }),
+      runs(800),
+    );
+  });
+
+  void it('assignment-shaped lists: users, guests, formulas, repeats and conflicts', () => {
+    fc.assert(
+      fc.property(assignmentsArb, (bytes) => checkAssignments(bytes)),
+      runs(800),
+    );
+  });
+
+  void it('mutated valid CSV and privacyIDEA files (bit flips, truncation, inserted and deleted bytes)', () => {
+    fc.assert(
+      fc.property(mutatedArb(csvFixtures), ({ fixture, bytes }) => {
+        checkSeed('readSeedFile', () => readSeedFile(bytes, { fileName: 'fuzz', ...fixture.options }));
+        checkSeed('readCsvSeed hex', () => readCsvSeed(bytes, { fileName: 'fuzz', secretEncoding: 'hex' }));
+        checkAssignments(bytes);
+      }),
+      runs(800),
+    );
+  });
+
+  void it('mutated valid and hostile PSKC files, with their key and without one', () => {
+    fc.assert(
+      fc.property(mutatedArb(pskcFixtures), ({ fixture, bytes }) => {
+        checkSeed('readPskc keyed', () => readPskc(bytes, { fileName: 'fuzz', ...fixture.options }));
+        checkSeed('readPskc no key', () => readPskc(bytes, { fileName: 'fuzz' }));
+        checkSeed('readSeedFile keyed', () => readSeedFile(bytes, { fileName: 'fuzz', ...fixture.options }));
+      }),
+      runs(800),
+    );
+  });
+
+  void it('the fixtures themselves read without error (so the mutations start from valid files)', () => {
+    assert.ok(csvFixtures.length >= 5 && pskcFixtures.length >= 10);
+    for (const f of [...csvFixtures, ...pskcFixtures.filter((p) => p.options.psk || p.options.password !== undefined)]) {
+      const result = readSeedFile(f.bytes, { fileName: f.name, ...f.options });
+      assert.ok(result.tokens.length > 0, f.name);
+    }
+  });
+});
