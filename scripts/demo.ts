@@ -26,8 +26,9 @@ const { values } = parseArgs({
   },
 });
 
+/** No character of a secret is printed, only its length. */
 function mask(secret: string): string {
-  return `${secret.slice(0, 2)}${'•'.repeat(secret.length - 2)}`;
+  return `${'•'.repeat(8)}(${secret.length} chars)`;
 }
 
 async function main(): Promise<void> {
