@@ -8,6 +8,7 @@ import './ingestAssignments.js';
 import './reconcile.js';
 import './verifyActivationCode.js';
 import './unlockToken.js';
+import './retireToken.js';
 import './buildImport.js';
 import './confirmImportUploaded.js';
 import './deleteAssignment.js';

@@ -1,6 +1,7 @@
 /** The token inventory's row shape and its small helpers. */
 import type { OathToken } from '../core/token.js';
-import type { TokenEntity } from './ports.js';
+import { PreconditionFailedError, TransientError } from './errors.js';
+import type { EntityTable, TokenEntity } from './ports.js';
 
 export const HISTORY_LIMIT = 50;
 
@@ -80,4 +81,27 @@ export function publicTokenView(entity: TokenEntity) {
     secretVersion: entity.secretVersion,
     history: parseHistory(entity.history),
   };
+}
+
+export type RetireResult = { status: 'retired' | 'already-retired' } | { status: 'not-found' } | { status: 'refused'; state: string };
+
+/**
+ * Takes a token out of service (lost, broken, replaced): verify answers 410 and
+ * builds skip it. Its vault secret stays (soft delete and purge are the vault
+ * owner's decision). A token in the middle of an export cannot be retired.
+ */
+export async function retireToken(tokens: EntityTable<TokenEntity>, serial: string, now: string, reason: string): Promise<RetireResult> {
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const row = await tokens.get(serial);
+    if (!row) return { status: 'not-found' };
+    if (row.value.state === 'retired') return { status: 'already-retired' };
+    if (row.value.state === 'exporting') return { status: 'refused', state: row.value.state };
+    try {
+      await tokens.replace(serial, { ...row.value, state: 'retired', updatedAt: now, history: appendHistory(row.value.history, now, 'retired', reason || undefined) }, row.etag);
+      return { status: 'retired' };
+    } catch (err) {
+      if (!(err instanceof PreconditionFailedError)) throw err;
+    }
+  }
+  throw new TransientError(`Inventory row for ${serial} kept changing; retry.`);
 }

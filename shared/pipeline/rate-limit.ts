@@ -35,18 +35,30 @@ export class SlidingWindowLimiter {
     this.sleep = options.sleep ?? defaultSleep;
   }
 
-  /** Resolves when one more operation fits in the window. Callers are served in order. */
-  acquire(): Promise<void> {
+  /**
+   * Resolves when one more operation fits in the window, with a `done` callback to call when that
+   * operation has finished. Callers are served in order.
+   *
+   * The vault counts a call when it arrives, somewhere between our grant and its answer. Reusing a
+   * slot one window after its grant is safe only while every call takes about as long to arrive
+   * (a burst, an auth challenge or a slow socket breaks that); reusing it one window after the
+   * answer is safe whatever the latency, so `done()` moves the slot's time to the answer.
+   */
+  acquire(): Promise<() => void> {
     const turn = this.chain.then(async () => {
-      // The slot to reuse holds the grant made `budget` grants ago.
-      const oldest = this.grants[this.next]!;
-      const wait = oldest + this.windowMs - this.now();
-      if (wait > 0) await this.sleep(wait);
-      this.grants[this.next] = this.now();
-      this.next = (this.next + 1) % this.grants.length;
+      const slot = this.next;
+      this.next = (slot + 1) % this.grants.length;
+      // The slot holds the grant made `budget` grants ago; its done() may move it on while we sleep.
+      for (let wait = this.grants[slot]! + this.windowMs - this.now(); wait > 0; wait = this.grants[slot]! + this.windowMs - this.now()) {
+        await this.sleep(wait);
+      }
+      this.grants[slot] = this.now();
       this.granted++;
+      return () => {
+        this.grants[slot] = Math.max(this.grants[slot]!, this.now());
+      };
     });
-    this.chain = turn;
+    this.chain = turn.then(() => undefined);
     return turn;
   }
 }

@@ -34,12 +34,19 @@ export class PacedVault implements SecretStore {
     this.readLimiter = new SlidingWindowLimiter({ budget: options.readBudget });
   }
 
+  /** One call inside the budget; its slot is timed from the answer (see SlidingWindowLimiter.acquire). */
+  private async paced<T>(limiter: SlidingWindowLimiter, op: () => Promise<T>): Promise<T> {
+    const done = await limiter.acquire();
+    try {
+      return await op();
+    } finally {
+      done();
+    }
+  }
+
   private run<T>(limiter: SlidingWindowLimiter, op: () => Promise<T>): Promise<T> {
     return withRetry(
-      async () => {
-        await limiter.acquire();
-        return op();
-      },
+      () => this.paced(limiter, op),
       {
         ...this.options.retry,
         onRetry: (err: TransientError, attempt, delay) => {
@@ -73,13 +80,15 @@ export class PacedVault implements SecretStore {
   ensureSecret(name: string, value: string, options: SetSecretOptions): Promise<EnsureOutcome> {
     return withRetry(
       async () => {
-        await this.readLimiter.acquire();
-        this.stats.reads++;
-        const existing = await this.inner.get(name);
+        const existing = await this.paced(this.readLimiter, () => {
+          this.stats.reads++;
+          return this.inner.get(name);
+        });
         if (existing) return existing.value === value ? { outcome: 'unchanged', version: existing.version } : { outcome: 'conflict', version: existing.version };
-        await this.createLimiter.acquire();
-        this.stats.creates++;
-        const { version } = await this.inner.set(name, value, options);
+        const { version } = await this.paced(this.createLimiter, () => {
+          this.stats.creates++;
+          return this.inner.set(name, value, options);
+        });
         return { outcome: 'created', version };
       },
       {

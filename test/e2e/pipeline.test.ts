@@ -165,6 +165,11 @@ describe('pipeline end to end (local stack)', () => {
     const stored = await api('GET', 'tokens?state=stored');
     assert.deepEqual((stored.body.items as { serial: string }[]).map((i) => i.serial), ['E2E1003']);
     assert.equal((await api('GET', 'tokens?state=bogus')).status, 400);
+
+    const retired = await api('POST', 'tokens/E2E1003/retire', { reason: 'lost' });
+    assert.deepEqual(retired.body, { serial: 'E2E1003', state: 'retired', changed: true });
+    assert.equal((await api('POST', 'tokens/E2E1003/verify', { code: code('E2E1003', now()) })).status, 410);
+    assert.equal((await api('POST', 'tokens/NOPE/retire')).status, 404);
     const health = await api('GET', 'health');
     assert.equal(health.status, 200);
     assert.equal(health.body.status, 'ok');
