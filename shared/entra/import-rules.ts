@@ -6,7 +6,7 @@
  */
 import { stringify } from 'csv-stringify/sync';
 import { problem, quoteValue, type Problem } from '../core/problems.js';
-import type { HashAlgorithm, TokenType } from '../core/token.js';
+import type { OathToken } from '../core/token.js';
 import type { AssignmentRow } from '../formats/assignments.js';
 
 export const ENTRA_HEADER = ['upn', 'serial number', 'secret key', 'time interval', 'manufacturer', 'model'] as const;
@@ -18,16 +18,7 @@ export const ENTRA_MAX_OATH_METHODS_PER_USER = 5;
 const FORMULA_PREFIXES = ['=', '+', '-', '@', '\t', '\r'];
 
 /** What the rules need to know about a token; the secret itself is not needed to plan. */
-export interface ImportCandidate {
-  serial: string;
-  manufacturer: string;
-  model: string;
-  type: TokenType;
-  algorithm: HashAlgorithm;
-  digits: number;
-  period: number;
-  secretBytes: number;
-}
+export type ImportCandidate = Pick<OathToken, 'serial' | 'manufacturer' | 'model' | 'type' | 'algorithm' | 'digits' | 'period'> & { secretBytes: number };
 
 export interface EntraRow {
   upn: string;

@@ -1,6 +1,7 @@
 /** Assignment lists: `upn,serial number` CSV files that say which user gets which token. */
 import { FileError } from '../core/problems.js';
-import { cell, checkSize, decodeUtf8, detectDelimiter, findColumns, hasContent, parseCsvRows } from './csv-table.js';
+import { cell, detectDelimiter, findColumns, hasContent, parseCsvRows } from './csv-table.js';
+import { checkSize, decodeUtf8 } from './text.js';
 
 export interface AssignmentRow {
   upn: string;

@@ -6,7 +6,8 @@ import { decideEncoding, decodeSecret, isValidBase32, isValidHex, type SecretEnc
 import { FileError, problem, quoteValue, type Problem } from '../core/problems.js';
 import { parseHashAlgorithm, type OathToken } from '../core/token.js';
 import { checkSerial, checkToken, resolveDuplicates, sortProblems } from '../core/validate.js';
-import { cell, checkSize, decodeUtf8, detectDelimiter, findColumns, hasContent, normalizeHeader, parseCsvRows, type CsvRow } from './csv-table.js';
+import { cell, detectDelimiter, findColumns, hasContent, normalizeHeader, parseCsvRows, type CsvRow } from './csv-table.js';
+import { checkSize, decodeUtf8 } from './text.js';
 import { DEFAULT_MAX_SEED_FILE_BYTES, type ReadOptions, type SeedReadResult } from './types.js';
 
 export const SEED_COLUMNS = {
@@ -48,15 +49,31 @@ export function readCsvSeed(bytes: Uint8Array, opts: ReadOptions): SeedReadResul
   if (!hasContent(text)) throw new FileError('FILE_EMPTY', `${fileName}: the file is empty. Check that the vendor sent the right file.`);
 
   // Comments (#) exist only in privacyIDEA files; a header file never starts with one.
-  const firstLine = text.split(/\r?\n/).find((l) => l.trim().length > 0) ?? '';
+  // The first content line is the one holding the first non-blank character (no split of the whole file).
+  const firstContent = text.search(/\S/);
+  const lineEnd = text.indexOf('\n', firstContent);
+  const firstLine = text.slice(text.lastIndexOf('\n', firstContent) + 1, lineEnd === -1 ? text.length : lineEnd);
   const startsWithComment = firstLine.trim().startsWith('#');
   const delimiter = detectDelimiter(text, startsWithComment);
+
+  // The usual case, a header file, is parsed once: without comments, as it is read. Anything else
+  // (including a file that only parses with comments) takes the probe below, as before.
+  let rows: CsvRow[] | undefined;
+  if (!startsWithComment) {
+    try {
+      rows = parseCsvRows(fileName, text, { delimiter });
+    } catch (err) {
+      if (!(err instanceof FileError)) throw err;
+    }
+    if (rows?.[0] && isHeaderRow(rows[0].cells)) return readHeaderCsv(fileName, rows, opts.secretEncoding);
+  }
+
   const probe = parseCsvRows(fileName, text, { delimiter, comments: true });
   if (probe.length === 0) throw new FileError('FILE_EMPTY', `${fileName}: the file holds only comments or empty lines.`);
   const first = probe[0]!;
 
   if (!startsWithComment && isHeaderRow(first.cells)) {
-    return readHeaderCsv(fileName, parseCsvRows(fileName, text, { delimiter }), opts.secretEncoding);
+    return readHeaderCsv(fileName, rows ?? parseCsvRows(fileName, text, { delimiter }), opts.secretEncoding);
   }
   if (isPrivacyIdeaRow(first.cells)) {
     return readPrivacyIdeaCsv(fileName, probe, opts.secretEncoding);

@@ -1,6 +1,6 @@
 /**
- * The CSV plumbing every CSV reader shares: UTF-8 decoding, delimiter choice,
- * csv-parse with line numbers, and header lookup by column name.
+ * The CSV plumbing every CSV reader shares: delimiter choice, csv-parse with
+ * line numbers, and header lookup by column name.
  */
 import { parse, CsvError } from 'csv-parse/sync';
 import { FileError } from '../core/problems.js';
@@ -9,16 +9,6 @@ export interface CsvRow {
   cells: string[];
   /** 1-based line where the record starts. */
   line: number;
-}
-
-/** Decodes strict UTF-8 and drops a BOM. Anything else is FILE_NOT_TEXT. */
-export function decodeUtf8(fileName: string, bytes: Uint8Array): string {
-  try {
-    const text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
-    return text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
-  } catch {
-    throw new FileError('FILE_NOT_TEXT', `${fileName}: the file is not UTF-8 text (binary data or another character set). Save it as UTF-8 and try again.`);
-  }
 }
 
 function firstContentLine(text: string, skipComments: boolean): string {
@@ -114,10 +104,4 @@ export function findColumns<K extends string>(header: string[], names: Record<K,
 
 export function cell(row: CsvRow, index: number | undefined): string {
   return index === undefined ? '' : (row.cells[index] ?? '').trim();
-}
-
-export function checkSize(fileName: string, bytes: Uint8Array, maxBytes: number): void {
-  if (bytes.byteLength > maxBytes) {
-    throw new FileError('FILE_TOO_LARGE', `${fileName}: the file is ${bytes.byteLength} bytes, above the limit of ${maxBytes}. Split it into smaller files.`);
-  }
 }

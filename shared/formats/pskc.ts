@@ -21,6 +21,7 @@ import {
   type EncryptionAlgorithm,
 } from './pskc-crypto.js';
 import { checkSerial } from '../core/validate.js';
+import { checkSize, decodeUtf8 } from './text.js';
 import { DEFAULT_MAX_SEED_FILE_BYTES, type ReadOptions, type SeedReadResult } from './types.js';
 
 const PSKC_NS = 'urn:ietf:params:xml:ns:keyprov:pskc';
@@ -74,15 +75,6 @@ const parser = new XMLParser({
 
 function malformed(fileName: string, detail: string, line?: number): FileError {
   return new FileError('PSKC_MALFORMED', `${fileName}${line ? ` line ${line}` : ''}: ${detail}`, line);
-}
-
-function decodeUtf8(fileName: string, bytes: Uint8Array): string {
-  try {
-    const text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
-    return text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
-  } catch {
-    throw new FileError('FILE_NOT_TEXT', `${fileName}: the file is not UTF-8 text (binary data or another character set). Save it as UTF-8 and try again.`);
-  }
 }
 
 function refuseDeclarations(fileName: string, text: string): void {
@@ -703,10 +695,7 @@ export function looksLikePskc(bytes: Uint8Array): boolean {
 
 function loadContainer(bytes: Uint8Array, opts: Pick<ReadOptions, 'fileName' | 'maxBytes'>): { text: string; container: XmlElement } {
   const { fileName } = opts;
-  const maxBytes = opts.maxBytes ?? DEFAULT_MAX_SEED_FILE_BYTES;
-  if (bytes.byteLength > maxBytes) {
-    throw new FileError('FILE_TOO_LARGE', `${fileName}: the file is ${bytes.byteLength} bytes, above the limit of ${maxBytes}. Split it into smaller files.`);
-  }
+  checkSize(fileName, bytes, opts.maxBytes ?? DEFAULT_MAX_SEED_FILE_BYTES);
   const text = decodeUtf8(fileName, bytes);
   if (!/\S/.test(text)) throw new FileError('FILE_EMPTY', `${fileName}: the file is empty.`);
   return { text, container: checkContainer(fileName, parseDocument(fileName, text)) };
