@@ -95,9 +95,9 @@ export class IngestService {
       const outcomes = await mapPool(read.tokens, this.deps.concurrency ?? 32, (token) => this.storeToken(token, batch));
       const problems: Problem[] = [...read.problems];
       const items: RunReport['items'] = [];
-      const counts = { tokensInFile: read.tokens.length + read.problems.filter((p) => p.severity === 'error').length, stored: 0, unchanged: 0, recovered: 0, conflicts: 0, deleted: 0, rejectedRows: 0 };
-      counts.rejectedRows = new Set(read.problems.filter((p) => p.severity === 'error').map((p) => `${p.line ?? ''}|${p.serial ?? ''}`)).size;
-      counts.tokensInFile = read.tokens.length + counts.rejectedRows;
+      // A row can carry several errors: count rows (by line and serial), not problems.
+      const rejectedRows = new Set(read.problems.filter((p) => p.severity === 'error').map((p) => `${p.line ?? ''}|${p.serial ?? ''}`)).size;
+      const counts = { tokensInFile: read.tokens.length + rejectedRows, stored: 0, unchanged: 0, recovered: 0, conflicts: 0, deleted: 0, rejectedRows };
       read.tokens.forEach((token, i) => {
         const outcome = outcomes[i]!;
         items.push({ serial: token.serial, result: outcome.outcome });
