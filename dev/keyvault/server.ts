@@ -78,6 +78,8 @@ export interface KeyVaultStats {
   statusCodes: Record<string, number>;
   /** Epoch ms of each successful create, in order. */
   createTimestamps: number[];
+  /** Epoch ms of each get-secret request that passed faults and throttling (it used read budget), in order. */
+  readTimestamps: number[];
   /** Secrets not deleted. */
   secrets: number;
   /** Secrets deleted and recoverable. */
@@ -450,6 +452,7 @@ function emptyCounters(): Omit<KeyVaultStats, 'secrets' | 'deletedSecrets' | 've
     operations: Object.fromEntries(OPERATIONS.map((op) => [op, 0])) as Record<KeyVaultOperation, number>,
     statusCodes: {},
     createTimestamps: [],
+    readTimestamps: [],
   };
 }
 
@@ -510,6 +513,7 @@ class KeyVaultStandInServer {
       operations: { ...c.operations },
       statusCodes: { ...c.statusCodes },
       createTimestamps: [...c.createTimestamps],
+      readTimestamps: [...c.readTimestamps],
       secrets,
       deletedSecrets,
       versionsPerSecret,
@@ -680,6 +684,7 @@ class KeyVaultStandInServer {
     }
 
     this.counters.operations[route.op]++;
+    if (route.op === 'getSecret') this.counters.readTimestamps.push(Date.now());
     try {
       if (raw === 'too-large') throw new KeyVaultError(413, 'RequestEntityTooLarge', 'The request body is too large.');
       if (!url.searchParams.get('api-version')) throw badParameter('The api-version query parameter is missing.');

@@ -37,6 +37,18 @@ function isHeaderRow(cells: string[]): boolean {
   return names.some((n) => (SEED_COLUMNS.serial as readonly string[]).includes(n)) || names.some((n) => (SEED_COLUMNS.secret as readonly string[]).includes(n));
 }
 
+/** A header line is short; a long first line (a hostile 5 MB one) is not parsed twice to find out. */
+function firstLineIsHeader(fileName: string, line: string, delimiter: ',' | ';'): boolean {
+  if (line.length > 4096) return false;
+  try {
+    const first = parseCsvRows(fileName, line, { delimiter })[0];
+    return first !== undefined && isHeaderRow(first.cells);
+  } catch (err) {
+    if (err instanceof FileError) return false;
+    throw err;
+  }
+}
+
 function isPrivacyIdeaRow(cells: string[]): boolean {
   const type = (cells[2] ?? '').trim().toLowerCase();
   return cells.length >= 3 && cells.length <= 5 && (type === 'totp' || type === 'hotp');
@@ -56,10 +68,10 @@ export function readCsvSeed(bytes: Uint8Array, opts: ReadOptions): SeedReadResul
   const startsWithComment = firstLine.trim().startsWith('#');
   const delimiter = detectDelimiter(text, startsWithComment);
 
-  // The usual case, a header file, is parsed once: without comments, as it is read. Anything else
-  // (including a file that only parses with comments) takes the probe below, as before.
+  // The usual case, a file whose first line is the header, is parsed once: without comments, as it
+  // is read. Anything else (including a file that only parses with comments) takes the probe below.
   let rows: CsvRow[] | undefined;
-  if (!startsWithComment) {
+  if (!startsWithComment && firstLineIsHeader(fileName, firstLine, delimiter)) {
     try {
       rows = parseCsvRows(fileName, text, { delimiter });
     } catch (err) {

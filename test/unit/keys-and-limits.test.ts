@@ -46,6 +46,17 @@ describe('vault pacing', () => {
     assert.deepEqual(granted, [0, 0, 0, 1000, 1000, 1000, 2000, 2000, 2000, 3000]);
   });
 
+  it('times a slot from the answer when done() is called, so late arrivals stay inside the window', async () => {
+    let now = 0;
+    const limiter = new SlidingWindowLimiter({ budget: 2, windowMs: 1000, marginMs: 0, now: () => now, sleep: (ms) => ((now += ms), Promise.resolve()) });
+    const done = await limiter.acquire();
+    await limiter.acquire();
+    now = 300;
+    done();
+    await limiter.acquire();
+    assert.equal(now, 1300);
+  });
+
   it('retries transient errors with exponential backoff, not others', async () => {
     const delays: number[] = [];
     let calls = 0;

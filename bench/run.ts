@@ -1,0 +1,291 @@
+/**
+ * `npm run bench`: how close the pipeline runs to its limits, measured on this
+ * machine in one run. Prints a table and writes bench/results.json (git-ignored).
+ *
+ *   1. ingest: creates/s against Key Vault's create budget (stand-in throttling on, 10 ms per call)
+ *   2. build: reads/s against a scaled read budget
+ *   3. verify: endpoint latency (warm, zero-latency stand-ins) and the CPU of a full-window wrong-code check
+ *   4. cold start: loading the app's entry against a one-function @azure/functions app
+ *   5. parsing: CSV and PSKC tokens/s against their parser floors, peak memory, PBKDF2, hostile inputs
+ */
+import { spawn } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { measureColdStart, type ColdStartFigures } from './cold-start.js';
+import { repoRoot } from './dist.js';
+import { measureParsing, type ParseFigures } from './parse.js';
+import type { BuildScenarioResult, IngestScenarioResult, ScenarioConfig } from './stack-scenario.js';
+import { round } from './stats.js';
+import { measureVerifyCpu, type VerifyCpuFigures } from './verify-cpu.js';
+
+/** Sizes: ingest spans five create windows, the build five read windows. */
+const INGEST_TOKENS = 1500;
+const CREATE_BUDGET = 300;
+const READ_BUDGET = 4000;
+const BUILD_ASSIGNED = 500;
+const BUILD_READ_BUDGET = 100;
+const VAULT_LATENCY_MS = 10;
+
+interface Check {
+  figure: string;
+  value: string;
+  target: string;
+  pass: boolean | null;
+}
+
+function log(line: string): void {
+  process.stderr.write(`[bench] ${line}\n`);
+}
+
+/** Runs bench/stack-scenario.ts in its own process group (the stack starts Azurite), returns its RESULT line. */
+function runScenario<T>(cfg: ScenarioConfig, timeoutMs: number): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, 'bench', 'stack-scenario.ts'), JSON.stringify(cfg)], {
+      cwd: repoRoot,
+      detached: true,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => (stdout += c.toString('utf8')));
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString('utf8')));
+    const timer = setTimeout(() => {
+      try {
+        process.kill(-child.pid!, 'SIGKILL');
+      } catch {
+        // Gone already.
+      }
+    }, timeoutMs);
+    child.once('exit', (code, signal) => {
+      clearTimeout(timer);
+      const line = stdout.split('\n').find((l) => l.startsWith('RESULT '));
+      if (code === 0 && line) resolve(JSON.parse(line.slice('RESULT '.length)) as T);
+      else reject(new Error(`The ${cfg.mode} scenario failed (code ${code}, signal ${signal}).\n${stderr.slice(-4000)}`));
+    });
+  });
+}
+
+async function section<T>(name: string, fn: () => Promise<T>, errors: string[]): Promise<T | undefined> {
+  const started = Date.now();
+  log(`${name}...`);
+  try {
+    const value = await fn();
+    log(`${name} done in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    return value;
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    errors.push(`${name}: ${message}`);
+    log(`${name} FAILED: ${message}`);
+    return undefined;
+  }
+}
+
+const fmt = (n: number | null | undefined, digits = 2) => (n === null || n === undefined || Number.isNaN(n) ? 'n/a' : n.toLocaleString('en-US', { maximumFractionDigits: digits }));
+
+function table(checks: Check[]): string {
+  const head = ['Figure', 'Value', 'Target', 'Result'];
+  const rows = checks.map((c) => [c.figure, c.value, c.target, c.pass === null ? 'info' : c.pass ? 'pass' : 'FAIL']);
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ');
+  return [line(head), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
+}
+
+async function main(): Promise<void> {
+  const started = Date.now();
+  const errors: string[] = [];
+  const loadStart = loadavg().map((l) => round(l, 2));
+  const dataDir = await mkdtemp(join(tmpdir(), 'entra-oath-bench-'));
+  let ingest: IngestScenarioResult | undefined;
+  let build: BuildScenarioResult | undefined;
+  let parsing: ParseFigures | undefined;
+  try {
+    ingest = await section(
+      `1. ingest of ${INGEST_TOKENS} tokens at ${CREATE_BUDGET} creates / 10 s (and verify latency)`,
+      () =>
+        runScenario<IngestScenarioResult>(
+          {
+            mode: 'ingest',
+            dataDir,
+            tokens: INGEST_TOKENS,
+            createBudget: CREATE_BUDGET,
+            readBudget: READ_BUDGET,
+            kvRealism: { throttling: true, createsPer10s: CREATE_BUDGET, othersPer10s: READ_BUDGET, latencyMs: VAULT_LATENCY_MS },
+            verifyTokens: 300,
+            verifyWarmup: 100,
+          },
+          180_000,
+        ),
+      errors,
+    );
+    if (ingest) {
+      // Same data folder: the tokens ingested above, the app restarted with a scaled read budget.
+      build = await section(
+        `2. import build of ${BUILD_ASSIGNED} assigned tokens at ${BUILD_READ_BUDGET} reads / 10 s`,
+        () =>
+          runScenario<BuildScenarioResult>(
+            {
+              mode: 'build',
+              dataDir,
+              tokens: INGEST_TOKENS,
+              assigned: BUILD_ASSIGNED,
+              createBudget: CREATE_BUDGET,
+              readBudget: BUILD_READ_BUDGET,
+              kvRealism: { throttling: true, createsPer10s: CREATE_BUDGET, othersPer10s: BUILD_READ_BUDGET, latencyMs: VAULT_LATENCY_MS },
+            },
+            150_000,
+          ),
+        errors,
+      );
+    }
+  } finally {
+    await rm(dataDir, { recursive: true, force: true });
+  }
+  const verifyCpu: VerifyCpuFigures | undefined = await section('3. verify CPU over the full +/- 1 day window', () => measureVerifyCpu(), errors);
+  const coldStart: ColdStartFigures | undefined = await section('4. cold start', () => measureColdStart(repoRoot), errors);
+  const parseDir = await mkdtemp(join(tmpdir(), 'entra-oath-bench-parse-'));
+  try {
+    parsing = await section('5. parsing', () => measureParsing(repoRoot, parseDir), errors);
+  } finally {
+    await rm(parseDir, { recursive: true, force: true });
+  }
+
+  const inRange = (v: number | undefined) => (v === undefined ? null : v >= 0.9 && v <= 1.0);
+  const checks: Check[] = [
+    {
+      figure: 'Ingest creates/s ÷ create budget (30/s)',
+      value: ingest ? `${fmt(ingest.creates.ratio, 3)} (${fmt(ingest.creates.sustainedPerSecond)}/s)` : 'error',
+      target: '0.9-1.0',
+      pass: ingest ? inRange(ingest.creates.ratio) : false,
+    },
+    {
+      figure: 'Ingest 429s from the vault / retries',
+      value: ingest ? `${ingest.standInThrottled} / ${ingest.app?.retries ?? 'n/a'}` : 'error',
+      target: '0 / (counted)',
+      pass: ingest ? ingest.standInThrottled === 0 : false,
+    },
+    {
+      figure: 'Build reads/s ÷ read budget (10/s scaled)',
+      value: build ? `${fmt(build.reads.ratio, 3)} (${fmt(build.reads.sustainedPerSecond)}/s)` : 'error',
+      target: '0.9-1.0',
+      pass: build ? inRange(build.reads.ratio) && build.standInThrottled === 0 : false,
+    },
+    {
+      figure: 'Verify endpoint p50 / p99 (warm)',
+      value: ingest ? `${fmt(ingest.verify.p50Ms)} / ${fmt(ingest.verify.p99Ms)} ms` : 'error',
+      target: 'p99 < 20 ms',
+      pass: ingest ? ingest.verify.p99Ms < 20 && ingest.verify.notValid === 0 : false,
+    },
+    {
+      figure: '  backing calls alone p50 / p99',
+      value: ingest ? `${fmt(ingest.verify.backingFloor.p50Ms)} / ${fmt(ingest.verify.backingFloor.p99Ms)} ms` : 'error',
+      target: '(floor)',
+      pass: null,
+    },
+    {
+      figure: 'Wrong code, full window: CPU ÷ HMAC floor',
+      value: verifyCpu ? `${fmt(verifyCpu.fullWindowRatio, 3)} (${fmt(verifyCpu.fullWindowCpuMs)} ms / ${fmt(verifyCpu.floorCpuMs)} ms)` : 'error',
+      target: '<= 1.5',
+      pass: verifyCpu ? verifyCpu.fullWindowRatio <= 1.5 : false,
+    },
+    {
+      figure: 'Cold start: app ÷ one-function app',
+      value: coldStart ? `${fmt(coldStart.ratio, 3)} (${fmt(coldStart.appMs, 1)} / ${fmt(coldStart.baselineMs, 1)} ms)` : 'error',
+      target: '<= 1.5',
+      pass: coldStart ? coldStart.ratio <= 1.5 : false,
+    },
+    {
+      figure: 'CSV tokens/s (100,000-token file)',
+      value: parsing ? `${fmt(parsing.csvTokensPerSecond, 0)} (csv-parse alone ${fmt(parsing.csvParseFloorTokensPerSecond, 0)})` : 'error',
+      target: '>= 100,000',
+      pass: parsing ? parsing.csvTokensPerSecond >= 100_000 : false,
+    },
+    {
+      figure: 'CSV peak memory (RSS)',
+      value: parsing ? `${fmt(parsing.peakMemoryMB, 0)} MB (csv-parse alone ${fmt(parsing.csvParsePeakMemoryMB, 0)} MB)` : 'error',
+      target: '(reported)',
+      pass: null,
+    },
+    {
+      figure: 'PSKC tokens/s (10,000 keys, AES-CBC + HMAC)',
+      value: parsing ? fmt(parsing.pskcTokensPerSecond, 0) : 'error',
+      target: '>= 5,000',
+      pass: parsing ? parsing.pskcTokensPerSecond >= 5000 : false,
+    },
+    {
+      figure: 'PSKC reader ÷ XML parser floor',
+      value: parsing ? `${fmt(parsing.pskcParserFloorRatio)} (default options ${fmt(parsing.pskcParserFloorRatioVsDefaultOptions)}, with crypto ${fmt(parsing.pskcFloorWithCryptoRatio)})` : 'error',
+      target: '<= 1.5',
+      pass: parsing ? parsing.pskcParserFloorRatio <= 1.5 : false,
+    },
+    {
+      figure: 'PBKDF2 step (1,000 / 2,000,000 iterations)',
+      value: parsing ? `${fmt(parsing.pbkdf2Ms)} ms / ${fmt(parsing.pbkdf2MaxIterationsMs, 0)} ms` : 'error',
+      target: '(reported)',
+      pass: null,
+    },
+    {
+      figure: 'Worst negative PSKC fixture / hostile corpus',
+      value: parsing ? `${fmt(parsing.negativeWorstMs, 1)} ms / ${parsing.corpusWorstMs === null ? 'no corpus' : `${fmt(parsing.corpusWorstMs, 0)} ms`}` : 'error',
+      target: '(reported)',
+      pass: null,
+    },
+  ];
+
+  const results = {
+    generatedAt: new Date().toISOString(),
+    machine: { node: process.version, cpus: cpus().length, cpuModel: cpus()[0]?.model ?? 'unknown', loadAverageAtStart: loadStart, loadAverageAtEnd: loadavg().map((l) => round(l, 2)) },
+    durationSeconds: round((Date.now() - started) / 1000, 1),
+    ingest: ingest
+      ? {
+          ratio: ingest.creates.ratio,
+          tokens: ingest.tokens,
+          stored: ingest.stored,
+          wallSeconds: ingest.wallSeconds,
+          creates: ingest.creates,
+          reads: ingest.reads,
+          throttled: ingest.standInThrottled,
+          retries: ingest.app?.retries ?? null,
+          app: ingest.app,
+          vaultLatencyMs: VAULT_LATENCY_MS,
+          standInStatusCodes: ingest.standInStatusCodes,
+        }
+      : { error: true },
+    build: build
+      ? {
+          ratio: build.reads.ratio,
+          assigned: build.assigned,
+          exportedRows: build.exportedRows,
+          wallSeconds: build.wallSeconds,
+          reads: build.reads,
+          throttled: build.standInThrottled,
+          retries: build.app?.retries ?? null,
+          app: build.app,
+          standInStatusCodes: build.standInStatusCodes,
+        }
+      : { error: true },
+    verify: {
+      p50Ms: ingest?.verify.p50Ms ?? null,
+      p99Ms: ingest?.verify.p99Ms ?? null,
+      fullWindowCpuMs: verifyCpu?.fullWindowCpuMs ?? null,
+      fullWindowRatio: verifyCpu?.fullWindowRatio ?? null,
+      latency: ingest?.verify ?? null,
+      cpu: verifyCpu ?? null,
+    },
+    coldStart: coldStart ?? { error: true },
+    parse: parsing ?? { error: true },
+    checks,
+    errors,
+  };
+  await writeFile(join(repoRoot, 'bench', 'results.json'), JSON.stringify(results, null, 2) + '\n');
+
+  process.stdout.write(`\n${table(checks)}\n\n`);
+  process.stdout.write(`Machine: ${results.machine.cpus} x ${results.machine.cpuModel}, Node ${process.version}, load average ${loadStart.join(' ')} at start. Took ${results.durationSeconds} s.\n`);
+  process.stdout.write('Figures in detail: bench/results.json\n');
+  if (errors.length > 0) {
+    process.stdout.write(`\n${errors.length} part(s) failed:\n${errors.join('\n')}\n`);
+    process.exitCode = 1;
+  }
+}
+
+await main();
