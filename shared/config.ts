@@ -32,6 +32,8 @@ export interface PipelineConfig {
   vaultReadBudget: number;
   /** First backoff after a 429 or transient vault error; doubles up to 16x. */
   vaultRetryBaseMs: number;
+  /** Deadline of one vault call; a call past it counts as transient and is retried (read first). */
+  vaultTimeoutMs: number;
   lockoutLimit: number;
   lockoutMinutes: number;
   importMaxRows: number;
@@ -70,6 +72,7 @@ export const SETTINGS = {
   KEY_VAULT_CREATE_BUDGET: { default: '300' },
   KEY_VAULT_READ_BUDGET: { default: '4000' },
   KEY_VAULT_RETRY_BASE_MS: { default: '1000' },
+  KEY_VAULT_TIMEOUT_MS: { default: '15000' },
   VERIFY_LOCKOUT_LIMIT: { default: '10' },
   VERIFY_LOCKOUT_MINUTES: { default: '15' },
   IMPORT_MAX_ROWS: { default: '0' },
@@ -196,6 +199,7 @@ export function loadConfig(env: Env = process.env): PipelineConfig {
     vaultCreateBudget: integer(env, 'KEY_VAULT_CREATE_BUDGET', 1, 100_000),
     vaultReadBudget: integer(env, 'KEY_VAULT_READ_BUDGET', 1, 1_000_000),
     vaultRetryBaseMs: integer(env, 'KEY_VAULT_RETRY_BASE_MS', 1, 60_000),
+    vaultTimeoutMs: integer(env, 'KEY_VAULT_TIMEOUT_MS', 100, 300_000),
     lockoutLimit: integer(env, 'VERIFY_LOCKOUT_LIMIT', 1, 1000),
     lockoutMinutes: integer(env, 'VERIFY_LOCKOUT_MINUTES', 0, 100_000),
     importMaxRows: integer(env, 'IMPORT_MAX_ROWS', 0, 1_000_000),

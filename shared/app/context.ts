@@ -34,7 +34,7 @@ export function getAppContext(): Promise<AppContext> {
 
 async function build(): Promise<AppContext> {
   const config = loadConfig();
-  const adapters = await createAzureAdapters(config);
+  const adapters = await createAzureAdapters(config, { secretTimeoutMs: config.vaultTimeoutMs });
   // One vault pacer per process: every function's vault calls share the budget.
   const vault = new PacedVault(adapters.secrets, {
     createBudget: config.vaultCreateBudget,

@@ -147,8 +147,18 @@ export class BuildService {
         files.push(file);
       }
     } catch (err) {
-      // Nothing half-done: unwritten tokens go back to stored; the reconciler settles the rest.
-      for (const [serial, c] of claimed) if (!written.has(fileOf.get(serial)!)) await this.release(serial, c.etag, c.value).catch(() => undefined);
+      // Nothing half-done: tokens of a file known to be absent go back to stored. A failed write may
+      // still have landed (its answer lost), so a file that exists, or cannot be checked, keeps its
+      // claims for the reconciler, which settles them from what reached storage.
+      const absent = new Map<string, Promise<boolean>>();
+      const isAbsent = (file: string) => {
+        if (!absent.has(file)) absent.set(file, deps.blobs.properties(deps.containers.imports, file).then((p) => p === undefined, () => false));
+        return absent.get(file)!;
+      };
+      for (const [serial, c] of claimed) {
+        const file = fileOf.get(serial)!;
+        if (!written.has(file) && (await isAbsent(file))) await this.release(serial, c.etag, c.value).catch(() => undefined);
+      }
       throw err;
     }
 

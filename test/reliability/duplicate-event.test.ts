@@ -1,0 +1,75 @@
+/**
+ * The same blob event delivered twice at once (Event Grid delivers at least
+ * once; two instances may each get it). The local host never does that, so
+ * the test plays the two instances itself: two compositions of the app's real
+ * services and Azure adapters (own SDK clients, own vault pacer), against the
+ * stack's Azurite and vault stand-in, call ingest for the same blob together.
+ * One must do the work, the other find it done; no secret gets two versions.
+ *
+ * The seed container is a private one ("dupseeds") so the host's own trigger
+ * stays out of it. The vault answers after 20 ms so the two calls overlap.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import type { AppContext } from '../../shared/app/context.js';
+import { secretNameForSerial } from '../../shared/pipeline/keys.js';
+import { startTestStack, type TestStack } from '../helpers/stack.js';
+import { appInstance, blobNames, capturingLogger, randomTokens, seedCsv, services, tokenRows, upload, vaultStats } from './helpers.js';
+
+const SEEDS = 'dupseeds';
+
+describe('one blob event delivered twice, concurrently, to two instances', () => {
+  let stack: TestStack;
+  let instances: AppContext[];
+  const teardown: (() => Promise<void> | void)[] = [];
+  after(async () => {
+    for (const fn of teardown.reverse()) await fn();
+  });
+
+  before(async () => {
+    stack = await startTestStack({ after: (fn) => teardown.push(fn) }, { settings: { RECONCILE_SCHEDULE: '0 0 0 1 1 *' }, kvRealism: { latencyMs: 20 } });
+    const settings = { SEEDS_CONTAINER: SEEDS, KEY_VAULT_CREATE_BUDGET: '100000', KEY_VAULT_RETRY_BASE_MS: '20' };
+    instances = [await appInstance(stack.connectionString, stack.keyVaultUrl, settings), await appInstance(stack.connectionString, stack.keyVaultUrl, settings)];
+  });
+
+  const ingestTwice = (name: string) => Promise.all(instances.map((ctx) => services(ctx, capturingLogger()).ingest.ingest(name)));
+
+  it('stores a clean file once: one run completes, the other finds the blob gone', { timeout: 60_000 }, async () => {
+    const tokens = randomTokens('DUP', 300);
+    await upload(stack.connectionString, SEEDS, 'dup.csv', seedCsv(tokens));
+    const createsBefore = (await vaultStats(stack.keyVaultUrl)).creates;
+
+    const results = await ingestTwice('dup.csv');
+    assert.deepEqual(results.map((r) => r.outcome).sort(), ['completed', 'gone']);
+    const done = results.find((r) => r.outcome === 'completed')!;
+    assert.equal(done.counts?.stored, 300);
+
+    const stats = await vaultStats(stack.keyVaultUrl);
+    assert.equal(stats.creates - createsBefore, 300);
+    for (const t of tokens) assert.equal(stats.versionsPerSecret[secretNameForSerial(t.serial)], 1);
+    assert.deepEqual(await blobNames(stack.connectionString, SEEDS), []);
+    assert.deepEqual((await blobNames(stack.connectionString, 'reports')).filter((n) => n.startsWith('dup.csv-') && n.endsWith('.json')), [done.reportName]);
+    const rows = await tokenRows(stack.connectionString);
+    assert.equal(tokens.filter((t) => rows.get(t.serial)?.state === 'stored').length, 300);
+
+    // A third, late delivery of the same event: nothing left to do.
+    assert.equal((await services(instances[0]!, capturingLogger()).ingest.ingest('dup.csv')).outcome, 'gone');
+    console.log(`[reliability] one blob event delivered twice at once to two instances (300 tokens): results ${results.map((r) => r.outcome).join(' + ')}, ${stats.creates - createsBefore} creates, 1 version each, 1 report`);
+  });
+
+  it('quarantines a file with rejected rows once', { timeout: 60_000 }, async () => {
+    const tokens = randomTokens('DUQ', 100);
+    await upload(stack.connectionString, SEEDS, 'dup-mixed.csv', seedCsv(tokens, [',DUQ-SHORT,MFRGGZDF,30,Token2,C202\n']));
+    const createsBefore = (await vaultStats(stack.keyVaultUrl)).creates;
+
+    const results = await ingestTwice('dup-mixed.csv');
+    assert.deepEqual(results.map((r) => r.outcome).sort(), ['completed-with-problems', 'gone']);
+    const stats = await vaultStats(stack.keyVaultUrl);
+    assert.equal(stats.creates - createsBefore, 100);
+    for (const t of tokens) assert.equal(stats.versionsPerSecret[secretNameForSerial(t.serial)], 1);
+    assert.deepEqual(await blobNames(stack.connectionString, SEEDS), []);
+    const quarantined = (await blobNames(stack.connectionString, 'quarantine')).filter((n) => n.startsWith('dup-mixed.csv-'));
+    assert.equal(quarantined.filter((n) => n.endsWith('/dup-mixed.csv')).length, 1);
+    assert.equal(quarantined.filter((n) => n.endsWith('/report.json')).length, 1);
+  });
+});
