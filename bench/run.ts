@@ -154,7 +154,7 @@ async function main(): Promise<void> {
   const checks: Check[] = [
     {
       figure: 'Ingest creates/s ÷ create budget (30/s)',
-      value: ingest ? `${fmt(ingest.creates.ratio, 3)} (${fmt(ingest.creates.sustainedPerSecond)}/s)` : 'error',
+      value: ingest ? `${fmt(ingest.creates.ratio, 3)} (${fmt(ingest.creates.firstToLastPerSecond)}/s, peak ${ingest.creates.peakPer10s}/10 s)` : 'error',
       target: '0.9-1.0',
       pass: ingest ? inRange(ingest.creates.ratio) : false,
     },
@@ -166,7 +166,7 @@ async function main(): Promise<void> {
     },
     {
       figure: 'Build reads/s ÷ read budget (10/s scaled)',
-      value: build ? `${fmt(build.reads.ratio, 3)} (${fmt(build.reads.sustainedPerSecond)}/s)` : 'error',
+      value: build ? `${fmt(build.reads.ratio, 3)} (${fmt(build.reads.firstToLastPerSecond)}/s, peak ${build.reads.peakPer10s}/10 s)` : 'error',
       target: '0.9-1.0',
       pass: build ? inRange(build.reads.ratio) && build.standInThrottled === 0 : false,
     },

@@ -42,6 +42,7 @@ export interface PaceFigures {
   budgetPer10s: number;
   sustainedPerSecond: number;
   ratio: number;
+  sustainedRatio: number;
   firstToLastSeconds: number;
   firstToLastPerSecond: number;
   firstToLastRatio: number;
@@ -96,7 +97,9 @@ function paceFigures(stamps: readonly number[], budgetPer10s: number): PaceFigur
     operations: stamps.length,
     budgetPer10s,
     sustainedPerSecond: round(sustained, 2),
-    ratio: round(sustained / perSecond, 3),
+    // The figure: operations per second from the first to the last, over the budget.
+    ratio: round(firstToLast / perSecond, 3),
+    sustainedRatio: round(sustained / perSecond, 3),
     firstToLastSeconds: stamps.length > 1 ? round((stamps[stamps.length - 1]! - stamps[0]!) / 1000, 2) : 0,
     firstToLastPerSecond: round(firstToLast, 2),
     firstToLastRatio: round(firstToLast / perSecond, 3),

@@ -1,7 +1,9 @@
 /**
  * Key Vault's budget is per vault per 10-second window (300 creates, 4,000 other
  * operations). A sliding-window limiter keeps every 10-second span at or under
- * the budget, so the pipeline runs just under the line instead of into 429s.
+ * the budget, so the pipeline runs just under the line instead of into 429s;
+ * grants are also spaced evenly (window / budget apart), so the budget is spent
+ * as a steady stream rather than one burst at the start of each window.
  */
 import { TransientError } from './errors.js';
 
@@ -11,6 +13,8 @@ export interface RateLimiterOptions {
   windowMs?: number;
   /** Added to the window so requests that leave at the edge still land inside it on the server. */
   marginMs?: number;
+  /** Space grants evenly across the window (default true); false hands out each window's budget at once. */
+  smooth?: boolean;
   now?: () => number;
   sleep?: (ms: number) => Promise<void>;
 }
@@ -22,6 +26,8 @@ export class SlidingWindowLimiter {
   private next = 0;
   private chain: Promise<void> = Promise.resolve();
   private readonly windowMs: number;
+  private readonly spacingMs: number;
+  private lastGrant = -Infinity;
   private readonly now: () => number;
   private readonly sleep: (ms: number) => Promise<void>;
   /** Grants handed out, for the benchmark. */
@@ -31,6 +37,7 @@ export class SlidingWindowLimiter {
     if (!Number.isInteger(options.budget) || options.budget < 1) throw new RangeError('budget must be a positive integer');
     this.grants = new Array<number>(options.budget).fill(-Infinity);
     this.windowMs = (options.windowMs ?? 10_000) + (options.marginMs ?? 50);
+    this.spacingMs = options.smooth === false ? 0 : this.windowMs / options.budget;
     this.now = options.now ?? Date.now;
     this.sleep = options.sleep ?? defaultSleep;
   }
@@ -49,10 +56,9 @@ export class SlidingWindowLimiter {
       const slot = this.next;
       this.next = (slot + 1) % this.grants.length;
       // The slot holds the grant made `budget` grants ago; its done() may move it on while we sleep.
-      for (let wait = this.grants[slot]! + this.windowMs - this.now(); wait > 0; wait = this.grants[slot]! + this.windowMs - this.now()) {
-        await this.sleep(wait);
-      }
-      this.grants[slot] = this.now();
+      const waitFor = () => Math.max(this.grants[slot]! + this.windowMs, this.lastGrant + this.spacingMs) - this.now();
+      for (let wait = waitFor(); wait > 0; wait = waitFor()) await this.sleep(wait);
+      this.grants[slot] = this.lastGrant = this.now();
       this.granted++;
       return () => {
         this.grants[slot] = Math.max(this.grants[slot]!, this.now());

@@ -38,17 +38,25 @@ describe('names derived from serials', () => {
 });
 
 describe('vault pacing', () => {
+  it('spaces grants evenly across the window', async () => {
+    let now = 0;
+    const granted: number[] = [];
+    const limiter = new SlidingWindowLimiter({ budget: 4, windowMs: 1000, marginMs: 0, now: () => now, sleep: (ms) => ((now += ms), Promise.resolve()) });
+    await Promise.all(Array.from({ length: 6 }, () => limiter.acquire().then(() => granted.push(now))));
+    assert.deepEqual(granted, [0, 250, 500, 750, 1000, 1250]);
+  });
+
   it('never grants more than the budget in any window', async () => {
     let now = 0;
     const granted: number[] = [];
-    const limiter = new SlidingWindowLimiter({ budget: 3, windowMs: 1000, marginMs: 0, now: () => now, sleep: (ms) => ((now += ms), Promise.resolve()) });
+    const limiter = new SlidingWindowLimiter({ budget: 3, windowMs: 1000, marginMs: 0, smooth: false, now: () => now, sleep: (ms) => ((now += ms), Promise.resolve()) });
     await Promise.all(Array.from({ length: 10 }, () => limiter.acquire().then(() => granted.push(now))));
     assert.deepEqual(granted, [0, 0, 0, 1000, 1000, 1000, 2000, 2000, 2000, 3000]);
   });
 
   it('times a slot from the answer when done() is called, so late arrivals stay inside the window', async () => {
     let now = 0;
-    const limiter = new SlidingWindowLimiter({ budget: 2, windowMs: 1000, marginMs: 0, now: () => now, sleep: (ms) => ((now += ms), Promise.resolve()) });
+    const limiter = new SlidingWindowLimiter({ budget: 2, windowMs: 1000, marginMs: 0, smooth: false, now: () => now, sleep: (ms) => ((now += ms), Promise.resolve()) });
     const done = await limiter.acquire();
     await limiter.acquire();
     now = 300;
