@@ -109,6 +109,15 @@ export class AzureBlobStore implements BlobStore {
     }
   }
 
+  async setMetadata(container: string, name: string, metadata: Record<string, string>, options: { ifMatch?: string } = {}): Promise<{ etag: string }> {
+    try {
+      const response = await this.blob(container, name).setMetadata(metadata, { abortSignal: callSignal(this.timeoutMs), conditions: { ifMatch: options.ifMatch } });
+      return { etag: response.etag ?? '' };
+    } catch (error) {
+      preconditionOrRethrow(error, `set metadata of blob ${container}/${name}`);
+    }
+  }
+
   /**
    * Download and upload instead of a server-side copy: a server-side copy needs a source URL the service can read
    * (a SAS, or roles on both ends), and Azurite cannot copy from itself without one.

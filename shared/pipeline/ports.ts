@@ -37,6 +37,8 @@ export interface BlobStore {
   write(container: string, name: string, content: string | Uint8Array, options?: WriteBlobOptions): Promise<{ etag: string }>;
   /** false when the blob did not exist. Throws PreconditionFailedError when ifMatch does not match. */
   delete(container: string, name: string, options?: { ifMatch?: string; leaseId?: string }): Promise<boolean>;
+  /** Replaces a blob's metadata. Throws PreconditionFailedError when ifMatch does not match. */
+  setMetadata(container: string, name: string, metadata: Record<string, string>, options?: { ifMatch?: string }): Promise<{ etag: string }>;
   /** Copies a blob (content and metadata) to another container, overwriting the target. */
   copy(fromContainer: string, name: string, toContainer: string, toName: string): Promise<void>;
   list(container: string, prefix?: string): AsyncIterable<BlobInfo>;

@@ -8,7 +8,7 @@ import { appendHistory } from './inventory.js';
 import { PreconditionFailedError } from './errors.js';
 import type { AssignmentService } from './assignments.js';
 import type { IngestService } from './ingest.js';
-import type { BlobStore, Clock, EntityTable, Logger, TokenEntity } from './ports.js';
+import type { BlobInfo, BlobStore, Clock, EntityTable, Logger, TokenEntity } from './ports.js';
 
 export interface ReconcileDeps {
   blobs: BlobStore;
@@ -34,8 +34,6 @@ export interface ReconcileResult {
 export const METADATA_RECONCILE_ATTEMPTS = 'reconcileattempts';
 
 export class Reconciler {
-  private readonly attempts = new Map<string, number>();
-
   constructor(private readonly deps: ReconcileDeps) {}
 
   async run(): Promise<ReconcileResult> {
@@ -43,21 +41,22 @@ export class Reconciler {
     const cutoff = this.deps.clock.now().getTime() - this.deps.minAgeMinutes * 60_000;
     const old = (d?: Date) => (d ? d.getTime() <= cutoff : true);
 
-    for await (const blob of this.deps.blobs.list(this.deps.containers.seeds)) {
-      if (!old(blob.lastModified)) continue;
-      const key = `${blob.name}@${blob.etag}`;
-      const tries = (this.attempts.get(key) ?? 0) + 1;
-      this.attempts.set(key, tries);
+    // Collect first: processing deletes and rewrites blobs, which a live listing would trip over.
+    const waiting: BlobInfo[] = [];
+    for await (const blob of this.deps.blobs.list(this.deps.containers.seeds)) if (old(blob.lastModified)) waiting.push(blob);
+    for (const blob of waiting) {
+      // The count lives on the blob itself, so it survives instance restarts and scale-to-zero.
+      const tries = (Number(blob.metadata[METADATA_RECONCILE_ATTEMPTS]) || 0) + 1;
       try {
         await this.deps.ingest.ingest(blob.name);
         result.seedsRetried++;
-        this.attempts.delete(key);
       } catch (err) {
         this.deps.log.warn('Reconciler could not ingest seed file', { blob: blob.name, attempt: tries, error: (err as Error).name });
         if (tries >= (this.deps.maxAttempts ?? 3)) {
-          await this.quarantineStuck(blob.name, blob.etag);
-          this.attempts.delete(key);
+          await this.quarantineStuck(blob.name);
           result.seedsQuarantined++;
+        } else {
+          await this.deps.blobs.setMetadata(this.deps.containers.seeds, blob.name, { ...blob.metadata, [METADATA_RECONCILE_ATTEMPTS]: String(tries) }).catch(() => undefined);
         }
       }
     }
@@ -91,10 +90,12 @@ export class Reconciler {
   }
 
   /** A seed file that keeps failing leaves `seeds` for quarantine, so no plaintext seed lingers. */
-  private async quarantineStuck(name: string, etag: string): Promise<void> {
-    const folder = `${name}-${etag.replace(/"/g, '')}`;
+  private async quarantineStuck(name: string): Promise<void> {
+    const current = await this.deps.blobs.properties(this.deps.containers.seeds, name);
+    if (!current) return;
+    const folder = `${name}-${current.etag.replace(/"/g, '')}`;
     await this.deps.blobs.copy(this.deps.containers.seeds, name, this.deps.containers.quarantine, `${folder}/${name.split('/').pop()}`);
-    await this.deps.blobs.delete(this.deps.containers.seeds, name, { ifMatch: etag }).catch(() => undefined);
+    await this.deps.blobs.delete(this.deps.containers.seeds, name, { ifMatch: current.etag }).catch(() => undefined);
     this.deps.log.error('Seed file quarantined after repeated failures', { blob: name });
   }
 }

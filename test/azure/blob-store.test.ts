@@ -247,3 +247,14 @@ void describe('transient failures', () => {
     await assert.rejects(hurried.write('c', 'b', 'x'.repeat(1_000_000)), (e: unknown) => e instanceof TransientError && /timed out/.test(e.message));
   });
 });
+
+void describe('setMetadata', () => {
+  void test('replaces metadata, changes the etag, and honours If-Match', async () => {
+    const c = await newContainer();
+    const { etag } = await store.write(c, 'm.csv', 'x', { metadata: { a: '1' } });
+    const updated = await store.setMetadata(c, 'm.csv', { reconcileattempts: '2' }, { ifMatch: etag });
+    assert.notEqual(updated.etag, etag);
+    assert.deepEqual((await store.properties(c, 'm.csv'))?.metadata, { reconcileattempts: '2' });
+    await assert.rejects(store.setMetadata(c, 'm.csv', { a: 'b' }, { ifMatch: etag }), PreconditionFailedError);
+  });
+});

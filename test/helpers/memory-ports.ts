@@ -61,6 +61,15 @@ export class MemoryBlobStore implements BlobStore {
     return Promise.resolve(true);
   }
 
+  setMetadata(container: string, name: string, metadata: Record<string, string>, options: { ifMatch?: string } = {}): Promise<{ etag: string }> {
+    const b = this.container(container).get(name);
+    if (!b) return Promise.reject(new Error(`setMetadata: ${container}/${name} does not exist`));
+    if (options.ifMatch && options.ifMatch !== b.etag) return Promise.reject(new PreconditionFailedError(`etag mismatch for ${name}`));
+    b.metadata = { ...metadata };
+    b.etag = etag();
+    return Promise.resolve({ etag: b.etag });
+  }
+
   async copy(fromContainer: string, name: string, toContainer: string, toName: string): Promise<void> {
     const b = await this.read(fromContainer, name);
     if (!b) throw new Error(`copy: ${fromContainer}/${name} does not exist`);

@@ -229,3 +229,22 @@ describe('assignments and builds', () => {
     assert.deepEqual(await h.assignments.remove('nope'), { status: 'not-found' });
   });
 });
+
+describe('reconciler on stuck seed files', () => {
+  it('processes a waiting seed file again, and quarantines one that keeps failing, counting on the blob itself', async () => {
+    const h = harness();
+    await h.blobs.write('seeds', 'late.csv', `${HEADER},1001,${S1},30,T,M\n`);
+    const first = await h.reconciler.run();
+    assert.equal(first.seedsRetried, 1);
+    assert.deepEqual(h.blobs.names('seeds'), []);
+
+    // A PSKC file whose transport key secret cannot be read fails every run (the vault read throws).
+    await h.blobs.write('seeds', 'stuck.xml', readFileSync(new URL('../fixtures/pskc/rfc6030-figure6.pskcxml', import.meta.url)), { metadata: { transportkeysecret: 'transport-x' } });
+    h.secrets.get = () => Promise.reject(new Error('vault down'));
+    const runs = [];
+    for (let i = 0; i < 3; i++) runs.push(await h.reconciler.run());
+    assert.deepEqual(runs.map((r) => r.seedsQuarantined), [0, 0, 1]);
+    assert.deepEqual(h.blobs.names('seeds'), []);
+    assert.ok(h.blobs.names('quarantine').some((n) => n.endsWith('/stuck.xml')));
+  });
+});

@@ -139,6 +139,7 @@ describe('Azurite restarted in the middle of an import build', () => {
       properties: (c, n) => real.properties(c, n),
       delete: (c, n, o) => real.delete(c, n, o),
       copy: (f, n, t, tn) => real.copy(f, n, t, tn),
+      setMetadata: (c, n, m, o) => real.setMetadata(c, n, m, o),
       list: (c, p) => real.list(c, p),
       acquireLease: (c, n, s) => real.acquireLease(c, n, s),
       write: async (container, name, content, options) => {
