@@ -28,6 +28,7 @@ export class SlidingWindowLimiter {
   private readonly windowMs: number;
   private readonly spacingMs: number;
   private lastGrant = -Infinity;
+  private pausedUntil = -Infinity;
   private readonly now: () => number;
   private readonly sleep: (ms: number) => Promise<void>;
   /** Grants handed out, for the benchmark. */
@@ -56,7 +57,7 @@ export class SlidingWindowLimiter {
       const slot = this.next;
       this.next = (slot + 1) % this.grants.length;
       // The slot holds the grant made `budget` grants ago; its done() may move it on while we sleep.
-      const waitFor = () => Math.max(this.grants[slot]! + this.windowMs, this.lastGrant + this.spacingMs) - this.now();
+      const waitFor = () => Math.max(this.grants[slot]! + this.windowMs, this.lastGrant + this.spacingMs, this.pausedUntil) - this.now();
       for (let wait = waitFor(); wait > 0; wait = waitFor()) await this.sleep(wait);
       this.grants[slot] = this.lastGrant = this.now();
       this.granted++;
@@ -66,6 +67,11 @@ export class SlidingWindowLimiter {
     });
     this.chain = turn.then(() => undefined);
     return turn;
+  }
+
+  /** Holds every grant back for ms (a 429 says the budget is spent elsewhere too). */
+  pauseFor(ms: number): void {
+    this.pausedUntil = Math.max(this.pausedUntil, this.now() + ms);
   }
 }
 

@@ -47,15 +47,27 @@ export class PacedVault implements SecretStore {
   private run<T>(limiter: SlidingWindowLimiter, op: () => Promise<T>): Promise<T> {
     return withRetry(
       () => this.paced(limiter, op),
-      {
-        ...this.options.retry,
-        onRetry: (err: TransientError, attempt, delay) => {
-          this.stats.retries++;
-          if (err.status === 429) this.stats.throttled++;
-          this.options.retry?.onRetry?.(err, attempt, delay);
-        },
-      },
+      this.retryOptions([limiter]),
     );
+  }
+
+  /**
+   * Counts retries, and on a 429 pauses the limiters for the backoff: the vault
+   * says the budget is spent (another client, another instance), so every caller
+   * of this process slows down, not only the one that was refused.
+   */
+  private retryOptions(limiters: SlidingWindowLimiter[]): RetryOptions {
+    return {
+      ...this.options.retry,
+      onRetry: (err: TransientError, attempt, delay) => {
+        this.stats.retries++;
+        if (err.status === 429) {
+          this.stats.throttled++;
+          for (const limiter of limiters) limiter.pauseFor(delay);
+        }
+        this.options.retry?.onRetry?.(err, attempt, delay);
+      },
+    };
   }
 
   get(name: string): Promise<SecretValue | undefined> {
@@ -91,14 +103,7 @@ export class PacedVault implements SecretStore {
         });
         return { outcome: 'created', version };
       },
-      {
-        ...this.options.retry,
-        onRetry: (err: TransientError, attempt, delay) => {
-          this.stats.retries++;
-          if (err.status === 429) this.stats.throttled++;
-          this.options.retry?.onRetry?.(err, attempt, delay);
-        },
-      },
+      this.retryOptions([this.readLimiter, this.createLimiter]),
     );
   }
 

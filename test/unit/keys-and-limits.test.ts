@@ -65,6 +65,15 @@ describe('vault pacing', () => {
     assert.equal(now, 1300);
   });
 
+  it('holds every grant back while paused after a 429', async () => {
+    let now = 0;
+    const limiter = new SlidingWindowLimiter({ budget: 100, windowMs: 1000, marginMs: 0, smooth: false, now: () => now, sleep: (ms) => ((now += ms), Promise.resolve()) });
+    await limiter.acquire();
+    limiter.pauseFor(2000);
+    await limiter.acquire();
+    assert.equal(now, 2000);
+  });
+
   it('retries transient errors with exponential backoff, not others', async () => {
     const delays: number[] = [];
     let calls = 0;
