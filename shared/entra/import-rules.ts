@@ -14,6 +14,12 @@ export const ENTRA_MAX_SECRET_CHARS = 128;
 export const ENTRA_PERIODS: readonly number[] = [30, 60];
 /** Hardware tokens and authenticator apps together. */
 export const ENTRA_MAX_OATH_METHODS_PER_USER = 5;
+/**
+ * Entra documents no length limit for serial, manufacturer and model; this
+ * project caps them at 256 characters (Key Vault's tag limit, where they are
+ * kept too) so a runaway cell never reaches an upload.
+ */
+export const ENTRA_MAX_FIELD_CHARS = 256;
 /** Spreadsheets run cells starting with these as formulas. */
 const FORMULA_PREFIXES = ['=', '+', '-', '@', '\t', '\r'];
 
@@ -60,6 +66,9 @@ export function importabilityProblems(token: ImportCandidate, severity: 'error' 
     ['manufacturer', token.manufacturer],
     ['model', token.model],
   ] as const) {
+    if (value.length > ENTRA_MAX_FIELD_CHARS) {
+      problems.push(problem('ENTRA_FIELD_TOO_LONG', severity, `Serial ${quoteValue(token.serial)}: the ${field} is ${value.length} characters long; at most ${ENTRA_MAX_FIELD_CHARS} are written to Entra's CSV. Shorten it in the source file.`, where));
+    }
     if (startsLikeFormula(value)) {
       problems.push(problem('ENTRA_FORMULA_CELL', severity, `Serial ${quoteValue(token.serial)}: the ${field} ${quoteValue(value)} starts with a spreadsheet formula character; fix it in the source file (it is not altered silently).`, where));
     }

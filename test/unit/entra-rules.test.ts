@@ -65,6 +65,11 @@ describe("Entra's import CSV", () => {
     }
   });
 
+  it('refuses fields longer than 256 characters', () => {
+    assert.deepEqual(importabilityProblems(token('6', { manufacturer: 'M'.repeat(257) }), 'error').map((p) => p.code), ['ENTRA_FIELD_TOO_LONG']);
+    assert.deepEqual(importabilityProblems(token('7', { model: 'M'.repeat(256) }), 'error'), []);
+  });
+
   it('splits into parts of at most N rows and names them', () => {
     assert.deepEqual(splitRows([1, 2, 3, 4, 5], 2), [[1, 2], [3, 4], [5]]);
     assert.deepEqual(splitRows([1, 2], undefined), [[1, 2]]);
