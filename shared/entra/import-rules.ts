@@ -78,6 +78,12 @@ export function importabilityProblems(token: ImportCandidate, severity: 'error' 
 
 /** Entra's CSV: exact header, UTF-8 without BOM, fields quoted only when needed, LF line ends. */
 export function writeEntraCsv(rows: readonly EntraRow[]): string {
+  // planImport already refuses these rows; the writer checks again so no caller can emit a formula cell.
+  for (const r of rows) {
+    if ([r.upn, r.serial, r.manufacturer, r.model].some(startsLikeFormula)) {
+      throw new Error(`Refusing to write serial ${quoteValue(r.serial)}: a cell starts with a spreadsheet formula character.`);
+    }
+  }
   return stringify(
     rows.map((r) => [r.upn, r.serial, r.secretBase32, String(r.period), r.manufacturer, r.model]),
     { header: true, columns: [...ENTRA_HEADER], record_delimiter: '\n' },

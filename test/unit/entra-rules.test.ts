@@ -65,6 +65,10 @@ describe("Entra's import CSV", () => {
     }
   });
 
+  it('the writer itself refuses a formula cell, whatever the caller checked', () => {
+    assert.throws(() => writeEntraCsv([{ upn: 'a@contoso.com', serial: '1', secretBase32: 'CZU6XXGHCCGCOL6YO3WW472WEWB34FVJ', period: 30, manufacturer: '@SUM(1)', model: 'M' }]), /formula/);
+  });
+
   it('refuses fields longer than 256 characters', () => {
     assert.deepEqual(importabilityProblems(token('6', { manufacturer: 'M'.repeat(257) }), 'error').map((p) => p.code), ['ENTRA_FIELD_TOO_LONG']);
     assert.deepEqual(importabilityProblems(token('7', { model: 'M'.repeat(256) }), 'error'), []);
