@@ -88,20 +88,6 @@ function timeOnce(fn: () => unknown): number {
   return performance.now() - started;
 }
 
-/** The reader's XMLParser options (shared/formats/pskc.ts); kept in step by hand, for the floor. */
-const READER_XML_OPTIONS = {
-  preserveOrder: true,
-  ignoreAttributes: false,
-  attributeNamePrefix: '',
-  parseTagValue: false,
-  parseAttributeValue: false,
-  processEntities: false,
-  trimValues: true,
-  maxNestedTags: 32,
-  jPath: false,
-  ignoreDeclaration: true,
-  ignorePiTags: true,
-} as const;
 
 interface CorpusManifestEntry {
   file?: string;
@@ -112,6 +98,7 @@ interface CorpusManifestEntry {
 
 const { readSeedFile } = await fromDist<typeof import('../shared/formats/read-seed-file.js')>('shared/formats/read-seed-file.js');
 const { readAssignments } = await fromDist<typeof import('../shared/formats/assignments.js')>('shared/formats/assignments.js');
+const { PSKC_XML_PARSER_OPTIONS } = await fromDist<typeof import('../shared/formats/pskc.js')>('shared/formats/pskc.js');
 const { derivePbkdf2, MAX_PBKDF2_ITERATIONS } = await fromDist<typeof import('../shared/formats/pskc-crypto.js')>('shared/formats/pskc-crypto.js');
 
 async function corpusWorst(repoRoot: string): Promise<{ cases: number; worstMs: number; worstCase: string } | null> {
@@ -207,7 +194,7 @@ function measurePskc(): PskcFigures {
   const pskcRead = readSeedFile(pskcBytes, { fileName: 'bench.pskcxml', psk });
   if (pskcRead.tokens.length !== pskcTokenCount) throw new Error(`PSKC reader returned ${pskcRead.tokens.length} tokens.`);
   const defaultParser = new XMLParser();
-  const readerParser = new XMLParser(READER_XML_OPTIONS);
+  const readerParser = new XMLParser(PSKC_XML_PARSER_OPTIONS);
   // The values' ciphertexts (IV first), decoded outside the timing; the MAC key's value is skipped.
   const cipherValues = [...xml.matchAll(/<xenc:CipherValue>([^<]+)</g)].slice(1).map((m) => Buffer.from(m[1]!, 'base64'));
   const macKey = deterministicBytes('bench/pskc-mac-key', 32);

@@ -57,7 +57,8 @@ interface XmlElement {
 
 type ParsedNode = Record<string, unknown>;
 
-const parser = new XMLParser({
+/** The reader's parser options, exported so the benchmark's parser floor uses exactly these. */
+export const PSKC_XML_PARSER_OPTIONS = {
   preserveOrder: true,
   ignoreAttributes: false,
   attributeNamePrefix: '',
@@ -71,7 +72,9 @@ const parser = new XMLParser({
   jPath: false,
   ignoreDeclaration: true,
   ignorePiTags: true,
-});
+} as const;
+
+const parser = new XMLParser(PSKC_XML_PARSER_OPTIONS);
 
 function malformed(fileName: string, detail: string, line?: number): FileError {
   return new FileError('PSKC_MALFORMED', `${fileName}${line ? ` line ${line}` : ''}: ${detail}`, line);

@@ -4,7 +4,7 @@
  * with the real Azure SDK clients and HTTP.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { before, describe, it } from 'node:test';
 import { BlobServiceClient } from '@azure/storage-blob';
 import { TableClient } from '@azure/data-tables';
 import { parse } from 'csv-parse/sync';
@@ -12,7 +12,7 @@ import { createLocalSecretClient } from '../../dev/keyvault/client.js';
 import { decodeBase32 } from '../../shared/core/encoding.js';
 import { totpCode } from '../../shared/core/totp.js';
 import { secretNameForSerial } from '../../shared/pipeline/keys.js';
-import { startTestStack, type TestStack } from '../helpers/stack.js';
+import { startTestStack, suiteScope, type TestStack } from '../helpers/stack.js';
 
 const HEADER = 'upn,serial number,secret key,time interval,manufacturer,model\n';
 const SECRETS: Record<string, string> = {
@@ -48,13 +48,10 @@ describe('pipeline end to end (local stack)', () => {
   };
   const read = async (container: string, name: string) => text((await blobs.getContainerClient(container).getBlobClient(name).download()).readableStreamBody);
 
-  const teardown: (() => Promise<void> | void)[] = [];
-  after(async () => {
-    for (const fn of teardown.reverse()) await fn();
-  });
+  const scope = suiteScope();
 
   before(async () => {
-    stack = await startTestStack({ after: (fn) => teardown.push(fn) }, { settings: { KEY_VAULT_RETRY_BASE_MS: '20', RECONCILE_SCHEDULE: '0 0 0 1 1 *', VERIFY_LOCKOUT_LIMIT: '3', VERIFY_LOCKOUT_MINUTES: '15' } });
+    stack = await startTestStack(scope, { settings: { KEY_VAULT_RETRY_BASE_MS: '20', RECONCILE_SCHEDULE: '0 0 0 1 1 *', VERIFY_LOCKOUT_LIMIT: '3', VERIFY_LOCKOUT_MINUTES: '15' } });
     blobs = BlobServiceClient.fromConnectionString(stack.connectionString);
   });
 

@@ -12,6 +12,7 @@
  *   // stack.functionsUrl, stack.connectionString, stack.keyVaultUrl, ...
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { after } from 'node:test';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -64,6 +65,18 @@ export interface TestStack {
 
 interface TestContextLike {
   after(fn: () => Promise<void> | void): void;
+}
+
+/**
+ * For stacks started in a suite's `before` hook: collects their teardowns and
+ * runs them, newest first, after the suite. Call it in the describe body.
+ */
+export function suiteScope(): TestContextLike {
+  const teardown: (() => Promise<void> | void)[] = [];
+  after(async () => {
+    for (const fn of teardown.reverse()) await fn();
+  });
+  return { after: (fn) => void teardown.push(fn) };
 }
 
 interface ReadyLine {

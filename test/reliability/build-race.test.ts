@@ -11,21 +11,18 @@
  * widen the window between claim and CSV.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
-import { startTestStack, type TestStack } from '../helpers/stack.js';
+import { before, describe, it } from 'node:test';
+import { startTestStack, suiteScope, type TestStack } from '../helpers/stack.js';
 import { appInstance, assignmentCsv, capturingLogger, importRows, randomTokens, seedCsv, services, tokenRows, upload } from './helpers.js';
 
 const TOKENS = 200;
 
 describe('import builds racing', () => {
   let stack: TestStack;
-  const teardown: (() => Promise<void> | void)[] = [];
-  after(async () => {
-    for (const fn of teardown.reverse()) await fn();
-  });
+  const scope = suiteScope();
 
   before(async () => {
-    stack = await startTestStack({ after: (fn) => teardown.push(fn) }, { settings: { RECONCILE_SCHEDULE: '0 0 0 1 1 *', KEY_VAULT_RETRY_BASE_MS: '20' }, kvRealism: { latencyMs: 20 } });
+    stack = await startTestStack(scope, { settings: { RECONCILE_SCHEDULE: '0 0 0 1 1 *', KEY_VAULT_RETRY_BASE_MS: '20' }, kvRealism: { latencyMs: 20 } });
   });
 
   it('exports every assigned token exactly once across ten concurrent builds', { timeout: 90_000 }, async () => {

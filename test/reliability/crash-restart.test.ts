@@ -11,11 +11,11 @@
  * lease (15 s) to expire.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { before, describe, it } from 'node:test';
 import { createLocalSecretClient } from '../../dev/keyvault/client.js';
 import { mapPool } from '../../shared/pipeline/rate-limit.js';
 import { secretNameForSerial } from '../../shared/pipeline/keys.js';
-import { startTestStack, type TestStack } from '../helpers/stack.js';
+import { startTestStack, suiteScope, type TestStack } from '../helpers/stack.js';
 import { blobNames, elapsedSeconds, randomTokens, readBlob, seedCsv, setVaultRealism, tokenRows, upload, vaultStats } from './helpers.js';
 
 const TOKENS = 1000;
@@ -24,14 +24,11 @@ const FILE = 'crash-1000.csv';
 
 describe('stack killed with SIGKILL mid-ingest and restarted on its data', () => {
   let stack: TestStack;
-  const teardown: (() => Promise<void> | void)[] = [];
-  after(async () => {
-    for (const fn of teardown.reverse()) await fn();
-  });
+  const scope = suiteScope();
 
   before(async () => {
     stack = await startTestStack(
-      { after: (fn) => teardown.push(fn) },
+      scope,
       {
         settings: { KEY_VAULT_CREATE_BUDGET: '100000', KEY_VAULT_RETRY_BASE_MS: '50', RECONCILE_SCHEDULE: '0 0 0 1 1 *' },
         kvRealism: { latencyMs: 30 },

@@ -10,10 +10,10 @@
  * stays out of it. The vault answers after 20 ms so the two calls overlap.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { before, describe, it } from 'node:test';
 import type { AppContext } from '../../shared/app/context.js';
 import { secretNameForSerial } from '../../shared/pipeline/keys.js';
-import { startTestStack, type TestStack } from '../helpers/stack.js';
+import { startTestStack, suiteScope, type TestStack } from '../helpers/stack.js';
 import { appInstance, blobNames, capturingLogger, randomTokens, seedCsv, services, tokenRows, upload, vaultStats } from './helpers.js';
 
 const SEEDS = 'dupseeds';
@@ -21,13 +21,10 @@ const SEEDS = 'dupseeds';
 describe('one blob event delivered twice, concurrently, to two instances', () => {
   let stack: TestStack;
   let instances: AppContext[];
-  const teardown: (() => Promise<void> | void)[] = [];
-  after(async () => {
-    for (const fn of teardown.reverse()) await fn();
-  });
+  const scope = suiteScope();
 
   before(async () => {
-    stack = await startTestStack({ after: (fn) => teardown.push(fn) }, { settings: { RECONCILE_SCHEDULE: '0 0 0 1 1 *' }, kvRealism: { latencyMs: 20 } });
+    stack = await startTestStack(scope, { settings: { RECONCILE_SCHEDULE: '0 0 0 1 1 *' }, kvRealism: { latencyMs: 20 } });
     const settings = { SEEDS_CONTAINER: SEEDS, KEY_VAULT_CREATE_BUDGET: '100000', KEY_VAULT_RETRY_BASE_MS: '20' };
     instances = [await appInstance(stack.connectionString, stack.keyVaultUrl, settings), await appInstance(stack.connectionString, stack.keyVaultUrl, settings)];
   });

@@ -17,12 +17,12 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { after, before, describe, it } from 'node:test';
+import { before, describe, it } from 'node:test';
 import { TableServiceClient, TableClient } from '@azure/data-tables';
 import { QueueServiceClient } from '@azure/storage-queue';
 import { toCanonicalBase32 } from '../../shared/core/encoding.js';
 import { totpCode } from '../../shared/core/totp.js';
-import { startTestStack, type TestStack } from '../helpers/stack.js';
+import { startTestStack, suiteScope, type TestStack } from '../helpers/stack.js';
 import { assignmentCsv, blobService, randomTokens, readBlob, SEED_HEADER, seedCsv, setVaultRealism, upload, type SeedToken } from './helpers.js';
 
 const PIECE = 12;
@@ -53,10 +53,7 @@ function hits(pieces: Set<string>, haystack: string): string[] {
 
 describe('no secret in logs, errors, reports, HTTP answers or storage', () => {
   let stack: TestStack;
-  const teardown: (() => Promise<void> | void)[] = [];
-  after(async () => {
-    for (const fn of teardown.reverse()) await fn();
-  });
+  const scope = suiteScope();
 
   const good = randomTokens('LEAK', 6);
   const tooShort = new Uint8Array(randomBytes(10));
@@ -78,7 +75,7 @@ describe('no secret in logs, errors, reports, HTTP answers or storage', () => {
   const now = () => Math.floor(Date.now() / 1000);
 
   before(async () => {
-    stack = await startTestStack({ after: (fn) => teardown.push(fn) }, { settings: { KEY_VAULT_RETRY_BASE_MS: '20', RECONCILE_SCHEDULE: '0 0 0 1 1 *', VERIFY_LOCKOUT_LIMIT: '3' } });
+    stack = await startTestStack(scope, { settings: { KEY_VAULT_RETRY_BASE_MS: '20', RECONCILE_SCHEDULE: '0 0 0 1 1 *', VERIFY_LOCKOUT_LIMIT: '3' } });
   });
 
   it('runs the whole flow and finds no secret anywhere it must not be', { timeout: 120_000 }, async () => {

@@ -16,10 +16,10 @@
  * connection; the adapter's own per-call deadline (15 s) is not exercised.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { before, describe, it } from 'node:test';
 import { createLocalSecretClient } from '../../dev/keyvault/client.js';
 import { secretNameForSerial } from '../../shared/pipeline/keys.js';
-import { startTestStack, type TestStack } from '../helpers/stack.js';
+import { startTestStack, suiteScope, type TestStack } from '../helpers/stack.js';
 import { blobNames, elapsedSeconds, randomTokens, readBlob, seedCsv, setVaultRealism, tokenRows, upload, vaultStats } from './helpers.js';
 
 const TOKENS = 1000;
@@ -27,14 +27,11 @@ const FILE = 'faults-1000.csv';
 
 describe('ingest under vault throttling, 5xx and timeouts (local stack)', () => {
   let stack: TestStack;
-  const teardown: (() => Promise<void> | void)[] = [];
-  after(async () => {
-    for (const fn of teardown.reverse()) await fn();
-  });
+  const scope = suiteScope();
 
   before(async () => {
     stack = await startTestStack(
-      { after: (fn) => teardown.push(fn) },
+      scope,
       {
         settings: { KEY_VAULT_CREATE_BUDGET: '5000', KEY_VAULT_RETRY_BASE_MS: '100', RECONCILE_SCHEDULE: '0 0 0 1 1 *' },
         kvRealism: { throttling: true, createsPer10s: 250, othersPer10s: 4000, errorRate: 0.05, timeoutRate: 0.02, timeoutMs: 300 },

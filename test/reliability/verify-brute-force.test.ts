@@ -13,10 +13,10 @@
  */
 import assert from 'node:assert/strict';
 import { randomInt } from 'node:crypto';
-import { after, before, describe, it } from 'node:test';
+import { before, describe, it } from 'node:test';
 import { totpCode } from '../../shared/core/totp.js';
 import { signInWindowSteps } from '../../shared/entra/windows.js';
-import { startTestStack, type TestStack } from '../helpers/stack.js';
+import { startTestStack, suiteScope, type TestStack } from '../helpers/stack.js';
 import { elapsedSeconds, randomTokens, seedCsv, upload, type SeedToken } from './helpers.js';
 
 const LIMIT = 10;
@@ -33,10 +33,7 @@ interface Answer {
 describe('verify under brute force and replay races (local stack)', () => {
   let stack: TestStack;
   const [target, racer] = randomTokens('BRUTE', 2) as [SeedToken, SeedToken];
-  const teardown: (() => Promise<void> | void)[] = [];
-  after(async () => {
-    for (const fn of teardown.reverse()) await fn();
-  });
+  const scope = suiteScope();
 
   const codeAt = (t: SeedToken, unixSeconds: number) => totpCode({ secret: t.bytes, algorithm: 'SHA1', digits: 6, period: 30 }, unixSeconds);
   const verify = async (serial: string, code: string): Promise<Answer> => {
@@ -47,7 +44,7 @@ describe('verify under brute force and replay races (local stack)', () => {
 
   before(async () => {
     stack = await startTestStack(
-      { after: (fn) => teardown.push(fn) },
+      scope,
       { settings: { VERIFY_LOCKOUT_LIMIT: String(LIMIT), VERIFY_LOCKOUT_MINUTES: '15', RECONCILE_SCHEDULE: '0 0 0 1 1 *', KEY_VAULT_RETRY_BASE_MS: '20' } },
     );
     await upload(stack.connectionString, 'seeds', 'brute.csv', seedCsv([target, racer]));
