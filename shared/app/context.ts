@@ -3,6 +3,7 @@
  * on first use. Function files import this lazily, so a cold start loads the
  * Azure SDKs only when a function first needs them.
  */
+import { systemClock } from '../pipeline/clock.js';
 import { loadConfig, type PipelineConfig } from '../config.js';
 import { createAzureAdapters } from '../azure/clients.js';
 import { AssignmentService } from '../pipeline/assignments.js';
@@ -41,7 +42,7 @@ async function build(): Promise<AppContext> {
     readBudget: config.vaultReadBudget,
     retry: { baseDelayMs: config.vaultRetryBaseMs },
   });
-  return { config, blobs: adapters.blobs, vault, tokens: adapters.tokens, assignments: adapters.assignments, clock: { now: () => new Date() } };
+  return { config, blobs: adapters.blobs, vault, tokens: adapters.tokens, assignments: adapters.assignments, clock: systemClock };
 }
 
 /** Services are cheap: built per invocation so they log through that invocation. */

@@ -3,6 +3,7 @@
  * importing this file costs nothing at a function app's cold start, and a function that only needs the vault never
  * loads the storage SDKs.
  */
+import { epochMs, systemClock } from '../pipeline/clock.js';
 import type { TokenCredential } from '@azure/identity';
 import type { PipelineConfig } from '../config.js';
 import type { AssignmentEntity, BlobStore, EntityTable, SecretStore, TokenEntity } from '../pipeline/ports.js';
@@ -56,7 +57,7 @@ export const TABLE_RETRY_OPTIONS = { maxRetries: 2, retryDelayInMs: 500, maxRetr
 
 /** The loopback Key Vault stand-in accepts any bearer token. */
 const localVaultCredential: TokenCredential = {
-  getToken: () => Promise.resolve({ token: 'local-vault-stand-in', expiresOnTimestamp: Date.now() + ONE_HOUR_MS }),
+  getToken: () => Promise.resolve({ token: 'local-vault-stand-in', expiresOnTimestamp: epochMs(systemClock) + ONE_HOUR_MS }),
 };
 
 // One credential per identity: DefaultAzureCredential caches its tokens, so reuse it across clients and calls.

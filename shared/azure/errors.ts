@@ -2,6 +2,7 @@
  * Reads Azure SDK failures by shape (RestError's statusCode / code / details / response headers), so this module
  * imports no SDK and the adapters share one idea of what "transient" means.
  */
+import { epochMs, systemClock } from '../pipeline/clock.js';
 import { TransientError } from '../pipeline/errors.js';
 
 export interface AzureErrorShape {
@@ -58,7 +59,7 @@ const TRANSIENT_NETWORK_CODES = new Set([
 ]);
 
 /** Milliseconds from Retry-After (seconds or HTTP date) or the millisecond variants some services send. */
-export function retryAfterMsOf(error: unknown, now = Date.now()): number | undefined {
+export function retryAfterMsOf(error: unknown, now = epochMs(systemClock)): number | undefined {
   const headers = shapeOf(error).response?.headers;
   if (!headers || typeof headers.get !== 'function') return undefined;
   for (const name of ['retry-after-ms', 'x-ms-retry-after-ms']) {

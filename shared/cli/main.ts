@@ -1,4 +1,5 @@
 /** Process entry of the `entra-oath` command. */
+import { epochMs, systemClock } from '../pipeline/clock.js';
 import { runCli } from './cli.js';
 
 const exitCode = await runCli(process.argv.slice(2), {
@@ -6,6 +7,6 @@ const exitCode = await runCli(process.argv.slice(2), {
   stderr: (text) => process.stderr.write(text),
   env: process.env,
   stderrIsTTY: process.stderr.isTTY === true,
-  now: () => Date.now(),
+  now: () => epochMs(systemClock),
 });
 process.exitCode = exitCode;

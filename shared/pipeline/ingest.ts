@@ -53,6 +53,7 @@ export interface IngestResult {
 
 type TokenOutcome = 'stored' | 'unchanged' | 'conflict' | 'deleted' | 'recovered';
 
+const LEASE_POLL_MS = 500;
 const LEASE_SECONDS = 15;
 
 export class IngestService {
@@ -133,8 +134,9 @@ export class IngestService {
   }
 
   private async acquireLease(name: string): Promise<BlobLease | undefined> {
-    const deadline = Date.now() + (this.deps.leaseWaitMs ?? (LEASE_SECONDS + 5) * 1000);
-    for (;;) {
+    // Counted in polls rather than read off a clock: the wait is real time whatever the injected clock says.
+    const polls = Math.max(1, Math.ceil((this.deps.leaseWaitMs ?? (LEASE_SECONDS + 5) * 1000) / LEASE_POLL_MS));
+    for (let poll = 0; ; poll++) {
       let lease: BlobLease | undefined;
       try {
         lease = await this.deps.blobs.acquireLease(this.deps.containers.seeds, name, LEASE_SECONDS);
@@ -144,8 +146,8 @@ export class IngestService {
         throw err;
       }
       if (lease) return lease;
-      if (Date.now() > deadline) throw new TransientError(`Seed file ${name} is being processed by another invocation.`);
-      await new Promise((r) => setTimeout(r, 500));
+      if (poll >= polls) throw new TransientError(`Seed file ${name} is being processed by another invocation.`);
+      await new Promise((r) => setTimeout(r, LEASE_POLL_MS));
     }
   }
 

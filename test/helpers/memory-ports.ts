@@ -4,8 +4,9 @@
  * the Key Vault stand-in separately.
  */
 import { randomBytes } from 'node:crypto';
+import { ManualClock } from './clock.js';
 import { BlobExistsError, ConflictError, PreconditionFailedError, SecretDeletedError } from '../../shared/pipeline/errors.js';
-import type { BlobInfo, BlobLease, BlobStore, Entity, EntityTable, SecretStore, SecretValue, SetSecretOptions, StoredBlob, Versioned, WriteBlobOptions } from '../../shared/pipeline/ports.js';
+import type { BlobInfo, Clock, BlobLease, BlobStore, Entity, EntityTable, SecretStore, SecretValue, SetSecretOptions, StoredBlob, Versioned, WriteBlobOptions } from '../../shared/pipeline/ports.js';
 
 const etag = () => `"0x${randomBytes(8).toString('hex').toUpperCase()}"`;
 
@@ -13,6 +14,13 @@ type MemoryBlob = StoredBlob & { contentType?: string; leaseId?: string; leaseUn
 
 export class MemoryBlobStore implements BlobStore {
   readonly containers = new Map<string, Map<string, MemoryBlob>>();
+
+  /** Blob times and lease expiry follow this clock, like every other time source of the pipeline. */
+  constructor(private readonly clock: Clock = new ManualClock()) {}
+
+  private nowMs(): number {
+    return this.clock.now().getTime();
+  }
 
   private container(name: string) {
     let c = this.containers.get(name);
@@ -45,7 +53,7 @@ export class MemoryBlobStore implements BlobStore {
     const c = this.container(container);
     if (options.ifNoneMatch === '*' && c.has(name)) return Promise.reject(new BlobExistsError(name));
     const bytes = typeof content === 'string' ? new TextEncoder().encode(content) : content.slice();
-    const now = new Date();
+    const now = this.clock.now();
     const entry = { name, bytes, etag: etag(), contentLength: bytes.length, createdOn: c.get(name)?.createdOn ?? now, lastModified: now, metadata: { ...(options.metadata ?? {}) }, contentType: options.contentType };
     c.set(name, entry);
     return Promise.resolve({ etag: entry.etag });
@@ -56,7 +64,7 @@ export class MemoryBlobStore implements BlobStore {
     const b = c.get(name);
     if (!b) return Promise.resolve(false);
     if (options.ifMatch && options.ifMatch !== b.etag) return Promise.reject(new PreconditionFailedError(`etag mismatch for ${name}`));
-    if (b.leaseId && (b.leaseUntil ?? 0) > Date.now() && b.leaseId !== options.leaseId) return Promise.reject(new PreconditionFailedError(`${name} is leased`));
+    if (b.leaseId && (b.leaseUntil ?? 0) > this.nowMs() && b.leaseId !== options.leaseId) return Promise.reject(new PreconditionFailedError(`${name} is leased`));
     c.delete(name);
     return Promise.resolve(true);
   }
@@ -87,14 +95,14 @@ export class MemoryBlobStore implements BlobStore {
   acquireLease(container: string, name: string, seconds: number): Promise<BlobLease | undefined> {
     const b = this.container(container).get(name);
     if (!b) return Promise.reject(new Error(`lease: ${container}/${name} does not exist`));
-    if (b.leaseId && (b.leaseUntil ?? 0) > Date.now()) return Promise.resolve(undefined);
+    if (b.leaseId && (b.leaseUntil ?? 0) > this.nowMs()) return Promise.resolve(undefined);
     const id = randomBytes(8).toString('hex');
     b.leaseId = id;
-    b.leaseUntil = Date.now() + seconds * 1000;
+    b.leaseUntil = this.nowMs() + seconds * 1000;
     return Promise.resolve({
       id,
       renew: () => {
-        b.leaseUntil = Date.now() + seconds * 1000;
+        b.leaseUntil = this.nowMs() + seconds * 1000;
         return Promise.resolve();
       },
       release: () => {

@@ -10,6 +10,7 @@ import type { AssignmentEntity, Logger, TokenEntity } from '../../shared/pipelin
 import { confirmUpload, Reconciler } from '../../shared/pipeline/reconcile.js';
 import { PacedVault } from '../../shared/pipeline/vault.js';
 import { MemoryBlobStore, MemorySecretStore, MemoryTable } from '../helpers/memory-ports.js';
+import { ManualClock } from '../helpers/clock.js';
 
 const S1 = 'CZU6XXGHCCGCOL6YO3WW472WEWB34FVJ';
 const S2 = 'EZDOCQANJA5PGME5QRSZCR7GLUFJG4JG';
@@ -18,18 +19,18 @@ const HEADER = 'upn,serial number,secret key,time interval,manufacturer,model\n'
 const containers = { seeds: 'seeds', assignments: 'assignments', imports: 'imports', reports: 'reports', quarantine: 'quarantine' };
 
 function harness() {
-  const blobs = new MemoryBlobStore();
+  const clock = new ManualClock('2026-11-29T10:00:00Z');
+  const blobs = new MemoryBlobStore(clock);
   const secrets = new MemorySecretStore();
   const vault = new PacedVault(secrets, { createBudget: 1000, readBudget: 1000, retry: { baseDelayMs: 1 } });
   const tokens = new MemoryTable<TokenEntity>();
   const assignmentTable = new MemoryTable<AssignmentEntity>();
   const lines: string[] = [];
   const log: Logger = { info: (m, d) => lines.push(`${m} ${JSON.stringify(d ?? {})}`), warn: (m, d) => lines.push(`${m} ${JSON.stringify(d ?? {})}`), error: (m, d) => lines.push(`${m} ${JSON.stringify(d ?? {})}`) };
-  const clock = { now: () => new Date('2026-11-29T10:00:00Z') };
   const ingest = new IngestService({ blobs, vault, tokens, clock, log, containers, transportKeyPrefix: 'transport-', maxSeedFileBytes: 1_000_000, recoverDeletedSecrets: false, leaseWaitMs: 200 });
   const assignments = new AssignmentService({ blobs, assignments: assignmentTable, tokens, clock, log, containers, maxFileBytes: 1_000_000 });
   const build = new BuildService({ blobs, vault, tokens, assignments: assignmentTable, clock, log, containers, maxRows: 0 });
-  const reconciler = new Reconciler({ blobs, tokens, ingest, assignments, clock: { now: () => new Date('2026-11-29T11:00:00Z') }, log, containers, minAgeMinutes: 15 });
+  const reconciler = new Reconciler({ blobs, tokens, ingest, assignments, clock: new ManualClock('2026-11-29T11:00:00Z'), log, containers, minAgeMinutes: 15 });
   return { blobs, secrets, vault, tokens, assignmentTable, lines, ingest, assignments, build, reconciler, clock, log };
 }
 
