@@ -26,8 +26,8 @@ export const PROBLEM_CODES = {
   PSKC_DECRYPTION_FAILED: 'Wrong transport key or password, or the file was altered.',
   PSKC_UNSUPPORTED_ALGORITHM: 'The file uses an algorithm this tool does not support.',
   PSKC_INVALID_KEY_OPTION: 'The pre-shared key must be hex text of 16, 24 or 32 bytes.',
-  // A warning on a readable file (returned in problems, never thrown).
-  PSKC_MAC_MISSING: 'The encrypted values carry no MAC, so an altered file is caught only by padding checks. Ask the vendor for a file with a MACMethod.',
+  // Replaces the retired warning PSKC_MAC_MISSING (that name is not reused): unauthenticated CBC is a padding oracle.
+  PSKC_MAC_REQUIRED: 'The file encrypts values with CBC but without a MAC, so tampering cannot be detected; it is refused before decryption. Ask the vendor for a MAC-protected file.',
   ASSIGNMENTS_UNREADABLE: 'The assignment list cannot be used.',
 
   // Per token (exit status 1 when severity is error).

@@ -464,6 +464,29 @@ function decryptionFailed(fileName: string, detail = ''): FileError {
   return new FileError('PSKC_DECRYPTION_FAILED', `${fileName}: ${DECRYPTION_FAILED_TEXT}${detail ? ` (${detail})` : ''}.`);
 }
 
+/**
+ * CBC has no integrity of its own: without a MAC, whether a tampered value
+ * decrypts to valid padding (tokens) or not (an error) is a padding oracle
+ * that recovers plaintext. So a CBC value without a ValueMAC, whether the
+ * file has no MACMethod or one value's MAC was removed, refuses the file
+ * before any key is derived or anything decrypted, with the same answer
+ * whatever the key and the ciphertext.
+ */
+function refuseUnauthenticatedCbc(fileName: string, values: readonly EncryptedValue[], hasMacMethod: boolean): void {
+  const unprotected = values.filter((v) => !v.valueMac && ENCRYPTION_ALGORITHMS.get(v.algorithmUri)?.mode === 'cbc');
+  if (unprotected.length === 0) return;
+  const first = unprotected[0]!;
+  const cipher = ENCRYPTION_ALGORITHMS.get(first.algorithmUri)!.name;
+  const what = hasMacMethod
+    ? `${first.what} (${cipher}) has no ValueMAC although the file declares a MACMethod${unprotected.length > 1 ? `, and ${unprotected.length - 1} more value(s) lack one too` : ''}: the file was altered or damaged`
+    : `the file encrypts ${unprotected.length} value(s) with ${cipher} but carries no MAC (no MACMethod and no ValueMAC), so an altered file could not be detected`;
+  throw new FileError(
+    'PSKC_MAC_REQUIRED',
+    `${fileName}: ${what}. It is refused before decryption. Ask the vendor for a MAC-protected file (a MACMethod and a ValueMAC on every encrypted value), or one using AES key wrap.`,
+    hasMacMethod ? first.line : undefined,
+  );
+}
+
 interface MacSetup {
   hash: string;
   keyValue: EncryptedValue | undefined;
@@ -471,8 +494,8 @@ interface MacSetup {
 
 /**
  * Decrypts every encrypted value in place, or throws one file-level error.
- * All algorithms are checked first, then the key, then every MAC, and only
- * then does anything get decrypted.
+ * All algorithms and the presence of MACs on CBC values are checked first,
+ * then the key, then every MAC, and only then does anything get decrypted.
  */
 function decryptAll(fileName: string, container: XmlElement, values: EncryptedValue[], opts: ReadOptions): void {
   const macMethod = child(container, PSKC_NS, 'MACMethod');
@@ -486,6 +509,11 @@ function decryptAll(fileName: string, container: XmlElement, values: EncryptedVa
   }
   const everyCipherValue = mac?.keyValue ? [mac.keyValue, ...values] : values;
   for (const value of everyCipherValue) encryptionAlgorithm(fileName, value.algorithmUri);
+  if (!mac) {
+    const orphan = values.find((v) => v.valueMac);
+    if (orphan) throw malformed(fileName, `${orphan.what} has a ValueMAC but the file declares no MACMethod, so the MAC algorithm is unknown.`, orphan.line);
+  }
+  refuseUnauthenticatedCbc(fileName, values, mac !== undefined);
 
   const need = keyNeedOf(container);
   const pbkdf2 = need.derivedKey ? pbkdf2Parameters(fileName, need.derivedKey) : undefined;
@@ -516,17 +544,10 @@ function decryptAll(fileName: string, container: XmlElement, values: EncryptedVa
     if (mac) {
       // Old drafts had no MACKey: the MAC is keyed with the encryption key itself.
       const macKey = mac.keyValue ? decryptValue(encryptionAlgorithm(fileName, mac.keyValue.algorithmUri), fileKey, mac.keyValue.cipherValue) : fileKey;
+      // Key-wrapped values without a ValueMAC pass: RFC 3394 checks their integrity itself. CBC ones were refused above.
       for (const value of values) {
-        if (!value.valueMac) {
-          // A MAC-protected file with a value lacking its MAC was altered (or stripped to bypass the check).
-          if (encryptionAlgorithm(fileName, value.algorithmUri).mode === 'cbc') throw new DecryptionError();
-          continue;
-        }
-        if (!macMatches(mac.hash, macKey, value.cipherValue, value.valueMac)) throw new DecryptionError();
+        if (value.valueMac && !macMatches(mac.hash, macKey, value.cipherValue, value.valueMac)) throw new DecryptionError();
       }
-    } else {
-      const orphan = values.find((v) => v.valueMac);
-      if (orphan) throw malformed(fileName, `${orphan.what} has a ValueMAC but the file declares no MACMethod, so the MAC algorithm is unknown.`, orphan.line);
     }
     for (const value of values) value.plaintext = decryptValue(encryptionAlgorithm(fileName, value.algorithmUri), fileKey, value.cipherValue);
   } catch (err) {
@@ -720,19 +741,7 @@ export function readPskc(bytes: Uint8Array, opts: ReadOptions): SeedReadResult {
   if (entries.length === 0) throw new FileError('FILE_EMPTY', `${fileName}: the PSKC file's KeyPackages hold no Key.`);
 
   const encrypted = encryptedValuesOf(entries);
-  const fileProblems: Problem[] = [];
-  if (encrypted.length > 0) {
-    decryptAll(fileName, container, encrypted, opts);
-    if (!child(container, PSKC_NS, 'MACMethod') && encrypted.some((v) => ENCRYPTION_ALGORITHMS.get(v.algorithmUri)?.mode === 'cbc')) {
-      fileProblems.push(
-        problem(
-          'PSKC_MAC_MISSING',
-          'warning',
-          'The encrypted values carry no MAC, so a wrong key or an altered file is only caught by the padding check. Ask the vendor for a file with a MACMethod.',
-        ),
-      );
-    }
-  }
+  if (encrypted.length > 0) decryptAll(fileName, container, encrypted, opts);
 
   const built = entries.map((entry) => {
     const line = lines.of(entry.packageIndex);
@@ -743,7 +752,7 @@ export function readPskc(bytes: Uint8Array, opts: ReadOptions): SeedReadResult {
     file: fileName,
     format: 'pskc',
     tokens: built.flatMap((b) => (b.result.token ? [b.result.token] : [])),
-    problems: [...fileProblems, ...built.flatMap((b) => b.result.problems)],
+    problems: built.flatMap((b) => b.result.problems),
     embeddedAssignments: [],
   };
 }

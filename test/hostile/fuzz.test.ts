@@ -43,6 +43,7 @@ const SEED_FILE_CODES: ReadonlySet<string> = new Set([
   'PSKC_KEY_REQUIRED',
   'PSKC_DECRYPTION_FAILED',
   'PSKC_UNSUPPORTED_ALGORITHM',
+  'PSKC_MAC_REQUIRED',
 ]);
 const ASSIGNMENT_FILE_CODES: ReadonlySet<string> = new Set(['FILE_EMPTY', 'FILE_TOO_LARGE', 'FILE_NOT_TEXT', 'CSV_MALFORMED', 'CSV_MISSING_COLUMN']);
 /** Codes a seed reader may return per token. */
@@ -60,7 +61,6 @@ const SEED_ROW_CODES: ReadonlySet<string> = new Set([
   'FIELD_INVALID',
   'DUPLICATE_SERIAL_CONFLICT',
   'DUPLICATE_ROW',
-  'PSKC_MAC_MISSING',
 ]);
 const PLAN_CODES: ReadonlySet<string> = new Set([
   'ASSIGNMENT_UNKNOWN_SERIAL',

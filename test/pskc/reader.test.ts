@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
+import { createHmac } from 'node:crypto';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { decryptValue, ENCRYPTION_ALGORITHMS } from '../../shared/formats/pskc-crypto.js';
+import { decryptValue, ENCRYPTION_ALGORITHMS, macMatches } from '../../shared/formats/pskc-crypto.js';
 import { describePskcKeyNeed, looksLikePskc, readPskc } from '../../shared/formats/pskc.js';
 import {
   PSKC_NS,
@@ -181,12 +182,55 @@ void describe('encryption', () => {
     assert.match(fileError(() => readPskc(bytes(xml), { fileName: 'f', psk }), 'PSKC_MALFORMED').message, /MACMethod/);
   });
 
-  void it('reads CBC without any MAC but warns that a wrong key may go unnoticed', () => {
-    const psk = deterministicBytes('nomac', 16);
+  void it('refuses every CBC cipher without a MAC before decrypting, and still reads key wrap without one', () => {
     const keys = [totp('A')];
-    const result = readPskc(bytes(buildPskc({ keys, seed: 'n', encryption: { cipher: 'aes128-cbc', psk } })), { fileName: 'f', psk });
-    assert.deepEqual(result.tokens.map(asExpected), keys.map(expectedToken));
-    assert.deepEqual(result.problems.map((p) => [p.code, p.severity]), [['PSKC_MAC_MISSING', 'warning']]);
+    for (const cipher of ['aes128-cbc', 'aes192-cbc', 'aes256-cbc', 'tripledes-cbc'] as const) {
+      const psk = deterministicBytes(`nomac/${cipher}`, keyBytesOf(cipher));
+      const xml = buildPskc({ keys, seed: cipher, encryption: { cipher, psk } });
+      const error = fileError(() => readPskc(bytes(xml), { fileName: 'f', psk }), 'PSKC_MAC_REQUIRED');
+      assert.match(error.message, new RegExp(`${cipher}.*Ask the vendor for a MAC-protected file`));
+    }
+    const psk = deterministicBytes('nomac/kw', 16);
+    const wrapped = buildPskc({ keys: [totp('W', { secret: deterministicBytes('kw', 32) })], seed: 'kw', encryption: { cipher: 'kw-aes128', psk } });
+    const result = readPskc(bytes(wrapped), { fileName: 'f', psk });
+    assert.deepEqual(result.problems, []);
+    assert.equal(result.tokens.length, 1);
+  });
+
+  void it('gives one answer for a MAC-stripped CBC file whatever its ciphertext (no padding oracle)', () => {
+    // The review's attack: strip the MAC, then alter the last block and watch whether the padding still decodes.
+    const psk = deterministicBytes('oracle', 16);
+    const xml = buildPskc({ keys: [totp('A')], seed: 'oracle', encryption: { cipher: 'aes128-cbc', psk, mac: { hash: 'sha256', withMacKey: true } } });
+    const stripped = xml.replace(/\s*<MACMethod[\s\S]*?<\/MACMethod>/, '').replace(/\s*<ValueMAC>[^<]*<\/ValueMAC>/g, '');
+    const cipherText = /<xenc:CipherValue>([^<]+)<\/xenc:CipherValue>/.exec(stripped)![1]!;
+    const messages = new Set<string>();
+    for (let flip = 0; flip < 256; flip++) {
+      const altered = Buffer.from(cipherText, 'base64');
+      altered[altered.length - 17]! ^= flip; // the IV of the last block: flip 0 leaves valid padding, most others break it
+      const variant = stripped.replace(cipherText, altered.toString('base64'));
+      messages.add(fileError(() => readPskc(bytes(variant), { fileName: 'f', psk }), 'PSKC_MAC_REQUIRED').message);
+    }
+    assert.equal(messages.size, 1);
+  });
+
+  void it('refuses a ValueMAC shorter than the HMAC output, even when it is a true prefix of it', () => {
+    const psk = deterministicBytes('short-mac', 16);
+    const xml = buildPskc({ keys: [totp('A')], seed: 'short-mac', encryption: { cipher: 'aes128-cbc', psk, mac: { hash: 'sha256', withMacKey: true } } });
+    for (const keep of [0, 1, 16, 31]) {
+      const cut = xml.replace(/(<ValueMAC>)([^<]+)(<\/ValueMAC>)/, (_w, open: string, value: string, close: string) => `${open}${Buffer.from(value, 'base64').subarray(0, keep).toString('base64')}${close}`);
+      fileError(() => readPskc(bytes(cut), { fileName: 'f', psk }), 'PSKC_DECRYPTION_FAILED');
+    }
+  });
+
+  void it('macMatches takes only the full HMAC output, never a prefix or an extension of it', () => {
+    const key = deterministicBytes('mac key', 20);
+    const data = deterministicBytes('data', 48);
+    const full = createHmac('sha1', key).update(data).digest();
+    assert.equal(macMatches('sha1', key, data, full), true);
+    assert.equal(macMatches('sha1', key, data, full.subarray(0, 19)), false);
+    assert.equal(macMatches('sha1', key, data, full.subarray(0, 1)), false);
+    assert.equal(macMatches('sha1', key, data, Buffer.alloc(0)), false);
+    assert.equal(macMatches('sha1', key, data, Buffer.concat([full, Buffer.from([0])])), false);
   });
 
   void it('refuses a hostile PBKDF2 iteration count before deriving anything', () => {
