@@ -2,6 +2,7 @@
  * Every app setting the pipeline reads, in one typed place. Validated once at
  * start: a bad value fails with a message that names the setting.
  */
+import { TOKEN_SECRET_PREFIX, overlapsTokenSecretNames } from './pipeline/keys.js';
 
 export type TriggerSource = 'EventGrid' | 'LogsAndContainerScan';
 
@@ -176,7 +177,12 @@ export function loadConfig(env: Env = process.env): PipelineConfig {
   }
   const prefix = text(env, 'TRANSPORT_KEY_PREFIX');
   if (!/^[0-9a-zA-Z-]{1,40}$/.test(prefix)) throw new ConfigError('TRANSPORT_KEY_PREFIX', 'must be 1-40 characters of 0-9, a-z, A-Z and -.');
-  if (prefix.toLowerCase().startsWith('oath-')) throw new ConfigError('TRANSPORT_KEY_PREFIX', 'must not overlap the token secrets\' "oath-" names.');
+  if (overlapsTokenSecretNames(prefix)) {
+    throw new ConfigError(
+      'TRANSPORT_KEY_PREFIX',
+      `${JSON.stringify(prefix)} overlaps the token secrets' names (${JSON.stringify(TOKEN_SECRET_PREFIX)}...): neither may start with the other, or a seed file could name a token's secret as its transport key. Use a prefix such as "transport-".`,
+    );
+  }
   const defaultTransport = text(env, 'DEFAULT_TRANSPORT_KEY_SECRET');
   if (defaultTransport && !defaultTransport.toLowerCase().startsWith(prefix.toLowerCase())) {
     throw new ConfigError('DEFAULT_TRANSPORT_KEY_SECRET', `must start with the transport key prefix ${JSON.stringify(prefix)}.`);

@@ -13,6 +13,17 @@ import { createHash } from 'node:crypto';
 
 export const TOKEN_SECRET_PREFIX = 'oath-';
 
+/**
+ * True when names under `prefix` and token secret names can meet: one prefix
+ * starts with the other (Key Vault ignores case). `oath`, `o` or `oath-x`
+ * would let a seed file's metadata name another token's secret as its
+ * transport key.
+ */
+export function overlapsTokenSecretNames(prefix: string): boolean {
+  const lower = prefix.toLowerCase();
+  return lower.startsWith(TOKEN_SECRET_PREFIX) || TOKEN_SECRET_PREFIX.startsWith(lower);
+}
+
 export function secretNameForSerial(serial: string): string {
   if (/^[0-9a-z]{1,100}$/.test(serial)) return `${TOKEN_SECRET_PREFIX}${serial}`;
   const hex = Buffer.from(serial, 'utf8').toString('hex');

@@ -43,6 +43,17 @@ describe('config', () => {
     failsOn('KEY_VAULT_URL', { KEY_VAULT_URL: 'https://v.vault.azure.net/some/path' });
   });
 
+  it('refuses a transport-key prefix that overlaps the token secrets\' names in either direction, whatever its case', () => {
+    for (const prefix of ['oath-keys', 'oath-', 'oath', 'oat', 'o', 'O', 'OATH-X', 'Oath']) {
+      assert.throws(
+        () => loadConfig({ ...base, TRANSPORT_KEY_PREFIX: prefix }),
+        (err: unknown) => err instanceof ConfigError && err.setting === 'TRANSPORT_KEY_PREFIX' && /overlaps the token secrets' names/.test(err.message),
+        prefix,
+      );
+    }
+    for (const prefix of ['transport-', 'oathx-', 'oath1', 'x-oath-', 't']) assert.equal(loadConfig({ ...base, TRANSPORT_KEY_PREFIX: prefix }).transportKeyPrefix, prefix);
+  });
+
   it('names the setting that is wrong', () => {
     assert.throws(() => loadConfig({ PipelineStorage: 'UseDevelopmentStorage=true' }), /App setting KEY_VAULT_URL: is required/);
     failsOn('KEY_VAULT_CREATE_BUDGET', { KEY_VAULT_CREATE_BUDGET: 'lots' });
