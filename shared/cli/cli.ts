@@ -3,7 +3,9 @@
  * import CSV, print a code. Exit status: 0 clean (warnings allowed), 1 some
  * rows have errors, 2 the file could not be used at all.
  */
-import { readFile, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { open, readFile, rename, unlink } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { decodeBase32, parseSecretEncoding, toCanonicalBase32, type SecretEncoding } from '../core/encoding.js';
 import { FileError, hasErrors, type Problem } from '../core/problems.js';
@@ -294,8 +296,7 @@ async function convert(args: string[], io: CliIo): Promise<number> {
   if (values.out !== undefined) {
     for (const [i, part] of parts.entries()) {
       const path = partFileName(values.out, i, parts.length);
-      // The file holds secrets: readable by its owner only.
-      await writeFile(path, writeEntraCsv(part), { encoding: 'utf8', mode: 0o600 });
+      await writeSecretFile(path, writeEntraCsv(part));
       outputs.push(path);
     }
   } else {
@@ -326,6 +327,29 @@ async function convert(args: string[], io: CliIo): Promise<number> {
     io.stderr(lines.join('\n') + '\n');
   }
   return hasErrors(allProblems) ? EXIT_ROW_ERRORS : EXIT_OK;
+}
+
+/**
+ * Writes a file that holds secrets, readable by its owner only. `mode` on an
+ * existing file keeps that file's old mode (say 0644), so the content goes to
+ * a new file created 0600 next to the target ('wx': never an existing file or
+ * a planted link) and is renamed over it; on failure the new file is removed.
+ */
+async function writeSecretFile(path: string, content: string): Promise<void> {
+  const temporary = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
+  const handle = await open(temporary, 'wx', 0o600);
+  try {
+    try {
+      await handle.writeFile(content, 'utf8');
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await rename(temporary, path);
+  } catch (err) {
+    await unlink(temporary).catch(() => undefined);
+    throw err;
+  }
 }
 
 async function code(args: string[], io: CliIo): Promise<number> {

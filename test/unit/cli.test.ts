@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -125,6 +125,25 @@ describe('entra-oath convert', () => {
     assert.equal(two.trim().split('\n').length, 2);
     assert.equal(statSync(out.replace('import.csv', 'import-1.csv')).mode & 0o077, 0);
     assert.match(r.stderr, /Exported 3 tokens/);
+  });
+
+  it('replaces an existing --out file with one readable by its owner only, and leaves no temporary file', async () => {
+    const seeds = tmp('seeds.csv', `serial number,secret key\n1,${S1}\n`);
+    const assignments = tmp('a.csv', 'upn,serial number\na@contoso.com,1\n');
+    const dir = mkdtempSync(join(tmpdir(), 'entra-oath-out-'));
+    const out = join(dir, 'import.csv');
+    writeFileSync(out, 'an older, longer import file that must be replaced entirely\n'.repeat(20), { mode: 0o644 });
+    chmodSync(out, 0o644); // whatever the umask
+    const r = await cli(['convert', seeds, '--assignments', assignments, '--out', out]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(statSync(out).mode & 0o777, 0o600);
+    assert.equal(readFileSync(out, 'utf8'), `upn,serial number,secret key,time interval,manufacturer,model\na@contoso.com,1,${S1},30,,\n`);
+    assert.deepEqual(readdirSync(dir), ['import.csv']);
+    // When the rename fails (here the target is a directory) the temporary file goes too.
+    mkdirSync(join(dir, 'taken.csv'));
+    await assert.rejects(cli(['convert', seeds, '--assignments', assignments, '--out', join(dir, 'taken.csv')]));
+    assert.deepEqual(readdirSync(dir).sort(), ['import.csv', 'taken.csv']);
+    assert.deepEqual(readdirSync(join(dir, 'taken.csv')), []);
   });
 });
 
