@@ -3,9 +3,11 @@ import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } 
 
 export async function deleteAssignment(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
   const { getAppContext, services } = await import('../shared/app/context.js');
-  const { errorResponse, guarded, invocationLogger, json } = await import('../shared/app/http.js');
+  const { errorResponse, guarded, invocationLogger, json, serialFromRoute } = await import('../shared/app/http.js');
   return guarded(context, async () => {
-    const serial = request.params.serial ?? '';
+    const route = serialFromRoute(request);
+    if ('invalid' in route) return route.invalid;
+    const { serial } = route;
     const svc = services(await getAppContext(), invocationLogger(context));
     const result = await svc.assignments.remove(serial);
     if (result.status === 'not-found') return errorResponse(404, 'ASSIGNMENT_NOT_FOUND', `No assignment exists for serial ${JSON.stringify(serial)}.`);

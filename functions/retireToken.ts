@@ -3,10 +3,12 @@ import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } 
 
 export async function retireToken(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
   const { getAppContext } = await import('../shared/app/context.js');
-  const { errorResponse, guarded, invocationLogger, json, readJsonBody } = await import('../shared/app/http.js');
+  const { errorResponse, guarded, invocationLogger, json, readJsonBody, serialFromRoute } = await import('../shared/app/http.js');
   const inventory = await import('../shared/pipeline/inventory.js');
   return guarded(context, async () => {
-    const serial = request.params.serial ?? '';
+    const route = serialFromRoute(request);
+    if ('invalid' in route) return route.invalid;
+    const { serial } = route;
     const body = await readJsonBody(request);
     const reason = body.ok && typeof (body.value as { reason?: unknown } | undefined)?.reason === 'string' ? (body.value as { reason: string }).reason.slice(0, 200) : '';
     const ctx = await getAppContext();

@@ -3,10 +3,12 @@ import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } 
 
 export async function unlockToken(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
   const { getAppContext, services } = await import('../shared/app/context.js');
-  const { guarded, invocationLogger, json } = await import('../shared/app/http.js');
+  const { guarded, invocationLogger, json, serialFromRoute } = await import('../shared/app/http.js');
   return guarded(context, async () => {
+    const route = serialFromRoute(request);
+    if ('invalid' in route) return route.invalid;
     const svc = services(await getAppContext(), invocationLogger(context));
-    const outcome = await svc.verify.unlock(request.params.serial ?? '');
+    const outcome = await svc.verify.unlock(route.serial);
     return json(outcome.status, outcome.body);
   });
 }

@@ -5,6 +5,7 @@
  */
 import type { HttpResponseInit, InvocationContext } from '@azure/functions';
 import { ConfigError } from '../config.js';
+import { checkSerial } from '../core/validate.js';
 import type { Logger } from '../pipeline/ports.js';
 
 export function json(status: number, body: unknown): HttpResponseInit {
@@ -38,6 +39,20 @@ export async function guarded(context: InvocationContext, handler: () => Promise
     const transient = (err as Error)?.name === 'TransientError';
     return errorResponse(transient ? 503 : 500, 'INTERNAL_ERROR', transient ? 'A backing service is busy or unavailable; retry shortly.' : 'The service failed unexpectedly; retry, and check the function logs if it persists.');
   }
+}
+
+/**
+ * The `{serial}` route parameter, judged by the same rule as a serial in a
+ * seed file. One no token can have (too long, control or invisible
+ * characters) gets a 400 answer before any storage call: Azure Table refuses
+ * keys past 1 KiB, which would otherwise surface as a 500.
+ */
+export function serialFromRoute(request: { params: Record<string, string | undefined> }): { serial: string } | { invalid: HttpResponseInit } {
+  const serial = request.params['serial'] ?? '';
+  const refused = checkSerial(serial);
+  if (!refused) return { serial };
+  const message = serial === '' ? 'The path names no serial.' : `The serial in the path is not one a token can have: ${refused.message}`;
+  return { invalid: errorResponse(400, refused.code, message) };
 }
 
 export async function readJsonBody(request: { text(): Promise<string> }): Promise<{ ok: true; value: unknown } | { ok: false }> {
