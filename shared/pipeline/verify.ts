@@ -368,11 +368,11 @@ export class VerifyService {
             answer = { status: 200, body: result };
           }
           if (failedAttempts >= this.deps.lockoutLimit) {
-            const minutes = this.deps.lockoutMinutes === 0 ? 'until unlocked' : `${this.lockMinutes(failedAttempts)} min`;
+            const duration = this.deps.lockoutMinutes === 0 ? 'until unlocked' : `for ${this.lockMinutes(failedAttempts)} min`;
             updated = {
               ...updated,
               lockedUntil: this.lockedUntilFrom(now, failedAttempts),
-              history: appendHistory(updated.history, { at: checkedAt, event: 'locked', detail: `${failedAttempts} failed checks since the last accepted code, ${minutes}` }),
+              history: appendHistory(updated.history, { at: checkedAt, event: 'locked', detail: `${failedAttempts} failed checks, locked ${duration}` }),
             };
             outcome += '-locked';
           }
