@@ -36,7 +36,10 @@ export interface PipelineConfig {
   /** Deadline of one vault call; a call past it counts as transient and is retried (read first). */
   vaultTimeoutMs: number;
   lockoutLimit: number;
+  /** The first lock's duration (0: until an administrator unlocks); each further lock lasts twice as long. */
   lockoutMinutes: number;
+  /** The longest a lock lasts, however many came before. */
+  lockoutMaxMinutes: number;
   importMaxRows: number;
   reconcileMinAgeMinutes: number;
   reconcileSchedule: string;
@@ -76,6 +79,7 @@ export const SETTINGS = {
   KEY_VAULT_TIMEOUT_MS: { default: '15000' },
   VERIFY_LOCKOUT_LIMIT: { default: '10' },
   VERIFY_LOCKOUT_MINUTES: { default: '15' },
+  VERIFY_LOCKOUT_MAX_MINUTES: { default: String(24 * 60) },
   IMPORT_MAX_ROWS: { default: '0' },
   RECONCILE_MIN_AGE_MINUTES: { default: '15' },
   RECONCILE_SCHEDULE: { default: '0 */5 * * * *' },
@@ -208,6 +212,7 @@ export function loadConfig(env: Env = process.env): PipelineConfig {
     vaultTimeoutMs: integer(env, 'KEY_VAULT_TIMEOUT_MS', 100, 300_000),
     lockoutLimit: integer(env, 'VERIFY_LOCKOUT_LIMIT', 1, 1000),
     lockoutMinutes: integer(env, 'VERIFY_LOCKOUT_MINUTES', 0, 100_000),
+    lockoutMaxMinutes: integer(env, 'VERIFY_LOCKOUT_MAX_MINUTES', 1, 100_000),
     importMaxRows: integer(env, 'IMPORT_MAX_ROWS', 0, 1_000_000),
     reconcileMinAgeMinutes: integer(env, 'RECONCILE_MIN_AGE_MINUTES', 0, 100_000),
     reconcileSchedule: text(env, 'RECONCILE_SCHEDULE'),
@@ -215,6 +220,9 @@ export function loadConfig(env: Env = process.env): PipelineConfig {
     recoverDeletedSecrets: bool(env, 'RECOVER_DELETED_SECRETS'),
     localVault,
   };
+  if (config.lockoutMaxMinutes < config.lockoutMinutes) {
+    throw new ConfigError('VERIFY_LOCKOUT_MAX_MINUTES', `must be at least VERIFY_LOCKOUT_MINUTES (${config.lockoutMinutes}), got ${config.lockoutMaxMinutes}.`);
+  }
   if (defaultTransport) config.defaultTransportKeySecret = defaultTransport;
   const clientId = text(env, 'AZURE_CLIENT_ID');
   if (clientId) config.azureClientId = clientId;

@@ -89,6 +89,6 @@ export function services(ctx: AppContext, log: Logger) {
     containers: config.containers,
     minAgeMinutes: config.reconcileMinAgeMinutes,
   });
-  const verify = new VerifyService({ tokens: ctx.tokens, secrets: ctx.vault, clock: ctx.clock, log, lockoutLimit: config.lockoutLimit, lockoutMinutes: config.lockoutMinutes });
+  const verify = new VerifyService({ tokens: ctx.tokens, secrets: ctx.vault, clock: ctx.clock, log, lockoutLimit: config.lockoutLimit, lockoutMinutes: config.lockoutMinutes, lockoutMaxMinutes: config.lockoutMaxMinutes });
   return { ingest, assignments, build, reconciler, verify };
 }

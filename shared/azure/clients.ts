@@ -41,6 +41,7 @@ const TOKEN_NULLABLE_FIELDS: Record<NullableKeys<TokenEntity>, true> = {
   exportFile: true,
   exportingSince: true,
   lastAcceptedStep: true,
+  activatedBuildId: true,
   lockedUntil: true,
   lastVerifiedAt: true,
   driftSeconds: true,

@@ -48,6 +48,7 @@ export function newTokenEntity(token: OathToken, secretName: string, secretVersi
     exportFile: null,
     exportingSince: null,
     lastAcceptedStep: null,
+    activatedBuildId: null,
     failedAttempts: 0,
     lockedUntil: null,
     lastVerifiedAt: null,

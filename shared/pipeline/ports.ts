@@ -123,6 +123,12 @@ export interface TokenEntity extends Entity {
   exportingSince: string | null;
   /** Verification state. */
   lastAcceptedStep: number | null;
+  /**
+   * The buildId the token had when a code was last accepted (null: accepted before any export). The token is
+   * activated while this equals its buildId and lastAcceptedStep is set; a new export re-opens the activation
+   * window. Rows written before the field existed read it as null.
+   */
+  activatedBuildId: string | null;
   failedAttempts: number;
   lockedUntil: string | null;
   lastVerifiedAt: string | null;

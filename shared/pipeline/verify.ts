@@ -5,13 +5,21 @@
  *
  * Order of a check: body shape (400) -> token (404 / 410 / 409 not TOTP) ->
  * code length for the token (400) -> lock (423) -> vault read -> HMAC scans.
- * Nothing before the scans costs a failure or an HMAC.
+ * Nothing before the scans costs a failure or an HMAC; every answer after them
+ * that is not an acceptance (wrong, confirmation required, replay) counts one.
+ *
+ * The wide activation window (+/- 1 day, 2 days for 60 s tokens) is open only
+ * until a code is accepted for the token's current export (its activation);
+ * after that only the sign-in window applies, so the endpoint cannot be used to
+ * look up codes of far steps. Each lock after the first lasts twice as long as
+ * the one before (up to lockoutMaxMinutes); the count of failures behind it is
+ * cleared only by an acceptance or an administrator's unlock.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { decodeBase32 } from '../core/encoding.js';
 import { PROBLEM_CODES, type ProblemCode } from '../core/problems.js';
 import { parseHashAlgorithm } from '../core/token.js';
-import { findMatchingStep, isWellFormedCode, scanSteps, stepAt, type OtpParameters, type StepMatch } from '../core/totp.js';
+import { isWellFormedCode, scanSteps, stepAt, type OtpParameters } from '../core/totp.js';
 import { activationWindowSteps, signInWindowSteps } from '../entra/windows.js';
 import { PreconditionFailedError, TransientError } from './errors.js';
 import type { Clock, EntityTable, Logger, SecretStore, TokenEntity, Versioned } from './ports.js';
@@ -26,8 +34,10 @@ export interface VerifyDeps {
   log: Logger;
   /** Consecutive failures that lock the token (>= 1). */
   lockoutLimit: number;
-  /** How long a lock lasts; 0: until an administrator unlocks it. */
+  /** How long the first lock lasts (each further one twice as long as the one before); 0: until an administrator unlocks it. */
   lockoutMinutes: number;
+  /** The cap on a lock's duration (>= lockoutMinutes). */
+  lockoutMaxMinutes: number;
   /** Attempts of the read-compute-write cycle when the entity changes underneath (default 10). */
   maxWriteAttempts?: number;
 }
@@ -41,7 +51,7 @@ export interface VerifyResult {
   serial: string;
   valid: boolean;
   confirmationRequired: boolean;
-  /** Positive: the token's clock is ahead. null when no step matched. */
+  /** Positive: the token's clock is ahead. Only on an acceptance; null otherwise (an unconfirmed match included). */
   driftSeconds: number | null;
   withinSignInWindow: boolean;
   withinActivationWindow: boolean;
@@ -120,8 +130,8 @@ function appendHistory(history: string, event: HistoryEvent): string {
 
 /** What the codes say about the token, independent of its lock state. */
 type Decision =
-  | { kind: 'accept'; match: StepMatch; acceptedStep: number; withinSignIn: boolean }
-  | { kind: 'confirm'; match: StepMatch }
+  | { kind: 'accept'; step: number; acceptedStep: number; delta: number; withinSignIn: boolean }
+  | { kind: 'confirm' }
   | { kind: 'replay' }
   | { kind: 'wrong' };
 
@@ -129,50 +139,73 @@ interface CheckContext {
   params: OtpParameters;
   code: string;
   nextCode: string | undefined;
-  unixSeconds: number;
+  currentStep: number;
   signInSteps: number;
-  activationSteps: number;
+  /** Half-width of the activation window; null once the token is activated (the window is closed). */
+  activationSteps: number | null;
 }
 
-/** The lowest step in [low, high] whose code is `code`, ignoring any replay floor. */
+/**
+ * The steps in [low, high] that show `code`, ascending. At most high - low + 1 of them: the bound holds even if
+ * a scan failed to move past the previous match, so no input can keep this loop going.
+ */
+function* stepsShowing(params: OtpParameters, code: string, low: number, high: number): Generator<number> {
+  let from = low;
+  for (let found = 0; found <= high - low && from <= high; found++) {
+    const step = scanSteps(params, code, from, high);
+    if (step === undefined) return;
+    yield step;
+    from = step + 1;
+  }
+}
+
+/** The first step in [low, high] that shows the code and, when a nextCode is given, whose successor shows it. */
+function confirmedStep(ctx: CheckContext, low: number, high: number): number | undefined {
+  for (const step of stepsShowing(ctx.params, ctx.code, low, high)) {
+    if (ctx.nextCode === undefined || scanSteps(ctx.params, ctx.nextCode, step + 1, step + 1) !== undefined) return step;
+  }
+  return undefined;
+}
+
+/** Whether a step in [low, high] at or before the replay floor shows the code. */
+function usedStepShows(ctx: CheckContext, floor: number | null, low: number, high: number): boolean {
+  return floor !== null && scanSteps(ctx.params, ctx.code, low, Math.min(floor, high)) !== undefined;
+}
+
+/** `floor` is the last accepted step: it and every step before it are used. */
 function decide(ctx: CheckContext, floor: number | null): Decision {
-  const { params, code, nextCode, unixSeconds } = ctx;
-  const current = stepAt(unixSeconds, params.period);
-  const afterStep = floor ?? undefined;
-  const nextMatches = (step: number) =>
-    nextCode !== undefined && findMatchingStep(params, nextCode, { unixSeconds: (step + 1) * params.period, windowSteps: 0 }) !== undefined;
+  const current = ctx.currentStep;
+  const fresh = floor === null ? 0 : floor + 1;
+  const accept = (step: number): Decision => ({
+    kind: 'accept',
+    step,
+    acceptedStep: ctx.nextCode === undefined ? step : step + 1,
+    delta: step - current,
+    withinSignIn: Math.abs(step - current) <= ctx.signInSteps,
+  });
 
-  // Fast path: Entra's sign-in window.
-  const near = findMatchingStep(params, code, { unixSeconds, windowSteps: ctx.signInSteps, afterStep });
-  if (near && (nextCode === undefined || nextMatches(near.step))) {
-    return { kind: 'accept', match: near, acceptedStep: nextCode === undefined ? near.step : near.step + 1, withinSignIn: true };
-  }
+  // Entra's sign-in window.
+  const signIn = { low: current - ctx.signInSteps, high: current + ctx.signInSteps };
+  const near = confirmedStep(ctx, Math.max(signIn.low, fresh), signIn.high);
+  if (near !== undefined) return accept(near);
+  // A code of a used step inside the sign-in window is the usual replay (a resubmission, a lost race): answer it
+  // before the wide scan, which could otherwise find a chance later recurrence of the same code.
+  if (usedStepShows(ctx, floor, signIn.low, signIn.high)) return { kind: 'replay' };
+  if (ctx.activationSteps === null) return { kind: 'wrong' };
 
-  // A code of a used step inside the sign-in window is the usual replay (a resubmission, a lost race):
-  // answer it before the wide scan, which could otherwise find a chance recurrence of the code.
-  if (floor !== null && floor >= current - ctx.signInSteps) {
-    const high = Math.min(floor, current + ctx.signInSteps);
-    if (scanSteps(params, code, current - ctx.signInSteps, high) !== undefined) return { kind: 'replay' };
-  }
-
-  // Activation window, ascending. A 6-digit code recurs about 0.6% of the time in +/- 1 day, so with a
-  // nextCode keep looking past a step whose successor does not match.
-  let wide = findMatchingStep(params, code, { unixSeconds, windowSteps: ctx.activationSteps, afterStep });
-  while (wide) {
-    if (nextCode === undefined) return { kind: 'confirm', match: wide };
-    if (wide.step !== near?.step && nextMatches(wide.step)) {
-      return { kind: 'accept', match: wide, acceptedStep: wide.step + 1, withinSignIn: Math.abs(wide.delta) <= ctx.signInSteps };
-    }
-    wide = findMatchingStep(params, code, { unixSeconds, windowSteps: ctx.activationSteps, afterStep: wide.step });
-  }
-
-  // Nothing fresh matched: a code of an already accepted step (further back) is a replay, not a wrong code.
-  if (floor !== null) {
-    const low = current - ctx.activationSteps;
-    const high = Math.min(floor, current + ctx.activationSteps);
-    if (scanSteps(params, code, low, high) !== undefined) return { kind: 'replay' };
-  }
+  // The activation window, ascending. A 6-digit code recurs about 0.6% of the time within +/- 1 day, so with a
+  // nextCode look past a step whose successor does not match. Without one, a match is only a hint: it consumes
+  // nothing and says nothing about where it was.
+  const wide = { low: current - ctx.activationSteps, high: current + ctx.activationSteps };
+  const far = confirmedStep(ctx, Math.max(wide.low, fresh), wide.high);
+  if (far !== undefined) return ctx.nextCode === undefined ? { kind: 'confirm' } : accept(far);
+  if (usedStepShows(ctx, floor, wide.low, wide.high)) return { kind: 'replay' };
   return { kind: 'wrong' };
+}
+
+/** Activated: a code was accepted since the token's current export (or, never exported, at all). */
+export function isActivated(entity: TokenEntity): boolean {
+  return entity.lastAcceptedStep !== null && (entity.activatedBuildId ?? null) === (entity.buildId ?? null);
 }
 
 type LockView = { locked: boolean; expired: boolean; failedAttempts: number };
@@ -183,22 +216,29 @@ export class VerifyService {
   constructor(private readonly deps: VerifyDeps) {
     if (!Number.isInteger(deps.lockoutLimit) || deps.lockoutLimit < 1) throw new RangeError('lockoutLimit must be an integer >= 1.');
     if (!Number.isFinite(deps.lockoutMinutes) || deps.lockoutMinutes < 0) throw new RangeError('lockoutMinutes must be >= 0.');
+    if (!Number.isFinite(deps.lockoutMaxMinutes) || deps.lockoutMaxMinutes < deps.lockoutMinutes) throw new RangeError('lockoutMaxMinutes must be >= lockoutMinutes.');
     this.maxWriteAttempts = deps.maxWriteAttempts ?? 10;
   }
 
   private lockView(entity: TokenEntity, now: Date): LockView {
     const until = entity.lockedUntil ? Date.parse(entity.lockedUntil) : NaN;
     if (!Number.isNaN(until) && until <= now.getTime()) {
-      // The timeout ran out: the lock and the failures that caused it are forgotten.
-      return { locked: false, expired: true, failedAttempts: 0 };
+      // The timeout ran out. The failures stay counted, so the next one locks again, for longer.
+      return { locked: false, expired: true, failedAttempts: entity.failedAttempts };
     }
     const locked = !Number.isNaN(until) && entity.failedAttempts >= this.deps.lockoutLimit;
     return { locked, expired: false, failedAttempts: entity.failedAttempts };
   }
 
-  private lockedUntilFrom(now: Date): string {
+  /** The minutes of the lock that `failedAttempts` failures set: the first lock at the limit, then doubling up to the cap. */
+  lockMinutes(failedAttempts: number): number {
+    const doublings = Math.max(0, failedAttempts - this.deps.lockoutLimit);
+    return Math.min(this.deps.lockoutMinutes * 2 ** doublings, this.deps.lockoutMaxMinutes);
+  }
+
+  private lockedUntilFrom(now: Date, failedAttempts: number): string {
     if (this.deps.lockoutMinutes === 0) return LOCKED_UNTIL_ADMIN;
-    return new Date(now.getTime() + this.deps.lockoutMinutes * 60_000).toISOString();
+    return new Date(now.getTime() + this.lockMinutes(failedAttempts) * 60_000).toISOString();
   }
 
   private log(serial: string, outcome: string, driftSeconds: number | null = null): void {
@@ -226,11 +266,12 @@ export class VerifyService {
     const now = this.deps.clock.now();
     const checkedAt = now.toISOString();
     let params: OtpParameters | undefined;
-    // The scans depend only on the replay floor, so a retry after a concurrent write rescans only if it moved.
-    const decisions = new Map<number | null, Decision>();
+    // The scans depend only on the replay floor and the activation state, so a retry after a concurrent write
+    // rescans only if one of them changed.
+    const decisions = new Map<string, Decision>();
 
     try {
-      for (let attempt = 1; ; attempt++) {
+      for (let attempt = 1; attempt <= this.maxWriteAttempts; attempt++) {
         const current = await this.deps.tokens.get(serial);
         if (!current) {
           this.log(serial, 'not-found');
@@ -258,20 +299,22 @@ export class VerifyService {
 
         params ??= await this.loadParams(entity);
         const floor = entity.lastAcceptedStep;
-        let decision = decisions.get(floor);
+        const activated = isActivated(entity);
+        const decisionKey = `${floor}/${activated}`;
+        let decision = decisions.get(decisionKey);
         if (!decision) {
           decision = decide(
             {
               params,
               code: request.code,
               nextCode: request.nextCode,
-              unixSeconds: Math.floor(now.getTime() / 1000),
+              currentStep: stepAt(Math.floor(now.getTime() / 1000), entity.period),
               signInSteps: signInWindowSteps(entity.period),
-              activationSteps: activationWindowSteps(entity.period),
+              activationSteps: activated ? null : activationWindowSteps(entity.period),
             },
             floor,
           );
-          decisions.set(floor, decision);
+          decisions.set(decisionKey, decision);
         }
 
         const result: VerifyResult = {
@@ -284,60 +327,63 @@ export class VerifyService {
           checkedAt,
         };
 
-        if (decision.kind === 'replay') {
-          this.log(serial, 'replayed');
-          return errorOutcome(409, 'CODE_REPLAYED');
-        }
-        if (decision.kind === 'confirm') {
-          // Not a failure and the step stays unused: the caller asks again with nextCode.
-          const driftSeconds = decision.match.delta * entity.period;
-          this.log(serial, 'confirmation-required', driftSeconds);
-          return { status: 200, body: { ...result, confirmationRequired: true, driftSeconds, withinActivationWindow: true } };
-        }
-
         let updated: TokenEntity = { ...entity, updatedAt: checkedAt };
         if (lock.expired) {
-          updated = { ...updated, failedAttempts: 0, lockedUntil: null, history: appendHistory(updated.history, { at: checkedAt, event: 'unlocked', detail: 'lockout timeout' }) };
+          updated = { ...updated, lockedUntil: null, history: appendHistory(updated.history, { at: checkedAt, event: 'unlocked', detail: 'lockout timeout' }) };
         }
         let outcome: string;
-        let response: VerifyResult;
+        let answer: VerifyOutcome;
         if (decision.kind === 'accept') {
-          const driftSeconds = decision.match.delta * entity.period;
+          const driftSeconds = decision.delta * entity.period;
           updated = {
             ...updated,
             failedAttempts: 0,
             lockedUntil: null,
             lastAcceptedStep: decision.acceptedStep,
+            activatedBuildId: entity.buildId ?? null,
             lastVerifiedAt: checkedAt,
             driftSeconds,
             history: appendHistory(updated.history, {
               at: checkedAt,
               event: 'verified',
-              detail: `drift ${driftSeconds} s${decision.acceptedStep !== decision.match.step ? ', confirmed by the next code' : ''}`,
+              detail: `drift ${driftSeconds} s${decision.acceptedStep !== decision.step ? ', confirmed by the next code' : ''}`,
             }),
           };
           outcome = 'valid';
-          response = { ...result, valid: true, driftSeconds, withinSignInWindow: decision.withinSignIn, withinActivationWindow: true };
+          answer = { status: 200, body: { ...result, valid: true, driftSeconds, withinSignInWindow: decision.withinSignIn, withinActivationWindow: true } };
         } else {
+          // Wrong, unconfirmed and replayed codes all count: each is a guess checked against the secret.
           const failedAttempts = lock.failedAttempts + 1;
           updated = { ...updated, failedAttempts };
-          outcome = 'invalid';
+          if (decision.kind === 'replay') {
+            outcome = 'replayed';
+            answer = errorOutcome(409, 'CODE_REPLAYED');
+          } else if (decision.kind === 'confirm') {
+            // The step stays unused: the caller asks again with nextCode. No drift or step: that would tell a
+            // guesser which step the code belongs to.
+            outcome = 'confirmation-required';
+            answer = { status: 200, body: { ...result, confirmationRequired: true, withinActivationWindow: true } };
+          } else {
+            outcome = 'invalid';
+            answer = { status: 200, body: result };
+          }
           if (failedAttempts >= this.deps.lockoutLimit) {
+            const duration = this.deps.lockoutMinutes === 0 ? 'until unlocked' : `for ${this.lockMinutes(failedAttempts)} min`;
             updated = {
               ...updated,
-              lockedUntil: this.lockedUntilFrom(now),
-              history: appendHistory(updated.history, { at: checkedAt, event: 'locked', detail: `${failedAttempts} consecutive wrong codes` }),
+              lockedUntil: this.lockedUntilFrom(now, failedAttempts),
+              history: appendHistory(updated.history, { at: checkedAt, event: 'locked', detail: `${failedAttempts} failed checks, locked ${duration}` }),
             };
-            outcome = 'invalid-locked';
+            outcome += '-locked';
           }
-          response = result;
         }
 
         if (await this.tryReplace(serial, current, updated, attempt)) {
-          this.log(serial, outcome, response.driftSeconds);
-          return { status: 200, body: response };
+          this.log(serial, outcome, answer.status === 200 ? answer.body.driftSeconds : null);
+          return answer;
         }
       }
+      throw this.keptChanging(serial);
     } finally {
       params?.secret.fill(0);
     }
@@ -346,7 +392,7 @@ export class VerifyService {
   async unlock(serial: string): Promise<UnlockOutcome> {
     const now = this.deps.clock.now();
     const at = now.toISOString();
-    for (let attempt = 1; ; attempt++) {
+    for (let attempt = 1; attempt <= this.maxWriteAttempts; attempt++) {
       const current = await this.deps.tokens.get(serial);
       if (!current) return errorOutcome(404, 'TOKEN_NOT_FOUND');
       if (current.value.state === 'retired') return errorOutcome(410, 'TOKEN_RETIRED');
@@ -368,20 +414,22 @@ export class VerifyService {
         return { status: 200, body: { serial, unlocked: true, wasLocked } };
       }
     }
+    throw this.keptChanging(serial);
   }
 
-  /** false when another writer got there first (re-read and recompute); throws once the attempts are spent. */
+  private keptChanging(serial: string): TransientError {
+    return new TransientError(`Token ${serial} kept changing during the check (${this.maxWriteAttempts} attempts); try again.`, 503);
+  }
+
+  /** false when another writer got there first: the caller re-reads and recomputes, within its attempts. */
   private async tryReplace(serial: string, current: Versioned<TokenEntity>, updated: TokenEntity, attempt: number): Promise<boolean> {
     try {
       await this.deps.tokens.replace(serial, updated, current.etag);
       return true;
     } catch (e) {
       if (!(e instanceof PreconditionFailedError)) throw e;
-      if (attempt >= this.maxWriteAttempts) {
-        throw new TransientError(`Token ${serial} kept changing during the check (${attempt} attempts); try again.`, 503);
-      }
       // Jitter spreads a burst of writers so each round lets one through.
-      await sleep(Math.floor(Math.random() * 5 * attempt));
+      if (attempt < this.maxWriteAttempts) await sleep(Math.floor(Math.random() * 5 * attempt));
       return false;
     }
   }

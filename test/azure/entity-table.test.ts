@@ -18,7 +18,7 @@ async function newTableClient(): Promise<TableClient> {
   return client;
 }
 
-const NULLABLE = ['upn', 'buildId', 'exportFile', 'exportingSince', 'lastAcceptedStep', 'lockedUntil', 'lastVerifiedAt', 'driftSeconds'] as const;
+const NULLABLE = ['upn', 'buildId', 'exportFile', 'exportingSince', 'lastAcceptedStep', 'activatedBuildId', 'lockedUntil', 'lastVerifiedAt', 'driftSeconds'] as const;
 
 async function newTokenTable(listPageSize?: number): Promise<AzureEntityTable<TokenEntity>> {
   return new AzureEntityTable<TokenEntity>(await newTableClient(), 'token', { nullableFields: NULLABLE, listPageSize });
@@ -45,6 +45,7 @@ function token(serial: string, overrides: Partial<TokenEntity> = {}): TokenEntit
     exportFile: null,
     exportingSince: null,
     lastAcceptedStep: null,
+    activatedBuildId: null,
     failedAttempts: 0,
     lockedUntil: null,
     lastVerifiedAt: null,

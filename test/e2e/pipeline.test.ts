@@ -110,15 +110,23 @@ describe('pipeline end to end (local stack)', () => {
     assert.equal(valid.body.valid, true);
     assert.equal(valid.body.withinSignInWindow, true);
     assert.equal((await api('POST', 'tokens/E2E1003/verify', { code: code('E2E1003', t) })).status, 409);
+    // Activated: a code an hour ahead is outside the only window left; the answer says nothing about it.
+    const later = await api('POST', 'tokens/E2E1003/verify', { code: code('E2E1003', t + 3600) });
+    assert.deepEqual([later.status, later.body.valid, later.body.confirmationRequired, later.body.driftSeconds], [200, false, false, null]);
+    assert.equal((await api('GET', 'tokens/E2E1003')).body.failedAttempts, 2, 'the replay and the miss count');
 
-    // Ten minutes ahead: outside the sign-in window, inside the activation window.
+    // Ten minutes ahead: outside the sign-in window, inside the activation window of a token never verified.
     const ahead = t + 600;
     const unconfirmed = await api('POST', 'tokens/E2E1002/verify', { code: code('E2E1002', ahead) });
-    assert.deepEqual([unconfirmed.status, unconfirmed.body.valid, unconfirmed.body.confirmationRequired, unconfirmed.body.withinActivationWindow], [200, false, true, true]);
+    assert.deepEqual(
+      [unconfirmed.status, unconfirmed.body.valid, unconfirmed.body.confirmationRequired, unconfirmed.body.withinActivationWindow, unconfirmed.body.driftSeconds],
+      [200, false, true, true, null],
+    );
     const confirmed = await api('POST', 'tokens/E2E1002/verify', { code: code('E2E1002', ahead), nextCode: code('E2E1002', ahead + 30) });
     assert.equal(confirmed.body.valid, true);
     assert.ok(Math.abs((confirmed.body.driftSeconds as number) - 600) <= 30);
     assert.equal((await api('GET', 'tokens/E2E1002')).body.lastVerifiedAt !== null, true);
+    assert.equal((await api('GET', 'tokens/E2E1002')).body.failedAttempts, 0);
 
     const wrong = String((Number(code('E2E1001', t)) + 1) % 1_000_000).padStart(6, '0');
     for (let i = 0; i < 3; i++) assert.equal((await api('POST', 'tokens/E2E1001/verify', { code: wrong })).body.valid, false);

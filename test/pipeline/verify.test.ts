@@ -7,27 +7,22 @@ import type { HashAlgorithm } from '../../shared/core/token.js';
 import { totpCode, type OtpParameters } from '../../shared/core/totp.js';
 import { PreconditionFailedError, TransientError } from '../../shared/pipeline/errors.js';
 import type { Logger, TokenEntity, Versioned } from '../../shared/pipeline/ports.js';
-import { LOCKED_UNTIL_ADMIN, parseVerifyBody, VerifyService, type VerifyDeps, type VerifyOutcome, type VerifyResult } from '../../shared/pipeline/verify.js';
+import { isActivated, LOCKED_UNTIL_ADMIN, parseVerifyBody, VerifyService, type VerifyDeps, type VerifyOutcome, type VerifyResult } from '../../shared/pipeline/verify.js';
+import { ManualClock } from '../helpers/clock.js';
 import { MemorySecretStore, MemoryTable } from '../helpers/memory-ports.js';
 
 const SERIAL = 'TK-0001';
 const SECRET_NAME = 'oath-x-544b2d30303031';
 const DAY = 86_400;
+const HOUR = 3_600;
+const MINUTE_MS = 60_000;
 /** A fixed, random-looking seed, so every code below is deterministic. */
 const SEED = new Uint8Array(createHash('sha1').update('verify.test seed').digest());
 const SEED_BASE32 = toCanonicalBase32(SEED);
 const T0 = Date.UTC(2025, 0, 15, 12, 0, 10);
 const T0_SECONDS = T0 / 1000;
 
-class TestClock {
-  constructor(public ms = T0) {}
-  now() {
-    return new Date(this.ms);
-  }
-  get seconds() {
-    return Math.floor(this.ms / 1000);
-  }
-}
+const secondsOf = (clock: ManualClock) => Math.floor(clock.now().getTime() / 1000);
 
 class CapturingLog implements Logger {
   readonly lines: { message: string; data: Record<string, unknown> | undefined }[] = [];
@@ -72,6 +67,7 @@ function tokenEntity(extra: Partial<TokenEntity> = {}): TokenEntity {
     exportFile: 'imports/x.csv',
     exportingSince: null,
     lastAcceptedStep: null,
+    activatedBuildId: null,
     failedAttempts: 0,
     lockedUntil: null,
     lastVerifiedAt: null,
@@ -85,7 +81,7 @@ interface Setup {
   service: VerifyService;
   table: MemoryTable<TokenEntity>;
   secrets: MemorySecretStore;
-  clock: TestClock;
+  clock: ManualClock;
   log: CapturingLog;
   params: OtpParameters;
   /** The code the token shows `offset` seconds from the clock's now. */
@@ -98,12 +94,12 @@ async function setup(
 ): Promise<Setup> {
   const table = options.table ?? new MemoryTable<TokenEntity>();
   const secrets = new MemorySecretStore();
-  const clock = new TestClock();
+  const clock = new ManualClock(new Date(T0));
   const log = new CapturingLog();
   const entity = tokenEntity(options.token);
   await table.insert(SERIAL, entity);
   await secrets.set(SECRET_NAME, SEED_BASE32, { contentType: 'application/vnd.oath-totp-seed', tags: { serial: SERIAL } });
-  const service = new VerifyService({ tokens: table, secrets, clock, log, lockoutLimit: 10, lockoutMinutes: 15, ...options.deps });
+  const service = new VerifyService({ tokens: table, secrets, clock, log, lockoutLimit: 10, lockoutMinutes: 15, lockoutMaxMinutes: 24 * 60, ...options.deps });
   const params: OtpParameters = { secret: SEED, algorithm: (entity.algorithm as HashAlgorithm) ?? 'SHA1', digits: entity.digits, period: entity.period };
   return {
     service,
@@ -112,7 +108,7 @@ async function setup(
     clock,
     log,
     params,
-    codeAt: (offset) => totpCode(params, clock.seconds + offset),
+    codeAt: (offset) => totpCode(params, secondsOf(clock) + offset),
     entity: () => table.rows.get(SERIAL)!.value,
   };
 }
@@ -120,7 +116,7 @@ async function setup(
 /** A code that matches no step within +/- `windowSteps` of now, so it is wrong for certain. */
 const windowCodes = new Map<string, Set<string>>();
 function wrongCode(s: Setup, windowSteps: number, skip = 0): string {
-  const key = `${s.clock.seconds}/${windowSteps}/${s.params.period}/${s.params.algorithm}/${s.params.digits}`;
+  const key = `${secondsOf(s.clock)}/${windowSteps}/${s.params.period}/${s.params.algorithm}/${s.params.digits}`;
   let used = windowCodes.get(key);
   if (!used) {
     used = new Set<string>();
@@ -128,10 +124,11 @@ function wrongCode(s: Setup, windowSteps: number, skip = 0): string {
     windowCodes.set(key, used);
   }
   let found = 0;
-  for (let n = 0; ; n++) {
+  for (let n = 0; n < 10 ** s.params.digits; n++) {
     const code = String(n).padStart(s.params.digits, '0');
     if (!used.has(code) && found++ === skip) return code;
   }
+  throw new Error('no wrong code left');
 }
 
 function okBody(outcome: VerifyOutcome): VerifyResult {
@@ -144,7 +141,7 @@ function errorCode(outcome: unknown): string {
 }
 
 const events = (entity: TokenEntity) => (JSON.parse(entity.history) as { event: string }[]).map((e) => e.event);
-const stepNow = (s: Setup) => Math.floor(s.clock.seconds / s.params.period);
+const stepNow = (s: Setup) => Math.floor(secondsOf(s.clock) / s.params.period);
 
 void describe('parseVerifyBody', () => {
   void it('accepts a code, an optional nextCode, and the JSON text of the same', () => {
@@ -183,17 +180,22 @@ void describe('VerifyService.verify', () => {
     assert.equal(s.secrets.gets, 1);
   });
 
-  void it('asks for the next code when the match is outside the sign-in window, without counting or consuming', async () => {
+  void it('asks for the next code when the match is outside the sign-in window: no drift or step, counted, nothing consumed', async () => {
     const s = await setup();
-    const before = s.table.rows.get(SERIAL)!.etag;
     const body = okBody(await s.service.verify(SERIAL, { code: s.codeAt(-3600) }));
-    assert.deepEqual(
-      { valid: body.valid, confirmationRequired: body.confirmationRequired, driftSeconds: body.driftSeconds, withinSignInWindow: body.withinSignInWindow, withinActivationWindow: body.withinActivationWindow },
-      { valid: false, confirmationRequired: true, driftSeconds: -3600, withinSignInWindow: false, withinActivationWindow: true },
-    );
-    assert.equal(s.table.rows.get(SERIAL)!.etag, before, 'nothing written');
-    assert.equal(s.entity().failedAttempts, 0);
+    assert.deepEqual(body, {
+      serial: SERIAL,
+      valid: false,
+      confirmationRequired: true,
+      driftSeconds: null,
+      withinSignInWindow: false,
+      withinActivationWindow: true,
+      checkedAt: new Date(T0).toISOString(),
+    });
+    assert.equal(s.entity().failedAttempts, 1, 'an unconfirmed match counts toward the lockout');
     assert.equal(s.entity().lastAcceptedStep, null);
+    assert.equal(s.entity().driftSeconds, null);
+    assert.ok(s.log.lines.every((l) => l.data?.driftSeconds === null), 'nor does the log say where the code matched');
 
     // The same code again is still usable, now confirmed by the following step.
     const confirmed = okBody(await s.service.verify(SERIAL, { code: s.codeAt(-3600), nextCode: s.codeAt(-3570) }));
@@ -205,8 +207,10 @@ void describe('VerifyService.verify', () => {
     const e = s.entity();
     assert.equal(e.lastAcceptedStep, stepNow(s) - 119, 'the confirming step is consumed');
     assert.equal(e.driftSeconds, -3600);
-    // Both steps are used up now.
-    assert.equal(errorCode(await s.service.verify(SERIAL, { code: s.codeAt(-3570) })), 'CODE_REPLAYED');
+    assert.equal(e.failedAttempts, 0);
+    // Activated now: those steps are outside the only window left, so they are just wrong.
+    const again = okBody(await s.service.verify(SERIAL, { code: s.codeAt(-3570) }));
+    assert.deepEqual([again.valid, again.confirmationRequired, again.driftSeconds], [false, false, null]);
   });
 
   void it('counts a wrong nextCode as a failure', async () => {
@@ -245,16 +249,18 @@ void describe('VerifyService.verify', () => {
     assert.equal(s.entity().lastAcceptedStep, stepNow(s) + later + 1);
   });
 
-  void it('spans +/- 1 day for 30 s tokens and +/- 2 days for 60 s tokens', async () => {
+  void it('spans +/- 1 day for 30 s tokens and +/- 2 days for 60 s tokens, until activation', async () => {
     const s30 = await setup();
     assert.equal(okBody(await s30.service.verify(SERIAL, { code: s30.codeAt(-DAY + 30) })).confirmationRequired, true);
     const beyond = okBody(await s30.service.verify(SERIAL, { code: s30.codeAt(1.5 * DAY), nextCode: s30.codeAt(1.5 * DAY + 30) }));
     assert.equal(beyond.valid, false);
     assert.equal(beyond.withinActivationWindow, false);
 
-    const s60 = await setup({ token: { period: 60 } });
     // A 60 s token's sign-in window is +/- 2 steps (2 minutes).
-    assert.equal(okBody(await s60.service.verify(SERIAL, { code: s60.codeAt(-120) })).withinSignInWindow, true);
+    const signIn60 = await setup({ token: { period: 60 } });
+    assert.equal(okBody(await signIn60.service.verify(SERIAL, { code: signIn60.codeAt(-120) })).withinSignInWindow, true);
+
+    const s60 = await setup({ token: { period: 60 } });
     const drift = 1.5 * DAY;
     const body = okBody(await s60.service.verify(SERIAL, { code: s60.codeAt(drift), nextCode: s60.codeAt(drift + 60) }));
     assert.equal(body.valid, true);
@@ -265,7 +271,7 @@ void describe('VerifyService.verify', () => {
     assert.equal(tooFar.valid, false);
     assert.equal(tooFar.withinActivationWindow, false);
     assert.equal(s60.entity().failedAttempts, 1);
-    assert.equal(s30.entity().failedAttempts, 1);
+    assert.equal(s30.entity().failedAttempts, 2, 'the unconfirmed match and the miss');
   });
 
   void it('checks 8-digit SHA256 tokens with their own digits', async () => {
@@ -275,7 +281,7 @@ void describe('VerifyService.verify', () => {
     assert.equal(short.status, 400);
   });
 
-  void it('refuses a replayed code and any earlier step (409), without counting a failure', async () => {
+  void it('refuses a replayed code and any earlier step of the sign-in window (409), counting each as a failure', async () => {
     const s = await setup();
     const code = s.codeAt(0);
     assert.equal(okBody(await s.service.verify(SERIAL, { code })).valid, true);
@@ -283,10 +289,112 @@ void describe('VerifyService.verify', () => {
     assert.equal(again.status, 409);
     assert.equal(errorCode(again), 'CODE_REPLAYED');
     assert.equal(errorCode(await s.service.verify(SERIAL, { code: s.codeAt(-30) })), 'CODE_REPLAYED');
-    assert.equal(errorCode(await s.service.verify(SERIAL, { code: s.codeAt(-5 * 3600) })), 'CODE_REPLAYED', 'far earlier steps too');
-    assert.equal(s.entity().failedAttempts, 0);
-    // The following step is still fresh.
+    assert.equal(s.entity().failedAttempts, 2);
+    // Activated: a far earlier step is outside the only window left, so it is just wrong.
+    const far = okBody(await s.service.verify(SERIAL, { code: s.codeAt(-5 * HOUR) }));
+    assert.deepEqual([far.valid, far.confirmationRequired, far.driftSeconds, far.withinActivationWindow], [false, false, null, false]);
+    assert.equal(s.entity().failedAttempts, 3);
+    // The following step is still fresh, and its acceptance clears the count.
     assert.equal(okBody(await s.service.verify(SERIAL, { code: s.codeAt(30) })).valid, true);
+    assert.equal(s.entity().failedAttempts, 0);
+  });
+
+  void it('counts replays toward the lockout', async () => {
+    const s = await setup({ deps: { lockoutLimit: 3 } });
+    const code = s.codeAt(0);
+    assert.equal(okBody(await s.service.verify(SERIAL, { code })).valid, true);
+    for (let i = 1; i <= 3; i++) {
+      assert.equal(errorCode(await s.service.verify(SERIAL, { code })), 'CODE_REPLAYED');
+      assert.equal(s.entity().failedAttempts, i);
+    }
+    assert.equal(s.entity().lockedUntil, new Date(T0 + 15 * MINUTE_MS).toISOString());
+    assert.equal((await s.service.verify(SERIAL, { code: s.codeAt(30) })).status, 423, 'the next fresh code too');
+  });
+
+  void it('counts unconfirmed matches toward the lockout', async () => {
+    const s = await setup();
+    for (let i = 1; i <= 10; i++) {
+      const body = okBody(await s.service.verify(SERIAL, { code: s.codeAt(i * HOUR) }));
+      assert.deepEqual([body.valid, body.confirmationRequired, body.driftSeconds], [false, true, null]);
+      assert.equal(s.entity().failedAttempts, i);
+    }
+    assert.equal(s.entity().lastAcceptedStep, null, 'no step consumed');
+    assert.equal((await s.service.verify(SERIAL, { code: s.codeAt(0) })).status, 423);
+  });
+
+  void it('once a code is accepted, only the sign-in window applies: far codes are wrong, say nothing, and lock the token', async () => {
+    // The finding: after activation the +/- 1 day scan still ran, so random guesses revealed codes of known steps.
+    const s = await setup();
+    assert.equal(okBody(await s.service.verify(SERIAL, { code: s.codeAt(0) })).valid, true);
+    assert.equal(isActivated(s.entity()), true);
+    for (let h = 1; h <= 10; h++) {
+      const body = okBody(await s.service.verify(SERIAL, { code: s.codeAt(h * HOUR) }));
+      assert.equal(body.valid, false, `+${h} h`);
+      assert.equal(body.driftSeconds, null, `+${h} h`);
+      assert.equal(body.confirmationRequired, false, `+${h} h`);
+      assert.equal(body.withinActivationWindow, false, `+${h} h`);
+    }
+    const next = await s.service.verify(SERIAL, { code: s.codeAt(30) });
+    assert.equal(next.status, 423, 'the correct current code after 10 failures');
+    assert.equal(errorCode(next), 'TOKEN_LOCKED');
+    // Nor does a nextCode re-open the wide window.
+    const u = await setup();
+    assert.equal(okBody(await u.service.verify(SERIAL, { code: u.codeAt(0) })).valid, true);
+    const paired = okBody(await u.service.verify(SERIAL, { code: u.codeAt(HOUR), nextCode: u.codeAt(HOUR + 30) }));
+    assert.deepEqual([paired.valid, paired.driftSeconds], [false, null]);
+  });
+
+  void it('a 60 s token gets +/- 2 days before activation and +/- 2 minutes after it', async () => {
+    const s = await setup({ token: { period: 60 } });
+    assert.equal(okBody(await s.service.verify(SERIAL, { code: s.codeAt(1.5 * DAY) })).confirmationRequired, true);
+    assert.equal(okBody(await s.service.verify(SERIAL, { code: s.codeAt(0) })).valid, true);
+    assert.equal(okBody(await s.service.verify(SERIAL, { code: s.codeAt(120) })).valid, true);
+    const after = okBody(await s.service.verify(SERIAL, { code: s.codeAt(1.5 * DAY), nextCode: s.codeAt(1.5 * DAY + 60) }));
+    assert.deepEqual([after.valid, after.confirmationRequired, after.driftSeconds], [false, false, null]);
+  });
+
+  void it('re-opens the activation window for a new export, and closes it again at the next accepted code', async () => {
+    const s = await setup({ token: { buildId: 'b1' } });
+    assert.equal(okBody(await s.service.verify(SERIAL, { code: s.codeAt(0) })).valid, true);
+    assert.equal(s.entity().activatedBuildId, 'b1');
+    assert.equal(okBody(await s.service.verify(SERIAL, { code: s.codeAt(HOUR) })).confirmationRequired, false, 'closed');
+
+    // A re-export (build --reexport) gives the token a new build id: Entra asks for activation again.
+    const row = s.table.rows.get(SERIAL)!;
+    await s.table.replace(SERIAL, { ...row.value, buildId: 'b2', state: 'exported' }, row.etag);
+    assert.equal(isActivated(s.entity()), false);
+    assert.equal(okBody(await s.service.verify(SERIAL, { code: s.codeAt(2 * HOUR) })).confirmationRequired, true, 're-opened');
+    const confirmed = okBody(await s.service.verify(SERIAL, { code: s.codeAt(2 * HOUR), nextCode: s.codeAt(2 * HOUR + 30) }));
+    assert.deepEqual([confirmed.valid, confirmed.driftSeconds], [true, 2 * HOUR]);
+    assert.equal(s.entity().activatedBuildId, 'b2');
+    assert.equal(s.entity().failedAttempts, 0);
+    assert.equal(okBody(await s.service.verify(SERIAL, { code: s.codeAt(3 * HOUR) })).confirmationRequired, false, 'closed again');
+  });
+
+  void it('answers a replayed sign-in code 409 even where the code recurs later in a re-opened activation window', async () => {
+    // Kills the mutation that drops the sign-in window's replay check: the wide scan past the replay floor would
+    // find the later recurrence and answer "confirmation required" instead.
+    const probe = await setup();
+    const base = stepNow(probe);
+    const W = 2880;
+    const codes = Array.from({ length: 4000 + W }, (_, i) => totpCode(probe.params, (base + i) * 30));
+    let recurring: number | undefined;
+    for (let i = 0; i < 4000 && recurring === undefined; i++) {
+      if (codes.indexOf(codes[i]!, i + 3) !== -1 && codes.indexOf(codes[i]!, i + 3) <= i + W) recurring = i;
+    }
+    assert.ok(recurring !== undefined, 'some code of this seed recurs within a day');
+
+    const s = await setup({ token: { buildId: 'b1' } });
+    s.clock.set(new Date((base + recurring) * 30_000 + 10_000));
+    const code = s.codeAt(0);
+    assert.equal(okBody(await s.service.verify(SERIAL, { code })).valid, true);
+    const row = s.table.rows.get(SERIAL)!;
+    await s.table.replace(SERIAL, { ...row.value, buildId: 'b2' }, row.etag);
+
+    const replayed = await s.service.verify(SERIAL, { code });
+    assert.equal(replayed.status, 409, JSON.stringify(replayed.body));
+    assert.equal(errorCode(replayed), 'CODE_REPLAYED');
+    assert.equal(s.entity().failedAttempts, 1);
   });
 
   void it('counts wrong codes, locks at the limit (423 even for the right code) and unlocks after the timeout', async () => {
@@ -305,23 +413,62 @@ void describe('VerifyService.verify', () => {
     assert.equal(errorCode(locked), 'TOKEN_LOCKED');
     assert.equal(s.secrets.gets, gets, 'no vault read (and no HMAC) while locked');
 
-    s.clock.ms += 14 * 60_000;
+    s.clock.advance(14 * MINUTE_MS);
     assert.equal((await s.service.verify(SERIAL, { code: s.codeAt(0) })).status, 423);
-    s.clock.ms += 60_000;
+    s.clock.advance(MINUTE_MS);
     assert.equal(okBody(await s.service.verify(SERIAL, { code: s.codeAt(0) })).valid, true);
     assert.equal(s.entity().failedAttempts, 0);
     assert.equal(s.entity().lockedUntil, null);
     assert.deepEqual(events(s.entity()), ['locked', 'unlocked', 'verified']);
   });
 
-  void it('after an expired lock, counting starts again from zero', async () => {
-    const s = await setup({ deps: { lockoutLimit: 2, lockoutMinutes: 1 } });
+  void it('after an expired lock the count goes on: the next failure locks again for twice as long, up to the cap', async () => {
+    const s = await setup({ deps: { lockoutLimit: 2, lockoutMinutes: 15, lockoutMaxMinutes: 60 } });
     await s.service.verify(SERIAL, { code: wrongCode(s, 2880, 0) });
     await s.service.verify(SERIAL, { code: wrongCode(s, 2880, 1) });
-    s.clock.ms += 61_000;
-    assert.equal(okBody(await s.service.verify(SERIAL, { code: wrongCode(s, 2880, 2) })).valid, false);
-    assert.equal(s.entity().failedAttempts, 1);
-    assert.equal(s.entity().lockedUntil, null);
+    const lockMinutes: number[] = [];
+    const recordLock = () => lockMinutes.push((Date.parse(s.entity().lockedUntil!) - s.clock.now().getTime()) / MINUTE_MS);
+    recordLock();
+    for (let i = 2; i < 6; i++) {
+      s.clock.set(new Date(Date.parse(s.entity().lockedUntil!)));
+      assert.equal(okBody(await s.service.verify(SERIAL, { code: wrongCode(s, 2880, i) })).valid, false);
+      recordLock();
+    }
+    assert.deepEqual(lockMinutes, [15, 30, 60, 60, 60]);
+    assert.equal(s.entity().failedAttempts, 6);
+    assert.deepEqual(events(s.entity()), ['locked', 'unlocked', 'locked', 'unlocked', 'locked', 'unlocked', 'locked', 'unlocked', 'locked']);
+
+    // Only an acceptance clears the count: the next lock is the first again.
+    s.clock.set(new Date(Date.parse(s.entity().lockedUntil!)));
+    assert.equal(okBody(await s.service.verify(SERIAL, { code: s.codeAt(0) })).valid, true);
+    assert.equal(s.entity().failedAttempts, 0);
+    await s.service.verify(SERIAL, { code: wrongCode(s, 2880, 0) });
+    assert.equal(s.entity().lockedUntil, null, 'one failure after an acceptance does not lock');
+    await s.service.verify(SERIAL, { code: wrongCode(s, 2880, 1) });
+    assert.equal(Date.parse(s.entity().lockedUntil!) - s.clock.now().getTime(), 15 * MINUTE_MS);
+  });
+
+  void it("an administrator's unlock clears the escalation too", async () => {
+    const s = await setup({ deps: { lockoutLimit: 1, lockoutMinutes: 10, lockoutMaxMinutes: 24 * 60 } });
+    await s.service.verify(SERIAL, { code: wrongCode(s, 2880, 0) });
+    s.clock.advance(10 * MINUTE_MS);
+    await s.service.verify(SERIAL, { code: wrongCode(s, 2880, 1) });
+    assert.equal(Date.parse(s.entity().lockedUntil!) - s.clock.now().getTime(), 20 * MINUTE_MS);
+    assert.equal((await s.service.unlock(SERIAL)).status, 200);
+    await s.service.verify(SERIAL, { code: wrongCode(s, 2880, 2) });
+    assert.equal(Date.parse(s.entity().lockedUntil!) - s.clock.now().getTime(), 10 * MINUTE_MS);
+  });
+
+  void it('caps the lock at lockoutMaxMinutes however many came before', async () => {
+    const s = await setup({ deps: { lockoutLimit: 3, lockoutMinutes: 15, lockoutMaxMinutes: 24 * 60 } });
+    assert.deepEqual([3, 4, 5, 6, 7, 8, 9, 10, 11].map((n) => s.service.lockMinutes(n)), [15, 30, 60, 120, 240, 480, 960, 1440, 1440]);
+    assert.equal(s.service.lockMinutes(5000), 24 * 60, 'no overflow');
+    for (let i = 0; i < 12; i++) {
+      await s.service.verify(SERIAL, { code: wrongCode(s, 2, i) });
+      if (s.entity().lockedUntil) s.clock.set(new Date(Date.parse(s.entity().lockedUntil!)));
+    }
+    assert.equal(s.entity().failedAttempts, 12);
+    assert.equal(s.clock.now().getTime() - T0, (15 + 30 + 60 + 120 + 240 + 480 + 960 + 1440 + 1440 + 1440) * MINUTE_MS);
   });
 
   void it('a success resets the failure counter', async () => {
@@ -340,7 +487,7 @@ void describe('VerifyService.verify', () => {
     await s.service.verify(SERIAL, { code: wrongCode(s, 2880, 0) });
     await s.service.verify(SERIAL, { code: wrongCode(s, 2880, 1) });
     assert.equal(s.entity().lockedUntil, LOCKED_UNTIL_ADMIN);
-    s.clock.ms += 365 * DAY * 1000;
+    s.clock.advance(365 * DAY * 1000);
     assert.equal((await s.service.verify(SERIAL, { code: s.codeAt(0) })).status, 423);
 
     assert.deepEqual(await s.service.unlock(SERIAL), { status: 200, body: { serial: SERIAL, unlocked: true, wasLocked: true } });
@@ -377,15 +524,17 @@ void describe('VerifyService.verify', () => {
     assert.equal((await r.service.unlock(SERIAL)).status, 410);
   });
 
-  void it('lets exactly one of 20 concurrent checks of the same code succeed', async () => {
+  void it('lets exactly one of 20 concurrent checks of the same code succeed; the replays count until the lock', async () => {
     const s = await setup({ table: new InterleavingTable() });
     const code = s.codeAt(0);
     const outcomes = await Promise.all(Array.from({ length: 20 }, () => s.service.verify(SERIAL, { code })));
     const valid = outcomes.filter((o) => o.status === 200 && o.body.valid);
     assert.equal(valid.length, 1);
-    assert.equal(outcomes.filter((o) => o.status === 409 && errorCode(o) === 'CODE_REPLAYED').length, 19);
+    assert.equal(outcomes.filter((o) => o.status === 409 && errorCode(o) === 'CODE_REPLAYED').length, 10, 'VERIFY_LOCKOUT_LIMIT replays');
+    assert.equal(outcomes.filter((o) => o.status === 423 && errorCode(o) === 'TOKEN_LOCKED').length, 9);
     assert.equal(s.entity().lastAcceptedStep, stepNow(s));
-    assert.deepEqual(events(s.entity()), ['verified']);
+    assert.equal(s.entity().failedAttempts, 10);
+    assert.deepEqual(events(s.entity()), ['verified', 'locked']);
   });
 
   void it('loses no failure when wrong codes race', async () => {
@@ -422,7 +571,7 @@ void describe('VerifyService.verify', () => {
     outcomes.push(await s.service.unlock(SERIAL));
     assert.deepEqual(
       outcomes.map((o) => (o as { status: number }).status),
-      [200, 200, 200, 409, 200, 200, 423, 400, 404, 200],
+      [200, 200, 200, 409, 200, 423, 423, 400, 404, 200],
     );
     const text = JSON.stringify(outcomes) + JSON.stringify(s.log.lines) + s.entity().history;
     const hex = Buffer.from(SEED).toString('hex');

@@ -18,6 +18,7 @@ describe('config', () => {
     assert.equal(c.vaultReadBudget, 4000);
     assert.equal(c.lockoutLimit, 10);
     assert.equal(c.lockoutMinutes, 15);
+    assert.equal(c.lockoutMaxMinutes, 24 * 60);
     assert.equal(c.transportKeyPrefix, 'transport-');
     assert.equal(c.localVault, false);
     assert.deepEqual(c.storage, { connectionString: 'UseDevelopmentStorage=true' });
@@ -58,6 +59,8 @@ describe('config', () => {
     assert.throws(() => loadConfig({ PipelineStorage: 'UseDevelopmentStorage=true' }), /App setting KEY_VAULT_URL: is required/);
     failsOn('KEY_VAULT_CREATE_BUDGET', { KEY_VAULT_CREATE_BUDGET: 'lots' });
     failsOn('VERIFY_LOCKOUT_LIMIT', { VERIFY_LOCKOUT_LIMIT: '0' });
+    failsOn('VERIFY_LOCKOUT_MAX_MINUTES', { VERIFY_LOCKOUT_MAX_MINUTES: '0' });
+    failsOn('VERIFY_LOCKOUT_MAX_MINUTES', { VERIFY_LOCKOUT_MINUTES: '120', VERIFY_LOCKOUT_MAX_MINUTES: '60' });
     failsOn('SEED_TRIGGER_SOURCE', { SEED_TRIGGER_SOURCE: 'Polling' });
     failsOn('SEEDS_CONTAINER', { SEEDS_CONTAINER: 'Bad_Name' });
     failsOn('TRANSPORT_KEY_PREFIX', { TRANSPORT_KEY_PREFIX: 'oath-keys' });
