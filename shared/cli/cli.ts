@@ -262,6 +262,7 @@ async function convert(args: string[], io: CliIo): Promise<number> {
   const result = loaded.result!;
 
   let assignments: AssignmentRow[];
+  const listProblems: Problem[] = [];
   if (values.assignments !== undefined) {
     try {
       let bytes: Uint8Array;
@@ -270,7 +271,9 @@ async function convert(args: string[], io: CliIo): Promise<number> {
       } catch {
         throw new FileError('FILE_UNREADABLE', `${values.assignments}: the assignment list cannot be read. Check the path and permissions.`);
       }
-      assignments = readAssignments(bytes, values.assignments);
+      const list = readAssignments(bytes, values.assignments);
+      assignments = list.rows;
+      listProblems.push(...list.problems);
     } catch (err) {
       if (err instanceof FileError) return fail(err);
       throw err;
@@ -304,7 +307,7 @@ async function convert(args: string[], io: CliIo): Promise<number> {
     io.stdout(writeEntraCsv(rows));
   }
 
-  const allProblems = [...result.problems, ...plan.problems];
+  const allProblems = [...result.problems, ...listProblems, ...plan.problems];
   const notExported = allProblems.filter((p) => p.severity === 'error');
   const warnings = allProblems.filter((p) => p.severity !== 'error');
   if (values.json) {

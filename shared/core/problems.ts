@@ -31,6 +31,8 @@ export const PROBLEM_CODES = {
   ASSIGNMENTS_UNREADABLE: 'The assignment list cannot be used.',
 
   // Per token (exit status 1 when severity is error).
+  CSV_ROW_MISALIGNED:
+    "The row's cells do not line up with the columns (a cell missing or one too many, often an unquoted comma or a dropped empty cell), so it is not read and none of its cells is shown. Quote cells that hold the delimiter, keep empty cells in place, and drop the file again.",
   SERIAL_MISSING: 'The row has no serial number.',
   SERIAL_INVALID: 'The serial number holds characters that are not allowed (control characters or non-printable text).',
   SECRET_MISSING: 'The row has no secret key.',

@@ -14,12 +14,21 @@ export const ALLOWED_DIGITS: readonly number[] = [6, 8];
  */
 const INVISIBLE_OR_CONTROL = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\u2060-\u206f]/u;
 
+/**
+ * The serial rules every format applies. A serial that fails them is neither
+ * quoted nor attached to the problem: it may be anything, a shifted secret
+ * included, so the problem names its line and what is wrong only.
+ */
 export function checkSerial(serial: string, line?: number): Problem | undefined {
-  if (serial.length === 0) return problem('SERIAL_MISSING', 'error', `Line ${line ?? '?'}: the serial number is empty. Fill it in from the token's back label.`, line === undefined ? {} : { line });
-  if (INVISIBLE_OR_CONTROL.test(serial)) {
-    return problem('SERIAL_INVALID', 'error', `Serial ${quoteValue(serial)} holds control or invisible characters. Retype it from the token's label.`, { line, serial });
+  const where = line === undefined ? {} : { line };
+  const at = `Line ${line ?? '?'}`;
+  if (serial.length === 0) return problem('SERIAL_MISSING', 'error', `${at}: the serial number is empty. Fill it in from the token's back label.`, where);
+  const bad = INVISIBLE_OR_CONTROL.exec(serial);
+  if (bad) {
+    const codePoint = bad[0].codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0');
+    return problem('SERIAL_INVALID', 'error', `${at}: the serial number holds a control or invisible character (U+${codePoint} at position ${[...serial.slice(0, bad.index)].length + 1}). Retype it from the token's label.`, where);
   }
-  if (serial.length > 128) return problem('SERIAL_INVALID', 'error', `The serial is ${serial.length} characters long; at most 128 are accepted.`, { line, serial: serial.slice(0, 40) });
+  if (serial.length > 128) return problem('SERIAL_INVALID', 'error', `${at}: the serial number is ${serial.length} characters long; at most 128 are accepted.`, where);
   return undefined;
 }
 

@@ -70,7 +70,8 @@ export function importabilityProblems(token: ImportCandidate, severity: 'error' 
       problems.push(problem('ENTRA_FIELD_TOO_LONG', severity, `Serial ${quoteValue(token.serial)}: the ${field} is ${value.length} characters long; at most ${ENTRA_MAX_FIELD_CHARS} are written to Entra's CSV. Shorten it in the source file.`, where));
     }
     if (startsLikeFormula(value)) {
-      problems.push(problem('ENTRA_FORMULA_CELL', severity, `Serial ${quoteValue(token.serial)}: the ${field} ${quoteValue(value)} starts with a spreadsheet formula character; fix it in the source file (it is not altered silently).`, where));
+      // Only the offending character: the rest of a cell read from a seed file is not echoed.
+      problems.push(problem('ENTRA_FORMULA_CELL', severity, `Serial ${quoteValue(token.serial)}: the ${field} starts with ${quoteValue(value[0]!)}, a spreadsheet formula character; fix it in the source file (it is not altered silently).`, where));
     }
   }
   return problems;
@@ -107,13 +108,29 @@ export function partFileName(path: string, index: number, total: number): string
 
 const UPN_PATTERN = /^[^\s@"<>,;()[\]\\]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$/;
 
+const UPN_MAX_CHARS = 113 + 1 + 255;
+
+/** What is wrong with a UPN that fails the pattern, said without quoting it (the cell may be anything). */
+function upnFault(upn: string): string {
+  if (upn.length === 0) return 'the UPN is empty';
+  if (upn.length > UPN_MAX_CHARS) return `the UPN is ${upn.length} characters long; at most ${UPN_MAX_CHARS} are allowed`;
+  const at = upn.split('@').length - 1;
+  if (at === 0) return 'the UPN has no @';
+  if (at > 1) return `the UPN has ${at} @ signs`;
+  if (/[\s"<>,;()[\]\\]/.test(upn)) return 'the UPN holds a space or one of " < > , ; ( ) [ ] \\';
+  if (upn.startsWith('@')) return 'the UPN has nothing before the @';
+  return 'the part after the @ is not a domain name (labels of letters, digits and inner hyphens, with at least one dot)';
+}
+
 export function upnProblem(upn: string, line: number, serial: string): Problem | undefined {
   const where = { line, serial };
+  // A UPN is quoted only when it has the shape of one; anything else is described, not echoed.
+  const wellFormed = upn.length > 0 && upn.length <= UPN_MAX_CHARS && UPN_PATTERN.test(upn);
   if (/#EXT#/i.test(upn)) {
-    return problem('ASSIGNMENT_GUEST_UPN', 'error', `Line ${line}: ${quoteValue(upn)} is a guest account (#EXT#); Entra does not let guests hold hardware tokens. Assign the token to a member account.`, where);
+    return problem('ASSIGNMENT_GUEST_UPN', 'error', `Line ${line}: ${wellFormed ? quoteValue(upn) : 'the UPN'} is a guest account (#EXT#); Entra does not let guests hold hardware tokens. Assign the token to a member account.`, where);
   }
-  if (upn.length === 0 || upn.length > 113 + 1 + 255 || !UPN_PATTERN.test(upn)) {
-    return problem('ASSIGNMENT_UPN_INVALID', 'error', `Line ${line}: ${quoteValue(upn)} is not a valid user principal name; write it as name@domain (for example helga@contoso.com).`, where);
+  if (!wellFormed) {
+    return problem('ASSIGNMENT_UPN_INVALID', 'error', `Line ${line}: ${upnFault(upn)}, so it is not a valid user principal name; write it as name@domain (for example helga@contoso.com).`, where);
   }
   if (startsLikeFormula(upn)) {
     return problem('ENTRA_FORMULA_CELL', 'error', `Line ${line}: the UPN ${quoteValue(upn)} starts with a spreadsheet formula character.`, where);

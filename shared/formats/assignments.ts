@@ -1,12 +1,24 @@
 /** Assignment lists: `upn,serial number` CSV files that say which user gets which token. */
-import { FileError } from '../core/problems.js';
-import { cell, detectDelimiter, findColumns, hasContent, parseCsvRows } from './csv-table.js';
+import { FileError, type Problem } from '../core/problems.js';
+import { checkSerial } from '../core/validate.js';
+import { cell, detectDelimiter, findColumns, hasContent, misalignedRow, parseCsvRows } from './csv-table.js';
 import { checkSize, decodeUtf8 } from './text.js';
 
 export interface AssignmentRow {
   upn: string;
   serial: string;
   line: number;
+}
+
+/**
+ * The rows that can be used, and one problem per row that cannot: cells that
+ * do not line up with the header (a seed file dropped here would shift a
+ * secret into the serial column) or a serial that fails the serial check.
+ * Those problems quote no cell and carry no serial.
+ */
+export interface AssignmentList {
+  rows: AssignmentRow[];
+  problems: Problem[];
 }
 
 export const ASSIGNMENT_COLUMNS = {
@@ -16,7 +28,7 @@ export const ASSIGNMENT_COLUMNS = {
 
 export const DEFAULT_MAX_ASSIGNMENT_FILE_BYTES = 10 * 1024 * 1024;
 
-export function readAssignments(bytes: Uint8Array, fileName: string, maxBytes = DEFAULT_MAX_ASSIGNMENT_FILE_BYTES): AssignmentRow[] {
+export function readAssignments(bytes: Uint8Array, fileName: string, maxBytes = DEFAULT_MAX_ASSIGNMENT_FILE_BYTES): AssignmentList {
   checkSize(fileName, bytes, maxBytes);
   const text = decodeUtf8(fileName, bytes);
   if (!hasContent(text)) throw new FileError('FILE_EMPTY', `${fileName}: the assignment list is empty.`);
@@ -33,5 +45,19 @@ export function readAssignments(bytes: Uint8Array, fileName: string, maxBytes = 
     );
   }
   if (rows.length === 1) throw new FileError('FILE_EMPTY', `${fileName}: the assignment list has a header but no rows.`);
-  return rows.slice(1).map((row) => ({ upn: cell(row, cols.upn), serial: cell(row, cols.serial), line: row.line }));
+  const list: AssignmentList = { rows: [], problems: [] };
+  const expected = { cells: header.cells.length, what: 'the header' };
+  for (const row of rows.slice(1)) {
+    const misaligned = misalignedRow(row, expected, cols.serial);
+    if (misaligned) {
+      list.problems.push(misaligned);
+      continue;
+    }
+    const serial = cell(row, cols.serial);
+    // An empty serial is the join's own rule (ASSIGNMENT_SERIAL_MISSING); any other failure stops here.
+    const serialProblem = serial.length === 0 ? undefined : checkSerial(serial, row.line);
+    if (serialProblem) list.problems.push(serialProblem);
+    else list.rows.push({ upn: cell(row, cols.upn), serial, line: row.line });
+  }
+  return list;
 }

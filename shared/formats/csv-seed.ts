@@ -3,10 +3,10 @@
  * similar, columns found by name) and privacyIDEA's header-less "OATH CSV".
  */
 import { decideEncoding, decodeSecret, isValidBase32, isValidHex, type SecretEncoding } from '../core/encoding.js';
-import { FileError, problem, quoteValue, type Problem } from '../core/problems.js';
+import { FileError, problem, type Problem } from '../core/problems.js';
 import { parseHashAlgorithm, type OathToken } from '../core/token.js';
 import { checkSerial, checkToken, resolveDuplicates, sortProblems } from '../core/validate.js';
-import { cell, detectDelimiter, findColumns, hasContent, normalizeHeader, parseCsvRows, type CsvRow } from './csv-table.js';
+import { cell, detectDelimiter, findColumns, hasContent, misalignedProblem, misalignedRow, normalizeHeader, parseCsvRows, type CsvRow } from './csv-table.js';
 import { checkSize, decodeUtf8 } from './text.js';
 import { DEFAULT_MAX_SEED_FILE_BYTES, type ReadOptions, type SeedReadResult } from './types.js';
 
@@ -23,12 +23,24 @@ const DEFAULT_PERIOD = 30;
 
 interface RawToken {
   line: number;
+  /** The serial cell; quoted or attached to problems only when `serialProblem` is undefined. */
   serial: string;
+  serialProblem: Problem | undefined;
   secretText: string;
   build: (secret: Uint8Array) => OathToken;
   /** Field problems found before the secret is decoded. */
   problems: Problem[];
   upn?: string;
+}
+
+/** A row that is not read at all: its one problem names the line only. */
+interface RejectedRow {
+  rejected: Problem;
+}
+
+/** Where a row's problems point: its line, and its serial only when that passed the serial check. */
+function rowWhere(line: number, serial: string, serialProblem: Problem | undefined): { line: number; serial?: string } {
+  return serialProblem ? { line } : { line, serial };
 }
 
 /** True when the first content line is a header naming a serial column. */
@@ -107,21 +119,27 @@ function readHeaderCsv(fileName: string, rows: CsvRow[], forced: SecretEncoding 
   const body = rows.slice(1);
   if (body.length === 0) throw new FileError('FILE_EMPTY', `${fileName}: the file has a header but no token rows.`);
 
-  const raw: RawToken[] = body.map((row) => {
+  const expected = { cells: header.cells.length, what: 'the header' };
+  const raw = body.map((row): RawToken | RejectedRow => {
+    const misaligned = misalignedRow(row, expected, cols.serial);
+    if (misaligned) return { rejected: misaligned };
     const serial = cell(row, cols.serial);
+    const serialProblem = checkSerial(serial, row.line);
+    const where = rowWhere(row.line, serial, serialProblem);
     const intervalText = cell(row, cols.interval);
     const problems: Problem[] = [];
     let period = DEFAULT_PERIOD;
     if (intervalText.length > 0) {
       period = /^\d{1,6}$/.test(intervalText) ? Number(intervalText) : NaN;
       if (Number.isNaN(period)) {
-        problems.push(problem('INTERVAL_INVALID', 'error', `Line ${row.line}: the time interval ${quoteValue(intervalText)} is not a number; it must be 30 or 60.`, { line: row.line, serial }));
+        problems.push(problem('INTERVAL_INVALID', 'error', `Line ${row.line}: the time interval is not a whole number of seconds; it must be 30 or 60.`, where));
       }
     }
     const upn = cell(row, cols.upn);
     return {
       line: row.line,
       serial,
+      serialProblem,
       secretText: cell(row, cols.secret),
       problems,
       upn: upn.length > 0 ? upn : undefined,
@@ -141,19 +159,29 @@ function readHeaderCsv(fileName: string, rows: CsvRow[], forced: SecretEncoding 
   return finish(fileName, 'csv', raw, forced);
 }
 
+/** privacyIDEA's OATH CSV: serial, seed, type, and optionally digits and the time step (or a hash name). */
+const PRIVACYIDEA_CELLS = { min: 3, max: 5, what: "privacyIDEA's OATH CSV layout" };
+
 function readPrivacyIdeaCsv(fileName: string, rows: CsvRow[], forced: SecretEncoding | undefined): SeedReadResult {
-  const raw: RawToken[] = rows.map((row) => {
-    const serial = cell(row, 0);
-    const problems: Problem[] = [];
-    const where = { line: row.line, serial };
+  const raw = rows.map((row): RawToken | RejectedRow => {
+    const misaligned = misalignedRow(row, PRIVACYIDEA_CELLS, 0);
+    if (misaligned) return { rejected: misaligned };
     const typeText = cell(row, 2).toLowerCase();
+    // The type column anchors the layout: anything but a type name there means the cells are shifted.
+    if (typeText !== 'totp' && typeText !== 'hotp' && !/^[a-z]{2,10}$/.test(typeText)) {
+      return { rejected: misalignedProblem(row.line, 'the third cell is not a token type, so the cells are shifted') };
+    }
+    const serial = cell(row, 0);
+    const serialProblem = checkSerial(serial, row.line);
+    const where = rowWhere(row.line, serial, serialProblem);
+    const problems: Problem[] = [];
     const type = typeText === 'hotp' ? 'hotp' : 'totp';
     if (typeText !== 'totp' && typeText !== 'hotp') {
-      problems.push(problem('TYPE_UNSUPPORTED', 'error', `Line ${row.line}: the token type ${quoteValue(cell(row, 2))} is not supported; use totp or hotp.`, where));
+      problems.push(problem('TYPE_UNSUPPORTED', 'error', `Line ${row.line}: the token type in the third cell is not supported; use totp or hotp.`, where));
     }
     const digitsText = cell(row, 3);
     const digits = digitsText.length === 0 ? 6 : /^\d{1,2}$/.test(digitsText) ? Number(digitsText) : NaN;
-    if (Number.isNaN(digits)) problems.push(problem('DIGITS_INVALID', 'error', `Line ${row.line}: the digits value ${quoteValue(digitsText)} is not a number; use 6 or 8.`, where));
+    if (Number.isNaN(digits)) problems.push(problem('DIGITS_INVALID', 'error', `Line ${row.line}: the digits cell is not a number; use 6 or 8.`, where));
     // privacyIDEA's fifth column is the time step for TOTP (and sometimes a hash name, which we accept too).
     const fifth = cell(row, 4);
     let period = DEFAULT_PERIOD;
@@ -163,12 +191,13 @@ function readPrivacyIdeaCsv(fileName: string, rows: CsvRow[], forced: SecretEnco
       else {
         const alg = parseHashAlgorithm(fifth);
         if (alg) algorithm = alg;
-        else problems.push(problem('INTERVAL_INVALID', 'error', `Line ${row.line}: the time step ${quoteValue(fifth)} is not a number; use 30 or 60.`, where));
+        else problems.push(problem('INTERVAL_INVALID', 'error', `Line ${row.line}: the time step in the fifth cell is neither a number of seconds nor a hash name; use 30 or 60.`, where));
       }
     }
     return {
       line: row.line,
       serial,
+      serialProblem,
       secretText: cell(row, 1),
       problems,
       build: (secret) => ({ serial, manufacturer: '', model: '', type, algorithm, digits: Number.isNaN(digits) ? 0 : digits, period, secret, line: row.line }),
@@ -181,26 +210,32 @@ function readPrivacyIdeaCsv(fileName: string, rows: CsvRow[], forced: SecretEnco
 function finish(
   fileName: string,
   format: 'csv' | 'privacyidea-csv',
-  raw: RawToken[],
+  rows: (RawToken | RejectedRow)[],
   forced: SecretEncoding | undefined,
   decidedByOverride?: 'forced' | 'detected',
 ): SeedReadResult {
+  const problems: Problem[] = [];
+  const raw: RawToken[] = [];
+  for (const row of rows) {
+    if ('rejected' in row) problems.push(row.rejected);
+    else raw.push(row);
+  }
+  // Cells of misaligned rows are not secrets of known place: they take no part in the encoding decision.
   const decision = decideEncoding(fileName, raw.map((r) => r.secretText), forced);
   const encoding = decision.encoding;
-  const problems: Problem[] = [];
   const candidates: OathToken[] = [];
   const embeddedAssignments: SeedReadResult['embeddedAssignments'] = [];
 
   for (const r of raw) {
+    const where = rowWhere(r.line, r.serial, r.serialProblem);
     const rowProblems = [...r.problems];
-    const serialProblem = checkSerial(r.serial, r.line);
-    if (serialProblem) rowProblems.push(serialProblem);
+    if (r.serialProblem) rowProblems.push(r.serialProblem);
     let secret: Uint8Array | undefined;
     if (r.secretText.length === 0) {
-      rowProblems.push(problem('SECRET_MISSING', 'error', `Line ${r.line}: the secret key is empty. Take it from the vendor's file again.`, { line: r.line, serial: r.serial }));
+      rowProblems.push(problem('SECRET_MISSING', 'error', `Line ${r.line}: the secret key is empty. Take it from the vendor's file again.`, where));
     } else {
       secret = decodeSecret(r.secretText, encoding);
-      if (!secret) rowProblems.push(invalidSecretProblem(r, encoding));
+      if (!secret) rowProblems.push(invalidSecretProblem(r, encoding, where));
     }
     if (secret && rowProblems.length === 0) {
       const token = r.build(secret);
@@ -228,7 +263,7 @@ function finish(
 }
 
 /** Names the offending character by position only: even one character of a secret stays out of messages. */
-function invalidSecretProblem(r: RawToken, encoding: SecretEncoding): Problem {
+function invalidSecretProblem(r: RawToken, encoding: SecretEncoding, where: { line: number; serial?: string }): Problem {
   const compact = r.secretText.replace(/[\s-]+/g, '');
   const allowed = encoding === 'base32' ? /[A-Za-z2-7=]/ : /[0-9A-Fa-f]/;
   const badIndex = [...compact].findIndex((c) => !allowed.test(c));
@@ -242,5 +277,5 @@ function invalidSecretProblem(r: RawToken, encoding: SecretEncoding): Problem {
     badIndex >= 0
       ? `character ${badIndex + 1} is outside the ${encoding} alphabet`
       : `its length (${compact.length} characters) is not a whole number of bytes in ${encoding}`;
-  return problem('SECRET_INVALID_CHARACTERS', 'error', `Line ${r.line}: the secret key is not valid ${encoding}: ${what}.${hint}`, { line: r.line, serial: r.serial });
+  return problem('SECRET_INVALID_CHARACTERS', 'error', `Line ${r.line}: the secret key is not valid ${encoding}: ${what}.${hint}`, where);
 }

@@ -1,9 +1,12 @@
 /**
  * The CSV plumbing every CSV reader shares: delimiter choice, csv-parse with
- * line numbers, and header lookup by column name.
+ * line numbers, header lookup by column name, and the check that a row's
+ * cells line up with the columns before any cell is read.
  */
 import { parse, CsvError } from 'csv-parse/sync';
-import { FileError } from '../core/problems.js';
+import { decodeBase32, decodeHex } from '../core/encoding.js';
+import { FileError, problem, type Problem } from '../core/problems.js';
+import { MIN_SECRET_BYTES } from '../core/token.js';
 
 export interface CsvRow {
   cells: string[];
@@ -39,6 +42,7 @@ export function parseCsvRows(fileName: string, text: string, options: { delimite
   try {
     const records = parse(text, {
       delimiter: options.delimiter,
+      // Rows of the wrong length are one row error each (misalignedRow), not a failure of the whole file.
       relax_column_count: true,
       skip_empty_lines: true,
       comment: options.comments ? '#' : '',
@@ -104,4 +108,45 @@ export function findColumns<K extends string>(header: string[], names: Record<K,
 
 export function cell(row: CsvRow, index: number | undefined): string {
   return index === undefined ? '' : (row.cells[index] ?? '').trim();
+}
+
+/** Text that decodes, as base32 or hex, to at least a minimum-length secret: never a serial. */
+export function looksLikeSecret(text: string): boolean {
+  if (text.length < 26) return false;
+  const bytes = decodeBase32(text) ?? decodeHex(text);
+  return bytes !== undefined && bytes.length >= MIN_SECRET_BYTES;
+}
+
+/**
+ * A row whose cells do not line up with the columns: a cell missing or one too
+ * many shifts a secret into another column, so no cell of such a row is
+ * quoted or read. `expected` is the header's cell count, or the range a
+ * header-less format allows; `serialIndex` points at the serial column, which
+ * must not hold what looks like a secret (a shift that kept the count).
+ */
+export function misalignedRow(
+  row: CsvRow,
+  expected: { cells: number; what: string } | { min: number; max: number; what: string },
+  serialIndex: number | undefined,
+): Problem | undefined {
+  const count = row.cells.length;
+  const fits = 'cells' in expected ? count === expected.cells : count >= expected.min && count <= expected.max;
+  let why: string | undefined;
+  if (!fits) {
+    const wanted = 'cells' in expected ? `${expected.cells}` : `${expected.min} to ${expected.max}`;
+    why = `the row has ${count} cell${count === 1 ? '' : 's'} but ${expected.what} has ${wanted}`;
+  } else if (looksLikeSecret(cell(row, serialIndex))) {
+    why = 'the serial number cell holds what looks like a secret key, so the cells are shifted';
+  }
+  return why === undefined ? undefined : misalignedProblem(row.line, why);
+}
+
+/** The one problem of a misaligned row: its line and why, no cell and no serial. */
+export function misalignedProblem(line: number, why: string): Problem {
+  return problem(
+    'CSV_ROW_MISALIGNED',
+    'error',
+    `Line ${line}: ${why}. The row is not read and none of its cells is shown (one may be a secret). Look for an unquoted delimiter inside a cell or a dropped empty cell, fix the row and drop the file again.`,
+    { line },
+  );
 }

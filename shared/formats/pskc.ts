@@ -40,6 +40,9 @@ const MAX_NESTING_DEPTH = 32;
 const DEFAULT_TIME_INTERVAL = 30;
 const DEFAULT_DIGITS = 6;
 
+/** RFC 6030's response encodings: the only Encoding values quoted back. */
+const PSKC_RESPONSE_ENCODINGS: ReadonlySet<string> = new Set(['DECIMAL', 'HEXADECIMAL', 'ALPHANUMERIC', 'BASE64', 'BINARY']);
+
 const DECRYPTION_FAILED_TEXT = 'wrong transport key or password, or the file was altered';
 
 // ---------------------------------------------------------------------------
@@ -75,6 +78,14 @@ export const PSKC_XML_PARSER_OPTIONS = {
 } as const;
 
 const parser = new XMLParser(PSKC_XML_PARSER_OPTIONS);
+
+/**
+ * An algorithm or namespace URI, quoted only when it has a URI's shape: a
+ * scheme and a colon, which no base32, hex or base64 secret holds.
+ */
+function quoteUri(value: string): string {
+  return /^[A-Za-z][A-Za-z0-9+.-]*:\S{1,200}$/.test(value) ? quoteValue(value, 120) : 'a value that is not a URI';
+}
 
 function malformed(fileName: string, detail: string, line?: number): FileError {
   return new FileError('PSKC_MALFORMED', `${fileName}${line ? ` line ${line}` : ''}: ${detail}`, line);
@@ -112,17 +123,28 @@ function decodeReferences(fileName: string, value: string): string {
         if (codePoint <= 0x10ffff) return String.fromCodePoint(codePoint);
       }
     }
-    throw malformed(fileName, `the reference ${quoteValue(whole, 20)} is not a predefined XML entity or a character reference.`);
+    // What follows the ampersand may be the rest of a secret: it is not quoted.
+    throw malformed(fileName, `a reference (&...;) is neither a predefined XML entity nor a character reference (${whole.length} characters long). Write a literal "&" as &amp;.`);
   });
 }
+
+/** Generic reasons for the validator's error codes; its own messages are never shown. */
+const XML_FAULTS: Record<string, string> = {
+  InvalidTag: 'a tag is malformed, unclosed or closed out of order',
+  InvalidAttr: 'an attribute is malformed, repeated or lacks a quoted value',
+  InvalidChar: 'a character is not allowed where it stands (a literal "&" or "<" in text, for example)',
+  InvalidXml: 'the document structure is broken (text outside the root element, several roots or a missing start tag)',
+};
 
 function parseDocument(fileName: string, text: string): XmlElement {
   refuseDeclarations(fileName, text);
   // fast-xml-parser's parser accepts unclosed and mismatched tags; the validator does not.
   const validation = XMLValidator.validate(text, { allowBooleanAttributes: false });
   if (validation !== true) {
-    const { line, msg } = validation.err;
-    throw malformed(fileName, `the file is not well-formed XML (${quoteValue(msg, 120)}).`, line);
+    // The validator's text quotes tag names and text, which can be a secret: only where, and what kind of fault.
+    const { line, col, code } = validation.err;
+    const where = line > 0 ? ` line ${line}${typeof col === 'number' && col > 0 ? `, column ${col}` : ''}` : '';
+    throw new FileError('PSKC_MALFORMED', `${fileName}${where}: the file is not well-formed XML (${XML_FAULTS[code] ?? XML_FAULTS.InvalidXml!}).`, line > 0 ? line : undefined);
   }
   let nodes: ParsedNode[];
   try {
@@ -163,7 +185,7 @@ function resolveTag(fileName: string, tag: string, scope: Scope): { ns: string; 
     const colon = tag.indexOf(':');
     const prefix = colon === -1 ? '' : tag.slice(0, colon);
     const ns = scope.prefixes.get(prefix);
-    if (ns === undefined && prefix !== '') throw malformed(fileName, `the element ${quoteValue(tag)} uses the prefix ${quoteValue(prefix)}, which is not declared.`);
+    if (ns === undefined && prefix !== '') throw malformed(fileName, 'an element uses a namespace prefix that is not declared (a missing xmlns:prefix attribute).');
     resolved = { ns: ns ?? '', name: colon === -1 ? tag : tag.slice(colon + 1) };
     scope.resolved.set(tag, resolved);
   }
@@ -215,12 +237,13 @@ function childByLocalName(element: XmlElement | undefined, name: string): XmlEle
 
 function checkContainer(fileName: string, root: XmlElement): XmlElement {
   if (root.name !== 'KeyContainer' || root.ns !== PSKC_NS) {
-    const namespace = root.ns ? `in namespace ${quoteValue(root.ns, 120)}` : 'without a namespace';
-    throw malformed(fileName, `the root element is ${quoteValue(root.name)} ${namespace}, not a PSKC KeyContainer (namespace ${PSKC_NS}).`);
+    const namespace = root.ns ? `in namespace ${quoteUri(root.ns)}` : 'without a namespace';
+    throw malformed(fileName, `the root element is ${root.name === 'KeyContainer' ? 'a KeyContainer' : 'not a KeyContainer'} ${namespace}, so this is not a PSKC file (a KeyContainer in namespace ${PSKC_NS}).`);
   }
   const version = root.attrs['Version'];
   if (version !== '1.0') {
-    throw malformed(fileName, `the KeyContainer's Version is ${version === undefined ? 'missing' : quoteValue(version)}; only PSKC 1.0 is supported.`);
+    const shown = version === undefined ? 'missing' : /^\d{1,3}(?:\.\d{1,3}){0,2}$/.test(version) ? quoteValue(version) : 'not a version number';
+    throw malformed(fileName, `the KeyContainer's Version is ${shown}; only PSKC 1.0 is supported.`);
   }
   return root;
 }
@@ -341,7 +364,7 @@ function collectKeys(fileName: string, container: XmlElement, lines: KeyPackageL
       const serialNo = child(deviceInfo, PSKC_NS, 'SerialNo')?.text.trim();
       const serial = serialNo || (key.attrs['Id'] ?? '').trim();
       const line = lines.of(packageIndex);
-      const label = serial ? `key ${quoteValue(serial)}` : `KeyPackage ${packageIndex + 1}`;
+      const label = serial && !checkSerial(serial) ? `key ${quoteValue(serial)}` : `KeyPackage ${packageIndex + 1}`;
       const parameters = child(key, PSKC_NS, 'AlgorithmParameters');
       const responseFormat = child(parameters, PSKC_NS, 'ResponseFormat');
       const dataElement = child(key, PSKC_NS, 'Data');
@@ -402,7 +425,7 @@ function keyNeedOf(container: XmlElement): KeyNeed {
 
 function unsupported(fileName: string, what: string, uri: string, supported: Iterable<string>): FileError {
   const names = [...supported].map((u) => u.slice(u.indexOf('#') + 1)).join(', ');
-  return new FileError('PSKC_UNSUPPORTED_ALGORITHM', `${fileName}: the ${what} ${quoteValue(uri, 120)} is not supported (supported: ${names}).`);
+  return new FileError('PSKC_UNSUPPORTED_ALGORITHM', `${fileName}: the ${what} ${quoteUri(uri)} is not supported (supported: ${names}).`);
 }
 
 function encryptionAlgorithm(fileName: string, uri: string): EncryptionAlgorithm {
@@ -588,15 +611,14 @@ interface BuiltKey {
 
 function buildToken(entry: KeyEntry, line: number | undefined): BuiltKey {
   const problems: Problem[] = [];
-  const where = { ...(entry.serial ? { serial: entry.serial } : {}), ...(line === undefined ? {} : { line }) };
+  // The same serial rules as every other format (control, invisible and bidi characters; length).
+  const serialProblem = entry.serial ? checkSerial(entry.serial, line) : undefined;
+  // A serial that fails them is neither attached nor quoted.
+  const where = { ...(entry.serial && !serialProblem ? { serial: entry.serial } : {}), ...(line === undefined ? {} : { line }) };
   const error = (code: ProblemCode, detail: string) => problems.push(problem(code, 'error', detail, where));
 
   if (!entry.serial) error('SERIAL_MISSING', 'The KeyPackage has neither a DeviceInfo SerialNo nor a Key Id.');
-  else {
-    // The same serial rules as every other format (control, invisible and bidi characters; length).
-    const serialProblem = checkSerial(entry.serial, line);
-    if (serialProblem) problems.push(serialProblem);
-  }
+  else if (serialProblem) problems.push(serialProblem);
 
   const type = entry.algorithmUri === undefined ? undefined : KEY_TYPES.get(entry.algorithmUri);
   if (!type) {
@@ -604,7 +626,7 @@ function buildToken(entry: KeyEntry, line: number | undefined): BuiltKey {
       'TYPE_UNSUPPORTED',
       entry.algorithmUri === undefined
         ? 'The Key has no Algorithm attribute; only TOTP and HOTP keys are supported.'
-        : `The key algorithm ${quoteValue(entry.algorithmUri, 120)} is not supported; only TOTP and HOTP keys are.`,
+        : `The key algorithm ${quoteUri(entry.algorithmUri)} is not supported; only TOTP and HOTP keys are.`,
     );
     return { token: undefined, problems };
   }
@@ -620,12 +642,13 @@ function buildToken(entry: KeyEntry, line: number | undefined): BuiltKey {
   }
 
   const algorithm = entry.suite ? parseHashAlgorithm(entry.suite) : 'SHA1';
-  if (!algorithm) error('ALGORITHM_UNSUPPORTED', `The Suite ${quoteValue(entry.suite ?? '')} is not HMAC-SHA1, HMAC-SHA256 or HMAC-SHA512.`);
+  if (!algorithm) error('ALGORITHM_UNSUPPORTED', 'The Suite is not HMAC-SHA1, HMAC-SHA256 or HMAC-SHA512.');
 
   const digits = entry.digitsText === undefined ? DEFAULT_DIGITS : parseInteger(entry.digitsText);
-  if (digits !== 6 && digits !== 8) error('DIGITS_INVALID', `The ResponseFormat Length is ${quoteValue(entry.digitsText ?? '')}; it must be 6 or 8.`);
+  if (digits !== 6 && digits !== 8) error('DIGITS_INVALID', `The ResponseFormat Length is ${digits !== undefined && digits >= 0 && digits < 100 ? digits : 'not a small whole number'}; it must be 6 or 8.`);
   if (entry.responseEncoding !== undefined && entry.responseEncoding !== 'DECIMAL') {
-    error('FIELD_INVALID', `The ResponseFormat Encoding is ${quoteValue(entry.responseEncoding)}; only DECIMAL codes are supported.`);
+    const known = PSKC_RESPONSE_ENCODINGS.has(entry.responseEncoding) ? quoteValue(entry.responseEncoding) : 'not a PSKC response encoding';
+    error('FIELD_INVALID', `The ResponseFormat Encoding is ${known}; only DECIMAL codes are supported.`);
   }
 
   const interval = integerValue(entry.data.TimeInterval, false);

@@ -45,8 +45,9 @@ export class AssignmentService {
     let unchanged = 0;
     let pending = 0;
     try {
-      const rows = readAssignments(blob.bytes, name, this.deps.maxFileBytes);
-      const screened = screenAssignments(rows);
+      const list = readAssignments(blob.bytes, name, this.deps.maxFileBytes);
+      problems.push(...list.problems);
+      const screened = screenAssignments(list.rows);
       problems.push(...screened.problems);
       for (const row of screened.accepted) {
         const outcome = await this.upsert(row.serial, row.upn, name, row.line);

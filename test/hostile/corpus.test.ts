@@ -139,9 +139,9 @@ void describe('hostile corpus', () => {
         entry.reader === 'seed'
           ? timed(() => readSeedFile(bytes, seedOptions(name, entry.options)))
           : timed(() => {
-              const rows = readAssignments(bytes, name, entry.options?.maxBytes);
-              const plan = planImport(referenceTokens.map(candidate), rows);
-              return { problems: plan.problems, valid: plan.exported.length };
+              const list = readAssignments(bytes, name, entry.options?.maxBytes);
+              const plan = planImport(referenceTokens.map(candidate), list.rows);
+              return { problems: [...list.problems, ...plan.problems], valid: plan.exported.length };
             });
       times.push({ name, ms });
       assert.ok(ms < HANG_GUARD_MS, `${name} took ${ms.toFixed(0)} ms`);

@@ -48,6 +48,7 @@ const SEED_FILE_CODES: ReadonlySet<string> = new Set([
 const ASSIGNMENT_FILE_CODES: ReadonlySet<string> = new Set(['FILE_EMPTY', 'FILE_TOO_LARGE', 'FILE_NOT_TEXT', 'CSV_MALFORMED', 'CSV_MISSING_COLUMN']);
 /** Codes a seed reader may return per token. */
 const SEED_ROW_CODES: ReadonlySet<string> = new Set([
+  'CSV_ROW_MISALIGNED',
   'SERIAL_MISSING',
   'SERIAL_INVALID',
   'SECRET_MISSING',
@@ -143,9 +144,15 @@ function checkSeed(reader: string, call: () => SeedReadResult): void {
 
 const referenceTokens = readSeedFile(readFileSync(join(FIXTURES, 'corpus/reference/tokens.csv')), { fileName: 'reference' }).tokens.map(candidate);
 
+/** Codes the assignment-list reader may return per row. */
+const ASSIGNMENT_ROW_CODES: ReadonlySet<string> = new Set(['CSV_ROW_MISALIGNED', 'SERIAL_INVALID']);
+
 function checkAssignments(bytes: Uint8Array): void {
-  const rows = outcomeOf('readAssignments', ASSIGNMENT_FILE_CODES, () => readAssignments(bytes, 'fuzz.csv'));
-  if (rows instanceof FileError) return;
+  const list = outcomeOf('readAssignments', ASSIGNMENT_FILE_CODES, () => readAssignments(bytes, 'fuzz.csv'));
+  if (list instanceof FileError) return;
+  checkProblems(list.problems, ASSIGNMENT_ROW_CODES, 'readAssignments');
+  for (const p of list.problems) count(String(p.code));
+  const rows = list.rows;
   const plan = planImport(referenceTokens, rows);
   count(plan.exported.length > 0 ? 'assignments exported' : 'assignments read, none exported');
   for (const p of plan.problems) count(String(p.code));

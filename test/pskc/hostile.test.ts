@@ -75,3 +75,36 @@ void describe('hostile and broken files', () => {
     assert.ok(!pwError.message.includes(password));
   });
 });
+
+void describe('messages about broken XML quote no content', () => {
+  const secretText = 'GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ';
+
+  void it('an XML error gives the line, the column and a generic reason, never the validator text', () => {
+    // The validator's own text would quote the "tag name" that is really the secret.
+    const file = plainFile().replace(/<PlainValue>[^<]*<\/PlainValue><\/Secret>/, `<PlainValue>MTIz<${secretText}></PlainValue></Secret>`);
+    const error = fileError(() => readPskc(bytes(file), { fileName: 'f' }), 'PSKC_MALFORMED');
+    assert.ok(!error.message.includes(secretText.slice(0, 12)), error.message);
+    assert.match(error.message, /line \d+, column \d+/);
+    assert.equal(typeof error.line, 'number');
+    const unclosed = fileError(() => readPskc(bytes(plainFile().replace('</KeyContainer>', `<${secretText}>`)), { fileName: 'f' }), 'PSKC_MALFORMED');
+    assert.ok(!unclosed.message.includes(secretText.slice(0, 12)), unclosed.message);
+  });
+
+  void it('an unknown reference inside a secret is refused without quoting what follows the ampersand', () => {
+    // In text the validator lets names of up to 20 word characters through; in attributes it does not look.
+    const inText = plainFile().replace(/<PlainValue>[^<]*<\/PlainValue><\/Secret>/, `<PlainValue>MTIz&${secretText.slice(0, 20)};</PlainValue></Secret>`);
+    const inAttribute = plainFile().replace('<Key ', `<Key Label="&${secretText}" `);
+    for (const file of [inText, inAttribute]) {
+      assert.ok(file.includes(secretText.slice(0, 20)));
+      const error = fileError(() => readPskc(bytes(file), { fileName: 'f' }), 'PSKC_MALFORMED');
+      assert.ok(!error.message.includes(secretText.slice(0, 12)), error.message);
+    }
+  });
+
+  void it('attaches and quotes a SerialNo only when it passes the serial check', () => {
+    const file = buildPskc({ keys: [{ serial: `A\u202e${secretText}`, keyId: 'k1', type: 'totp', secret: deterministicBytes('h', 8) }], seed: 'h' });
+    const result = readPskc(bytes(file), { fileName: 'f' });
+    assert.deepEqual(result.problems.map((p) => [p.code, p.serial]), [['SERIAL_INVALID', undefined], ['SECRET_TOO_SHORT', undefined]]);
+    for (const p of result.problems) assert.ok(!p.message.includes(secretText.slice(0, 12)), p.message);
+  });
+});

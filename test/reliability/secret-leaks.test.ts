@@ -1,8 +1,10 @@
 /**
  * No secret leaks: the whole flow runs through the local stack with random
- * seeds (seed files with rejected rows and a file rejected whole,
- * assignments, the import build, verify good / wrong / replayed / drifted /
- * locked, a vault outage during verify, unlock, retire, upload confirmation,
+ * seeds (seed files with rejected rows, files with a row missing a cell or
+ * holding one too many (test/helpers/leak-shapes.ts; one of them dropped as
+ * an assignment list), a file rejected whole, assignments, the import build,
+ * verify good / wrong / replayed / drifted / locked, a vault outage during
+ * verify, unlock, retire, upload confirmation,
  * inventory reads, health). Then every log line, every HTTP answer (status,
  * headers, body), every blob in every container (names, metadata, content;
  * receipts in azure-webjobs-hosts included), every table row and every queue
@@ -22,34 +24,10 @@ import { TableServiceClient, TableClient } from '@azure/data-tables';
 import { QueueServiceClient } from '@azure/storage-queue';
 import { toCanonicalBase32 } from '../../shared/core/encoding.js';
 import { totpCode } from '../../shared/core/totp.js';
+import { leakShapes } from '../helpers/leak-shapes.js';
+import { leakHits as hits, piecesOf, secretForms as forms } from '../helpers/secret-scan.js';
 import { startTestStack, suiteScope, type TestStack } from '../helpers/stack.js';
 import { assignmentCsv, blobService, randomTokens, readBlob, SEED_HEADER, seedCsv, setVaultRealism, upload, type SeedToken } from './helpers.js';
-
-const PIECE = 12;
-
-/** Every text form of a secret the scan looks for. */
-function forms(bytes: Uint8Array): string[] {
-  const b32 = toCanonicalBase32(bytes);
-  const groups = b32.match(/.{1,4}/g)!;
-  const b64 = Buffer.from(bytes).toString('base64');
-  const hex = Buffer.from(bytes).toString('hex');
-  return [b32, b32.toLowerCase(), groups.join(' '), groups.join(' ').toLowerCase(), groups.join('-'), hex, hex.toUpperCase(), b64, b64.replace(/=+$/, ''), Buffer.from(bytes).toString('base64url')];
-}
-
-function piecesOf(texts: string[]): Set<string> {
-  const pieces = new Set<string>();
-  for (const text of texts) for (let i = 0; i + PIECE <= text.length; i++) pieces.add(text.slice(i, i + PIECE));
-  return pieces;
-}
-
-/** Where in `haystack` any piece occurs (first few hits). */
-function hits(pieces: Set<string>, haystack: string): string[] {
-  const found: string[] = [];
-  for (let i = 0; i + PIECE <= haystack.length && found.length < 5; i++) {
-    if (pieces.has(haystack.slice(i, i + PIECE))) found.push(`...${haystack.slice(Math.max(0, i - 20), i)}[12 chars]...`);
-  }
-  return found;
-}
 
 describe('no secret in logs, errors, reports, HTTP answers or storage', () => {
   let stack: TestStack;
@@ -61,7 +39,17 @@ describe('no secret in logs, errors, reports, HTTP answers or storage', () => {
   // Not base32 (digits 0, 1, 8, 9 in it), but secret material all the same.
   const malformed = toCanonicalBase32(new Uint8Array(randomBytes(20))).replace(/[A-D]/g, (c) => ({ A: '0', B: '1', C: '8', D: '9' })[c]!);
   const wholeFileRejected = randomTokens('LEAKX', 2);
-  const secretTexts = [...good.flatMap((t) => forms(t.bytes)), ...forms(tooShort), ...forms(badPeriodSecret), ...wholeFileRejected.flatMap((t) => forms(t.bytes)), malformed, malformed.toLowerCase()];
+  // Rows with a cell missing or too many, which once shifted secrets into serials and messages.
+  const shapes = leakShapes('leaks');
+  const secretTexts = [
+    ...good.flatMap((t) => forms(t.bytes)),
+    ...forms(tooShort),
+    ...forms(badPeriodSecret),
+    ...wholeFileRejected.flatMap((t) => forms(t.bytes)),
+    malformed,
+    malformed.toLowerCase(),
+    ...shapes.flatMap((shape) => shape.secrets.flatMap((bytes) => forms(bytes))),
+  ];
   const pieces = piecesOf(secretTexts);
 
   const http: string[] = [];
@@ -86,6 +74,7 @@ describe('no secret in logs, errors, reports, HTTP answers or storage', () => {
     await upload(stack.connectionString, 'seeds', 'leak-mixed.csv', seedCsv(good, rejectedRows));
     // A file rejected whole (its secret column misnamed), its rows full of secrets.
     await upload(stack.connectionString, 'seeds', 'leak-broken.csv', SEED_HEADER.replace('secret key', 'seed') + wholeFileRejected.map((t) => `,${t.serial},${t.base32},30,Token2,C202\n`).join(''));
+    for (const shape of shapes) await upload(stack.connectionString, shape.kind === 'seed' ? 'seeds' : 'assignments', shape.name, shape.content);
     await stack.idle();
 
     // Verify: valid, replayed, drift needing confirmation, confirmed, wrong until locked, locked, unlocked.
@@ -144,8 +133,9 @@ describe('no secret in logs, errors, reports, HTTP answers or storage', () => {
         haystacks.push({ where: `blob ${container.name}/${blob.name}`, text: `${blob.name}\n${JSON.stringify(blob.metadata ?? {})}\n${content}` });
       }
     }
-    assert.equal(controls.length, 2, 'the two quarantined seed files');
-    for (const control of controls) assert.ok(hits(pieces, control).length > 0, 'control: the scan finds the secrets in a quarantined seed file');
+    const quarantinedFiles = 2 + shapes.length;
+    assert.equal(controls.length, quarantinedFiles, 'the quarantined seed files and the seed file dropped as an assignment list');
+    for (const control of controls) assert.ok(hits(pieces, control).length > 0, 'control: the scan finds the secrets in a quarantined file');
     for await (const table of TableServiceClient.fromConnectionString(stack.connectionString, { allowInsecureConnection: true }).listTables()) {
       const client = TableClient.fromConnectionString(stack.connectionString, table.name!, { allowInsecureConnection: true });
       for await (const entity of client.listEntities()) haystacks.push({ where: `table ${table.name}`, text: JSON.stringify(entity) });
@@ -160,7 +150,7 @@ describe('no secret in logs, errors, reports, HTTP answers or storage', () => {
     assert.deepEqual(found, []);
     const bytes = haystacks.reduce((n, h) => n + h.text.length, 0);
     console.log(
-      `[reliability] secrets scan: ${secretTexts.length} forms of ${good.length + 5} random secrets (${pieces.size} distinct 12-character pieces) ` +
+      `[reliability] secrets scan: ${secretTexts.length} forms of ${good.length + 5 + shapes.reduce((n, shape) => n + shape.secrets.length, 0)} random secrets (${pieces.size} distinct 12-character pieces) ` +
         `against ${haystacks.length} haystacks (${(bytes / 1024).toFixed(0)} KiB: logs, ${http.length} HTTP answers, ${blobCount} blobs, table rows, queue messages): 0 hits`,
     );
   });

@@ -145,12 +145,65 @@ describe('CSV seed files: per-token problems never hide the good tokens', () => 
         ['DUPLICATE_SERIAL_CONFLICT', 'error', 7, 'dup'],
         ['DUPLICATE_SERIAL_CONFLICT', 'error', 8, 'dup'],
         ['DUPLICATE_ROW', 'warning', 10, 'same'],
-        ['SERIAL_INVALID', 'error', 11, 'ctl\u0007'],
+        ['SERIAL_INVALID', 'error', 11, undefined],
       ],
     );
     for (const p of r.problems) {
       assert.ok(p.message.length > 20, p.message);
       for (const secret of [S1, S2, 'MFRGGZDFMZTWQ2LK']) assert.ok(!p.message.includes(secret), `secret leaked in ${p.message}`);
     }
+  });
+});
+
+describe('CSV seed files: rows whose cells do not line up with the columns', () => {
+  const HEX1 = '1669ebdcc7108c272fd876ed6e7f562583be16a9';
+  const HEX2 = 'a0b1c2d3e4f5061728394a5b6c7d8e9fa0b1c2d3';
+
+  /** The row is one CSV_ROW_MISALIGNED error: line only, no serial, no cell of the row in the message. */
+  function assertMisaligned(text: string, line: number, goodSerials: string[], opts: { secretEncoding?: 'base32' | 'hex' } = {}) {
+    const r = read(text, opts);
+    assert.deepEqual(r.tokens.map((t) => t.serial), goodSerials);
+    assert.deepEqual(r.problems.map((p) => [p.code, p.severity, p.line, p.serial]), [['CSV_ROW_MISALIGNED', 'error', line, undefined]]);
+    const row = text.split('\n')[line - 1]!;
+    for (const c of row.split(/[,;]/).map((x) => x.trim()).filter((x) => x.length >= 4)) {
+      assert.ok(!r.problems[0]!.message.includes(c), `the message quotes a cell: ${r.problems[0]!.message}`);
+    }
+    return r.problems[0]!;
+  }
+
+  it("Entra's layout with the empty leading upn cell missing: one row error, the other rows still come out", () => {
+    const p = assertMisaligned(`${HEADER},1,${S1},30,Token2,C202\n2,${S2},30,Token2,C202\n,3,${S2},30,Token2,C202\n`, 3, ['1', '3']);
+    assert.match(p.message, /5 cells.*header has 6/);
+  });
+
+  it('an unquoted comma inside a manufacturer name, before or after the secret', () => {
+    assertMisaligned(`serial number,manufacturer,model,secret key,time interval\n1,Token2,C202,${S1},30\n2,Token2, Inc,C202,${S2},30\n`, 3, ['1']);
+    assertMisaligned(`${HEADER},1,${S1},30,Token2,C202\n,2,${S2},30,"Token2, Inc",C202\n,3,${S2},30,Token2, Inc,C202\n`, 4, ['1', '2']);
+  });
+
+  it('a missing upn cell and an extra cell in one row (count right, every cell shifted): the secret-like serial gives it away', () => {
+    const p = assertMisaligned(`${HEADER},1,${S1},30,Token2,C202\n2,${S2},30,Token2, Inc,C202\n`, 3, ['1']);
+    assert.match(p.message, /serial number cell/);
+  });
+
+  it('a privacyIDEA row with an extra empty cell, or without its serial', () => {
+    assertMisaligned(`PI1, ${HEX1}, totp, 6, 30\nPI2,, ${HEX2}, totp, 6, 30\n`, 2, ['PI1']);
+    assertMisaligned(`PI1, ${HEX1}, totp, 6, 30\n${HEX2}, totp, 6, 30\n`, 2, ['PI1']);
+    assertMisaligned(`PI1, ${HEX1}, totp, 6, 30\nPI2,, ${HEX2}, totp, 6\n`, 2, ['PI1']);
+  });
+
+  it('quotes no cell of a well-formed row that fails a check, and attaches a serial only when it passes the serial check', () => {
+    const r = read(`${HEADER},1,${S1},${S2.slice(0, 20)},T,M\n,"x\u0007${S2.slice(0, 20)}",${S2},30,T,M\n`);
+    assert.deepEqual(
+      r.problems.map((p) => [p.code, p.line, p.serial]),
+      [
+        ['INTERVAL_INVALID', 2, '1'],
+        ['SERIAL_INVALID', 3, undefined],
+      ],
+    );
+    for (const p of r.problems) assert.ok(!p.message.includes(S2.slice(0, 12)), p.message);
+    const pi = read(`PI1, ${HEX1}, totp, 6, 30\nPI2, ${HEX2}, motp, ${HEX2.slice(0, 14)}, 30\n`);
+    assert.deepEqual(pi.problems.map((p) => [p.code, p.line, p.serial]), [['TYPE_UNSUPPORTED', 2, 'PI2'], ['DIGITS_INVALID', 2, 'PI2']]);
+    for (const p of pi.problems) assert.ok(!p.message.includes(HEX2.slice(0, 12)) && !p.message.includes('motp'), p.message);
   });
 });

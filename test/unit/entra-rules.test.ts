@@ -128,7 +128,45 @@ describe('assignment join', () => {
 
   it('reads assignment lists with the same header tolerance', () => {
     const list = readAssignments(new TextEncoder().encode('\ufeffSerial Number;UPN\r\n0012;a@contoso.com\r\n\r\n'), 'a.csv');
-    assert.deepEqual(list, [{ upn: 'a@contoso.com', serial: '0012', line: 2 }]);
+    assert.deepEqual(list, { rows: [{ upn: 'a@contoso.com', serial: '0012', line: 2 }], problems: [] });
     assert.throws(() => readAssignments(new TextEncoder().encode('user,token\n'), 'a.csv'), /upn.*serial number/);
+  });
+
+  it('refuses list rows whose cells do not line up or whose serial fails the serial check, quoting none of their cells', () => {
+    const secret = 'CZU6XXGHCCGCOL6YO3WW472WEWB34FVJ';
+    const text = [
+      'upn,serial number,secret key,time interval,manufacturer,model', // a seed file dropped as a list
+      `a@contoso.com,1,${secret},30,Token2,C202`, // 2 ok
+      `2,${secret},30,Token2,C202`, // 3 upn cell missing: the secret would be the serial
+      `3,${secret},30,Token2, Inc,C202`, // 4 count right, every cell shifted
+      `"b@contoso.com","4\u0007${secret}",x,30,Token2,C202`, // 5 control character in the serial
+    ].join('\n');
+    const list = readAssignments(new TextEncoder().encode(text), 'list.csv');
+    assert.deepEqual(list.rows, [{ upn: 'a@contoso.com', serial: '1', line: 2 }]);
+    assert.deepEqual(
+      list.problems.map((p) => [p.code, p.line, p.serial]),
+      [
+        ['CSV_ROW_MISALIGNED', 3, undefined],
+        ['CSV_ROW_MISALIGNED', 4, undefined],
+        ['SERIAL_INVALID', 5, undefined],
+      ],
+    );
+    for (const p of list.problems) assert.ok(!p.message.includes(secret.slice(0, 12)), p.message);
+  });
+
+  it('names what is wrong with a UPN without quoting an invalid one', () => {
+    const secret = 'CZU6XXGHCCGCOL6YO3WW472WEWB34FVJ';
+    const plan = planImport([token('A'), token('B')], rows([secret, 'A'], ['guest_gmail.com#EXT#@contoso.onmicrosoft.com', 'B']));
+    assert.deepEqual(plan.problems.map((p) => [p.code, p.serial]), [['ASSIGNMENT_UPN_INVALID', 'A'], ['ASSIGNMENT_GUEST_UPN', 'B']]);
+    assert.ok(!plan.problems[0]!.message.includes(secret.slice(0, 12)), plan.problems[0]!.message);
+    assert.match(plan.problems[0]!.message, /no @/);
+    assert.match(plan.problems[1]!.message, /guest_gmail\.com#EXT#@contoso\.onmicrosoft\.com/);
+  });
+
+  it('shows only the formula character of a formula-prefixed manufacturer or model', () => {
+    const problems = importabilityProblems(token('A', { manufacturer: '=HYPERLINK("x")', model: '@CZU6XXGHCCGCOL6YO3WW472WEWB34FVJ' }), 'warning');
+    assert.deepEqual(problems.map((p) => p.code), ['ENTRA_FORMULA_CELL', 'ENTRA_FORMULA_CELL']);
+    assert.match(problems[0]!.message, /manufacturer starts with "="/);
+    assert.ok(!problems.some((p) => p.message.includes('HYPERLINK') || p.message.includes('CZU6XXGHCCGC')), problems.map((p) => p.message).join('\n'));
   });
 });
