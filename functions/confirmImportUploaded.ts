@@ -1,4 +1,4 @@
-/** POST /api/imports/{file}/uploaded: the CSV is in Entra; delete it now and mark its tokens imported. */
+/** POST /api/imports/{file}/uploaded: the CSV is in Entra; mark its tokens imported, then delete it. */
 import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } from '@azure/functions';
 
 export async function confirmImportUploaded(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
@@ -11,6 +11,11 @@ export async function confirmImportUploaded(request: HttpRequest, context: Invoc
     const ctx = await getAppContext();
     const result = await confirmUpload({ blobs: ctx.blobs, tokens: ctx.tokens, clock: ctx.clock, log: invocationLogger(context), importsContainer: ctx.config.containers.imports }, file);
     if (!result.found) return errorResponse(404, 'IMPORT_FILE_NOT_FOUND', `No import file ${JSON.stringify(file)} exists or ever listed tokens.`);
+    if (!result.complete) {
+      // Some rows changed: not a 500. The file is kept, and the same request again finishes the job.
+      const incomplete = errorResponse(503, 'IMPORT_CONFIRM_INCOMPLETE', `Confirmed ${result.imported.length} token(s) of ${JSON.stringify(file)} so far; the file was kept. Send the same request again to finish.`);
+      return { ...incomplete, headers: { ...incomplete.headers, 'retry-after': '5' } };
+    }
     return json(200, { file, deleted: true, imported: result.imported });
   });
 }

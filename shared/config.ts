@@ -3,6 +3,7 @@
  * start: a bad value fails with a message that names the setting.
  */
 import { TOKEN_SECRET_PREFIX, overlapsTokenSecretNames } from './pipeline/keys.js';
+import { RECONCILE_MIN_AGE_FLOOR_MINUTES } from './pipeline/liveness.js';
 
 export type TriggerSource = 'EventGrid' | 'LogsAndContainerScan';
 
@@ -159,6 +160,18 @@ export function storageConnection(env: Env, connectionName: string): StorageConn
   return out;
 }
 
+/**
+ * A running build's heartbeat can be this old without the build being dead (shared/pipeline/liveness.ts); a
+ * smaller age would let the reconciler take back the claims of a live build, and the token be exported twice.
+ */
+function reconcileMinAge(env: Env): number {
+  const minutes = integer(env, 'RECONCILE_MIN_AGE_MINUTES', 0, 100_000);
+  if (minutes < RECONCILE_MIN_AGE_FLOOR_MINUTES) {
+    throw new ConfigError('RECONCILE_MIN_AGE_MINUTES', `must be at least ${RECONCILE_MIN_AGE_FLOOR_MINUTES}, got ${minutes}: a running build may go that long between heartbeats, and a smaller age would let the reconciler release its claims (the same token exported twice).`);
+  }
+  return minutes;
+}
+
 export function isLoopbackUrl(url: URL): boolean {
   return url.protocol === 'http:' && ['127.0.0.1', 'localhost', '[::1]'].includes(url.hostname);
 }
@@ -214,7 +227,7 @@ export function loadConfig(env: Env = process.env): PipelineConfig {
     lockoutMinutes: integer(env, 'VERIFY_LOCKOUT_MINUTES', 0, 100_000),
     lockoutMaxMinutes: integer(env, 'VERIFY_LOCKOUT_MAX_MINUTES', 1, 100_000),
     importMaxRows: integer(env, 'IMPORT_MAX_ROWS', 0, 1_000_000),
-    reconcileMinAgeMinutes: integer(env, 'RECONCILE_MIN_AGE_MINUTES', 0, 100_000),
+    reconcileMinAgeMinutes: reconcileMinAge(env),
     reconcileSchedule: text(env, 'RECONCILE_SCHEDULE'),
     maxSeedFileBytes: integer(env, 'MAX_SEED_FILE_BYTES', 1, 1024 * 1024 * 1024),
     recoverDeletedSecrets: bool(env, 'RECOVER_DELETED_SECRETS'),

@@ -1,11 +1,11 @@
 /** BlobStore over @azure/storage-blob (Azure Storage or Azurite). */
 import type { BlobServiceClient } from '@azure/storage-blob';
 import { BlobExistsError, PreconditionFailedError } from '../pipeline/errors.js';
-import type { BlobInfo, BlobLease, BlobStore, StoredBlob, WriteBlobOptions } from '../pipeline/ports.js';
+import { BLOB_CALL_DEADLINE_MS, type BlobInfo, type BlobLease, type BlobStore, type StoredBlob, type WriteBlobOptions } from '../pipeline/ports.js';
 import { asTransient, callSignal, errorCodeOf, rethrow, statusOf } from './errors.js';
 
 export interface AzureBlobStoreOptions {
-  /** Per-call deadline in ms (SDK retries included); 0 disables. Default 120 s: seed files can be 20 MB. */
+  /** Per-call deadline in ms (SDK retries included); 0 disables (tests only). Default and most BLOB_CALL_DEADLINE_MS (120 s: seed files can be 20 MB). */
   timeoutMs?: number;
   /** Page size of list(); the service maximum (5000) by default. Small values are for tests. */
   listPageSize?: number;
@@ -39,7 +39,8 @@ export class AzureBlobStore implements BlobStore {
     private readonly service: BlobServiceClient,
     options: AzureBlobStoreOptions = {},
   ) {
-    this.timeoutMs = options.timeoutMs ?? 120_000;
+    this.timeoutMs = options.timeoutMs ?? BLOB_CALL_DEADLINE_MS;
+    if (this.timeoutMs > BLOB_CALL_DEADLINE_MS) throw new RangeError(`timeoutMs must be at most ${BLOB_CALL_DEADLINE_MS} (the reconciler's minimum age is derived from it).`);
     this.listPageSize = options.listPageSize ?? 5000;
   }
 
@@ -84,13 +85,15 @@ export class AzureBlobStore implements BlobStore {
         abortSignal: callSignal(this.timeoutMs),
         blobHTTPHeaders: options.contentType ? { blobContentType: options.contentType } : undefined,
         metadata: options.metadata,
-        conditions: options.ifNoneMatch === '*' ? { ifNoneMatch: '*' } : undefined,
+        conditions: options.ifNoneMatch === '*' ? { ifNoneMatch: '*' } : options.ifMatch ? { ifMatch: options.ifMatch } : undefined,
       });
       return { etag: response.etag ?? '' };
     } catch (error) {
       const status = statusOf(error);
       // With If-None-Match: * the service answers 409 BlobAlreadyExists (or 412 when the blob is leased): it exists either way.
       if (options.ifNoneMatch === '*' && (status === 409 || status === 412)) throw new BlobExistsError(name);
+      // If-Match on a blob that is gone: the condition fails as surely as on a changed one.
+      if (options.ifMatch && status === 404) throw new PreconditionFailedError(`write blob ${container}/${name}: BlobNotFound`);
       preconditionOrRethrow(error, `write blob ${container}/${name}`);
     }
   }

@@ -69,6 +69,7 @@ export const PROBLEM_CODES = {
   TRANSPORT_KEY_MISSING: 'The transport key secret named for this file does not exist in Key Vault.',
   TOKEN_STATE_INVALID: 'The token is not in a state that allows this operation.',
   EXPORT_SECRET_MISSING: 'The token\'s secret could not be read from Key Vault; it was not exported.',
+  EXPORT_CLAIM_LOST: 'The build no longer held the token (the reconciler presumed the build dead, or another process changed the token) before the import file was final; it was not exported. A later build exports it.',
 
   // HTTP API.
   REQUEST_INVALID: 'The request body is not { "code": "<digits>", "nextCode"?: "<digits>" } with codes of the token\'s length.',
@@ -79,6 +80,7 @@ export const PROBLEM_CODES = {
   CODE_REPLAYED: 'This code, or a later one, was already accepted; wait for the token to show a new code.',
   ASSIGNMENT_NOT_FOUND: 'No assignment exists for this serial.',
   IMPORT_FILE_NOT_FOUND: 'No import file with this name exists.',
+  IMPORT_CONFIRM_INCOMPLETE: 'The upload confirmation stopped part-way; the import file was kept. Send the same request again to finish.',
   UNAUTHORIZED: 'A valid function key is required.',
   CONFIG_INVALID: 'An app setting is missing or invalid.',
   INTERNAL_ERROR: 'The service failed unexpectedly; the request can be retried.',

@@ -27,8 +27,16 @@ export interface WriteBlobOptions {
   contentType?: string;
   /** '*' : fail with BlobExistsError when the blob exists. */
   ifNoneMatch?: '*';
+  /** Replace only the blob with this ETag: PreconditionFailedError when it changed or is gone. */
+  ifMatch?: string;
   metadata?: Record<string, string>;
 }
+
+/**
+ * The longest a BlobStore call may take, retries included; adapters abort a call past it. The reconciler's minimum
+ * age is derived from it (shared/pipeline/liveness.ts), so an adapter must not allow its calls longer.
+ */
+export const BLOB_CALL_DEADLINE_MS = 120_000;
 
 export interface BlobStore {
   /** undefined when the blob does not exist. */

@@ -2,13 +2,17 @@
  * What triggers miss, the reconciler catches: seed and assignment files still
  * waiting after a while (a lost event, retries exhausted) are processed again,
  * or quarantined after repeated failures; builds interrupted half-way are
- * settled from what reached storage; imports confirmed uploaded are removed.
+ * settled from what reached storage (never a build whose heartbeat is recent:
+ * it is slow, not dead); imports confirmed uploaded are removed.
  */
+import { quoteValue } from '../core/problems.js';
 import { appendHistory } from './inventory.js';
-import { PreconditionFailedError } from './errors.js';
+import { PreconditionFailedError, TransientError } from './errors.js';
+import { buildIsAlive } from './liveness.js';
+import { withRetry } from './rate-limit.js';
 import type { AssignmentService } from './assignments.js';
 import type { IngestService } from './ingest.js';
-import type { BlobInfo, BlobStore, Clock, EntityTable, Logger, TokenEntity } from './ports.js';
+import type { BlobInfo, BlobStore, Clock, EntityTable, Logger, TokenEntity, Versioned } from './ports.js';
 
 export interface ReconcileDeps {
   blobs: BlobStore;
@@ -17,7 +21,8 @@ export interface ReconcileDeps {
   assignments: AssignmentService;
   clock: Clock;
   log: Logger;
-  containers: { seeds: string; assignments: string; imports: string; quarantine: string };
+  containers: { seeds: string; assignments: string; imports: string; reports: string; quarantine: string };
+  /** Age of a waiting file, an `exporting` claim and a build's last heartbeat before the reconciler acts on it. */
   minAgeMinutes: number;
   /** Runs of a stuck file before it is quarantined. */
   maxAttempts?: number;
@@ -29,6 +34,8 @@ export interface ReconcileResult {
   assignmentsRetried: number;
   exportsSettled: number;
   exportsReleased: number;
+  /** `exporting` rows left alone because their build's heartbeat is recent. */
+  exportsOfLiveBuilds: number;
 }
 
 export const METADATA_RECONCILE_ATTEMPTS = 'reconcileattempts';
@@ -37,7 +44,7 @@ export class Reconciler {
   constructor(private readonly deps: ReconcileDeps) {}
 
   async run(): Promise<ReconcileResult> {
-    const result: ReconcileResult = { seedsRetried: 0, seedsQuarantined: 0, assignmentsRetried: 0, exportsSettled: 0, exportsReleased: 0 };
+    const result: ReconcileResult = { seedsRetried: 0, seedsQuarantined: 0, assignmentsRetried: 0, exportsSettled: 0, exportsReleased: 0, exportsOfLiveBuilds: 0 };
     const cutoff = this.deps.clock.now().getTime() - this.deps.minAgeMinutes * 60_000;
     const old = (d?: Date) => (d ? d.getTime() <= cutoff : true);
 
@@ -67,10 +74,20 @@ export class Reconciler {
       result.assignmentsRetried++;
     }
 
-    // Builds killed half-way: settle each `exporting` row from what reached storage.
+    // Builds killed half-way: settle each `exporting` row from what reached storage. A build is declared dead
+    // (its heartbeat deleted, which stops it writing) before any of its rows is touched; a live one is left alone.
+    const alive = new Map<string, Promise<boolean>>();
+    const isAlive = (buildId: string) => {
+      if (!alive.has(buildId)) alive.set(buildId, buildIsAlive({ blobs: this.deps.blobs, container: this.deps.containers.reports }, buildId, cutoff));
+      return alive.get(buildId)!;
+    };
     for await (const row of this.deps.tokens.list({ state: 'exporting' })) {
-      const since = row.value.exportingSince ? new Date(row.value.exportingSince).getTime() : 0;
+      const since = row.value.exportingSince ? Date.parse(row.value.exportingSince) : 0;
       if (since > cutoff) continue;
+      if (row.value.buildId && (await isAlive(row.value.buildId))) {
+        result.exportsOfLiveBuilds++;
+        continue;
+      }
       const file = row.value.exportFile;
       const present = file ? await this.deps.blobs.properties(this.deps.containers.imports, file) : undefined;
       const now = this.deps.clock.now().toISOString();
@@ -108,22 +125,59 @@ export interface ConfirmUploadDeps {
   importsContainer: string;
 }
 
+export interface ConfirmUploadResult {
+  /** false when no such file exists and no token names it. */
+  found: boolean;
+  /** Serials of the file now `imported`. */
+  imported: string[];
+  /** false when it stopped part-way: the file is kept, and the same request again finishes the job. */
+  complete: boolean;
+}
+
+const CONFIRM_RETRY = { maxAttempts: 4, baseDelayMs: 250 };
+
 /**
- * The Global Administrator uploaded an import file: delete it at once (the
- * only copy of the secrets outside the vault) and mark its tokens imported.
+ * The Global Administrator uploaded an import file: mark its tokens imported,
+ * then delete it (the only copy of the secrets outside the vault). Rows first,
+ * so a failure part-way leaves the file and the rows still naming it, and the
+ * same confirmation again finishes; it never throws once it has changed a row.
  */
-export async function confirmUpload(deps: ConfirmUploadDeps, file: string): Promise<{ found: boolean; imported: string[] }> {
-  const imported: string[] = [];
-  const rows: { key: string; etag: string; value: TokenEntity }[] = [];
+export async function confirmUpload(deps: ConfirmUploadDeps, file: string): Promise<ConfirmUploadResult> {
+  const present = (await deps.blobs.properties(deps.importsContainer, file)) !== undefined;
+  const rows: Versioned<TokenEntity>[] = [];
   for await (const row of deps.tokens.list({ exportFile: file })) rows.push(row);
-  const existed = await deps.blobs.delete(deps.importsContainer, file);
-  if (!existed && rows.length === 0) return { found: false, imported };
-  for (const row of rows) {
-    if (row.value.state !== 'exported' && row.value.state !== 'exporting') continue;
-    const now = deps.clock.now().toISOString();
-    await deps.tokens.replace(row.key, { ...row.value, state: 'imported', exportingSince: null, updatedAt: now, history: appendHistory(row.value.history, now, 'imported', file) }, row.etag);
-    imported.push(row.value.serial);
+  if (!present && rows.length === 0) return { found: false, imported: [], complete: true };
+
+  const imported: string[] = [];
+  try {
+    for (const row of rows) if (await withRetry(() => markImported(deps, row, file, present), CONFIRM_RETRY)) imported.push(row.value.serial);
+    if (present) await withRetry(() => deps.blobs.delete(deps.importsContainer, file), CONFIRM_RETRY);
+  } catch (err) {
+    deps.log.error('Import confirmation stopped part-way; the file is kept until it is confirmed again', { file, imported: imported.length, of: rows.length, error: (err as Error).name });
+    return { found: true, imported: imported.sort(), complete: false };
   }
   deps.log.info('Import file confirmed uploaded and deleted', { file, imported: imported.length });
-  return { found: true, imported: imported.sort() };
+  return { found: true, imported: imported.sort(), complete: true };
+}
+
+/**
+ * One token of a confirmed file: exported to it (or still `exporting` while the file exists: the build wrote it
+ * and has not marked it yet) becomes imported; already imported counts (a repeated confirmation). Re-reads on 412.
+ */
+async function markImported(deps: ConfirmUploadDeps, listed: Versioned<TokenEntity>, file: string, filePresent: boolean): Promise<boolean> {
+  let row: Versioned<TokenEntity> | undefined = listed;
+  for (let tries = 0; tries < 5; tries++) {
+    if (!row || row.value.exportFile !== file) return false;
+    if (row.value.state === 'imported') return true;
+    if (row.value.state !== 'exported' && !(row.value.state === 'exporting' && filePresent)) return false;
+    const now = deps.clock.now().toISOString();
+    try {
+      await deps.tokens.replace(row.key, { ...row.value, state: 'imported', exportingSince: null, updatedAt: now, history: appendHistory(row.value.history, now, 'imported', file) }, row.etag);
+      return true;
+    } catch (err) {
+      if (!(err instanceof PreconditionFailedError)) throw err;
+    }
+    row = await deps.tokens.get(listed.key);
+  }
+  throw new TransientError(`Serial ${quoteValue(listed.value.serial)}: its inventory row kept changing while it was marked imported.`);
 }

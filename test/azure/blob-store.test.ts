@@ -91,6 +91,19 @@ void describe('read, properties, write', () => {
     await assert.rejects(store.write(c, 'leased', 'y', { ifNoneMatch: '*' }), BlobExistsError);
     await lease.release();
   });
+
+  void test('ifMatch replaces only the version it names, and fails on a changed or deleted blob (memory store alike)', async () => {
+    for (const [label, s, container] of [['azure', store, await newContainer()], ['memory', new MemoryBlobStore(), 'c']] as const) {
+      const first = await s.write(container, 'csv', 'one');
+      const second = await s.write(container, 'csv', 'two', { ifMatch: first.etag });
+      assert.equal(Buffer.from((await s.read(container, 'csv'))!.bytes).toString(), 'two', label);
+      await assert.rejects(s.write(container, 'csv', 'three', { ifMatch: first.etag }), PreconditionFailedError, label);
+      assert.equal((await s.read(container, 'csv'))!.etag, second.etag, label);
+      await s.delete(container, 'csv');
+      await assert.rejects(s.write(container, 'csv', 'four', { ifMatch: second.etag }), PreconditionFailedError, label);
+      assert.equal(await s.read(container, 'csv'), undefined, label);
+    }
+  });
 });
 
 void describe('delete', () => {

@@ -52,6 +52,7 @@ export class MemoryBlobStore implements BlobStore {
   write(container: string, name: string, content: string | Uint8Array, options: WriteBlobOptions = {}): Promise<{ etag: string }> {
     const c = this.container(container);
     if (options.ifNoneMatch === '*' && c.has(name)) return Promise.reject(new BlobExistsError(name));
+    if (options.ifMatch && c.get(name)?.etag !== options.ifMatch) return Promise.reject(new PreconditionFailedError(`etag mismatch for ${name}`));
     const bytes = typeof content === 'string' ? new TextEncoder().encode(content) : content.slice();
     const now = this.clock.now();
     const entry = { name, bytes, etag: etag(), contentLength: bytes.length, createdOn: c.get(name)?.createdOn ?? now, lastModified: now, metadata: { ...(options.metadata ?? {}) }, contentType: options.contentType };

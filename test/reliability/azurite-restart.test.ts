@@ -2,7 +2,7 @@
  * Storage restarted in the middle of an import build. Azurite stops (SIGTERM,
  * saving its data, like a storage outage) at a chosen point of a running build
  * and comes back on the same ports; the build either completes or fails; then
- * the reconciler runs (minimum age 0). After that, never a CSV that lists a
+ * the reconciler runs (its clock moved past the minimum age, as a later timer run would see it). After that, never a CSV that lists a
  * token not marked exported to that file, nor a token marked exported that no
  * CSV lists, nor a token left `exporting`; and a later build exports every
  * assigned token exactly once overall.
@@ -41,8 +41,14 @@ describe('Azurite restarted in the middle of an import build', () => {
     dataDir = await mkdtemp(join(tmpdir(), 'entra-oath-azurite-restart-'));
     azurite = await startRestartableAzurite(dataDir);
     vault = await startKeyVaultStandIn({ port: 0 });
-    ctx = await appInstance(azurite.connectionString, vault.url, { KEY_VAULT_CREATE_BUDGET: '100000', KEY_VAULT_RETRY_BASE_MS: '20', RECONCILE_MIN_AGE_MINUTES: '0' });
+    ctx = await appInstance(azurite.connectionString, vault.url, { KEY_VAULT_CREATE_BUDGET: '100000', KEY_VAULT_RETRY_BASE_MS: '20' });
   });
+
+  /** The reconciler as its next timer run would see things: the minimum age (and any heartbeat) has passed. */
+  function laterReconciler() {
+    const aheadMs = (ctx.config.reconcileMinAgeMinutes + 1) * 60_000;
+    return services({ ...ctx, clock: { now: () => new Date(Date.now() + aheadMs) } }, capturingLogger()).reconciler;
+  }
   after(async () => {
     console.log(figures.map((f) => `[reliability] ${f}`).join('\n'));
     await azurite?.close();
@@ -97,7 +103,7 @@ describe('Azurite restarted in the middle of an import build', () => {
     vault.setRealism({ latencyMs: 0 });
 
     const svc = services(ctx, capturingLogger());
-    const settled = await svc.reconciler.run();
+    const settled = await laterReconciler().run();
     await assertConsistent();
     // Whatever happened, the next build exports what is left: every assigned token once overall.
     await svc.build.build();
@@ -150,7 +156,7 @@ describe('Azurite restarted in the middle of an import build', () => {
     };
     const svc = services({ ...ctx, blobs: lossy }, capturingLogger());
     await assert.rejects(svc.build.build(), TransientError);
-    const settled = await services(ctx, capturingLogger()).reconciler.run();
+    const settled = await laterReconciler().run();
     await assertConsistent();
     await services(ctx, capturingLogger()).build.build();
     await assertConsistent();

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ConfigError, loadConfig } from '../../shared/config.js';
+import { RECONCILE_MIN_AGE_FLOOR_MINUTES } from '../../shared/pipeline/liveness.js';
 
 const base = { KEY_VAULT_URL: 'https://contoso-oath.vault.azure.net', PipelineStorage: 'UseDevelopmentStorage=true' };
 
@@ -67,6 +68,15 @@ describe('config', () => {
     failsOn('DEFAULT_TRANSPORT_KEY_SECRET', { DEFAULT_TRANSPORT_KEY_SECRET: 'oath-1234' });
     failsOn('RECOVER_DELETED_SECRETS', { RECOVER_DELETED_SECRETS: 'maybe' });
     failsOn('RECONCILE_SCHEDULE', { RECONCILE_SCHEDULE: '*/5 * * * *' });
+    failsOn('RECONCILE_MIN_AGE_MINUTES', { RECONCILE_MIN_AGE_MINUTES: 'soon' });
     assert.throws(() => loadConfig({ KEY_VAULT_URL: base.KEY_VAULT_URL }), (err: unknown) => err instanceof ConfigError && err.setting === 'PipelineStorage__blobServiceUri');
+  });
+
+  it('keeps the reconciler minimum age above the longest gap between heartbeats of a live build', () => {
+    assert.equal(RECONCILE_MIN_AGE_FLOOR_MINUTES, 5);
+    assert.equal(loadConfig(base).reconcileMinAgeMinutes, 15);
+    for (const tooShort of ['0', '1', String(RECONCILE_MIN_AGE_FLOOR_MINUTES - 1)]) failsOn('RECONCILE_MIN_AGE_MINUTES', { RECONCILE_MIN_AGE_MINUTES: tooShort });
+    assert.throws(() => loadConfig({ ...base, RECONCILE_MIN_AGE_MINUTES: '0' }), /at least 5, got 0/);
+    assert.equal(loadConfig({ ...base, RECONCILE_MIN_AGE_MINUTES: String(RECONCILE_MIN_AGE_FLOOR_MINUTES) }).reconcileMinAgeMinutes, RECONCILE_MIN_AGE_FLOOR_MINUTES);
   });
 });
