@@ -6,6 +6,7 @@
 import { FileError, hasErrors, problem, quoteValue, type Problem } from '../core/problems.js';
 import { screenAssignments } from '../entra/import-rules.js';
 import { readAssignments } from '../formats/assignments.js';
+import { assignmentFileBlobNames } from './blob-names.js';
 import { ConflictError, PreconditionFailedError } from './errors.js';
 import type { AssignmentEntity, BlobStore, Clock, EntityTable, Logger, TokenEntity } from './ports.js';
 import { renderReportHtml, renderReportJson, type RunReport } from './report.js';
@@ -38,7 +39,7 @@ export class AssignmentService {
     const blob = await blobs.read(containers.assignments, name);
     if (!blob) return { outcome: 'gone', added: 0, unchanged: 0 };
     const etag = blob.etag.replace(/"/g, '');
-    const reportBase = `assignments/${name}-${etag}`;
+    const derived = assignmentFileBlobNames(name, etag);
     const problems: Problem[] = [];
     const items: RunReport['items'] = [];
     let added = 0;
@@ -81,17 +82,15 @@ export class AssignmentService {
       items,
       problems,
     };
-    await blobs.write(containers.reports, `${reportBase}.json`, renderReportJson(report), { contentType: 'application/json' });
-    await blobs.write(containers.reports, `${reportBase}.html`, renderReportHtml(report), { contentType: 'text/html; charset=utf-8' });
-    if (failed) {
-      await blobs.copy(containers.assignments, name, containers.quarantine, `assignments/${name}-${etag}/${name.split('/').pop()}`);
-    }
+    await blobs.write(containers.reports, derived.reportJson, renderReportJson(report), { contentType: 'application/json' });
+    await blobs.write(containers.reports, derived.reportHtml, renderReportHtml(report), { contentType: 'text/html; charset=utf-8' });
+    if (failed) await blobs.copy(containers.assignments, name, containers.quarantine, derived.quarantinedFile);
     await blobs.delete(containers.assignments, name, { ifMatch: blob.etag }).catch((err: unknown) => {
       // Replaced by a newer upload meanwhile: that one triggers its own run.
       if (!(err instanceof PreconditionFailedError)) throw err;
     });
     this.deps.log.info('Assignment list processed', { blob: name, outcome: report.outcome, added, unchanged, pending });
-    return { outcome: report.outcome, added, unchanged, reportName: `${reportBase}.json` };
+    return { outcome: report.outcome, added, unchanged, reportName: derived.reportJson };
   }
 
   private async upsert(serial: string, upn: string, sourceFile: string, line: number): Promise<{ kind: 'added' | 'unchanged' } | { kind: 'conflict'; existingUpn: string }> {

@@ -12,6 +12,7 @@ import type { OathToken } from '../core/token.js';
 import { describePskcKeyNeed, looksLikePskc } from '../formats/pskc.js';
 import { readSeedFile } from '../formats/read-seed-file.js';
 import type { KeyMaterial, SeedReadResult } from '../formats/types.js';
+import { seedFileBlobNames, type InputBlobNames } from './blob-names.js';
 import { TransientError, ConflictError, PreconditionFailedError, SecretDeletedError } from './errors.js';
 import { secretNameForSerial } from './keys.js';
 import type { BlobLease, BlobStore, Clock, EntityTable, Logger, TokenEntity } from './ports.js';
@@ -71,7 +72,7 @@ export class IngestService {
       if (!props) return { outcome: 'gone', blob: name };
       const etag = props.etag.replace(/"/g, '');
       const batch = `${name}@${etag}`;
-      const reportBase = `${name}-${etag}`;
+      const derived = seedFileBlobNames(name, etag);
 
       let read: SeedReadResult;
       try {
@@ -87,8 +88,8 @@ export class IngestService {
         if (!(err instanceof FileError)) throw err;
         // A file that can never succeed: report it and move it out of `seeds`.
         const report = this.report(name, batch, startedAt, 'rejected', `The file was rejected as a whole: ${err.message}`, { tokensInFile: 0 }, [], [err.toProblem()]);
-        const reportName = await this.writeReports(reportBase, report);
-        const quarantinedAs = await this.quarantine(name, etag, lease, report);
+        const reportName = await this.writeReports(derived, report);
+        const quarantinedAs = await this.quarantine(name, derived, lease, report);
         this.deps.log.warn('Seed file rejected', { blob: name, code: err.code, report: reportName });
         return { outcome: 'rejected', blob: name, batch, reportName, quarantinedAs, counts: report.counts };
       }
@@ -121,10 +122,10 @@ export class IngestService {
         secretEncoding: read.secretEncoding ?? null,
         encodingDecidedBy: read.encodingDecidedBy ?? null,
       });
-      const reportName = await this.writeReports(reportBase, report);
+      const reportName = await this.writeReports(derived, report);
       let quarantinedAs: string | undefined;
       if (clean) await blobs.delete(containers.seeds, name, { leaseId: lease.id });
-      else quarantinedAs = await this.quarantine(name, etag, lease, report);
+      else quarantinedAs = await this.quarantine(name, derived, lease, report);
       this.deps.log.info('Seed file ingested', { blob: name, outcome, ...counts, report: reportName });
       return { outcome, blob: name, batch, reportName, quarantinedAs, counts };
     } finally {
@@ -247,21 +248,18 @@ export class IngestService {
     return { kind: 'seed-file', subject: `${this.deps.containers.seeds}/${name}`, batch, startedAt, finishedAt: this.deps.clock.now().toISOString(), outcome, summary, counts, details, items, problems };
   }
 
-  private async writeReports(base: string, report: RunReport): Promise<string> {
-    const jsonName = `${base}.json`;
-    await this.deps.blobs.write(this.deps.containers.reports, jsonName, renderReportJson(report), { contentType: 'application/json' });
-    await this.deps.blobs.write(this.deps.containers.reports, `${base}.html`, renderReportHtml(report), { contentType: 'text/html; charset=utf-8' });
-    return jsonName;
+  private async writeReports(derived: InputBlobNames, report: RunReport): Promise<string> {
+    await this.deps.blobs.write(this.deps.containers.reports, derived.reportJson, renderReportJson(report), { contentType: 'application/json' });
+    await this.deps.blobs.write(this.deps.containers.reports, derived.reportHtml, renderReportHtml(report), { contentType: 'text/html; charset=utf-8' });
+    return derived.reportJson;
   }
 
   /** Moves the seed file into the private quarantine container, next to a copy of its report. */
-  private async quarantine(name: string, etag: string, lease: BlobLease, report: RunReport): Promise<string> {
-    const folder = `${name}-${etag}`;
-    const target = `${folder}/${name.split('/').pop()}`;
-    await this.deps.blobs.copy(this.deps.containers.seeds, name, this.deps.containers.quarantine, target);
-    await this.deps.blobs.write(this.deps.containers.quarantine, `${folder}/report.json`, renderReportJson(report), { contentType: 'application/json' });
+  private async quarantine(name: string, derived: InputBlobNames, lease: BlobLease, report: RunReport): Promise<string> {
+    await this.deps.blobs.copy(this.deps.containers.seeds, name, this.deps.containers.quarantine, derived.quarantinedFile);
+    await this.deps.blobs.write(this.deps.containers.quarantine, derived.quarantinedReport, renderReportJson(report), { contentType: 'application/json' });
     await this.deps.blobs.delete(this.deps.containers.seeds, name, { leaseId: lease.id });
-    return target;
+    return derived.quarantinedFile;
   }
 }
 

@@ -10,6 +10,15 @@ import type { BlobInfo, Clock, BlobLease, BlobStore, Entity, EntityTable, Secret
 
 const etag = () => `"0x${randomBytes(8).toString('hex').toUpperCase()}"`;
 
+/**
+ * Azure's blob-name rule as the service applies it: 1 to 1,024 characters, counted in UTF-16 code units (an
+ * emoji counts two), and at most 254 path segments. Azure answers 400 OutOfRangeInput; Azurite checks neither.
+ */
+function blobNameError(name: string): Error | undefined {
+  if (name.length >= 1 && name.length <= 1024 && name.split('/').length <= 254) return undefined;
+  return Object.assign(new Error('The specified resource name length is not within the permissible limits.'), { name: 'RestError', statusCode: 400, code: 'OutOfRangeInput' });
+}
+
 type MemoryBlob = StoredBlob & { contentType?: string; leaseId?: string; leaseUntil?: number };
 
 export class MemoryBlobStore implements BlobStore {
@@ -38,6 +47,8 @@ export class MemoryBlobStore implements BlobStore {
   }
 
   read(container: string, name: string): Promise<StoredBlob | undefined> {
+    const invalid = blobNameError(name);
+    if (invalid) return Promise.reject(invalid);
     const b = this.container(container).get(name);
     return Promise.resolve(b ? { ...b, bytes: b.bytes.slice(), metadata: { ...b.metadata } } : undefined);
   }
@@ -50,6 +61,8 @@ export class MemoryBlobStore implements BlobStore {
   }
 
   write(container: string, name: string, content: string | Uint8Array, options: WriteBlobOptions = {}): Promise<{ etag: string }> {
+    const invalid = blobNameError(name);
+    if (invalid) return Promise.reject(invalid);
     const c = this.container(container);
     if (options.ifNoneMatch === '*' && c.has(name)) return Promise.reject(new BlobExistsError(name));
     const bytes = typeof content === 'string' ? new TextEncoder().encode(content) : content.slice();
@@ -60,6 +73,8 @@ export class MemoryBlobStore implements BlobStore {
   }
 
   delete(container: string, name: string, options: { ifMatch?: string; leaseId?: string } = {}): Promise<boolean> {
+    const invalid = blobNameError(name);
+    if (invalid) return Promise.reject(invalid);
     const c = this.container(container);
     const b = c.get(name);
     if (!b) return Promise.resolve(false);
@@ -70,6 +85,8 @@ export class MemoryBlobStore implements BlobStore {
   }
 
   setMetadata(container: string, name: string, metadata: Record<string, string>, options: { ifMatch?: string } = {}): Promise<{ etag: string }> {
+    const invalid = blobNameError(name);
+    if (invalid) return Promise.reject(invalid);
     const b = this.container(container).get(name);
     if (!b) return Promise.reject(new Error(`setMetadata: ${container}/${name} does not exist`));
     if (options.ifMatch && options.ifMatch !== b.etag) return Promise.reject(new PreconditionFailedError(`etag mismatch for ${name}`));
@@ -79,6 +96,8 @@ export class MemoryBlobStore implements BlobStore {
   }
 
   async copy(fromContainer: string, name: string, toContainer: string, toName: string): Promise<void> {
+    const invalid = blobNameError(toName);
+    if (invalid) throw invalid;
     const b = await this.read(fromContainer, name);
     if (!b) throw new Error(`copy: ${fromContainer}/${name} does not exist`);
     await this.write(toContainer, toName, b.bytes, { metadata: b.metadata });
@@ -93,6 +112,8 @@ export class MemoryBlobStore implements BlobStore {
   }
 
   acquireLease(container: string, name: string, seconds: number): Promise<BlobLease | undefined> {
+    const invalid = blobNameError(name);
+    if (invalid) return Promise.reject(invalid);
     const b = this.container(container).get(name);
     if (!b) return Promise.reject(new Error(`lease: ${container}/${name} does not exist`));
     if (b.leaseId && (b.leaseUntil ?? 0) > this.nowMs()) return Promise.resolve(undefined);
