@@ -10,6 +10,7 @@ import { assignmentFileBlobNames } from './blob-names.js';
 import { ConflictError, PreconditionFailedError } from './errors.js';
 import type { AssignmentEntity, BlobStore, Clock, EntityTable, Logger, TokenEntity } from './ports.js';
 import { renderReportHtml, renderReportJson, type RunReport } from './report.js';
+import { checkBlobSize } from './size-limit.js';
 
 export interface AssignmentDeps {
   blobs: BlobStore;
@@ -36,16 +37,22 @@ export class AssignmentService {
   async ingest(name: string): Promise<AssignmentIngestResult> {
     const { blobs, containers } = this.deps;
     const startedAt = this.deps.clock.now().toISOString();
-    const blob = await blobs.read(containers.assignments, name);
-    if (!blob) return { outcome: 'gone', added: 0, unchanged: 0 };
-    const etag = blob.etag.replace(/"/g, '');
-    const derived = assignmentFileBlobNames(name, etag);
+    const props = await blobs.properties(containers.assignments, name);
+    if (!props) return { outcome: 'gone', added: 0, unchanged: 0 };
+    // The version this run worked on (the blob can be replaced meanwhile: that one triggers its own run).
+    let version = props.etag;
     const problems: Problem[] = [];
     const items: RunReport['items'] = [];
     let added = 0;
     let unchanged = 0;
     let pending = 0;
     try {
+      // Properties first: a list over the limit is refused without loading it, and a read never loads more.
+      checkBlobSize(name, props.contentLength, this.deps.maxFileBytes);
+      const blob = await blobs.read(containers.assignments, name, { maxBytes: this.deps.maxFileBytes });
+      if (!blob) return { outcome: 'gone', added: 0, unchanged: 0 };
+      version = blob.etag;
+      checkBlobSize(name, blob.contentLength, this.deps.maxFileBytes);
       const rows = readAssignments(blob.bytes, name, this.deps.maxFileBytes);
       const screened = screenAssignments(rows);
       problems.push(...screened.problems);
@@ -70,6 +77,8 @@ export class AssignmentService {
     }
     problems.sort((a, b) => (a.line ?? 0) - (b.line ?? 0));
     const failed = hasErrors(problems);
+    const etag = version.replace(/"/g, '');
+    const derived = assignmentFileBlobNames(name, etag);
     const report: RunReport = {
       kind: 'assignments',
       subject: `${containers.assignments}/${name}`,
@@ -85,7 +94,7 @@ export class AssignmentService {
     await blobs.write(containers.reports, derived.reportJson, renderReportJson(report), { contentType: 'application/json' });
     await blobs.write(containers.reports, derived.reportHtml, renderReportHtml(report), { contentType: 'text/html; charset=utf-8' });
     if (failed) await blobs.copy(containers.assignments, name, containers.quarantine, derived.quarantinedFile);
-    await blobs.delete(containers.assignments, name, { ifMatch: blob.etag }).catch((err: unknown) => {
+    await blobs.delete(containers.assignments, name, { ifMatch: version }).catch((err: unknown) => {
       // Replaced by a newer upload meanwhile: that one triggers its own run.
       if (!(err instanceof PreconditionFailedError)) throw err;
     });

@@ -18,6 +18,7 @@ import { secretNameForSerial } from './keys.js';
 import type { BlobLease, BlobStore, Clock, EntityTable, Logger, TokenEntity } from './ports.js';
 import { mapPool } from './rate-limit.js';
 import { renderReportHtml, renderReportJson, type RunReport } from './report.js';
+import { checkBlobSize } from './size-limit.js';
 import { appendHistory, newTokenEntity } from './inventory.js';
 import type { PacedVault } from './vault.js';
 
@@ -76,11 +77,11 @@ export class IngestService {
 
       let read: SeedReadResult;
       try {
-        if (props.contentLength > this.deps.maxSeedFileBytes) {
-          throw new FileError('FILE_TOO_LARGE', `${name}: the file is ${props.contentLength} bytes, above the limit of ${this.deps.maxSeedFileBytes}. Split it into smaller files.`);
-        }
-        const blob = await blobs.read(containers.seeds, name);
+        // Properties first: a file over the limit is refused without loading it, and a read never loads more.
+        checkBlobSize(name, props.contentLength, this.deps.maxSeedFileBytes);
+        const blob = await blobs.read(containers.seeds, name, { maxBytes: this.deps.maxSeedFileBytes });
         if (!blob) return { outcome: 'gone', blob: name };
+        checkBlobSize(name, blob.contentLength, this.deps.maxSeedFileBytes);
         const encoding = this.secretEncoding(name, blob.metadata);
         const keys = await this.keyMaterial(name, blob.bytes, blob.metadata);
         read = readSeedFile(blob.bytes, { fileName: name, secretEncoding: encoding, maxBytes: this.deps.maxSeedFileBytes, ...keys });

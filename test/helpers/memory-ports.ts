@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { ManualClock } from './clock.js';
 import { BlobExistsError, ConflictError, PreconditionFailedError, SecretDeletedError } from '../../shared/pipeline/errors.js';
-import type { BlobInfo, Clock, BlobLease, BlobStore, Entity, EntityTable, SecretStore, SecretValue, SetSecretOptions, StoredBlob, Versioned, WriteBlobOptions } from '../../shared/pipeline/ports.js';
+import type { BlobInfo, Clock, BlobLease, BlobStore, Entity, EntityTable, ReadBlobOptions, SecretStore, SecretValue, SetSecretOptions, StoredBlob, Versioned, WriteBlobOptions } from '../../shared/pipeline/ports.js';
 
 const etag = () => `"0x${randomBytes(8).toString('hex').toUpperCase()}"`;
 
@@ -46,18 +46,21 @@ export class MemoryBlobStore implements BlobStore {
     return b ? Buffer.from(b.bytes).toString('utf8') : undefined;
   }
 
-  read(container: string, name: string): Promise<StoredBlob | undefined> {
+  read(container: string, name: string, options: ReadBlobOptions = {}): Promise<StoredBlob | undefined> {
     const invalid = blobNameError(name);
     if (invalid) return Promise.reject(invalid);
     const b = this.container(container).get(name);
-    return Promise.resolve(b ? { ...b, bytes: b.bytes.slice(), metadata: { ...b.metadata } } : undefined);
+    const end = options.maxBytes === undefined ? undefined : options.maxBytes + 1;
+    return Promise.resolve(b ? { ...b, bytes: b.bytes.slice(0, end), metadata: { ...b.metadata } } : undefined);
   }
 
-  async properties(container: string, name: string): Promise<BlobInfo | undefined> {
-    const b = await this.read(container, name);
-    if (!b) return undefined;
-    const { bytes: _bytes, ...info } = b;
-    return info;
+  properties(container: string, name: string): Promise<BlobInfo | undefined> {
+    const invalid = blobNameError(name);
+    if (invalid) return Promise.reject(invalid);
+    const b = this.container(container).get(name);
+    if (!b) return Promise.resolve(undefined);
+    const { bytes: _bytes, contentType: _contentType, leaseId: _leaseId, leaseUntil: _leaseUntil, ...info } = b;
+    return Promise.resolve({ ...info, metadata: { ...info.metadata } });
   }
 
   write(container: string, name: string, content: string | Uint8Array, options: WriteBlobOptions = {}): Promise<{ etag: string }> {
@@ -98,7 +101,7 @@ export class MemoryBlobStore implements BlobStore {
   async copy(fromContainer: string, name: string, toContainer: string, toName: string): Promise<void> {
     const invalid = blobNameError(toName);
     if (invalid) throw invalid;
-    const b = await this.read(fromContainer, name);
+    const b = this.container(fromContainer).get(name);
     if (!b) throw new Error(`copy: ${fromContainer}/${name} does not exist`);
     await this.write(toContainer, toName, b.bytes, { metadata: b.metadata });
   }
