@@ -7,13 +7,15 @@
  *   so restarts do not reprocess;
  * - a failing blob is tried up to 5 times, then a message goes to the queue
  *   `webjobs-blobtrigger-poison` and the blob is not tried again;
- * - a blob whose invocation is still running is not started again.
+ * - a blob whose invocation is still running is not started again;
+ * - a binding registered with deferred binding (`sdkBinding: true`) gets a reference to the blob (model binding
+ *   data: connection, container and name, source AzureStorageBlobs), and the host downloads nothing.
  */
 import { randomUUID } from 'node:crypto';
 import { BlobServiceClient, RestError, type BlobGetPropertiesResponse, type ContainerClient } from '@azure/storage-blob';
 import { QueueServiceClient } from '@azure/storage-queue';
 import type { RegisteredFunction } from './core-module.js';
-import type { RpcTypedData } from './core-types.js';
+import type { RpcModelBindingData, RpcTypedData } from './core-types.js';
 import { resolveAppSettingExpressions, resolveStorageConnection, textOption } from './settings.js';
 
 export const hostsContainer = 'azure-webjobs-hosts';
@@ -48,6 +50,8 @@ interface BlobWatch {
   pattern: RegExp;
   variables: string[];
   dataType: string | undefined;
+  connectionName: string;
+  deferred: boolean;
 }
 
 interface Candidate {
@@ -151,6 +155,8 @@ export class BlobTriggerPoller {
           pattern: compiled.pattern,
           variables: compiled.variables,
           dataType: typeof binding.dataType === 'string' ? binding.dataType : undefined,
+          connectionName: textOption(binding.connection),
+          deferred: binding.properties?.supportsDeferredBinding === 'true',
         });
       }
     }
@@ -248,6 +254,12 @@ export class BlobTriggerPoller {
     this.#lastCyclePending = pending;
   }
 
+  /** What the host's blob extension sends for a deferred binding. */
+  #blobReference(c: Candidate): RpcModelBindingData {
+    const content = JSON.stringify({ Connection: c.watch.connectionName, ContainerName: c.watch.containerName, BlobName: c.blobName });
+    return { version: '1.0', source: 'AzureStorageBlobs', contentType: 'application/json', content: Buffer.from(content, 'utf8') };
+  }
+
   #receiptName(c: Candidate): string {
     return `blobreceipts/${this.#options.hostId}/${c.watch.functionId}/${c.etag}/${c.watch.containerName}/${c.blobName}`;
   }
@@ -280,11 +292,11 @@ export class BlobTriggerPoller {
       return;
     }
     const blob = c.watch.container.getBlobClient(c.blobName);
-    let content: Buffer;
+    let content: Buffer | undefined;
     let properties: BlobGetPropertiesResponse;
     try {
       properties = await blob.getProperties({ conditions: { ifMatch: c.etag } });
-      content = await blob.downloadToBuffer(undefined, undefined, { conditions: { ifMatch: c.etag } });
+      if (!c.watch.deferred) content = await blob.downloadToBuffer(undefined, undefined, { conditions: { ifMatch: c.etag } });
     } catch (error) {
       // Changed or deleted since listing: the new ETag (if any) is a new candidate on the next poll.
       if (error instanceof RestError && (error.statusCode === 412 || error.statusCode === 404)) return;
@@ -303,7 +315,11 @@ export class BlobTriggerPoller {
       const value = match?.[i + 1];
       if (variable && value !== undefined) triggerMetadata[variable] = { string: value };
     });
-    const data: RpcTypedData = c.watch.dataType === 'string' ? { string: content.toString('utf8') } : { bytes: content };
+    const data: RpcTypedData = !content
+      ? { modelBindingData: this.#blobReference(c) }
+      : c.watch.dataType === 'string'
+        ? { string: content.toString('utf8') }
+        : { bytes: content };
 
     try {
       await this.#options.invoke({ fn: c.watch.fn, triggerName: c.watch.triggerName, data, triggerMetadata, retryCount: tries });

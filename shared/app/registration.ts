@@ -4,6 +4,7 @@
  * config is validated by loadConfig on start (functions/index.ts).
  */
 import { STORAGE_CONNECTION_NAME } from '../config.js';
+import { isBlobReference } from './blob-reference.js';
 
 const env = process.env;
 
@@ -19,8 +20,9 @@ export const registration = {
   reconcileSchedule: env.RECONCILE_SCHEDULE || '0 */5 * * * *',
 };
 
-/** The blob name a blob trigger fired for (the `{name}` of its path). */
-export function blobName(context: { triggerMetadata?: Record<string, unknown> }): string {
+/** The blob name a blob trigger fired for: from the deferred binding's reference, else the `{name}` of its path. */
+export function blobName(context: { triggerMetadata?: Record<string, unknown> }, trigger?: unknown): string {
+  if (isBlobReference(trigger)) return trigger.name;
   const name = context.triggerMetadata?.name;
   return typeof name === 'string' ? name : '';
 }

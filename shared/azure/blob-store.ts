@@ -1,7 +1,8 @@
 /** BlobStore over @azure/storage-blob (Azure Storage or Azurite). */
+import { Readable } from 'node:stream';
 import type { BlobServiceClient } from '@azure/storage-blob';
 import { BlobExistsError, PreconditionFailedError } from '../pipeline/errors.js';
-import { BLOB_CALL_DEADLINE_MS, type BlobInfo, type BlobLease, type BlobStore, type StoredBlob, type WriteBlobOptions } from '../pipeline/ports.js';
+import { BLOB_CALL_DEADLINE_MS, type BlobInfo, type BlobLease, type BlobStore, type ReadBlobOptions, type StoredBlob, type WriteBlobOptions } from '../pipeline/ports.js';
 import { asTransient, callSignal, errorCodeOf, rethrow, statusOf } from './errors.js';
 
 export interface AzureBlobStoreOptions {
@@ -11,6 +12,10 @@ export interface AzureBlobStoreOptions {
   listPageSize?: number;
 }
 
+/** A copy streams through blocks of this size, a few in flight: its memory does not grow with the blob. */
+const COPY_BLOCK_BYTES = 4 * 1024 * 1024;
+const COPY_BLOCKS_IN_FLIGHT = 2;
+
 const LEASE_LOST_CODES = new Set(['LeaseIdMismatchWithLeaseOperation', 'LeaseNotPresentWithLeaseOperation', 'LeaseLost', 'LeaseIsBrokenAndCannotBeRenewed']);
 
 async function streamToBytes(stream: NodeJS.ReadableStream | undefined): Promise<Uint8Array> {
@@ -18,6 +23,12 @@ async function streamToBytes(stream: NodeJS.ReadableStream | undefined): Promise
   const chunks: Buffer[] = [];
   for await (const chunk of stream) chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : chunk);
   return new Uint8Array(Buffer.concat(chunks));
+}
+
+/** The whole blob's size from a ranged download's Content-Range ("bytes 0-1023/4096"). */
+function totalSizeOf(contentRange: string | undefined): number | undefined {
+  const match = /\/(\d+)$/.exec(contentRange ?? '');
+  return match ? Number(match[1]) : undefined;
 }
 
 /** Listings give the ETag bare (0x8D...) where headers quote it; the ports compare etags as strings. */
@@ -48,15 +59,17 @@ export class AzureBlobStore implements BlobStore {
     return this.service.getContainerClient(container).getBlockBlobClient(name);
   }
 
-  async read(container: string, name: string): Promise<StoredBlob | undefined> {
+  async read(container: string, name: string, options: ReadBlobOptions = {}): Promise<StoredBlob | undefined> {
     const what = `read blob ${container}/${name}`;
+    // A ranged download: a caller with a size limit never receives more than the limit and one byte.
+    const count = options.maxBytes === undefined ? undefined : options.maxBytes + 1;
     try {
-      const response = await this.blob(container, name).download(0, undefined, { abortSignal: callSignal(this.timeoutMs) });
+      const response = await this.blob(container, name).download(0, count, { abortSignal: callSignal(this.timeoutMs) });
       const bytes = await streamToBytes(response.readableStreamBody);
       return {
         name,
         etag: response.etag ?? '',
-        contentLength: bytes.length,
+        contentLength: totalSizeOf(response.contentRange) ?? bytes.length,
         createdOn: response.createdOn,
         lastModified: response.lastModified,
         metadata: { ...(response.metadata ?? {}) },
@@ -64,6 +77,11 @@ export class AzureBlobStore implements BlobStore {
       };
     } catch (error) {
       if (statusOf(error) === 404) return undefined;
+      // A range of an empty blob is not satisfiable: the blob is there, with no content.
+      if (statusOf(error) === 416 && count !== undefined) {
+        const info = await this.properties(container, name);
+        return info ? { ...info, bytes: new Uint8Array() } : undefined;
+      }
       rethrow(error, what);
     }
   }
@@ -123,23 +141,29 @@ export class AzureBlobStore implements BlobStore {
 
   /**
    * Download and upload instead of a server-side copy: a server-side copy needs a source URL the service can read
-   * (a SAS, or roles on both ends), and Azurite cannot copy from itself without one.
+   * (a SAS, or roles on both ends), and Azurite cannot copy from itself without one. Streamed block by block, so a
+   * blob far above the pipeline's size limits (quarantined unread) costs a few blocks of memory, not its size.
    */
   async copy(fromContainer: string, name: string, toContainer: string, toName: string): Promise<void> {
-    const source = this.blob(fromContainer, name);
-    let contentType: string | undefined;
-    let bytes: Uint8Array;
-    let metadata: Record<string, string>;
+    const abortSignal = callSignal(this.timeoutMs);
+    let source;
     try {
-      const response = await source.download(0, undefined, { abortSignal: callSignal(this.timeoutMs) });
-      bytes = await streamToBytes(response.readableStreamBody);
-      contentType = response.contentType;
-      metadata = { ...(response.metadata ?? {}) };
+      source = await this.blob(fromContainer, name).download(0, undefined, { abortSignal });
     } catch (error) {
       if (statusOf(error) === 404) throw new Error(`copy: ${fromContainer}/${name} does not exist`);
       rethrow(error, `copy blob ${fromContainer}/${name}`);
     }
-    await this.write(toContainer, toName, bytes, { metadata, contentType });
+    const body = source.readableStreamBody ? Readable.from(source.readableStreamBody) : Readable.from([]);
+    try {
+      await this.blob(toContainer, toName).uploadStream(body, COPY_BLOCK_BYTES, COPY_BLOCKS_IN_FLIGHT, {
+        abortSignal,
+        metadata: { ...(source.metadata ?? {}) },
+        blobHTTPHeaders: source.contentType ? { blobContentType: source.contentType } : undefined,
+      });
+    } catch (error) {
+      body.destroy();
+      preconditionOrRethrow(error, `copy blob ${fromContainer}/${name} to ${toContainer}/${toName}`);
+    }
   }
 
   async *list(container: string, prefix?: string): AsyncIterable<BlobInfo> {

@@ -6,9 +6,11 @@
 import { FileError, hasErrors, problem, quoteValue, type Problem } from '../core/problems.js';
 import { screenAssignments } from '../entra/import-rules.js';
 import { readAssignments } from '../formats/assignments.js';
+import { assignmentFileBlobNames } from './blob-names.js';
 import { ConflictError, PreconditionFailedError } from './errors.js';
 import type { AssignmentEntity, BlobStore, Clock, EntityTable, Logger, TokenEntity } from './ports.js';
 import { renderReportHtml, renderReportJson, type RunReport } from './report.js';
+import { checkBlobSize } from './size-limit.js';
 
 export interface AssignmentDeps {
   blobs: BlobStore;
@@ -35,16 +37,22 @@ export class AssignmentService {
   async ingest(name: string): Promise<AssignmentIngestResult> {
     const { blobs, containers } = this.deps;
     const startedAt = this.deps.clock.now().toISOString();
-    const blob = await blobs.read(containers.assignments, name);
-    if (!blob) return { outcome: 'gone', added: 0, unchanged: 0 };
-    const etag = blob.etag.replace(/"/g, '');
-    const reportBase = `assignments/${name}-${etag}`;
+    const props = await blobs.properties(containers.assignments, name);
+    if (!props) return { outcome: 'gone', added: 0, unchanged: 0 };
+    // The version this run worked on (the blob can be replaced meanwhile: that one triggers its own run).
+    let version = props.etag;
     const problems: Problem[] = [];
     const items: RunReport['items'] = [];
     let added = 0;
     let unchanged = 0;
     let pending = 0;
     try {
+      // Properties first: a list over the limit is refused without loading it, and a read never loads more.
+      checkBlobSize(name, props.contentLength, this.deps.maxFileBytes);
+      const blob = await blobs.read(containers.assignments, name, { maxBytes: this.deps.maxFileBytes });
+      if (!blob) return { outcome: 'gone', added: 0, unchanged: 0 };
+      version = blob.etag;
+      checkBlobSize(name, blob.contentLength, this.deps.maxFileBytes);
       const list = readAssignments(blob.bytes, name, this.deps.maxFileBytes);
       problems.push(...list.problems);
       const screened = screenAssignments(list.rows);
@@ -70,6 +78,8 @@ export class AssignmentService {
     }
     problems.sort((a, b) => (a.line ?? 0) - (b.line ?? 0));
     const failed = hasErrors(problems);
+    const etag = version.replace(/"/g, '');
+    const derived = assignmentFileBlobNames(name, etag);
     const report: RunReport = {
       kind: 'assignments',
       subject: `${containers.assignments}/${name}`,
@@ -82,17 +92,15 @@ export class AssignmentService {
       items,
       problems,
     };
-    await blobs.write(containers.reports, `${reportBase}.json`, renderReportJson(report), { contentType: 'application/json' });
-    await blobs.write(containers.reports, `${reportBase}.html`, renderReportHtml(report), { contentType: 'text/html; charset=utf-8' });
-    if (failed) {
-      await blobs.copy(containers.assignments, name, containers.quarantine, `assignments/${name}-${etag}/${name.split('/').pop()}`);
-    }
-    await blobs.delete(containers.assignments, name, { ifMatch: blob.etag }).catch((err: unknown) => {
+    await blobs.write(containers.reports, derived.reportJson, renderReportJson(report), { contentType: 'application/json' });
+    await blobs.write(containers.reports, derived.reportHtml, renderReportHtml(report), { contentType: 'text/html; charset=utf-8' });
+    if (failed) await blobs.copy(containers.assignments, name, containers.quarantine, derived.quarantinedFile);
+    await blobs.delete(containers.assignments, name, { ifMatch: version }).catch((err: unknown) => {
       // Replaced by a newer upload meanwhile: that one triggers its own run.
       if (!(err instanceof PreconditionFailedError)) throw err;
     });
     this.deps.log.info('Assignment list processed', { blob: name, outcome: report.outcome, added, unchanged, pending });
-    return { outcome: report.outcome, added, unchanged, reportName: `${reportBase}.json` };
+    return { outcome: report.outcome, added, unchanged, reportName: derived.reportJson };
   }
 
   private async upsert(serial: string, upn: string, sourceFile: string, line: number): Promise<{ kind: 'added' | 'unchanged' } | { kind: 'conflict'; existingUpn: string }> {

@@ -15,6 +15,7 @@ import { problem, quoteValue, type Problem } from '../core/problems.js';
 import type { HashAlgorithm, TokenType } from '../core/token.js';
 import { partFileName, planImport, splitRows, writeEntraCsv, type EntraRow, type ImportCandidate, type PlannedRow } from '../entra/import-rules.js';
 import type { AssignmentRow } from '../formats/assignments.js';
+import { buildReportNames } from './blob-names.js';
 import { PreconditionFailedError } from './errors.js';
 import { newBuildId } from './ingest.js';
 import { appendHistory } from './inventory.js';
@@ -247,7 +248,7 @@ export class BuildService {
     }
     exported.sort((a, b) => a.serial.localeCompare(b.serial));
 
-    const reportName = `build-${buildId}.json`;
+    const { reportJson: reportName, reportHtml } = buildReportNames(buildId);
     const report: RunReport = {
       kind: 'build',
       subject: buildId,
@@ -263,7 +264,7 @@ export class BuildService {
       problems,
     };
     await deps.blobs.write(deps.containers.reports, reportName, renderReportJson(report), { contentType: 'application/json' });
-    await deps.blobs.write(deps.containers.reports, `build-${buildId}.html`, renderReportHtml(report), { contentType: 'text/html; charset=utf-8' });
+    await deps.blobs.write(deps.containers.reports, reportHtml, renderReportHtml(report), { contentType: 'text/html; charset=utf-8' });
     deps.log.info('Import build finished', { build: buildId, exported: exported.length, files: files.length, problems: problems.length });
     return { build: buildId, files, exported, notExported: problems.filter((p) => p.severity === 'error'), report: reportName };
   }

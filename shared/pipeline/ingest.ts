@@ -12,11 +12,13 @@ import type { OathToken } from '../core/token.js';
 import { describePskcKeyNeed, looksLikePskc } from '../formats/pskc.js';
 import { readSeedFile } from '../formats/read-seed-file.js';
 import type { KeyMaterial, SeedReadResult } from '../formats/types.js';
+import { seedFileBlobNames, type InputBlobNames } from './blob-names.js';
 import { TransientError, ConflictError, PreconditionFailedError, SecretDeletedError } from './errors.js';
 import { secretNameForSerial } from './keys.js';
 import type { BlobLease, BlobStore, Clock, EntityTable, Logger, TokenEntity } from './ports.js';
 import { mapPool } from './rate-limit.js';
 import { renderReportHtml, renderReportJson, type RunReport } from './report.js';
+import { checkBlobSize } from './size-limit.js';
 import { appendHistory, newTokenEntity } from './inventory.js';
 import type { PacedVault } from './vault.js';
 
@@ -71,15 +73,15 @@ export class IngestService {
       if (!props) return { outcome: 'gone', blob: name };
       const etag = props.etag.replace(/"/g, '');
       const batch = `${name}@${etag}`;
-      const reportBase = `${name}-${etag}`;
+      const derived = seedFileBlobNames(name, etag);
 
       let read: SeedReadResult;
       try {
-        if (props.contentLength > this.deps.maxSeedFileBytes) {
-          throw new FileError('FILE_TOO_LARGE', `${name}: the file is ${props.contentLength} bytes, above the limit of ${this.deps.maxSeedFileBytes}. Split it into smaller files.`);
-        }
-        const blob = await blobs.read(containers.seeds, name);
+        // Properties first: a file over the limit is refused without loading it, and a read never loads more.
+        checkBlobSize(name, props.contentLength, this.deps.maxSeedFileBytes);
+        const blob = await blobs.read(containers.seeds, name, { maxBytes: this.deps.maxSeedFileBytes });
         if (!blob) return { outcome: 'gone', blob: name };
+        checkBlobSize(name, blob.contentLength, this.deps.maxSeedFileBytes);
         const encoding = this.secretEncoding(name, blob.metadata);
         const keys = await this.keyMaterial(name, blob.bytes, blob.metadata);
         read = readSeedFile(blob.bytes, { fileName: name, secretEncoding: encoding, maxBytes: this.deps.maxSeedFileBytes, ...keys });
@@ -87,8 +89,8 @@ export class IngestService {
         if (!(err instanceof FileError)) throw err;
         // A file that can never succeed: report it and move it out of `seeds`.
         const report = this.report(name, batch, startedAt, 'rejected', `The file was rejected as a whole: ${err.message}`, { tokensInFile: 0 }, [], [err.toProblem()]);
-        const reportName = await this.writeReports(reportBase, report);
-        const quarantinedAs = await this.quarantine(name, etag, lease, report);
+        const reportName = await this.writeReports(derived, report);
+        const quarantinedAs = await this.quarantine(name, derived, lease, report);
         this.deps.log.warn('Seed file rejected', { blob: name, code: err.code, report: reportName });
         return { outcome: 'rejected', blob: name, batch, reportName, quarantinedAs, counts: report.counts };
       }
@@ -121,10 +123,10 @@ export class IngestService {
         secretEncoding: read.secretEncoding ?? null,
         encodingDecidedBy: read.encodingDecidedBy ?? null,
       });
-      const reportName = await this.writeReports(reportBase, report);
+      const reportName = await this.writeReports(derived, report);
       let quarantinedAs: string | undefined;
       if (clean) await blobs.delete(containers.seeds, name, { leaseId: lease.id });
-      else quarantinedAs = await this.quarantine(name, etag, lease, report);
+      else quarantinedAs = await this.quarantine(name, derived, lease, report);
       this.deps.log.info('Seed file ingested', { blob: name, outcome, ...counts, report: reportName });
       return { outcome, blob: name, batch, reportName, quarantinedAs, counts };
     } finally {
@@ -247,21 +249,18 @@ export class IngestService {
     return { kind: 'seed-file', subject: `${this.deps.containers.seeds}/${name}`, batch, startedAt, finishedAt: this.deps.clock.now().toISOString(), outcome, summary, counts, details, items, problems };
   }
 
-  private async writeReports(base: string, report: RunReport): Promise<string> {
-    const jsonName = `${base}.json`;
-    await this.deps.blobs.write(this.deps.containers.reports, jsonName, renderReportJson(report), { contentType: 'application/json' });
-    await this.deps.blobs.write(this.deps.containers.reports, `${base}.html`, renderReportHtml(report), { contentType: 'text/html; charset=utf-8' });
-    return jsonName;
+  private async writeReports(derived: InputBlobNames, report: RunReport): Promise<string> {
+    await this.deps.blobs.write(this.deps.containers.reports, derived.reportJson, renderReportJson(report), { contentType: 'application/json' });
+    await this.deps.blobs.write(this.deps.containers.reports, derived.reportHtml, renderReportHtml(report), { contentType: 'text/html; charset=utf-8' });
+    return derived.reportJson;
   }
 
   /** Moves the seed file into the private quarantine container, next to a copy of its report. */
-  private async quarantine(name: string, etag: string, lease: BlobLease, report: RunReport): Promise<string> {
-    const folder = `${name}-${etag}`;
-    const target = `${folder}/${name.split('/').pop()}`;
-    await this.deps.blobs.copy(this.deps.containers.seeds, name, this.deps.containers.quarantine, target);
-    await this.deps.blobs.write(this.deps.containers.quarantine, `${folder}/report.json`, renderReportJson(report), { contentType: 'application/json' });
+  private async quarantine(name: string, derived: InputBlobNames, lease: BlobLease, report: RunReport): Promise<string> {
+    await this.deps.blobs.copy(this.deps.containers.seeds, name, this.deps.containers.quarantine, derived.quarantinedFile);
+    await this.deps.blobs.write(this.deps.containers.quarantine, derived.quarantinedReport, renderReportJson(report), { contentType: 'application/json' });
     await this.deps.blobs.delete(this.deps.containers.seeds, name, { leaseId: lease.id });
-    return target;
+    return derived.quarantinedFile;
   }
 }
 

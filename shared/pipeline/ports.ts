@@ -38,16 +38,24 @@ export interface WriteBlobOptions {
  */
 export const BLOB_CALL_DEADLINE_MS = 120_000;
 
+export interface ReadBlobOptions {
+  /**
+   * Load at most this many bytes plus one, whatever the blob's size: a caller with a size limit never holds more
+   * than the limit in memory, and sees a larger blob as bytes.length > maxBytes. contentLength stays the whole size.
+   */
+  maxBytes?: number;
+}
+
 export interface BlobStore {
   /** undefined when the blob does not exist. */
-  read(container: string, name: string): Promise<StoredBlob | undefined>;
+  read(container: string, name: string, options?: ReadBlobOptions): Promise<StoredBlob | undefined>;
   properties(container: string, name: string): Promise<BlobInfo | undefined>;
   write(container: string, name: string, content: string | Uint8Array, options?: WriteBlobOptions): Promise<{ etag: string }>;
   /** false when the blob did not exist. Throws PreconditionFailedError when ifMatch does not match. */
   delete(container: string, name: string, options?: { ifMatch?: string; leaseId?: string }): Promise<boolean>;
   /** Replaces a blob's metadata. Throws PreconditionFailedError when ifMatch does not match. */
   setMetadata(container: string, name: string, metadata: Record<string, string>, options?: { ifMatch?: string }): Promise<{ etag: string }>;
-  /** Copies a blob (content and metadata) to another container, overwriting the target. */
+  /** Copies a blob (content and metadata) to another container, overwriting the target, in bounded memory. */
   copy(fromContainer: string, name: string, toContainer: string, toName: string): Promise<void>;
   list(container: string, prefix?: string): AsyncIterable<BlobInfo>;
   /** undefined when another holder has the lease. seconds: 15-60. */

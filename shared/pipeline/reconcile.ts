@@ -7,6 +7,7 @@
  */
 import { quoteValue } from '../core/problems.js';
 import { appendHistory } from './inventory.js';
+import { seedFileBlobNames } from './blob-names.js';
 import { PreconditionFailedError, TransientError } from './errors.js';
 import { buildIsAlive } from './liveness.js';
 import { withRetry } from './rate-limit.js';
@@ -31,7 +32,10 @@ export interface ReconcileDeps {
 export interface ReconcileResult {
   seedsRetried: number;
   seedsQuarantined: number;
+  /** Seed files whose ingest failed in this run (each then counted toward its quarantine, or quarantined). */
+  seedsFailed: number;
   assignmentsRetried: number;
+  assignmentsFailed: number;
   exportsSettled: number;
   exportsReleased: number;
   /** `exporting` rows left alone because their build's heartbeat is recent. */
@@ -44,34 +48,26 @@ export class Reconciler {
   constructor(private readonly deps: ReconcileDeps) {}
 
   async run(): Promise<ReconcileResult> {
-    const result: ReconcileResult = { seedsRetried: 0, seedsQuarantined: 0, assignmentsRetried: 0, exportsSettled: 0, exportsReleased: 0, exportsOfLiveBuilds: 0 };
+    const result: ReconcileResult = { seedsRetried: 0, seedsQuarantined: 0, seedsFailed: 0, assignmentsRetried: 0, assignmentsFailed: 0, exportsSettled: 0, exportsReleased: 0, exportsOfLiveBuilds: 0 };
     const cutoff = this.deps.clock.now().getTime() - this.deps.minAgeMinutes * 60_000;
     const old = (d?: Date) => (d ? d.getTime() <= cutoff : true);
 
     // Collect first: processing deletes and rewrites blobs, which a live listing would trip over.
     const waiting: BlobInfo[] = [];
     for await (const blob of this.deps.blobs.list(this.deps.containers.seeds)) if (old(blob.lastModified)) waiting.push(blob);
-    for (const blob of waiting) {
-      // The count lives on the blob itself, so it survives instance restarts and scale-to-zero.
-      const tries = (Number(blob.metadata[METADATA_RECONCILE_ATTEMPTS]) || 0) + 1;
-      try {
-        await this.deps.ingest.ingest(blob.name);
-        result.seedsRetried++;
-      } catch (err) {
-        this.deps.log.warn('Reconciler could not ingest seed file', { blob: blob.name, attempt: tries, error: (err as Error).name });
-        if (tries >= (this.deps.maxAttempts ?? 3)) {
-          await this.quarantineStuck(blob.name);
-          result.seedsQuarantined++;
-        } else {
-          await this.deps.blobs.setMetadata(this.deps.containers.seeds, blob.name, { ...blob.metadata, [METADATA_RECONCILE_ATTEMPTS]: String(tries) }).catch(() => undefined);
-        }
-      }
-    }
+    // Each file on its own: one that keeps failing (even to be quarantined) is logged and counted, never stops the run.
+    for (const blob of waiting) await this.retrySeed(blob, result);
 
-    for await (const blob of this.deps.blobs.list(this.deps.containers.assignments)) {
-      if (!old(blob.lastModified)) continue;
-      await this.deps.assignments.ingest(blob.name);
-      result.assignmentsRetried++;
+    const lists: BlobInfo[] = [];
+    for await (const blob of this.deps.blobs.list(this.deps.containers.assignments)) if (old(blob.lastModified)) lists.push(blob);
+    for (const blob of lists) {
+      try {
+        await this.deps.assignments.ingest(blob.name);
+        result.assignmentsRetried++;
+      } catch (err) {
+        result.assignmentsFailed++;
+        this.deps.log.warn('Reconciler could not process assignment list', { blob: blob.name, error: (err as Error).name });
+      }
     }
 
     // Builds killed half-way: settle each `exporting` row from what reached storage. A build is declared dead
@@ -106,14 +102,37 @@ export class Reconciler {
     return result;
   }
 
-  /** A seed file that keeps failing leaves `seeds` for quarantine, so no plaintext seed lingers. */
-  private async quarantineStuck(name: string): Promise<void> {
+  private async retrySeed(blob: BlobInfo, result: ReconcileResult): Promise<void> {
+    // The count lives on the blob itself, so it survives instance restarts and scale-to-zero.
+    const tries = (Number(blob.metadata[METADATA_RECONCILE_ATTEMPTS]) || 0) + 1;
+    try {
+      await this.deps.ingest.ingest(blob.name);
+      result.seedsRetried++;
+      return;
+    } catch (err) {
+      result.seedsFailed++;
+      this.deps.log.warn('Reconciler could not ingest seed file', { blob: blob.name, attempt: tries, error: (err as Error).name });
+    }
+    if (tries < (this.deps.maxAttempts ?? 3)) {
+      await this.deps.blobs.setMetadata(this.deps.containers.seeds, blob.name, { ...blob.metadata, [METADATA_RECONCILE_ATTEMPTS]: String(tries) }).catch(() => undefined);
+      return;
+    }
+    try {
+      if (await this.quarantineStuck(blob.name)) result.seedsQuarantined++;
+    } catch (err) {
+      // Left in `seeds`: the next run tries again.
+      this.deps.log.error('Reconciler could not quarantine seed file', { blob: blob.name, attempt: tries, error: (err as Error).name });
+    }
+  }
+
+  /** A seed file that keeps failing leaves `seeds` for quarantine, so no plaintext seed lingers. false: already gone. */
+  private async quarantineStuck(name: string): Promise<boolean> {
     const current = await this.deps.blobs.properties(this.deps.containers.seeds, name);
-    if (!current) return;
-    const folder = `${name}-${current.etag.replace(/"/g, '')}`;
-    await this.deps.blobs.copy(this.deps.containers.seeds, name, this.deps.containers.quarantine, `${folder}/${name.split('/').pop()}`);
+    if (!current) return false;
+    await this.deps.blobs.copy(this.deps.containers.seeds, name, this.deps.containers.quarantine, seedFileBlobNames(name, current.etag).quarantinedFile);
     await this.deps.blobs.delete(this.deps.containers.seeds, name, { ifMatch: current.etag }).catch(() => undefined);
     this.deps.log.error('Seed file quarantined after repeated failures', { blob: name });
+    return true;
   }
 }
 

@@ -1,5 +1,6 @@
 // AzureBlobStore with the real @azure/storage-blob client against Azurite.
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { BlobServiceClient } from '@azure/storage-blob';
 import type { Azurite } from '../../dev/azurite.js';
@@ -144,6 +145,43 @@ void describe('copy', () => {
   void test('copying a missing blob fails', async () => {
     const c = await newContainer();
     await assert.rejects(store.copy(c, 'missing', c, 'target'), /does not exist/);
+  });
+
+  void test('streams a blob of several blocks and an empty one unchanged', async () => {
+    const c = await newContainer();
+    const big = randomBytes(9 * 1024 * 1024 + 123);
+    await store.write(c, 'big.bin', big, { metadata: { uploader: 'ops' } });
+    await store.copy(c, 'big.bin', c, 'copy/big.bin');
+    const copied = await store.read(c, 'copy/big.bin');
+    assert.ok(copied && Buffer.from(copied.bytes).equals(big));
+    assert.deepEqual(copied.metadata, { uploader: 'ops' });
+    await store.write(c, 'empty', new Uint8Array());
+    await store.copy(c, 'empty', c, 'copy/empty');
+    assert.equal((await store.read(c, 'copy/empty'))?.bytes.length, 0);
+  });
+});
+
+void describe('bounded read', () => {
+  void test('loads at most maxBytes + 1 bytes and reports the whole size', async () => {
+    const c = await newContainer();
+    await store.write(c, 'b', 'x'.repeat(5000), { metadata: { k: 'v' } });
+    const blob = await store.read(c, 'b', { maxBytes: 1000 });
+    assert.equal(blob?.bytes.length, 1001);
+    assert.equal(blob.contentLength, 5000);
+    assert.deepEqual(blob.metadata, { k: 'v' });
+    assert.match(blob.etag, /^"0x[0-9A-F]+"$/);
+    const small = await store.read(c, 'b', { maxBytes: 10_000 });
+    assert.equal(small?.bytes.length, 5000);
+    assert.equal(small.contentLength, 5000);
+  });
+
+  void test('reads an empty blob and a missing one', async () => {
+    const c = await newContainer();
+    await store.write(c, 'empty', '');
+    const empty = await store.read(c, 'empty', { maxBytes: 1000 });
+    assert.equal(empty?.bytes.length, 0);
+    assert.equal(empty.contentLength, 0);
+    assert.equal(await store.read(c, 'missing', { maxBytes: 1000 }), undefined);
   });
 });
 

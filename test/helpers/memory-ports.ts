@@ -6,9 +6,18 @@
 import { randomBytes } from 'node:crypto';
 import { ManualClock } from './clock.js';
 import { BlobExistsError, ConflictError, PreconditionFailedError, SecretDeletedError } from '../../shared/pipeline/errors.js';
-import type { BlobInfo, Clock, BlobLease, BlobStore, Entity, EntityTable, SecretStore, SecretValue, SetSecretOptions, StoredBlob, Versioned, WriteBlobOptions } from '../../shared/pipeline/ports.js';
+import type { BlobInfo, Clock, BlobLease, BlobStore, Entity, EntityTable, ReadBlobOptions, SecretStore, SecretValue, SetSecretOptions, StoredBlob, Versioned, WriteBlobOptions } from '../../shared/pipeline/ports.js';
 
 const etag = () => `"0x${randomBytes(8).toString('hex').toUpperCase()}"`;
+
+/**
+ * Azure's blob-name rule as the service applies it: 1 to 1,024 characters, counted in UTF-16 code units (an
+ * emoji counts two), and at most 254 path segments. Azure answers 400 OutOfRangeInput; Azurite checks neither.
+ */
+function blobNameError(name: string): Error | undefined {
+  if (name.length >= 1 && name.length <= 1024 && name.split('/').length <= 254) return undefined;
+  return Object.assign(new Error('The specified resource name length is not within the permissible limits.'), { name: 'RestError', statusCode: 400, code: 'OutOfRangeInput' });
+}
 
 type MemoryBlob = StoredBlob & { contentType?: string; leaseId?: string; leaseUntil?: number };
 
@@ -37,19 +46,26 @@ export class MemoryBlobStore implements BlobStore {
     return b ? Buffer.from(b.bytes).toString('utf8') : undefined;
   }
 
-  read(container: string, name: string): Promise<StoredBlob | undefined> {
+  read(container: string, name: string, options: ReadBlobOptions = {}): Promise<StoredBlob | undefined> {
+    const invalid = blobNameError(name);
+    if (invalid) return Promise.reject(invalid);
     const b = this.container(container).get(name);
-    return Promise.resolve(b ? { ...b, bytes: b.bytes.slice(), metadata: { ...b.metadata } } : undefined);
+    const end = options.maxBytes === undefined ? undefined : options.maxBytes + 1;
+    return Promise.resolve(b ? { ...b, bytes: b.bytes.slice(0, end), metadata: { ...b.metadata } } : undefined);
   }
 
-  async properties(container: string, name: string): Promise<BlobInfo | undefined> {
-    const b = await this.read(container, name);
-    if (!b) return undefined;
-    const { bytes: _bytes, ...info } = b;
-    return info;
+  properties(container: string, name: string): Promise<BlobInfo | undefined> {
+    const invalid = blobNameError(name);
+    if (invalid) return Promise.reject(invalid);
+    const b = this.container(container).get(name);
+    if (!b) return Promise.resolve(undefined);
+    const { bytes: _bytes, contentType: _contentType, leaseId: _leaseId, leaseUntil: _leaseUntil, ...info } = b;
+    return Promise.resolve({ ...info, metadata: { ...info.metadata } });
   }
 
   write(container: string, name: string, content: string | Uint8Array, options: WriteBlobOptions = {}): Promise<{ etag: string }> {
+    const invalid = blobNameError(name);
+    if (invalid) return Promise.reject(invalid);
     const c = this.container(container);
     if (options.ifNoneMatch === '*' && c.has(name)) return Promise.reject(new BlobExistsError(name));
     if (options.ifMatch && c.get(name)?.etag !== options.ifMatch) return Promise.reject(new PreconditionFailedError(`etag mismatch for ${name}`));
@@ -61,6 +77,8 @@ export class MemoryBlobStore implements BlobStore {
   }
 
   delete(container: string, name: string, options: { ifMatch?: string; leaseId?: string } = {}): Promise<boolean> {
+    const invalid = blobNameError(name);
+    if (invalid) return Promise.reject(invalid);
     const c = this.container(container);
     const b = c.get(name);
     if (!b) return Promise.resolve(false);
@@ -71,6 +89,8 @@ export class MemoryBlobStore implements BlobStore {
   }
 
   setMetadata(container: string, name: string, metadata: Record<string, string>, options: { ifMatch?: string } = {}): Promise<{ etag: string }> {
+    const invalid = blobNameError(name);
+    if (invalid) return Promise.reject(invalid);
     const b = this.container(container).get(name);
     if (!b) return Promise.reject(new Error(`setMetadata: ${container}/${name} does not exist`));
     if (options.ifMatch && options.ifMatch !== b.etag) return Promise.reject(new PreconditionFailedError(`etag mismatch for ${name}`));
@@ -80,7 +100,9 @@ export class MemoryBlobStore implements BlobStore {
   }
 
   async copy(fromContainer: string, name: string, toContainer: string, toName: string): Promise<void> {
-    const b = await this.read(fromContainer, name);
+    const invalid = blobNameError(toName);
+    if (invalid) throw invalid;
+    const b = this.container(fromContainer).get(name);
     if (!b) throw new Error(`copy: ${fromContainer}/${name} does not exist`);
     await this.write(toContainer, toName, b.bytes, { metadata: b.metadata });
   }
@@ -94,6 +116,8 @@ export class MemoryBlobStore implements BlobStore {
   }
 
   acquireLease(container: string, name: string, seconds: number): Promise<BlobLease | undefined> {
+    const invalid = blobNameError(name);
+    if (invalid) return Promise.reject(invalid);
     const b = this.container(container).get(name);
     if (!b) return Promise.reject(new Error(`lease: ${container}/${name} does not exist`));
     if (b.leaseId && (b.leaseUntil ?? 0) > this.nowMs()) return Promise.resolve(undefined);

@@ -69,7 +69,8 @@ void describe('functions', () => {
     assert.equal(byName.failBlob, 'blobTrigger');
     assert.equal(byName.tick, 'timerTrigger');
     assert.equal(byName.queueEcho, 'queueTrigger');
-    assert.equal(host.functions.length, 13);
+    assert.equal(byName.recordBlobReference, 'blobTrigger');
+    assert.equal(host.functions.length, 14);
     assert.match(host.url, /^http:\/\/127\.0\.0\.1:\d+$/);
   });
 
@@ -204,6 +205,21 @@ void describe('blob triggers', () => {
     await incoming.getBlockBlobClient('batch-1.csv').upload('changed', 7);
     await host.idle();
     assert.equal((await listNames(processed, 'batch-1.csv/')).length, 2);
+  });
+
+  void it('hands a deferred binding (sdkBinding) a reference to the blob, not its content', async () => {
+    const referenced = container('referenced');
+    await referenced.createIfNotExists();
+    const content = Buffer.alloc(3 * 1024 * 1024, 'x');
+    await referenced.getBlockBlobClient('big/file.bin').upload(content, content.length);
+    await host.idle();
+    const processed = container('processed-references');
+    const records = await listNames(processed, 'big/file.bin/');
+    assert.equal(records.length, 1);
+    const record = await readJson(processed, records[0]!);
+    assert.equal(record.isBuffer, false);
+    assert.deepEqual(record.received, { source: 'AzureStorageBlobs', reference: { Connection: 'PipelineStorage', ContainerName: 'referenced', BlobName: 'big/file.bin' } });
+    assert.equal(record.contentLength, content.length);
   });
 
   void it('does not start a blob again while its invocation is still running', async () => {
