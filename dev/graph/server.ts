@@ -412,7 +412,9 @@ function parseJsonObject(raw: Buffer): Record<string, unknown> {
 function refuseUnknownProperties(body: Record<string, unknown>, allowed: readonly string[], typeName: string): void {
   for (const key of Object.keys(body)) {
     if (key.startsWith('@odata.') || allowed.includes(key)) continue;
-    throw invalidRequest(`Invalid property '${key.slice(0, 64)}' for type 'microsoft.graph.${typeName}'.`);
+    // Named only when it looks like a property name: a misplaced secret must not come back in the error.
+    const shown = /^[a-z][A-Za-z0-9]{0,39}$/.test(key) ? `'${key}'` : '(name withheld)';
+    throw invalidRequest(`Invalid property ${shown} for type 'microsoft.graph.${typeName}'.`);
   }
 }
 
