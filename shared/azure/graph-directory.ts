@@ -241,6 +241,7 @@ export class GraphHardwareOathDirectory implements HardwareOathDirectory {
    * (not applied) or UncertainOutcomeError (a write that may have been applied) for the rest.
    */
   private async send(call: GraphCall): Promise<GraphAnswer> {
+    const target = this.url(call.path);
     let refreshedToken = false;
     for (let attempt = 1; ; attempt++) {
       await this.waitForPause();
@@ -252,7 +253,7 @@ export class GraphHardwareOathDirectory implements HardwareOathDirectory {
       try {
         const authorization = `Bearer ${await this.bearer()}`;
         try {
-          response = await fetch(this.url(call.path), {
+          response = await fetch(target, {
             method: call.method,
             headers: {
               authorization,
