@@ -1,11 +1,14 @@
 /**
  * The whole local Azure stack on one machine: Azurite (storage), the Key
- * Vault stand-in and the local Functions host running the app, with the
- * containers, tables and app settings the pipeline needs.
+ * Vault stand-in, the Microsoft Graph stand-in and the local Functions host
+ * running the app, with the containers, tables and app settings the pipeline
+ * needs.
  *
  * Data layout under `dataDir` (default dev/data, git-ignored):
  *   azurite/             Azurite's blobs, queues and tables
  *   keyvault.jsonl       the vault stand-in's state: SECRETS IN PLAINTEXT, development only
+ *   graph.jsonl          the Graph stand-in's users and tokens: TOKEN SECRETS IN PLAINTEXT, development only
+ *   graph-users.json     optional: users the Graph stand-in creates or updates at each start (you write it)
  *   local.settings.json  the app settings the host was started with
  *
  * The Functions host lives in this process, and a process hosts one app:
@@ -20,6 +23,7 @@ import { TableServiceClient } from '@azure/data-tables';
 import { startAzurite, type Azurite } from './azurite.js';
 import { startLocalHost, type LocalFunctionInfo, type LocalHost } from './host/host.js';
 import { startKeyVaultStandIn, type KeyVaultRealism, type KeyVaultStandIn } from './keyvault/server.js';
+import { DEFAULT_GRAPH_PORT, startGraphStandIn, type GraphRealism, type GraphStandIn } from './graph/server.js';
 
 /** The folder with package.json above this file (also right when this file runs compiled from dist/dev/). */
 function findRepoRoot(from: string): string {
@@ -34,7 +38,10 @@ export const defaultDataDir = join(repoRoot, 'dev', 'data');
 export const defaultEntry = join(repoRoot, 'dist', 'functions', 'index.js');
 
 /** Fixed ports of `npm start` (ports: 'default'). */
-export const defaultPorts = { blob: 10000, queue: 10001, table: 10002, keyVault: 10010, functions: 7071 } as const;
+export const defaultPorts = { blob: 10000, queue: 10001, table: 10002, keyVault: 10010, graph: DEFAULT_GRAPH_PORT, functions: 7071 } as const;
+
+/** The Graph stand-in's users file in the data folder. */
+export const GRAPH_USERS_FILE = 'graph-users.json';
 
 export const pipelineContainers = ['seeds', 'assignments', 'imports', 'reports', 'quarantine', 'deadletter'] as const;
 export const pipelineTables = ['tokens', 'assignments'] as const;
@@ -50,6 +57,8 @@ export interface StackOptions {
   settings?: Record<string, string>;
   /** Throttling, latency and faults of the vault stand-in. */
   kvRealism?: KeyVaultRealism;
+  /** Throttling, latency and faults of the Graph stand-in. */
+  graphRealism?: GraphRealism;
   /** Blob/queue polling interval of the host (ms). */
   pollIntervalMs?: number;
   /** Log lines of all parts; console.log by default. */
@@ -63,19 +72,21 @@ export interface Stack {
   settings: Record<string, string>;
   azurite: Pick<Azurite, 'blobUrl' | 'queueUrl' | 'tableUrl' | 'connectionString' | 'pid'>;
   keyVault: Pick<KeyVaultStandIn, 'url' | 'port' | 'setRealism' | 'stats'>;
+  graph: Pick<GraphStandIn, 'url' | 'port' | 'setRealism' | 'stats' | 'injectFaults' | 'seedUsers' | 'devices'>;
   functions: { url: string; port: number; list: LocalFunctionInfo[] };
   /** Resolves when the host runs no invocation and has no blob or message pending. */
   idle(): Promise<void>;
-  /** Stops the host (waiting for running invocations), then the vault, then Azurite. */
+  /** Stops the host (waiting for running invocations), then Graph, the vault, then Azurite. */
   close(): Promise<void>;
 }
 
-export function stackSettings(connectionString: string, keyVaultUrl: string, extra: Record<string, string> = {}): Record<string, string> {
+export function stackSettings(connectionString: string, keyVaultUrl: string, graphBaseUrl: string, extra: Record<string, string> = {}): Record<string, string> {
   return {
     FUNCTIONS_WORKER_RUNTIME: 'node',
     AzureWebJobsStorage: connectionString,
     PipelineStorage: connectionString,
     KEY_VAULT_URL: keyVaultUrl,
+    GRAPH_BASE_URL: graphBaseUrl,
     SEED_TRIGGER_SOURCE: 'LogsAndContainerScan',
     ...extra,
   };
@@ -120,7 +131,15 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     });
     stops.push(() => vault.close());
 
-    const settings = stackSettings(azurite.connectionString, vault.url, opts.settings);
+    const graph = await startGraphStandIn({
+      port: free ? 0 : defaultPorts.graph,
+      persistPath: join(dataDir, 'graph.jsonl'),
+      usersFile: join(dataDir, GRAPH_USERS_FILE),
+      realism: opts.graphRealism,
+    });
+    stops.push(() => graph.close());
+
+    const settings = stackSettings(azurite.connectionString, vault.url, graph.url, opts.settings);
     const settingsPath = join(dataDir, 'local.settings.json');
     await writeFile(settingsPath, JSON.stringify({ IsEncrypted: false, Values: settings }, null, 2) + '\n');
 
@@ -140,6 +159,15 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
       settings,
       azurite: { blobUrl: azurite.blobUrl, queueUrl: azurite.queueUrl, tableUrl: azurite.tableUrl, connectionString: azurite.connectionString, pid: azurite.pid },
       keyVault: { url: vault.url, port: vault.port, setRealism: (r) => vault.setRealism(r), stats: () => vault.stats() },
+      graph: {
+        url: graph.url,
+        port: graph.port,
+        setRealism: (r) => graph.setRealism(r),
+        stats: () => graph.stats(),
+        injectFaults: (f) => graph.injectFaults(f),
+        seedUsers: (u) => graph.seedUsers(u),
+        devices: () => graph.devices(),
+      },
       functions: { url: host.url, port: host.port, list: host.functions },
       idle: () => host.idle(),
       close: stopAll,
@@ -159,11 +187,12 @@ export function describeStack(stack: Stack): string[] {
     `  Azurite queue    ${stack.azurite.queueUrl}`,
     `  Azurite table    ${stack.azurite.tableUrl}`,
     `  Key Vault        ${stack.keyVault.url} (local stand-in)`,
+    `  Microsoft Graph  ${stack.graph.url} (local stand-in, GRAPH_BASE_URL; ${stack.graph.stats().users} users: add them in ${GRAPH_USERS_FILE} in the data folder or with POST ${stack.graph.url}/_admin/users)`,
     `  Data folder      ${stack.dataDir}`,
     `  App settings     ${stack.settingsPath}`,
     `  Storage connection string (Azurite's well-known dev account): ${stack.azurite.connectionString}`,
-    'WARNING: the local vault file (keyvault.jsonl in the data folder) holds secrets in PLAINTEXT.',
-    '         It is for development only: never load real token seeds into it.',
+    'WARNING: the local vault and Graph files (keyvault.jsonl, graph.jsonl in the data folder) hold secrets in PLAINTEXT.',
+    '         They are for development only: never load real token seeds into them.',
     'Press Ctrl-C to stop.',
   ];
 }

@@ -1,15 +1,17 @@
 /**
- * `npm start`: the local Azure stack (Azurite, Key Vault stand-in, Functions
- * host with the built app) until Ctrl-C.
+ * `npm start`: the local Azure stack (Azurite, Key Vault stand-in, Microsoft
+ * Graph stand-in, Functions host with the built app) until Ctrl-C.
  *
  *   node --import tsx dev/start.ts [--data-dir dev/data] [--ports default|free] [--entry dist/functions/index.js]
- *     [--setting NAME=VALUE ...] [--poll-interval-ms 1000] [--kv-realism '{"throttling":true}'] [--json]
+ *     [--setting NAME=VALUE ...] [--poll-interval-ms 1000] [--kv-realism '{"throttling":true}']
+ *     [--graph-realism '{"throttling":true,"requestsPer10s":20}'] [--json]
  *
  * With --json, one line `{"ready":true,...}` with every URL is printed once
  * everything is up (for tests and scripts that start the stack).
  */
 import { parseArgs } from 'node:util';
 import type { KeyVaultRealism } from './keyvault/server.js';
+import type { GraphRealism } from './graph/server.js';
 import { describeStack, startStack, type Stack } from './stack.js';
 
 const { values } = parseArgs({
@@ -20,6 +22,7 @@ const { values } = parseArgs({
     setting: { type: 'string', multiple: true },
     'poll-interval-ms': { type: 'string' },
     'kv-realism': { type: 'string' },
+    'graph-realism': { type: 'string' },
     json: { type: 'boolean', default: false },
   },
 });
@@ -33,6 +36,7 @@ async function main(): Promise<void> {
     settings[pair.slice(0, eq)] = pair.slice(eq + 1);
   }
   const kvRealism = values['kv-realism'] ? (JSON.parse(values['kv-realism']) as KeyVaultRealism) : undefined;
+  const graphRealism = values['graph-realism'] ? (JSON.parse(values['graph-realism']) as GraphRealism) : undefined;
 
   let stack: Stack | undefined = undefined;
   let stopping = false;
@@ -65,6 +69,7 @@ async function main(): Promise<void> {
     entry: values.entry,
     settings,
     kvRealism,
+    graphRealism,
     pollIntervalMs: values['poll-interval-ms'] === undefined ? undefined : Number(values['poll-interval-ms']),
   });
   if (stopping) {
@@ -86,6 +91,7 @@ async function main(): Promise<void> {
         connectionString: stack.azurite.connectionString,
         azuritePid: stack.azurite.pid,
         keyVaultUrl: stack.keyVault.url,
+        graphUrl: stack.graph.url,
         functionsUrl: stack.functions.url,
         functions: stack.functions.list,
       }),

@@ -48,6 +48,10 @@ export interface PipelineConfig {
   recoverDeletedSecrets: boolean;
   /** True when the vault is the local stand-in (plain HTTP on loopback). */
   localVault: boolean;
+  /** Microsoft Graph's origin (no version path), e.g. https://graph.microsoft.com. */
+  graphBaseUrl: string;
+  /** True when Graph is the local stand-in (plain HTTP on loopback). */
+  localGraph: boolean;
 }
 
 export class ConfigError extends Error {
@@ -87,6 +91,7 @@ export const SETTINGS = {
   MAX_SEED_FILE_BYTES: { default: String(20 * 1024 * 1024) },
   RECOVER_DELETED_SECRETS: { default: 'false' },
   AZURE_CLIENT_ID: { default: '' },
+  GRAPH_BASE_URL: { default: 'https://graph.microsoft.com' },
 } as const;
 
 export const STORAGE_CONNECTION_NAME = 'PipelineStorage';
@@ -176,6 +181,23 @@ export function isLoopbackUrl(url: URL): boolean {
   return url.protocol === 'http:' && ['127.0.0.1', 'localhost', '[::1]'].includes(url.hostname);
 }
 
+/** Graph's origin: https, or plain http on loopback for the local stand-in; no path (the adapter adds /beta, /v1.0). */
+function graphBaseUrl(env: Env): { url: URL; local: boolean } {
+  const raw = text(env, 'GRAPH_BASE_URL');
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new ConfigError('GRAPH_BASE_URL', `${JSON.stringify(raw)} is not a URL.`);
+  }
+  const local = isLoopbackUrl(url);
+  if (url.protocol !== 'https:' && !local) throw new ConfigError('GRAPH_BASE_URL', 'must use https (plain http is accepted only for the local stand-in on loopback).');
+  if ((url.pathname !== '/' && url.pathname !== '') || url.search || url.hash) {
+    throw new ConfigError('GRAPH_BASE_URL', 'must have no path, for example https://graph.microsoft.com (the app adds /beta and /v1.0 itself).');
+  }
+  return { url, local };
+}
+
 export function loadConfig(env: Env = process.env): PipelineConfig {
   const keyVaultUrl = text(env, 'KEY_VAULT_URL');
   let vaultUrl: URL;
@@ -187,6 +209,8 @@ export function loadConfig(env: Env = process.env): PipelineConfig {
   const localVault = isLoopbackUrl(vaultUrl);
   if (vaultUrl.protocol !== 'https:' && !localVault) throw new ConfigError('KEY_VAULT_URL', 'must use https (plain http is accepted only for the local stand-in on loopback).');
   if (vaultUrl.pathname !== '/' && vaultUrl.pathname !== '') throw new ConfigError('KEY_VAULT_URL', 'must have no path, for example https://my-vault.vault.azure.net.');
+
+  const graph = graphBaseUrl(env);
 
   const triggerSource = text(env, 'SEED_TRIGGER_SOURCE');
   if (triggerSource !== 'EventGrid' && triggerSource !== 'LogsAndContainerScan') {
@@ -232,6 +256,8 @@ export function loadConfig(env: Env = process.env): PipelineConfig {
     maxSeedFileBytes: integer(env, 'MAX_SEED_FILE_BYTES', 1, 1024 * 1024 * 1024),
     recoverDeletedSecrets: bool(env, 'RECOVER_DELETED_SECRETS'),
     localVault,
+    graphBaseUrl: graph.url.origin,
+    localGraph: graph.local,
   };
   if (config.lockoutMaxMinutes < config.lockoutMinutes) {
     throw new ConfigError('VERIFY_LOCKOUT_MAX_MINUTES', `must be at least VERIFY_LOCKOUT_MINUTES (${config.lockoutMinutes}), got ${config.lockoutMaxMinutes}.`);

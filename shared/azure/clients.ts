@@ -6,7 +6,8 @@
 import { epochMs, systemClock } from '../pipeline/clock.js';
 import type { TokenCredential } from '@azure/identity';
 import type { PipelineConfig } from '../config.js';
-import type { AssignmentEntity, BlobStore, EntityTable, SecretStore, TokenEntity } from '../pipeline/ports.js';
+import type { AssignmentEntity, BlobStore, EntityTable, HardwareOathDirectory, SecretStore, TokenEntity } from '../pipeline/ports.js';
+import type { GraphDirectoryOptions } from './graph-directory.js';
 import type { NullableKeys } from './entity-table.js';
 
 export interface AzureAdapters {
@@ -56,9 +57,9 @@ const ONE_HOUR_MS = 60 * 60 * 1000;
 export const BLOB_RETRY_OPTIONS = { maxTries: 3, retryDelayInMs: 500, maxRetryDelayInMs: 4_000 };
 export const TABLE_RETRY_OPTIONS = { maxRetries: 2, retryDelayInMs: 500, maxRetryDelayInMs: 4_000 };
 
-/** The loopback Key Vault stand-in accepts any bearer token. */
-const localVaultCredential: TokenCredential = {
-  getToken: () => Promise.resolve({ token: 'local-vault-stand-in', expiresOnTimestamp: epochMs(systemClock) + ONE_HOUR_MS }),
+/** The loopback stand-ins (Key Vault, Graph) accept any bearer token. */
+const localStandInCredential: TokenCredential = {
+  getToken: () => Promise.resolve({ token: 'local-stand-in', expiresOnTimestamp: epochMs(systemClock) + ONE_HOUR_MS }),
 };
 
 // One credential per identity: DefaultAzureCredential caches its tokens, so reuse it across clients and calls.
@@ -110,9 +111,21 @@ export async function createSecretStore(config: PipelineConfig, options: SecretS
   // SDK retries off: the pipeline's rate limiter and backoff must see, and count, every throttled call.
   const retryOptions = { maxRetries: 0 };
   const client = config.localVault
-    ? new SecretClient(config.keyVaultUrl, localVaultCredential, { retryOptions, allowInsecureConnection: true, disableChallengeResourceVerification: true })
+    ? new SecretClient(config.keyVaultUrl, localStandInCredential, { retryOptions, allowInsecureConnection: true, disableChallengeResourceVerification: true })
     : new SecretClient(config.keyVaultUrl, await azureCredential(vaultClientId(config)), { retryOptions });
   return new KeyVaultSecretStore(client, { timeoutMs: options.secretTimeoutMs });
+}
+
+/**
+ * Microsoft Graph for Graph mode, with the app's identity (the same one as the vault), or the loopback stand-in's
+ * any-token credential when GRAPH_BASE_URL is local.
+ */
+export async function createHardwareOathDirectory(config: PipelineConfig, options: Omit<GraphDirectoryOptions, 'baseUrl' | 'credential'> = {}): Promise<HardwareOathDirectory> {
+  const [{ GraphHardwareOathDirectory }, credential] = await Promise.all([
+    import('./graph-directory.js'),
+    config.localGraph ? Promise.resolve(localStandInCredential) : azureCredential(vaultClientId(config)),
+  ]);
+  return new GraphHardwareOathDirectory({ ...options, baseUrl: config.graphBaseUrl, credential });
 }
 
 async function tableClient(config: PipelineConfig, tableName: string) {

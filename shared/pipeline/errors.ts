@@ -38,3 +38,27 @@ export class BlobExistsError extends Error {
     this.name = 'BlobExistsError';
   }
 }
+
+/**
+ * A write that may or may not have been applied (timed out, connection dropped, or a 5xx after sending). Retrying
+ * it blindly could apply it twice: read the current state first.
+ */
+export class UncertainOutcomeError extends TransientError {
+  constructor(message: string, status?: number, retryAfterMs?: number) {
+    super(message, status, retryAfterMs);
+    this.name = 'UncertainOutcomeError';
+  }
+}
+
+/** The directory (Microsoft Graph) refused a request for a reason a retry will not fix. Never holds a secret. */
+export class DirectoryRefusedError extends Error {
+  constructor(
+    message: string,
+    readonly status: number,
+    /** The service's error code, e.g. "badRequest", "Authorization_RequestDenied". */
+    readonly code: string | undefined,
+  ) {
+    super(message);
+    this.name = 'DirectoryRefusedError';
+  }
+}

@@ -171,3 +171,86 @@ export interface Logger {
   warn(message: string, data?: Record<string, unknown>): void;
   error(message: string, data?: Record<string, unknown>): void;
 }
+
+/** Status of a hardware OATH token in Entra, as Graph reports it on the device. */
+export type HardwareOathStatus = 'available' | 'assigned' | 'activated' | 'failedActivation' | 'unknownFutureValue';
+
+export type HardwareOathHashFunction = 'hmacsha1' | 'hmacsha256';
+
+/** A user as the directory knows it. `userType` and `accountEnabled` are null when the directory gives none. */
+export interface DirectoryUser {
+  id: string;
+  userPrincipalName: string;
+  displayName: string | null;
+  /** 'Member' or 'Guest' (other values are passed through as given). */
+  userType: string | null;
+  accountEnabled: boolean | null;
+}
+
+/** A directory role the directory labels privileged, held by a user actively or as a PIM eligibility. */
+export interface PrivilegedRole {
+  displayName: string;
+  /** The role's template id (the same in every tenant). */
+  templateId: string;
+  assignment: 'active' | 'eligible';
+}
+
+/** A token in Entra's hardware OATH inventory. The secret never comes back. */
+export interface HardwareOathDevice {
+  id: string;
+  serialNumber: string;
+  manufacturer: string;
+  model: string;
+  displayName: string | null;
+  timeIntervalInSeconds: number;
+  hashFunction: HardwareOathHashFunction;
+  status: HardwareOathStatus;
+  /** Object id (and display name) of the user holding it, or null when unassigned. */
+  assignedTo: { id: string; displayName: string | null } | null;
+  lastUsedDateTime: string | null;
+}
+
+export interface NewHardwareOathDevice {
+  serialNumber: string;
+  manufacturer: string;
+  model: string;
+  /** Base32 (A-Z, 2-7). Sent once, never logged, never put in an error. */
+  secretKey: string;
+  timeIntervalInSeconds: 30 | 60;
+  hashFunction: HardwareOathHashFunction;
+  displayName?: string;
+}
+
+/**
+ * Entra ID's hardware OATH tokens and the directory reads that guard them (Microsoft Graph, beta device and
+ * method endpoints, v1.0 user and membership reads). Adapters honour 429/503 Retry-After with bounded retries and
+ * throw the typed errors of ./errors.ts:
+ * - TransientError: throttled or unavailable, and the call changed nothing (retry later);
+ * - UncertainOutcomeError (a TransientError): a write timed out or failed with 5xx, so it may or may not have been
+ *   applied. Never re-send it blindly: look the serial or device up first;
+ * - ConflictError: the serial already exists, the token is held by another user, or it is still assigned;
+ * - DirectoryRefusedError: any other refusal (bad input, guest, five-method limit, wrong code, missing
+ *   permission), with Graph's status and error code.
+ */
+export interface HardwareOathDirectory {
+  /** By UPN or object id; undefined when no such user exists. */
+  findUser(upnOrId: string): Promise<DirectoryUser | undefined>;
+  /** The privileged directory roles the user holds, active (directly or through groups) or eligible. */
+  userPrivilegedRoles(userId: string): Promise<PrivilegedRole[]>;
+  /** Transitive membership of one group (false when the user is unknown). */
+  isGroupMember(userId: string, groupId: string): Promise<boolean>;
+  /** Every device whose serial matches (Graph compares without case); a legacy CSV token may share a serial. */
+  findDevicesBySerial(serialNumber: string): Promise<HardwareOathDevice[]>;
+  /** undefined when no device has that id. Its `status` is the token's state in Entra. */
+  getDevice(deviceId: string): Promise<HardwareOathDevice | undefined>;
+  /** Creates an unassigned device. Never retried after an uncertain outcome: look the serial up instead. */
+  createDevice(device: NewHardwareOathDevice): Promise<HardwareOathDevice>;
+  /** Assigns the device to the user; returns the user's method id for it (observed equal to the device id). */
+  assignDevice(userId: string, deviceId: string): Promise<{ methodId: string }>;
+  /** Activates an assigned token with a code read from it. DirectoryRefusedError when Graph refuses the code. */
+  activate(userId: string, methodId: string, verificationCode: string): Promise<void>;
+  /** Unassigns the token (back to the inventory, status available); false when the user holds no such method. */
+  unassign(userId: string, methodId: string): Promise<boolean>;
+  /** Deletes an unassigned device; false when it does not exist; ConflictError while it is assigned. */
+  deleteDevice(deviceId: string): Promise<boolean>;
+}

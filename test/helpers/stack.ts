@@ -1,6 +1,6 @@
 /**
- * Starts the local Azure stack (dev/start.ts: Azurite, Key Vault stand-in,
- * Functions host) for a test, on free ports, in a temporary data folder,
+ * Starts the local Azure stack (dev/start.ts: Azurite, Key Vault and Graph
+ * stand-ins, Functions host) for a test, on free ports, in a temporary data folder,
  * as a child process, and always tears it down.
  *
  * A child process because a process hosts one app, and so a test can crash
@@ -18,6 +18,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { KeyVaultRealism } from '../../dev/keyvault/server.js';
+import type { GraphRealism } from '../../dev/graph/server.js';
 import type { LocalFunctionInfo } from '../../dev/host/host.js';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -30,6 +31,7 @@ export interface TestStackOptions {
   /** Extra app settings. */
   settings?: Record<string, string>;
   kvRealism?: KeyVaultRealism;
+  graphRealism?: GraphRealism;
   /** Blob/queue polling interval of the host; 250 ms by default to keep tests quick. */
   pollIntervalMs?: number;
   /** Milliseconds to wait for readiness; 60 s by default. */
@@ -40,6 +42,8 @@ export interface TestStack {
   dataDir: string;
   functionsUrl: string;
   keyVaultUrl: string;
+  /** The Graph stand-in (GRAPH_BASE_URL of the host); its admin endpoints are under /_admin/. */
+  graphUrl: string;
   blobUrl: string;
   queueUrl: string;
   tableUrl: string;
@@ -90,6 +94,7 @@ interface ReadyLine {
   connectionString: string;
   azuritePid: number;
   keyVaultUrl: string;
+  graphUrl: string;
   functionsUrl: string;
   functions: LocalFunctionInfo[];
 }
@@ -140,6 +145,7 @@ async function launch(dataDir: string, opts: TestStackOptions): Promise<{ ready:
   for (const [key, value] of Object.entries(opts.settings ?? {})) args.push('--setting', `${key}=${value}`);
   args.push('--poll-interval-ms', String(opts.pollIntervalMs ?? 250));
   if (opts.kvRealism) args.push('--kv-realism', JSON.stringify(opts.kvRealism));
+  if (opts.graphRealism) args.push('--graph-realism', JSON.stringify(opts.graphRealism));
 
   // Own process group, so teardown can take the whole stack down at once.
   const child = spawn(process.execPath, args, { cwd: repoRoot, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -199,6 +205,7 @@ export async function startTestStack(t: TestContextLike | undefined, opts: TestS
       dataDir,
       functionsUrl: ready.functionsUrl,
       keyVaultUrl: ready.keyVaultUrl,
+      graphUrl: ready.graphUrl,
       blobUrl: ready.blobUrl,
       queueUrl: ready.queueUrl,
       tableUrl: ready.tableUrl,

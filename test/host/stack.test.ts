@@ -1,11 +1,11 @@
 /**
  * The whole local stack (dev/start.ts through test/helpers/stack.ts):
- * Azurite, the Key Vault stand-in and the Functions host start, serve, and
- * stop cleanly twice in a row on the same data folder, leaving no process.
+ * Azurite, the Key Vault and Graph stand-ins and the Functions host start,
+ * serve, and stop cleanly twice in a row on the same data folder, leaving no process.
  */
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BlobServiceClient } from '@azure/storage-blob';
@@ -27,6 +27,23 @@ async function processedCount(stack: TestStack, prefix: string): Promise<number>
   return n;
 }
 
+const GRAPH_DEVICES = '/beta/directory/authenticationMethodDevices/hardwareOathDevices';
+
+async function graphCall(stack: TestStack, method: string, path: string, body?: unknown): Promise<{ status: number; body: unknown }> {
+  const res = await fetch(stack.graphUrl + path, {
+    method,
+    headers: { authorization: 'Bearer local', ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await res.text();
+  return { status: res.status, body: text ? (JSON.parse(text) as unknown) : undefined };
+}
+
+async function graphSerials(stack: TestStack): Promise<string[]> {
+  const res = await fetch(`${stack.graphUrl}/_admin/devices`);
+  return ((await res.json()) as { devices: { serialNumber: string }[] }).devices.map((d) => d.serialNumber);
+}
+
 async function waitForCount(stack: TestStack, prefix: string, expected: number): Promise<void> {
   const deadline = Date.now() + 15000;
   while (Date.now() < deadline) {
@@ -40,7 +57,8 @@ void describe('local stack', () => {
   void it('starts and stops cleanly twice in a row on the same data folder, leaving no process', async (t) => {
     const dataDir = await dataDirPromise;
 
-    // First run: everything is reachable and wired together.
+    // First run: everything is reachable and wired together; the Graph stand-in takes its users from the data folder.
+    await writeFile(join(dataDir, 'graph-users.json'), JSON.stringify([{ userPrincipalName: 'stack.user@contoso.com' }]));
     const first = await startTestStack(t, { entry: fixtureEntry, dataDir, settings: fixtureSettings });
     const res = await fetch(`${first.functionsUrl}/api/defaultRoute`);
     assert.equal(res.status, 200);
@@ -53,6 +71,10 @@ void describe('local stack', () => {
     assert.equal(localSettings.Values.AzureWebJobsStorage, first.connectionString);
     assert.equal(localSettings.Values.PipelineStorage, first.connectionString);
     assert.equal(localSettings.Values.KEY_VAULT_URL, first.keyVaultUrl);
+    assert.equal(localSettings.Values.GRAPH_BASE_URL, first.graphUrl);
+    assert.equal((await graphCall(first, 'GET', '/v1.0/users/stack.user@contoso.com')).status, 200);
+    const device = { serialNumber: 'STACK-1', manufacturer: 'Contoso', model: 'C200', secretKey: 'JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP', timeIntervalInSeconds: 30 };
+    assert.equal((await graphCall(first, 'POST', GRAPH_DEVICES, device)).status, 201);
     assert.equal(localSettings.Values.FUNCTIONS_WORKER_RUNTIME, 'node');
     assert.equal(localSettings.Values.FIXTURE_TICK_SCHEDULE, '0 0 0 1 1 *');
 
@@ -83,6 +105,7 @@ void describe('local stack', () => {
     const second = await startTestStack(t, { entry: fixtureEntry, dataDir, settings: fixtureSettings });
     const again = createLocalSecretClient(second.keyVaultUrl);
     assert.equal((await again.getSecret('stack-test')).value, 'not-a-real-seed');
+    assert.deepEqual(await graphSerials(second), ['STACK-1']);
     await BlobServiceClient.fromConnectionString(second.connectionString).getContainerClient('incoming').getBlockBlobClient('later.csv').upload('y', 1);
     await waitForCount(second, 'later.csv/', 1);
     assert.equal(await processedCount(second, 'stack.csv/'), 1);
@@ -99,6 +122,8 @@ void describe('local stack', () => {
     const seeds = blobs.getContainerClient('seeds');
     await seeds.getBlockBlobClient('kept.csv').upload('kept', 4);
     await createLocalSecretClient(stack.keyVaultUrl).setSecret('crash-test', 'value');
+    const device = { serialNumber: 'CRASH-1', manufacturer: 'Contoso', model: 'C200', secretKey: 'JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP', timeIntervalInSeconds: 30 };
+    assert.equal((await graphCall(stack, 'POST', GRAPH_DEVICES, device)).status, 201);
 
     const revived = await stack.restart({ crash: true });
     assert.equal(isProcessAlive(stack.pid), false);
@@ -106,5 +131,6 @@ void describe('local stack', () => {
     const text = await BlobServiceClient.fromConnectionString(revived.connectionString).getContainerClient('seeds').getBlobClient('kept.csv').downloadToBuffer();
     assert.equal(text.toString('utf8'), 'kept');
     assert.equal((await createLocalSecretClient(revived.keyVaultUrl).getSecret('crash-test')).value, 'value');
+    assert.deepEqual(await graphSerials(revived), ['CRASH-1'], 'an acknowledged Graph write survives a kill -9');
   });
 });

@@ -56,6 +56,18 @@ describe('config', () => {
     for (const prefix of ['transport-', 'oathx-', 'oath1', 'x-oath-', 't']) assert.equal(loadConfig({ ...base, TRANSPORT_KEY_PREFIX: prefix }).transportKeyPrefix, prefix);
   });
 
+  it('reads GRAPH_BASE_URL: Graph global by default, the local stand-in on loopback http, never a path', () => {
+    const defaults = loadConfig(base);
+    assert.equal(defaults.graphBaseUrl, 'https://graph.microsoft.com');
+    assert.equal(defaults.localGraph, false);
+    const local = loadConfig({ ...base, GRAPH_BASE_URL: 'http://127.0.0.1:10011/' });
+    assert.equal(local.graphBaseUrl, 'http://127.0.0.1:10011');
+    assert.equal(local.localGraph, true);
+    failsOn('GRAPH_BASE_URL', { GRAPH_BASE_URL: 'http://graph.example.com' });
+    failsOn('GRAPH_BASE_URL', { GRAPH_BASE_URL: 'https://graph.microsoft.com/beta' });
+    failsOn('GRAPH_BASE_URL', { GRAPH_BASE_URL: 'graph.microsoft.com' });
+  });
+
   it('names the setting that is wrong', () => {
     assert.throws(() => loadConfig({ PipelineStorage: 'UseDevelopmentStorage=true' }), /App setting KEY_VAULT_URL: is required/);
     failsOn('KEY_VAULT_CREATE_BUDGET', { KEY_VAULT_CREATE_BUDGET: 'lots' });

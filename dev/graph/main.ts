@@ -1,0 +1,98 @@
+/**
+ * Runs the local Microsoft Graph stand-in on its own:
+ *   node --import tsx dev/graph/main.ts [--port 10011] [--host 127.0.0.1] [--data dev/data/graph.jsonl]
+ *     [--users dev/data/graph-users.json] [--throttle] [--requests-per-10s 100] [--retry-after-seconds 0]
+ *     [--latency-ms 0] [--error-rate 0] [--timeout-rate 0] [--timeout-ms 30000] [--verbose]
+ * Prints "Graph stand-in listening on http://HOST:PORT" once ready; stops cleanly on SIGINT/SIGTERM.
+ * The --data file holds token secrets in plaintext: development only.
+ */
+import { parseArgs } from 'node:util';
+import { DEFAULT_GRAPH_PORT, startGraphStandIn, type GraphRealism } from './server.js';
+
+const USAGE = `Usage: node --import tsx dev/graph/main.ts [options]
+  --port <n>                 port to listen on (0 = any free port; default ${DEFAULT_GRAPH_PORT})
+  --host <addr>              address to bind (default 127.0.0.1)
+  --data <file>              persist state to this journal file (PLAINTEXT token secrets; dev only)
+  --users <file>             JSON array of users to create or update at start
+  --throttle                 enforce a request budget (429 with Retry-After past it)
+  --requests-per-10s <n>     the budget when throttling (default 100)
+  --retry-after-seconds <n>  Retry-After of a 429 (default 0: until the window has room)
+  --latency-ms <n>           added latency per call
+  --error-rate <0..1>        share of calls answered 500/503
+  --timeout-rate <0..1>      share of calls never answered
+  --timeout-ms <n>           how long an unanswered call is held before the connection drops (default 30000)
+  --verbose                  log one line per request to stderr (method, path, status; never bodies)
+  --help`;
+
+function numberOption(values: Record<string, unknown>, name: string): number | undefined {
+  const raw = values[name];
+  if (raw === undefined) return undefined;
+  const n = Number(raw);
+  if (typeof raw !== 'string' || raw.trim() === '' || !Number.isFinite(n)) throw new Error(`--${name} must be a number`);
+  return n;
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      port: { type: 'string' },
+      host: { type: 'string' },
+      data: { type: 'string' },
+      users: { type: 'string' },
+      throttle: { type: 'boolean' },
+      'requests-per-10s': { type: 'string' },
+      'retry-after-seconds': { type: 'string' },
+      'latency-ms': { type: 'string' },
+      'error-rate': { type: 'string' },
+      'timeout-rate': { type: 'string' },
+      'timeout-ms': { type: 'string' },
+      verbose: { type: 'boolean' },
+      help: { type: 'boolean' },
+    },
+    strict: true,
+  });
+  if (values.help) {
+    process.stdout.write(USAGE + '\n');
+    return;
+  }
+  const realism: GraphRealism = {
+    throttling: values.throttle ?? false,
+    requestsPer10s: numberOption(values, 'requests-per-10s'),
+    retryAfterSeconds: numberOption(values, 'retry-after-seconds'),
+    latencyMs: numberOption(values, 'latency-ms'),
+    errorRate: numberOption(values, 'error-rate'),
+    timeoutRate: numberOption(values, 'timeout-rate'),
+    timeoutMs: numberOption(values, 'timeout-ms'),
+  };
+  for (const key of Object.keys(realism) as (keyof GraphRealism)[]) if (realism[key] === undefined) delete realism[key];
+  const standIn = await startGraphStandIn({
+    port: numberOption(values, 'port') ?? DEFAULT_GRAPH_PORT,
+    host: values.host,
+    persistPath: values.data,
+    usersFile: values.users,
+    realism,
+    log: values.verbose ? (line) => process.stderr.write(line + '\n') : undefined,
+  });
+  process.stdout.write(`Graph stand-in listening on ${standIn.url}\n`);
+
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    process.stderr.write(`Graph stand-in: ${signal}, stopping\n`);
+    standIn.close().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        process.stderr.write(`Graph stand-in: error while stopping: ${String(err)}\n`);
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`Graph stand-in: ${err instanceof Error ? err.message : String(err)}\n${USAGE}\n`);
+  process.exit(2);
+});

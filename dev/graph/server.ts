@@ -1,0 +1,1541 @@
+/**
+ * Local stand-in for the slice of Microsoft Graph the pipeline's Graph mode uses (docs/graph.md): the beta hardware
+ * OATH device inventory and per-user hardware OATH methods (create, find by serial, assign, activate, unassign,
+ * delete), v1.0 user reads, directory role and group membership reads. Plain HTTP on loopback; any bearer token is
+ * accepted (a request without one gets Graph's 401 challenge).
+ *
+ * It checks what Graph checks: unknown properties, base32 secrets, 30/60 s intervals, one device per serial, at most
+ * five hardware OATH methods per user, no hardware tokens for guests, verification codes against the secret it was
+ * given (activation window +/- 1 day for 30 s tokens, +/- 2 days for 60 s; sign-in window, through the admin
+ * endpoint, +/- 1 or 2 minutes around the drift learnt at activation).
+ *
+ * Realism on demand: a request budget per 10 s answered by 429 with Retry-After, latency, random 5xx and unanswered
+ * requests, and faults queued through `POST /_admin/faults`, either before the operation (nothing changes) or after
+ * it ("applied": the change is made, then the answer fails or never comes).
+ *
+ * WARNING: with `persistPath` the journal holds token secrets IN PLAINTEXT. Development and tests only.
+ */
+import http from 'node:http';
+import fs from 'node:fs';
+import path from 'node:path';
+import { createHash, randomUUID } from 'node:crypto';
+import type { AddressInfo, Socket } from 'node:net';
+import { decodeBase32 } from '../../shared/core/encoding.js';
+import { scanSteps, stepAt, type OtpParameters } from '../../shared/core/totp.js';
+import { activationWindowSteps, signInWindowSteps } from '../../shared/entra/windows.js';
+import { JsonLinesJournal, type JournalHost } from './journal.js';
+import { BUILT_IN_ROLES, roleByName, roleByTemplateId } from './roles.js';
+
+// ---------------------------------------------------------------------------------------------------------------
+// Public types
+
+export interface GraphRealism {
+  /** Enforce the request budget (429 with Retry-After past it). */
+  throttling?: boolean;
+  /** API requests accepted per sliding 10 s window when throttling (rejected ones are not counted). */
+  requestsPer10s?: number;
+  /** Retry-After sent with a 429, in seconds (fractions allowed); 0: the time until the window has room. */
+  retryAfterSeconds?: number;
+  latencyMs?: number;
+  /** Share (0..1) of requests answered 500/503 (503 with Retry-After: 1). */
+  errorRate?: number;
+  /** Share (0..1) of requests held without an answer for timeoutMs, then dropped. */
+  timeoutRate?: number;
+  timeoutMs?: number;
+  /** Share (0..1) of random faults whose operation is applied before the failure. */
+  appliedFaultRate?: number;
+}
+
+/** A fault queued through the admin endpoint, served to the next matching requests. */
+export interface GraphFault {
+  /** HTTP method to match (any when absent). */
+  method?: string;
+  /** Case-insensitive substring of the request path (after /beta or /v1.0) to match (any when absent). */
+  path?: string;
+  /** Status to answer: 429, 500, 502, 503 or 504. */
+  status?: number;
+  /** Retry-After header value sent with the status (e.g. "2.128"). */
+  retryAfter?: string;
+  /** Hold the request unanswered for the realism's timeoutMs, then drop the connection. */
+  timeout?: boolean;
+  /** Apply the operation first (the change is made), then fail. Default false: nothing changes. */
+  apply?: boolean;
+  /** How many matching requests get this fault (default 1). */
+  times?: number;
+}
+
+export interface GraphUserSeed {
+  userPrincipalName: string;
+  id?: string;
+  displayName?: string;
+  userType?: 'Member' | 'Guest';
+  accountEnabled?: boolean;
+  /** Active directory roles, by display name (see roles.ts). */
+  directoryRoles?: string[];
+  /** Roles the user is eligible for through Privileged Identity Management, by display name. */
+  eligibleRoles?: string[];
+  /** Object ids of the groups the user is a member of (transitively). */
+  groups?: string[];
+}
+
+export interface GraphDeviceSeed {
+  serialNumber: string;
+  secretKey: string;
+  manufacturer?: string;
+  model?: string;
+  displayName?: string;
+  timeIntervalInSeconds?: number;
+  hashFunction?: HashFunction;
+  /** UPN or object id of the user holding it. */
+  assignedTo?: string;
+  status?: 'available' | 'assigned' | 'activated';
+  /** 'csv': a token from a legacy CSV upload, which may share its serial with a Graph device. Default 'graph'. */
+  source?: DeviceSource;
+}
+
+export interface GraphStandInOptions {
+  port?: number /*0 = free port*/;
+  host?: string /*default 127.0.0.1*/;
+  /** Journal file; state survives restarts (PLAINTEXT secrets). */
+  persistPath?: string;
+  /** JSON file with an array of GraphUserSeed, upserted at start when it exists. */
+  usersFile?: string;
+  realism?: GraphRealism;
+  /** Default page size of the device list (Graph's $top caps it). */
+  pageSize?: number;
+  /** Epoch ms; the system clock by default. Tests move it to check the code windows. */
+  now?: () => number;
+  log?: (line: string) => void;
+}
+
+export type HashFunction = 'hmacsha1' | 'hmacsha256';
+export type DeviceStatus = 'available' | 'assigned' | 'activated' | 'failedActivation';
+export type DeviceSource = 'graph' | 'csv';
+
+export type GraphOperation =
+  | 'createDevice'
+  | 'listDevices'
+  | 'getDevice'
+  | 'deleteDevice'
+  | 'getUser'
+  | 'assignMethod'
+  | 'listMethods'
+  | 'getMethod'
+  | 'unassignMethod'
+  | 'activateMethod'
+  | 'deactivateMethod'
+  | 'listUserDirectoryRoles'
+  | 'checkMemberGroups'
+  | 'listRoleDefinitions'
+  | 'listRoleEligibilities';
+
+const OPERATIONS: readonly GraphOperation[] = [
+  'createDevice',
+  'listDevices',
+  'getDevice',
+  'deleteDevice',
+  'getUser',
+  'assignMethod',
+  'listMethods',
+  'getMethod',
+  'unassignMethod',
+  'activateMethod',
+  'deactivateMethod',
+  'listUserDirectoryRoles',
+  'checkMemberGroups',
+  'listRoleDefinitions',
+  'listRoleEligibilities',
+];
+
+/** A user as the admin endpoints show it. */
+export interface GraphUserView {
+  id: string;
+  userPrincipalName: string;
+  displayName: string;
+  userType: 'Member' | 'Guest';
+  accountEnabled: boolean;
+  directoryRoles: string[];
+  eligibleRoles: string[];
+  groups: string[];
+  hardwareOathMethods: number;
+}
+
+/** A device as the admin endpoints show it: never the secret. */
+export interface GraphDeviceView {
+  id: string;
+  serialNumber: string;
+  manufacturer: string;
+  model: string;
+  displayName: string | null;
+  timeIntervalInSeconds: number;
+  hashFunction: HashFunction;
+  status: DeviceStatus;
+  assignedTo: { id: string; userPrincipalName: string } | null;
+  createdDateTime: string;
+  assignedDateTime: string | null;
+  activatedDateTime: string | null;
+  lastUsedDateTime: string | null;
+  /** Token clock minus server clock, learnt at activation and sign-in. */
+  driftSeconds: number | null;
+  source: DeviceSource;
+}
+
+export interface GraphStats {
+  since: number;
+  /** API requests (admin calls excluded), challenges, throttled and faulted ones included. */
+  requests: number;
+  challenges: number;
+  throttled: number;
+  faults: number;
+  faultsByKind: { status: number; timeouts: number; applied: number };
+  /** Requests that reached each operation (passed auth, faults and throttling), whatever their outcome. */
+  operations: Record<GraphOperation, number>;
+  statusCodes: Record<string, number>;
+  /** Devices created through the API (201 answered or applied). */
+  devicesCreated: number;
+  devices: number;
+  users: number;
+  realism: Required<GraphRealism>;
+  pendingFaults: number;
+}
+
+export interface SignInResult {
+  accepted: boolean;
+  serialNumber?: string;
+  driftSeconds?: number;
+}
+
+export interface GraphStandIn {
+  /** e.g. http://127.0.0.1:PORT, no path: Graph's base URL (GRAPH_BASE_URL). */
+  url: string;
+  port: number;
+  setRealism(r: GraphRealism): void;
+  injectFaults(faults: GraphFault[]): void;
+  seedUsers(users: GraphUserSeed[]): GraphUserView[];
+  seedDevices(devices: GraphDeviceSeed[]): GraphDeviceView[];
+  users(): GraphUserView[];
+  devices(): GraphDeviceView[];
+  signIn(user: string, code: string): SignInResult;
+  stats(): GraphStats;
+  close(): Promise<void>;
+}
+
+/** Where `npm start` serves the stand-in. */
+export const DEFAULT_GRAPH_PORT = 10011;
+export const ADMIN_PREFIX = '/_admin/';
+/** Graph's own application id, which the bearer challenge names. */
+const GRAPH_APP_ID = '00000003-0000-0000-c000-000000000000';
+export const MAX_HARDWARE_OATH_METHODS = 5;
+const SECRET_MAX_CHARACTERS = 128;
+const FIELD_MAX_LENGTH = 256;
+const CHECK_MEMBER_GROUPS_MAX = 20;
+const THROTTLE_WINDOW_MS = 10_000;
+const MAX_REQUEST_BYTES = 1024 * 1024;
+const PAGE_SIZE_MAX = 999;
+
+const DEFAULT_REALISM: Required<GraphRealism> = {
+  throttling: false,
+  requestsPer10s: 100,
+  retryAfterSeconds: 0,
+  latencyMs: 0,
+  errorRate: 0,
+  timeoutRate: 0,
+  timeoutMs: 30_000,
+  appliedFaultRate: 0,
+};
+const REALISM_KEYS = Object.keys(DEFAULT_REALISM) as (keyof GraphRealism)[];
+
+// ---------------------------------------------------------------------------------------------------------------
+// State
+
+interface UserRecord {
+  id: string;
+  userPrincipalName: string;
+  displayName: string;
+  userType: 'Member' | 'Guest';
+  accountEnabled: boolean;
+  /** Template ids. */
+  directoryRoles: string[];
+  eligibleRoles: string[];
+  groups: string[];
+}
+
+interface DeviceRecord {
+  id: string;
+  displayName: string | null;
+  serialNumber: string;
+  manufacturer: string;
+  model: string;
+  /** Canonical base32 (upper case, no padding). Never leaves the stand-in except through the journal. */
+  secretKey: string;
+  timeIntervalInSeconds: 30 | 60;
+  hashFunction: HashFunction;
+  status: DeviceStatus;
+  assignedTo: string | null;
+  createdDateTime: string;
+  assignedDateTime: string | null;
+  activatedDateTime: string | null;
+  lastUsedDateTime: string | null;
+  driftSteps: number | null;
+  /** Last time step accepted (activation or sign-in): a code is never accepted twice. */
+  lastUsedStep: number | null;
+  source: DeviceSource;
+}
+
+type JournalRecord =
+  | { t: 'header'; format: 'graph-standin-journal'; formatVersion: 1 }
+  | { t: 'user'; user: UserRecord }
+  | { t: 'device'; device: DeviceRecord }
+  | { t: 'deviceDeleted'; id: string };
+
+class DirectoryState implements JournalHost<JournalRecord> {
+  readonly users = new Map<string, UserRecord>();
+  private readonly byUpn = new Map<string, string>();
+  readonly devices = new Map<string, DeviceRecord>();
+
+  apply(record: JournalRecord): void {
+    switch (record.t) {
+      case 'header':
+        return;
+      case 'user': {
+        const previous = this.users.get(record.user.id);
+        if (previous) this.byUpn.delete(previous.userPrincipalName.toLowerCase());
+        this.users.set(record.user.id, record.user);
+        this.byUpn.set(record.user.userPrincipalName.toLowerCase(), record.user.id);
+        return;
+      }
+      case 'device':
+        this.devices.set(record.device.id, record.device);
+        return;
+      case 'deviceDeleted':
+        this.devices.delete(record.id);
+        return;
+    }
+  }
+
+  *snapshot(): Generator<JournalRecord> {
+    yield { t: 'header', format: 'graph-standin-journal', formatVersion: 1 };
+    for (const user of this.users.values()) yield { t: 'user', user };
+    for (const device of this.devices.values()) yield { t: 'device', device };
+  }
+
+  clear(): void {
+    this.users.clear();
+    this.byUpn.clear();
+    this.devices.clear();
+  }
+
+  /** By object id, or by UPN in any case. */
+  findUser(idOrUpn: string): UserRecord | undefined {
+    return this.users.get(idOrUpn) ?? this.users.get(this.byUpn.get(idOrUpn.toLowerCase()) ?? '');
+  }
+
+  methodsOf(userId: string): DeviceRecord[] {
+    return [...this.devices.values()].filter((d) => d.assignedTo === userId);
+  }
+
+  devicesWithSerial(serial: string): DeviceRecord[] {
+    const wanted = serial.toLowerCase();
+    return [...this.devices.values()].filter((d) => d.serialNumber.toLowerCase() === wanted);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Errors and replies
+
+class GraphError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(message);
+  }
+}
+
+const badRequest = (message: string): GraphError => new GraphError(400, 'badRequest', message);
+const invalidRequest = (message: string): GraphError => new GraphError(400, 'invalidRequest', message);
+const segmentNotFound = (segment: string): GraphError => new GraphError(400, 'BadRequest', `Resource not found for the segment '${segment.slice(0, 80)}'.`);
+const userNotFound = (idOrUpn: string): GraphError =>
+  new GraphError(404, 'Request_ResourceNotFound', `Resource '${idOrUpn.slice(0, 120)}' does not exist or one of its queried reference-property objects are not present.`);
+const deviceNotFound = (id: string): GraphError => new GraphError(404, 'itemNotFound', `The hardware OATH token '${id.slice(0, 80)}' was not found.`);
+const methodNotFound = (id: string): GraphError => new GraphError(404, 'itemNotFound', `The user has no hardware OATH method '${id.slice(0, 80)}'.`);
+
+interface Reply {
+  status: number;
+  body?: unknown;
+  headers?: Record<string, string>;
+}
+
+/** Admin errors are plain { error: message }. */
+class AdminError extends Error {
+  constructor(
+    message: string,
+    readonly status = 400,
+  ) {
+    super(message);
+  }
+}
+
+function readBody(req: http.IncomingMessage): Promise<Buffer | 'too-large'> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let tooLarge = false;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > MAX_REQUEST_BYTES) tooLarge = true;
+      else chunks.push(chunk);
+    });
+    req.on('end', () => resolve(tooLarge ? 'too-large' : Buffer.concat(chunks)));
+    req.on('error', reject);
+  });
+}
+
+function parseJson(raw: Buffer): unknown {
+  try {
+    return JSON.parse(raw.toString('utf8'));
+  } catch {
+    throw badRequest('Unable to read JSON request payload. Please ensure Content-Type header is set and payload is of valid JSON format.');
+  }
+}
+
+function parseJsonObject(raw: Buffer): Record<string, unknown> {
+  if (raw.length === 0) throw badRequest('The request body is empty; a JSON object is expected.');
+  const parsed = parseJson(raw);
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw badRequest('The request body must be a JSON object.');
+  return parsed as Record<string, unknown>;
+}
+
+/** Graph refuses properties its types do not define. `@odata.*` annotations are allowed. */
+function refuseUnknownProperties(body: Record<string, unknown>, allowed: readonly string[], typeName: string): void {
+  for (const key of Object.keys(body)) {
+    if (key.startsWith('@odata.') || allowed.includes(key)) continue;
+    // Named only when it looks like a property name: a misplaced secret must not come back in the error.
+    const shown = /^[a-z][A-Za-z0-9]{0,39}$/.test(key) ? `'${key}'` : '(name withheld)';
+    throw invalidRequest(`Invalid property ${shown} for type 'microsoft.graph.${typeName}'.`);
+  }
+}
+
+function requiredText(body: Record<string, unknown>, field: string): string {
+  const value = body[field];
+  if (value === undefined || value === null || value === '') throw invalidRequest(`The property '${field}' is required.`);
+  if (typeof value !== 'string') throw invalidRequest(`The property '${field}' must be a string.`);
+  if (value.length > FIELD_MAX_LENGTH) throw invalidRequest(`The property '${field}' is longer than ${FIELD_MAX_LENGTH} characters.`);
+  return value;
+}
+
+function optionalText(body: Record<string, unknown>, field: string): string | null {
+  const value = body[field];
+  if (value === undefined || value === null) return null;
+  if (typeof value !== 'string') throw invalidRequest(`The property '${field}' must be a string.`);
+  if (value.length > FIELD_MAX_LENGTH) throw invalidRequest(`The property '${field}' is longer than ${FIELD_MAX_LENGTH} characters.`);
+  return value;
+}
+
+/** Strict base32: letters A-Z (any case) and digits 2-7, optional '=' padding, nothing else. Never echoes the value. */
+function readSecretKey(value: unknown): string {
+  if (value === undefined || value === null || value === '') throw invalidRequest("The property 'secretKey' is required.");
+  if (typeof value !== 'string') throw invalidRequest("The property 'secretKey' must be a base32 string.");
+  if (value.length > SECRET_MAX_CHARACTERS) throw invalidRequest(`The secretKey is longer than ${SECRET_MAX_CHARACTERS} characters.`);
+  if (!/^[A-Za-z2-7]+=*$/.test(value) || decodeBase32(value) === undefined) {
+    throw invalidRequest('The secretKey is not valid base32: use the letters A-Z and the digits 2-7 only.');
+  }
+  return value.replace(/=+$/, '').toUpperCase();
+}
+
+function readInterval(value: unknown): 30 | 60 {
+  if (value === 30 || value === 60) return value;
+  throw invalidRequest("The property 'timeIntervalInSeconds' must be 30 or 60.");
+}
+
+function readHashFunction(value: unknown): HashFunction {
+  if (value === undefined || value === null) return 'hmacsha1';
+  if (value === 'hmacsha1' || value === 'hmacsha256') return value;
+  throw invalidRequest("The property 'hashFunction' must be 'hmacsha1' or 'hmacsha256'.");
+}
+
+function otpParameters(device: DeviceRecord): OtpParameters {
+  const secret = decodeBase32(device.secretKey);
+  if (!secret) throw new Error('stored secret is not base32');
+  return { secret, algorithm: device.hashFunction === 'hmacsha256' ? 'SHA256' : 'SHA1', digits: 6, period: device.timeIntervalInSeconds };
+}
+
+const isoSeconds = (ms: number): string => new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
+
+/** A stable GUID-shaped id derived from text (users seeded without an id keep theirs across restarts). */
+function derivedId(namespace: string, text: string): string {
+  const hex = createHash('sha256').update(`${namespace}\0${text}`).digest('hex');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-5${hex.slice(13, 16)}-a${hex.slice(17, 20)}-${hex.slice(20, 32)}`;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// OData query options
+
+interface ODataQuery {
+  filter?: { property: string; value: string | boolean };
+  select?: string[];
+  top?: number;
+  expand?: string[];
+  skip: number;
+}
+
+const FILTER_PATTERN = /^\s*([A-Za-z]+(?:\/[A-Za-z]+)?)\s+eq\s+(?:'((?:[^']|'')*)'|(true|false))\s*$/;
+
+function readQuery(url: URL, filterable: readonly string[], selectable: readonly string[], typeName: string): ODataQuery {
+  const out: ODataQuery = { skip: 0 };
+  const filter = url.searchParams.get('$filter');
+  if (filter !== null) {
+    const m = FILTER_PATTERN.exec(filter);
+    if (!m || !filterable.includes(m[1]!)) throw invalidRequest(`Invalid filter clause: this stand-in supports only "<property> eq <value>" on ${filterable.join(', ') || 'nothing'} here.`);
+    out.filter = { property: m[1]!, value: m[3] !== undefined ? m[3] === 'true' : m[2]!.replace(/''/g, "'") };
+  }
+  const select = url.searchParams.get('$select');
+  if (select !== null && select.trim() !== '') {
+    out.select = select.split(',').map((s) => s.trim());
+    for (const name of out.select) {
+      if (!selectable.includes(name)) throw new GraphError(400, 'BadRequest', `Could not find a property named '${name.slice(0, 64)}' on type 'microsoft.graph.${typeName}'.`);
+    }
+  }
+  const top = url.searchParams.get('$top');
+  if (top !== null) {
+    const n = Number(top);
+    if (!Number.isInteger(n) || n < 1 || n > PAGE_SIZE_MAX) throw new GraphError(400, 'BadRequest', `Invalid page size specified: '${top.slice(0, 12)}'. Must be between 1 and ${PAGE_SIZE_MAX} inclusive.`);
+    out.top = n;
+  }
+  const expand = url.searchParams.get('$expand');
+  if (expand !== null && expand.trim() !== '') out.expand = expand.split(',').map((s) => s.trim());
+  const skipToken = url.searchParams.get('$skiptoken');
+  if (skipToken !== null) {
+    const n = Number(Buffer.from(skipToken, 'base64url').toString('utf8'));
+    if (!Number.isInteger(n) || n < 0) throw new GraphError(400, 'BadRequest', 'The $skiptoken is not valid.');
+    out.skip = n;
+  }
+  return out;
+}
+
+function selectFields(entity: Record<string, unknown>, select: string[] | undefined, always: readonly string[] = []): Record<string, unknown> {
+  if (!select) return entity;
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(entity)) if (k.startsWith('@odata.') || always.includes(k) || select.includes(k)) out[k] = v;
+  return out;
+}
+
+function matchesFilter(entity: Record<string, unknown>, filter: ODataQuery['filter']): boolean {
+  if (!filter) return true;
+  const value = filter.property.split('/').reduce<unknown>((v, key) => (v && typeof v === 'object' ? (v as Record<string, unknown>)[key] : undefined), entity);
+  // Directory string comparisons ignore case.
+  if (typeof value === 'string' && typeof filter.value === 'string') return value.toLowerCase() === filter.value.toLowerCase();
+  return value === filter.value;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Routing
+
+type Version = 'beta' | 'v1.0';
+
+interface Route {
+  op: GraphOperation;
+  version: Version;
+  user?: string;
+  id?: string;
+}
+
+const DEVICE_COLLECTION = ['directory', 'authenticationMethodDevices', 'hardwareOathDevices'];
+const DEVICE_FIELDS = ['id', 'displayName', 'serialNumber', 'manufacturer', 'model', 'secretKey', 'timeIntervalInSeconds', 'hashFunction', 'status', 'lastUsedDateTime', 'assignedTo'] as const;
+const USER_FIELDS = ['id', 'userPrincipalName', 'displayName', 'userType', 'accountEnabled', 'mail', 'givenName', 'surname', 'jobTitle', 'mobilePhone', 'officeLocation', 'preferredLanguage', 'businessPhones'] as const;
+/** The properties v1.0 returns for a user without $select: userType and accountEnabled are not among them. */
+const USER_DEFAULT_FIELDS = ['businessPhones', 'displayName', 'givenName', 'jobTitle', 'mail', 'mobilePhone', 'officeLocation', 'preferredLanguage', 'surname', 'userPrincipalName', 'id'];
+const ROLE_FIELDS = ['id', 'displayName', 'description', 'roleTemplateId', 'deletedDateTime'] as const;
+const ROLE_DEFINITION_FIELDS = ['id', 'displayName', 'description', 'templateId', 'isBuiltIn', 'isEnabled', 'isPrivileged'] as const;
+const ELIGIBILITY_FIELDS = ['id', 'principalId', 'roleDefinitionId', 'directoryScopeId', 'appScopeId', 'memberType', 'startDateTime', 'endDateTime', 'roleEligibilityScheduleId'] as const;
+
+function route(method: string, pathname: string): Route {
+  let segments: string[];
+  try {
+    segments = pathname.split('/').slice(1).map((s) => decodeURIComponent(s));
+  } catch {
+    throw new GraphError(400, 'BadRequest', 'The request URI is not valid.');
+  }
+  if (segments.at(-1) === '') segments.pop();
+  const [version, ...rest] = segments;
+  if (version !== 'beta' && version !== 'v1.0') throw new GraphError(400, 'BadRequest', `Invalid version: ${String(version).slice(0, 20)}`);
+  const notAllowed = (): GraphError => new GraphError(405, 'Request_BadRequest', `The HTTP method '${method}' is not allowed for the resource.`);
+  const is = (...expected: string[]): boolean => expected.every((s, i) => rest[i] === s);
+
+  if (is(...DEVICE_COLLECTION)) {
+    if (version !== 'beta') throw segmentNotFound('authenticationMethodDevices');
+    if (rest.length === 3) {
+      if (method === 'GET') return { op: 'listDevices', version };
+      if (method === 'POST') return { op: 'createDevice', version };
+      throw notAllowed();
+    }
+    if (rest.length === 4) {
+      if (method === 'GET') return { op: 'getDevice', version, id: rest[3] };
+      if (method === 'DELETE') return { op: 'deleteDevice', version, id: rest[3] };
+      throw notAllowed();
+    }
+    throw segmentNotFound(rest[4] ?? '');
+  }
+  if (rest[0] === 'users' && rest[1] !== undefined) {
+    const user = rest[1];
+    if (rest.length === 2) {
+      if (method === 'GET') return { op: 'getUser', version, user };
+      throw notAllowed();
+    }
+    if (rest[2] === 'authentication' && rest[3] === 'hardwareOathMethods') {
+      if (version !== 'beta') throw segmentNotFound('hardwareOathMethods');
+      if (rest.length === 4) {
+        if (method === 'GET') return { op: 'listMethods', version, user };
+        if (method === 'POST') return { op: 'assignMethod', version, user };
+        throw notAllowed();
+      }
+      const id = rest[4];
+      if (rest.length === 5) {
+        if (method === 'GET') return { op: 'getMethod', version, user, id };
+        if (method === 'DELETE') return { op: 'unassignMethod', version, user, id };
+        throw notAllowed();
+      }
+      if (rest.length === 6 && (rest[5] === 'activate' || rest[5] === 'deactivate')) {
+        if (method !== 'POST') throw notAllowed();
+        return { op: rest[5] === 'activate' ? 'activateMethod' : 'deactivateMethod', version, user, id };
+      }
+      throw segmentNotFound(rest[5] ?? '');
+    }
+    if (rest.length === 4 && rest[2] === 'transitiveMemberOf' && rest[3] === 'microsoft.graph.directoryRole') {
+      if (method === 'GET') return { op: 'listUserDirectoryRoles', version, user };
+      throw notAllowed();
+    }
+    if (rest.length === 3 && rest[2] === 'checkMemberGroups') {
+      if (method === 'POST') return { op: 'checkMemberGroups', version, user };
+      throw notAllowed();
+    }
+    throw segmentNotFound(rest[2] ?? '');
+  }
+  if (rest.length === 3 && is('roleManagement', 'directory')) {
+    if (rest[2] === 'roleDefinitions') {
+      if (method === 'GET') return { op: 'listRoleDefinitions', version };
+      throw notAllowed();
+    }
+    if (rest[2] === 'roleEligibilityScheduleInstances') {
+      if (method === 'GET') return { op: 'listRoleEligibilities', version };
+      throw notAllowed();
+    }
+  }
+  throw segmentNotFound(rest[0] ?? '');
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Admin input
+
+function readUserSeed(input: unknown, where: string): GraphUserSeed {
+  if (typeof input !== 'object' || input === null || Array.isArray(input)) throw new AdminError(`${where}: expected an object`);
+  const o = input as Record<string, unknown>;
+  const allowed = ['userPrincipalName', 'id', 'displayName', 'userType', 'accountEnabled', 'directoryRoles', 'eligibleRoles', 'groups'];
+  const unknown = Object.keys(o).filter((k) => !allowed.includes(k));
+  if (unknown.length > 0) throw new AdminError(`${where}: unknown field(s) ${unknown.map((k) => k.slice(0, 40)).join(', ')}; allowed: ${allowed.join(', ')}`);
+  const upn = o.userPrincipalName;
+  if (typeof upn !== 'string' || !/^[^@\s/]+@[^@\s/]+$/.test(upn)) throw new AdminError(`${where}: userPrincipalName must be name@domain`);
+  const seed: GraphUserSeed = { userPrincipalName: upn };
+  if (o.id !== undefined) {
+    if (typeof o.id !== 'string' || !/^[A-Za-z0-9-]{1,64}$/.test(o.id)) throw new AdminError(`${where}: id must be 1-64 letters, digits and dashes`);
+    seed.id = o.id;
+  }
+  if (o.displayName !== undefined) {
+    if (typeof o.displayName !== 'string') throw new AdminError(`${where}: displayName must be a string`);
+    seed.displayName = o.displayName;
+  }
+  if (o.userType !== undefined) {
+    if (o.userType !== 'Member' && o.userType !== 'Guest') throw new AdminError(`${where}: userType must be "Member" or "Guest"`);
+    seed.userType = o.userType;
+  }
+  if (o.accountEnabled !== undefined) {
+    if (typeof o.accountEnabled !== 'boolean') throw new AdminError(`${where}: accountEnabled must be true or false`);
+    seed.accountEnabled = o.accountEnabled;
+  }
+  for (const field of ['directoryRoles', 'eligibleRoles'] as const) {
+    const value = o[field];
+    if (value === undefined) continue;
+    if (!Array.isArray(value) || !value.every((v) => typeof v === 'string')) throw new AdminError(`${where}: ${field} must be an array of role names`);
+    for (const name of value) {
+      if (!roleByName(name)) throw new AdminError(`${where}: unknown role ${JSON.stringify(name.slice(0, 60))}; known roles: ${BUILT_IN_ROLES.map((r) => r.displayName).join(', ')}`);
+    }
+    seed[field] = value;
+  }
+  if (o.groups !== undefined) {
+    if (!Array.isArray(o.groups) || !o.groups.every((v) => typeof v === 'string' && v.length > 0)) throw new AdminError(`${where}: groups must be an array of group ids`);
+    seed.groups = o.groups as string[];
+  }
+  return seed;
+}
+
+function readUserSeeds(input: unknown, source: string): GraphUserSeed[] {
+  if (!Array.isArray(input)) throw new AdminError(`${source}: expected a JSON array of users`);
+  return input.map((u, i) => readUserSeed(u, `${source} item ${i}`));
+}
+
+function readFaults(input: unknown): GraphFault[] {
+  const list = Array.isArray(input) ? input : [input];
+  return list.map((f, i) => {
+    if (typeof f !== 'object' || f === null) throw new AdminError(`fault ${i}: expected an object`);
+    const o = f as Record<string, unknown>;
+    const allowed = ['method', 'path', 'status', 'retryAfter', 'timeout', 'apply', 'times'];
+    const unknown = Object.keys(o).filter((k) => !allowed.includes(k));
+    if (unknown.length > 0) throw new AdminError(`fault ${i}: unknown field(s) ${unknown.join(', ')}`);
+    if (o.timeout !== undefined && typeof o.timeout !== 'boolean') throw new AdminError(`fault ${i}: timeout must be a boolean`);
+    if (o.status !== undefined && ![429, 500, 502, 503, 504].includes(o.status as number)) throw new AdminError(`fault ${i}: status must be 429, 500, 502, 503 or 504`);
+    if (!o.timeout && o.status === undefined) throw new AdminError(`fault ${i}: give a status or timeout: true`);
+    if (o.timeout && o.status !== undefined) throw new AdminError(`fault ${i}: a fault is either a status or a timeout`);
+    if (o.retryAfter !== undefined && (typeof o.retryAfter !== 'string' || o.retryAfter.length > 40)) throw new AdminError(`fault ${i}: retryAfter must be a header value string`);
+    if (o.method !== undefined && typeof o.method !== 'string') throw new AdminError(`fault ${i}: method must be a string`);
+    if (o.path !== undefined && typeof o.path !== 'string') throw new AdminError(`fault ${i}: path must be a string`);
+    if (o.apply !== undefined && typeof o.apply !== 'boolean') throw new AdminError(`fault ${i}: apply must be a boolean`);
+    if (o.times !== undefined && !(Number.isInteger(o.times) && (o.times as number) >= 1)) throw new AdminError(`fault ${i}: times must be an integer >= 1`);
+    return o;
+  });
+}
+
+function validateRealism(r: GraphRealism): void {
+  const unknown = Object.keys(r).filter((k) => !(REALISM_KEYS as string[]).includes(k));
+  if (unknown.length > 0) throw new AdminError(`unknown realism setting(s): ${unknown.join(', ')}`);
+  const rate = (x: unknown): boolean => typeof x === 'number' && x >= 0 && x <= 1;
+  const nonNegative = (x: unknown): boolean => typeof x === 'number' && Number.isFinite(x) && x >= 0;
+  if (r.throttling !== undefined && typeof r.throttling !== 'boolean') throw new AdminError('throttling must be a boolean');
+  if (r.requestsPer10s !== undefined && !(Number.isInteger(r.requestsPer10s) && r.requestsPer10s >= 1)) throw new AdminError('requestsPer10s must be an integer >= 1');
+  for (const key of ['retryAfterSeconds', 'latencyMs', 'timeoutMs'] as const) if (r[key] !== undefined && !nonNegative(r[key])) throw new AdminError(`${key} must be >= 0`);
+  for (const key of ['errorRate', 'timeoutRate', 'appliedFaultRate'] as const) if (r[key] !== undefined && !rate(r[key])) throw new AdminError(`${key} must be between 0 and 1`);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The stand-in
+
+interface QueuedFault extends GraphFault {
+  remaining: number;
+}
+
+function emptyCounters(now: number): Omit<GraphStats, 'devices' | 'users' | 'realism' | 'pendingFaults'> {
+  return {
+    since: now,
+    requests: 0,
+    challenges: 0,
+    throttled: 0,
+    faults: 0,
+    faultsByKind: { status: 0, timeouts: 0, applied: 0 },
+    operations: Object.fromEntries(OPERATIONS.map((op) => [op, 0])) as Record<GraphOperation, number>,
+    statusCodes: {},
+    devicesCreated: 0,
+  };
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+class GraphStandInServer {
+  private readonly state = new DirectoryState();
+  private readonly journal: JsonLinesJournal<JournalRecord> | undefined;
+  private realism: Required<GraphRealism> = { ...DEFAULT_REALISM };
+  private faults: QueuedFault[] = [];
+  private counters: ReturnType<typeof emptyCounters>;
+  private accepted: number[] = [];
+  private readonly held = new Set<{ timer: NodeJS.Timeout; socket: Socket }>();
+  private closed = false;
+  private readonly now: () => number;
+  private readonly pageSize: number;
+  readonly server: http.Server;
+
+  constructor(private readonly opts: GraphStandInOptions) {
+    this.now = opts.now ?? Date.now;
+    this.counters = emptyCounters(this.now());
+    this.pageSize = opts.pageSize ?? 100;
+    if (opts.realism) this.setRealism(opts.realism);
+    if (opts.persistPath) this.journal = JsonLinesJournal.open(path.resolve(opts.persistPath), this.state, (l) => this.log(l), 'graph stand-in');
+    if (opts.usersFile && fs.existsSync(opts.usersFile)) {
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(fs.readFileSync(opts.usersFile, 'utf8'));
+      } catch (error) {
+        throw new Error(`Graph stand-in users file ${opts.usersFile} is not valid JSON: ${error instanceof Error ? error.message : String(error)}`);
+      }
+      this.seedUsers(readUserSeeds(parsed, opts.usersFile));
+    }
+    this.server = http.createServer((req, res) => {
+      this.handle(req, res).catch((err: unknown) => {
+        this.log(`graph stand-in: internal error: ${err instanceof Error ? err.message : String(err)}`);
+        if (!res.headersSent && !res.destroyed) this.send(res, this.errorReply(new GraphError(500, 'generalException', 'Internal error in the stand-in.'), req));
+      });
+    });
+    this.server.keepAliveTimeout = 5_000;
+  }
+
+  get port(): number {
+    return (this.server.address() as AddressInfo).port;
+  }
+
+  private log(line: string): void {
+    this.opts.log?.(line);
+  }
+
+  setRealism(r: GraphRealism): void {
+    validateRealism(r);
+    const next = { ...this.realism };
+    for (const key of REALISM_KEYS) if (r[key] !== undefined) (next as Record<string, unknown>)[key] = r[key];
+    if (next.errorRate + next.timeoutRate > 1) throw new AdminError('errorRate + timeoutRate must not exceed 1');
+    this.realism = next;
+  }
+
+  injectFaults(faults: GraphFault[]): void {
+    for (const f of readFaults(faults)) this.faults.push({ ...f, remaining: f.times ?? 1 });
+  }
+
+  stats(): GraphStats {
+    const c = this.counters;
+    return {
+      ...c,
+      faultsByKind: { ...c.faultsByKind },
+      operations: { ...c.operations },
+      statusCodes: { ...c.statusCodes },
+      devices: this.state.devices.size,
+      users: this.state.users.size,
+      realism: { ...this.realism },
+      pendingFaults: this.faults.reduce((n, f) => n + f.remaining, 0),
+    };
+  }
+
+  reset(wipeData: boolean): void {
+    this.counters = emptyCounters(this.now());
+    this.accepted = [];
+    this.faults = [];
+    if (wipeData) {
+      this.journal?.truncate();
+      this.state.clear();
+      this.journal?.append([...this.state.snapshot()]);
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const h of this.held) {
+      clearTimeout(h.timer);
+      h.socket.destroy();
+    }
+    this.held.clear();
+    const closing = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    this.server.closeAllConnections();
+    await closing;
+    this.journal?.close();
+  }
+
+  /** Durable first, then visible. */
+  private commit(records: JournalRecord[]): void {
+    this.journal?.append(records);
+    for (const r of records) this.state.apply(r);
+  }
+
+  // ---- admin ------------------------------------------------------------------------------------------------
+
+  seedUsers(seeds: GraphUserSeed[]): GraphUserView[] {
+    const records: UserRecord[] = [];
+    const upnsInBatch = new Set<string>();
+    for (const seed of seeds) {
+      const key = seed.userPrincipalName.toLowerCase();
+      if (upnsInBatch.has(key)) throw new AdminError(`user ${seed.userPrincipalName} appears twice`);
+      upnsInBatch.add(key);
+      const existing = this.state.findUser(seed.userPrincipalName);
+      const id = seed.id ?? existing?.id ?? derivedId('user', key);
+      if (existing && existing.id !== id) throw new AdminError(`user ${seed.userPrincipalName} exists with id ${existing.id}, not ${id}`);
+      const holder = this.state.users.get(id);
+      if (holder && holder.userPrincipalName.toLowerCase() !== key) throw new AdminError(`id ${id} belongs to ${holder.userPrincipalName}`);
+      records.push({
+        id,
+        userPrincipalName: seed.userPrincipalName,
+        displayName: seed.displayName ?? existing?.displayName ?? seed.userPrincipalName.split('@')[0]!,
+        userType: seed.userType ?? existing?.userType ?? (seed.userPrincipalName.includes('#EXT#') ? 'Guest' : 'Member'),
+        accountEnabled: seed.accountEnabled ?? existing?.accountEnabled ?? true,
+        directoryRoles: seed.directoryRoles ? seed.directoryRoles.map((n) => roleByName(n)!.templateId) : (existing?.directoryRoles ?? []),
+        eligibleRoles: seed.eligibleRoles ? seed.eligibleRoles.map((n) => roleByName(n)!.templateId) : (existing?.eligibleRoles ?? []),
+        groups: seed.groups ?? existing?.groups ?? [],
+      });
+    }
+    this.commit(records.map((user) => ({ t: 'user', user })));
+    return records.map((u) => this.userView(u));
+  }
+
+  seedDevices(seeds: GraphDeviceSeed[]): GraphDeviceView[] {
+    if (!Array.isArray(seeds)) throw new AdminError('expected a JSON array of devices');
+    const records: DeviceRecord[] = [];
+    const at = isoSeconds(this.now());
+    seeds.forEach((seed, i) => {
+      const where = `device ${i}`;
+      if (typeof seed !== 'object' || seed === null) throw new AdminError(`${where}: expected an object`);
+      let secretKey: string;
+      let interval: 30 | 60;
+      let hashFunction: HashFunction;
+      try {
+        secretKey = readSecretKey(seed.secretKey);
+        interval = readInterval(seed.timeIntervalInSeconds ?? 30);
+        hashFunction = readHashFunction(seed.hashFunction);
+      } catch (error) {
+        throw new AdminError(`${where}: ${(error as Error).message}`);
+      }
+      if (typeof seed.serialNumber !== 'string' || seed.serialNumber === '') throw new AdminError(`${where}: serialNumber is required`);
+      const source = seed.source ?? 'graph';
+      if (source !== 'graph' && source !== 'csv') throw new AdminError(`${where}: source must be "graph" or "csv"`);
+      const clash = [...this.state.devicesWithSerial(seed.serialNumber), ...records.filter((r) => r.serialNumber.toLowerCase() === seed.serialNumber.toLowerCase())];
+      if (source === 'graph' && clash.some((d) => d.source === 'graph')) throw new AdminError(`${where}: a Graph device with serial ${seed.serialNumber} exists`);
+      const user = seed.assignedTo === undefined ? undefined : this.state.findUser(seed.assignedTo);
+      if (seed.assignedTo !== undefined && !user) throw new AdminError(`${where}: no user ${seed.assignedTo}`);
+      const status = seed.status ?? (user ? 'assigned' : 'available');
+      if (!['available', 'assigned', 'activated'].includes(status)) throw new AdminError(`${where}: status must be available, assigned or activated`);
+      if ((status === 'available') !== !user) throw new AdminError(`${where}: status ${status} needs ${user ? 'no' : 'an'} assignedTo`);
+      records.push({
+        id: randomUUID(),
+        displayName: seed.displayName ?? null,
+        serialNumber: seed.serialNumber,
+        manufacturer: seed.manufacturer ?? 'Contoso',
+        model: seed.model ?? 'TOTP-6',
+        secretKey,
+        timeIntervalInSeconds: interval,
+        hashFunction,
+        status,
+        assignedTo: user?.id ?? null,
+        createdDateTime: at,
+        assignedDateTime: user ? at : null,
+        activatedDateTime: status === 'activated' ? at : null,
+        lastUsedDateTime: null,
+        driftSteps: status === 'activated' ? 0 : null,
+        lastUsedStep: null,
+        source,
+      });
+    });
+    this.commit(records.map((device) => ({ t: 'device', device })));
+    return records.map((d) => this.deviceView(d));
+  }
+
+  users(): GraphUserView[] {
+    return [...this.state.users.values()].map((u) => this.userView(u));
+  }
+
+  devices(): GraphDeviceView[] {
+    return [...this.state.devices.values()].map((d) => this.deviceView(d));
+  }
+
+  private userView(u: UserRecord): GraphUserView {
+    const names = (ids: string[]): string[] => ids.map((id) => roleByTemplateId(id)?.displayName ?? id);
+    return {
+      id: u.id,
+      userPrincipalName: u.userPrincipalName,
+      displayName: u.displayName,
+      userType: u.userType,
+      accountEnabled: u.accountEnabled,
+      directoryRoles: names(u.directoryRoles),
+      eligibleRoles: names(u.eligibleRoles),
+      groups: [...u.groups],
+      hardwareOathMethods: this.state.methodsOf(u.id).length,
+    };
+  }
+
+  private deviceView(d: DeviceRecord): GraphDeviceView {
+    const user = d.assignedTo ? this.state.users.get(d.assignedTo) : undefined;
+    return {
+      id: d.id,
+      serialNumber: d.serialNumber,
+      manufacturer: d.manufacturer,
+      model: d.model,
+      displayName: d.displayName,
+      timeIntervalInSeconds: d.timeIntervalInSeconds,
+      hashFunction: d.hashFunction,
+      status: d.status,
+      assignedTo: d.assignedTo ? { id: d.assignedTo, userPrincipalName: user?.userPrincipalName ?? '' } : null,
+      createdDateTime: d.createdDateTime,
+      assignedDateTime: d.assignedDateTime,
+      activatedDateTime: d.activatedDateTime,
+      lastUsedDateTime: d.lastUsedDateTime,
+      driftSeconds: d.driftSteps === null ? null : d.driftSteps * d.timeIntervalInSeconds,
+      source: d.source,
+    };
+  }
+
+  /** A sign-in with a code from one of the user's activated tokens: sign-in window around the learnt drift. */
+  signIn(idOrUpn: string, code: string): SignInResult {
+    const user = this.state.findUser(idOrUpn);
+    if (!user) throw new AdminError(`no user ${idOrUpn}`, 404);
+    if (!/^\d{6}$/.test(code)) return { accepted: false };
+    const unixSeconds = Math.floor(this.now() / 1000);
+    for (const device of this.state.methodsOf(user.id)) {
+      if (device.status !== 'activated') continue;
+      const period = device.timeIntervalInSeconds;
+      const centre = stepAt(unixSeconds, period) + (device.driftSteps ?? 0);
+      const window = signInWindowSteps(period);
+      const low = Math.max(centre - window, (device.lastUsedStep ?? -1) + 1);
+      const step = scanSteps(otpParameters(device), code, low, centre + window);
+      if (step === undefined) continue;
+      const driftSteps = step - stepAt(unixSeconds, period);
+      this.commit([{ t: 'device', device: { ...device, driftSteps, lastUsedStep: step, lastUsedDateTime: isoSeconds(this.now()) } }]);
+      return { accepted: true, serialNumber: device.serialNumber, driftSeconds: driftSteps * period };
+    }
+    return { accepted: false };
+  }
+
+  private handleAdmin(method: string, what: string, raw: Buffer | 'too-large'): Reply {
+    const json = (): unknown => {
+      if (raw === 'too-large') throw new AdminError('request too large');
+      if (raw.length === 0) return undefined;
+      try {
+        return JSON.parse(raw.toString('utf8'));
+      } catch {
+        throw new AdminError('the body is not valid JSON');
+      }
+    };
+    try {
+      if (what === 'stats' && method === 'GET') return { status: 200, body: this.stats() };
+      if (what === 'realism' && method === 'GET') return { status: 200, body: { ...this.realism } };
+      if (what === 'realism' && method === 'POST') {
+        const body = json();
+        if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new AdminError('expected a JSON object');
+        this.setRealism(body);
+        return { status: 200, body: { ...this.realism } };
+      }
+      if (what === 'faults' && method === 'POST') {
+        this.injectFaults(json() as GraphFault[]);
+        return { status: 200, body: { pending: this.faults.map(({ remaining, ...f }) => ({ ...f, remaining })) } };
+      }
+      if (what === 'faults' && method === 'GET') return { status: 200, body: { pending: this.faults.map(({ remaining, ...f }) => ({ ...f, remaining })) } };
+      if (what === 'faults' && method === 'DELETE') {
+        this.faults = [];
+        return { status: 200, body: { pending: [] } };
+      }
+      if (what === 'users' && method === 'POST') return { status: 200, body: { users: this.seedUsers(readUserSeeds(json(), 'body')) } };
+      if (what === 'users' && method === 'GET') return { status: 200, body: { users: this.users() } };
+      if (what === 'devices' && method === 'GET') return { status: 200, body: { devices: this.devices() } };
+      if (what === 'devices' && method === 'POST') return { status: 200, body: { devices: this.seedDevices(json() as GraphDeviceSeed[]) } };
+      if (what === 'sign-in' && method === 'POST') {
+        const body = json() as { user?: unknown; code?: unknown } | undefined;
+        if (typeof body?.user !== 'string' || typeof body.code !== 'string') throw new AdminError('expected { "user": "<upn or id>", "code": "123456" }');
+        return { status: 200, body: this.signIn(body.user, body.code) };
+      }
+      if (what === 'reset' && method === 'POST') {
+        const body = (json() ?? {}) as { data?: unknown };
+        this.reset(body.data === true);
+        return { status: 200, body: { ok: true, wipedData: body.data === true } };
+      }
+    } catch (error) {
+      if (error instanceof AdminError) return { status: error.status, body: { error: error.message } };
+      throw error;
+    }
+    return { status: 404, body: { error: `No admin endpoint ${method} ${ADMIN_PREFIX}${what}` } };
+  }
+
+  // ---- HTTP -------------------------------------------------------------------------------------------------
+
+  private errorReply(error: GraphError, req: http.IncomingMessage): Reply {
+    const clientRequestId = typeof req.headers['client-request-id'] === 'string' ? req.headers['client-request-id'].slice(0, 64) : randomUUID();
+    return {
+      status: error.status,
+      headers: error.headers,
+      body: {
+        error: {
+          code: error.code,
+          message: error.message,
+          innerError: { date: isoSeconds(this.now()), 'request-id': randomUUID(), 'client-request-id': clientRequestId },
+        },
+      },
+    };
+  }
+
+  private send(res: http.ServerResponse, reply: Reply): void {
+    if (res.headersSent || res.destroyed) return;
+    const payload = reply.body === undefined ? undefined : JSON.stringify(reply.body);
+    res.statusCode = reply.status;
+    res.setHeader('request-id', randomUUID());
+    res.setHeader('cache-control', 'no-cache');
+    for (const [k, v] of Object.entries(reply.headers ?? {})) res.setHeader(k, v);
+    if (payload !== undefined) {
+      res.setHeader('content-type', 'application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8');
+      res.setHeader('content-length', Buffer.byteLength(payload));
+      res.end(payload);
+    } else {
+      res.setHeader('content-length', 0);
+      res.end();
+    }
+  }
+
+  private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const method = (req.method ?? 'GET').toUpperCase();
+    const url = new URL(req.url ?? '/', 'http://stand-in');
+    const raw = await readBody(req);
+    if (this.closed) return;
+    if (url.pathname.startsWith(ADMIN_PREFIX)) {
+      this.send(res, this.handleAdmin(method, url.pathname.slice(ADMIN_PREFIX.length), raw));
+      return;
+    }
+    this.counters.requests++;
+    const reply = await this.handleApi(req, res, method, url, raw);
+    if (reply === 'held' || this.closed) return;
+    this.counters.statusCodes[String(reply.status)] = (this.counters.statusCodes[String(reply.status)] ?? 0) + 1;
+    this.send(res, reply);
+    this.log(`${method} ${url.pathname} -> ${reply.status}`);
+  }
+
+  private nextFault(method: string, apiPath: string): { status?: number; retryAfter?: string; timeout?: boolean; apply: boolean } | undefined {
+    const index = this.faults.findIndex((f) => (!f.method || f.method.toUpperCase() === method) && (!f.path || apiPath.toLowerCase().includes(f.path.toLowerCase())));
+    if (index >= 0) {
+      const fault = this.faults[index]!;
+      fault.remaining--;
+      if (fault.remaining <= 0) this.faults.splice(index, 1);
+      return { status: fault.status, retryAfter: fault.retryAfter, timeout: fault.timeout, apply: fault.apply ?? false };
+    }
+    const { timeoutRate, errorRate, appliedFaultRate } = this.realism;
+    const roll = Math.random();
+    if (roll >= timeoutRate + errorRate) return undefined;
+    const apply = Math.random() < appliedFaultRate;
+    if (roll < timeoutRate) return { timeout: true, apply };
+    return Math.random() < 0.5 ? { status: 503, retryAfter: '1', apply } : { status: 500, apply };
+  }
+
+  /** Sliding window of accepted requests; a 429 is not counted. Returns the wait in ms when over budget. */
+  private throttleWait(): number | undefined {
+    if (!this.realism.throttling) return undefined;
+    const now = this.now();
+    this.accepted = this.accepted.filter((t) => t > now - THROTTLE_WINDOW_MS);
+    if (this.accepted.length < this.realism.requestsPer10s) {
+      this.accepted.push(now);
+      return undefined;
+    }
+    return Math.max(1, this.accepted[0]! + THROTTLE_WINDOW_MS - now);
+  }
+
+  private async handleApi(req: http.IncomingMessage, res: http.ServerResponse, method: string, url: URL, raw: Buffer | 'too-large'): Promise<Reply | 'held'> {
+    if (this.realism.latencyMs > 0) {
+      await sleep(this.realism.latencyMs);
+      if (this.closed) return 'held';
+    }
+    if (!/^Bearer\s+\S+/i.test(req.headers.authorization ?? '')) {
+      this.counters.challenges++;
+      const reply = this.errorReply(new GraphError(401, 'InvalidAuthenticationToken', 'Access token is empty.'), req);
+      reply.headers = { 'www-authenticate': `Bearer realm="", authorization_uri="https://login.microsoftonline.com/common/oauth2/authorize", client_id="${GRAPH_APP_ID}"` };
+      return reply;
+    }
+    let target: Route;
+    try {
+      target = route(method, url.pathname);
+    } catch (error) {
+      if (error instanceof GraphError) return this.errorReply(error, req);
+      throw error;
+    }
+    const apiPath = url.pathname.replace(/^\/(beta|v1\.0)/, '');
+    const execute = (): Reply => {
+      try {
+        if (raw === 'too-large') throw new GraphError(413, 'RequestEntityTooLarge', 'The request body is too large.');
+        return this.execute(target, url, raw, `http://${req.headers.host ?? `127.0.0.1:${this.port}`}`);
+      } catch (error) {
+        if (error instanceof GraphError) return this.errorReply(error, req);
+        throw error;
+      }
+    };
+
+    const fault = this.nextFault(method, apiPath);
+    if (fault) {
+      this.counters.faults++;
+      if (fault.apply) {
+        this.counters.faultsByKind.applied++;
+        this.counters.operations[target.op]++;
+        execute();
+      }
+      if (fault.timeout) {
+        this.counters.faultsByKind.timeouts++;
+        this.hold(req, res, this.realism.timeoutMs);
+        return 'held';
+      }
+      this.counters.faultsByKind.status++;
+      const status = fault.status ?? 500;
+      const code = { 429: 'TooManyRequests', 500: 'generalException', 502: 'BadGateway', 503: 'serviceNotAvailable', 504: 'GatewayTimeout' }[status] ?? 'generalException';
+      const error = new GraphError(status, code, `Injected fault: HTTP ${status}.`, fault.retryAfter === undefined ? {} : { 'retry-after': fault.retryAfter });
+      return this.errorReply(error, req);
+    }
+
+    const wait = this.throttleWait();
+    if (wait !== undefined) {
+      this.counters.throttled++;
+      const seconds = this.realism.retryAfterSeconds > 0 ? this.realism.retryAfterSeconds : Math.ceil(wait) / 1000;
+      const retryAfter = String(Number(seconds.toFixed(3)));
+      return this.errorReply(new GraphError(429, 'TooManyRequests', 'Too many requests; retry after the time given in Retry-After.', { 'retry-after': retryAfter }), req);
+    }
+    this.counters.operations[target.op]++;
+    return execute();
+  }
+
+  /** A timeout: keep the request open without answering, then drop the connection. */
+  private hold(req: http.IncomingMessage, res: http.ServerResponse, ms: number): void {
+    const socket = req.socket;
+    const held = {
+      socket,
+      timer: setTimeout(() => {
+        this.held.delete(held);
+        socket.destroy();
+      }, ms),
+    };
+    this.held.add(held);
+    res.on('close', () => {
+      clearTimeout(held.timer);
+      this.held.delete(held);
+    });
+  }
+
+  // ---- operations -------------------------------------------------------------------------------------------
+
+  private execute(target: Route, url: URL, raw: Buffer, base: string): Reply {
+    switch (target.op) {
+      case 'listDevices':
+        return this.listDevices(url, base);
+      case 'createDevice':
+        return this.createDevice(parseJsonObject(raw), base);
+      case 'getDevice':
+        return { status: 200, body: { '@odata.context': `${base}/beta/$metadata#directory/authenticationMethodDevices/hardwareOathDevices/$entity`, ...this.selectDevice(this.device(target.id!), url) } };
+      case 'deleteDevice':
+        return this.deleteDevice(target.id!);
+      case 'getUser':
+        return this.getUser(target, url, base);
+      case 'assignMethod':
+        return this.assign(this.user(target.user!), parseJsonObject(raw), base);
+      case 'listMethods': {
+        const user = this.user(target.user!);
+        const expand = this.readExpand(url);
+        return { status: 200, body: { '@odata.context': `${base}/beta/$metadata#users('${user.id}')/authentication/hardwareOathMethods`, value: this.state.methodsOf(user.id).map((d) => this.methodJson(d, expand)) } };
+      }
+      case 'getMethod': {
+        const user = this.user(target.user!);
+        return { status: 200, body: { '@odata.context': `${base}/beta/$metadata#users('${user.id}')/authentication/hardwareOathMethods/$entity`, ...this.methodJson(this.method(user, target.id!), this.readExpand(url)) } };
+      }
+      case 'unassignMethod':
+        return this.unassign(this.user(target.user!), target.id!);
+      case 'activateMethod':
+        return this.activate(this.user(target.user!), target.id!, parseJsonObject(raw));
+      case 'deactivateMethod': {
+        const device = this.method(this.user(target.user!), target.id!);
+        this.commit([{ t: 'device', device: { ...device, status: 'assigned', activatedDateTime: null } }]);
+        return { status: 204 };
+      }
+      case 'listUserDirectoryRoles':
+        return this.listUserDirectoryRoles(target, url, base);
+      case 'checkMemberGroups':
+        return this.checkMemberGroups(this.user(target.user!), parseJsonObject(raw), target.version, base);
+      case 'listRoleDefinitions':
+        return this.listRoleDefinitions(target.version, url, base);
+      case 'listRoleEligibilities':
+        return this.listRoleEligibilities(target.version, url, base);
+    }
+  }
+
+  private user(idOrUpn: string): UserRecord {
+    const user = this.state.findUser(idOrUpn);
+    if (!user) throw userNotFound(idOrUpn);
+    return user;
+  }
+
+  private device(id: string): DeviceRecord {
+    const device = this.state.devices.get(id);
+    if (!device) throw deviceNotFound(id);
+    return device;
+  }
+
+  /** The method id is the device id. */
+  private method(user: UserRecord, id: string): DeviceRecord {
+    const device = this.state.devices.get(id);
+    if (!device || device.assignedTo !== user.id) throw methodNotFound(id);
+    return device;
+  }
+
+  private readExpand(url: URL): boolean {
+    const expand = url.searchParams.get('$expand');
+    if (expand === null || expand.trim() === '') return false;
+    if (expand.trim() !== 'device') throw new GraphError(400, 'BadRequest', `Could not find a navigation property named '${expand.slice(0, 40)}' on type 'microsoft.graph.hardwareOathAuthenticationMethod'.`);
+    return true;
+  }
+
+  private deviceJson(d: DeviceRecord): Record<string, unknown> {
+    const user = d.assignedTo ? this.state.users.get(d.assignedTo) : undefined;
+    return {
+      id: d.id,
+      displayName: d.displayName,
+      serialNumber: d.serialNumber,
+      manufacturer: d.manufacturer,
+      model: d.model,
+      secretKey: null,
+      timeIntervalInSeconds: d.timeIntervalInSeconds,
+      hashFunction: d.hashFunction,
+      status: d.status,
+      lastUsedDateTime: d.lastUsedDateTime,
+      assignedTo: d.assignedTo ? { id: d.assignedTo, displayName: user?.displayName ?? null } : null,
+    };
+  }
+
+  private selectDevice(d: DeviceRecord, url: URL): Record<string, unknown> {
+    return selectFields(this.deviceJson(d), readQuery(url, [], DEVICE_FIELDS, 'hardwareOathTokenAuthenticationMethodDevice').select, ['id']);
+  }
+
+  private methodJson(d: DeviceRecord, expandDevice: boolean): Record<string, unknown> {
+    return {
+      '@odata.type': '#microsoft.graph.hardwareOathAuthenticationMethod',
+      id: d.id,
+      createdDateTime: d.assignedDateTime,
+      lastUsedDateTime: d.lastUsedDateTime,
+      ...(expandDevice ? { device: this.deviceJson(d) } : {}),
+    };
+  }
+
+  private listDevices(url: URL, base: string): Reply {
+    const query = readQuery(url, ['serialNumber', 'status', 'hashFunction', 'assignedTo/id'], DEVICE_FIELDS, 'hardwareOathTokenAuthenticationMethodDevice');
+    const matching = [...this.state.devices.values()].map((d) => this.deviceJson(d)).filter((d) => matchesFilter(d, query.filter));
+    const size = query.top ?? this.pageSize;
+    const page = matching.slice(query.skip, query.skip + size);
+    const body: Record<string, unknown> = {
+      '@odata.context': `${base}/beta/$metadata#directory/authenticationMethodDevices/hardwareOathDevices`,
+      value: page.map((d) => selectFields(d, query.select, ['id'])),
+    };
+    if (matching.length > query.skip + size) {
+      const next = new URL(`${base}${url.pathname}`);
+      for (const [k, v] of url.searchParams) if (k !== '$skiptoken') next.searchParams.set(k, v);
+      next.searchParams.set('$skiptoken', Buffer.from(String(query.skip + size)).toString('base64url'));
+      body['@odata.nextLink'] = next.toString();
+    }
+    return { status: 200, body };
+  }
+
+  /** Refusals a user can meet when a token is assigned: guests, the five-method limit. */
+  private checkCanHold(user: UserRecord): void {
+    if (user.userType === 'Guest') throw badRequest('Hardware OATH tokens cannot be assigned to guest users.');
+    if (this.state.methodsOf(user.id).length >= MAX_HARDWARE_OATH_METHODS) {
+      throw badRequest(`The user already has the maximum number of OATH authentication methods (${MAX_HARDWARE_OATH_METHODS}).`);
+    }
+  }
+
+  private createDevice(body: Record<string, unknown>, base: string): Reply {
+    refuseUnknownProperties(body, ['displayName', 'serialNumber', 'manufacturer', 'model', 'secretKey', 'timeIntervalInSeconds', 'hashFunction', 'assignTo'], 'hardwareOathTokenAuthenticationMethodDevice');
+    const serialNumber = requiredText(body, 'serialNumber');
+    const manufacturer = requiredText(body, 'manufacturer');
+    const model = requiredText(body, 'model');
+    const displayName = optionalText(body, 'displayName');
+    const secretKey = readSecretKey(body.secretKey);
+    const timeIntervalInSeconds = readInterval(body.timeIntervalInSeconds);
+    const hashFunction = readHashFunction(body.hashFunction);
+    let user: UserRecord | undefined;
+    if (body.assignTo !== undefined && body.assignTo !== null) {
+      const assignTo = body.assignTo as { id?: unknown };
+      if (typeof assignTo !== 'object' || typeof assignTo.id !== 'string' || assignTo.id === '') throw invalidRequest("The property 'assignTo' must be { \"id\": \"<user object id>\" }.");
+      user = this.state.users.get(assignTo.id);
+      if (!user) throw userNotFound(assignTo.id);
+      this.checkCanHold(user);
+    }
+    if (this.state.devicesWithSerial(serialNumber).some((d) => d.source === 'graph')) {
+      throw new GraphError(409, 'conflict', `A hardware OATH token with serial number '${serialNumber}' already exists.`);
+    }
+    const at = isoSeconds(this.now());
+    const device: DeviceRecord = {
+      id: randomUUID(),
+      displayName,
+      serialNumber,
+      manufacturer,
+      model,
+      secretKey,
+      timeIntervalInSeconds,
+      hashFunction,
+      status: user ? 'assigned' : 'available',
+      assignedTo: user?.id ?? null,
+      createdDateTime: at,
+      assignedDateTime: user ? at : null,
+      activatedDateTime: null,
+      lastUsedDateTime: null,
+      driftSteps: null,
+      lastUsedStep: null,
+      source: 'graph',
+    };
+    this.commit([{ t: 'device', device }]);
+    this.counters.devicesCreated++;
+    const location = `${base}/beta/directory/authenticationMethodDevices/hardwareOathDevices/${device.id}`;
+    return {
+      status: 201,
+      headers: { location },
+      body: { '@odata.context': `${base}/beta/$metadata#directory/authenticationMethodDevices/hardwareOathDevices/$entity`, ...this.deviceJson(device) },
+    };
+  }
+
+  private deleteDevice(id: string): Reply {
+    const device = this.device(id);
+    if (device.assignedTo) throw badRequest('The hardware OATH token is assigned to a user; unassign it before deleting it.');
+    this.commit([{ t: 'deviceDeleted', id }]);
+    return { status: 204 };
+  }
+
+  private assign(user: UserRecord, body: Record<string, unknown>, base: string): Reply {
+    refuseUnknownProperties(body, ['device'], 'hardwareOathAuthenticationMethod');
+    const ref = body.device as { id?: unknown } | undefined;
+    if (typeof ref !== 'object' || ref === null || typeof ref.id !== 'string' || ref.id === '') throw invalidRequest("The property 'device' must be { \"id\": \"<device id>\" }.");
+    if (user.userType === 'Guest') throw badRequest('Hardware OATH tokens cannot be assigned to guest users.');
+    const device = this.device(ref.id);
+    if (device.assignedTo === user.id) throw new GraphError(409, 'conflict', 'The hardware OATH token is already assigned to this user.');
+    if (device.assignedTo) throw new GraphError(409, 'conflict', 'The hardware OATH token is assigned to another user.');
+    this.checkCanHold(user);
+    const assigned: DeviceRecord = { ...device, status: 'assigned', assignedTo: user.id, assignedDateTime: isoSeconds(this.now()), activatedDateTime: null, driftSteps: null };
+    this.commit([{ t: 'device', device: assigned }]);
+    return {
+      status: 201,
+      headers: { location: `${base}/beta/users/${user.id}/authentication/hardwareOathMethods/${device.id}` },
+      body: { '@odata.context': `${base}/beta/$metadata#users('${user.id}')/authentication/hardwareOathMethods/$entity`, ...this.methodJson(assigned, false) },
+    };
+  }
+
+  private unassign(user: UserRecord, id: string): Reply {
+    const device = this.method(user, id);
+    this.commit([{ t: 'device', device: { ...device, status: 'available', assignedTo: null, assignedDateTime: null, activatedDateTime: null, driftSteps: null } }]);
+    return { status: 204 };
+  }
+
+  private activate(user: UserRecord, id: string, body: Record<string, unknown>): Reply {
+    refuseUnknownProperties(body, ['verificationCode', 'displayName'], 'hardwareOathAuthenticationMethod');
+    const device = this.method(user, id);
+    const code = body.verificationCode;
+    if (typeof code !== 'string' || code === '') throw invalidRequest("The property 'verificationCode' is required.");
+    const displayName = optionalText(body, 'displayName');
+    if (device.status === 'activated') throw badRequest('The hardware OATH token is already activated.');
+    const nowMs = this.now();
+    const unixSeconds = Math.floor(nowMs / 1000);
+    const period = device.timeIntervalInSeconds;
+    const current = stepAt(unixSeconds, period);
+    const window = activationWindowSteps(period);
+    const step = /^\d{6}$/.test(code) ? scanSteps(otpParameters(device), code, current - window, current + window) : undefined;
+    if (step === undefined) {
+      this.commit([{ t: 'device', device: { ...device, status: 'failedActivation' } }]);
+      throw badRequest('The verification code is not valid for this hardware OATH token.');
+    }
+    const activated: DeviceRecord = {
+      ...device,
+      status: 'activated',
+      activatedDateTime: isoSeconds(nowMs),
+      driftSteps: step - current,
+      lastUsedStep: step,
+      ...(displayName !== null ? { displayName } : {}),
+    };
+    this.commit([{ t: 'device', device: activated }]);
+    return { status: 204 };
+  }
+
+  private getUser(target: Route, url: URL, base: string): Reply {
+    const user = this.user(target.user!);
+    const query = readQuery(url, [], USER_FIELDS, 'user');
+    const full: Record<string, unknown> = {
+      businessPhones: [],
+      displayName: user.displayName,
+      givenName: null,
+      jobTitle: null,
+      mail: user.userType === 'Guest' ? null : user.userPrincipalName,
+      mobilePhone: null,
+      officeLocation: null,
+      preferredLanguage: null,
+      surname: null,
+      userPrincipalName: user.userPrincipalName,
+      id: user.id,
+      userType: user.userType,
+      accountEnabled: user.accountEnabled,
+    };
+    const fields = query.select ?? USER_DEFAULT_FIELDS;
+    const body: Record<string, unknown> = { '@odata.context': `${base}/${target.version}/$metadata#users${query.select ? `(${query.select.join(',')})` : ''}/$entity` };
+    for (const f of fields) body[f] = full[f];
+    return { status: 200, body };
+  }
+
+  private listUserDirectoryRoles(target: Route, url: URL, base: string): Reply {
+    const user = this.user(target.user!);
+    const query = readQuery(url, [], ROLE_FIELDS, 'directoryRole');
+    const value = user.directoryRoles.map((templateId) => {
+      const role = roleByTemplateId(templateId);
+      return selectFields(
+        {
+          '@odata.type': '#microsoft.graph.directoryRole',
+          id: derivedId('directoryRole', templateId),
+          deletedDateTime: null,
+          description: role?.description ?? '',
+          displayName: role?.displayName ?? templateId,
+          roleTemplateId: templateId,
+        },
+        query.select,
+      );
+    });
+    return { status: 200, body: { '@odata.context': `${base}/${target.version}/$metadata#directoryRoles`, value } };
+  }
+
+  private checkMemberGroups(user: UserRecord, body: Record<string, unknown>, version: Version, base: string): Reply {
+    refuseUnknownProperties(body, ['groupIds'], 'user');
+    const ids = body.groupIds;
+    if (!Array.isArray(ids) || ids.length === 0 || !ids.every((id) => typeof id === 'string')) throw invalidRequest("The property 'groupIds' must be a non-empty array of group ids.");
+    if (ids.length > CHECK_MEMBER_GROUPS_MAX) throw invalidRequest(`At most ${CHECK_MEMBER_GROUPS_MAX} groupIds can be checked at once.`);
+    const member = new Set(user.groups.map((g) => g.toLowerCase()));
+    return { status: 200, body: { '@odata.context': `${base}/${version}/$metadata#Collection(Edm.String)`, value: (ids).filter((id) => member.has(id.toLowerCase())) } };
+  }
+
+  private listRoleDefinitions(version: Version, url: URL, base: string): Reply {
+    const query = readQuery(url, ['isPrivileged', 'displayName', 'templateId', 'id', 'isBuiltIn'], ROLE_DEFINITION_FIELDS, 'unifiedRoleDefinition');
+    const value = BUILT_IN_ROLES.map((r) => ({ id: r.templateId, description: r.description, displayName: r.displayName, isBuiltIn: true, isEnabled: true, isPrivileged: r.isPrivileged, templateId: r.templateId }))
+      .filter((r) => matchesFilter(r, query.filter))
+      .map((r) => selectFields(r, query.select, ['id']));
+    return { status: 200, body: { '@odata.context': `${base}/${version}/$metadata#roleManagement/directory/roleDefinitions`, value } };
+  }
+
+  private listRoleEligibilities(version: Version, url: URL, base: string): Reply {
+    const query = readQuery(url, ['principalId', 'roleDefinitionId'], ELIGIBILITY_FIELDS, 'unifiedRoleEligibilityScheduleInstance');
+    const value = [...this.state.users.values()]
+      .flatMap((user) =>
+        user.eligibleRoles.map((templateId) => ({
+          id: derivedId('eligibility', `${user.id}/${templateId}`),
+          principalId: user.id,
+          roleDefinitionId: templateId,
+          directoryScopeId: '/',
+          appScopeId: null,
+          memberType: 'Direct',
+          startDateTime: '2025-01-01T00:00:00Z',
+          endDateTime: null,
+          roleEligibilityScheduleId: derivedId('eligibilitySchedule', `${user.id}/${templateId}`),
+        })),
+      )
+      .filter((e) => matchesFilter(e, query.filter))
+      .map((e) => selectFields(e, query.select, ['id']));
+    return { status: 200, body: { '@odata.context': `${base}/${version}/$metadata#roleManagement/directory/roleEligibilityScheduleInstances`, value } };
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+
+export async function startGraphStandIn(opts: GraphStandInOptions = {}): Promise<GraphStandIn> {
+  const standIn = new GraphStandInServer(opts);
+  const host = opts.host ?? '127.0.0.1';
+  await new Promise<void>((resolve, reject) => {
+    standIn.server.once('error', reject);
+    standIn.server.listen(opts.port ?? 0, host, () => {
+      standIn.server.off('error', reject);
+      resolve();
+    });
+  });
+  const port = standIn.port;
+  const urlHost = host.includes(':') ? `[${host}]` : host;
+  const adminCall = <T>(fn: () => T): T => {
+    try {
+      return fn();
+    } catch (error) {
+      if (error instanceof AdminError) throw new Error(error.message);
+      throw error;
+    }
+  };
+  return {
+    url: `http://${urlHost}:${port}`,
+    port,
+    setRealism: (r) => adminCall(() => standIn.setRealism(r)),
+    injectFaults: (f) => adminCall(() => standIn.injectFaults(f)),
+    seedUsers: (u) => adminCall(() => standIn.seedUsers(readUserSeeds(u, 'users'))),
+    seedDevices: (d) => adminCall(() => standIn.seedDevices(d)),
+    users: () => standIn.users(),
+    devices: () => standIn.devices(),
+    signIn: (user, code) => adminCall(() => standIn.signIn(user, code)),
+    stats: () => standIn.stats(),
+    close: () => standIn.close(),
+  };
+}
