@@ -22,6 +22,7 @@ import { parseHashAlgorithm } from '../core/token.js';
 import { isWellFormedCode, scanSteps, stepAt, type OtpParameters } from '../core/totp.js';
 import { activationWindowSteps, signInWindowSteps } from '../entra/windows.js';
 import { PreconditionFailedError, TransientError } from './errors.js';
+import { logEvent, PipelineEvent } from './events.js';
 import type { Clock, EntityTable, Logger, SecretStore, TokenEntity, Versioned } from './ports.js';
 
 /** The verify and unlock endpoints' error codes, from the project's one list of codes. */
@@ -380,6 +381,7 @@ export class VerifyService {
 
         if (await this.tryReplace(serial, current, updated, attempt)) {
           this.log(serial, outcome, answer.status === 200 ? answer.body.driftSeconds : null);
+          if (outcome.endsWith('-locked')) logEvent(this.deps.log, 'warn', PipelineEvent.VerifyLockout, { serial });
           return answer;
         }
       }
