@@ -732,15 +732,19 @@ void describe('azd project', () => {
     assert.match(yaml, /^ {2}api:\n {4}project: \.\n {4}language: ts\n {4}host: function$/m);
   });
 
-  void test('the postdeploy hook (part of azd up) runs the Event Grid subscription step on both shells', () => {
+  void test('the postdeploy hook (part of azd up) runs the Event Grid subscription step, then the function keys step, on both shells', () => {
     const yaml = azureYaml();
     assert.match(yaml, /^hooks:\n {2}postdeploy:\n/m);
     const runs = [...yaml.matchAll(/run: (\S+)/g)].map((m) => m[1]!);
     assert.deepEqual(runs, ['./infra/hooks/postdeploy.sh', './infra/hooks/postdeploy.ps1']);
     accessSync(path.join(repoRoot, 'infra/hooks/postdeploy.sh'), constants.X_OK);
     for (const run of runs) {
-      assert.match(readFileSync(path.join(repoRoot, run), 'utf8'), /node --import tsx scripts\/event-grid-subscriptions\.ts/);
+      const steps = [...readFileSync(path.join(repoRoot, run), 'utf8').matchAll(/node --import tsx (scripts\/\S+\.ts)/g)].map((m) => m[1]);
+      assert.deepEqual(steps, ['scripts/event-grid-subscriptions.ts', 'scripts/function-keys.ts'], run);
     }
+    // The PowerShell hook stops when the first step fails; the POSIX one has `set -e`.
+    assert.match(readFileSync(path.join(repoRoot, 'infra/hooks/postdeploy.ps1'), 'utf8'), /event-grid-subscriptions\.ts\nif \(\$LASTEXITCODE -ne 0\) \{ exit \$LASTEXITCODE \}/);
+    assert.match(readFileSync(path.join(repoRoot, 'infra/hooks/postdeploy.sh'), 'utf8'), /^set -eu$/m);
   });
 
   void test('main.parameters.json only sets parameters main.bicep declares', () => {
