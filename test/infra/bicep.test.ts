@@ -747,6 +747,18 @@ void describe('azd project', () => {
     assert.match(readFileSync(path.join(repoRoot, 'infra/hooks/postdeploy.sh'), 'utf8'), /^set -eu$/m);
   });
 
+  void test('the README\'s parameters table describes every parameter of main.bicep', () => {
+    const readme = readFileSync(path.join(repoRoot, 'README.md'), 'utf8');
+    const start = readme.indexOf('Template parameters (defaults in `infra/main.bicep`');
+    assert.ok(start > 0, 'no parameters table in the README');
+    const table = readme.slice(start).split('\n\n')[1] ?? '';
+    const documented = new Set([...table.matchAll(/`(\w+)`/g)].map((m) => m[1]));
+    for (const name of Object.keys(main.parameters ?? {})) {
+      if (name === 'environmentName' || name === 'location') continue;
+      assert.ok(documented.has(name), `${name} is not in the README's parameters table`);
+    }
+  });
+
   void test('main.parameters.json only sets parameters main.bicep declares', () => {
     const parameters = JSON.parse(readFileSync(path.join(infraDir, 'main.parameters.json'), 'utf8')) as { parameters: Record<string, unknown> };
     for (const name of Object.keys(parameters.parameters)) assert.ok(main.parameters?.[name], name);
