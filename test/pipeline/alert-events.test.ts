@@ -46,7 +46,7 @@ function harness() {
   const ingest = new IngestService({ blobs, vault, tokens, clock, log, containers, transportKeyPrefix: 'transport-', maxSeedFileBytes: 1_000_000, recoverDeletedSecrets: false, leaseWaitMs: 200 });
   const assignments = new AssignmentService({ blobs, assignments: new MemoryTable<AssignmentEntity>(), tokens, clock, log, containers, maxFileBytes: 1_000_000 });
   const reconciler = new Reconciler({ blobs, tokens, ingest, assignments, clock, log, containers, minAgeMinutes: 15 });
-  const verify = new VerifyService({ tokens, secrets, clock, log, lockoutLimit: 3, lockoutMinutes: 15 });
+  const verify = new VerifyService({ tokens, secrets, clock, log, lockoutLimit: 3, lockoutMinutes: 15, lockoutMaxMinutes: 1440 });
   return { clock, blobs, secrets, tokens, log, ingest, reconciler, verify };
 }
 
