@@ -5,10 +5,10 @@
  * settled from what reached storage (never a build whose heartbeat is recent:
  * it is slow, not dead); imports confirmed uploaded are removed.
  */
+import { quoteValue } from '../core/problems.js';
 import { appendHistory, exportedTo, releasedFromExport } from './inventory.js';
 import { seedFileBlobNames } from './blob-names.js';
-import { leaveRow, updateWithRetry, writeRow, type RowChange } from './conditional-update.js';
-import { PreconditionFailedError } from './errors.js';
+import { PreconditionFailedError, TransientError } from './errors.js';
 import { buildIsAlive } from './liveness.js';
 import { withRetry } from './rate-limit.js';
 import type { AssignmentService } from './assignments.js';
@@ -181,17 +181,20 @@ export async function confirmUpload(deps: ConfirmUploadDeps, file: string): Prom
  * One token of a confirmed file: exported to it (or still `exporting` while the file exists: the build wrote it
  * and has not marked it yet) becomes imported; already imported counts (a repeated confirmation). Re-reads on 412.
  */
-function markImported(deps: ConfirmUploadDeps, listed: Versioned<TokenEntity>, file: string, filePresent: boolean): Promise<boolean> {
-  return updateWithRetry(
-    deps.tokens,
-    listed.key,
-    (row): RowChange<TokenEntity, boolean> => {
-      if (!row || row.value.exportFile !== file) return leaveRow(false);
-      if (row.value.state === 'imported') return leaveRow(true);
-      if (row.value.state !== 'exported' && !(row.value.state === 'exporting' && filePresent)) return leaveRow(false);
-      const now = deps.clock.now().toISOString();
-      return writeRow({ ...row.value, state: 'imported', exportingSince: null, updatedAt: now, history: appendHistory(row.value.history, now, 'imported', file) }, () => true);
-    },
-    { current: listed },
-  );
+async function markImported(deps: ConfirmUploadDeps, listed: Versioned<TokenEntity>, file: string, filePresent: boolean): Promise<boolean> {
+  let row: Versioned<TokenEntity> | undefined = listed;
+  for (let tries = 0; tries < 5; tries++) {
+    if (!row || row.value.exportFile !== file) return false;
+    if (row.value.state === 'imported') return true;
+    if (row.value.state !== 'exported' && !(row.value.state === 'exporting' && filePresent)) return false;
+    const now = deps.clock.now().toISOString();
+    try {
+      await deps.tokens.replace(row.key, { ...row.value, state: 'imported', exportingSince: null, updatedAt: now, history: appendHistory(row.value.history, now, 'imported', file) }, row.etag);
+      return true;
+    } catch (err) {
+      if (!(err instanceof PreconditionFailedError)) throw err;
+    }
+    row = await deps.tokens.get(listed.key);
+  }
+  throw new TransientError(`Serial ${quoteValue(listed.value.serial)}: its inventory row kept changing while it was marked imported.`);
 }
