@@ -15,7 +15,7 @@ import { createLocalSecretClient } from '../dev/keyvault/client.js';
 import { repoRoot, startStack, type Stack } from '../dev/stack.js';
 import type { KeyVaultRealism } from '../dev/keyvault/server.js';
 import { totpCode } from '../shared/core/totp.js';
-import { secretNameForSerial } from '../shared/pipeline/keys.js';
+import { secretNameForSerial } from '../shared/pipeline/secret-names.js';
 import { assignmentsCsv, benchTokens, entraSeedCsv, type BenchToken } from './seeds.js';
 import { firstToLastRatePerSecond, peakInWindow, percentile, round, sustainedRatePerSecond } from './stats.js';
 

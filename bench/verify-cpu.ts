@@ -6,7 +6,7 @@
 import { createHash, createHmac } from 'node:crypto';
 import { toCanonicalBase32 } from '../shared/core/encoding.js';
 import type { OtpParameters } from '../shared/core/totp.js';
-import { activationWindowSteps } from '../shared/entra/windows.js';
+import { activationWindowSteps } from '../shared/entra/drift-windows.js';
 import { newTokenEntity } from '../shared/pipeline/inventory.js';
 import type { TokenEntity } from '../shared/pipeline/ports.js';
 import { VerifyService } from '../shared/pipeline/verify.js';

@@ -19,7 +19,8 @@ import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BlobServiceClient } from '@azure/storage-blob';
-import { TableServiceClient } from '@azure/data-tables';
+import { ensureStorageResources } from '../shared/azure/clients.js';
+import { loadConfig } from '../shared/config.js';
 import { startAzurite, type Azurite } from './azurite.js';
 import { startLocalHost, type LocalFunctionInfo, type LocalHost } from './host/host.js';
 import { startKeyVaultStandIn, type KeyVaultRealism, type KeyVaultStandIn } from './keyvault/server.js';
@@ -43,8 +44,8 @@ export const defaultPorts = { blob: 10000, queue: 10001, table: 10002, keyVault:
 /** The Graph stand-in's users file in the data folder. */
 export const GRAPH_USERS_FILE = 'graph-users.json';
 
-export const pipelineContainers = ['seeds', 'assignments', 'imports', 'reports', 'quarantine', 'deadletter'] as const;
-export const pipelineTables = ['tokens', 'assignments'] as const;
+/** Where Event Grid puts events it could not deliver (infra/modules/storage.bicep); not the app's, so not in its config. */
+const DEAD_LETTER_CONTAINER = 'deadletter';
 
 export interface StackOptions {
   /** Data folder; dev/data by default. */
@@ -92,12 +93,10 @@ export function stackSettings(connectionString: string, keyVaultUrl: string, gra
   };
 }
 
-async function createStorage(connectionString: string): Promise<void> {
-  const blobs = BlobServiceClient.fromConnectionString(connectionString);
-  for (const name of pipelineContainers) await blobs.getContainerClient(name).createIfNotExists();
-  const tables = TableServiceClient.fromConnectionString(connectionString, { allowInsecureConnection: true });
-  // createTable answers 409 TableAlreadyExists quietly (the SDK treats it as success).
-  for (const name of pipelineTables) await tables.createTable(name);
+/** The containers and tables the app's settings name (as the infrastructure creates them in Azure). */
+async function createStorage(settings: Record<string, string>, connectionString: string): Promise<void> {
+  await ensureStorageResources(loadConfig(settings));
+  await BlobServiceClient.fromConnectionString(connectionString).getContainerClient(DEAD_LETTER_CONTAINER).createIfNotExists();
 }
 
 export async function startStack(opts: StackOptions = {}): Promise<Stack> {
@@ -122,7 +121,6 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   try {
     const azurite = await startAzurite({ dataDir: join(dataDir, 'azurite'), ports: free ? 'free' : 'default' });
     stops.push(() => azurite.close());
-    await createStorage(azurite.connectionString);
 
     const vault = await startKeyVaultStandIn({
       port: free ? 0 : defaultPorts.keyVault,
@@ -140,6 +138,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     stops.push(() => graph.close());
 
     const settings = stackSettings(azurite.connectionString, vault.url, graph.url, opts.settings);
+    await createStorage(settings, azurite.connectionString);
     const settingsPath = join(dataDir, 'local.settings.json');
     await writeFile(settingsPath, JSON.stringify({ IsEncrypted: false, Values: settings }, null, 2) + '\n');
 

@@ -2,7 +2,7 @@
  * Every app setting the pipeline reads, in one typed place. Validated once at
  * start: a bad value fails with a message that names the setting.
  */
-import { TOKEN_SECRET_PREFIX, overlapsTokenSecretNames } from './pipeline/keys.js';
+import { TOKEN_SECRET_PREFIX, overlapsTokenSecretNames } from './pipeline/secret-names.js';
 import { RECONCILE_MIN_AGE_FLOOR_MINUTES } from './pipeline/liveness.js';
 
 export type TriggerSource = 'EventGrid' | 'LogsAndContainerScan';
@@ -97,6 +97,11 @@ export const SETTINGS = {
 export const STORAGE_CONNECTION_NAME = 'PipelineStorage';
 
 type Env = Record<string, string | undefined>;
+
+/** A setting's value as loadConfig reads it (trimmed, else its default), unvalidated: for function registration. */
+export function settingValue(env: Env, name: keyof typeof SETTINGS): string {
+  return text(env, name);
+}
 
 function text(env: Env, name: keyof typeof SETTINGS): string {
   const spec = SETTINGS[name] as { required?: boolean; default?: string };

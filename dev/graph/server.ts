@@ -22,7 +22,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import type { AddressInfo, Socket } from 'node:net';
 import { decodeBase32 } from '../../shared/core/encoding.js';
 import { scanSteps, stepAt, type OtpParameters } from '../../shared/core/totp.js';
-import { activationWindowSteps, signInWindowSteps } from '../../shared/entra/windows.js';
+import { activationWindowSteps, signInWindowSteps } from '../../shared/entra/drift-windows.js';
 import { JsonLinesJournal, type JournalHost } from './journal.js';
 import { BUILT_IN_ROLES, roleByName, roleByTemplateId } from './roles.js';
 

@@ -1,23 +1,24 @@
 /**
- * The few settings needed to register functions (trigger paths and source).
- * Read without loading anything else, so registration stays cheap; the full
- * config is validated by loadConfig on start (functions/index.ts).
+ * The few settings needed to register functions (trigger paths and source),
+ * with the defaults of shared/config.ts but without validating them or
+ * loading any SDK, so registration stays cheap; the full config is validated
+ * by loadConfig on start (functions/index.ts).
  */
-import { STORAGE_CONNECTION_NAME } from '../config.js';
+import { settingValue, STORAGE_CONNECTION_NAME } from '../config.js';
 import { isBlobReference } from './blob-reference.js';
 
 const env = process.env;
 
 function triggerSource(): 'EventGrid' | 'LogsAndContainerScan' {
-  return env.SEED_TRIGGER_SOURCE === 'EventGrid' ? 'EventGrid' : 'LogsAndContainerScan';
+  return settingValue(env, 'SEED_TRIGGER_SOURCE') === 'EventGrid' ? 'EventGrid' : 'LogsAndContainerScan';
 }
 
 export const registration = {
   connection: STORAGE_CONNECTION_NAME,
   source: triggerSource(),
-  seedsContainer: env.SEEDS_CONTAINER || 'seeds',
-  assignmentsContainer: env.ASSIGNMENTS_CONTAINER || 'assignments',
-  reconcileSchedule: env.RECONCILE_SCHEDULE || '0 */5 * * * *',
+  seedsContainer: settingValue(env, 'SEEDS_CONTAINER'),
+  assignmentsContainer: settingValue(env, 'ASSIGNMENTS_CONTAINER'),
+  reconcileSchedule: settingValue(env, 'RECONCILE_SCHEDULE'),
 };
 
 /** The blob name a blob trigger fired for: from the deferred binding's reference, else the `{name}` of its path. */

@@ -10,7 +10,7 @@
 import { odata, type TableClient, type TableEntity, type TableEntityResult } from '@azure/data-tables';
 import { ConflictError, PreconditionFailedError } from '../pipeline/errors.js';
 import type { Entity, EntityTable, EntityValue, Versioned } from '../pipeline/ports.js';
-import { escapeTableKey, unescapeTableKey } from '../pipeline/keys.js';
+import { escapeTableKey, unescapeTableKey } from './table-keys.js';
 import { callSignal, errorCodeOf, rethrow, statusOf } from './errors.js';
 
 /** Keys of T (without its index signature) whose type admits null. */

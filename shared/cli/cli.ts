@@ -7,8 +7,8 @@ import { randomBytes } from 'node:crypto';
 import { open, readFile, rename, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { decodeBase32, parseSecretEncoding, toCanonicalBase32, type SecretEncoding } from '../core/encoding.js';
-import { FileError, hasErrors, type Problem } from '../core/problems.js';
+import { decodeBase32, decodePreSharedKeyHex, parseSecretEncoding, toCanonicalBase32, type SecretEncoding } from '../core/encoding.js';
+import { FileError, hasErrors, sortProblems, type Problem } from '../core/problems.js';
 import { MIN_SECRET_BYTES, parseHashAlgorithm, type OathToken } from '../core/token.js';
 import { totpCode } from '../core/totp.js';
 import { importabilityProblems, partFileName, planImport, splitRows, writeEntraCsv, type EntraRow } from '../entra/import-rules.js';
@@ -99,11 +99,9 @@ async function keyMaterial(values: { psk?: string; 'psk-file'?: string; password
   if (pskHex === undefined && values['psk-file'] !== undefined) pskHex = (await readTextFile(values['psk-file'], 'pre-shared key')).trim();
   if (pskHex === undefined && env.ENTRA_OATH_PSK) pskHex = env.ENTRA_OATH_PSK;
   if (pskHex !== undefined) {
-    const compact = pskHex.replace(/\s+/g, '');
-    if (!/^(?:[0-9a-fA-F]{2})+$/.test(compact) || ![16, 24, 32].includes(compact.length / 2)) {
-      throw new FileError('PSKC_INVALID_KEY_OPTION', 'The pre-shared key must be hex text of 16, 24 or 32 bytes (32, 48 or 64 hex digits).');
-    }
-    out.psk = new Uint8Array(Buffer.from(compact, 'hex'));
+    const psk = decodePreSharedKeyHex(pskHex);
+    if (!psk) throw new FileError('PSKC_INVALID_KEY_OPTION', 'The pre-shared key must be hex text of 16, 24 or 32 bytes (32, 48 or 64 hex digits).');
+    out.psk = psk;
   }
   let password = values.password;
   if (password === undefined && values['password-file'] !== undefined) password = (await readTextFile(values['password-file'], 'password')).replace(/\r?\n$/, '');
@@ -188,9 +186,7 @@ async function inspect(args: string[], io: CliIo): Promise<number> {
     return EXIT_FILE_UNUSABLE;
   }
   const result = loaded.result!;
-  const problems = [...result.problems];
-  for (const t of result.tokens) problems.push(...importabilityProblems({ ...t, secretBytes: t.secret.length }, 'warning', t.line));
-  problems.sort((a, b) => (a.line ?? Number.MAX_SAFE_INTEGER) - (b.line ?? Number.MAX_SAFE_INTEGER));
+  const problems = sortProblems([...result.problems, ...result.tokens.flatMap((t) => importabilityProblems({ ...t, secretBytes: t.secret.length }, 'warning', t.line))]);
 
   if (values.json) {
     const out: Record<string, unknown> = { file, format: result.format };

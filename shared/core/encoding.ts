@@ -78,6 +78,16 @@ export function decodeHex(text: string): Uint8Array | undefined {
   return new Uint8Array(Buffer.from(compactSecretText(text), 'hex'));
 }
 
+/** Byte lengths of an AES key (128, 192 or 256 bits): the pre-shared transport keys PSKC files are encrypted with. */
+export const PRE_SHARED_KEY_BYTES: readonly number[] = [16, 24, 32];
+
+/** A pre-shared transport key written as hex (white space ignored); undefined unless it is hex of an AES key's length. */
+export function decodePreSharedKeyHex(text: string): Uint8Array | undefined {
+  const compact = text.replace(/\s+/g, '');
+  if (!/^(?:[0-9a-fA-F]{2})+$/.test(compact) || !PRE_SHARED_KEY_BYTES.includes(compact.length / 2)) return undefined;
+  return new Uint8Array(Buffer.from(compact, 'hex'));
+}
+
 export function decodeSecret(text: string, encoding: SecretEncoding): Uint8Array | undefined {
   return encoding === 'base32' ? decodeBase32(text) : decodeHex(text);
 }

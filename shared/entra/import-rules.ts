@@ -5,7 +5,7 @@
  * tokens" upload page and Graph's hardwareOathDevices reference.
  */
 import { stringify } from 'csv-stringify/sync';
-import { problem, quoteValue, type Problem } from '../core/problems.js';
+import { problem, quoteValue, sortProblems, type Problem } from '../core/problems.js';
 import type { OathToken } from '../core/token.js';
 import type { AssignmentRow } from '../formats/assignments.js';
 
@@ -253,6 +253,5 @@ export function planImport(tokens: readonly ImportCandidate[], assignments: read
 
   const assigned = new Set(assignments.map((a) => a.serial));
   const unassigned = tokens.filter((t) => !assigned.has(t.serial)).map((t) => t.serial);
-  problems.sort((a, b) => (a.line ?? 0) - (b.line ?? 0));
-  return { exported, problems, unassigned };
+  return { exported, problems: sortProblems(problems), unassigned };
 }

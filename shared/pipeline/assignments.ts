@@ -3,13 +3,14 @@
  * merged into the `assignments` table (an existing assignment to another user
  * stands), reported, and the file removed (or quarantined when rows were refused).
  */
-import { FileError, hasErrors, problem, quoteValue, type Problem } from '../core/problems.js';
+import { FileError, hasErrors, problem, quoteValue, sortProblems, type Problem } from '../core/problems.js';
 import { screenAssignments } from '../entra/import-rules.js';
 import { readAssignments } from '../formats/assignments.js';
 import { assignmentFileBlobNames } from './blob-names.js';
-import { ConflictError, PreconditionFailedError } from './errors.js';
+import { leaveRow, updateWithRetry, writeRow, type RowChange } from './conditional-update.js';
+import { PreconditionFailedError } from './errors.js';
 import type { AssignmentEntity, BlobStore, Clock, EntityTable, Logger, TokenEntity } from './ports.js';
-import { renderReportHtml, renderReportJson, type RunReport } from './report.js';
+import { writeRunReport, type RunReport } from './report.js';
 import { checkBlobSize } from './size-limit.js';
 
 export interface AssignmentDeps {
@@ -28,6 +29,8 @@ export interface AssignmentIngestResult {
   unchanged: number;
   reportName?: string;
 }
+
+type UpsertOutcome = { kind: 'added' | 'unchanged' } | { kind: 'conflict'; existingUpn: string };
 
 export type DeleteAssignmentResult = { status: 'deleted' } | { status: 'not-found' } | { status: 'refused'; state: string };
 
@@ -76,8 +79,8 @@ export class AssignmentService {
       if (!(err instanceof FileError)) throw err;
       problems.push(err.toProblem());
     }
-    problems.sort((a, b) => (a.line ?? 0) - (b.line ?? 0));
-    const failed = hasErrors(problems);
+    const reported = sortProblems(problems);
+    const failed = hasErrors(reported);
     const etag = version.replace(/"/g, '');
     const derived = assignmentFileBlobNames(name, etag);
     const report: RunReport = {
@@ -88,36 +91,30 @@ export class AssignmentService {
       finishedAt: this.deps.clock.now().toISOString(),
       outcome: failed ? (added + unchanged === 0 ? 'rejected' : 'completed-with-problems') : 'completed',
       summary: `${added} assignments added, ${unchanged} already known${pending ? `, ${pending} waiting for their token` : ''}${failed ? '; rows with errors were not taken and the file was moved to quarantine' : ''}.`,
-      counts: { rows: items.length + problems.filter((p) => p.severity === 'error').length, added, unchanged, pending, errors: problems.filter((p) => p.severity === 'error').length },
+      counts: { rows: items.length + reported.filter((p) => p.severity === 'error').length, added, unchanged, pending, errors: reported.filter((p) => p.severity === 'error').length },
       items,
-      problems,
+      problems: reported,
     };
-    await blobs.write(containers.reports, derived.reportJson, renderReportJson(report), { contentType: 'application/json' });
-    await blobs.write(containers.reports, derived.reportHtml, renderReportHtml(report), { contentType: 'text/html; charset=utf-8' });
+    const reportName = await writeRunReport(blobs, containers.reports, derived, report);
     if (failed) await blobs.copy(containers.assignments, name, containers.quarantine, derived.quarantinedFile);
     await blobs.delete(containers.assignments, name, { ifMatch: version }).catch((err: unknown) => {
       // Replaced by a newer upload meanwhile: that one triggers its own run.
       if (!(err instanceof PreconditionFailedError)) throw err;
     });
     this.deps.log.info('Assignment list processed', { blob: name, outcome: report.outcome, added, unchanged, pending });
-    return { outcome: report.outcome, added, unchanged, reportName: derived.reportJson };
+    return { outcome: report.outcome, added, unchanged, reportName };
   }
 
-  private async upsert(serial: string, upn: string, sourceFile: string, line: number): Promise<{ kind: 'added' | 'unchanged' } | { kind: 'conflict'; existingUpn: string }> {
-    for (let attempt = 0; attempt < 3; attempt++) {
-      const existing = await this.deps.assignments.get(serial);
-      if (existing) {
-        return existing.value.upn.toLowerCase() === upn.toLowerCase() ? { kind: 'unchanged' } : { kind: 'conflict', existingUpn: existing.value.upn };
-      }
-      try {
-        await this.deps.assignments.insert(serial, { serial, upn, sourceFile, line, createdAt: this.deps.clock.now().toISOString() });
-        return { kind: 'added' };
-      } catch (err) {
-        if (!(err instanceof ConflictError)) throw err;
-      }
-    }
-    const existing = await this.deps.assignments.get(serial);
-    return { kind: 'conflict', existingUpn: existing?.value.upn ?? '' };
+  private upsert(serial: string, upn: string, sourceFile: string, line: number): Promise<UpsertOutcome> {
+    return updateWithRetry(
+      this.deps.assignments,
+      serial,
+      (existing): RowChange<AssignmentEntity, UpsertOutcome> => {
+        if (existing) return leaveRow(existing.value.upn.toLowerCase() === upn.toLowerCase() ? { kind: 'unchanged' } : { kind: 'conflict', existingUpn: existing.value.upn });
+        return writeRow({ serial, upn, sourceFile, line, createdAt: this.deps.clock.now().toISOString() }, () => ({ kind: 'added' }));
+      },
+      { onExhausted: async () => ({ kind: 'conflict', existingUpn: (await this.deps.assignments.get(serial))?.value.upn ?? '' }) },
+    );
   }
 
   /** Removes an assignment whose token is not yet on its way to Entra (stored, or not ingested yet). */

@@ -106,3 +106,19 @@ export function assignmentFileBlobNames(name: string, etag: string): InputBlobNa
 export function buildReportNames(buildId: string): { reportJson: string; reportHtml: string } {
   return { reportJson: `build-${buildId}.json`, reportHtml: `build-${buildId}.html` };
 }
+
+/** A running build's heartbeat in `reports` (./liveness.ts). */
+export function buildHeartbeatName(buildId: string): string {
+  return `build-${buildId}.heartbeat`;
+}
+
+export const IMPORT_FILE_PREFIX = 'entra-oath-';
+
+/**
+ * A build's import file in `imports`: `entra-oath-<UTC start, to the second>-<build id>.csv`, so a listing sorts by
+ * time. A build split by IMPORT_MAX_ROWS numbers its parts from this name (partFileName).
+ */
+export function importFileName(buildId: string, startedAt: Date): string {
+  const stamp = startedAt.toISOString().replace(/[-:]/g, '').replace(/\.\d{3}Z$/, 'Z');
+  return `${IMPORT_FILE_PREFIX}${stamp}-${buildId}.csv`;
+}

@@ -1,6 +1,9 @@
 /**
  * Builds Entra's import CSV from the assignments table and the token inventory.
  *
+ * First a plan, from the tables' contents alone (planBuild: which tokens, which rows, which file each goes to);
+ * then its application (BuildRun), which touches storage.
+ *
  * Two-phase and race-safe: every token is first claimed as `exporting` for this
  * build (an ETag-conditional write, so two builds cannot claim one token), the
  * CSV is written with If-None-Match: *, and only then are the tokens marked
@@ -10,19 +13,20 @@
  * claims, and right before each CSV it checks that the heartbeat and every
  * claim are still its own, so a CSV never lists a token the build lost.
  */
+import { randomUUID } from 'node:crypto';
 import { decodeBase32, toCanonicalBase32 } from '../core/encoding.js';
 import { problem, quoteValue, type Problem } from '../core/problems.js';
 import type { HashAlgorithm, TokenType } from '../core/token.js';
 import { partFileName, planImport, splitRows, writeEntraCsv, type EntraRow, type ImportCandidate, type PlannedRow } from '../entra/import-rules.js';
 import type { AssignmentRow } from '../formats/assignments.js';
-import { buildReportNames } from './blob-names.js';
+import { buildReportNames, importFileName } from './blob-names.js';
+import { leaveRow, updateWithRetry, writeRow, type RowChange } from './conditional-update.js';
 import { PreconditionFailedError } from './errors.js';
-import { newBuildId } from './ingest.js';
-import { appendHistory } from './inventory.js';
+import { appendHistory, exportedTo, releasedFromExport } from './inventory.js';
 import { BuildHeartbeat } from './liveness.js';
-import type { AssignmentEntity, BlobStore, Clock, EntityTable, Logger, TokenEntity, Versioned } from './ports.js';
-import { mapPool } from './rate-limit.js';
-import { renderReportHtml, renderReportJson, type RunReport } from './report.js';
+import { mapPool } from './map-pool.js';
+import type { AssignmentEntity, BlobStore, Clock, EntityTable, Logger, TokenEntity } from './ports.js';
+import { writeRunReport, type RunReport } from './report.js';
 import type { PacedVault } from './vault.js';
 
 export interface BuildDeps {
@@ -47,15 +51,78 @@ export interface BuildResult {
   report: string;
 }
 
-export const IMPORT_PREFIX = 'entra-oath-';
 const CSV_CONTENT_TYPE = 'text/csv; charset=utf-8';
+
+export function newBuildId(): string {
+  return randomUUID().replace(/-/g, '').slice(0, 12);
+}
+
+/** A token a build may export: stored, or exported and named for re-export. */
+export function isExportable(t: TokenEntity, reexport: ReadonlySet<string>): boolean {
+  return t.state === 'stored' || (reexport.has(t.serial) && t.state === 'exported');
+}
+
+/** What a build sets out to export, decided from the tables' contents alone. */
+export interface BuildPlan {
+  /** Rows to export, in file order. */
+  rows: PlannedRow[];
+  /** The rows of each import file (one file unless maxRows splits them). */
+  parts: PlannedRow[][];
+  /** The import file each planned serial goes to. */
+  fileOf: ReadonlyMap<string, string>;
+  /** Why requested or assigned tokens are not exported (re-export requests first, then the assignment rules). */
+  problems: Problem[];
+  /** Importable tokens that no assignment names. */
+  unassigned: number;
+}
+
+export interface BuildPlanOptions {
+  /** Serials of exported tokens to export again. */
+  reexport: ReadonlySet<string>;
+  /** Rows per file; 0: one file. */
+  maxRows: number;
+  /** The import file's name (parts are numbered from it). */
+  fileName: string;
+}
 
 function candidateOf(t: TokenEntity): ImportCandidate {
   return { serial: t.serial, manufacturer: t.manufacturer, model: t.model, type: t.type as TokenType, algorithm: t.algorithm as HashAlgorithm, digits: t.digits, period: t.period, secretBytes: t.secretBytes };
 }
 
-function timestamp(d: Date): string {
-  return d.toISOString().replace(/[-:]/g, '').replace(/\.\d{3}Z$/, 'Z');
+/** Plans a build: which tokens, which rows and which file each goes to. Pure. */
+export function planBuild(inventory: readonly TokenEntity[], assignments: readonly AssignmentRow[], options: BuildPlanOptions): BuildPlan {
+  const { reexport } = options;
+  const tokens = new Map(inventory.map((t) => [t.serial, t]));
+  const problems: Problem[] = [];
+
+  // Who holds what already: exported or imported tokens count toward Entra's five.
+  const held = new Map<string, number>();
+  for (const t of tokens.values()) {
+    if ((t.state === 'exported' || t.state === 'imported' || t.state === 'exporting') && t.upn && !reexport.has(t.serial)) {
+      held.set(t.upn.toLowerCase(), (held.get(t.upn.toLowerCase()) ?? 0) + 1);
+    }
+  }
+  for (const serial of reexport) {
+    const t = tokens.get(serial);
+    if (!t) problems.push(problem('TOKEN_NOT_FOUND', 'error', `Re-export of ${quoteValue(serial)}: no token has this serial.`, { serial }));
+    else if (t.state !== 'exported' && t.state !== 'stored') {
+      problems.push(problem('TOKEN_STATE_INVALID', 'error', `Re-export of ${quoteValue(serial)}: the token is ${t.state}; only stored or exported tokens can be exported again.`, { serial }));
+    }
+  }
+  const eligible = (t: TokenEntity | undefined): t is TokenEntity => t !== undefined && isExportable(t, reexport);
+  const rows = assignments.filter((a) => eligible(tokens.get(a.serial))).sort((a, b) => a.serial.localeCompare(b.serial));
+  for (const serial of reexport) {
+    if (eligible(tokens.get(serial)) && !assignments.some((a) => a.serial === serial)) {
+      problems.push(problem('TOKEN_UNASSIGNED', 'error', `Re-export of ${quoteValue(serial)}: no assignment names this token.`, { serial }));
+    }
+  }
+  const plan = planImport([...tokens.values()].filter(eligible).map(candidateOf), rows, { existingTokensPerUser: held });
+  problems.push(...plan.problems.filter((p) => p.code !== 'ASSIGNMENT_DUPLICATE_ROW'));
+
+  const parts = splitRows(plan.exported, options.maxRows);
+  const fileOf = new Map<string, string>();
+  parts.forEach((part, i) => part.forEach((r) => fileOf.set(r.serial, partFileName(options.fileName, i, parts.length))));
+  return { rows: plan.exported, parts, fileOf, problems, unassigned: plan.unassigned.length };
 }
 
 export class BuildService {
@@ -67,226 +134,238 @@ export class BuildService {
     const startedAt = deps.clock.now();
     const buildId = newBuildId();
     const reexport = new Set(options.reexport ?? []);
-    const problems: Problem[] = [];
 
-    const tokens = new Map<string, Versioned<TokenEntity>>();
-    for await (const t of deps.tokens.list()) tokens.set(t.value.serial, t);
-    const assignmentRows: AssignmentRow[] = [];
-    for await (const a of deps.assignments.list()) assignmentRows.push({ upn: a.value.upn, serial: a.value.serial, line: a.value.line });
-
-    // Who holds what already: exported or imported tokens count toward Entra's five.
-    const held = new Map<string, number>();
-    for (const t of tokens.values()) {
-      if ((t.value.state === 'exported' || t.value.state === 'imported' || t.value.state === 'exporting') && t.value.upn && !reexport.has(t.value.serial)) {
-        held.set(t.value.upn.toLowerCase(), (held.get(t.value.upn.toLowerCase()) ?? 0) + 1);
-      }
-    }
-    for (const serial of reexport) {
-      const t = tokens.get(serial);
-      if (!t) problems.push(problem('TOKEN_NOT_FOUND', 'error', `Re-export of ${quoteValue(serial)}: no token has this serial.`, { serial }));
-      else if (t.value.state !== 'exported' && t.value.state !== 'stored') {
-        problems.push(problem('TOKEN_STATE_INVALID', 'error', `Re-export of ${quoteValue(serial)}: the token is ${t.value.state}; only stored or exported tokens can be exported again.`, { serial }));
-      }
-    }
-    const eligible = (t: TokenEntity) => t.state === 'stored' || (reexport.has(t.serial) && t.state === 'exported');
-    const rows = assignmentRows
-      .filter((a) => {
-        const t = tokens.get(a.serial);
-        return t !== undefined && eligible(t.value);
-      })
-      .sort((a, b) => a.serial.localeCompare(b.serial));
-    for (const serial of reexport) {
-      const t = tokens.get(serial);
-      if (t && eligible(t.value) && !assignmentRows.some((a) => a.serial === serial)) {
-        problems.push(problem('TOKEN_UNASSIGNED', 'error', `Re-export of ${quoteValue(serial)}: no assignment names this token.`, { serial }));
-      }
-    }
-    const plan = planImport(
-      [...tokens.values()].filter((t) => eligible(t.value)).map((t) => candidateOf(t.value)),
-      rows,
-      { existingTokensPerUser: held },
-    );
-    problems.push(...plan.problems.filter((p) => p.code !== 'ASSIGNMENT_DUPLICATE_ROW'));
-
-    const stamp = timestamp(startedAt);
-    const planned = plan.exported;
-    const parts = splitRows(planned, deps.maxRows);
-    const baseName = `${IMPORT_PREFIX}${stamp}-${buildId}.csv`;
-    const fileOf = new Map<string, string>();
-    parts.forEach((part, i) => part.forEach((r) => fileOf.set(r.serial, partFileName(baseName, i, parts.length))));
+    const inventory: TokenEntity[] = [];
+    for await (const t of deps.tokens.list()) inventory.push(t.value);
+    const assignments: AssignmentRow[] = [];
+    for await (const a of deps.assignments.list()) assignments.push({ upn: a.value.upn, serial: a.value.serial, line: a.value.line });
+    const plan = planBuild(inventory, assignments, { reexport, maxRows: deps.maxRows, fileName: importFileName(buildId, startedAt) });
 
     // The heartbeat shows the reconciler that this build is alive for as long as it runs (see ./liveness.ts).
     const heartbeat = await BuildHeartbeat.start({ blobs: deps.blobs, container: deps.containers.reports, clock: deps.clock, log: deps.log }, buildId, deps.heartbeatMs);
     try {
-      return await this.exportPlanned({ buildId, startedAt, reexport, problems, planned, parts, fileOf, eligible, unassigned: plan.unassigned.length, heartbeat });
+      return await new BuildRun(deps, { buildId, startedAt, reexport, plan, heartbeat }).apply();
     } finally {
       await heartbeat.stop();
     }
   }
+}
 
-  private async exportPlanned(run: {
-    buildId: string;
-    startedAt: Date;
-    reexport: Set<string>;
-    problems: Problem[];
-    planned: PlannedRow[];
-    parts: PlannedRow[][];
-    fileOf: Map<string, string>;
-    eligible: (t: TokenEntity) => boolean;
-    unassigned: number;
-    heartbeat: BuildHeartbeat;
-  }): Promise<BuildResult> {
-    const { deps } = this;
-    const { buildId, startedAt, reexport, problems, planned, parts, fileOf, eligible, heartbeat } = run;
-    const claimed = new Map<string, { etag: string; value: TokenEntity; upn: string }>();
-    const lost = (serial: string, why: string) => {
-      problems.push(problem('EXPORT_CLAIM_LOST', 'error', `Serial ${quoteValue(serial)}: ${why}; it was not exported. A later build exports it.`, { serial }));
-      claimed.delete(serial);
-    };
+/** A token this build holds: its row as last written or read, under that ETag, and the user it goes to. */
+interface Claim {
+  etag: string;
+  value: TokenEntity;
+  upn: string;
+}
 
-    // Phase 1: claim.
-    await mapPool(planned, deps.concurrency ?? 16, async (row) => {
-      const claim = await this.claim(row.serial, row.upn, buildId, fileOf.get(row.serial)!, eligible);
-      if (claim) claimed.set(row.serial, { ...claim, upn: row.upn });
+/** One build applying its plan: claims, vault reads, CSV files, marks, report. */
+class BuildRun {
+  private readonly buildId: string;
+  private readonly startedAt: Date;
+  private readonly reexport: ReadonlySet<string>;
+  private readonly plan: BuildPlan;
+  private readonly heartbeat: BuildHeartbeat;
+  private readonly concurrency: number;
+  private readonly problems: Problem[];
+  private readonly claimed = new Map<string, Claim>();
+  private readonly secrets = new Map<string, string>();
+  /** Files written, in order, and what each holds under which ETag. */
+  private readonly files: string[] = [];
+  private readonly written = new Map<string, { etag: string; rows: EntraRow[] }>();
+  private readonly exported: BuildResult['exported'] = [];
+
+  constructor(
+    private readonly deps: BuildDeps,
+    run: { buildId: string; startedAt: Date; reexport: ReadonlySet<string>; plan: BuildPlan; heartbeat: BuildHeartbeat },
+  ) {
+    this.buildId = run.buildId;
+    this.startedAt = run.startedAt;
+    this.reexport = run.reexport;
+    this.plan = run.plan;
+    this.heartbeat = run.heartbeat;
+    this.concurrency = deps.concurrency ?? 16;
+    this.problems = [...run.plan.problems];
+  }
+
+  async apply(): Promise<BuildResult> {
+    await this.claimAll();
+    await this.readSecrets();
+    await this.writeFiles();
+    await this.markAll();
+    return this.finish();
+  }
+
+  private fileOf(serial: string): string {
+    return this.plan.fileOf.get(serial)!;
+  }
+
+  private lost(serial: string, why: string): void {
+    this.problems.push(problem('EXPORT_CLAIM_LOST', 'error', `Serial ${quoteValue(serial)}: ${why}; it was not exported. A later build exports it.`, { serial }));
+    this.claimed.delete(serial);
+  }
+
+  /** Phase 1: claim every planned token as `exporting` for this build (a token changed meanwhile is skipped). */
+  private async claimAll(): Promise<void> {
+    await mapPool(this.plan.rows, this.concurrency, async (row) => {
+      const claim = await this.claim(row);
+      if (claim) this.claimed.set(row.serial, claim);
     });
+  }
 
-    // Phase 2: read the secrets (paced by the vault's read budget).
-    const secrets = new Map<string, string>();
-    await mapPool([...claimed.entries()], deps.concurrency ?? 16, async ([serial, c]) => {
+  /** Phase 2: read the secrets (paced by the vault's read budget). */
+  private async readSecrets(): Promise<void> {
+    await mapPool([...this.claimed.entries()], this.concurrency, async ([serial, c]) => {
       // Given up on by the reconciler: spend no more of the read budget; phase 3 reports the tokens.
-      if (heartbeat.lost) return;
-      const secret = await deps.vault.get(c.value.secretName);
+      if (this.heartbeat.lost) return;
+      const secret = await this.deps.vault.get(c.value.secretName);
       const bytes = secret ? decodeBase32(secret.value) : undefined;
       if (!bytes) {
-        problems.push(problem('EXPORT_SECRET_MISSING', 'error', `Serial ${quoteValue(serial)}: its secret ${c.value.secretName} could not be read from Key Vault; it was not exported.`, { serial }));
-        await this.release(serial, c.etag, c.value);
-        claimed.delete(serial);
+        this.problems.push(problem('EXPORT_SECRET_MISSING', 'error', `Serial ${quoteValue(serial)}: its secret ${c.value.secretName} could not be read from Key Vault; it was not exported.`, { serial }));
+        await this.release(serial, c);
+        this.claimed.delete(serial);
         return;
       }
-      secrets.set(serial, toCanonicalBase32(bytes));
+      this.secrets.set(serial, toCanonicalBase32(bytes));
     });
+  }
 
-    // Phase 3: write the CSV files, never overwriting one, listing only tokens whose claim this build still holds.
-    const files: string[] = [];
-    const exported: BuildResult['exported'] = [];
-    const written = new Map<string, { etag: string; rows: EntraRow[] }>();
+  /** Phase 3: write the CSV files, never overwriting one, listing only tokens whose claim this build still holds. */
+  private async writeFiles(): Promise<void> {
     try {
       // Parts keep the file names recorded at claim time; a part whose claims were lost is just shorter.
-      for (const part of parts) {
-        const mine = part.filter((r) => claimed.has(r.serial));
-        if (mine.length === 0) continue;
-        const file = fileOf.get(mine[0]!.serial)!;
-        if (!(await heartbeat.confirm())) {
-          // The reconciler settles these rows itself; releasing under our ETag only speeds that up.
-          for (const r of mine) {
-            const c = claimed.get(r.serial)!;
-            await this.release(r.serial, c.etag, c.value).catch(() => undefined);
-            lost(r.serial, 'the reconciler took its claim back (no heartbeat from this build for RECONCILE_MIN_AGE_MINUTES)');
-          }
-          continue;
-        }
-        // Anything else that changed a claimed row since (an operator, another tool) takes the token out of the file.
-        const current = new Map<string, Versioned<TokenEntity>>();
-        for await (const row of deps.tokens.list({ buildId })) current.set(row.value.serial, row);
-        const entraRows: EntraRow[] = [];
-        for (const r of mine) {
-          const now = current.get(r.serial);
-          if (!now || now.value.state !== 'exporting' || now.value.exportFile !== file) {
-            lost(r.serial, 'its inventory row was changed by another process before the import file was written');
-            continue;
-          }
-          claimed.set(r.serial, { etag: now.etag, value: now.value, upn: r.upn });
-          const t = now.value;
-          entraRows.push({ upn: r.upn, serial: r.serial, secretBase32: secrets.get(r.serial)!, period: t.period, manufacturer: t.manufacturer, model: t.model });
-        }
-        if (entraRows.length === 0) continue;
-        const { etag } = await deps.blobs.write(deps.containers.imports, file, writeEntraCsv(entraRows), { contentType: CSV_CONTENT_TYPE, ifNoneMatch: '*' });
-        written.set(file, { etag, rows: entraRows });
-        files.push(file);
-      }
+      for (const part of this.plan.parts) await this.writeFile(part);
     } catch (err) {
-      // Nothing half-done: tokens of a file known to be absent go back to stored. A failed write may
-      // still have landed (its answer lost), so a file that exists, or cannot be checked, keeps its
-      // claims for the reconciler, which settles them from what reached storage.
-      const absent = new Map<string, Promise<boolean>>();
-      const isAbsent = (file: string) => {
-        if (!absent.has(file)) absent.set(file, deps.blobs.properties(deps.containers.imports, file).then((p) => p === undefined, () => false));
-        return absent.get(file)!;
-      };
-      for (const [serial, c] of claimed) {
-        const file = fileOf.get(serial)!;
-        if (!written.has(file) && (await isAbsent(file))) await this.release(serial, c.etag, c.value).catch(() => undefined);
-      }
+      await this.releaseUnwritten();
       throw err;
     }
+  }
 
-    // Phase 4: mark exported. A token whose row is no longer ours leaves the result, the report and its file.
+  private async writeFile(part: readonly PlannedRow[]): Promise<void> {
+    const { deps } = this;
+    const mine = part.filter((r) => this.claimed.has(r.serial));
+    if (mine.length === 0) return;
+    const file = this.fileOf(mine[0]!.serial);
+    if (!(await this.heartbeat.confirm())) {
+      // The reconciler settles these rows itself; releasing under our ETag only speeds that up.
+      for (const r of mine) {
+        await this.release(r.serial, this.claimed.get(r.serial)!).catch(() => undefined);
+        this.lost(r.serial, 'the reconciler took its claim back (no heartbeat from this build for RECONCILE_MIN_AGE_MINUTES)');
+      }
+      return;
+    }
+    // Anything else that changed a claimed row since (an operator, another tool) takes the token out of the file.
+    const current = new Map<string, { etag: string; value: TokenEntity }>();
+    for await (const row of deps.tokens.list({ buildId: this.buildId })) current.set(row.value.serial, row);
+    const entraRows: EntraRow[] = [];
+    for (const r of mine) {
+      const now = current.get(r.serial);
+      if (!now || now.value.state !== 'exporting' || now.value.exportFile !== file) {
+        this.lost(r.serial, 'its inventory row was changed by another process before the import file was written');
+        continue;
+      }
+      this.claimed.set(r.serial, { etag: now.etag, value: now.value, upn: r.upn });
+      const t = now.value;
+      entraRows.push({ upn: r.upn, serial: r.serial, secretBase32: this.secrets.get(r.serial)!, period: t.period, manufacturer: t.manufacturer, model: t.model });
+    }
+    if (entraRows.length === 0) return;
+    const { etag } = await deps.blobs.write(deps.containers.imports, file, writeEntraCsv(entraRows), { contentType: CSV_CONTENT_TYPE, ifNoneMatch: '*' });
+    this.written.set(file, { etag, rows: entraRows });
+    this.files.push(file);
+  }
+
+  /**
+   * After a failed write, nothing half-done: tokens of a file known to be absent go back to stored. A failed write
+   * may still have landed (its answer lost), so a file that exists, or cannot be checked, keeps its claims for the
+   * reconciler, which settles them from what reached storage.
+   */
+  private async releaseUnwritten(): Promise<void> {
+    const { deps } = this;
+    const absent = new Map<string, Promise<boolean>>();
+    const isAbsent = (file: string) => {
+      if (!absent.has(file)) absent.set(file, deps.blobs.properties(deps.containers.imports, file).then((p) => p === undefined, () => false));
+      return absent.get(file)!;
+    };
+    for (const [serial, c] of this.claimed) {
+      const file = this.fileOf(serial);
+      if (!this.written.has(file) && (await isAbsent(file))) await this.release(serial, c).catch(() => undefined);
+    }
+  }
+
+  /** Phase 4: mark exported. A token whose row is no longer ours leaves the result, the report and its file. */
+  private async markAll(): Promise<void> {
     const lostAfterWrite = new Map<string, Set<string>>();
-    await mapPool([...claimed.entries()], deps.concurrency ?? 16, async ([serial, c]) => {
-      const file = fileOf.get(serial)!;
-      if (await this.markExported(serial, c.etag, c.value, file)) {
-        exported.push({ serial, upn: c.upn, file });
+    await mapPool([...this.claimed.entries()], this.concurrency, async ([serial, c]) => {
+      const file = this.fileOf(serial);
+      if (await this.markExported(serial, c, file)) {
+        this.exported.push({ serial, upn: c.upn, file });
         return;
       }
-      lost(serial, 'its inventory row was changed by another process before it was marked exported, so it was taken out of the import file');
+      this.lost(serial, 'its inventory row was changed by another process before it was marked exported, so it was taken out of the import file');
       lostAfterWrite.set(file, (lostAfterWrite.get(file) ?? new Set<string>()).add(serial));
     });
-    for (const [file, serials] of lostAfterWrite) {
-      const { etag, rows } = written.get(file)!;
-      const keep = rows.filter((r) => !serials.has(r.serial));
-      try {
-        if (keep.length > 0) {
-          await deps.blobs.write(deps.containers.imports, file, writeEntraCsv(keep), { contentType: CSV_CONTENT_TYPE, ifMatch: etag });
-        } else {
-          await deps.blobs.delete(deps.containers.imports, file, { ifMatch: etag });
-          files.splice(files.indexOf(file), 1);
-        }
-      } catch (err) {
-        deps.log.error('Import file still lists tokens this build no longer holds', { file, tokens: serials.size, error: (err as Error).name });
-        problems.push(problem('EXPORT_CLAIM_LOST', 'error', `Import file ${file} could not be rewritten and still lists ${[...serials].sort().join(', ')}, which this build no longer holds: remove those rows before uploading it.`));
-      }
-    }
-    exported.sort((a, b) => a.serial.localeCompare(b.serial));
+    for (const [file, serials] of lostAfterWrite) await this.withdraw(file, serials);
+    this.exported.sort((a, b) => a.serial.localeCompare(b.serial));
+  }
 
-    const { reportJson: reportName, reportHtml } = buildReportNames(buildId);
+  /** Rewrites `file` without `serials` (deletes it when none is left), under the ETag this build wrote it with. */
+  private async withdraw(file: string, serials: ReadonlySet<string>): Promise<void> {
+    const { deps } = this;
+    const { etag, rows } = this.written.get(file)!;
+    const keep = rows.filter((r) => !serials.has(r.serial));
+    try {
+      if (keep.length > 0) {
+        await deps.blobs.write(deps.containers.imports, file, writeEntraCsv(keep), { contentType: CSV_CONTENT_TYPE, ifMatch: etag });
+      } else {
+        await deps.blobs.delete(deps.containers.imports, file, { ifMatch: etag });
+        this.files.splice(this.files.indexOf(file), 1);
+      }
+    } catch (err) {
+      deps.log.error('Import file still lists tokens this build no longer holds', { file, tokens: serials.size, error: (err as Error).name });
+      this.problems.push(problem('EXPORT_CLAIM_LOST', 'error', `Import file ${file} could not be rewritten and still lists ${[...serials].sort().join(', ')}, which this build no longer holds: remove those rows before uploading it.`));
+    }
+  }
+
+  private async finish(): Promise<BuildResult> {
+    const { deps, exported, files, problems } = this;
+    const errors = problems.filter((p) => p.severity === 'error');
     const report: RunReport = {
       kind: 'build',
-      subject: buildId,
-      startedAt: startedAt.toISOString(),
+      subject: this.buildId,
+      startedAt: this.startedAt.toISOString(),
       finishedAt: deps.clock.now().toISOString(),
-      outcome: exported.length === 0 && problems.length === 0 ? 'nothing-to-do' : problems.some((p) => p.severity === 'error') ? 'completed-with-problems' : 'completed',
+      outcome: exported.length === 0 && problems.length === 0 ? 'nothing-to-do' : errors.length > 0 ? 'completed-with-problems' : 'completed',
       summary: exported.length
         ? `${exported.length} tokens exported to ${files.join(', ')}. The file holds secrets: upload it in the Entra admin center, then confirm with POST /api/imports/{file}/uploaded.`
         : 'No token was ready to export.',
-      counts: { exported: exported.length, files: files.length, notExported: problems.filter((p) => p.severity === 'error').length, unassigned: run.unassigned },
-      details: { reexport: [...reexport].join(', ') || null },
+      counts: { exported: exported.length, files: files.length, notExported: errors.length, unassigned: this.plan.unassigned },
+      details: { reexport: [...this.reexport].join(', ') || null },
       items: exported.map((e) => ({ serial: e.serial, result: 'exported', upn: e.upn, file: e.file })),
       problems,
     };
-    await deps.blobs.write(deps.containers.reports, reportName, renderReportJson(report), { contentType: 'application/json' });
-    await deps.blobs.write(deps.containers.reports, reportHtml, renderReportHtml(report), { contentType: 'text/html; charset=utf-8' });
-    deps.log.info('Import build finished', { build: buildId, exported: exported.length, files: files.length, problems: problems.length });
-    return { build: buildId, files, exported, notExported: problems.filter((p) => p.severity === 'error'), report: reportName };
+    const reportName = await writeRunReport(deps.blobs, deps.containers.reports, buildReportNames(this.buildId), report);
+    deps.log.info('Import build finished', { build: this.buildId, exported: exported.length, files: files.length, problems: problems.length });
+    return { build: this.buildId, files, exported, notExported: errors, report: reportName };
   }
 
-  private async claim(serial: string, upn: string, buildId: string, file: string, eligible: (t: TokenEntity) => boolean): Promise<{ etag: string; value: TokenEntity } | undefined> {
-    for (let attempt = 0; attempt < 3; attempt++) {
-      const current = await this.deps.tokens.get(serial);
-      if (!current || !eligible(current.value)) return undefined;
-      const now = this.deps.clock.now().toISOString();
-      const value: TokenEntity = { ...current.value, state: 'exporting', upn, buildId, exportFile: file, exportingSince: now, updatedAt: now, history: appendHistory(current.value.history, now, 'exporting', buildId) };
-      try {
-        return { etag: await this.deps.tokens.replace(serial, value, current.etag), value };
-      } catch (err) {
-        if (!(err instanceof PreconditionFailedError)) throw err;
-      }
-    }
-    return undefined;
+  /** Claims the token for this build; undefined when it is no longer exportable (or kept changing). */
+  private claim(row: PlannedRow): Promise<Claim | undefined> {
+    const file = this.fileOf(row.serial);
+    return updateWithRetry(
+      this.deps.tokens,
+      row.serial,
+      (current): RowChange<TokenEntity, Claim | undefined> => {
+        if (!current || !isExportable(current.value, this.reexport)) return leaveRow(undefined);
+        const now = this.deps.clock.now().toISOString();
+        const value: TokenEntity = { ...current.value, state: 'exporting', upn: row.upn, buildId: this.buildId, exportFile: file, exportingSince: now, updatedAt: now, history: appendHistory(current.value.history, now, 'exporting', this.buildId) };
+        return writeRow(value, (written) => ({ etag: written.etag, value: written.value, upn: row.upn }));
+      },
+      { onExhausted: () => undefined },
+    );
   }
 
-  private async release(serial: string, etag: string, value: TokenEntity): Promise<void> {
+  private async release(serial: string, claim: Claim): Promise<void> {
     const now = this.deps.clock.now().toISOString();
-    await this.deps.tokens.replace(serial, { ...value, state: 'stored', buildId: null, exportFile: null, exportingSince: null, upn: null, updatedAt: now, history: appendHistory(value.history, now, 'export-released', value.buildId ?? undefined) }, etag);
+    await this.deps.tokens.replace(serial, releasedFromExport(claim.value, now, claim.value.buildId ?? undefined), claim.etag);
   }
 
   /**
@@ -294,27 +373,24 @@ export class BuildService {
    * claim (the caller takes it out of the file). Throws when it cannot tell: the claim stays for the reconciler,
    * which settles it from the file.
    */
-  private async markExported(serial: string, etag: string, value: TokenEntity, file: string): Promise<boolean> {
-    const exportedNow = (row: TokenEntity): TokenEntity => {
-      const now = this.deps.clock.now().toISOString();
-      return { ...row, state: 'exported', exportFile: file, exportingSince: null, updatedAt: now, history: appendHistory(row.history, now, 'exported', file) };
-    };
-    let attempt = { etag, value };
-    for (let tries = 0; tries < 5; tries++) {
-      try {
-        await this.deps.tokens.replace(serial, exportedNow(attempt.value), attempt.etag);
-        return true;
-      } catch (err) {
-        if (!(err instanceof PreconditionFailedError)) throw err;
-      }
-      // Someone touched the row: a verify check (apply on top), the reconciler or an upload confirmation (already
-      // settled from our file), or another process (no longer ours).
-      const current = await this.deps.tokens.get(serial);
-      if (!current || current.value.buildId !== value.buildId || current.value.exportFile !== file) return false;
-      if (current.value.state === 'exported' || current.value.state === 'imported') return true;
-      if (current.value.state !== 'exporting') return false;
-      attempt = { etag: current.etag, value: current.value };
-    }
-    throw new PreconditionFailedError(`Serial ${quoteValue(serial)}: its inventory row kept changing while it was marked exported.`);
+  private markExported(serial: string, claim: Claim, file: string): Promise<boolean> {
+    return updateWithRetry(
+      this.deps.tokens,
+      serial,
+      (row): RowChange<TokenEntity, boolean> => {
+        // Someone touched the row: a verify check (apply on top), the reconciler or an upload confirmation (already
+        // settled from our file), or another process (no longer ours).
+        if (!row || row.value.buildId !== claim.value.buildId || row.value.exportFile !== file) return leaveRow(false);
+        if (row.value.state === 'exported' || row.value.state === 'imported') return leaveRow(true);
+        if (row.value.state !== 'exporting') return leaveRow(false);
+        return writeRow(exportedTo(row.value, file, this.deps.clock.now().toISOString()), () => true);
+      },
+      {
+        current: { key: serial, value: claim.value, etag: claim.etag },
+        onExhausted: () => {
+          throw new PreconditionFailedError(`Serial ${quoteValue(serial)}: its inventory row kept changing while it was marked exported.`);
+        },
+      },
+    );
   }
 }

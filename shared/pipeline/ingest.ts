@@ -5,20 +5,20 @@
  * seed file behind: deleted when everything was stored, moved to `quarantine`
  * otherwise.
  */
-import { randomUUID } from 'node:crypto';
-import { parseSecretEncoding, toCanonicalBase32, type SecretEncoding } from '../core/encoding.js';
-import { FileError, hasErrors, problem, quoteValue, type Problem } from '../core/problems.js';
+import { decodePreSharedKeyHex, parseSecretEncoding, toCanonicalBase32, type SecretEncoding } from '../core/encoding.js';
+import { FileError, hasErrors, problem, quoteValue, sortProblems, type Problem } from '../core/problems.js';
 import type { OathToken } from '../core/token.js';
 import { describePskcKeyNeed, looksLikePskc } from '../formats/pskc.js';
 import { readSeedFile } from '../formats/read-seed-file.js';
 import type { KeyMaterial, SeedReadResult } from '../formats/types.js';
 import { seedFileBlobNames, type InputBlobNames } from './blob-names.js';
-import { TransientError, ConflictError, PreconditionFailedError, SecretDeletedError } from './errors.js';
+import { leaveRow, updateWithRetry, writeRow } from './conditional-update.js';
+import { TransientError, SecretDeletedError } from './errors.js';
 import { logEvent, PipelineEvent } from './events.js';
-import { secretNameForSerial } from './keys.js';
+import { secretNameForSerial } from './secret-names.js';
 import type { BlobLease, BlobStore, Clock, EntityTable, Logger, TokenEntity } from './ports.js';
-import { mapPool } from './rate-limit.js';
-import { renderReportHtml, renderReportJson, type RunReport } from './report.js';
+import { mapPool } from './map-pool.js';
+import { writeRunReport, writeRunReportJson, type RunReport } from './report.js';
 import { checkBlobSize } from './size-limit.js';
 import { appendHistory, newTokenEntity } from './inventory.js';
 import type { PacedVault } from './vault.js';
@@ -90,14 +90,14 @@ export class IngestService {
         if (!(err instanceof FileError)) throw err;
         // A file that can never succeed: report it and move it out of `seeds`.
         const report = this.report(name, batch, startedAt, 'rejected', `The file was rejected as a whole: ${err.message}`, { tokensInFile: 0 }, [], [err.toProblem()]);
-        const reportName = await this.writeReports(derived, report);
+        const reportName = await writeRunReport(this.deps.blobs, this.deps.containers.reports, derived, report);
         const quarantinedAs = await this.quarantine(name, derived, lease, report);
         this.deps.log.warn('Seed file rejected', { blob: name, code: err.code, report: reportName });
         return { outcome: 'rejected', blob: name, batch, reportName, quarantinedAs, counts: report.counts };
       }
 
       const outcomes = await mapPool(read.tokens, this.deps.concurrency ?? 32, (token) => this.storeToken(token, batch));
-      const problems: Problem[] = [...read.problems];
+      const found: Problem[] = [...read.problems];
       const items: RunReport['items'] = [];
       // A row can carry several errors: count rows (by line and serial), not problems.
       const rejectedRows = new Set(read.problems.filter((p) => p.severity === 'error').map((p) => `${p.line ?? ''}|${p.serial ?? ''}`)).size;
@@ -110,9 +110,9 @@ export class IngestService {
         else if (outcome.outcome === 'recovered') counts.recovered++;
         else if (outcome.outcome === 'conflict') counts.conflicts++;
         else counts.deleted++;
-        if (outcome.problem) problems.push(outcome.problem);
+        if (outcome.problem) found.push(outcome.problem);
       });
-      problems.sort((a, b) => (a.line ?? Number.MAX_SAFE_INTEGER) - (b.line ?? Number.MAX_SAFE_INTEGER));
+      const problems = sortProblems(found);
 
       const clean = !hasErrors(problems);
       const outcome = clean ? 'completed' : 'completed-with-problems';
@@ -124,7 +124,7 @@ export class IngestService {
         secretEncoding: read.secretEncoding ?? null,
         encodingDecidedBy: read.encodingDecidedBy ?? null,
       });
-      const reportName = await this.writeReports(derived, report);
+      const reportName = await writeRunReport(this.deps.blobs, this.deps.containers.reports, derived, report);
       let quarantinedAs: string | undefined;
       if (clean) await blobs.delete(containers.seeds, name, { leaseId: lease.id });
       else quarantinedAs = await this.quarantine(name, derived, lease, report);
@@ -179,11 +179,9 @@ export class IngestService {
     const secret = await this.deps.vault.get(secretName);
     if (!secret) throw new FileError('TRANSPORT_KEY_MISSING', `${name}: the vault has no secret ${quoteValue(secretName)} to decrypt this file. Store the vendor's key there and drop the file again.`);
     if (need.kind === 'password') return { password: secret.value };
-    const hex = secret.value.replace(/\s+/g, '');
-    if (!/^(?:[0-9a-fA-F]{2})+$/.test(hex) || ![16, 24, 32].includes(hex.length / 2)) {
-      throw new FileError('PSKC_INVALID_KEY_OPTION', `${name}: the vault secret ${quoteValue(secretName)} must hold the pre-shared key as 32, 48 or 64 hex digits.`);
-    }
-    return { psk: new Uint8Array(Buffer.from(hex, 'hex')) };
+    const psk = decodePreSharedKeyHex(secret.value);
+    if (!psk) throw new FileError('PSKC_INVALID_KEY_OPTION', `${name}: the vault secret ${quoteValue(secretName)} must hold the pre-shared key as 32, 48 or 64 hex digits.`);
+    return { psk };
   }
 
   private async storeToken(token: OathToken, batch: string): Promise<{ outcome: TokenOutcome; problem?: Problem }> {
@@ -222,44 +220,22 @@ export class IngestService {
 
   private async recordInventory(token: OathToken, secretName: string, version: string, batch: string): Promise<void> {
     const now = this.deps.clock.now().toISOString();
-    for (let attempt = 0; attempt < 5; attempt++) {
-      const existing = await this.deps.tokens.get(token.serial);
-      if (!existing) {
-        try {
-          await this.deps.tokens.insert(token.serial, newTokenEntity(token, secretName, version, batch, now));
-          return;
-        } catch (err) {
-          if (err instanceof ConflictError) continue;
-          throw err;
-        }
-      }
+    await updateWithRetry(this.deps.tokens, token.serial, (existing) => {
+      if (!existing) return writeRow(newTokenEntity(token, secretName, version, batch, now), () => undefined);
       // Same secret again (a replay or a re-dropped file): the row stays as it is.
-      if (existing.value.secretName === secretName && existing.value.secretVersion === version) return;
-      const value = { ...existing.value, secretVersion: version, updatedAt: now, history: appendHistory(existing.value.history, now, 'stored-again', batch) };
-      try {
-        await this.deps.tokens.replace(token.serial, value, existing.etag);
-        return;
-      } catch (err) {
-        if (!(err instanceof PreconditionFailedError)) throw err;
-      }
-    }
-    throw new TransientError(`Inventory row for ${token.serial} kept changing; retry.`);
+      if (existing.value.secretName === secretName && existing.value.secretVersion === version) return leaveRow(undefined);
+      return writeRow({ ...existing.value, secretVersion: version, updatedAt: now, history: appendHistory(existing.value.history, now, 'stored-again', batch) }, () => undefined);
+    });
   }
 
   private report(name: string, batch: string, startedAt: string, outcome: RunReport['outcome'], summary: string, counts: Record<string, number>, items: RunReport['items'], problems: Problem[], details?: RunReport['details']): RunReport {
     return { kind: 'seed-file', subject: `${this.deps.containers.seeds}/${name}`, batch, startedAt, finishedAt: this.deps.clock.now().toISOString(), outcome, summary, counts, details, items, problems };
   }
 
-  private async writeReports(derived: InputBlobNames, report: RunReport): Promise<string> {
-    await this.deps.blobs.write(this.deps.containers.reports, derived.reportJson, renderReportJson(report), { contentType: 'application/json' });
-    await this.deps.blobs.write(this.deps.containers.reports, derived.reportHtml, renderReportHtml(report), { contentType: 'text/html; charset=utf-8' });
-    return derived.reportJson;
-  }
-
   /** Moves the seed file into the private quarantine container, next to a copy of its report. */
   private async quarantine(name: string, derived: InputBlobNames, lease: BlobLease, report: RunReport): Promise<string> {
     await this.deps.blobs.copy(this.deps.containers.seeds, name, this.deps.containers.quarantine, derived.quarantinedFile);
-    await this.deps.blobs.write(this.deps.containers.quarantine, derived.quarantinedReport, renderReportJson(report), { contentType: 'application/json' });
+    await writeRunReportJson(this.deps.blobs, this.deps.containers.quarantine, derived.quarantinedReport, report);
     await this.deps.blobs.delete(this.deps.containers.seeds, name, { leaseId: lease.id });
     logEvent(this.deps.log, 'warn', PipelineEvent.SeedFileQuarantined, { blob: name, quarantinedAs: derived.quarantinedFile, outcome: report.outcome });
     return derived.quarantinedFile;
@@ -273,8 +249,4 @@ function safeKeyNeed(bytes: Uint8Array): ReturnType<typeof describePskcKeyNeed> 
     // Malformed files are reported by the reader itself.
     return { encrypted: false };
   }
-}
-
-export function newBuildId(): string {
-  return randomUUID().replace(/-/g, '').slice(0, 12);
 }

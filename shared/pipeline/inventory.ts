@@ -1,6 +1,6 @@
 /** The token inventory's row shape and its small helpers. */
 import type { OathToken } from '../core/token.js';
-import { PreconditionFailedError, TransientError } from './errors.js';
+import { leaveRow, updateWithRetry, writeRow, type RowChange } from './conditional-update.js';
 import type { EntityTable, TokenEntity } from './ports.js';
 
 export const HISTORY_LIMIT = 50;
@@ -57,6 +57,16 @@ export function newTokenEntity(token: OathToken, secretName: string, secretVersi
   };
 }
 
+/** A token handed back by an export that did not happen (released by its build or the reconciler): stored again, no user. */
+export function releasedFromExport(row: TokenEntity, now: string, detail: string | undefined): TokenEntity {
+  return { ...row, state: 'stored', buildId: null, exportFile: null, exportingSince: null, upn: null, updatedAt: now, history: appendHistory(row.history, now, 'export-released', detail) };
+}
+
+/** A token listed in import file `file`, which reached storage. */
+export function exportedTo(row: TokenEntity, file: string, now: string, detail: string = file): TokenEntity {
+  return { ...row, state: 'exported', exportFile: file, exportingSince: null, updatedAt: now, history: appendHistory(row.history, now, 'exported', detail) };
+}
+
 /** The inventory as the HTTP API shows it: metadata and history, never a secret. */
 export function publicTokenView(entity: TokenEntity) {
   return {
@@ -92,17 +102,10 @@ export type RetireResult = { status: 'retired' | 'already-retired' } | { status:
  * owner's decision). A token in the middle of an export cannot be retired.
  */
 export async function retireToken(tokens: EntityTable<TokenEntity>, serial: string, now: string, reason: string): Promise<RetireResult> {
-  for (let attempt = 0; attempt < 5; attempt++) {
-    const row = await tokens.get(serial);
-    if (!row) return { status: 'not-found' };
-    if (row.value.state === 'retired') return { status: 'already-retired' };
-    if (row.value.state === 'exporting') return { status: 'refused', state: row.value.state };
-    try {
-      await tokens.replace(serial, { ...row.value, state: 'retired', updatedAt: now, history: appendHistory(row.value.history, now, 'retired', reason || undefined) }, row.etag);
-      return { status: 'retired' };
-    } catch (err) {
-      if (!(err instanceof PreconditionFailedError)) throw err;
-    }
-  }
-  throw new TransientError(`Inventory row for ${serial} kept changing; retry.`);
+  return updateWithRetry(tokens, serial, (row): RowChange<TokenEntity, RetireResult> => {
+    if (!row) return leaveRow({ status: 'not-found' });
+    if (row.value.state === 'retired') return leaveRow({ status: 'already-retired' });
+    if (row.value.state === 'exporting') return leaveRow({ status: 'refused', state: row.value.state });
+    return writeRow({ ...row.value, state: 'retired', updatedAt: now, history: appendHistory(row.value.history, now, 'retired', reason || undefined) }, () => ({ status: 'retired' }));
+  });
 }

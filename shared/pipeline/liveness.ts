@@ -11,6 +11,7 @@
  * write, so a CSV is written only by a build the reconciler has not given up on, and the reconciler cannot give up
  * on it for a whole minimum age after that.
  */
+import { buildHeartbeatName } from './blob-names.js';
 import { PreconditionFailedError } from './errors.js';
 import { BLOB_CALL_DEADLINE_MS, type BlobStore, type Clock, type Logger } from './ports.js';
 
@@ -26,10 +27,6 @@ export const HEARTBEAT_INTERVAL_MS = 30_000;
 export const RECONCILE_MIN_AGE_FLOOR_MINUTES = Math.ceil((HEARTBEAT_INTERVAL_MS + 2 * BLOB_CALL_DEADLINE_MS) / 60_000);
 
 export const HEARTBEAT_METADATA = 'heartbeatat';
-
-export function heartbeatBlobName(buildId: string): string {
-  return `build-${buildId}.heartbeat`;
-}
 
 export interface HeartbeatDeps {
   blobs: BlobStore;
@@ -51,7 +48,7 @@ export class BuildHeartbeat {
   ) {}
 
   static async start(deps: HeartbeatDeps, buildId: string, intervalMs = HEARTBEAT_INTERVAL_MS): Promise<BuildHeartbeat> {
-    const heartbeat = new BuildHeartbeat(deps, heartbeatBlobName(buildId));
+    const heartbeat = new BuildHeartbeat(deps, buildHeartbeatName(buildId));
     const startedAt = deps.clock.now().toISOString();
     const body = JSON.stringify({ build: buildId, startedAt, note: 'Present while the build runs; the reconciler leaves its claims alone while the heartbeat is recent.' });
     heartbeat.etag = (await deps.blobs.write(deps.container, heartbeat.name, body, { contentType: 'application/json', ifNoneMatch: '*', metadata: { [HEARTBEAT_METADATA]: startedAt } })).etag;
@@ -107,7 +104,7 @@ export class BuildHeartbeat {
  * declared dead by deleting the heartbeat under its ETag, which fails if the build renewed it meanwhile.
  */
 export async function buildIsAlive(deps: Pick<HeartbeatDeps, 'blobs' | 'container'>, buildId: string, cutoff: number): Promise<boolean> {
-  const name = heartbeatBlobName(buildId);
+  const name = buildHeartbeatName(buildId);
   const heartbeat = await deps.blobs.properties(deps.container, name);
   if (!heartbeat) return false;
   const at = Date.parse(heartbeat.metadata[HEARTBEAT_METADATA] ?? '');

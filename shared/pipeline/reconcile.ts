@@ -6,7 +6,7 @@
  * it is slow, not dead); imports confirmed uploaded are removed.
  */
 import { quoteValue } from '../core/problems.js';
-import { appendHistory } from './inventory.js';
+import { appendHistory, exportedTo, releasedFromExport } from './inventory.js';
 import { seedFileBlobNames } from './blob-names.js';
 import { PreconditionFailedError, TransientError } from './errors.js';
 import { buildIsAlive } from './liveness.js';
@@ -88,9 +88,7 @@ export class Reconciler {
       const file = row.value.exportFile;
       const present = file ? await this.deps.blobs.properties(this.deps.containers.imports, file) : undefined;
       const now = this.deps.clock.now().toISOString();
-      const value: TokenEntity = present
-        ? { ...row.value, state: 'exported', exportingSince: null, updatedAt: now, history: appendHistory(row.value.history, now, 'exported', `${file} (settled by reconciler)`) }
-        : { ...row.value, state: 'stored', buildId: null, exportFile: null, exportingSince: null, upn: null, updatedAt: now, history: appendHistory(row.value.history, now, 'export-released', 'interrupted build (reconciler)') };
+      const value = present && file ? exportedTo(row.value, file, now, `${file} (settled by reconciler)`) : releasedFromExport(row.value, now, 'interrupted build (reconciler)');
       try {
         await this.deps.tokens.replace(row.key, value, row.etag);
         if (present) result.exportsSettled++;

@@ -4,6 +4,7 @@
  * such as <script> or a formula stays inert text). Never a secret.
  */
 import type { Problem } from '../core/problems.js';
+import type { BlobStore } from './ports.js';
 
 export interface RunReport {
   kind: 'seed-file' | 'assignments' | 'build';
@@ -29,6 +30,18 @@ export function escapeHtml(value: string | number | boolean | null | undefined):
 
 export function renderReportJson(report: RunReport): string {
   return JSON.stringify(report, null, 2) + '\n';
+}
+
+/** Writes the report as JSON (for machines) and HTML (for people); returns the JSON's name, which results point to. */
+export async function writeRunReport(blobs: BlobStore, container: string, names: { reportJson: string; reportHtml: string }, report: RunReport): Promise<string> {
+  await writeRunReportJson(blobs, container, names.reportJson, report);
+  await blobs.write(container, names.reportHtml, renderReportHtml(report), { contentType: 'text/html; charset=utf-8' });
+  return names.reportJson;
+}
+
+/** The JSON form alone (the copy kept beside a quarantined file). */
+export async function writeRunReportJson(blobs: BlobStore, container: string, name: string, report: RunReport): Promise<void> {
+  await blobs.write(container, name, renderReportJson(report), { contentType: 'application/json' });
 }
 
 export function renderReportHtml(report: RunReport): string {

@@ -5,7 +5,7 @@ import { AzureNamedKeyCredential, TableClient } from '@azure/data-tables';
 import { devAccountKey, devAccountName, type Azurite } from '../../dev/azurite.js';
 import { AzureEntityTable } from '../../shared/azure/entity-table.js';
 import { ConflictError, PreconditionFailedError, TransientError } from '../../shared/pipeline/errors.js';
-import { escapeTableKey } from '../../shared/pipeline/keys.js';
+import { escapeTableKey } from '../../shared/azure/table-keys.js';
 import type { AssignmentEntity, TokenEntity } from '../../shared/pipeline/ports.js';
 import { MemoryTable } from '../helpers/memory-ports.js';
 import { collect, startFailingServer, startTestAzurite, uniqueName } from './helpers.js';

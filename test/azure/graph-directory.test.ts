@@ -8,7 +8,7 @@ import { startGraphStandIn, type GraphStandIn } from '../../dev/graph/server.js'
 import { createHardwareOathDirectory } from '../../shared/azure/clients.js';
 import { GRAPH_SCOPE, GraphHardwareOathDirectory, type GraphDirectoryOptions, type GraphRetryEvent } from '../../shared/azure/graph-directory.js';
 import { loadConfig } from '../../shared/config.js';
-import { activationWindowSteps } from '../../shared/entra/windows.js';
+import { activationWindowSteps } from '../../shared/entra/drift-windows.js';
 import { ConflictError, DirectoryRefusedError, TransientError, UncertainOutcomeError } from '../../shared/pipeline/errors.js';
 import type { NewHardwareOathDevice } from '../../shared/pipeline/ports.js';
 import { assertNoSecret, codeAt, codeOutsideWindow, newSecret, uniqueSerial } from '../graph/helpers.js';

@@ -11,7 +11,7 @@ import { parse } from 'csv-parse/sync';
 import { createLocalSecretClient } from '../../dev/keyvault/client.js';
 import { decodeBase32 } from '../../shared/core/encoding.js';
 import { totpCode } from '../../shared/core/totp.js';
-import { secretNameForSerial } from '../../shared/pipeline/keys.js';
+import { secretNameForSerial } from '../../shared/pipeline/secret-names.js';
 import { startTestStack, suiteScope, type TestStack } from '../helpers/stack.js';
 
 const HEADER = 'upn,serial number,secret key,time interval,manufacturer,model\n';

@@ -10,7 +10,7 @@ import { AssignmentService } from '../../shared/pipeline/assignments.js';
 import { BuildService, type BuildResult } from '../../shared/pipeline/build.js';
 import { TransientError } from '../../shared/pipeline/errors.js';
 import { IngestService } from '../../shared/pipeline/ingest.js';
-import { secretNameForSerial } from '../../shared/pipeline/keys.js';
+import { secretNameForSerial } from '../../shared/pipeline/secret-names.js';
 import type { AssignmentEntity, BlobStore, EntityTable, Logger, SecretStore, SecretValue, SetSecretOptions, TokenEntity } from '../../shared/pipeline/ports.js';
 import { confirmUpload, Reconciler } from '../../shared/pipeline/reconcile.js';
 import { PacedVault } from '../../shared/pipeline/vault.js';

@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { AssignmentService } from '../../shared/pipeline/assignments.js';
 import { IngestService } from '../../shared/pipeline/ingest.js';
-import { secretNameForSerial } from '../../shared/pipeline/keys.js';
+import { secretNameForSerial } from '../../shared/pipeline/secret-names.js';
 import type { AssignmentEntity, Logger, TokenEntity } from '../../shared/pipeline/ports.js';
 import { Reconciler } from '../../shared/pipeline/reconcile.js';
 import { PacedVault } from '../../shared/pipeline/vault.js';

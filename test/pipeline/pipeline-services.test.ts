@@ -5,7 +5,7 @@ import { parse } from 'csv-parse/sync';
 import { AssignmentService } from '../../shared/pipeline/assignments.js';
 import { BuildService } from '../../shared/pipeline/build.js';
 import { IngestService } from '../../shared/pipeline/ingest.js';
-import { secretNameForSerial } from '../../shared/pipeline/keys.js';
+import { secretNameForSerial } from '../../shared/pipeline/secret-names.js';
 import type { AssignmentEntity, Logger, TokenEntity } from '../../shared/pipeline/ports.js';
 import { confirmUpload, Reconciler } from '../../shared/pipeline/reconcile.js';
 import { PacedVault } from '../../shared/pipeline/vault.js';

@@ -13,8 +13,8 @@
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import { createLocalSecretClient } from '../../dev/keyvault/client.js';
-import { mapPool } from '../../shared/pipeline/rate-limit.js';
-import { secretNameForSerial } from '../../shared/pipeline/keys.js';
+import { mapPool } from '../../shared/pipeline/map-pool.js';
+import { secretNameForSerial } from '../../shared/pipeline/secret-names.js';
 import { startTestStack, suiteScope, type TestStack } from '../helpers/stack.js';
 import { blobNames, elapsedSeconds, randomTokens, readBlob, seedCsv, setVaultRealism, tokenRows, upload, vaultStats } from './helpers.js';
 

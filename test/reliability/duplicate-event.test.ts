@@ -12,7 +12,7 @@
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import type { AppContext } from '../../shared/app/context.js';
-import { secretNameForSerial } from '../../shared/pipeline/keys.js';
+import { secretNameForSerial } from '../../shared/pipeline/secret-names.js';
 import { startTestStack, suiteScope, type TestStack } from '../helpers/stack.js';
 import { appInstance, blobNames, capturingLogger, randomTokens, seedCsv, services, tokenRows, upload, vaultStats } from './helpers.js';
 

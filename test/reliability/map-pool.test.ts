@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { mapPool } from '../../shared/pipeline/rate-limit.js';
+import { mapPool } from '../../shared/pipeline/map-pool.js';
 
 it('starts nothing after a failure and rejects only when the work in flight has settled', async () => {
   const started: number[] = [];

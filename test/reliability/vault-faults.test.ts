@@ -18,7 +18,7 @@
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import { createLocalSecretClient } from '../../dev/keyvault/client.js';
-import { secretNameForSerial } from '../../shared/pipeline/keys.js';
+import { secretNameForSerial } from '../../shared/pipeline/secret-names.js';
 import { startTestStack, suiteScope, type TestStack } from '../helpers/stack.js';
 import { blobNames, elapsedSeconds, randomTokens, readBlob, seedCsv, setVaultRealism, tokenRows, upload, vaultStats } from './helpers.js';
 

@@ -18,7 +18,7 @@ import assert from 'node:assert/strict';
 import { randomInt } from 'node:crypto';
 import { before, describe, it } from 'node:test';
 import { totpCode } from '../../shared/core/totp.js';
-import { signInWindowSteps } from '../../shared/entra/windows.js';
+import { signInWindowSteps } from '../../shared/entra/drift-windows.js';
 import { startTestStack, suiteScope, type TestStack } from '../helpers/stack.js';
 import { elapsedSeconds, randomTokens, seedCsv, upload, type SeedToken } from './helpers.js';
 

@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { TransientError } from '../../shared/pipeline/errors.js';
-import { escapeTableKey, secretNameForSerial, unescapeTableKey } from '../../shared/pipeline/keys.js';
+import { escapeTableKey, unescapeTableKey } from '../../shared/azure/table-keys.js';
+import { secretNameForSerial } from '../../shared/pipeline/secret-names.js';
 import { SlidingWindowLimiter, withRetry } from '../../shared/pipeline/rate-limit.js';
 
 describe('names derived from serials', () => {

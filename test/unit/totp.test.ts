@@ -4,7 +4,7 @@ import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import type { HashAlgorithm } from '../../shared/core/token.js';
 import { findMatchingStep, hotpCode, scanSteps, totpCode } from '../../shared/core/totp.js';
-import { activationWindowSteps, signInWindowSteps } from '../../shared/entra/windows.js';
+import { activationWindowSteps, signInWindowSteps } from '../../shared/entra/drift-windows.js';
 
 interface Vectors {
   seeds: Record<HashAlgorithm, string>;

@@ -1,5 +1,5 @@
 /**
- * Deterministic names derived from serials.
+ * The Key Vault secret names of tokens, derived from their serials.
  *
  * Key Vault names allow only 0-9 a-z A-Z - (1-127) and ignore case; serials are
  * case-sensitive free text. The scheme:
@@ -30,17 +30,4 @@ export function secretNameForSerial(serial: string): string {
   const name = `${TOKEN_SECRET_PREFIX}x-${hex}`;
   if (name.length <= 127) return name;
   return `${TOKEN_SECRET_PREFIX}h-${createHash('sha256').update(serial, 'utf8').digest('hex')}`;
-}
-
-/**
- * Table keys forbid / \ # ? and control characters: percent-escape them (and %
- * itself, so the mapping stays reversible and collision-free).
- */
-export function escapeTableKey(key: string): string {
-  // eslint-disable-next-line no-control-regex
-  return key.replace(/[%/\\#?\u0000-\u001f\u007f-\u009f]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')}`);
-}
-
-export function unescapeTableKey(key: string): string {
-  return key.replace(/%([0-9A-F]{2})/g, (_, h: string) => String.fromCharCode(parseInt(h, 16)));
 }
