@@ -4,12 +4,13 @@ import { describe, it } from 'node:test';
 import { setImmediate as tick } from 'node:timers/promises';
 import type { HttpResponseInit } from '@azure/functions';
 import { toCanonicalBase32 } from '../../shared/core/encoding.js';
+import { PROBLEM_CODES } from '../../shared/core/problems.js';
 import type { HashAlgorithm } from '../../shared/core/token.js';
 import { totpCode, type OtpParameters } from '../../shared/core/totp.js';
 import { PreconditionFailedError, TransientError } from '../../shared/pipeline/errors.js';
 import type { Logger, TokenEntity, Versioned } from '../../shared/pipeline/ports.js';
 import { answerVerify, parseVerifyBody, unlockAnswer } from '../../shared/app/http.js';
-import { isActivated, LOCKED_UNTIL_ADMIN, VerifyService, type VerifyDeps } from '../../shared/pipeline/verify.js';
+import { isActivated, judgeCodes, LOCKED_UNTIL_ADMIN, planUnlock, planVerify, VerifyService, type LockoutPolicy, type VerifyDeps, type VerifyPlanInput } from '../../shared/pipeline/verify.js';
 import { ManualClock } from '../helpers/clock.js';
 import { MemorySecretStore, MemoryTable } from '../helpers/memory-ports.js';
 
@@ -92,7 +93,8 @@ interface VerifyResult {
   lockedUntil?: string | null;
 }
 
-type VerifyOutcome = { status: 200; body: VerifyResult } | { status: 400 | 404 | 409 | 410 | 423; body: { error: { code: string; message: string } } };
+type ErrorBody = { error: { code: string; message: string }; attemptsLeft?: number; lockedUntil?: string | null };
+type VerifyOutcome = { status: 200; body: VerifyResult } | { status: 400 | 404 | 409 | 410 | 423; body: ErrorBody };
 
 /** What the endpoint answers: the HTTP module's parsing and mapping around the service. */
 function endpoint(service: VerifyService) {
@@ -183,6 +185,87 @@ void describe('parseVerifyBody', () => {
     for (const body of [null, undefined, 42, [], 'not json', '[]', {}, { code: 123456 }, { code: '12345' }, { code: '123456789' }, { code: '12a456' }, { code: ' 123456' }, { code: '１２３４５６' }, { code: '123456', nextCode: 654321 }, { code: '123456', next_code: '654321' }]) {
       assert.ok('error' in parseVerifyBody(body), `accepted ${JSON.stringify(body)}`);
     }
+  });
+});
+
+void describe('planVerify (no storage, no vault)', () => {
+  const policy: LockoutPolicy = { limit: 3, minutes: 15, maxMinutes: 60 };
+  const now = new Date(T0);
+  const params: OtpParameters = { secret: SEED, algorithm: 'SHA1', digits: 6, period: 30 };
+  const code = (offset: number) => totpCode(params, T0_SECONDS + offset);
+  const input = (token: TokenEntity | undefined, request: { code: string; nextCode?: string }, p: LockoutPolicy = policy): VerifyPlanInput => ({ serial: SERIAL, token, request, now, policy: p });
+  const never = () => {
+    throw new Error('the codes were judged');
+  };
+
+  void it('screens out what needs no HMAC and writes nothing', () => {
+    const locked = tokenEntity({ failedAttempts: 3, lockedUntil: new Date(T0 + MINUTE_MS).toISOString() });
+    const cases: [TokenEntity | undefined, string, string][] = [
+      [undefined, '123456', 'not-found'],
+      [tokenEntity({ state: 'retired' }), '123456', 'retired'],
+      [tokenEntity({ type: 'hotp' }), '123456', 'not-totp'],
+      [tokenEntity(), '12345678', 'request-invalid'],
+      [locked, code(0), 'locked'],
+    ];
+    for (const [token, c, status] of cases) {
+      const plan = planVerify(input(token, { code: c }), params, never);
+      assert.deepEqual([plan.outcome.status, plan.write], [status, null], status);
+    }
+    const admin = planVerify(input(tokenEntity({ failedAttempts: 3, lockedUntil: LOCKED_UNTIL_ADMIN }), { code: code(0) }), params, never);
+    assert.deepEqual(admin.outcome, { status: 'locked', serial: SERIAL, lockedUntil: null });
+  });
+
+  void it('plans an acceptance: the step consumed, the drift, the count cleared, the export activated', () => {
+    const token = tokenEntity({ failedAttempts: 2, buildId: 'b7' });
+    const before = JSON.stringify(token);
+    const plan = planVerify(input(token, { code: code(-30), nextCode: code(0) }), params);
+    assert.deepEqual(plan.outcome, { status: 'accepted', serial: SERIAL, driftSeconds: -30, withinSignInWindow: true, checkedAt: now.toISOString() });
+    const step = Math.floor(T0_SECONDS / 30);
+    assert.deepEqual(
+      [plan.write?.lastAcceptedStep, plan.write?.failedAttempts, plan.write?.activatedBuildId, plan.write?.driftSeconds, plan.write?.lastVerifiedAt],
+      [step, 0, 'b7', -30, now.toISOString()],
+    );
+    assert.deepEqual(events(plan.write!), ['verified']);
+    assert.equal(JSON.stringify(token), before, 'the row read is not changed');
+  });
+
+  void it('plans failures: one more counted, the attempts left, and the lock at the limit', () => {
+    const wrong = { kind: 'wrong' } as const;
+    const first = planVerify(input(tokenEntity(), { code: '000000' }), params, () => wrong);
+    assert.deepEqual(first.outcome, { status: 'rejected', serial: SERIAL, reason: 'wrong', attemptsLeft: 2, lock: null, checkedAt: now.toISOString() });
+    assert.deepEqual([first.write?.failedAttempts, first.write?.lockedUntil], [1, null]);
+
+    const until = new Date(T0 + 15 * MINUTE_MS).toISOString();
+    const third = planVerify(input(tokenEntity({ failedAttempts: 2 }), { code: '000000' }), params, () => ({ kind: 'replay' }));
+    assert.deepEqual(third.outcome, { status: 'rejected', serial: SERIAL, reason: 'replayed', attemptsLeft: 0, lock: { until }, checkedAt: now.toISOString() });
+    assert.deepEqual([third.write?.failedAttempts, third.write?.lockedUntil, events(third.write!)], [3, until, ['locked']]);
+
+    const unlockedOnly = planVerify(input(tokenEntity({ failedAttempts: 2 }), { code: '000000' }, { ...policy, minutes: 0 }), params, () => ({ kind: 'confirm' }));
+    assert.deepEqual([unlockedOnly.outcome.status === 'rejected' && unlockedOnly.outcome.lock, unlockedOnly.write?.lockedUntil], [{ until: null }, LOCKED_UNTIL_ADMIN]);
+  });
+
+  void it('ends an expired lock in the same write, and the next failure locks for twice as long', () => {
+    const expired = tokenEntity({ failedAttempts: 3, lockedUntil: new Date(T0 - 1).toISOString() });
+    const plan = planVerify(input(expired, { code: '000000' }), params, () => ({ kind: 'wrong' }));
+    assert.deepEqual(events(plan.write!), ['unlocked', 'locked']);
+    assert.equal(plan.write?.lockedUntil, new Date(T0 + 30 * MINUTE_MS).toISOString());
+    assert.equal(plan.outcome.status === 'rejected' && plan.outcome.attemptsLeft, 0);
+  });
+
+  void it('judges the codes with the real scans by default: a code of the sign-in window is accepted, a used one replayed', () => {
+    const step = Math.floor(T0_SECONDS / 30);
+    const check = { params, code: code(0), nextCode: undefined, currentStep: step, signInSteps: 2, activationSteps: 2880 };
+    assert.deepEqual(judgeCodes({ ...check, floor: null }), { kind: 'accept', step, acceptedStep: step, delta: 0, withinSignIn: true });
+    assert.deepEqual(judgeCodes({ ...check, floor: step }), { kind: 'replay' });
+  });
+
+  void it('plans an unlock', () => {
+    const locked = tokenEntity({ failedAttempts: 3, lockedUntil: new Date(T0 + MINUTE_MS).toISOString() });
+    const plan = planUnlock(SERIAL, locked, now, policy);
+    assert.deepEqual([plan.outcome, plan.write?.failedAttempts, plan.write?.lockedUntil, events(plan.write!)], [{ status: 'unlocked', serial: SERIAL, wasLocked: true }, 0, null, ['unlocked']]);
+    assert.deepEqual(planUnlock(SERIAL, tokenEntity(), now, policy), { outcome: { status: 'unlocked', serial: SERIAL, wasLocked: false }, write: null });
+    assert.deepEqual(planUnlock(SERIAL, undefined, now, policy).outcome, { status: 'not-found', serial: SERIAL });
+    assert.deepEqual(planUnlock(SERIAL, tokenEntity({ state: 'retired' }), now, policy).outcome, { status: 'retired', serial: SERIAL });
   });
 });
 
@@ -524,6 +607,46 @@ void describe('VerifyService.verify', () => {
     assert.deepEqual(events(s.entity()), ['locked', 'unlocked']);
     assert.equal(okBody(await s.api.verify(SERIAL, { code: s.codeAt(0) })).valid, true);
     assert.deepEqual(await s.api.unlock(SERIAL), { status: 200, body: { serial: SERIAL, unlocked: true, wasLocked: false } });
+  });
+
+  void it('tells a wrong code how many attempts are left and, at the limit, until when the token is locked', async () => {
+    const s = await setup({ deps: { lockoutLimit: 3, lockoutMinutes: 15 } });
+    const until = new Date(T0 + 15 * MINUTE_MS).toISOString();
+    const answers = [];
+    for (let i = 0; i < 3; i++) answers.push(okBody(await s.api.verify(SERIAL, { code: wrongCode(s, 2880, i) })));
+    assert.deepEqual(
+      answers.map((b) => [b.valid, b.attemptsLeft, b.lockedUntil]),
+      [
+        [false, 2, undefined],
+        [false, 1, undefined],
+        [false, 0, until],
+      ],
+    );
+    const locked = await s.api.verify(SERIAL, { code: s.codeAt(0) });
+    assert.deepEqual([locked.status, locked.body], [423, { error: { code: 'TOKEN_LOCKED', message: PROBLEM_CODES.TOKEN_LOCKED }, lockedUntil: until }]);
+
+    // After the lock ran out the failures stay counted: the next wrong code has none left and locks for twice as long.
+    s.clock.set(new Date(until));
+    const again = okBody(await s.api.verify(SERIAL, { code: wrongCode(s, 2880, 3) }));
+    assert.deepEqual([again.attemptsLeft, again.lockedUntil], [0, new Date(Date.parse(until) + 30 * MINUTE_MS).toISOString()]);
+  });
+
+  void it('gives a replay the attempts left; an unconfirmed match asks for the next code and gives none', async () => {
+    const s = await setup({ deps: { lockoutLimit: 5 } });
+    const unconfirmed = okBody(await s.api.verify(SERIAL, { code: s.codeAt(-HOUR) }));
+    assert.deepEqual([unconfirmed.confirmationRequired, 'attemptsLeft' in unconfirmed, 'lockedUntil' in unconfirmed], [true, false, false]);
+    assert.equal(okBody(await s.api.verify(SERIAL, { code: s.codeAt(0) })).valid, true);
+    const replayed = await s.api.verify(SERIAL, { code: s.codeAt(0) });
+    assert.deepEqual([replayed.status, replayed.body], [409, { error: { code: 'CODE_REPLAYED', message: PROBLEM_CODES.CODE_REPLAYED }, attemptsLeft: 4 }]);
+  });
+
+  void it('says lockedUntil null for a lock that only an administrator ends', async () => {
+    const s = await setup({ deps: { lockoutLimit: 1, lockoutMinutes: 0 } });
+    const wrong = okBody(await s.api.verify(SERIAL, { code: wrongCode(s, 2880, 0) }));
+    assert.deepEqual([wrong.attemptsLeft, wrong.lockedUntil], [0, null]);
+    assert.equal(s.entity().lockedUntil, LOCKED_UNTIL_ADMIN);
+    const locked = await s.api.verify(SERIAL, { code: s.codeAt(0) });
+    assert.deepEqual([locked.status, (locked.body as ErrorBody).lockedUntil], [423, null]);
   });
 
   void it('answers 400 for malformed bodies and codes, before any vault read, without counting', async () => {
