@@ -147,9 +147,10 @@ function usedStepShows(check: CodeCheck, low: number, high: number): boolean {
 }
 
 /**
- * Judges the codes against the sign-in window first, then (until activation) the activation window. Only steps
- * after the floor can be accepted; a code shown only by used steps is a replay, and a code that matches nothing,
- * or a far step whose successor does not show the nextCode, is wrong.
+ * Judges the codes in Entra's sign-in window, then, until activation, in the activation window. Only a step after
+ * the floor can be accepted, and outside the sign-in window only with the nextCode shown by the step after it
+ * (without a nextCode such a match asks for one). A code no fresh step takes but a used step of the window shows
+ * is a replay; anything else is wrong.
  */
 export function judgeCodes(check: CodeCheck): CodeDecision {
   const current = check.currentStep;
