@@ -1,4 +1,4 @@
-/** POST /api/tokens/{serial}/unlock (admin key): clears a lockout after too many wrong codes. */
+/** POST /api/tokens/{serial}/unlock (a function key held by administrators' tools, never the master key): clears a lockout after too many wrong codes. */
 import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } from '@azure/functions';
 
 export async function unlockToken(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
@@ -6,4 +6,4 @@ export async function unlockToken(request: HttpRequest, context: InvocationConte
   return serveHttp('unlockToken', request, context);
 }
 
-app.http('unlockToken', { methods: ['POST'], route: 'tokens/{serial}/unlock', authLevel: 'admin', handler: unlockToken });
+app.http('unlockToken', { methods: ['POST'], route: 'tokens/{serial}/unlock', authLevel: 'function', handler: unlockToken });

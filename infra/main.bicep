@@ -22,6 +22,34 @@ param importRetentionDays int = 1
 @description('Days after which the lifecycle rule deletes a quarantined seed file.')
 param quarantineRetentionDays int = 30
 
+@minValue(1)
+@description('Days after which the lifecycle rule deletes an ingest or build report in `reports`.')
+param reportRetentionDays int = 180
+
+@description('Private networking: a virtual network for the Function app, private endpoints for Key Vault and the storage account\'s blob, queue and table services, and public network access off on both (see the README, "Private networking").')
+param privateNetworking bool = false
+
+@description('With private networking: address space of the virtual network (a /24 or larger). Pick one that does not overlap a network you will peer with.')
+param virtualNetworkAddressPrefix string = '10.20.0.0/24'
+
+@description('With private networking: comma-separated public IPv4 addresses or CIDR ranges that may still reach the storage account and the vault (operators who drop seed files, store transport keys, download import CSVs). Storage takes single addresses without /32. Empty: only the virtual network.')
+param allowedIpAddresses string = ''
+
+@description('E-mail address (a team mailbox or distribution list) that receives the alerts. Empty: the alert rules exist but notify nobody.')
+param alertEmailAddress string = ''
+
+@secure()
+@description('Optional HTTPS webhook that receives the alerts (common alert schema). It often carries a token, hence secure.')
+param alertWebhookUrl string = ''
+
+@minValue(1)
+@description('Hours an import CSV may wait for its upload to be confirmed before an alert fires. Keep it below importRetentionDays x 24.')
+param importWaitAlertHours int = 4
+
+@minValue(1)
+@description('Verify lockouts within 15 minutes that raise the lockout-burst alert.')
+param verifyLockoutAlertThreshold int = 3
+
 @description('Optional: name of the Key Vault secret (under the `transport-` prefix) used when a PSKC file names no transport key.')
 param defaultTransportKeySecretName string = ''
 
@@ -39,6 +67,7 @@ param maximumInstanceCount int = 40
 param instanceMemoryMB int = 2048
 
 var tags = { 'azd-env-name': environmentName }
+var allowedIpList = filter(map(split(allowedIpAddresses, ','), address => trim(address)), address => !empty(address))
 
 resource resourceGroup 'Microsoft.Resources/resourceGroups@2024-03-01' = {
   name: 'rg-${environmentName}'
@@ -56,10 +85,18 @@ module pipeline 'resources.bicep' = {
     adminGroupObjectId: adminGroupObjectId
     importRetentionDays: importRetentionDays
     quarantineRetentionDays: quarantineRetentionDays
+    reportRetentionDays: reportRetentionDays
     defaultTransportKeySecretName: defaultTransportKeySecretName
     importMaxRows: importMaxRows
     maximumInstanceCount: maximumInstanceCount
     instanceMemoryMB: instanceMemoryMB
+    privateNetworking: privateNetworking
+    virtualNetworkAddressPrefix: virtualNetworkAddressPrefix
+    allowedIpAddresses: allowedIpList
+    alertEmailAddress: alertEmailAddress
+    alertWebhookUrl: alertWebhookUrl
+    importWaitAlertHours: importWaitAlertHours
+    verifyLockoutAlertThreshold: verifyLockoutAlertThreshold
   }
 }
 

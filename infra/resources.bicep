@@ -7,10 +7,19 @@ param resourceToken string
 param adminGroupObjectId string
 param importRetentionDays int
 param quarantineRetentionDays int
+param reportRetentionDays int
 param defaultTransportKeySecretName string
 param importMaxRows int
 param maximumInstanceCount int
 param instanceMemoryMB int
+param privateNetworking bool
+param virtualNetworkAddressPrefix string
+param allowedIpAddresses array
+param alertEmailAddress string
+@secure()
+param alertWebhookUrl string
+param importWaitAlertHours int
+param verifyLockoutAlertThreshold int
 
 resource identity 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' = {
   name: 'id-${resourceToken}'
@@ -38,9 +47,12 @@ module storage 'modules/storage.bicep' = {
     systemTopicName: 'evgt-${resourceToken}'
     importRetentionDays: importRetentionDays
     quarantineRetentionDays: quarantineRetentionDays
+    reportRetentionDays: reportRetentionDays
     functionPrincipalId: identity.properties.principalId
     adminGroupObjectId: adminGroupObjectId
     logAnalyticsWorkspaceId: monitoring.outputs.logAnalyticsWorkspaceId
+    privateNetworking: privateNetworking
+    allowedIpAddresses: allowedIpAddresses
   }
 }
 
@@ -52,6 +64,38 @@ module keyVault 'modules/keyvault.bicep' = {
     keyVaultName: 'kv-${resourceToken}'
     functionPrincipalId: identity.properties.principalId
     logAnalyticsWorkspaceId: monitoring.outputs.logAnalyticsWorkspaceId
+    privateNetworking: privateNetworking
+    allowedIpAddresses: allowedIpAddresses
+  }
+}
+
+module network 'modules/network.bicep' = if (privateNetworking) {
+  name: 'network'
+  params: {
+    location: location
+    tags: tags
+    virtualNetworkName: 'vnet-${resourceToken}'
+    addressPrefix: virtualNetworkAddressPrefix
+    keyVaultName: keyVault.outputs.keyVaultName
+    keyVaultId: keyVault.outputs.keyVaultId
+    storageAccountName: storage.outputs.storageAccountName
+    storageAccountId: storage.outputs.storageAccountId
+  }
+}
+
+module alerts 'modules/alerts.bicep' = {
+  name: 'alerts'
+  params: {
+    location: location
+    tags: tags
+    resourceToken: resourceToken
+    logAnalyticsWorkspaceId: monitoring.outputs.logAnalyticsWorkspaceId
+    keyVaultId: keyVault.outputs.keyVaultId
+    systemTopicId: storage.outputs.systemTopicId
+    alertEmailAddress: alertEmailAddress
+    alertWebhookUrl: alertWebhookUrl
+    importWaitAlertHours: importWaitAlertHours
+    verifyLockoutAlertThreshold: verifyLockoutAlertThreshold
   }
 }
 
@@ -74,6 +118,8 @@ module functionApp 'modules/functionapp.bicep' = {
     instanceMemoryMB: instanceMemoryMB
     defaultTransportKeySecretName: defaultTransportKeySecretName
     importMaxRows: importMaxRows
+    // With private networking the app waits for the network module: endpoints and DNS records exist first.
+    virtualNetworkSubnetId: privateNetworking ? network!.outputs.appSubnetId : ''
   }
 }
 

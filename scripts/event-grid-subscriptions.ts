@@ -107,14 +107,14 @@ export function eventSubscriptionBody(args: {
   };
 }
 
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
-interface ArmResponse {
+export interface ArmResponse {
   status: number;
   body: unknown;
 }
 
-class ArmClient {
+export class ArmClient {
   private readonly redactions: string[] = [];
 
   constructor(
@@ -163,7 +163,7 @@ class ArmClient {
   }
 }
 
-function isRetryable(status: number): boolean {
+export function isRetryable(status: number): boolean {
   // The host answers listkeys with 400/404/409/5xx while it is still starting.
   return status === 400 || status === 404 || status === 408 || status === 409 || status === 429 || status >= 500;
 }

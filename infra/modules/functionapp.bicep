@@ -25,6 +25,9 @@ param defaultTransportKeySecretName string
 @description('Maximum rows per import CSV; 0 means no split.')
 param importMaxRows int
 
+@description('Private networking: the subnet (delegated to Microsoft.App/environments) the app joins for its outbound traffic. Empty: none.')
+param virtualNetworkSubnetId string
+
 // Built from the account name and the cloud's storage suffix: no reference to the account (or its keys) needed.
 var blobServiceUri = 'https://${storageAccountName}.blob.${environment().suffixes.storage}/'
 var queueServiceUri = 'https://${storageAccountName}.queue.${environment().suffixes.storage}/'
@@ -57,7 +60,10 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
   properties: {
     serverFarmId: plan.id
     httpsOnly: true
+    // Public even with private networking: Event Grid delivers blob events to the app's webhook, and callers
+    // use its API with function keys. Its outbound traffic (vault, storage) goes through the virtual network.
     publicNetworkAccess: 'Enabled'
+    virtualNetworkSubnetId: empty(virtualNetworkSubnetId) ? null : virtualNetworkSubnetId
     siteConfig: {
       minTlsVersion: '1.2'
       scmMinTlsVersion: '1.2'

@@ -11,6 +11,9 @@ param importRetentionDays int
 @minValue(1)
 param quarantineRetentionDays int
 
+@minValue(1)
+param reportRetentionDays int
+
 @description('Principal id of the function app identity; gets blob, queue and table data roles on this account only.')
 param functionPrincipalId string
 
@@ -18,6 +21,12 @@ param functionPrincipalId string
 param adminGroupObjectId string
 
 param logAnalyticsWorkspaceId string
+
+@description('Private networking: the account refuses its public endpoint (network.bicep gives its blob, queue and table services private ones).')
+param privateNetworking bool
+
+@description('With private networking: public IPv4 addresses or CIDR ranges still let through the firewall (operators dropping seed files, downloading import CSVs). Empty: none.')
+param allowedIpAddresses array
 
 @allowed(['Standard_LRS', 'Standard_ZRS'])
 param skuName string = 'Standard_LRS'
@@ -45,12 +54,21 @@ resource storage 'Microsoft.Storage/storageAccounts@2024-01-01' = {
     allowCrossTenantReplication: false
     minimumTlsVersion: 'TLS1_2'
     supportsHttpsTrafficOnly: true
-    publicNetworkAccess: 'Enabled'
-    networkAcls: {
-      // Flex Consumption without a virtual network and Event Grid reach the account over its public endpoint.
-      defaultAction: 'Allow'
-      bypass: 'AzureServices'
-    }
+    publicNetworkAccess: privateNetworking && empty(allowedIpAddresses) ? 'Disabled' : 'Enabled'
+    networkAcls: privateNetworking
+      ? {
+          // Only the private endpoints and the listed operator addresses. The bypass keeps the trusted-service
+          // exception that Event Grid uses, with its own identity, to write dead letters.
+          defaultAction: 'Deny'
+          bypass: 'AzureServices'
+          ipRules: map(allowedIpAddresses, address => { value: address, action: 'Allow' })
+          virtualNetworkRules: []
+        }
+      : {
+          // Flex Consumption without a virtual network and Event Grid reach the account over its public endpoint.
+          defaultAction: 'Allow'
+          bypass: 'AzureServices'
+        }
   }
 }
 
@@ -159,6 +177,21 @@ resource lifecycle 'Microsoft.Storage/storageAccounts/managementPolicies@2024-01
             }
           }
         }
+        {
+          // Reports name serials, users and file names: kept for audit, not for ever.
+          name: 'delete-reports'
+          enabled: true
+          type: 'Lifecycle'
+          definition: {
+            filters: {
+              blobTypes: ['blockBlob']
+              prefixMatch: ['reports/']
+            }
+            actions: {
+              baseBlob: { delete: { daysAfterModificationGreaterThan: reportRetentionDays } }
+            }
+          }
+        }
       ]
     }
   }
@@ -254,7 +287,26 @@ resource blobAuditLogs 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview
   }
 }
 
+resource queueService 'Microsoft.Storage/storageAccounts/queueServices@2024-01-01' = {
+  parent: storage
+  name: 'default'
+}
+
+// Queue writes: the host's poison-blob queue gets a message only after a blob failed every try (the
+// poison alert in alerts.bicep looks for it here).
+resource queueWriteLogs 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = {
+  name: 'queue-writes-to-log-analytics'
+  scope: queueService
+  properties: {
+    workspaceId: logAnalyticsWorkspaceId
+    logs: [
+      { category: 'StorageWrite', enabled: true }
+    ]
+  }
+}
+
 output storageAccountName string = storage.name
 output storageAccountId string = storage.id
 output deploymentContainerName string = deploymentContainer.name
 output systemTopicName string = systemTopic.name
+output systemTopicId string = systemTopic.id

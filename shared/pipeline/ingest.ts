@@ -14,6 +14,7 @@ import { readSeedFile } from '../formats/read-seed-file.js';
 import type { KeyMaterial, SeedReadResult } from '../formats/types.js';
 import { seedFileBlobNames, type InputBlobNames } from './blob-names.js';
 import { TransientError, ConflictError, PreconditionFailedError, SecretDeletedError } from './errors.js';
+import { logEvent, PipelineEvent } from './events.js';
 import { secretNameForSerial } from './keys.js';
 import type { BlobLease, BlobStore, Clock, EntityTable, Logger, TokenEntity } from './ports.js';
 import { mapPool } from './rate-limit.js';
@@ -260,6 +261,7 @@ export class IngestService {
     await this.deps.blobs.copy(this.deps.containers.seeds, name, this.deps.containers.quarantine, derived.quarantinedFile);
     await this.deps.blobs.write(this.deps.containers.quarantine, derived.quarantinedReport, renderReportJson(report), { contentType: 'application/json' });
     await this.deps.blobs.delete(this.deps.containers.seeds, name, { leaseId: lease.id });
+    logEvent(this.deps.log, 'warn', PipelineEvent.SeedFileQuarantined, { blob: name, quarantinedAs: derived.quarantinedFile, outcome: report.outcome });
     return derived.quarantinedFile;
   }
 }

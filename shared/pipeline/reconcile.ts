@@ -9,6 +9,7 @@ import { appendHistory } from './inventory.js';
 import { seedFileBlobNames } from './blob-names.js';
 import { PreconditionFailedError } from './errors.js';
 import { buildIsAlive } from './liveness.js';
+import { logEvent, PipelineEvent } from './events.js';
 import type { AssignmentService } from './assignments.js';
 import type { IngestService } from './ingest.js';
 import type { BlobInfo, BlobStore, Clock, EntityTable, Logger, TokenEntity } from './ports.js';
@@ -96,6 +97,12 @@ export class Reconciler {
         if (!(err instanceof PreconditionFailedError)) throw err;
       }
     }
+    // An import CSV holds seeds in clear until the Global Administrator confirms its upload: say how long it has waited.
+    for await (const blob of this.deps.blobs.list(this.deps.containers.imports)) {
+      if (!blob.lastModified || !old(blob.lastModified)) continue;
+      const waitingMinutes = Math.floor((this.deps.clock.now().getTime() - blob.lastModified.getTime()) / 60_000);
+      logEvent(this.deps.log, 'warn', PipelineEvent.ImportWaiting, { file: blob.name, waitingMinutes });
+    }
     if (Object.values(result).some((n) => n > 0)) this.deps.log.info('Reconciler run', { ...result });
     return result;
   }
@@ -127,9 +134,11 @@ export class Reconciler {
   private async quarantineStuck(name: string): Promise<boolean> {
     const current = await this.deps.blobs.properties(this.deps.containers.seeds, name);
     if (!current) return false;
-    await this.deps.blobs.copy(this.deps.containers.seeds, name, this.deps.containers.quarantine, seedFileBlobNames(name, current.etag).quarantinedFile);
+    const quarantinedAs = seedFileBlobNames(name, current.etag).quarantinedFile;
+    await this.deps.blobs.copy(this.deps.containers.seeds, name, this.deps.containers.quarantine, quarantinedAs);
     await this.deps.blobs.delete(this.deps.containers.seeds, name, { ifMatch: current.etag }).catch(() => undefined);
     this.deps.log.error('Seed file quarantined after repeated failures', { blob: name });
+    logEvent(this.deps.log, 'error', PipelineEvent.SeedFileQuarantined, { blob: name, quarantinedAs, outcome: 'stuck' });
     return true;
   }
 }

@@ -29,6 +29,7 @@ import { isWellFormedCode, scanSteps, stepAt, type OtpParameters } from '../core
 import { activationWindowSteps, signInWindowSteps } from '../entra/windows.js';
 import { PreconditionFailedError, TransientError } from './errors.js';
 import { appendHistory } from './inventory.js';
+import { logEvent, PipelineEvent } from './events.js';
 import type { Clock, EntityTable, Logger, SecretStore, TokenEntity, Versioned } from './ports.js';
 
 export interface VerifyDeps {
@@ -395,6 +396,7 @@ export class VerifyService {
   private answered(outcome: VerifyOutcome): VerifyOutcome {
     // Only serial, outcome and drift: never a code or anything derived from the secret.
     this.deps.log.info('verify', { serial: outcome.serial, outcome: logName(outcome), driftSeconds: outcome.status === 'accepted' ? outcome.driftSeconds : null });
+    if (outcome.status === 'rejected' && outcome.lock) logEvent(this.deps.log, 'warn', PipelineEvent.VerifyLockout, { serial: outcome.serial });
     return outcome;
   }
 

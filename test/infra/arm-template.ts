@@ -21,20 +21,32 @@ export interface ArmTemplate {
 
 export interface TemplateScope {
   template: ArmTemplate;
-  /** Parameter values passed by the parent deployment (evaluated in the parent's scope). */
-  passed?: Record<string, { value?: Json }>;
+  /**
+   * Parameter values passed by the parent deployment (evaluated in the parent's scope): `{ value }`, or one
+   * expression giving `{ value }` when the value depends on a condition.
+   */
+  passed?: Record<string, { value?: Json } | string>;
   parent?: TemplateScope;
   /** Values for the top-level template's parameters that have no default. */
   overrides?: Record<string, Json>;
   /** Module path, e.g. "pipeline/storage". */
   path: string;
+  /** The iteration of a resource loop (`copyIndex()`), while evaluating one of its resources. */
+  copyIndex?: number;
+  /** Values of the enclosing lambdas' variables (`lambdaVariables('x')`), innermost last. */
+  lambdaVariables?: Record<string, Json>;
 }
 
 export interface FoundResource {
   raw: ArmResource;
   scope: TemplateScope;
-  /** The resource with every expression evaluated. */
+  /** The resource with every expression evaluated (one per iteration for a resource loop). */
   value: { [key: string]: Json };
+  /**
+   * False when its own condition, or that of a module it is in, is false for these parameters. A condition
+   * only known at deployment time counts as true.
+   */
+  deployed: boolean;
 }
 
 export function isMarker(value: Json): boolean {
@@ -57,27 +69,37 @@ function resourcesOf(template: ArmTemplate): ArmResource[] {
   return Array.isArray(template.resources) ? template.resources : Object.values(template.resources);
 }
 
-/** Every resource in the template and its nested deployments, depth first. */
+/** Every resource in the template and its nested deployments, depth first; resource loops expanded. */
 export function collectResources(template: ArmTemplate, overrides: Record<string, Json> = {}): FoundResource[] {
   const found: FoundResource[] = [];
-  const visit = (scope: TemplateScope) => {
+  const visit = (scope: TemplateScope, parentDeployed: boolean) => {
     for (const raw of resourcesOf(scope.template)) {
       // A module's inner template is evaluated in its own scope (Bicep emits expressionEvaluationOptions "inner").
       const outer = raw.type === 'Microsoft.Resources/deployments' ? withoutInnerTemplate(raw) : raw;
-      const value = evaluateJson(outer, scope) as { [key: string]: Json };
-      found.push({ raw, scope, value });
-      if (raw.type === 'Microsoft.Resources/deployments') {
-        const properties = raw['properties'] as { template: ArmTemplate; parameters?: Record<string, { value?: Json }> };
-        visit({
-          template: properties.template,
-          passed: properties.parameters ?? {},
-          parent: scope,
-          path: scope.path ? `${scope.path}/${asText(value['name'])}` : asText(value['name']),
-        });
+      const { copy, ...body } = outer as ArmResource & { copy?: { name: string; count: Json } };
+      const count = copy ? evaluateJson(copy.count, scope) : undefined;
+      if (copy && typeof count !== 'number') throw new Error(`${scope.path || 'main'}: loop ${copy.name} has no known count`);
+      const iterations = copy ? Array.from({ length: count as number }, (_, index) => ({ ...scope, copyIndex: index })) : [scope];
+      for (const iteration of iterations) {
+        const value = evaluateJson(body, iteration) as { [key: string]: Json };
+        const deployed = parentDeployed && value['condition'] !== false;
+        found.push({ raw, scope: iteration, value, deployed });
+        if (raw.type === 'Microsoft.Resources/deployments') {
+          const properties = raw['properties'] as { template: ArmTemplate; parameters?: Record<string, { value?: Json }> };
+          visit(
+            {
+              template: properties.template,
+              passed: properties.parameters ?? {},
+              parent: iteration,
+              path: scope.path ? `${scope.path}/${asText(value['name'])}` : asText(value['name']),
+            },
+            deployed,
+          );
+        }
       }
     }
   };
-  visit({ template, overrides, path: '' });
+  visit({ template, overrides, path: '' }, true);
   return found;
 }
 
@@ -89,7 +111,13 @@ function withoutInnerTemplate(deployment: ArmResource): ArmResource {
 
 function resolveParameter(scope: TemplateScope, name: string): Json {
   const passed = scope.passed?.[name];
-  if (passed && 'value' in passed && passed.value !== undefined && scope.parent) return evaluateJson(passed.value, scope.parent);
+  if (typeof passed === 'string') {
+    // A value that depends on a condition comes as one expression for the whole `{ value }` object.
+    const whole = scope.parent ? evaluateJson(passed, scope.parent) : null;
+    if (whole === null || typeof whole !== 'object' || Array.isArray(whole) || !('value' in whole)) throw new Error(`${scope.path}: parameter ${name} is passed as ${passed}`);
+    return whole['value'] ?? null;
+  }
+  if (passed?.value !== undefined && scope.parent) return evaluateJson(passed.value, scope.parent);
   if (scope.overrides && name in scope.overrides) return scope.overrides[name] ?? null;
   const declared = scope.template.parameters?.[name];
   if (!declared) throw new Error(`${scope.path || 'main'}: no parameter ${name}`);
@@ -267,7 +295,46 @@ function moduleOutput(node: Extract<Node, { kind: 'property' }>, scope: Template
   return evaluateJson(declared.value, inner);
 }
 
+/** The public cloud's values of environment() that the templates use. */
+const AZURE_CLOUD: Json = {
+  name: 'AzureCloud',
+  suffixes: { storage: 'core.windows.net', keyvaultDns: '.vault.azure.net' },
+};
+
+/** Calls whose arguments are not all evaluated first: if() evaluates one branch, map() and filter() take a lambda. */
+function evaluateSpecialCall(node: Extract<Node, { kind: 'call' }>, scope: TemplateScope): { value: Json } | undefined {
+  switch (node.name) {
+    case 'if': {
+      const condition = evaluateNode(node.args[0]!, scope);
+      if (isMarker(condition)) return { value: marker(node.source) };
+      return { value: evaluateNode(node.args[condition ? 1 : 2]!, scope) };
+    }
+    case 'map':
+    case 'filter': {
+      const items = evaluateNode(node.args[0]!, scope);
+      if (isMarker(items)) return { value: marker(node.source) };
+      if (!Array.isArray(items)) throw new Error(`${node.name}() of a non-array in ${node.source}`);
+      const lambda = node.args[1];
+      if (lambda?.kind !== 'call' || lambda.name !== 'lambda' || lambda.args.length !== 2) throw new Error(`${node.name}() without a one-variable lambda in ${node.source}`);
+      const variable = evaluateNode(lambda.args[0]!, scope);
+      const apply = (item: Json) => evaluateNode(lambda.args[1]!, { ...scope, lambdaVariables: { ...scope.lambdaVariables, [asText(variable)]: item } });
+      if (node.name === 'map') return { value: items.map(apply) };
+      const kept: Json[] = [];
+      for (const item of items) {
+        const keep = apply(item);
+        if (isMarker(keep)) return { value: marker(node.source) };
+        if (keep) kept.push(item);
+      }
+      return { value: kept };
+    }
+    default:
+      return undefined;
+  }
+}
+
 function evaluateCall(node: Extract<Node, { kind: 'call' }>, scope: TemplateScope): Json {
+  const special = evaluateSpecialCall(node, scope);
+  if (special) return special.value;
   const args = node.args.map((arg) => evaluateNode(arg, scope));
   const anyMarker = args.some(isMarker);
   switch (node.name) {
@@ -280,7 +347,10 @@ function evaluateCall(node: Extract<Node, { kind: 'call' }>, scope: TemplateScop
       return evaluateJson(variable, scope);
     }
     case 'format':
-      return asText(args[0]).replace(/\{(\d+)\}/g, (_, index: string) => asText(args[Number(index) + 1] ?? null));
+      // {{ and }} are literal braces; {N} is argument N.
+      return asText(args[0]).replace(/\{\{|\}\}|\{(\d+)\}/g, (match, index: string | undefined) =>
+        index === undefined ? match[0]! : asText(args[Number(index) + 1] ?? null),
+      );
     case 'concat':
       return args.every((arg) => Array.isArray(arg)) ? (args as Json[][]).flat() : args.map((arg) => asText(arg)).join('');
     case 'resourceId':
@@ -307,6 +377,48 @@ function evaluateCall(node: Extract<Node, { kind: 'call' }>, scope: TemplateScop
     }
     case 'toLower':
       return anyMarker ? marker(node.source) : asText(args[0]).toLowerCase();
+    case 'and':
+      return anyMarker ? marker(node.source) : args.every(Boolean);
+    case 'or':
+      return anyMarker ? marker(node.source) : args.some(Boolean);
+    case 'null':
+      return null;
+    case 'true':
+      return true;
+    case 'false':
+      return false;
+    case 'createArray':
+      return args;
+    case 'length':
+      if (anyMarker) return marker(node.source);
+      if (typeof args[0] === 'string' || Array.isArray(args[0])) return args[0].length;
+      if (args[0] !== null && typeof args[0] === 'object') return Object.keys(args[0]).length;
+      throw new Error(`length() of ${JSON.stringify(args[0])}`);
+    case 'add':
+    case 'sub':
+    case 'mul':
+    case 'div': {
+      if (anyMarker) return marker(node.source);
+      const [a, b] = args.map(Number) as [number, number];
+      return node.name === 'add' ? a + b : node.name === 'sub' ? a - b : node.name === 'mul' ? a * b : Math.trunc(a / b);
+    }
+    case 'split':
+      return anyMarker ? marker(node.source) : asText(args[0]).split(asText(args[1]));
+    case 'trim':
+      return anyMarker ? marker(node.source) : asText(args[0]).trim();
+    case 'replace':
+      return anyMarker ? marker(node.source) : asText(args[0]).split(asText(args[1])).join(asText(args[2]));
+    case 'copyIndex': {
+      if (scope.copyIndex === undefined) throw new Error(`copyIndex() outside a resource loop in ${node.source}`);
+      return scope.copyIndex + (typeof args[0] === 'number' ? args[0] : 0);
+    }
+    case 'lambdaVariables': {
+      const name = asText(args[0]);
+      if (!scope.lambdaVariables || !(name in scope.lambdaVariables)) throw new Error(`no lambda variable ${name} in ${node.source}`);
+      return scope.lambdaVariables[name] ?? null;
+    }
+    case 'environment':
+      return AZURE_CLOUD;
     default:
       // Deployment-time values: reference(), uniqueString(), subscription(), tenant(), environment(), guid(), ...
       return marker(node.source);

@@ -2,16 +2,23 @@
 // package) and assert the security properties on the compiled ARM JSON.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { accessSync, constants, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { asText, collectResources, hasDeploymentTimePart, type ArmTemplate, type FoundResource, type Json } from './arm-template.js';
 import { compileInfra, infraDir, listBicepFiles, parseDiagnostics, pinnedBicepVersion, repoRoot, runBicep, bicepVersion, type CompileResult } from './bicep-compiler.js';
 import { BLOB_TRIGGER_SUBSCRIPTIONS, targetFromEnvironment } from '../../scripts/event-grid-subscriptions.js';
 import { SETTINGS, STORAGE_CONNECTION_NAME } from '../../shared/config.js';
+import { PipelineEvent } from '../../shared/pipeline/events.js';
+import { blobPoisonQueue } from '../../dev/host/blob-trigger.js';
 
-const ROLE = {
+/** Built-in roles the app identity must not hold on the vault: the custom role grants only what it uses. */
+const BROAD_KEY_VAULT_ROLE = {
   keyVaultSecretsOfficer: 'b86a8fe4-44ce-4948-aee5-eccb2c155cd7',
+  keyVaultSecretsUser: '4633458b-17de-408a-b874-0445c86b69e6',
+  keyVaultAdministrator: '00482a5a-887f-4fb3-b363-3b7fe8e74483',
+};
+const ROLE = {
   storageBlobDataOwner: 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b',
   storageQueueDataContributor: '974c5e8b-45b9-4653-ba55-5f855dd0fb88',
   storageTableDataContributor: '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3',
@@ -37,6 +44,7 @@ let compiled: CompileResult;
 let main: ArmTemplate;
 let resources: FoundResource[];
 let withAdminGroup: FoundResource[];
+let privateNetwork: FoundResource[];
 
 const ofType = (type: string, from = resources) => from.filter((r) => r.raw.type.toLowerCase() === type.toLowerCase());
 const single = (type: string, from = resources): FoundResource => {
@@ -52,8 +60,13 @@ const idOf = (resource: FoundResource): string => {
   return [namespace, ...types.flatMap((segment, index) => [segment, names[index]])].join('/');
 };
 const lastNameSegment = (resource: FoundResource) => asText(resource.value['name']).split('/').pop();
-const deployed = (resource: FoundResource) => !('condition' in resource.value) || resource.value['condition'] === true;
+const deployed = (resource: FoundResource) => resource.deployed;
 const roleGuid = (assignment: FoundResource) => asText(props(assignment)['roleDefinitionId']).split('/').pop();
+/** Every .ts file under dir. */
+const listSourceFiles = (dir: string): string[] =>
+  readdirSync(dir, { withFileTypes: true }).flatMap((entry) =>
+    entry.isDirectory() ? listSourceFiles(path.join(dir, entry.name)) : entry.name.endsWith('.ts') ? [path.join(dir, entry.name)] : [],
+  );
 const assignmentsOf = (guid: string, from = resources) =>
   ofType('Microsoft.Authorization/roleAssignments', from).filter((r) => roleGuid(r) === guid);
 
@@ -66,6 +79,7 @@ before(() => {
   main = template;
   resources = collectResources(main, TOP_LEVEL);
   withAdminGroup = collectResources(main, { ...TOP_LEVEL, adminGroupObjectId: ADMIN_GROUP });
+  privateNetwork = collectResources(main, { ...TOP_LEVEL, privateNetworking: true });
 });
 
 after(() => {
@@ -155,7 +169,7 @@ void describe('storage account', () => {
     assert.deepEqual(tables.map(lastNameSegment).sort(), ['assignments', 'tokens']);
   });
 
-  void test('lifecycle rules delete import CSVs after 1 day and quarantined files after 30 days (defaults)', () => {
+  void test('lifecycle rules delete import CSVs after 1 day, quarantined files after 30 days, reports after 180 days (defaults)', () => {
     const policy = obj(props(single('Microsoft.Storage/storageAccounts/managementPolicies'))['policy']);
     const rules = list(policy['rules']).map((rule) => {
       const definition = obj(obj(rule)['definition']);
@@ -169,16 +183,17 @@ void describe('storage account', () => {
     assert.deepEqual(rules, [
       { enabled: true, prefixes: ['imports/'], days: 1 },
       { enabled: true, prefixes: ['quarantine/'], days: 30 },
+      { enabled: true, prefixes: ['reports/'], days: 180 },
     ]);
   });
 
   void test('the retention days are parameters of main.bicep', () => {
-    const custom = collectResources(main, { ...TOP_LEVEL, importRetentionDays: 3, quarantineRetentionDays: 60 });
+    const custom = collectResources(main, { ...TOP_LEVEL, importRetentionDays: 3, quarantineRetentionDays: 60, reportRetentionDays: 400 });
     const policy = obj(props(single('Microsoft.Storage/storageAccounts/managementPolicies', custom))['policy']);
     const days = list(policy['rules']).map(
       (rule) => obj(obj(obj(obj(obj(rule)['definition'])['actions'])['baseBlob'])['delete'])['daysAfterModificationGreaterThan'],
     );
-    assert.deepEqual(days, [3, 60]);
+    assert.deepEqual(days, [3, 60, 400]);
   });
 });
 
@@ -196,21 +211,50 @@ void describe('Key Vault', () => {
 void describe('role assignments', () => {
   const functionPrincipal = /^«reference\(resourceId\('Microsoft\.ManagedIdentity\/userAssignedIdentities'.*\)\.principalId»$/;
 
+  const customRole = () => single('Microsoft.Authorization/roleDefinitions');
+
   void test('only the expected roles are granted, never at resource group or subscription scope', () => {
     const guids = new Set(ofType('Microsoft.Authorization/roleAssignments', withAdminGroup).map(roleGuid));
-    assert.deepEqual([...guids].sort(), Object.values(ROLE).sort());
+    assert.deepEqual([...guids].sort(), [...Object.values(ROLE), asText(customRole().value['name'])].sort());
     for (const assignment of ofType('Microsoft.Authorization/roleAssignments', withAdminGroup)) {
       assert.ok(typeof assignment.value['scope'] === 'string', `${asText(assignment.value['name'])} has no resource scope`);
     }
   });
 
-  void test('the function identity is Key Vault Secrets Officer on the vault only', () => {
-    const [assignment, ...others] = assignmentsOf(ROLE.keyVaultSecretsOfficer);
+  void test('the function identity gets a custom vault role with exactly get, metadata, set, update and recover on secrets', () => {
+    const role = props(customRole());
+    assert.equal(role['type'], 'CustomRole');
+    const [permissions, ...more] = list(role['permissions']);
+    assert.deepEqual(more, []);
+    assert.deepEqual(obj(permissions)['actions'], []);
+    assert.deepEqual(obj(permissions)['notActions'], []);
+    assert.deepEqual(obj(permissions)['notDataActions'], []);
+    assert.deepEqual(list(obj(permissions)['dataActions']).map((a) => asText(a)).sort(), [
+      'Microsoft.KeyVault/vaults/secrets/getSecret/action',
+      'Microsoft.KeyVault/vaults/secrets/readMetadata/action',
+      'Microsoft.KeyVault/vaults/secrets/recover/action',
+      'Microsoft.KeyVault/vaults/secrets/setSecret/action',
+      'Microsoft.KeyVault/vaults/secrets/update/action',
+    ]);
+    // Assignable in this resource group only (a custom role cannot be scoped to one resource).
+    assert.deepEqual(role['assignableScopes'], ['«resourceGroup().id»']);
+    assert.match(asText(role['roleName']), /kv-/);
+  });
+
+  void test('the custom role is assigned to the function identity on the vault only; no built-in Key Vault role is', () => {
+    const vault = idOf(single('Microsoft.KeyVault/vaults'));
+    const [assignment, ...others] = assignmentsOf(asText(customRole().value['name']));
     assert.ok(assignment);
     assert.deepEqual(others, []);
-    assert.equal(assignment.value['scope'], idOf(single('Microsoft.KeyVault/vaults')));
+    assert.equal(props(assignment)['roleDefinitionId'], `Microsoft.Authorization/roleDefinitions/${asText(customRole().value['name'])}`);
+    assert.equal(assignment.value['scope'], vault);
     assert.match(asText(props(assignment)['principalId']), functionPrincipal);
     assert.equal(props(assignment)['principalType'], 'ServicePrincipal');
+    for (const [name, guid] of Object.entries(BROAD_KEY_VAULT_ROLE)) {
+      assert.deepEqual(assignmentsOf(guid, withAdminGroup), [], `${name} is granted`);
+    }
+    const onVault = ofType('Microsoft.Authorization/roleAssignments', withAdminGroup).filter((a) => a.value['scope'] === vault);
+    assert.deepEqual(onVault, [assignment].map((a) => onVault.find((b) => b.value['name'] === a.value['name'])));
   });
 
   for (const [role, guid] of [
@@ -375,6 +419,273 @@ void describe('Function app', () => {
   });
 });
 
+void describe('private networking (parameter privateNetworking)', () => {
+  const NETWORK_TYPES = [
+    'Microsoft.Network/virtualNetworks',
+    'Microsoft.Network/networkSecurityGroups',
+    'Microsoft.Network/privateEndpoints',
+    'Microsoft.Network/privateEndpoints/privateDnsZoneGroups',
+    'Microsoft.Network/privateDnsZones',
+    'Microsoft.Network/privateDnsZones/virtualNetworkLinks',
+  ];
+  const deployedOf = (type: string, from: FoundResource[]) => ofType(type, from).filter(deployed);
+  const oneDeployed = (type: string, from: FoundResource[]) => {
+    const found = deployedOf(type, from);
+    assert.equal(found.length, 1, `expected one deployed ${type}, found ${found.length}`);
+    return found[0]!;
+  };
+  const dataStores = (from: FoundResource[]) => [oneDeployed('Microsoft.Storage/storageAccounts', from), oneDeployed('Microsoft.KeyVault/vaults', from)];
+
+  void test('off (the default): today\'s template, public endpoints guarded by RBAC, no network resources', () => {
+    for (const type of NETWORK_TYPES) assert.deepEqual(deployedOf(type, resources), [], type);
+    for (const store of dataStores(resources)) {
+      assert.equal(props(store)['publicNetworkAccess'], 'Enabled', store.raw.type);
+      assert.deepEqual(props(store)['networkAcls'], { defaultAction: 'Allow', bypass: 'AzureServices' }, store.raw.type);
+    }
+    assert.equal(props(single('Microsoft.Web/sites'))['virtualNetworkSubnetId'], null);
+  });
+
+  void test('on: no public network access on the storage account or the vault, where the seeds live', () => {
+    const [storage, vault] = dataStores(privateNetwork);
+    for (const store of [storage!, vault!]) {
+      assert.equal(props(store)['publicNetworkAccess'], 'Disabled', store.raw.type);
+      assert.equal(obj(props(store)['networkAcls'])['defaultAction'], 'Deny', store.raw.type);
+      assert.deepEqual(obj(props(store)['networkAcls'])['ipRules'], [], store.raw.type);
+      assert.deepEqual(obj(props(store)['networkAcls'])['virtualNetworkRules'], [], store.raw.type);
+    }
+    // Event Grid writes dead letters as a trusted service; the vault needs no exception at all.
+    assert.equal(obj(props(storage!)['networkAcls'])['bypass'], 'AzureServices');
+    assert.equal(obj(props(vault!)['networkAcls'])['bypass'], 'None');
+    // Still Entra-only and private, whatever the network.
+    assert.equal(props(storage!)['allowSharedKeyAccess'], false);
+    assert.equal(props(storage!)['allowBlobPublicAccess'], false);
+  });
+
+  void test('on: the app joins a delegated subnet of the virtual network; the endpoints get their own subnet', () => {
+    const vnet = oneDeployed('Microsoft.Network/virtualNetworks', privateNetwork);
+    assert.deepEqual(obj(props(vnet)['addressSpace'])['addressPrefixes'], ['10.20.0.0/24']);
+    const subnets = new Map(list(props(vnet)['subnets']).map((subnet) => [asText(obj(subnet)['name']), obj(obj(subnet)['properties'])]));
+    assert.deepEqual([...subnets.keys()].sort(), ['app', 'private-endpoints']);
+    assert.deepEqual(
+      list(subnets.get('app')!['delegations']).map((d) => obj(obj(d)['properties'])['serviceName']),
+      ['Microsoft.App/environments'],
+    );
+    assert.equal(subnets.get('private-endpoints')!['delegations'], undefined);
+    const nsg = idOf(oneDeployed('Microsoft.Network/networkSecurityGroups', privateNetwork));
+    for (const subnet of subnets.values()) assert.equal(obj(subnet['networkSecurityGroup'])['id'], nsg);
+    const site = props(single('Microsoft.Web/sites', privateNetwork));
+    assert.equal(site['virtualNetworkSubnetId'], `${idOf(vnet)}/subnets/app`);
+    // The app stays reachable: Event Grid's webhook and the API callers come over HTTPS.
+    assert.equal(site['publicNetworkAccess'], 'Enabled');
+  });
+
+  void test('on: a private endpoint and a linked privatelink DNS zone for the vault and for blob, queue and table', () => {
+    const vnet = idOf(oneDeployed('Microsoft.Network/virtualNetworks', privateNetwork));
+    const storage = idOf(oneDeployed('Microsoft.Storage/storageAccounts', privateNetwork));
+    const vault = idOf(oneDeployed('Microsoft.KeyVault/vaults', privateNetwork));
+    const expected: Record<string, { target: string; zone: string }> = {
+      vault: { target: vault, zone: 'privatelink.vaultcore.azure.net' },
+      blob: { target: storage, zone: 'privatelink.blob.core.windows.net' },
+      queue: { target: storage, zone: 'privatelink.queue.core.windows.net' },
+      table: { target: storage, zone: 'privatelink.table.core.windows.net' },
+    };
+    const zones = deployedOf('Microsoft.Network/privateDnsZones', privateNetwork);
+    assert.deepEqual(zones.map((z) => z.value['name']).sort(), Object.values(expected).map((e) => e.zone).sort());
+    const links = deployedOf('Microsoft.Network/privateDnsZones/virtualNetworkLinks', privateNetwork);
+    assert.deepEqual(links.map((l) => asText(l.value['name']).split('/')[0]).sort(), Object.values(expected).map((e) => e.zone).sort());
+    for (const link of links) {
+      assert.equal(obj(props(link)['virtualNetwork'])['id'], vnet);
+      assert.equal(props(link)['registrationEnabled'], false);
+    }
+
+    const endpoints = deployedOf('Microsoft.Network/privateEndpoints', privateNetwork);
+    const groups = deployedOf('Microsoft.Network/privateEndpoints/privateDnsZoneGroups', privateNetwork);
+    assert.equal(endpoints.length, 4);
+    const seen: string[] = [];
+    for (const endpoint of endpoints) {
+      const [connection, ...more] = list(props(endpoint)['privateLinkServiceConnections']);
+      assert.deepEqual(more, []);
+      const [group, ...moreGroups] = list(obj(obj(connection)['properties'])['groupIds']).map((g) => asText(g));
+      assert.deepEqual(moreGroups, []);
+      seen.push(group!);
+      assert.equal(obj(obj(connection)['properties'])['privateLinkServiceId'], expected[group!]!.target, group);
+      assert.equal(obj(props(endpoint)['subnet'])['id'], `${vnet}/subnets/private-endpoints`, group);
+      // Its DNS record goes into the zone of its own service.
+      const zoneGroup = groups.find((g) => asText(g.value['name']).split('/')[0] === endpoint.value['name']);
+      assert.ok(zoneGroup, `no DNS zone group on the ${group} endpoint`);
+      const [config, ...moreConfigs] = list(props(zoneGroup)['privateDnsZoneConfigs']);
+      assert.deepEqual(moreConfigs, []);
+      assert.equal(obj(obj(config)['properties'])['privateDnsZoneId'], `Microsoft.Network/privateDnsZones/${expected[group!]!.zone}`);
+    }
+    assert.deepEqual(seen.sort(), ['blob', 'queue', 'table', 'vault']);
+  });
+
+  void test('on, with operator addresses: the firewalls let exactly those through and deny the rest', () => {
+    const withOperators = collectResources(main, { ...TOP_LEVEL, privateNetworking: true, allowedIpAddresses: ' 203.0.113.7, 198.51.100.0/24 ,' });
+    const [storage, vault] = dataStores(withOperators);
+    assert.equal(props(storage!)['publicNetworkAccess'], 'Enabled');
+    assert.deepEqual(props(storage!)['networkAcls'], {
+      defaultAction: 'Deny',
+      bypass: 'AzureServices',
+      ipRules: [{ value: '203.0.113.7', action: 'Allow' }, { value: '198.51.100.0/24', action: 'Allow' }],
+      virtualNetworkRules: [],
+    });
+    assert.equal(props(vault!)['publicNetworkAccess'], 'Enabled');
+    assert.deepEqual(props(vault!)['networkAcls'], {
+      defaultAction: 'Deny',
+      bypass: 'None',
+      ipRules: [{ value: '203.0.113.7' }, { value: '198.51.100.0/24' }],
+      virtualNetworkRules: [],
+    });
+    // Without private networking the list changes nothing.
+    const publicWithList = collectResources(main, { ...TOP_LEVEL, allowedIpAddresses: '203.0.113.7' });
+    for (const store of dataStores(publicWithList)) assert.deepEqual(props(store)['networkAcls'], { defaultAction: 'Allow', bypass: 'AzureServices' });
+  });
+
+  void test('azd passes PRIVATE_NETWORKING and ALLOWED_IP_ADDRESSES through', () => {
+    const parameters = JSON.parse(readFileSync(path.join(infraDir, 'main.parameters.json'), 'utf8')) as { parameters: Record<string, { value: string }> };
+    assert.equal(parameters.parameters['privateNetworking']?.value, '${PRIVATE_NETWORKING=false}');
+    assert.equal(parameters.parameters['allowedIpAddresses']?.value, '${ALLOWED_IP_ADDRESSES=}');
+  });
+});
+
+void describe('alerts', () => {
+  const EMAIL = 'oath-ops@contoso.com';
+  const WEBHOOK = 'https://hooks.contoso.com/alerts?token=abc';
+  let withEmail: FoundResource[];
+  before(() => {
+    withEmail = collectResources(main, { ...TOP_LEVEL, alertEmailAddress: EMAIL, importWaitAlertHours: 6, verifyLockoutAlertThreshold: 5 });
+  });
+  const logRules = (from = resources) => ofType('Microsoft.Insights/scheduledQueryRules', from);
+  const metricRules = (from = resources) => ofType('Microsoft.Insights/metricAlerts', from);
+  const ruleName = (rule: FoundResource) => asText(rule.value['name']).replace(/-«.*$/, '');
+  const queryOf = (rule: FoundResource) => asText(obj(list(obj(props(rule)['criteria'])['allOf'])[0])['query']);
+  const criterionOf = (rule: FoundResource) => obj(list(obj(props(rule)['criteria'])['allOf'])[0]);
+  const byName = (name: string, from = resources) => [...logRules(from), ...metricRules(from)].find((r) => ruleName(r) === `alert-${name}`)!;
+
+  void test('one rule for each thing an operator must act on, each with a description that says what to do', () => {
+    assert.deepEqual(logRules().map(ruleName).sort(), [
+      'alert-blob-poisoned', 'alert-function-failures', 'alert-import-csv-waiting', 'alert-seed-file-quarantined', 'alert-verify-lockout-burst',
+    ]);
+    assert.deepEqual(metricRules().map(ruleName).sort(), ['alert-blob-event-dead-lettered', 'alert-blob-event-dropped', 'alert-key-vault-throttled']);
+    for (const rule of [...logRules(), ...metricRules()]) {
+      const description = asText(props(rule)['description']);
+      assert.ok(description.length >= 150, `${ruleName(rule)}: the description must say what happened and what to do`);
+      assert.equal(props(rule)['enabled'], true, ruleName(rule));
+      assert.equal(props(rule)['autoMitigate'], true, ruleName(rule));
+    }
+    // Log rules query the workspace that holds Application Insights' tables and the storage logs.
+    const workspace = idOf(single('Microsoft.OperationalInsights/workspaces'));
+    for (const rule of logRules()) {
+      assert.deepEqual(props(rule)['scopes'], [workspace], ruleName(rule));
+      assert.equal(rule.value['kind'], 'LogAlert');
+    }
+  });
+
+  void test('without an e-mail or webhook there is no action group; with them, every rule notifies it', () => {
+    assert.deepEqual(ofType('Microsoft.Insights/actionGroups').filter(deployed), []);
+    for (const rule of logRules()) assert.deepEqual(obj(props(rule)['actions'])['actionGroups'], [], ruleName(rule));
+    for (const rule of metricRules()) assert.deepEqual(props(rule)['actions'], [], ruleName(rule));
+
+    const group = single('Microsoft.Insights/actionGroups', withEmail);
+    assert.ok(deployed(group));
+    assert.deepEqual(props(group)['emailReceivers'], [{ name: 'operators', emailAddress: EMAIL, useCommonAlertSchema: true }]);
+    assert.deepEqual(props(group)['webhookReceivers'], []);
+    for (const rule of logRules(withEmail)) assert.deepEqual(obj(props(rule)['actions'])['actionGroups'], [idOf(group)], ruleName(rule));
+    for (const rule of metricRules(withEmail)) assert.deepEqual(props(rule)['actions'], [{ actionGroupId: idOf(group) }], ruleName(rule));
+
+    const withWebhook = collectResources(main, { ...TOP_LEVEL, alertWebhookUrl: WEBHOOK });
+    const hooked = single('Microsoft.Insights/actionGroups', withWebhook);
+    assert.ok(deployed(hooked));
+    assert.deepEqual(props(hooked)['emailReceivers'], []);
+    assert.deepEqual(props(hooked)['webhookReceivers'], [{ name: 'webhook', serviceUri: WEBHOOK, useCommonAlertSchema: true }]);
+    // The webhook URL can carry a token: a secure parameter, never an output.
+    assert.equal(main.parameters?.['alertWebhookUrl']?.type, 'securestring');
+  });
+
+  void test('every query on the app\'s own events names an event of shared/pipeline/events.ts, and every event has a rule', () => {
+    const events = new Set<string>(Object.values(PipelineEvent));
+    const named = new Set<string>();
+    for (const rule of logRules()) {
+      const query = queryOf(rule);
+      if (!query.startsWith('AppTraces')) continue;
+      const match = /^AppTraces \| where Message startswith "(\w+) " \| extend \w+ = .*parse_json\(substring\(Message, (\d+)\)\)/.exec(query);
+      assert.ok(match, `${ruleName(rule)}: ${query}`);
+      assert.ok(events.has(match[1]!), `${ruleName(rule)} queries ${match[1]}, which the app never logs`);
+      // The JSON starts right after "<event> ".
+      assert.equal(Number(match[2]), match[1]!.length + 1, ruleName(rule));
+      named.add(match[1]!);
+    }
+    assert.deepEqual([...named].sort(), [...events].sort());
+  });
+
+  void test('the app logs each event through logEvent somewhere outside events.ts', () => {
+    const sources = listSourceFiles(path.join(repoRoot, 'shared')).filter((file) => !file.endsWith('events.ts'));
+    const text = sources.map((file) => readFileSync(file, 'utf8')).join('\n');
+    for (const name of Object.keys(PipelineEvent)) {
+      assert.match(text, new RegExp(`logEvent\\([^;]*PipelineEvent\\.${name}\\b`), `nothing logs PipelineEvent.${name}`);
+    }
+  });
+
+  void test('thresholds: quarantine and poison at the first event, lockouts and import age from parameters', () => {
+    for (const name of ['seed-file-quarantined', 'import-csv-waiting', 'blob-poisoned']) {
+      assert.deepEqual([criterionOf(byName(name))['operator'], criterionOf(byName(name))['threshold']], ['GreaterThan', 0], name);
+    }
+    assert.deepEqual([criterionOf(byName('verify-lockout-burst'))['operator'], criterionOf(byName('verify-lockout-burst'))['threshold']], ['GreaterThanOrEqual', 3]);
+    assert.equal(criterionOf(byName('verify-lockout-burst', withEmail))['threshold'], 5);
+    assert.match(queryOf(byName('import-csv-waiting')), /toint\(data\.waitingMinutes\) >= 240 /);
+    assert.match(queryOf(byName('import-csv-waiting', withEmail)), /toint\(data\.waitingMinutes\) >= 360 /);
+    assert.match(asText(props(byName('import-csv-waiting', withEmail))['description']), /longer than 6 h/);
+  });
+
+  void test('a poisoned blob is seen in the storage queue logs, which the template sends to the workspace', () => {
+    assert.match(queryOf(byName('blob-poisoned')), new RegExp(`^StorageQueueLogs \\| where OperationName == "PutMessage" and Uri contains "/${blobPoisonQueue}/"`));
+    const queueService = single('Microsoft.Storage/storageAccounts/queueServices');
+    const [setting, ...others] = ofType('Microsoft.Insights/diagnosticSettings').filter((d) => d.value['scope'] === idOf(queueService));
+    assert.ok(setting);
+    assert.deepEqual(others, []);
+    assert.equal(props(setting)['workspaceId'], idOf(single('Microsoft.OperationalInsights/workspaces')));
+    assert.deepEqual(props(setting)['logs'], [{ category: 'StorageWrite', enabled: true }]);
+  });
+
+  void test('function failures leave out 4xx answers (bad requests, locked tokens are answers, not failures)', () => {
+    assert.match(queryOf(byName('function-failures')), /^AppRequests \| where Success == false and not\(ResultCode startswith "4"\)/);
+  });
+
+  void test('metric rules: Key Vault 429s on the vault, dead-lettered and dropped events on the system topic', () => {
+    const vaultRule = byName('key-vault-throttled');
+    assert.deepEqual(props(vaultRule)['scopes'], [idOf(single('Microsoft.KeyVault/vaults'))]);
+    assert.deepEqual(
+      [criterionOf(vaultRule)['metricNamespace'], criterionOf(vaultRule)['metricName'], criterionOf(vaultRule)['dimensions']],
+      ['Microsoft.KeyVault/vaults', 'ServiceApiResult', [{ name: 'StatusCode', operator: 'Include', values: ['429'] }]],
+    );
+    const topic = idOf(single('Microsoft.EventGrid/systemTopics'));
+    for (const [name, metric] of [['blob-event-dead-lettered', 'DeadLetteredCount'], ['blob-event-dropped', 'DroppedEventCount']] as const) {
+      const rule = byName(name);
+      assert.deepEqual(props(rule)['scopes'], [topic], name);
+      assert.deepEqual([criterionOf(rule)['metricNamespace'], criterionOf(rule)['metricName'], criterionOf(rule)['operator'], criterionOf(rule)['threshold']],
+        ['Microsoft.EventGrid/systemTopics', metric, 'GreaterThan', 0], name);
+    }
+  });
+
+  void test('Application Insights keeps every trace and request (sampling would drop the events the rules count)', () => {
+    const host = JSON.parse(readFileSync(path.join(repoRoot, 'host.json'), 'utf8')) as {
+      logging: { applicationInsights: { samplingSettings: { isEnabled: boolean; excludedTypes?: string } } };
+    };
+    const sampling = host.logging.applicationInsights.samplingSettings;
+    if (sampling.isEnabled) {
+      const excluded = (sampling.excludedTypes ?? '').split(';');
+      for (const type of ['Trace', 'Request']) assert.ok(excluded.includes(type), `host.json samples ${type} telemetry`);
+    }
+  });
+
+  void test('azd passes ALERT_EMAIL and ALERT_WEBHOOK_URL through', () => {
+    const parameters = JSON.parse(readFileSync(path.join(infraDir, 'main.parameters.json'), 'utf8')) as { parameters: Record<string, { value: string }> };
+    assert.equal(parameters.parameters['alertEmailAddress']?.value, '${ALERT_EMAIL=}');
+    assert.equal(parameters.parameters['alertWebhookUrl']?.value, '${ALERT_WEBHOOK_URL=}');
+  });
+});
+
 void describe('monitoring and events', () => {
   const diagnosticsOn = (target: FoundResource) =>
     ofType('Microsoft.Insights/diagnosticSettings').filter((d) => d.value['scope'] === idOf(target));
@@ -421,14 +732,30 @@ void describe('azd project', () => {
     assert.match(yaml, /^ {2}api:\n {4}project: \.\n {4}language: ts\n {4}host: function$/m);
   });
 
-  void test('the postdeploy hook (part of azd up) runs the Event Grid subscription step on both shells', () => {
+  void test('the postdeploy hook (part of azd up) runs the Event Grid subscription step, then the function keys step, on both shells', () => {
     const yaml = azureYaml();
     assert.match(yaml, /^hooks:\n {2}postdeploy:\n/m);
     const runs = [...yaml.matchAll(/run: (\S+)/g)].map((m) => m[1]!);
     assert.deepEqual(runs, ['./infra/hooks/postdeploy.sh', './infra/hooks/postdeploy.ps1']);
     accessSync(path.join(repoRoot, 'infra/hooks/postdeploy.sh'), constants.X_OK);
     for (const run of runs) {
-      assert.match(readFileSync(path.join(repoRoot, run), 'utf8'), /node --import tsx scripts\/event-grid-subscriptions\.ts/);
+      const steps = [...readFileSync(path.join(repoRoot, run), 'utf8').matchAll(/node --import tsx (scripts\/\S+\.ts)/g)].map((m) => m[1]);
+      assert.deepEqual(steps, ['scripts/event-grid-subscriptions.ts', 'scripts/function-keys.ts'], run);
+    }
+    // The PowerShell hook stops when the first step fails; the POSIX one has `set -e`.
+    assert.match(readFileSync(path.join(repoRoot, 'infra/hooks/postdeploy.ps1'), 'utf8'), /event-grid-subscriptions\.ts\nif \(\$LASTEXITCODE -ne 0\) \{ exit \$LASTEXITCODE \}/);
+    assert.match(readFileSync(path.join(repoRoot, 'infra/hooks/postdeploy.sh'), 'utf8'), /^set -eu$/m);
+  });
+
+  void test('the README\'s parameters table describes every parameter of main.bicep', () => {
+    const readme = readFileSync(path.join(repoRoot, 'README.md'), 'utf8');
+    const start = readme.indexOf('Template parameters (defaults in `infra/main.bicep`');
+    assert.ok(start > 0, 'no parameters table in the README');
+    const table = readme.slice(start).split('\n\n')[1] ?? '';
+    const documented = new Set([...table.matchAll(/`(\w+)`/g)].map((m) => m[1]));
+    for (const name of Object.keys(main.parameters ?? {})) {
+      if (name === 'environmentName' || name === 'location') continue;
+      assert.ok(documented.has(name), `${name} is not in the README's parameters table`);
     }
   });
 
