@@ -3,16 +3,21 @@
  * on first use. Function files import this lazily, so a cold start loads the
  * Azure SDKs only when a function first needs them.
  */
+import type { HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
 import { systemClock } from '../pipeline/clock.js';
 import { loadConfig, type PipelineConfig } from '../config.js';
 import { createAzureAdapters } from '../azure/clients.js';
 import { AssignmentService } from '../pipeline/assignments.js';
 import { BuildService } from '../pipeline/build.js';
 import { IngestService } from '../pipeline/ingest.js';
+import { InventoryService } from '../pipeline/inventory-service.js';
 import type { AssignmentEntity, BlobStore, Clock, EntityTable, Logger, TokenEntity } from '../pipeline/ports.js';
 import { Reconciler } from '../pipeline/reconcile.js';
+import { UploadService } from '../pipeline/uploads.js';
 import { PacedVault } from '../pipeline/vault.js';
 import { VerifyService } from '../pipeline/verify.js';
+import { checkHealth } from './health.js';
+import { guarded, invocationLogger, routes, type RouteName } from './http.js';
 
 export interface AppContext {
   config: PipelineConfig;
@@ -90,5 +95,16 @@ export function services(ctx: AppContext, log: Logger) {
     minAgeMinutes: config.reconcileMinAgeMinutes,
   });
   const verify = new VerifyService({ tokens: ctx.tokens, secrets: ctx.vault, clock: ctx.clock, log, lockoutLimit: config.lockoutLimit, lockoutMinutes: config.lockoutMinutes, lockoutMaxMinutes: config.lockoutMaxMinutes });
-  return { ingest, assignments, build, reconciler, verify };
+  const inventory = new InventoryService({ tokens: ctx.tokens, clock: ctx.clock, log });
+  const uploads = new UploadService({ blobs: ctx.blobs, tokens: ctx.tokens, clock: ctx.clock, log, importsContainer: config.containers.imports });
+  // Cached per process, not per invocation (shared/app/health.ts).
+  const health = { check: () => checkHealth(ctx) };
+  return { ingest, assignments, build, reconciler, verify, inventory, uploads, health };
+}
+
+export type Services = ReturnType<typeof services>;
+
+/** Answers an HTTP request with the named route over this invocation's services. */
+export function serveHttp(route: RouteName, request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
+  return guarded(context, async () => routes[route](request, services(await getAppContext(), invocationLogger(context))));
 }

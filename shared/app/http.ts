@@ -1,19 +1,69 @@
 /**
- * HTTP plumbing shared by the function files: JSON answers, the project's
- * error shape `{ "error": { "code", "message" } }`, and a guard that turns
- * unexpected failures into a generic 500 without echoing internals.
+ * The HTTP API's one door: every route's request is parsed here (route
+ * parameters, query strings, JSON bodies), handed to a service, and the
+ * service's domain result mapped to an answer here. Errors answer
+ * `{ "error": { "code", "message" } }` with a code from the one list
+ * (shared/core/problems.ts) and the status this module gives that code;
+ * unexpected failures become a generic 500 (503 when transient) without
+ * echoing internals. The function files only bind a route to its trigger.
  */
-import type { HttpResponseInit, InvocationContext } from '@azure/functions';
+import type { HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
 import { ConfigError } from '../config.js';
+import { PROBLEM_CODES, type ProblemCode } from '../core/problems.js';
 import { checkSerial } from '../core/validate.js';
-import type { Logger } from '../pipeline/ports.js';
+import { PAGE_SIZE, serialAfter, TOKEN_STATES, type InventoryQuery } from '../pipeline/inventory-query.js';
+import type { Logger, TokenState } from '../pipeline/ports.js';
+import type { UnlockOutcome, VerifyOutcome, VerifyRequest } from '../pipeline/verify.js';
+import type { Services } from './context.js';
+
+/** The HTTP status of each problem code the API answers with. */
+export const PROBLEM_STATUS = {
+  REQUEST_INVALID: 400,
+  SERIAL_MISSING: 400,
+  SERIAL_INVALID: 400,
+  UNAUTHORIZED: 401,
+  TOKEN_NOT_FOUND: 404,
+  ASSIGNMENT_NOT_FOUND: 404,
+  IMPORT_FILE_NOT_FOUND: 404,
+  TOKEN_NOT_TOTP: 409,
+  TOKEN_STATE_INVALID: 409,
+  CODE_REPLAYED: 409,
+  TOKEN_RETIRED: 410,
+  TOKEN_LOCKED: 423,
+  CONFIG_INVALID: 500,
+  INTERNAL_ERROR: 500,
+  IMPORT_CONFIRM_INCOMPLETE: 503,
+} as const satisfies Partial<Record<ProblemCode, number>>;
+
+export type HttpProblemCode = keyof typeof PROBLEM_STATUS;
+
+/** What a route reads of a request; the host's HttpRequest is one. */
+export type HttpRequestLike = Pick<HttpRequest, 'params' | 'query' | 'text'>;
+
+/** A parsed request, or the 400 answer that refuses it. */
+export type Parsed<T> = { ok: true; value: T } | { ok: false; answer: HttpResponseInit };
 
 export function json(status: number, body: unknown): HttpResponseInit {
   return { status, jsonBody: body, headers: { 'cache-control': 'no-store' } };
 }
 
-export function errorResponse(status: number, code: string, message: string): HttpResponseInit {
-  return json(status, { error: { code, message } });
+export interface ErrorOptions {
+  /** Fields beside `error` that tell the caller what to do next (e.g. `lockedUntil`). */
+  extra?: Record<string, unknown> & { error?: never };
+  headers?: Record<string, string>;
+  /** Only for INTERNAL_ERROR caused by a backing service that is busy or down: 503 instead of 500. */
+  unavailable?: boolean;
+}
+
+/** The documented error answer for `code`, with its status; the message defaults to the code's hint. */
+export function errorResponse(code: HttpProblemCode, message: string = PROBLEM_CODES[code], options: ErrorOptions = {}): HttpResponseInit {
+  const status = options.unavailable && code === 'INTERNAL_ERROR' ? 503 : PROBLEM_STATUS[code];
+  const answer = json(status, { error: { code, message }, ...options.extra });
+  return options.headers ? { ...answer, headers: { ...answer.headers, ...options.headers } } : answer;
+}
+
+function refuse<T>(code: HttpProblemCode, message: string): Parsed<T> {
+  return { ok: false, answer: errorResponse(code, message) };
 }
 
 export function invocationLogger(context: InvocationContext): Logger {
@@ -32,14 +82,16 @@ export async function guarded(context: InvocationContext, handler: () => Promise
   } catch (err) {
     if (err instanceof ConfigError) {
       context.error(err.message);
-      return errorResponse(500, 'CONFIG_INVALID', err.message);
+      return errorResponse('CONFIG_INVALID', err.message);
     }
     // Only the error's class goes to the log: SDK messages can quote request bodies.
     context.error(`Unhandled ${(err as Error)?.name ?? 'error'} in ${context.functionName}`);
-    const transient = (err as Error)?.name === 'TransientError';
-    return errorResponse(transient ? 503 : 500, 'INTERNAL_ERROR', transient ? 'A backing service is busy or unavailable; retry shortly.' : 'The service failed unexpectedly; retry, and check the function logs if it persists.');
+    if ((err as Error)?.name === 'TransientError') return errorResponse('INTERNAL_ERROR', 'A backing service is busy or unavailable; retry shortly.', { unavailable: true });
+    return errorResponse('INTERNAL_ERROR', 'The service failed unexpectedly; retry, and check the function logs if it persists.');
   }
 }
+
+// --- Parsing -------------------------------------------------------------------------------------------------
 
 /**
  * The `{serial}` route parameter, judged by the same rule as a serial in a
@@ -47,15 +99,22 @@ export async function guarded(context: InvocationContext, handler: () => Promise
  * characters) gets a 400 answer before any storage call: Azure Table refuses
  * keys past 1 KiB, which would otherwise surface as a 500.
  */
-export function serialFromRoute(request: { params: Record<string, string | undefined> }): { serial: string } | { invalid: HttpResponseInit } {
+export function serialFromRoute(request: Pick<HttpRequestLike, 'params'>): Parsed<string> {
   const serial = request.params['serial'] ?? '';
   const refused = checkSerial(serial);
-  if (!refused) return { serial };
+  if (!refused) return { ok: true, value: serial };
   const message = serial === '' ? 'The path names no serial.' : `The serial in the path is not one a token can have: ${refused.message}`;
-  return { invalid: errorResponse(400, refused.code, message) };
+  return refuse(refused.code === 'SERIAL_MISSING' ? 'SERIAL_MISSING' : 'SERIAL_INVALID', message);
 }
 
-export async function readJsonBody(request: { text(): Promise<string> }): Promise<{ ok: true; value: unknown } | { ok: false }> {
+/** The `{file}` route parameter: an import file name (letters, digits, `_`, `.`, `-`; at most 200). */
+export function importFileFromRoute(request: Pick<HttpRequestLike, 'params'>): Parsed<string> {
+  const file = request.params['file'] ?? '';
+  return /^[\w.-]{1,200}$/.test(file) ? { ok: true, value: file } : refuse('REQUEST_INVALID', 'The file name is not an import file name.');
+}
+
+/** The body as JSON: undefined when empty; { ok: false } when it is not JSON. */
+export async function readJsonBody(request: Pick<HttpRequestLike, 'text'>): Promise<{ ok: true; value: unknown } | { ok: false }> {
   const text = await request.text();
   if (text.trim() === '') return { ok: true, value: undefined };
   try {
@@ -63,6 +122,38 @@ export async function readJsonBody(request: { text(): Promise<string> }): Promis
   } catch {
     return { ok: false };
   }
+}
+
+const CODE_SHAPE = /^[0-9]{6,8}$/;
+
+/** Checks the JSON shape of a verify body. Accepts the parsed value or its JSON text. */
+export function parseVerifyBody(body: unknown): VerifyRequest | { error: string } {
+  let value = body;
+  if (typeof value === 'string') {
+    try {
+      value = JSON.parse(value) as unknown;
+    } catch {
+      return { error: 'The body is not valid JSON.' };
+    }
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    return { error: 'The body must be a JSON object { "code": "123456", "nextCode"?: "654321" }.' };
+  }
+  const record = value as Record<string, unknown>;
+  // Strict about names, so a misspelt "next_code" is an error rather than a silent "confirmation required".
+  const unknownFields = Object.keys(record).filter((k) => k !== 'code' && k !== 'nextCode');
+  if (unknownFields.length > 0) {
+    return { error: `Unknown field(s) ${unknownFields.map((k) => JSON.stringify(k.slice(0, 40))).join(', ')}: only "code" and "nextCode" are accepted.` };
+  }
+  const { code, nextCode } = record;
+  if (typeof code !== 'string' || !CODE_SHAPE.test(code)) {
+    return { error: '"code" must be a string of 6 to 8 digits, as the token shows it.' };
+  }
+  if (nextCode === undefined || nextCode === null) return { code };
+  if (typeof nextCode !== 'string' || !CODE_SHAPE.test(nextCode)) {
+    return { error: '"nextCode", when given, must be a string of 6 to 8 digits, as the token shows it.' };
+  }
+  return { code, nextCode };
 }
 
 /** POST /api/imports body: empty, {}, or { "reexport": ["serial", ...] }. undefined when malformed. */
@@ -77,3 +168,181 @@ export function parseBuildRequest(value: unknown): { reexport?: string[] } | und
   if (!reexport.every((s): s is string => typeof s === 'string' && s.length > 0 && s.length <= 128)) return undefined;
   return { reexport };
 }
+
+/** POST /api/tokens/{serial}/retire body: an optional `{ "reason" }`, cut to 200 characters. Anything else reads as no reason. */
+export function parseRetireReason(value: unknown): string {
+  const reason = typeof value === 'object' && value !== null ? (value as { reason?: unknown }).reason : undefined;
+  return typeof reason === 'string' ? reason.slice(0, 200) : '';
+}
+
+/** GET /api/tokens query: state, batch, pageSize (1-1000, default 100), continuationToken. */
+export function parseInventoryQuery(query: URLSearchParams): Parsed<InventoryQuery> {
+  const state = query.get('state') ?? undefined;
+  const batch = query.get('batch') ?? undefined;
+  const pageSizeText = query.get('pageSize') ?? undefined;
+  const continuationToken = query.get('continuationToken') ?? undefined;
+  if (state !== undefined && !(TOKEN_STATES as readonly string[]).includes(state)) return refuse('REQUEST_INVALID', `state must be one of ${TOKEN_STATES.join(', ')}.`);
+  const pageSize = pageSizeText === undefined ? PAGE_SIZE.default : Number(pageSizeText);
+  if (!Number.isInteger(pageSize) || pageSize < 1 || pageSize > PAGE_SIZE.max) return refuse('REQUEST_INVALID', `pageSize must be a whole number from 1 to ${PAGE_SIZE.max}.`);
+  const after = continuationToken === undefined ? undefined : serialAfter(continuationToken);
+  if (continuationToken !== undefined && after === undefined) return refuse('REQUEST_INVALID', 'continuationToken is not valid.');
+  const value: InventoryQuery = { pageSize };
+  if (state !== undefined) value.state = state as TokenState;
+  if (batch !== undefined) value.batch = batch;
+  if (after !== undefined) value.after = after;
+  return { ok: true, value };
+}
+
+// --- Mapping domain results ----------------------------------------------------------------------------------
+
+/** The verify answer: 200 for every checked code (accepted or not), an error for everything else. */
+export function verifyAnswer(outcome: VerifyOutcome): HttpResponseInit {
+  switch (outcome.status) {
+    case 'request-invalid':
+      return errorResponse('REQUEST_INVALID', outcome.reason);
+    case 'not-found':
+      return errorResponse('TOKEN_NOT_FOUND');
+    case 'retired':
+      return errorResponse('TOKEN_RETIRED');
+    case 'not-totp':
+      return errorResponse('TOKEN_NOT_TOTP');
+    case 'locked':
+      return errorResponse('TOKEN_LOCKED', undefined, { extra: { lockedUntil: outcome.lockedUntil } });
+    case 'accepted':
+      return json(200, {
+        serial: outcome.serial,
+        valid: true,
+        confirmationRequired: false,
+        driftSeconds: outcome.driftSeconds,
+        withinSignInWindow: outcome.withinSignInWindow,
+        withinActivationWindow: true,
+        checkedAt: outcome.checkedAt,
+      });
+    case 'rejected': {
+      const lock = outcome.lock ? { lockedUntil: outcome.lock.until } : {};
+      if (outcome.reason === 'replayed') return errorResponse('CODE_REPLAYED', undefined, { extra: { attemptsLeft: outcome.attemptsLeft, ...lock } });
+      const unconfirmed = outcome.reason === 'confirmation-required';
+      return json(200, {
+        serial: outcome.serial,
+        valid: false,
+        confirmationRequired: unconfirmed,
+        driftSeconds: null,
+        withinSignInWindow: false,
+        withinActivationWindow: unconfirmed,
+        checkedAt: outcome.checkedAt,
+        // A match that needs its next code is not a wrong code: the answer asks for nextCode, not for care.
+        ...(unconfirmed ? {} : { attemptsLeft: outcome.attemptsLeft }),
+        ...lock,
+      });
+    }
+  }
+}
+
+export function unlockAnswer(outcome: UnlockOutcome): HttpResponseInit {
+  switch (outcome.status) {
+    case 'not-found':
+      return errorResponse('TOKEN_NOT_FOUND');
+    case 'retired':
+      return errorResponse('TOKEN_RETIRED');
+    case 'unlocked':
+      return json(200, { serial: outcome.serial, unlocked: true, wasLocked: outcome.wasLocked });
+  }
+}
+
+/** Parses a verify request and answers it: what POST /api/tokens/{serial}/verify does once the serial is known. */
+export async function answerVerify(verify: Services['verify'], serial: string, body: unknown): Promise<HttpResponseInit> {
+  const request = parseVerifyBody(body);
+  return verifyAnswer('error' in request ? verify.invalidRequest(serial, request.error) : await verify.verify(serial, request));
+}
+
+// --- Routes --------------------------------------------------------------------------------------------------
+
+export type Route = (request: HttpRequestLike, svc: Services) => Promise<HttpResponseInit>;
+
+const notFoundToken = (serial: string) => errorResponse('TOKEN_NOT_FOUND', `No token has serial ${JSON.stringify(serial)}.`);
+
+/** Every HTTP endpoint, by the name its function registers. */
+export const routes = {
+  /** POST /api/tokens/{serial}/verify */
+  async verifyActivationCode(request, svc) {
+    const serial = serialFromRoute(request);
+    if (!serial.ok) return serial.answer;
+    const body = await readJsonBody(request);
+    if (!body.ok) return errorResponse('REQUEST_INVALID', 'The body must be JSON: { "code": "123456", "nextCode"?: "654321" }.');
+    return answerVerify(svc.verify, serial.value, body.value);
+  },
+
+  /** POST /api/tokens/{serial}/unlock */
+  async unlockToken(request, svc) {
+    const serial = serialFromRoute(request);
+    if (!serial.ok) return serial.answer;
+    return unlockAnswer(await svc.verify.unlock(serial.value));
+  },
+
+  /** POST /api/tokens/{serial}/retire */
+  async retireToken(request, svc) {
+    const serial = serialFromRoute(request);
+    if (!serial.ok) return serial.answer;
+    const body = await readJsonBody(request);
+    const result = await svc.inventory.retire(serial.value, body.ok ? parseRetireReason(body.value) : '');
+    if (result.status === 'not-found') return notFoundToken(serial.value);
+    if (result.status === 'refused') return errorResponse('TOKEN_STATE_INVALID', `The token is ${result.state}; retire it once the export has settled.`);
+    return json(200, { serial: serial.value, state: 'retired', changed: result.status === 'retired' });
+  },
+
+  /** GET /api/tokens/{serial} */
+  async getToken(request, svc) {
+    const serial = serialFromRoute(request);
+    if (!serial.ok) return serial.answer;
+    const found = await svc.inventory.get(serial.value);
+    return found.status === 'found' ? json(200, found.token) : notFoundToken(serial.value);
+  },
+
+  /** GET /api/tokens */
+  async listTokens(request, svc) {
+    const query = parseInventoryQuery(request.query);
+    if (!query.ok) return query.answer;
+    return json(200, await svc.inventory.list(query.value));
+  },
+
+  /** POST /api/imports */
+  async buildImport(request, svc) {
+    const body = await readJsonBody(request);
+    const parsed = body.ok ? parseBuildRequest(body.value) : undefined;
+    if (!parsed) return errorResponse('REQUEST_INVALID', 'The body must be empty or { "reexport": ["serial", ...] }.');
+    const result = await svc.build.build(parsed);
+    return json(200, { build: result.build, files: result.files, exported: result.exported, notExported: result.notExported, report: result.report });
+  },
+
+  /** POST /api/imports/{file}/uploaded */
+  async confirmImportUploaded(request, svc) {
+    const file = importFileFromRoute(request);
+    if (!file.ok) return file.answer;
+    const result = await svc.uploads.confirm(file.value);
+    if (!result.found) return errorResponse('IMPORT_FILE_NOT_FOUND', `No import file ${JSON.stringify(file.value)} exists or ever listed tokens.`);
+    if (!result.complete) {
+      // Some rows changed: not a 500. The file is kept, and the same request again finishes the job.
+      const message = `Confirmed ${result.imported.length} token(s) of ${JSON.stringify(file.value)} so far; the file was kept. Send the same request again to finish.`;
+      return errorResponse('IMPORT_CONFIRM_INCOMPLETE', message, { headers: { 'retry-after': '5' } });
+    }
+    return json(200, { file: file.value, deleted: true, imported: result.imported });
+  },
+
+  /** DELETE /api/assignments/{serial} */
+  async deleteAssignment(request, svc) {
+    const serial = serialFromRoute(request);
+    if (!serial.ok) return serial.answer;
+    const result = await svc.assignments.remove(serial.value);
+    if (result.status === 'not-found') return errorResponse('ASSIGNMENT_NOT_FOUND', `No assignment exists for serial ${JSON.stringify(serial.value)}.`);
+    if (result.status === 'refused') return errorResponse('TOKEN_STATE_INVALID', `The token is ${result.state}: its assignment can no longer be removed here.`);
+    return json(200, { serial: serial.value, deleted: true });
+  },
+
+  /** GET /api/health: 200 when every check passed, 503 otherwise; the report either way. */
+  async health(_request, svc) {
+    const report = await svc.health.check();
+    return json(report.status === 'ok' ? 200 : 503, report);
+  },
+} satisfies Record<string, Route>;
+
+export type RouteName = keyof typeof routes;

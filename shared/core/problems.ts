@@ -72,7 +72,7 @@ export const PROBLEM_CODES = {
   EXPORT_CLAIM_LOST: 'The build no longer held the token (the reconciler presumed the build dead, or another process changed the token) before the import file was final; it was not exported. A later build exports it.',
 
   // HTTP API.
-  REQUEST_INVALID: 'The request body is not { "code": "<digits>", "nextCode"?: "<digits>" } with codes of the token\'s length.',
+  REQUEST_INVALID: 'The request does not have the shape the endpoint documents (path, query string or JSON body); the message says what is wrong.',
   TOKEN_NOT_FOUND: 'No token with this serial is in the inventory.',
   TOKEN_RETIRED: 'The token is retired and can no longer be checked.',
   TOKEN_NOT_TOTP: 'The token is not a time-based (TOTP) token, so it cannot be checked here.',

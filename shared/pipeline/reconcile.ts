@@ -3,18 +3,16 @@
  * waiting after a while (a lost event, retries exhausted) are processed again,
  * or quarantined after repeated failures; builds interrupted half-way are
  * settled from what reached storage (never a build whose heartbeat is recent:
- * it is slow, not dead); imports confirmed uploaded are removed.
+ * it is slow, not dead).
  */
-import { quoteValue } from '../core/problems.js';
-import { appendHistory, exportedTo, releasedFromExport } from './inventory.js';
+import { exportedTo, releasedFromExport } from './inventory.js';
 import { seedFileBlobNames } from './blob-names.js';
-import { PreconditionFailedError, TransientError } from './errors.js';
+import { PreconditionFailedError } from './errors.js';
 import { buildIsAlive } from './liveness.js';
-import { withRetry } from './rate-limit.js';
 import { logEvent, PipelineEvent } from './events.js';
 import type { AssignmentService } from './assignments.js';
 import type { IngestService } from './ingest.js';
-import type { BlobInfo, BlobStore, Clock, EntityTable, Logger, TokenEntity, Versioned } from './ports.js';
+import type { BlobInfo, BlobStore, Clock, EntityTable, Logger, TokenEntity } from './ports.js';
 
 export interface ReconcileDeps {
   blobs: BlobStore;
@@ -141,69 +139,4 @@ export class Reconciler {
     logEvent(this.deps.log, 'error', PipelineEvent.SeedFileQuarantined, { blob: name, quarantinedAs, outcome: 'stuck' });
     return true;
   }
-}
-
-export interface ConfirmUploadDeps {
-  blobs: BlobStore;
-  tokens: EntityTable<TokenEntity>;
-  clock: Clock;
-  log: Logger;
-  importsContainer: string;
-}
-
-export interface ConfirmUploadResult {
-  /** false when no such file exists and no token names it. */
-  found: boolean;
-  /** Serials of the file now `imported`. */
-  imported: string[];
-  /** false when it stopped part-way: the file is kept, and the same request again finishes the job. */
-  complete: boolean;
-}
-
-const CONFIRM_RETRY = { maxAttempts: 4, baseDelayMs: 250 };
-
-/**
- * The Global Administrator uploaded an import file: mark its tokens imported,
- * then delete it (the only copy of the secrets outside the vault). Rows first,
- * so a failure part-way leaves the file and the rows still naming it, and the
- * same confirmation again finishes; it never throws once it has changed a row.
- */
-export async function confirmUpload(deps: ConfirmUploadDeps, file: string): Promise<ConfirmUploadResult> {
-  const present = (await deps.blobs.properties(deps.importsContainer, file)) !== undefined;
-  const rows: Versioned<TokenEntity>[] = [];
-  for await (const row of deps.tokens.list({ exportFile: file })) rows.push(row);
-  if (!present && rows.length === 0) return { found: false, imported: [], complete: true };
-
-  const imported: string[] = [];
-  try {
-    for (const row of rows) if (await withRetry(() => markImported(deps, row, file, present), CONFIRM_RETRY)) imported.push(row.value.serial);
-    if (present) await withRetry(() => deps.blobs.delete(deps.importsContainer, file), CONFIRM_RETRY);
-  } catch (err) {
-    deps.log.error('Import confirmation stopped part-way; the file is kept until it is confirmed again', { file, imported: imported.length, of: rows.length, error: (err as Error).name });
-    return { found: true, imported: imported.sort(), complete: false };
-  }
-  deps.log.info('Import file confirmed uploaded and deleted', { file, imported: imported.length });
-  return { found: true, imported: imported.sort(), complete: true };
-}
-
-/**
- * One token of a confirmed file: exported to it (or still `exporting` while the file exists: the build wrote it
- * and has not marked it yet) becomes imported; already imported counts (a repeated confirmation). Re-reads on 412.
- */
-async function markImported(deps: ConfirmUploadDeps, listed: Versioned<TokenEntity>, file: string, filePresent: boolean): Promise<boolean> {
-  let row: Versioned<TokenEntity> | undefined = listed;
-  for (let tries = 0; tries < 5; tries++) {
-    if (!row || row.value.exportFile !== file) return false;
-    if (row.value.state === 'imported') return true;
-    if (row.value.state !== 'exported' && !(row.value.state === 'exporting' && filePresent)) return false;
-    const now = deps.clock.now().toISOString();
-    try {
-      await deps.tokens.replace(row.key, { ...row.value, state: 'imported', exportingSince: null, updatedAt: now, history: appendHistory(row.value.history, now, 'imported', file) }, row.etag);
-      return true;
-    } catch (err) {
-      if (!(err instanceof PreconditionFailedError)) throw err;
-    }
-    row = await deps.tokens.get(listed.key);
-  }
-  throw new TransientError(`Serial ${quoteValue(listed.value.serial)}: its inventory row kept changing while it was marked imported.`);
 }

@@ -1,12 +1,19 @@
 /**
  * The activation-code check behind `POST /api/tokens/{serial}/verify` and
- * `POST /api/tokens/{serial}/unlock`. Pure TypeScript over the ports: the HTTP
- * function only maps `VerifyOutcome` to a response.
+ * `POST /api/tokens/{serial}/unlock`. Pure TypeScript over the ports; it answers
+ * domain outcomes (`VerifyOutcome`, `UnlockOutcome`), which shared/app/http.ts
+ * maps to HTTP.
  *
- * Order of a check: body shape (400) -> token (404 / 410 / 409 not TOTP) ->
- * code length for the token (400) -> lock (423) -> vault read -> HMAC scans.
- * Nothing before the scans costs a failure or an HMAC; every answer after them
- * that is not an acceptance (wrong, confirmation required, replay) counts one.
+ * Each check is planned, then applied. `planVerify` is a pure decision from the
+ * token's row, the codes, the clock's now and the lockout policy (plus the seed,
+ * for the HMAC scans): the answer and the row to write. The service applies it
+ * with one write conditional on the ETag it read; when another writer got there
+ * first it reads again and plans again.
+ *
+ * Order of a check: token (not found / retired / not TOTP) -> code length for
+ * the token -> lock -> vault read -> HMAC scans. Nothing before the scans costs
+ * a failure or an HMAC; every answer after them that is not an acceptance
+ * (wrong, confirmation required, replay) counts one.
  *
  * The wide activation window (+/- 1 day, 2 days for 60 s tokens) is open only
  * until a code is accepted for the token's current export (its activation);
@@ -17,16 +24,13 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { decodeBase32 } from '../core/encoding.js';
-import { PROBLEM_CODES, type ProblemCode } from '../core/problems.js';
 import { parseHashAlgorithm } from '../core/token.js';
 import { isWellFormedCode, scanSteps, stepAt, type OtpParameters } from '../core/totp.js';
-import { activationWindowSteps, signInWindowSteps } from '../entra/windows.js';
+import { activationWindowSteps, signInWindowSteps } from '../entra/drift-windows.js';
 import { PreconditionFailedError, TransientError } from './errors.js';
+import { appendHistory } from './inventory.js';
 import { logEvent, PipelineEvent } from './events.js';
 import type { Clock, EntityTable, Logger, SecretStore, TokenEntity, Versioned } from './ports.js';
-
-/** The verify and unlock endpoints' error codes, from the project's one list of codes. */
-export type VerifyErrorCode = Extract<ProblemCode, 'REQUEST_INVALID' | 'TOKEN_NOT_FOUND' | 'TOKEN_RETIRED' | 'TOKEN_NOT_TOTP' | 'TOKEN_LOCKED' | 'CODE_REPLAYED'>;
 
 export interface VerifyDeps {
   tokens: EntityTable<TokenEntity>;
@@ -39,104 +43,69 @@ export interface VerifyDeps {
   lockoutMinutes: number;
   /** The cap on a lock's duration (>= lockoutMinutes). */
   lockoutMaxMinutes: number;
-  /** Attempts of the read-compute-write cycle when the entity changes underneath (default 10). */
+  /** Attempts of the read-plan-write cycle when the entity changes underneath (default 10). */
   maxWriteAttempts?: number;
 }
 
+/** The lockout settings a plan needs (VERIFY_LOCKOUT_LIMIT, _MINUTES, _MAX_MINUTES). */
+export interface LockoutPolicy {
+  limit: number;
+  minutes: number;
+  maxMinutes: number;
+}
+
+/** A verify request whose shape the HTTP layer has checked: codes of 6 to 8 digits. */
 export interface VerifyRequest {
   code: string;
   nextCode?: string;
 }
 
-export interface VerifyResult {
-  serial: string;
-  valid: boolean;
-  confirmationRequired: boolean;
-  /** Positive: the token's clock is ahead. Only on an acceptance; null otherwise (an unconfirmed match included). */
-  driftSeconds: number | null;
-  withinSignInWindow: boolean;
-  withinActivationWindow: boolean;
-  /** ISO 8601 UTC. */
-  checkedAt: string;
-}
+/** When a lock ends: an ISO 8601 UTC time, or null for a lock that only an administrator's unlock ends. */
+export type LockEnd = string | null;
 
-export interface ErrorBody {
-  error: { code: string; message: string };
-}
+/** Why a checked code was not accepted; each counts one failure toward the lockout. */
+export type RejectReason = 'wrong' | 'confirmation-required' | 'replayed';
 
 export type VerifyOutcome =
-  | { status: 200; body: VerifyResult }
-  | { status: 400 | 404 | 409 | 410 | 423; body: ErrorBody };
-
-export type UnlockOutcome =
-  | Exclude<VerifyOutcome, { status: 200 }>
-  | { status: 200; body: { serial: string; unlocked: true; wasLocked: boolean } };
-
-export interface HistoryEvent {
-  at: string;
-  event: string;
-  detail?: string;
-}
-
-export const HISTORY_LIMIT = 50;
-/** Stands for "until an administrator unlocks it" (lockoutMinutes = 0). */
-export const LOCKED_UNTIL_ADMIN = '9999-12-31T23:59:59.999Z';
-const CODE_SHAPE = /^[0-9]{6,8}$/;
-
-/** Checks the JSON shape of a verify body. Accepts the parsed value or its JSON text. */
-export function parseVerifyBody(body: unknown): VerifyRequest | { error: string } {
-  let value = body;
-  if (typeof value === 'string') {
-    try {
-      value = JSON.parse(value) as unknown;
-    } catch {
-      return { error: 'The body is not valid JSON.' };
+  | { status: 'request-invalid'; serial: string; reason: string }
+  | { status: 'not-found'; serial: string }
+  | { status: 'retired'; serial: string }
+  | { status: 'not-totp'; serial: string }
+  /** A lock in force: nothing was checked or counted. */
+  | { status: 'locked'; serial: string; lockedUntil: LockEnd }
+  | {
+      status: 'accepted';
+      serial: string;
+      /** Positive: the token's clock is ahead. */
+      driftSeconds: number;
+      withinSignInWindow: boolean;
+      checkedAt: string;
     }
-  }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    return { error: 'The body must be a JSON object { "code": "123456", "nextCode"?: "654321" }.' };
-  }
-  const record = value as Record<string, unknown>;
-  // Strict about names, so a misspelt "next_code" is an error rather than a silent "confirmation required".
-  const unknownFields = Object.keys(record).filter((k) => k !== 'code' && k !== 'nextCode');
-  if (unknownFields.length > 0) {
-    return { error: `Unknown field(s) ${unknownFields.map((k) => JSON.stringify(k.slice(0, 40))).join(', ')}: only "code" and "nextCode" are accepted.` };
-  }
-  const { code, nextCode } = record;
-  if (typeof code !== 'string' || !CODE_SHAPE.test(code)) {
-    return { error: '"code" must be a string of 6 to 8 digits, as the token shows it.' };
-  }
-  if (nextCode === undefined || nextCode === null) return { code };
-  if (typeof nextCode !== 'string' || !CODE_SHAPE.test(nextCode)) {
-    return { error: '"nextCode", when given, must be a string of 6 to 8 digits, as the token shows it.' };
-  }
-  return { code, nextCode };
-}
+  | {
+      status: 'rejected';
+      serial: string;
+      reason: RejectReason;
+      /** Failures left before the lock (0 once this one locked the token). */
+      attemptsLeft: number;
+      /** The lock this failure set, if it reached the limit. */
+      lock: { until: LockEnd } | null;
+      checkedAt: string;
+    };
 
-function errorOutcome(status: 400 | 404 | 409 | 410 | 423, code: VerifyErrorCode, message?: string): { status: typeof status; body: ErrorBody } {
-  return { status, body: { error: { code, message: message ?? PROBLEM_CODES[code] } } };
-}
+export type UnlockOutcome = { status: 'unlocked'; serial: string; wasLocked: boolean } | { status: 'not-found'; serial: string } | { status: 'retired'; serial: string };
 
-function appendHistory(history: string, event: HistoryEvent): string {
-  let events: HistoryEvent[] = [];
-  try {
-    const parsed = JSON.parse(history || '[]') as unknown;
-    if (Array.isArray(parsed)) events = parsed as HistoryEvent[];
-  } catch {
-    // A damaged history is replaced rather than blocking verification.
-  }
-  events.push(event);
-  return JSON.stringify(events.slice(-HISTORY_LIMIT));
-}
+/** Stands for "until an administrator unlocks it" (lockoutMinutes = 0) in the stored row. */
+export const LOCKED_UNTIL_ADMIN = '9999-12-31T23:59:59.999Z';
 
 /** What the codes say about the token, independent of its lock state. */
-type Decision =
+export type CodeDecision =
   | { kind: 'accept'; step: number; acceptedStep: number; delta: number; withinSignIn: boolean }
   | { kind: 'confirm' }
   | { kind: 'replay' }
   | { kind: 'wrong' };
 
-interface CheckContext {
+/** Everything the HMAC scans depend on. */
+export interface CodeCheck {
   params: OtpParameters;
   code: string;
   nextCode: string | undefined;
@@ -144,6 +113,11 @@ interface CheckContext {
   signInSteps: number;
   /** Half-width of the activation window; null once the token is activated (the window is closed). */
   activationSteps: number | null;
+  /**
+   * The replay floor, the token's lastAcceptedStep: the last step used, which is the step after the accepted one
+   * when a nextCode confirmed it. It and every step before it count as used; null: none yet.
+   */
+  floor: number | null;
 }
 
 /**
@@ -161,46 +135,51 @@ function* stepsShowing(params: OtpParameters, code: string, low: number, high: n
 }
 
 /** The first step in [low, high] that shows the code and, when a nextCode is given, whose successor shows it. */
-function confirmedStep(ctx: CheckContext, low: number, high: number): number | undefined {
-  for (const step of stepsShowing(ctx.params, ctx.code, low, high)) {
-    if (ctx.nextCode === undefined || scanSteps(ctx.params, ctx.nextCode, step + 1, step + 1) !== undefined) return step;
+function confirmedStep(check: CodeCheck, low: number, high: number): number | undefined {
+  for (const step of stepsShowing(check.params, check.code, low, high)) {
+    if (check.nextCode === undefined || scanSteps(check.params, check.nextCode, step + 1, step + 1) !== undefined) return step;
   }
   return undefined;
 }
 
-/** Whether a step in [low, high] at or before the replay floor shows the code. */
-function usedStepShows(ctx: CheckContext, floor: number | null, low: number, high: number): boolean {
-  return floor !== null && scanSteps(ctx.params, ctx.code, low, Math.min(floor, high)) !== undefined;
+/** Whether a used step (at or before the floor) in [low, high] shows the code. */
+function usedStepShows(check: CodeCheck, low: number, high: number): boolean {
+  return check.floor !== null && scanSteps(check.params, check.code, low, Math.min(check.floor, high)) !== undefined;
 }
 
-/** `floor` is the last accepted step: it and every step before it are used. */
-function decide(ctx: CheckContext, floor: number | null): Decision {
-  const current = ctx.currentStep;
-  const fresh = floor === null ? 0 : floor + 1;
-  const accept = (step: number): Decision => ({
+/**
+ * Judges the codes in Entra's sign-in window, then, until activation, in the activation window. Only a step after
+ * the floor can be accepted, and outside the sign-in window only with the nextCode shown by the step after it
+ * (without a nextCode such a match asks for one). A code no fresh step takes but a used step of the window shows
+ * is a replay; anything else is wrong.
+ */
+export function judgeCodes(check: CodeCheck): CodeDecision {
+  const current = check.currentStep;
+  const fresh = check.floor === null ? 0 : check.floor + 1;
+  const accept = (step: number): CodeDecision => ({
     kind: 'accept',
     step,
-    acceptedStep: ctx.nextCode === undefined ? step : step + 1,
+    acceptedStep: check.nextCode === undefined ? step : step + 1,
     delta: step - current,
-    withinSignIn: Math.abs(step - current) <= ctx.signInSteps,
+    withinSignIn: Math.abs(step - current) <= check.signInSteps,
   });
 
   // Entra's sign-in window.
-  const signIn = { low: current - ctx.signInSteps, high: current + ctx.signInSteps };
-  const near = confirmedStep(ctx, Math.max(signIn.low, fresh), signIn.high);
+  const signIn = { low: current - check.signInSteps, high: current + check.signInSteps };
+  const near = confirmedStep(check, Math.max(signIn.low, fresh), signIn.high);
   if (near !== undefined) return accept(near);
   // A code of a used step inside the sign-in window is the usual replay (a resubmission, a lost race): answer it
   // before the wide scan, which could otherwise find a chance later recurrence of the same code.
-  if (usedStepShows(ctx, floor, signIn.low, signIn.high)) return { kind: 'replay' };
-  if (ctx.activationSteps === null) return { kind: 'wrong' };
+  if (usedStepShows(check, signIn.low, signIn.high)) return { kind: 'replay' };
+  if (check.activationSteps === null) return { kind: 'wrong' };
 
   // The activation window, ascending. A 6-digit code recurs about 0.6% of the time within +/- 1 day, so with a
   // nextCode look past a step whose successor does not match. Without one, a match is only a hint: it consumes
   // nothing and says nothing about where it was.
-  const wide = { low: current - ctx.activationSteps, high: current + ctx.activationSteps };
-  const far = confirmedStep(ctx, Math.max(wide.low, fresh), wide.high);
-  if (far !== undefined) return ctx.nextCode === undefined ? { kind: 'confirm' } : accept(far);
-  if (usedStepShows(ctx, floor, wide.low, wide.high)) return { kind: 'replay' };
+  const wide = { low: current - check.activationSteps, high: current + check.activationSteps };
+  const far = confirmedStep(check, Math.max(wide.low, fresh), wide.high);
+  if (far !== undefined) return check.nextCode === undefined ? { kind: 'confirm' } : accept(far);
+  if (usedStepShows(check, wide.low, wide.high)) return { kind: 'replay' };
   return { kind: 'wrong' };
 }
 
@@ -209,42 +188,216 @@ export function isActivated(entity: TokenEntity): boolean {
   return entity.lastAcceptedStep !== null && (entity.activatedBuildId ?? null) === (entity.buildId ?? null);
 }
 
-type LockView = { locked: boolean; expired: boolean; failedAttempts: number };
+/** The minutes of the lock that `failedAttempts` failures set: the first lock at the limit, then doubling up to the cap. */
+export function lockMinutes(policy: LockoutPolicy, failedAttempts: number): number {
+  const doublings = Math.max(0, failedAttempts - policy.limit);
+  return Math.min(policy.minutes * 2 ** doublings, policy.maxMinutes);
+}
+
+type LockView = { locked: boolean; expired: boolean };
+
+function lockView(entity: TokenEntity, now: Date, policy: LockoutPolicy): LockView {
+  const until = entity.lockedUntil ? Date.parse(entity.lockedUntil) : NaN;
+  // A lock whose timeout ran out is over; the failures stay counted, so the next one locks again, for longer.
+  if (!Number.isNaN(until) && until <= now.getTime()) return { locked: false, expired: true };
+  return { locked: !Number.isNaN(until) && entity.failedAttempts >= policy.limit, expired: false };
+}
+
+/** The stored lockedUntil of a new lock. */
+function lockedUntilFrom(now: Date, failedAttempts: number, policy: LockoutPolicy): string {
+  if (policy.minutes === 0) return LOCKED_UNTIL_ADMIN;
+  return new Date(now.getTime() + lockMinutes(policy, failedAttempts) * 60_000).toISOString();
+}
+
+function lockEnd(storedLockedUntil: string): LockEnd {
+  return storedLockedUntil === LOCKED_UNTIL_ADMIN ? null : storedLockedUntil;
+}
+
+export interface VerifyPlanInput {
+  serial: string;
+  /** The token's row as read; undefined when there is none. */
+  token: TokenEntity | undefined;
+  request: VerifyRequest;
+  now: Date;
+  policy: LockoutPolicy;
+}
+
+export interface VerifyPlan {
+  outcome: VerifyOutcome;
+  /** The row to write, conditional on the ETag it was read with; null when the answer changes nothing. */
+  write: TokenEntity | null;
+}
+
+/** The answers that need neither the seed nor a write: no such token, retired, not TOTP, codes of another length, a lock in force. */
+export function screenVerify(input: VerifyPlanInput): VerifyOutcome | undefined {
+  const { serial, token, request } = input;
+  if (!token) return { status: 'not-found', serial };
+  if (token.state === 'retired') return { status: 'retired', serial };
+  if (token.type && token.type.toLowerCase() !== 'totp') return { status: 'not-totp', serial };
+  const wellFormed = isWellFormedCode(request.code, token.digits) && (request.nextCode === undefined || isWellFormedCode(request.nextCode, token.digits));
+  if (!wellFormed) return { status: 'request-invalid', serial, reason: `This token shows ${token.digits}-digit codes: "code" and "nextCode" must have ${token.digits} digits.` };
+  if (lockView(token, input.now, input.policy).locked) return { status: 'locked', serial, lockedUntil: lockEnd(token.lockedUntil!) };
+  return undefined;
+}
+
+/** The scans' input for a token that passed the screen. */
+export function codeCheckFor(input: VerifyPlanInput & { token: TokenEntity }, params: OtpParameters): CodeCheck {
+  const { token, request, now } = input;
+  return {
+    params,
+    code: request.code,
+    nextCode: request.nextCode,
+    currentStep: stepAt(Math.floor(now.getTime() / 1000), token.period),
+    signInSteps: signInWindowSteps(token.period),
+    activationSteps: isActivated(token) ? null : activationWindowSteps(token.period),
+    floor: token.lastAcceptedStep,
+  };
+}
+
+/**
+ * The whole decision of one check, with no I/O: the answer, and the row that records it (the acceptance and its
+ * drift, or one more failure and the lock it may set, and the end of an expired lock). `judge` is the HMAC
+ * decision, replaceable so a caller can reuse one across retries.
+ */
+export function planVerify(input: VerifyPlanInput, params: OtpParameters, judge: (check: CodeCheck) => CodeDecision = judgeCodes): VerifyPlan {
+  const screened = screenVerify(input);
+  if (screened) return { outcome: screened, write: null };
+  const token = input.token!;
+  const { serial, now, policy } = input;
+  const checkedAt = now.toISOString();
+  const decision = judge(codeCheckFor({ ...input, token }, params));
+
+  let write: TokenEntity = { ...token, updatedAt: checkedAt };
+  if (lockView(token, now, policy).expired) {
+    write = { ...write, lockedUntil: null, history: appendHistory(write.history, checkedAt, 'unlocked', 'lockout timeout') };
+  }
+
+  if (decision.kind === 'accept') {
+    const driftSeconds = decision.delta * token.period;
+    write = {
+      ...write,
+      failedAttempts: 0,
+      lockedUntil: null,
+      lastAcceptedStep: decision.acceptedStep,
+      activatedBuildId: token.buildId ?? null,
+      lastVerifiedAt: checkedAt,
+      driftSeconds,
+      history: appendHistory(write.history, checkedAt, 'verified', `drift ${driftSeconds} s${decision.acceptedStep !== decision.step ? ', confirmed by the next code' : ''}`),
+    };
+    return { outcome: { status: 'accepted', serial, driftSeconds, withinSignInWindow: decision.withinSignIn, checkedAt }, write };
+  }
+
+  // Wrong, unconfirmed and replayed codes all count: each is a guess checked against the secret. An unconfirmed
+  // match leaves its step unused and says nothing of where it was: that would tell a guesser which step it is.
+  const reason: RejectReason = decision.kind === 'replay' ? 'replayed' : decision.kind === 'confirm' ? 'confirmation-required' : 'wrong';
+  const failedAttempts = token.failedAttempts + 1;
+  write = { ...write, failedAttempts };
+  let lock: { until: LockEnd } | null = null;
+  if (failedAttempts >= policy.limit) {
+    const lockedUntil = lockedUntilFrom(now, failedAttempts, policy);
+    const duration = policy.minutes === 0 ? 'until unlocked' : `for ${lockMinutes(policy, failedAttempts)} min`;
+    write = { ...write, lockedUntil, history: appendHistory(write.history, checkedAt, 'locked', `${failedAttempts} failed checks, locked ${duration}`) };
+    lock = { until: lockEnd(lockedUntil) };
+  }
+  return { outcome: { status: 'rejected', serial, reason, attemptsLeft: Math.max(0, policy.limit - failedAttempts), lock, checkedAt }, write };
+}
+
+/** An administrator's unlock: clears the lock and the failure count behind it. */
+export function planUnlock(serial: string, token: TokenEntity | undefined, now: Date, policy: LockoutPolicy): { outcome: UnlockOutcome; write: TokenEntity | null } {
+  if (!token) return { outcome: { status: 'not-found', serial }, write: null };
+  if (token.state === 'retired') return { outcome: { status: 'retired', serial }, write: null };
+  if (token.failedAttempts === 0 && token.lockedUntil === null) return { outcome: { status: 'unlocked', serial, wasLocked: false }, write: null };
+  const at = now.toISOString();
+  const wasLocked = token.lockedUntil !== null && lockView(token, now, policy).locked;
+  const write: TokenEntity = {
+    ...token,
+    failedAttempts: 0,
+    lockedUntil: null,
+    updatedAt: at,
+    history: wasLocked ? appendHistory(token.history, at, 'unlocked', 'administrator') : token.history,
+  };
+  return { outcome: { status: 'unlocked', serial, wasLocked }, write };
+}
+
+/** The outcome's name in the log. */
+function logName(outcome: VerifyOutcome): string {
+  if (outcome.status === 'accepted') return 'valid';
+  if (outcome.status !== 'rejected') return outcome.status;
+  const name = { wrong: 'invalid', 'confirmation-required': 'confirmation-required', replayed: 'replayed' }[outcome.reason];
+  return outcome.lock ? `${name}-locked` : name;
+}
 
 export class VerifyService {
   private readonly maxWriteAttempts: number;
+  private readonly policy: LockoutPolicy;
 
   constructor(private readonly deps: VerifyDeps) {
     if (!Number.isInteger(deps.lockoutLimit) || deps.lockoutLimit < 1) throw new RangeError('lockoutLimit must be an integer >= 1.');
     if (!Number.isFinite(deps.lockoutMinutes) || deps.lockoutMinutes < 0) throw new RangeError('lockoutMinutes must be >= 0.');
     if (!Number.isFinite(deps.lockoutMaxMinutes) || deps.lockoutMaxMinutes < deps.lockoutMinutes) throw new RangeError('lockoutMaxMinutes must be >= lockoutMinutes.');
     this.maxWriteAttempts = deps.maxWriteAttempts ?? 10;
+    this.policy = { limit: deps.lockoutLimit, minutes: deps.lockoutMinutes, maxMinutes: deps.lockoutMaxMinutes };
   }
 
-  private lockView(entity: TokenEntity, now: Date): LockView {
-    const until = entity.lockedUntil ? Date.parse(entity.lockedUntil) : NaN;
-    if (!Number.isNaN(until) && until <= now.getTime()) {
-      // The timeout ran out. The failures stay counted, so the next one locks again, for longer.
-      return { locked: false, expired: true, failedAttempts: entity.failedAttempts };
-    }
-    const locked = !Number.isNaN(until) && entity.failedAttempts >= this.deps.lockoutLimit;
-    return { locked, expired: false, failedAttempts: entity.failedAttempts };
-  }
-
-  /** The minutes of the lock that `failedAttempts` failures set: the first lock at the limit, then doubling up to the cap. */
+  /** The minutes of the lock that `failedAttempts` failures set. */
   lockMinutes(failedAttempts: number): number {
-    const doublings = Math.max(0, failedAttempts - this.deps.lockoutLimit);
-    return Math.min(this.deps.lockoutMinutes * 2 ** doublings, this.deps.lockoutMaxMinutes);
+    return lockMinutes(this.policy, failedAttempts);
   }
 
-  private lockedUntilFrom(now: Date, failedAttempts: number): string {
-    if (this.deps.lockoutMinutes === 0) return LOCKED_UNTIL_ADMIN;
-    return new Date(now.getTime() + this.lockMinutes(failedAttempts) * 60_000).toISOString();
+  /** A request the HTTP layer found malformed: answered and logged like any other check, and not counted. */
+  invalidRequest(serial: string, reason: string): VerifyOutcome {
+    return this.answered({ status: 'request-invalid', serial, reason });
   }
 
-  private log(serial: string, outcome: string, driftSeconds: number | null = null): void {
+  async verify(serial: string, request: VerifyRequest): Promise<VerifyOutcome> {
+    const now = this.deps.clock.now();
+    let params: OtpParameters | undefined;
+    // The scans depend only on the replay floor and the activation state, so a retry after a concurrent write
+    // rescans only if one of them changed.
+    const judged = new Map<string, CodeDecision>();
+    const judge = (check: CodeCheck): CodeDecision => {
+      const key = `${check.floor}/${check.activationSteps}`;
+      let decision = judged.get(key);
+      if (!decision) judged.set(key, (decision = judgeCodes(check)));
+      return decision;
+    };
+
+    try {
+      for (let attempt = 1; attempt <= this.maxWriteAttempts; attempt++) {
+        const current = await this.deps.tokens.get(serial);
+        const input: VerifyPlanInput = { serial, token: current?.value, request, now, policy: this.policy };
+        const screened = screenVerify(input);
+        if (screened) return this.answered(screened);
+        // screenVerify answers for a missing row, so one is here.
+        params ??= await this.loadParams(current!.value);
+        const plan = planVerify(input, params, judge);
+        if (!plan.write || (await this.tryReplace(serial, current!, plan.write, attempt))) return this.answered(plan.outcome);
+      }
+      throw this.keptChanging(serial);
+    } finally {
+      params?.secret.fill(0);
+    }
+  }
+
+  async unlock(serial: string): Promise<UnlockOutcome> {
+    const now = this.deps.clock.now();
+    for (let attempt = 1; attempt <= this.maxWriteAttempts; attempt++) {
+      const current = await this.deps.tokens.get(serial);
+      const plan = planUnlock(serial, current?.value, now, this.policy);
+      if (!plan.write || (await this.tryReplace(serial, current!, plan.write, attempt))) {
+        const outcome = plan.outcome;
+        if (outcome.status === 'unlocked') this.deps.log.info('unlock', { serial, outcome: !plan.write ? 'not-locked' : outcome.wasLocked ? 'unlocked' : 'reset' });
+        return outcome;
+      }
+    }
+    throw this.keptChanging(serial);
+  }
+
+  private answered(outcome: VerifyOutcome): VerifyOutcome {
     // Only serial, outcome and drift: never a code or anything derived from the secret.
-    this.deps.log.info('verify', { serial, outcome, driftSeconds });
+    this.deps.log.info('verify', { serial: outcome.serial, outcome: logName(outcome), driftSeconds: outcome.status === 'accepted' ? outcome.driftSeconds : null });
+    if (outcome.status === 'rejected' && outcome.lock) logEvent(this.deps.log, 'warn', PipelineEvent.VerifyLockout, { serial: outcome.serial });
+    return outcome;
   }
 
   /** Reads the seed once per request; the caller zeroes it. */
@@ -258,172 +411,11 @@ export class VerifyService {
     return { secret, algorithm, digits: entity.digits, period: entity.period };
   }
 
-  async verify(serial: string, body: unknown): Promise<VerifyOutcome> {
-    const request = parseVerifyBody(body);
-    if ('error' in request) {
-      this.log(serial, 'request-invalid');
-      return errorOutcome(400, 'REQUEST_INVALID', request.error);
-    }
-    const now = this.deps.clock.now();
-    const checkedAt = now.toISOString();
-    let params: OtpParameters | undefined;
-    // The scans depend only on the replay floor and the activation state, so a retry after a concurrent write
-    // rescans only if one of them changed.
-    const decisions = new Map<string, Decision>();
-
-    try {
-      for (let attempt = 1; attempt <= this.maxWriteAttempts; attempt++) {
-        const current = await this.deps.tokens.get(serial);
-        if (!current) {
-          this.log(serial, 'not-found');
-          return errorOutcome(404, 'TOKEN_NOT_FOUND');
-        }
-        const entity = current.value;
-        if (entity.state === 'retired') {
-          this.log(serial, 'retired');
-          return errorOutcome(410, 'TOKEN_RETIRED');
-        }
-        if (entity.type && entity.type.toLowerCase() !== 'totp') {
-          this.log(serial, 'not-totp');
-          return errorOutcome(409, 'TOKEN_NOT_TOTP');
-        }
-        const wellFormed = isWellFormedCode(request.code, entity.digits) && (request.nextCode === undefined || isWellFormedCode(request.nextCode, entity.digits));
-        if (!wellFormed) {
-          this.log(serial, 'request-invalid');
-          return errorOutcome(400, 'REQUEST_INVALID', `This token shows ${entity.digits}-digit codes: "code" and "nextCode" must have ${entity.digits} digits.`);
-        }
-        const lock = this.lockView(entity, now);
-        if (lock.locked) {
-          this.log(serial, 'locked');
-          return errorOutcome(423, 'TOKEN_LOCKED');
-        }
-
-        params ??= await this.loadParams(entity);
-        const floor = entity.lastAcceptedStep;
-        const activated = isActivated(entity);
-        const decisionKey = `${floor}/${activated}`;
-        let decision = decisions.get(decisionKey);
-        if (!decision) {
-          decision = decide(
-            {
-              params,
-              code: request.code,
-              nextCode: request.nextCode,
-              currentStep: stepAt(Math.floor(now.getTime() / 1000), entity.period),
-              signInSteps: signInWindowSteps(entity.period),
-              activationSteps: activated ? null : activationWindowSteps(entity.period),
-            },
-            floor,
-          );
-          decisions.set(decisionKey, decision);
-        }
-
-        const result: VerifyResult = {
-          serial,
-          valid: false,
-          confirmationRequired: false,
-          driftSeconds: null,
-          withinSignInWindow: false,
-          withinActivationWindow: false,
-          checkedAt,
-        };
-
-        let updated: TokenEntity = { ...entity, updatedAt: checkedAt };
-        if (lock.expired) {
-          updated = { ...updated, lockedUntil: null, history: appendHistory(updated.history, { at: checkedAt, event: 'unlocked', detail: 'lockout timeout' }) };
-        }
-        let outcome: string;
-        let answer: VerifyOutcome;
-        if (decision.kind === 'accept') {
-          const driftSeconds = decision.delta * entity.period;
-          updated = {
-            ...updated,
-            failedAttempts: 0,
-            lockedUntil: null,
-            lastAcceptedStep: decision.acceptedStep,
-            activatedBuildId: entity.buildId ?? null,
-            lastVerifiedAt: checkedAt,
-            driftSeconds,
-            history: appendHistory(updated.history, {
-              at: checkedAt,
-              event: 'verified',
-              detail: `drift ${driftSeconds} s${decision.acceptedStep !== decision.step ? ', confirmed by the next code' : ''}`,
-            }),
-          };
-          outcome = 'valid';
-          answer = { status: 200, body: { ...result, valid: true, driftSeconds, withinSignInWindow: decision.withinSignIn, withinActivationWindow: true } };
-        } else {
-          // Wrong, unconfirmed and replayed codes all count: each is a guess checked against the secret.
-          const failedAttempts = lock.failedAttempts + 1;
-          updated = { ...updated, failedAttempts };
-          if (decision.kind === 'replay') {
-            outcome = 'replayed';
-            answer = errorOutcome(409, 'CODE_REPLAYED');
-          } else if (decision.kind === 'confirm') {
-            // The step stays unused: the caller asks again with nextCode. No drift or step: that would tell a
-            // guesser which step the code belongs to.
-            outcome = 'confirmation-required';
-            answer = { status: 200, body: { ...result, confirmationRequired: true, withinActivationWindow: true } };
-          } else {
-            outcome = 'invalid';
-            answer = { status: 200, body: result };
-          }
-          if (failedAttempts >= this.deps.lockoutLimit) {
-            const duration = this.deps.lockoutMinutes === 0 ? 'until unlocked' : `for ${this.lockMinutes(failedAttempts)} min`;
-            updated = {
-              ...updated,
-              lockedUntil: this.lockedUntilFrom(now, failedAttempts),
-              history: appendHistory(updated.history, { at: checkedAt, event: 'locked', detail: `${failedAttempts} failed checks, locked ${duration}` }),
-            };
-            outcome += '-locked';
-          }
-        }
-
-        if (await this.tryReplace(serial, current, updated, attempt)) {
-          this.log(serial, outcome, answer.status === 200 ? answer.body.driftSeconds : null);
-          if (outcome.endsWith('-locked')) logEvent(this.deps.log, 'warn', PipelineEvent.VerifyLockout, { serial });
-          return answer;
-        }
-      }
-      throw this.keptChanging(serial);
-    } finally {
-      params?.secret.fill(0);
-    }
-  }
-
-  async unlock(serial: string): Promise<UnlockOutcome> {
-    const now = this.deps.clock.now();
-    const at = now.toISOString();
-    for (let attempt = 1; attempt <= this.maxWriteAttempts; attempt++) {
-      const current = await this.deps.tokens.get(serial);
-      if (!current) return errorOutcome(404, 'TOKEN_NOT_FOUND');
-      if (current.value.state === 'retired') return errorOutcome(410, 'TOKEN_RETIRED');
-      const entity = current.value;
-      const wasLocked = entity.lockedUntil !== null && this.lockView(entity, now).locked;
-      if (entity.failedAttempts === 0 && entity.lockedUntil === null) {
-        this.deps.log.info('unlock', { serial, outcome: 'not-locked' });
-        return { status: 200, body: { serial, unlocked: true, wasLocked: false } };
-      }
-      const updated: TokenEntity = {
-        ...entity,
-        failedAttempts: 0,
-        lockedUntil: null,
-        updatedAt: at,
-        history: wasLocked ? appendHistory(entity.history, { at, event: 'unlocked', detail: 'administrator' }) : entity.history,
-      };
-      if (await this.tryReplace(serial, current, updated, attempt)) {
-        this.deps.log.info('unlock', { serial, outcome: wasLocked ? 'unlocked' : 'reset' });
-        return { status: 200, body: { serial, unlocked: true, wasLocked } };
-      }
-    }
-    throw this.keptChanging(serial);
-  }
-
   private keptChanging(serial: string): TransientError {
     return new TransientError(`Token ${serial} kept changing during the check (${this.maxWriteAttempts} attempts); try again.`, 503);
   }
 
-  /** false when another writer got there first: the caller re-reads and recomputes, within its attempts. */
+  /** false when another writer got there first: the caller re-reads and plans again, within its attempts. */
   private async tryReplace(serial: string, current: Versioned<TokenEntity>, updated: TokenEntity, attempt: number): Promise<boolean> {
     try {
       await this.deps.tokens.replace(serial, updated, current.etag);

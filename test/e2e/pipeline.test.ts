@@ -128,11 +128,26 @@ describe('pipeline end to end (local stack)', () => {
     assert.equal((await api('GET', 'tokens/E2E1002')).body.lastVerifiedAt !== null, true);
     assert.equal((await api('GET', 'tokens/E2E1002')).body.failedAttempts, 0);
 
-    const wrong = String((Number(code('E2E1001', t)) + 1) % 1_000_000).padStart(6, '0');
-    for (let i = 0; i < 3; i++) assert.equal((await api('POST', 'tokens/E2E1001/verify', { code: wrong })).body.valid, false);
+    // A code no step within a day (and a minute of margin) shows: wrong for certain, never "confirmation required".
+    const windowCodes = new Set(Array.from({ length: 2 * 2884 + 1 }, (_, i) => code('E2E1001', t + (i - 2884) * 30)));
+    const wrong = Array.from({ length: 10_000 }, (_, n) => String(n).padStart(6, '0')).find((c) => !windowCodes.has(c))!;
+    const attemptsLeft: unknown[] = [];
+    let lockedUntil: unknown;
+    for (let i = 0; i < 3; i++) {
+      const answer = await api('POST', 'tokens/E2E1001/verify', { code: wrong });
+      assert.equal(answer.body.valid, false);
+      attemptsLeft.push(answer.body.attemptsLeft);
+      lockedUntil = answer.body.lockedUntil;
+    }
+    assert.deepEqual(attemptsLeft, [2, 1, 0], 'each wrong code says how many attempts are left');
+    // VERIFY_LOCKOUT_MINUTES is 15: the lock ends in the future, at most a quarter of an hour after the third failure.
+    const lockMinutes = (Date.parse(lockedUntil as string) - Date.now()) / 60_000;
+    assert.ok(lockMinutes > 0 && lockMinutes <= 15, String(lockedUntil));
+    assert.equal((await api('GET', 'tokens/E2E1001')).body.lockedUntil, lockedUntil);
     const locked = await api('POST', 'tokens/E2E1001/verify', { code: code('E2E1001', now()) });
     assert.equal(locked.status, 423);
     assert.equal((locked.body.error as { code: string }).code, 'TOKEN_LOCKED');
+    assert.equal(locked.body.lockedUntil, lockedUntil, 'a locked token says until when');
     assert.equal((await api('POST', 'tokens/E2E1001/unlock')).status, 200);
     assert.equal((await api('POST', 'tokens/E2E1001/verify', { code: code('E2E1001', now()) })).body.valid, true);
 

@@ -12,7 +12,8 @@ import { TransientError } from '../../shared/pipeline/errors.js';
 import { IngestService } from '../../shared/pipeline/ingest.js';
 import { secretNameForSerial } from '../../shared/pipeline/secret-names.js';
 import type { AssignmentEntity, BlobStore, EntityTable, Logger, SecretStore, SecretValue, SetSecretOptions, TokenEntity } from '../../shared/pipeline/ports.js';
-import { confirmUpload, Reconciler } from '../../shared/pipeline/reconcile.js';
+import { Reconciler } from '../../shared/pipeline/reconcile.js';
+import { UploadService } from '../../shared/pipeline/uploads.js';
 import { PacedVault } from '../../shared/pipeline/vault.js';
 import { ManualClock } from '../helpers/clock.js';
 import { MemoryBlobStore, MemorySecretStore, MemoryTable } from '../helpers/memory-ports.js';
@@ -250,12 +251,12 @@ describe('confirming an upload', () => {
   it('marks the tokens imported before it deletes the CSV; a failure part-way keeps the file and a retry finishes', async () => {
     const { h, file } = await built();
     const failing = interceptReplace(h.tokens, '1002', () => Promise.reject(new Error('table storage failed')));
-    const first = await confirmUpload({ blobs: h.blobs, tokens: failing, clock: h.clock, log: h.log, importsContainer: 'imports' }, file);
+    const first = await new UploadService({ blobs: h.blobs, tokens: failing, clock: h.clock, log: h.log, importsContainer: 'imports' }).confirm(file);
     assert.equal(first.complete, false);
     assert.deepEqual(h.blobs.names('imports'), [file], 'the CSV was deleted before its tokens were marked imported');
     assert.equal((await h.tokens.get('1002'))!.value.state, 'exported');
 
-    const again = await confirmUpload({ blobs: h.blobs, tokens: h.tokens, clock: h.clock, log: h.log, importsContainer: 'imports' }, file);
+    const again = await new UploadService({ blobs: h.blobs, tokens: h.tokens, clock: h.clock, log: h.log, importsContainer: 'imports' }).confirm(file);
     assert.equal(again.complete, true);
     assert.deepEqual(again.imported, SERIALS);
     assert.deepEqual(h.blobs.names('imports'), []);
@@ -274,7 +275,7 @@ describe('confirming an upload', () => {
       hiccups++;
       return Promise.reject(new TransientError('table busy', 503));
     });
-    const confirmed = await confirmUpload({ blobs: h.blobs, tokens: busy, clock: h.clock, log: h.log, importsContainer: 'imports' }, file);
+    const confirmed = await new UploadService({ blobs: h.blobs, tokens: busy, clock: h.clock, log: h.log, importsContainer: 'imports' }).confirm(file);
     assert.equal(hiccups, 1);
     assert.equal(confirmed.complete, true);
     assert.deepEqual(confirmed.imported, SERIALS);

@@ -7,7 +7,8 @@ import { BuildService } from '../../shared/pipeline/build.js';
 import { IngestService } from '../../shared/pipeline/ingest.js';
 import { secretNameForSerial } from '../../shared/pipeline/secret-names.js';
 import type { AssignmentEntity, Logger, TokenEntity } from '../../shared/pipeline/ports.js';
-import { confirmUpload, Reconciler } from '../../shared/pipeline/reconcile.js';
+import { Reconciler } from '../../shared/pipeline/reconcile.js';
+import { UploadService } from '../../shared/pipeline/uploads.js';
 import { PacedVault } from '../../shared/pipeline/vault.js';
 import { MemoryBlobStore, MemorySecretStore, MemoryTable } from '../helpers/memory-ports.js';
 import { ManualClock } from '../helpers/clock.js';
@@ -178,7 +179,7 @@ describe('assignments and builds', () => {
     assert.ok(!report.includes(S1));
     // Nothing more to export.
     assert.deepEqual((await h.build.build()).files, []);
-    const confirmed = await confirmUpload({ blobs: h.blobs, tokens: h.tokens, clock: h.clock, log: h.log, importsContainer: 'imports' }, result.files[0]!);
+    const confirmed = await new UploadService({ blobs: h.blobs, tokens: h.tokens, clock: h.clock, log: h.log, importsContainer: 'imports' }).confirm(result.files[0]!);
     assert.deepEqual(confirmed.imported, ['1001', '1002']);
     assert.deepEqual(h.blobs.names('imports'), []);
     assert.equal((await h.tokens.get('1002'))?.value.state, 'imported');
