@@ -25,7 +25,8 @@ export async function listInventoryPage(tokens: EntityTable<TokenEntity>, query:
     after = Buffer.from(query.continuationToken, 'base64url').toString('utf8');
     if (after.length === 0) return { error: 'continuationToken is not valid.' };
   }
-  // Serials sort as the table returns them (by escaped key); the token is the last key returned.
+  // Sorted by serial (UTF-16 code units), not in the table's escaped-key order, so pages do not depend on the
+  // escaping; the continuation token is the last serial of the page, and the next page starts after it.
   const all: TokenEntity[] = [];
   for await (const row of tokens.list(where)) all.push(row.value);
   all.sort((a, b) => (a.serial < b.serial ? -1 : a.serial > b.serial ? 1 : 0));
