@@ -68,7 +68,7 @@ function assertSoundTokens(tokens: readonly OathToken[]): void {
 function convert(tokens: readonly OathToken[]): Problem[] {
   const plan = planImport(
     tokens.map(candidate),
-    tokens.map((t, i) => ({ upn: `user${i}@contoso.com`, serial: t.serial, line: t.line })),
+    tokens.map((t, i) => ({ upn: `user${i}@contoso.com`, serial: t.serial, line: t.line ?? assert.fail(`token ${i} has no line`) })),
   );
   const bySerial = new Map(tokens.map((t) => [t.serial, t]));
   const rows: EntraRow[] = plan.exported.map((r) => {
