@@ -3,7 +3,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', 'dev/data/**', 'bench/results.json', 'infra/**/*.json', 'coverage/**', '.bicep/**'] },
+  { ignores: ['dist/**', '.deploy/**', 'node_modules/**', 'dev/data/**', 'bench/results.json', 'infra/**/*.json', 'coverage/**', '.bicep/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {

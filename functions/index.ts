@@ -1,6 +1,7 @@
 /**
- * The app's entry (package.json "main"): validates the configuration, then
- * registers every function. Each function file loads the Azure SDKs lazily.
+ * The app's entry (package.json "main"): the imports register every function
+ * (imports run first), then the body validates the configuration. Each function
+ * file loads the Azure SDKs lazily.
  */
 import { loadConfig } from '../shared/config.js';
 import './ingestSeedFile.js';

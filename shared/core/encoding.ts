@@ -8,14 +8,13 @@ import { base32 } from '@scure/base';
 import { FileError } from './problems.js';
 
 export type SecretEncoding = 'base32' | 'hex';
-export const SECRET_ENCODINGS: readonly SecretEncoding[] = ['base32', 'hex'];
 
 /** Canonical text: base32, upper case, no padding. */
 export function toCanonicalBase32(bytes: Uint8Array): string {
   return base32.encode(bytes).replace(/=+$/, '');
 }
 
-/** Strips the separators vendors put between groups (spaces, dashes) and base32 padding. */
+/** Strips the separators vendors put between groups (whitespace, dashes); base32 padding stays, for base32Body to check. */
 export function compactSecretText(text: string): string {
   return text.replace(/[\s-]+/g, '');
 }

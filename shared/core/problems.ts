@@ -28,7 +28,6 @@ export const PROBLEM_CODES = {
   PSKC_INVALID_KEY_OPTION: 'The pre-shared key must be hex text of 16, 24 or 32 bytes.',
   // Replaces the retired warning PSKC_MAC_MISSING (that name is not reused): unauthenticated CBC is a padding oracle.
   PSKC_MAC_REQUIRED: 'The file encrypts values with CBC but without a MAC, so tampering cannot be detected; it is refused before decryption. Ask the vendor for a MAC-protected file.',
-  ASSIGNMENTS_UNREADABLE: 'The assignment list cannot be used.',
 
   // Per token (exit status 1 when severity is error).
   CSV_ROW_MISALIGNED:
@@ -81,7 +80,6 @@ export const PROBLEM_CODES = {
   ASSIGNMENT_NOT_FOUND: 'No assignment exists for this serial.',
   IMPORT_FILE_NOT_FOUND: 'No import file with this name exists.',
   IMPORT_CONFIRM_INCOMPLETE: 'The upload confirmation stopped part-way; the import file was kept. Send the same request again to finish.',
-  UNAUTHORIZED: 'A valid function key is required.',
   CONFIG_INVALID: 'An app setting is missing or invalid.',
   INTERNAL_ERROR: 'The service failed unexpectedly; the request can be retried.',
 } as const;

@@ -735,7 +735,8 @@ void describe('azd project', () => {
   void test('the postdeploy hook (part of azd up) runs the Event Grid subscription step, then the function keys step, on both shells', () => {
     const yaml = azureYaml();
     assert.match(yaml, /^hooks:\n {2}postdeploy:\n/m);
-    const runs = [...yaml.matchAll(/run: (\S+)/g)].map((m) => m[1]!);
+    const projectHooks = yaml.slice(yaml.search(/^hooks:$/m));
+    const runs = [...projectHooks.matchAll(/run: (\S+)/g)].map((m) => m[1]!);
     assert.deepEqual(runs, ['./infra/hooks/postdeploy.sh', './infra/hooks/postdeploy.ps1']);
     accessSync(path.join(repoRoot, 'infra/hooks/postdeploy.sh'), constants.X_OK);
     for (const run of runs) {

@@ -69,6 +69,16 @@ describe("Entra's import CSV", () => {
     assert.throws(() => writeEntraCsv([{ upn: 'a@contoso.com', serial: '1', secretBase32: 'CZU6XXGHCCGCOL6YO3WW472WEWB34FVJ', period: 30, manufacturer: '@SUM(1)', model: 'M' }]), /formula/);
   });
 
+  it('the writer refuses a formula at the start of any cell it copies from the input: upn, serial, manufacturer, model', () => {
+    const row: EntraRow = { upn: 'a@contoso.com', serial: '1', secretBase32: 'CZU6XXGHCCGCOL6YO3WW472WEWB34FVJ', period: 30, manufacturer: 'Token2', model: 'C202' };
+    assert.doesNotThrow(() => writeEntraCsv([row]));
+    for (const field of ['upn', 'serial', 'manufacturer', 'model'] as const) {
+      for (const prefix of ['=', '+', '-', '@', '\t', '\r']) {
+        assert.throws(() => writeEntraCsv([row, { ...row, serial: '2', [field]: `${prefix}${row[field]}` }]), /formula/, `${field} starting with ${JSON.stringify(prefix)}`);
+      }
+    }
+  });
+
   it('refuses fields longer than 256 characters', () => {
     assert.deepEqual(importabilityProblems(token('6', { manufacturer: 'M'.repeat(257) }), 'error').map((p) => p.code), ['ENTRA_FIELD_TOO_LONG']);
     assert.deepEqual(importabilityProblems(token('7', { model: 'M'.repeat(256) }), 'error'), []);
@@ -124,6 +134,16 @@ describe('assignment join', () => {
     const held = planImport(tokens, rows(['U@contoso.com', '1'], ['u@contoso.com', '2']), { existingTokensPerUser: new Map([['u@contoso.com', 4]]) });
     assert.deepEqual(held.exported, []);
     assert.equal(held.problems.length, 2);
+  });
+
+  it('exports exactly five: five new tokens for a user, or a fifth next to four held', () => {
+    const tokens = ['1', '2', '3', '4', '5'].map((s) => token(s));
+    const five = planImport(tokens, rows(...tokens.map((t): [string, string] => ['u@contoso.com', t.serial])));
+    assert.deepEqual(five.exported.map((r) => r.serial), ['1', '2', '3', '4', '5']);
+    assert.deepEqual(five.problems, []);
+    const fifth = planImport(tokens, rows(['u@contoso.com', '5']), { existingTokensPerUser: new Map([['u@contoso.com', 4]]) });
+    assert.deepEqual(fifth.exported.map((r) => r.serial), ['5']);
+    assert.deepEqual(fifth.problems, []);
   });
 
   it('reads assignment lists with the same header tolerance', () => {
