@@ -10,6 +10,7 @@ import { AssignmentService } from '../pipeline/assignments.js';
 import { BuildService } from '../pipeline/build.js';
 import { IngestService } from '../pipeline/ingest.js';
 import type { AssignmentEntity, BlobStore, Clock, EntityTable, Logger, TokenEntity } from '../pipeline/ports.js';
+import { ProgramService } from '../pipeline/program.js';
 import { Reconciler } from '../pipeline/reconcile.js';
 import { PacedVault } from '../pipeline/vault.js';
 import { VerifyService } from '../pipeline/verify.js';
@@ -90,5 +91,6 @@ export function services(ctx: AppContext, log: Logger) {
     minAgeMinutes: config.reconcileMinAgeMinutes,
   });
   const verify = new VerifyService({ tokens: ctx.tokens, secrets: ctx.vault, clock: ctx.clock, log, lockoutLimit: config.lockoutLimit, lockoutMinutes: config.lockoutMinutes, lockoutMaxMinutes: config.lockoutMaxMinutes });
-  return { ingest, assignments, build, reconciler, verify };
+  const program = new ProgramService({ vault: ctx.vault, tokens: ctx.tokens, blobs: ctx.blobs, clock: ctx.clock, log, containers: config.containers, issuer: config.otpauthIssuer });
+  return { ingest, assignments, build, reconciler, verify, program };
 }

@@ -154,7 +154,8 @@ export class BuildService {
     await mapPool([...claimed.entries()], deps.concurrency ?? 16, async ([serial, c]) => {
       // Given up on by the reconciler: spend no more of the read budget; phase 3 reports the tokens.
       if (heartbeat.lost) return;
-      const secret = await deps.vault.get(c.value.secretName);
+      // The version the claimed row records, never a newer one written since (a reprogramming in flight).
+      const secret = await deps.vault.get(c.value.secretName, c.value.secretVersion || undefined);
       const bytes = secret ? decodeBase32(secret.value) : undefined;
       if (!bytes) {
         problems.push(problem('EXPORT_SECRET_MISSING', 'error', `Serial ${quoteValue(serial)}: its secret ${c.value.secretName} could not be read from Key Vault; it was not exported.`, { serial }));

@@ -6,8 +6,8 @@
 import type { Problem } from '../core/problems.js';
 
 export interface RunReport {
-  kind: 'seed-file' | 'assignments' | 'build';
-  /** Seed or assignment file (container/name) or the build id. */
+  kind: 'seed-file' | 'assignments' | 'build' | 'programmed';
+  /** Seed or assignment file (container/name), the build id, or the programming batch. */
   subject: string;
   batch?: string;
   startedAt: string;
