@@ -357,6 +357,22 @@ void describe('reprogramming', () => {
     assert.equal(h.tokens.rows.get('RC1')!.value.secretVersion, before.secretVersion);
   });
 
+  void test('a build that runs while the new version is written but not yet recorded exports the recorded secret', async () => {
+    const h = harness();
+    const [old] = programmed(await h.program.program(request(['RB1'])));
+    await h.assignments.insert('RB1', { serial: 'RB1', upn: 'ben@contoso.com', sourceFile: 'b.csv', line: 2, createdAt: T0 });
+    let file = '';
+    h.tokens.beforeReplace = async () => {
+      // The new version is in the vault, newest and enabled; the row still names the old one.
+      file = (await h.build.build()).files[0]!;
+    };
+    const result = await h.program.reprogram('RB1');
+    assert.equal(result.kind, 'refused', 'the build claimed the token first');
+    const rows = parse<Record<string, string>>(h.blobs.text('imports', file)!, { columns: true });
+    assert.deepEqual(rows.map((r) => r['secret key']), [old!.secretBase32], 'the CSV carries the secret the token was burned with');
+    assert.equal((await h.memory.get(secretNameForSerial('RB1')))?.value, old!.secretBase32);
+  });
+
   void test('a row changed meanwhile but still stored (a verify check) is re-read and the reprogramming goes through', async () => {
     const h = harness();
     programmed(await h.program.program(request(['RV1'])));
