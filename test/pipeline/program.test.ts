@@ -357,16 +357,19 @@ void describe('reprogramming', () => {
     assert.equal(h.tokens.rows.get('RC1')!.value.secretVersion, before.secretVersion);
   });
 
-  void test('a build that runs while the new version is written but not yet recorded exports the recorded secret', async () => {
+  void test('verify and a build that run while the new version is written but not yet recorded use the recorded secret', async () => {
     const h = harness();
     const [old] = programmed(await h.program.program(request(['RB1'])));
     await h.assignments.insert('RB1', { serial: 'RB1', upn: 'ben@contoso.com', sourceFile: 'b.csv', line: 2, createdAt: T0 });
     let file = '';
+    let verifiedOld = false;
     h.tokens.beforeReplace = async () => {
-      // The new version is in the vault, newest and enabled; the row still names the old one.
+      // The new version is in the vault, newest and enabled; the row still names the old one, and so do verify and builds.
+      verifiedOld = accepted(await h.verify.verify('RB1', { code: codeOf(old!, nowSeconds(h.clock)) }));
       file = (await h.build.build()).files[0]!;
     };
     const result = await h.program.reprogram('RB1');
+    assert.equal(verifiedOld, true, 'verify read the recorded version');
     assert.equal(result.kind, 'refused', 'the build claimed the token first');
     const rows = parse<Record<string, string>>(h.blobs.text('imports', file)!, { columns: true });
     assert.deepEqual(rows.map((r) => r['secret key']), [old!.secretBase32], 'the CSV carries the secret the token was burned with');
