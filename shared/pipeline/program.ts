@@ -268,7 +268,12 @@ export class ProgramService {
     try {
       const active = await deps.vault.get(m.secretName);
       if (active) previous.add(active.version);
-      m.version = (await deps.vault.addVersion(m.secretName, m.value, { contentType: SECRET_CONTENT_TYPE, tags: secretTags(token, batch) })).version;
+      try {
+        m.version = (await deps.vault.addVersion(m.secretName, m.value, { contentType: SECRET_CONTENT_TYPE, tags: secretTags(token, batch) })).version;
+      } catch (err) {
+        if (!(err instanceof SecretDeletedError)) throw err;
+        throw new Refusal('VAULT_SECRET_DELETED', `Token ${quoteValue(serial)}: its vault secret ${m.secretName} is deleted (recoverable) in Key Vault, so no version can be added. Recover it in Key Vault (or retire the token)`, [serial]);
+      }
       // The commit: the row now names the new version (builds and verify read that one). ETag-conditional, so a
       // build that claimed the token meanwhile wins and this request takes its version back.
       for (let attempt = 0; ; attempt++) {
@@ -292,7 +297,7 @@ export class ProgramService {
           if (!(err instanceof PreconditionFailedError) || attempt >= 4) throw err;
         }
         const current = await deps.tokens.get(serial);
-        if (!current) throw new Refusal('TOKEN_NOT_FOUND', `No token has serial ${quoteValue(serial)} any more.`, [serial]);
+        if (!current) throw new Refusal('TOKEN_NOT_FOUND', `No token has serial ${quoteValue(serial)} any more`, [serial]);
         const changed = reprogramStateProblem(current.value);
         if (changed) throw new Refusal(changed.code, `Token ${quoteValue(serial)} became ${current.value.state} while it was being reprogrammed (an import build or an operator changed it); only a stored token is given a new secret`, [serial]);
         previous.add(current.value.secretVersion);

@@ -322,7 +322,7 @@ void describe('reprogramming', () => {
     assert.deepEqual([row.lastAcceptedStep, row.activatedBuildId, row.driftSeconds], [null, null, null]);
   });
 
-  void test('only a stored TOTP token: exported, exporting, imported and retired ones are refused, nothing written', async () => {
+  void test('only a stored TOTP token whose secret is not deleted: the others are refused, nothing written', async () => {
     const h = harness();
     programmed(await h.program.program(request(['S1'])));
     const row = h.tokens.rows.get('S1')!;
@@ -334,6 +334,11 @@ void describe('reprogramming', () => {
       assert.deepEqual([(result as { status: number }).status, (result as { code: string }).code], [409, 'TOKEN_STATE_INVALID']);
       assert.equal(h.memory.sets, writes);
     }
+    row.value = { ...row.value, state: 'stored' };
+    h.memory.deleted.add(secretNameForSerial('S1').toLowerCase());
+    const deleted = await h.program.reprogram('S1');
+    assert.deepEqual([(deleted as { status: number }).status, (deleted as { code: string }).code], [409, 'VAULT_SECRET_DELETED']);
+    h.memory.deleted.clear();
     row.value = { ...row.value, state: 'stored', type: 'hotp' };
     assert.equal((await h.program.reprogram('S1') as { code: string }).code, 'TOKEN_NOT_TOTP');
     assert.deepEqual(await h.program.reprogram('NOPE'), { kind: 'not-found' });
