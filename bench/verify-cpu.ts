@@ -62,9 +62,9 @@ export async function measureVerifyCpu(rounds = 5, repsPerRound = 12): Promise<V
   const tokens = new MemoryTable<TokenEntity>();
   const secrets = new MemorySecretStore();
   const now = new Date(unixSeconds * 1000);
-  await secrets.set('oath-bench', toCanonicalBase32(secret), { contentType: 'text/plain', tags: {} });
+  const { version } = await secrets.set('oath-bench', toCanonicalBase32(secret), { contentType: 'text/plain', tags: {} });
   const token = { serial: 'bench', manufacturer: 'Token2', model: 'C202', type: 'totp' as const, algorithm: 'SHA1' as const, digits: 6, period: 30, secret };
-  await tokens.insert('bench', newTokenEntity(token, 'oath-bench', 'v1', 'bench', now.toISOString()));
+  await tokens.insert('bench', newTokenEntity(token, 'oath-bench', version, 'bench', now.toISOString()));
   const service = new VerifyService({ tokens, secrets, clock: { now: () => now }, log: { info: () => undefined, warn: () => undefined, error: () => undefined }, lockoutLimit: 1_000_000_000, lockoutMinutes: 15, lockoutMaxMinutes: 1440 });
   const serviceCheck = async (reps: number): Promise<number> => {
     const start = process.cpuUsage();

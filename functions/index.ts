@@ -10,6 +10,8 @@ import './reconcile.js';
 import './verifyActivationCode.js';
 import './unlockToken.js';
 import './retireToken.js';
+import './programTokens.js';
+import './reprogramToken.js';
 import './buildImport.js';
 import './confirmImportUploaded.js';
 import './deleteAssignment.js';

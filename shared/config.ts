@@ -2,6 +2,7 @@
  * Every app setting the pipeline reads, in one typed place. Validated once at
  * start: a bad value fails with a message that names the setting.
  */
+import { otpauthIssuerFault } from './formats/otpauth.js';
 import { TOKEN_SECRET_PREFIX, overlapsTokenSecretNames } from './pipeline/secret-names.js';
 import { RECONCILE_MIN_AGE_FLOOR_MINUTES } from './pipeline/liveness.js';
 
@@ -46,6 +47,11 @@ export interface PipelineConfig {
   reconcileSchedule: string;
   maxSeedFileBytes: number;
   recoverDeletedSecrets: boolean;
+  /** Issuer of the otpauth:// URIs of programmed tokens (what an app or burner shows). */
+  otpauthIssuer: string;
+  /** Most tokens, and most body bytes, one programming request may carry. */
+  programMaxTokens: number;
+  programMaxBodyBytes: number;
   /** True when the vault is the local stand-in (plain HTTP on loopback). */
   localVault: boolean;
   /** Microsoft Graph's origin (no version path), e.g. https://graph.microsoft.com. */
@@ -90,6 +96,9 @@ export const SETTINGS = {
   RECONCILE_SCHEDULE: { default: '0 */5 * * * *' },
   MAX_SEED_FILE_BYTES: { default: String(20 * 1024 * 1024) },
   RECOVER_DELETED_SECRETS: { default: 'false' },
+  OTPAUTH_ISSUER: { default: 'Entra ID' },
+  PROGRAM_MAX_TOKENS: { default: '500' },
+  PROGRAM_MAX_BODY_BYTES: { default: String(1024 * 1024) },
   AZURE_CLIENT_ID: { default: '' },
   GRAPH_BASE_URL: { default: 'https://graph.microsoft.com' },
 } as const;
@@ -182,6 +191,13 @@ function reconcileMinAge(env: Env): number {
   return minutes;
 }
 
+function otpauthIssuer(env: Env): string {
+  const issuer = text(env, 'OTPAUTH_ISSUER');
+  const fault = otpauthIssuerFault(issuer);
+  if (fault) throw new ConfigError('OTPAUTH_ISSUER', `${JSON.stringify(issuer)} cannot be an otpauth issuer: ${fault}.`);
+  return issuer;
+}
+
 export function isLoopbackUrl(url: URL): boolean {
   return url.protocol === 'http:' && ['127.0.0.1', 'localhost', '[::1]'].includes(url.hostname);
 }
@@ -260,6 +276,9 @@ export function loadConfig(env: Env = process.env): PipelineConfig {
     reconcileSchedule: text(env, 'RECONCILE_SCHEDULE'),
     maxSeedFileBytes: integer(env, 'MAX_SEED_FILE_BYTES', 1, 1024 * 1024 * 1024),
     recoverDeletedSecrets: bool(env, 'RECOVER_DELETED_SECRETS'),
+    otpauthIssuer: otpauthIssuer(env),
+    programMaxTokens: integer(env, 'PROGRAM_MAX_TOKENS', 1, 10_000),
+    programMaxBodyBytes: integer(env, 'PROGRAM_MAX_BODY_BYTES', 1024, 64 * 1024 * 1024),
     localVault,
     graphBaseUrl: graph.url.origin,
     localGraph: graph.local,

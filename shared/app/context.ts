@@ -12,6 +12,7 @@ import { BuildService } from '../pipeline/build.js';
 import { IngestService } from '../pipeline/ingest.js';
 import { InventoryService } from '../pipeline/inventory-service.js';
 import type { AssignmentEntity, BlobStore, Clock, EntityTable, Logger, TokenEntity } from '../pipeline/ports.js';
+import { ProgramService } from '../pipeline/program.js';
 import { Reconciler } from '../pipeline/reconcile.js';
 import { UploadService } from '../pipeline/uploads.js';
 import { PacedVault } from '../pipeline/vault.js';
@@ -99,7 +100,8 @@ export function services(ctx: AppContext, log: Logger) {
   const uploads = new UploadService({ blobs: ctx.blobs, tokens: ctx.tokens, clock: ctx.clock, log, importsContainer: config.containers.imports });
   // Cached per process, not per invocation (shared/app/health.ts).
   const health = { check: () => checkHealth(ctx) };
-  return { ingest, assignments, build, reconciler, verify, inventory, uploads, health };
+  const program = new ProgramService({ vault: ctx.vault, tokens: ctx.tokens, blobs: ctx.blobs, clock: ctx.clock, log, containers: config.containers, issuer: config.otpauthIssuer });
+  return { ingest, assignments, build, reconciler, verify, inventory, uploads, health, program, programLimits: { maxTokens: config.programMaxTokens, maxBodyBytes: config.programMaxBodyBytes } };
 }
 
 export type Services = ReturnType<typeof services>;

@@ -14,6 +14,7 @@ import { checkSerial } from '../core/validate.js';
 import { PAGE_SIZE, serialAfter, TOKEN_STATES, type InventoryQuery } from '../pipeline/inventory-query.js';
 import type { Logger, TokenState } from '../pipeline/ports.js';
 import type { UnlockOutcome, VerifyOutcome, VerifyRequest } from '../pipeline/verify.js';
+import { parseProgramRequest, type ProgramResult, type ReprogramResult } from '../pipeline/program.js';
 import type { Services } from './context.js';
 
 /** The HTTP status of each problem code the API answers with. */
@@ -24,10 +25,14 @@ export const PROBLEM_STATUS = {
   TOKEN_NOT_FOUND: 404,
   ASSIGNMENT_NOT_FOUND: 404,
   IMPORT_FILE_NOT_FOUND: 404,
+  FIELD_INVALID: 400,
   TOKEN_NOT_TOTP: 409,
   TOKEN_STATE_INVALID: 409,
+  TOKEN_ALREADY_EXISTS: 409,
+  VAULT_SECRET_DELETED: 409,
   CODE_REPLAYED: 409,
   TOKEN_RETIRED: 410,
+  REQUEST_TOO_LARGE: 413,
   TOKEN_LOCKED: 423,
   CONFIG_INVALID: 500,
   INTERNAL_ERROR: 500,
@@ -37,7 +42,7 @@ export const PROBLEM_STATUS = {
 export type HttpProblemCode = keyof typeof PROBLEM_STATUS;
 
 /** What a route reads of a request; the host's HttpRequest is one. */
-export type HttpRequestLike = Pick<HttpRequest, 'params' | 'query' | 'text'>;
+export type HttpRequestLike = Pick<HttpRequest, 'params' | 'query' | 'text'> & { headers?: Pick<HttpRequest['headers'], 'get'> };
 
 /** A parsed request, or the 400 answer that refuses it. */
 export type Parsed<T> = { ok: true; value: T } | { ok: false; answer: HttpResponseInit };
@@ -254,11 +259,44 @@ export async function answerVerify(verify: Services['verify'], serial: string, b
   return verifyAnswer('error' in request ? verify.invalidRequest(serial, request.error) : await verify.verify(serial, request));
 }
 
+const notFoundToken = (serial: string) => errorResponse('TOKEN_NOT_FOUND', `No token has serial ${JSON.stringify(serial)}.`);
+
+/**
+ * A JSON body refused (413) past maxBytes: by its Content-Length before reading, then by what arrived. Used where
+ * a body may legitimately be large (programming tokens); the parser's own message is never shown (it quotes the body).
+ */
+export async function readBoundedJson(request: Pick<HttpRequestLike, 'text' | 'headers'>, maxBytes: number): Promise<Parsed<unknown>> {
+  const tooLarge = (bytes: number) => refuse<unknown>('REQUEST_TOO_LARGE', `The body is ${bytes} bytes; at most ${maxBytes} are accepted. Send the tokens in smaller requests.`);
+  const declared = Number(request.headers?.get('content-length') ?? '');
+  if (Number.isFinite(declared) && declared > maxBytes) return tooLarge(declared);
+  const text = await request.text();
+  const bytes = Buffer.byteLength(text, 'utf8');
+  if (bytes > maxBytes) return tooLarge(bytes);
+  if (text.trim() === '') return refuse('REQUEST_INVALID', 'The body is empty; send JSON.');
+  try {
+    return { ok: true, value: JSON.parse(text) as unknown };
+  } catch {
+    return refuse('REQUEST_INVALID', 'The body is not valid JSON.');
+  }
+}
+
+/** 201 with the provisioning package; 409 `{ error: { code, message, serials } }` when nothing was programmed. */
+export function programAnswer(result: ProgramResult): HttpResponseInit {
+  if (result.kind === 'refused') return json(409, { error: { code: result.code, message: result.message, serials: result.serials } });
+  return json(201, { batch: result.batch, report: result.report, tokens: result.tokens });
+}
+
+/** 200 with the package (the same shape as programming), or the refusal. */
+export function reprogramAnswer(serial: string, result: ReprogramResult): HttpResponseInit {
+  if (result.kind === 'not-found') return notFoundToken(serial);
+  if (result.kind === 'refused') return errorResponse(result.code as HttpProblemCode, result.message);
+  return json(200, { batch: result.batch, report: result.report, tokens: result.tokens });
+}
+
 // --- Routes --------------------------------------------------------------------------------------------------
 
 export type Route = (request: HttpRequestLike, svc: Services) => Promise<HttpResponseInit>;
 
-const notFoundToken = (serial: string) => errorResponse('TOKEN_NOT_FOUND', `No token has serial ${JSON.stringify(serial)}.`);
 
 /** Every HTTP endpoint, by the name its function registers. */
 export const routes = {
@@ -335,6 +373,22 @@ export const routes = {
     if (result.status === 'not-found') return errorResponse('ASSIGNMENT_NOT_FOUND', `No assignment exists for serial ${JSON.stringify(serial.value)}.`);
     if (result.status === 'refused') return errorResponse('TOKEN_STATE_INVALID', `The token is ${result.state}: its assignment can no longer be removed here.`);
     return json(200, { serial: serial.value, deleted: true });
+  },
+
+  /** POST /api/tokens/program: the package is in this answer only (no-store), never kept anywhere else. */
+  async programTokens(request, svc) {
+    const body = await readBoundedJson(request, svc.programLimits.maxBodyBytes);
+    if (!body.ok) return body.answer;
+    const parsed = parseProgramRequest(body.value, svc.programLimits.maxTokens);
+    if (!parsed.ok) return errorResponse(parsed.problem.code as HttpProblemCode, parsed.problem.message);
+    return programAnswer(await svc.program.program(parsed.request));
+  },
+
+  /** POST /api/tokens/{serial}/reprogram */
+  async reprogramToken(request, svc) {
+    const serial = serialFromRoute(request);
+    if (!serial.ok) return serial.answer;
+    return reprogramAnswer(serial.value, await svc.program.reprogram(serial.value));
   },
 
   /** GET /api/health: 200 when every check passed, 503 otherwise; the report either way. */

@@ -28,6 +28,11 @@ function safeError(error: unknown, operation: string): Error {
   return Object.assign(described, { statusCode: status, code });
 }
 
+/** 403 with inner code SecretDisabled: the version asked for (or the newest one) is disabled. */
+function isDisabled(error: unknown): boolean {
+  return statusOf(error) === 403 && innerErrorCodeOf(error) === 'SecretDisabled';
+}
+
 export class KeyVaultSecretStore implements SecretStore {
   private readonly timeoutMs: number;
   private readonly recoverTimeoutMs: number;
@@ -51,9 +56,9 @@ export class KeyVaultSecretStore implements SecretStore {
     throw asTransient(error, `Key Vault ${operation} ${name}`) ?? safeError(error, `${operation} ${name}`);
   }
 
-  async get(name: string): Promise<SecretValue | undefined> {
+  async get(name: string, version?: string): Promise<SecretValue | undefined> {
     try {
-      const secret = await this.client.getSecret(name, { abortSignal: AbortSignal.timeout(this.timeoutMs) });
+      const secret = await this.client.getSecret(name, { version, abortSignal: AbortSignal.timeout(this.timeoutMs) });
       return {
         value: secret.value ?? '',
         version: secret.properties.version ?? '',
@@ -63,8 +68,29 @@ export class KeyVaultSecretStore implements SecretStore {
     } catch (error) {
       // 404 covers names never written and soft-deleted secrets alike.
       if (statusOf(error) === 404) return undefined;
+      if (isDisabled(error)) return version === undefined ? this.newestEnabled(name) : undefined;
       this.fail(error, name, 'get');
     }
+  }
+
+  /**
+   * The name's newest version is disabled (a version the pipeline took back): the active secret is the newest
+   * enabled one. Versions list in no defined order, so they are compared by creation time.
+   */
+  private async newestEnabled(name: string): Promise<SecretValue | undefined> {
+    let newest: { version: string; created: number } | undefined;
+    try {
+      for await (const properties of this.client.listPropertiesOfSecretVersions(name, { abortSignal: AbortSignal.timeout(this.timeoutMs) })) {
+        if (properties.enabled === false || !properties.version) continue;
+        const created = properties.createdOn?.getTime() ?? 0;
+        // Creation times have one-second resolution; the version id breaks a tie, so the choice is stable.
+        if (!newest || created > newest.created || (created === newest.created && properties.version > newest.version)) newest = { version: properties.version, created };
+      }
+    } catch (error) {
+      if (statusOf(error) === 404) return undefined;
+      this.fail(error, name, 'list versions of');
+    }
+    return newest ? this.get(name, newest.version) : undefined;
   }
 
   async set(name: string, value: string, options: SetSecretOptions): Promise<{ version: string }> {
@@ -77,6 +103,16 @@ export class KeyVaultSecretStore implements SecretStore {
       return { version: secret.properties.version ?? '' };
     } catch (error) {
       this.fail(error, name, 'set');
+    }
+  }
+
+  async disable(name: string, version: string): Promise<void> {
+    try {
+      await this.client.updateSecretProperties(name, version, { enabled: false, abortSignal: AbortSignal.timeout(this.timeoutMs) });
+    } catch (error) {
+      // Nothing to disable: the version (or the whole secret) is gone.
+      if (statusOf(error) === 404) return;
+      this.fail(error, name, 'disable');
     }
   }
 

@@ -4,17 +4,19 @@
  * rows have errors, 2 the file could not be used at all.
  */
 import { randomBytes } from 'node:crypto';
-import { open, readFile, rename, unlink } from 'node:fs/promises';
+import { lstat, open, readFile, rename, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { decodeBase32, decodePreSharedKeyHex, parseSecretEncoding, toCanonicalBase32, type SecretEncoding } from '../core/encoding.js';
 import { FileError, hasErrors, sortProblems, type Problem } from '../core/problems.js';
-import { MIN_SECRET_BYTES, parseHashAlgorithm, type OathToken } from '../core/token.js';
+import { MIN_SECRET_BYTES, mintSecret, parseHashAlgorithm, type OathToken } from '../core/token.js';
 import { totpCode } from '../core/totp.js';
 import { importabilityProblems, partFileName, planImport, splitRows, writeEntraCsv, type EntraRow } from '../entra/import-rules.js';
 import { readAssignments, type AssignmentRow } from '../formats/assignments.js';
 import { looksLikePskc } from '../formats/pskc.js';
 import { readSeedFile } from '../formats/read-seed-file.js';
+import { seedCsvFault, seedCsvLayout, writeSeedCsv } from '../formats/seed-writer.js';
+import { checkSerial } from '../core/validate.js';
 import type { KeyMaterial, SeedReadResult } from '../formats/types.js';
 
 export interface CliIo {
@@ -33,6 +35,7 @@ const USAGE = `Usage:
   entra-oath inspect FILE [--secret-encoding base32|hex] [--reveal] [--json] [key options]
   entra-oath convert FILE --assignments CSV [--out PATH] [--max-rows N] [--json] [reading options]
   entra-oath code [--secret BASE32 | --secret-file PATH] [--at UNIX_SECONDS] [--algorithm SHA1|SHA256|SHA512] [--digits 6|8] [--period 30|60]
+  entra-oath program --serials S1,S2,... --out FILE [--algorithm SHA1|SHA256] [--digits 6|8] [--period 30|60] [--manufacturer M] [--model X]
 
 Key options for encrypted PSKC files (a flag wins over a file, a file over the environment):
   --psk HEX | --psk-file PATH | ENTRA_OATH_PSK        pre-shared transport key, hex
@@ -62,6 +65,8 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
         return await convert(rest, io);
       case 'code':
         return await code(rest, io);
+      case 'program':
+        return await program(rest, io);
       case undefined:
       case 'help':
       case '--help':
@@ -388,5 +393,63 @@ async function code(args: string[], io: CliIo): Promise<number> {
   const at = values.at === undefined ? Math.floor(io.now() / 1000) : Number(values.at);
   if (!Number.isInteger(at) || at < 0) throw new UsageError('--at must be whole UNIX seconds');
   io.stdout(totpCode({ secret, algorithm, digits, period }, at) + '\n');
+  return EXIT_OK;
+}
+
+/**
+ * Mints fresh secrets for programmable tokens, offline, into a new seed file (0600) that `inspect`, `convert` and
+ * the pipeline's ingest read: the file is the only copy of the secrets until it is ingested or the tokens burned.
+ */
+async function program(args: string[], io: CliIo): Promise<number> {
+  const { values, positionals } = parse(args, {
+    serials: { type: 'string' },
+    out: { type: 'string' },
+    algorithm: { type: 'string' },
+    digits: { type: 'string' },
+    period: { type: 'string' },
+    manufacturer: { type: 'string' },
+    model: { type: 'string' },
+    help: { type: 'boolean', short: 'h' },
+  });
+  if (values.help) {
+    io.stdout(USAGE);
+    return EXIT_OK;
+  }
+  if (positionals.length > 0) throw new UsageError('program takes no positional arguments');
+  if (values.serials === undefined) throw new UsageError('program needs --serials S1,S2,...');
+  if (values.out === undefined) throw new UsageError('program needs --out FILE (the secrets are never printed)');
+  const algorithm = values.algorithm ?? 'SHA1';
+  if (algorithm !== 'SHA1' && algorithm !== 'SHA256') throw new UsageError('--algorithm must be SHA1 or SHA256');
+  const digits = Number(values.digits ?? '6');
+  if (digits !== 6 && digits !== 8) throw new UsageError('--digits must be 6 or 8');
+  const period = Number(values.period ?? '30');
+  if (period !== 30 && period !== 60) throw new UsageError('--period must be 30 or 60');
+  const manufacturer = values.manufacturer ?? '';
+  const model = values.model ?? '';
+
+  const serials = values.serials.split(',').map((s) => s.trim());
+  const seen = new Set<string>();
+  for (const [i, serial] of serials.entries()) {
+    const refused = checkSerial(serial);
+    if (refused) throw new UsageError(`--serials: entry ${i + 1} is not a serial a token can have: ${refused.message.replace(/^Line \?: /, '')}`);
+    if (seen.has(serial)) throw new UsageError(`--serials: ${JSON.stringify(serial)} is named twice`);
+    seen.add(serial);
+  }
+  const tokens: OathToken[] = serials.map((serial) => ({ serial, manufacturer, model, type: 'totp', algorithm, digits, period, secret: mintSecret(algorithm) }));
+  const fault = seedCsvFault(tokens);
+  if (fault) throw new UsageError(fault);
+  // Never over an existing file: it may hold the only copy of secrets minted earlier.
+  const exists = await lstat(values.out).then(
+    () => true,
+    () => false,
+  );
+  if (exists) throw new UsageError(`${values.out} already exists; program never overwrites a file (it may hold secrets minted earlier). Choose a new name.`);
+  await writeSecretFile(values.out, writeSeedCsv(tokens));
+  const layout = seedCsvLayout(tokens);
+  const dropped = layout === 'privacyidea-csv' && (manufacturer || model) ? " privacyIDEA's layout has no manufacturer or model column: they were not written." : '';
+  io.stderr(
+    `Minted ${tokens.length} token${tokens.length === 1 ? '' : 's'} (${algorithm}, ${digits} digits, ${period} s) into ${values.out}, readable by you only, in the ${layout === 'csv' ? 'header CSV (Entra columns, base32)' : "privacyIDEA OATH CSV (hex)"} layout.${dropped}\n` +
+      'The file holds the only copy of the secrets: burn the tokens from it, drop it into the seeds container (the pipeline deletes it once ingested), then delete any copy left.\n',
+  );
   return EXIT_OK;
 }

@@ -80,6 +80,8 @@ export const PROBLEM_CODES = {
   ASSIGNMENT_NOT_FOUND: 'No assignment exists for this serial.',
   IMPORT_FILE_NOT_FOUND: 'No import file with this name exists.',
   IMPORT_CONFIRM_INCOMPLETE: 'The upload confirmation stopped part-way; the import file was kept. Send the same request again to finish.',
+  REQUEST_TOO_LARGE: 'The request is larger than the configured limit (tokens or bytes); send it in smaller parts.',
+  TOKEN_ALREADY_EXISTS: 'A token with this serial already exists (in the inventory, or as an active Key Vault secret); nothing was programmed. A programmed token whose package was lost is delivered again with reprogram.',
   CONFIG_INVALID: 'An app setting is missing or invalid.',
   INTERNAL_ERROR: 'The service failed unexpectedly; the request can be retried.',
 } as const;

@@ -1,4 +1,5 @@
 /** The one normalized token every reader produces and every consumer takes. */
+import { randomBytes } from 'node:crypto';
 
 export type TokenType = 'totp' | 'hotp';
 export type HashAlgorithm = 'SHA1' | 'SHA256' | 'SHA512';
@@ -37,4 +38,12 @@ export function sameSecret(a: Uint8Array, b: Uint8Array): boolean {
   let diff = 0;
   for (let i = 0; i < a.length; i++) diff |= a[i]! ^ b[i]!;
   return diff === 0;
+}
+
+/** Bytes of a secret minted here: the hash's output size, as RFC 4226 and RFC 6238 recommend (160 bits for SHA-1). */
+export const MINTED_SECRET_BYTES: Readonly<Record<HashAlgorithm, number>> = { SHA1: 20, SHA256: 32, SHA512: 64 };
+
+/** A fresh secret from the operating system's CSPRNG, for a token that is programmed rather than seeded at the factory. */
+export function mintSecret(algorithm: HashAlgorithm): Uint8Array {
+  return new Uint8Array(randomBytes(MINTED_SECRET_BYTES[algorithm]));
 }

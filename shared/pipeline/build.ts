@@ -217,7 +217,8 @@ class BuildRun {
     await mapPool([...this.claimed.entries()], this.concurrency, async ([serial, c]) => {
       // Given up on by the reconciler: spend no more of the read budget; phase 3 reports the tokens.
       if (this.heartbeat.lost) return;
-      const secret = await this.deps.vault.get(c.value.secretName);
+      // The version the claimed row records, never a newer one written since (a reprogramming in flight).
+      const secret = await this.deps.vault.get(c.value.secretName, c.value.secretVersion || undefined);
       const bytes = secret ? decodeBase32(secret.value) : undefined;
       if (!bytes) {
         this.problems.push(problem('EXPORT_SECRET_MISSING', 'error', `Serial ${quoteValue(serial)}: its secret ${c.value.secretName} could not be read from Key Vault; it was not exported.`, { serial }));

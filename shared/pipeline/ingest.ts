@@ -28,6 +28,20 @@ export const SECRET_CONTENT_TYPE = 'application/x-oath-seed; encoding=base32';
 export const METADATA_SECRET_ENCODING = 'secretencoding';
 export const METADATA_TRANSPORT_KEY_SECRET = 'transportkeysecret';
 
+/** The tags of a token's vault secret (every token, however it arrived): its metadata and batch, never the secret. */
+export function secretTags(token: OathToken, batch: string): Record<string, string> {
+  return {
+    serial: token.serial.slice(0, 256),
+    manufacturer: token.manufacturer.slice(0, 256),
+    model: token.model.slice(0, 256),
+    type: token.type,
+    algorithm: token.algorithm,
+    digits: String(token.digits),
+    period: String(token.period),
+    batch: batch.slice(0, 256),
+  };
+}
+
 export interface IngestDeps {
   blobs: BlobStore;
   vault: PacedVault;
@@ -188,16 +202,7 @@ export class IngestService {
     const secretName = secretNameForSerial(token.serial);
     const value = toCanonicalBase32(token.secret);
     const where = { line: token.line, serial: token.serial };
-    const tags = {
-      serial: token.serial.slice(0, 256),
-      manufacturer: token.manufacturer.slice(0, 256),
-      model: token.model.slice(0, 256),
-      type: token.type,
-      algorithm: token.algorithm,
-      digits: String(token.digits),
-      period: String(token.period),
-      batch: batch.slice(0, 256),
-    };
+    const tags = secretTags(token, batch);
     let recovered = false;
     let stored;
     try {

@@ -78,11 +78,20 @@ export interface SetSecretOptions {
  * Key Vault secrets. Adapters translate service answers into the typed errors of
  * ./errors.ts: TransientError (429, 5xx, timeouts), SecretDeletedError (409
  * ObjectIsDeletedButRecoverable / ObjectIsBeingDeleted).
+ *
+ * A name's active secret is its newest enabled version. Key Vault itself refuses to read a name whose newest
+ * version is disabled (403 SecretDisabled); the pipeline leaves one behind only when it takes back a version it
+ * had just written (a failed programming request), and then the version before it is the one that counts.
  */
 export interface SecretStore {
-  /** undefined when no (active) secret has that name. */
-  get(name: string): Promise<SecretValue | undefined>;
+  /**
+   * Without version: the active secret, undefined when the name has no enabled version (never written, deleted,
+   * or every version disabled). With version: that version, undefined when it does not exist or is disabled.
+   */
+  get(name: string, version?: string): Promise<SecretValue | undefined>;
   set(name: string, value: string, options: SetSecretOptions): Promise<{ version: string }>;
+  /** Disables one version (it stays in the vault, unreadable); disabling a disabled version changes nothing. */
+  disable(name: string, version: string): Promise<void>;
   recover(name: string): Promise<void>;
 }
 

@@ -7,8 +7,8 @@ import type { Problem } from '../core/problems.js';
 import type { BlobStore } from './ports.js';
 
 export interface RunReport {
-  kind: 'seed-file' | 'assignments' | 'build';
-  /** Seed or assignment file (container/name) or the build id. */
+  kind: 'seed-file' | 'assignments' | 'build' | 'programmed';
+  /** Seed or assignment file (container/name), the build id, or the programming batch. */
   subject: string;
   batch?: string;
   startedAt: string;

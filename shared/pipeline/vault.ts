@@ -70,10 +70,10 @@ export class PacedVault implements SecretStore {
     };
   }
 
-  get(name: string): Promise<SecretValue | undefined> {
+  get(name: string, version?: string): Promise<SecretValue | undefined> {
     return this.run(this.readLimiter, () => {
       this.stats.reads++;
-      return this.inner.get(name);
+      return this.inner.get(name, version);
     });
   }
 
@@ -105,6 +105,32 @@ export class PacedVault implements SecretStore {
       },
       this.retryOptions([this.readLimiter, this.createLimiter]),
     );
+  }
+
+  /**
+   * Makes value the name's newest version, whatever the name held before. As with ensureSecret, every retry
+   * starts from a read, so a write that landed but whose answer was lost does not become a second new version.
+   */
+  addVersion(name: string, value: string, options: SetSecretOptions): Promise<{ version: string }> {
+    return withRetry(
+      async () => {
+        const existing = await this.paced(this.readLimiter, () => {
+          this.stats.reads++;
+          return this.inner.get(name);
+        });
+        if (existing?.value === value) return { version: existing.version };
+        return this.paced(this.createLimiter, () => {
+          this.stats.creates++;
+          return this.inner.set(name, value, options);
+        });
+      },
+      this.retryOptions([this.readLimiter, this.createLimiter]),
+    );
+  }
+
+  /** An update, not a create: Key Vault counts it in the budget of every other operation. */
+  disable(name: string, version: string): Promise<void> {
+    return this.run(this.readLimiter, () => this.inner.disable(name, version));
   }
 
   recover(name: string): Promise<void> {

@@ -402,7 +402,8 @@ export class VerifyService {
 
   /** Reads the seed once per request; the caller zeroes it. */
   private async loadParams(entity: TokenEntity): Promise<OtpParameters> {
-    const stored = await this.deps.secrets.get(entity.secretName);
+    // The version the inventory records: a version written but not (or not yet) recorded is never used.
+    const stored = await this.deps.secrets.get(entity.secretName, entity.secretVersion || undefined);
     if (!stored) throw new Error(`Token ${entity.serial}: its secret ${entity.secretName} is not in the vault.`);
     const secret = decodeBase32(stored.value);
     if (!secret) throw new Error(`Token ${entity.serial}: its secret ${entity.secretName} is not base32.`);

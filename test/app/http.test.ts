@@ -47,6 +47,10 @@ void describe('errorResponse', () => {
     REQUEST_INVALID: 400,
     SERIAL_MISSING: 400,
     SERIAL_INVALID: 400,
+    FIELD_INVALID: 400,
+    TOKEN_ALREADY_EXISTS: 409,
+    VAULT_SECRET_DELETED: 409,
+    REQUEST_TOO_LARGE: 413,
     TOKEN_NOT_FOUND: 404,
     ASSIGNMENT_NOT_FOUND: 404,
     IMPORT_FILE_NOT_FOUND: 404,
@@ -251,8 +255,8 @@ function app() {
   const svc = services(ctx, log);
   const addToken = async (serial: string, extra: Partial<TokenEntity> = {}) => {
     const name = secretNameForSerial(serial);
-    await secrets.set(name, toCanonicalBase32(SEED), { contentType: 'application/x-oath-seed', tags: { serial } });
-    const entity: TokenEntity = newTokenEntity({ serial, manufacturer: 'Token2', model: 'C202', type: 'totp', algorithm: 'SHA1', digits: 6, period: 30, secret: SEED, line: 2 }, name, 'v1', 'seeds/b.csv@"0x1"', clock.now().toISOString());
+    const { version } = await secrets.set(name, toCanonicalBase32(SEED), { contentType: 'application/x-oath-seed', tags: { serial } });
+    const entity: TokenEntity = newTokenEntity({ serial, manufacturer: 'Token2', model: 'C202', type: 'totp', algorithm: 'SHA1', digits: 6, period: 30, secret: SEED, line: 2 }, name, version, 'seeds/b.csv@"0x1"', clock.now().toISOString());
     await tokens.insert(serial, Object.assign(entity, extra));
   };
   const call = async (route: keyof typeof routes, init: { params?: Record<string, string>; query?: Record<string, string>; body?: unknown }) => {

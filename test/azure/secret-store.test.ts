@@ -58,6 +58,50 @@ void describe('get and set', () => {
   });
 });
 
+void describe('versions and disabling', () => {
+  void test('get with a version reads that version; an unknown version is undefined', async () => {
+    const name = uniqueName('oath-');
+    const first = await store.set(name, 'seed-one', options);
+    const second = await store.set(name, 'seed-two', options);
+    assert.equal((await store.get(name, first.version))?.value, 'seed-one');
+    assert.equal((await store.get(name, second.version))?.version, second.version);
+    assert.equal(await store.get(name, '0'.repeat(32)), undefined);
+  });
+
+  void test('a disabled version reads as undefined; a disabled newest version falls back to the newest enabled one', async () => {
+    const name = uniqueName('oath-');
+    const first = await store.set(name, 'seed-one', options);
+    const second = await store.set(name, 'seed-two', options);
+    await store.disable(name, second.version);
+    // Key Vault itself refuses the name now (403 SecretDisabled): the adapter answers with the version before.
+    await assert.rejects(client.getSecret(name), (e: unknown) => (e as { statusCode?: number }).statusCode === 403);
+    assert.equal(await store.get(name, second.version), undefined);
+    assert.deepEqual(await store.get(name), { value: 'seed-one', version: first.version, contentType: options.contentType, tags: options.tags });
+
+    await store.disable(name, second.version); // again: nothing changes
+    await store.disable(name, first.version);
+    assert.equal(await store.get(name), undefined, 'no enabled version left');
+    assert.equal(vault.stats().versionsPerSecret[name], 2, 'disabling removes nothing');
+  });
+
+  void test('disabling a version or a name that does not exist changes nothing', async () => {
+    const name = uniqueName('oath-');
+    await store.disable(name, '0'.repeat(32));
+    const { version } = await store.set(name, 'v', options);
+    await store.disable(name, '1'.repeat(32));
+    assert.equal((await store.get(name))?.version, version);
+  });
+
+  void test('a failed disable is a TransientError and leaves the version enabled', async () => {
+    const name = uniqueName('oath-');
+    const { version } = await store.set(name, 'v', options);
+    vault.setRealism({ errorRate: 1 });
+    await assert.rejects(store.disable(name, version), (e: unknown) => e instanceof TransientError && (e.status === 500 || e.status === 503));
+    vault.setRealism({ errorRate: 0 });
+    assert.equal((await store.get(name, version))?.value, 'v');
+  });
+});
+
 void describe('soft delete and recovery', () => {
   void test('a deleted secret reads as undefined, set throws SecretDeletedError, recover brings it back', async () => {
     const name = uniqueName('oath-');

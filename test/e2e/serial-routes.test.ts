@@ -13,6 +13,7 @@ const ROUTES: { method: string; path: (serial: string) => string; body?: unknown
   { method: 'POST', path: (s) => `tokens/${s}/verify`, body: { code: '123456' } },
   { method: 'POST', path: (s) => `tokens/${s}/unlock` },
   { method: 'POST', path: (s) => `tokens/${s}/retire`, body: { reason: 'lost' } },
+  { method: 'POST', path: (s) => `tokens/${s}/reprogram` },
   { method: 'DELETE', path: (s) => `assignments/${s}` },
 ];
 

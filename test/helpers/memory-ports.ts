@@ -138,20 +138,34 @@ export class MemoryBlobStore implements BlobStore {
   }
 }
 
+type MemorySecretVersion = SecretValue & { enabled: boolean };
+
 export class MemorySecretStore implements SecretStore {
-  readonly secrets = new Map<string, SecretValue[]>();
+  /** Versions per lower-cased name, oldest first (the fake has no clock of its own: order is creation order). */
+  readonly secrets = new Map<string, MemorySecretVersion[]>();
   readonly deleted = new Set<string>();
   sets = 0;
   gets = 0;
+  disables = 0;
 
   versions(name: string): number {
     return this.secrets.get(name.toLowerCase())?.length ?? 0;
   }
 
-  get(name: string): Promise<SecretValue | undefined> {
+  /** Every version of a name, with its enabled flag, oldest first. */
+  history(name: string): { version: string; value: string; enabled: boolean }[] {
+    return (this.secrets.get(name.toLowerCase()) ?? []).map((v) => ({ version: v.version, value: v.value, enabled: v.enabled }));
+  }
+
+  get(name: string, version?: string): Promise<SecretValue | undefined> {
     this.gets++;
-    const versions = this.secrets.get(name.toLowerCase());
-    return Promise.resolve(this.deleted.has(name.toLowerCase()) ? undefined : versions?.[versions.length - 1]);
+    const key = name.toLowerCase();
+    if (this.deleted.has(key)) return Promise.resolve(undefined);
+    const list = this.secrets.get(key) ?? [];
+    const found = version === undefined ? list.findLast((v) => v.enabled) : list.find((v) => v.version === version && v.enabled);
+    if (!found) return Promise.resolve(undefined);
+    const { enabled: _enabled, ...value } = found;
+    return Promise.resolve({ ...value, tags: { ...value.tags } });
   }
 
   set(name: string, value: string, options: SetSecretOptions): Promise<{ version: string }> {
@@ -159,9 +173,16 @@ export class MemorySecretStore implements SecretStore {
     this.sets++;
     const version = randomBytes(16).toString('hex');
     const list = this.secrets.get(name.toLowerCase()) ?? [];
-    list.push({ value, version, contentType: options.contentType, tags: { ...options.tags } });
+    list.push({ value, version, contentType: options.contentType, tags: { ...options.tags }, enabled: true });
     this.secrets.set(name.toLowerCase(), list);
     return Promise.resolve({ version });
+  }
+
+  disable(name: string, version: string): Promise<void> {
+    this.disables++;
+    const found = this.secrets.get(name.toLowerCase())?.find((v) => v.version === version);
+    if (found) found.enabled = false;
+    return Promise.resolve();
   }
 
   recover(name: string): Promise<void> {

@@ -40,18 +40,22 @@ class HeldReads implements SecretStore {
     return { reached: reachedPromise, release };
   }
 
-  async get(name: string): Promise<SecretValue | undefined> {
+  async get(name: string, version?: string): Promise<SecretValue | undefined> {
     const held = this.holds.get(name);
     if (held) {
       this.holds.delete(name);
       held.reached();
       await held.gate;
     }
-    return this.inner.get(name);
+    return this.inner.get(name, version);
   }
 
   set(name: string, value: string, options: SetSecretOptions): Promise<{ version: string }> {
     return this.inner.set(name, value, options);
+  }
+
+  disable(name: string, version: string): Promise<void> {
+    return this.inner.disable(name, version);
   }
 
   recover(name: string): Promise<void> {

@@ -125,9 +125,9 @@ async function setup(
   const secrets = new MemorySecretStore();
   const clock = new ManualClock(new Date(T0));
   const log = new CapturingLog();
-  const entity = tokenEntity(options.token);
+  const { version } = await secrets.set(SECRET_NAME, SEED_BASE32, { contentType: 'application/vnd.oath-totp-seed', tags: { serial: SERIAL } });
+  const entity = tokenEntity({ secretVersion: version, ...options.token });
   await table.insert(SERIAL, entity);
-  await secrets.set(SECRET_NAME, SEED_BASE32, { contentType: 'application/vnd.oath-totp-seed', tags: { serial: SERIAL } });
   const service = new VerifyService({ tokens: table, secrets, clock, log, lockoutLimit: 10, lockoutMinutes: 15, lockoutMaxMinutes: 24 * 60, ...options.deps });
   const params: OtpParameters = { secret: SEED, algorithm: (entity.algorithm as HashAlgorithm) ?? 'SHA1', digits: entity.digits, period: entity.period };
   return {

@@ -169,3 +169,53 @@ describe('the installed binary', () => {
     assert.equal(unusable.status, 2);
   });
 });
+
+describe('entra-oath program', () => {
+  it('mints fresh secrets into a new 0600 seed file that inspect and convert read back; nothing secret is printed', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'entra-oath-cli-'));
+    const out = join(dir, 'minted.csv');
+    const r = await cli(['program', '--serials', 'TK01, TK02', '--manufacturer', 'Token2', '--model', 'C301', '--out', out]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(statSync(out).mode & 0o777, 0o600);
+    assert.deepEqual(readdirSync(dir), ['minted.csv']);
+    const inspected = await cli(['inspect', out, '--json', '--reveal']);
+    assert.equal(inspected.code, 0);
+    const tokens = (JSON.parse(inspected.stdout) as { tokens: { serial: string; secret: string; manufacturer: string; algorithm: string; period: number }[] }).tokens;
+    assert.deepEqual(tokens.map((t) => [t.serial, t.manufacturer, t.algorithm, t.period]), [['TK01', 'Token2', 'SHA1', 30], ['TK02', 'Token2', 'SHA1', 30]]);
+    assert.ok(tokens.every((t) => t.secret.length === 32), 'a 160-bit secret is 32 base32 characters');
+    assert.notEqual(tokens[0]!.secret, tokens[1]!.secret);
+    for (const t of tokens) assert.ok(!r.stdout.includes(t.secret.slice(0, 12)) && !r.stderr.includes(t.secret.slice(0, 12)));
+    const assignments = tmp('a.csv', 'upn,serial number\nana@contoso.com,TK02\n');
+    const converted = await cli(['convert', out, '--assignments', assignments]);
+    assert.equal(converted.code, 0, converted.stderr);
+    assert.match(converted.stdout, new RegExp(`ana@contoso.com,TK02,${tokens[1]!.secret},30,Token2,C301`));
+  });
+
+  it('SHA256 and 8 digits go to privacyIDEA\'s layout; a combination no layout carries, a bad serial or an existing file is refused', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'entra-oath-cli-'));
+    const out = join(dir, 'sha256.csv');
+    assert.equal((await cli(['program', '--serials', 'P1', '--algorithm', 'SHA256', '--digits', '8', '--out', out])).code, 0);
+    const read = JSON.parse((await cli(['inspect', out, '--json', '--reveal'])).stdout) as { format: string; tokens: { algorithm: string; digits: number; secret: string }[] };
+    assert.deepEqual([read.format, read.tokens[0]!.algorithm, read.tokens[0]!.digits, read.tokens[0]!.secret.length], ['privacyidea-csv', 'SHA256', 8, 52]);
+
+    const before = readFileSync(out, 'utf8');
+    const again = await cli(['program', '--serials', 'P2', '--out', out]);
+    assert.equal(again.code, 2);
+    assert.match(again.stderr, /already exists; program never overwrites/);
+    assert.equal(readFileSync(out, 'utf8'), before, 'the earlier secrets are kept');
+    for (const args of [
+      ['--serials', 'P1', '--algorithm', 'SHA256', '--period', '60'],
+      ['--serials', 'P1,P1'],
+      ['--serials', 'P1,'],
+      ['--serials', 'P1', '--digits', '7'],
+      ['--serials', 'P1', '--algorithm', 'SHA512'],
+    ]) {
+      const r = await cli(['program', ...args, '--out', join(dir, 'refused.csv')]);
+      assert.equal(r.code, 2, args.join(' '));
+      assert.deepEqual(readdirSync(dir).sort(), ['sha256.csv'], args.join(' '));
+    }
+    const noOut = await cli(['program', '--serials', 'P1']);
+    assert.equal(noOut.code, 2);
+    assert.match(noOut.stderr, /needs --out FILE/);
+  });
+});

@@ -25,6 +25,17 @@ describe('config', () => {
     assert.deepEqual(c.storage, { connectionString: 'UseDevelopmentStorage=true' });
   });
 
+  it('reads the programming settings: issuer and request limits', () => {
+    const c = loadConfig(base);
+    assert.deepEqual([c.otpauthIssuer, c.programMaxTokens, c.programMaxBodyBytes], ['Entra ID', 500, 1024 * 1024]);
+    const set = loadConfig({ ...base, OTPAUTH_ISSUER: 'Contoso IT', PROGRAM_MAX_TOKENS: '50', PROGRAM_MAX_BODY_BYTES: '65536' });
+    assert.deepEqual([set.otpauthIssuer, set.programMaxTokens, set.programMaxBodyBytes], ['Contoso IT', 50, 65536]);
+    failsOn('OTPAUTH_ISSUER', { OTPAUTH_ISSUER: 'Contoso: IT' });
+    failsOn('OTPAUTH_ISSUER', { OTPAUTH_ISSUER: 'x'.repeat(65) });
+    failsOn('PROGRAM_MAX_TOKENS', { PROGRAM_MAX_TOKENS: '0' });
+    failsOn('PROGRAM_MAX_BODY_BYTES', { PROGRAM_MAX_BODY_BYTES: '100' });
+  });
+
   it('reads identity-based storage connections', () => {
     const c = loadConfig({
       KEY_VAULT_URL: base.KEY_VAULT_URL,
