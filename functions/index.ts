@@ -18,6 +18,7 @@ import './deleteAssignment.js';
 import './getToken.js';
 import './listTokens.js';
 import './health.js';
+import './auditSecrets.js';
 
 // Fail at start with the setting's name rather than on the first request.
 loadConfig();

@@ -96,12 +96,12 @@ export function services(ctx: AppContext, log: Logger) {
     minAgeMinutes: config.reconcileMinAgeMinutes,
   });
   const verify = new VerifyService({ tokens: ctx.tokens, secrets: ctx.vault, clock: ctx.clock, log, lockoutLimit: config.lockoutLimit, lockoutMinutes: config.lockoutMinutes, lockoutMaxMinutes: config.lockoutMaxMinutes });
-  const inventory = new InventoryService({ tokens: ctx.tokens, clock: ctx.clock, log });
+  const inventory = new InventoryService({ tokens: ctx.tokens, secrets: ctx.vault, clock: ctx.clock, log });
   const uploads = new UploadService({ blobs: ctx.blobs, tokens: ctx.tokens, clock: ctx.clock, log, importsContainer: config.containers.imports });
   // Cached per process, not per invocation (shared/app/health.ts).
   const health = { check: () => checkHealth(ctx) };
   const program = new ProgramService({ vault: ctx.vault, tokens: ctx.tokens, blobs: ctx.blobs, clock: ctx.clock, log, containers: config.containers, issuer: config.otpauthIssuer });
-  return { ingest, assignments, build, reconciler, verify, inventory, uploads, health, program, programLimits: { maxTokens: config.programMaxTokens, maxBodyBytes: config.programMaxBodyBytes } };
+  return { ingest, assignments, build, reconciler, verify, inventory, uploads, health, program, programLimits: { maxTokens: config.programMaxTokens, maxBodyBytes: config.programMaxBodyBytes }, vaultName: new URL(config.keyVaultUrl).host };
 }
 
 export type Services = ReturnType<typeof services>;

@@ -324,7 +324,10 @@ export const routes = {
     const result = await svc.inventory.retire(serial.value, body.ok ? parseRetireReason(body.value) : '');
     if (result.status === 'not-found') return notFoundToken(serial.value);
     if (result.status === 'refused') return errorResponse('TOKEN_STATE_INVALID', `The token is ${result.state}; retire it once the export has settled.`);
-    return json(200, { serial: serial.value, state: 'retired', changed: result.status === 'retired' });
+    const next = result.secretDisabled
+      ? 'If the token was imported into Entra ID, delete it there too (Entra ID > Authentication methods > Hardware OATH tokens).'
+      : 'The secret could not be disabled in Key Vault yet; retire the token again to finish.';
+    return json(200, { serial: serial.value, state: 'retired', changed: result.status === 'retired', secretDisabled: result.secretDisabled, next });
   },
 
   /** GET /api/tokens/{serial} */
@@ -389,6 +392,14 @@ export const routes = {
     const serial = serialFromRoute(request);
     if (!serial.ok) return serial.answer;
     return reprogramAnswer(serial.value, await svc.program.reprogram(serial.value));
+  },
+
+  /** GET /api/audit/secrets?batch=...: where each secret of a batch is, for an audit (no value ever). */
+  async auditSecrets(request, svc) {
+    const batch = request.query.get('batch') ?? '';
+    if (batch.length === 0 || batch.length > 512 || /[\u0000-\u001f\u007f]/.test(batch)) return errorResponse('REQUEST_INVALID', 'The batch in the route is empty, too long or holds control characters.');
+    const tokens = await svc.inventory.secretLocations(batch);
+    return json(200, { batch, vault: svc.vaultName, tokens });
   },
 
   /** GET /api/health: 200 when every check passed, 503 otherwise; the report either way. */

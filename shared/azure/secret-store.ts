@@ -5,7 +5,7 @@
  */
 import type { SecretClient } from '@azure/keyvault-secrets';
 import { SecretDeletedError } from '../pipeline/errors.js';
-import type { SecretStore, SecretValue, SetSecretOptions } from '../pipeline/ports.js';
+import type { SecretStore, SecretValue, SecretVersionInfo, SetSecretOptions } from '../pipeline/ports.js';
 import { asTransient, errorCodeOf, innerErrorCodeOf, statusOf } from './errors.js';
 
 export interface KeyVaultSecretStoreOptions {
@@ -114,6 +114,20 @@ export class KeyVaultSecretStore implements SecretStore {
       if (statusOf(error) === 404) return;
       this.fail(error, name, 'disable');
     }
+  }
+
+  async listVersions(name: string): Promise<SecretVersionInfo[]> {
+    const versions: SecretVersionInfo[] = [];
+    try {
+      for await (const properties of this.client.listPropertiesOfSecretVersions(name, { abortSignal: AbortSignal.timeout(this.timeoutMs) })) {
+        if (!properties.version) continue;
+        versions.push({ version: properties.version, enabled: properties.enabled !== false, createdOn: properties.createdOn?.toISOString() ?? null });
+      }
+    } catch (error) {
+      if (statusOf(error) === 404) return [];
+      this.fail(error, name, 'list versions of');
+    }
+    return versions;
   }
 
   /** Recovers a soft-deleted secret and waits until it can be read. A name that is not deleted is left as is. */

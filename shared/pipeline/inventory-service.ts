@@ -1,12 +1,32 @@
 /** What the HTTP API asks of the token inventory: one token, a page of them, and retiring one. */
 import { publicTokenView, retireToken, type RetireResult } from './inventory.js';
 import { listInventoryPage, type InventoryPage, type InventoryQuery } from './inventory-query.js';
-import type { Clock, EntityTable, Logger, TokenEntity } from './ports.js';
+import type { Clock, EntityTable, Logger, SecretStore, TokenEntity } from './ports.js';
 
 export interface InventoryDeps {
   tokens: EntityTable<TokenEntity>;
+  /** Where retiring disables the token's secret version. */
+  secrets: Pick<SecretStore, 'disable' | 'listVersions'>;
   clock: Clock;
   log: Logger;
+}
+
+/**
+ * A retired token's secret: disabled (unreadable, kept for recovery by an administrator), or not yet when the vault
+ * could not be reached; retiring again finishes the job.
+ */
+export type RetireOutcome = Exclude<RetireResult, { secretName: string }> | (Extract<RetireResult, { secretName: string }> & { secretDisabled: boolean });
+
+/** Where one token's secret is, for an audit: never the secret itself. */
+export interface SecretLocation {
+  serial: string;
+  state: string;
+  secretName: string;
+  secretVersion: string;
+  /** The recorded version's enabled flag; null when the vault no longer has that version. */
+  enabled: boolean | null;
+  /** Other versions of the same name still enabled (0 is what an audit expects). */
+  otherEnabledVersions: number;
 }
 
 export type TokenLookup = { status: 'found'; token: ReturnType<typeof publicTokenView> } | { status: 'not-found' };
@@ -24,9 +44,39 @@ export class InventoryService {
     return listInventoryPage(this.deps.tokens, query);
   }
 
-  async retire(serial: string, reason: string): Promise<RetireResult> {
+  async retire(serial: string, reason: string): Promise<RetireOutcome> {
     const result = await retireToken(this.deps.tokens, serial, this.deps.clock.now().toISOString(), reason);
-    if (result.status === 'retired' || result.status === 'already-retired') this.deps.log.info('Token retired', { serial });
-    return result;
+    if (!('secretName' in result)) return result;
+    let secretDisabled = false;
+    try {
+      // A lost token's seed must not stay readable: disabling is what the app identity's role allows (no purge).
+      await this.deps.secrets.disable(result.secretName, result.secretVersion);
+      secretDisabled = true;
+    } catch (err) {
+      this.deps.log.warn('Secret of a retired token not disabled yet; retire again to finish', { serial, error: (err as Error).name });
+    }
+    this.deps.log.info('Token retired', { serial, secretDisabled });
+    return { ...result, secretDisabled };
+  }
+
+  /** Where each secret of a batch is (vault name, version, enabled) and the token's state: never a value. */
+  async secretLocations(batch: string): Promise<SecretLocation[]> {
+    const rows: TokenEntity[] = [];
+    for await (const row of this.deps.tokens.list({ batch })) rows.push(row.value);
+    rows.sort((a, b) => (a.serial < b.serial ? -1 : a.serial > b.serial ? 1 : 0));
+    const locations: SecretLocation[] = [];
+    for (const row of rows) {
+      const versions = await this.deps.secrets.listVersions(row.secretName);
+      const recorded = versions.find((v) => v.version === row.secretVersion);
+      locations.push({
+        serial: row.serial,
+        state: row.state,
+        secretName: row.secretName,
+        secretVersion: row.secretVersion,
+        enabled: recorded ? recorded.enabled : null,
+        otherEnabledVersions: versions.filter((v) => v.enabled && v.version !== row.secretVersion).length,
+      });
+    }
+    return locations;
   }
 }

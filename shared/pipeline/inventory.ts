@@ -94,18 +94,22 @@ export function publicTokenView(entity: TokenEntity) {
   };
 }
 
-export type RetireResult = { status: 'retired' | 'already-retired' } | { status: 'not-found' } | { status: 'refused'; state: string };
+export type RetireResult = { status: 'retired' | 'already-retired'; secretName: string; secretVersion: string } | { status: 'not-found' } | { status: 'refused'; state: string };
 
 /**
  * Takes a token out of service (lost, broken, replaced): verify answers 410 and
- * builds skip it. Its vault secret stays (soft delete and purge are the vault
- * owner's decision). A token in the middle of an export cannot be retired.
+ * builds skip it. The caller then disables its secret version (InventoryService.retire); soft delete and purge
+ * stay the vault owner's decision. A token in the middle of an export cannot be retired.
  */
 export async function retireToken(tokens: EntityTable<TokenEntity>, serial: string, now: string, reason: string): Promise<RetireResult> {
   return updateWithRetry(tokens, serial, (row): RowChange<TokenEntity, RetireResult> => {
     if (!row) return leaveRow({ status: 'not-found' });
-    if (row.value.state === 'retired') return leaveRow({ status: 'already-retired' });
+    if (row.value.state === 'retired') return leaveRow({ status: 'already-retired', secretName: row.value.secretName, secretVersion: row.value.secretVersion });
     if (row.value.state === 'exporting') return leaveRow({ status: 'refused', state: row.value.state });
-    return writeRow({ ...row.value, state: 'retired', updatedAt: now, history: appendHistory(row.value.history, now, 'retired', reason || undefined) }, () => ({ status: 'retired' }));
+    return writeRow({ ...row.value, state: 'retired', updatedAt: now, history: appendHistory(row.value.history, now, 'retired', reason || undefined) }, () => ({
+      status: 'retired',
+      secretName: row.value.secretName,
+      secretVersion: row.value.secretVersion,
+    }));
   });
 }

@@ -93,6 +93,15 @@ export interface SecretStore {
   /** Disables one version (it stays in the vault, unreadable); disabling a disabled version changes nothing. */
   disable(name: string, version: string): Promise<void>;
   recover(name: string): Promise<void>;
+  /** Every version's metadata (never a value), for audits; empty when the name does not exist. */
+  listVersions(name: string): Promise<SecretVersionInfo[]>;
+}
+
+export interface SecretVersionInfo {
+  version: string;
+  enabled: boolean;
+  /** ISO time; null when the store does not say. */
+  createdOn: string | null;
 }
 
 /** Entity values are flat records of primitives (Azure Tables' model). */

@@ -4,7 +4,7 @@
  */
 import { TransientError } from './errors.js';
 import { SlidingWindowLimiter, withRetry, type RetryOptions } from './rate-limit.js';
-import type { SecretStore, SecretValue, SetSecretOptions } from './ports.js';
+import type { SecretStore, SecretValue, SetSecretOptions, SecretVersionInfo } from './ports.js';
 
 export type EnsureOutcome = { outcome: 'created' | 'unchanged' | 'conflict'; version: string };
 
@@ -135,5 +135,10 @@ export class PacedVault implements SecretStore {
 
   recover(name: string): Promise<void> {
     return this.run(this.readLimiter, () => this.inner.recover(name));
+  }
+
+  /** A metadata read (one list call per page): counted in the read budget like a get. */
+  listVersions(name: string): Promise<SecretVersionInfo[]> {
+    return this.run(this.readLimiter, () => this.inner.listVersions(name));
   }
 }

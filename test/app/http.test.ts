@@ -271,7 +271,7 @@ function app() {
     return { status: answer.status, body: answer.jsonBody as Record<string, unknown>, headers: answer.headers as Record<string, string> };
   };
   const code = (offsetSeconds = 0) => totpCode({ secret: SEED, algorithm: 'SHA1', digits: 6, period: 30 }, Math.floor(clock.now().getTime() / 1000) + offsetSeconds);
-  return { ctx, clock, tokens, assignments, blobs, lines, svc, addToken, call, code };
+  return { ctx, clock, tokens, assignments, blobs, secrets, lines, svc, addToken, call, code };
 }
 
 /** A 6-digit code no step within a day of now shows for SEED: wrong for certain. */
@@ -326,14 +326,33 @@ void describe('routes over the services', () => {
     assert.deepEqual([(second.body.items as { serial: string }[]).map((t) => t.serial), second.body.continuationToken], [['TK-3'], null]);
     assert.equal((await a.call('listTokens', { query: { state: 'bogus' } })).status, 400);
 
+    const remindEntra = 'If the token was imported into Entra ID, delete it there too (Entra ID > Authentication methods > Hardware OATH tokens).';
     const retired = await a.call('retireToken', { params: { serial: 'TK-1' }, body: { reason: 'lost' } });
-    assert.deepEqual([retired.status, retired.body], [200, { serial: 'TK-1', state: 'retired', changed: true }]);
-    assert.deepEqual((await a.call('retireToken', { params: { serial: 'TK-1' }, body: 'not json' })).body, { serial: 'TK-1', state: 'retired', changed: false });
+    assert.deepEqual([retired.status, retired.body], [200, { serial: 'TK-1', state: 'retired', changed: true, secretDisabled: true, next: remindEntra }]);
+    // Issue 20: a retired token's seed is no longer readable (the version is disabled, not deleted).
+    assert.deepEqual(a.secrets.history(secretNameForSerial('TK-1')).map((v) => v.enabled), [false]);
+    assert.equal(await a.ctx.vault.get(secretNameForSerial('TK-1')), undefined);
+    assert.deepEqual((await a.call('retireToken', { params: { serial: 'TK-1' }, body: 'not json' })).body, { serial: 'TK-1', state: 'retired', changed: false, secretDisabled: true, next: remindEntra });
     assert.equal((await a.call('retireToken', { params: { serial: 'NOPE' } })).status, 404);
     await a.addToken('TK-4', { state: 'exporting' });
     const busy = await a.call('retireToken', { params: { serial: 'TK-4' } });
     assert.deepEqual([busy.status, (busy.body.error as { code: string }).code], [409, 'TOKEN_STATE_INVALID']);
     assert.deepEqual((await a.call('listTokens', { query: { state: 'retired' } })).body.items, [(await a.call('getToken', { params: { serial: 'TK-1' } })).body]);
+  });
+
+  void it('audit: where each secret of a batch is (vault, version, enabled) and its state, never a value', async () => {
+    const a = app();
+    for (const serial of ['TK-2', 'TK-1', 'TK-3']) await a.addToken(serial);
+    await a.call('retireToken', { params: { serial: 'TK-2' } });
+    const audit = await a.call('auditSecrets', { query: { batch: 'seeds/b.csv@"0x1"' } });
+    const row = (serial: string, state: string, enabled: boolean) => {
+      const name = secretNameForSerial(serial);
+      return { serial, state, secretName: name, secretVersion: a.secrets.history(name)[0]!.version, enabled, otherEnabledVersions: 0 };
+    };
+    assert.deepEqual([audit.status, audit.body], [200, { batch: 'seeds/b.csv@"0x1"', vault: 'example.vault.azure.net', tokens: [row('TK-1', 'stored', true), row('TK-2', 'retired', false), row('TK-3', 'stored', true)] }]);
+    assert.ok(!JSON.stringify(audit.body).includes(toCanonicalBase32(SEED).slice(0, 12)), 'no secret');
+    assert.deepEqual((await a.call('auditSecrets', { query: { batch: 'nothing' } })).body.tokens, []);
+    assert.equal((await a.call('auditSecrets', { query: {} })).status, 400);
   });
 
   void it('imports: build, and confirming an upload (not found, incomplete with retry-after, done)', async () => {

@@ -187,7 +187,13 @@ describe('pipeline end to end (local stack)', () => {
     assert.equal((await api('GET', 'tokens?state=bogus')).status, 400);
 
     const retired = await api('POST', 'tokens/E2E1003/retire', { reason: 'lost' });
-    assert.deepEqual(retired.body, { serial: 'E2E1003', state: 'retired', changed: true });
+    assert.deepEqual(retired.body, { serial: 'E2E1003', state: 'retired', changed: true, secretDisabled: true, next: 'If the token was imported into Entra ID, delete it there too (Entra ID > Authentication methods > Hardware OATH tokens).' });
+    // Through the real adapter and the vault stand-in: the retired token's version is disabled, the others are not.
+    const batchOf = ((await api('GET', 'tokens/E2E1003')).body as { batch: string }).batch;
+    const audit = await api('GET', `audit/secrets?batch=${encodeURIComponent(batchOf)}`);
+    const located = audit.body.tokens as { serial: string; state: string; enabled: boolean | null; otherEnabledVersions: number }[];
+    assert.deepEqual(located.find((t) => t.serial === 'E2E1003'), { ...located.find((t) => t.serial === 'E2E1003')!, state: 'retired', enabled: false, otherEnabledVersions: 0 });
+    assert.ok(located.filter((t) => t.serial !== 'E2E1003').every((t) => t.enabled === true), JSON.stringify(located));
     assert.equal((await api('POST', 'tokens/E2E1003/verify', { code: code('E2E1003', now()) })).status, 410);
     assert.equal((await api('POST', 'tokens/NOPE/retire')).status, 404);
     const health = await api('GET', 'health');

@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { ManualClock } from './clock.js';
 import { BlobExistsError, ConflictError, PreconditionFailedError, SecretDeletedError } from '../../shared/pipeline/errors.js';
-import type { BlobInfo, Clock, BlobLease, BlobStore, Entity, EntityTable, ReadBlobOptions, SecretStore, SecretValue, SetSecretOptions, StoredBlob, Versioned, WriteBlobOptions } from '../../shared/pipeline/ports.js';
+import type { BlobInfo, Clock, SecretVersionInfo, BlobLease, BlobStore, Entity, EntityTable, ReadBlobOptions, SecretStore, SecretValue, SetSecretOptions, StoredBlob, Versioned, WriteBlobOptions } from '../../shared/pipeline/ports.js';
 
 const etag = () => `"0x${randomBytes(8).toString('hex').toUpperCase()}"`;
 
@@ -188,6 +188,11 @@ export class MemorySecretStore implements SecretStore {
   recover(name: string): Promise<void> {
     this.deleted.delete(name.toLowerCase());
     return Promise.resolve();
+  }
+
+  listVersions(name: string): Promise<SecretVersionInfo[]> {
+    if (this.deleted.has(name.toLowerCase())) return Promise.resolve([]);
+    return Promise.resolve(this.history(name).map((v) => ({ version: v.version, enabled: v.enabled, createdOn: null })));
   }
 }
 

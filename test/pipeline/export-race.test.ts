@@ -11,7 +11,7 @@ import { BuildService, type BuildResult } from '../../shared/pipeline/build.js';
 import { TransientError } from '../../shared/pipeline/errors.js';
 import { IngestService } from '../../shared/pipeline/ingest.js';
 import { secretNameForSerial } from '../../shared/pipeline/secret-names.js';
-import type { AssignmentEntity, BlobStore, EntityTable, Logger, SecretStore, SecretValue, SetSecretOptions, TokenEntity } from '../../shared/pipeline/ports.js';
+import type { AssignmentEntity, BlobStore, EntityTable, Logger, SecretStore, SecretValue, SetSecretOptions, TokenEntity, SecretVersionInfo } from '../../shared/pipeline/ports.js';
 import { Reconciler } from '../../shared/pipeline/reconcile.js';
 import { UploadService } from '../../shared/pipeline/uploads.js';
 import { PacedVault } from '../../shared/pipeline/vault.js';
@@ -60,6 +60,10 @@ class HeldReads implements SecretStore {
 
   recover(name: string): Promise<void> {
     return this.inner.recover(name);
+  }
+
+  listVersions(name: string): Promise<SecretVersionInfo[]> {
+    return this.inner.listVersions(name);
   }
 }
 

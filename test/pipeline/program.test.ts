@@ -12,7 +12,7 @@ import { BuildService } from '../../shared/pipeline/build.js';
 import { ConflictError, PreconditionFailedError, TransientError } from '../../shared/pipeline/errors.js';
 import { IngestService } from '../../shared/pipeline/ingest.js';
 import { secretNameForSerial } from '../../shared/pipeline/secret-names.js';
-import type { AssignmentEntity, Logger, SecretStore, SecretValue, SetSecretOptions, TokenEntity } from '../../shared/pipeline/ports.js';
+import type { AssignmentEntity, Logger, SecretStore, SecretValue, SetSecretOptions, TokenEntity, SecretVersionInfo } from '../../shared/pipeline/ports.js';
 import { parseProgramRequest, ProgramService, type ProgramRequest, type ProgramResult, type ProvisioningPackage } from '../../shared/pipeline/program.js';
 import { PacedVault } from '../../shared/pipeline/vault.js';
 import { VerifyService, type VerifyOutcome } from '../../shared/pipeline/verify.js';
@@ -48,6 +48,10 @@ class FaultySecrets implements SecretStore {
 
   recover(name: string): Promise<void> {
     return this.inner.recover(name);
+  }
+
+  listVersions(name: string): Promise<SecretVersionInfo[]> {
+    return this.inner.listVersions(name);
   }
 }
 
