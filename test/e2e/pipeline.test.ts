@@ -10,9 +10,10 @@ import { TableClient } from '@azure/data-tables';
 import { parse } from 'csv-parse/sync';
 import { createLocalSecretClient } from '../../dev/keyvault/client.js';
 import { decodeBase32 } from '../../shared/core/encoding.js';
-import { totpCode } from '../../shared/core/totp.js';
+import { totpCode, type OtpParameters } from '../../shared/core/totp.js';
 import { secretNameForSerial } from '../../shared/pipeline/keys.js';
 import { startTestStack, suiteScope, type TestStack } from '../helpers/stack.js';
+import { codeProvenWrong } from '../helpers/wrong-code.js';
 
 const HEADER = 'upn,serial number,secret key,time interval,manufacturer,model\n';
 const SECRETS: Record<string, string> = {
@@ -21,7 +22,8 @@ const SECRETS: Record<string, string> = {
   E2E1003: 'JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP',
   E2E2001: 'MZXW6YTBOI2DKMZSGQ3TKNJYHA4TAMJS',
 };
-const code = (serial: string, at: number) => totpCode({ secret: decodeBase32(SECRETS[serial]!)!, algorithm: 'SHA1', digits: 6, period: 30 }, at);
+const params = (serial: string): OtpParameters => ({ secret: decodeBase32(SECRETS[serial]!)!, algorithm: 'SHA1', digits: 6, period: 30 });
+const code = (serial: string, at: number) => totpCode(params(serial), at);
 const now = () => Math.floor(Date.now() / 1000);
 
 async function text(stream: NodeJS.ReadableStream | undefined): Promise<string> {
@@ -120,7 +122,7 @@ describe('pipeline end to end (local stack)', () => {
     assert.ok(Math.abs((confirmed.body.driftSeconds as number) - 600) <= 30);
     assert.equal((await api('GET', 'tokens/E2E1002')).body.lastVerifiedAt !== null, true);
 
-    const wrong = String((Number(code('E2E1001', t)) + 1) % 1_000_000).padStart(6, '0');
+    const wrong = codeProvenWrong(params('E2E1001'), t);
     for (let i = 0; i < 3; i++) assert.equal((await api('POST', 'tokens/E2E1001/verify', { code: wrong })).body.valid, false);
     const locked = await api('POST', 'tokens/E2E1001/verify', { code: code('E2E1001', now()) });
     assert.equal(locked.status, 423);
