@@ -82,7 +82,7 @@ describe('one blob event delivered twice, concurrently, to two instances', () =>
 
     // A third, late delivery of the same event: nothing left to do.
     assert.equal((await services(instances[0]!, capturingLogger()).ingest.ingest('dup.csv')).outcome, 'gone');
-    console.log(`[reliability] one blob event delivered twice at once to two instances (300 tokens): results ${results.map((r) => r.outcome).join(' + ')}, ${stats.creates - createsBefore} creates, 1 version each, 1 report`);
+    console.log(`[reliability] one blob event delivered to a second instance while the first held the lease (300 tokens): results ${results.map((r) => r.outcome).join(' + ')}, ${stats.creates - createsBefore} creates, 1 version each, 1 report`);
   });
 
   it('quarantines a file with rejected rows once', { timeout: 60_000 }, async () => {
