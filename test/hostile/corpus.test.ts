@@ -169,7 +169,6 @@ void describe('hostile corpus', () => {
         assert.equal(result.tokens.length, expected.valid, `valid tokens${bug}`);
         assertSoundTokens(result.tokens);
         const inspect = result.tokens.flatMap((t) => importabilityProblems(candidate(t), 'warning', t.line));
-        assert.ok(inspect.every((p) => p.severity === 'warning'));
         assert.deepEqual(codes(inspect), expected.inspect ?? [], 'inspect-level problems');
         const converted = convert(result.tokens);
         assert.ok(converted.every((p) => p.severity === 'error'));
