@@ -5,12 +5,13 @@
  */
 import type { TokenCredential } from '@azure/identity';
 import { SecretClient, type SecretClientOptions } from '@azure/keyvault-secrets';
+import { epochMs, systemClock } from '../../shared/pipeline/clock.js';
 
 const ONE_YEAR_MS = 365 * 24 * 60 * 60 * 1000;
 
 /** Any bearer token satisfies the stand-in; a far expiry keeps the SDK from asking again. */
 export const localVaultCredential: TokenCredential = {
-  getToken: () => Promise.resolve({ token: 'local-keyvault-stand-in-token', expiresOnTimestamp: Date.now() + ONE_YEAR_MS }),
+  getToken: () => Promise.resolve({ token: 'local-keyvault-stand-in-token', expiresOnTimestamp: epochMs(systemClock) + ONE_YEAR_MS }),
 };
 
 export const localSecretClientOptions: SecretClientOptions = {

@@ -2,7 +2,8 @@
  * Runs the local Key Vault stand-in on its own:
  *   node --import tsx dev/keyvault/main.ts [--port 0] [--host 127.0.0.1] [--data dev/data/keyvault.jsonl]
  *     [--throttle] [--creates-per-10s 300] [--others-per-10s 4000] [--latency-ms 0]
- *     [--error-rate 0] [--timeout-rate 0] [--timeout-ms 30000] [--verbose]
+ *     [--error-rate 0] [--timeout-rate 0] [--timeout-ms 30000]
+ *     [--throttle-every-nth-create 0] [--error-every-nth 0] [--timeout-every-nth 0] [--verbose]
  * Prints "Key Vault stand-in listening on http://HOST:PORT" once ready; stops cleanly on SIGINT/SIGTERM.
  * The --data file holds secret values in plaintext: development only.
  */
@@ -20,6 +21,9 @@ const USAGE = `Usage: node --import tsx dev/keyvault/main.ts [options]
   --error-rate <0..1>     share of calls answered 500/503
   --timeout-rate <0..1>   share of calls never answered
   --timeout-ms <n>        how long an unanswered call is held before the connection drops (default 30000)
+  --throttle-every-nth-create <n>  answer every nth create 429, whatever the rate (0 = off)
+  --error-every-nth <n>   answer every nth call 503/500 (0 = off)
+  --timeout-every-nth <n> leave every nth call unanswered (0 = off)
   --verbose               log one line per request to stderr
   --help`;
 
@@ -44,6 +48,9 @@ async function main(): Promise<void> {
       'error-rate': { type: 'string' },
       'timeout-rate': { type: 'string' },
       'timeout-ms': { type: 'string' },
+      'throttle-every-nth-create': { type: 'string' },
+      'error-every-nth': { type: 'string' },
+      'timeout-every-nth': { type: 'string' },
       verbose: { type: 'boolean' },
       help: { type: 'boolean' },
     },
@@ -61,6 +68,9 @@ async function main(): Promise<void> {
     errorRate: numberOption(values, 'error-rate'),
     timeoutRate: numberOption(values, 'timeout-rate'),
     timeoutMs: numberOption(values, 'timeout-ms'),
+    throttleEveryNthCreate: numberOption(values, 'throttle-every-nth-create'),
+    errorEveryNth: numberOption(values, 'error-every-nth'),
+    timeoutEveryNth: numberOption(values, 'timeout-every-nth'),
   };
   const standIn = await startKeyVaultStandIn({
     port: numberOption(values, 'port') ?? 0,

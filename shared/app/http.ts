@@ -397,7 +397,7 @@ export const routes = {
   /** GET /api/audit/secrets?batch=...: where each secret of a batch is, for an audit (no value ever). */
   async auditSecrets(request, svc) {
     const batch = request.query.get('batch') ?? '';
-    if (batch.length === 0 || batch.length > 512 || /[\u0000-\u001f\u007f]/.test(batch)) return errorResponse('REQUEST_INVALID', 'The batch in the route is empty, too long or holds control characters.');
+    if (batch.length === 0 || batch.length > 512 || /\p{Cc}/u.test(batch)) return errorResponse('REQUEST_INVALID', 'The batch query parameter is empty, too long or holds control characters.');
     const tokens = await svc.inventory.secretLocations(batch);
     return json(200, { batch, vault: svc.vaultName, tokens });
   },

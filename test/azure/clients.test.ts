@@ -99,16 +99,47 @@ void test('storage adapters give up after a few quick SDK retries with a Transie
   assert.ok(Date.now() - started < 10_000);
 });
 
-void test('identity-based config builds adapters without touching the network', async () => {
+void test('building adapters touches no network: not the endpoints, not the identity endpoint; the first call does', async (t) => {
+  // Every endpoint, and the managed identity endpoint (as App Service sets it), point at local servers that count
+  // what they receive; they answer 400, which no client retries.
+  const identityEndpoints = await startFailingServer(400);
+  const keyEndpoints = await startFailingServer(400);
+  const saved = { IDENTITY_ENDPOINT: process.env.IDENTITY_ENDPOINT, IDENTITY_HEADER: process.env.IDENTITY_HEADER };
+  process.env.IDENTITY_ENDPOINT = `${identityEndpoints.url}/msi/token`;
+  process.env.IDENTITY_HEADER = 'local-test';
+  t.after(async () => {
+    for (const [key, value] of Object.entries(saved)) {
+      if (value === undefined) delete process.env[key];
+      else process.env[key] = value;
+    }
+    await Promise.all([identityEndpoints.close(), keyEndpoints.close()]);
+  });
+
+  const at = `https://127.0.0.1:${identityEndpoints.port}`;
   const identityConfig: PipelineConfig = {
     ...config,
-    storage: { blobServiceUri: 'https://acct.blob.core.windows.net', tableServiceUri: 'https://acct.table.core.windows.net', clientId: '00000000-0000-0000-0000-000000000001' },
-    keyVaultUrl: 'https://kv-example.vault.azure.net',
+    storage: { blobServiceUri: `${at}/blob`, tableServiceUri: `${at}/table`, clientId: '00000000-0000-0000-0000-000000000001' },
+    keyVaultUrl: `${at}/`,
     localVault: false,
   };
-  const adapters = await createAzureAdapters(identityConfig);
-  assert.ok(adapters.blobs && adapters.secrets && adapters.tokens && adapters.assignments);
-  await assert.rejects(createBlobStore({ ...identityConfig, storage: { tableServiceUri: 'https://acct.table.core.windows.net' } }), /blobServiceUri/);
+  const identityAdapters = await createAzureAdapters(identityConfig);
+  await assert.rejects(createBlobStore({ ...identityConfig, storage: { tableServiceUri: `${at}/table` } }), /blobServiceUri/);
+
+  const endpoint = `${keyEndpoints.url}/devstoreaccount1`;
+  const keyConfig = testConfig(azurite.connectionString.replace(/BlobEndpoint=[^;]+/, `BlobEndpoint=${endpoint}`).replace(/TableEndpoint=[^;]+/, `TableEndpoint=${endpoint}`), keyEndpoints.url);
+  const keyAdapters = await createAzureAdapters(keyConfig);
+
+  // One first call per port: exactly one request each, so nothing else reached the server; these round trips
+  // also give any connection started while building the time to show up.
+  await keyAdapters.blobs.properties('c', 'b').catch(() => undefined);
+  await keyAdapters.tokens.get('k').catch(() => undefined);
+  await keyAdapters.secrets.get('oath-x').catch(() => undefined);
+  assert.equal(keyEndpoints.requests, 3, 'one request per first call, none while building');
+  assert.equal(identityEndpoints.connections, 0, 'building the identity-based adapters asked for no token and opened no connection');
+
+  // The first call of an identity-based adapter asks for a token: the counting does see it.
+  await identityAdapters.blobs.properties('c', 'b').catch(() => undefined);
+  assert.ok(identityEndpoints.requests >= 1, 'the first call asked the identity endpoint for a token');
 });
 
 void test('importing the factories loads no Azure SDK; createSecretStore loads only the vault SDK', async () => {

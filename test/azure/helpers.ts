@@ -37,25 +37,33 @@ export function testConfig(connectionString: string, keyVaultUrl: string, extra:
 
 export interface FailingServer {
   url: string;
+  port: number;
   requests: number;
+  /** TCP connections accepted, whatever came over them (a TLS handshake to this plain HTTP server counts too). */
+  connections: number;
   close(): Promise<void>;
 }
 
 /** Answers every request with `status` and the given headers: a service that is overloaded or down. */
 export async function startFailingServer(status: number, headers: Record<string, string> = {}): Promise<FailingServer> {
-  const state = { requests: 0 };
+  const state = { requests: 0, connections: 0 };
   const server = http.createServer((req, res) => {
     state.requests++;
     req.resume();
     res.writeHead(status, { 'content-type': 'application/json', 'x-ms-error-code': 'ServerBusy', ...headers });
     res.end(JSON.stringify({ error: { code: 'ServerBusy', message: 'Injected failure.' } }));
   });
+  server.on('connection', () => state.connections++);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
   return {
     url: `http://127.0.0.1:${port}`,
+    port,
     get requests() {
       return state.requests;
+    },
+    get connections() {
+      return state.connections;
     },
     close: () =>
       new Promise<void>((resolve) => {

@@ -109,8 +109,9 @@ export function isProcessAlive(pid: number): boolean {
 }
 
 export async function waitForProcessExit(pid: number, timeoutMs: number): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
+  // A monotonic deadline: a wall-clock step (NTP, suspend) must not cut the wait short or stretch it.
+  const deadline = performance.now() + timeoutMs;
+  while (performance.now() < deadline) {
     if (!isProcessAlive(pid)) return true;
     await new Promise((r) => setTimeout(r, 50));
   }

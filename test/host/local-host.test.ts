@@ -196,9 +196,11 @@ void describe('blob triggers', () => {
     const receipt = `blobreceipts/${hostId}/Host.Functions.recordBlob/${upload.etag}/incoming/batch-1.csv`;
     assert.ok(await container('azure-webjobs-hosts').getBlobClient(receipt).exists());
 
-    // More polls do not process it again.
-    await new Promise((r) => setTimeout(r, 600));
+    // Later polls list it again without processing it again: a blob uploaded after it is processed (so a poll
+    // that listed both ran), and it still has its one record.
+    await incoming.getBlockBlobClient('after-batch-1.csv').upload('marker', 6);
     await host.idle();
+    assert.equal((await listNames(processed, 'after-batch-1.csv/')).length, 1, 'the later blob was processed');
     assert.equal((await listNames(processed, 'batch-1.csv/')).length, 1);
 
     // A new ETag (overwrite) is a new blob for the trigger.
@@ -246,10 +248,13 @@ void describe('blob triggers', () => {
       { Type: 'BlobTrigger', FunctionId: 'Host.Functions.failBlob', BlobType: 'BlockBlob', ContainerName: 'failing', BlobName: 'bad.txt', ETag: upload.etag },
     ]);
 
-    // No more tries after that.
-    await new Promise((r) => setTimeout(r, 600));
+    // No more tries after that: a failing blob uploaded later goes through its own 5 tries (5 more polls that listed
+    // bad.txt too) and bad.txt still has its 5.
+    await failing.getBlockBlobClient('later.txt').upload('boom', 4);
     await host.idle();
+    assert.equal((await listNames(container('attempts'), 'later/')).length, 5, 'the later blob was tried 5 times');
     assert.equal((await listNames(container('attempts'), 'bad/')).length, 5);
+    assert.equal((await poison.peekMessages({ numberOfMessages: 32 })).peekedMessageItems.length, 2, 'one poison message each');
   });
 });
 

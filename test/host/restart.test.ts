@@ -123,6 +123,13 @@ async function waitForTicks(n: number): Promise<{ isPastDue: boolean }[]> {
   }
 }
 
+/** Resolves once the host has polled every blob after this call and runs nothing (the host's local admin call). */
+async function idle(host: HostProcess): Promise<void> {
+  const res = await fetch(`${host.url}/admin/host/idle`);
+  assert.equal(res.status, 200);
+  await res.arrayBuffer();
+}
+
 const everyTwoSeconds = '*/2 * * * * *';
 
 void describe('local host restarts', () => {
@@ -156,15 +163,16 @@ void describe('local host restarts', () => {
 
     await incoming.getBlockBlobClient('second.csv').upload('b', 1);
     await waitFor('second.csv/', 1);
-    // Give the second host a few more polls over the old blob.
-    await new Promise((r) => setTimeout(r, 600));
+    // Idle means a poll that started after this call found every blob done, the old one included.
+    await idle(second);
     assert.equal(await count('before.csv/'), 1);
+    assert.ok(!second.logs.some((l) => l.endsWith('processing before.csv')), 'the second host did not run the old blob');
     await stopHost(second, 'SIGKILL');
 
     const third = await startHostProcess();
     await incoming.getBlockBlobClient('third.csv').upload('c', 1);
     await waitFor('third.csv/', 1);
-    await new Promise((r) => setTimeout(r, 600));
+    await idle(third);
     assert.equal(await count('before.csv/'), 1);
     assert.equal(await count('second.csv/'), 1);
     assert.ok(third.logs.some((l) => /^\[recordBlob\] \[[0-9a-f-]{36}\] processing third\.csv$/.test(l)), third.logs.join('\n'));

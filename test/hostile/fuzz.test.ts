@@ -26,7 +26,7 @@ import type { ReadOptions, SeedReadResult } from '../../shared/formats/types.js'
 
 const FIXTURES = fileURLToPath(new URL('../fixtures/', import.meta.url));
 const seedFlag = process.env['FUZZ_SEED'];
-const runs = (numRuns: number): fc.Parameters<unknown> => (seedFlag ? { numRuns, seed: Number(seedFlag) } : { numRuns });
+const runs = <Ts,>(numRuns: number): fc.Parameters<Ts> => (seedFlag ? { numRuns, seed: Number(seedFlag) } : { numRuns });
 
 /** Codes a seed reader may throw: each names a specific reason. */
 const SEED_FILE_CODES: ReadonlySet<string> = new Set([
@@ -79,9 +79,31 @@ const PLAN_CODES: ReadonlySet<string> = new Set([
 const HANG_GUARD_MS = 10_000;
 let slowest = { ms: 0, reader: '' };
 let calls = 0;
-/** How often each outcome came up: shows the fuzzing reaches past the first checks. */
+/** How often each outcome came up, over the run and in the running property: shows the fuzzing reaches past the first checks. */
 const outcomes = new Map<string, number>();
-const count = (key: string) => outcomes.set(key, (outcomes.get(key) ?? 0) + 1);
+let reached = new Map<string, number>();
+const count = (key: string) => {
+  outcomes.set(key, (outcomes.get(key) ?? 0) + 1);
+  reached.set(key, (reached.get(key) ?? 0) + 1);
+};
+
+/**
+ * Runs one property and checks its reach: each listed outcome (a FileError or problem code, or a kind of result)
+ * came up at least the given number of times. The floors sit well below what any seed gives (a quarter or less of
+ * the lowest count seen over many runs), so they catch a generator or reader change that stops the fuzzing from
+ * getting past the first checks, not the luck of a seed.
+ */
+function fuzzWithReach<Ts>(property: fc.IProperty<Ts>, numRuns: number, floors: Record<string, number>): void {
+  reached = new Map();
+  fc.assert(property, runs<Ts>(numRuns));
+  if (process.env['FUZZ_REACH_REPORT']) console.log(`reach ${JSON.stringify(Object.fromEntries(reached))}`);
+  const short = Object.entries(floors).filter(([key, floor]) => (reached.get(key) ?? 0) < floor);
+  assert.deepEqual(
+    short.map(([key, floor]) => `${key}: ${reached.get(key) ?? 0} < ${floor}`),
+    [],
+    `the fuzzing no longer reaches these outcomes often enough (${[...reached].map(([k, n]) => `${k} ${n}`).join(', ')})`,
+  );
+}
 
 function checkProblems(problems: readonly Problem[], allowed: ReadonlySet<string>, reader: string): void {
   for (const p of problems) {
@@ -131,6 +153,7 @@ function checkSeed(reader: string, call: () => SeedReadResult): void {
   const result = outcomeOf(reader, SEED_FILE_CODES, call);
   if (result instanceof FileError) return;
   count(result.tokens.length > 0 ? 'seed read, with tokens' : 'seed read, no token');
+  if (result.tokens.length > 0) count(`tokens from ${reader}`);
   for (const p of result.problems) count(String(p.code));
   checkProblems(result.problems, SEED_ROW_CODES, reader);
   checkTokens(result.tokens, reader);
@@ -193,6 +216,30 @@ const csvArb = fc
     bom: fc.boolean(),
   })
   .map(({ header, rows, delimiter, newline, bom }) => Buffer.from(`${bom ? '\ufeff' : ''}${[header, ...rows.map((r) => r.join(delimiter))].join(newline)}`, 'utf8'));
+
+/** Known seed layouts, each column with values a real file could hold; a quarter of the cells are arbitrary. */
+const SEED_LAYOUTS = [
+  ['upn', 'serial number', 'secret key', 'time interval', 'manufacturer', 'model'],
+  ['serial number', 'secret key'],
+  ['Serial Number', 'Secret Key', 'Time Interval'],
+  ['serial', 'secret', 'timeinterval'],
+] as const;
+const plausibleCell: Record<string, fc.Arbitrary<string>> = {
+  upn: fc.constantFrom('', 'a@contoso.com', 'b@fabrikam.com'),
+  serial: fc.oneof(fc.constantFrom('R001', '000123', 'S-1', 'R001'), fc.stringMatching(/^[A-Z0-9]{1,12}$/)),
+  secret: fc.oneof(fc.uint8Array({ minLength: 8, maxLength: 70 }).map(b32), fc.uint8Array({ minLength: 8, maxLength: 70 }).map(hex)),
+  interval: fc.constantFrom('30', '60', '45', '', '30s'),
+  label: fc.constantFrom('Token2', 'C202', '', '=1+1', 'Feitian'),
+};
+const kindOf = (column: string): string =>
+  /serial/i.test(column) ? 'serial' : /secret/i.test(column) ? 'secret' : /interval/i.test(column) ? 'interval' : column === 'upn' ? 'upn' : 'label';
+const layoutCsvArb = fc
+  .record({ layout: fc.constantFrom(...SEED_LAYOUTS), delimiter: fc.constantFrom(',', ';', '\t'), newline: fc.constantFrom('\n', '\r\n') })
+  .chain(({ layout, delimiter, newline }) => {
+    const cell = (column: string) => fc.oneof({ weight: 3, arbitrary: plausibleCell[kindOf(column)]! }, { weight: 1, arbitrary: cellArb });
+    const row = fc.tuple(...layout.map(cell)).map((cells) => cells.join(delimiter));
+    return fc.array(row, { minLength: 1, maxLength: 8 }).map((rows) => Buffer.from([layout.join(delimiter), ...rows].join(newline), 'utf8'));
+  });
 
 const upnArb = fc.oneof(
   fc.constantFrom('a@contoso.com', 'A@Contoso.com', 'b@contoso.com', 'c_fabrikam.com#EXT#@contoso.com', '=cmd@contoso.com', '-1@contoso.com', 'no-at', '', '"q"@contoso.com'),
@@ -279,7 +326,7 @@ void describe('fuzzing the readers', () => {
   });
 
   void it('arbitrary bytes: every seed reader and the assignment reader', () => {
-    fc.assert(
+    fuzzWithReach(
       fc.property(fc.uint8Array({ maxLength: 600 }), (bytes) => {
         checkSeed('readSeedFile', () => readSeedFile(bytes, { fileName: 'fuzz' }));
         checkSeed('readCsvSeed hex', () => readCsvSeed(bytes, { fileName: 'fuzz', secretEncoding: 'hex' }));
@@ -287,70 +334,89 @@ void describe('fuzzing the readers', () => {
         checkSeed('readPskc psk', () => readPskc(bytes, { fileName: 'fuzz', psk: ANY_PSK }));
         checkAssignments(bytes);
       }),
-      runs(500),
+      500,
+      { FILE_NOT_TEXT: 400, FILE_EMPTY: 50, PSKC_MALFORMED: 25, CSV_UNKNOWN_LAYOUT: 25, CSV_MISSING_COLUMN: 12 },
     );
   });
 
   void it('arbitrary Unicode text: CSV, privacyIDEA and assignment readers', () => {
-    fc.assert(
+    fuzzWithReach(
       fc.property(fc.string({ unit: 'binary', maxLength: 300 }), fc.constantFrom('', '# c\n', 'upn,serial number\n', 'serial number,secret key\n', '<'), (text, prefix) => {
         const bytes = Buffer.from(prefix + text, 'utf8');
         checkSeed('readSeedFile', () => readSeedFile(bytes, { fileName: 'fuzz' }));
         checkSeed('readCsvSeed base32', () => readCsvSeed(bytes, { fileName: 'fuzz', secretEncoding: 'base32' }));
         checkAssignments(bytes);
       }),
-      runs(300),
+      300,
+      { CSV_MISSING_COLUMN: 80, CSV_UNKNOWN_LAYOUT: 60, SECRET_MISSING: 20, PSKC_MALFORMED: 12, ASSIGNMENT_SERIAL_MISSING: 10 },
     );
   });
 
   void it('separator soup: delimiters, quotes, comments and blanks only', () => {
     const soup = fc.string({ unit: fc.constantFrom(',', ';', ' ', '\t', '\n', '\r', '"', '#', '\ufeff', 'a'), maxLength: 40 });
-    fc.assert(
+    fuzzWithReach(
       fc.property(soup, (text) => {
         const bytes = Buffer.from(text, 'utf8');
         checkSeed('readSeedFile', () => readSeedFile(bytes, { fileName: 'fuzz' }));
         checkAssignments(bytes);
       }),
-      runs(500),
+      500,
+      { FILE_EMPTY: 75, CSV_MALFORMED: 65, CSV_MISSING_COLUMN: 40, CSV_UNKNOWN_LAYOUT: 30 },
     );
   });
 
   void it('CSV-shaped input: headers, delimiters, quotes and steering cells', () => {
-    fc.assert(
+    fuzzWithReach(
       fc.property(csvArb, fc.constantFrom(undefined, 'hex' as const, 'base32' as const), (bytes, secretEncoding) => {
         checkSeed('readCsvSeed', () => readCsvSeed(bytes, secretEncoding ? { fileName: 'fuzz', secretEncoding } : { fileName: 'fuzz' }));
         checkAssignments(bytes);
       }),
-      runs(800),
+      800,
+      { SECRET_MISSING: 100, CSV_MALFORMED: 90, ASSIGNMENT_SERIAL_MISSING: 75, ASSIGNMENT_UPN_INVALID: 40, SECRET_INVALID_CHARACTERS: 28, SERIAL_INVALID: 25, SERIAL_MISSING: 23, INTERVAL_INVALID: 19, SECRET_TOO_SHORT: 5 },
+    );
+  });
+
+  void it('seed layouts with plausible rows: real headers, values a file could hold, some cells arbitrary', () => {
+    fuzzWithReach(
+      fc.property(layoutCsvArb, fc.constantFrom(undefined, 'hex' as const, 'base32' as const), (bytes, secretEncoding) => {
+        const options = secretEncoding ? { fileName: 'fuzz', secretEncoding } : { fileName: 'fuzz' };
+        checkSeed('readCsvSeed layout', () => readCsvSeed(bytes, options));
+        checkSeed('readSeedFile layout', () => readSeedFile(bytes, options));
+      }),
+      500,
+      { 'tokens from readCsvSeed layout': 25, 'tokens from readSeedFile layout': 25, SECRET_INVALID_CHARACTERS: 250, INTERVAL_INVALID: 150, SECRET_TOO_SHORT: 100, ENCODING_UNKNOWN: 7, SERIAL_MISSING: 7, SECRET_MISSING: 6 },
     );
   });
 
   void it('assignment-shaped lists: users, guests, formulas, repeats and conflicts', () => {
-    fc.assert(
+    fuzzWithReach(
       fc.property(assignmentsArb, (bytes) => checkAssignments(bytes)),
-      runs(800),
+      800,
+      { 'assignments exported': 30, ASSIGNMENT_UPN_INVALID: 450, ASSIGNMENT_SERIAL_CONFLICT: 95, ASSIGNMENT_SERIAL_MISSING: 80, ASSIGNMENT_UNKNOWN_SERIAL: 75, ENTRA_FORMULA_CELL: 70, ASSIGNMENT_GUEST_UPN: 30 },
     );
   });
 
   void it('mutated valid CSV and privacyIDEA files (bit flips, truncation, inserted and deleted bytes)', () => {
-    fc.assert(
+    fuzzWithReach(
       fc.property(mutatedArb(csvFixtures), ({ fixture, bytes }) => {
         checkSeed('readSeedFile', () => readSeedFile(bytes, { fileName: 'fuzz', ...fixture.options }));
         checkSeed('readCsvSeed hex', () => readCsvSeed(bytes, { fileName: 'fuzz', secretEncoding: 'hex' }));
         checkAssignments(bytes);
       }),
-      runs(800),
+      800,
+      { 'tokens from readSeedFile': 35, 'tokens from readCsvSeed hex': 14, 'assignments read, none exported': 35, SECRET_INVALID_CHARACTERS: 50, SECRET_TOO_SHORT: 12, ASSIGNMENT_UNKNOWN_SERIAL: 12, SECRET_MISSING: 8, INTERVAL_INVALID: 5 },
     );
   });
 
   void it('mutated valid and hostile PSKC files, with their key and without one', () => {
-    fc.assert(
+    fuzzWithReach(
       fc.property(mutatedArb(pskcFixtures), ({ fixture, bytes }) => {
         checkSeed('readPskc keyed', () => readPskc(bytes, { fileName: 'fuzz', ...fixture.options }));
         checkSeed('readPskc no key', () => readPskc(bytes, { fileName: 'fuzz' }));
         checkSeed('readSeedFile keyed', () => readSeedFile(bytes, { fileName: 'fuzz', ...fixture.options }));
       }),
-      runs(800),
+      800,
+      { 'tokens from readPskc keyed': 2, PSKC_MALFORMED: 300, PSKC_DOCTYPE_REFUSED: 6, PSKC_KEY_REQUIRED: 6, PSKC_UNSUPPORTED_ALGORITHM: 3 },
     );
   });
 

@@ -1,6 +1,6 @@
 // Shared helpers for the Key Vault stand-in conformance tests.
 import type { TestContext } from 'node:test';
-import { startKeyVaultStandIn, type KeyVaultStandIn, type KeyVaultStandInOptions } from '../../dev/keyvault/server.js';
+import { startKeyVaultStandIn, type KeyVaultStandIn, type KeyVaultStandInOptions, type Wait } from '../../dev/keyvault/server.js';
 
 export const API = 'api-version=7.6';
 /** The percent-encoded query key the SDK sends. */
@@ -74,4 +74,58 @@ export const VERSION_PATTERN = /^[0-9a-f]{32}$/;
 
 export function uniqueName(prefix: string): string {
   return `${prefix}-${Math.random().toString(16).slice(2, 10)}`;
+}
+
+export interface PendingWait {
+  /** How long the stand-in asked to wait. */
+  ms: number;
+  /** Ends the wait as if its time had passed. */
+  release(): void;
+  /** How the wait ended: released by the test, or aborted by the stand-in (client gone, or closing). */
+  readonly outcome: Promise<'released' | 'aborted'>;
+}
+
+/**
+ * A `Wait` for the stand-in that lasts until the test releases it, so latency and held requests are driven by the
+ * test instead of by the wall clock.
+ */
+export class ManualWaits {
+  readonly started: PendingWait[] = [];
+  private listeners: (() => boolean)[] = [];
+  private handedOut = 0;
+
+  readonly wait: Wait = (ms, signal) =>
+    new Promise<void>((resolve, reject) => {
+      let settle: (how: 'released' | 'aborted') => void = () => undefined;
+      const outcome = new Promise<'released' | 'aborted'>((r) => (settle = r));
+      const pending: PendingWait = {
+        ms,
+        outcome,
+        release: () => {
+          settle('released');
+          resolve();
+        },
+      };
+      const abort = (): void => {
+        settle('aborted');
+        reject(new Error('wait aborted'));
+      };
+      if (signal.aborted) abort();
+      else signal.addEventListener('abort', abort, { once: true });
+      this.started.push(pending);
+      this.listeners = this.listeners.filter((done) => !done());
+    });
+
+  /** The next wait the stand-in starts, in order, as soon as it has started. */
+  next(): Promise<PendingWait> {
+    const index = this.handedOut++;
+    return new Promise((resolve) => {
+      const done = (): boolean => {
+        const pending = this.started[index];
+        if (pending) resolve(pending);
+        return pending !== undefined;
+      };
+      if (!done()) this.listeners.push(done);
+    });
+  }
 }

@@ -3,10 +3,10 @@
 // injected faults (500/503, unanswered requests), added latency, counters and the admin HTTP surface.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { setTimeout as delay } from 'node:timers/promises';
 import { createLocalSecretClient } from '../../dev/keyvault/client.js';
 import type { KeyVaultStats } from '../../dev/keyvault/server.js';
-import { API, errorOf, raw, restErrorOf, startForTest } from './helpers.js';
+import { ManualClock } from '../helpers/clock.js';
+import { API, ManualWaits, errorOf, raw, restErrorOf, startForTest } from './helpers.js';
 
 void test('Azure Key Vault throttling guidance: past the create budget the set gets 429 Throttled, without Retry-After', async (t) => {
   const kv = await startForTest(t, { realism: { throttling: true, createsPer10s: 5 } });
@@ -53,21 +53,46 @@ void test('Azure Key Vault throttling guidance: other operations have their own 
 });
 
 void test('Azure Key Vault throttling guidance: rejected calls do not count toward the 10-second budget', async (t) => {
-  const kv = await startForTest(t, { realism: { throttling: true, createsPer10s: 3 } });
+  const clock = new ManualClock();
+  const kv = await startForTest(t, { realism: { throttling: true, createsPer10s: 3 }, clock });
   const put = async (name: string): Promise<number> => (await raw(kv, 'PUT', `/secrets/${name}?${API}`, { value: 'v' })).status;
-  const windowStart = Date.now();
   for (let i = 0; i < 3; i++) assert.equal(await put(`w1-${i}`), 200);
-  await delay(8_000);
+  clock.advance(8_000);
   for (let i = 0; i < 5; i++) assert.equal(await put(`rejected-${i}`), 429, 'budget spent for this window');
-  await delay(Math.max(0, windowStart + 10_300 - Date.now()));
+  clock.advance(2_000);
   // The first three fell out of the window; had the rejected ones counted, they would still fill it.
   for (let i = 0; i < 3; i++) assert.equal(await put(`w2-${i}`), 200, `create ${i + 1} after the window moved`);
   assert.equal(await put('w2-over'), 429);
   assert.equal(kv.stats().throttled, 6);
 });
 
+void test('Azure Key Vault throttling guidance: an accepted call counts for exactly 10 seconds', async (t) => {
+  const clock = new ManualClock();
+  const kv = await startForTest(t, { realism: { throttling: true, createsPer10s: 1, othersPer10s: 1 }, clock });
+  assert.equal((await raw(kv, 'PUT', `/secrets/edge?${API}`, { value: 'v' })).status, 200);
+  assert.equal((await raw(kv, 'GET', `/secrets/edge/?${API}`)).status, 200);
+  clock.advance(9_999);
+  assert.equal((await raw(kv, 'PUT', `/secrets/edge?${API}`, { value: 'v' })).status, 429, 'create still inside the window');
+  assert.equal((await raw(kv, 'GET', `/secrets/edge/?${API}`)).status, 429, 'read still inside the window');
+  clock.advance(1);
+  assert.equal((await raw(kv, 'PUT', `/secrets/edge?${API}`, { value: 'v' })).status, 200, 'create budget back after 10 s');
+  assert.equal((await raw(kv, 'GET', `/secrets/edge/?${API}`)).status, 200, 'read budget back after 10 s');
+  const stats = kv.stats();
+  assert.deepEqual(stats.createTimestamps, [0, 10_000].map((ms) => clock.now().getTime() - 10_000 + ms), 'timestamps come from the clock');
+});
+
 void test('fault injection: a share of calls answer 500/503 with Key Vault-shaped bodies and change nothing', async (t) => {
-  const kv = await startForTest(t, { realism: { errorRate: 1 } });
+  let clearAfterFault = false;
+  const kv = await startForTest(t, {
+    realism: { errorRate: 1 },
+    // One line per answered request, logged as it goes out.
+    log: (line) => {
+      if (clearAfterFault && / -> 50[03] /.test(line)) {
+        clearAfterFault = false;
+        kv.setRealism({ errorRate: 0 });
+      }
+    },
+  });
   const statuses = new Set<number>();
   for (let i = 0; i < 40; i++) {
     const res = await raw(kv, 'PUT', `/secrets/faulty?${API}`, { value: 'v' });
@@ -98,50 +123,113 @@ void test('fault injection: a share of calls answer 500/503 with Key Vault-shape
   for (let i = 0; i < 200; i++) if ((await raw(kv, 'GET', `/secrets?${API}`)).status >= 500) failed++;
   assert.ok(failed > 200 * 0.15 && failed < 200 * 0.45, `${failed}/200 failed at errorRate 0.3`);
 
-  // A client with default-style retries rides over a fault that clears.
+  // A client with default-style retries rides over a fault that clears: it clears once a faulted answer went out.
   kv.setRealism({ errorRate: 1 });
+  clearAfterFault = true;
   const retrying = createLocalSecretClient(kv.url, { retryOptions: { retryDelayInMs: 100 } });
-  setTimeout(() => kv.setRealism({ errorRate: 0 }), 50);
   assert.equal((await retrying.setSecret('faulty', 'eventually')).value, 'eventually');
+  assert.equal(kv.stats().realism.errorRate, 0, 'the fault cleared while the client retried');
 });
 
 void test('fault injection: timeouts leave requests unanswered until the client gives up', async (t) => {
-  const kv = await startForTest(t, { realism: { timeoutRate: 1, timeoutMs: 60_000 } });
+  const waits = new ManualWaits();
+  const kv = await startForTest(t, { realism: { timeoutRate: 1, timeoutMs: 60_000 }, wait: waits.wait });
   const client = createLocalSecretClient(kv.url, { retryOptions: { maxRetries: 0 } });
-  const started = Date.now();
-  await assert.rejects(client.getSecret('slow', { abortSignal: AbortSignal.timeout(300) }), (err: Error) => {
+  const giveUp = new AbortController();
+  const gettingSlow = assert.rejects(client.getSecret('slow', { abortSignal: giveUp.signal }), (err: Error) => {
     assert.match(err.name, /AbortError|TimeoutError/);
     return true;
   });
-  assert.ok(Date.now() - started < 5_000);
+  const held = await waits.next();
+  assert.equal(held.ms, 60_000, 'held for timeoutMs');
+  giveUp.abort();
+  await gettingSlow;
+  assert.equal(await held.outcome, 'aborted', 'the stand-in stops holding once the client is gone');
   assert.equal(kv.stats().faultsByKind.timeouts, 1);
 
-  // With a short hold the server drops the connection itself: the caller sees a network error, not a status.
+  // When the hold ends the server drops the connection itself: the caller sees a network error, not a status.
   kv.setRealism({ timeoutMs: 200 });
-  const heldFrom = Date.now();
-  await assert.rejects(raw(kv, 'GET', `/secrets/slow/?${API}`));
-  assert.ok(Date.now() - heldFrom >= 180, 'held for about timeoutMs');
+  let dropped = false;
+  const droppedCall = assert.rejects(raw(kv, 'GET', `/secrets/slow/?${API}`)).then(() => (dropped = true));
+  const shortHold = await waits.next();
+  assert.equal(shortHold.ms, 200);
+  await raw(kv, 'GET', '/_admin/stats', undefined, { auth: false });
+  assert.equal(dropped, false, 'still held while the hold lasts');
+  shortHold.release();
+  await droppedCall;
   assert.equal(kv.stats().faultsByKind.timeouts, 2);
 
-  // close() must not wait for held requests.
+  // close() must not wait for held requests: it ends them (a close that waited would never return here).
   kv.setRealism({ timeoutMs: 60_000 });
   const pending = raw(kv, 'GET', `/secrets/slow/?${API}`).catch(() => 'dropped');
-  await delay(100);
-  const closing = Date.now();
+  const longHold = await waits.next();
   await kv.close();
-  assert.ok(Date.now() - closing < 2_000, 'close is prompt');
   assert.equal(await pending, 'dropped');
+  assert.equal(await longHold.outcome, 'aborted');
 });
 
-void test('latency: every call is delayed by latencyMs, changeable at runtime', async (t) => {
-  const kv = await startForTest(t, { realism: { latencyMs: 150 } });
-  let started = Date.now();
-  assert.equal((await raw(kv, 'GET', `/secrets?${API}`)).status, 200);
-  assert.ok(Date.now() - started >= 145, `took ${Date.now() - started} ms`);
+void test('latency: every call waits latencyMs before it is answered, changeable at runtime', async (t) => {
+  const waits = new ManualWaits();
+  const kv = await startForTest(t, { realism: { latencyMs: 150 }, wait: waits.wait });
+  let answered = false;
+  const call = raw(kv, 'GET', `/secrets?${API}`).then((res) => {
+    answered = true;
+    return res;
+  });
+  const latency = await waits.next();
+  assert.equal(latency.ms, 150);
+  // Admin calls bypass the latency: one round trip shows the server is serving while the API call still waits.
+  assert.equal((await raw(kv, 'GET', '/_admin/stats', undefined, { auth: false })).status, 200);
+  assert.equal(answered, false, 'not answered before the latency has passed');
+  latency.release();
+  assert.equal((await call).status, 200);
+
   kv.setRealism({ latencyMs: 0 });
-  started = Date.now();
-  await raw(kv, 'GET', `/secrets?${API}`);
-  assert.ok(Date.now() - started < 140, 'latency removed');
+  assert.equal((await raw(kv, 'GET', `/secrets?${API}`)).status, 200);
+  assert.equal(waits.started.length, 1, 'latency removed: no more waits');
+});
+
+void test('fault injection by count: every Nth create throttled, every Nth call failed or held, whatever the speed', async (t) => {
+  const waits = new ManualWaits();
+  const kv = await startForTest(t, { realism: { throttleEveryNthCreate: 3, timeoutMs: 500 }, wait: waits.wait });
+  const admin = (what: string, body?: unknown) => raw(kv, 'POST', `/_admin/${what}`, body, { auth: false });
+  const get = async (): Promise<number> => (await raw(kv, 'GET', `/secrets?${API}`)).status;
+
+  const creates: number[] = [];
+  for (let i = 0; i < 9; i++) creates.push((await raw(kv, 'PUT', `/secrets/nth-${i}?${API}`, { value: 'v' })).status);
+  assert.deepEqual(creates, [200, 200, 429, 200, 200, 429, 200, 200, 429]);
+  assert.deepEqual([await get(), await get(), await get()], [200, 200, 200], 'reads are not creates');
+  let stats = kv.stats();
+  assert.equal(stats.creates, 6);
+  assert.equal(stats.throttled, 3);
+  const more: number[] = [];
+  for (let i = 9; i < 12; i++) more.push((await raw(kv, 'PUT', `/secrets/nth-${i}?${API}`, { value: 'v' })).status);
+  assert.deepEqual(more, [200, 200, 429], 'the count carries on: the 12th create is refused');
+  assert.equal(kv.stats().versionsPerSecret['nth-2'], undefined, 'a throttled create stores nothing');
+
+  // Every second call fails, 503 and 500 in turn; a reset starts the count again.
+  assert.equal((await admin('realism', { throttleEveryNthCreate: 0, errorEveryNth: 2 })).status, 200);
+  await admin('reset');
+  assert.deepEqual([await get(), await get(), await get(), await get(), await get(), await get()], [200, 503, 200, 500, 200, 503]);
+  stats = kv.stats();
+  assert.deepEqual([stats.faults, stats.faultsByKind.status503, stats.faultsByKind.status500], [3, 2, 1]);
+
+  // Every third call is held for timeoutMs, then dropped.
+  kv.setRealism({ errorEveryNth: 0, timeoutEveryNth: 3 });
+  await admin('reset');
+  assert.deepEqual([await get(), await get()], [200, 200]);
+  const third = assert.rejects(raw(kv, 'GET', `/secrets?${API}`));
+  const hold = await waits.next();
+  assert.equal(hold.ms, 500);
+  hold.release();
+  await third;
+  assert.equal(await get(), 200);
+  assert.equal(kv.stats().faultsByKind.timeouts, 1);
+
+  for (const bad of [{ errorEveryNth: -1 }, { timeoutEveryNth: 1.5 }, { throttleEveryNthCreate: 'x' }]) {
+    assert.equal((await admin('realism', bad)).status, 400, JSON.stringify(bad));
+  }
+  assert.equal(kv.stats().realism.timeoutEveryNth, 3, 'rejected settings change nothing');
 });
 
 void test('counters: per-operation counts and create timestamps for creates/second', async (t) => {

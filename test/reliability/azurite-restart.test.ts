@@ -8,23 +8,26 @@
  * assigned token exactly once overall.
  *
  * The build runs in this process with the app's real services and adapters
- * (so it outlives the outage and its failure path is observable); the vault
- * stand-in answers after 150 ms so the build spends a couple of seconds
- * between its claims and its CSV. One more case makes the CSV write land but
- * lose its answer (a BlobStore wrapper around the real adapter), the ambiguous
- * failure an outage can cause at the worst moment.
+ * (so it outlives the outage and its failure path is observable). Its storage
+ * calls pass a gate (./gate.ts): at the chosen point (the 120th claim, the 10th
+ * claim, the CSV written) the gate closes, the calls already running finish,
+ * and the test checks in storage that the build is where the case says it is.
+ * Then Azurite stops, the gate opens (the build's waiting call meets the
+ * outage), and Azurite comes back after the case's downtime. One more case
+ * makes the CSV write land but lose its answer (a BlobStore wrapper around the
+ * real adapter), the ambiguous failure an outage can cause at the worst moment.
  */
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { TableClient } from '@azure/data-tables';
 import { startKeyVaultStandIn, type KeyVaultStandIn } from '../../dev/keyvault/server.js';
 import type { AppContext } from '../../shared/app/context.js';
 import { TransientError } from '../../shared/pipeline/errors.js';
 import type { BlobStore, TokenEntity } from '../../shared/pipeline/ports.js';
-import { appInstance, assignmentCsv, blobNames, capturingLogger, importRows, randomTokens, seedCsv, services, tokenRows, upload, waitFor } from './helpers.js';
+import { Gate, gatedBlobs, gatedTable } from './gate.js';
+import { appInstance, assignmentCsv, blobNames, capturingLogger, importRows, randomTokens, seedCsv, services, tokenRows, upload } from './helpers.js';
 import { startRestartableAzurite, type RestartableAzurite } from './restartable-azurite.js';
 
 const TOKENS = 120;
@@ -67,13 +70,6 @@ describe('Azurite restarted in the middle of an import build', () => {
     return tokens.map((t) => t.serial);
   }
 
-  async function exportingCount(): Promise<number> {
-    const table = TableClient.fromConnectionString(azurite.connectionString, 'tokens', { allowInsecureConnection: true });
-    let n = 0;
-    for await (const _ of table.listEntities<TokenEntity>({ queryOptions: { filter: "state eq 'exporting'" } })) n++;
-    return n;
-  }
-
   /** The invariant: CSV contents and inventory agree exactly. */
   async function assertConsistent(): Promise<void> {
     const rows = await importRows(azurite.connectionString);
@@ -86,55 +82,124 @@ describe('Azurite restarted in the middle of an import build', () => {
     assert.equal(new Set(rows.map((r) => r.serial)).size, rows.length, 'a token is listed twice');
   }
 
-  /** Runs a build, restarting storage when `when` says so; then reconciles and checks. */
-  async function scenario(label: string, serials: string[], when: () => Promise<boolean>, downMs: number): Promise<void> {
-    vault.setRealism({ latencyMs: 150 });
-    const outcome = services(ctx, capturingLogger())
+  /** Where the build stands in storage, for the serials of one case. */
+  interface Snapshot {
+    stored: number;
+    exporting: number;
+    exported: number;
+    csvWritten: boolean;
+  }
+
+  async function snapshot(serials: string[], csvsBefore: Set<string>): Promise<Snapshot> {
+    const rows = [...(await tokenRows(azurite.connectionString)).values()].filter((r) => serials.includes(r.serial));
+    const count = (state: string) => rows.filter((r) => r.state === state).length;
+    const csvWritten = (await blobNames(azurite.connectionString, 'imports')).some((n) => !csvsBefore.has(n));
+    return { stored: count('stored'), exporting: count('exporting'), exported: count('exported'), csvWritten };
+  }
+
+  interface RestartPoint {
+    label: string;
+    /** Sees each storage call of the build that succeeded; true for the call after which storage goes down. */
+    stopAfter: (method: string, args: unknown[]) => boolean;
+    /** What storage holds when it goes down: proof that the restart hits the phase the label names. */
+    phase: (at: Snapshot) => void;
+    downMs: number;
+    /** The outage outlasts the storage retries, so the build must fail. */
+    mustFail?: boolean;
+  }
+
+  const claims = (count: number) => {
+    let seen = 0;
+    return (method: string, args: unknown[]) => method === 'replace' && (args[1] as TokenEntity).state === 'exporting' && ++seen === count;
+  };
+
+  type BuildOutcome = { completed: true; exported: number } | { completed: false; error: string };
+
+  /** Runs a build, restarting storage at `point`; then reconciles and checks. */
+  async function scenario(point: RestartPoint, serials: string[]): Promise<void> {
+    const csvsBefore = new Set(await blobNames(azurite.connectionString, 'imports'));
+    let stopped = false;
+    const gate: Gate = new Gate((method, args) => {
+      if (!stopped && point.stopAfter(method, args)) {
+        stopped = true;
+        gate.close();
+      }
+    });
+    const gated: AppContext = { ...ctx, blobs: gatedBlobs(ctx.blobs, gate), tokens: gatedTable(ctx.tokens, gate), assignments: gatedTable(ctx.assignments, gate) };
+    const outcome: Promise<BuildOutcome> = services(gated, capturingLogger())
       .build.build()
       .then(
-        (r) => `completed (${r.exported.length} exported)`,
-        (e: unknown) => `failed (${(e as Error).name})`,
+        (r) => ({ completed: true as const, exported: r.exported.length }),
+        (e: unknown) => ({ completed: false as const, error: (e as Error).name }),
       );
-    await waitFor(`${label}: restart point`, async () => when().catch(() => false), 30_000, 20);
+    // The build reached the point: nothing of it runs in storage, and its next storage call waits at the gate.
+    await Promise.race([
+      gate.until(() => gate.isClosed && gate.inFlight === 0 && gate.waiting > 0),
+      outcome.then((o) => {
+        throw new Error(`${point.label}: the build ended (${JSON.stringify(o)}) before the restart point`);
+      }),
+    ]);
+    const at = await snapshot(serials, csvsBefore);
+    point.phase(at);
+
     await azurite.stop();
-    await new Promise((r) => setTimeout(r, downMs));
+    gate.open();
+    await new Promise((r) => setTimeout(r, point.downMs));
     await azurite.start();
     const result = await outcome;
-    vault.setRealism({ latencyMs: 0 });
+    if (result.completed) {
+      assert.ok(!point.mustFail, `${point.label}: the build rode out an outage longer than its storage retries`);
+      assert.equal(result.exported, serials.length, 'a completed build exported every claimed token');
+    } else {
+      assert.equal(result.error, 'TransientError', 'a build that meets an outage fails with a TransientError (retried later)');
+    }
 
     const svc = services(ctx, capturingLogger());
     const settled = await laterReconciler().run();
+    if (at.csvWritten) {
+      assert.equal(settled.exportsReleased, 0, 'the CSV exists: no claim of it is released');
+      if (!result.completed) assert.ok(settled.exportsSettled > 0, 'the build failed after its CSV: the reconciler settles its claims as exported');
+    } else {
+      assert.equal(settled.exportsSettled, 0, 'no CSV was written before the outage: nothing to settle as exported');
+    }
     await assertConsistent();
     // Whatever happened, the next build exports what is left: every assigned token once overall.
     await svc.build.build();
     await assertConsistent();
     const exported = (await importRows(azurite.connectionString)).filter((r) => serials.includes(r.serial));
     assert.deepEqual(exported.map((r) => r.serial).sort(), [...serials].sort());
+    const described = result.completed ? `completed (${result.exported} exported)` : `failed (${result.error})`;
     figures.push(
-      `Azurite restarted ${label} (down ${downMs} ms): build ${result}; reconciler settled ${settled.exportsSettled} as exported and released ${settled.exportsReleased}; ` +
-        `CSVs and inventory agree, ${serials.length} of ${serials.length} exported once`,
+      `Azurite restarted ${point.label} (down ${point.downMs} ms; at the stop ${at.exporting} exporting, ${at.exported} exported, CSV ${at.csvWritten ? 'written' : 'not written'}): ` +
+        `build ${described}; reconciler settled ${settled.exportsSettled} as exported and released ${settled.exportsReleased}; CSVs and inventory agree, ${serials.length} of ${serials.length} exported once`,
     );
   }
 
+  const afterTheClaims = (at: Snapshot) => assert.deepEqual(at, { stored: 0, exporting: TOKENS, exported: 0, csvWritten: false }, 'every token claimed, no CSV yet');
+
   it('while the build reads secrets, after claiming its tokens', { timeout: 90_000 }, async () => {
     const serials = await prepare('AZA');
-    await scenario('after the claims, before the CSV', serials, async () => (await exportingCount()) >= TOKENS, 300);
+    await scenario({ label: 'after the claims, before the CSV', stopAfter: claims(TOKENS), phase: afterTheClaims, downMs: 300 }, serials);
   });
 
   it('for longer than the storage retries last', { timeout: 90_000 }, async () => {
     const serials = await prepare('AZB');
-    await scenario('after the claims, for 6 s', serials, async () => (await exportingCount()) >= TOKENS, 6000);
+    await scenario({ label: 'after the claims, for 6 s', stopAfter: claims(TOKENS), phase: afterTheClaims, downMs: 6000, mustFail: true }, serials);
   });
 
   it('while the build claims its tokens', { timeout: 90_000 }, async () => {
     const serials = await prepare('AZC');
-    await scenario('during the claims', serials, async () => (await exportingCount()) >= 1, 1000);
+    const phase = (at: Snapshot) => {
+      assert.ok(at.exporting >= 10 && at.exporting < TOKENS, `some tokens claimed, not all: ${at.exporting} of ${TOKENS}`);
+      assert.deepEqual([at.stored + at.exporting, at.exported, at.csvWritten], [TOKENS, 0, false]);
+    };
+    await scenario({ label: 'during the claims', stopAfter: claims(10), phase, downMs: 1000 }, serials);
   });
 
   it('right after the CSV was written, while tokens are marked exported', { timeout: 90_000 }, async () => {
     const serials = await prepare('AZD');
-    const before = new Set(await blobNames(azurite.connectionString, 'imports'));
-    await scenario('once the CSV is written', serials, async () => (await blobNames(azurite.connectionString, 'imports')).some((n) => !before.has(n)), 1000);
+    const phase = (at: Snapshot) => assert.deepEqual(at, { stored: 0, exporting: TOKENS, exported: 0, csvWritten: true }, 'CSV written, no token marked exported yet');
+    await scenario({ label: 'once the CSV is written', stopAfter: (method, args) => method === 'write' && args[0] === ctx.config.containers.imports, phase, downMs: 1000 }, serials);
   });
 
   it('when the CSV write lands but its answer is lost', { timeout: 90_000 }, async () => {

@@ -4,16 +4,16 @@
  * secrets with one version each, a report that says so, and the seed blob
  * deleted only after the last secret is in.
  *
- * Scaled for a 2-core CI run: the vault allows 250 creates per 10 s (Key
- * Vault: 300) while the app believes it may make 5,000 (as if its budget
- * setting were wrong or another client shared the vault): that is what makes
- * 429s a large share of the writes (the app pauses after each 429, which keeps
- * that share near a tenth instead of letting it grow). Retry backoff starts at 100 ms instead of
- * 1 s, so a token can run out of its 8 attempts inside one throttled window;
- * the invocation then fails and the host's blob-trigger retry finishes the
- * file (the figure printed says how many invocations it took). A timeout
- * fault is the vault holding the call 300 ms and then dropping the
- * connection; the adapter's own per-call deadline (15 s) is not exercised.
+ * The faults are injected by count, not by rate, so how many there are does
+ * not depend on the machine's speed: the vault refuses every 10th create with
+ * 429 Throttled (the app believes it may make 5,000 per 10 s, so only the
+ * injected 429s slow it down; it pauses all its vault calls after each), and of
+ * the calls that reach it answers every 20th with 503/500 and holds every 50th
+ * for 300 ms before dropping the connection (a timeout; the adapter's own
+ * per-call deadline, 15 s, is not exercised). Retry backoff starts at 100 ms
+ * instead of 1 s. If a token runs out of its 8 attempts the invocation fails
+ * and the host's blob-trigger retry finishes the file (the figure printed says
+ * how many invocations it took).
  */
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
@@ -34,7 +34,7 @@ describe('ingest under vault throttling, 5xx and timeouts (local stack)', () => 
       scope,
       {
         settings: { KEY_VAULT_CREATE_BUDGET: '5000', KEY_VAULT_RETRY_BASE_MS: '100', RECONCILE_SCHEDULE: '0 0 0 1 1 *' },
-        kvRealism: { throttling: true, createsPer10s: 250, othersPer10s: 4000, errorRate: 0.05, timeoutRate: 0.02, timeoutMs: 300 },
+        kvRealism: { throttleEveryNthCreate: 10, errorEveryNth: 20, timeoutEveryNth: 50, timeoutMs: 300 },
       },
     );
   });
@@ -62,16 +62,20 @@ describe('ingest under vault throttling, 5xx and timeouts (local stack)', () => 
 
     const stats = await vaultStats(stack.keyVaultUrl);
     // Faults off for the test's own reads.
-    await setVaultRealism(stack.keyVaultUrl, { throttling: false, errorRate: 0, timeoutRate: 0 });
+    await setVaultRealism(stack.keyVaultUrl, { throttleEveryNthCreate: 0, errorEveryNth: 0, timeoutEveryNth: 0 });
     const names = tokens.map((t) => secretNameForSerial(t.serial));
     assert.equal(stats.secrets, TOKENS);
     assert.equal(stats.creates, TOKENS, 'one successful create per token, no second write');
     for (const name of names) assert.equal(stats.versionsPerSecret[name], 1, `${name} has ${stats.versionsPerSecret[name]} versions`);
 
-    // The faults really happened, in the shares the test claims.
+    // The faults really happened, exactly as many as the counts say: every 10th create that reached the vault
+    // throttled; of the calls past the bearer challenge every 50th held, and every other 20th failed.
     const createAttempts = stats.creates + stats.throttled;
-    // The app pauses all vault calls after a 429, so the share settles near a tenth rather than growing.
-    assert.ok(stats.throttled >= 0.1 * createAttempts, `expected 429s on at least a tenth of the writes, got ${stats.throttled} of ${createAttempts}`);
+    assert.equal(stats.throttled, Math.floor(createAttempts / 10), `429s on every 10th write: ${stats.throttled} of ${createAttempts}`);
+    assert.ok(stats.throttled >= 100, `${stats.throttled} 429s`);
+    const faultable = stats.requests - stats.challenges;
+    assert.equal(stats.faultsByKind.timeouts, Math.floor(faultable / 50), 'timeouts on every 50th call');
+    assert.equal(stats.faultsByKind.status500 + stats.faultsByKind.status503, Math.floor(faultable / 20) - Math.floor(faultable / 100), '5xx on every 20th call not held');
     assert.ok(stats.faultsByKind.status500 + stats.faultsByKind.status503 > 20, 'expected 5xx faults');
     assert.ok(stats.faultsByKind.timeouts > 5, 'expected timeouts');
 
