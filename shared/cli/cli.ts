@@ -8,7 +8,7 @@ import { open, readFile, rename, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { decodeBase32, parseSecretEncoding, toCanonicalBase32, type SecretEncoding } from '../core/encoding.js';
-import { FileError, hasErrors, type Problem } from '../core/problems.js';
+import { FileError, hasErrors, sortProblems, type Problem } from '../core/problems.js';
 import { MIN_SECRET_BYTES, parseHashAlgorithm, type OathToken } from '../core/token.js';
 import { totpCode } from '../core/totp.js';
 import { importabilityProblems, partFileName, planImport, splitRows, writeEntraCsv, type EntraRow } from '../entra/import-rules.js';
@@ -190,7 +190,7 @@ async function inspect(args: string[], io: CliIo): Promise<number> {
   const result = loaded.result!;
   const problems = [...result.problems];
   for (const t of result.tokens) problems.push(...importabilityProblems({ ...t, secretBytes: t.secret.length }, 'warning', t.line));
-  problems.sort((a, b) => (a.line ?? Number.MAX_SAFE_INTEGER) - (b.line ?? Number.MAX_SAFE_INTEGER));
+  sortProblems(problems);
 
   if (values.json) {
     const out: Record<string, unknown> = { file, format: result.format };

@@ -130,6 +130,14 @@ export class FileError extends Error {
   }
 }
 
+/**
+ * The project's one order for problems: by line, problems without a line (file-level ones) last.
+ * The sort is stable, so problems of one line keep the order they were found in. Sorts in place.
+ */
+export function sortProblems(problems: Problem[]): Problem[] {
+  return problems.sort((a, b) => (a.line ?? Number.MAX_SAFE_INTEGER) - (b.line ?? Number.MAX_SAFE_INTEGER));
+}
+
 export function hasErrors(problems: readonly Problem[]): boolean {
   return problems.some((p) => p.severity === 'error');
 }

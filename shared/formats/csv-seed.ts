@@ -3,9 +3,9 @@
  * similar, columns found by name) and privacyIDEA's header-less "OATH CSV".
  */
 import { decideEncoding, decodeSecret, isValidBase32, isValidHex, type SecretEncoding } from '../core/encoding.js';
-import { FileError, problem, type Problem } from '../core/problems.js';
+import { FileError, problem, sortProblems, type Problem } from '../core/problems.js';
 import { parseHashAlgorithm, type OathToken } from '../core/token.js';
-import { checkSerial, checkToken, resolveDuplicates, sortProblems } from '../core/validate.js';
+import { checkSerial, checkToken, resolveDuplicates } from '../core/validate.js';
 import { cell, detectDelimiter, findColumns, hasContent, misalignedProblem, misalignedRow, normalizeHeader, parseCsvRows, type CsvRow } from './csv-table.js';
 import { checkSize, decodeUtf8 } from './text.js';
 import { DEFAULT_MAX_SEED_FILE_BYTES, type ReadOptions, type SeedReadResult } from './types.js';
@@ -239,7 +239,7 @@ function finish(
     }
     if (secret && rowProblems.length === 0) {
       const token = r.build(secret);
-      rowProblems.push(...checkToken(token));
+      rowProblems.push(...checkToken(token, { line: token.line, serial: token.serial }));
       if (rowProblems.length === 0) {
         candidates.push(token);
         if (r.upn) embeddedAssignments.push({ upn: r.upn, serial: r.serial, line: r.line });

@@ -105,6 +105,21 @@ void describe('token fields', () => {
     );
   });
 
+  void it('reports an HOTP key whose TimeInterval is not a number instead of dropping it without a word', () => {
+    const xml = buildPskc({ keys: [totp('H1', { type: 'hotp', interval: 30 })], seed: 'x' }).replace('<TimeInterval><PlainValue>30<', '<TimeInterval><PlainValue>thirty<');
+    const result = readPskc(bytes(xml), { fileName: 'f' });
+    assert.deepEqual(result.tokens, []);
+    assert.deepEqual(result.problems.map((p) => [p.code, p.serial]), [['INTERVAL_INVALID', 'H1']]);
+  });
+
+  void it('sorts its problems by line, duplicates included', () => {
+    const keys = [totp('D1'), totp('BAD', { digits: 7 }), totp('D1', { secret: deterministicBytes('other', 20) })];
+    const result = readPskc(bytes(buildPskc({ keys, seed: 'x' })), { fileName: 'f' });
+    const lines = result.problems.map((p) => p.line!);
+    assert.deepEqual(result.problems.map((p) => p.code), ['DUPLICATE_SERIAL_CONFLICT', 'DIGITS_INVALID', 'DUPLICATE_SERIAL_CONFLICT']);
+    assert.deepEqual(lines, [...lines].sort((a, b) => a - b));
+  });
+
   void it('does not report a serial conflict between a valid key and one left out for another error', () => {
     const result = readPskc(bytes(buildPskc({ keys: [totp('S1'), totp('S1', { digits: 7, secret: deterministicBytes('other', 20) })], seed: 'x' })), {
       fileName: 'f',
