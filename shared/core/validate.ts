@@ -3,7 +3,7 @@
  * rules and the duplicate-serial rule, so CSV and PSKC files are judged alike.
  */
 import { problem, quoteValue, type Problem } from './problems.js';
-import { MAX_SECRET_BYTES, MIN_SECRET_BYTES, sameSecret, type OathToken, type TokenType } from './token.js';
+import { MAX_COUNTER, MAX_SECRET_BYTES, MIN_SECRET_BYTES, sameSecret, type OathToken, type TokenType } from './token.js';
 
 // Re-exported for callers that take the problem order from here; the one rule lives in problems.ts.
 export { sortProblems } from './problems.js';
@@ -61,7 +61,7 @@ export interface TokenDraft {
   secret?: Uint8Array;
   digits?: number;
   period?: number;
-  counter?: number;
+  counter?: bigint;
   timeDriftSeconds?: number;
 }
 
@@ -82,8 +82,8 @@ export function checkToken(token: TokenDraft, place: ProblemPlace): Problem[] {
   if (token.digits !== undefined && !ALLOWED_DIGITS.includes(token.digits)) {
     error('DIGITS_INVALID', `the code length is ${token.digits}; it must be 6 or 8 digits.`);
   }
-  if (token.counter !== undefined && !(Number.isSafeInteger(token.counter) && token.counter >= 0)) {
-    error('FIELD_INVALID', 'the counter is not a non-negative whole number.');
+  if (token.counter !== undefined && (token.counter < 0n || token.counter > MAX_COUNTER)) {
+    error('FIELD_INVALID', `the counter is outside 0 to ${MAX_COUNTER} (RFC 4226's counter is an unsigned 64-bit number).`);
   }
   if (token.timeDriftSeconds !== undefined && !Number.isSafeInteger(token.timeDriftSeconds)) {
     error('FIELD_INVALID', 'the time drift is not a whole number of seconds.');

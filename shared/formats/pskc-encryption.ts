@@ -30,6 +30,8 @@ export interface EncryptedValue {
   /** For messages: "the Secret of key 123". */
   what: string;
   line: number | undefined;
+  /** The pre-RFC draft layout gives the CBC IV once for the file; RFC 6030 values start with their own. */
+  iv?: Buffer;
   /** Set once decrypted. */
   plaintext?: Buffer;
 }
@@ -56,42 +58,87 @@ export function readEncrypted(fileName: string, element: XmlElement, what: strin
 export interface KeyNeed {
   kind: 'psk' | 'password';
   keyName: string | undefined;
-  derivedKey: XmlElement | undefined;
 }
 
-export function keyNeedOf(container: XmlElement): KeyNeed {
+export interface Pbkdf2Parameters {
+  salt: Buffer;
+  iterations: number;
+  keyLength: number | undefined;
+  hash: string;
+}
+
+export interface MacSetup {
+  /** node:crypto hash name. */
+  hash: string;
+  /** The encrypted MAC key (RFC 6030 MACKey); without it the MAC is keyed with the transport key itself. */
+  keyValue: EncryptedValue | undefined;
+}
+
+/**
+ * How a file's values are keyed and authenticated, read from the layout's
+ * own elements (RFC 6030's EncryptionKey and MACMethod, or the old draft's
+ * EncryptionMethod and DigestMethod). Each part is read when decryptAll gets
+ * to it, so the checks keep their order: algorithms, MAC presence, key.
+ */
+export interface Keying {
+  need(): KeyNeed;
+  mac(fileName: string): MacSetup | undefined;
+  pbkdf2(fileName: string): Pbkdf2Parameters | undefined;
+  /** The old draft computed ValueDigest over the plaintext; RFC 6030's ValueMAC covers IV and ciphertext. */
+  macOverPlaintext: boolean;
+}
+
+/** RFC 6030 section 6: EncryptionKey (ds:KeyName or xenc11:DerivedKey) and MACMethod. */
+export function rfcKeying(container: XmlElement): Keying {
   const encryptionKey = child(container, PSKC_NS, 'EncryptionKey');
   const derivedKey = child(encryptionKey, XENC11_NS, 'DerivedKey');
-  if (derivedKey) {
-    const name = child(derivedKey, XENC11_NS, 'MasterKeyName')?.text.trim();
-    return { kind: 'password', keyName: name || undefined, derivedKey };
-  }
-  const name = child(encryptionKey, DSIG_NS, 'KeyName')?.text.trim();
-  return { kind: 'psk', keyName: name || undefined, derivedKey: undefined };
+  return {
+    need() {
+      if (derivedKey) {
+        const name = child(derivedKey, XENC11_NS, 'MasterKeyName')?.text.trim();
+        return { kind: 'password', keyName: name || undefined };
+      }
+      const name = child(encryptionKey, DSIG_NS, 'KeyName')?.text.trim();
+      return { kind: 'psk', keyName: name || undefined };
+    },
+    mac(fileName) {
+      const macMethod = child(container, PSKC_NS, 'MACMethod');
+      if (!macMethod) return undefined;
+      const macKey = child(macMethod, PSKC_NS, 'MACKey');
+      return {
+        hash: macHash(fileName, macMethod.attrs['Algorithm']?.trim() ?? '', 'MAC algorithm'),
+        keyValue: macKey ? readEncrypted(fileName, macKey, 'the MACKey', undefined) : undefined,
+      };
+    },
+    pbkdf2: (fileName) => (derivedKey ? pbkdf2Parameters(fileName, derivedKey) : undefined),
+    macOverPlaintext: false,
+  };
 }
 
 function unsupported(fileName: string, what: string, uri: string, supported: Iterable<string>): FileError {
-  const names = [...supported].map((u) => u.slice(u.indexOf('#') + 1)).join(', ');
+  const names = [...new Set([...supported].map((u) => u.slice(u.indexOf('#') + 1)))].join(', ');
   return new FileError('PSKC_UNSUPPORTED_ALGORITHM', `${fileName}: the ${what} ${quoteUri(uri)} is not supported (supported: ${names}).`);
 }
 
-function encryptionAlgorithm(fileName: string, uri: string): EncryptionAlgorithm {
+export function encryptionAlgorithm(fileName: string, uri: string): EncryptionAlgorithm {
   const algorithm = ENCRYPTION_ALGORITHMS.get(uri);
   if (!algorithm) throw unsupported(fileName, 'encryption algorithm', uri, ENCRYPTION_ALGORITHMS.keys());
   return algorithm;
 }
 
-function macHash(fileName: string, uri: string, what: string): string {
+export function macHash(fileName: string, uri: string, what: string): string {
   const hash = HMAC_ALGORITHMS.get(uri);
   if (!hash) throw unsupported(fileName, what, uri, HMAC_ALGORITHMS.keys());
   return hash;
 }
 
-interface Pbkdf2Parameters {
-  salt: Buffer;
-  iterations: number;
-  keyLength: number | undefined;
-  hash: string;
+/** Checks an iteration count against the limit that keeps a hostile file from stalling the reader. */
+export function checkIterations(fileName: string, iterations: number | undefined): number {
+  if (iterations === undefined || iterations < 1) throw malformed(fileName, 'the PBKDF2 IterationCount is missing or not a positive whole number.');
+  if (iterations > MAX_PBKDF2_ITERATIONS) {
+    throw malformed(fileName, `the PBKDF2 IterationCount ${iterations} is above this tool's limit of ${MAX_PBKDF2_ITERATIONS}.`);
+  }
+  return iterations;
 }
 
 function pbkdf2Parameters(fileName: string, derivedKey: XmlElement): Pbkdf2Parameters {
@@ -109,11 +156,7 @@ function pbkdf2Parameters(fileName: string, derivedKey: XmlElement): Pbkdf2Param
   }
   const salt = decodeBase64(specified.text);
   if (!salt || salt.length === 0) throw malformed(fileName, 'the PBKDF2 salt is not base64.');
-  const iterations = parseXmlInteger(childByLocalName(params, 'IterationCount')?.text ?? '');
-  if (iterations === undefined || iterations < 1) throw malformed(fileName, 'the PBKDF2 IterationCount is missing or not a positive whole number.');
-  if (iterations > MAX_PBKDF2_ITERATIONS) {
-    throw malformed(fileName, `the PBKDF2 IterationCount ${iterations} is above this tool's limit of ${MAX_PBKDF2_ITERATIONS}.`);
-  }
+  const iterations = checkIterations(fileName, parseXmlInteger(childByLocalName(params, 'IterationCount')?.text ?? ''));
   const keyLengthText = childByLocalName(params, 'KeyLength')?.text;
   const keyLength = keyLengthText === undefined ? undefined : parseXmlInteger(keyLengthText);
   if (keyLength !== undefined && (keyLength < 1 || keyLength > 64)) throw malformed(fileName, 'the PBKDF2 KeyLength is not a key size in bytes.');
@@ -157,26 +200,20 @@ function refuseUnauthenticatedCbc(fileName: string, values: readonly EncryptedVa
   );
 }
 
-interface MacSetup {
-  hash: string;
-  keyValue: EncryptedValue | undefined;
+function keySizes(sizes: readonly number[]): string {
+  return sizes.map((n) => `${n}-byte`).join(' or ');
 }
 
 /**
  * Decrypts every encrypted value in place, or throws one file-level error.
  * All algorithms and the presence of MACs on CBC values are checked first,
  * then the key, then every MAC, and only then does anything get decrypted.
+ * The one exception is the old draft's MAC over the plaintext, which can only
+ * be checked after decryption; a bad padding and a bad MAC then give the same
+ * answer, so the order reveals nothing.
  */
-export function decryptAll(fileName: string, container: XmlElement, values: EncryptedValue[], opts: ReadOptions): void {
-  const macMethod = child(container, PSKC_NS, 'MACMethod');
-  let mac: MacSetup | undefined;
-  if (macMethod) {
-    const macKey = child(macMethod, PSKC_NS, 'MACKey');
-    mac = {
-      hash: macHash(fileName, macMethod.attrs['Algorithm']?.trim() ?? '', 'MAC algorithm'),
-      keyValue: macKey ? readEncrypted(fileName, macKey, 'the MACKey', undefined) : undefined,
-    };
-  }
+export function decryptAll(fileName: string, keying: Keying, values: EncryptedValue[], opts: ReadOptions): void {
+  const mac = keying.mac(fileName);
   const everyCipherValue = mac?.keyValue ? [mac.keyValue, ...values] : values;
   for (const value of everyCipherValue) encryptionAlgorithm(fileName, value.algorithmUri);
   if (!mac) {
@@ -185,41 +222,47 @@ export function decryptAll(fileName: string, container: XmlElement, values: Encr
   }
   refuseUnauthenticatedCbc(fileName, values, mac !== undefined);
 
-  const need = keyNeedOf(container);
-  const pbkdf2 = need.derivedKey ? pbkdf2Parameters(fileName, need.derivedKey) : undefined;
+  const need = keying.need();
+  const pbkdf2 = need.kind === 'password' ? keying.pbkdf2(fileName) : undefined;
   const given = opts.psk ? 'psk' : opts.password !== undefined ? 'password' : undefined;
   const haveKey = need.kind === 'psk' ? opts.psk !== undefined : opts.password !== undefined;
   if (!haveKey) throw keyRequired(fileName, need, given);
 
-  const keyBytes = encryptionAlgorithm(fileName, everyCipherValue[0]!.algorithmUri).keyBytes;
+  const first = encryptionAlgorithm(fileName, everyCipherValue[0]!.algorithmUri);
+  let accepted = first.acceptedKeyBytes;
   for (const value of everyCipherValue) {
     const algorithm = encryptionAlgorithm(fileName, value.algorithmUri);
-    if (algorithm.keyBytes !== keyBytes) throw malformed(fileName, 'the encrypted values use algorithms with different key sizes under one transport key.');
-    if (pbkdf2?.keyLength !== undefined && pbkdf2.keyLength !== keyBytes) {
-      throw malformed(fileName, `the PBKDF2 KeyLength is ${pbkdf2.keyLength} bytes but ${algorithm.name} needs ${keyBytes}.`);
+    accepted = accepted.filter((n) => algorithm.acceptedKeyBytes.includes(n));
+    if (accepted.length === 0) throw malformed(fileName, 'the encrypted values use algorithms with different key sizes under one transport key.');
+    if (pbkdf2?.keyLength !== undefined && !algorithm.acceptedKeyBytes.includes(pbkdf2.keyLength)) {
+      throw malformed(fileName, `the PBKDF2 KeyLength is ${pbkdf2.keyLength} bytes but ${algorithm.name} needs ${keySizes(algorithm.acceptedKeyBytes)}.`);
     }
   }
   let fileKey: Uint8Array;
   if (pbkdf2) {
-    fileKey = derivePbkdf2(opts.password!, pbkdf2.salt, pbkdf2.iterations, pbkdf2.keyLength ?? keyBytes, pbkdf2.hash);
+    fileKey = derivePbkdf2(opts.password!, pbkdf2.salt, pbkdf2.iterations, pbkdf2.keyLength ?? accepted[0]!, pbkdf2.hash);
   } else {
     fileKey = opts.psk!;
-    if (fileKey.length !== keyBytes) {
-      const name = encryptionAlgorithm(fileName, everyCipherValue[0]!.algorithmUri).name;
-      throw decryptionFailed(fileName, `the file's ${name} needs a ${keyBytes}-byte key; the key given has ${fileKey.length} bytes`);
+    if (!accepted.includes(fileKey.length)) {
+      throw decryptionFailed(fileName, `the file's ${first.name} needs a ${keySizes(accepted)} key; the key given has ${fileKey.length} bytes`);
     }
   }
 
   try {
-    if (mac) {
-      // Old drafts had no MACKey: the MAC is keyed with the encryption key itself.
-      const macKey = mac.keyValue ? decryptValue(encryptionAlgorithm(fileName, mac.keyValue.algorithmUri), fileKey, mac.keyValue.cipherValue) : fileKey;
-      // Key-wrapped values without a ValueMAC pass: RFC 3394 checks their integrity itself. CBC ones were refused above.
+    const decrypt = (value: EncryptedValue): Buffer => decryptValue(encryptionAlgorithm(fileName, value.algorithmUri), fileKey, value.cipherValue, value.iv);
+    // Old drafts had no MACKey: the MAC is keyed with the encryption key itself.
+    const macKey = mac ? (mac.keyValue ? decrypt(mac.keyValue) : fileKey) : undefined;
+    // Key-wrapped values without a ValueMAC pass: key wrap checks their integrity itself. CBC ones were refused above.
+    const macOverCipher = (value: EncryptedValue) => !value.valueMac || macMatches(mac!.hash, macKey!, value.cipherValue, value.valueMac);
+    if (!keying.macOverPlaintext) {
+      for (const value of values) if (!macOverCipher(value)) throw new DecryptionError();
+    }
+    for (const value of values) value.plaintext = decrypt(value);
+    if (keying.macOverPlaintext) {
       for (const value of values) {
-        if (value.valueMac && !macMatches(mac.hash, macKey, value.cipherValue, value.valueMac)) throw new DecryptionError();
+        if (!macOverCipher(value) && !macMatches(mac!.hash, macKey!, value.plaintext!, value.valueMac!)) throw new DecryptionError();
       }
     }
-    for (const value of values) value.plaintext = decryptValue(encryptionAlgorithm(fileName, value.algorithmUri), fileKey, value.cipherValue);
   } catch (err) {
     if (err instanceof DecryptionError) throw decryptionFailed(fileName);
     throw err;

@@ -1,17 +1,31 @@
 /**
  * Reading a PSKC KeyContainer into key entries: the device and key
- * information of each KeyPackage, and each Data field as a plain or an
- * encrypted value. Nothing is decrypted or judged here.
+ * information of each KeyPackage, each Data field as a plain or an encrypted
+ * value, and the key's Policy as written. Nothing is decrypted or judged
+ * here. RFC 6030's layout is read here; the pre-RFC draft layout in
+ * pskc-draft.ts into the same entries.
  */
 import { quoteValue } from '../core/problems.js';
 import { checkSerial } from '../core/validate.js';
-import { readEncrypted, type EncryptedValue } from './pskc-encryption.js';
-import { PSKC_NS, child, childrenNamed, decodeBase64, malformed, quoteUri, type KeyPackageLines, type XmlElement } from './pskc-xml.js';
+import { DRAFT_NAMESPACES, draftKeyNeed, readDraftContainer } from './pskc-draft.js';
+import { readEncrypted, rfcKeying, type EncryptedValue, type KeyNeed, type Keying } from './pskc-encryption.js';
+import { KeyPackageLines, PSKC_NS, child, childrenNamed, decodeBase64, malformed, quoteUri, type XmlElement } from './pskc-xml.js';
 
 export type DataValue = { plain: string } | { encrypted: EncryptedValue };
 
 export const DATA_FIELDS = ['Secret', 'Counter', 'Time', 'TimeInterval', 'TimeDrift'] as const;
 export type DataField = (typeof DATA_FIELDS)[number];
+
+/** A key's usage policy as the file writes it (RFC 6030 section 5); judged in pskc-policy.ts. */
+export interface PolicyEntry {
+  startDate?: string;
+  expiryDate?: string;
+  keyUsage: string[];
+  numberOfTransactions?: string;
+  pin?: { usageMode?: string; keyId?: string; minLength?: string; maxLength?: string; maxFailedAttempts?: string };
+  /** Child elements or PINPolicy attributes outside RFC 6030's list (their names are not kept: they are file text). */
+  unknownItems: number;
+}
 
 export interface KeyEntry {
   packageIndex: number;
@@ -23,9 +37,22 @@ export interface KeyEntry {
   digitsText: string | undefined;
   responseEncoding: string | undefined;
   data: Partial<Record<DataField, DataValue>>;
+  policy: PolicyEntry | undefined;
 }
 
-export function checkContainer(fileName: string, root: XmlElement): XmlElement {
+/** A container read into entries, with how its values are keyed, whatever its layout. */
+export interface PskcDocument {
+  layout: 'rfc6030' | 'draft';
+  entries: KeyEntry[];
+  keying: Keying;
+  lines: KeyPackageLines;
+  /** How many KeyPackages (Devices in the draft) the container holds, keys or not. */
+  packageCount: number;
+}
+
+/** Reads the root element as an RFC 6030 container or an old draft one, or says why it is neither. */
+export function readContainer(fileName: string, text: string, root: XmlElement): PskcDocument {
+  if (root.name === 'KeyContainer' && DRAFT_NAMESPACES.has(root.ns)) return readDraftContainer(fileName, text, root);
   if (root.name !== 'KeyContainer' || root.ns !== PSKC_NS) {
     const namespace = root.ns ? `in namespace ${quoteUri(root.ns)}` : 'without a namespace';
     throw malformed(fileName, `the root element is ${root.name === 'KeyContainer' ? 'a KeyContainer' : 'not a KeyContainer'} ${namespace}, so this is not a PSKC file (a KeyContainer in namespace ${PSKC_NS}).`);
@@ -35,7 +62,25 @@ export function checkContainer(fileName: string, root: XmlElement): XmlElement {
     const shown = version === undefined ? 'missing' : /^\d{1,3}(?:\.\d{1,3}){0,2}$/.test(version) ? quoteValue(version) : 'not a version number';
     throw malformed(fileName, `the KeyContainer's Version is ${shown}; only PSKC 1.0 is supported.`);
   }
-  return root;
+  const packages = childrenNamed(root, PSKC_NS, 'KeyPackage');
+  const lines = new KeyPackageLines(text, packages.length);
+  return { layout: 'rfc6030', entries: collectKeys(fileName, packages, lines), keying: rfcKeying(root), lines, packageCount: packages.length };
+}
+
+/**
+ * Whether the container holds encrypted values and which key they need, from
+ * the elements alone: a file whose encrypted values are broken still says it
+ * needs a key, and the reader then says what is broken.
+ */
+export function keyNeedOfContainer(root: XmlElement): { encrypted: false } | { encrypted: true; need: KeyNeed } {
+  if (root.name === 'KeyContainer' && DRAFT_NAMESPACES.has(root.ns)) return draftKeyNeed(root);
+  const encrypted = childrenNamed(root, PSKC_NS, 'KeyPackage').some((keyPackage) =>
+    childrenNamed(keyPackage, PSKC_NS, 'Key').some((key) => {
+      const data = child(key, PSKC_NS, 'Data');
+      return data?.children.some((field) => child(field, PSKC_NS, 'EncryptedValue') !== undefined) ?? false;
+    }),
+  );
+  return encrypted ? { encrypted: true, need: rfcKeying(root).need() } : { encrypted: false };
 }
 
 function readDataValue(fileName: string, element: XmlElement, what: string, line: number | undefined): DataValue | undefined {
@@ -54,9 +99,33 @@ function readDataValue(fileName: string, element: XmlElement, what: string, line
   return plain ? { plain: plain.text } : undefined;
 }
 
-export function collectKeys(fileName: string, container: XmlElement, lines: KeyPackageLines): KeyEntry[] {
+const POLICY_CHILDREN: ReadonlySet<string> = new Set(['StartDate', 'ExpiryDate', 'NumberOfTransactions', 'KeyUsage', 'PINPolicy']);
+const PIN_POLICY_ATTRIBUTES: ReadonlySet<string> = new Set(['PINKeyId', 'PINUsageMode', 'MaxFailedAttempts', 'MinLength', 'MaxLength', 'PINEncoding']);
+
+function readPolicy(element: XmlElement | undefined): PolicyEntry | undefined {
+  if (!element) return undefined;
+  const policy: PolicyEntry = { keyUsage: [], unknownItems: 0 };
+  for (const item of element.children) {
+    if (item.ns !== PSKC_NS || !POLICY_CHILDREN.has(item.name)) {
+      policy.unknownItems++;
+      continue;
+    }
+    if (item.name === 'StartDate') policy.startDate = item.text;
+    else if (item.name === 'ExpiryDate') policy.expiryDate = item.text;
+    else if (item.name === 'NumberOfTransactions') policy.numberOfTransactions = item.text;
+    else if (item.name === 'KeyUsage') policy.keyUsage.push(item.text.trim());
+    else {
+      const a = item.attrs;
+      policy.pin = { usageMode: a['PINUsageMode'], keyId: a['PINKeyId'], minLength: a['MinLength'], maxLength: a['MaxLength'], maxFailedAttempts: a['MaxFailedAttempts'] };
+      policy.unknownItems += Object.keys(a).filter((name) => !PIN_POLICY_ATTRIBUTES.has(name)).length + item.children.length;
+    }
+  }
+  return policy;
+}
+
+function collectKeys(fileName: string, packages: readonly XmlElement[], lines: KeyPackageLines): KeyEntry[] {
   const entries: KeyEntry[] = [];
-  childrenNamed(container, PSKC_NS, 'KeyPackage').forEach((keyPackage, packageIndex) => {
+  packages.forEach((keyPackage, packageIndex) => {
     const deviceInfo = child(keyPackage, PSKC_NS, 'DeviceInfo');
     for (const key of childrenNamed(keyPackage, PSKC_NS, 'Key')) {
       const serialNo = child(deviceInfo, PSKC_NS, 'SerialNo')?.text.trim();
@@ -84,6 +153,7 @@ export function collectKeys(fileName: string, container: XmlElement, lines: KeyP
         digitsText: responseFormat?.attrs['Length']?.trim(),
         responseEncoding: responseFormat?.attrs['Encoding']?.trim(),
         data,
+        policy: readPolicy(child(key, PSKC_NS, 'Policy')),
       });
     }
   });

@@ -217,9 +217,10 @@ export function decodeBase64(text: string): Buffer | undefined {
 }
 
 /**
- * Line of the n-th KeyPackage start tag, found by a text scan only when a
- * message needs one. When the scan's count differs from the parsed count
- * (a KeyPackage inside a comment, say) lines are left out rather than wrong.
+ * Line of the n-th KeyPackage start tag (Device in the old draft layout),
+ * found by a text scan only when a message needs one. When the scan's count
+ * differs from the parsed count (a KeyPackage inside a comment, say) lines
+ * are left out rather than wrong.
  */
 export class KeyPackageLines {
   private lines: number[] | null | undefined;
@@ -227,6 +228,7 @@ export class KeyPackageLines {
   constructor(
     private readonly text: string,
     private readonly expectedCount: number,
+    private readonly elementName: 'KeyPackage' | 'Device' = 'KeyPackage',
   ) {}
 
   of(index: number): number | undefined {
@@ -236,7 +238,7 @@ export class KeyPackageLines {
 
   private scan(): number[] | null {
     const starts: number[] = [];
-    const pattern = /<(?:[A-Za-z_][\w.-]*:)?KeyPackage(?=[\s/>])/g;
+    const pattern = new RegExp(`<(?:[A-Za-z_][\\w.-]*:)?${this.elementName}(?=[\\s/>])`, 'g');
     for (let m = pattern.exec(this.text); m !== null; m = pattern.exec(this.text)) starts.push(m.index);
     if (starts.length !== this.expectedCount) return null;
     const lines: number[] = [];
@@ -253,5 +255,3 @@ export class KeyPackageLines {
   }
 }
 
-// ---------------------------------------------------------------------------
-// Collecting the file's keys and encrypted values.

@@ -7,12 +7,13 @@
  * - pskc-encryption.ts and pskc-crypto.ts: keys, MAC and decryption;
  * - pskc-token.ts: token building, with the rules every format shares.
  */
-import { FileError, sortProblems, type Problem } from '../core/problems.js';
+import { FileError, problem, sortProblems, type Problem } from '../core/problems.js';
+import type { OathToken } from '../core/token.js';
 import { resolveDuplicates } from '../core/validate.js';
-import { decryptAll, keyNeedOf } from './pskc-encryption.js';
-import { checkContainer, collectKeys, encryptedValuesOf } from './pskc-parse.js';
+import { decryptAll } from './pskc-encryption.js';
+import { encryptedValuesOf, keyNeedOfContainer, readContainer } from './pskc-parse.js';
 import { buildToken } from './pskc-token.js';
-import { KeyPackageLines, PSKC_NS, child, childrenNamed, parseDocument, type XmlElement } from './pskc-xml.js';
+import { parseDocument, type XmlElement } from './pskc-xml.js';
 import { checkSize, decodeUtf8 } from './text.js';
 import { DEFAULT_MAX_SEED_FILE_BYTES, type ReadOptions, type SeedReadResult } from './types.js';
 
@@ -27,36 +28,44 @@ export function looksLikePskc(bytes: Uint8Array): boolean {
   return bytes[i] === 0x3c;
 }
 
-function loadContainer(bytes: Uint8Array, opts: Pick<ReadOptions, 'fileName' | 'maxBytes'>): { text: string; container: XmlElement } {
+function loadRoot(bytes: Uint8Array, opts: Pick<ReadOptions, 'fileName' | 'maxBytes'>): { text: string; root: XmlElement } {
   const { fileName } = opts;
   checkSize(fileName, bytes, opts.maxBytes ?? DEFAULT_MAX_SEED_FILE_BYTES);
   const text = decodeUtf8(fileName, bytes);
   if (!/\S/.test(text)) throw new FileError('FILE_EMPTY', `${fileName}: the file is empty.`);
-  return { text, container: checkContainer(fileName, parseDocument(fileName, text)) };
+  return { text, root: parseDocument(fileName, text) };
 }
 
 /**
  * Reads a PSKC file. File-level failures (malformed XML, refused DOCTYPE,
  * missing or wrong key, MAC mismatch, unsupported algorithm) throw FileError;
  * per-key problems come back in `problems`, with the key left out of `tokens`
- * when any of its problems is an error.
+ * when any of its problems is an error. Key policies are judged at `opts.now`.
  */
 export function readPskc(bytes: Uint8Array, opts: ReadOptions): SeedReadResult {
   const { fileName } = opts;
-  const { text, container } = loadContainer(bytes, opts);
-  const packageCount = childrenNamed(container, PSKC_NS, 'KeyPackage').length;
-  if (packageCount === 0) throw new FileError('FILE_EMPTY', `${fileName}: the PSKC file holds no KeyPackage.`);
-  const lines = new KeyPackageLines(text, packageCount);
-  const entries = collectKeys(fileName, container, lines);
-  if (entries.length === 0) throw new FileError('FILE_EMPTY', `${fileName}: the PSKC file's KeyPackages hold no Key.`);
+  const { text, root } = loadRoot(bytes, opts);
+  const doc = readContainer(fileName, text, root);
+  const container = doc.layout === 'draft' ? 'Device' : 'KeyPackage';
+  if (doc.packageCount === 0) throw new FileError('FILE_EMPTY', `${fileName}: the PSKC file holds no ${container}.`);
+  if (doc.entries.length === 0) throw new FileError('FILE_EMPTY', `${fileName}: the PSKC file's ${container}s hold no Key.`);
 
-  const encrypted = encryptedValuesOf(entries);
-  if (encrypted.length > 0) decryptAll(fileName, container, encrypted, opts);
+  const encrypted = encryptedValuesOf(doc.entries);
+  if (encrypted.length > 0) decryptAll(fileName, doc.keying, encrypted, opts);
 
   const problems: Problem[] = [];
-  const candidates = [];
-  for (const entry of entries) {
-    const built = buildToken(entry, lines.of(entry.packageIndex));
+  if (doc.layout === 'draft') {
+    problems.push(
+      problem(
+        'PSKC_DRAFT_LAYOUT',
+        'info',
+        `${fileName}: the file uses the pre-RFC 6030 draft layout (a KeyContainer of Devices, as older ActivIdentity exports write it); it was read with that layout's rules, a ValueDigest over the plaintext included.`,
+      ),
+    );
+  }
+  const candidates: OathToken[] = [];
+  for (const entry of doc.entries) {
+    const built = buildToken(entry, doc.lines.of(entry.packageIndex), opts.now);
     problems.push(...built.problems);
     if (built.token) candidates.push(built.token);
   }
@@ -77,20 +86,15 @@ export function readPskc(bytes: Uint8Array, opts: ReadOptions): SeedReadResult {
  * readPskc then reports why.
  */
 export function describePskcKeyNeed(bytes: Uint8Array): { encrypted: boolean; kind?: 'psk' | 'password'; keyName?: string } {
-  let container: XmlElement;
+  let root: XmlElement;
   try {
-    container = loadContainer(bytes, { fileName: 'file' }).container;
+    root = loadRoot(bytes, { fileName: 'file' }).root;
   } catch (err) {
     if (err instanceof FileError) return { encrypted: false };
     throw err;
   }
-  const encrypted = childrenNamed(container, PSKC_NS, 'KeyPackage').some((keyPackage) =>
-    childrenNamed(keyPackage, PSKC_NS, 'Key').some((key) => {
-      const data = child(key, PSKC_NS, 'Data');
-      return data?.children.some((field) => child(field, PSKC_NS, 'EncryptedValue') !== undefined) ?? false;
-    }),
-  );
-  if (!encrypted) return { encrypted: false };
-  const need = keyNeedOf(container);
+  const found = keyNeedOfContainer(root);
+  if (!found.encrypted) return { encrypted: false };
+  const { need } = found;
   return need.keyName === undefined ? { encrypted: true, kind: need.kind } : { encrypted: true, kind: need.kind, keyName: need.keyName };
 }

@@ -30,6 +30,11 @@ export interface KeyMaterial {
 export interface ReadOptions extends KeyMaterial {
   /** Name used in messages (a path or a blob name). */
   fileName: string;
+  /**
+   * The caller's clock reading (the CLI's and the pipeline's Clock). Readers judge dates in the file
+   * against it (PSKC key policies: expired, not yet valid) and never read the system time themselves.
+   */
+  now: Date;
   /** CSV only: forces the secret encoding instead of detecting it. */
   secretEncoding?: SecretEncoding;
   /** Refuse files above this many bytes (default 20 MiB). */

@@ -24,6 +24,8 @@ import { readPskc } from '../../shared/formats/pskc.js';
 import { readSeedFile } from '../../shared/formats/read-seed-file.js';
 import type { ReadOptions, SeedReadResult } from '../../shared/formats/types.js';
 
+/** The clock reading given to the readers. */
+const READ_AT = new Date('2026-06-01T00:00:00Z');
 const FIXTURES = fileURLToPath(new URL('../fixtures/', import.meta.url));
 const seedFlag = process.env['FUZZ_SEED'];
 const runs = (numRuns: number): fc.Parameters<unknown> => (seedFlag ? { numRuns, seed: Number(seedFlag) } : { numRuns });
@@ -62,6 +64,20 @@ const SEED_ROW_CODES: ReadonlySet<string> = new Set([
   'FIELD_INVALID',
   'DUPLICATE_SERIAL_CONFLICT',
   'DUPLICATE_ROW',
+  // Key policies (PSKC) and the infos that say what a reader decided (OATH CSV, PSKC integers, the draft layout).
+  'POLICY_EXPIRED',
+  'POLICY_NOT_YET_VALID',
+  'POLICY_KEY_USAGE',
+  'POLICY_PIN',
+  'POLICY_TRANSACTION_LIMIT',
+  'POLICY_UNKNOWN',
+  'HASH_FROM_SEED_LENGTH',
+  'TYPE_FROM_MISSING_COLUMN',
+  'CELL_READING_DECIDED',
+  'INTEGER_ENCODING_DECIDED',
+  'LINE_SKIPPED',
+  'USER_COLUMNS_IGNORED',
+  'PSKC_DRAFT_LAYOUT',
 ]);
 const PLAN_CODES: ReadonlySet<string> = new Set([
   'ASSIGNMENT_UNKNOWN_SERIAL',
@@ -142,7 +158,7 @@ function checkSeed(reader: string, call: () => SeedReadResult): void {
   checkProblems(plan.problems, PLAN_CODES, `${reader} convert`);
 }
 
-const referenceTokens = readSeedFile(readFileSync(join(FIXTURES, 'corpus/reference/tokens.csv')), { fileName: 'reference' }).tokens.map(candidate);
+const referenceTokens = readSeedFile(readFileSync(join(FIXTURES, 'corpus/reference/tokens.csv')), { now: READ_AT, fileName: 'reference' }).tokens.map(candidate);
 
 /** Codes the assignment-list reader may return per row. */
 const ASSIGNMENT_ROW_CODES: ReadonlySet<string> = new Set(['CSV_ROW_MISALIGNED', 'SERIAL_INVALID']);
@@ -206,13 +222,13 @@ const assignmentsArb = fc
 interface Fixture {
   name: string;
   bytes: Buffer;
-  options: Omit<ReadOptions, 'fileName'>;
+  options: Omit<ReadOptions, 'fileName' | 'now'>;
 }
 
 /** Files whose secrets fit both alphabets need the encoding forced, as a user would. */
 function csvOptions(name: string, bytes: Buffer): Fixture['options'] {
   try {
-    readSeedFile(bytes, { fileName: name });
+    readSeedFile(bytes, { now: READ_AT, fileName: name });
     return {};
   } catch (err) {
     if (err instanceof FileError && err.code === 'ENCODING_AMBIGUOUS') return { secretEncoding: 'base32' };
@@ -281,10 +297,10 @@ void describe('fuzzing the readers', () => {
   void it('arbitrary bytes: every seed reader and the assignment reader', () => {
     fc.assert(
       fc.property(fc.uint8Array({ maxLength: 600 }), (bytes) => {
-        checkSeed('readSeedFile', () => readSeedFile(bytes, { fileName: 'fuzz' }));
-        checkSeed('readCsvSeed hex', () => readCsvSeed(bytes, { fileName: 'fuzz', secretEncoding: 'hex' }));
-        checkSeed('readPskc', () => readPskc(bytes, { fileName: 'fuzz' }));
-        checkSeed('readPskc psk', () => readPskc(bytes, { fileName: 'fuzz', psk: ANY_PSK }));
+        checkSeed('readSeedFile', () => readSeedFile(bytes, { now: READ_AT, fileName: 'fuzz' }));
+        checkSeed('readCsvSeed hex', () => readCsvSeed(bytes, { now: READ_AT, fileName: 'fuzz', secretEncoding: 'hex' }));
+        checkSeed('readPskc', () => readPskc(bytes, { now: READ_AT, fileName: 'fuzz' }));
+        checkSeed('readPskc psk', () => readPskc(bytes, { now: READ_AT, fileName: 'fuzz', psk: ANY_PSK }));
         checkAssignments(bytes);
       }),
       runs(500),
@@ -295,8 +311,8 @@ void describe('fuzzing the readers', () => {
     fc.assert(
       fc.property(fc.string({ unit: 'binary', maxLength: 300 }), fc.constantFrom('', '# c\n', 'upn,serial number\n', 'serial number,secret key\n', '<'), (text, prefix) => {
         const bytes = Buffer.from(prefix + text, 'utf8');
-        checkSeed('readSeedFile', () => readSeedFile(bytes, { fileName: 'fuzz' }));
-        checkSeed('readCsvSeed base32', () => readCsvSeed(bytes, { fileName: 'fuzz', secretEncoding: 'base32' }));
+        checkSeed('readSeedFile', () => readSeedFile(bytes, { now: READ_AT, fileName: 'fuzz' }));
+        checkSeed('readCsvSeed base32', () => readCsvSeed(bytes, { now: READ_AT, fileName: 'fuzz', secretEncoding: 'base32' }));
         checkAssignments(bytes);
       }),
       runs(300),
@@ -308,7 +324,7 @@ void describe('fuzzing the readers', () => {
     fc.assert(
       fc.property(soup, (text) => {
         const bytes = Buffer.from(text, 'utf8');
-        checkSeed('readSeedFile', () => readSeedFile(bytes, { fileName: 'fuzz' }));
+        checkSeed('readSeedFile', () => readSeedFile(bytes, { now: READ_AT, fileName: 'fuzz' }));
         checkAssignments(bytes);
       }),
       runs(500),
@@ -318,7 +334,7 @@ void describe('fuzzing the readers', () => {
   void it('CSV-shaped input: headers, delimiters, quotes and steering cells', () => {
     fc.assert(
       fc.property(csvArb, fc.constantFrom(undefined, 'hex' as const, 'base32' as const), (bytes, secretEncoding) => {
-        checkSeed('readCsvSeed', () => readCsvSeed(bytes, secretEncoding ? { fileName: 'fuzz', secretEncoding } : { fileName: 'fuzz' }));
+        checkSeed('readCsvSeed', () => readCsvSeed(bytes, secretEncoding ? { now: READ_AT, fileName: 'fuzz', secretEncoding } : { now: READ_AT, fileName: 'fuzz' }));
         checkAssignments(bytes);
       }),
       runs(800),
@@ -335,8 +351,8 @@ void describe('fuzzing the readers', () => {
   void it('mutated valid CSV and privacyIDEA files (bit flips, truncation, inserted and deleted bytes)', () => {
     fc.assert(
       fc.property(mutatedArb(csvFixtures), ({ fixture, bytes }) => {
-        checkSeed('readSeedFile', () => readSeedFile(bytes, { fileName: 'fuzz', ...fixture.options }));
-        checkSeed('readCsvSeed hex', () => readCsvSeed(bytes, { fileName: 'fuzz', secretEncoding: 'hex' }));
+        checkSeed('readSeedFile', () => readSeedFile(bytes, { now: READ_AT, fileName: 'fuzz', ...fixture.options }));
+        checkSeed('readCsvSeed hex', () => readCsvSeed(bytes, { now: READ_AT, fileName: 'fuzz', secretEncoding: 'hex' }));
         checkAssignments(bytes);
       }),
       runs(800),
@@ -346,9 +362,9 @@ void describe('fuzzing the readers', () => {
   void it('mutated valid and hostile PSKC files, with their key and without one', () => {
     fc.assert(
       fc.property(mutatedArb(pskcFixtures), ({ fixture, bytes }) => {
-        checkSeed('readPskc keyed', () => readPskc(bytes, { fileName: 'fuzz', ...fixture.options }));
-        checkSeed('readPskc no key', () => readPskc(bytes, { fileName: 'fuzz' }));
-        checkSeed('readSeedFile keyed', () => readSeedFile(bytes, { fileName: 'fuzz', ...fixture.options }));
+        checkSeed('readPskc keyed', () => readPskc(bytes, { now: READ_AT, fileName: 'fuzz', ...fixture.options }));
+        checkSeed('readPskc no key', () => readPskc(bytes, { now: READ_AT, fileName: 'fuzz' }));
+        checkSeed('readSeedFile keyed', () => readSeedFile(bytes, { now: READ_AT, fileName: 'fuzz', ...fixture.options }));
       }),
       runs(800),
     );
@@ -357,7 +373,7 @@ void describe('fuzzing the readers', () => {
   void it('the fixtures themselves read without error (so the mutations start from valid files)', () => {
     assert.ok(csvFixtures.length >= 5 && pskcFixtures.length >= 10);
     for (const f of [...csvFixtures, ...pskcFixtures.filter((p) => p.options.psk || p.options.password !== undefined)]) {
-      const result = readSeedFile(f.bytes, { fileName: f.name, ...f.options });
+      const result = readSeedFile(f.bytes, { now: READ_AT, fileName: f.name, ...f.options });
       assert.ok(result.tokens.length > 0, f.name);
     }
   });
