@@ -82,6 +82,9 @@ export function readCsvSeed(bytes: Uint8Array, opts: ReadOptions): SeedReadResul
   }
   // privacyIDEA and LinOTP skip lines holding a single value; the layout is judged on the first row they would read.
   const version = oathCsvVersion(text);
+  if (version !== 1 && version !== 2) {
+    throw new FileError('CSV_UNKNOWN_LAYOUT', `${fileName} line 1: OATH CSV version ${version} is not known; privacyIDEA writes version 2 (user columns first) or no version line.`, 1);
+  }
   const candidate = probe.find((row) => row.cells.length > 1);
   if (candidate && looksLikeOathRow(candidate, version)) {
     return readOathCsv(fileName, probe, version, opts.secretEncoding);

@@ -14,7 +14,7 @@
  * sources are in docs/formats/oath-csv.md.
  */
 import type { SecretEncoding } from '../core/encoding.js';
-import { FileError, problem, type Problem } from '../core/problems.js';
+import { problem, type Problem } from '../core/problems.js';
 import { parseHashAlgorithm, type HashAlgorithm, type OathToken, type TokenType } from '../core/token.js';
 import { checkSerial } from '../core/validate.js';
 import { misalignedProblem, misalignedRow, type CsvRow } from './csv-table.js';
@@ -206,10 +206,7 @@ function readRow(row: CsvRow, version: number, fileName: string): CsvRowOutcome 
 }
 
 /** Reads privacyIDEA's and LinOTP's OATH CSV from rows parsed with comments skipped. */
-export function readOathCsv(fileName: string, rows: CsvRow[], version: number, forced: SecretEncoding | undefined): SeedReadResult {
-  if (version !== 1 && version !== 2) {
-    throw new FileError('CSV_UNKNOWN_LAYOUT', `${fileName} line 1: OATH CSV version ${version} is not known; privacyIDEA writes version 2 (user columns first) or no version line.`, 1);
-  }
+export function readOathCsv(fileName: string, rows: CsvRow[], version: 1 | 2, forced: SecretEncoding | undefined): SeedReadResult {
   const outcomes: CsvRowOutcome[] = [];
   if (version === 2) {
     outcomes.push({

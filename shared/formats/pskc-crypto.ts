@@ -5,7 +5,7 @@
  * part is the RFC 3394 / RFC 5649 key-wrap loop for Camellia, whose block
  * cipher node:crypto has but whose key wrap it has not.
  */
-import { createCipheriv, createDecipheriv, createHmac, pbkdf2Sync, timingSafeEqual, type Decipher } from 'node:crypto';
+import { createDecipheriv, createHmac, pbkdf2Sync, timingSafeEqual, type Decipher } from 'node:crypto';
 
 const XMLENC = 'http://www.w3.org/2001/04/xmlenc#';
 const XMLDSIG = 'http://www.w3.org/2000/09/xmldsig#';
@@ -187,39 +187,6 @@ export function unwrapOverEcb(ecbCipher: string, key: Uint8Array, wrapped: Uint8
   const length = a.readUInt32BE(4);
   if (length > data.length || length <= data.length - 8 || !data.subarray(length).every((byte) => byte === 0)) throw new DecryptionError();
   return data.subarray(0, length);
-}
-
-/** RFC 3394 / RFC 5649 key wrap over an ECB block cipher: the inverse of unwrapOverEcb, for fixtures and tests. */
-export function wrapOverEcb(ecbCipher: string, key: Uint8Array, plaintext: Uint8Array): Buffer {
-  const padded = plaintext.length % 8 !== 0 || plaintext.length === 8;
-  let a: Buffer;
-  let data: Buffer = Buffer.from(plaintext);
-  if (padded) {
-    a = Buffer.concat([PADDED_KEY_WRAP_PREFIX, Buffer.alloc(4)]);
-    a.writeUInt32BE(plaintext.length, 4);
-    data = Buffer.concat([data, Buffer.alloc((8 - (plaintext.length % 8)) % 8)]);
-  } else {
-    a = Buffer.from(KEY_WRAP_IV);
-  }
-  const encryptBlock = (block: Buffer): Buffer => {
-    const cipher = createCipheriv(ecbCipher, key, null);
-    cipher.setAutoPadding(false);
-    return Buffer.concat([cipher.update(block), cipher.final()]);
-  };
-  const blocks = data.length / 8;
-  if (blocks === 1) return encryptBlock(Buffer.concat([a, data]));
-  const r = Array.from({ length: blocks }, (_, i) => data.subarray(8 * i, 8 * (i + 1)));
-  const t = Buffer.alloc(8);
-  for (let j = 0; j <= 5; j++) {
-    for (let i = 1; i <= blocks; i++) {
-      const out = encryptBlock(Buffer.concat([a, r[i - 1]!]));
-      a = out.subarray(0, 8);
-      t.writeBigUInt64BE(BigInt(blocks * j + i));
-      for (let b = 0; b < 8; b++) a[b]! ^= t[b]!;
-      r[i - 1] = out.subarray(8);
-    }
-  }
-  return Buffer.concat([a, ...r]);
 }
 
 /** HMAC over the given bytes (IV || ciphertext in RFC 6030; the plaintext in the old draft), compared in constant time. */

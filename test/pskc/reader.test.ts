@@ -15,7 +15,7 @@ import {
   type FixtureKey,
   type HashName,
 } from '../fixtures/pskc/generate.js';
-import { READ_AT, asExpected, fileError, fixture } from './helpers.js';
+import { READ_AT, asExpected, expected, fileError, fixture } from './helpers.js';
 
 const bytes = (text: string) => Buffer.from(text, 'utf8');
 
@@ -145,7 +145,22 @@ void describe('encryption', () => {
   });
 
   void it('round-trips every cipher with every MAC hash, prefixed or not (property)', () => {
-    const ciphers: CipherName[] = ['aes128-cbc', 'aes192-cbc', 'aes256-cbc', 'tripledes-cbc', 'kw-aes128', 'kw-aes192', 'kw-aes256'];
+    const ciphers: CipherName[] = [
+      'aes128-cbc',
+      'aes192-cbc',
+      'aes256-cbc',
+      'tripledes-cbc',
+      'kw-aes128',
+      'kw-aes192',
+      'kw-aes256',
+      'kw-tripledes',
+      'camellia128-cbc',
+      'camellia192-cbc',
+      'camellia256-cbc',
+      'kw-camellia128',
+      'kw-camellia192',
+      'kw-camellia256',
+    ];
     const hashes: HashName[] = ['sha1', 'sha224', 'sha256', 'sha384', 'sha512'];
     fc.assert(
       fc.property(
@@ -291,5 +306,32 @@ void describe('looksLikePskc and describePskcKeyNeed', () => {
       '',
     );
     assert.deepEqual(describePskcKeyNeed(bytes(unnamed)), { encrypted: true, kind: 'psk' });
+  });
+});
+
+void describe('integers, 64-bit counters and the old draft layout', () => {
+  void it('reads a counter given as encrypted ASCII digits as that number, and says what binary would have given', () => {
+    const result = readPskc(fixture('integers.pskcxml'), { now: READ_AT, fileName: 'f', psk: Buffer.from(expected.valid['integers.pskcxml']!.psk!, 'hex') });
+    const byS = new Map(result.tokens.map((t) => [t.serial, t.counter]));
+    assert.equal(byS.get('SN-int-encrypted-ascii'), 298507n);
+    assert.equal(byS.get('SN-int-above-2-53'), 16887061004979670n);
+    assert.equal(byS.get('SN-int-max-64-bit'), 18446744073709551615n);
+    const ascii = result.problems.find((p) => p.serial === 'SN-int-encrypted-ascii')!;
+    assert.equal(ascii.code, 'INTEGER_ENCODING_DECIDED');
+    assert.match(ascii.message, /ASCII digits of 298507.*55221337534519/);
+  });
+
+  void it('says which key a draft-layout file needs', () => {
+    assert.deepEqual(describePskcKeyNeed(fixture('draft-activid-aes128.pskcxml')), { encrypted: true, kind: 'psk' });
+    assert.deepEqual(describePskcKeyNeed(fixture('draft-pbe-3des.pskcxml')), { encrypted: true, kind: 'password' });
+    const plain = readPskc(fixture('draft-activid-aes128.pskcxml'), { now: READ_AT, fileName: 'f', psk: Buffer.from(expected.valid['draft-activid-aes128.pskcxml']!.psk!, 'hex') });
+    assert.equal(plain.tokens[0]!.counter, 837830147n);
+  });
+
+  void it('names the reason when it refuses a PIN or an OCRA key', () => {
+    const result = readPskc(fixture('policy.pskcxml'), { now: READ_AT, fileName: 'f' });
+    const refusals = result.problems.filter((p) => p.code === 'TYPE_UNSUPPORTED').map((p) => p.message);
+    assert.match(refusals[0]!, /it is a PIN/);
+    assert.match(refusals[1]!, /OCRA challenge-response/);
   });
 });

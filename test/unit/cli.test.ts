@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { referenceCode } from '../fixtures/oath-csv/generate.js';
 import { runCli } from '../../shared/cli/cli.js';
 
 const fixture = (name: string) => fileURLToPath(new URL(`../fixtures/${name}`, import.meta.url));
@@ -156,6 +157,17 @@ describe('entra-oath code', () => {
     assert.equal(env.stdout, '07081804\n');
     const bad = await cli(['code', '--secret', 'not base32!']);
     assert.equal(bad.code, 2);
+  });
+
+  it('prints the RFC 4226 HOTP code for a counter, over the whole 64-bit range', async () => {
+    const secret = 'GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ';
+    assert.equal((await cli(['code', '--secret', secret, '--counter', '1'])).stdout, '287082\n');
+    assert.equal((await cli(['code', '--secret', secret, '--counter', '9'])).stdout, '520489\n');
+    const top = await cli(['code', '--secret', secret, '--counter', '18446744073709551615', '--digits', '8']);
+    assert.deepEqual([top.code, top.stdout], [0, `${referenceCode('SHA1', Buffer.from('12345678901234567890').toString('hex'), (1n << 64n) - 1n, 8)}\n`]);
+    for (const args of [['--counter', '18446744073709551616'], ['--counter', '-1'], ['--counter', '1', '--at', '59'], ['--counter', '1', '--period', '60']]) {
+      assert.equal((await cli(['code', '--secret', secret, ...args])).code, 2, args.join(' '));
+    }
   });
 });
 
