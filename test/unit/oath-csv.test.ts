@@ -37,7 +37,7 @@ describe('OATH CSV fixtures', () => {
     it(`${file}: the importers' serials, secrets, hashes, digits, periods and counters, through the reader and inspect --json --reveal`, async () => {
       const result = readCsvSeed(readFileSync(`${DIR}${file}`), { now: READ_AT, fileName: file });
       assert.equal(result.format, 'privacyidea-csv');
-      const shape = (t: { serial: string; type: string; algorithm: string; digits: number; period: number; counter?: unknown }, secretHex: string) => ({
+      const shape = (t: { serial: string; type: string; algorithm: string; digits: number; period: number; counter?: bigint | string }, secretHex: string) => ({
         serial: t.serial,
         type: t.type,
         algorithm: t.algorithm,
