@@ -24,7 +24,8 @@ export const SEED_COLUMNS = {
   // Not in Entra's layout; read when a vendor's file has them, so a SHA-256 or 8-digit token is not taken for SHA-1 / 6.
   algorithm: ['algorithm', 'hash', 'hash algorithm', 'hashlib'],
   digits: ['digits', 'otp length', 'code length'],
-  type: ['type', 'token type'],
+  // Not a bare "type": vendors use that for the device model.
+  type: ['token type', 'otp type'],
 } as const;
 
 const DEFAULT_PERIOD = 30;

@@ -16,6 +16,7 @@
 import { FileError, quoteValue } from '../core/problems.js';
 import { checkIterations, macHash, type EncryptedValue, type KeyNeed, type Keying, type Pbkdf2Parameters } from './pskc-encryption.js';
 import type { DataField, KeyEntry, PolicyEntry, PskcDocument } from './pskc-parse.js';
+import { usagesOf } from './pskc-policy.js';
 import { KeyPackageLines, child, childrenNamed, decodeBase64, malformed, parseXmlInteger, type XmlElement } from './pskc-xml.js';
 
 export const DRAFT_NAMESPACES: ReadonlySet<string> = new Set(['urn:ietf:params:xml:ns:keyprov:container:1.0', 'urn:ietf:params:xml:ns:keyprov:container']);
@@ -40,17 +41,10 @@ const DATA_NAMES: ReadonlyMap<string, DataField> = new Map([
   ['TIME_DRIFT', 'TimeDrift'],
 ]);
 
-/** Usage attributes the drafts define; the true ones become the key's usage list. */
-const USAGE_ATTRIBUTES = ['OTP', 'CR', 'Integrity', 'Encrypt', 'Unlock'] as const;
-
 /** The drafts wrote attribute names in either case (Algorithm / algorithm, Length / length). */
 function attr(element: XmlElement | undefined, name: string): string | undefined {
   if (!element) return undefined;
   return (element.attrs[name] ?? element.attrs[name.charAt(0).toLowerCase() + name.slice(1)])?.trim();
-}
-
-function isTrue(value: string | undefined): boolean {
-  return value !== undefined && /^(true|1)$/i.test(value.trim());
 }
 
 interface EncryptionMethod {
@@ -100,7 +94,7 @@ function readPolicy(key: XmlElement): PolicyEntry | undefined {
   const start = child(key, key.ns, 'StartDate')?.text;
   const expiry = child(key, key.ns, 'ExpiryDate')?.text;
   if (!usage && start === undefined && expiry === undefined) return undefined;
-  const policy: PolicyEntry = { keyUsage: USAGE_ATTRIBUTES.filter((name) => isTrue(attr(usage, name))), unknownItems: 0 };
+  const policy: PolicyEntry = { keyUsage: usagesOf(usage), unknownItems: 0 };
   if (start !== undefined) policy.startDate = start;
   if (expiry !== undefined) policy.expiryDate = expiry;
   return policy;

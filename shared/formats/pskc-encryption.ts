@@ -103,6 +103,9 @@ export function rfcKeying(container: XmlElement): Keying {
     },
     mac(fileName) {
       const macMethod = child(container, PSKC_NS, 'MACMethod');
+      // draft-ietf-keyprov-pskc-02 named the algorithm in MACAlgorithm, keyed with the transport key.
+      const macAlgorithm = child(container, PSKC_NS, 'MACAlgorithm')?.text.trim();
+      if (!macMethod && macAlgorithm) return { hash: macHash(fileName, macAlgorithm, 'MAC algorithm'), keyValue: undefined };
       if (!macMethod) return undefined;
       const macKey = child(macMethod, PSKC_NS, 'MACKey');
       return {

@@ -9,6 +9,7 @@ import { quoteValue } from '../core/problems.js';
 import { checkSerial } from '../core/validate.js';
 import { DRAFT_NAMESPACES, draftKeyNeed, readDraftContainer } from './pskc-draft.js';
 import { readEncrypted, rfcKeying, type EncryptedValue, type KeyNeed, type Keying } from './pskc-encryption.js';
+import { usagesOf } from './pskc-policy.js';
 import { KeyPackageLines, PSKC_NS, child, childrenNamed, decodeBase64, malformed, quoteUri, type XmlElement } from './pskc-xml.js';
 
 export type DataValue = { plain: string } | { encrypted: EncryptedValue };
@@ -62,9 +63,12 @@ export function readContainer(fileName: string, text: string, root: XmlElement):
     const shown = version === undefined ? 'missing' : /^\d{1,3}(?:\.\d{1,3}){0,2}$/.test(version) ? quoteValue(version) : 'not a version number';
     throw malformed(fileName, `the KeyContainer's Version is ${shown}; only PSKC 1.0 is supported.`);
   }
-  const packages = childrenNamed(root, PSKC_NS, 'KeyPackage');
-  const lines = new KeyPackageLines(text, packages.length);
-  return { layout: 'rfc6030', entries: collectKeys(fileName, packages, lines), keying: rfcKeying(root), lines, packageCount: packages.length };
+  // draft-ietf-keyprov-pskc-02, the last draft before RFC 6030, has its namespace but Device elements for KeyPackages.
+  const keyPackages = childrenNamed(root, PSKC_NS, 'KeyPackage');
+  const devices = keyPackages.length === 0 ? childrenNamed(root, PSKC_NS, 'Device') : [];
+  const packages = devices.length > 0 ? devices : keyPackages;
+  const lines = new KeyPackageLines(text, packages.length, devices.length > 0 ? 'Device' : 'KeyPackage');
+  return { layout: devices.length > 0 ? 'draft' : 'rfc6030', entries: collectKeys(fileName, packages, lines), keying: rfcKeying(root), lines, packageCount: packages.length };
 }
 
 /**
@@ -74,7 +78,7 @@ export function readContainer(fileName: string, text: string, root: XmlElement):
  */
 export function keyNeedOfContainer(root: XmlElement): { encrypted: false } | { encrypted: true; need: KeyNeed } {
   if (root.name === 'KeyContainer' && DRAFT_NAMESPACES.has(root.ns)) return draftKeyNeed(root);
-  const encrypted = childrenNamed(root, PSKC_NS, 'KeyPackage').some((keyPackage) =>
+  const encrypted = [...childrenNamed(root, PSKC_NS, 'KeyPackage'), ...childrenNamed(root, PSKC_NS, 'Device')].some((keyPackage) =>
     childrenNamed(keyPackage, PSKC_NS, 'Key').some((key) => {
       const data = child(key, PSKC_NS, 'Data');
       return data?.children.some((field) => child(field, PSKC_NS, 'EncryptedValue') !== undefined) ?? false;
@@ -102,9 +106,10 @@ function readDataValue(fileName: string, element: XmlElement, what: string, line
 const POLICY_CHILDREN: ReadonlySet<string> = new Set(['StartDate', 'ExpiryDate', 'NumberOfTransactions', 'KeyUsage', 'PINPolicy']);
 const PIN_POLICY_ATTRIBUTES: ReadonlySet<string> = new Set(['PINKeyId', 'PINUsageMode', 'MaxFailedAttempts', 'MinLength', 'MaxLength', 'PINEncoding']);
 
-function readPolicy(element: XmlElement | undefined): PolicyEntry | undefined {
-  if (!element) return undefined;
-  const policy: PolicyEntry = { keyUsage: [], unknownItems: 0 };
+function readPolicy(element: XmlElement | undefined, usage: XmlElement | undefined): PolicyEntry | undefined {
+  const usages = usagesOf(usage);
+  if (!element) return usages.length > 0 ? { keyUsage: usages, unknownItems: 0 } : undefined;
+  const policy: PolicyEntry = { keyUsage: [...usages], unknownItems: 0 };
   for (const item of element.children) {
     if (item.ns !== PSKC_NS || !POLICY_CHILDREN.has(item.name)) {
       policy.unknownItems++;
@@ -126,14 +131,16 @@ function readPolicy(element: XmlElement | undefined): PolicyEntry | undefined {
 function collectKeys(fileName: string, packages: readonly XmlElement[], lines: KeyPackageLines): KeyEntry[] {
   const entries: KeyEntry[] = [];
   packages.forEach((keyPackage, packageIndex) => {
-    const deviceInfo = child(keyPackage, PSKC_NS, 'DeviceInfo');
+    const deviceInfo = child(keyPackage, PSKC_NS, 'DeviceInfo') ?? child(keyPackage, PSKC_NS, 'DeviceId');
     for (const key of childrenNamed(keyPackage, PSKC_NS, 'Key')) {
       const serialNo = child(deviceInfo, PSKC_NS, 'SerialNo')?.text.trim();
-      const serial = serialNo || (key.attrs['Id'] ?? '').trim();
+      // Id and Algorithm in RFC 6030; KeyId and KeyAlgorithm in the drafts before it.
+      const serial = serialNo || (key.attrs['Id'] ?? key.attrs['KeyId'] ?? '').trim();
       const line = lines.of(packageIndex);
       const label = serial && !checkSerial(serial) ? `key ${quoteValue(serial)}` : `KeyPackage ${packageIndex + 1}`;
       const parameters = child(key, PSKC_NS, 'AlgorithmParameters');
-      const responseFormat = child(parameters, PSKC_NS, 'ResponseFormat');
+      const usage = child(key, PSKC_NS, 'Usage');
+      const responseFormat = child(parameters, PSKC_NS, 'ResponseFormat') ?? child(usage, PSKC_NS, 'ResponseFormat');
       const dataElement = child(key, PSKC_NS, 'Data');
       const data: KeyEntry['data'] = {};
       if (dataElement) {
@@ -148,12 +155,12 @@ function collectKeys(fileName: string, packages: readonly XmlElement[], lines: K
         serial,
         manufacturer: child(deviceInfo, PSKC_NS, 'Manufacturer')?.text.trim() ?? '',
         model: child(deviceInfo, PSKC_NS, 'Model')?.text.trim() ?? '',
-        algorithmUri: key.attrs['Algorithm']?.trim(),
+        algorithmUri: (key.attrs['Algorithm'] ?? key.attrs['KeyAlgorithm'])?.trim(),
         suite: child(parameters, PSKC_NS, 'Suite')?.text.trim(),
         digitsText: responseFormat?.attrs['Length']?.trim(),
         responseEncoding: responseFormat?.attrs['Encoding']?.trim(),
         data,
-        policy: readPolicy(child(key, PSKC_NS, 'Policy')),
+        policy: readPolicy(child(key, PSKC_NS, 'Policy'), usage),
       });
     }
   });

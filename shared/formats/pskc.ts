@@ -1,11 +1,13 @@
 /**
- * Reader for PSKC 1.0 seed files (RFC 6030): plain and encrypted (pre-shared
- * key or PBKDF2 password) containers, with every MAC checked before any token
- * is returned. Its layers, as in python-pskc:
+ * Reader for PSKC 1.0 seed files (RFC 6030) and the keyprov drafts before it:
+ * plain and encrypted (pre-shared key or PBKDF2 password) containers, with
+ * every MAC checked before any token is returned. Its layers, as in python-pskc:
  * - pskc-xml.ts: XML and namespaces;
- * - pskc-parse.ts: the container's key entries;
+ * - pskc-parse.ts (RFC 6030) and pskc-draft.ts (the draft layout): the key entries;
  * - pskc-encryption.ts and pskc-crypto.ts: keys, MAC and decryption;
- * - pskc-token.ts: token building, with the rules every format shares.
+ * - pskc-token.ts and pskc-policy.ts: token building with the rules every
+ *   format shares, and the key policies judged at the caller's clock.
+ * The rules and their sources: docs/formats/pskc.md.
  */
 import { FileError, problem, sortProblems, type Problem } from '../core/problems.js';
 import type { OathToken } from '../core/token.js';

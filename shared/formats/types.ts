@@ -3,6 +3,7 @@ import type { SecretEncoding } from '../core/encoding.js';
 import type { Problem } from '../core/problems.js';
 import type { OathToken } from '../core/token.js';
 
+/** csv: a CSV with a header; privacyidea-csv: the header-less OATH CSV of privacyIDEA and LinOTP; pskc: RFC 6030 and its drafts. */
 export type SeedFormat = 'csv' | 'privacyidea-csv' | 'pskc';
 
 export interface SeedReadResult {

@@ -131,7 +131,7 @@ describe('OATH CSV layout rules', () => {
 describe('CSV with a header: columns beyond Entra\'s are read, not ignored', () => {
   const S1 = 'CZU6XXGHCCGCOL6YO3WW472WEWB34FVJ';
   it('takes algorithm, digits and type columns when the vendor gives them', () => {
-    const r = read(`serial number,secret key,time interval,algorithm,digits,type\nA,${S1},30,SHA256,8,totp\nB,${S1.replace('C', 'D')},60,HMAC-SHA512,6,TOTP\nC,${S1.replace('C', 'E')},30,MD5,6,totp\n`);
+    const r = read(`serial number,secret key,time interval,algorithm,digits,token type\nA,${S1},30,SHA256,8,totp\nB,${S1.replace('C', 'D')},60,HMAC-SHA512,6,TOTP\nC,${S1.replace('C', 'E')},30,MD5,6,totp\n`);
     assert.deepEqual(r.tokens.map((t) => [t.serial, t.algorithm, t.digits, t.period]), [['A', 'SHA256', 8, 30], ['B', 'SHA512', 6, 60]]);
     assert.deepEqual(r.problems.map((p) => [p.code, p.line]), [['ALGORITHM_UNSUPPORTED', 4]]);
   });
