@@ -17,7 +17,7 @@ import { FileError, quoteValue } from '../core/problems.js';
 import { checkIterations, macHash, type EncryptedValue, type KeyNeed, type Keying, type Pbkdf2Parameters } from './pskc-encryption.js';
 import type { DataField, KeyEntry, PolicyEntry, PskcDocument } from './pskc-parse.js';
 import { usagesOf } from './pskc-policy.js';
-import { KeyPackageLines, child, childrenNamed, decodeBase64, malformed, parseXmlInteger, type XmlElement } from './pskc-xml.js';
+import { KeyPackageLines, child, childrenNamed, decodeBase64, draftAttribute, malformed, parseXmlInteger, type XmlElement } from './pskc-xml.js';
 
 export const DRAFT_NAMESPACES: ReadonlySet<string> = new Set(['urn:ietf:params:xml:ns:keyprov:container:1.0', 'urn:ietf:params:xml:ns:keyprov:container']);
 
@@ -41,12 +41,6 @@ const DATA_NAMES: ReadonlyMap<string, DataField> = new Map([
   ['TIME_DRIFT', 'TimeDrift'],
 ]);
 
-/** The drafts wrote attribute names in either case (Algorithm / algorithm, Length / length). */
-function attr(element: XmlElement | undefined, name: string): string | undefined {
-  if (!element) return undefined;
-  return (element.attrs[name] ?? element.attrs[name.charAt(0).toLowerCase() + name.slice(1)])?.trim();
-}
-
 interface EncryptionMethod {
   cipherUri: string;
   iv: Buffer | undefined;
@@ -55,7 +49,7 @@ interface EncryptionMethod {
 
 function readEncryptionMethod(fileName: string, element: XmlElement | undefined, ns: string): EncryptionMethod | undefined {
   if (!element) return undefined;
-  const algorithm = attr(element, 'Algorithm');
+  const algorithm = draftAttribute(element, 'Algorithm');
   if (!algorithm) throw malformed(fileName, 'the EncryptionMethod has no Algorithm.');
   const ivText = child(element, ns, 'IV')?.text;
   const iv = ivText === undefined ? undefined : decodeBase64(ivText);
@@ -69,7 +63,7 @@ function readEncryptionMethod(fileName: string, element: XmlElement | undefined,
   }
   if (/^PBE-/i.test(algorithm)) {
     // A password scheme whose key size and cipher this tool cannot be sure of: refused by name.
-    throw new FileError('PSKC_UNSUPPORTED_ALGORITHM', `${fileName}: the draft password scheme ${/^[A-Za-z0-9-]{1,40}$/.test(algorithm) ? quoteValue(algorithm) : 'given'} is not supported (supported: ${[...PBE_SCHEMES.keys()].join(', ')}, or an XML Encryption algorithm URI with a pre-shared key).`);
+    throw new FileError('PSKC_UNSUPPORTED_ALGORITHM', `${fileName}: the draft password scheme ${/^PBE-[A-Za-z0-9]{1,10}-[A-Za-z]{3}$/.test(algorithm) ? quoteValue(algorithm) : 'given'} is not supported (supported: ${[...PBE_SCHEMES.keys()].join(', ')}, or an XML Encryption algorithm URI with a pre-shared key).`);
   }
   return { cipherUri: algorithm, iv, pbe: undefined };
 }
@@ -80,7 +74,7 @@ function draftKeying(root: XmlElement, method: EncryptionMethod | undefined): Ke
     need: () => ({ kind: method?.pbe ? 'password' : 'psk', keyName: undefined }),
     mac(fileName) {
       if (!digest) return undefined;
-      const named = attr(digest, 'Algorithm') ?? '';
+      const named = draftAttribute(digest, 'Algorithm') ?? '';
       const uri = DIGEST_NAMES.get(named.toUpperCase()) ?? named;
       return { hash: macHash(fileName, uri, 'DigestMethod algorithm'), keyValue: undefined };
     },
@@ -108,13 +102,13 @@ export function draftKeyNeed(root: XmlElement): { encrypted: false } | { encrypt
     childrenNamed(device, ns, 'Key').some((key) => childrenNamed(key, ns, 'Data').some((data) => child(data, ns, 'ValueDigest') !== undefined)),
   );
   if (!method || !digested) return { encrypted: false };
-  return { encrypted: true, need: { kind: /^PBE-/i.test(attr(method, 'Algorithm') ?? '') ? 'password' : 'psk', keyName: undefined } };
+  return { encrypted: true, need: { kind: /^PBE-/i.test(draftAttribute(method, 'Algorithm') ?? '') ? 'password' : 'psk', keyName: undefined } };
 }
 
 /** Reads a container of the draft layout into entries; the value encryption follows the file's one EncryptionMethod. */
 export function readDraftContainer(fileName: string, text: string, root: XmlElement): PskcDocument {
   const ns = root.ns;
-  const version = attr(root, 'Version');
+  const version = draftAttribute(root, 'Version');
   if (version !== undefined && version !== '1.0' && version !== '1') {
     throw malformed(fileName, `the draft KeyContainer's version is ${/^\d{1,3}(?:\.\d{1,3}){0,2}$/.test(version) ? quoteValue(version) : 'not a version number'}; only 1.0 is supported.`);
   }
@@ -126,11 +120,11 @@ export function readDraftContainer(fileName: string, text: string, root: XmlElem
     const deviceId = child(device, ns, 'DeviceId');
     const line = lines.of(packageIndex);
     for (const key of childrenNamed(device, ns, 'Key')) {
-      const serial = child(deviceId, ns, 'SerialNo')?.text.trim() || (attr(key, 'KeyId') ?? '');
+      const serial = child(deviceId, ns, 'SerialNo')?.text.trim() || (draftAttribute(key, 'KeyId') ?? '');
       const responseFormat = child(child(key, ns, 'Usage'), ns, 'ResponseFormat');
       const data: KeyEntry['data'] = {};
       for (const element of childrenNamed(key, ns, 'Data')) {
-        const field = DATA_NAMES.get((attr(element, 'Name') ?? '').toUpperCase());
+        const field = DATA_NAMES.get((draftAttribute(element, 'Name') ?? '').toUpperCase());
         const valueText = child(element, ns, 'Value')?.text;
         if (!field || valueText === undefined) continue;
         const what = `the ${field} of Device ${packageIndex + 1}`;
@@ -153,10 +147,10 @@ export function readDraftContainer(fileName: string, text: string, root: XmlElem
         serial,
         manufacturer: child(deviceId, ns, 'Manufacturer')?.text.trim() ?? '',
         model: child(deviceId, ns, 'Model')?.text.trim() ?? '',
-        algorithmUri: attr(key, 'KeyAlgorithm'),
+        algorithmUri: draftAttribute(key, 'KeyAlgorithm'),
         suite: undefined,
-        digitsText: attr(responseFormat, 'Length'),
-        responseEncoding: attr(responseFormat, 'Format'),
+        digitsText: draftAttribute(responseFormat, 'Length'),
+        responseEncoding: draftAttribute(responseFormat, 'Format'),
         data,
         policy: readPolicy(key),
       });

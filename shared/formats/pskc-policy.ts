@@ -8,7 +8,7 @@
 import { problem, type Problem } from '../core/problems.js';
 import type { ProblemPlace } from '../core/validate.js';
 import type { PolicyEntry } from './pskc-parse.js';
-import type { XmlElement } from './pskc-xml.js';
+import { draftAttribute, type XmlElement } from './pskc-xml.js';
 
 /** The drafts' Usage attributes (OTP="true", ...): the usages they say yes to. */
 const USAGE_ATTRIBUTES = ['OTP', 'CR', 'Integrity', 'Encrypt', 'Unlock'] as const;
@@ -16,7 +16,7 @@ const USAGE_ATTRIBUTES = ['OTP', 'CR', 'Integrity', 'Encrypt', 'Unlock'] as cons
 /** The usages a draft Usage element allows, by its attributes (any case of the first letter, "true" or "1"). */
 export function usagesOf(usage: XmlElement | undefined): string[] {
   if (!usage) return [];
-  return USAGE_ATTRIBUTES.filter((name) => /^(true|1)$/i.test((usage.attrs[name] ?? usage.attrs[name.charAt(0).toLowerCase() + name.slice(1)] ?? '').trim()));
+  return USAGE_ATTRIBUTES.filter((name) => /^(true|1)$/i.test(draftAttribute(usage, name) ?? ''));
 }
 
 /** RFC 6030's KeyUsage values. */

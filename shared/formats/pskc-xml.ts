@@ -190,6 +190,12 @@ function toElement(fileName: string, node: ParsedNode, tag: string, parentScope:
   return { ns, name, attrs, children, text: decodeReferences(fileName, text) };
 }
 
+/** An attribute the pre-RFC drafts wrote in either case (Algorithm / algorithm, Length / length), trimmed. */
+export function draftAttribute(element: XmlElement | undefined, name: string): string | undefined {
+  if (!element) return undefined;
+  return (element.attrs[name] ?? element.attrs[name.charAt(0).toLowerCase() + name.slice(1)])?.trim();
+}
+
 export function child(element: XmlElement | undefined, ns: string, name: string): XmlElement | undefined {
   return element?.children.find((c) => c.name === name && c.ns === ns);
 }
