@@ -151,6 +151,7 @@ export function readDraftContainer(fileName: string, text: string, root: XmlElem
         suite: undefined,
         digitsText: draftAttribute(responseFormat, 'Length'),
         responseEncoding: draftAttribute(responseFormat, 'Format'),
+        responseCheckDigits: /^(true|1)$/i.test(draftAttribute(responseFormat, 'CheckDigits') ?? draftAttribute(responseFormat, 'CheckDigit') ?? ''),
         data,
         policy: readPolicy(key),
       });

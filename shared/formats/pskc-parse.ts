@@ -37,6 +37,8 @@ export interface KeyEntry {
   suite: string | undefined;
   digitsText: string | undefined;
   responseEncoding: string | undefined;
+  /** ResponseFormat CheckDigits (CheckDigit in the drafts): the token appends a Luhn digit to its codes. */
+  responseCheckDigits: boolean;
   data: Partial<Record<DataField, DataValue>>;
   policy: PolicyEntry | undefined;
 }
@@ -159,6 +161,7 @@ function collectKeys(fileName: string, packages: readonly XmlElement[], lines: K
         suite: child(parameters, PSKC_NS, 'Suite')?.text.trim(),
         digitsText: responseFormat?.attrs['Length']?.trim(),
         responseEncoding: responseFormat?.attrs['Encoding']?.trim(),
+        responseCheckDigits: /^(true|1)$/i.test((responseFormat?.attrs['CheckDigits'] ?? responseFormat?.attrs['CheckDigit'] ?? '').trim()),
         data,
         policy: readPolicy(child(key, PSKC_NS, 'Policy'), usage),
       });

@@ -136,6 +136,9 @@ export function buildToken(entry: KeyEntry, line: number | undefined, now: Date)
     const known = PSKC_RESPONSE_ENCODINGS.has(entry.responseEncoding) ? quoteValue(entry.responseEncoding) : 'not a PSKC response encoding';
     error('FIELD_INVALID', `The ResponseFormat Encoding is ${known}; only DECIMAL codes are supported.`);
   }
+  if (entry.responseCheckDigits) {
+    error('FIELD_INVALID', 'The ResponseFormat says the token appends a Luhn check digit to its codes (CheckDigits); Entra checks plain OATH codes only.');
+  }
 
   const integer = (field: DataField, signed: boolean): IntegerReading | undefined | 'invalid' => {
     const reading = readInteger(entry.data[field], signed);

@@ -328,6 +328,14 @@ void describe('integers, 64-bit counters and the old draft layout', () => {
     assert.equal(plain.tokens[0]!.counter, 837830147n);
   });
 
+  void it('refuses a key whose codes carry a Luhn check digit instead of reading it as a plain OATH key', () => {
+    const xml = buildPskc({ keys: [totp('CD1'), totp('CD2')], seed: 'x' }).replace('Encoding="DECIMAL"/>', 'Encoding="DECIMAL" CheckDigits="true"/>');
+    const result = readPskc(bytes(xml), { now: READ_AT, fileName: 'f' });
+    assert.deepEqual(result.tokens.map((t) => t.serial), ['CD2']);
+    assert.deepEqual(result.problems.map((p) => [p.code, p.serial]), [['FIELD_INVALID', 'CD1']]);
+    assert.match(result.problems[0]!.message, /Luhn check digit/);
+  });
+
   void it('names the reason when it refuses a PIN or an OCRA key', () => {
     const result = readPskc(fixture('policy.pskcxml'), { now: READ_AT, fileName: 'f' });
     const refusals = result.problems.filter((p) => p.code === 'TYPE_UNSUPPORTED').map((p) => p.message);
