@@ -18,6 +18,8 @@ import { benchTokens, entraSeedCsv } from './seeds.js';
 import { round } from './stats.js';
 
 const run = promisify(execFile);
+/** A fixed clock reading for the readers: CSV and these PSKC files carry no dates. */
+const READ_AT = new Date('2026-06-01T00:00:00Z');
 
 export interface ParseFigures {
   csvTokens: number;
@@ -128,7 +130,7 @@ async function corpusWorst(repoRoot: string): Promise<{ cases: number; worstMs: 
       entry.reader === 'assignments'
         ? timeOnce(() => readAssignments(bytes, name, o.maxBytes))
         : timeOnce(() => {
-            const opts: ReadOptions = { fileName: name };
+            const opts: ReadOptions = { fileName: name, now: READ_AT };
             if (o.secretEncoding) opts.secretEncoding = o.secretEncoding;
             if (o.psk !== undefined) opts.psk = Buffer.from(o.psk, 'hex');
             if (o.password !== undefined) opts.password = o.password;
@@ -155,10 +157,10 @@ async function measureCsv(repoRoot: string, tmpDir: string): Promise<CsvFigures>
   const csvTokenCount = 100_000;
   const csvBytes = Buffer.from(entraSeedCsv(benchTokens(csvTokenCount, 'parse')), 'utf8');
   const csvText = csvBytes.toString('utf8');
-  const read = readSeedFile(csvBytes, { fileName: 'bench.csv' });
+  const read = readSeedFile(csvBytes, { now: READ_AT, fileName: 'bench.csv' });
   if (read.tokens.length !== csvTokenCount || read.problems.some((p) => p.severity === 'error')) throw new Error(`CSV reader returned ${read.tokens.length} tokens and ${read.problems.length} problems.`);
   const { reader: csvReaderMs, floor: csvParseFloorMs } = timeInterleaved({
-    reader: () => readSeedFile(csvBytes, { fileName: 'bench.csv' }),
+    reader: () => readSeedFile(csvBytes, { now: READ_AT, fileName: 'bench.csv' }),
     // The floor: csv-parse alone with the options the reader passes it.
     floor: () => parse(csvText, { delimiter: ',', relax_column_count: true, skip_empty_lines: true, info: true }),
   });
@@ -191,7 +193,7 @@ function measurePskc(): PskcFigures {
   const psk = deterministicBytes('bench/pskc-psk', 16);
   const xml = buildEncryptedPskc({ count: pskcTokenCount, psk }).xml;
   const pskcBytes = Buffer.from(xml, 'utf8');
-  const pskcRead = readSeedFile(pskcBytes, { fileName: 'bench.pskcxml', psk });
+  const pskcRead = readSeedFile(pskcBytes, { now: READ_AT, fileName: 'bench.pskcxml', psk });
   if (pskcRead.tokens.length !== pskcTokenCount) throw new Error(`PSKC reader returned ${pskcRead.tokens.length} tokens.`);
   const defaultParser = new XMLParser();
   const readerParser = new XMLParser(PSKC_XML_PARSER_OPTIONS);
@@ -212,7 +214,7 @@ function measurePskc(): PskcFigures {
     readerOptions: xmlReaderOptionsParseMs,
   } = timeInterleaved({
     crypto,
-    reader: () => readSeedFile(pskcBytes, { fileName: 'bench.pskcxml', psk }),
+    reader: () => readSeedFile(pskcBytes, { now: READ_AT, fileName: 'bench.pskcxml', psk }),
     defaultOptions: () => void defaultParser.parse(xml),
     // What the reader's own XML step costs: the validator (well-formedness) and the ordered parse.
     readerOptions: () => {
@@ -251,7 +253,7 @@ export async function measureParsing(repoRoot: string, tmpDir: string): Promise<
   let negativeWorstCase = '';
   for (const n of negatives) {
     const bytes = readFileSync(join(pskcDir, n.file));
-    const opts: ReadOptions = { fileName: n.file };
+    const opts: ReadOptions = { fileName: n.file, now: READ_AT };
     if (n.psk !== undefined) opts.psk = Buffer.from(n.psk, 'hex');
     if (n.password !== undefined) opts.password = n.password;
     timeOnce(() => readSeedFile(bytes, opts));

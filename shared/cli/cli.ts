@@ -9,8 +9,8 @@ import { basename, dirname, join } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { decodeBase32, decodePreSharedKeyHex, parseSecretEncoding, toCanonicalBase32, type SecretEncoding } from '../core/encoding.js';
 import { FileError, hasErrors, sortProblems, type Problem } from '../core/problems.js';
-import { MIN_SECRET_BYTES, mintSecret, parseHashAlgorithm, type OathToken } from '../core/token.js';
-import { totpCode } from '../core/totp.js';
+import { MAX_COUNTER, MIN_SECRET_BYTES, mintSecret, parseHashAlgorithm, type OathToken } from '../core/token.js';
+import { hotpCode, totpCode } from '../core/totp.js';
 import { importabilityProblems, partFileName, planImport, splitRows, writeEntraCsv, type EntraRow } from '../entra/import-rules.js';
 import { readAssignments, type AssignmentRow } from '../formats/assignments.js';
 import { looksLikePskc } from '../formats/pskc.js';
@@ -34,7 +34,7 @@ export const EXIT_FILE_UNUSABLE = 2;
 const USAGE = `Usage:
   entra-oath inspect FILE [--secret-encoding base32|hex] [--reveal] [--json] [key options]
   entra-oath convert FILE --assignments CSV [--out PATH] [--max-rows N] [--json] [reading options]
-  entra-oath code [--secret BASE32 | --secret-file PATH] [--at UNIX_SECONDS] [--algorithm SHA1|SHA256|SHA512] [--digits 6|8] [--period 30|60]
+  entra-oath code [--secret BASE32 | --secret-file PATH] [--at UNIX_SECONDS | --counter N] [--algorithm SHA1|SHA256|SHA512] [--digits 6|8] [--period 30|60]
   entra-oath program --serials S1,S2,... --out FILE [--algorithm SHA1|SHA256] [--digits 6|8] [--period 30|60] [--manufacturer M] [--model X]
 
 Key options for encrypted PSKC files (a flag wins over a file, a file over the environment):
@@ -134,7 +134,7 @@ async function loadSeed(file: string, values: Parameters<typeof keyMaterial>[0] 
     }
     const started = io.now();
     if (io.stderrIsTTY && bytes.byteLength > 1_000_000) io.stderr(`Reading ${file} (${(bytes.byteLength / 1e6).toFixed(1)} MB)...\n`);
-    const result = readSeedFile(bytes, { fileName: file, secretEncoding: encoding, ...keys });
+    const result = readSeedFile(bytes, { fileName: file, secretEncoding: encoding, now: new Date(io.now()), ...keys });
     if (io.stderrIsTTY && bytes.byteLength > 1_000_000) io.stderr(`Read ${result.tokens.length} tokens in ${((io.now() - started) / 1000).toFixed(1)} s.\n`);
     return { result, file, bytes };
   } catch (err) {
@@ -154,7 +154,8 @@ function tokenJson(t: OathToken, reveal: boolean): Record<string, unknown> {
     period: t.period,
   };
   if (reveal) out.secret = toCanonicalBase32(t.secret);
-  if (t.counter !== undefined) out.counter = t.counter;
+  // A decimal string: JSON numbers lose exactness above 2^53 in most readers, and counters are 64-bit.
+  if (t.counter !== undefined) out.counter = t.counter.toString();
   if (t.timeDriftSeconds !== undefined) out.timeDriftSeconds = t.timeDriftSeconds;
   return out;
 }
@@ -361,6 +362,7 @@ async function code(args: string[], io: CliIo): Promise<number> {
     secret: { type: 'string' },
     'secret-file': { type: 'string' },
     at: { type: 'string' },
+    counter: { type: 'string' },
     algorithm: { type: 'string' },
     digits: { type: 'string' },
     period: { type: 'string' },
@@ -388,6 +390,13 @@ async function code(args: string[], io: CliIo): Promise<number> {
   if (!algorithm) throw new UsageError('--algorithm must be SHA1, SHA256 or SHA512');
   const digits = Number(values.digits ?? '6');
   if (digits !== 6 && digits !== 8) throw new UsageError('--digits must be 6 or 8');
+  if (values.counter !== undefined) {
+    // HOTP: the code for this counter value (what `inspect --json` prints as "counter" for an HOTP token).
+    if (values.at !== undefined || values.period !== undefined) throw new UsageError('--counter (HOTP) takes neither --at nor --period');
+    if (!/^\d{1,20}$/.test(values.counter) || BigInt(values.counter) > MAX_COUNTER) throw new UsageError('--counter must be a whole number from 0 to 2^64-1');
+    io.stdout(hotpCode({ secret, algorithm, digits }, BigInt(values.counter)) + '\n');
+    return EXIT_OK;
+  }
   const period = Number(values.period ?? '30');
   if (!Number.isInteger(period) || period < 1) throw new UsageError('--period must be a whole number of seconds');
   const at = values.at === undefined ? Math.floor(io.now() / 1000) : Number(values.at);

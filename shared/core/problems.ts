@@ -45,9 +45,24 @@ export const PROBLEM_CODES = {
   FIELD_INVALID: 'A field holds a value that is not allowed.',
   DUPLICATE_SERIAL_CONFLICT: 'The serial appears more than once with different secrets.',
   DUPLICATE_ROW: 'The row repeats an earlier row exactly; it is imported once.',
+  POLICY_EXPIRED: 'The PSKC key\'s Policy ExpiryDate has passed; an expired key is neither stored nor exported. Ask the vendor for a current seed.',
+  POLICY_NOT_YET_VALID: 'The PSKC key\'s Policy StartDate is still to come; the token is read, but its issuer meant it for later.',
+  POLICY_KEY_USAGE: 'The PSKC key\'s Policy KeyUsage does not list OTP; check that the token shows one-time codes.',
+  POLICY_PIN: 'The PSKC key has a PINPolicy; the message says what it changes (a PIN in the code computation cannot be checked by Entra).',
+  POLICY_TRANSACTION_LIMIT: 'The PSKC key\'s Policy limits its number of uses (NumberOfTransactions), which Entra does not enforce.',
+  POLICY_UNKNOWN: 'The PSKC key\'s Policy holds rules RFC 6030 does not define; RFC 6030 says the key must then not be used.',
   ENTRA_NOT_IMPORTABLE: 'Entra\'s CSV upload takes only TOTP, SHA-1, 6-digit tokens with a 30 or 60 s interval.',
   ENTRA_FORMULA_CELL: 'A cell starts with a character spreadsheets treat as a formula (= + - @ tab CR). Entra would import it as text; fix the source value.',
   ENTRA_FIELD_TOO_LONG: 'A field is longer than Entra accepts.',
+
+  // Per token, severity info: a decision the reader took, and why (a line or serial says where).
+  HASH_FROM_SEED_LENGTH: 'No hash column: the hash was chosen from the seed length, as privacyIDEA and LinOTP do (32 bytes: SHA-256, 64 bytes: SHA-512).',
+  TYPE_FROM_MISSING_COLUMN: 'No token type column: the token is HOTP, as privacyIDEA and LinOTP read such rows.',
+  CELL_READING_DECIDED: 'A cell the OATH CSV variants read differently was read as the message says.',
+  INTEGER_ENCODING_DECIDED: 'A PSKC integer was not in RFC 6030\'s form (ASCII digits, or base64 of a number); the message says how it was read.',
+  LINE_SKIPPED: 'A line holding one value and no seed was skipped, as privacyIDEA and LinOTP skip it.',
+  USER_COLUMNS_IGNORED: 'The user columns of privacyIDEA\'s version 2 OATH CSV are not used; assign tokens with an assignment list.',
+  PSKC_DRAFT_LAYOUT: 'The PSKC file uses the pre-RFC 6030 draft layout (older ActivIdentity exports); it was read with that layout\'s rules.',
 
   // Assignment join.
   ASSIGNMENT_UNKNOWN_SERIAL: 'No token in the seed file has this serial.',

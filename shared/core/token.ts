@@ -16,7 +16,8 @@ export interface OathToken {
   /** Seconds per step (TOTP); carried for HOTP too, where files give one. */
   period: number;
   secret: Uint8Array;
-  counter?: number;
+  /** HOTP moving factor, exact over its whole 64-bit range (PSKC counters exceed 2^53). */
+  counter?: bigint;
   /** Positive: the token's clock runs ahead. */
   timeDriftSeconds?: number;
   /** 1-based line of the file the token came from, when the format has lines. */
@@ -25,6 +26,9 @@ export interface OathToken {
 
 /** RFC 4226 section 4: the shared secret must be at least 128 bits. */
 export const MIN_SECRET_BYTES = 16;
+/** RFC 4226's counter is an unsigned 64-bit number. */
+export const MAX_COUNTER = (1n << 64n) - 1n;
+
 /** Generous upper bound (SHA-512 block size is 128 bytes); longer values are not OATH seeds. */
 export const MAX_SECRET_BYTES = 128;
 

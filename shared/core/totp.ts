@@ -1,11 +1,12 @@
 /**
- * TOTP (RFC 6238) and HOTP (RFC 4226) through otplib, with node:crypto doing the HMACs.
+ * TOTP (RFC 6238) through otplib, with node:crypto doing the HMACs; HOTP
+ * (RFC 4226) on node:crypto directly, because otplib stops at 2^53 and HOTP
+ * counters are 64-bit.
  */
 import { createHmac, createSecretKey } from 'node:crypto';
-import { generateSync as hotpGenerateSync } from '@otplib/hotp';
 import { NodeCryptoPlugin } from '@otplib/plugin-crypto-node';
 import { generateSync as totpGenerateSync } from '@otplib/totp';
-import type { HashAlgorithm } from './token.js';
+import { MAX_COUNTER, type HashAlgorithm } from './token.js';
 
 const crypto = new NodeCryptoPlugin();
 
@@ -37,14 +38,16 @@ export function totpCode(params: OtpParameters, unixSeconds: number): string {
   });
 }
 
-export function hotpCode(params: Omit<OtpParameters, 'period'>, counter: number): string {
-  return hotpGenerateSync({
-    secret: params.secret,
-    algorithm: otplibAlgorithm(params.algorithm),
-    digits: params.digits,
-    counter,
-    crypto,
-  });
+/** RFC 4226 over the counter's whole unsigned 64-bit range; tests cross-check it with otplib below 2^53. */
+export function hotpCode(params: Omit<OtpParameters, 'period'>, counter: bigint | number): string {
+  const moving = BigInt(counter);
+  if (moving < 0n || moving > MAX_COUNTER) throw new RangeError('The HOTP counter must be an unsigned 64-bit number.');
+  const message = Buffer.alloc(8);
+  message.writeBigUInt64BE(moving);
+  const mac = createHmac(NODE_HASH[params.algorithm], params.secret).update(message).digest();
+  const offset = mac[mac.length - 1]! & 0x0f;
+  const binary = ((mac[offset]! & 0x7f) << 24) | (mac[offset + 1]! << 16) | (mac[offset + 2]! << 8) | mac[offset + 3]!;
+  return String(binary % 10 ** params.digits).padStart(params.digits, '0');
 }
 
 export interface StepMatch {

@@ -1,12 +1,31 @@
 /**
- * Checks shared by every seed-file reader: the token-level rules and the
- * duplicate-serial rule, so CSV and PSKC files are judged alike.
+ * Checks shared by every seed-file reader: the serial rules, the token-level
+ * rules and the duplicate-serial rule, so CSV and PSKC files are judged alike.
  */
 import { problem, quoteValue, type Problem } from './problems.js';
-import { MAX_SECRET_BYTES, MIN_SECRET_BYTES, sameSecret, type OathToken } from './token.js';
+import { MAX_COUNTER, MAX_SECRET_BYTES, MIN_SECRET_BYTES, sameSecret, type OathToken, type TokenType } from './token.js';
+
+// Re-exported for callers that take the problem order from here; the one rule lives in problems.ts.
+export { sortProblems } from './problems.js';
 
 export const ALLOWED_PERIODS: readonly number[] = [30, 60];
 export const ALLOWED_DIGITS: readonly number[] = [6, 8];
+
+/**
+ * Where a problem points: its line, and its serial only once the serial passed
+ * checkSerial (a serial that fails it may be a shifted secret, so it is never
+ * quoted or attached).
+ */
+export interface ProblemPlace {
+  line?: number;
+  serial?: string;
+}
+
+/** The place's own words for the start of a message: the serial when it may be shown, else the line. */
+function subject(place: ProblemPlace): string {
+  if (place.serial !== undefined) return `Serial ${quoteValue(place.serial)}`;
+  return place.line !== undefined ? `Line ${place.line}` : 'The key';
+}
 
 /**
  * Control characters (Cc), Unicode format characters (Cf: zero-width, every bidi control including
@@ -32,40 +51,64 @@ export function checkSerial(serial: string, line?: number): Problem | undefined 
   return undefined;
 }
 
+/**
+ * What the token rules look at. A reader leaves a field undefined when it
+ * could not read it at all (and has reported why), so one fault is not
+ * reported twice.
+ */
+export interface TokenDraft {
+  type: TokenType;
+  secret?: Uint8Array;
+  digits?: number;
+  period?: number;
+  counter?: bigint;
+  timeDriftSeconds?: number;
+}
+
 /** Token-level rules every format applies; returns the problems (empty: the token is good). */
-export function checkToken(token: OathToken): Problem[] {
-  const where = { line: token.line, serial: token.serial };
+export function checkToken(token: TokenDraft, place: ProblemPlace): Problem[] {
+  const who = subject(place);
   const problems: Problem[] = [];
-  if (token.secret.length < MIN_SECRET_BYTES) {
-    problems.push(problem('SECRET_TOO_SHORT', 'error', `Serial ${quoteValue(token.serial)}: the secret is ${token.secret.length * 8} bits; at least ${MIN_SECRET_BYTES * 8} are required (RFC 4226). Ask the vendor for the full seed.`, where));
-  } else if (token.secret.length > MAX_SECRET_BYTES) {
-    problems.push(problem('SECRET_TOO_LONG', 'error', `Serial ${quoteValue(token.serial)}: the secret is ${token.secret.length} bytes; at most ${MAX_SECRET_BYTES} are accepted.`, where));
+  const error = (code: Problem['code'], detail: string) => problems.push(problem(code, 'error', `${who}: ${detail}`, place));
+  const { secret } = token;
+  if (secret && secret.length < MIN_SECRET_BYTES) {
+    error('SECRET_TOO_SHORT', `the secret is ${secret.length} bytes (${secret.length * 8} bits); at least ${MIN_SECRET_BYTES} bytes (${MIN_SECRET_BYTES * 8} bits) are required (RFC 4226). Ask the vendor for the full seed.`);
+  } else if (secret && secret.length > MAX_SECRET_BYTES) {
+    error('SECRET_TOO_LONG', `the secret is ${secret.length} bytes; at most ${MAX_SECRET_BYTES} are accepted.`);
   }
-  if (token.type === 'totp' && !ALLOWED_PERIODS.includes(token.period)) {
-    problems.push(problem('INTERVAL_INVALID', 'error', `Serial ${quoteValue(token.serial)}: the time interval is ${token.period}; it must be 30 or 60 seconds.`, where));
+  if (token.type === 'totp' && token.period !== undefined && !ALLOWED_PERIODS.includes(token.period)) {
+    error('INTERVAL_INVALID', `the time interval is ${token.period} seconds; it must be 30 or 60.`);
   }
-  if (!ALLOWED_DIGITS.includes(token.digits)) {
-    problems.push(problem('DIGITS_INVALID', 'error', `Serial ${quoteValue(token.serial)}: the code length is ${token.digits}; it must be 6 or 8 digits.`, where));
+  if (token.digits !== undefined && !ALLOWED_DIGITS.includes(token.digits)) {
+    error('DIGITS_INVALID', `the code length is ${token.digits}; it must be 6 or 8 digits.`);
+  }
+  if (token.counter !== undefined && (token.counter < 0n || token.counter > MAX_COUNTER)) {
+    error('FIELD_INVALID', `the counter is outside 0 to ${MAX_COUNTER} (RFC 4226's counter is an unsigned 64-bit number).`);
+  }
+  if (token.timeDriftSeconds !== undefined && !Number.isSafeInteger(token.timeDriftSeconds)) {
+    error('FIELD_INVALID', 'the time drift is not a whole number of seconds.');
   }
   return problems;
 }
 
-function sameToken(a: OathToken, b: OathToken): boolean {
+function sameSettings(a: OathToken, b: OathToken): boolean {
   return (
-    sameSecret(a.secret, b.secret) &&
     a.type === b.type &&
     a.algorithm === b.algorithm &&
     a.digits === b.digits &&
     a.period === b.period &&
     a.manufacturer === b.manufacturer &&
-    a.model === b.model
+    a.model === b.model &&
+    a.counter === b.counter &&
+    a.timeDriftSeconds === b.timeDriftSeconds
   );
 }
 
 /**
  * Applies the duplicate rule to tokens that passed their own checks: an exact
  * repeat is a warning and kept once; the same serial with anything different
- * makes every row of that serial an error, and none of them is kept.
+ * (secret, settings, counter or drift) makes every entry of that serial an
+ * error, and none of them is kept. Tokens come back in file order.
  */
 export function resolveDuplicates(candidates: OathToken[]): { tokens: OathToken[]; problems: Problem[] } {
   const bySerial = new Map<string, OathToken[]>();
@@ -82,7 +125,8 @@ export function resolveDuplicates(candidates: OathToken[]): { tokens: OathToken[
       tokens.push(first);
       continue;
     }
-    if (rows.every((r) => sameToken(first, r))) {
+    const sameSecrets = rows.every((r) => sameSecret(first.secret, r.secret));
+    if (sameSecrets && rows.every((r) => sameSettings(first, r))) {
       tokens.push(first);
       for (const r of rows.slice(1)) {
         problems.push(problem('DUPLICATE_ROW', 'warning', `Serial ${quoteValue(serial)} repeats ${first.line !== undefined ? `line ${first.line}` : 'an earlier entry'} exactly; it is imported once.`, { line: r.line, serial }));
@@ -90,15 +134,12 @@ export function resolveDuplicates(candidates: OathToken[]): { tokens: OathToken[
       continue;
     }
     const lines = rows.map((r) => r.line).filter((l): l is number => l !== undefined);
+    const what = sameSecrets ? 'the same secret but different settings' : 'different secrets';
     for (const r of rows) {
-      problems.push(problem('DUPLICATE_SERIAL_CONFLICT', 'error', `Serial ${quoteValue(serial)} appears ${rows.length} times with different secrets or settings${lines.length ? ` (lines ${lines.join(', ')})` : ''}; none is imported. Keep the right entry and remove the others.`, { line: r.line, serial }));
+      problems.push(problem('DUPLICATE_SERIAL_CONFLICT', 'error', `Serial ${quoteValue(serial)} appears ${rows.length} times with ${what}${lines.length ? ` (lines ${lines.join(', ')})` : ''}; none is imported. Keep the right entry and remove the others.`, { line: r.line, serial }));
     }
   }
-  // Keep file order for tokens and problems.
+  // Keep file order (a stable sort: entries without a line keep the order they came in).
   tokens.sort((a, b) => (a.line ?? 0) - (b.line ?? 0));
   return { tokens, problems };
-}
-
-export function sortProblems(problems: Problem[]): Problem[] {
-  return problems.sort((a, b) => (a.line ?? Number.MAX_SAFE_INTEGER) - (b.line ?? Number.MAX_SAFE_INTEGER));
 }

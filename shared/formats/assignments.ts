@@ -1,5 +1,5 @@
 /** Assignment lists: `upn,serial number` CSV files that say which user gets which token. */
-import { FileError, type Problem } from '../core/problems.js';
+import { FileError, sortProblems, type Problem } from '../core/problems.js';
 import { checkSerial } from '../core/validate.js';
 import { cell, detectDelimiter, findColumns, hasContent, misalignedRow, parseCsvRows } from './csv-table.js';
 import { checkSize, decodeUtf8 } from './text.js';
@@ -59,5 +59,6 @@ export function readAssignments(bytes: Uint8Array, fileName: string, maxBytes = 
     if (serialProblem) list.problems.push(serialProblem);
     else list.rows.push({ upn: cell(row, cols.upn), serial, line: row.line });
   }
+  list.problems = sortProblems(list.problems);
   return list;
 }

@@ -1,12 +1,16 @@
 /**
  * CSV seed files: the header family (Entra's own layout, Token2, Deepnet and
- * similar, columns found by name) and privacyIDEA's header-less "OATH CSV".
+ * similar, columns found by name) and privacyIDEA's and LinOTP's header-less
+ * "OATH CSV" (oath-csv.ts). The layout is chosen from the first row that is
+ * neither a comment nor a lone value, never from the first line alone.
  */
-import { decideEncoding, decodeSecret, isValidBase32, isValidHex, type SecretEncoding } from '../core/encoding.js';
+import { type SecretEncoding } from '../core/encoding.js';
 import { FileError, problem, type Problem } from '../core/problems.js';
-import { parseHashAlgorithm, type OathToken } from '../core/token.js';
-import { checkSerial, checkToken, resolveDuplicates, sortProblems } from '../core/validate.js';
-import { cell, detectDelimiter, findColumns, hasContent, misalignedProblem, misalignedRow, normalizeHeader, parseCsvRows, type CsvRow } from './csv-table.js';
+import { parseHashAlgorithm, type HashAlgorithm, type TokenType } from '../core/token.js';
+import { checkSerial } from '../core/validate.js';
+import { cell, detectDelimiter, findColumns, hasContent, misalignedRow, normalizeHeader, parseCsvRows, type CsvRow } from './csv-table.js';
+import { finish, rowWhere, type CsvRowOutcome } from './csv-tokens.js';
+import { blankIndentedComments, looksLikeOathRow, oathCsvVersion, readOathCsv } from './oath-csv.js';
 import { checkSize, decodeUtf8 } from './text.js';
 import { DEFAULT_MAX_SEED_FILE_BYTES, type ReadOptions, type SeedReadResult } from './types.js';
 
@@ -14,34 +18,17 @@ export const SEED_COLUMNS = {
   upn: ['upn'],
   serial: ['serial number', 'serialnumber', 'serial'],
   secret: ['secret key', 'secretkey', 'secret'],
-  interval: ['time interval', 'timeinterval'],
+  interval: ['time interval', 'timeinterval', 'time step', 'timestep', 'period'],
   manufacturer: ['manufacturer'],
   model: ['model'],
+  // Not in Entra's layout; read when a vendor's file has them, so a SHA-256 or 8-digit token is not taken for SHA-1 / 6.
+  algorithm: ['algorithm', 'hash', 'hash algorithm', 'hashlib'],
+  digits: ['digits', 'otp length', 'code length'],
+  // Not a bare "type": vendors use that for the device model.
+  type: ['token type', 'otp type'],
 } as const;
 
 const DEFAULT_PERIOD = 30;
-
-interface RawToken {
-  line: number;
-  /** The serial cell; quoted or attached to problems only when `serialProblem` is undefined. */
-  serial: string;
-  serialProblem: Problem | undefined;
-  secretText: string;
-  build: (secret: Uint8Array) => OathToken;
-  /** Field problems found before the secret is decoded. */
-  problems: Problem[];
-  upn?: string;
-}
-
-/** A row that is not read at all: its one problem names the line only. */
-interface RejectedRow {
-  rejected: Problem;
-}
-
-/** Where a row's problems point: its line, and its serial only when that passed the serial check. */
-function rowWhere(line: number, serial: string, serialProblem: Problem | undefined): { line: number; serial?: string } {
-  return serialProblem ? { line } : { line, serial };
-}
 
 /** True when the first content line is a header naming a serial column. */
 function isHeaderRow(cells: string[]): boolean {
@@ -61,18 +48,13 @@ function firstLineIsHeader(fileName: string, line: string, delimiter: ',' | ';')
   }
 }
 
-function isPrivacyIdeaRow(cells: string[]): boolean {
-  const type = (cells[2] ?? '').trim().toLowerCase();
-  return cells.length >= 3 && cells.length <= 5 && (type === 'totp' || type === 'hotp');
-}
-
 export function readCsvSeed(bytes: Uint8Array, opts: ReadOptions): SeedReadResult {
   const fileName = opts.fileName;
   checkSize(fileName, bytes, opts.maxBytes ?? DEFAULT_MAX_SEED_FILE_BYTES);
   const text = decodeUtf8(fileName, bytes);
   if (!hasContent(text)) throw new FileError('FILE_EMPTY', `${fileName}: the file is empty. Check that the vendor sent the right file.`);
 
-  // Comments (#) exist only in privacyIDEA files; a header file never starts with one.
+  // Comments (#) exist only in OATH CSV files; a header file never starts with one.
   // The first content line is the one holding the first non-blank character (no split of the whole file).
   const firstContent = text.search(/\S/);
   const lineEnd = text.indexOf('\n', firstContent);
@@ -92,22 +74,34 @@ export function readCsvSeed(bytes: Uint8Array, opts: ReadOptions): SeedReadResul
     if (rows?.[0] && isHeaderRow(rows[0].cells)) return readHeaderCsv(fileName, rows, opts.secretEncoding);
   }
 
-  const probe = parseCsvRows(fileName, text, { delimiter, comments: true });
+  const probe = parseCsvRows(fileName, blankIndentedComments(text), { delimiter, comments: true });
   if (probe.length === 0) throw new FileError('FILE_EMPTY', `${fileName}: the file holds only comments or empty lines.`);
   const first = probe[0]!;
 
   if (!startsWithComment && isHeaderRow(first.cells)) {
     return readHeaderCsv(fileName, rows ?? parseCsvRows(fileName, text, { delimiter }), opts.secretEncoding);
   }
-  if (isPrivacyIdeaRow(first.cells)) {
-    return readPrivacyIdeaCsv(fileName, probe, opts.secretEncoding);
+  // privacyIDEA and LinOTP skip lines holding a single value; the layout is judged on the first row they would read.
+  const version = oathCsvVersion(text);
+  if (version !== 1 && version !== 2) {
+    throw new FileError('CSV_UNKNOWN_LAYOUT', `${fileName} line 1: OATH CSV version ${version} is not known; privacyIDEA writes version 2 (user columns first) or no version line.`, 1);
   }
+  const candidate = probe.find((row) => row.cells.length > 1);
+  if (candidate && looksLikeOathRow(candidate, version)) {
+    return readOathCsv(fileName, probe, version, opts.secretEncoding);
+  }
+  const at = candidate ?? first;
   throw new FileError(
     'CSV_UNKNOWN_LAYOUT',
-    `${fileName} line ${first.line}: unknown layout. Expected a header naming at least "serial number" and "secret key" (Entra, Token2 and Deepnet layouts) or privacyIDEA's header-less "serial, hexseed, totp|hotp, digits, period".`,
-    first.line,
+    `${fileName} line ${at.line}: unknown layout. Expected a header naming at least "serial number" and "secret key" (Entra, Token2 and Deepnet layouts) or the header-less OATH CSV of privacyIDEA and LinOTP ("serial, hexseed[, totp|hotp[, digits[, time step or counter[, hash]]]]").`,
+    at.line,
   );
 }
+
+const HEADER_TYPES: ReadonlyMap<string, TokenType> = new Map([
+  ['totp', 'totp'],
+  ['hotp', 'hotp'],
+]);
 
 function readHeaderCsv(fileName: string, rows: CsvRow[], forced: SecretEncoding | undefined): SeedReadResult {
   const header = rows[0]!;
@@ -120,21 +114,29 @@ function readHeaderCsv(fileName: string, rows: CsvRow[], forced: SecretEncoding 
   if (body.length === 0) throw new FileError('FILE_EMPTY', `${fileName}: the file has a header but no token rows.`);
 
   const expected = { cells: header.cells.length, what: 'the header' };
-  const raw = body.map((row): RawToken | RejectedRow => {
+  const raw = body.map((row): CsvRowOutcome => {
     const misaligned = misalignedRow(row, expected, cols.serial);
     if (misaligned) return { rejected: misaligned };
     const serial = cell(row, cols.serial);
     const serialProblem = checkSerial(serial, row.line);
     const where = rowWhere(row.line, serial, serialProblem);
-    const intervalText = cell(row, cols.interval);
     const problems: Problem[] = [];
+    const error = (code: Problem['code'], detail: string) => problems.push(problem(code, 'error', `Line ${row.line}: ${detail}`, where));
+    const intervalText = cell(row, cols.interval);
     let period = DEFAULT_PERIOD;
     if (intervalText.length > 0) {
       period = /^\d{1,6}$/.test(intervalText) ? Number(intervalText) : NaN;
-      if (Number.isNaN(period)) {
-        problems.push(problem('INTERVAL_INVALID', 'error', `Line ${row.line}: the time interval is not a whole number of seconds; it must be 30 or 60.`, where));
-      }
+      if (Number.isNaN(period)) error('INTERVAL_INVALID', 'the time interval is not a whole number of seconds; it must be 30 or 60.');
     }
+    const algorithmText = cell(row, cols.algorithm);
+    const algorithm: HashAlgorithm | undefined = algorithmText.length === 0 ? 'SHA1' : parseHashAlgorithm(algorithmText);
+    if (!algorithm) error('ALGORITHM_UNSUPPORTED', 'the hash algorithm column is not SHA1, SHA256 or SHA512.');
+    const digitsText = cell(row, cols.digits);
+    const digits = digitsText.length === 0 ? 6 : /^\d{1,2}$/.test(digitsText) ? Number(digitsText) : undefined;
+    if (digits === undefined) error('DIGITS_INVALID', 'the digits column is not a number; use 6 or 8.');
+    const typeText = cell(row, cols.type).toLowerCase();
+    const type = typeText.length === 0 ? 'totp' : HEADER_TYPES.get(typeText);
+    if (!type) error('TYPE_UNSUPPORTED', 'the token type column is not totp or hotp.');
     const upn = cell(row, cols.upn);
     return {
       line: row.line,
@@ -144,138 +146,20 @@ function readHeaderCsv(fileName: string, rows: CsvRow[], forced: SecretEncoding 
       problems,
       upn: upn.length > 0 ? upn : undefined,
       build: (secret) => ({
-        serial,
-        manufacturer: cell(row, cols.manufacturer),
-        model: cell(row, cols.model),
-        type: 'totp',
-        algorithm: 'SHA1',
-        digits: 6,
-        period,
-        secret,
-        line: row.line,
+        token: {
+          serial,
+          manufacturer: cell(row, cols.manufacturer),
+          model: cell(row, cols.model),
+          type: type ?? 'totp',
+          algorithm: algorithm ?? 'SHA1',
+          digits: digits ?? 6,
+          period,
+          secret,
+          line: row.line,
+        },
+        problems: [],
       }),
     };
   });
   return finish(fileName, 'csv', raw, forced);
-}
-
-/** privacyIDEA's OATH CSV: serial, seed, type, and optionally digits and the time step (or a hash name). */
-const PRIVACYIDEA_CELLS = { min: 3, max: 5, what: "privacyIDEA's OATH CSV layout" };
-
-function readPrivacyIdeaCsv(fileName: string, rows: CsvRow[], forced: SecretEncoding | undefined): SeedReadResult {
-  const raw = rows.map((row): RawToken | RejectedRow => {
-    const misaligned = misalignedRow(row, PRIVACYIDEA_CELLS, 0);
-    if (misaligned) return { rejected: misaligned };
-    const typeText = cell(row, 2).toLowerCase();
-    // The type column anchors the layout: anything but a type name there means the cells are shifted.
-    if (typeText !== 'totp' && typeText !== 'hotp' && !/^[a-z]{2,10}$/.test(typeText)) {
-      return { rejected: misalignedProblem(row.line, 'the third cell is not a token type, so the cells are shifted') };
-    }
-    const serial = cell(row, 0);
-    const serialProblem = checkSerial(serial, row.line);
-    const where = rowWhere(row.line, serial, serialProblem);
-    const problems: Problem[] = [];
-    const type = typeText === 'hotp' ? 'hotp' : 'totp';
-    if (typeText !== 'totp' && typeText !== 'hotp') {
-      problems.push(problem('TYPE_UNSUPPORTED', 'error', `Line ${row.line}: the token type in the third cell is not supported; use totp or hotp.`, where));
-    }
-    const digitsText = cell(row, 3);
-    const digits = digitsText.length === 0 ? 6 : /^\d{1,2}$/.test(digitsText) ? Number(digitsText) : NaN;
-    if (Number.isNaN(digits)) problems.push(problem('DIGITS_INVALID', 'error', `Line ${row.line}: the digits cell is not a number; use 6 or 8.`, where));
-    // privacyIDEA's fifth column is the time step for TOTP (and sometimes a hash name, which we accept too).
-    const fifth = cell(row, 4);
-    let period = DEFAULT_PERIOD;
-    let algorithm = parseHashAlgorithm('SHA1')!;
-    if (fifth.length > 0) {
-      if (/^\d{1,6}$/.test(fifth)) period = Number(fifth);
-      else {
-        const alg = parseHashAlgorithm(fifth);
-        if (alg) algorithm = alg;
-        else problems.push(problem('INTERVAL_INVALID', 'error', `Line ${row.line}: the time step in the fifth cell is neither a number of seconds nor a hash name; use 30 or 60.`, where));
-      }
-    }
-    return {
-      line: row.line,
-      serial,
-      serialProblem,
-      secretText: cell(row, 1),
-      problems,
-      build: (secret) => ({ serial, manufacturer: '', model: '', type, algorithm, digits: Number.isNaN(digits) ? 0 : digits, period, secret, line: row.line }),
-    };
-  });
-  // privacyIDEA's OATH CSV carries hex seeds by definition; a user may still force base32.
-  return finish(fileName, 'privacyidea-csv', raw, forced ?? 'hex', forced ? 'forced' : 'detected');
-}
-
-function finish(
-  fileName: string,
-  format: 'csv' | 'privacyidea-csv',
-  rows: (RawToken | RejectedRow)[],
-  forced: SecretEncoding | undefined,
-  decidedByOverride?: 'forced' | 'detected',
-): SeedReadResult {
-  const problems: Problem[] = [];
-  const raw: RawToken[] = [];
-  for (const row of rows) {
-    if ('rejected' in row) problems.push(row.rejected);
-    else raw.push(row);
-  }
-  // Cells of misaligned rows are not secrets of known place: they take no part in the encoding decision.
-  const decision = decideEncoding(fileName, raw.map((r) => r.secretText), forced);
-  const encoding = decision.encoding;
-  const candidates: OathToken[] = [];
-  const embeddedAssignments: SeedReadResult['embeddedAssignments'] = [];
-
-  for (const r of raw) {
-    const where = rowWhere(r.line, r.serial, r.serialProblem);
-    const rowProblems = [...r.problems];
-    if (r.serialProblem) rowProblems.push(r.serialProblem);
-    let secret: Uint8Array | undefined;
-    if (r.secretText.length === 0) {
-      rowProblems.push(problem('SECRET_MISSING', 'error', `Line ${r.line}: the secret key is empty. Take it from the vendor's file again.`, where));
-    } else {
-      secret = decodeSecret(r.secretText, encoding);
-      if (!secret) rowProblems.push(invalidSecretProblem(r, encoding, where));
-    }
-    if (secret && rowProblems.length === 0) {
-      const token = r.build(secret);
-      rowProblems.push(...checkToken(token));
-      if (rowProblems.length === 0) {
-        candidates.push(token);
-        if (r.upn) embeddedAssignments.push({ upn: r.upn, serial: r.serial, line: r.line });
-      }
-    }
-    problems.push(...rowProblems);
-  }
-
-  const deduped = resolveDuplicates(candidates);
-  problems.push(...deduped.problems);
-  const kept = new Set(deduped.tokens.map((t) => t.serial));
-  return {
-    file: fileName,
-    format,
-    secretEncoding: encoding,
-    encodingDecidedBy: decidedByOverride ?? decision.decidedBy,
-    tokens: deduped.tokens,
-    problems: sortProblems(problems),
-    embeddedAssignments: embeddedAssignments.filter((a) => kept.has(a.serial)),
-  };
-}
-
-/** Names the offending character by position only: even one character of a secret stays out of messages. */
-function invalidSecretProblem(r: RawToken, encoding: SecretEncoding, where: { line: number; serial?: string }): Problem {
-  const compact = r.secretText.replace(/[\s-]+/g, '');
-  const allowed = encoding === 'base32' ? /[A-Za-z2-7=]/ : /[0-9A-Fa-f]/;
-  const badIndex = [...compact].findIndex((c) => !allowed.test(c));
-  const hint =
-    encoding === 'base32' && isValidHex(r.secretText)
-      ? ' It looks like hex: if the whole file is hex, force --secret-encoding hex.'
-      : encoding === 'hex' && isValidBase32(r.secretText)
-        ? ' It looks like base32: if the whole file is base32, force --secret-encoding base32.'
-        : '';
-  const what =
-    badIndex >= 0
-      ? `character ${badIndex + 1} is outside the ${encoding} alphabet`
-      : `its length (${compact.length} characters) is not a whole number of bytes in ${encoding}`;
-  return problem('SECRET_INVALID_CHARACTERS', 'error', `Line ${r.line}: the secret key is not valid ${encoding}: ${what}.${hint}`, where);
 }

@@ -3,6 +3,7 @@ import type { SecretEncoding } from '../core/encoding.js';
 import type { Problem } from '../core/problems.js';
 import type { OathToken } from '../core/token.js';
 
+/** csv: a CSV with a header; privacyidea-csv: the header-less OATH CSV of privacyIDEA and LinOTP; pskc: RFC 6030 and its drafts. */
 export type SeedFormat = 'csv' | 'privacyidea-csv' | 'pskc';
 
 export interface SeedReadResult {
@@ -30,6 +31,11 @@ export interface KeyMaterial {
 export interface ReadOptions extends KeyMaterial {
   /** Name used in messages (a path or a blob name). */
   fileName: string;
+  /**
+   * The caller's clock reading (the CLI's and the pipeline's Clock). Readers judge dates in the file
+   * against it (PSKC key policies: expired, not yet valid) and never read the system time themselves.
+   */
+  now: Date;
   /** CSV only: forces the secret encoding instead of detecting it. */
   secretEncoding?: SecretEncoding;
   /** Refuse files above this many bytes (default 20 MiB). */

@@ -99,7 +99,7 @@ export class IngestService {
         checkBlobSize(name, blob.contentLength, this.deps.maxSeedFileBytes);
         const encoding = this.secretEncoding(name, blob.metadata);
         const keys = await this.keyMaterial(name, blob.bytes, blob.metadata);
-        read = readSeedFile(blob.bytes, { fileName: name, secretEncoding: encoding, maxBytes: this.deps.maxSeedFileBytes, ...keys });
+        read = readSeedFile(blob.bytes, { fileName: name, secretEncoding: encoding, maxBytes: this.deps.maxSeedFileBytes, now: this.deps.clock.now(), ...keys });
       } catch (err) {
         if (!(err instanceof FileError)) throw err;
         // A file that can never succeed: report it and move it out of `seeds`.

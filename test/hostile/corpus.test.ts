@@ -19,10 +19,13 @@ import { readSeedFile } from '../../shared/formats/read-seed-file.js';
 import type { ReadOptions, SeedReadResult } from '../../shared/formats/types.js';
 import { CORPUS_DIR, corpus, inMemoryCase, type CorpusEntry, type CorpusOptions, type ExpectedProblem, type Manifest, type RowsRead } from '../fixtures/corpus/generate.js';
 
+/** The clock reading given to the readers (files are judged as of this date). */
+const READ_AT = new Date('2026-06-01T00:00:00Z');
+
 const manifest = JSON.parse(readFileSync(join(CORPUS_DIR, 'manifest.json'), 'utf8')) as Manifest;
 
 function seedOptions(fileName: string, options: CorpusOptions = {}): ReadOptions {
-  const out: ReadOptions = { fileName };
+  const out: ReadOptions = { fileName, now: READ_AT };
   if (options.secretEncoding) out.secretEncoding = options.secretEncoding;
   if (options.psk !== undefined) out.psk = Buffer.from(options.psk, 'hex');
   if (options.password !== undefined) out.password = options.password;
@@ -34,7 +37,7 @@ function candidate(token: OathToken): ImportCandidate {
   return { ...token, secretBytes: token.secret.length };
 }
 
-const referenceTokens = readSeedFile(readFileSync(join(CORPUS_DIR, manifest.referenceSeed)), { fileName: manifest.referenceSeed }).tokens;
+const referenceTokens = readSeedFile(readFileSync(join(CORPUS_DIR, manifest.referenceSeed)), { now: READ_AT, fileName: manifest.referenceSeed }).tokens;
 
 /** Problems as comparable tuples, in one canonical order (the readers' own order is not part of the contract). */
 function tuples(problems: readonly (Problem | ExpectedProblem)[]): ExpectedProblem[] {

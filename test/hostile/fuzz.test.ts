@@ -24,6 +24,8 @@ import { readPskc } from '../../shared/formats/pskc.js';
 import { readSeedFile } from '../../shared/formats/read-seed-file.js';
 import type { ReadOptions, SeedReadResult } from '../../shared/formats/types.js';
 
+/** The clock reading given to the readers. */
+const READ_AT = new Date('2026-06-01T00:00:00Z');
 const FIXTURES = fileURLToPath(new URL('../fixtures/', import.meta.url));
 const seedFlag = process.env['FUZZ_SEED'];
 const runs = <Ts,>(numRuns: number): fc.Parameters<Ts> => (seedFlag ? { numRuns, seed: Number(seedFlag) } : { numRuns });
@@ -62,6 +64,20 @@ const SEED_ROW_CODES: ReadonlySet<string> = new Set([
   'FIELD_INVALID',
   'DUPLICATE_SERIAL_CONFLICT',
   'DUPLICATE_ROW',
+  // Key policies (PSKC) and the infos that say what a reader decided (OATH CSV, PSKC integers, the draft layout).
+  'POLICY_EXPIRED',
+  'POLICY_NOT_YET_VALID',
+  'POLICY_KEY_USAGE',
+  'POLICY_PIN',
+  'POLICY_TRANSACTION_LIMIT',
+  'POLICY_UNKNOWN',
+  'HASH_FROM_SEED_LENGTH',
+  'TYPE_FROM_MISSING_COLUMN',
+  'CELL_READING_DECIDED',
+  'INTEGER_ENCODING_DECIDED',
+  'LINE_SKIPPED',
+  'USER_COLUMNS_IGNORED',
+  'PSKC_DRAFT_LAYOUT',
 ]);
 const PLAN_CODES: ReadonlySet<string> = new Set([
   'ASSIGNMENT_UNKNOWN_SERIAL',
@@ -165,7 +181,7 @@ function checkSeed(reader: string, call: () => SeedReadResult): void {
   checkProblems(plan.problems, PLAN_CODES, `${reader} convert`);
 }
 
-const referenceTokens = readSeedFile(readFileSync(join(FIXTURES, 'corpus/reference/tokens.csv')), { fileName: 'reference' }).tokens.map(candidate);
+const referenceTokens = readSeedFile(readFileSync(join(FIXTURES, 'corpus/reference/tokens.csv')), { now: READ_AT, fileName: 'reference' }).tokens.map(candidate);
 
 /** Codes the assignment-list reader may return per row. */
 const ASSIGNMENT_ROW_CODES: ReadonlySet<string> = new Set(['CSV_ROW_MISALIGNED', 'SERIAL_INVALID']);
@@ -253,13 +269,13 @@ const assignmentsArb = fc
 interface Fixture {
   name: string;
   bytes: Buffer;
-  options: Omit<ReadOptions, 'fileName'>;
+  options: Omit<ReadOptions, 'fileName' | 'now'>;
 }
 
 /** Files whose secrets fit both alphabets need the encoding forced, as a user would. */
 function csvOptions(name: string, bytes: Buffer): Fixture['options'] {
   try {
-    readSeedFile(bytes, { fileName: name });
+    readSeedFile(bytes, { now: READ_AT, fileName: name });
     return {};
   } catch (err) {
     if (err instanceof FileError && err.code === 'ENCODING_AMBIGUOUS') return { secretEncoding: 'base32' };
@@ -328,14 +344,14 @@ void describe('fuzzing the readers', () => {
   void it('arbitrary bytes: every seed reader and the assignment reader', () => {
     fuzzWithReach(
       fc.property(fc.uint8Array({ maxLength: 600 }), (bytes) => {
-        checkSeed('readSeedFile', () => readSeedFile(bytes, { fileName: 'fuzz' }));
-        checkSeed('readCsvSeed hex', () => readCsvSeed(bytes, { fileName: 'fuzz', secretEncoding: 'hex' }));
-        checkSeed('readPskc', () => readPskc(bytes, { fileName: 'fuzz' }));
-        checkSeed('readPskc psk', () => readPskc(bytes, { fileName: 'fuzz', psk: ANY_PSK }));
+        checkSeed('readSeedFile', () => readSeedFile(bytes, { now: READ_AT, fileName: 'fuzz' }));
+        checkSeed('readCsvSeed hex', () => readCsvSeed(bytes, { now: READ_AT, fileName: 'fuzz', secretEncoding: 'hex' }));
+        checkSeed('readPskc', () => readPskc(bytes, { now: READ_AT, fileName: 'fuzz' }));
+        checkSeed('readPskc psk', () => readPskc(bytes, { now: READ_AT, fileName: 'fuzz', psk: ANY_PSK }));
         checkAssignments(bytes);
       }),
       500,
-      { FILE_NOT_TEXT: 400, FILE_EMPTY: 50, PSKC_MALFORMED: 25, CSV_UNKNOWN_LAYOUT: 25, CSV_MISSING_COLUMN: 12 },
+      { FILE_NOT_TEXT: 487, FILE_EMPTY: 62, PSKC_MALFORMED: 25, CSV_UNKNOWN_LAYOUT: 24, CSV_MISSING_COLUMN: 12 },
     );
   });
 
@@ -343,12 +359,12 @@ void describe('fuzzing the readers', () => {
     fuzzWithReach(
       fc.property(fc.string({ unit: 'binary', maxLength: 300 }), fc.constantFrom('', '# c\n', 'upn,serial number\n', 'serial number,secret key\n', '<'), (text, prefix) => {
         const bytes = Buffer.from(prefix + text, 'utf8');
-        checkSeed('readSeedFile', () => readSeedFile(bytes, { fileName: 'fuzz' }));
-        checkSeed('readCsvSeed base32', () => readCsvSeed(bytes, { fileName: 'fuzz', secretEncoding: 'base32' }));
+        checkSeed('readSeedFile', () => readSeedFile(bytes, { now: READ_AT, fileName: 'fuzz' }));
+        checkSeed('readCsvSeed base32', () => readCsvSeed(bytes, { now: READ_AT, fileName: 'fuzz', secretEncoding: 'base32' }));
         checkAssignments(bytes);
       }),
       300,
-      { CSV_MISSING_COLUMN: 80, CSV_UNKNOWN_LAYOUT: 60, SECRET_MISSING: 20, PSKC_MALFORMED: 12, ASSIGNMENT_SERIAL_MISSING: 10 },
+      { CSV_MISSING_COLUMN: 85, CSV_UNKNOWN_LAYOUT: 64, CSV_ROW_MISALIGNED: 38, 'seed read, no token': 26, PSKC_MALFORMED: 11, 'assignments read, none exported': 11, FILE_EMPTY: 10 },
     );
   });
 
@@ -357,34 +373,34 @@ void describe('fuzzing the readers', () => {
     fuzzWithReach(
       fc.property(soup, (text) => {
         const bytes = Buffer.from(text, 'utf8');
-        checkSeed('readSeedFile', () => readSeedFile(bytes, { fileName: 'fuzz' }));
+        checkSeed('readSeedFile', () => readSeedFile(bytes, { now: READ_AT, fileName: 'fuzz' }));
         checkAssignments(bytes);
       }),
       500,
-      { FILE_EMPTY: 75, CSV_MALFORMED: 65, CSV_MISSING_COLUMN: 40, CSV_UNKNOWN_LAYOUT: 30 },
+      { FILE_EMPTY: 86, CSV_MALFORMED: 70, CSV_MISSING_COLUMN: 44, CSV_UNKNOWN_LAYOUT: 31 },
     );
   });
 
   void it('CSV-shaped input: headers, delimiters, quotes and steering cells', () => {
     fuzzWithReach(
       fc.property(csvArb, fc.constantFrom(undefined, 'hex' as const, 'base32' as const), (bytes, secretEncoding) => {
-        checkSeed('readCsvSeed', () => readCsvSeed(bytes, secretEncoding ? { fileName: 'fuzz', secretEncoding } : { fileName: 'fuzz' }));
+        checkSeed('readCsvSeed', () => readCsvSeed(bytes, secretEncoding ? { now: READ_AT, fileName: 'fuzz', secretEncoding } : { now: READ_AT, fileName: 'fuzz' }));
         checkAssignments(bytes);
       }),
       800,
-      { SECRET_MISSING: 100, CSV_MALFORMED: 90, ASSIGNMENT_SERIAL_MISSING: 75, ASSIGNMENT_UPN_INVALID: 40, SECRET_INVALID_CHARACTERS: 28, SERIAL_INVALID: 25, SERIAL_MISSING: 23, INTERVAL_INVALID: 19, SECRET_TOO_SHORT: 5 },
+      { CSV_ROW_MISALIGNED: 305, CSV_MISSING_COLUMN: 121, CSV_MALFORMED: 105, 'seed read, no token': 56, 'assignments read, none exported': 37, FILE_EMPTY: 30, CSV_UNKNOWN_LAYOUT: 28, ASSIGNMENT_UPN_INVALID: 6 },
     );
   });
 
   void it('seed layouts with plausible rows: real headers, values a file could hold, some cells arbitrary', () => {
     fuzzWithReach(
       fc.property(layoutCsvArb, fc.constantFrom(undefined, 'hex' as const, 'base32' as const), (bytes, secretEncoding) => {
-        const options = secretEncoding ? { fileName: 'fuzz', secretEncoding } : { fileName: 'fuzz' };
+        const options = secretEncoding ? { now: READ_AT, fileName: 'fuzz', secretEncoding } : { now: READ_AT, fileName: 'fuzz' };
         checkSeed('readCsvSeed layout', () => readCsvSeed(bytes, options));
         checkSeed('readSeedFile layout', () => readSeedFile(bytes, options));
       }),
       500,
-      { 'tokens from readCsvSeed layout': 25, 'tokens from readSeedFile layout': 25, SECRET_INVALID_CHARACTERS: 250, INTERVAL_INVALID: 150, SECRET_TOO_SHORT: 100, ENCODING_UNKNOWN: 7, SERIAL_MISSING: 7, SECRET_MISSING: 6 },
+      { SECRET_INVALID_CHARACTERS: 288, INTERVAL_INVALID: 191, SECRET_TOO_SHORT: 101, 'seed read, no token': 80, CSV_UNKNOWN_LAYOUT: 73, 'seed read, with tokens': 53, 'tokens from readSeedFile layout': 26, 'tokens from readCsvSeed layout': 26 },
     );
   });
 
@@ -392,38 +408,38 @@ void describe('fuzzing the readers', () => {
     fuzzWithReach(
       fc.property(assignmentsArb, (bytes) => checkAssignments(bytes)),
       800,
-      { 'assignments exported': 30, ASSIGNMENT_UPN_INVALID: 450, ASSIGNMENT_SERIAL_CONFLICT: 95, ASSIGNMENT_SERIAL_MISSING: 80, ASSIGNMENT_UNKNOWN_SERIAL: 75, ENTRA_FORMULA_CELL: 70, ASSIGNMENT_GUEST_UPN: 30 },
+      { ASSIGNMENT_UPN_INVALID: 461, 'assignments read, none exported': 135, ASSIGNMENT_SERIAL_MISSING: 88, ASSIGNMENT_SERIAL_CONFLICT: 83, ENTRA_FORMULA_CELL: 75, ASSIGNMENT_UNKNOWN_SERIAL: 73, SERIAL_INVALID: 42, 'assignments exported': 37 },
     );
   });
 
   void it('mutated valid CSV and privacyIDEA files (bit flips, truncation, inserted and deleted bytes)', () => {
     fuzzWithReach(
       fc.property(mutatedArb(csvFixtures), ({ fixture, bytes }) => {
-        checkSeed('readSeedFile', () => readSeedFile(bytes, { fileName: 'fuzz', ...fixture.options }));
-        checkSeed('readCsvSeed hex', () => readCsvSeed(bytes, { fileName: 'fuzz', secretEncoding: 'hex' }));
+        checkSeed('readSeedFile', () => readSeedFile(bytes, { now: READ_AT, fileName: 'fuzz', ...fixture.options }));
+        checkSeed('readCsvSeed hex', () => readCsvSeed(bytes, { now: READ_AT, fileName: 'fuzz', secretEncoding: 'hex' }));
         checkAssignments(bytes);
       }),
       800,
-      { 'tokens from readSeedFile': 35, 'tokens from readCsvSeed hex': 14, 'assignments read, none exported': 35, SECRET_INVALID_CHARACTERS: 50, SECRET_TOO_SHORT: 12, ASSIGNMENT_UNKNOWN_SERIAL: 12, SECRET_MISSING: 8, INTERVAL_INVALID: 5 },
+      { FILE_NOT_TEXT: 227, CSV_MISSING_COLUMN: 93, CSV_ROW_MISALIGNED: 71, 'seed read, no token': 62, FILE_EMPTY: 60, 'seed read, with tokens': 46, CSV_UNKNOWN_LAYOUT: 36, SECRET_INVALID_CHARACTERS: 34, 'tokens from readCsvSeed hex': 13, 'tokens from readSeedFile': 31, 'assignments read, none exported': 34 },
     );
   });
 
   void it('mutated valid and hostile PSKC files, with their key and without one', () => {
     fuzzWithReach(
       fc.property(mutatedArb(pskcFixtures), ({ fixture, bytes }) => {
-        checkSeed('readPskc keyed', () => readPskc(bytes, { fileName: 'fuzz', ...fixture.options }));
-        checkSeed('readPskc no key', () => readPskc(bytes, { fileName: 'fuzz' }));
-        checkSeed('readSeedFile keyed', () => readSeedFile(bytes, { fileName: 'fuzz', ...fixture.options }));
+        checkSeed('readPskc keyed', () => readPskc(bytes, { now: READ_AT, fileName: 'fuzz', ...fixture.options }));
+        checkSeed('readPskc no key', () => readPskc(bytes, { now: READ_AT, fileName: 'fuzz' }));
+        checkSeed('readSeedFile keyed', () => readSeedFile(bytes, { now: READ_AT, fileName: 'fuzz', ...fixture.options }));
       }),
       800,
-      { 'tokens from readPskc keyed': 2, PSKC_MALFORMED: 300, PSKC_DOCTYPE_REFUSED: 6, PSKC_KEY_REQUIRED: 6, PSKC_UNSUPPORTED_ALGORITHM: 3 },
+      { PSKC_MALFORMED: 321, FILE_NOT_TEXT: 216, PSKC_DOCTYPE_REFUSED: 8, PSKC_KEY_REQUIRED: 6, 'seed read, with tokens': 6, PSKC_UNSUPPORTED_ALGORITHM: 3, 'tokens from readSeedFile keyed': 2, 'tokens from readPskc keyed': 2 },
     );
   });
 
   void it('the fixtures themselves read without error (so the mutations start from valid files)', () => {
     assert.ok(csvFixtures.length >= 5 && pskcFixtures.length >= 10);
     for (const f of [...csvFixtures, ...pskcFixtures.filter((p) => p.options.psk || p.options.password !== undefined)]) {
-      const result = readSeedFile(f.bytes, { fileName: f.name, ...f.options });
+      const result = readSeedFile(f.bytes, { now: READ_AT, fileName: f.name, ...f.options });
       assert.ok(result.tokens.length > 0, f.name);
     }
   });

@@ -13,6 +13,9 @@ import { readSeedFile } from '../../shared/formats/read-seed-file.js';
 import { renderReportHtml, renderReportJson, type RunReport } from '../../shared/pipeline/report.js';
 import { CORPUS_DIR } from '../fixtures/corpus/generate.js';
 
+/** The clock reading given to the readers. */
+const READ_AT = new Date('2026-06-01T00:00:00Z');
+
 const HOSTILE = [
   '<script>alert(1)</script>',
   '<SCRIPT SRC=//evil.example/x.js></SCRIPT>',
@@ -95,7 +98,7 @@ void describe('reports with hostile values', () => {
 
   void it('stay inert with the problems the readers write about hostile corpus files', () => {
     const seedName = 'seeds/formula-every-prefix.csv';
-    const seed = readSeedFile(readFileSync(join(CORPUS_DIR, seedName)), { fileName: seedName });
+    const seed = readSeedFile(readFileSync(join(CORPUS_DIR, seedName)), { now: READ_AT, fileName: seedName });
     const inspect = seed.tokens.flatMap((t) => importabilityProblems({ ...t, secretBytes: t.secret.length }, 'warning', t.line));
     const listName = 'assignments/malformed-upns.csv';
     const { rows } = readAssignments(readFileSync(join(CORPUS_DIR, listName)), listName);

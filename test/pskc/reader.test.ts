@@ -15,7 +15,7 @@ import {
   type FixtureKey,
   type HashName,
 } from '../fixtures/pskc/generate.js';
-import { asExpected, fileError, fixture } from './helpers.js';
+import { READ_AT, asExpected, expected, fileError, fixture } from './helpers.js';
 
 const bytes = (text: string) => Buffer.from(text, 'utf8');
 
@@ -35,7 +35,7 @@ void describe('namespaces', () => {
     <Key xmlns="urn:other" Id="k2" Algorithm="${PSKC_NS}:totp"/>
   </p:KeyPackage>
 </p:KeyContainer>`;
-    const result = readPskc(bytes(xml), { fileName: 'ns.xml' });
+    const result = readPskc(bytes(xml), { now: READ_AT, fileName: 'ns.xml' });
     assert.deepEqual(result.problems, []);
     assert.deepEqual(
       result.tokens.map((t) => [t.serial, Buffer.from(t.secret).toString('hex')]),
@@ -45,13 +45,13 @@ void describe('namespaces', () => {
 
   void it('refuses a pskc: prefix bound to another namespace', () => {
     const xml = buildPskc({ keys: [totp('S1')], prefix: 'pskc', seed: 'x' }).replace(`xmlns:pskc="${PSKC_NS}"`, 'xmlns:pskc="urn:evil"');
-    fileError(() => readPskc(bytes(xml), { fileName: 'f' }), 'PSKC_MALFORMED');
+    fileError(() => readPskc(bytes(xml), { now: READ_AT, fileName: 'f' }), 'PSKC_MALFORMED');
   });
 
   void it('refuses an undeclared prefix and a KeyContainer of another version', () => {
-    fileError(() => readPskc(bytes(`<x:KeyContainer Version="1.0"/>`), { fileName: 'f' }), 'PSKC_MALFORMED');
+    fileError(() => readPskc(bytes(`<x:KeyContainer Version="1.0"/>`), { now: READ_AT, fileName: 'f' }), 'PSKC_MALFORMED');
     const v2 = buildPskc({ keys: [totp('S1')], seed: 'x' }).replace('Version="1.0"', 'Version="2.0"');
-    assert.match(fileError(() => readPskc(bytes(v2), { fileName: 'f' }), 'PSKC_MALFORMED').message, /"2\.0"/);
+    assert.match(fileError(() => readPskc(bytes(v2), { now: READ_AT, fileName: 'f' }), 'PSKC_MALFORMED').message, /"2\.0"/);
   });
 
   void it('decodes predefined entities, character references and CDATA, and refuses unknown entities', () => {
@@ -59,11 +59,11 @@ void describe('namespaces', () => {
     const xml = buildPskc({ keys: [totp('S&1', { manufacturer: 'A&B <C>' })], seed: 'x' })
       .replace('<SerialNo>S&amp;1</SerialNo>', '<SerialNo>S&#38;&#x31;</SerialNo>')
       .replace(`<PlainValue>${secret}</PlainValue>`, `<PlainValue><![CDATA[${secret}]]></PlainValue><!-- a comment -->`);
-    const [token] = readPskc(bytes(xml), { fileName: 'f' }).tokens;
+    const [token] = readPskc(bytes(xml), { now: READ_AT, fileName: 'f' }).tokens;
     assert.equal(token?.serial, 'S&1');
     assert.equal(token?.manufacturer, 'A&B <C>');
     const unknown = buildPskc({ keys: [totp('S1', { manufacturer: '&foo;' })], seed: 'x' }).replace('&amp;foo;', '&foo;');
-    fileError(() => readPskc(bytes(unknown), { fileName: 'f' }), 'PSKC_MALFORMED');
+    fileError(() => readPskc(bytes(unknown), { now: READ_AT, fileName: 'f' }), 'PSKC_MALFORMED');
   });
 });
 
@@ -72,7 +72,7 @@ void describe('token fields', () => {
     const xml = `<KeyContainer Version="1.0" xmlns="${PSKC_NS}"><KeyPackage><Key Id=" K-9 " Algorithm="${PSKC_NS}:totp"><Data><Secret><PlainValue>
       ${deterministicBytes('d', 20).toString('base64')}
     </PlainValue></Secret></Data></Key></KeyPackage></KeyContainer>`;
-    const result = readPskc(bytes(xml), { fileName: 'f' });
+    const result = readPskc(bytes(xml), { now: READ_AT, fileName: 'f' });
     assert.deepEqual(result.tokens.map(asExpected), [
       { serial: 'K-9', manufacturer: '', model: '', type: 'totp', algorithm: 'SHA1', digits: 6, period: 30, secretHex: deterministicBytes('d', 20).toString('hex') },
     ]);
@@ -81,9 +81,9 @@ void describe('token fields', () => {
 
   void it('turns TimeDrift intervals into seconds and keeps Counter', () => {
     const key = totp('S1', { interval: 60, drift: 3, counter: 12, suite: 'HMAC-SHA512', digits: 8 });
-    const [token] = readPskc(bytes(buildPskc({ keys: [key], seed: 'x' })), { fileName: 'f' }).tokens;
+    const [token] = readPskc(bytes(buildPskc({ keys: [key], seed: 'x' })), { now: READ_AT, fileName: 'f' }).tokens;
     assert.equal(token?.timeDriftSeconds, 180);
-    assert.equal(token?.counter, 12);
+    assert.equal(token?.counter, 12n);
     assert.equal(token?.algorithm, 'SHA512');
     assert.equal(token?.digits, 8);
   });
@@ -93,7 +93,7 @@ void describe('token fields', () => {
     const xml = buildPskc({ keys, seed: 'x' })
       .replace(`<PlainValue>${keys[0]!.secret!.toString('base64')}</PlainValue>`, '<PlainValue>not*base64</PlainValue>')
       .replace('<Counter><PlainValue>5</PlainValue></Counter>', '<Counter><PlainValue>-5</PlainValue></Counter>');
-    const result = readPskc(bytes(xml), { fileName: 'f' });
+    const result = readPskc(bytes(xml), { now: READ_AT, fileName: 'f' });
     assert.deepEqual(result.tokens, []);
     assert.deepEqual(
       result.problems.map((p) => [p.code, p.serial]),
@@ -105,8 +105,24 @@ void describe('token fields', () => {
     );
   });
 
+  void it('reports an HOTP key whose TimeInterval is not a number instead of dropping it without a word', () => {
+    const xml = buildPskc({ keys: [totp('H1', { type: 'hotp', interval: 30 })], seed: 'x' }).replace('<TimeInterval><PlainValue>30<', '<TimeInterval><PlainValue>thirty<');
+    const result = readPskc(bytes(xml), { now: READ_AT, fileName: 'f' });
+    assert.deepEqual(result.tokens, []);
+    assert.deepEqual(result.problems.map((p) => [p.code, p.serial]), [['INTERVAL_INVALID', 'H1']]);
+  });
+
+  void it('sorts its problems by line, duplicates included', () => {
+    const keys = [totp('D1'), totp('BAD', { digits: 7 }), totp('D1', { secret: deterministicBytes('other', 20) })];
+    const result = readPskc(bytes(buildPskc({ keys, seed: 'x' })), { now: READ_AT, fileName: 'f' });
+    const lines = result.problems.map((p) => p.line!);
+    assert.deepEqual(result.problems.map((p) => p.code), ['DUPLICATE_SERIAL_CONFLICT', 'DIGITS_INVALID', 'DUPLICATE_SERIAL_CONFLICT']);
+    assert.deepEqual(lines, [...lines].sort((a, b) => a - b));
+  });
+
   void it('does not report a serial conflict between a valid key and one left out for another error', () => {
     const result = readPskc(bytes(buildPskc({ keys: [totp('S1'), totp('S1', { digits: 7, secret: deterministicBytes('other', 20) })], seed: 'x' })), {
+      now: READ_AT,
       fileName: 'f',
     });
     assert.deepEqual(result.tokens.map((t) => t.serial), ['S1']);
@@ -114,7 +130,7 @@ void describe('token fields', () => {
   });
 
   void it('treats the same serial and secret with different settings as a conflict', () => {
-    const result = readPskc(bytes(buildPskc({ keys: [totp('S1'), totp('S1', { digits: 8 })], seed: 'x' })), { fileName: 'f' });
+    const result = readPskc(bytes(buildPskc({ keys: [totp('S1'), totp('S1', { digits: 8 })], seed: 'x' })), { now: READ_AT, fileName: 'f' });
     assert.deepEqual(result.tokens, []);
     assert.deepEqual(result.problems.map((p) => p.code), ['DUPLICATE_SERIAL_CONFLICT', 'DUPLICATE_SERIAL_CONFLICT']);
     assert.match(result.problems[0]!.message, /same secret but different settings/);
@@ -129,7 +145,22 @@ void describe('encryption', () => {
   });
 
   void it('round-trips every cipher with every MAC hash, prefixed or not (property)', () => {
-    const ciphers: CipherName[] = ['aes128-cbc', 'aes192-cbc', 'aes256-cbc', 'tripledes-cbc', 'kw-aes128', 'kw-aes192', 'kw-aes256'];
+    const ciphers: CipherName[] = [
+      'aes128-cbc',
+      'aes192-cbc',
+      'aes256-cbc',
+      'tripledes-cbc',
+      'kw-aes128',
+      'kw-aes192',
+      'kw-aes256',
+      'kw-tripledes',
+      'camellia128-cbc',
+      'camellia192-cbc',
+      'camellia256-cbc',
+      'kw-camellia128',
+      'kw-camellia192',
+      'kw-camellia256',
+    ];
     const hashes: HashName[] = ['sha1', 'sha224', 'sha256', 'sha384', 'sha512'];
     fc.assert(
       fc.property(
@@ -143,7 +174,7 @@ void describe('encryption', () => {
           const keys = blocks.map((b, i) => totp(`S${i}`, { secret: deterministicBytes(`${seed}/${i}`, b * 8) }));
           const psk = deterministicBytes(`psk/${seed}`, keyBytesOf(cipher));
           const xml = buildPskc({ keys, seed, prefix: prefixed ? 'pskc' : '', encryption: { cipher, psk, mac: { hash, withMacKey } } });
-          const result = readPskc(bytes(xml), { fileName: 'f', psk });
+          const result = readPskc(bytes(xml), { now: READ_AT, fileName: 'f', psk });
           assert.deepEqual(result.tokens.map(asExpected), keys.map(expectedToken));
           assert.deepEqual(result.problems, []);
         },
@@ -157,8 +188,8 @@ void describe('encryption', () => {
       const keys = [totp('P1')];
       const password = { password: 'pässwörd', salt: deterministicBytes(`salt/${prf}`, 16), iterations: 500, prf };
       const xml = buildPskc({ keys, seed: prf, encryption: { cipher: 'aes192-cbc', password, mac: { hash: 'sha256', withMacKey: true } } });
-      assert.deepEqual(readPskc(bytes(xml), { fileName: 'f', password: 'pässwörd' }).tokens.map(asExpected), keys.map(expectedToken));
-      fileError(() => readPskc(bytes(xml), { fileName: 'f', password: 'passwort' }), 'PSKC_DECRYPTION_FAILED');
+      assert.deepEqual(readPskc(bytes(xml), { now: READ_AT, fileName: 'f', password: 'pässwörd' }).tokens.map(asExpected), keys.map(expectedToken));
+      fileError(() => readPskc(bytes(xml), { now: READ_AT, fileName: 'f', password: 'passwort' }), 'PSKC_DECRYPTION_FAILED');
     }
   });
 
@@ -170,7 +201,7 @@ void describe('encryption', () => {
     const altered = Buffer.from(last[1]!, 'base64');
     altered[altered.length - 1]! ^= 0x01;
     const tampered = xml.slice(0, last.index) + `<ValueMAC>${altered.toString('base64')}</ValueMAC>` + xml.slice(last.index + last[0].length);
-    fileError(() => readPskc(bytes(tampered), { fileName: 'f', psk }), 'PSKC_DECRYPTION_FAILED');
+    fileError(() => readPskc(bytes(tampered), { now: READ_AT, fileName: 'f', psk }), 'PSKC_DECRYPTION_FAILED');
   });
 
   void it('refuses a ValueMAC when no MACMethod says how to check it', () => {
@@ -179,7 +210,7 @@ void describe('encryption', () => {
       /<MACMethod[^>]*\/>/,
       '',
     );
-    assert.match(fileError(() => readPskc(bytes(xml), { fileName: 'f', psk }), 'PSKC_MALFORMED').message, /MACMethod/);
+    assert.match(fileError(() => readPskc(bytes(xml), { now: READ_AT, fileName: 'f', psk }), 'PSKC_MALFORMED').message, /MACMethod/);
   });
 
   void it('refuses every CBC cipher without a MAC before decrypting, and still reads key wrap without one', () => {
@@ -187,12 +218,12 @@ void describe('encryption', () => {
     for (const cipher of ['aes128-cbc', 'aes192-cbc', 'aes256-cbc', 'tripledes-cbc'] as const) {
       const psk = deterministicBytes(`nomac/${cipher}`, keyBytesOf(cipher));
       const xml = buildPskc({ keys, seed: cipher, encryption: { cipher, psk } });
-      const error = fileError(() => readPskc(bytes(xml), { fileName: 'f', psk }), 'PSKC_MAC_REQUIRED');
+      const error = fileError(() => readPskc(bytes(xml), { now: READ_AT, fileName: 'f', psk }), 'PSKC_MAC_REQUIRED');
       assert.match(error.message, new RegExp(`${cipher}.*Ask the vendor for a MAC-protected file`));
     }
     const psk = deterministicBytes('nomac/kw', 16);
     const wrapped = buildPskc({ keys: [totp('W', { secret: deterministicBytes('kw', 32) })], seed: 'kw', encryption: { cipher: 'kw-aes128', psk } });
-    const result = readPskc(bytes(wrapped), { fileName: 'f', psk });
+    const result = readPskc(bytes(wrapped), { now: READ_AT, fileName: 'f', psk });
     assert.deepEqual(result.problems, []);
     assert.equal(result.tokens.length, 1);
   });
@@ -208,7 +239,7 @@ void describe('encryption', () => {
       const altered = Buffer.from(cipherText, 'base64');
       altered[altered.length - 17]! ^= flip; // the IV of the last block: flip 0 leaves valid padding, most others break it
       const variant = stripped.replace(cipherText, altered.toString('base64'));
-      messages.add(fileError(() => readPskc(bytes(variant), { fileName: 'f', psk }), 'PSKC_MAC_REQUIRED').message);
+      messages.add(fileError(() => readPskc(bytes(variant), { now: READ_AT, fileName: 'f', psk }), 'PSKC_MAC_REQUIRED').message);
     }
     assert.equal(messages.size, 1);
   });
@@ -218,7 +249,7 @@ void describe('encryption', () => {
     const xml = buildPskc({ keys: [totp('A')], seed: 'short-mac', encryption: { cipher: 'aes128-cbc', psk, mac: { hash: 'sha256', withMacKey: true } } });
     for (const keep of [0, 1, 16, 31]) {
       const cut = xml.replace(/(<ValueMAC>)([^<]+)(<\/ValueMAC>)/, (_w, open: string, value: string, close: string) => `${open}${Buffer.from(value, 'base64').subarray(0, keep).toString('base64')}${close}`);
-      fileError(() => readPskc(bytes(cut), { fileName: 'f', psk }), 'PSKC_DECRYPTION_FAILED');
+      fileError(() => readPskc(bytes(cut), { now: READ_AT, fileName: 'f', psk }), 'PSKC_DECRYPTION_FAILED');
     }
   });
 
@@ -239,19 +270,19 @@ void describe('encryption', () => {
       '<IterationCount>1000<',
       '<IterationCount>999999999999<',
     );
-    assert.match(fileError(() => readPskc(bytes(xml), { fileName: 'f', password: 'pw' }), 'PSKC_MALFORMED').message, /IterationCount/);
+    assert.match(fileError(() => readPskc(bytes(xml), { now: READ_AT, fileName: 'f', password: 'pw' }), 'PSKC_MALFORMED').message, /IterationCount/);
   });
 
   void it('reads a large AES-CBC + HMAC file from the bulk generator', () => {
     const psk = deterministicBytes('bulk-psk', 16);
     const { xml, tokens } = buildEncryptedPskc({ count: 500, psk });
-    const result = readPskc(bytes(xml), { fileName: 'bulk', psk });
+    const result = readPskc(bytes(xml), { now: READ_AT, fileName: 'bulk', psk });
     assert.deepEqual(result.problems, []);
     assert.deepEqual(result.tokens.map(asExpected), tokens);
   });
 
   void it('ignores a key given for a plain file', () => {
-    const result = readPskc(fixture('totp-60s-8digits-sha256.pskcxml'), { fileName: 'f', psk: deterministicBytes('x', 16), password: 'x' });
+    const result = readPskc(fixture('totp-60s-8digits-sha256.pskcxml'), { now: READ_AT, fileName: 'f', psk: deterministicBytes('x', 16), password: 'x' });
     assert.equal(result.tokens.length, 1);
   });
 });
@@ -275,5 +306,40 @@ void describe('looksLikePskc and describePskcKeyNeed', () => {
       '',
     );
     assert.deepEqual(describePskcKeyNeed(bytes(unnamed)), { encrypted: true, kind: 'psk' });
+  });
+});
+
+void describe('integers, 64-bit counters and the old draft layout', () => {
+  void it('reads a counter given as encrypted ASCII digits as that number, and says what binary would have given', () => {
+    const result = readPskc(fixture('integers.pskcxml'), { now: READ_AT, fileName: 'f', psk: Buffer.from(expected.valid['integers.pskcxml']!.psk!, 'hex') });
+    const byS = new Map(result.tokens.map((t) => [t.serial, t.counter]));
+    assert.equal(byS.get('SN-int-encrypted-ascii'), 298507n);
+    assert.equal(byS.get('SN-int-above-2-53'), 16887061004979670n);
+    assert.equal(byS.get('SN-int-max-64-bit'), 18446744073709551615n);
+    const ascii = result.problems.find((p) => p.serial === 'SN-int-encrypted-ascii')!;
+    assert.equal(ascii.code, 'INTEGER_ENCODING_DECIDED');
+    assert.match(ascii.message, /ASCII digits of 298507.*55221337534519/);
+  });
+
+  void it('says which key a draft-layout file needs', () => {
+    assert.deepEqual(describePskcKeyNeed(fixture('draft-activid-aes128.pskcxml')), { encrypted: true, kind: 'psk' });
+    assert.deepEqual(describePskcKeyNeed(fixture('draft-pbe-3des.pskcxml')), { encrypted: true, kind: 'password' });
+    const plain = readPskc(fixture('draft-activid-aes128.pskcxml'), { now: READ_AT, fileName: 'f', psk: Buffer.from(expected.valid['draft-activid-aes128.pskcxml']!.psk!, 'hex') });
+    assert.equal(plain.tokens[0]!.counter, 837830147n);
+  });
+
+  void it('refuses a key whose codes carry a Luhn check digit instead of reading it as a plain OATH key', () => {
+    const xml = buildPskc({ keys: [totp('CD1'), totp('CD2')], seed: 'x' }).replace('Encoding="DECIMAL"/>', 'Encoding="DECIMAL" CheckDigits="true"/>');
+    const result = readPskc(bytes(xml), { now: READ_AT, fileName: 'f' });
+    assert.deepEqual(result.tokens.map((t) => t.serial), ['CD2']);
+    assert.deepEqual(result.problems.map((p) => [p.code, p.serial]), [['FIELD_INVALID', 'CD1']]);
+    assert.match(result.problems[0]!.message, /Luhn check digit/);
+  });
+
+  void it('names the reason when it refuses a PIN or an OCRA key', () => {
+    const result = readPskc(fixture('policy.pskcxml'), { now: READ_AT, fileName: 'f' });
+    const refusals = result.problems.filter((p) => p.code === 'TYPE_UNSUPPORTED').map((p) => p.message);
+    assert.match(refusals[0]!, /it is a PIN/);
+    assert.match(refusals[1]!, /OCRA challenge-response/);
   });
 });

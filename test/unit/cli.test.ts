@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { referenceCode } from '../fixtures/oath-csv/generate.js';
 import { runCli } from '../../shared/cli/cli.js';
 
 const fixture = (name: string) => fileURLToPath(new URL(`../fixtures/${name}`, import.meta.url));
@@ -157,6 +158,17 @@ describe('entra-oath code', () => {
     const bad = await cli(['code', '--secret', 'not base32!']);
     assert.equal(bad.code, 2);
   });
+
+  it('prints the RFC 4226 HOTP code for a counter, over the whole 64-bit range', async () => {
+    const secret = 'GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ';
+    assert.equal((await cli(['code', '--secret', secret, '--counter', '1'])).stdout, '287082\n');
+    assert.equal((await cli(['code', '--secret', secret, '--counter', '9'])).stdout, '520489\n');
+    const top = await cli(['code', '--secret', secret, '--counter', '18446744073709551615', '--digits', '8']);
+    assert.deepEqual([top.code, top.stdout], [0, `${referenceCode('SHA1', Buffer.from('12345678901234567890').toString('hex'), (1n << 64n) - 1n, 8)}\n`]);
+    for (const args of [['--counter', '18446744073709551616'], ['--counter', '-1'], ['--counter', '1', '--at', '59'], ['--counter', '1', '--period', '60']]) {
+      assert.equal((await cli(['code', '--secret', secret, ...args])).code, 2, args.join(' '));
+    }
+  });
 });
 
 describe('the installed binary', () => {
@@ -191,7 +203,7 @@ describe('entra-oath program', () => {
     assert.match(converted.stdout, new RegExp(`ana@contoso.com,TK02,${tokens[1]!.secret},30,Token2,C301`));
   });
 
-  it('SHA256 and 8 digits go to privacyIDEA\'s layout; a combination no layout carries, a bad serial or an existing file is refused', async () => {
+  it('SHA256 and 8 digits go to the OATH CSV layout (hash named in its sixth cell); a bad serial, a bad option or an existing file is refused', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'entra-oath-cli-'));
     const out = join(dir, 'sha256.csv');
     assert.equal((await cli(['program', '--serials', 'P1', '--algorithm', 'SHA256', '--digits', '8', '--out', out])).code, 0);
@@ -204,7 +216,6 @@ describe('entra-oath program', () => {
     assert.match(again.stderr, /already exists; program never overwrites/);
     assert.equal(readFileSync(out, 'utf8'), before, 'the earlier secrets are kept');
     for (const args of [
-      ['--serials', 'P1', '--algorithm', 'SHA256', '--period', '60'],
       ['--serials', 'P1,P1'],
       ['--serials', 'P1,'],
       ['--serials', 'P1', '--digits', '7'],
@@ -214,6 +225,12 @@ describe('entra-oath program', () => {
       assert.equal(r.code, 2, args.join(' '));
       assert.deepEqual(readdirSync(dir).sort(), ['sha256.csv'], args.join(' '));
     }
+    // SHA-256 with a 60 s period: the six-cell layout names the hash, so the period needs no default.
+    const sixty = join(dir, 'sha256-60.csv');
+    assert.equal((await cli(['program', '--serials', 'P3', '--algorithm', 'SHA256', '--period', '60', '--out', sixty])).code, 0);
+    const read60 = JSON.parse((await cli(['inspect', sixty, '--json', '--reveal'])).stdout) as { tokens: { algorithm: string; period: number }[] };
+    assert.deepEqual([read60.tokens[0]!.algorithm, read60.tokens[0]!.period], ['SHA256', 60]);
+    rmSync(sixty);
     const noOut = await cli(['program', '--serials', 'P1']);
     assert.equal(noOut.code, 2);
     assert.match(noOut.stderr, /needs --out FILE/);

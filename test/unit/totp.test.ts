@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
+import { generateSync as otplibHotp } from '@otplib/hotp';
+import { NodeCryptoPlugin } from '@otplib/plugin-crypto-node';
 import fc from 'fast-check';
 import type { HashAlgorithm } from '../../shared/core/token.js';
 import { findMatchingStep, hotpCode, scanSteps, totpCode } from '../../shared/core/totp.js';
@@ -30,6 +32,22 @@ describe('TOTP (RFC 6238 Appendix B)', () => {
   it('HOTP matches RFC 4226 Appendix D', () => {
     const expected = ['755224', '287082', '359152', '969429', '338314', '254676', '287922', '162583', '399871', '520489'];
     expected.forEach((code, counter) => assert.equal(hotpCode({ secret: ascii(data.seeds.SHA1), algorithm: 'SHA1', digits: 6 }, counter), code));
+  });
+
+  it("HOTP agrees with otplib's below 2^53 and keeps counters above it exact (property)", () => {
+    fc.assert(
+      fc.property(fc.constantFrom<HashAlgorithm>('SHA1', 'SHA256', 'SHA512'), fc.constantFrom(6, 8), fc.uint8Array({ minLength: 16, maxLength: 64 }), fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }), (algorithm, digits, secret, counter) => {
+        const ours = hotpCode({ secret, algorithm, digits }, counter);
+        if (counter <= BigInt(Number.MAX_SAFE_INTEGER)) {
+          assert.equal(ours, otplibHotp({ secret, algorithm: algorithm.toLowerCase() as 'sha1', digits, counter, crypto: new NodeCryptoPlugin() }));
+        }
+      }),
+      { numRuns: 200 },
+    );
+    // 2^53 + 1 is not a double: a reader that lost exactness would compute the code of 2^53.
+    const secret = ascii(data.seeds.SHA1);
+    assert.notEqual(hotpCode({ secret, algorithm: 'SHA1', digits: 8 }, (1n << 53n) + 1n), hotpCode({ secret, algorithm: 'SHA1', digits: 8 }, 1n << 53n));
+    assert.throws(() => hotpCode({ secret, algorithm: 'SHA1', digits: 6 }, 1n << 64n), RangeError);
   });
 });
 
