@@ -66,8 +66,7 @@ export interface PipelineConfig {
   graphAllowPrivilegedUsers: boolean;
   /** Graph mode: only members of this group (object id) get tokens; unset: anyone. */
   graphAllowedGroupId?: string;
-  /** Graph mode: activate with a code computed from the stored seed when none from the token is at hand (off). */
-  graphActivateFromSeed: boolean;
+
 }
 
 export class ConfigError extends Error {
@@ -114,7 +113,6 @@ export const SETTINGS = {
   IMPORT_MODE: { default: 'csv' },
   GRAPH_ALLOW_PRIVILEGED_USERS: { default: 'false' },
   GRAPH_ALLOWED_GROUP_ID: { default: '' },
-  GRAPH_ACTIVATE_FROM_SEED: { default: 'false' },
 } as const;
 
 export const STORAGE_CONNECTION_NAME = 'PipelineStorage';
@@ -304,7 +302,6 @@ export function loadConfig(env: Env = process.env): PipelineConfig {
     localGraph: graph.local,
     importMode: importMode(env),
     graphAllowPrivilegedUsers: bool(env, 'GRAPH_ALLOW_PRIVILEGED_USERS'),
-    graphActivateFromSeed: bool(env, 'GRAPH_ACTIVATE_FROM_SEED'),
   };
   const groupId = text(env, 'GRAPH_ALLOWED_GROUP_ID');
   if (groupId) {

@@ -12,9 +12,10 @@ import type { GraphBuildResult } from '../../shared/pipeline/graph-export.js';
 import { IngestService } from '../../shared/pipeline/ingest.js';
 import type { AssignmentEntity, Logger, TokenEntity } from '../../shared/pipeline/ports.js';
 import { PacedVault } from '../../shared/pipeline/vault.js';
+import { VerifyService } from '../../shared/pipeline/verify.js';
 import { ManualClock } from '../helpers/clock.js';
 import { MemoryBlobStore, MemorySecretStore, MemoryTable } from '../helpers/memory-ports.js';
-import { assertNoSecret, newSecret, uniqueSerial } from '../graph/helpers.js';
+import { assertNoSecret, codeAt, newSecret, uniqueSerial } from '../graph/helpers.js';
 
 const containers = { seeds: 'seeds', assignments: 'assignments', imports: 'imports', reports: 'reports', quarantine: 'quarantine' };
 const HEADER = 'upn,serial number,secret key,time interval,manufacturer,model\n';
@@ -54,11 +55,13 @@ async function harness(settings: { allowPrivilegedUsers?: boolean; allowedGroupI
   const directory = new GraphHardwareOathDirectory({ baseUrl: graph.url, credential: anyBearer, retryBaseMs: 5, timeoutMs: 300, maxRetryAfterMs: 5_000 });
   const build = new BuildService({ blobs, vault, tokens, assignments: assignmentTable, clock, log, containers, maxRows: 0, graph: { directory, allowPrivilegedUsers: settings.allowPrivilegedUsers ?? false, ...(settings.allowedGroupId && { allowedGroupId: settings.allowedGroupId }) } });
   let files = 0;
+  const secretOf = new Map<string, string>();
   /** Ingests tokens with fresh secrets and assigns them. */
   const load = async (rows: { serial: string; upn: string }[]) => {
     const seeds = rows.map((r) => {
       const secret = newSecret();
       secretsUsed.push(secret);
+      secretOf.set(r.serial, secret);
       return `,${r.serial},${secret},30,Contoso,C200\n`;
     });
     await blobs.write('seeds', `s${++files}.csv`, HEADER + seeds.join(''));
@@ -71,7 +74,10 @@ async function harness(settings: { allowPrivilegedUsers?: boolean; allowedGroupI
     const reports = blobs.names('reports').map((name) => blobs.text('reports', name) ?? '');
     return [...reports, ...lines].join('\n');
   };
-  return { tokens, blobs, load, runBuild, everything, clock };
+  // Codes are checked at the real time here: the stand-in judges activation codes by its own (system) clock.
+  const verifier = (withDirectory: boolean) =>
+    new VerifyService({ tokens, secrets: vault, clock: new ManualClock(new Date()), log, lockoutLimit: 5, lockoutMinutes: 15, lockoutMaxMinutes: 60, ...(withDirectory && { directory }) });
+  return { tokens, blobs, load, runBuild, everything, clock, secretOf, verifier };
 }
 
 const devicesOf = (serial: string) => graph.devices().filter((d) => d.serialNumber.toLowerCase() === serial.toLowerCase());
@@ -213,10 +219,11 @@ describe('Graph mode build', () => {
     const rows = Array.from({ length: 8 }, (_, i) => ({ serial: uniqueSerial(`T${i}`), upn: upn(`t${i}`) }));
     graph.seedUsers(rows.map((r) => ({ userPrincipalName: r.upn })));
     await h.load(rows);
-    graph.setRealism({ throttling: true, requestsPer10s: 20, retryAfterSeconds: 0.2 });
+    graph.setRealism({ throttling: true, requestsPer10s: 40, retryAfterSeconds: 0.5 });
     let result = await h.runBuild();
     // A call told to wait longer than the adapter waits goes back as unavailable: a later build finishes it.
-    for (let i = 0; i < 5 && result.notExported.length > 0; i++) result = await h.runBuild();
+    for (let i = 0; i < 10 && result.notExported.length > 0; i++) result = await h.runBuild();
+    assert.deepEqual(result.notExported, []);
     graph.setRealism({ throttling: false });
     for (const r of rows) {
       assert.equal(devicesOf(r.serial).length, 1, r.serial);
@@ -224,5 +231,41 @@ describe('Graph mode build', () => {
       assert.equal((await h.tokens.get(r.serial))!.value.state, 'assigned');
     }
     assert.ok(graph.stats().throttled > 0);
+  });
+
+  it('verify of an assigned token activates it in Entra with the same code; a wrong code activates nothing', async () => {
+    const h = await harness();
+    const user = upn('u');
+    graph.seedUsers([{ userPrincipalName: user }]);
+    const serial = uniqueSerial('V');
+    await h.load([{ serial, upn: user }]);
+    await h.runBuild();
+    assert.equal(devicesOf(serial)[0]?.status, 'assigned');
+    const verify = h.verifier(true);
+    const secret = h.secretOf.get(serial)!;
+    const now = Math.floor(Date.now() / 1000);
+    const wrong = codeAt(secret, now) === '000000' ? '000001' : '000000';
+    const rejected = await verify.verify(serial, { code: wrong });
+    assert.equal(rejected.status, 'rejected');
+    assert.equal(devicesOf(serial)[0]?.status, 'assigned');
+    const accepted = await verify.verify(serial, { code: codeAt(secret, now) });
+    assert.equal(accepted.status, 'accepted');
+    assert.equal(accepted.status === 'accepted' && accepted.entraActivation, 'activated');
+    assert.equal(devicesOf(serial)[0]?.status, 'activated');
+    assert.equal((await h.tokens.get(serial))!.value.state, 'activated');
+    assertNoSecret(h.everything(), secretsUsed);
+  });
+
+  it('verify without the Graph adapter (CSV mode) leaves an assigned token as it is in Entra', async () => {
+    const h = await harness();
+    const user = upn('u');
+    graph.seedUsers([{ userPrincipalName: user }]);
+    const serial = uniqueSerial('W');
+    await h.load([{ serial, upn: user }]);
+    await h.runBuild();
+    const accepted = await h.verifier(false).verify(serial, { code: codeAt(h.secretOf.get(serial)!, Math.floor(Date.now() / 1000)) });
+    assert.equal(accepted.status, 'accepted');
+    assert.equal(accepted.status === 'accepted' && accepted.entraActivation, undefined);
+    assert.equal(devicesOf(serial)[0]?.status, 'assigned');
   });
 });
