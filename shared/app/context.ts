@@ -100,6 +100,7 @@ export function services(ctx: AppContext, log: Logger) {
     log,
     containers: config.containers,
     minAgeMinutes: config.reconcileMinAgeMinutes,
+    ...(ctx.directory && { directory: ctx.directory }),
   });
   const verify = new VerifyService({ tokens: ctx.tokens, secrets: ctx.vault, clock: ctx.clock, log, lockoutLimit: config.lockoutLimit, lockoutMinutes: config.lockoutMinutes, lockoutMaxMinutes: config.lockoutMaxMinutes, ...(ctx.directory && { directory: ctx.directory }) });
   const inventory = new InventoryService({ tokens: ctx.tokens, secrets: ctx.vault, clock: ctx.clock, log });

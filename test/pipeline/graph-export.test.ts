@@ -11,6 +11,7 @@ import { BuildService } from '../../shared/pipeline/build.js';
 import type { GraphBuildResult } from '../../shared/pipeline/graph-export.js';
 import { IngestService } from '../../shared/pipeline/ingest.js';
 import type { AssignmentEntity, Logger, TokenEntity } from '../../shared/pipeline/ports.js';
+import { Reconciler } from '../../shared/pipeline/reconcile.js';
 import { PacedVault } from '../../shared/pipeline/vault.js';
 import { VerifyService } from '../../shared/pipeline/verify.js';
 import { ManualClock } from '../helpers/clock.js';
@@ -77,7 +78,8 @@ async function harness(settings: { allowPrivilegedUsers?: boolean; allowedGroupI
   // Codes are checked at the real time here: the stand-in judges activation codes by its own (system) clock.
   const verifier = (withDirectory: boolean) =>
     new VerifyService({ tokens, secrets: vault, clock: new ManualClock(new Date()), log, lockoutLimit: 5, lockoutMinutes: 15, lockoutMaxMinutes: 60, ...(withDirectory && { directory }) });
-  return { tokens, blobs, load, runBuild, everything, clock, secretOf, verifier };
+  const reconciler = new Reconciler({ blobs, tokens, ingest, assignments, clock, log, containers, minAgeMinutes: 15, directory });
+  return { tokens, blobs, load, runBuild, everything, clock, secretOf, verifier, reconciler, directory };
 }
 
 const devicesOf = (serial: string) => graph.devices().filter((d) => d.serialNumber.toLowerCase() === serial.toLowerCase());
@@ -267,5 +269,22 @@ describe('Graph mode build', () => {
     assert.equal(accepted.status, 'accepted');
     assert.equal(accepted.status === 'accepted' && accepted.entraActivation, undefined);
     assert.equal(devicesOf(serial)[0]?.status, 'assigned');
+  });
+
+  it('the reconciler mirrors an activation done in Entra by the user', async () => {
+    const h = await harness();
+    const user = upn('u');
+    graph.seedUsers([{ userPrincipalName: user }]);
+    const serial = uniqueSerial('M');
+    await h.load([{ serial, upn: user }]);
+    await h.runBuild();
+    const quiet = await h.reconciler.run();
+    assert.equal(quiet.graphActivationsMirrored, 0);
+    const row = (await h.tokens.get(serial))!.value;
+    // The user activates it in My Security Info: straight to Entra, not through the app.
+    await h.directory.activate(row.userId!, row.methodId!, codeAt(h.secretOf.get(serial)!, Math.floor(Date.now() / 1000)));
+    const result = await h.reconciler.run();
+    assert.equal(result.graphActivationsMirrored, 1);
+    assert.equal((await h.tokens.get(serial))!.value.state, 'activated');
   });
 });
