@@ -9,6 +9,7 @@ import { GraphHardwareOathDirectory } from '../../shared/azure/graph-directory.j
 import { AssignmentService } from '../../shared/pipeline/assignments.js';
 import { BuildService } from '../../shared/pipeline/build.js';
 import type { GraphBuildResult } from '../../shared/pipeline/graph-export.js';
+import { InventoryService } from '../../shared/pipeline/inventory-service.js';
 import { IngestService } from '../../shared/pipeline/ingest.js';
 import type { AssignmentEntity, Logger, TokenEntity } from '../../shared/pipeline/ports.js';
 import { Reconciler } from '../../shared/pipeline/reconcile.js';
@@ -79,7 +80,8 @@ async function harness(settings: { allowPrivilegedUsers?: boolean; allowedGroupI
   const verifier = (withDirectory: boolean) =>
     new VerifyService({ tokens, secrets: vault, clock: new ManualClock(new Date()), log, lockoutLimit: 5, lockoutMinutes: 15, lockoutMaxMinutes: 60, ...(withDirectory && { directory }) });
   const reconciler = new Reconciler({ blobs, tokens, ingest, assignments, clock, log, containers, minAgeMinutes: 15, directory });
-  return { tokens, blobs, load, runBuild, everything, clock, secretOf, verifier, reconciler, directory };
+  const inventory = new InventoryService({ tokens, secrets: vault, clock, log, directory });
+  return { tokens, blobs, load, runBuild, everything, clock, secretOf, verifier, reconciler, directory, inventory };
 }
 
 const devicesOf = (serial: string) => graph.devices().filter((d) => d.serialNumber.toLowerCase() === serial.toLowerCase());
@@ -286,5 +288,19 @@ describe('Graph mode build', () => {
     const result = await h.reconciler.run();
     assert.equal(result.graphActivationsMirrored, 1);
     assert.equal((await h.tokens.get(serial))!.value.state, 'activated');
+  });
+
+  it('retire unassigns and deletes the device in Entra, and can be sent again', async () => {
+    const h = await harness();
+    const user = upn('u');
+    graph.seedUsers([{ userPrincipalName: user }]);
+    const serial = uniqueSerial('R');
+    await h.load([{ serial, upn: user }]);
+    await h.runBuild();
+    assert.equal(devicesOf(serial).length, 1);
+    assert.equal((await h.inventory.retire(serial, 'lost')).status, 'retired');
+    assert.equal(devicesOf(serial).length, 0);
+    assert.equal(graph.users().find((u) => u.userPrincipalName === user)?.hardwareOathMethods, 0);
+    assert.equal((await h.inventory.retire(serial, 'lost')).status, 'already-retired');
   });
 });
