@@ -44,7 +44,7 @@ function upn(name: string): string {
   return `${name}.${++n}.${Math.random().toString(36).slice(2, 7)}@contoso.com`;
 }
 
-async function harness(settings: { allowPrivilegedUsers?: boolean; allowedGroupId?: string } = {}) {
+function harness(settings: { allowPrivilegedUsers?: boolean; allowedGroupId?: string } = {}) {
   const clock = new ManualClock('2026-11-29T10:00:00Z');
   const blobs = new MemoryBlobStore(clock);
   const vault = new PacedVault(new MemorySecretStore(), { createBudget: 1000, readBudget: 1000, retry: { baseDelayMs: 1 } });
@@ -88,7 +88,7 @@ const devicesOf = (serial: string) => graph.devices().filter((d) => d.serialNumb
 
 describe('Graph mode build', () => {
   it('assigns valid rows and refuses a guest, a disabled or missing user, a privileged user and a conflict', async () => {
-    const h = await harness();
+    const h = harness();
     const member = upn('member');
     const member2 = upn('member2');
     const guest = upn('guest');
@@ -120,7 +120,7 @@ describe('Graph mode build', () => {
     assert.equal(result.mode, 'graph');
     assert.deepEqual(result.files, []);
     assert.deepEqual(result.assigned.map((a) => a.serial).sort(), [s.ok1, s.ok2].sort());
-    const codes = Object.fromEntries(result.notExported.map((p) => [p.serial, p.code]));
+    const codes: Record<string, string> = Object.fromEntries(result.notExported.map((p) => [p.serial ?? '', p.code]));
     assert.deepEqual(codes, { [s.guest]: 'GRAPH_USER_GUEST', [s.disabled]: 'GRAPH_USER_DISABLED', [s.missing]: 'GRAPH_USER_NOT_FOUND', [s.admin]: 'GRAPH_USER_PRIVILEGED', [s.conflict]: 'GRAPH_DEVICE_CONFLICT' });
     // Exactly the right devices in Entra.
     assert.equal(devicesOf(s.ok1)[0]?.assignedTo?.userPrincipalName, member);
@@ -143,7 +143,7 @@ describe('Graph mode build', () => {
     const inGroup = upn('in');
     const outside = upn('out');
     graph.seedUsers([{ userPrincipalName: admin, directoryRoles: ['Global Administrator'], groups: [group] }, { userPrincipalName: inGroup, groups: [group] }, { userPrincipalName: outside }]);
-    const h = await harness({ allowPrivilegedUsers: true, allowedGroupId: group });
+    const h = harness({ allowPrivilegedUsers: true, allowedGroupId: group });
     const s = { admin: uniqueSerial('P'), inGroup: uniqueSerial('Q'), outside: uniqueSerial('R') };
     await h.load([{ serial: s.admin, upn: admin }, { serial: s.inGroup, upn: inGroup }, { serial: s.outside, upn: outside }]);
     const result = await h.runBuild();
@@ -152,7 +152,7 @@ describe('Graph mode build', () => {
   });
 
   it('creates no second device when the create is applied and then fails, and adopts it on the next build', async () => {
-    const h = await harness();
+    const h = harness();
     const user = upn('u');
     graph.seedUsers([{ userPrincipalName: user }]);
     const serial = uniqueSerial('X');
@@ -167,7 +167,7 @@ describe('Graph mode build', () => {
   });
 
   it('a failed assignment leaves the token stored, and the next build adopts the device it created', async () => {
-    const h = await harness();
+    const h = harness();
     const user = upn('u');
     graph.seedUsers([{ userPrincipalName: user }]);
     const serial = uniqueSerial('Y');
@@ -188,7 +188,7 @@ describe('Graph mode build', () => {
   });
 
   it('adopts a device already held by the same user; a second build does nothing', async () => {
-    const h = await harness();
+    const h = harness();
     const user = upn('u');
     graph.seedUsers([{ userPrincipalName: user }]);
     const serial = uniqueSerial('Z');
@@ -205,7 +205,7 @@ describe('Graph mode build', () => {
   });
 
   it('reports a serial shared with a legacy CSV token as a conflict', async () => {
-    const h = await harness();
+    const h = harness();
     const user = upn('u');
     graph.seedUsers([{ userPrincipalName: user }]);
     const serial = uniqueSerial('L');
@@ -219,7 +219,7 @@ describe('Graph mode build', () => {
   });
 
   it('finishes under a 429 storm with exactly one device per token', async () => {
-    const h = await harness();
+    const h = harness();
     const rows = Array.from({ length: 8 }, (_, i) => ({ serial: uniqueSerial(`T${i}`), upn: upn(`t${i}`) }));
     graph.seedUsers(rows.map((r) => ({ userPrincipalName: r.upn })));
     await h.load(rows);
@@ -238,7 +238,7 @@ describe('Graph mode build', () => {
   });
 
   it('verify of an assigned token activates it in Entra with the same code; a wrong code activates nothing', async () => {
-    const h = await harness();
+    const h = harness();
     const user = upn('u');
     graph.seedUsers([{ userPrincipalName: user }]);
     const serial = uniqueSerial('V');
@@ -261,7 +261,7 @@ describe('Graph mode build', () => {
   });
 
   it('verify without the Graph adapter (CSV mode) leaves an assigned token as it is in Entra', async () => {
-    const h = await harness();
+    const h = harness();
     const user = upn('u');
     graph.seedUsers([{ userPrincipalName: user }]);
     const serial = uniqueSerial('W');
@@ -274,7 +274,7 @@ describe('Graph mode build', () => {
   });
 
   it('the reconciler mirrors an activation done in Entra by the user', async () => {
-    const h = await harness();
+    const h = harness();
     const user = upn('u');
     graph.seedUsers([{ userPrincipalName: user }]);
     const serial = uniqueSerial('M');
@@ -291,7 +291,7 @@ describe('Graph mode build', () => {
   });
 
   it('retire unassigns and deletes the device in Entra, and can be sent again', async () => {
-    const h = await harness();
+    const h = harness();
     const user = upn('u');
     graph.seedUsers([{ userPrincipalName: user }]);
     const serial = uniqueSerial('R');
