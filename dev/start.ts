@@ -35,6 +35,11 @@ async function main(): Promise<void> {
     if (eq <= 0) throw new Error(`--setting expects NAME=VALUE, got "${pair}"`);
     settings[pair.slice(0, eq)] = pair.slice(eq + 1);
   }
+  // `IMPORT_MODE=graph npm start`: Graph mode's settings pass from the environment to the host (--setting wins).
+  for (const name of ['IMPORT_MODE', 'GRAPH_ALLOW_PRIVILEGED_USERS', 'GRAPH_ALLOWED_GROUP_ID']) {
+    const value = process.env[name];
+    if (value && settings[name] === undefined) settings[name] = value;
+  }
   const kvRealism = values['kv-realism'] ? (JSON.parse(values['kv-realism']) as KeyVaultRealism) : undefined;
   const graphRealism = values['graph-realism'] ? (JSON.parse(values['graph-realism']) as GraphRealism) : undefined;
 

@@ -18,6 +18,8 @@ export interface StorageConnection {
   clientId?: string;
 }
 
+export type ImportMode = 'csv' | 'graph';
+
 export interface PipelineConfig {
   /** Name of the app setting (prefix) that holds the pipeline's storage connection; the triggers bind to it. */
   storageConnectionName: string;
@@ -58,6 +60,13 @@ export interface PipelineConfig {
   graphBaseUrl: string;
   /** True when Graph is the local stand-in (plain HTTP on loopback). */
   localGraph: boolean;
+  /** csv: the build writes Entra's import CSV; graph: it creates and assigns the tokens through Microsoft Graph. */
+  importMode: ImportMode;
+  /** Graph mode: assign tokens to holders of privileged directory roles too (refused by default). */
+  graphAllowPrivilegedUsers: boolean;
+  /** Graph mode: only members of this group (object id) get tokens; unset: anyone. */
+  graphAllowedGroupId?: string;
+
 }
 
 export class ConfigError extends Error {
@@ -101,6 +110,9 @@ export const SETTINGS = {
   PROGRAM_MAX_BODY_BYTES: { default: String(1024 * 1024) },
   AZURE_CLIENT_ID: { default: '' },
   GRAPH_BASE_URL: { default: 'https://graph.microsoft.com' },
+  IMPORT_MODE: { default: 'csv' },
+  GRAPH_ALLOW_PRIVILEGED_USERS: { default: 'false' },
+  GRAPH_ALLOWED_GROUP_ID: { default: '' },
 } as const;
 
 export const STORAGE_CONNECTION_NAME = 'PipelineStorage';
@@ -219,6 +231,12 @@ function graphBaseUrl(env: Env): { url: URL; local: boolean } {
   return { url, local };
 }
 
+function importMode(env: Env): ImportMode {
+  const mode = text(env, 'IMPORT_MODE').toLowerCase();
+  if (mode !== 'csv' && mode !== 'graph') throw new ConfigError('IMPORT_MODE', `must be csv or graph, got ${JSON.stringify(mode)}.`);
+  return mode;
+}
+
 export function loadConfig(env: Env = process.env): PipelineConfig {
   const keyVaultUrl = text(env, 'KEY_VAULT_URL');
   let vaultUrl: URL;
@@ -282,7 +300,14 @@ export function loadConfig(env: Env = process.env): PipelineConfig {
     localVault,
     graphBaseUrl: graph.url.origin,
     localGraph: graph.local,
+    importMode: importMode(env),
+    graphAllowPrivilegedUsers: bool(env, 'GRAPH_ALLOW_PRIVILEGED_USERS'),
   };
+  const groupId = text(env, 'GRAPH_ALLOWED_GROUP_ID');
+  if (groupId) {
+    if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(groupId)) throw new ConfigError('GRAPH_ALLOWED_GROUP_ID', `must be a group's object id (a GUID), got ${JSON.stringify(groupId)}.`);
+    config.graphAllowedGroupId = groupId.toLowerCase();
+  }
   if (config.lockoutMaxMinutes < config.lockoutMinutes) {
     throw new ConfigError('VERIFY_LOCKOUT_MAX_MINUTES', `must be at least VERIFY_LOCKOUT_MINUTES (${config.lockoutMinutes}), got ${config.lockoutMaxMinutes}.`);
   }

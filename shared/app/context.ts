@@ -6,12 +6,12 @@
 import type { HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
 import { systemClock } from '../pipeline/clock.js';
 import { loadConfig, type PipelineConfig } from '../config.js';
-import { createAzureAdapters } from '../azure/clients.js';
+import { createAzureAdapters, createHardwareOathDirectory } from '../azure/clients.js';
 import { AssignmentService } from '../pipeline/assignments.js';
 import { BuildService } from '../pipeline/build.js';
 import { IngestService } from '../pipeline/ingest.js';
 import { InventoryService } from '../pipeline/inventory-service.js';
-import type { AssignmentEntity, BlobStore, Clock, EntityTable, Logger, TokenEntity } from '../pipeline/ports.js';
+import type { AssignmentEntity, BlobStore, Clock, EntityTable, HardwareOathDirectory, Logger, TokenEntity } from '../pipeline/ports.js';
 import { ProgramService } from '../pipeline/program.js';
 import { Reconciler } from '../pipeline/reconcile.js';
 import { UploadService } from '../pipeline/uploads.js';
@@ -27,6 +27,8 @@ export interface AppContext {
   tokens: EntityTable<TokenEntity>;
   assignments: EntityTable<AssignmentEntity>;
   clock: Clock;
+  /** Microsoft Graph's hardware OATH directory: only in Graph mode (IMPORT_MODE=graph). */
+  directory?: HardwareOathDirectory;
 }
 
 let shared: Promise<AppContext> | undefined;
@@ -48,7 +50,10 @@ async function build(): Promise<AppContext> {
     readBudget: config.vaultReadBudget,
     retry: { baseDelayMs: config.vaultRetryBaseMs },
   });
-  return { config, blobs: adapters.blobs, vault, tokens: adapters.tokens, assignments: adapters.assignments, clock: systemClock };
+  const context: AppContext = { config, blobs: adapters.blobs, vault, tokens: adapters.tokens, assignments: adapters.assignments, clock: systemClock };
+  // The Graph adapter (and its credential) is loaded only in Graph mode.
+  if (config.importMode === 'graph') context.directory = await createHardwareOathDirectory(config);
+  return context;
 }
 
 /** Services are cheap: built per invocation so they log through that invocation. */
@@ -84,6 +89,7 @@ export function services(ctx: AppContext, log: Logger) {
     log,
     containers: config.containers,
     maxRows: config.importMaxRows,
+    ...(ctx.directory && { graph: { directory: ctx.directory, allowPrivilegedUsers: config.graphAllowPrivilegedUsers, ...(config.graphAllowedGroupId && { allowedGroupId: config.graphAllowedGroupId }) } }),
   });
   const reconciler = new Reconciler({
     blobs: ctx.blobs,
@@ -94,9 +100,10 @@ export function services(ctx: AppContext, log: Logger) {
     log,
     containers: config.containers,
     minAgeMinutes: config.reconcileMinAgeMinutes,
+    ...(ctx.directory && { directory: ctx.directory }),
   });
-  const verify = new VerifyService({ tokens: ctx.tokens, secrets: ctx.vault, clock: ctx.clock, log, lockoutLimit: config.lockoutLimit, lockoutMinutes: config.lockoutMinutes, lockoutMaxMinutes: config.lockoutMaxMinutes });
-  const inventory = new InventoryService({ tokens: ctx.tokens, secrets: ctx.vault, clock: ctx.clock, log });
+  const verify = new VerifyService({ tokens: ctx.tokens, secrets: ctx.vault, clock: ctx.clock, log, lockoutLimit: config.lockoutLimit, lockoutMinutes: config.lockoutMinutes, lockoutMaxMinutes: config.lockoutMaxMinutes, ...(ctx.directory && { directory: ctx.directory }) });
+  const inventory = new InventoryService({ tokens: ctx.tokens, secrets: ctx.vault, clock: ctx.clock, log, ...(ctx.directory && { directory: ctx.directory }) });
   const uploads = new UploadService({ blobs: ctx.blobs, tokens: ctx.tokens, clock: ctx.clock, log, importsContainer: config.containers.imports });
   // Cached per process, not per invocation (shared/app/health.ts).
   const health = { check: () => checkHealth(ctx) };

@@ -221,6 +221,7 @@ export function verifyAnswer(outcome: VerifyOutcome): HttpResponseInit {
         withinSignInWindow: outcome.withinSignInWindow,
         withinActivationWindow: true,
         checkedAt: outcome.checkedAt,
+        ...(outcome.entraActivation && { entraActivation: outcome.entraActivation }),
       });
     case 'rejected': {
       const lock = outcome.lock ? { lockedUntil: outcome.lock.until } : {};

@@ -83,6 +83,14 @@ export const PROBLEM_CODES = {
   TRANSPORT_KEY_MISSING: 'The transport key secret named for this file does not exist in Key Vault.',
   TOKEN_STATE_INVALID: 'The token is not in a state that allows this operation.',
   EXPORT_SECRET_MISSING: 'The token\'s secret could not be read from Key Vault; it was not exported.',
+  GRAPH_USER_NOT_FOUND: 'Graph mode: no user with this UPN exists in the directory; the token was not assigned. Fix the assignment.',
+  GRAPH_USER_GUEST: 'Graph mode: the user is a guest; hardware OATH tokens go to members only. The token was not assigned.',
+  GRAPH_USER_DISABLED: 'Graph mode: the user account is disabled; the token was not assigned.',
+  GRAPH_USER_PRIVILEGED: 'Graph mode: the user holds a privileged directory role, so the app does not enrol a factor whose seed it knows; the token was not assigned. Assign it by hand, or set GRAPH_ALLOW_PRIVILEGED_USERS=true.',
+  GRAPH_USER_NOT_IN_GROUP: 'Graph mode: the user is not a member of GRAPH_ALLOWED_GROUP_ID; the token was not assigned.',
+  GRAPH_DEVICE_CONFLICT: 'Graph mode: Entra already holds a token with this serial for another user, or from a legacy CSV upload; nothing was changed. Remove it in Entra first.',
+  GRAPH_REFUSED: 'Graph mode: Microsoft Graph refused the call (the message gives its status and code); the token was not assigned.',
+  GRAPH_UNAVAILABLE: 'Graph mode: Microsoft Graph was unavailable or throttled; the token was left for a later build or the reconciler to finish.',
   EXPORT_CLAIM_LOST: 'The build no longer held the token (the reconciler presumed the build dead, or another process changed the token) before the import file was final; it was not exported. A later build exports it.',
 
   // HTTP API.

@@ -23,6 +23,7 @@ import { buildReportNames, importFileName } from './blob-names.js';
 import { leaveRow, updateWithRetry, writeRow, type RowChange } from './conditional-update.js';
 import { PreconditionFailedError } from './errors.js';
 import { appendHistory, exportedTo, releasedFromExport } from './inventory.js';
+import { GraphExportRun, type GraphExportSettings } from './graph-export.js';
 import { BuildHeartbeat } from './liveness.js';
 import { mapPool } from './map-pool.js';
 import type { AssignmentEntity, BlobStore, Clock, EntityTable, Logger, TokenEntity } from './ports.js';
@@ -41,6 +42,8 @@ export interface BuildDeps {
   concurrency?: number;
   /** Heartbeat renewal interval; HEARTBEAT_INTERVAL_MS unless a test says otherwise. */
   heartbeatMs?: number;
+  /** IMPORT_MODE=graph: tokens go to Entra through Microsoft Graph (./graph-export.ts) instead of a CSV. */
+  graph?: GraphExportSettings;
 }
 
 export interface BuildResult {
@@ -144,6 +147,7 @@ export class BuildService {
     // The heartbeat shows the reconciler that this build is alive for as long as it runs (see ./liveness.ts).
     const heartbeat = await BuildHeartbeat.start({ blobs: deps.blobs, container: deps.containers.reports, clock: deps.clock, log: deps.log }, buildId, deps.heartbeatMs);
     try {
+      if (deps.graph) return await new GraphExportRun(deps, deps.graph, { buildId, startedAt, plan, heartbeat }).apply();
       return await new BuildRun(deps, { buildId, startedAt, reexport, plan, heartbeat }).apply();
     } finally {
       await heartbeat.stop();

@@ -1,7 +1,7 @@
 /** What the HTTP API asks of the token inventory: one token, a page of them, and retiring one. */
 import { publicTokenView, retireToken, type RetireResult } from './inventory.js';
 import { listInventoryPage, type InventoryPage, type InventoryQuery } from './inventory-query.js';
-import type { Clock, EntityTable, Logger, SecretStore, TokenEntity } from './ports.js';
+import type { Clock, EntityTable, HardwareOathDirectory, Logger, SecretStore, TokenEntity } from './ports.js';
 
 export interface InventoryDeps {
   tokens: EntityTable<TokenEntity>;
@@ -9,6 +9,8 @@ export interface InventoryDeps {
   secrets: Pick<SecretStore, 'disable' | 'listVersions'>;
   clock: Clock;
   log: Logger;
+  /** Graph mode: retiring a token also unassigns and deletes its device in Entra. */
+  directory?: HardwareOathDirectory;
 }
 
 /**
@@ -45,6 +47,7 @@ export class InventoryService {
   }
 
   async retire(serial: string, reason: string): Promise<RetireOutcome> {
+    await this.removeFromEntra(serial);
     const result = await retireToken(this.deps.tokens, serial, this.deps.clock.now().toISOString(), reason);
     if (!('secretName' in result)) return result;
     let secretDisabled = false;
@@ -78,5 +81,19 @@ export class InventoryService {
       });
     }
     return locations;
+  }
+
+  /**
+   * Graph mode: a retired token (lost, broken) must stop signing in, so its device leaves Entra first; only then is
+   * the row retired. Both steps are idempotent, so a retire that failed half-way is simply sent again.
+   */
+  private async removeFromEntra(serial: string): Promise<void> {
+    const { directory } = this.deps;
+    if (!directory) return;
+    const row = (await this.deps.tokens.get(serial))?.value;
+    if (!row?.deviceId || row.state === 'retired' || row.state === 'exporting') return;
+    if (row.userId && row.methodId) await directory.unassign(row.userId, row.methodId);
+    await directory.deleteDevice(row.deviceId);
+    this.deps.log.info('Token removed from Entra', { serial });
   }
 }

@@ -131,7 +131,8 @@ export interface EntityTable<T extends Entity> {
   list(where?: Partial<Record<keyof T & string, string | number | boolean>>): AsyncIterable<Versioned<T>>;
 }
 
-export type TokenState = 'stored' | 'exporting' | 'exported' | 'imported' | 'retired';
+/** assigned / activated: Graph mode (in Entra through Microsoft Graph, then activated there). */
+export type TokenState = 'stored' | 'exporting' | 'exported' | 'imported' | 'assigned' | 'activated' | 'retired';
 
 /** One row of the `tokens` inventory table. No secret, ever. */
 export interface TokenEntity extends Entity {
@@ -155,6 +156,10 @@ export interface TokenEntity extends Entity {
   buildId: string | null;
   exportFile: string | null;
   exportingSince: string | null;
+  /** Graph mode: Entra's device id, and the holder's object id and method id once assigned. */
+  deviceId: string | null;
+  userId: string | null;
+  methodId: string | null;
   /** Verification state. */
   lastAcceptedStep: number | null;
   /**

@@ -287,6 +287,9 @@ export class ProgramService {
           // Facts about the old secret: its replay floor, drift and activation do not carry over.
           lastAcceptedStep: null,
           activatedBuildId: null,
+    deviceId: null,
+    userId: null,
+    methodId: null,
           driftSeconds: null,
           history: appendHistory(row.value.history, now, 'reprogrammed', batch),
         };

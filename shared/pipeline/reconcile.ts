@@ -5,14 +5,14 @@
  * settled from what reached storage (never a build whose heartbeat is recent:
  * it is slow, not dead).
  */
-import { exportedTo, releasedFromExport } from './inventory.js';
+import { appendHistory, exportedTo, releasedFromExport } from './inventory.js';
 import { seedFileBlobNames } from './blob-names.js';
 import { PreconditionFailedError } from './errors.js';
 import { buildIsAlive } from './liveness.js';
 import { logEvent, PipelineEvent } from './events.js';
 import type { AssignmentService } from './assignments.js';
 import type { IngestService } from './ingest.js';
-import type { BlobInfo, BlobStore, Clock, EntityTable, Logger, TokenEntity } from './ports.js';
+import type { BlobInfo, BlobStore, Clock, EntityTable, HardwareOathDirectory, Logger, TokenEntity } from './ports.js';
 
 export interface ReconcileDeps {
   blobs: BlobStore;
@@ -26,6 +26,8 @@ export interface ReconcileDeps {
   minAgeMinutes: number;
   /** Runs of a stuck file before it is quarantined. */
   maxAttempts?: number;
+  /** Graph mode: `assigned` tokens mirror the status Entra reports (users who activate in My Security Info). */
+  directory?: HardwareOathDirectory;
 }
 
 export interface ReconcileResult {
@@ -39,6 +41,8 @@ export interface ReconcileResult {
   exportsReleased: number;
   /** `exporting` rows left alone because their build's heartbeat is recent. */
   exportsOfLiveBuilds: number;
+  /** Graph mode: `assigned` tokens found activated in Entra (counted only in Graph mode). */
+  graphActivationsMirrored?: number;
 }
 
 export const METADATA_RECONCILE_ATTEMPTS = 'reconcileattempts';
@@ -101,8 +105,27 @@ export class Reconciler {
       const waitingMinutes = Math.floor((this.deps.clock.now().getTime() - blob.lastModified.getTime()) / 60_000);
       logEvent(this.deps.log, 'warn', PipelineEvent.ImportWaiting, { file: blob.name, waitingMinutes });
     }
+    if (this.deps.directory) await this.mirrorGraphStatus(this.deps.directory, result);
     if (Object.values(result).some((n) => n > 0)) this.deps.log.info('Reconciler run', { ...result });
     return result;
+  }
+
+  /** Tokens assigned in Entra but activated there since (by their user, in My Security Info) become `activated`. */
+  private async mirrorGraphStatus(directory: HardwareOathDirectory, result: ReconcileResult): Promise<void> {
+    result.graphActivationsMirrored = 0;
+    for await (const row of this.deps.tokens.list({ state: 'assigned' })) {
+      if (!row.value.deviceId) continue;
+      try {
+        const device = await directory.getDevice(row.value.deviceId);
+        if (device?.status !== 'activated') continue;
+        const now = this.deps.clock.now().toISOString();
+        await this.deps.tokens.replace(row.key, { ...row.value, state: 'activated', updatedAt: now, history: appendHistory(row.value.history, now, 'activated', 'in Entra (mirrored by reconciler)') }, row.etag);
+        result.graphActivationsMirrored++;
+      } catch (err) {
+        // A row changed meanwhile, or Graph unavailable: the next run looks again.
+        this.deps.log.warn('Reconciler could not mirror a Graph status', { serial: row.value.serial, error: (err as Error).name });
+      }
+    }
   }
 
   private async retrySeed(blob: BlobInfo, result: ReconcileResult): Promise<void> {

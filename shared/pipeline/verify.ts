@@ -27,10 +27,10 @@ import { decodeBase32 } from '../core/encoding.js';
 import { parseHashAlgorithm } from '../core/token.js';
 import { isWellFormedCode, scanSteps, stepAt, type OtpParameters } from '../core/totp.js';
 import { activationWindowSteps, signInWindowSteps } from '../entra/drift-windows.js';
-import { PreconditionFailedError, TransientError } from './errors.js';
+import { DirectoryRefusedError, PreconditionFailedError, TransientError } from './errors.js';
 import { appendHistory } from './inventory.js';
 import { logEvent, PipelineEvent } from './events.js';
-import type { Clock, EntityTable, Logger, SecretStore, TokenEntity, Versioned } from './ports.js';
+import type { Clock, EntityTable, HardwareOathDirectory, Logger, SecretStore, TokenEntity, Versioned } from './ports.js';
 
 export interface VerifyDeps {
   tokens: EntityTable<TokenEntity>;
@@ -45,6 +45,8 @@ export interface VerifyDeps {
   lockoutMaxMinutes: number;
   /** Attempts of the read-plan-write cycle when the entity changes underneath (default 10). */
   maxWriteAttempts?: number;
+  /** Graph mode: an accepted code for an `assigned` token activates it in Entra with that same code. */
+  directory?: HardwareOathDirectory;
 }
 
 /** The lockout settings a plan needs (VERIFY_LOCKOUT_LIMIT, _MINUTES, _MAX_MINUTES). */
@@ -80,6 +82,8 @@ export type VerifyOutcome =
       driftSeconds: number;
       withinSignInWindow: boolean;
       checkedAt: string;
+      /** Graph mode, for a token in `assigned` state: whether Entra took the code and the token is now activated. */
+      entraActivation?: 'activated' | 'refused' | 'unavailable';
     }
   | {
       status: 'rejected';
@@ -371,7 +375,12 @@ export class VerifyService {
         // screenVerify answers for a missing row, so one is here.
         params ??= await this.loadParams(current!.value);
         const plan = planVerify(input, params, judge);
-        if (!plan.write || (await this.tryReplace(serial, current!, plan.write, attempt))) return this.answered(plan.outcome);
+        if (!plan.write || (await this.tryReplace(serial, current!, plan.write, attempt))) {
+          if (plan.outcome.status === 'accepted' && current!.value.state === 'assigned' && this.deps.directory) {
+            plan.outcome.entraActivation = await this.activateInEntra(serial, request);
+          }
+          return this.answered(plan.outcome);
+        }
       }
       throw this.keptChanging(serial);
     } finally {
@@ -398,6 +407,34 @@ export class VerifyService {
     this.deps.log.info('verify', { serial: outcome.serial, outcome: logName(outcome), driftSeconds: outcome.status === 'accepted' ? outcome.driftSeconds : null });
     if (outcome.status === 'rejected' && outcome.lock) logEvent(this.deps.log, 'warn', PipelineEvent.VerifyLockout, { serial: outcome.serial });
     return outcome;
+  }
+
+  /**
+   * Activation by possession: Entra gets the code just accepted from the token in hand (the confirming nextCode when
+   * one was sent, the later of the two). Refused or unavailable, the token stays `assigned`: a new verify retries,
+   * and the reconciler mirrors an activation done elsewhere.
+   */
+  private async activateInEntra(serial: string, request: VerifyRequest): Promise<'activated' | 'refused' | 'unavailable'> {
+    const directory = this.deps.directory!;
+    const row = await this.deps.tokens.get(serial);
+    const token = row?.value;
+    if (!token || token.state !== 'assigned' || !token.userId || !token.methodId) return 'unavailable';
+    try {
+      await directory.activate(token.userId, token.methodId, request.nextCode ?? request.code);
+    } catch (err) {
+      const refused = err instanceof DirectoryRefusedError;
+      this.deps.log.warn('Entra activation failed', { serial, error: (err as Error).name });
+      if (!refused && !(err instanceof TransientError)) throw err;
+      return refused ? 'refused' : 'unavailable';
+    }
+    for (let attempt = 1; attempt <= this.maxWriteAttempts; attempt++) {
+      const current = await this.deps.tokens.get(serial);
+      if (!current || current.value.state !== 'assigned') return 'activated';
+      const now = this.deps.clock.now().toISOString();
+      const activated: TokenEntity = { ...current.value, state: 'activated', updatedAt: now, history: appendHistory(current.value.history, now, 'activated', 'in Entra, with the code from the token') };
+      if (await this.tryReplace(serial, current, activated, attempt)) return 'activated';
+    }
+    throw this.keptChanging(serial);
   }
 
   /** Reads the seed once per request; the caller zeroes it. */

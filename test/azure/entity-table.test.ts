@@ -18,7 +18,7 @@ async function newTableClient(): Promise<TableClient> {
   return client;
 }
 
-const NULLABLE = ['upn', 'buildId', 'exportFile', 'exportingSince', 'lastAcceptedStep', 'activatedBuildId', 'lockedUntil', 'lastVerifiedAt', 'driftSeconds'] as const;
+const NULLABLE = ['upn', 'buildId', 'exportFile', 'exportingSince', 'deviceId', 'userId', 'methodId', 'lastAcceptedStep', 'activatedBuildId', 'lockedUntil', 'lastVerifiedAt', 'driftSeconds'] as const;
 
 async function newTokenTable(listPageSize?: number): Promise<AzureEntityTable<TokenEntity>> {
   return new AzureEntityTable<TokenEntity>(await newTableClient(), 'token', { nullableFields: NULLABLE, listPageSize });
@@ -44,6 +44,9 @@ function token(serial: string, overrides: Partial<TokenEntity> = {}): TokenEntit
     buildId: null,
     exportFile: null,
     exportingSince: null,
+    deviceId: null,
+    userId: null,
+    methodId: null,
     lastAcceptedStep: null,
     activatedBuildId: null,
     failedAttempts: 0,

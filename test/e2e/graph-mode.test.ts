@@ -1,0 +1,114 @@
+/**
+ * Graph mode (IMPORT_MODE=graph) end to end through the local stack: the real app (dist/) on the local Functions
+ * host, Azurite, the Key Vault stand-in and the Graph stand-in. A batch lands; exactly the right devices end up
+ * assigned in the stand-in; verify activates one in Entra; a second build creates no second device.
+ */
+import assert from 'node:assert/strict';
+import { before, describe, it } from 'node:test';
+import { BlobServiceClient } from '@azure/storage-blob';
+import { decodeBase32 } from '../../shared/core/encoding.js';
+import { totpCode } from '../../shared/core/totp.js';
+import { assertNoSecret, newSecret } from '../graph/helpers.js';
+import { startTestStack, suiteScope, type TestStack } from '../helpers/stack.js';
+
+const HEADER = 'upn,serial number,secret key,time interval,manufacturer,model\n';
+const SERIALS = { ok1: 'GM1001', ok2: 'GM1002', guest: 'GM1003', conflict: 'GM1004', admin: 'GM1005', unknown: 'GM1006' } as const;
+const SECRETS = Object.fromEntries(Object.values(SERIALS).map((s) => [s, newSecret()])) as Record<string, string>;
+const OTHER_SECRET = newSecret();
+
+interface DeviceView {
+  serialNumber: string;
+  status: string;
+  assignedTo: { userPrincipalName: string } | null;
+}
+
+describe('Graph mode end to end (local stack)', () => {
+  let stack: TestStack;
+  let blobs: BlobServiceClient;
+  const responses: string[] = [];
+  const scope = suiteScope();
+
+  const api = async (method: string, path: string, body?: unknown) => {
+    const res = await fetch(`${stack.functionsUrl}/api/${path}`, { method, headers: body === undefined ? {} : { 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
+    const raw = await res.text();
+    responses.push(raw);
+    return { status: res.status, body: raw ? (JSON.parse(raw) as Record<string, unknown>) : {} };
+  };
+  const admin = async (method: string, what: string, body?: unknown) => {
+    const res = await fetch(`${stack.graphUrl}/_admin/${what}`, { method, headers: { 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
+    assert.equal(res.status, 200, `${method} /_admin/${what}`);
+    return (await res.json()) as Record<string, unknown>;
+  };
+  const devices = async () => ((await admin('GET', 'devices')).devices as DeviceView[]).filter((d) => d.serialNumber.startsWith('GM'));
+
+  before(async () => {
+    stack = await startTestStack(scope, { settings: { IMPORT_MODE: 'graph', KEY_VAULT_RETRY_BASE_MS: '20', RECONCILE_SCHEDULE: '0 0 0 1 1 *' } });
+    blobs = BlobServiceClient.fromConnectionString(stack.connectionString);
+    await admin('POST', 'users', [
+      { userPrincipalName: 'helga@contoso.com' },
+      { userPrincipalName: 'ben@contoso.com' },
+      { userPrincipalName: 'guest@fabrikam.com', userType: 'Guest' },
+      { userPrincipalName: 'root@contoso.com', directoryRoles: ['Global Administrator'] },
+      { userPrincipalName: 'other@contoso.com' },
+    ]);
+    await admin('POST', 'devices', [{ serialNumber: SERIALS.conflict, secretKey: OTHER_SECRET, assignedTo: 'other@contoso.com' }]);
+  });
+
+  it('assigns exactly the right devices: valid rows only, not a guest, a conflict, an unknown user or a privileged one', async () => {
+    const assignments = [
+      `helga@contoso.com,${SERIALS.ok1}`,
+      `ben@contoso.com,${SERIALS.ok2}`,
+      `guest@fabrikam.com,${SERIALS.guest}`,
+      `ben@contoso.com,${SERIALS.conflict}`,
+      `root@contoso.com,${SERIALS.admin}`,
+      `nobody@contoso.com,${SERIALS.unknown}`,
+    ].join('\n');
+    const list = `upn,serial number\n${assignments}\n`;
+    await blobs.getContainerClient('assignments').getBlockBlobClient('graph-team.csv').upload(list, Buffer.byteLength(list));
+    await stack.idle();
+    const seed = HEADER + Object.values(SERIALS).map((s) => `,${s},${SECRETS[s]},30,Token2,C202\n`).join('');
+    await blobs.getContainerClient('seeds').getBlockBlobClient('graph-batch.csv').upload(seed, Buffer.byteLength(seed));
+    await stack.idle();
+
+    const held = (await devices()).map((d) => [d.serialNumber, d.assignedTo?.userPrincipalName ?? null, d.status]).sort();
+    assert.deepEqual(held, [
+      [SERIALS.ok1, 'helga@contoso.com', 'assigned'],
+      [SERIALS.ok2, 'ben@contoso.com', 'assigned'],
+      [SERIALS.conflict, 'other@contoso.com', 'assigned'],
+    ]);
+    assert.deepEqual(await names(blobs, 'imports'), []);
+    const token = await api('GET', `tokens/${SERIALS.ok1}`);
+    assert.equal((token.body as { state?: string }).state, 'assigned');
+    for (const serial of [SERIALS.guest, SERIALS.conflict, SERIALS.admin, SERIALS.unknown]) {
+      assert.equal(((await api('GET', `tokens/${serial}`)).body as { state?: string }).state, 'stored', serial);
+    }
+  });
+
+  it('verify activates the token in Entra with the code from the token', async () => {
+    const secret = decodeBase32(SECRETS[SERIALS.ok1]!)!;
+    const code = totpCode({ secret, algorithm: 'SHA1', digits: 6, period: 30 }, Math.floor(Date.now() / 1000));
+    const answer = await api('POST', `tokens/${SERIALS.ok1}/verify`, { code });
+    assert.equal(answer.status, 200);
+    assert.equal(answer.body.valid, true);
+    assert.equal(answer.body.entraActivation, 'activated');
+    const device = (await devices()).find((d) => d.serialNumber === SERIALS.ok1);
+    assert.equal(device?.status, 'activated');
+    assert.equal(((await api('GET', `tokens/${SERIALS.ok1}`)).body as { state?: string }).state, 'activated');
+  });
+
+  it('another build (a duplicate trigger) creates no second device', async () => {
+    const before = (await admin('GET', 'stats')).devicesCreated as number;
+    const again = await api('POST', 'imports', {});
+    assert.equal(again.status, 200);
+    await stack.idle();
+    assert.equal((await admin('GET', 'stats')).devicesCreated, before);
+    assert.equal((await devices()).length, 3);
+    assertNoSecret([...responses, stack.output()].join('\n'), [...Object.values(SECRETS), OTHER_SECRET]);
+  });
+});
+
+async function names(blobs: BlobServiceClient, container: string): Promise<string[]> {
+  const out: string[] = [];
+  for await (const b of blobs.getContainerClient(container).listBlobsFlat()) out.push(b.name);
+  return out;
+}
