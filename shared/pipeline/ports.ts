@@ -131,7 +131,8 @@ export interface EntityTable<T extends Entity> {
   list(where?: Partial<Record<keyof T & string, string | number | boolean>>): AsyncIterable<Versioned<T>>;
 }
 
-export type TokenState = 'stored' | 'exporting' | 'exported' | 'imported' | 'retired';
+/** importFailed: Entra refused the token's row on upload (its failure file came back); it can be exported again. */
+export type TokenState = 'stored' | 'exporting' | 'exported' | 'imported' | 'importFailed' | 'retired';
 
 /** One row of the `tokens` inventory table. No secret, ever. */
 export interface TokenEntity extends Entity {
