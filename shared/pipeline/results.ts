@@ -5,7 +5,7 @@
  * name; a column that may carry a secret is never read, and a reason is kept only as sanitised, capped text.
  */
 import { FileError, problem, quoteValue, type Problem } from '../core/problems.js';
-import { cell, detectDelimiter, hasContent, looksLikeSecret, misalignedRow, normalizeHeader, parseCsvRows } from '../formats/csv-table.js';
+import { cell, detectDelimiter, hasContent, misalignedRow, normalizeHeader, parseCsvRows } from '../formats/csv-table.js';
 import { resultsFileBlobNames } from './blob-names.js';
 import { leaveRow, updateWithRetry, writeRow, type RowChange } from './conditional-update.js';
 import { appendHistory } from './inventory.js';
@@ -38,12 +38,19 @@ const REASON_HEADERS = ['reason', 'failurereason', 'error', 'errormessage', 'err
 /** A column whose name suggests key material is never read. */
 const SECRET_HEADER = /secret|seed|key|password|psk/;
 
-/** Entra's reason as history text: printable, no secret-looking run, at most REASON_MAX_CHARS. */
+/**
+ * Entra's reason as history text: printable, at most REASON_MAX_CHARS, and with every long run of key-alphabet
+ * characters (base32, hex, base64, or base32 in groups of four) blanked: Entra's texts are short words, and a
+ * reason column that echoed a secret must not carry it into the inventory.
+ */
 export function sanitiseReason(raw: string): string {
   const printable = raw.replace(/[\p{Cc}\p{Cf}]+/gu, ' ').replace(/\s+/g, ' ').trim();
-  const words = printable.split(' ').map((w) => (looksLikeSecret(w.replace(/^[^\w]+|[^\w=]+$/g, '')) ? '[redacted]' : w));
-  const text = words.join(' ');
-  return text.length > REASON_MAX_CHARS ? `${text.slice(0, REASON_MAX_CHARS - 1)}…` : text || 'no reason given';
+  const blanked = printable
+    .replace(/[A-Za-z0-9+/=_-]{16,}/g, '[redacted]')
+    // Grouped base32 ("JBSW Y3DP EHPK"), told from words by a digit or capitals throughout.
+    .replace(/\b(?:[A-Za-z2-7]{4}[ -]){2,}[A-Za-z2-7]{1,4}\b/g, (run) => (/[2-7]/.test(run) || run === run.toUpperCase() ? '[redacted]' : run));
+  const text = blanked.length > REASON_MAX_CHARS ? `${blanked.slice(0, REASON_MAX_CHARS - 1)}…` : blanked;
+  return text || 'no reason given';
 }
 
 interface FailureRow {
