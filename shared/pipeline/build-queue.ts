@@ -12,7 +12,7 @@ import { BlobExistsError, PreconditionFailedError } from './errors.js';
 import type { BlobStore, Clock, Logger } from './ports.js';
 
 export const BUILD_QUEUE_PREFIX = 'build-queue/';
-const REQUEST_BLOB = `${BUILD_QUEUE_PREFIX}request.json`;
+export const BUILD_REQUEST_BLOB = `${BUILD_QUEUE_PREFIX}request.json`;
 const LOCK_BLOB = `${BUILD_QUEUE_PREFIX}lock`;
 const IN_FLIGHT_PREFIX = `${BUILD_QUEUE_PREFIX}in-flight/`;
 const LOCK_LEASE_SECONDS = 60;
@@ -51,7 +51,7 @@ export class BuildQueue {
     const { blobs, clock, container, log } = this.deps;
     const now = clock.now();
     const request: BuildRequest = { requestedAt: now.toISOString(), dueAt: new Date(now.getTime() + this.settleMs).toISOString() };
-    await blobs.write(container, REQUEST_BLOB, JSON.stringify(request), { contentType: 'application/json' });
+    await blobs.write(container, BUILD_REQUEST_BLOB, JSON.stringify(request), { contentType: 'application/json' });
     log.info('Import build requested', { reason, dueAt: request.dueAt });
   }
 
@@ -94,7 +94,7 @@ export class BuildQueue {
   /** Runs the requested build if it is due, no ingest is in flight and no other instance is building. */
   async runDue(build: () => Promise<unknown>): Promise<DueBuildOutcome> {
     const { blobs, clock, container, log } = this.deps;
-    const stored = await blobs.read(container, REQUEST_BLOB);
+    const stored = await blobs.read(container, BUILD_REQUEST_BLOB);
     if (!stored) return 'none';
     const request = parseJson<BuildRequest>(stored.bytes);
     const dueAt = Date.parse(request?.dueAt ?? '');
@@ -107,7 +107,7 @@ export class BuildQueue {
     try {
       // Taken under the ETag read: a request made since (a new drop) survives, and is built when it is due.
       try {
-        await blobs.delete(container, REQUEST_BLOB, { ifMatch: stored.etag });
+        await blobs.delete(container, BUILD_REQUEST_BLOB, { ifMatch: stored.etag });
       } catch (err) {
         if (err instanceof PreconditionFailedError) return 'waiting';
         throw err;

@@ -62,7 +62,7 @@ describe('pipeline end to end (local stack)', () => {
     const seed = `${HEADER},E2E1001,${SECRETS.E2E1001},30,Token2,C202\n,E2E1002,${SECRETS.E2E1002},30,Token2,C202\n,E2E1003,${SECRETS.E2E1003},30,Token2,C202\n`;
     await stack.idle();
     await blobs.getContainerClient('seeds').getBlockBlobClient('token2-batch.csv').upload(seed, Buffer.byteLength(seed));
-    await stack.idle();
+    await stack.buildsSettled();
 
     assert.deepEqual(await names('seeds'), []);
     const vault = createLocalSecretClient(stack.keyVaultUrl);
