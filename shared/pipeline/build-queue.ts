@@ -63,7 +63,10 @@ export class BuildQueue {
     const { blobs, clock, container } = this.deps;
     const mark = `${IN_FLIGHT_PREFIX}${kind}-${createHash('sha256').update(name).digest('hex').slice(0, 32)}.json`;
     const since = clock.now().toISOString();
-    const writeMark = () => blobs.write(container, mark, JSON.stringify({ kind, since, renewedAt: clock.now().toISOString() } satisfies InFlightMark), { contentType: 'application/json' });
+    const writeMark = () =>
+      blobs.write(container, mark, JSON.stringify({ kind, since, renewedAt: clock.now().toISOString() } satisfies InFlightMark), {
+        contentType: 'application/json',
+      });
     await writeMark();
     const renewer = setInterval(() => void writeMark().catch(() => undefined), Math.max(1000, this.settleMs / 3));
     let result: T;

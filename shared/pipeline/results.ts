@@ -34,7 +34,18 @@ export const REASON_MAX_CHARS = 200;
 /** Header names compared without case or spaces ("Serial Number", "serialnumber"). */
 const compact = (header: string) => normalizeHeader(header).replace(/[\s_-]/g, '');
 const SERIAL_HEADERS = new Set(['serialnumber', 'serial', 'serialno', 'tokenserialnumber']);
-const REASON_HEADERS = ['reason', 'failurereason', 'error', 'errormessage', 'errordetails', 'statusmessage', 'status', 'message', 'details', 'result'];
+const REASON_HEADERS = [
+  'reason',
+  'failurereason',
+  'error',
+  'errormessage',
+  'errordetails',
+  'statusmessage',
+  'status',
+  'message',
+  'details',
+  'result',
+];
 /** A column whose name suggests key material is never read. */
 const SECRET_HEADER = /secret|seed|key|password|psk/;
 
@@ -44,11 +55,16 @@ const SECRET_HEADER = /secret|seed|key|password|psk/;
  * reason column that echoed a secret must not carry it into the inventory.
  */
 export function sanitiseReason(raw: string): string {
-  const printable = raw.replace(/[\p{Cc}\p{Cf}]+/gu, ' ').replace(/\s+/g, ' ').trim();
+  const printable = raw
+    .replace(/[\p{Cc}\p{Cf}]+/gu, ' ')
+    .replace(/\s+/g, ' ')
+    .trim();
   const blanked = printable
     .replace(/[A-Za-z0-9+/=_-]{16,}/g, '[redacted]')
     // Grouped base32 ("JBSW Y3DP EHPK"), told from words by a digit or capitals throughout.
-    .replace(/\b(?:[A-Za-z2-7]{4}[ -]){2,}[A-Za-z2-7]{1,4}\b/g, (run) => (/[2-7]/.test(run) || run === run.toUpperCase() ? '[redacted]' : run));
+    .replace(/\b(?:[A-Za-z2-7]{4}[ -]){2,}[A-Za-z2-7]{1,4}\b/g, (run) =>
+      /[2-7]/.test(run) || run === run.toUpperCase() ? '[redacted]' : run,
+    );
   const text = blanked.length > REASON_MAX_CHARS ? `${blanked.slice(0, REASON_MAX_CHARS - 1)}…` : blanked;
   return text || 'no reason given';
 }
@@ -71,7 +87,11 @@ export function readFailureFile(bytes: Uint8Array, fileName: string): { rows: Fa
   const [header, ...body] = parseCsvRows(fileName, text, { delimiter: detectDelimiter(text) });
   const names = header!.cells.map(compact);
   const serialIndex = names.findIndex((h) => SERIAL_HEADERS.has(h) && !SECRET_HEADER.test(h));
-  if (serialIndex < 0) throw new FileError('CSV_MISSING_COLUMN', `${fileName}: no serial number column (for example "Serial Number") in the header. Drop the failure file exactly as Entra offers it.`);
+  if (serialIndex < 0)
+    throw new FileError(
+      'CSV_MISSING_COLUMN',
+      `${fileName}: no serial number column (for example "Serial Number") in the header. Drop the failure file exactly as Entra offers it.`,
+    );
   let reasonIndex: number | undefined;
   for (const wanted of REASON_HEADERS) {
     const i = names.findIndex((h) => h === wanted || (h.includes(wanted) && !SECRET_HEADER.test(h)));
@@ -124,13 +144,26 @@ export class ResultsService {
         if (token) known.set(row.serial, token);
       }
       if (known.size === 0) {
-        problems.push(problem('RESULTS_NO_KNOWN_SERIAL', 'error', `${name}: none of its ${file.rows.length} serial number(s) is in the inventory, so it is not a failure file for tokens of this pipeline; nothing was changed.`));
+        problems.push(
+          problem(
+            'RESULTS_NO_KNOWN_SERIAL',
+            'error',
+            `${name}: none of its ${file.rows.length} serial number(s) is in the inventory, so it is not a failure file for tokens of this pipeline; nothing was changed.`,
+          ),
+        );
         outcome = 'rejected';
         summary = 'Refused: the file names no serial number the inventory knows.';
       } else {
         for (const row of file.rows) {
           if (!known.has(row.serial)) {
-            problems.push(problem('RESULTS_SERIAL_UNKNOWN', 'warning', `${name} line ${row.line}: serial ${quoteValue(row.serial)} is not in the inventory; skipped.`, { serial: row.serial, line: row.line }));
+            problems.push(
+              problem(
+                'RESULTS_SERIAL_UNKNOWN',
+                'warning',
+                `${name} line ${row.line}: serial ${quoteValue(row.serial)} is not in the inventory; skipped.`,
+                { serial: row.serial, line: row.line },
+              ),
+            );
             items.push({ serial: row.serial, result: 'unknown' });
             continue;
           }
@@ -139,7 +172,14 @@ export class ResultsService {
             failed.push(row.serial);
             items.push({ serial: row.serial, result: 'importFailed' });
           } else {
-            problems.push(problem('RESULTS_TOKEN_NOT_EXPORTED', 'warning', `${name} line ${row.line}: serial ${quoteValue(row.serial)} is ${state ?? 'gone'}, not exported; left as it is.`, { serial: row.serial, line: row.line }));
+            problems.push(
+              problem(
+                'RESULTS_TOKEN_NOT_EXPORTED',
+                'warning',
+                `${name} line ${row.line}: serial ${quoteValue(row.serial)} is ${state ?? 'gone'}, not exported; left as it is.`,
+                { serial: row.serial, line: row.line },
+              ),
+            );
             items.push({ serial: row.serial, result: `unchanged (${state ?? 'gone'})` });
           }
         }
@@ -178,7 +218,12 @@ export class ResultsService {
         const t = current.value;
         if (t.state !== 'exported' && t.state !== 'imported') return leaveRow(t.state);
         const now = this.deps.clock.now().toISOString();
-        const value: TokenEntity = { ...t, state: 'importFailed', updatedAt: now, history: appendHistory(t.history, now, 'import-failed', `${fileName}: ${row.reason}`) };
+        const value: TokenEntity = {
+          ...t,
+          state: 'importFailed',
+          updatedAt: now,
+          history: appendHistory(t.history, now, 'import-failed', `${fileName}: ${row.reason}`),
+        };
         return writeRow(value, () => 'importFailed');
       },
       { onExhausted: () => undefined },

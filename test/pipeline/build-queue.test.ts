@@ -24,8 +24,27 @@ function harness() {
   const tokens = new MemoryTable<TokenEntity>();
   const assignmentTable = new MemoryTable<AssignmentEntity>();
   const log: Logger = { info: () => undefined, warn: () => undefined, error: () => undefined };
-  const ingest = new IngestService({ blobs, vault, tokens, clock, log, containers, transportKeyPrefix: 'transport-', maxSeedFileBytes: 1_000_000, recoverDeletedSecrets: false, leaseWaitMs: 200 });
-  const assignments = new AssignmentService({ blobs, assignments: assignmentTable, tokens, clock, log, containers, maxFileBytes: 1_000_000 });
+  const ingest = new IngestService({
+    blobs,
+    vault,
+    tokens,
+    clock,
+    log,
+    containers,
+    transportKeyPrefix: 'transport-',
+    maxSeedFileBytes: 1_000_000,
+    recoverDeletedSecrets: false,
+    leaseWaitMs: 200,
+  });
+  const assignments = new AssignmentService({
+    blobs,
+    assignments: assignmentTable,
+    tokens,
+    clock,
+    log,
+    containers,
+    maxFileBytes: 1_000_000,
+  });
   const build = new BuildService({ blobs, vault, tokens, assignments: assignmentTable, clock, log, containers, maxRows: 0 });
   const queue = new BuildQueue({ blobs, clock, log, container: 'reports', settleSeconds: SETTLE });
   let builds = 0;
@@ -36,11 +55,21 @@ function harness() {
     });
   const seeds = async () => {
     await blobs.write('seeds', 'batch.csv', SEEDS);
-    return queue.inFlight('seeds', 'batch.csv', () => ingest.ingest('batch.csv'), (r) => r.outcome === 'completed');
+    return queue.inFlight(
+      'seeds',
+      'batch.csv',
+      () => ingest.ingest('batch.csv'),
+      (r) => r.outcome === 'completed',
+    );
   };
   const list = async () => {
     await blobs.write('assignments', 'list.csv', ASSIGNMENTS);
-    return queue.inFlight('assignments', 'list.csv', () => assignments.ingest('list.csv'), (r) => r.added > 0);
+    return queue.inFlight(
+      'assignments',
+      'list.csv',
+      () => assignments.ingest('list.csv'),
+      (r) => r.added > 0,
+    );
   };
   const csvRows = () => blobs.names('imports').map((n) => blobs.text('imports', n)!.trim().split('\n').length - 1);
   return { clock, blobs, queue, runDue, seeds, list, csvRows, builds: () => builds, build };
@@ -72,10 +101,15 @@ describe('build queue: one drop, one CSV', () => {
     let release!: () => void;
     const gate = new Promise<void>((r) => (release = r));
     await h.blobs.write('seeds', 'batch.csv', SEEDS);
-    const ingesting = h.queue.inFlight('seeds', 'batch.csv', async () => {
-      await gate;
-      return 'done';
-    }, () => false);
+    const ingesting = h.queue.inFlight(
+      'seeds',
+      'batch.csv',
+      async () => {
+        await gate;
+        return 'done';
+      },
+      () => false,
+    );
     await new Promise((r) => setImmediate(r));
     assert.equal(await h.queue.ingestsInFlight(), 1);
     assert.equal(await h.runDue(), 'ingest-in-flight');
@@ -90,7 +124,11 @@ describe('build queue: one drop, one CSV', () => {
     const h = harness();
     await h.queue.request('test');
     h.clock.advance(SETTLE * 1000);
-    await h.blobs.write('reports', 'build-queue/in-flight/seeds-dead.json', JSON.stringify({ kind: 'seeds', since: h.clock.now().toISOString(), renewedAt: h.clock.now().toISOString() }));
+    await h.blobs.write(
+      'reports',
+      'build-queue/in-flight/seeds-dead.json',
+      JSON.stringify({ kind: 'seeds', since: h.clock.now().toISOString(), renewedAt: h.clock.now().toISOString() }),
+    );
     h.clock.advance(SETTLE * 1000 - 1);
     assert.equal(await h.runDue(), 'ingest-in-flight');
     h.clock.advance(1);
@@ -118,7 +156,10 @@ describe('build queue: one drop, one CSV', () => {
     assert.equal(await h.runDue(), 'none');
     await h.queue.request('test');
     h.clock.advance(SETTLE * 1000);
-    await assert.rejects(h.queue.runDue(() => Promise.reject(new Error('boom'))), /boom/);
+    await assert.rejects(
+      h.queue.runDue(() => Promise.reject(new Error('boom'))),
+      /boom/,
+    );
     assert.equal(await h.runDue(), 'waiting');
     h.clock.advance(SETTLE * 1000);
     assert.equal(await h.runDue(), 'built');

@@ -17,7 +17,14 @@ const S1 = 'CZU6XXGHCCGCOL6YO3WW472WEWB34FVJ';
 const S2 = 'EZDOCQANJA5PGME5QRSZCR7GLUFJG4JG';
 const S3 = 'JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP';
 const pieces = piecesOf([S1, S2, S3].flatMap((s) => secretForms(decodeBase32(s)!)));
-const containers = { seeds: 'seeds', assignments: 'assignments', imports: 'imports', reports: 'reports', quarantine: 'quarantine', results: 'results' };
+const containers = {
+  seeds: 'seeds',
+  assignments: 'assignments',
+  imports: 'imports',
+  reports: 'reports',
+  quarantine: 'quarantine',
+  results: 'results',
+};
 
 /** Three tokens stored, assigned and exported in one CSV. */
 async function exportedBatch() {
@@ -27,12 +34,39 @@ async function exportedBatch() {
   const tokens = new MemoryTable<TokenEntity>();
   const assignmentTable = new MemoryTable<AssignmentEntity>();
   const lines: string[] = [];
-  const log: Logger = { info: (m, d) => lines.push(`${m} ${JSON.stringify(d ?? {})}`), warn: (m, d) => lines.push(`${m} ${JSON.stringify(d ?? {})}`), error: (m, d) => lines.push(`${m} ${JSON.stringify(d ?? {})}`) };
-  const ingest = new IngestService({ blobs, vault, tokens, clock, log, containers, transportKeyPrefix: 'transport-', maxSeedFileBytes: 1_000_000, recoverDeletedSecrets: false, leaseWaitMs: 200 });
-  const assignments = new AssignmentService({ blobs, assignments: assignmentTable, tokens, clock, log, containers, maxFileBytes: 1_000_000 });
+  const log: Logger = {
+    info: (m, d) => lines.push(`${m} ${JSON.stringify(d ?? {})}`),
+    warn: (m, d) => lines.push(`${m} ${JSON.stringify(d ?? {})}`),
+    error: (m, d) => lines.push(`${m} ${JSON.stringify(d ?? {})}`),
+  };
+  const ingest = new IngestService({
+    blobs,
+    vault,
+    tokens,
+    clock,
+    log,
+    containers,
+    transportKeyPrefix: 'transport-',
+    maxSeedFileBytes: 1_000_000,
+    recoverDeletedSecrets: false,
+    leaseWaitMs: 200,
+  });
+  const assignments = new AssignmentService({
+    blobs,
+    assignments: assignmentTable,
+    tokens,
+    clock,
+    log,
+    containers,
+    maxFileBytes: 1_000_000,
+  });
   const build = new BuildService({ blobs, vault, tokens, assignments: assignmentTable, clock, log, containers, maxRows: 0 });
   const results = new ResultsService({ blobs, tokens, clock, log, containers, maxFileBytes: 1_000_000 });
-  await blobs.write('seeds', 'b.csv', `upn,serial number,secret key,time interval,manufacturer,model\n,1001,${S1},30,T,M\n,1002,${S2},30,T,M\n,1003,${S3},30,T,M\n`);
+  await blobs.write(
+    'seeds',
+    'b.csv',
+    `upn,serial number,secret key,time interval,manufacturer,model\n,1001,${S1},30,T,M\n,1002,${S2},30,T,M\n,1003,${S3},30,T,M\n`,
+  );
   await ingest.ingest('b.csv');
   await blobs.write('assignments', 'a.csv', 'upn,serial number\na@contoso.com,1001\nb@contoso.com,1002\nc@contoso.com,1003\n');
   await assignments.ingest('a.csv');
@@ -44,7 +78,12 @@ async function exportedBatch() {
     return results.ingest(name);
   };
   const state = async (serial: string) => (await tokens.get(serial))?.value.state;
-  const everything = () => [lines.join('\n'), ...blobs.names('reports').map((n) => blobs.text('reports', n)!), ...[...tokens.rows.values()].map((r) => JSON.stringify(r))].join('\n');
+  const everything = () =>
+    [
+      lines.join('\n'),
+      ...blobs.names('reports').map((n) => blobs.text('reports', n)!),
+      ...[...tokens.rows.values()].map((r) => JSON.stringify(r)),
+    ].join('\n');
   return { clock, blobs, tokens, build, results, drop, state, lines, everything };
 }
 
@@ -61,11 +100,17 @@ describe("Entra's failure file", () => {
     assert.equal(last.event, 'import-failed');
     assert.match(last.detail!, /User not found in tenant/);
     assert.ok(r.report?.startsWith('results/'), r.report);
-    const report = JSON.parse(h.blobs.text('reports', r.report!)!) as { counts: { importFailed: number }; items: { serial: string; result: string }[] };
+    const report = JSON.parse(h.blobs.text('reports', r.report!)!) as {
+      counts: { importFailed: number };
+      items: { serial: string; result: string }[];
+    };
     assert.equal(report.counts.importFailed, 1);
     assert.deepEqual(report.items, [{ serial: '1002', result: 'importFailed' }]);
     const page = await listInventoryPage(h.tokens, { state: 'importFailed', pageSize: 100 });
-    assert.deepEqual(page.items.map((t) => t.serial), ['1002']);
+    assert.deepEqual(
+      page.items.map((t) => t.serial),
+      ['1002'],
+    );
   });
 
   it('finds the columns whatever their case and spacing, and reads the reason from Error or Status message', async () => {
@@ -97,7 +142,10 @@ describe("Entra's failure file", () => {
     assert.ok(detail.length <= 'Failures_secret.csv: '.length + REASON_MAX_CHARS, `${detail.length}`);
     assert.deepEqual(leakHits(pieces, h.everything()), []);
     const report = JSON.parse(h.blobs.text('reports', r.report!)!) as { problems: { code: string }[] };
-    assert.ok(report.problems.some((p) => p.code === 'CSV_ROW_MISALIGNED'), JSON.stringify(report.problems));
+    assert.ok(
+      report.problems.some((p) => p.code === 'CSV_ROW_MISALIGNED'),
+      JSON.stringify(report.problems),
+    );
   });
 
   it('refuses a file that names no serial the inventory knows, and says why', async () => {
@@ -107,7 +155,10 @@ describe("Entra's failure file", () => {
     assert.deepEqual(r.failed, []);
     for (const s of ['1001', '1002', '1003']) assert.equal(await h.state(s), 'exported');
     const report = JSON.parse(h.blobs.text('reports', r.report!)!) as { summary: string; problems: { code: string; message: string }[] };
-    assert.deepEqual(report.problems.map((p) => p.code), ['RESULTS_NO_KNOWN_SERIAL']);
+    assert.deepEqual(
+      report.problems.map((p) => p.code),
+      ['RESULTS_NO_KNOWN_SERIAL'],
+    );
     assert.match(report.problems[0]!.message, /none of its 2 serial number/);
   });
 
@@ -116,7 +167,10 @@ describe("Entra's failure file", () => {
     const r = await h.drop('Failures_bad.csv', 'User,Reason\na@contoso.com,nope\n');
     assert.equal(r.outcome, 'rejected');
     const report = JSON.parse(h.blobs.text('reports', r.report!)!) as { problems: { code: string }[] };
-    assert.deepEqual(report.problems.map((p) => p.code), ['CSV_MISSING_COLUMN']);
+    assert.deepEqual(
+      report.problems.map((p) => p.code),
+      ['CSV_MISSING_COLUMN'],
+    );
   });
 
   it('lets exactly the failed tokens be exported again', async () => {
@@ -124,7 +178,10 @@ describe("Entra's failure file", () => {
     await h.drop('Failures_entra.csv', 'Serial Number,Reason\n1002,User not found\n1003,User not found\n');
     const again = await h.build.build({ reexport: ['1002', '1003'] });
     assert.deepEqual(again.notExported, []);
-    assert.deepEqual(again.exported.map((e) => e.serial), ['1002', '1003']);
+    assert.deepEqual(
+      again.exported.map((e) => e.serial),
+      ['1002', '1003'],
+    );
     assert.equal(again.files.length, 1);
     assert.equal(await h.state('1002'), 'exported');
     // Without naming them, a build leaves importFailed tokens alone.
