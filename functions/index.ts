@@ -7,6 +7,8 @@ import { loadConfig } from '../shared/config.js';
 import './ingestSeedFile.js';
 import './ingestAssignments.js';
 import './reconcile.js';
+import './runDueBuild.js';
+import './ingestResults.js';
 import './verifyActivationCode.js';
 import './unlockToken.js';
 import './retireToken.js';

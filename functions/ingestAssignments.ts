@@ -1,4 +1,4 @@
-/** Blob trigger: an assignment list dropped in `assignments` updates the table; then an import build runs. */
+/** Blob trigger: an assignment list dropped in `assignments` updates the table; then an import build is requested (see runDueBuild). */
 import { app, type InvocationContext } from '@azure/functions';
 import { registerBlobReferenceFactory } from '../shared/app/blob-reference.js';
 import { blobName, registration } from '../shared/app/registration.js';
@@ -6,10 +6,9 @@ import { blobName, registration } from '../shared/app/registration.js';
 export async function ingestAssignments(blob: unknown, context: InvocationContext): Promise<void> {
   const { getAppContext, services } = await import('../shared/app/context.js');
   const { invocationLogger } = await import('../shared/app/http.js');
-  const log = invocationLogger(context);
-  const svc = services(await getAppContext(), log);
-  const result = await svc.assignments.ingest(blobName(context, blob));
-  if (result.added > 0) await svc.build.build().catch((err: unknown) => log.warn('Import build after assignments failed; it will be retried', { error: (err as Error).name }));
+  const svc = services(await getAppContext(), invocationLogger(context));
+  const name = blobName(context, blob);
+  await svc.buildQueue.inFlight('assignments', name, () => svc.assignments.ingest(name), (r) => r.added > 0);
 }
 
 // The host passes a reference, not the content: the service reads the blob's properties (size) before any byte.

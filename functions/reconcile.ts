@@ -7,7 +7,7 @@ export async function reconcile(_timer: Timer, context: InvocationContext): Prom
   const { invocationLogger } = await import('../shared/app/http.js');
   const svc = services(await getAppContext(), invocationLogger(context));
   const result = await svc.reconciler.run();
-  if (result.seedsRetried + result.assignmentsRetried + result.exportsReleased > 0) await svc.build.build();
+  if (result.seedsRetried + result.assignmentsRetried + result.exportsReleased > 0) await svc.buildQueue.request('reconciler');
 }
 
 app.timer('reconcile', { schedule: registration.reconcileSchedule, handler: reconcile });

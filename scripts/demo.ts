@@ -2,7 +2,8 @@
  * `npm run demo`: a full round trip against a running `npm start`.
  *
  * Generates a fresh seed file and assignment list (new serials every run),
- * uploads them, waits for the import CSV, prints it with secrets masked, and
+ * uploads them, waits for the one import CSV the build makes once both ingests
+ * have settled (BUILD_SETTLE_SECONDS), prints it with secrets masked, and
  * checks a generated code through the verify endpoint.
  *
  * Reads the stack's settings from dev/data/local.settings.json (written by
@@ -22,7 +23,7 @@ const { values } = parseArgs({
     'data-dir': { type: 'string', default: join(import.meta.dirname, '..', 'dev', 'data') },
     'functions-url': { type: 'string', default: 'http://127.0.0.1:7071' },
     count: { type: 'string', default: '3' },
-    'timeout-s': { type: 'string', default: '60' },
+    'timeout-s': { type: 'string', default: '120' },
   },
 });
 
@@ -58,24 +59,29 @@ async function main(): Promise<void> {
   for await (const b of blobs.getContainerClient('imports').listBlobsFlat()) importsBefore.add(b.name);
   await blobs.getContainerClient('assignments').getBlockBlobClient(`demo-${run}.csv`).upload(assignments, Buffer.byteLength(assignments));
   await blobs.getContainerClient('seeds').getBlockBlobClient(`demo-${run}.csv`).upload(seed, Buffer.byteLength(seed));
-  console.log(`Uploaded seeds/demo-${run}.csv and assignments/demo-${run}.csv; waiting for the import CSV...`);
+  const settle = Number(settings.BUILD_SETTLE_SECONDS ?? 30);
+  console.log(`Uploaded seeds/demo-${run}.csv and assignments/demo-${run}.csv; the import build runs once both are ingested and ${settle} s have passed (BUILD_SETTLE_SECONDS). Waiting for the import CSV...`);
 
+  const wanted = new Set(tokens.map((t) => t.serial));
   const deadline = Date.now() + Number(values['timeout-s']) * 1000;
-  let csvName: string | undefined;
-  let rows: Record<string, string>[] = [];
-  while (Date.now() < deadline && !csvName) {
+  // Every new CSV that lists a token of this run: the pipeline should make exactly one, with all of them.
+  const found = new Map<string, Record<string, string>[]>();
+  const listed = () => new Set([...found.values()].flat().map((r) => r['serial number']));
+  while (Date.now() < deadline && listed().size < wanted.size) {
     for await (const b of blobs.getContainerClient('imports').listBlobsFlat()) {
-      if (importsBefore.has(b.name)) continue;
+      if (importsBefore.has(b.name) || found.has(b.name)) continue;
       const body = await blobs.getContainerClient('imports').getBlobClient(b.name).downloadToBuffer();
       const parsed = parse<Record<string, string>>(body.toString('utf8'), { columns: true });
-      if (parsed.some((r) => r['serial number'] === tokens[0]!.serial)) {
-        csvName = b.name;
-        rows = parsed;
-      }
+      if (parsed.some((r) => wanted.has(r['serial number'] ?? ''))) found.set(b.name, parsed);
     }
-    if (!csvName) await new Promise((r) => setTimeout(r, 1000));
+    if (listed().size < wanted.size) await new Promise((r) => setTimeout(r, 1000));
   }
-  if (!csvName) throw new Error('No import CSV appeared in time; look at the `npm start` console and the reports container.');
+  if (found.size === 0) throw new Error('No import CSV appeared in time; look at the `npm start` console and the reports container.');
+  if (found.size > 1 || listed().size < wanted.size) {
+    throw new Error(`Expected one import CSV with all ${wanted.size} tokens, found ${found.size} file(s) with ${listed().size}: ${[...found.keys()].join(', ')}.`);
+  }
+  const [[csvName, rows]] = [...found.entries()] as [[string, Record<string, string>[]]];
+  console.log(`One import CSV with all ${rows.length} rows.`);
 
   console.log(`\nimports/${csvName} (secrets masked):`);
   console.log('upn,serial number,secret key,time interval,manufacturer,model');

@@ -12,6 +12,7 @@ export const EVENT_GRID_API_VERSION = '2025-02-15';
 export const BLOB_TRIGGER_SUBSCRIPTIONS = [
   { subscriptionName: 'ingest-seeds', functionName: 'ingestSeedFile', container: 'seeds' },
   { subscriptionName: 'ingest-assignments', functionName: 'ingestAssignments', container: 'assignments' },
+  { subscriptionName: 'ingest-results', functionName: 'ingestResults', container: 'results' },
 ] as const;
 
 /** Event Grid's maximum: 30 tries over 24 hours, then the event goes to the dead-letter container. */

@@ -28,7 +28,7 @@ export interface PipelineConfig {
   /** Client id of the user-assigned identity (DefaultAzureCredential), if any. */
   azureClientId?: string;
   triggerSource: TriggerSource;
-  containers: { seeds: string; assignments: string; imports: string; reports: string; quarantine: string };
+  containers: { seeds: string; assignments: string; imports: string; reports: string; quarantine: string; results: string };
   tables: { tokens: string; assignments: string };
   transportKeyPrefix: string;
   defaultTransportKeySecret?: string;
@@ -47,6 +47,10 @@ export interface PipelineConfig {
   importMaxRows: number;
   reconcileMinAgeMinutes: number;
   reconcileSchedule: string;
+  /** A requested import build waits this long after the last request (and for ingests in flight). */
+  buildSettleSeconds: number;
+  /** Timer that runs a due build. */
+  buildQueueSchedule: string;
   maxSeedFileBytes: number;
   recoverDeletedSecrets: boolean;
   /** Issuer of the otpauth:// URIs of programmed tokens (what an app or burner shows). */
@@ -89,6 +93,7 @@ export const SETTINGS = {
   IMPORTS_CONTAINER: { default: 'imports' },
   REPORTS_CONTAINER: { default: 'reports' },
   QUARANTINE_CONTAINER: { default: 'quarantine' },
+  RESULTS_CONTAINER: { default: 'results' },
   TOKENS_TABLE: { default: 'tokens' },
   ASSIGNMENTS_TABLE: { default: 'assignments' },
   TRANSPORT_KEY_PREFIX: { default: 'transport-' },
@@ -103,6 +108,8 @@ export const SETTINGS = {
   IMPORT_MAX_ROWS: { default: '0' },
   RECONCILE_MIN_AGE_MINUTES: { default: '15' },
   RECONCILE_SCHEDULE: { default: '0 */5 * * * *' },
+  BUILD_SETTLE_SECONDS: { default: '30' },
+  BUILD_QUEUE_SCHEDULE: { default: '*/10 * * * * *' },
   MAX_SEED_FILE_BYTES: { default: String(20 * 1024 * 1024) },
   RECOVER_DELETED_SECRETS: { default: 'false' },
   OTPAUTH_ISSUER: { default: 'Entra ID' },
@@ -279,6 +286,7 @@ export function loadConfig(env: Env = process.env): PipelineConfig {
       imports: containerName(env, 'IMPORTS_CONTAINER'),
       reports: containerName(env, 'REPORTS_CONTAINER'),
       quarantine: containerName(env, 'QUARANTINE_CONTAINER'),
+      results: containerName(env, 'RESULTS_CONTAINER'),
     },
     tables: { tokens: tableName(env, 'TOKENS_TABLE'), assignments: tableName(env, 'ASSIGNMENTS_TABLE') },
     transportKeyPrefix: prefix,
@@ -292,6 +300,8 @@ export function loadConfig(env: Env = process.env): PipelineConfig {
     importMaxRows: integer(env, 'IMPORT_MAX_ROWS', 0, 1_000_000),
     reconcileMinAgeMinutes: reconcileMinAge(env),
     reconcileSchedule: text(env, 'RECONCILE_SCHEDULE'),
+    buildSettleSeconds: integer(env, 'BUILD_SETTLE_SECONDS', 0, 3600),
+    buildQueueSchedule: text(env, 'BUILD_QUEUE_SCHEDULE'),
     maxSeedFileBytes: integer(env, 'MAX_SEED_FILE_BYTES', 1, 1024 * 1024 * 1024),
     recoverDeletedSecrets: bool(env, 'RECOVER_DELETED_SECRETS'),
     otpauthIssuer: otpauthIssuer(env),
@@ -316,5 +326,6 @@ export function loadConfig(env: Env = process.env): PipelineConfig {
   if (clientId) config.azureClientId = clientId;
   const fields = config.reconcileSchedule.split(/\s+/);
   if (fields.length !== 6) throw new ConfigError('RECONCILE_SCHEDULE', 'must be a six-field NCRONTAB expression, for example "0 */5 * * * *".');
+  if (config.buildQueueSchedule.split(/\s+/).length !== 6) throw new ConfigError('BUILD_QUEUE_SCHEDULE', 'must be a six-field NCRONTAB expression, for example "*/10 * * * * *".');
   return config;
 }

@@ -94,6 +94,7 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
         { name: 'IMPORTS_CONTAINER', value: 'imports' }
         { name: 'REPORTS_CONTAINER', value: 'reports' }
         { name: 'QUARANTINE_CONTAINER', value: 'quarantine' }
+        { name: 'RESULTS_CONTAINER', value: 'results' }
         { name: 'TOKENS_TABLE', value: 'tokens' }
         { name: 'ASSIGNMENTS_TABLE', value: 'assignments' }
         { name: 'TRANSPORT_KEY_PREFIX', value: 'transport-' }
@@ -105,6 +106,7 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
         { name: 'VERIFY_LOCKOUT_MINUTES', value: '15' }
         { name: 'IMPORT_MAX_ROWS', value: string(importMaxRows) }
         { name: 'RECONCILE_MIN_AGE_MINUTES', value: '15' }
+        { name: 'BUILD_SETTLE_SECONDS', value: '30' }
         { name: 'MAX_SEED_FILE_BYTES', value: '20971520' }
       ]
     }

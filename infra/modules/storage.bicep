@@ -115,6 +115,13 @@ resource quarantineContainer 'Microsoft.Storage/storageAccounts/blobServices/con
   properties: { publicAccess: 'None' }
 }
 
+// Entra's failure files (Failures_<file>.csv), dropped by the admin: their tokens become importFailed.
+resource resultsContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2024-01-01' = {
+  parent: blobService
+  name: 'results'
+  properties: { publicAccess: 'None' }
+}
+
 resource deadLetterContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2024-01-01' = {
   parent: blobService
   name: 'deadletter'
@@ -244,6 +251,17 @@ resource adminReportsReader 'Microsoft.Authorization/roleAssignments@2022-04-01'
   scope: reportsContainer
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleIds.blobDataReader)
+    principalId: adminGroupObjectId
+    principalType: 'Group'
+  }
+}
+
+// The admin group drops Entra's failure files into results (they hold serials, UPNs and reasons, no secret).
+resource adminResultsWriter 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(adminGroupObjectId)) {
+  name: guid(resultsContainer.id, adminGroupObjectId, roleIds.blobDataContributor)
+  scope: resultsContainer
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleIds.blobDataContributor)
     principalId: adminGroupObjectId
     principalType: 'Group'
   }

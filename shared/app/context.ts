@@ -9,11 +9,13 @@ import { loadConfig, type PipelineConfig } from '../config.js';
 import { createAzureAdapters, createHardwareOathDirectory } from '../azure/clients.js';
 import { AssignmentService } from '../pipeline/assignments.js';
 import { BuildService } from '../pipeline/build.js';
+import { BuildQueue } from '../pipeline/build-queue.js';
 import { IngestService } from '../pipeline/ingest.js';
 import { InventoryService } from '../pipeline/inventory-service.js';
 import type { AssignmentEntity, BlobStore, Clock, EntityTable, HardwareOathDirectory, Logger, TokenEntity } from '../pipeline/ports.js';
 import { ProgramService } from '../pipeline/program.js';
 import { Reconciler } from '../pipeline/reconcile.js';
+import { ResultsService } from '../pipeline/results.js';
 import { UploadService } from '../pipeline/uploads.js';
 import { PacedVault } from '../pipeline/vault.js';
 import { VerifyService } from '../pipeline/verify.js';
@@ -91,6 +93,8 @@ export function services(ctx: AppContext, log: Logger) {
     maxRows: config.importMaxRows,
     ...(ctx.directory && { graph: { directory: ctx.directory, allowPrivilegedUsers: config.graphAllowPrivilegedUsers, ...(config.graphAllowedGroupId && { allowedGroupId: config.graphAllowedGroupId }) } }),
   });
+  const buildQueue = new BuildQueue({ blobs: ctx.blobs, clock: ctx.clock, log, container: config.containers.reports, settleSeconds: config.buildSettleSeconds });
+  const results = new ResultsService({ blobs: ctx.blobs, tokens: ctx.tokens, clock: ctx.clock, log, containers: config.containers, maxFileBytes: config.maxSeedFileBytes });
   const reconciler = new Reconciler({
     blobs: ctx.blobs,
     tokens: ctx.tokens,
@@ -108,7 +112,7 @@ export function services(ctx: AppContext, log: Logger) {
   // Cached per process, not per invocation (shared/app/health.ts).
   const health = { check: () => checkHealth(ctx) };
   const program = new ProgramService({ vault: ctx.vault, tokens: ctx.tokens, blobs: ctx.blobs, clock: ctx.clock, log, containers: config.containers, issuer: config.otpauthIssuer });
-  return { ingest, assignments, build, reconciler, verify, inventory, uploads, health, program, programLimits: { maxTokens: config.programMaxTokens, maxBodyBytes: config.programMaxBodyBytes }, vaultName: new URL(config.keyVaultUrl).host };
+  return { ingest, assignments, build, buildQueue, results, reconciler, verify, inventory, uploads, health, program, programLimits: { maxTokens: config.programMaxTokens, maxBodyBytes: config.programMaxBodyBytes }, vaultName: new URL(config.keyVaultUrl).host };
 }
 
 export type Services = ReturnType<typeof services>;

@@ -19,6 +19,8 @@ export const registration = {
   seedsContainer: settingValue(env, 'SEEDS_CONTAINER'),
   assignmentsContainer: settingValue(env, 'ASSIGNMENTS_CONTAINER'),
   reconcileSchedule: settingValue(env, 'RECONCILE_SCHEDULE'),
+  buildQueueSchedule: settingValue(env, 'BUILD_QUEUE_SCHEDULE'),
+  resultsContainer: settingValue(env, 'RESULTS_CONTAINER'),
 };
 
 /** The blob name a blob trigger fired for: from the deferred binding's reference, else the `{name}` of its path. */

@@ -95,6 +95,9 @@ export const PROBLEM_CODES = {
 
   // HTTP API.
   REQUEST_INVALID: 'The request does not have the shape the endpoint documents (path, query string or JSON body); the message says what is wrong.',
+  RESULTS_NO_KNOWN_SERIAL: 'The failure file names no serial number the inventory knows: check that it is Entra\'s failure file for an import file this pipeline built; nothing was changed.',
+  RESULTS_SERIAL_UNKNOWN: 'The failure file names a serial the inventory does not know; that row was skipped.',
+  RESULTS_TOKEN_NOT_EXPORTED: 'The failure file names a token that was not exported (stored, retired or already marked failed); it was left as it is.',
   TOKEN_NOT_FOUND: 'No token with this serial is in the inventory.',
   TOKEN_RETIRED: 'The token is retired and can no longer be checked.',
   TOKEN_NOT_TOTP: 'The token is not a time-based (TOTP) token, so it cannot be checked here.',

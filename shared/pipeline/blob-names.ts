@@ -18,6 +18,7 @@ export const MAX_BLOB_NAME_SEGMENTS = 254;
 const MAX_LEAF_BYTES = 255;
 const REPORT_LEAF = 'report.json';
 const ASSIGNMENTS_SCOPE = 'assignments/';
+const RESULTS_SCOPE = 'results/';
 const HASH_HEX_CHARS = 16;
 
 function utf8Length(text: string): number {
@@ -100,6 +101,11 @@ export function seedFileBlobNames(name: string, etag: string): InputBlobNames {
 /** An assignment list dropped in `assignments`: its derived blobs live under `assignments/`. */
 export function assignmentFileBlobNames(name: string, etag: string): InputBlobNames {
   return inputBlobNames(ASSIGNMENTS_SCOPE, name, etag);
+}
+
+/** A failure file from Entra dropped in `results`: its report lives under `results/`. */
+export function resultsFileBlobNames(name: string, etag: string): InputBlobNames {
+  return inputBlobNames(RESULTS_SCOPE, name, etag);
 }
 
 /** An import build's report in `reports` (the build id is short: always within the limits). */

@@ -60,9 +60,12 @@ export function newBuildId(): string {
   return randomUUID().replace(/-/g, '').slice(0, 12);
 }
 
-/** A token a build may export: stored, or exported and named for re-export. */
+/** States a token named for re-export may be in: exported, or refused by Entra on upload (importFailed). */
+const REEXPORTABLE_STATES: ReadonlySet<string> = new Set(['exported', 'importFailed']);
+
+/** A token a build may export: stored, or exported (or refused by Entra) and named for re-export. */
 export function isExportable(t: TokenEntity, reexport: ReadonlySet<string>): boolean {
-  return t.state === 'stored' || (reexport.has(t.serial) && t.state === 'exported');
+  return t.state === 'stored' || (reexport.has(t.serial) && REEXPORTABLE_STATES.has(t.state));
 }
 
 /** What a build sets out to export, decided from the tables' contents alone. */
@@ -108,8 +111,8 @@ export function planBuild(inventory: readonly TokenEntity[], assignments: readon
   for (const serial of reexport) {
     const t = tokens.get(serial);
     if (!t) problems.push(problem('TOKEN_NOT_FOUND', 'error', `Re-export of ${quoteValue(serial)}: no token has this serial.`, { serial }));
-    else if (t.state !== 'exported' && t.state !== 'stored') {
-      problems.push(problem('TOKEN_STATE_INVALID', 'error', `Re-export of ${quoteValue(serial)}: the token is ${t.state}; only stored or exported tokens can be exported again.`, { serial }));
+    else if (!isExportable(t, reexport)) {
+      problems.push(problem('TOKEN_STATE_INVALID', 'error', `Re-export of ${quoteValue(serial)}: the token is ${t.state}; only stored, exported or importFailed tokens can be exported again.`, { serial }));
     }
   }
   const eligible = (t: TokenEntity | undefined): t is TokenEntity => t !== undefined && isExportable(t, reexport);

@@ -2,7 +2,7 @@
 import { publicTokenView } from './inventory.js';
 import type { EntityTable, TokenEntity, TokenState } from './ports.js';
 
-export const TOKEN_STATES: readonly TokenState[] = ['stored', 'exporting', 'exported', 'imported', 'assigned', 'activated', 'retired'];
+export const TOKEN_STATES: readonly TokenState[] = ['stored', 'exporting', 'exported', 'imported', 'importFailed', 'assigned', 'activated', 'retired'];
 export const PAGE_SIZE = { default: 100, max: 1000 } as const;
 
 export interface InventoryQuery {

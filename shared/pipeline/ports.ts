@@ -132,7 +132,8 @@ export interface EntityTable<T extends Entity> {
 }
 
 /** assigned / activated: Graph mode (in Entra through Microsoft Graph, then activated there). */
-export type TokenState = 'stored' | 'exporting' | 'exported' | 'imported' | 'assigned' | 'activated' | 'retired';
+/** importFailed: Entra refused the token's row on upload (its failure file came back); it can be exported again. */
+export type TokenState = 'stored' | 'exporting' | 'exported' | 'imported' | 'importFailed' | 'assigned' | 'activated' | 'retired';
 
 /** One row of the `tokens` inventory table. No secret, ever. */
 export interface TokenEntity extends Entity {

@@ -7,7 +7,7 @@ import type { Problem } from '../core/problems.js';
 import type { BlobStore } from './ports.js';
 
 export interface RunReport {
-  kind: 'seed-file' | 'assignments' | 'build' | 'programmed';
+  kind: 'seed-file' | 'assignments' | 'build' | 'programmed' | 'import-results';
   /** Seed or assignment file (container/name), the build id, or the programming batch. */
   subject: string;
   batch?: string;

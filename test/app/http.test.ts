@@ -166,8 +166,8 @@ void describe('request parsing', () => {
     const token = Buffer.from('TK-0002', 'utf8').toString('base64url');
     assert.deepEqual(parse(`state=stored&batch=b1&pageSize=2&continuationToken=${token}`), { ok: true, value: { state: 'stored', batch: 'b1', pageSize: 2, after: 'TK-0002' } });
     for (const [q, message] of [
-      ['state=bogus', 'state must be one of stored, exporting, exported, imported, assigned, activated, retired.'],
-      ['state=', 'state must be one of stored, exporting, exported, imported, assigned, activated, retired.'],
+      ['state=bogus', 'state must be one of stored, exporting, exported, imported, importFailed, assigned, activated, retired.'],
+      ['state=', 'state must be one of stored, exporting, exported, imported, importFailed, assigned, activated, retired.'],
       ['pageSize=0', 'pageSize must be a whole number from 1 to 1000.'],
       ['pageSize=1001', 'pageSize must be a whole number from 1 to 1000.'],
       ['pageSize=1.5', 'pageSize must be a whole number from 1 to 1000.'],

@@ -62,7 +62,7 @@ describe('pipeline end to end (local stack)', () => {
     const seed = `${HEADER},E2E1001,${SECRETS.E2E1001},30,Token2,C202\n,E2E1002,${SECRETS.E2E1002},30,Token2,C202\n,E2E1003,${SECRETS.E2E1003},30,Token2,C202\n`;
     await stack.idle();
     await blobs.getContainerClient('seeds').getBlockBlobClient('token2-batch.csv').upload(seed, Buffer.byteLength(seed));
-    await stack.idle();
+    await stack.buildsSettled();
 
     assert.deepEqual(await names('seeds'), []);
     const vault = createLocalSecretClient(stack.keyVaultUrl);
@@ -171,10 +171,10 @@ describe('pipeline end to end (local stack)', () => {
 
   it('builds on request, lists the inventory with paging, and reports health', async () => {
     await blobs.getContainerClient('assignments').getBlockBlobClient('late.csv').upload('upn,serial number\nzoe@contoso.com,E2E2001\n', 42);
-    await stack.idle();
+    await stack.buildsSettled();
     const build = await api('POST', 'imports', {});
     assert.equal(build.status, 200);
-    // The assignment's own trigger already built it; a second build has nothing to do.
+    // The build the assignment's trigger requested already ran; a second build has nothing to do.
     assert.deepEqual(build.body.exported, []);
     assert.equal((await api('GET', 'tokens/E2E2001')).body.state, 'exported');
     assert.equal((await api('POST', 'imports', { reexport: 'E2E2001' })).status, 400);
@@ -203,6 +203,7 @@ describe('pipeline end to end (local stack)', () => {
   });
 
   it('never shows a secret in logs, reports or HTTP answers', async () => {
+    await stack.buildsSettled();
     const haystacks = [stack.output(), ...responses];
     for (const name of await names('reports')) haystacks.push(await read('reports', name));
     for (const secret of Object.values(SECRETS)) {

@@ -17,6 +17,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { BlobServiceClient } from '@azure/storage-blob';
+import { BUILD_REQUEST_BLOB } from '../../shared/pipeline/build-queue.js';
 import type { KeyVaultRealism } from '../../dev/keyvault/server.js';
 import type { GraphRealism } from '../../dev/graph/server.js';
 import type { LocalFunctionInfo } from '../../dev/host/host.js';
@@ -57,6 +59,11 @@ export interface TestStack {
   azuritePid: number;
   /** Resolves when the Functions host runs no invocation and has no blob or queue message pending. */
   idle(): Promise<void>;
+  /**
+   * Resolves once the host is idle and no import build is requested or waiting (the blob triggers only request
+   * builds; a timer runs them after BUILD_SETTLE_SECONDS): what a test that expects the import CSV waits for.
+   */
+  buildsSettled(): Promise<void>;
   /** Everything the stack printed so far. */
   output(): string;
   /** Crash: SIGKILL the stack, then wait until Azurite has shut itself down. */
@@ -143,7 +150,9 @@ process.once('exit', () => {
 async function launch(dataDir: string, opts: TestStackOptions): Promise<{ ready: ReadyLine; child: ChildProcess; output: () => string; entry: { child: ChildProcess; azuritePid?: number } }> {
   const args = ['--import', 'tsx', join(repoRoot, 'dev', 'start.ts'), '--json', '--ports', 'free', '--data-dir', dataDir];
   if (opts.entry) args.push('--entry', resolve(repoRoot, opts.entry));
-  for (const [key, value] of Object.entries(opts.settings ?? {})) args.push('--setting', `${key}=${value}`);
+  // Requested builds run a second after things settle (not 30 s), so tests stay quick; buildsSettled() waits for them.
+  const settings = { BUILD_SETTLE_SECONDS: '1', BUILD_QUEUE_SCHEDULE: '* * * * * *', ...opts.settings };
+  for (const [key, value] of Object.entries(settings)) args.push('--setting', `${key}=${value}`);
   args.push('--poll-interval-ms', String(opts.pollIntervalMs ?? 250));
   if (opts.kvRealism) args.push('--kv-realism', JSON.stringify(opts.kvRealism));
   if (opts.graphRealism) args.push('--graph-realism', JSON.stringify(opts.graphRealism));
@@ -220,6 +229,18 @@ export async function startTestStack(t: TestContextLike | undefined, opts: TestS
         const res = await fetch(`${ready.functionsUrl}/admin/host/idle`);
         if (res.status !== 200) throw new Error(`idle: HTTP ${res.status}`);
         await res.arrayBuffer();
+      },
+      async buildsSettled() {
+        const request = BlobServiceClient.fromConnectionString(ready.connectionString).getContainerClient(ready.settings.REPORTS_CONTAINER ?? 'reports').getBlobClient(BUILD_REQUEST_BLOB);
+        for (let i = 0; i < 600; i++) {
+          await stack.idle();
+          if (!(await request.exists())) {
+            await stack.idle();
+            return;
+          }
+          await new Promise((r) => setTimeout(r, 200));
+        }
+        throw new Error('buildsSettled: a requested import build did not run within about two minutes.');
       },
       kill() {
         done ??= (async () => {

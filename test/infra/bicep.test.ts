@@ -163,7 +163,7 @@ void describe('storage account', () => {
 
   void test('the containers and tables exist, all private', () => {
     const containers = ofType('Microsoft.Storage/storageAccounts/blobServices/containers');
-    assert.deepEqual(containers.map(lastNameSegment).sort(), ['app-package', 'assignments', 'deadletter', 'imports', 'quarantine', 'reports', 'seeds']);
+    assert.deepEqual(containers.map(lastNameSegment).sort(), ['app-package', 'assignments', 'deadletter', 'imports', 'quarantine', 'reports', 'results', 'seeds']);
     for (const container of containers) assert.equal(props(container)['publicAccess'], 'None', lastNameSegment(container));
     const tables = ofType('Microsoft.Storage/storageAccounts/tableServices/tables');
     assert.deepEqual(tables.map(lastNameSegment).sort(), ['assignments', 'tokens']);
@@ -279,7 +279,7 @@ void describe('role assignments', () => {
     assert.equal(props(appInsights)['DisableLocalAuth'], true);
   });
 
-  void test('the admin group reads imports and reports only, and only when given', () => {
+  void test('the admin group reads imports and reports, writes results (failure files) only, and only when given', () => {
     assert.deepEqual(assignmentsOf(ROLE.storageBlobDataReader).filter(deployed), []);
     const granted = assignmentsOf(ROLE.storageBlobDataReader, withAdminGroup).filter(deployed);
     const containerId = (name: string) =>
@@ -292,11 +292,13 @@ void describe('role assignments', () => {
     const adminAssignments = ofType('Microsoft.Authorization/roleAssignments', withAdminGroup).filter(
       (a) => props(a)['principalId'] === ADMIN_GROUP,
     );
-    assert.equal(adminAssignments.length, 2);
+    assert.equal(adminAssignments.length, 3);
+    const writer = assignmentsOf(ROLE.storageBlobDataContributor, withAdminGroup).filter((a) => props(a)['principalId'] === ADMIN_GROUP);
+    assert.deepEqual(writer.map((a) => a.value['scope']), [containerId('results')]);
   });
 
   void test('Event Grid may write dead letters into the deadletter container only', () => {
-    const found = assignmentsOf(ROLE.storageBlobDataContributor);
+    const found = assignmentsOf(ROLE.storageBlobDataContributor).filter(deployed);
     assert.equal(found.length, 1);
     const deadLetter = ofType('Microsoft.Storage/storageAccounts/blobServices/containers').find((c) => lastNameSegment(c) === 'deadletter')!;
     assert.equal(found[0]!.value['scope'], idOf(deadLetter));
@@ -364,12 +366,12 @@ void describe('Function app', () => {
     const map = settings();
     assert.deepEqual([...map.keys()].sort(), [
       'APPLICATIONINSIGHTS_AUTHENTICATION_STRING', 'APPLICATIONINSIGHTS_CONNECTION_STRING', 'ASSIGNMENTS_CONTAINER', 'ASSIGNMENTS_TABLE',
-      'AZURE_CLIENT_ID', 'AzureWebJobsStorage__accountName', 'AzureWebJobsStorage__blobServiceUri', 'AzureWebJobsStorage__clientId',
+      'AZURE_CLIENT_ID', 'AzureWebJobsStorage__accountName', 'BUILD_SETTLE_SECONDS', 'AzureWebJobsStorage__blobServiceUri', 'AzureWebJobsStorage__clientId',
       'AzureWebJobsStorage__credential', 'AzureWebJobsStorage__queueServiceUri', 'AzureWebJobsStorage__tableServiceUri',
       'DEFAULT_TRANSPORT_KEY_SECRET', 'IMPORTS_CONTAINER', 'IMPORT_MAX_ROWS', 'KEY_VAULT_CREATE_BUDGET', 'KEY_VAULT_READ_BUDGET', 'KEY_VAULT_URL',
       'MAX_SEED_FILE_BYTES', 'PipelineStorage__blobServiceUri', 'PipelineStorage__clientId', 'PipelineStorage__credential',
       'PipelineStorage__queueServiceUri', 'PipelineStorage__tableServiceUri', 'QUARANTINE_CONTAINER', 'RECONCILE_MIN_AGE_MINUTES',
-      'REPORTS_CONTAINER', 'SEEDS_CONTAINER', 'SEED_TRIGGER_SOURCE', 'TOKENS_TABLE', 'TRANSPORT_KEY_PREFIX', 'VERIFY_LOCKOUT_LIMIT',
+      'REPORTS_CONTAINER', 'RESULTS_CONTAINER', 'SEEDS_CONTAINER', 'SEED_TRIGGER_SOURCE', 'TOKENS_TABLE', 'TRANSPORT_KEY_PREFIX', 'VERIFY_LOCKOUT_LIMIT',
       'VERIFY_LOCKOUT_MINUTES',
     ].sort());
     assert.deepEqual(Object.fromEntries([...map].filter(([, value]) => !hasDeploymentTimePart(value))), {
@@ -381,6 +383,7 @@ void describe('Function app', () => {
       IMPORTS_CONTAINER: 'imports',
       REPORTS_CONTAINER: 'reports',
       QUARANTINE_CONTAINER: 'quarantine',
+      RESULTS_CONTAINER: 'results',
       TOKENS_TABLE: 'tokens',
       ASSIGNMENTS_TABLE: 'assignments',
       TRANSPORT_KEY_PREFIX: 'transport-',
@@ -391,6 +394,7 @@ void describe('Function app', () => {
       VERIFY_LOCKOUT_MINUTES: '15',
       IMPORT_MAX_ROWS: '0',
       RECONCILE_MIN_AGE_MINUTES: '15',
+      BUILD_SETTLE_SECONDS: '30',
       MAX_SEED_FILE_BYTES: '20971520',
     });
   });
@@ -411,7 +415,7 @@ void describe('Function app', () => {
     const map = settings();
     const containers = new Set(ofType('Microsoft.Storage/storageAccounts/blobServices/containers').map(lastNameSegment));
     const tables = new Set(ofType('Microsoft.Storage/storageAccounts/tableServices/tables').map(lastNameSegment));
-    for (const name of ['SEEDS_CONTAINER', 'ASSIGNMENTS_CONTAINER', 'IMPORTS_CONTAINER', 'REPORTS_CONTAINER', 'QUARANTINE_CONTAINER']) {
+    for (const name of ['SEEDS_CONTAINER', 'ASSIGNMENTS_CONTAINER', 'IMPORTS_CONTAINER', 'REPORTS_CONTAINER', 'QUARANTINE_CONTAINER', 'RESULTS_CONTAINER']) {
       assert.ok(containers.has(asText(map.get(name))), name);
     }
     for (const name of ['TOKENS_TABLE', 'ASSIGNMENTS_TABLE']) assert.ok(tables.has(asText(map.get(name))), name);

@@ -132,10 +132,10 @@ void describe('Event Grid subscriptions (postdeploy hook)', () => {
   void test('subscribes each blob-triggered function to BlobCreated in its container, with retries and dead-lettering', async () => {
     const log: string[] = [];
     const created = await ensureBlobEventSubscriptions(options(log));
-    assert.deepEqual(created, ['ingest-seeds', 'ingest-assignments']);
+    assert.deepEqual(created, ['ingest-seeds', 'ingest-assignments', 'ingest-results']);
     assert.deepEqual(
       BLOB_TRIGGER_SUBSCRIPTIONS.map((route) => [route.functionName, route.container]),
-      [['ingestSeedFile', 'seeds'], ['ingestAssignments', 'assignments']],
+      [['ingestSeedFile', 'seeds'], ['ingestAssignments', 'assignments'], ['ingestResults', 'results']],
     );
     for (const route of BLOB_TRIGGER_SUBSCRIPTIONS) {
       const stored = arm.subscriptions.get(route.subscriptionName);
@@ -180,7 +180,7 @@ void describe('Event Grid subscriptions (postdeploy hook)', () => {
     const log: string[] = [];
     await ensureBlobEventSubscriptions(options(log));
     assert.equal(arm.listKeysCalls, 4);
-    assert.equal(arm.subscriptions.size, 2);
+    assert.equal(arm.subscriptions.size, BLOB_TRIGGER_SUBSCRIPTIONS.length);
     assert.equal(log.filter((line) => line.startsWith('waiting for')).length, 3);
   });
 

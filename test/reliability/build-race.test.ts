@@ -22,7 +22,7 @@ describe('import builds racing', () => {
   const scope = suiteScope();
 
   before(async () => {
-    stack = await startTestStack(scope, { settings: { RECONCILE_SCHEDULE: '0 0 0 1 1 *', KEY_VAULT_RETRY_BASE_MS: '20' }, kvRealism: { latencyMs: 20 } });
+    stack = await startTestStack(scope, { settings: { RECONCILE_SCHEDULE: '0 0 0 1 1 *', BUILD_QUEUE_SCHEDULE: '0 0 0 1 1 *', KEY_VAULT_RETRY_BASE_MS: '20' }, kvRealism: { latencyMs: 20 } });
   });
 
   it('exports every assigned token exactly once across ten concurrent builds', { timeout: 90_000 }, async () => {

@@ -77,7 +77,7 @@ describe('no secret in logs, errors, reports, HTTP answers or storage', () => {
     // A file rejected whole (its secret column misnamed), its rows full of secrets.
     await upload(stack.connectionString, 'seeds', 'leak-broken.csv', SEED_HEADER.replace('secret key', 'seed') + wholeFileRejected.map((t) => `,${t.serial},${t.base32},30,Token2,C202\n`).join(''));
     for (const shape of shapes) await upload(stack.connectionString, shape.kind === 'seed' ? 'seeds' : 'assignments', shape.name, shape.content);
-    await stack.idle();
+    await stack.buildsSettled();
 
     // Verify: valid, replayed, drift needing confirmation, confirmed, wrong until locked, locked, unlocked.
     const t0 = now();

@@ -38,8 +38,8 @@ async function argumentsFor(functionName: string, request: Pick<RpcInvocationReq
   return (await model.getArguments()) as { context: { triggerMetadata?: Record<string, unknown> }; inputs: unknown[] };
 }
 
-describe('seed and assignment blob triggers', () => {
-  for (const [functionName, container] of [['ingestSeedFile', 'seeds'], ['ingestAssignments', 'assignments']] as const) {
+describe('seed, assignment and failure-file blob triggers', () => {
+  for (const [functionName, container] of [['ingestSeedFile', 'seeds'], ['ingestAssignments', 'assignments'], ['ingestResults', 'results']] as const) {
     it(`${functionName} asks the host for a reference, not the content`, () => {
       const { binding } = triggerOf(functionName);
       assert.equal(binding.properties?.supportsDeferredBinding, 'true');

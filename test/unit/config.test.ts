@@ -14,7 +14,7 @@ describe('config', () => {
     const c = loadConfig(base);
     assert.equal(c.keyVaultUrl, 'https://contoso-oath.vault.azure.net');
     assert.equal(c.triggerSource, 'LogsAndContainerScan');
-    assert.deepEqual(c.containers, { seeds: 'seeds', assignments: 'assignments', imports: 'imports', reports: 'reports', quarantine: 'quarantine' });
+    assert.deepEqual(c.containers, { seeds: 'seeds', assignments: 'assignments', imports: 'imports', reports: 'reports', quarantine: 'quarantine', results: 'results' });
     assert.equal(c.vaultCreateBudget, 300);
     assert.equal(c.vaultReadBudget, 4000);
     assert.equal(c.lockoutLimit, 10);
