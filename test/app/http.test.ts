@@ -398,6 +398,22 @@ void describe('routes over the services', () => {
     assert.equal(await a.assignments.get('TK-1'), undefined);
   });
 
+  void it('retiring a token listed in a waiting import file takes it out of every file (issue 19)', async () => {
+    const a = app();
+    await a.addToken('TK-1');
+    await a.addToken('TK-2');
+    for (const [serial, upn] of [['TK-1', 'a@contoso.com'], ['TK-2', 'b@contoso.com']]) await a.assignments.insert(serial!, { serial: serial!, upn: upn!, sourceFile: 'a.csv', line: 2, createdAt: '2026-11-29T10:00:00Z' });
+    const built = await a.call('buildImport', {});
+    assert.equal((built.body.files as string[]).length, 1);
+    const retired = await a.call('retireToken', { params: { serial: 'TK-1' }, body: { reason: 'lost' } });
+    assert.equal(retired.status, 200);
+    const listing: string[] = [];
+    for await (const b of a.blobs.list('imports')) listing.push(new TextDecoder().decode((await a.blobs.read('imports', b.name))!.bytes));
+    assert.equal(listing.length, 1, 'the other token is listed in a file again');
+    assert.ok(listing.every((csv) => !csv.includes('TK-1')), 'no import file lists the retired token');
+    assert.ok(listing[0]!.includes('TK-2'));
+  });
+
   void it('health: 200 with the report when every check passes', async () => {
     const a = app();
     const health = await a.call('health', {});
