@@ -96,6 +96,29 @@ describe('ways back (local stack)', () => {
     assert.deepEqual((byUpn.body.items as Body[]).map((a) => [a.serial, a.tokenState, a.exportFile]), [['WB2', 'exported', files[0]]]);
   });
 
+  it('reports: the build names its file and rows, lists unassigned serials, leaves no empty cell; a conflicting row counts once', async () => {
+    const [file] = await importFiles();
+    const names: string[] = [];
+    for await (const b of blobs.getContainerClient('reports').listBlobsFlat()) names.push(b.name);
+    const read = async (name: string) => text((await blobs.getContainerClient('reports').getBlobClient(name).download()).readableStreamBody);
+    const builds = await Promise.all(names.filter((n) => /^build-.*\.json$/.test(n)).map(async (n) => JSON.parse(await read(n)) as { summary: string; details: Record<string, string>; items: { file: string }[] }));
+    const latest = builds.find((b) => b.items.some((i) => i.file === file))!;
+    assert.match(latest.summary, new RegExp(`${file} \\(3 rows\\).*POST /api/imports/${file}/uploaded`));
+    assert.deepEqual(latest.details, { unassigned: 'WB4' });
+    const html = await read(names.find((n) => n.startsWith('build-') && n.endsWith('.html'))!);
+    assert.doesNotMatch(html, /<td><\/td>/, 'no empty cell');
+    assert.match(stack.output(), new RegExp(`Import file ready.*"file":"${file}","rows":3`));
+
+    const conflict = 'upn,serial number\nolga@contoso.com,WB1\n';
+    await blobs.getContainerClient('assignments').getBlockBlobClient('conflict.csv').upload(conflict, Buffer.byteLength(conflict));
+    await stack.idle();
+    const reports: string[] = [];
+    for await (const b of blobs.getContainerClient('reports').listBlobsFlat({ prefix: 'assignments/conflict.csv' })) reports.push(b.name);
+    const report = JSON.parse(await read(reports.find((n) => n.endsWith('.json'))!)) as { counts: Record<string, number>; problems: { code: string; message: string }[] };
+    assert.equal(report.counts.rows, 1);
+    assert.match(report.problems.find((p) => p.code === 'ASSIGNMENT_TABLE_CONFLICT')!.message, /PUT \/api\/assignments\/WB1/);
+  });
+
   it('retires a lost token out of its waiting file: the file is withdrawn and rebuilt without it', async () => {
     const [waiting] = await importFiles();
     const retired = await api('POST', 'tokens/WB3/retire', { reason: 'lost' });
@@ -146,7 +169,7 @@ describe('ways back (local stack)', () => {
     assert.equal((await api('POST', 'imports/entra-oath-none.csv/withdraw')).status, 404);
 
     const deleted = await api('DELETE', 'assignments/WB1');
-    assert.deepEqual([deleted.status, deleted.body.status, (deleted.body.build as { exported: number }).exported], [200, 'deleted', 0]);
+    assert.deepEqual([deleted.status, deleted.body.status, deleted.body.build], [200, 'deleted', { id: (deleted.body.build as Body).id, files: [], exported: 0, notExported: 0, report: null }], 'a build that exported nothing writes no report');
     assert.deepEqual(await importFiles(), [], 'the build after the deletion exports nothing');
     assert.equal((await token('WB1')).history.at(-1)!.event, 'assignment-deleted');
   });
