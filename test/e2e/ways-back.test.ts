@@ -6,6 +6,11 @@
  * answer (other than the programming package) or the log.
  */
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { before, describe, it } from 'node:test';
 import { BlobServiceClient } from '@azure/storage-blob';
 import { parse as parseCsv } from 'csv-parse/sync';
@@ -199,6 +204,29 @@ describe('ways back (local stack)', () => {
     assert.deepEqual([pending.status, pending.body.status], [200, 'created']);
     assert.match(pending.body.next as string, /waits for its seed file/);
     assert.deepEqual(((await api('GET', 'assignments?state=pending')).body.items as Body[]).map((a) => a.serial), ['NOTYET1']);
+  });
+
+  it('npm run drop puts a file from where the user stands into the stack; npm run list shows what became of it', async () => {
+    const here = mkdtempSync(join(tmpdir(), 'entra-oath-drop-'));
+    writeFileSync(join(here, 'late.csv'), 'upn,serial number\nkai@contoso.com,NOTYET2\n');
+    const script = fileURLToPath(new URL('../../scripts/drop.ts', import.meta.url));
+    const env = { ...process.env, INIT_CWD: here, AZURE_STORAGE_CONNECTION_STRING: stack.connectionString };
+    // Asynchronously: a blocked event loop would let the stack's keep-alive sockets time out under fetch.
+    const run = (...args: string[]) =>
+      new Promise<{ status: number; stdout: string; stderr: string }>((done) => {
+        execFile(process.execPath, ['--import', 'tsx', script, ...args], { encoding: 'utf8', env, cwd: fileURLToPath(new URL('../..', import.meta.url)) }, (err, stdout, stderr) => done({ status: err ? Number(err.code ?? 1) : 0, stdout, stderr }));
+      });
+    const dropped = await run('drop', 'late.csv', '--assignments');
+    assert.equal(dropped.status, 0, dropped.stderr);
+    assert.match(dropped.stdout, /late\.csv -> assignments\/late\.csv/);
+    const missing = await run('drop', 'gone.csv');
+    assert.equal(missing.status, 1);
+    assert.ok(missing.stderr.includes(join(here, 'gone.csv')), missing.stderr);
+    await stack.idle();
+    const listed = await run('list');
+    assert.equal(listed.status, 0, listed.stderr);
+    assert.match(listed.stdout, /reports\/ \(\d+\)[\s\S]*assignments\/late\.csv-[^ ]+\.json/);
+    assert.deepEqual(((await api('GET', 'assignments?serial=NOTYET2')).body.items as Body[]).map((a) => [a.upn, a.tokenState]), [['kai@contoso.com', 'pending']]);
   });
 
   it('no secret reaches an answer or the log', () => {
