@@ -128,7 +128,7 @@ describe('ways back (local stack)', () => {
     const [waiting] = await importFiles();
     const retired = await api('POST', 'tokens/WB3/retire', { reason: 'lost' });
     assert.equal(retired.status, 200, JSON.stringify(retired.body));
-    assert.deepEqual([retired.body.state, retired.body.previousState, retired.body.withdrawnFile], ['retired', 'exported', waiting]);
+    assert.deepEqual([retired.body.state, retired.body.previousState, retired.body.withdrawnFile, retired.body.secretDisabled], ['retired', 'exported', waiting, true]);
     assert.match(retired.body.next as string, /withdrawn.*other 2 token\(s\) were exported again/);
     const files = await importFiles();
     assert.equal(files.length, 1);
@@ -184,7 +184,8 @@ describe('ways back (local stack)', () => {
     assert.equal((await api('POST', `imports/${files[0]}/uploaded`)).status, 200);
     const retired = await api('POST', 'tokens/WB4/retire', { reason: 'left the company' });
     assert.deepEqual([retired.status, retired.body.previousState, retired.body.withdrawnFile], [200, 'imported', null]);
-    assert.match(retired.body.next as string, /remove it there too/);
+    assert.match(retired.body.next as string, /imported into Entra ID: delete it there too/);
+    assert.equal(retired.body.secretDisabled, true);
   });
 
   it('lists assignments by state and page, and refuses a bad UPN or query with what is wrong', async () => {
