@@ -20,7 +20,11 @@ function connectionString(): string {
 }
 
 async function drop(args: string[]): Promise<void> {
-  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { assignments: { type: 'boolean' }, name: { type: 'string' }, metadata: { type: 'string', multiple: true } } });
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: { assignments: { type: 'boolean' }, name: { type: 'string' }, metadata: { type: 'string', multiple: true } },
+  });
   if (positionals.length !== 1) throw new Error('usage: npm run drop -- FILE [--assignments] [--name BLOB] [--metadata key=value]');
   const file = resolve(process.env['INIT_CWD'] ?? process.cwd(), positionals[0]!);
   if (!existsSync(file)) throw new Error(`${positionals[0]} (${file}): no such file.`);
@@ -28,16 +32,25 @@ async function drop(args: string[]): Promise<void> {
   const name = values.name ?? basename(file);
   const metadata = Object.fromEntries((values.metadata ?? []).map((m) => [m.slice(0, m.indexOf('=')), m.slice(m.indexOf('=') + 1)]));
   const bytes = readFileSync(file);
-  await BlobServiceClient.fromConnectionString(connectionString()).getContainerClient(container).getBlockBlobClient(name).uploadData(bytes, { metadata });
-  console.log(`${file} -> ${container}/${name} (${bytes.length} bytes). Reports land in reports/ (assignment lists: reports/assignments/); see them with npm run list.`);
+  await BlobServiceClient.fromConnectionString(connectionString())
+    .getContainerClient(container)
+    .getBlockBlobClient(name)
+    .uploadData(bytes, { metadata });
+  console.log(
+    `${file} -> ${container}/${name} (${bytes.length} bytes). Reports land in reports/ (assignment lists: reports/assignments/); see them with npm run list.`,
+  );
 }
 
 async function list(): Promise<void> {
   const service = BlobServiceClient.fromConnectionString(connectionString());
   for (const container of ['seeds', 'assignments', 'imports', 'reports', 'quarantine']) {
     const names: string[] = [];
-    for await (const blob of service.getContainerClient(container).listBlobsFlat()) if (!blob.name.endsWith('.heartbeat')) names.push(`  ${blob.name}  (${blob.properties.contentLength ?? 0} bytes, ${blob.properties.lastModified?.toISOString() ?? ''})`);
-    console.log(`${container}/ (${names.length})${container === 'imports' && names.length ? ': waiting for upload to Entra; each holds secrets' : ''}`);
+    for await (const blob of service.getContainerClient(container).listBlobsFlat())
+      if (!blob.name.endsWith('.heartbeat'))
+        names.push(`  ${blob.name}  (${blob.properties.contentLength ?? 0} bytes, ${blob.properties.lastModified?.toISOString() ?? ''})`);
+    console.log(
+      `${container}/ (${names.length})${container === 'imports' && names.length ? ': waiting for upload to Entra; each holds secrets' : ''}`,
+    );
     for (const line of names) console.log(line);
   }
 }

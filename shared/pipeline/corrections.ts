@@ -32,16 +32,24 @@ export type WithdrawResult =
   | { status: 'refused'; reason: 'imported' | 'exporting'; serials: string[] };
 
 export type AssignmentChangeResult =
-  | { status: 'changed' | 'unchanged' | 'created' | 'deleted'; serial: string; upn: string | null; previousUpn: string | null; tokenState: TokenState | null; withdrawn: WithdrawResult | null }
+  | {
+      status: 'changed' | 'unchanged' | 'created' | 'deleted';
+      serial: string;
+      upn: string | null;
+      previousUpn: string | null;
+      tokenState: TokenState | null;
+      withdrawn: WithdrawResult | null;
+    }
   | { status: 'not-found' }
   | { status: 'refused'; state: TokenState; file: string | null };
 
 export type RemovedFromEntraResult =
-  | { status: 'marked'; serial: string; upn: string | null }
+  { status: 'marked'; serial: string; upn: string | null } | { status: 'not-found' } | { status: 'refused'; state: TokenState };
+
+export type RetirePreparation =
+  | { status: 'ready'; previousState: TokenState; withdrawn: WithdrawResult | null }
   | { status: 'not-found' }
   | { status: 'refused'; state: TokenState };
-
-export type RetirePreparation = { status: 'ready'; previousState: TokenState; withdrawn: WithdrawResult | null } | { status: 'not-found' } | { status: 'refused'; state: TokenState };
 
 export interface AssignmentQuery {
   serial?: string;
@@ -133,7 +141,10 @@ export class CorrectionService {
     if (state === 'imported' || state === 'exporting') return { status: 'refused', state, file: token!.value.exportFile };
     let withdrawn: WithdrawResult | null = null;
     if (state === 'exported' && token!.value.exportFile) {
-      withdrawn = await this.withdraw(token!.value.exportFile, upn === null ? `assignment of ${serial} deleted` : `assignment of ${serial} changed`);
+      withdrawn = await this.withdraw(
+        token!.value.exportFile,
+        upn === null ? `assignment of ${serial} deleted` : `assignment of ${serial} changed`,
+      );
       if (withdrawn.status === 'refused') {
         const again = await deps.tokens.get(serial);
         return { status: 'refused', state: again?.value.state ?? 'exporting', file: again?.value.exportFile ?? null };
@@ -148,9 +159,16 @@ export class CorrectionService {
     if (token) {
       const event = upn === null ? 'assignment-deleted' : 'assignment-changed';
       const detail = upn === null ? `was ${previousUpn}` : previousUpn ? `${previousUpn} -> ${upn}` : upn;
-      await updateWithRetry(deps.tokens, serial, (row) => (row ? writeRow({ ...row.value, updatedAt: now, history: appendHistory(row.value.history, now, event, detail) }, () => undefined) : leaveRow(undefined)));
+      await updateWithRetry(deps.tokens, serial, (row) =>
+        row
+          ? writeRow({ ...row.value, updatedAt: now, history: appendHistory(row.value.history, now, event, detail) }, () => undefined)
+          : leaveRow(undefined),
+      );
     }
-    deps.log.info(upn === null ? 'Assignment deleted' : 'Assignment set', { serial, withdrawnFile: withdrawn?.status === 'withdrawn' ? withdrawn.file : null });
+    deps.log.info(upn === null ? 'Assignment deleted' : 'Assignment set', {
+      serial,
+      withdrawnFile: withdrawn?.status === 'withdrawn' ? withdrawn.file : null,
+    });
     const after = (await deps.tokens.get(serial))?.value.state ?? null;
     const status = upn === null ? 'deleted' : existing ? 'changed' : 'created';
     return { status, serial, upn, previousUpn, tokenState: after, withdrawn };
@@ -219,7 +237,15 @@ export class CorrectionService {
       const token = (await deps.tokens.get(a.serial))?.value;
       const tokenState = token?.state ?? 'pending';
       if (query.state !== undefined && tokenState !== query.state) continue;
-      views.push({ serial: a.serial, upn: a.upn, sourceFile: a.sourceFile, line: a.line, createdAt: a.createdAt, tokenState, exportFile: token?.exportFile ?? null });
+      views.push({
+        serial: a.serial,
+        upn: a.upn,
+        sourceFile: a.sourceFile,
+        line: a.line,
+        createdAt: a.createdAt,
+        tokenState,
+        exportFile: token?.exportFile ?? null,
+      });
       if (views.length > query.pageSize) break;
     }
     const more = views.length > query.pageSize;

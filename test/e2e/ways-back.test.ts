@@ -55,9 +55,17 @@ describe('ways back (local stack)', () => {
   };
   const csvRows = async (file: string) => {
     const csv = await text((await blobs.getContainerClient('imports').getBlobClient(file).download()).readableStreamBody);
-    return parseCsv<Record<string, string>>(csv, { columns: true }).map((r) => `${r['serial number']}>${r.upn}`).sort();
+    return parseCsv<Record<string, string>>(csv, { columns: true })
+      .map((r) => `${r['serial number']}>${r.upn}`)
+      .sort();
   };
-  const token = async (serial: string) => (await api('GET', `tokens/${serial}`)).body as Body & { state: string; upn: string | null; exportFile: string | null; history: HistoryEvent[] };
+  const token = async (serial: string) =>
+    (await api('GET', `tokens/${serial}`)).body as Body & {
+      state: string;
+      upn: string | null;
+      exportFile: string | null;
+      history: HistoryEvent[];
+    };
 
   before(async () => {
     stack = await startTestStack(scope, { settings: { RECONCILE_SCHEDULE: '0 0 0 1 1 *' } });
@@ -68,7 +76,8 @@ describe('ways back (local stack)', () => {
       body: JSON.stringify({ tokens: ['WB1', 'WB2', 'WB3', 'WB4'].map((serial) => ({ serial, manufacturer: 'Token2', model: 'C302' })) }),
     });
     assert.equal(programmed.status, 201);
-    for (const t of ((await programmed.json()) as { tokens: { secretBase32: string }[] }).tokens) secrets.push(decodeBase32(t.secretBase32)!);
+    for (const t of ((await programmed.json()) as { tokens: { secretBase32: string }[] }).tokens)
+      secrets.push(decodeBase32(t.secretBase32)!);
   });
 
   it('corrects a wrong UPN after export: the file is withdrawn and a new one lists every token again, the right UPN included', async () => {
@@ -81,12 +90,22 @@ describe('ways back (local stack)', () => {
 
     // Why WB4 was not exported shows before any upload: it has no assignment.
     const exported = await api('GET', 'assignments?state=exported');
-    assert.deepEqual((exported.body.items as Body[]).map((a) => [a.serial, a.exportFile]), [['WB1', first], ['WB2', first], ['WB3', first]]);
+    assert.deepEqual(
+      (exported.body.items as Body[]).map((a) => [a.serial, a.exportFile]),
+      [
+        ['WB1', first],
+        ['WB2', first],
+        ['WB3', first],
+      ],
+    );
     assert.deepEqual(((await api('GET', 'assignments?serial=WB4')).body.items as Body[]).length, 0);
 
     const fixed = await api('PUT', 'assignments/WB2', { upn: 'ben@contoso.com' });
     assert.equal(fixed.status, 200, JSON.stringify(fixed.body));
-    assert.deepEqual([fixed.body.status, fixed.body.previousUpn, fixed.body.upn, fixed.body.withdrawnFile], ['changed', 'ben@contso.com', 'ben@contoso.com', first]);
+    assert.deepEqual(
+      [fixed.body.status, fixed.body.previousUpn, fixed.body.upn, fixed.body.withdrawnFile],
+      ['changed', 'ben@contso.com', 'ben@contoso.com', first],
+    );
     const build = fixed.body.build as { files: string[]; exported: number };
     assert.equal(build.exported, 3);
     assert.match(fixed.body.next as string, /withdrawn.*do not upload/);
@@ -98,15 +117,23 @@ describe('ways back (local stack)', () => {
     const events = (await token('WB2')).history.map((h) => h.event);
     assert.deepEqual(events.slice(-5), ['exported', 'export-withdrawn', 'assignment-changed', 'exporting', 'exported']);
     const byUpn = await api('GET', 'assignments?upn=BEN@contoso.com');
-    assert.deepEqual((byUpn.body.items as Body[]).map((a) => [a.serial, a.tokenState, a.exportFile]), [['WB2', 'exported', files[0]]]);
+    assert.deepEqual(
+      (byUpn.body.items as Body[]).map((a) => [a.serial, a.tokenState, a.exportFile]),
+      [['WB2', 'exported', files[0]]],
+    );
   });
 
   it('reports: the build names its file and rows, lists unassigned serials, leaves no empty cell; a conflicting row counts once', async () => {
     const [file] = await importFiles();
     const names: string[] = [];
     for await (const b of blobs.getContainerClient('reports').listBlobsFlat()) names.push(b.name);
-    const read = async (name: string) => text((await blobs.getContainerClient('reports').getBlobClient(name).download()).readableStreamBody);
-    const builds = await Promise.all(names.filter((n) => /^build-.*\.json$/.test(n)).map(async (n) => JSON.parse(await read(n)) as { summary: string; details: Record<string, string>; items: { file: string }[] }));
+    const read = async (name: string) =>
+      text((await blobs.getContainerClient('reports').getBlobClient(name).download()).readableStreamBody);
+    const builds = await Promise.all(
+      names
+        .filter((n) => /^build-.*\.json$/.test(n))
+        .map(async (n) => JSON.parse(await read(n)) as { summary: string; details: Record<string, string>; items: { file: string }[] }),
+    );
     const latest = builds.find((b) => b.items.some((i) => i.file === file))!;
     assert.match(latest.summary, new RegExp(`${file} \\(3 rows\\).*POST /api/imports/${file}/uploaded`));
     assert.deepEqual(latest.details, { unassigned: 'WB4' });
@@ -119,7 +146,10 @@ describe('ways back (local stack)', () => {
     await stack.idle();
     const reports: string[] = [];
     for await (const b of blobs.getContainerClient('reports').listBlobsFlat({ prefix: 'assignments/conflict.csv' })) reports.push(b.name);
-    const report = JSON.parse(await read(reports.find((n) => n.endsWith('.json'))!)) as { counts: Record<string, number>; problems: { code: string; message: string }[] };
+    const report = JSON.parse(await read(reports.find((n) => n.endsWith('.json'))!)) as {
+      counts: Record<string, number>;
+      problems: { code: string; message: string }[];
+    };
     assert.equal(report.counts.rows, 1);
     assert.match(report.problems.find((p) => p.code === 'ASSIGNMENT_TABLE_CONFLICT')!.message, /PUT \/api\/assignments\/WB1/);
   });
@@ -128,7 +158,10 @@ describe('ways back (local stack)', () => {
     const [waiting] = await importFiles();
     const retired = await api('POST', 'tokens/WB3/retire', { reason: 'lost' });
     assert.equal(retired.status, 200, JSON.stringify(retired.body));
-    assert.deepEqual([retired.body.state, retired.body.previousState, retired.body.withdrawnFile, retired.body.secretDisabled], ['retired', 'exported', waiting, true]);
+    assert.deepEqual(
+      [retired.body.state, retired.body.previousState, retired.body.withdrawnFile, retired.body.secretDisabled],
+      ['retired', 'exported', waiting, true],
+    );
     assert.match(retired.body.next as string, /withdrawn.*other 2 token\(s\) were exported again/);
     const files = await importFiles();
     assert.equal(files.length, 1);
@@ -174,7 +207,11 @@ describe('ways back (local stack)', () => {
     assert.equal((await api('POST', 'imports/entra-oath-none.csv/withdraw')).status, 404);
 
     const deleted = await api('DELETE', 'assignments/WB1');
-    assert.deepEqual([deleted.status, deleted.body.status, deleted.body.build], [200, 'deleted', { id: (deleted.body.build as Body).id, files: [], exported: 0, notExported: 0, report: null }], 'a build that exported nothing writes no report');
+    assert.deepEqual(
+      [deleted.status, deleted.body.status, deleted.body.build],
+      [200, 'deleted', { id: (deleted.body.build as Body).id, files: [], exported: 0, notExported: 0, report: null }],
+      'a build that exported nothing writes no report',
+    );
     assert.deepEqual(await importFiles(), [], 'the build after the deletion exports nothing');
     assert.equal((await token('WB1')).history.at(-1)!.event, 'assignment-deleted');
   });
@@ -190,10 +227,16 @@ describe('ways back (local stack)', () => {
 
   it('lists assignments by state and page, and refuses a bad UPN or query with what is wrong', async () => {
     const page1 = await api('GET', 'assignments?pageSize=2');
-    assert.deepEqual((page1.body.items as Body[]).map((a) => a.serial), ['WB2', 'WB3']);
+    assert.deepEqual(
+      (page1.body.items as Body[]).map((a) => a.serial),
+      ['WB2', 'WB3'],
+    );
     const page2 = await api('GET', `assignments?pageSize=2&continuationToken=${page1.body.continuationToken as string}`);
     assert.deepEqual([(page2.body.items as Body[]).map((a) => a.serial), page2.body.continuationToken], [['WB4'], null]);
-    assert.deepEqual(((await api('GET', 'assignments?state=retired')).body.items as Body[]).map((a) => a.serial), ['WB3', 'WB4']);
+    assert.deepEqual(
+      ((await api('GET', 'assignments?state=retired')).body.items as Body[]).map((a) => a.serial),
+      ['WB3', 'WB4'],
+    );
     assert.equal((await api('GET', 'assignments?state=lost')).status, 400);
 
     const bad = await api('PUT', 'assignments/WB2', { upn: 'ben contoso.com' });
@@ -204,7 +247,10 @@ describe('ways back (local stack)', () => {
     const pending = await api('PUT', 'assignments/NOTYET1', { upn: 'max@contoso.com' });
     assert.deepEqual([pending.status, pending.body.status], [200, 'created']);
     assert.match(pending.body.next as string, /waits for its seed file/);
-    assert.deepEqual(((await api('GET', 'assignments?state=pending')).body.items as Body[]).map((a) => a.serial), ['NOTYET1']);
+    assert.deepEqual(
+      ((await api('GET', 'assignments?state=pending')).body.items as Body[]).map((a) => a.serial),
+      ['NOTYET1'],
+    );
   });
 
   it('npm run drop puts a file from where the user stands into the stack; npm run list shows what became of it', async () => {
@@ -215,7 +261,12 @@ describe('ways back (local stack)', () => {
     // Asynchronously: a blocked event loop would let the stack's keep-alive sockets time out under fetch.
     const run = (...args: string[]) =>
       new Promise<{ status: number; stdout: string; stderr: string }>((done) => {
-        execFile(process.execPath, ['--import', 'tsx', script, ...args], { encoding: 'utf8', env, cwd: fileURLToPath(new URL('../..', import.meta.url)) }, (err, stdout, stderr) => done({ status: err ? Number(err.code ?? 1) : 0, stdout, stderr }));
+        execFile(
+          process.execPath,
+          ['--import', 'tsx', script, ...args],
+          { encoding: 'utf8', env, cwd: fileURLToPath(new URL('../..', import.meta.url)) },
+          (err, stdout, stderr) => done({ status: err ? Number(err.code ?? 1) : 0, stdout, stderr }),
+        );
       });
     const dropped = await run('drop', 'late.csv', '--assignments');
     assert.equal(dropped.status, 0, dropped.stderr);
@@ -227,7 +278,10 @@ describe('ways back (local stack)', () => {
     const listed = await run('list');
     assert.equal(listed.status, 0, listed.stderr);
     assert.match(listed.stdout, /reports\/ \(\d+\)[\s\S]*assignments\/late\.csv-[^ ]+\.json/);
-    assert.deepEqual(((await api('GET', 'assignments?serial=NOTYET2')).body.items as Body[]).map((a) => [a.upn, a.tokenState]), [['kai@contoso.com', 'pending']]);
+    assert.deepEqual(
+      ((await api('GET', 'assignments?serial=NOTYET2')).body.items as Body[]).map((a) => [a.upn, a.tokenState]),
+      [['kai@contoso.com', 'pending']],
+    );
   });
 
   it('no secret reaches an answer or the log', () => {
