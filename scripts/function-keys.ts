@@ -15,7 +15,22 @@ export const FUNCTION_KEY_HOLDERS = [
   {
     keyName: 'admin',
     holder: "administrators' tools and the Global Administrator's upload step",
-    functions: ['buildImport', 'confirmImportUploaded', 'deleteAssignment', 'getToken', 'listTokens', 'auditSecrets', 'programTokens', 'reprogramToken', 'retireToken', 'unlockToken'],
+    functions: [
+      'buildImport',
+      'confirmImportUploaded',
+      'deleteAssignment',
+      'getToken',
+      'auditSecrets',
+      'listAssignments',
+      'listTokens',
+      'markRemovedFromEntra',
+      'programTokens',
+      'reprogramToken',
+      'retireToken',
+      'setAssignment',
+      'unlockToken',
+      'withdrawImport',
+    ],
   },
 ] as const;
 

@@ -10,6 +10,7 @@ import { createAzureAdapters, createHardwareOathDirectory } from '../azure/clien
 import { AssignmentService } from '../pipeline/assignments.js';
 import { BuildService } from '../pipeline/build.js';
 import { BuildQueue } from '../pipeline/build-queue.js';
+import { CorrectionService } from '../pipeline/corrections.js';
 import { IngestService } from '../pipeline/ingest.js';
 import { InventoryService } from '../pipeline/inventory-service.js';
 import type { AssignmentEntity, BlobStore, Clock, EntityTable, HardwareOathDirectory, Logger, TokenEntity } from '../pipeline/ports.js';
@@ -112,7 +113,8 @@ export function services(ctx: AppContext, log: Logger) {
   // Cached per process, not per invocation (shared/app/health.ts).
   const health = { check: () => checkHealth(ctx) };
   const program = new ProgramService({ vault: ctx.vault, tokens: ctx.tokens, blobs: ctx.blobs, clock: ctx.clock, log, containers: config.containers, issuer: config.otpauthIssuer });
-  return { ingest, assignments, build, buildQueue, results, reconciler, verify, inventory, uploads, health, program, programLimits: { maxTokens: config.programMaxTokens, maxBodyBytes: config.programMaxBodyBytes }, vaultName: new URL(config.keyVaultUrl).host };
+  const corrections = new CorrectionService({ blobs: ctx.blobs, tokens: ctx.tokens, assignments: ctx.assignments, clock: ctx.clock, log, importsContainer: config.containers.imports });
+  return { log, ingest, assignments, build, buildQueue, results, corrections, reconciler, verify, inventory, uploads, health, program, programLimits: { maxTokens: config.programMaxTokens, maxBodyBytes: config.programMaxBodyBytes }, vaultName: new URL(config.keyVaultUrl).host };
 }
 
 export type Services = ReturnType<typeof services>;

@@ -15,6 +15,10 @@ import { PAGE_SIZE, serialAfter, TOKEN_STATES, type InventoryQuery } from '../pi
 import type { Logger, TokenState } from '../pipeline/ports.js';
 import type { UnlockOutcome, VerifyOutcome, VerifyRequest } from '../pipeline/verify.js';
 import { parseProgramRequest, type ProgramResult, type ReprogramResult } from '../pipeline/program.js';
+import { upnProblem } from '../entra/import-rules.js';
+import type { BuildResult } from '../pipeline/build.js';
+import { ASSIGNMENT_STATES, type AssignmentChangeResult, type AssignmentQuery, type WithdrawResult } from '../pipeline/corrections.js';
+import { requestBuild } from './build-trigger.js';
 import type { Services } from './context.js';
 
 /** The HTTP status of each problem code the API answers with. */
@@ -26,6 +30,9 @@ export const PROBLEM_STATUS = {
   ASSIGNMENT_NOT_FOUND: 404,
   IMPORT_FILE_NOT_FOUND: 404,
   FIELD_INVALID: 400,
+  ASSIGNMENT_UPN_INVALID: 400,
+  ASSIGNMENT_GUEST_UPN: 400,
+  ENTRA_FORMULA_CELL: 400,
   TOKEN_NOT_TOTP: 409,
   TOKEN_STATE_INVALID: 409,
   TOKEN_ALREADY_EXISTS: 409,
@@ -294,6 +301,64 @@ export function reprogramAnswer(serial: string, result: ReprogramResult): HttpRe
   return json(200, { batch: result.batch, report: result.report, tokens: result.tokens });
 }
 
+
+// --- Ways back ------------------------------------------------------------------------------------------------
+
+/** PUT /api/assignments/{serial} body: `{ "upn": "name@domain" }`. */
+export function parseAssignmentBody(value: unknown, serial: string): Parsed<string> {
+  const keys = typeof value === 'object' && value !== null && !Array.isArray(value) ? Object.keys(value) : undefined;
+  const upn = keys?.length === 1 ? (value as { upn?: unknown }).upn : undefined;
+  if (typeof upn !== 'string') return refuse('REQUEST_INVALID', 'The body must be { "upn": "name@domain" }.');
+  const trimmed = upn.trim();
+  const wrong = upnProblem(trimmed, 0, serial);
+  // The rule's message names a line of a file; this answer names the body.
+  if (wrong) return refuse(wrong.code as HttpProblemCode, `"upn": ${PROBLEM_CODES[wrong.code]}`);
+  return { ok: true, value: trimmed };
+}
+
+/** GET /api/assignments query: serial, upn, state (a token state or `pending`), pageSize, continuationToken. */
+export function parseAssignmentQuery(query: URLSearchParams): Parsed<AssignmentQuery> {
+  const state = query.get('state') ?? undefined;
+  if (state !== undefined && !(ASSIGNMENT_STATES as readonly string[]).includes(state)) return refuse('REQUEST_INVALID', `state must be one of ${ASSIGNMENT_STATES.join(', ')}.`);
+  const paging = parseInventoryQuery(new URLSearchParams([...query].filter(([k]) => k === 'pageSize' || k === 'continuationToken')));
+  if (!paging.ok) return paging;
+  const value: AssignmentQuery = { pageSize: paging.value.pageSize };
+  if (paging.value.after !== undefined) value.after = paging.value.after;
+  if (state !== undefined) value.state = state as AssignmentQuery['state'];
+  const serial = query.get('serial');
+  if (serial !== null) {
+    const checked = serialFromRoute({ params: { serial } });
+    if (!checked.ok) return checked;
+    value.serial = checked.value;
+  }
+  const upn = query.get('upn');
+  if (upn !== null) value.upn = upn.trim();
+  return { ok: true, value };
+}
+
+/** What a build started by a correction did, for the answer. */
+function buildSummary(result: BuildResult | undefined) {
+  if (!result) return { build: null, buildFailed: true };
+  return { build: { id: result.build, files: result.files, exported: result.exported.length, notExported: result.notExported.length, report: result.report } };
+}
+
+function withdrawRefusal(file: string, result: Extract<WithdrawResult, { status: 'refused' }>): HttpResponseInit {
+  const serials = result.serials.slice(0, 20).join(', ');
+  return result.reason === 'imported'
+    ? errorResponse('TOKEN_STATE_INVALID', `${file} was confirmed uploaded: its tokens (${serials}) are imported into Entra. Remove each token in Entra, then POST /api/tokens/{serial}/removed-from-entra.`)
+    : errorResponse('TOKEN_STATE_INVALID', `A build is still writing ${file} (tokens ${serials} are exporting); retry in a minute.`);
+}
+
+function assignmentRefusal(serial: string, result: Extract<AssignmentChangeResult, { status: 'refused' }>): HttpResponseInit {
+  if (result.state === 'imported') {
+    return errorResponse(
+      'TOKEN_STATE_INVALID',
+      `Token ${serial} is imported into Entra${result.file ? ` (from ${result.file})` : ''}. Remove it in Entra first (Entra admin center > Protection > Authentication methods > Hardware OATH tokens: unassign, then delete), then POST /api/tokens/${serial}/removed-from-entra, then change its assignment.`,
+    );
+  }
+  return errorResponse('TOKEN_STATE_INVALID', `Token ${serial} is ${result.state}${result.file ? ` (${result.file})` : ''}: a build is writing its import file; retry in a minute.`);
+}
+
 // --- Routes --------------------------------------------------------------------------------------------------
 
 export type Route = (request: HttpRequestLike, svc: Services) => Promise<HttpResponseInit>;
@@ -317,18 +382,36 @@ export const routes = {
     return unlockAnswer(await svc.verify.unlock(serial.value));
   },
 
-  /** POST /api/tokens/{serial}/retire */
+  /** POST /api/tokens/{serial}/retire: one in a waiting import file is taken out by withdrawing that file. */
   async retireToken(request, svc) {
     const serial = serialFromRoute(request);
     if (!serial.ok) return serial.answer;
     const body = await readJsonBody(request);
-    const result = await svc.inventory.retire(serial.value, body.ok ? parseRetireReason(body.value) : '');
+    const reason = body.ok ? parseRetireReason(body.value) : '';
+    const result = await svc.corrections.withdrawForRetire(serial.value, reason);
     if (result.status === 'not-found') return notFoundToken(serial.value);
-    if (result.status === 'refused') return errorResponse('TOKEN_STATE_INVALID', `The token is ${result.state}; retire it once the export has settled.`);
-    const next = result.secretDisabled
-      ? 'If the token was imported into Entra ID, delete it there too (Entra ID > Authentication methods > Hardware OATH tokens).'
-      : 'The secret could not be disabled in Key Vault yet; retire the token again to finish.';
-    return json(200, { serial: serial.value, state: 'retired', changed: result.status === 'retired', secretDisabled: result.secretDisabled, next });
+    if (result.status === 'refused') return errorResponse('TOKEN_STATE_INVALID', `The token is ${result.state}: a build is writing its import file; retire it in a minute.`);
+    // Its secret is disabled by the inventory's retire (also for a token the withdrawal just retired).
+    const retired = await svc.inventory.retire(serial.value, reason);
+    if (retired.status === 'not-found') return notFoundToken(serial.value);
+    if (retired.status === 'refused') return errorResponse('TOKEN_STATE_INVALID', `The token is ${retired.state}: a build is writing its import file; retire it in a minute.`);
+    const withdrawn = result.withdrawn?.status === 'withdrawn' ? result.withdrawn : null;
+    const rebuilt = withdrawn && withdrawn.released.length > 0 ? buildSummary(await requestBuild(svc, svc.log, `retire ${serial.value}`)) : {};
+    const steps: string[] = [];
+    if (withdrawn) steps.push(`Its import file ${withdrawn.file} was withdrawn (deleted; do not upload a copy of it)${withdrawn.released.length > 0 ? `; the file's other ${withdrawn.released.length} token(s) were exported again in a new file` : ''}.`);
+    if (result.previousState === 'imported') steps.push('The token was imported into Entra ID: delete it there too (Entra ID > Authentication methods > Hardware OATH tokens), or it still signs its user in.');
+    if (result.previousState === 'retired') steps.push('If the token was imported into Entra ID, delete it there too (Entra ID > Authentication methods > Hardware OATH tokens).');
+    if (!retired.secretDisabled) steps.push('The secret could not be disabled in Key Vault yet; retire the token again to finish.');
+    return json(200, {
+      serial: serial.value,
+      state: 'retired',
+      changed: result.previousState !== 'retired',
+      previousState: result.previousState,
+      secretDisabled: retired.secretDisabled,
+      withdrawnFile: withdrawn?.file ?? null,
+      ...rebuilt,
+      next: steps.join(' ') || 'Nothing else to do.',
+    });
   },
 
   /** GET /api/tokens/{serial} */
@@ -369,14 +452,65 @@ export const routes = {
     return json(200, { file: file.value, deleted: true, imported: result.imported });
   },
 
-  /** DELETE /api/assignments/{serial} */
+  /** DELETE /api/assignments/{serial}: an exported token's import file is withdrawn; a build follows. */
   async deleteAssignment(request, svc) {
     const serial = serialFromRoute(request);
     if (!serial.ok) return serial.answer;
-    const result = await svc.assignments.remove(serial.value);
+    const result = await svc.corrections.setAssignment(serial.value, null);
     if (result.status === 'not-found') return errorResponse('ASSIGNMENT_NOT_FOUND', `No assignment exists for serial ${JSON.stringify(serial.value)}.`);
-    if (result.status === 'refused') return errorResponse('TOKEN_STATE_INVALID', `The token is ${result.state}: its assignment can no longer be removed here.`);
-    return json(200, { serial: serial.value, deleted: true });
+    if (result.status === 'refused') return assignmentRefusal(serial.value, result);
+    return assignmentAnswer(result, await requestBuild(svc, svc.log, `assignment of ${serial.value} deleted`));
+  },
+
+  /** PUT /api/assignments/{serial} `{ "upn" }`: creates or changes an assignment; an exported token's file is withdrawn; a build follows. */
+  async setAssignment(request, svc) {
+    const serial = serialFromRoute(request);
+    if (!serial.ok) return serial.answer;
+    const body = await readJsonBody(request);
+    const upn = parseAssignmentBody(body.ok ? body.value : undefined, serial.value);
+    if (!upn.ok) return upn.answer;
+    const result = await svc.corrections.setAssignment(serial.value, upn.value);
+    if (result.status === 'not-found') return errorResponse('ASSIGNMENT_NOT_FOUND', `No assignment exists for serial ${JSON.stringify(serial.value)}.`);
+    if (result.status === 'refused') return assignmentRefusal(serial.value, result);
+    const built = result.status === 'unchanged' ? undefined : await requestBuild(svc, svc.log, `assignment of ${serial.value} set`);
+    return assignmentAnswer(result, built, result.status === 'unchanged');
+  },
+
+  /** GET /api/assignments?serial=&upn=&state=&pageSize=&continuationToken= */
+  async listAssignments(request, svc) {
+    const query = parseAssignmentQuery(request.query);
+    if (!query.ok) return query.answer;
+    return json(200, await svc.corrections.list(query.value));
+  },
+
+  /** POST /api/imports/{file}/withdraw: a file that was not uploaded is deleted; its tokens are stored again. */
+  async withdrawImport(request, svc) {
+    const file = importFileFromRoute(request);
+    if (!file.ok) return file.answer;
+    const result = await svc.corrections.withdraw(file.value, 'withdrawn by an administrator');
+    if (result.status === 'not-found') return errorResponse('IMPORT_FILE_NOT_FOUND', `No import file ${JSON.stringify(file.value)} exists or ever listed tokens.`);
+    if (result.status === 'refused') return withdrawRefusal(file.value, result);
+    return json(200, {
+      file: result.file,
+      deleted: result.deleted,
+      stored: result.released,
+      next: 'Do not upload any copy of this file. Its tokens are stored again: change their assignments (PUT /api/assignments/{serial}), then POST /api/imports to build a new file.',
+    });
+  },
+
+  /** POST /api/tokens/{serial}/removed-from-entra: an imported token removed in Entra can be exported again. */
+  async markRemovedFromEntra(request, svc) {
+    const serial = serialFromRoute(request);
+    if (!serial.ok) return serial.answer;
+    const result = await svc.corrections.markRemovedFromEntra(serial.value);
+    if (result.status === 'not-found') return notFoundToken(serial.value);
+    if (result.status === 'refused') return errorResponse('TOKEN_STATE_INVALID', `Token ${serial.value} is ${result.state}, not imported: there is nothing to mark.`);
+    return json(200, {
+      serial: serial.value,
+      state: 'stored',
+      previousUpn: result.upn,
+      next: `Change its user with PUT /api/assignments/${serial.value} (a build follows), or POST /api/imports to export it again to its assigned user.`,
+    });
   },
 
   /** POST /api/tokens/program: the package is in this answer only (no-store), never kept anywhere else. */
@@ -411,3 +545,25 @@ export const routes = {
 } satisfies Record<string, Route>;
 
 export type RouteName = keyof typeof routes;
+
+function assignmentAnswer(result: Extract<AssignmentChangeResult, { serial: string }>, built: BuildResult | undefined, skipped = false): HttpResponseInit {
+  const withdrawn = result.withdrawn?.status === 'withdrawn' ? result.withdrawn : null;
+  const exportedTo = built?.exported.find((e) => e.serial === result.serial)?.file ?? null;
+  const next = withdrawn
+    ? `Import file ${withdrawn.file} was withdrawn (deleted; do not upload any copy of it).${built ? ` The new build lists ${built.exported.length} token(s) in ${built.files.join(', ') || 'no file'}.` : ' Build again with POST /api/imports.'}`
+    : exportedTo
+      ? `Exported to ${exportedTo}: upload it in the Entra admin center, then POST /api/imports/${exportedTo}/uploaded.`
+      : result.tokenState === null
+        ? 'No token has this serial yet: the assignment waits for its seed file.'
+        : 'See GET /api/assignments?serial=' + encodeURIComponent(result.serial) + ' for the token\'s state, and the build report for why it was not exported.';
+  return json(200, {
+    serial: result.serial,
+    upn: result.upn,
+    previousUpn: result.previousUpn,
+    status: result.status,
+    withdrawnFile: withdrawn?.file ?? null,
+    exportFile: exportedTo,
+    ...(skipped ? {} : buildSummary(built)),
+    next,
+  });
+}

@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { lstat, open, readFile, rename, unlink } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { basename, dirname, isAbsolute, join, resolve as resolvePath } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { decodeBase32, decodePreSharedKeyHex, parseSecretEncoding, toCanonicalBase32, type SecretEncoding } from '../core/encoding.js';
 import { FileError, hasErrors, sortProblems, type Problem } from '../core/problems.js';
@@ -89,11 +89,16 @@ function parse<O extends ParseArgsConfig['options']>(args: string[], options: O)
   return parseArgs({ args, options, allowPositionals: true, strict: true });
 }
 
+/** A path as given, with where it resolved to when it was relative: an error then says which file was looked for. */
+function shownPath(path: string): string {
+  return isAbsolute(path) ? path : `${path} (${resolvePath(path)})`;
+}
+
 async function readTextFile(path: string, what: string): Promise<string> {
   try {
     return await readFile(path, 'utf8');
   } catch {
-    throw new FileError('FILE_UNREADABLE', `${path}: the ${what} file cannot be read. Check the path and permissions.`);
+    throw new FileError('FILE_UNREADABLE', `${shownPath(path)}: the ${what} file cannot be read. Check the path and permissions.`);
   }
 }
 
@@ -130,7 +135,7 @@ async function loadSeed(file: string, values: Parameters<typeof keyMaterial>[0] 
     try {
       bytes = new Uint8Array(await readFile(file));
     } catch {
-      throw new FileError('FILE_UNREADABLE', `${file}: the file cannot be read. Check the path and permissions.`);
+      throw new FileError('FILE_UNREADABLE', `${shownPath(file)}: the file cannot be read. Check the path and permissions.`);
     }
     const started = io.now();
     if (io.stderrIsTTY && bytes.byteLength > 1_000_000) io.stderr(`Reading ${file} (${(bytes.byteLength / 1e6).toFixed(1)} MB)...\n`);
@@ -271,7 +276,7 @@ async function convert(args: string[], io: CliIo): Promise<number> {
       try {
         bytes = new Uint8Array(await readFile(values.assignments));
       } catch {
-        throw new FileError('FILE_UNREADABLE', `${values.assignments}: the assignment list cannot be read. Check the path and permissions.`);
+        throw new FileError('FILE_UNREADABLE', `${shownPath(values.assignments)}: the assignment list cannot be read. Check the path and permissions.`);
       }
       const list = readAssignments(bytes, values.assignments);
       assignments = list.rows;
@@ -378,7 +383,7 @@ async function code(args: string[], io: CliIo): Promise<number> {
     try {
       secretText = (await readFile(values['secret-file'], 'utf8')).trim();
     } catch {
-      throw new UsageError(`${values['secret-file']}: the secret file cannot be read`);
+      throw new UsageError(`${shownPath(values['secret-file'])}: the secret file cannot be read`);
     }
   }
   secretText ??= io.env.ENTRA_OATH_SECRET;

@@ -73,7 +73,7 @@ export const PROBLEM_CODES = {
   ASSIGNMENT_DUPLICATE_ROW: 'The assignment repeats an earlier row exactly; it is used once.',
   ASSIGNMENT_SERIAL_MISSING: 'The assignment row has no serial number.',
   TOKEN_UNASSIGNED: 'No assignment names this token; it is not exported.',
-  ASSIGNMENT_TABLE_CONFLICT: 'The serial is already assigned to another user; the existing assignment stands. Delete it first to reassign.',
+  ASSIGNMENT_TABLE_CONFLICT: 'The serial is already assigned to another user; the existing assignment stands. Reassign it with PUT /api/assignments/{serial}.',
   ASSIGNMENT_TOKEN_PENDING: 'No token with this serial has been ingested yet; the assignment waits for it.',
 
   // Pipeline (vault and inventory).

@@ -34,6 +34,19 @@ type UpsertOutcome = { kind: 'added' | 'unchanged' } | { kind: 'conflict'; exist
 
 export type DeleteAssignmentResult = { status: 'deleted' } | { status: 'not-found' } | { status: 'refused'; state: string };
 
+/** Data rows of a list: those taken, plus those refused (a refused row counts once, however many problems it has). */
+function rowCount(taken: number, problems: readonly Problem[]): number {
+  const refusedLines = new Set<number>();
+  let unlocated = 0;
+  for (const p of problems) {
+    // A conflict with the table is reported on a row that is also among the items.
+    if (p.severity !== 'error' || p.code === 'ASSIGNMENT_TABLE_CONFLICT') continue;
+    if (p.line === undefined) unlocated++;
+    else refusedLines.add(p.line);
+  }
+  return taken + refusedLines.size + unlocated;
+}
+
 export class AssignmentService {
   constructor(private readonly deps: AssignmentDeps) {}
 
@@ -63,7 +76,7 @@ export class AssignmentService {
       for (const row of screened.accepted) {
         const outcome = await this.upsert(row.serial, row.upn, name, row.line);
         if (outcome.kind === 'conflict') {
-          problems.push(problem('ASSIGNMENT_TABLE_CONFLICT', 'error', `Line ${row.line}: serial ${quoteValue(row.serial)} is already assigned to ${quoteValue(outcome.existingUpn)}; that assignment stands. Delete it (DELETE /api/assignments/{serial}) before reassigning.`, { line: row.line, serial: row.serial }));
+          problems.push(problem('ASSIGNMENT_TABLE_CONFLICT', 'error', `Line ${row.line}: serial ${quoteValue(row.serial)} is already assigned to ${quoteValue(outcome.existingUpn)}; that assignment stands. To reassign it, PUT /api/assignments/${row.serial} with { "upn": ${quoteValue(row.upn)} }.`, { line: row.line, serial: row.serial }));
           items.push({ serial: row.serial, result: 'conflict', upn: row.upn });
           continue;
         }
@@ -91,7 +104,7 @@ export class AssignmentService {
       finishedAt: this.deps.clock.now().toISOString(),
       outcome: failed ? (added + unchanged === 0 ? 'rejected' : 'completed-with-problems') : 'completed',
       summary: `${added} assignments added, ${unchanged} already known${pending ? `, ${pending} waiting for their token` : ''}${failed ? '; rows with errors were not taken and the file was moved to quarantine' : ''}.`,
-      counts: { rows: items.length + reported.filter((p) => p.severity === 'error').length, added, unchanged, pending, errors: reported.filter((p) => p.severity === 'error').length },
+      counts: { rows: rowCount(items.length, reported), added, unchanged, pending, errors: reported.filter((p) => p.severity === 'error').length },
       items,
       problems: reported,
     };

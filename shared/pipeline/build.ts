@@ -51,10 +51,13 @@ export interface BuildResult {
   files: string[];
   exported: { serial: string; upn: string; file: string }[];
   notExported: Problem[];
-  report: string;
+  /** The report's name; null when the build exported nothing and met no problem of its own (no report is written). */
+  report: string | null;
 }
 
 const CSV_CONTENT_TYPE = 'text/csv; charset=utf-8';
+/** Unassigned serials a build report names (the count is always whole). */
+const UNASSIGNED_LISTED = 200;
 
 export function newBuildId(): string {
   return randomUUID().replace(/-/g, '').slice(0, 12);
@@ -78,8 +81,8 @@ export interface BuildPlan {
   fileOf: ReadonlyMap<string, string>;
   /** Why requested or assigned tokens are not exported (re-export requests first, then the assignment rules). */
   problems: Problem[];
-  /** Importable tokens that no assignment names. */
-  unassigned: number;
+  /** Serials of importable tokens that no assignment names. */
+  unassigned: string[];
 }
 
 export interface BuildPlanOptions {
@@ -128,7 +131,7 @@ export function planBuild(inventory: readonly TokenEntity[], assignments: readon
   const parts = splitRows(plan.exported, options.maxRows);
   const fileOf = new Map<string, string>();
   parts.forEach((part, i) => part.forEach((r) => fileOf.set(r.serial, partFileName(options.fileName, i, parts.length))));
-  return { rows: plan.exported, parts, fileOf, problems, unassigned: plan.unassigned.length };
+  return { rows: plan.exported, parts, fileOf, problems, unassigned: plan.unassigned };
 }
 
 export class BuildService {
@@ -336,6 +339,15 @@ class BuildRun {
   private async finish(): Promise<BuildResult> {
     const { deps, exported, files, problems } = this;
     const errors = problems.filter((p) => p.severity === 'error');
+    const rowsIn = (file: string) => exported.filter((e) => e.file === file).length;
+    for (const file of files) deps.log.info('Import file ready', { file, rows: rowsIn(file), build: this.buildId });
+    // Nothing exported and nothing new to say (the plan's problems repeat at every build): no report, so a quiet
+    // hour of changes does not leave a pile of empty ones.
+    if (exported.length === 0 && problems.length === this.plan.problems.length) {
+      deps.log.info('Import build finished', { build: this.buildId, exported: 0, files: 0, problems: problems.length });
+      return { build: this.buildId, files, exported, notExported: errors, report: null };
+    }
+    const unassigned = this.plan.unassigned;
     const report: RunReport = {
       kind: 'build',
       subject: this.buildId,
@@ -343,15 +355,18 @@ class BuildRun {
       finishedAt: deps.clock.now().toISOString(),
       outcome: exported.length === 0 && problems.length === 0 ? 'nothing-to-do' : errors.length > 0 ? 'completed-with-problems' : 'completed',
       summary: exported.length
-        ? `${exported.length} tokens exported to ${files.join(', ')}. The file holds secrets: upload it in the Entra admin center, then confirm with POST /api/imports/{file}/uploaded.`
-        : 'No token was ready to export.',
-      counts: { exported: exported.length, files: files.length, notExported: errors.length, unassigned: this.plan.unassigned },
-      details: { reexport: [...this.reexport].join(', ') || null },
+        ? `${exported.length} tokens exported to ${files.map((f) => `${f} (${rowsIn(f)} rows)`).join(', ')}. Each file holds secrets: upload it in the Entra admin center, then confirm with ${files.map((f) => `POST /api/imports/${f}/uploaded`).join(', ')}.`
+        : 'No token was exported.',
+      counts: { exported: exported.length, files: files.length, notExported: errors.length, unassigned: unassigned.length },
+      details: {
+        ...(this.reexport.size > 0 ? { reexport: [...this.reexport].join(', ') } : {}),
+        ...(unassigned.length > 0 ? { unassigned: unassigned.slice(0, UNASSIGNED_LISTED).join(', ') + (unassigned.length > UNASSIGNED_LISTED ? ` and ${unassigned.length - UNASSIGNED_LISTED} more` : '') } : {}),
+      },
       items: exported.map((e) => ({ serial: e.serial, result: 'exported', upn: e.upn, file: e.file })),
       problems,
     };
     const reportName = await writeRunReport(deps.blobs, deps.containers.reports, buildReportNames(this.buildId), report);
-    deps.log.info('Import build finished', { build: this.buildId, exported: exported.length, files: files.length, problems: problems.length });
+    deps.log.info('Import build finished', { build: this.buildId, exported: exported.length, files: files.length, problems: problems.length, report: reportName });
     return { build: this.buildId, files, exported, notExported: errors, report: reportName };
   }
 

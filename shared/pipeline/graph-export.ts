@@ -235,7 +235,7 @@ export class GraphExportRun {
       summary: assigned.length
         ? `${assigned.length} tokens created and assigned in Entra through Microsoft Graph. Activate each with POST /api/tokens/{serial}/verify and a code read from the token.`
         : 'No token was ready to assign.',
-      counts: { assigned: assigned.length, notAssigned: errors.length, unassigned: this.run.plan.unassigned },
+      counts: { assigned: assigned.length, notAssigned: errors.length, unassigned: this.run.plan.unassigned.length },
       details: { mode: 'graph' },
       items: assigned.map((a) => ({ serial: a.serial, result: a.state, upn: a.upn, device: a.deviceId, how: a.how })),
       problems,

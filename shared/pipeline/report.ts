@@ -49,7 +49,9 @@ export function renderReportHtml(report: RunReport): string {
   const counts = Object.entries(report.counts)
     .map(([k, v]) => rows([k, v]))
     .join('\n');
+  // An empty cell says nothing: details without a value are left out.
   const details = Object.entries(report.details ?? {})
+    .filter(([, v]) => v !== null && v !== '')
     .map(([k, v]) => rows([k, v]))
     .join('\n');
   const problems = report.problems.map((p) => rows([p.severity, p.code, p.line ?? '', p.serial ?? '', p.message])).join('\n');
@@ -72,8 +74,7 @@ td, th { border: 1px solid #ccc; padding: 0.25rem 0.5rem; text-align: left; vert
 <p><strong>${escapeHtml(report.subject)}</strong></p>
 <p>${escapeHtml(report.summary)}</p>
 <table><tr><th>outcome</th><td>${escapeHtml(report.outcome)}</td></tr>
-<tr><th>batch</th><td>${escapeHtml(report.batch ?? '')}</td></tr>
-<tr><th>started</th><td>${escapeHtml(report.startedAt)}</td></tr>
+${report.batch ? `<tr><th>batch</th><td>${escapeHtml(report.batch)}</td></tr>\n` : ''}<tr><th>started</th><td>${escapeHtml(report.startedAt)}</td></tr>
 <tr><th>finished</th><td>${escapeHtml(report.finishedAt)}</td></tr></table>
 <h2>Counts</h2>
 <table>${counts}</table>

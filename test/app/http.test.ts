@@ -48,6 +48,9 @@ void describe('errorResponse', () => {
     SERIAL_MISSING: 400,
     SERIAL_INVALID: 400,
     FIELD_INVALID: 400,
+    ASSIGNMENT_UPN_INVALID: 400,
+    ASSIGNMENT_GUEST_UPN: 400,
+    ENTRA_FORMULA_CELL: 400,
     TOKEN_ALREADY_EXISTS: 409,
     VAULT_SECRET_DELETED: 409,
     REQUEST_TOO_LARGE: 413,
@@ -328,11 +331,11 @@ void describe('routes over the services', () => {
 
     const remindEntra = 'If the token was imported into Entra ID, delete it there too (Entra ID > Authentication methods > Hardware OATH tokens).';
     const retired = await a.call('retireToken', { params: { serial: 'TK-1' }, body: { reason: 'lost' } });
-    assert.deepEqual([retired.status, retired.body], [200, { serial: 'TK-1', state: 'retired', changed: true, secretDisabled: true, next: remindEntra }]);
+    assert.deepEqual([retired.status, retired.body], [200, { serial: 'TK-1', state: 'retired', changed: true, previousState: 'stored', secretDisabled: true, withdrawnFile: null, next: 'Nothing else to do.' }]);
     // Issue 20: a retired token's seed is no longer readable (the version is disabled, not deleted).
     assert.deepEqual(a.secrets.history(secretNameForSerial('TK-1')).map((v) => v.enabled), [false]);
     assert.equal(await a.ctx.vault.get(secretNameForSerial('TK-1')), undefined);
-    assert.deepEqual((await a.call('retireToken', { params: { serial: 'TK-1' }, body: 'not json' })).body, { serial: 'TK-1', state: 'retired', changed: false, secretDisabled: true, next: remindEntra });
+    assert.deepEqual((await a.call('retireToken', { params: { serial: 'TK-1' }, body: 'not json' })).body, { serial: 'TK-1', state: 'retired', changed: false, previousState: 'retired', secretDisabled: true, withdrawnFile: null, next: remindEntra });
     assert.equal((await a.call('retireToken', { params: { serial: 'NOPE' } })).status, 404);
     await a.addToken('TK-4', { state: 'exporting' });
     const busy = await a.call('retireToken', { params: { serial: 'TK-4' } });
@@ -377,16 +380,38 @@ void describe('routes over the services', () => {
     assert.deepEqual([done.status, done.body], [200, { file: 'entra-oath-x.csv', deleted: true, imported: ['TK-1'] }]);
   });
 
-  void it('assignments: deleting one (not found, refused once exported, done)', async () => {
+  void it('assignments: deleting one (not found, refused once imported, an exported token\'s file withdrawn, done)', async () => {
     const a = app();
     assert.equal((await a.call('deleteAssignment', { params: { serial: 'TK-1' } })).status, 404);
     await a.assignments.insert('TK-1', { serial: 'TK-1', upn: 'a@contoso.com', sourceFile: 'a.csv', line: 2, createdAt: '2026-11-29T10:00:00Z' });
-    await a.addToken('TK-1', { state: 'exported' });
+    await a.addToken('TK-1', { state: 'imported', exportFile: 'entra-oath-x.csv', upn: 'a@contoso.com' });
     const refused = await a.call('deleteAssignment', { params: { serial: 'TK-1' } });
     assert.deepEqual([refused.status, (refused.body.error as { code: string }).code], [409, 'TOKEN_STATE_INVALID']);
+    assert.match((refused.body.error as { message: string }).message, /removed-from-entra/);
     const row = (await a.tokens.get('TK-1'))!;
-    await a.tokens.replace('TK-1', { ...row.value, state: 'stored' }, row.etag);
-    assert.deepEqual((await a.call('deleteAssignment', { params: { serial: 'TK-1' } })).body, { serial: 'TK-1', deleted: true });
+    await a.tokens.replace('TK-1', { ...row.value, state: 'exported' }, row.etag);
+    await a.blobs.write('imports', 'entra-oath-x.csv', 'upn,serial number\n');
+    const deleted = await a.call('deleteAssignment', { params: { serial: 'TK-1' } });
+    assert.deepEqual([deleted.status, deleted.body.status, deleted.body.withdrawnFile], [200, 'deleted', 'entra-oath-x.csv']);
+    assert.equal(await a.blobs.properties('imports', 'entra-oath-x.csv'), undefined);
+    assert.equal((await a.tokens.get('TK-1'))!.value.state, 'stored');
+    assert.equal(await a.assignments.get('TK-1'), undefined);
+  });
+
+  void it('retiring a token listed in a waiting import file takes it out of every file (issue 19)', async () => {
+    const a = app();
+    await a.addToken('TK-1');
+    await a.addToken('TK-2');
+    for (const [serial, upn] of [['TK-1', 'a@contoso.com'], ['TK-2', 'b@contoso.com']]) await a.assignments.insert(serial!, { serial: serial!, upn: upn!, sourceFile: 'a.csv', line: 2, createdAt: '2026-11-29T10:00:00Z' });
+    const built = await a.call('buildImport', {});
+    assert.equal((built.body.files as string[]).length, 1);
+    const retired = await a.call('retireToken', { params: { serial: 'TK-1' }, body: { reason: 'lost' } });
+    assert.equal(retired.status, 200);
+    const listing: string[] = [];
+    for await (const b of a.blobs.list('imports')) listing.push(new TextDecoder().decode((await a.blobs.read('imports', b.name))!.bytes));
+    assert.equal(listing.length, 1, 'the other token is listed in a file again');
+    assert.ok(listing.every((csv) => !csv.includes('TK-1')), 'no import file lists the retired token');
+    assert.ok(listing[0]!.includes('TK-2'));
   });
 
   void it('health: 200 with the report when every check passes', async () => {

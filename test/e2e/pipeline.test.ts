@@ -188,7 +188,7 @@ describe('pipeline end to end (local stack)', () => {
     assert.equal((await api('GET', 'tokens?state=bogus')).status, 400);
 
     const retired = await api('POST', 'tokens/E2E1003/retire', { reason: 'lost' });
-    assert.deepEqual(retired.body, { serial: 'E2E1003', state: 'retired', changed: true, secretDisabled: true, next: 'If the token was imported into Entra ID, delete it there too (Entra ID > Authentication methods > Hardware OATH tokens).' });
+    assert.deepEqual(retired.body, { serial: 'E2E1003', state: 'retired', changed: true, previousState: 'stored', secretDisabled: true, withdrawnFile: null, next: 'Nothing else to do.' });
     // Through the real adapter and the vault stand-in: the retired token's version is disabled, the others are not.
     const batchOf = ((await api('GET', 'tokens/E2E1003')).body as { batch: string }).batch;
     const audit = await api('GET', `audit/secrets?batch=${encodeURIComponent(batchOf)}`);

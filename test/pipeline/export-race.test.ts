@@ -109,7 +109,7 @@ async function assertEachTokenExportedOnce(h: Harness): Promise<void> {
 }
 
 function reportOf(h: Harness, result: BuildResult) {
-  return JSON.parse(h.blobs.text('reports', result.report)!) as { counts: Record<string, number>; items: { serial: string }[]; problems: { code: string; serial?: string }[] };
+  return JSON.parse(h.blobs.text('reports', result.report!)!) as { counts: Record<string, number>; items: { serial: string }[]; problems: { code: string; serial?: string }[] };
 }
 
 /** Lets the time pass for the test's clock and for the build's timers alike, one heartbeat at a time. */

@@ -175,7 +175,7 @@ describe('assignments and builds', () => {
     ]);
     assert.equal((await h.tokens.get('1001'))?.value.state, 'exported');
     assert.equal((await h.tokens.get('1003'))?.value.state, 'stored');
-    const report = h.blobs.text('reports', result.report)!;
+    const report = h.blobs.text('reports', result.report!)!;
     assert.ok(!report.includes(S1));
     // Nothing more to export.
     assert.deepEqual((await h.build.build()).files, []);

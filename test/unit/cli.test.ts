@@ -180,6 +180,20 @@ describe('the installed binary', () => {
     const unusable = spawnSync(process.execPath, [bin, 'inspect', fixture('csv/entra-doc-example.csv')], { encoding: 'utf8' });
     assert.equal(unusable.status, 2);
   });
+
+  it('under `npm run cli`, resolves relative paths from the folder npm was run in, and a path error names where it looked', () => {
+    const bin = fileURLToPath(new URL('../../bin/entra-oath.js', import.meta.url));
+    const repo = fileURLToPath(new URL('../..', import.meta.url));
+    const here = mkdtempSync(join(tmpdir(), 'entra-oath-cwd-'));
+    writeFileSync(join(here, 'mine.csv'), readFileSync(fixture('csv/token2.csv')));
+    // What npm sets for `npm run cli`: the script runs in the package folder, INIT_CWD is where the user stands.
+    const env = { ...process.env, npm_lifecycle_event: 'cli', INIT_CWD: here };
+    const ok = spawnSync(process.execPath, [bin, 'inspect', 'mine.csv', '--json'], { encoding: 'utf8', cwd: repo, env });
+    assert.equal(ok.status, 0, ok.stderr);
+    const missing = spawnSync(process.execPath, [bin, 'inspect', 'nope.csv'], { encoding: 'utf8', cwd: repo, env });
+    assert.equal(missing.status, 2);
+    assert.ok(missing.stderr.includes(`nope.csv (${join(here, 'nope.csv')})`), missing.stderr);
+  });
 });
 
 describe('entra-oath program', () => {
