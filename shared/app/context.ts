@@ -15,6 +15,7 @@ import type { AssignmentEntity, BlobStore, Clock, EntityTable, Logger, TokenEnti
 import { ProgramService } from '../pipeline/program.js';
 import { Reconciler } from '../pipeline/reconcile.js';
 import { UploadService } from '../pipeline/uploads.js';
+import { SeedCache } from '../pipeline/seed-cache.js';
 import { PacedVault } from '../pipeline/vault.js';
 import { VerifyService } from '../pipeline/verify.js';
 import { checkHealth } from './health.js';
@@ -27,6 +28,8 @@ export interface AppContext {
   tokens: EntityTable<TokenEntity>;
   assignments: EntityTable<AssignmentEntity>;
   clock: Clock;
+  /** Decoded seeds of pinned versions, shared by every verify on this instance (pipeline/seed-cache.ts); none: no cache. */
+  seeds?: SeedCache;
 }
 
 let shared: Promise<AppContext> | undefined;
@@ -48,7 +51,7 @@ async function build(): Promise<AppContext> {
     readBudget: config.vaultReadBudget,
     retry: { baseDelayMs: config.vaultRetryBaseMs },
   });
-  return { config, blobs: adapters.blobs, vault, tokens: adapters.tokens, assignments: adapters.assignments, clock: systemClock };
+  return { config, blobs: adapters.blobs, vault, tokens: adapters.tokens, assignments: adapters.assignments, clock: systemClock, seeds: new SeedCache(systemClock) };
 }
 
 /** Services are cheap: built per invocation so they log through that invocation. */
@@ -95,12 +98,12 @@ export function services(ctx: AppContext, log: Logger) {
     containers: config.containers,
     minAgeMinutes: config.reconcileMinAgeMinutes,
   });
-  const verify = new VerifyService({ tokens: ctx.tokens, secrets: ctx.vault, clock: ctx.clock, log, lockoutLimit: config.lockoutLimit, lockoutMinutes: config.lockoutMinutes, lockoutMaxMinutes: config.lockoutMaxMinutes });
+  const verify = new VerifyService({ tokens: ctx.tokens, secrets: ctx.vault, seeds: ctx.seeds, clock: ctx.clock, log, lockoutLimit: config.lockoutLimit, lockoutMinutes: config.lockoutMinutes, lockoutMaxMinutes: config.lockoutMaxMinutes });
   const inventory = new InventoryService({ tokens: ctx.tokens, secrets: ctx.vault, clock: ctx.clock, log });
   const uploads = new UploadService({ blobs: ctx.blobs, tokens: ctx.tokens, clock: ctx.clock, log, importsContainer: config.containers.imports });
   // Cached per process, not per invocation (shared/app/health.ts).
   const health = { check: () => checkHealth(ctx) };
-  const program = new ProgramService({ vault: ctx.vault, tokens: ctx.tokens, blobs: ctx.blobs, clock: ctx.clock, log, containers: config.containers, issuer: config.otpauthIssuer });
+  const program = new ProgramService({ vault: ctx.vault, seeds: ctx.seeds, tokens: ctx.tokens, blobs: ctx.blobs, clock: ctx.clock, log, containers: config.containers, issuer: config.otpauthIssuer });
   return { ingest, assignments, build, reconciler, verify, inventory, uploads, health, program, programLimits: { maxTokens: config.programMaxTokens, maxBodyBytes: config.programMaxBodyBytes }, vaultName: new URL(config.keyVaultUrl).host };
 }
 

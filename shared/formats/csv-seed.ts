@@ -6,7 +6,7 @@ import { decideEncoding, decodeSecret, isValidBase32, isValidHex, type SecretEnc
 import { FileError, problem, type Problem } from '../core/problems.js';
 import { parseHashAlgorithm, type OathToken } from '../core/token.js';
 import { checkSerial, checkToken, resolveDuplicates, sortProblems } from '../core/validate.js';
-import { cell, detectDelimiter, findColumns, hasContent, misalignedProblem, misalignedRow, normalizeHeader, parseCsvRows, type CsvRow } from './csv-table.js';
+import { cell, detectDelimiter, findColumns, hasContent, misalignedProblem, misalignedRow, normalizeHeader, parseCsvRows, readCsvRows, type CsvRow } from './csv-table.js';
 import { checkSize, decodeUtf8 } from './text.js';
 import { DEFAULT_MAX_SEED_FILE_BYTES, type ReadOptions, type SeedReadResult } from './types.js';
 
@@ -82,14 +82,9 @@ export function readCsvSeed(bytes: Uint8Array, opts: ReadOptions): SeedReadResul
 
   // The usual case, a file whose first line is the header, is parsed once: without comments, as it
   // is read. Anything else (including a file that only parses with comments) takes the probe below.
-  let rows: CsvRow[] | undefined;
   if (!startsWithComment && firstLineIsHeader(fileName, firstLine, delimiter)) {
-    try {
-      rows = parseCsvRows(fileName, text, { delimiter });
-    } catch (err) {
-      if (!(err instanceof FileError)) throw err;
-    }
-    if (rows?.[0] && isHeaderRow(rows[0].cells)) return readHeaderCsv(fileName, rows, opts.secretEncoding);
+    const streamed = readHeaderCsvStreaming(fileName, text, delimiter, opts.secretEncoding);
+    if (streamed) return streamed;
   }
 
   const probe = parseCsvRows(fileName, text, { delimiter, comments: true });
@@ -97,7 +92,7 @@ export function readCsvSeed(bytes: Uint8Array, opts: ReadOptions): SeedReadResul
   const first = probe[0]!;
 
   if (!startsWithComment && isHeaderRow(first.cells)) {
-    return readHeaderCsv(fileName, rows ?? parseCsvRows(fileName, text, { delimiter }), opts.secretEncoding);
+    return readHeaderCsv(fileName, parseCsvRows(fileName, text, { delimiter }), opts.secretEncoding);
   }
   if (isPrivacyIdeaRow(first.cells)) {
     return readPrivacyIdeaCsv(fileName, probe, opts.secretEncoding);
@@ -109,18 +104,49 @@ export function readCsvSeed(bytes: Uint8Array, opts: ReadOptions): SeedReadResul
   );
 }
 
+/** Thrown from inside the streaming parse when its first row is not a header after all. */
+class NotAHeader extends Error {}
+
+/**
+ * The usual file, header first, in one pass: each row becomes its RawToken as it is parsed, so the
+ * rows' cells are never all held at once. Undefined when the parse fails or its first row is no
+ * header: the caller then probes the file the slow way, as before.
+ */
+function readHeaderCsvStreaming(fileName: string, text: string, delimiter: ',' | ';', forced: SecretEncoding | undefined): SeedReadResult | undefined {
+  let toRaw: ((row: CsvRow) => RawToken | RejectedRow) | undefined;
+  let raw: (RawToken | RejectedRow)[];
+  try {
+    raw = readCsvRows(fileName, text, { delimiter }, (row) => {
+      if (toRaw) return toRaw(row);
+      if (!isHeaderRow(row.cells)) throw new NotAHeader();
+      toRaw = headerRowReader(fileName, row);
+      return undefined;
+    });
+  } catch (err) {
+    if (err instanceof FileError || err instanceof NotAHeader) return undefined;
+    throw err;
+  }
+  if (raw.length === 0) throw new FileError('FILE_EMPTY', `${fileName}: the file has a header but no token rows.`);
+  return finish(fileName, 'csv', raw, forced);
+}
+
 function readHeaderCsv(fileName: string, rows: CsvRow[], forced: SecretEncoding | undefined): SeedReadResult {
-  const header = rows[0]!;
+  const toRaw = headerRowReader(fileName, rows[0]!);
+  const body = rows.slice(1);
+  if (body.length === 0) throw new FileError('FILE_EMPTY', `${fileName}: the file has a header but no token rows.`);
+  return finish(fileName, 'csv', body.map(toRaw), forced);
+}
+
+/** Checks the header and returns what turns each body row into its RawToken (or its one rejection). */
+function headerRowReader(fileName: string, header: CsvRow): (row: CsvRow) => RawToken | RejectedRow {
   const cols = findColumns(header.cells, SEED_COLUMNS);
   if (cols.serial === undefined || cols.secret === undefined) {
     const missing = cols.serial === undefined ? 'serial number' : 'secret key';
     throw new FileError('CSV_MISSING_COLUMN', `${fileName} line ${header.line}: the header has no "${missing}" column. Expected columns: upn (optional), serial number, secret key, time interval, manufacturer, model.`, header.line);
   }
-  const body = rows.slice(1);
-  if (body.length === 0) throw new FileError('FILE_EMPTY', `${fileName}: the file has a header but no token rows.`);
 
   const expected = { cells: header.cells.length, what: 'the header' };
-  const raw = body.map((row): RawToken | RejectedRow => {
+  return (row): RawToken | RejectedRow => {
     const misaligned = misalignedRow(row, expected, cols.serial);
     if (misaligned) return { rejected: misaligned };
     const serial = cell(row, cols.serial);
@@ -136,27 +162,20 @@ function readHeaderCsv(fileName: string, rows: CsvRow[], forced: SecretEncoding 
       }
     }
     const upn = cell(row, cols.upn);
+    // The closure holds the few cells the token needs, not the row: the row's cells can go at once.
+    const { line } = row;
+    const manufacturer = cell(row, cols.manufacturer);
+    const model = cell(row, cols.model);
     return {
-      line: row.line,
+      line,
       serial,
       serialProblem,
       secretText: cell(row, cols.secret),
       problems,
       upn: upn.length > 0 ? upn : undefined,
-      build: (secret) => ({
-        serial,
-        manufacturer: cell(row, cols.manufacturer),
-        model: cell(row, cols.model),
-        type: 'totp',
-        algorithm: 'SHA1',
-        digits: 6,
-        period,
-        secret,
-        line: row.line,
-      }),
+      build: (secret) => ({ serial, manufacturer, model, type: 'totp', algorithm: 'SHA1', digits: 6, period, secret, line }),
     };
-  });
-  return finish(fileName, 'csv', raw, forced);
+  };
 }
 
 /** privacyIDEA's OATH CSV: serial, seed, type, and optionally digits and the time step (or a hash name). */
