@@ -269,7 +269,8 @@ function finish(
 
   const deduped = resolveDuplicates(candidates);
   problems.push(...deduped.problems);
-  const kept = new Set(deduped.tokens.map((t) => t.serial));
+  // A set of 100,000 serials costs as much as the duplicate check: build it only when a serial was dropped.
+  const kept = embeddedAssignments.length > 0 && deduped.tokens.length < candidates.length ? new Set(deduped.tokens.map((t) => t.serial)) : undefined;
   return {
     file: fileName,
     format,
@@ -277,7 +278,7 @@ function finish(
     encodingDecidedBy: decidedByOverride ?? decision.decidedBy,
     tokens: deduped.tokens,
     problems: sortProblems(problems),
-    embeddedAssignments: embeddedAssignments.filter((a) => kept.has(a.serial)),
+    embeddedAssignments: kept ? embeddedAssignments.filter((a) => kept.has(a.serial)) : embeddedAssignments,
   };
 }
 
