@@ -23,4 +23,6 @@ if (mode === 'csv-parse') {
   count = readSeedFile(bytes, { fileName: 'bench.csv' }).tokens.length;
 }
 const peak = process.resourceUsage().maxRSS * 1024;
-process.stdout.write(`${JSON.stringify({ mode, tokens: count, fileMB: mb(bytes.length), rssBeforeMB: mb(before.rss), peakRssMB: mb(Math.max(peak, before.peak)) })}\n`);
+process.stdout.write(
+  `${JSON.stringify({ mode, tokens: count, fileMB: mb(bytes.length), rssBeforeMB: mb(before.rss), peakRssMB: mb(Math.max(peak, before.peak)) })}\n`,
+);

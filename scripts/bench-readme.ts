@@ -27,7 +27,10 @@ export function benchTable(results: Results): string {
     '',
     '| Figure | Measured | Target | Result |',
     '| --- | --- | --- | --- |',
-    ...results.checks.map((c) => `| ${cellText(c.figure)} | **${cellText(c.value)}** | ${cellText(c.target)} | ${c.pass === null ? 'reported' : c.pass ? 'pass' : 'not met'} |`),
+    ...results.checks.map(
+      (c) =>
+        `| ${cellText(c.figure)} | **${cellText(c.value)}** | ${cellText(c.target)} | ${c.pass === null ? 'reported' : c.pass ? 'pass' : 'not met'} |`,
+    ),
   ];
   return lines.join('\n');
 }

@@ -99,7 +99,7 @@ export function services(ctx: AppContext, log: Logger) {
     minAgeMinutes: config.reconcileMinAgeMinutes,
   });
   const verify = new VerifyService({ tokens: ctx.tokens, secrets: ctx.vault, seeds: ctx.seeds, clock: ctx.clock, log, lockoutLimit: config.lockoutLimit, lockoutMinutes: config.lockoutMinutes, lockoutMaxMinutes: config.lockoutMaxMinutes });
-  const inventory = new InventoryService({ tokens: ctx.tokens, secrets: ctx.vault, clock: ctx.clock, log });
+  const inventory = new InventoryService({ tokens: ctx.tokens, secrets: ctx.vault, seeds: ctx.seeds, clock: ctx.clock, log });
   const uploads = new UploadService({ blobs: ctx.blobs, tokens: ctx.tokens, clock: ctx.clock, log, importsContainer: config.containers.imports });
   // Cached per process, not per invocation (shared/app/health.ts).
   const health = { check: () => checkHealth(ctx) };

@@ -5,6 +5,7 @@ import { toCanonicalBase32 } from '../../shared/core/encoding.js';
 import { totpCode } from '../../shared/core/totp.js';
 import type { Logger, TokenEntity } from '../../shared/pipeline/ports.js';
 import { SeedCache } from '../../shared/pipeline/seed-cache.js';
+import { InventoryService } from '../../shared/pipeline/inventory-service.js';
 import { VerifyService } from '../../shared/pipeline/verify.js';
 import { ManualClock } from '../helpers/clock.js';
 import { MemorySecretStore, MemoryTable } from '../helpers/memory-ports.js';
@@ -135,5 +136,15 @@ describe('VerifyService with a seed cache', () => {
     await service.verify('TK-1', { code: code(0) });
     assert.equal(cache.size, 0);
     assert.equal(secrets.gets, 2);
+  });
+
+  it('retiring the token drops its seed from the cache at once', async () => {
+    const { secrets, tokens, cache, service, code, clock } = await setup();
+    await service.verify('TK-1', { code: code(0) });
+    assert.equal(cache.size, 1);
+    const inventory = new InventoryService({ tokens, secrets, seeds: cache, clock, log: quiet });
+    await inventory.retire('TK-1', 'lost');
+    assert.equal(cache.size, 0);
+    assert.equal((await service.verify('TK-1', { code: code(0) })).status, 'retired');
   });
 });
