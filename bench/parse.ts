@@ -168,7 +168,7 @@ async function measureCsv(repoRoot: string, tmpDir: string): Promise<CsvFigures>
   const csvPath = join(tmpDir, 'bench-100k.csv');
   writeFileSync(csvPath, csvBytes);
   const memory = async (mode: 'reader' | 'csv-parse') => {
-    const { stdout } = await run(process.execPath, ['--import', 'tsx', join(repoRoot, 'bench', 'parse-memory-child.ts'), mode, csvPath], { cwd: repoRoot });
+    const { stdout } = await run(process.execPath, [join(repoRoot, 'bench', 'parse-memory-child.js'), mode, csvPath], { cwd: repoRoot });
     return JSON.parse(stdout.trim().split('\n').pop()!) as { tokens: number; peakRssMB: number; rssBeforeMB: number };
   };
   const readerMemory = await memory('reader');

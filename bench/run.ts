@@ -26,6 +26,8 @@ const READ_BUDGET = 4000;
 const BUILD_ASSIGNED = 500;
 const BUILD_READ_BUDGET = 100;
 const VAULT_LATENCY_MS = 10;
+/** Issue 18: each figure as a ratio to the floor it is built on, so the targets hold on a busy machine. */
+const TARGETS = { verifyRatio: 1.5, csvRatio: 1.5, pskcRatio: 1.3, csvPeakRssMB: 120 };
 
 interface Check {
   figure: string;
@@ -150,6 +152,9 @@ async function main(): Promise<void> {
     await rm(parseDir, { recursive: true, force: true });
   }
 
+  const verifyRatios = ingest
+    ? { p50Ratio: round(ingest.verify.p50Ms / ingest.verify.backingFloor.p50Ms, 2), p99Ratio: round(ingest.verify.p99Ms / ingest.verify.backingFloor.p99Ms, 2) }
+    : undefined;
   const inRange = (v: number | undefined) => (v === undefined ? null : v >= 0.9 && v <= 1.0);
   const checks: Check[] = [
     {
@@ -171,16 +176,16 @@ async function main(): Promise<void> {
       pass: build ? inRange(build.reads.ratio) && build.standInThrottled === 0 : false,
     },
     {
-      figure: 'Verify endpoint p50 / p99 (warm)',
-      value: ingest ? `${fmt(ingest.verify.p50Ms)} / ${fmt(ingest.verify.p99Ms)} ms` : 'error',
-      target: 'p99 < 20 ms',
-      pass: ingest ? ingest.verify.p99Ms < 20 && ingest.verify.notValid === 0 : false,
+      figure: 'Verify p50 ÷ backing calls alone p50 (warm)',
+      value: verifyRatios ? `${fmt(verifyRatios.p50Ratio)} (${fmt(ingest!.verify.p50Ms)} ÷ ${fmt(ingest!.verify.backingFloor.p50Ms)} ms)` : 'error',
+      target: `<= ${TARGETS.verifyRatio}`,
+      pass: verifyRatios ? verifyRatios.p50Ratio <= TARGETS.verifyRatio && ingest!.verify.notValid === 0 : false,
     },
     {
-      figure: '  backing calls alone p50 / p99',
-      value: ingest ? `${fmt(ingest.verify.backingFloor.p50Ms)} / ${fmt(ingest.verify.backingFloor.p99Ms)} ms` : 'error',
-      target: '(floor)',
-      pass: null,
+      figure: 'Verify p99 ÷ backing calls alone p99 (warm)',
+      value: verifyRatios ? `${fmt(verifyRatios.p99Ratio)} (${fmt(ingest!.verify.p99Ms)} ÷ ${fmt(ingest!.verify.backingFloor.p99Ms)} ms)` : 'error',
+      target: `<= ${TARGETS.verifyRatio}`,
+      pass: verifyRatios ? verifyRatios.p99Ratio <= TARGETS.verifyRatio && ingest!.verify.notValid === 0 : false,
     },
     {
       figure: 'Wrong code, full window: CPU ÷ HMAC floor',
@@ -195,16 +200,16 @@ async function main(): Promise<void> {
       pass: coldStart ? coldStart.ratio <= 1.5 : false,
     },
     {
-      figure: 'CSV tokens/s (100,000-token file)',
-      value: parsing ? `${fmt(parsing.csvTokensPerSecond, 0)} (csv-parse alone ${fmt(parsing.csvParseFloorTokensPerSecond, 0)})` : 'error',
-      target: '>= 100,000',
-      pass: parsing ? parsing.csvTokensPerSecond >= 100_000 : false,
+      figure: 'CSV reader ÷ csv-parse alone (100,000-token file)',
+      value: parsing ? `${fmt(parsing.csvFloorRatio)} (${fmt(parsing.csvReaderMs, 0)} ÷ ${fmt(parsing.csvParseFloorMs, 0)} ms; ${fmt(parsing.csvTokensPerSecond, 0)} tokens/s)` : 'error',
+      target: `<= ${TARGETS.csvRatio}`,
+      pass: parsing ? parsing.csvFloorRatio <= TARGETS.csvRatio : false,
     },
     {
-      figure: 'CSV peak memory (RSS)',
-      value: parsing ? `${fmt(parsing.peakMemoryMB, 0)} MB (csv-parse alone ${fmt(parsing.csvParsePeakMemoryMB, 0)} MB)` : 'error',
-      target: '(reported)',
-      pass: null,
+      figure: 'CSV peak memory (RSS), 100,000 tokens',
+      value: parsing ? `${fmt(parsing.peakMemoryMB, 0)} MB (before reading ${fmt(parsing.peakMemoryBeforeParseMB, 0)} MB; csv-parse alone ${fmt(parsing.csvParsePeakMemoryMB, 0)} MB)` : 'error',
+      target: `<= ${TARGETS.csvPeakRssMB} MB`,
+      pass: parsing ? parsing.peakMemoryMB <= TARGETS.csvPeakRssMB : false,
     },
     {
       figure: 'PSKC tokens/s (10,000 keys, AES-CBC + HMAC)',
@@ -213,10 +218,10 @@ async function main(): Promise<void> {
       pass: parsing ? parsing.pskcTokensPerSecond >= 5000 : false,
     },
     {
-      figure: 'PSKC reader ÷ XML parser floor',
-      value: parsing ? `${fmt(parsing.pskcParserFloorRatio)} (default options ${fmt(parsing.pskcParserFloorRatioVsDefaultOptions)}, with crypto ${fmt(parsing.pskcFloorWithCryptoRatio)})` : 'error',
-      target: '<= 1.5',
-      pass: parsing ? parsing.pskcParserFloorRatio <= 1.5 : false,
+      figure: 'PSKC reader ÷ XML parser with the reader\'s options',
+      value: parsing ? `${fmt(parsing.pskcParserFloorRatio)} (${fmt(parsing.pskcReaderMs, 0)} ÷ ${fmt(parsing.xmlReaderOptionsParseMs, 0)} ms; default options ${fmt(parsing.pskcParserFloorRatioVsDefaultOptions)}, with crypto ${fmt(parsing.pskcFloorWithCryptoRatio)})` : 'error',
+      target: `<= ${TARGETS.pskcRatio}`,
+      pass: parsing ? parsing.pskcParserFloorRatio <= TARGETS.pskcRatio : false,
     },
     {
       figure: 'PBKDF2 step (1,000 / 2,000,000 iterations)',
@@ -269,10 +274,18 @@ async function main(): Promise<void> {
       p99Ms: ingest?.verify.p99Ms ?? null,
       fullWindowCpuMs: verifyCpu?.fullWindowCpuMs ?? null,
       fullWindowRatio: verifyCpu?.fullWindowRatio ?? null,
-      latency: ingest?.verify ?? null,
+      latency: ingest ? { ...ingest.verify, ...verifyRatios } : null,
       cpu: verifyCpu ?? null,
     },
     coldStart: coldStart ?? { error: true },
+    // Issue 18's figures: each ratio with its two sides, measured side by side in this run.
+    ratios: {
+      verifyP50: ingest ? { ratio: verifyRatios!.p50Ratio, appMs: ingest.verify.p50Ms, floorMs: ingest.verify.backingFloor.p50Ms, target: TARGETS.verifyRatio } : null,
+      verifyP99: ingest ? { ratio: verifyRatios!.p99Ratio, appMs: ingest.verify.p99Ms, floorMs: ingest.verify.backingFloor.p99Ms, target: TARGETS.verifyRatio } : null,
+      csvReaderOverCsvParse: parsing ? { ratio: parsing.csvFloorRatio, readerMs: parsing.csvReaderMs, floorMs: parsing.csvParseFloorMs, target: TARGETS.csvRatio } : null,
+      pskcReaderOverXmlParser: parsing ? { ratio: parsing.pskcParserFloorRatio, readerMs: parsing.pskcReaderMs, floorMs: parsing.xmlReaderOptionsParseMs, target: TARGETS.pskcRatio } : null,
+      csvPeakRss: parsing ? { peakMB: parsing.peakMemoryMB, beforeReadingMB: parsing.peakMemoryBeforeParseMB, csvParseAlonePeakMB: parsing.csvParsePeakMemoryMB, targetMB: TARGETS.csvPeakRssMB } : null,
+    },
     parse: parsing ?? { error: true },
     checks,
     errors,

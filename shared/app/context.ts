@@ -18,6 +18,7 @@ import { ProgramService } from '../pipeline/program.js';
 import { Reconciler } from '../pipeline/reconcile.js';
 import { ResultsService } from '../pipeline/results.js';
 import { UploadService } from '../pipeline/uploads.js';
+import { SeedCache } from '../pipeline/seed-cache.js';
 import { PacedVault } from '../pipeline/vault.js';
 import { VerifyService } from '../pipeline/verify.js';
 import { checkHealth } from './health.js';
@@ -32,6 +33,8 @@ export interface AppContext {
   clock: Clock;
   /** Microsoft Graph's hardware OATH directory: only in Graph mode (IMPORT_MODE=graph). */
   directory?: HardwareOathDirectory;
+  /** Decoded seeds of pinned versions, shared by every verify on this instance (pipeline/seed-cache.ts); none: no cache. */
+  seeds?: SeedCache;
 }
 
 let shared: Promise<AppContext> | undefined;
@@ -53,7 +56,7 @@ async function build(): Promise<AppContext> {
     readBudget: config.vaultReadBudget,
     retry: { baseDelayMs: config.vaultRetryBaseMs },
   });
-  const context: AppContext = { config, blobs: adapters.blobs, vault, tokens: adapters.tokens, assignments: adapters.assignments, clock: systemClock };
+  const context: AppContext = { config, blobs: adapters.blobs, vault, tokens: adapters.tokens, assignments: adapters.assignments, clock: systemClock, seeds: new SeedCache(systemClock) };
   // The Graph adapter (and its credential) is loaded only in Graph mode.
   if (config.importMode === 'graph') context.directory = await createHardwareOathDirectory(config);
   return context;
@@ -107,12 +110,12 @@ export function services(ctx: AppContext, log: Logger) {
     minAgeMinutes: config.reconcileMinAgeMinutes,
     ...(ctx.directory && { directory: ctx.directory }),
   });
-  const verify = new VerifyService({ tokens: ctx.tokens, secrets: ctx.vault, clock: ctx.clock, log, lockoutLimit: config.lockoutLimit, lockoutMinutes: config.lockoutMinutes, lockoutMaxMinutes: config.lockoutMaxMinutes, ...(ctx.directory && { directory: ctx.directory }) });
-  const inventory = new InventoryService({ tokens: ctx.tokens, secrets: ctx.vault, clock: ctx.clock, log, ...(ctx.directory && { directory: ctx.directory }) });
+  const verify = new VerifyService({ tokens: ctx.tokens, secrets: ctx.vault, seeds: ctx.seeds, clock: ctx.clock, log, lockoutLimit: config.lockoutLimit, lockoutMinutes: config.lockoutMinutes, lockoutMaxMinutes: config.lockoutMaxMinutes, ...(ctx.directory && { directory: ctx.directory }) });
+  const inventory = new InventoryService({ tokens: ctx.tokens, secrets: ctx.vault, seeds: ctx.seeds, clock: ctx.clock, log, ...(ctx.directory && { directory: ctx.directory }) });
   const uploads = new UploadService({ blobs: ctx.blobs, tokens: ctx.tokens, clock: ctx.clock, log, importsContainer: config.containers.imports });
   // Cached per process, not per invocation (shared/app/health.ts).
   const health = { check: () => checkHealth(ctx) };
-  const program = new ProgramService({ vault: ctx.vault, tokens: ctx.tokens, blobs: ctx.blobs, clock: ctx.clock, log, containers: config.containers, issuer: config.otpauthIssuer });
+  const program = new ProgramService({ vault: ctx.vault, seeds: ctx.seeds, tokens: ctx.tokens, blobs: ctx.blobs, clock: ctx.clock, log, containers: config.containers, issuer: config.otpauthIssuer });
   const corrections = new CorrectionService({ blobs: ctx.blobs, tokens: ctx.tokens, assignments: ctx.assignments, clock: ctx.clock, log, importsContainer: config.containers.imports });
   return { log, ingest, assignments, build, buildQueue, results, corrections, reconciler, verify, inventory, uploads, health, program, programLimits: { maxTokens: config.programMaxTokens, maxBodyBytes: config.programMaxBodyBytes }, vaultName: new URL(config.keyVaultUrl).host };
 }

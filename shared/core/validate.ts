@@ -111,17 +111,23 @@ function sameSettings(a: OathToken, b: OathToken): boolean {
  * error, and none of them is kept. Tokens come back in file order.
  */
 export function resolveDuplicates(candidates: OathToken[]): { tokens: OathToken[]; problems: Problem[] } {
-  const bySerial = new Map<string, OathToken[]>();
+  // A list only for a serial that repeats: one array per token would be 100,000 thrown away for a clean file.
+  const firstBySerial = new Map<string, OathToken>();
+  const repeated = new Map<string, OathToken[]>();
   for (const t of candidates) {
-    const list = bySerial.get(t.serial);
-    if (list) list.push(t);
-    else bySerial.set(t.serial, [t]);
+    const first = firstBySerial.get(t.serial);
+    if (first === undefined) firstBySerial.set(t.serial, t);
+    else {
+      const list = repeated.get(t.serial);
+      if (list) list.push(t);
+      else repeated.set(t.serial, [first, t]);
+    }
   }
   const tokens: OathToken[] = [];
   const problems: Problem[] = [];
-  for (const [serial, rows] of bySerial) {
-    const first = rows[0]!;
-    if (rows.length === 1) {
+  for (const [serial, first] of firstBySerial) {
+    const rows = repeated.get(serial);
+    if (rows === undefined) {
       tokens.push(first);
       continue;
     }

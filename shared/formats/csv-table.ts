@@ -3,7 +3,7 @@
  * line numbers, header lookup by column name, and the check that a row's
  * cells line up with the columns before any cell is read.
  */
-import { parse, CsvError } from 'csv-parse/sync';
+import { parse, CsvError, type Options } from 'csv-parse/sync';
 import { decodeBase32, decodeHex } from '../core/encoding.js';
 import { FileError, problem, type Problem } from '../core/problems.js';
 import { MIN_SECRET_BYTES } from '../core/token.js';
@@ -39,23 +39,30 @@ export function hasContent(text: string): boolean {
 
 /** Parses the whole text into rows with their starting line numbers; empty lines are skipped. */
 export function parseCsvRows(fileName: string, text: string, options: { delimiter: ',' | ';'; comments?: boolean }): CsvRow[] {
+  return readCsvRows(fileName, text, options, (row) => row);
+}
+
+/**
+ * Parses the text in one pass, handing each row to `toItem` as csv-parse emits it and keeping only
+ * what `toItem` returns (undefined: nothing). A reader that keeps a small record per row then never
+ * holds every row's cells at once. An error thrown by `toItem` ends the parse and is thrown as is.
+ */
+export function readCsvRows<T>(fileName: string, text: string, options: { delimiter: ',' | ';'; comments?: boolean }, toItem: (row: CsvRow) => T | undefined): T[] {
   try {
-    const records = parse(text, {
+    // One pass: each record becomes its row as csv-parse emits it (or is dropped), so no
+    // per-record wrapper or info object is kept alongside the rows.
+    const rowOptions: Options<T, string[]> = {
       delimiter: options.delimiter,
       // Rows of the wrong length are one row error each (misalignedRow), not a failure of the whole file.
       relax_column_count: true,
       skip_empty_lines: true,
       comment: options.comments ? '#' : '',
       comment_no_infix: true,
-      info: true,
-    }) as unknown as { record: string[]; info: { lines: number; invalid_field_length: number } }[];
-    const rows: CsvRow[] = [];
-    for (const { record, info } of records) {
       // Rows made only of empty cells (",,,") are padding that spreadsheets add.
-      if (record.every((c) => c.trim().length === 0)) continue;
-      rows.push({ cells: record, line: startLine(info.lines, record) });
-    }
-    return rows;
+      on_record: (record, info) => (isBlankRecord(record) ? null : toItem({ cells: record, line: startLine(info.lines, record) })),
+    };
+    // csv-parse's typings allow a record type other than string[] only together with `columns`.
+    return parse(text, rowOptions as unknown as Options) as unknown as T[];
   } catch (err) {
     if (err instanceof CsvError) {
       const line = (err as CsvError & { lines?: number }).lines;
@@ -69,10 +76,17 @@ export function parseCsvRows(fileName: string, text: string, options: { delimite
   }
 }
 
+function isBlankRecord(record: string[]): boolean {
+  for (const c of record) if (c.trim().length > 0) return false;
+  return true;
+}
+
 /** csv-parse reports the line a record ends on; quoted cells can span lines. */
 function startLine(endLine: number, record: string[]): number {
   let breaks = 0;
-  for (const cell of record) breaks += (cell.match(/\n/g) ?? []).length;
+  for (const cell of record) {
+    for (let at = cell.indexOf('\n'); at !== -1; at = cell.indexOf('\n', at + 1)) breaks++;
+  }
   return endLine - breaks;
 }
 

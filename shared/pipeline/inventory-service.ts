@@ -1,4 +1,5 @@
 /** What the HTTP API asks of the token inventory: one token, a page of them, and retiring one. */
+import type { SeedCache } from './seed-cache.js';
 import { publicTokenView, retireToken, type RetireResult } from './inventory.js';
 import { listInventoryPage, type InventoryPage, type InventoryQuery } from './inventory-query.js';
 import type { Clock, EntityTable, HardwareOathDirectory, Logger, SecretStore, TokenEntity } from './ports.js';
@@ -7,6 +8,8 @@ export interface InventoryDeps {
   tokens: EntityTable<TokenEntity>;
   /** Where retiring disables the token's secret version. */
   secrets: Pick<SecretStore, 'disable' | 'listVersions'>;
+  /** The verify seed cache: a version disabled here is dropped from it at once. */
+  seeds?: SeedCache;
   clock: Clock;
   log: Logger;
   /** Graph mode: retiring a token also unassigns and deletes its device in Entra. */
@@ -53,6 +56,7 @@ export class InventoryService {
     let secretDisabled = false;
     try {
       // A lost token's seed must not stay readable: disabling is what the app identity's role allows (no purge).
+      this.deps.seeds?.forget(result.secretName);
       await this.deps.secrets.disable(result.secretName, result.secretVersion);
       secretDisabled = true;
     } catch (err) {

@@ -12,6 +12,7 @@
  * delivered is ever used: builds and verify read the version the inventory records, and a name whose newest
  * version is disabled falls back to the version before it (see SecretStore in ./ports.ts).
  */
+import type { SeedCache } from './seed-cache.js';
 import { randomBytes } from 'node:crypto';
 import { toCanonicalBase32 } from '../core/encoding.js';
 import { quoteValue, type ProblemCode } from '../core/problems.js';
@@ -76,6 +77,8 @@ export interface ProgramDeps {
   issuer: string;
   /** Parallel vault and table calls; the vault limiters pace them, this bounds sockets and memory. */
   concurrency?: number;
+  /** The verify seed cache: a version disabled here is dropped from it at once. */
+  seeds?: SeedCache;
 }
 
 const REQUEST_KEYS = new Set(['tokens', 'algorithm', 'digits', 'period']);
@@ -316,6 +319,7 @@ export class ProgramService {
     for (const version of previous) {
       if (!version) continue;
       try {
+        deps.seeds?.forget(m.secretName);
         await deps.vault.disable(m.secretName, version);
       } catch (err) {
         // The new version is recorded and newest: the old one is no longer read, but should not stay enabled.
@@ -368,6 +372,7 @@ export class ProgramService {
             const current = await deps.vault.get(m.secretName);
             if (current?.value === m.value) version = current.version;
           }
+          deps.seeds?.forget(m.secretName);
           if (version !== undefined) await deps.vault.disable(m.secretName, version);
         } catch (err) {
           secretsLeft++;

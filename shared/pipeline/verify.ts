@@ -31,6 +31,7 @@ import { DirectoryRefusedError, PreconditionFailedError, TransientError } from '
 import { appendHistory } from './inventory.js';
 import { logEvent, PipelineEvent } from './events.js';
 import type { Clock, EntityTable, HardwareOathDirectory, Logger, SecretStore, TokenEntity, Versioned } from './ports.js';
+import type { SeedCache } from './seed-cache.js';
 
 export interface VerifyDeps {
   tokens: EntityTable<TokenEntity>;
@@ -47,6 +48,8 @@ export interface VerifyDeps {
   maxWriteAttempts?: number;
   /** Graph mode: an accepted code for an `assigned` token activates it in Entra with that same code. */
   directory?: HardwareOathDirectory;
+  /** Decoded seeds of pinned versions kept in process (seed-cache.ts); without it every check reads the vault. */
+  seeds?: SeedCache;
 }
 
 /** The lockout settings a plan needs (VERIFY_LOCKOUT_LIMIT, _MINUTES, _MAX_MINUTES). */
@@ -437,13 +440,19 @@ export class VerifyService {
     throw this.keptChanging(serial);
   }
 
-  /** Reads the seed once per request; the caller zeroes it. */
+  /** Reads the seed at most once per request (none when the seed cache holds it); the caller zeroes it. */
   private async loadParams(entity: TokenEntity): Promise<OtpParameters> {
+    const { seeds } = this.deps;
     // The version the inventory records: a version written but not (or not yet) recorded is never used.
-    const stored = await this.deps.secrets.get(entity.secretName, entity.secretVersion || undefined);
-    if (!stored) throw new Error(`Token ${entity.serial}: its secret ${entity.secretName} is not in the vault.`);
-    const secret = decodeBase32(stored.value);
-    if (!secret) throw new Error(`Token ${entity.serial}: its secret ${entity.secretName} is not base32.`);
+    const version = entity.secretVersion || undefined;
+    let secret = version !== undefined ? seeds?.get(entity.secretName, version) : undefined;
+    if (!secret) {
+      const stored = await this.deps.secrets.get(entity.secretName, version);
+      if (!stored) throw new Error(`Token ${entity.serial}: its secret ${entity.secretName} is not in the vault.`);
+      secret = decodeBase32(stored.value);
+      if (!secret) throw new Error(`Token ${entity.serial}: its secret ${entity.secretName} is not base32.`);
+      if (version !== undefined) seeds?.set(entity.secretName, version, secret);
+    }
     const algorithm = parseHashAlgorithm(entity.algorithm);
     if (!algorithm) throw new Error(`Token ${entity.serial}: unsupported algorithm ${JSON.stringify(entity.algorithm)}.`);
     return { secret, algorithm, digits: entity.digits, period: entity.period };
