@@ -69,6 +69,8 @@ describe('Graph mode end to end (local stack)', () => {
     const seed = HEADER + Object.values(SERIALS).map((s) => `,${s},${SECRETS[s]},30,Token2,C202\n`).join('');
     await blobs.getContainerClient('seeds').getBlockBlobClient('graph-batch.csv').upload(seed, Buffer.byteLength(seed));
     await stack.idle();
+    // Drops request a build; it runs once the settle period has passed (test stack: a second).
+    await stack.buildsSettled();
 
     const held = (await devices()).map((d) => [d.serialNumber, d.assignedTo?.userPrincipalName ?? null, d.status]).sort();
     assert.deepEqual(held, [

@@ -84,6 +84,7 @@ describe('ways back (local stack)', () => {
     const list = 'upn,serial number\nhelga@contoso.com,WB1\nben@contso.com,WB2\nzoe@contoso.com,WB3\n';
     await blobs.getContainerClient('assignments').getBlockBlobClient('team.csv').upload(list, Buffer.byteLength(list));
     await stack.idle();
+    await stack.buildsSettled();
     const [first, ...others] = await importFiles();
     assert.equal(others.length, 0);
     assert.deepEqual(await csvRows(first!), ['WB1>helga@contoso.com', 'WB2>ben@contso.com', 'WB3>zoe@contoso.com']);
@@ -144,6 +145,7 @@ describe('ways back (local stack)', () => {
     const conflict = 'upn,serial number\nolga@contoso.com,WB1\n';
     await blobs.getContainerClient('assignments').getBlockBlobClient('conflict.csv').upload(conflict, Buffer.byteLength(conflict));
     await stack.idle();
+    await stack.buildsSettled();
     const reports: string[] = [];
     for await (const b of blobs.getContainerClient('reports').listBlobsFlat({ prefix: 'assignments/conflict.csv' })) reports.push(b.name);
     const report = JSON.parse(await read(reports.find((n) => n.endsWith('.json'))!)) as {
