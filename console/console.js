@@ -105,7 +105,9 @@ async function submitApiForm(form, button) {
         return;
       }
       say(region, 'Done.', 'accepted');
-      if (form.dataset.done) reloadWith(form.dataset.done);
+      // Retiring disables the token's secret in Key Vault; when that has to be tried again, the notice says so.
+      const done = form.dataset.api === 'retire' && body?.secretDisabled === false ? 'retired-secret-pending' : form.dataset.done;
+      if (done) reloadWith(done);
       return;
     }
     say(region, `Not done: ${errorText(body, status)}`, 'rejected');
@@ -197,6 +199,113 @@ function enableDrop(zone) {
     event.preventDefault();
     zone.classList.remove('dragging');
     if (event.dataTransfer?.files?.length) input.files = event.dataTransfer.files;
+  });
+}
+
+// ---- Programming tokens: the package is shown a token at a time, then forgotten ----
+
+/** Keeps the page from being left while seeds are still to be burned (they are shown once). */
+function holdPage(event) {
+  event.preventDefault();
+  event.returnValue = '';
+}
+
+function programRequest(form) {
+  const serials = form.elements.serials.value
+    .split(/\r?\n/)
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
+  const manufacturer = form.elements.manufacturer.value.trim();
+  const model = form.elements.model.value.trim();
+  const tokens = serials.map((serial) => ({ serial, ...(manufacturer ? { manufacturer } : {}), ...(model ? { model } : {}) }));
+  return { tokens, period: Number(form.elements.period.value), algorithm: form.elements.algorithm.value, digits: Number(form.elements.digits.value) };
+}
+
+function burnSection(section, queue, report) {
+  const heading = section.querySelector('h2');
+  const image = section.querySelector('.qr img');
+  const caption = section.querySelector('.qr figcaption');
+  const base32 = section.querySelector('code.base32');
+  const hex = section.querySelector('code.hex');
+  const details = section.querySelector('details');
+  const burned = section.querySelector('button.burned');
+  const total = queue.length;
+  let index = 0;
+  const show = () => {
+    const token = queue[index];
+    heading.textContent = `Token ${index + 1} of ${total}: ${token.serial}`;
+    image.src = `data:image/svg+xml;charset=utf-8,${encodeURIComponent(token.qrSvg)}`;
+    image.alt = `QR code with the seed of token ${token.serial}`;
+    caption.textContent = `Scan it with the programming app to write the seed onto token ${token.serial}.`;
+    base32.textContent = token.secretBase32;
+    hex.textContent = token.secretHex;
+    details.open = false;
+    burned.textContent = index + 1 < total ? 'Burned: next token' : 'Burned: finish';
+    heading.focus();
+  };
+  const forget = () => {
+    // Every copy of a seed this page held goes: the DOM's and the script's.
+    image.removeAttribute('src');
+    image.alt = '';
+    for (const element of [caption, base32, hex]) element.textContent = '';
+    queue.fill(null);
+  };
+  burned.addEventListener('click', () => {
+    queue[index] = null;
+    index++;
+    if (index < total) {
+      show();
+      return;
+    }
+    forget();
+    section.hidden = true;
+    window.removeEventListener('beforeunload', holdPage);
+    const done = document.querySelector('.burn-done');
+    done.hidden = false;
+    done.textContent = `All ${total} token${total === 1 ? ' is' : 's are'} burned. This page holds no seed any more; they are in Key Vault and on the tokens. `;
+    if (report) {
+      const a = document.createElement('a');
+      a.href = `/api/console/batch?${new URLSearchParams({ name: report }).toString()}`;
+      a.textContent = 'Open the report';
+      done.append(a);
+    }
+    done.focus();
+  });
+  section.hidden = false;
+  window.addEventListener('beforeunload', holdPage);
+  show();
+}
+
+async function submitProgram(form, button) {
+  const region = form.querySelector('.result');
+  const request = programRequest(form);
+  if (request.tokens.length === 0) {
+    say(region, 'Not programmed: name at least one serial.', 'rejected');
+    return;
+  }
+  button.disabled = true;
+  say(region, 'Working…');
+  try {
+    const { status, body } = await call('program', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(request) });
+    if (status !== 201) {
+      const serials = Array.isArray(body?.error?.serials) && body.error.serials.length > 0 ? ` (${body.error.serials.join(', ')})` : '';
+      say(region, `Not programmed: ${errorText(body, status)}${serials}`, 'rejected');
+      return;
+    }
+    say(region, `Programmed ${body.tokens.length} token${body.tokens.length === 1 ? '' : 's'} in batch ${body.batch}.`, 'accepted');
+    form.hidden = true;
+    burnSection(document.querySelector('section.burn'), body.tokens, body.report);
+  } catch {
+    say(region, 'Not programmed: the console could not be reached. Check the connection and try again.', 'rejected');
+  } finally {
+    button.disabled = false;
+  }
+}
+
+for (const form of document.querySelectorAll('form.program-form')) {
+  form.addEventListener('submit', (event) => {
+    event.preventDefault();
+    void submitProgram(form, event.submitter ?? form.querySelector('button'));
   });
 }
 

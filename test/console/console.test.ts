@@ -15,6 +15,7 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import type { Page } from 'playwright-core';
+import jsQRModule from 'jsqr';
 import { decodeBase32, toCanonicalBase32 } from '../../shared/core/encoding.js';
 import { scanSteps, stepAt, totpCode } from '../../shared/core/totp.js';
 import { PROBLEM_CODES } from '../../shared/core/problems.js';
@@ -24,6 +25,7 @@ import { leakHits, piecesOf, secretForms } from '../helpers/secret-scan.js';
 import { startTestStack, suiteScope, type TestStack } from '../helpers/stack.js';
 import { axeFindings, browserSkipReason, clearScreenshots, horizontalOverflow, launchBrowser, screenshot, type Browser } from './browser.js';
 
+const jsQR = jsQRModule.default;
 const skip = browserSkipReason();
 if (skip) console.log(`# ${skip}`);
 
@@ -159,6 +161,23 @@ void describe('the console in a browser', { skip }, () => {
 
   let admin: Page;
   let downloadedCsv = '';
+  /** Seeds the console programmed: they reach the browser once, in the programming answer, and nowhere else. */
+  const programmed: Uint8Array[] = [];
+
+  /** The text of the QR code the page shows, read from the pixels the browser drew (jsQR, an independent decoder). */
+  async function shownQr(page: Page): Promise<string | undefined> {
+    const image = await page.evaluate<{ width: number; height: number; data: number[] }>(`(() => {
+      const img = document.querySelector('.qr img');
+      const canvas = document.createElement('canvas');
+      canvas.width = img.naturalWidth || 240; canvas.height = img.naturalHeight || 240;
+      const context = canvas.getContext('2d');
+      context.fillStyle = '#fff'; context.fillRect(0, 0, canvas.width, canvas.height);
+      context.drawImage(img, 0, 0, canvas.width, canvas.height);
+      const pixels = context.getImageData(0, 0, canvas.width, canvas.height);
+      return { width: pixels.width, height: pixels.height, data: Array.from(pixels.data) };
+    })()`);
+    return jsQR(Uint8ClampedArray.from(image.data), image.width, image.height)?.data;
+  }
 
   it('without signing in, a page sends you to sign in and the API answers 401', async () => {
     const b = await browser();
@@ -300,6 +319,38 @@ void describe('the console in a browser', { skip }, () => {
     await check(admin, 'admin-token-retired');
   });
 
+  it('admin: programs two tokens, shows each QR code (it decodes to the otpauth URI) and seed until burned, then forgets them', async () => {
+    await admin.getByRole('navigation', { name: 'Console sections' }).getByRole('link', { name: 'Program tokens', exact: true }).click();
+    await check(admin, 'admin-program');
+    await admin.getByLabel(/^Serials, one per line/).fill('PRG00001\nPRG00002');
+    await admin.getByLabel('Model (optional)').fill('C302');
+    await admin.getByRole('button', { name: 'Program tokens' }).click();
+    const uris: string[] = [];
+    for (const [i, serial] of ['PRG00001', 'PRG00002'].entries()) {
+      await admin.getByRole('heading', { name: `Token ${i + 1} of 2: ${serial}` }).waitFor();
+      const uri = await until('a QR code the decoder reads', () => shownQr(admin), (text) => text !== undefined);
+      assert.match(uri!, new RegExp(`^otpauth://totp/[^?]*${serial}\\?`));
+      const secret = new URL(uri!).searchParams.get('secret')!;
+      await admin.getByText('Show the seed as text, for a USB programming tool').click();
+      assert.equal(await admin.locator('code.base32').innerText(), secret, 'the seed as text is the QR code\'s');
+      programmed.push(decodeBase32(secret)!);
+      uris.push(uri!);
+      if (i === 0) await check(admin, 'admin-program-burn');
+      await admin.getByRole('button', { name: i === 0 ? 'Burned: next token' : 'Burned: finish' }).click();
+    }
+    await admin.getByText('All 2 tokens are burned.').waitFor();
+    const page = await admin.content();
+    assert.deepEqual(leakHits(piecesOf(programmed.flatMap((bytes) => secretForms(bytes))), page), [], 'the page forgot the seeds');
+    assert.equal(await admin.locator('.qr img').getAttribute('src'), null);
+    await check(admin, 'admin-program-done');
+
+    // The token works with the seed the QR code carried.
+    await admin.goto(`${stack.consoleUrl}/token?serial=PRG00001`);
+    assert.match(await admin.locator('.facts').innerText(), /stored[\s\S]*C302/);
+    const fromQr = { secret: programmed[0]!, algorithm: 'SHA1' as const, digits: 6, period: 30 };
+    assert.match(await checkCode(admin, totpCode(fromQr, unixNow())), /^Accepted\./);
+  });
+
   it('admin: the batches list and an unknown token page', async () => {
     await admin.getByRole('navigation', { name: 'Console sections' }).getByRole('link', { name: 'Batches', exact: true }).click();
     assert.ok((await admin.locator('tbody tr').count()) >= 4, 'the two seed files, the assignment list and at least one build');
@@ -317,7 +368,7 @@ void describe('the console in a browser', { skip }, () => {
 
   it('helpdesk: looks up and checks codes; sees no admin action; the upload page and every admin API answer 403', async () => {
     const helpdesk = await signIn(await browser(), 'Helpdesk');
-    assert.equal(await helpdesk.getByRole('navigation', { name: 'Console sections' }).getByRole('link', { name: 'Upload', exact: true }).count(), 0);
+    for (const link of ['Upload', 'Program tokens']) assert.equal(await helpdesk.getByRole('navigation', { name: 'Console sections' }).getByRole('link', { name: link, exact: true }).count(), 0, link);
     assert.equal(await helpdesk.getByRole('button', { name: /Mark .* as uploaded|Build import CSV now/ }).count(), 0);
     await check(helpdesk, 'helpdesk-overview');
     await helpdesk.getByRole('navigation', { name: 'Console sections' }).getByRole('link', { name: 'Tokens', exact: true }).click();
@@ -344,6 +395,7 @@ void describe('the console in a browser', { skip }, () => {
       ['POST', 'imports/uploaded', { file: 'x.csv' }],
       ['GET', 'imports/download?file=x.csv', undefined],
       ['GET', 'uploads/status?kind=seeds&name=console-x&etag=x', undefined],
+      ['POST', 'program', { tokens: [{ serial: 'HLP1' }] }],
     ] as const) {
       const answer = await api(helpdesk, method, path, body);
       assert.equal(answer.status, 403, `${method} ${path}`);
@@ -360,11 +412,14 @@ void describe('the console in a browser', { skip }, () => {
 
   it('no page, answer or log line holds a piece of a seed or of the transport key (only the downloaded import CSV holds seeds)', async () => {
     await new Promise((r) => setTimeout(r, 500));
-    const secrets = [...ALL_TOKENS.map((t) => t.bytes), ...BAD_SECRETS.map((s) => decodeBase32(s)!)];
+    const secrets = [...ALL_TOKENS.map((t) => t.bytes), ...BAD_SECRETS.map((s) => decodeBase32(s)!), ...programmed];
+    assert.equal(programmed.length, 2);
     const pieces = piecesOf([...secrets.flatMap((bytes) => secretForms(bytes)), PSK.toString('hex'), PSK.toString('hex').toUpperCase()]);
     const seen = browsers.flatMap((b) => b.seen);
     assert.ok(seen.length > 50, `the browsers saw ${seen.length} answers`);
-    const others = seen.filter((s) => !s.url.includes('/api/console/api/imports/download'));
+    // The two answers that carry seeds on purpose: the import CSV download and the programming package.
+    const others = seen.filter((s) => !s.url.includes('/api/console/api/imports/download') && !s.url.endsWith('/api/console/api/program'));
+    assert.ok(leakHits(pieces, seen.filter((s) => s.url.endsWith('/api/console/api/program')).map((s) => s.text).join('\n')).length > 0, 'the programming answer was seen (and holds the seeds)');
     const hits = others.flatMap((s) => leakHits(pieces, s.text).map((h) => `${s.url}: ${h}`));
     assert.deepEqual(hits, []);
     assert.deepEqual(leakHits(pieces, stack.output()), [], 'the stack logs');

@@ -68,7 +68,10 @@ async function jsonBody(request: HttpRequest): Promise<Record<string, unknown> |
 
 /** Answers as the key-protected endpoint `route` does (the one HTTP module), with these route parameters and body. */
 function delegate(call: Call, route: RouteName, params: Record<string, string>, body?: unknown, query = new URLSearchParams()): Promise<HttpResponseInit> {
-  const text = body === undefined ? '' : JSON.stringify(body);
+  return delegateText(call, route, params, body === undefined ? '' : JSON.stringify(body), query);
+}
+
+function delegateText(call: Call, route: RouteName, params: Record<string, string>, text: string, query = new URLSearchParams()): Promise<HttpResponseInit> {
   const request: HttpRequestLike = { params, query, text: () => Promise.resolve(text), headers: { get: (name: string) => (name.toLowerCase() === 'content-length' ? String(Buffer.byteLength(text)) : null) } };
   return routes[route](request, call.svc);
 }
@@ -238,6 +241,29 @@ export const API_ROUTES: Record<string, ApiRoute> = {
           'x-content-type-options': 'nosniff',
         },
       };
+    },
+  },
+  'POST program': {
+    method: 'POST',
+    permission: 'program',
+    what: 'Programming tokens',
+    async handle(call) {
+      const declared = Number(call.request.headers.get('content-length') ?? '0');
+      const limit = call.ctx.config.programMaxBodyBytes;
+      if (declared > limit) return consoleError(413, 'REQUEST_TOO_LARGE', `The request is ${declared} bytes; at most ${limit} are accepted. Program fewer tokens at once.`);
+      const text = await call.request.text();
+      const count = (() => {
+        try {
+          const tokens = (JSON.parse(text) as { tokens?: unknown }).tokens;
+          return Array.isArray(tokens) ? tokens.length : 0;
+        } catch {
+          return 0;
+        }
+      })();
+      audit(call, 'program', { tokens: count });
+      forgetTokenCounts();
+      // The answer carries the seeds, once, to this page only (no-store); nothing here keeps or logs them.
+      return delegateText(call, 'programTokens', {}, text);
     },
   },
   'POST uploads/seeds': uploadRoute('seeds'),

@@ -7,6 +7,7 @@ import type { BlobInfo, BlobStore, Clock, EntityTable, TokenEntity } from '../..
 import type { RunReport } from '../../pipeline/report.js';
 import { seedFileBlobNames } from '../../pipeline/blob-names.js';
 import { TOKEN_STATES } from '../../pipeline/inventory-query.js';
+import { programmedReportBase } from '../../pipeline/program.js';
 
 export interface ConsoleData {
   blobs: BlobStore;
@@ -137,8 +138,10 @@ export async function recentReports(data: ConsoleData, limit: number): Promise<R
   return summaries.filter((s) => !isIdleBuild(s)).slice(0, limit);
 }
 
-/** The ingest report of a token's batch (`<seed file>@<etag>`), when the batch name has that shape. */
+/** The report of a token's batch: a programmed batch's, or the ingest report of `<seed file>@<etag>`. */
 export function reportOfBatch(batch: string): string | undefined {
+  const programmed = programmedReportBase(batch);
+  if (programmed) return `${programmed}.json`;
   const at = batch.lastIndexOf('@');
   if (at <= 0 || at === batch.length - 1) return undefined;
   return seedFileBlobNames(batch.slice(0, at), batch.slice(at + 1)).reportJson;

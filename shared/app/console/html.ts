@@ -64,6 +64,7 @@ const NAV: { page: NavPage; label: string; path: string; permission: Permission 
   { page: 'tokens', label: 'Tokens', path: 'tokens', permission: 'view' },
   { page: 'batches', label: 'Batches', path: 'batches', permission: 'view' },
   { page: 'upload', label: 'Upload', path: 'upload', permission: 'upload' },
+  { page: 'program', label: 'Program tokens', path: 'program', permission: 'program' },
 ];
 
 export interface PageFrame {

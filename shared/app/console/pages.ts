@@ -66,7 +66,7 @@ function problemCounts(r: ReportSummary): Html {
 }
 
 function kindLabel(kind: string): string {
-  return { 'seed-file': 'Seed file', assignments: 'Assignment list', build: 'Import build' }[kind] ?? kind;
+  return { 'seed-file': 'Seed file', assignments: 'Assignment list', build: 'Import build', programmed: 'Programmed tokens' }[kind] ?? kind;
 }
 
 export function reportTable(reports: ReportSummary[], caption: string): Html {
@@ -186,7 +186,8 @@ ${next ? html`<a href="${consoleUrl('tokens', { q: form.q, state: form.state, ba
 
 const DONE_NOTICES: Record<string, string> = {
   unlocked: 'The token is unlocked; its failure count starts again from zero.',
-  retired: 'The token is retired: code checks answer that it is retired, and builds skip it.',
+  retired: 'The token is retired: code checks refuse it, builds skip it, and its secret is disabled in Key Vault. If it was imported into Entra ID, delete it there too (Authentication methods, Hardware OATH tokens).',
+  'retired-secret-pending': 'The token is retired, but its secret could not be disabled in Key Vault yet: retire it again to finish.',
   assigned: 'The token is assigned to the new user; a build has been started for it.',
   uploaded: 'The import file is marked as uploaded: its tokens are imported and the file is deleted.',
   built: 'A build ran; its report is in Recent batches.',
@@ -419,4 +420,38 @@ export function noRolePage(): Html {
   return html`<h1>No access</h1>
 <p>You are signed in, but you hold neither Tokens.Helpdesk nor Tokens.Admin in this console's app registration.</p>
 <p>Ask the console's owners to assign you one (Entra admin center, Enterprise applications, this app, Users and groups).</p>`;
+}
+
+// ---- Programmable tokens ----------------------------------------------------------------------------------------
+
+/**
+ * Programming tokens that ship without a seed: the seeds are made in Key Vault, and the one answer that carries
+ * them is shown here a token at a time (QR code, or the seed as text for a USB tool) until each is marked burned,
+ * then forgotten. Nothing of a seed is in this page as served: console.js puts each one in, and takes it out.
+ */
+export function programPage(maxTokens: number): Html {
+  return html`<h1>Program tokens</h1>
+<p>For tokens that ship without a seed. A fresh seed for each serial is made in Key Vault and shown here once, a token at a time, for you to burn onto it (a phone app over NFC reads the QR code; a USB tool takes the seed as text). Mark each one burned; then the page forgets them. Programmed tokens then follow the usual way: an assignment list, an import file, activation.</p>
+<form class="program-form" novalidate>
+<div class="field"><label for="serials">Serials, one per line (at most ${maxTokens})</label>
+<textarea id="serials" name="serials" rows="6" required spellcheck="false" aria-describedby="serials-hint"></textarea>
+<p id="serials-hint" class="hint">Each serial must be new to the inventory; if one exists, nothing is programmed.</p></div>
+<div class="field"><label for="manufacturer">Manufacturer (optional)</label><input id="manufacturer" name="manufacturer" type="text" autocomplete="off"></div>
+<div class="field"><label for="model">Model (optional)</label><input id="model" name="model" type="text" autocomplete="off"></div>
+<div class="field"><label for="period">Time step</label><select id="period" name="period"><option value="30">30 seconds</option><option value="60">60 seconds</option></select></div>
+<div class="field"><label for="algorithm">Algorithm</label><select id="algorithm" name="algorithm"><option value="SHA1">SHA1 (what Entra ID's CSV upload takes)</option><option value="SHA256">SHA256</option></select></div>
+<div class="field"><label for="digits">Digits</label><select id="digits" name="digits"><option value="6">6 (what Entra ID's CSV upload takes)</option><option value="8">8</option></select></div>
+<div class="field buttons"><button type="submit">Program tokens</button></div>
+<p class="result" role="status"></p>
+</form>
+<section class="burn" aria-labelledby="burn-h" hidden>
+<h2 id="burn-h" tabindex="-1">Burn</h2>
+<p class="burn-warning"><strong>Shown once.</strong> Keep this page open until every token is burned: the seeds exist nowhere else outside Key Vault, and leaving the page forgets them.</p>
+<figure class="qr"><img alt="" width="240" height="240"><figcaption></figcaption></figure>
+<details><summary>Show the seed as text, for a USB programming tool</summary>
+<dl class="seed"><div><dt>Base32</dt><dd><code class="base32"></code></dd></div><div><dt>Hex</dt><dd><code class="hex"></code></dd></div></dl>
+</details>
+<p><button type="button" class="burned">Burned: next token</button></p>
+</section>
+<p class="burn-done notice" role="status" tabindex="-1" hidden></p>`;
 }

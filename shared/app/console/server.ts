@@ -16,7 +16,7 @@ import { guarded, parseInventoryQuery } from '../http.js';
 import { serveConsoleApi, withTextQuery, type ConsoleRuntime } from './api.js';
 import { importsWaiting, isReportParameter, listReports, readReport, recentReports, summarize, tokenCounts, type ConsoleData, type ReportSummary } from './data.js';
 import { CONSOLE_PATH, forbiddenPage, html, htmlResponse, page, PAGE_HEADERS, type Html, type NavPage } from './html.js';
-import { batchesPage, batchPage, noRolePage, noticeFor, overviewPage, tokenPage, tokensPage, uploadPage } from './pages.js';
+import { batchesPage, batchPage, noRolePage, noticeFor, overviewPage, programPage, tokenPage, tokensPage, uploadPage } from './pages.js';
 
 const ASSET_TYPES: Record<string, string> = { '.css': 'text/css; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.svg': 'image/svg+xml' };
 const ASSET_NAME = /^[a-z0-9][a-z0-9-]*\.(css|js|svg)$/;
@@ -141,6 +141,15 @@ const PAGES: Record<string, PageRoute> = {
       if (read.status === 'not-found') return notFound(call, 'No such report', 'No report has this name; reports are deleted after the retention period.');
       if (read.status === 'unreadable') return notFound(call, 'Unreadable report', 'This blob is not a report the pipeline wrote.');
       return { title: `Report ${read.report.subject}`, main: batchPage(name, read.report, read.raw) };
+    },
+  },
+  program: {
+    permission: 'program',
+    what: 'Programming tokens',
+    current: 'program',
+    async render(call) {
+      const { config } = await call.runtime.context();
+      return { title: 'Program tokens', main: programPage(config.programMaxTokens) };
     },
   },
   upload: {
