@@ -146,6 +146,7 @@ async function follow(region, accepted) {
       const words = { completed: 'Completed', 'completed-with-problems': 'Completed with problems', rejected: 'Rejected', 'nothing-to-do': 'Nothing to do' };
       waiting.textContent = `${words[s.outcome] ?? s.outcome}: ${s.errors} error${s.errors === 1 ? '' : 's'}, ${s.warnings} warning${s.warnings === 1 ? '' : 's'}, ${s.tokens} token row${s.tokens === 1 ? '' : 's'}.`;
       waiting.className = s.outcome === 'completed' ? 'accepted' : 'rejected';
+      if (body.transportKeyDisabled) line(region, `The pre-shared key or password is now disabled in Key Vault (${body.transportKeyDisabled}); delete it there once the batch is settled.`);
       const p = line(region, '');
       const a = document.createElement('a');
       a.href = `/api/console/batch?${new URLSearchParams({ name: body.report }).toString()}`;

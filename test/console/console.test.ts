@@ -200,6 +200,7 @@ void describe('the console in a browser', { skip }, () => {
     await check(admin, 'admin-upload');
     const outcome = await upload(admin, 'seed', 'vendor batch.pskcxml', pskcFile(), PSK.toString('hex'));
     assert.match(outcome, /Completed: 0 errors, 0 warnings, 3 token rows\./);
+    assert.match(outcome, /The pre-shared key or password is now disabled in Key Vault \(transport-console-[0-9a-f]{32}\)/);
     await screenshot(admin, 'admin-upload-followed');
   });
 

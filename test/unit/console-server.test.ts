@@ -10,7 +10,7 @@ import { APP_ROLES, can, PERMISSIONS, principalFromHeaders } from '../../shared/
 import { withTextQuery } from '../../shared/app/console/api.js';
 import { html } from '../../shared/app/console/html.js';
 import { groupedProblems, tokenPage } from '../../shared/app/console/pages.js';
-import { acceptUpload, uploadBlobName, uploadStatus } from '../../shared/app/console/uploads.js';
+import { acceptUpload, transportKeySecretFor, uploadBlobName, uploadStatus } from '../../shared/app/console/uploads.js';
 import { PROBLEM_CODES, problem } from '../../shared/core/problems.js';
 import { AssignmentService } from '../../shared/pipeline/assignments.js';
 import { newTokenEntity, publicTokenView } from '../../shared/pipeline/inventory.js';
@@ -152,7 +152,8 @@ describe('uploads from the console', () => {
     assert.deepEqual(d.blobs.names('seeds'), [answer.name]);
     const blob = await d.blobs.read('seeds', answer.name);
     const secretName = blob!.metadata.transportkeysecret!;
-    assert.match(secretName, /^transport-console-[0-9a-f]{16}$/);
+    assert.equal(secretName, transportKeySecretFor('transport-', answer.name));
+    assert.match(secretName, /^transport-console-[0-9a-f]{32}$/);
     assert.equal((await d.vault.get(secretName))?.value, key, 'the key is in the vault, as given');
     assert.equal(answer.transportKeySecret, secretName);
     assert.equal(answer.batch, `${answer.name}@${answer.etag}`);
@@ -181,6 +182,20 @@ describe('uploads from the console', () => {
     assert.deepEqual([...d.blobs.names('seeds'), ...d.blobs.names('assignments')], []);
     assert.equal(d.vault.sets, 0);
     assert.deepEqual(leakHits(piecesOf(['secret-password']), JSON.stringify(refusals)), []);
+  });
+
+  it('once the seed file is reported, its transport key is disabled in the vault (kept, unreadable)', async () => {
+    const d = deps();
+    const answer = await acceptUpload(d, 'seeds', form({ file: new File(['<KeyContainer/>'], 'v.pskcxml'), transportKey: 'correct horse battery staple' }), 'oid-1');
+    assert.ok(!('message' in answer));
+    assert.deepEqual(await uploadStatus(d, 'seeds', answer.name, answer.etag), { state: 'waiting' });
+    assert.equal((await d.vault.get(answer.transportKeySecret!))?.value, 'correct horse battery staple', 'usable while the ingest runs');
+    const report = { kind: 'seed-file', subject: `seeds/${answer.name}`, startedAt: 's', finishedAt: 'f', outcome: 'completed', summary: 'ok', counts: {}, items: [], problems: [] };
+    await d.blobs.write('reports', answer.report, JSON.stringify(report));
+    const status = await uploadStatus(d, 'seeds', answer.name, answer.etag);
+    assert.ok(status.state === 'reported' && status.transportKeyDisabled === answer.transportKeySecret);
+    assert.equal(await d.vault.get(answer.transportKeySecret!), undefined, 'no enabled version left');
+    assert.deepEqual((await d.vault.listVersions(answer.transportKeySecret!)).map((v) => v.enabled), [false]);
   });
 
   it('follows the file to its report', async () => {

@@ -280,7 +280,8 @@ export const API_ROUTES: Record<string, ApiRoute> = {
       if (!kind || !KINDS.includes(kind) || !/^console-[\w.-]{1,200}$/.test(name) || !/^[\w-]{1,100}$/.test(etag)) {
         return consoleError(400, 'REQUEST_INVALID', 'kind, name and etag must be those an upload answered.');
       }
-      return json(200, await uploadStatus({ blobs: call.ctx.blobs, containers: call.ctx.config.containers }, kind, name, etag));
+      const deps = { blobs: call.ctx.blobs, containers: call.ctx.config.containers, vault: call.ctx.vault, transportKeyPrefix: call.ctx.config.transportKeyPrefix, log: invocationLogger(call.context) };
+      return json(200, await uploadStatus(deps, kind, name, etag));
     },
   },
 };

@@ -6,7 +6,7 @@
  * password"): the same mechanism, without a person handling the vault. It is never logged, echoed or stored
  * anywhere else. The page then follows the file to its report (uploadStatus).
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { assignmentFileBlobNames, seedFileBlobNames } from '../../pipeline/blob-names.js';
 import { BlobExistsError } from '../../pipeline/errors.js';
 import { METADATA_SECRET_ENCODING, METADATA_TRANSPORT_KEY_SECRET } from '../../pipeline/ingest.js';
@@ -17,7 +17,7 @@ export type UploadKind = 'seeds' | 'assignments';
 
 export interface UploadDeps {
   blobs: BlobStore;
-  vault: Pick<SecretStore, 'set'>;
+  vault: Pick<SecretStore, 'set' | 'listVersions' | 'disable'>;
   clock: Clock;
   log: Logger;
   containers: { seeds: string; assignments: string; reports: string };
@@ -81,8 +81,9 @@ export async function acceptUpload(deps: UploadDeps, kind: UploadKind, form: For
   const container = kind === 'seeds' ? deps.containers.seeds : deps.containers.assignments;
   let transportKeySecret: string | undefined;
   if (kind === 'seeds' && transportKey.trim() !== '') {
-    // A secret of its own per upload: nobody has to pick a name, and one file's key never serves another's.
-    transportKeySecret = `${deps.transportKeyPrefix}console-${randomBytes(8).toString('hex')}`;
+    // A secret of its own per upload, named after it: nobody picks a name, one file's key never serves another's,
+    // and the status check below finds it again from the upload alone.
+    transportKeySecret = transportKeySecretFor(deps.transportKeyPrefix, name);
     await deps.vault.set(transportKeySecret, transportKey, { contentType: 'text/plain', tags: { purpose: 'transport-key', source: 'console', file: name.slice(0, 256) } });
     metadata[METADATA_TRANSPORT_KEY_SECRET] = transportKeySecret;
   }
@@ -103,12 +104,29 @@ export async function acceptUpload(deps: UploadDeps, kind: UploadKind, form: For
   return accepted;
 }
 
-export type UploadStatus = { state: 'waiting' } | { state: 'reported'; summary: ReportSummary; report: string };
+/** The vault secret that holds the transport key of an uploaded seed file (its blob name decides it). */
+export function transportKeySecretFor(prefix: string, blobName: string): string {
+  return `${prefix}console-${createHash('sha256').update(blobName, 'utf8').digest('hex').slice(0, 32)}`;
+}
 
-/** Where an uploaded file is: still waiting in its container, or processed with a report. */
-export async function uploadStatus(deps: Pick<UploadDeps, 'blobs' | 'containers'>, kind: UploadKind, name: string, etag: string): Promise<UploadStatus> {
+export type UploadStatus = { state: 'waiting' } | { state: 'reported'; summary: ReportSummary; report: string; transportKeyDisabled?: string };
+
+/**
+ * Where an uploaded file is: still waiting in its container, or processed with a report. Once a seed file is
+ * reported, its ingest is over (the file is deleted or quarantined), so the transport key stored for it is
+ * disabled: it stays in the vault for the record, unreadable; dropping the file again takes the key again.
+ */
+export async function uploadStatus(deps: Pick<UploadDeps, 'blobs' | 'containers' | 'vault' | 'transportKeyPrefix' | 'log'>, kind: UploadKind, name: string, etag: string): Promise<UploadStatus> {
   const derived = kind === 'seeds' ? seedFileBlobNames(name, etag) : assignmentFileBlobNames(name, etag);
   const read = await readReport(deps, derived.reportJson);
-  if (read.status === 'found') return { state: 'reported', summary: summarize(derived.reportJson, read.report), report: derived.reportJson };
-  return { state: 'waiting' };
+  if (read.status !== 'found') return { state: 'waiting' };
+  const status: UploadStatus = { state: 'reported', summary: summarize(derived.reportJson, read.report), report: derived.reportJson };
+  if (kind === 'seeds') {
+    const secret = transportKeySecretFor(deps.transportKeyPrefix, name);
+    const enabled = (await deps.vault.listVersions(secret)).filter((v) => v.enabled);
+    for (const version of enabled) await deps.vault.disable(secret, version.version);
+    if (enabled.length > 0) deps.log.info('Console transport key disabled after its ingest', { secret, blob: name });
+    if ((await deps.vault.listVersions(secret)).length > 0) status.transportKeyDisabled = secret;
+  }
+  return status;
 }
