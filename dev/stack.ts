@@ -64,6 +64,10 @@ export interface StackOptions {
   pollIntervalMs?: number;
   /** Log lines of all parts; console.log by default. */
   log?: (line: string) => void;
+  /** Enforce function keys as in Azure (off by default, like `func start`); the console's roles are always enforced. */
+  enforceAuth?: boolean;
+  masterKey?: string;
+  functionKeys?: Record<string, string>;
 }
 
 export interface Stack {
@@ -75,6 +79,10 @@ export interface Stack {
   keyVault: Pick<KeyVaultStandIn, 'url' | 'port' | 'setRealism' | 'stats'>;
   graph: Pick<GraphStandIn, 'url' | 'port' | 'setRealism' | 'stats' | 'injectFaults' | 'seedUsers' | 'devices'>;
   functions: { url: string; port: number; list: LocalFunctionInfo[] };
+  /** The console's address (development sign-in at /.auth/login/aad on the same host). */
+  consoleUrl: string;
+  /** Function keys are enforced (else key-less calls pass). */
+  enforceAuth: boolean;
   /** Resolves when the host runs no invocation and has no blob or message pending. */
   idle(): Promise<void>;
   /** Stops the host (waiting for running invocations), then Graph, the vault, then Azurite. */
@@ -149,6 +157,11 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
       storageConnectionString: azurite.connectionString,
       pollIntervalMs: opts.pollIntervalMs,
       log,
+      enforceAuth: opts.enforceAuth,
+      masterKey: opts.masterKey,
+      functionKeys: opts.functionKeys,
+      // The local stack plays App Service Authentication, so the console works without an Entra tenant.
+      devSignIn: true,
     });
     stops.push(() => host.close());
 
@@ -168,6 +181,8 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
         devices: () => graph.devices(),
       },
       functions: { url: host.url, port: host.port, list: host.functions },
+      consoleUrl: `${host.url}/api/console`,
+      enforceAuth: opts.enforceAuth ?? false,
       idle: () => host.idle(),
       close: stopAll,
     };
@@ -190,6 +205,8 @@ export function describeStack(stack: Stack): string[] {
     `  Data folder      ${stack.dataDir}`,
     `  App settings     ${stack.settingsPath}`,
     `  Storage connection string (Azurite's well-known dev account): ${stack.azurite.connectionString}`,
+    `  Function keys    ${stack.enforceAuth ? 'enforced (--enforce-auth): call the API with ?code= or x-functions-key' : 'not enforced: key-less API calls pass, as with func start (--enforce-auth to require them)'}`,
+    `Console ${stack.consoleUrl}  (development sign-in: choose Helpdesk or Admin; local only, Entra ID signs people in in Azure)`,
     'WARNING: the local vault and Graph files (keyvault.jsonl, graph.jsonl in the data folder) hold secrets in PLAINTEXT.',
     '         They are for development only: never load real token seeds into them.',
     'Press Ctrl-C to stop.',

@@ -4,7 +4,7 @@
  *
  *   node --import tsx dev/start.ts [--data-dir dev/data] [--ports default|free] [--entry dist/functions/index.js]
  *     [--setting NAME=VALUE ...] [--poll-interval-ms 1000] [--kv-realism '{"throttling":true}']
- *     [--graph-realism '{"throttling":true,"requestsPer10s":20}'] [--json]
+ *     [--graph-realism '{"throttling":true,"requestsPer10s":20}'] [--enforce-auth [--master-key K] [--function-key name=K ...]] [--json]
  *
  * With --json, one line `{"ready":true,...}` with every URL is printed once
  * everything is up (for tests and scripts that start the stack).
@@ -23,6 +23,9 @@ const { values } = parseArgs({
     'poll-interval-ms': { type: 'string' },
     'kv-realism': { type: 'string' },
     'graph-realism': { type: 'string' },
+    'enforce-auth': { type: 'boolean', default: false },
+    'master-key': { type: 'string' },
+    'function-key': { type: 'string', multiple: true },
     json: { type: 'boolean', default: false },
   },
 });
@@ -39,6 +42,15 @@ async function main(): Promise<void> {
   for (const name of ['IMPORT_MODE', 'GRAPH_ALLOW_PRIVILEGED_USERS', 'GRAPH_ALLOWED_GROUP_ID']) {
     const value = process.env[name];
     if (value && settings[name] === undefined) settings[name] = value;
+  }
+  const functionKeys: Record<string, string> = {};
+  for (const pair of values['function-key'] ?? []) {
+    const eq = pair.indexOf('=');
+    if (eq <= 0) throw new Error(`--function-key expects NAME=KEY, got "${pair}"`);
+    functionKeys[pair.slice(0, eq)] = pair.slice(eq + 1);
+  }
+  if (values['enforce-auth'] && !values['master-key'] && Object.keys(functionKeys).length === 0) {
+    throw new Error('--enforce-auth needs --master-key K or --function-key NAME=K: otherwise no key opens the API.');
   }
   const kvRealism = values['kv-realism'] ? (JSON.parse(values['kv-realism']) as KeyVaultRealism) : undefined;
   const graphRealism = values['graph-realism'] ? (JSON.parse(values['graph-realism']) as GraphRealism) : undefined;
@@ -76,6 +88,9 @@ async function main(): Promise<void> {
     kvRealism,
     graphRealism,
     pollIntervalMs: values['poll-interval-ms'] === undefined ? undefined : Number(values['poll-interval-ms']),
+    enforceAuth: values['enforce-auth'],
+    masterKey: values['master-key'],
+    functionKeys,
   });
   if (stopping) {
     await stack.close();
@@ -98,6 +113,7 @@ async function main(): Promise<void> {
         keyVaultUrl: stack.keyVault.url,
         graphUrl: stack.graph.url,
         functionsUrl: stack.functions.url,
+        consoleUrl: stack.consoleUrl,
         functions: stack.functions.list,
       }),
     );

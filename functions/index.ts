@@ -25,6 +25,8 @@ import './getToken.js';
 import './listTokens.js';
 import './health.js';
 import './auditSecrets.js';
+import './consolePages.js';
+import './consoleApi.js';
 
 // Fail at start with the setting's name rather than on the first request.
 loadConfig();

@@ -66,6 +66,9 @@ param maximumInstanceCount int = 40
 @description('Flex Consumption instance memory size.')
 param instanceMemoryMB int = 2048
 
+@description('Client id of the console\'s app registration, set by the preprovision hook when CONSOLE_SIGN_IN is true. Empty: no App Service Authentication; the console answers that sign-in is not set up.')
+param consoleClientId string = ''
+
 var tags = { 'azd-env-name': environmentName }
 var allowedIpList = filter(map(split(allowedIpAddresses, ','), address => trim(address)), address => !empty(address))
 
@@ -97,6 +100,7 @@ module pipeline 'resources.bicep' = {
     alertWebhookUrl: alertWebhookUrl
     importWaitAlertHours: importWaitAlertHours
     verifyLockoutAlertThreshold: verifyLockoutAlertThreshold
+    consoleClientId: consoleClientId
   }
 }
 
@@ -111,3 +115,4 @@ output AZURE_KEY_VAULT_URI string = pipeline.outputs.keyVaultUri
 output AZURE_STORAGE_ACCOUNT_NAME string = pipeline.outputs.storageAccountName
 output AZURE_EVENT_GRID_SYSTEM_TOPIC_NAME string = pipeline.outputs.eventGridSystemTopicName
 output AZURE_MANAGED_IDENTITY_CLIENT_ID string = pipeline.outputs.identityClientId
+output AZURE_CONSOLE_URL string = 'https://${pipeline.outputs.functionAppHostName}/api/console'

@@ -20,6 +20,7 @@ param alertEmailAddress string
 param alertWebhookUrl string
 param importWaitAlertHours int
 param verifyLockoutAlertThreshold int
+param consoleClientId string
 
 resource identity 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' = {
   name: 'id-${resourceToken}'
@@ -120,6 +121,7 @@ module functionApp 'modules/functionapp.bicep' = {
     importMaxRows: importMaxRows
     // With private networking the app waits for the network module: endpoints and DNS records exist first.
     virtualNetworkSubnetId: privateNetworking ? network!.outputs.appSubnetId : ''
+    consoleClientId: consoleClientId
   }
 }
 

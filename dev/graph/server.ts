@@ -1,8 +1,9 @@
 /**
  * Local stand-in for the slice of Microsoft Graph the pipeline's Graph mode uses (docs/graph.md): the beta hardware
  * OATH device inventory and per-user hardware OATH methods (create, find by serial, assign, activate, unassign,
- * delete), v1.0 user reads, directory role and group membership reads. Plain HTTP on loopback; any bearer token is
- * accepted (a request without one gets Graph's 401 challenge).
+ * delete), v1.0 user reads, directory role and group membership reads, and the app registration calls of the
+ * console's setup script (application upsert by uniqueName, service principal, app role assignments to users and
+ * groups). Plain HTTP on loopback; any bearer token is accepted (a request without one gets Graph's 401 challenge).
  *
  * It checks what Graph checks: unknown properties, base32 secrets, 30/60 s intervals, one device per serial, at most
  * five hardware OATH methods per user, no hardware tokens for guests, verification codes against the secret it was
@@ -127,7 +128,14 @@ export type GraphOperation =
   | 'listUserDirectoryRoles'
   | 'checkMemberGroups'
   | 'listRoleDefinitions'
-  | 'listRoleEligibilities';
+  | 'listRoleEligibilities'
+  | 'getApplication'
+  | 'upsertApplication'
+  | 'getServicePrincipal'
+  | 'createServicePrincipal'
+  | 'updateServicePrincipal'
+  | 'listAppRoleAssignedTo'
+  | 'createAppRoleAssignedTo';
 
 const OPERATIONS: readonly GraphOperation[] = [
   'createDevice',
@@ -145,6 +153,13 @@ const OPERATIONS: readonly GraphOperation[] = [
   'checkMemberGroups',
   'listRoleDefinitions',
   'listRoleEligibilities',
+  'getApplication',
+  'upsertApplication',
+  'getServicePrincipal',
+  'createServicePrincipal',
+  'updateServicePrincipal',
+  'listAppRoleAssignedTo',
+  'createAppRoleAssignedTo',
 ];
 
 /** A user as the admin endpoints show it. */
@@ -282,16 +297,59 @@ interface DeviceRecord {
   source: DeviceSource;
 }
 
+interface AppRoleRecord {
+  id: string;
+  value: string;
+  displayName: string;
+  description: string;
+  allowedMemberTypes: string[];
+  isEnabled: boolean;
+}
+
+interface ApplicationRecord {
+  id: string;
+  appId: string;
+  uniqueName: string;
+  displayName: string;
+  signInAudience: string;
+  appRoles: AppRoleRecord[];
+  web: { redirectUris: string[]; implicitGrantSettings: { enableIdTokenIssuance: boolean; enableAccessTokenIssuance: boolean } };
+  requiredResourceAccess: unknown[];
+  createdDateTime: string;
+}
+
+interface ServicePrincipalRecord {
+  id: string;
+  appId: string;
+  displayName: string;
+  appRoleAssignmentRequired: boolean;
+}
+
+interface AppRoleAssignmentRecord {
+  id: string;
+  principalId: string;
+  principalType: 'User' | 'Group';
+  resourceId: string;
+  appRoleId: string;
+  createdDateTime: string;
+}
+
 type JournalRecord =
   | { t: 'header'; format: 'graph-standin-journal'; formatVersion: 1 }
   | { t: 'user'; user: UserRecord }
   | { t: 'device'; device: DeviceRecord }
-  | { t: 'deviceDeleted'; id: string };
+  | { t: 'deviceDeleted'; id: string }
+  | { t: 'application'; application: ApplicationRecord }
+  | { t: 'servicePrincipal'; servicePrincipal: ServicePrincipalRecord }
+  | { t: 'appRoleAssignment'; assignment: AppRoleAssignmentRecord };
 
 class DirectoryState implements JournalHost<JournalRecord> {
   readonly users = new Map<string, UserRecord>();
   private readonly byUpn = new Map<string, string>();
   readonly devices = new Map<string, DeviceRecord>();
+  readonly applications = new Map<string, ApplicationRecord>();
+  readonly servicePrincipals = new Map<string, ServicePrincipalRecord>();
+  readonly appRoleAssignments = new Map<string, AppRoleAssignmentRecord>();
 
   apply(record: JournalRecord): void {
     switch (record.t) {
@@ -310,6 +368,15 @@ class DirectoryState implements JournalHost<JournalRecord> {
       case 'deviceDeleted':
         this.devices.delete(record.id);
         return;
+      case 'application':
+        this.applications.set(record.application.id, record.application);
+        return;
+      case 'servicePrincipal':
+        this.servicePrincipals.set(record.servicePrincipal.id, record.servicePrincipal);
+        return;
+      case 'appRoleAssignment':
+        this.appRoleAssignments.set(record.assignment.id, record.assignment);
+        return;
     }
   }
 
@@ -317,12 +384,32 @@ class DirectoryState implements JournalHost<JournalRecord> {
     yield { t: 'header', format: 'graph-standin-journal', formatVersion: 1 };
     for (const user of this.users.values()) yield { t: 'user', user };
     for (const device of this.devices.values()) yield { t: 'device', device };
+    for (const application of this.applications.values()) yield { t: 'application', application };
+    for (const servicePrincipal of this.servicePrincipals.values()) yield { t: 'servicePrincipal', servicePrincipal };
+    for (const assignment of this.appRoleAssignments.values()) yield { t: 'appRoleAssignment', assignment };
   }
 
   clear(): void {
     this.users.clear();
     this.byUpn.clear();
     this.devices.clear();
+    this.applications.clear();
+    this.servicePrincipals.clear();
+    this.appRoleAssignments.clear();
+  }
+
+  applicationByUniqueName(uniqueName: string): ApplicationRecord | undefined {
+    const wanted = uniqueName.toLowerCase();
+    return [...this.applications.values()].find((a) => a.uniqueName.toLowerCase() === wanted);
+  }
+
+  servicePrincipalOfApp(appId: string): ServicePrincipalRecord | undefined {
+    return [...this.servicePrincipals.values()].find((sp) => sp.appId === appId);
+  }
+
+  /** Groups exist here as far as users name them (seeded with `groups`). */
+  isGroup(id: string): boolean {
+    return [...this.users.values()].some((u) => u.groups.includes(id));
   }
 
   /** By object id, or by UPN in any case. */
@@ -361,6 +448,75 @@ const userNotFound = (idOrUpn: string): GraphError =>
   new GraphError(404, 'Request_ResourceNotFound', `Resource '${idOrUpn.slice(0, 120)}' does not exist or one of its queried reference-property objects are not present.`);
 const deviceNotFound = (id: string): GraphError => new GraphError(404, 'itemNotFound', `The hardware OATH token '${id.slice(0, 80)}' was not found.`);
 const methodNotFound = (id: string): GraphError => new GraphError(404, 'itemNotFound', `The user has no hardware OATH method '${id.slice(0, 80)}'.`);
+const resourceNotFound = (what: string): GraphError =>
+  new GraphError(404, 'Request_ResourceNotFound', `Resource '${what.slice(0, 120)}' does not exist or one of its queried reference-property objects are not present.`);
+
+const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+function readAppRoles(value: unknown): AppRoleRecord[] {
+  if (!Array.isArray(value)) throw invalidRequest("The property 'appRoles' must be an array.");
+  const roles = value.map((item: unknown): AppRoleRecord => {
+    if (typeof item !== 'object' || item === null) throw invalidRequest('Each app role must be an object.');
+    const r = item as Record<string, unknown>;
+    refuseUnknownProperties(r, ['id', 'value', 'displayName', 'description', 'allowedMemberTypes', 'isEnabled', 'origin'], 'appRole');
+    if (typeof r.id !== 'string' || !GUID.test(r.id)) throw invalidRequest('An app role id must be a GUID.');
+    if (typeof r.value !== 'string' || !/^[^\s]{1,120}$/.test(r.value)) throw invalidRequest('An app role value must be 1-120 characters without spaces.');
+    if (typeof r.displayName !== 'string' || typeof r.description !== 'string') throw invalidRequest('An app role needs a displayName and a description.');
+    const types = r.allowedMemberTypes;
+    if (!Array.isArray(types) || types.length === 0 || !types.every((t) => t === 'User' || t === 'Application')) throw invalidRequest("allowedMemberTypes must list 'User' and/or 'Application'.");
+    return { id: r.id.toLowerCase(), value: r.value, displayName: r.displayName, description: r.description, allowedMemberTypes: [...(types as string[])], isEnabled: r.isEnabled !== false };
+  });
+  const values = roles.map((r) => r.value);
+  if (new Set(values).size !== values.length || new Set(roles.map((r) => r.id)).size !== roles.length) throw invalidRequest('App role ids and values must be unique.');
+  return roles;
+}
+
+/** Graph refuses to delete or change an enabled app role: disable it first (then it may be changed or removed). */
+function refuseEnabledRoleChanges(before: readonly AppRoleRecord[], after: readonly AppRoleRecord[]): void {
+  for (const role of before.filter((r) => r.isEnabled)) {
+    const next = after.find((r) => r.id === role.id);
+    const disabledOnly = next !== undefined && !next.isEnabled && JSON.stringify({ ...next, isEnabled: true }) === JSON.stringify(role);
+    if (next === undefined || (JSON.stringify(next) !== JSON.stringify(role) && !disabledOnly)) {
+      throw new GraphError(400, 'CannotDeleteOrUpdateEnabledEntitlement', `Permission (scope or role) cannot be deleted or updated unless disabled first: '${role.value.slice(0, 60)}'.`);
+    }
+  }
+}
+
+function readWeb(value: unknown, existing: ApplicationRecord['web'] | undefined): ApplicationRecord['web'] {
+  if (typeof value !== 'object' || value === null) throw invalidRequest("The property 'web' must be an object.");
+  const w = value as Record<string, unknown>;
+  refuseUnknownProperties(w, ['redirectUris', 'implicitGrantSettings', 'homePageUrl', 'logoutUrl'], 'webApplication');
+  let redirectUris = existing?.redirectUris ?? [];
+  if (w.redirectUris !== undefined) {
+    if (!Array.isArray(w.redirectUris) || !w.redirectUris.every((u) => typeof u === 'string')) throw invalidRequest('redirectUris must be an array of strings.');
+    for (const uri of w.redirectUris) {
+      let parsed: URL;
+      try {
+        parsed = new URL(uri);
+      } catch {
+        throw invalidRequest(`Invalid redirect URI: '${uri.slice(0, 80)}'.`);
+      }
+      if (parsed.protocol !== 'https:' && !(parsed.protocol === 'http:' && parsed.hostname === 'localhost')) throw invalidRequest('Redirect URIs must use https (or http://localhost).');
+    }
+    redirectUris = [...(w.redirectUris)];
+  }
+  const implicit = (w.implicitGrantSettings ?? {}) as Record<string, unknown>;
+  const before = existing?.implicitGrantSettings ?? { enableIdTokenIssuance: false, enableAccessTokenIssuance: false };
+  return {
+    redirectUris,
+    implicitGrantSettings: {
+      enableIdTokenIssuance: typeof implicit.enableIdTokenIssuance === 'boolean' ? implicit.enableIdTokenIssuance : before.enableIdTokenIssuance,
+      enableAccessTokenIssuance: typeof implicit.enableAccessTokenIssuance === 'boolean' ? implicit.enableAccessTokenIssuance : before.enableAccessTokenIssuance,
+    },
+  };
+}
+
+function readSignInAudience(value: unknown, existing: string | undefined): string {
+  if (value === undefined) return existing ?? 'AzureADMyOrg';
+  const allowed = ['AzureADMyOrg', 'AzureADMultipleOrgs', 'AzureADandPersonalMicrosoftAccount', 'PersonalMicrosoftAccount'];
+  if (typeof value !== 'string' || !allowed.includes(value)) throw invalidRequest(`signInAudience must be one of ${allowed.join(', ')}.`);
+  return value;
+}
 
 interface Reply {
   status: number;
@@ -538,6 +694,10 @@ type Version = 'beta' | 'v1.0';
 interface Route {
   op: GraphOperation;
   version: Version;
+  /** An alternate key in the path, e.g. applications(uniqueName='x'). */
+  key?: string;
+  /** The request's Prefer header (create-if-missing makes an application PATCH an upsert). */
+  prefer?: string;
   user?: string;
   id?: string;
 }
@@ -609,6 +769,37 @@ function route(method: string, pathname: string): Route {
     }
     if (rest.length === 3 && rest[2] === 'checkMemberGroups') {
       if (method === 'POST') return { op: 'checkMemberGroups', version, user };
+      throw notAllowed();
+    }
+    throw segmentNotFound(rest[2] ?? '');
+  }
+  const keyed = (segment: string | undefined, name: string, key: string): string | undefined => {
+    const m = new RegExp(`^${name}\\(${key}='((?:[^']|'')*)'\\)$`).exec(segment ?? '');
+    return m ? m[1]!.replace(/''/g, "'") : undefined;
+  };
+  const uniqueName = keyed(rest[0], 'applications', 'uniqueName');
+  if (uniqueName !== undefined && rest.length === 1) {
+    if (method === 'GET') return { op: 'getApplication', version, key: uniqueName };
+    if (method === 'PATCH') return { op: 'upsertApplication', version, key: uniqueName };
+    throw notAllowed();
+  }
+  const spAppId = keyed(rest[0], 'servicePrincipals', 'appId');
+  if (spAppId !== undefined && rest.length === 1) {
+    if (method === 'GET') return { op: 'getServicePrincipal', version, key: spAppId };
+    throw notAllowed();
+  }
+  if (rest[0] === 'servicePrincipals') {
+    if (rest.length === 1) {
+      if (method === 'POST') return { op: 'createServicePrincipal', version };
+      throw notAllowed();
+    }
+    if (rest.length === 2) {
+      if (method === 'PATCH') return { op: 'updateServicePrincipal', version, id: rest[1] };
+      throw notAllowed();
+    }
+    if (rest.length === 3 && rest[2] === 'appRoleAssignedTo') {
+      if (method === 'GET') return { op: 'listAppRoleAssignedTo', version, id: rest[1] };
+      if (method === 'POST') return { op: 'createAppRoleAssignedTo', version, id: rest[1] };
       throw notAllowed();
     }
     throw segmentNotFound(rest[2] ?? '');
@@ -1119,6 +1310,7 @@ class GraphStandInServer {
     let target: Route;
     try {
       target = route(method, url.pathname);
+      if (typeof req.headers.prefer === 'string') target.prefer = req.headers.prefer;
     } catch (error) {
       if (error instanceof GraphError) return this.errorReply(error, req);
       throw error;
@@ -1224,7 +1416,105 @@ class GraphStandInServer {
         return this.listRoleDefinitions(target.version, url, base);
       case 'listRoleEligibilities':
         return this.listRoleEligibilities(target.version, url, base);
+      case 'getApplication': {
+        const application = this.state.applicationByUniqueName(target.key!);
+        if (!application) throw resourceNotFound(`applications(uniqueName='${target.key!}')`);
+        return { status: 200, body: { '@odata.context': `${base}/${target.version}/$metadata#applications/$entity`, ...application } };
+      }
+      case 'upsertApplication':
+        return this.upsertApplication(target.key!, /create-if-missing/i.test(target.prefer ?? ''), parseJsonObject(raw), base, target.version);
+      case 'getServicePrincipal': {
+        const sp = this.state.servicePrincipalOfApp(target.key!);
+        if (!sp) throw resourceNotFound(`servicePrincipals(appId='${target.key!}')`);
+        return { status: 200, body: { '@odata.context': `${base}/${target.version}/$metadata#servicePrincipals/$entity`, ...sp } };
+      }
+      case 'createServicePrincipal':
+        return this.createServicePrincipal(parseJsonObject(raw), base, target.version);
+      case 'updateServicePrincipal':
+        return this.updateServicePrincipal(target.id!, parseJsonObject(raw));
+      case 'listAppRoleAssignedTo': {
+        const sp = this.servicePrincipal(target.id!);
+        const value = [...this.state.appRoleAssignments.values()].filter((a) => a.resourceId === sp.id).map((a) => this.assignmentJson(a, sp));
+        return { status: 200, body: { '@odata.context': `${base}/${target.version}/$metadata#servicePrincipals('${sp.id}')/appRoleAssignedTo`, value } };
+      }
+      case 'createAppRoleAssignedTo':
+        return this.createAppRoleAssignment(this.servicePrincipal(target.id!), parseJsonObject(raw), base, target.version);
     }
+  }
+
+  // ---- app registrations (the console's setup script) -----------------------------------------------------
+
+  private servicePrincipal(id: string): ServicePrincipalRecord {
+    const sp = this.state.servicePrincipals.get(id);
+    if (!sp) throw resourceNotFound(id);
+    return sp;
+  }
+
+  private upsertApplication(uniqueName: string, createIfMissing: boolean, body: Record<string, unknown>, base: string, version: Version): Reply {
+    refuseUnknownProperties(body, ['displayName', 'signInAudience', 'appRoles', 'web', 'requiredResourceAccess', 'description', 'notes', 'tags'], 'application');
+    const existing = this.state.applicationByUniqueName(uniqueName);
+    if (!existing && !createIfMissing) throw resourceNotFound(`applications(uniqueName='${uniqueName}')`);
+    if (!existing && (typeof body.displayName !== 'string' || body.displayName === '')) throw invalidRequest("The property 'displayName' is required.");
+    const appRoles = body.appRoles === undefined ? (existing?.appRoles ?? []) : readAppRoles(body.appRoles);
+    if (existing) refuseEnabledRoleChanges(existing.appRoles, appRoles);
+    const web = body.web === undefined ? existing?.web : readWeb(body.web, existing?.web);
+    const application: ApplicationRecord = {
+      id: existing?.id ?? randomUUID(),
+      appId: existing?.appId ?? randomUUID(),
+      uniqueName: existing?.uniqueName ?? uniqueName,
+      displayName: typeof body.displayName === 'string' && body.displayName !== '' ? body.displayName.slice(0, FIELD_MAX_LENGTH) : existing!.displayName,
+      signInAudience: readSignInAudience(body.signInAudience, existing?.signInAudience),
+      appRoles,
+      web: web ?? { redirectUris: [], implicitGrantSettings: { enableIdTokenIssuance: false, enableAccessTokenIssuance: false } },
+      requiredResourceAccess: Array.isArray(body.requiredResourceAccess) ? body.requiredResourceAccess : (existing?.requiredResourceAccess ?? []),
+      createdDateTime: existing?.createdDateTime ?? isoSeconds(this.now()),
+    };
+    this.commit([{ t: 'application', application }]);
+    if (existing) return { status: 204 };
+    return { status: 201, body: { '@odata.context': `${base}/${version}/$metadata#applications/$entity`, ...application } };
+  }
+
+  private createServicePrincipal(body: Record<string, unknown>, base: string, version: Version): Reply {
+    refuseUnknownProperties(body, ['appId', 'appRoleAssignmentRequired', 'tags', 'notes'], 'servicePrincipal');
+    const appId = requiredText(body, 'appId');
+    const application = [...this.state.applications.values()].find((a) => a.appId === appId);
+    if (!application) throw new GraphError(400, 'Request_BadRequest', `The appId '${appId.slice(0, 40)}' of the service principal does not reference a valid application object.`);
+    if (this.state.servicePrincipalOfApp(appId)) throw new GraphError(409, 'Request_MultipleObjectsWithSameKeyValue', 'The service principal name is already present for the tenant.');
+    const sp: ServicePrincipalRecord = { id: randomUUID(), appId, displayName: application.displayName, appRoleAssignmentRequired: body.appRoleAssignmentRequired === true };
+    this.commit([{ t: 'servicePrincipal', servicePrincipal: sp }]);
+    return { status: 201, body: { '@odata.context': `${base}/${version}/$metadata#servicePrincipals/$entity`, ...sp, appRoles: application.appRoles } };
+  }
+
+  private updateServicePrincipal(id: string, body: Record<string, unknown>): Reply {
+    refuseUnknownProperties(body, ['appRoleAssignmentRequired', 'tags', 'notes'], 'servicePrincipal');
+    const sp = this.servicePrincipal(id);
+    if (body.appRoleAssignmentRequired !== undefined && typeof body.appRoleAssignmentRequired !== 'boolean') throw invalidRequest("The property 'appRoleAssignmentRequired' must be a boolean.");
+    this.commit([{ t: 'servicePrincipal', servicePrincipal: { ...sp, appRoleAssignmentRequired: typeof body.appRoleAssignmentRequired === 'boolean' ? body.appRoleAssignmentRequired : sp.appRoleAssignmentRequired } }]);
+    return { status: 204 };
+  }
+
+  private assignmentJson(a: AppRoleAssignmentRecord, sp: ServicePrincipalRecord): Record<string, unknown> {
+    const user = this.state.users.get(a.principalId);
+    return { ...a, principalDisplayName: user?.displayName ?? null, resourceDisplayName: sp.displayName, deletedDateTime: null };
+  }
+
+  private createAppRoleAssignment(sp: ServicePrincipalRecord, body: Record<string, unknown>, base: string, version: Version): Reply {
+    refuseUnknownProperties(body, ['principalId', 'resourceId', 'appRoleId'], 'appRoleAssignment');
+    const principalId = requiredText(body, 'principalId');
+    const resourceId = requiredText(body, 'resourceId');
+    const appRoleId = requiredText(body, 'appRoleId');
+    if (resourceId !== sp.id) throw new GraphError(400, 'Request_BadRequest', 'The resourceId must be the service principal the assignment is made on.');
+    const application = [...this.state.applications.values()].find((a) => a.appId === sp.appId);
+    const role = application?.appRoles.find((r) => r.id === appRoleId && r.isEnabled);
+    if (!role) throw new GraphError(400, 'Request_BadRequest', `Permission being assigned was not found on application '${sp.appId}'.`);
+    const principalType = this.state.users.has(principalId) ? 'User' : this.state.isGroup(principalId) ? 'Group' : undefined;
+    if (!principalType) throw resourceNotFound(principalId);
+    if (!role.allowedMemberTypes.includes('User')) throw new GraphError(400, 'Request_BadRequest', 'The app role does not allow users or groups as members.');
+    const duplicate = [...this.state.appRoleAssignments.values()].some((a) => a.resourceId === sp.id && a.principalId === principalId && a.appRoleId === appRoleId);
+    if (duplicate) throw new GraphError(400, 'Request_BadRequest', 'Permission being assigned already exists on the object');
+    const assignment: AppRoleAssignmentRecord = { id: randomUUID(), principalId, principalType, resourceId: sp.id, appRoleId, createdDateTime: isoSeconds(this.now()) };
+    this.commit([{ t: 'appRoleAssignment', assignment }]);
+    return { status: 201, body: { '@odata.context': `${base}/${version}/$metadata#servicePrincipals('${sp.id}')/appRoleAssignedTo/$entity`, ...this.assignmentJson(assignment, sp) } };
   }
 
   private user(idOrUpn: string): UserRecord {

@@ -3,7 +3,7 @@
  *
  *   node --import tsx dev/host/cli.ts --entry dist/functions/index.js \
  *     [--settings local.settings.json] [--storage <AzureWebJobsStorage>] [--port 7071]
- *     [--poll-interval-ms 1000] [--enforce-auth --master-key K --function-key name=K] [--host-id id] [--json]
+ *     [--poll-interval-ms 1000] [--enforce-auth --master-key K --function-key name=K] [--dev-sign-in] [--host-id id] [--json]
  *
  * The storage connection string comes from --storage, else from the
  * AzureWebJobsStorage setting. With --json, one JSON line
@@ -24,6 +24,7 @@ const { values } = parseArgs({
     'enforce-auth': { type: 'boolean', default: false },
     'master-key': { type: 'string' },
     'function-key': { type: 'string', multiple: true },
+    'dev-sign-in': { type: 'boolean', default: false },
     'host-id': { type: 'string' },
     json: { type: 'boolean', default: false },
   },
@@ -49,6 +50,7 @@ async function main(): Promise<void> {
     enforceAuth: values['enforce-auth'],
     masterKey: values['master-key'],
     functionKeys,
+    devSignIn: values['dev-sign-in'],
     hostId: values['host-id'],
     log: json ? (line) => process.stdout.write(JSON.stringify({ log: line }) + '\n') : undefined,
   });

@@ -40,6 +40,11 @@ export interface LocalHostOptions {
   masterKey?: string;
   /** Keys (name -> value) accepted for `function` functions when auth is enforced. */
   functionKeys?: Record<string, string>;
+  /**
+   * Stand in for App Service Authentication: a development sign-in page at /.auth/login/aad (one button per console
+   * role), principal headers for the signed-in user, and WEBSITE_AUTH_ENABLED=True for the app (dev-sign-in.ts).
+   */
+  devSignIn?: boolean;
   /** Where host and function log lines go; console.log by default. */
   log?: (line: string) => void;
   /** Names this host's blob receipts and timer status; "localhost" by default. */
@@ -110,6 +115,8 @@ export async function startLocalHost(opts: LocalHostOptions): Promise<LocalHost>
   const pollIntervalMs = opts.pollIntervalMs ?? 1000;
 
   for (const [key, value] of Object.entries(opts.settings ?? {})) process.env[key] = value;
+  // What App Service sets when its authentication runs in front of the app; the app believes principal headers only then.
+  if (opts.devSignIn) process.env.WEBSITE_AUTH_ENABLED = 'True';
   process.env.AzureWebJobsStorage = opts.storageConnectionString;
   process.env.FUNCTIONS_WORKER_RUNTIME ??= 'node';
 
@@ -222,7 +229,7 @@ export async function startLocalHost(opts: LocalHostOptions): Promise<LocalHost>
   const routes = buildHttpRoutes(functions);
   const server = createHttpServer(
     routes,
-    { enforceAuth: opts.enforceAuth ?? false, masterKey: opts.masterKey, functionKeys: opts.functionKeys ?? {} },
+    { enforceAuth: opts.enforceAuth ?? false, masterKey: opts.masterKey, functionKeys: opts.functionKeys ?? {}, devSignIn: opts.devSignIn ?? false },
     {
       invoke: (route, http) => run(route.fn, route.triggerName, { http }, {}, `This function was programmatically called via the host APIs.`),
       status: () => ({ state: 'Running', functions: functions.map((f) => f.metadata.name) }),

@@ -8,6 +8,7 @@ import { timingSafeEqual } from 'node:crypto';
 import type { RegisteredFunction } from './core-module.js';
 import type { RpcHttpCookie, RpcHttpData, RpcInvocationResponse, RpcNullableString, RpcTypedData } from './core-types.js';
 import { compileRoute, type CompiledRoute } from './routes.js';
+import { handleAuthPath, withPrincipalHeaders } from './dev-sign-in.js';
 
 export type AuthLevel = 'anonymous' | 'function' | 'admin';
 
@@ -22,6 +23,8 @@ export interface HttpRoute {
 
 export interface HttpAuthConfig {
   enforceAuth: boolean;
+  /** Play App Service Authentication: development sign-in at /.auth/login/aad and principal headers (dev-sign-in.ts). */
+  devSignIn?: boolean;
   masterKey?: string;
   functionKeys: Record<string, string>;
 }
@@ -153,6 +156,8 @@ export function createHttpServer(routes: HttpRoute[], auth: HttpAuthConfig, hook
       return;
     }
 
+    if (auth.devSignIn && (await handleAuthPath(req, res, url))) return;
+
     const prefix = `/${routePrefix}`;
     if (!path.toLowerCase().startsWith(prefix.toLowerCase() + '/') && path.toLowerCase() !== prefix) {
       return send(res, 404);
@@ -172,11 +177,12 @@ export function createHttpServer(routes: HttpRoute[], auth: HttpAuthConfig, hook
     if (!isAuthorized(matched.route.authLevel, presented, auth)) return send(res, 401);
 
     const body = await readBody(req);
-    const headers: Record<string, string> = {};
+    let headers: Record<string, string> = {};
     for (const [key, value] of Object.entries(req.headers)) {
       if (value === undefined) continue;
       headers[key] = Array.isArray(value) ? value.join(', ') : value;
     }
+    if (auth.devSignIn) headers = withPrincipalHeaders(req, headers);
     const query: Record<string, string> = {};
     for (const key of new Set(url.searchParams.keys())) {
       query[key] = url.searchParams.getAll(key).join(',');

@@ -28,6 +28,9 @@ param importMaxRows int
 @description('Private networking: the subnet (delegated to Microsoft.App/environments) the app joins for its outbound traffic. Empty: none.')
 param virtualNetworkSubnetId string
 
+@description('Client id of the console\'s app registration (scripts/console-app-registration.ts). Empty: App Service Authentication stays off and the console answers that sign-in is not set up.')
+param consoleClientId string
+
 // Built from the account name and the cloud's storage suffix: no reference to the account (or its keys) needed.
 var blobServiceUri = 'https://${storageAccountName}.blob.${environment().suffixes.storage}/'
 var queueServiceUri = 'https://${storageAccountName}.queue.${environment().suffixes.storage}/'
@@ -146,6 +149,44 @@ resource scmCredentials 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@
   properties: { allow: false }
 }
 
+// App Service Authentication (Easy Auth) for the console: people sign in with Entra ID; the platform passes the
+// signed-in user and their app roles to the app (x-ms-client-principal), which enforces the roles itself.
+// Unauthenticated requests are let through, not redirected: automation keeps calling the API with function keys,
+// Event Grid keeps reaching the blob webhook, and the console's own pages send people to sign in.
+resource consoleSignIn 'Microsoft.Web/sites/config@2024-04-01' = if (!empty(consoleClientId)) {
+  parent: functionApp
+  name: 'authsettingsV2'
+  properties: {
+    platform: { enabled: true }
+    globalValidation: {
+      requireAuthentication: false
+      unauthenticatedClientAction: 'AllowAnonymous'
+    }
+    identityProviders: {
+      azureActiveDirectory: {
+        enabled: true
+        registration: {
+          // Single tenant. No client secret: sign-in takes an ID token, so there is no secret to store or rotate.
+          openIdIssuer: '${environment().authentication.loginEndpoint}${tenant().tenantId}/v2.0'
+          clientId: consoleClientId
+        }
+        validation: {
+          allowedAudiences: [consoleClientId]
+        }
+      }
+    }
+    login: {
+      // The console needs no token of the user's to call anything: keep none.
+      tokenStore: { enabled: false }
+      cookieExpiration: { convention: 'FixedTime', timeToExpiration: '08:00:00' }
+    }
+    httpSettings: {
+      requireHttps: true
+      forwardProxy: { convention: 'NoProxy' }
+    }
+  }
+}
+
 resource functionLogs 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = {
   name: 'function-logs-to-log-analytics'
   scope: functionApp
@@ -159,3 +200,4 @@ resource functionLogs 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview'
 
 output functionAppName string = functionApp.name
 output defaultHostName string = functionApp.properties.defaultHostName
+output consoleSignIn bool = !empty(consoleClientId)

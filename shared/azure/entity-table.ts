@@ -9,7 +9,7 @@
  */
 import { odata, type TableClient, type TableEntity, type TableEntityResult } from '@azure/data-tables';
 import { ConflictError, PreconditionFailedError } from '../pipeline/errors.js';
-import type { Entity, EntityTable, EntityValue, Versioned } from '../pipeline/ports.js';
+import type { Entity, EntityPage, EntityTable, EntityValue, PageQuery, Versioned } from '../pipeline/ports.js';
 import { escapeTableKey, unescapeTableKey } from './table-keys.js';
 import { callSignal, errorCodeOf, rethrow, statusOf } from './errors.js';
 
@@ -151,6 +151,61 @@ export class AzureEntityTable<T extends Entity> implements EntityTable<T> {
       clauses.push(field + odata` eq ${value}`);
     }
     return clauses.join(' and ');
+  }
+
+  /** The filter of one page: the equality conditions, then the key range (keys after `after`, within the prefix). */
+  pageFilter(query: Omit<PageQuery<T>, 'limit'>): string {
+    const clauses = [this.filterFor(query.where)];
+    if (query.after !== undefined) clauses.push(odata`RowKey gt ${escapeTableKey(query.after)}`);
+    if (query.keyPrefix) {
+      // Escaping is per character, so escaped keys with this prefix are exactly those in [prefix, prefix with its last code unit + 1).
+      const low = escapeTableKey(query.keyPrefix);
+      const high = low.slice(0, -1) + String.fromCharCode(low.charCodeAt(low.length - 1) + 1);
+      clauses.push(odata`RowKey ge ${low}`, odata`RowKey lt ${high}`);
+    }
+    return clauses.join(' and ');
+  }
+
+  async page(query: PageQuery<T>): Promise<EntityPage<T>> {
+    const filter = this.pageFilter(query);
+    const rows: Versioned<T>[] = [];
+    let continuationToken: string | undefined;
+    // One row past the page says whether there are more; the service may answer short or empty pages with a
+    // continuation (a filter it scans for), so ask again for what is missing until the page is full or done.
+    do {
+      const wanted = Math.min(this.listPageSize, query.limit + 1 - rows.length);
+      let page;
+      try {
+        const pages = this.client.listEntities<Record<string, unknown>>({ queryOptions: { filter }, abortSignal: callSignal(this.timeoutMs) }).byPage({ maxPageSize: wanted, continuationToken });
+        page = await pages.next();
+      } catch (error) {
+        rethrow(error, `list entities ${this.client.tableName}`);
+      }
+      if (page.done) break;
+      for (const raw of page.value.slice(0, wanted)) rows.push(this.versioned(raw));
+      continuationToken = page.value.continuationToken;
+    } while (continuationToken && rows.length <= query.limit);
+    return { rows: rows.slice(0, query.limit), more: rows.length > query.limit };
+  }
+
+  async countBy(field: keyof T & string, where: Partial<Record<keyof T & string, string | number | boolean>> = {}): Promise<Record<string, number>> {
+    if (!FIELD_NAME.test(field) || SYSTEM_FIELDS.has(field)) throw new Error(`Cannot count by field ${JSON.stringify(field)}.`);
+    const counts: Record<string, number> = {};
+    const pages = this.client.listEntities<Record<string, unknown>>({ queryOptions: { filter: this.filterFor(where), select: [field] } }).byPage({ maxPageSize: this.listPageSize });
+    while (true) {
+      let page;
+      try {
+        page = await pages.next();
+      } catch (error) {
+        rethrow(error, `count entities ${this.client.tableName}`);
+      }
+      if (page.done) return counts;
+      for (const raw of page.value) {
+        const value = raw[field];
+        const key = value === undefined || value === null ? '' : String(value);
+        counts[key] = (counts[key] ?? 0) + 1;
+      }
+    }
   }
 
   async *list(where: Partial<Record<keyof T & string, string | number | boolean>> = {}): AsyncIterable<Versioned<T>> {

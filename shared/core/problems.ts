@@ -108,6 +108,9 @@ export const PROBLEM_CODES = {
   IMPORT_CONFIRM_INCOMPLETE: 'The upload confirmation stopped part-way; the import file was kept. Send the same request again to finish.',
   REQUEST_TOO_LARGE: 'The request is larger than the configured limit (tokens or bytes); send it in smaller parts.',
   TOKEN_ALREADY_EXISTS: 'A token with this serial already exists (in the inventory, or as an active Key Vault secret); nothing was programmed. A programmed token whose package was lost is delivered again with reprogram.',
+  SIGN_IN_REQUIRED: 'Sign in to the console first (Entra ID through App Service Authentication); function keys do not open the console.',
+  ROLE_REQUIRED: "Your account lacks the console app role this needs (Tokens.Helpdesk or Tokens.Admin); ask the console's owners to assign it in Entra ID.",
+  CROSS_SITE_REQUEST: "The console API takes changes only from the console's own pages (same origin, with the console's request header).",
   CONFIG_INVALID: 'An app setting is missing or invalid.',
   INTERNAL_ERROR: 'The service failed unexpectedly; the request can be retried.',
 } as const;

@@ -3,12 +3,13 @@
  * merged into the `assignments` table (an existing assignment to another user
  * stands), reported, and the file removed (or quarantined when rows were refused).
  */
-import { FileError, hasErrors, problem, quoteValue, sortProblems, type Problem } from '../core/problems.js';
-import { screenAssignments } from '../entra/import-rules.js';
+import { FileError, hasErrors, problem, quoteValue, sortProblems, type Problem, type ProblemCode } from '../core/problems.js';
+import { screenAssignments, upnProblem } from '../entra/import-rules.js';
 import { readAssignments } from '../formats/assignments.js';
 import { assignmentFileBlobNames } from './blob-names.js';
 import { leaveRow, updateWithRetry, writeRow, type RowChange } from './conditional-update.js';
 import { PreconditionFailedError } from './errors.js';
+import { appendHistory } from './inventory.js';
 import type { AssignmentEntity, BlobStore, Clock, EntityTable, Logger, TokenEntity } from './ports.js';
 import { writeRunReport, type RunReport } from './report.js';
 import { checkBlobSize } from './size-limit.js';
@@ -46,6 +47,13 @@ function rowCount(taken: number, problems: readonly Problem[]): number {
   }
   return taken + refusedLines.size + unlocated;
 }
+
+export type ReassignResult =
+  | { status: 'assigned'; previousUpn: string | null }
+  | { status: 'unchanged' }
+  | { status: 'not-found' }
+  | { status: 'refused'; state: string }
+  | { status: 'invalid'; code: ProblemCode };
 
 export class AssignmentService {
   constructor(private readonly deps: AssignmentDeps) {}
@@ -128,6 +136,31 @@ export class AssignmentService {
       },
       { onExhausted: async () => ({ kind: 'conflict', existingUpn: (await this.deps.assignments.get(serial))?.value.upn ?? '' }) },
     );
+  }
+
+  /**
+   * Assigns a stored token (not yet on its way to Entra) to another user, replacing its assignment, and notes it in
+   * the token's history. The UPN passes the same rules as a row of an assignment list. A token already exported
+   * or imported is refused: Entra holds it (or will) for the user of its import file.
+   */
+  async reassign(serial: string, upn: string): Promise<ReassignResult> {
+    const refused = upnProblem(upn, 0, serial);
+    if (refused) return { status: 'invalid', code: refused.code };
+    const token = await this.deps.tokens.get(serial);
+    if (!token) return { status: 'not-found' };
+    if (token.value.state !== 'stored') return { status: 'refused', state: token.value.state };
+    const now = this.deps.clock.now().toISOString();
+    const result = await updateWithRetry(this.deps.assignments, serial, (existing): RowChange<AssignmentEntity, ReassignResult> => {
+      if (existing?.value.upn === upn) return leaveRow({ status: 'unchanged' });
+      return writeRow({ serial, upn, sourceFile: 'console', line: 0, createdAt: now }, () => ({ status: 'assigned', previousUpn: existing?.value.upn ?? null }));
+    });
+    if (result.status !== 'assigned') return result;
+    // A record for people, on the token row as it is now.
+    await updateWithRetry(this.deps.tokens, serial, (row): RowChange<TokenEntity, void> =>
+      row ? writeRow({ ...row.value, updatedAt: now, history: appendHistory(row.value.history, now, 'assigned', upn) }, () => undefined) : leaveRow(undefined),
+    );
+    this.deps.log.info('Assignment changed', { serial });
+    return result;
   }
 
   /** Removes an assignment whose token is not yet on its way to Entra (stored, or not ingested yet). */

@@ -1,4 +1,7 @@
-/** Paged listing of the token inventory for GET /api/tokens. */
+/**
+ * Paged reads of the token inventory (GET /api/tokens and the console). Every page is one filtered, key-ordered
+ * read of the table (EntityTable.page): its cost does not grow with the inventory, which may hold 100,000 tokens.
+ */
 import { publicTokenView } from './inventory.js';
 import type { EntityTable, TokenEntity, TokenState } from './ports.js';
 
@@ -8,6 +11,10 @@ export const PAGE_SIZE = { default: 100, max: 1000 } as const;
 export interface InventoryQuery {
   state?: TokenState;
   batch?: string;
+  /** Tokens exported for this user (the UPN exactly as the assignment gave it). */
+  upn?: string;
+  /** Serials starting with this text (a key range of the table). */
+  serialPrefix?: string;
   pageSize: number;
   /** List the serials after this one (from a continuation token). */
   after?: string;
@@ -19,24 +26,24 @@ export interface InventoryPage {
   continuationToken: string | null;
 }
 
+/** The continuation token of a page ending with this serial. */
+export function continuationAfter(serial: string): string {
+  return Buffer.from(serial, 'utf8').toString('base64url');
+}
+
 /** The serial a continuation token carries; undefined when the token is not one this API handed out. */
 export function serialAfter(continuationToken: string): string | undefined {
   const after = Buffer.from(continuationToken, 'base64url').toString('utf8');
-  return after.length === 0 ? undefined : after;
+  return after.length === 0 || continuationAfter(after) !== continuationToken.replace(/=+$/, '') ? undefined : after;
 }
 
+/** One page in the table's key order: the table filters, and the continuation token carries the page's last serial. */
 export async function listInventoryPage(tokens: EntityTable<TokenEntity>, query: InventoryQuery): Promise<InventoryPage> {
   const where: Partial<Record<keyof TokenEntity & string, string>> = {};
   if (query.state !== undefined) where.state = query.state;
   if (query.batch !== undefined) where.batch = query.batch;
-  // Ordered by serial (code-unit order) here, whatever order the table returns; the continuation token carries
-  // the last serial of the page.
-  const all: TokenEntity[] = [];
-  for await (const row of tokens.list(where)) all.push(row.value);
-  all.sort((a, b) => (a.serial < b.serial ? -1 : a.serial > b.serial ? 1 : 0));
-  const after = query.after;
-  const start = after === undefined ? 0 : all.findIndex((t) => t.serial > after);
-  const page = start < 0 ? [] : all.slice(start, start + query.pageSize);
-  const more = start >= 0 && start + query.pageSize < all.length;
-  return { items: page.map(publicTokenView), continuationToken: more ? Buffer.from(page[page.length - 1]!.serial, 'utf8').toString('base64url') : null };
+  if (query.upn !== undefined) where.upn = query.upn;
+  const page = await tokens.page({ where, keyPrefix: query.serialPrefix, after: query.after, limit: query.pageSize });
+  const last = page.rows[page.rows.length - 1];
+  return { items: page.rows.map((r) => publicTokenView(r.value)), continuationToken: page.more && last ? continuationAfter(last.key) : null };
 }

@@ -129,6 +129,30 @@ export interface EntityTable<T extends Entity> {
   delete(key: string, etag?: string): Promise<boolean>;
   /** Every entity, optionally only those whose fields equal the given values. */
   list(where?: Partial<Record<keyof T & string, string | number | boolean>>): AsyncIterable<Versioned<T>>;
+  /**
+   * One page in the store's key order, filtered by the store: at most `limit` rows, reading no more than one row
+   * past them, so a page costs the same however large the table is.
+   */
+  page(query: PageQuery<T>): Promise<EntityPage<T>>;
+  /** How many entities hold each value of `field`, reading only that field (a value the field lacks counts as ''). */
+  countBy(field: keyof T & string, where?: Partial<Record<keyof T & string, string | number | boolean>>): Promise<Record<string, number>>;
+}
+
+export interface PageQuery<T extends Entity> {
+  /** Only entities whose fields equal these values. */
+  where?: Partial<Record<keyof T & string, string | number | boolean>>;
+  /** Only keys that start with this text. */
+  keyPrefix?: string;
+  /** Only keys after this one (the last key of the previous page). */
+  after?: string;
+  /** 1 to 1000. */
+  limit: number;
+}
+
+export interface EntityPage<T> {
+  rows: Versioned<T>[];
+  /** True when more rows match after the last one returned. */
+  more: boolean;
 }
 
 /** assigned / activated: Graph mode (in Entra through Microsoft Graph, then activated there). */

@@ -35,6 +35,11 @@ export const PROGRAM_DIGITS = [6, 8] as const;
 export const PROGRAM_PERIODS = [30, 60] as const;
 export const PROGRAMMED_BATCH_PREFIX = 'programmed@';
 
+/** The report name (in `reports`, without .json/.html) of a programmed batch; undefined for any other batch. */
+export function programmedReportBase(batch: string): string | undefined {
+  return batch.startsWith(PROGRAMMED_BATCH_PREFIX) ? `programmed-${batch.slice(PROGRAMMED_BATCH_PREFIX.length)}` : undefined;
+}
+
 export interface ProgramRequest {
   tokens: { serial: string; manufacturer: string; model: string }[];
   algorithm: (typeof PROGRAM_ALGORITHMS)[number];
@@ -185,8 +190,8 @@ export class ProgramService {
   }
 
   private newBatch(): { batch: string; reportBase: string } {
-    const id = `${compactTimestamp(this.deps.clock.now())}-${randomBytes(6).toString('hex')}`;
-    return { batch: `${PROGRAMMED_BATCH_PREFIX}${id}`, reportBase: `programmed-${id}` };
+    const batch = `${PROGRAMMED_BATCH_PREFIX}${compactTimestamp(this.deps.clock.now())}-${randomBytes(6).toString('hex')}`;
+    return { batch, reportBase: programmedReportBase(batch)! };
   }
 
   async program(request: ProgramRequest): Promise<ProgramResult> {

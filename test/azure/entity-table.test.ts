@@ -206,6 +206,52 @@ void describe('list', () => {
   });
 });
 
+void describe('page and countBy', () => {
+  /** Every page of a query, following `after` as a caller does. */
+  async function allPages(table: AzureEntityTable<TokenEntity> | MemoryTable<TokenEntity>, query: Omit<Parameters<typeof table.page>[0], 'after'>): Promise<string[][]> {
+    const pages: string[][] = [];
+    let after: string | undefined;
+    for (;;) {
+      const page = await table.page({ ...query, after });
+      pages.push(page.rows.map((r) => r.key));
+      if (!page.more) return pages;
+      after = page.rows[page.rows.length - 1]!.key;
+    }
+  }
+
+  void test('pages in key order with a filter, a key prefix and a resume key; pages stay full while the service answers short ones', async () => {
+    // A service page of 3 against pages of 4 rows: each page needs two service calls (continuation tokens).
+    const table = await newTokenTable(3);
+    const serials = ['A/1', 'A/2', 'A1', 'A10', 'A2', 'A20', 'A3', 'B1', 'B2', "O'B1", 'a1'];
+    for (const serial of serials) await table.insert(serial, token(serial, { state: serial.endsWith('2') ? 'exported' : 'stored', upn: serial.startsWith('B') ? 'b@contoso.com' : null }));
+    const byEscapedKey = [...serials].sort((a, b) => (escapeTableKey(a) < escapeTableKey(b) ? -1 : 1));
+    assert.deepEqual((await allPages(table, { limit: 4 })).flat(), byEscapedKey, 'every row once, in escaped-key order');
+    assert.deepEqual((await allPages(table, { limit: 4 })).map((p) => p.length), [4, 4, 3]);
+    assert.deepEqual((await allPages(table, { limit: 2, keyPrefix: 'A' })).flat(), byEscapedKey.filter((s) => s.startsWith('A')));
+    assert.deepEqual((await allPages(table, { limit: 10, keyPrefix: 'A/' })).flat(), ['A/1', 'A/2'], 'a prefix with an escaped character');
+    assert.deepEqual((await allPages(table, { limit: 10, keyPrefix: "O'" })).flat(), ["O'B1"], 'a quote in the prefix is escaped');
+    assert.deepEqual((await allPages(table, { limit: 1, where: { state: 'exported' } })).flat(), byEscapedKey.filter((s) => s.endsWith('2')));
+    assert.deepEqual((await allPages(table, { limit: 5, where: { upn: 'b@contoso.com' }, keyPrefix: 'B' })).flat(), ['B1', 'B2']);
+    const last = await table.page({ limit: 3, after: 'B2' });
+    assert.deepEqual(last.rows.map((r) => r.key), ["O'B1", 'a1']);
+    assert.equal(last.more, false);
+    assert.deepEqual(await table.page({ limit: 3, where: { upn: 'nobody@contoso.com' } }), { rows: [], more: false });
+  });
+
+  void test('countBy counts each value of one field, with a filter, null as an empty value', async () => {
+    const table = await newTokenTable(2);
+    const states = ['stored', 'stored', 'exported', 'retired', 'stored'] as const;
+    for (const [i, state] of states.entries()) await table.insert(`c${i}`, token(`c${i}`, { state, upn: i === 0 ? 'a@contoso.com' : null }));
+    assert.deepEqual(await table.countBy('state'), { stored: 3, exported: 1, retired: 1 });
+    assert.deepEqual(await table.countBy('upn'), { 'a@contoso.com': 1, '': 4 });
+    assert.deepEqual(await table.countBy('state', { upn: 'a@contoso.com' }), { stored: 1 });
+    const memory = new MemoryTable<TokenEntity>();
+    for (const [i, state] of states.entries()) await memory.insert(`c${i}`, token(`c${i}`, { state, upn: i === 0 ? 'a@contoso.com' : null }));
+    assert.deepEqual(await memory.countBy('state'), await table.countBy('state'));
+    await assert.rejects(() => table.countBy('state) or (1'), /Cannot count/);
+  });
+});
+
 void test('behaves like the in-memory table through the same sequence of calls', async () => {
   const azure = await newTokenTable(2);
   const memory = new MemoryTable<TokenEntity>();

@@ -38,11 +38,15 @@ export interface TestStackOptions {
   pollIntervalMs?: number;
   /** Milliseconds to wait for readiness; 60 s by default. */
   startTimeoutMs?: number;
+  /** Enforce function keys (`--enforce-auth`), accepting this master key. */
+  enforceAuth?: { masterKey: string };
 }
 
 export interface TestStack {
   dataDir: string;
   functionsUrl: string;
+  /** The console (its development sign-in is at functionsUrl + /.auth/login/aad). */
+  consoleUrl: string;
   keyVaultUrl: string;
   /** The Graph stand-in (GRAPH_BASE_URL of the host); its admin endpoints are under /_admin/. */
   graphUrl: string;
@@ -103,6 +107,7 @@ interface ReadyLine {
   keyVaultUrl: string;
   graphUrl: string;
   functionsUrl: string;
+  consoleUrl: string;
   functions: LocalFunctionInfo[];
 }
 
@@ -156,6 +161,7 @@ async function launch(dataDir: string, opts: TestStackOptions): Promise<{ ready:
   args.push('--poll-interval-ms', String(opts.pollIntervalMs ?? 250));
   if (opts.kvRealism) args.push('--kv-realism', JSON.stringify(opts.kvRealism));
   if (opts.graphRealism) args.push('--graph-realism', JSON.stringify(opts.graphRealism));
+  if (opts.enforceAuth) args.push('--enforce-auth', '--master-key', opts.enforceAuth.masterKey);
 
   // Own process group, so teardown can take the whole stack down at once.
   const child = spawn(process.execPath, args, { cwd: repoRoot, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -214,6 +220,7 @@ export async function startTestStack(t: TestContextLike | undefined, opts: TestS
     const stack: TestStack = {
       dataDir,
       functionsUrl: ready.functionsUrl,
+      consoleUrl: ready.consoleUrl,
       keyVaultUrl: ready.keyVaultUrl,
       graphUrl: ready.graphUrl,
       blobUrl: ready.blobUrl,
@@ -226,7 +233,8 @@ export async function startTestStack(t: TestContextLike | undefined, opts: TestS
       azuritePid: ready.azuritePid,
       output,
       async idle() {
-        const res = await fetch(`${ready.functionsUrl}/admin/host/idle`);
+        const key = opts.enforceAuth ? `?code=${encodeURIComponent(opts.enforceAuth.masterKey)}` : '';
+        const res = await fetch(`${ready.functionsUrl}/admin/host/idle${key}`);
         if (res.status !== 200) throw new Error(`idle: HTTP ${res.status}`);
         await res.arrayBuffer();
       },

@@ -299,6 +299,7 @@ function moduleOutput(node: Extract<Node, { kind: 'property' }>, scope: Template
 const AZURE_CLOUD: Json = {
   name: 'AzureCloud',
   suffixes: { storage: 'core.windows.net', keyvaultDns: '.vault.azure.net' },
+  authentication: { loginEndpoint: 'https://login.microsoftonline.com/' },
 };
 
 /** Calls whose arguments are not all evaluated first: if() evaluates one branch, map() and filter() take a lambda. */

@@ -690,6 +690,39 @@ void describe('alerts', () => {
   });
 });
 
+void describe('console sign-in (App Service Authentication)', () => {
+  const CLIENT_ID = '5e4a3b2c-1d0e-4f9a-8b7c-6d5e4f3a2b1c';
+  const authSettings = (from: FoundResource[]) => ofType('Microsoft.Web/sites/config', from).filter((r) => lastNameSegment(r) === 'authsettingsV2' && r.deployed);
+
+  void test('off without consoleClientId: no authentication settings, so the app believes no principal header', () => {
+    assert.deepEqual(authSettings(resources), []);
+  });
+
+  void test('on with consoleClientId: Entra ID sign-in of this tenant, unauthenticated requests let through (function keys, Event Grid), no secret, no token store', () => {
+    const withConsole = collectResources(main, { ...TOP_LEVEL, consoleClientId: CLIENT_ID });
+    const [auth, ...others] = authSettings(withConsole);
+    assert.ok(auth, 'no authsettingsV2');
+    assert.deepEqual(others, []);
+    const p = props(auth);
+    assert.deepEqual(p['platform'], { enabled: true });
+    assert.deepEqual(p['globalValidation'], { requireAuthentication: false, unauthenticatedClientAction: 'AllowAnonymous' });
+    const entra = obj(obj(p['identityProviders'])['azureActiveDirectory']);
+    assert.equal(entra['enabled'], true);
+    const registration = obj(entra['registration']);
+    assert.equal(registration['clientId'], CLIENT_ID);
+    assert.deepEqual(Object.keys(registration).sort(), ['clientId', 'openIdIssuer'], 'no client secret setting');
+    assert.match(asText(registration['openIdIssuer']), /tenant\(\)|tenantId/);
+    assert.deepEqual(obj(entra['validation'])['allowedAudiences'], [CLIENT_ID]);
+    assert.deepEqual(obj(obj(p['login'])['tokenStore']), { enabled: false });
+    assert.equal(obj(p['httpSettings'])['requireHttps'], true);
+    assert.equal(asText(auth.value['name']).split('/')[0], asText(single('Microsoft.Web/sites', withConsole).value['name']), 'on the Function app');
+  });
+
+  void test('the console\'s address is an output', () => {
+    assert.ok(Object.keys(main.outputs ?? {}).includes('AZURE_CONSOLE_URL'));
+  });
+});
+
 void describe('monitoring and events', () => {
   const diagnosticsOn = (target: FoundResource) =>
     ofType('Microsoft.Insights/diagnosticSettings').filter((d) => d.value['scope'] === idOf(target));
@@ -736,11 +769,17 @@ void describe('azd project', () => {
     assert.match(yaml, /^ {2}api:\n {4}project: \.\n {4}language: ts\n {4}host: function$/m);
   });
 
+  /** The scripts a hook runs, POSIX then PowerShell. */
+  const hookRuns = (hook: string): string[] => {
+    const section = /^ {2}(\w+):\n((?: {4}.*\n?)*)/gm;
+    for (const m of azureYaml().matchAll(section)) if (m[1] === hook) return [...m[2]!.matchAll(/run: (\S+)/g)].map((r) => r[1]!);
+    return [];
+  };
+
   void test('the postdeploy hook (part of azd up) runs the Event Grid subscription step, then the function keys step, on both shells', () => {
     const yaml = azureYaml();
-    assert.match(yaml, /^hooks:\n {2}postdeploy:\n/m);
-    const projectHooks = yaml.slice(yaml.search(/^hooks:$/m));
-    const runs = [...projectHooks.matchAll(/run: (\S+)/g)].map((m) => m[1]!);
+    assert.match(yaml, /^hooks:\n/m);
+    const runs = hookRuns('postdeploy');
     assert.deepEqual(runs, ['./infra/hooks/postdeploy.sh', './infra/hooks/postdeploy.ps1']);
     accessSync(path.join(repoRoot, 'infra/hooks/postdeploy.sh'), constants.X_OK);
     for (const run of runs) {
@@ -750,6 +789,14 @@ void describe('azd project', () => {
     // The PowerShell hook stops when the first step fails; the POSIX one has `set -e`.
     assert.match(readFileSync(path.join(repoRoot, 'infra/hooks/postdeploy.ps1'), 'utf8'), /event-grid-subscriptions\.ts\nif \(\$LASTEXITCODE -ne 0\) \{ exit \$LASTEXITCODE \}/);
     assert.match(readFileSync(path.join(repoRoot, 'infra/hooks/postdeploy.sh'), 'utf8'), /^set -eu$/m);
+  });
+
+  void test('the console\'s app registration runs before and after provisioning, on both shells, and feeds consoleClientId', () => {
+    for (const hook of ['preprovision', 'postprovision']) assert.deepEqual(hookRuns(hook), ['./infra/hooks/console-sign-in.sh', './infra/hooks/console-sign-in.ps1'], hook);
+    accessSync(path.join(repoRoot, 'infra/hooks/console-sign-in.sh'), constants.X_OK);
+    for (const run of hookRuns('preprovision')) assert.match(readFileSync(path.join(repoRoot, run), 'utf8'), /node --import tsx scripts\/console-app-registration\.ts/, run);
+    const parameters = JSON.parse(readFileSync(path.join(infraDir, 'main.parameters.json'), 'utf8')) as { parameters: Record<string, { value: string }> };
+    assert.equal(parameters.parameters['consoleClientId']?.value, '${CONSOLE_CLIENT_ID=}');
   });
 
   void test('the README\'s parameters table describes every parameter of main.bicep', () => {

@@ -107,7 +107,9 @@ void describe('function keys (postdeploy hook)', () => {
     assert.ok(['health', 'verifyActivationCode', 'unlockToken'].every((name) => functions.has(name)), `found ${[...functions.keys()].join(', ')}`);
     const levels = new Set(functions.values());
     assert.ok(!levels.has('admin'), 'an admin-level function can only be called with the master key');
-    assert.deepEqual([...functions].filter(([, level]) => level === 'anonymous').map(([name]) => name), ['health']);
+    // Anonymous: the health probe, and the console, which signs people in with Entra ID and checks their role itself.
+    assert.deepEqual([...functions].filter(([, level]) => level === 'anonymous').map(([name]) => name).sort(), ['consoleApi', 'consolePages', 'health']);
+    for (const file of ['consoleApi.ts', 'consolePages.ts']) assert.match(readFileSync(path.join(repoRoot, 'functions', file), 'utf8'), /return serveConsole(Api|Page)\(/, file);
     const planned = FUNCTION_KEY_HOLDERS.flatMap((holder) => [...holder.functions]);
     assert.equal(new Set(planned).size, planned.length, 'a function is in two holders\' lists');
     assert.deepEqual(planned.sort(), [...functions].filter(([, level]) => level === 'function').map(([name]) => name).sort());

@@ -67,10 +67,11 @@ void describe('deployment package', () => {
     plan = deploymentPlan();
   });
 
-  void it('carries host.json and the compiled app only: no dev code, CLI, tests, sources, source maps or declarations', () => {
+  void it('carries host.json, the compiled app and the console\'s page assets only: no dev code, CLI, tests, sources, source maps or declarations', () => {
     assert.ok(plan.appFiles.includes('host.json'));
     assert.ok(plan.appFiles.includes(ENTRY));
-    const unexpected = plan.appFiles.filter((f) => f !== 'host.json' && !/^dist\/(functions|shared)\/[\w/.-]+\.js$/.test(f));
+    for (const asset of ['console/console.css', 'console/console.js']) assert.ok(plan.appFiles.includes(asset), `${asset} ships`);
+    const unexpected = plan.appFiles.filter((f) => f !== 'host.json' && !/^dist\/(functions|shared)\/[\w/.-]+\.js$/.test(f) && !/^console\/[\w-]+\.(css|js)$/.test(f));
     assert.deepEqual(unexpected, []);
     assert.deepEqual(plan.appFiles.filter((f) => f.startsWith('dist/dev/') || f.startsWith('dist/shared/cli/') || f.endsWith('.map')), []);
     // And the build makes none of them in the first place.
