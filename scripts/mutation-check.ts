@@ -51,7 +51,7 @@ export const MUTATIONS: readonly Mutation[] = [
     file: 'shared/formats/pskc-crypto.ts',
     find: 'actual.length === expected.length && timingSafeEqual(actual, expected)',
     replace: 'expected.length > 0 && timingSafeEqual(actual.subarray(0, expected.length), expected)',
-    tests: ['test/pskc/reader.test.ts', 'test/pskc/hostile.test.ts', 'test/pskc/fixtures.test.ts'],
+    tests: ['test/formats/pskc/reader.test.ts', 'test/formats/pskc/hostile.test.ts', 'test/formats/pskc/fixtures.test.ts'],
   },
   {
     id: 'csv-writer-formula-cells',
@@ -59,7 +59,7 @@ export const MUTATIONS: readonly Mutation[] = [
     file: 'shared/entra/import-rules.ts',
     find: '[r.upn, r.serial, r.manufacturer, r.model].some(startsLikeFormula)',
     replace: '[r.manufacturer, r.model].some(startsLikeFormula)',
-    tests: ['test/unit/entra-rules.test.ts'],
+    tests: ['test/entra/import-rules.test.ts'],
   },
   {
     id: 'five-tokens-allows-six',
@@ -67,7 +67,7 @@ export const MUTATIONS: readonly Mutation[] = [
     file: 'shared/entra/import-rules.ts',
     find: 'existing + rows.length > ENTRA_MAX_OATH_METHODS_PER_USER',
     replace: 'existing + rows.length > ENTRA_MAX_OATH_METHODS_PER_USER + 1',
-    tests: ['test/unit/entra-rules.test.ts'],
+    tests: ['test/entra/import-rules.test.ts'],
   },
   {
     id: 'five-tokens-refuses-five',
@@ -75,7 +75,7 @@ export const MUTATIONS: readonly Mutation[] = [
     file: 'shared/entra/import-rules.ts',
     find: 'existing + rows.length > ENTRA_MAX_OATH_METHODS_PER_USER',
     replace: 'existing + rows.length >= ENTRA_MAX_OATH_METHODS_PER_USER',
-    tests: ['test/unit/entra-rules.test.ts'],
+    tests: ['test/entra/import-rules.test.ts'],
   },
 ];
 

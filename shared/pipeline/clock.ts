@@ -1,6 +1,6 @@
 /**
  * The one place that reads the system's time. Everything else takes a `Clock`, so tests (and the guard in
- * test/unit/clock-guard.test.ts) can hold time still or move it on purpose.
+ * test/pipeline/clock-guard.test.ts) can hold time still or move it on purpose.
  */
 import type { Clock } from './ports.js';
 

@@ -11,7 +11,7 @@ import { loadConfig } from '../../shared/config.js';
 import { activationWindowSteps } from '../../shared/entra/drift-windows.js';
 import { ConflictError, DirectoryRefusedError, TransientError, UncertainOutcomeError } from '../../shared/pipeline/errors.js';
 import type { NewHardwareOathDevice } from '../../shared/pipeline/ports.js';
-import { assertNoSecret, codeAt, codeOutsideWindow, newSecret, uniqueSerial } from '../graph/helpers.js';
+import { assertNoSecret, codeAt, codeOutsideWindow, newSecret, uniqueSerial } from '../dev/graph/helpers.js';
 import { closedPort } from './helpers.js';
 
 let graph: GraphStandIn;

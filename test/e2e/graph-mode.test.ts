@@ -8,7 +8,7 @@ import { before, describe, it } from 'node:test';
 import { BlobServiceClient } from '@azure/storage-blob';
 import { decodeBase32 } from '../../shared/core/encoding.js';
 import { totpCode } from '../../shared/core/totp.js';
-import { assertNoSecret, newSecret } from '../graph/helpers.js';
+import { assertNoSecret, newSecret } from '../dev/graph/helpers.js';
 import { startTestStack, suiteScope, type TestStack } from '../helpers/stack.js';
 
 const HEADER = 'upn,serial number,secret key,time interval,manufacturer,model\n';

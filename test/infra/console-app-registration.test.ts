@@ -9,7 +9,7 @@ import { describe, it, type TestContext } from 'node:test';
 import type { AccessToken, TokenCredential } from '@azure/identity';
 import { ConsoleRegistrationError, CONSOLE_APP_ROLES, easyAuthCallback, ensureConsoleRegistration, GraphClient, registrationFromEnvironment } from '../../scripts/console-app-registration.js';
 import { APP_ROLES } from '../../shared/app/auth.js';
-import { raw, startForTest } from '../graph/helpers.js';
+import { raw, startForTest } from '../dev/graph/helpers.js';
 
 const HELPDESK_GROUP = '0a0a0a0a-1111-4111-8111-000000000001';
 const ADMIN_GROUP = '0a0a0a0a-1111-4111-8111-000000000002';

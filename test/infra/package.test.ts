@@ -99,7 +99,7 @@ void describe('deployment package', () => {
         'shared/core/totp.ts',
         'dev/keyvault/server.ts',
         'dev/data/keyvault.jsonl',
-        'test/unit/totp.test.ts',
+        'test/core/totp.test.ts',
         'scripts/package.ts',
         'bench/run.ts',
         'infra/main.bicep',

@@ -17,7 +17,7 @@ import { PacedVault } from '../../shared/pipeline/vault.js';
 import { VerifyService } from '../../shared/pipeline/verify.js';
 import { ManualClock } from '../helpers/clock.js';
 import { MemoryBlobStore, MemorySecretStore, MemoryTable } from '../helpers/memory-ports.js';
-import { assertNoSecret, codeAt, newSecret, uniqueSerial } from '../graph/helpers.js';
+import { assertNoSecret, codeAt, newSecret, uniqueSerial } from '../dev/graph/helpers.js';
 
 const containers = { seeds: 'seeds', assignments: 'assignments', imports: 'imports', reports: 'reports', quarantine: 'quarantine' };
 const HEADER = 'upn,serial number,secret key,time interval,manufacturer,model\n';

@@ -2,14 +2,14 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { FileError } from '../../shared/core/problems.js';
-import type { OathToken } from '../../shared/core/token.js';
-import type { ExpectedToken, FixtureExpectation, NegativeExpectation } from '../fixtures/pskc/generate.js';
+import { FileError } from '../../../shared/core/problems.js';
+import type { OathToken } from '../../../shared/core/token.js';
+import type { ExpectedToken, FixtureExpectation, NegativeExpectation } from '../../fixtures/pskc/generate.js';
 
 /** The clock reading the PSKC tests read files at (key policies are judged against it). */
 export const READ_AT = new Date('2026-06-01T00:00:00Z');
 
-export const FIXTURES = fileURLToPath(new URL('../fixtures/pskc/', import.meta.url));
+export const FIXTURES = fileURLToPath(new URL('../../fixtures/pskc/', import.meta.url));
 
 export function fixture(name: string): Buffer {
   return readFileSync(`${FIXTURES}${name}`);

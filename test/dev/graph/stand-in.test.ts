@@ -7,9 +7,9 @@ import { mkdtemp, readFile, rm, writeFile, appendFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { startGraphStandIn } from '../../dev/graph/server.js';
-import { toCanonicalBase32 } from '../../shared/core/encoding.js';
-import { ManualClock } from '../helpers/clock.js';
+import { startGraphStandIn } from '../../../dev/graph/server.js';
+import { toCanonicalBase32 } from '../../../shared/core/encoding.js';
+import { ManualClock } from '../../helpers/clock.js';
 import { assertNoSecret, codeAt, DEVICES, deviceBody, errorOf, fixedSecret, newSecret, raw, startForTest, valueOf } from './helpers.js';
 
 const HOUR = 3600;

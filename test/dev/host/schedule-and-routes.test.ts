@@ -7,10 +7,10 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseSchedule } from '../../dev/host/ncrontab.js';
-import { compileRoute } from '../../dev/host/routes.js';
-import { compileBlobPath } from '../../dev/host/blob-trigger.js';
-import { readLocalSettings, resolveAppSettingExpressions, resolveStorageConnection } from '../../dev/host/settings.js';
+import { parseSchedule } from '../../../dev/host/ncrontab.js';
+import { compileRoute } from '../../../dev/host/routes.js';
+import { compileBlobPath } from '../../../dev/host/blob-trigger.js';
+import { readLocalSettings, resolveAppSettingExpressions, resolveStorageConnection } from '../../../dev/host/settings.js';
 
 const at = (iso: string): Date => new Date(iso);
 

@@ -7,8 +7,8 @@ import assert from 'node:assert/strict';
 import { createCipheriv } from 'node:crypto';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { DecryptionError, ENCRYPTION_ALGORITHMS, decryptValue, unwrapOverEcb } from '../../shared/formats/pskc-crypto.js';
-import { keyWrapOverEcb } from '../fixtures/pskc/generate.js';
+import { DecryptionError, ENCRYPTION_ALGORITHMS, decryptValue, unwrapOverEcb } from '../../../shared/formats/pskc-crypto.js';
+import { keyWrapOverEcb } from '../../fixtures/pskc/generate.js';
 
 const XMLENC = 'http://www.w3.org/2001/04/xmlenc#';
 const hex = (text: string) => Buffer.from(text, 'hex');

@@ -5,14 +5,14 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { TokenEntity } from '../../shared/pipeline/ports.js';
-import { readPskc } from '../../shared/formats/pskc.js';
-import { parseXsDateTime } from '../../shared/formats/pskc-policy.js';
-import { IngestService } from '../../shared/pipeline/ingest.js';
-import { PacedVault } from '../../shared/pipeline/vault.js';
-import { buildPskc, deterministicBytes, type FixtureKey } from '../fixtures/pskc/generate.js';
-import { ManualClock } from '../helpers/clock.js';
-import { MemoryBlobStore, MemorySecretStore, MemoryTable } from '../helpers/memory-ports.js';
+import type { TokenEntity } from '../../../shared/pipeline/ports.js';
+import { readPskc } from '../../../shared/formats/pskc.js';
+import { parseXsDateTime } from '../../../shared/formats/pskc-policy.js';
+import { IngestService } from '../../../shared/pipeline/ingest.js';
+import { PacedVault } from '../../../shared/pipeline/vault.js';
+import { buildPskc, deterministicBytes, type FixtureKey } from '../../fixtures/pskc/generate.js';
+import { ManualClock } from '../../helpers/clock.js';
+import { MemoryBlobStore, MemorySecretStore, MemoryTable } from '../../helpers/memory-ports.js';
 
 const bytes = (text: string) => Buffer.from(text, 'utf8');
 const key = (serial: string, policy: string): FixtureKey => ({ serial, keyId: serial, type: 'totp', secret: deterministicBytes(`policy/${serial}`, 20), policy });

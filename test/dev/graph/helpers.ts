@@ -1,9 +1,9 @@
 // Shared helpers for the Graph stand-in and adapter tests.
 import { createHash, randomBytes } from 'node:crypto';
 import type { TestContext } from 'node:test';
-import { startGraphStandIn, type GraphStandIn, type GraphStandInOptions } from '../../dev/graph/server.js';
-import { decodeBase32, toCanonicalBase32 } from '../../shared/core/encoding.js';
-import { totpCode } from '../../shared/core/totp.js';
+import { startGraphStandIn, type GraphStandIn, type GraphStandInOptions } from '../../../dev/graph/server.js';
+import { decodeBase32, toCanonicalBase32 } from '../../../shared/core/encoding.js';
+import { totpCode } from '../../../shared/core/totp.js';
 
 export const DEVICES = '/beta/directory/authenticationMethodDevices/hardwareOathDevices';
 

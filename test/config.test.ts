@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { ConfigError, loadConfig } from '../../shared/config.js';
-import { RECONCILE_MIN_AGE_FLOOR_MINUTES } from '../../shared/pipeline/liveness.js';
+import { ConfigError, loadConfig } from '../shared/config.js';
+import { RECONCILE_MIN_AGE_FLOOR_MINUTES } from '../shared/pipeline/liveness.js';
 
 const base = { KEY_VAULT_URL: 'https://contoso-oath.vault.azure.net', PipelineStorage: 'UseDevelopmentStorage=true' };
 

@@ -1,5 +1,5 @@
 /**
- * The local Functions host running the fixture app (test/host/fixtures/app),
+ * The local Functions host running the fixture app (test/dev/host/fixtures/app),
  * registered through @azure/functions, against a real Azurite.
  * This file hosts the app in-process with authLevel enforcement on.
  */
@@ -10,8 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BlobServiceClient, type ContainerClient } from '@azure/storage-blob';
 import { QueueServiceClient } from '@azure/storage-queue';
-import { startAzurite, type Azurite } from '../../dev/azurite.js';
-import { startLocalHost, type LocalHost } from '../../dev/host/host.js';
+import { startAzurite, type Azurite } from '../../../dev/azurite.js';
+import { startLocalHost, type LocalHost } from '../../../dev/host/host.js';
 
 const masterKey = 'test-master-key';
 const functionKey = 'test-function-key';
@@ -26,7 +26,7 @@ before(async () => {
   dataDir = await mkdtemp(join(tmpdir(), 'local-host-test-'));
   azurite = await startAzurite({ dataDir, ports: 'free' });
   host = await startLocalHost({
-    entry: 'test/host/fixtures/app/index.js',
+    entry: 'test/dev/host/fixtures/app/index.js',
     port: 0,
     storageConnectionString: azurite.connectionString,
     settings: { PipelineStorage: azurite.connectionString, FIXTURE_SETTING: 'from settings', FIXTURE_TICK_SCHEDULE: '*/2 * * * * *' },

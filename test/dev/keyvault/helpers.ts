@@ -1,6 +1,6 @@
 // Shared helpers for the Key Vault stand-in conformance tests.
 import type { TestContext } from 'node:test';
-import { startKeyVaultStandIn, type KeyVaultStandIn, type KeyVaultStandInOptions, type Wait } from '../../dev/keyvault/server.js';
+import { startKeyVaultStandIn, type KeyVaultStandIn, type KeyVaultStandInOptions, type Wait } from '../../../dev/keyvault/server.js';
 
 export const API = 'api-version=7.6';
 /** The percent-encoded query key the SDK sends. */

@@ -1,8 +1,8 @@
 /** Input meant to hurt the reader: it must fail fast with a file-level error, never hang or balloon. */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { readPskc } from '../../shared/formats/pskc.js';
-import { PSKC_NS, buildPskc, deterministicBytes } from '../fixtures/pskc/generate.js';
+import { readPskc } from '../../../shared/formats/pskc.js';
+import { PSKC_NS, buildPskc, deterministicBytes } from '../../fixtures/pskc/generate.js';
 import { READ_AT, fileError, fixture } from './helpers.js';
 
 const bytes = (text: string) => Buffer.from(text, 'utf8');

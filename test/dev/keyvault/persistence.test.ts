@@ -7,11 +7,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { createLocalSecretClient } from '../../dev/keyvault/client.js';
-import { startKeyVaultStandIn } from '../../dev/keyvault/server.js';
+import { createLocalSecretClient } from '../../../dev/keyvault/client.js';
+import { startKeyVaultStandIn } from '../../../dev/keyvault/server.js';
 import { restErrorOf, startForTest } from './helpers.js';
 
-const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
+const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
 const nodeBin = path.join(repoRoot, 'node_modules', '.bin', 'node');
 
 function tempJournal(t: TestContext): string {

@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { decryptValue, ENCRYPTION_ALGORITHMS, macMatches } from '../../shared/formats/pskc-crypto.js';
-import { describePskcKeyNeed, looksLikePskc, readPskc } from '../../shared/formats/pskc.js';
+import { decryptValue, ENCRYPTION_ALGORITHMS, macMatches } from '../../../shared/formats/pskc-crypto.js';
+import { describePskcKeyNeed, looksLikePskc, readPskc } from '../../../shared/formats/pskc.js';
 import {
   PSKC_NS,
   buildEncryptedPskc,
@@ -14,7 +14,7 @@ import {
   type CipherName,
   type FixtureKey,
   type HashName,
-} from '../fixtures/pskc/generate.js';
+} from '../../fixtures/pskc/generate.js';
 import { READ_AT, asExpected, expected, fileError, fixture } from './helpers.js';
 
 const bytes = (text: string) => Buffer.from(text, 'utf8');

@@ -10,10 +10,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BlobServiceClient } from '@azure/storage-blob';
 import { TableServiceClient } from '@azure/data-tables';
-import { createLocalSecretClient } from '../../dev/keyvault/client.js';
-import { isProcessAlive, startTestStack, type TestStack } from '../helpers/stack.js';
+import { createLocalSecretClient } from '../../../dev/keyvault/client.js';
+import { isProcessAlive, startTestStack, type TestStack } from '../../helpers/stack.js';
 
-const fixtureEntry = 'test/host/fixtures/app/index.js';
+const fixtureEntry = 'test/dev/host/fixtures/app/index.js';
 const fixtureSettings = { FIXTURE_TICK_SCHEDULE: '0 0 0 1 1 *' };
 
 const dataDirPromise = mkdtemp(join(tmpdir(), 'stack-test-'));

@@ -3,9 +3,9 @@
 // injected faults (500/503, unanswered requests), added latency, counters and the admin HTTP surface.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createLocalSecretClient } from '../../dev/keyvault/client.js';
-import type { KeyVaultStats } from '../../dev/keyvault/server.js';
-import { ManualClock } from '../helpers/clock.js';
+import { createLocalSecretClient } from '../../../dev/keyvault/client.js';
+import type { KeyVaultStats } from '../../../dev/keyvault/server.js';
+import { ManualClock } from '../../helpers/clock.js';
 import { API, ManualWaits, errorOf, raw, restErrorOf, startForTest } from './helpers.js';
 
 void test('Azure Key Vault throttling guidance: past the create budget the set gets 429 Throttled, without Retry-After', async (t) => {

@@ -11,7 +11,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BlobServiceClient, type ContainerClient } from '@azure/storage-blob';
-import { startAzurite, type Azurite } from '../../dev/azurite.js';
+import { startAzurite, type Azurite } from '../../../dev/azurite.js';
 
 let azurite: Azurite;
 let dataDir: string;
@@ -26,7 +26,7 @@ interface HostProcess {
 async function startHostProcess(tickSchedule = '0 0 0 1 1 *'): Promise<HostProcess> {
   const args = [
     '--import', 'tsx', 'dev/host/cli.ts',
-    '--entry', 'test/host/fixtures/app/index.js',
+    '--entry', 'test/dev/host/fixtures/app/index.js',
     '--storage', azurite.connectionString,
     '--port', '0',
     '--poll-interval-ms', '150',

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { readdirSync } from 'node:fs';
 import { describe, it } from 'node:test';
-import { readPskc } from '../../shared/formats/pskc.js';
-import { generateFixtures } from '../fixtures/pskc/generate.js';
+import { readPskc } from '../../../shared/formats/pskc.js';
+import { generateFixtures } from '../../fixtures/pskc/generate.js';
 import { FIXTURES, READ_AT, asExpected, expected, fileError, fixture, keyOptions } from './helpers.js';
 
 void describe('RFC 6030 examples', () => {

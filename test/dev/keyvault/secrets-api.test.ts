@@ -3,8 +3,8 @@
 // whose status codes, bodies and error codes it checks.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createLocalSecretClient } from '../../dev/keyvault/client.js';
-import { LOCAL_TENANT_ID } from '../../dev/keyvault/server.js';
+import { createLocalSecretClient } from '../../../dev/keyvault/client.js';
+import { LOCAL_TENANT_ID } from '../../../dev/keyvault/server.js';
 import { API, API_ENCODED, VERSION_PATTERN, errorOf, raw, restErrorOf, startForTest, uniqueName } from './helpers.js';
 
 void test('Azure Key Vault REST API Error Codes (HTTP 401): a request without a token gets the bearer challenge', async (t) => {
