@@ -111,6 +111,8 @@ function sameSettings(a: OathToken, b: OathToken): boolean {
  * error, and none of them is kept. Tokens come back in file order.
  */
 export function resolveDuplicates(candidates: OathToken[]): { tokens: OathToken[]; problems: Problem[] } {
+  // Vendors list tokens by serial: strictly ascending serials cannot repeat, and need no lookup table.
+  if (strictlyAscending(candidates)) return { tokens: inFileOrder(candidates), problems: [] };
   // A list only for a serial that repeats: one array per token would be 100,000 thrown away for a clean file.
   const firstBySerial = new Map<string, OathToken>();
   const repeated = new Map<string, OathToken[]>();
@@ -145,7 +147,19 @@ export function resolveDuplicates(candidates: OathToken[]): { tokens: OathToken[
       problems.push(problem('DUPLICATE_SERIAL_CONFLICT', 'error', `Serial ${quoteValue(serial)} appears ${rows.length} times with ${what}${lines.length ? ` (lines ${lines.join(', ')})` : ''}; none is imported. Keep the right entry and remove the others.`, { line: r.line, serial }));
     }
   }
-  // Keep file order (a stable sort: entries without a line keep the order they came in).
-  tokens.sort((a, b) => (a.line ?? 0) - (b.line ?? 0));
-  return { tokens, problems };
+  return { tokens: inFileOrder(tokens), problems };
+}
+
+function strictlyAscending(tokens: readonly OathToken[]): boolean {
+  for (let i = 1; i < tokens.length; i++) if (!(tokens[i - 1]!.serial < tokens[i]!.serial)) return false;
+  return true;
+}
+
+/** A copy in file order (a stable sort: entries without a line keep the order they came in); no sort when already so. */
+function inFileOrder(tokens: readonly OathToken[]): OathToken[] {
+  const line = (t: OathToken) => t.line ?? 0;
+  for (let i = 1; i < tokens.length; i++) {
+    if (line(tokens[i - 1]!) > line(tokens[i]!)) return [...tokens].sort((a, b) => line(a) - line(b));
+  }
+  return [...tokens];
 }

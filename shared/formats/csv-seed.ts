@@ -8,10 +8,10 @@ import { type SecretEncoding } from '../core/encoding.js';
 import { FileError, problem, type Problem } from '../core/problems.js';
 import { parseHashAlgorithm, type HashAlgorithm, type TokenType } from '../core/token.js';
 import { checkSerial } from '../core/validate.js';
-import { cell, detectDelimiter, findColumns, hasContent, misalignedRow, normalizeHeader, parseCsvRows, type CsvRow } from './csv-table.js';
-import { finish, rowWhere, type CsvRowOutcome } from './csv-tokens.js';
-import { blankIndentedComments, looksLikeOathRow, oathCsvVersion, readOathCsv } from './oath-csv.js';
-import { checkSize, decodeUtf8 } from './text.js';
+import { cell, detectDelimiter, findColumns, forEachCsvRow, hasContent, misalignedRow, normalizeHeader, parseCsvRows, type CsvRow } from './csv-table.js';
+import { CsvTokenCollector, rowWhere, type CsvRowOutcome } from './csv-tokens.js';
+import { blankIndentedComments, looksLikeOathRow, oathCsvVersion, OathCsvReader } from './oath-csv.js';
+import { checkSize, utf8Body } from './text.js';
 import { DEFAULT_MAX_SEED_FILE_BYTES, type ReadOptions, type SeedReadResult } from './types.js';
 
 export const SEED_COLUMNS = {
@@ -51,7 +51,8 @@ function firstLineIsHeader(fileName: string, line: string, delimiter: ',' | ';')
 export function readCsvSeed(bytes: Uint8Array, opts: ReadOptions): SeedReadResult {
   const fileName = opts.fileName;
   checkSize(fileName, bytes, opts.maxBytes ?? DEFAULT_MAX_SEED_FILE_BYTES);
-  const text = decodeUtf8(fileName, bytes);
+  const body = utf8Body(fileName, bytes);
+  const text = body.toString('utf8');
   if (!hasContent(text)) throw new FileError('FILE_EMPTY', `${fileName}: the file is empty. Check that the vendor sent the right file.`);
 
   // Comments (#) exist only in OATH CSV files; a header file never starts with one.
@@ -62,39 +63,90 @@ export function readCsvSeed(bytes: Uint8Array, opts: ReadOptions): SeedReadResul
   const startsWithComment = firstLine.trim().startsWith('#');
   const delimiter = detectDelimiter(text, startsWithComment);
 
-  // The usual case, a file whose first line is the header, is parsed once: without comments, as it
-  // is read. Anything else (including a file that only parses with comments) takes the probe below.
-  let rows: CsvRow[] | undefined;
+  // The usual case, a file whose first line is the header, is parsed once, from its bytes: without
+  // comments, as it is read. Anything else (including a file that only parses with comments) takes
+  // the probe below.
   if (!startsWithComment && firstLineIsHeader(fileName, firstLine, delimiter)) {
-    try {
-      rows = parseCsvRows(fileName, text, { delimiter });
-    } catch (err) {
-      if (!(err instanceof FileError)) throw err;
-    }
-    if (rows?.[0] && isHeaderRow(rows[0].cells)) return readHeaderCsv(fileName, rows, opts.secretEncoding);
+    const read = readHeaderCsv(fileName, body, delimiter, opts.secretEncoding, 'header first or nothing');
+    if (read) return read;
   }
 
-  const probe = parseCsvRows(fileName, blankIndentedComments(text), { delimiter, comments: true });
-  if (probe.length === 0) throw new FileError('FILE_EMPTY', `${fileName}: the file holds only comments or empty lines.`);
-  const first = probe[0]!;
-
-  if (!startsWithComment && isHeaderRow(first.cells)) {
-    return readHeaderCsv(fileName, rows ?? parseCsvRows(fileName, text, { delimiter }), opts.secretEncoding);
-  }
-  // privacyIDEA and LinOTP skip lines holding a single value; the layout is judged on the first row they would read.
   const version = oathCsvVersion(text);
-  if (version !== 1 && version !== 2) {
-    throw new FileError('CSV_UNKNOWN_LAYOUT', `${fileName} line 1: OATH CSV version ${version} is not known; privacyIDEA writes version 2 (user columns first) or no version line.`, 1);
+  const probe = new LayoutProbe(fileName, startsWithComment, version, opts.secretEncoding);
+  forEachCsvRow(fileName, blankIndentedComments(text), { delimiter, comments: true }, (row) => probe.row(row));
+  const layout = probe.layout();
+  if (layout === 'header') return readHeaderCsv(fileName, body, delimiter, opts.secretEncoding, 'as it is')!;
+  return layout.finish();
+}
+
+/**
+ * Chooses the layout from the rows parsed with comments skipped, as they come: a header first
+ * (the header family), else OATH CSV judged on the first row of more than one cell, whose rows
+ * it then reads. A failure waits for the end of the parse, so a file that does not parse says so
+ * first, whatever its layout.
+ */
+class LayoutProbe {
+  private first: CsvRow | undefined;
+  private mode: 'undecided' | 'header' | 'failed' | 'oath' = 'undecided';
+  private failure: FileError | undefined;
+  /** One-value lines before the row that decides: OATH CSV skips them, with a note each. */
+  private readonly skipped: CsvRow[] = [];
+  private oath: OathCsvReader | undefined;
+
+  constructor(
+    private readonly fileName: string,
+    private readonly startsWithComment: boolean,
+    private readonly version: number,
+    private readonly forced: SecretEncoding | undefined,
+  ) {}
+
+  row(row: CsvRow): void {
+    if (this.mode === 'oath') return this.oath!.row(row);
+    if (this.mode !== 'undecided') return;
+    if (!this.first) {
+      this.first = row;
+      if (!this.startsWithComment && isHeaderRow(row.cells)) {
+        this.mode = 'header';
+        return;
+      }
+      // privacyIDEA and LinOTP skip lines holding a single value; the layout is judged on the first row they would read.
+      if (this.version !== 1 && this.version !== 2) {
+        this.fail(new FileError('CSV_UNKNOWN_LAYOUT', `${this.fileName} line 1: OATH CSV version ${this.version} is not known; privacyIDEA writes version 2 (user columns first) or no version line.`, 1));
+        return;
+      }
+    }
+    if (row.cells.length <= 1) {
+      this.skipped.push(row);
+      return;
+    }
+    if (!looksLikeOathRow(row, this.version as 1 | 2)) {
+      this.fail(unknownLayout(this.fileName, row.line));
+      return;
+    }
+    this.mode = 'oath';
+    this.oath = new OathCsvReader(this.fileName, this.version as 1 | 2, this.forced);
+    for (const skipped of this.skipped.splice(0)) this.oath.row(skipped);
+    this.oath.row(row);
   }
-  const candidate = probe.find((row) => row.cells.length > 1);
-  if (candidate && looksLikeOathRow(candidate, version)) {
-    return readOathCsv(fileName, probe, version, opts.secretEncoding);
+
+  layout(): 'header' | OathCsvReader {
+    if (!this.first) throw new FileError('FILE_EMPTY', `${this.fileName}: the file holds only comments or empty lines.`);
+    if (this.mode === 'header') return 'header';
+    if (this.mode === 'oath') return this.oath!;
+    throw this.failure ?? unknownLayout(this.fileName, this.first.line);
   }
-  const at = candidate ?? first;
-  throw new FileError(
+
+  private fail(failure: FileError): void {
+    this.mode = 'failed';
+    this.failure = failure;
+  }
+}
+
+function unknownLayout(fileName: string, line: number): FileError {
+  return new FileError(
     'CSV_UNKNOWN_LAYOUT',
-    `${fileName} line ${at.line}: unknown layout. Expected a header naming at least "serial number" and "secret key" (Entra, Token2 and Deepnet layouts) or the header-less OATH CSV of privacyIDEA and LinOTP ("serial, hexseed[, totp|hotp[, digits[, time step or counter[, hash]]]]").`,
-    at.line,
+    `${fileName} line ${line}: unknown layout. Expected a header naming at least "serial number" and "secret key" (Entra, Token2 and Deepnet layouts) or the header-less OATH CSV of privacyIDEA and LinOTP ("serial, hexseed[, totp|hotp[, digits[, time step or counter[, hash]]]]").`,
+    line,
   );
 }
 
@@ -103,19 +155,74 @@ const HEADER_TYPES: ReadonlyMap<string, TokenType> = new Map([
   ['hotp', 'hotp'],
 ]);
 
-function readHeaderCsv(fileName: string, rows: CsvRow[], forced: SecretEncoding | undefined): SeedReadResult {
-  const header = rows[0]!;
-  const cols = findColumns(header.cells, SEED_COLUMNS);
-  if (cols.serial === undefined || cols.secret === undefined) {
-    const missing = cols.serial === undefined ? 'serial number' : 'secret key';
-    throw new FileError('CSV_MISSING_COLUMN', `${fileName} line ${header.line}: the header has no "${missing}" column. Expected columns: upn (optional), serial number, secret key, time interval, manufacturer, model.`, header.line);
-  }
-  const body = rows.slice(1);
-  if (body.length === 0) throw new FileError('FILE_EMPTY', `${fileName}: the file has a header but no token rows.`);
+/** A file's first row did not name a serial or secret column (the fast path then gives way to the probe). */
+const NOT_A_HEADER = Symbol('not a header');
 
-  const expected = { cells: header.cells.length, what: 'the header' };
-  const raw = body.map((row): CsvRowOutcome => {
-    const misaligned = misalignedRow(row, expected, cols.serial);
+/**
+ * Reads a header CSV in one pass. 'header first or nothing': undefined when the first row is no
+ * header or the file does not parse without comments (the caller then probes); 'as it is': the
+ * first row is taken as the header and a parse failure is thrown.
+ */
+function readHeaderCsv(fileName: string, body: Uint8Array, delimiter: ',' | ';', forced: SecretEncoding | undefined, mode: 'header first or nothing' | 'as it is'): SeedReadResult | undefined {
+  const reader = new HeaderCsvReader(fileName, forced, mode === 'header first or nothing');
+  try {
+    forEachCsvRow(fileName, body, { delimiter }, (row) => reader.row(row));
+  } catch (err) {
+    if (mode === 'header first or nothing' && (err === NOT_A_HEADER || err instanceof FileError)) return undefined;
+    throw err;
+  }
+  return reader.finish();
+}
+
+class HeaderCsvReader {
+  private header: { line: number; cells: number } | undefined;
+  private cols!: Record<keyof typeof SEED_COLUMNS, number | undefined>;
+  private missing: string | undefined;
+  private bodyRows = 0;
+  private readonly collector: CsvTokenCollector;
+  /** Manufacturer and model repeat on every row: one string each, not one per token. */
+  private readonly names = new Map<string, string>();
+
+  constructor(
+    private readonly fileName: string,
+    forced: SecretEncoding | undefined,
+    private readonly headerFirst: boolean,
+  ) {
+    this.collector = new CsvTokenCollector(fileName, 'csv', forced);
+  }
+
+  row(row: CsvRow): void {
+    if (this.header === undefined) {
+      if (this.headerFirst && !isHeaderRow(row.cells)) throw NOT_A_HEADER;
+      this.header = { line: row.line, cells: row.cells.length };
+      this.cols = findColumns(row.cells, SEED_COLUMNS);
+      if (this.cols.serial === undefined || this.cols.secret === undefined) this.missing = this.cols.serial === undefined ? 'serial number' : 'secret key';
+      return;
+    }
+    this.bodyRows++;
+    if (this.missing === undefined) this.collector.addOutcome(this.outcome(row));
+  }
+
+  finish(): SeedReadResult {
+    const { header, fileName } = this;
+    if (!header) throw new FileError('FILE_EMPTY', `${fileName}: the file holds no rows.`);
+    if (this.missing !== undefined) {
+      throw new FileError('CSV_MISSING_COLUMN', `${fileName} line ${header.line}: the header has no "${this.missing}" column. Expected columns: upn (optional), serial number, secret key, time interval, manufacturer, model.`, header.line);
+    }
+    if (this.bodyRows === 0) throw new FileError('FILE_EMPTY', `${fileName}: the file has a header but no token rows.`);
+    return this.collector.finish();
+  }
+
+  private name(value: string): string {
+    const known = this.names.get(value);
+    if (known !== undefined) return known;
+    if (this.names.size < 256) this.names.set(value, value);
+    return value;
+  }
+
+  private outcome(row: CsvRow): CsvRowOutcome {
+    const cols = this.cols;
+    const misaligned = misalignedRow(row, { cells: this.header!.cells, what: 'the header' }, cols.serial);
     if (misaligned) return { rejected: misaligned };
     const serial = cell(row, cols.serial);
     const serialProblem = checkSerial(serial, row.line);
@@ -138,6 +245,8 @@ function readHeaderCsv(fileName: string, rows: CsvRow[], forced: SecretEncoding 
     const type = typeText.length === 0 ? 'totp' : HEADER_TYPES.get(typeText);
     if (!type) error('TYPE_UNSUPPORTED', 'the token type column is not totp or hotp.');
     const upn = cell(row, cols.upn);
+    const manufacturer = this.name(cell(row, cols.manufacturer));
+    const model = this.name(cell(row, cols.model));
     return {
       line: row.line,
       serial,
@@ -146,20 +255,9 @@ function readHeaderCsv(fileName: string, rows: CsvRow[], forced: SecretEncoding 
       problems,
       upn: upn.length > 0 ? upn : undefined,
       build: (secret) => ({
-        token: {
-          serial,
-          manufacturer: cell(row, cols.manufacturer),
-          model: cell(row, cols.model),
-          type: type ?? 'totp',
-          algorithm: algorithm ?? 'SHA1',
-          digits: digits ?? 6,
-          period,
-          secret,
-          line: row.line,
-        },
+        token: { serial, manufacturer, model, type: type ?? 'totp', algorithm: algorithm ?? 'SHA1', digits: digits ?? 6, period, secret, line: row.line },
         problems: [],
       }),
     };
-  });
-  return finish(fileName, 'csv', raw, forced);
+  }
 }

@@ -38,31 +38,34 @@ export function hasContent(text: string): boolean {
 }
 
 /** Parses the whole text into rows with their starting line numbers; empty lines are skipped. */
-export function parseCsvRows(fileName: string, text: string, options: { delimiter: ',' | ';'; comments?: boolean }): CsvRow[] {
-  return readCsvRows(fileName, text, options, (row) => row);
+export function parseCsvRows(fileName: string, text: string | Uint8Array, options: { delimiter: ',' | ';'; comments?: boolean }): CsvRow[] {
+  const rows: CsvRow[] = [];
+  forEachCsvRow(fileName, text, options, (row) => void rows.push(row));
+  return rows;
 }
 
 /**
- * Parses the text in one pass, handing each row to `toItem` as csv-parse emits it and keeping only
- * what `toItem` returns (undefined: nothing). A reader that keeps a small record per row then never
- * holds every row's cells at once. An error thrown by `toItem` ends the parse and is thrown as is.
+ * Parses in one pass, handing each row to `onRow` as csv-parse emits it; csv-parse itself keeps
+ * nothing, so a reader holds only what it keeps of each row. `input` is the text, or its UTF-8
+ * bytes (already checked, BOM removed), which spares a copy of the whole file. An error thrown by
+ * `onRow` ends the parse and is thrown as is.
  */
-export function readCsvRows<T>(fileName: string, text: string, options: { delimiter: ',' | ';'; comments?: boolean }, toItem: (row: CsvRow) => T | undefined): T[] {
+export function forEachCsvRow(fileName: string, input: string | Uint8Array, options: { delimiter: ',' | ';'; comments?: boolean }, onRow: (row: CsvRow) => void): void {
   try {
-    // One pass: each record becomes its row as csv-parse emits it (or is dropped), so no
-    // per-record wrapper or info object is kept alongside the rows.
-    const rowOptions: Options<T, string[]> = {
+    const rowOptions: Options = {
       delimiter: options.delimiter,
       // Rows of the wrong length are one row error each (misalignedRow), not a failure of the whole file.
       relax_column_count: true,
       skip_empty_lines: true,
       comment: options.comments ? '#' : '',
       comment_no_infix: true,
-      // Rows made only of empty cells (",,,") are padding that spreadsheets add.
-      on_record: (record, info) => (isBlankRecord(record) ? null : toItem({ cells: record, line: startLine(info.lines, record) })),
+      on_record: (record: string[], info) => {
+        // Rows made only of empty cells (",,,") are padding that spreadsheets add.
+        if (!isBlankRecord(record)) onRow({ cells: record, line: startLine(info.lines, record) });
+        return null;
+      },
     };
-    // csv-parse's typings allow a record type other than string[] only together with `columns`.
-    return parse(text, rowOptions as unknown as Options) as unknown as T[];
+    parse(typeof input === 'string' ? input : Buffer.from(input.buffer, input.byteOffset, input.byteLength), rowOptions);
   } catch (err) {
     if (err instanceof CsvError) {
       const line = (err as CsvError & { lines?: number }).lines;

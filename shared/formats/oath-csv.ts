@@ -18,7 +18,7 @@ import { problem, type Problem } from '../core/problems.js';
 import { parseHashAlgorithm, type HashAlgorithm, type OathToken, type TokenType } from '../core/token.js';
 import { checkSerial } from '../core/validate.js';
 import { misalignedProblem, misalignedRow, type CsvRow } from './csv-table.js';
-import { finish, rowWhere, type CsvRowOutcome } from './csv-tokens.js';
+import { CsvTokenCollector, rowWhere, type CsvRowOutcome } from './csv-tokens.js';
 import type { SeedReadResult } from './types.js';
 
 /** The user columns privacyIDEA's version 2 puts before the token columns. */
@@ -205,15 +205,29 @@ function readRow(row: CsvRow, version: number, fileName: string): CsvRowOutcome 
   }
 }
 
-/** Reads privacyIDEA's and LinOTP's OATH CSV from rows parsed with comments skipped. */
-export function readOathCsv(fileName: string, rows: CsvRow[], version: 1 | 2, forced: SecretEncoding | undefined): SeedReadResult {
-  const outcomes: CsvRowOutcome[] = [];
-  if (version === 2) {
-    outcomes.push({
-      note: problem('USER_COLUMNS_IGNORED', 'info', `Line 1: privacyIDEA's version 2 layout puts user, resolver and realm before each token; those columns are not used here. Assign the tokens with an assignment list (upn, serial number).`, { line: 1 }),
-    });
+/** Reads privacyIDEA's and LinOTP's OATH CSV one row at a time, from rows parsed with comments skipped. */
+export class OathCsvReader {
+  private readonly collector: CsvTokenCollector;
+
+  constructor(
+    private readonly fileName: string,
+    private readonly version: 1 | 2,
+    forced: SecretEncoding | undefined,
+  ) {
+    // OATH CSV carries hex seeds by definition; a user may still force base32.
+    this.collector = new CsvTokenCollector(fileName, 'privacyidea-csv', forced ?? 'hex', forced ? 'forced' : 'detected');
+    if (version === 2) {
+      this.collector.note(
+        problem('USER_COLUMNS_IGNORED', 'info', `Line 1: privacyIDEA's version 2 layout puts user, resolver and realm before each token; those columns are not used here. Assign the tokens with an assignment list (upn, serial number).`, { line: 1 }),
+      );
+    }
   }
-  for (const row of rows) outcomes.push(readRow(row, version, fileName));
-  // OATH CSV carries hex seeds by definition; a user may still force base32.
-  return finish(fileName, 'privacyidea-csv', outcomes, forced ?? 'hex', forced ? 'forced' : 'detected');
+
+  row(row: CsvRow): void {
+    this.collector.addOutcome(readRow(row, this.version, this.fileName));
+  }
+
+  finish(): SeedReadResult {
+    return this.collector.finish();
+  }
 }

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { decideEncoding, decodeBase32, decodeHex, toCanonicalBase32 } from '../../shared/core/encoding.js';
+import { decideEncoding, decodeBase32, decodeHex, isValidBase32, isValidHex, toCanonicalBase32 } from '../../shared/core/encoding.js';
 import { FileError } from '../../shared/core/problems.js';
 
 const vendor = JSON.parse(readFileSync(new URL('../fixtures/vendor-hex-vectors.json', import.meta.url), 'utf8')) as { vectors: { hex: string; base32: string }[] };
@@ -41,6 +41,36 @@ describe('secret encodings', () => {
     assert.throws(
       () => decideEncoding('seeds.csv', ['AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA', 'ABCDEF2345672345ABCDEF2345672345']),
       (err: unknown) => err instanceof FileError && err.code === 'ENCODING_AMBIGUOUS' && /--secret-encoding/.test(err.message) && err.message.includes('seeds.csv'),
+    );
+  });
+
+  it('agrees with the rules written as regular expressions, for any text of separators, padding and digits', () => {
+    // The rules as they read in words: drop separators (white space, dashes); base32 is digits then
+    // only padding that completes a block, of a length whole bytes can have; hex is an even count of hex digits.
+    const compact = (text: string) => text.replace(/[\s-]+/g, '');
+    const referenceBase32 = (text: string): Uint8Array | undefined => {
+      const m = /^([A-Za-z2-7]*)(=*)$/.exec(compact(text));
+      if (!m || m[1]!.length === 0) return undefined;
+      const body = m[1]!.toUpperCase();
+      if ((m[2]!.length > 0 && (body.length + m[2]!.length) % 8 !== 0) || [1, 3, 6].includes(body.length % 8)) return undefined;
+      let bits = '';
+      for (const c of body) bits += 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567'.indexOf(c).toString(2).padStart(5, '0');
+      return new Uint8Array(bits.match(/.{8}/g)?.map((b) => parseInt(b, 2)) ?? []);
+    };
+    const referenceHex = (text: string): Uint8Array | undefined => {
+      const c = compact(text);
+      return c.length > 0 && c.length % 2 === 0 && /^[0-9A-Fa-f]+$/.test(c) ? new Uint8Array(Buffer.from(c, 'hex')) : undefined;
+    };
+    const pieces = ['A', 'z', '2', '7', '8', '1', '0', 'f', 'G', '=', '-', ' ', '\t', '\n', '\u00a0', '\u2003', '\ufeff', 'é', '_', 'MFRGG', 'CZU6XXGH'];
+    fc.assert(
+      fc.property(fc.array(fc.constantFrom(...pieces), { maxLength: 24 }), (parts) => {
+        const text = parts.join('');
+        assert.deepEqual(decodeBase32(text), referenceBase32(text), JSON.stringify(text));
+        assert.equal(isValidBase32(text), referenceBase32(text) !== undefined);
+        assert.deepEqual(decodeHex(text), referenceHex(text), JSON.stringify(text));
+        assert.equal(isValidHex(text), referenceHex(text) !== undefined);
+      }),
+      { numRuns: 2000 },
     );
   });
 
