@@ -119,7 +119,7 @@ class LayoutProbe {
       this.skipped.push(row);
       return;
     }
-    if (!looksLikeOathRow(row, this.version as 1 | 2)) {
+    if (!looksLikeOathRow(row, this.version)) {
       this.fail(unknownLayout(this.fileName, row.line));
       return;
     }
@@ -156,7 +156,7 @@ const HEADER_TYPES: ReadonlyMap<string, TokenType> = new Map([
 ]);
 
 /** A file's first row did not name a serial or secret column (the fast path then gives way to the probe). */
-const NOT_A_HEADER = Symbol('not a header');
+class NotAHeader extends Error {}
 
 /**
  * Reads a header CSV in one pass. 'header first or nothing': undefined when the first row is no
@@ -168,7 +168,7 @@ function readHeaderCsv(fileName: string, body: Uint8Array, delimiter: ',' | ';',
   try {
     forEachCsvRow(fileName, body, { delimiter }, (row) => reader.row(row));
   } catch (err) {
-    if (mode === 'header first or nothing' && (err === NOT_A_HEADER || err instanceof FileError)) return undefined;
+    if (mode === 'header first or nothing' && (err instanceof NotAHeader || err instanceof FileError)) return undefined;
     throw err;
   }
   return reader.finish();
@@ -193,7 +193,7 @@ class HeaderCsvReader {
 
   row(row: CsvRow): void {
     if (this.header === undefined) {
-      if (this.headerFirst && !isHeaderRow(row.cells)) throw NOT_A_HEADER;
+      if (this.headerFirst && !isHeaderRow(row.cells)) throw new NotAHeader();
       this.header = { line: row.line, cells: row.cells.length };
       this.cols = findColumns(row.cells, SEED_COLUMNS);
       if (this.cols.serial === undefined || this.cols.secret === undefined) this.missing = this.cols.serial === undefined ? 'serial number' : 'secret key';
