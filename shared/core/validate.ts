@@ -67,9 +67,9 @@ export interface TokenDraft {
 
 /** Token-level rules every format applies; returns the problems (empty: the token is good). */
 export function checkToken(token: TokenDraft, place: ProblemPlace): Problem[] {
-  const who = subject(place);
   const problems: Problem[] = [];
-  const error = (code: Problem['code'], detail: string) => problems.push(problem(code, 'error', `${who}: ${detail}`, place));
+  // The subject (a quoted serial) is worded only for a token that has a problem.
+  const error = (code: Problem['code'], detail: string) => problems.push(problem(code, 'error', `${subject(place)}: ${detail}`, place));
   const { secret } = token;
   if (secret && secret.length < MIN_SECRET_BYTES) {
     error('SECRET_TOO_SHORT', `the secret is ${secret.length} bytes (${secret.length * 8} bits); at least ${MIN_SECRET_BYTES} bytes (${MIN_SECRET_BYTES * 8} bits) are required (RFC 4226). Ask the vendor for the full seed.`);
