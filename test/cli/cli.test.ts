@@ -53,6 +53,14 @@ describe('entra-oath inspect', () => {
     assert.ok(!r.stdout.includes(S1));
   });
 
+  it("shows an HOTP token's counter, exact, in the table view only when the file gives one", async () => {
+    const hotp = tmp('oath.csv', `H1, ${'3132333435363738393031323334353637383930'}, hotp, 6, 18446744073709551615\n`);
+    const r = await cli(['inspect', hotp]);
+    assert.match(r.stdout, /^serial +manufacturer +model +type +algorithm +digits +period +counter +secret$/m);
+    assert.match(r.stdout, /^H1 +hotp +SHA1 +6 +30 +18446744073709551615 +•/m);
+    assert.doesNotMatch((await cli(['inspect', fixture('csv/token2.csv')])).stdout, /counter/);
+  });
+
   it('exit 1 with every row problem listed; exit 2 with one problem for an unusable file', async () => {
     const bad = tmp('bad.csv', `serial number,secret key\n1,${S1}\n2,MFRGG\n`);
     const r1 = await cli(['inspect', bad, '--json']);
