@@ -202,6 +202,7 @@ async function inspect(args: string[], io: CliIo): Promise<number> {
   if (values.json) {
     const out: Record<string, unknown> = { file, format: result.format };
     if (result.secretEncoding) out.secretEncoding = result.secretEncoding;
+    if (result.encodingDecidedBy) out.encodingDecidedBy = result.encodingDecidedBy;
     out.tokens = result.tokens.map((t) => tokenJson(t, values.reveal === true));
     out.problems = problems;
     io.stdout(JSON.stringify(out) + '\n');

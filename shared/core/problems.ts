@@ -59,6 +59,7 @@ export const PROBLEM_CODES = {
   HASH_FROM_SEED_LENGTH: 'No hash column: the hash was chosen from the seed length, as privacyIDEA and LinOTP do (32 bytes: SHA-256, 64 bytes: SHA-512).',
   TYPE_FROM_MISSING_COLUMN: 'No token type column: the token is HOTP, as privacyIDEA and LinOTP read such rows.',
   CELL_READING_DECIDED: 'A cell the OATH CSV variants read differently was read as the message says.',
+  SECRET_ENCODING_DECIDED: "The token's secret is valid as both base32 and hex; it was read in the file's encoding, which the other secrets decided (the message names the first). Force --secret-encoding if this one differs.",
   INTEGER_ENCODING_DECIDED: 'A PSKC integer was not in RFC 6030\'s form (ASCII digits, or base64 of a number); the message says how it was read.',
   LINE_SKIPPED: 'A line holding one value and no seed was skipped, as privacyIDEA and LinOTP skip it.',
   USER_COLUMNS_IGNORED: 'The user columns of privacyIDEA\'s version 2 OATH CSV are not used; assign tokens with an assignment list.',

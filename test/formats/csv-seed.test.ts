@@ -85,6 +85,25 @@ describe('CSV seed files: the encoding decision', () => {
     assert.deepEqual(asHex.problems.map((p) => p.code), ['SECRET_TOO_SHORT']);
   });
 
+  it('tells each token whose secret is valid in both alphabets that the file decided its encoding, and which line did', () => {
+    // Valid base32 and valid hex: on its own this secret says nothing about its encoding.
+    const both = 'ABCDEF234567ABCDEF234567ABCDEF23';
+    const r = read(`${HEADER},1,${S1},30,T,M\n,2,${both},30,T,M\n,3,${S2},30,T,M\n`);
+    assert.equal(r.secretEncoding, 'base32');
+    assert.deepEqual(r.tokens.map((t) => t.serial), ['1', '2', '3']);
+    assert.deepEqual(r.problems.map((p) => [p.code, p.severity, p.line, p.serial]), [['SECRET_ENCODING_DECIDED', 'info', 3, '2']]);
+    assert.match(r.problems[0]!.message, /read as base32.*first on line 2.*force --secret-encoding/);
+    assert.ok(!r.problems[0]!.message.includes(both.slice(0, 8)));
+    // The same for hex files; a forced encoding is the user's decision, and OATH CSV is hex by definition: no note.
+    const hex = '1669EBDCC7108C272FD876ED6E7F562583BE16A9';
+    const h = read(`${HEADER},1,${hex},30,T,M\n,2,${both},30,T,M\n`);
+    assert.equal(h.secretEncoding, 'hex');
+    assert.deepEqual(h.problems.map((p) => [p.code, p.line]), [['SECRET_ENCODING_DECIDED', 3]]);
+    assert.match(h.problems[0]!.message, /read as hex.*first on line 2/);
+    assert.deepEqual(read(`${HEADER},1,${S1},30,T,M\n,2,${both},30,T,M\n`, { secretEncoding: 'base32' }).problems, []);
+    assert.deepEqual(readCsvSeed(bytes(`T1, ${both.slice(0, 32)}, totp\n`), { now: READ_AT, fileName: 'oath.csv' }).problems, []);
+  });
+
   it('reports rows that do not fit the chosen encoding, with a hint and without the secret', () => {
     const r = read(`${HEADER},1,${S1},30,T,M\n,2,1669EBDCC7108C272FD876ED6E7F562583BE16A9,30,T,M\n,3,${S2},30,T,M\n`);
     assert.equal(r.secretEncoding, 'base32');

@@ -64,7 +64,7 @@ const SEED_ROW_CODES: ReadonlySet<string> = new Set([
   'FIELD_INVALID',
   'DUPLICATE_SERIAL_CONFLICT',
   'DUPLICATE_ROW',
-  // Key policies (PSKC) and the infos that say what a reader decided (OATH CSV, PSKC integers, the draft layout).
+  // Key policies (PSKC) and the infos that say what a reader decided (OATH CSV, header CSV encodings, PSKC integers, the draft layout).
   'POLICY_EXPIRED',
   'POLICY_NOT_YET_VALID',
   'POLICY_KEY_USAGE',
@@ -74,6 +74,7 @@ const SEED_ROW_CODES: ReadonlySet<string> = new Set([
   'HASH_FROM_SEED_LENGTH',
   'TYPE_FROM_MISSING_COLUMN',
   'CELL_READING_DECIDED',
+  'SECRET_ENCODING_DECIDED',
   'INTEGER_ENCODING_DECIDED',
   'LINE_SKIPPED',
   'USER_COLUMNS_IGNORED',
