@@ -156,10 +156,14 @@ function collectKeys(fileName: string, packages: readonly XmlElement[], lines: K
         ...repeatedChildren(usage, PSKC_NS, ['ResponseFormat']),
         ...repeatedChildren(dataElement, PSKC_NS, DATA_FIELDS),
       ];
+      // A ResponseFormat in both places (RFC 6030's AlgorithmParameters, draft-02's Usage): only one would be read.
+      if (child(parameters, PSKC_NS, 'ResponseFormat') && child(usage, PSKC_NS, 'ResponseFormat')) repeated.push('ResponseFormat (in AlgorithmParameters and in Usage)');
       if (dataElement) {
         for (const field of DATA_FIELDS) {
           const fieldElement = child(dataElement, PSKC_NS, field);
           repeated.push(...repeatedChildren(fieldElement, PSKC_NS, ['PlainValue', 'EncryptedValue', 'ValueMAC']).map((name) => `${field} ${name}`));
+          // One value per field: a PlainValue beside an EncryptedValue would be dropped without a word.
+          if (child(fieldElement, PSKC_NS, 'PlainValue') && child(fieldElement, PSKC_NS, 'EncryptedValue')) repeated.push(`${field} value (a PlainValue and an EncryptedValue)`);
           const value = fieldElement && readDataValue(fileName, fieldElement, `the ${field} of ${label}`, line);
           if (value) data[field] = value;
         }
