@@ -7,6 +7,7 @@
  * The --data file holds token secrets in plaintext: development only.
  */
 import { parseArgs } from 'node:util';
+import { numberOption, runStandIn } from '../stand-in/main.js';
 import { DEFAULT_GRAPH_PORT, startGraphStandIn, type GraphRealism } from './server.js';
 
 const USAGE = `Usage: node --import tsx dev/graph/main.ts [options]
@@ -24,15 +25,8 @@ const USAGE = `Usage: node --import tsx dev/graph/main.ts [options]
   --verbose                  log one line per request to stderr (method, path, status; never bodies)
   --help`;
 
-function numberOption(values: Record<string, unknown>, name: string): number | undefined {
-  const raw = values[name];
-  if (raw === undefined) return undefined;
-  const n = Number(raw);
-  if (typeof raw !== 'string' || raw.trim() === '' || !Number.isFinite(n)) throw new Error(`--${name} must be a number`);
-  return n;
-}
 
-async function main(): Promise<void> {
+runStandIn('Graph stand-in', USAGE, async () => {
   const { values } = parseArgs({
     options: {
       port: { type: 'string' },
@@ -53,7 +47,7 @@ async function main(): Promise<void> {
   });
   if (values.help) {
     process.stdout.write(USAGE + '\n');
-    return;
+    return undefined;
   }
   const realism: GraphRealism = {
     throttling: values.throttle ?? false,
@@ -73,26 +67,5 @@ async function main(): Promise<void> {
     realism,
     log: values.verbose ? (line) => process.stderr.write(line + '\n') : undefined,
   });
-  process.stdout.write(`Graph stand-in listening on ${standIn.url}\n`);
-
-  let stopping = false;
-  const stop = (signal: string): void => {
-    if (stopping) return;
-    stopping = true;
-    process.stderr.write(`Graph stand-in: ${signal}, stopping\n`);
-    standIn.close().then(
-      () => process.exit(0),
-      (err: unknown) => {
-        process.stderr.write(`Graph stand-in: error while stopping: ${String(err)}\n`);
-        process.exit(1);
-      },
-    );
-  };
-  process.on('SIGINT', () => stop('SIGINT'));
-  process.on('SIGTERM', () => stop('SIGTERM'));
-}
-
-main().catch((err: unknown) => {
-  process.stderr.write(`Graph stand-in: ${err instanceof Error ? err.message : String(err)}\n${USAGE}\n`);
-  process.exit(2);
+  return standIn;
 });
