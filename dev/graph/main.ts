@@ -7,7 +7,7 @@
  * The --data file holds token secrets in plaintext: development only.
  */
 import { parseArgs } from 'node:util';
-import { numberOption, runStandIn } from '../stand-in/main.js';
+import { COMMON_OPTIONS, commonRealism, commonStartOptions, numberOption, runStandIn } from '../stand-in/main.js';
 import { DEFAULT_GRAPH_PORT, startGraphStandIn, type GraphRealism } from './server.js';
 
 const USAGE = `Usage: node --import tsx dev/graph/main.ts [options]
@@ -29,19 +29,10 @@ const USAGE = `Usage: node --import tsx dev/graph/main.ts [options]
 runStandIn('Graph stand-in', USAGE, async () => {
   const { values } = parseArgs({
     options: {
-      port: { type: 'string' },
-      host: { type: 'string' },
-      data: { type: 'string' },
+      ...COMMON_OPTIONS,
       users: { type: 'string' },
-      throttle: { type: 'boolean' },
       'requests-per-10s': { type: 'string' },
       'retry-after-seconds': { type: 'string' },
-      'latency-ms': { type: 'string' },
-      'error-rate': { type: 'string' },
-      'timeout-rate': { type: 'string' },
-      'timeout-ms': { type: 'string' },
-      verbose: { type: 'boolean' },
-      help: { type: 'boolean' },
     },
     strict: true,
   });
@@ -49,23 +40,10 @@ runStandIn('Graph stand-in', USAGE, async () => {
     process.stdout.write(USAGE + '\n');
     return undefined;
   }
-  const realism: GraphRealism = {
-    throttling: values.throttle ?? false,
-    requestsPer10s: numberOption(values, 'requests-per-10s'),
-    retryAfterSeconds: numberOption(values, 'retry-after-seconds'),
-    latencyMs: numberOption(values, 'latency-ms'),
-    errorRate: numberOption(values, 'error-rate'),
-    timeoutRate: numberOption(values, 'timeout-rate'),
-    timeoutMs: numberOption(values, 'timeout-ms'),
-  };
-  for (const key of Object.keys(realism) as (keyof GraphRealism)[]) if (realism[key] === undefined) delete realism[key];
-  const standIn = await startGraphStandIn({
-    port: numberOption(values, 'port') ?? DEFAULT_GRAPH_PORT,
-    host: values.host,
-    persistPath: values.data,
-    usersFile: values.users,
-    realism,
-    log: values.verbose ? (line) => process.stderr.write(line + '\n') : undefined,
-  });
-  return standIn;
+  const realism: GraphRealism = { ...commonRealism(values) };
+  const requestsPer10s = numberOption(values, 'requests-per-10s');
+  if (requestsPer10s !== undefined) realism.requestsPer10s = requestsPer10s;
+  const retryAfterSeconds = numberOption(values, 'retry-after-seconds');
+  if (retryAfterSeconds !== undefined) realism.retryAfterSeconds = retryAfterSeconds;
+  return startGraphStandIn({ ...commonStartOptions(values, DEFAULT_GRAPH_PORT), usersFile: values.users, realism });
 });

@@ -26,7 +26,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { decodeBase32 } from '../../shared/core/encoding.js';
 import { scanSteps, stepAt, type OtpParameters } from '../../shared/core/totp.js';
 import { activationWindowSteps, signInWindowSteps } from '../../shared/entra/drift-windows.js';
-import { ADMIN_PREFIX, StandInHttpServer, hasBearerToken, type RawBody, type Reply } from '../stand-in/http.js';
+import { ADMIN_PREFIX, StandInHttpServer, hasBearerToken, type RawBody, type Reply, type StandInCounters, zeroCounters, zeroPerOperation } from '../stand-in/http.js';
 import { JsonLinesJournal, type JournalHost } from '../stand-in/journal.js';
 import { BUILT_IN_ROLES, roleByName, roleByTemplateId } from './roles.js';
 
@@ -198,17 +198,10 @@ export interface GraphDeviceView {
   source: DeviceSource;
 }
 
-export interface GraphStats {
-  since: number;
-  /** API requests (admin calls excluded), challenges, throttled and faulted ones included. */
-  requests: number;
-  challenges: number;
-  throttled: number;
-  faults: number;
+export interface GraphStats extends StandInCounters {
   faultsByKind: { status: number; timeouts: number; applied: number };
   /** Requests that reached each operation (passed auth, faults and throttling), whatever their outcome. */
   operations: Record<GraphOperation, number>;
-  statusCodes: Record<string, number>;
   /** Devices created through the API (201 answered or applied). */
   devicesCreated: number;
   devices: number;
@@ -889,17 +882,7 @@ interface QueuedFault extends GraphFault {
 }
 
 function emptyCounters(now: number): Omit<GraphStats, 'devices' | 'users' | 'realism' | 'pendingFaults'> {
-  return {
-    since: now,
-    requests: 0,
-    challenges: 0,
-    throttled: 0,
-    faults: 0,
-    faultsByKind: { status: 0, timeouts: 0, applied: 0 },
-    operations: Object.fromEntries(OPERATIONS.map((op) => [op, 0])) as Record<GraphOperation, number>,
-    statusCodes: {},
-    devicesCreated: 0,
-  };
+  return { ...zeroCounters(now), faultsByKind: { status: 0, timeouts: 0, applied: 0 }, operations: zeroPerOperation(OPERATIONS), devicesCreated: 0 };
 }
 
 class GraphStandInServer extends StandInHttpServer {

@@ -8,7 +8,7 @@
  * The --data file holds secret values in plaintext: development only.
  */
 import { parseArgs } from 'node:util';
-import { numberOption, runStandIn } from '../stand-in/main.js';
+import { COMMON_OPTIONS, commonRealism, commonStartOptions, numberOption, runStandIn } from '../stand-in/main.js';
 import { startKeyVaultStandIn, type KeyVaultRealism } from './server.js';
 
 const USAGE = `Usage: node --import tsx dev/keyvault/main.ts [options]
@@ -32,21 +32,12 @@ const USAGE = `Usage: node --import tsx dev/keyvault/main.ts [options]
 runStandIn('Key Vault stand-in', USAGE, async () => {
   const { values } = parseArgs({
     options: {
-      port: { type: 'string' },
-      host: { type: 'string' },
-      data: { type: 'string' },
-      throttle: { type: 'boolean' },
+      ...COMMON_OPTIONS,
       'creates-per-10s': { type: 'string' },
       'others-per-10s': { type: 'string' },
-      'latency-ms': { type: 'string' },
-      'error-rate': { type: 'string' },
-      'timeout-rate': { type: 'string' },
-      'timeout-ms': { type: 'string' },
       'throttle-every-nth-create': { type: 'string' },
       'error-every-nth': { type: 'string' },
       'timeout-every-nth': { type: 'string' },
-      verbose: { type: 'boolean' },
-      help: { type: 'boolean' },
     },
     strict: true,
   });
@@ -55,23 +46,12 @@ runStandIn('Key Vault stand-in', USAGE, async () => {
     return undefined;
   }
   const realism: KeyVaultRealism = {
-    throttling: values.throttle ?? false,
+    ...commonRealism(values),
     createsPer10s: numberOption(values, 'creates-per-10s'),
     othersPer10s: numberOption(values, 'others-per-10s'),
-    latencyMs: numberOption(values, 'latency-ms'),
-    errorRate: numberOption(values, 'error-rate'),
-    timeoutRate: numberOption(values, 'timeout-rate'),
-    timeoutMs: numberOption(values, 'timeout-ms'),
     throttleEveryNthCreate: numberOption(values, 'throttle-every-nth-create'),
     errorEveryNth: numberOption(values, 'error-every-nth'),
     timeoutEveryNth: numberOption(values, 'timeout-every-nth'),
   };
-  const standIn = await startKeyVaultStandIn({
-    port: numberOption(values, 'port') ?? 0,
-    host: values.host,
-    persistPath: values.data,
-    realism,
-    log: values.verbose ? (line) => process.stderr.write(line + '\n') : undefined,
-  });
-  return standIn;
+  return startKeyVaultStandIn({ ...commonStartOptions(values, 0), realism });
 });

@@ -23,7 +23,7 @@
 import type http from 'node:http';
 import { epochMs, systemClock } from '../../shared/pipeline/clock.js';
 import type { Clock } from '../../shared/pipeline/ports.js';
-import { StandInHttpServer, hasBearerToken, realTimerWait, type RawBody, type Reply, type Wait } from '../stand-in/http.js';
+import { StandInHttpServer, hasBearerToken, zeroCounters, zeroPerOperation, type StandInCounters, realTimerWait, type RawBody, type Reply, type Wait } from '../stand-in/http.js';
 import { SecretOperations } from './operations.js';
 import { VaultRealism, pickRealism, type KeyVaultRealism } from './realism.js';
 import {
@@ -66,24 +66,12 @@ export interface KeyVaultStandIn {
   close(): Promise<void>;
 }
 
-export interface KeyVaultStats {
-  /** Epoch ms when the counters were last reset (start or `/_admin/reset`). */
-  since: number;
-  /** API requests received (challenges, throttled and faulted ones included; admin calls excluded). */
-  requests: number;
-  /** 401 bearer challenges sent. */
-  challenges: number;
+export interface KeyVaultStats extends StandInCounters {
   /** Successful creates (PUT set secret answered 200). */
   creates: number;
-  /** Requests answered 429 Throttled. */
-  throttled: number;
-  /** Faults injected, all kinds. */
-  faults: number;
   faultsByKind: { status500: number; status503: number; timeouts: number };
   /** Requests that reached each operation (passed faults and throttling), whatever their outcome. */
   operations: Record<KeyVaultOperation, number>;
-  /** Responses by HTTP status. */
-  statusCodes: Record<string, number>;
   /** Epoch ms of each successful create, in order. */
   createTimestamps: number[];
   /** Epoch ms of each get-secret request that passed faults and throttling (it used read budget), in order. */
@@ -101,15 +89,10 @@ type Counters = Omit<KeyVaultStats, 'secrets' | 'deletedSecrets' | 'versionsPerS
 
 function emptyCounters(since: number): Counters {
   return {
-    since,
-    requests: 0,
-    challenges: 0,
+    ...zeroCounters(since),
     creates: 0,
-    throttled: 0,
-    faults: 0,
     faultsByKind: { status500: 0, status503: 0, timeouts: 0 },
-    operations: Object.fromEntries(OPERATIONS.map((op) => [op, 0])) as Record<KeyVaultOperation, number>,
-    statusCodes: {},
+    operations: zeroPerOperation(OPERATIONS),
     createTimestamps: [],
     readTimestamps: [],
   };

@@ -48,8 +48,32 @@ export function hasBearerToken(req: http.IncomingMessage): boolean {
 
 /** The counters every stand-in keeps about its API traffic (admin calls excluded). */
 export interface TrafficCounters {
+  /** API requests received (challenges, throttled and faulted ones included). */
   requests: number;
+  /** Responses by HTTP status. */
   statusCodes: Record<string, number>;
+}
+
+/** What both stand-ins report in their stats, besides their own counters. */
+export interface StandInCounters extends TrafficCounters {
+  /** Epoch ms when the counters were last reset (start or `/_admin/reset`). */
+  since: number;
+  /** 401 bearer challenges sent. */
+  challenges: number;
+  /** Requests answered 429 by the throttling. */
+  throttled: number;
+  /** Faults injected, all kinds. */
+  faults: number;
+}
+
+/** Counters at zero, as at start and after `/_admin/reset`. */
+export function zeroCounters(since: number): StandInCounters {
+  return { since, requests: 0, challenges: 0, throttled: 0, faults: 0, statusCodes: {} };
+}
+
+/** A zero count for each operation. */
+export function zeroPerOperation<Op extends string>(operations: readonly Op[]): Record<Op, number> {
+  return Object.fromEntries(operations.map((op) => [op, 0])) as Record<Op, number>;
 }
 
 export interface StandInHttpOptions {

@@ -3,6 +3,60 @@
  * and exit codes (0 stopped, 1 failed while stopping, 2 bad options or failed to start).
  */
 
+/** Options every stand-in's command line takes (parseArgs config); each stand-in adds its own. */
+export const COMMON_OPTIONS = {
+  port: { type: 'string' },
+  host: { type: 'string' },
+  data: { type: 'string' },
+  throttle: { type: 'boolean' },
+  'latency-ms': { type: 'string' },
+  'error-rate': { type: 'string' },
+  'timeout-rate': { type: 'string' },
+  'timeout-ms': { type: 'string' },
+  verbose: { type: 'boolean' },
+  help: { type: 'boolean' },
+} as const;
+
+interface CommonValues {
+  port?: string;
+  host?: string;
+  data?: string;
+  throttle?: boolean;
+  verbose?: boolean;
+}
+
+/** The realism settings both stand-ins have, from the common options (absent ones left out). */
+export function commonRealism(values: CommonValues & Record<string, unknown>): {
+  throttling: boolean;
+  latencyMs?: number;
+  errorRate?: number;
+  timeoutRate?: number;
+  timeoutMs?: number;
+} {
+  const realism = {
+    throttling: values.throttle ?? false,
+    latencyMs: numberOption(values, 'latency-ms'),
+    errorRate: numberOption(values, 'error-rate'),
+    timeoutRate: numberOption(values, 'timeout-rate'),
+    timeoutMs: numberOption(values, 'timeout-ms'),
+  };
+  for (const key of ['latencyMs', 'errorRate', 'timeoutRate', 'timeoutMs'] as const) if (realism[key] === undefined) delete realism[key];
+  return realism;
+}
+
+/** Where to listen, where to persist and whether to log, from the common options. */
+export function commonStartOptions(
+  values: CommonValues & Record<string, unknown>,
+  defaultPort: number,
+): { port: number; host?: string; persistPath?: string; log?: (line: string) => void } {
+  return {
+    port: numberOption(values, 'port') ?? defaultPort,
+    host: values.host,
+    persistPath: values.data,
+    log: values.verbose ? (line) => process.stderr.write(line + '\n') : undefined,
+  };
+}
+
 /** The named option as a number (undefined when absent); refuses anything that is not one. */
 export function numberOption(values: Record<string, unknown>, name: string): number | undefined {
   const raw = values[name];
