@@ -944,12 +944,8 @@ class GraphStandInServer extends StandInHttpServer {
   }
 
   stats(): GraphStats {
-    const c = this.counters;
     return {
-      ...c,
-      faultsByKind: { ...c.faultsByKind },
-      operations: { ...c.operations },
-      statusCodes: { ...c.statusCodes },
+      ...structuredClone(this.counters),
       devices: this.state.devices.size,
       users: this.state.users.size,
       realism: { ...this.realism },

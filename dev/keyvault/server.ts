@@ -154,14 +154,8 @@ class KeyVaultStandInServer extends StandInHttpServer {
         versionsPerSecret[secret.name] = secret.versions.size;
       }
     }
-    const c = this.counters;
     return {
-      ...c,
-      faultsByKind: { ...c.faultsByKind },
-      operations: { ...c.operations },
-      statusCodes: { ...c.statusCodes },
-      createTimestamps: [...c.createTimestamps],
-      readTimestamps: [...c.readTimestamps],
+      ...structuredClone(this.counters),
       secrets,
       deletedSecrets,
       versionsPerSecret,
