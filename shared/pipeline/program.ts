@@ -21,7 +21,8 @@ import { checkSerial } from '../core/validate.js';
 import { ENTRA_MAX_FIELD_CHARS } from '../entra/import-rules.js';
 import { otpauthSerialFault, otpauthUri } from '../formats/otpauth.js';
 import { qrSvg } from '../formats/qr.js';
-import { ConflictError, PreconditionFailedError, SecretDeletedError } from './errors.js';
+import { updateWithRetry, writeRow } from './conditional-update.js';
+import { ConflictError, SecretDeletedError } from './errors.js';
 import { SECRET_CONTENT_TYPE, secretTags } from './ingest.js';
 import { appendHistory, newTokenEntity } from './inventory.js';
 import { secretNameForSerial } from './secret-names.js';
@@ -262,7 +263,7 @@ export class ProgramService {
     const startedAt = deps.clock.now().toISOString();
     const labelFault = otpauthSerialFault(serial);
     if (labelFault) return { kind: 'refused', status: 400, code: 'SERIAL_INVALID', message: `Serial ${quoteValue(serial)} cannot be programmed: ${labelFault}.` };
-    let row = await deps.tokens.get(serial);
+    const row = await deps.tokens.get(serial);
     if (!row) return { kind: 'not-found' };
     const stateProblem = reprogramStateProblem(row.value);
     if (stateProblem) return stateProblem;
@@ -284,36 +285,35 @@ export class ProgramService {
       }
       // The commit: the row now names the new version (builds and verify read that one). ETag-conditional, so a
       // build that claimed the token meanwhile wins and this request takes its version back.
-      for (let attempt = 0; ; attempt++) {
-        const now = deps.clock.now().toISOString();
-        const next: TokenEntity = {
-          ...row.value,
-          secretVersion: m.version,
-          secretBytes: token.secret.length,
-          batch,
-          updatedAt: now,
-          // Facts about the old secret: its replay floor, drift and activation do not carry over.
-          lastAcceptedStep: null,
-          activatedBuildId: null,
-    deviceId: null,
-    userId: null,
-    methodId: null,
-          driftSeconds: null,
-          history: appendHistory(row.value.history, now, 'reprogrammed', batch),
-        };
-        try {
-          await deps.tokens.replace(serial, next, row.etag);
-          break;
-        } catch (err) {
-          if (!(err instanceof PreconditionFailedError) || attempt >= 4) throw err;
-        }
-        const current = await deps.tokens.get(serial);
-        if (!current) throw new Refusal('TOKEN_NOT_FOUND', `No token has serial ${quoteValue(serial)} any more`, [serial]);
-        const changed = reprogramStateProblem(current.value);
-        if (changed) throw new Refusal(changed.code, `Token ${quoteValue(serial)} became ${current.value.state} while it was being reprogrammed (an import build or an operator changed it); only a stored token is given a new secret`, [serial]);
-        previous.add(current.value.secretVersion);
-        row = current;
-      }
+      const version = m.version;
+      await updateWithRetry(
+        deps.tokens,
+        serial,
+        (current) => {
+          if (!current) throw new Refusal('TOKEN_NOT_FOUND', `No token has serial ${quoteValue(serial)} any more`, [serial]);
+          const changed = reprogramStateProblem(current.value);
+          if (changed) throw new Refusal(changed.code, `Token ${quoteValue(serial)} became ${current.value.state} while it was being reprogrammed (an import build or an operator changed it); only a stored token is given a new secret`, [serial]);
+          previous.add(current.value.secretVersion);
+          const now = deps.clock.now().toISOString();
+          const next: TokenEntity = {
+            ...current.value,
+            secretVersion: version,
+            secretBytes: token.secret.length,
+            batch,
+            updatedAt: now,
+            // Facts about the old secret: its replay floor, drift and activation do not carry over.
+            lastAcceptedStep: null,
+            activatedBuildId: null,
+            deviceId: null,
+            userId: null,
+            methodId: null,
+            driftSeconds: null,
+            history: appendHistory(current.value.history, now, 'reprogrammed', batch),
+          };
+          return writeRow(next, () => undefined);
+        },
+        { current: row },
+      );
     } catch (err) {
       const undone = await this.rollback([m], new Map(), batch);
       if (err instanceof Refusal) return { kind: 'refused', status: 409, code: err.code, message: `${err.message}. Nothing was changed.${undone}` };
