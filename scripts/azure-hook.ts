@@ -25,9 +25,12 @@ export function hookCredential(): TokenCredential {
   return new ChainedTokenCredential(new AzureDeveloperCliCredential(), new AzureCliCredential());
 }
 
-/** Resource Manager endpoint; sovereign clouds set ARM_ENDPOINT (e.g. https://management.usgovcloudapi.net). */
-export function armEndpoint(env: NodeJS.ProcessEnv): string {
-  return env['ARM_ENDPOINT'] || 'https://management.azure.com';
+/**
+ * Where a hook reaches Resource Manager and who it is there: ARM_ENDPOINT for sovereign clouds (e.g.
+ * https://management.usgovcloudapi.net), else the public cloud; the hook credential.
+ */
+export function armConnection(env: NodeJS.ProcessEnv): { armEndpoint: string; credential: TokenCredential } {
+  return { armEndpoint: env['ARM_ENDPOINT'] || 'https://management.azure.com', credential: hookCredential() };
 }
 
 /** Reads required azd environment variables; a missing one is `fail`'s error, naming it. */

@@ -7,10 +7,9 @@ import {
   ArmClient,
   HookError,
   WEB_API_VERSION,
-  armEndpoint,
+  armConnection,
   azdEnvironment,
   functionAppFromEnvironment,
-  hookCredential,
   isRetryable,
   resourceGroupPath,
   runAsHook,
@@ -215,7 +214,6 @@ export function targetFromEnvironment(env: NodeJS.ProcessEnv): EventGridHookTarg
 runAsHook(import.meta.url, 'post-deploy', async () => {
   await ensureBlobEventSubscriptions({
     ...targetFromEnvironment(process.env),
-    armEndpoint: armEndpoint(process.env),
-    credential: hookCredential(),
+    ...armConnection(process.env),
   });
 });

@@ -10,10 +10,9 @@ import {
   ArmClient,
   HookError,
   WEB_API_VERSION,
-  armEndpoint,
+  armConnection,
   azdEnvironment,
   functionAppFromEnvironment,
-  hookCredential,
   isRetryable,
   runAsHook,
   sitePath as functionAppPath,
@@ -121,7 +120,6 @@ export function functionKeysTargetFromEnvironment(env: NodeJS.ProcessEnv): Funct
 runAsHook(import.meta.url, 'post-deploy', async () => {
   await ensureFunctionKeys({
     ...functionKeysTargetFromEnvironment(process.env),
-    armEndpoint: armEndpoint(process.env),
-    credential: hookCredential(),
+    ...armConnection(process.env),
   });
 });
