@@ -14,17 +14,20 @@
  * requests, and faults queued through `POST /_admin/faults`, either before the operation (nothing changes) or after
  * it ("applied": the change is made, then the answer fails or never comes).
  *
+ * The HTTP plumbing, the journal file and the command line it shares with the Key Vault stand-in are in
+ * dev/stand-in/; the Graph REST shapes (routes, OData, error bodies, challenge) stay here.
+ *
  * WARNING: with `persistPath` the journal holds token secrets IN PLAINTEXT. Development and tests only.
  */
-import http from 'node:http';
+import type http from 'node:http';
 import fs from 'node:fs';
 import path from 'node:path';
 import { createHash, randomUUID } from 'node:crypto';
-import type { AddressInfo, Socket } from 'node:net';
 import { decodeBase32 } from '../../shared/core/encoding.js';
 import { scanSteps, stepAt, type OtpParameters } from '../../shared/core/totp.js';
 import { activationWindowSteps, signInWindowSteps } from '../../shared/entra/drift-windows.js';
-import { JsonLinesJournal, type JournalHost } from './journal.js';
+import { ADMIN_PREFIX, StandInHttpServer, hasBearerToken, type RawBody, type Reply, type StandInCounters, zeroCounters, zeroPerOperation } from '../stand-in/http.js';
+import { JsonLinesJournal, type JournalHost } from '../stand-in/journal.js';
 import { BUILT_IN_ROLES, roleByName, roleByTemplateId } from './roles.js';
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -195,17 +198,10 @@ export interface GraphDeviceView {
   source: DeviceSource;
 }
 
-export interface GraphStats {
-  since: number;
-  /** API requests (admin calls excluded), challenges, throttled and faulted ones included. */
-  requests: number;
-  challenges: number;
-  throttled: number;
-  faults: number;
+export interface GraphStats extends StandInCounters {
   faultsByKind: { status: number; timeouts: number; applied: number };
   /** Requests that reached each operation (passed auth, faults and throttling), whatever their outcome. */
   operations: Record<GraphOperation, number>;
-  statusCodes: Record<string, number>;
   /** Devices created through the API (201 answered or applied). */
   devicesCreated: number;
   devices: number;
@@ -235,9 +231,10 @@ export interface GraphStandIn {
   close(): Promise<void>;
 }
 
+export { ADMIN_PREFIX } from '../stand-in/http.js';
+
 /** Where `npm start` serves the stand-in. */
 export const DEFAULT_GRAPH_PORT = 10011;
-export const ADMIN_PREFIX = '/_admin/';
 /** Graph's own application id, which the bearer challenge names. */
 const GRAPH_APP_ID = '00000003-0000-0000-c000-000000000000';
 export const MAX_HARDWARE_OATH_METHODS = 5;
@@ -518,12 +515,6 @@ function readSignInAudience(value: unknown, existing: string | undefined): strin
   return value;
 }
 
-interface Reply {
-  status: number;
-  body?: unknown;
-  headers?: Record<string, string>;
-}
-
 /** Admin errors are plain { error: message }. */
 class AdminError extends Error {
   constructor(
@@ -532,21 +523,6 @@ class AdminError extends Error {
   ) {
     super(message);
   }
-}
-
-function readBody(req: http.IncomingMessage): Promise<Buffer | 'too-large'> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let tooLarge = false;
-    req.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > MAX_REQUEST_BYTES) tooLarge = true;
-      else chunks.push(chunk);
-    });
-    req.on('end', () => resolve(tooLarge ? 'too-large' : Buffer.concat(chunks)));
-    req.on('error', reject);
-  });
 }
 
 function parseJson(raw: Buffer): unknown {
@@ -906,35 +882,27 @@ interface QueuedFault extends GraphFault {
 }
 
 function emptyCounters(now: number): Omit<GraphStats, 'devices' | 'users' | 'realism' | 'pendingFaults'> {
-  return {
-    since: now,
-    requests: 0,
-    challenges: 0,
-    throttled: 0,
-    faults: 0,
-    faultsByKind: { status: 0, timeouts: 0, applied: 0 },
-    operations: Object.fromEntries(OPERATIONS.map((op) => [op, 0])) as Record<GraphOperation, number>,
-    statusCodes: {},
-    devicesCreated: 0,
-  };
+  return { ...zeroCounters(now), faultsByKind: { status: 0, timeouts: 0, applied: 0 }, operations: zeroPerOperation(OPERATIONS), devicesCreated: 0 };
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
-class GraphStandInServer {
+class GraphStandInServer extends StandInHttpServer {
   private readonly state = new DirectoryState();
   private readonly journal: JsonLinesJournal<JournalRecord> | undefined;
   private realism: Required<GraphRealism> = { ...DEFAULT_REALISM };
   private faults: QueuedFault[] = [];
   private counters: ReturnType<typeof emptyCounters>;
   private accepted: number[] = [];
-  private readonly held = new Set<{ timer: NodeJS.Timeout; socket: Socket }>();
-  private closed = false;
   private readonly now: () => number;
   private readonly pageSize: number;
-  readonly server: http.Server;
 
-  constructor(private readonly opts: GraphStandInOptions) {
+  constructor(opts: GraphStandInOptions) {
+    super({
+      label: 'graph stand-in',
+      maxRequestBytes: MAX_REQUEST_BYTES,
+      requestIdHeader: 'request-id',
+      jsonContentType: 'application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8',
+      log: opts.log,
+    });
     this.now = opts.now ?? Date.now;
     this.counters = emptyCounters(this.now());
     this.pageSize = opts.pageSize ?? 100;
@@ -949,21 +917,18 @@ class GraphStandInServer {
       }
       this.seedUsers(readUserSeeds(parsed, opts.usersFile));
     }
-    this.server = http.createServer((req, res) => {
-      this.handle(req, res).catch((err: unknown) => {
-        this.log(`graph stand-in: internal error: ${err instanceof Error ? err.message : String(err)}`);
-        if (!res.headersSent && !res.destroyed) this.send(res, this.errorReply(new GraphError(500, 'generalException', 'Internal error in the stand-in.'), req));
-      });
-    });
-    this.server.keepAliveTimeout = 5_000;
   }
 
-  get port(): number {
-    return (this.server.address() as AddressInfo).port;
+  protected traffic(): ReturnType<typeof emptyCounters> {
+    return this.counters;
   }
 
-  private log(line: string): void {
-    this.opts.log?.(line);
+  protected internalError(req: http.IncomingMessage): Reply {
+    return this.errorReply(new GraphError(500, 'generalException', 'Internal error in the stand-in.'), req);
+  }
+
+  protected override afterClose(): void {
+    this.journal?.close();
   }
 
   setRealism(r: GraphRealism): void {
@@ -979,12 +944,8 @@ class GraphStandInServer {
   }
 
   stats(): GraphStats {
-    const c = this.counters;
     return {
-      ...c,
-      faultsByKind: { ...c.faultsByKind },
-      operations: { ...c.operations },
-      statusCodes: { ...c.statusCodes },
+      ...structuredClone(this.counters),
       devices: this.state.devices.size,
       users: this.state.users.size,
       realism: { ...this.realism },
@@ -997,24 +958,9 @@ class GraphStandInServer {
     this.accepted = [];
     this.faults = [];
     if (wipeData) {
-      this.journal?.truncate();
       this.state.clear();
-      this.journal?.append([...this.state.snapshot()]);
+      this.journal?.replaceWith(this.state.snapshot());
     }
-  }
-
-  async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
-    for (const h of this.held) {
-      clearTimeout(h.timer);
-      h.socket.destroy();
-    }
-    this.held.clear();
-    const closing = new Promise<void>((resolve) => this.server.close(() => resolve()));
-    this.server.closeAllConnections();
-    await closing;
-    this.journal?.close();
   }
 
   /** Durable first, then visible. */
@@ -1168,7 +1114,7 @@ class GraphStandInServer {
     return { accepted: false };
   }
 
-  private handleAdmin(method: string, what: string, raw: Buffer | 'too-large'): Reply {
+  protected handleAdmin(method: string, what: string, raw: RawBody): Reply {
     const json = (): unknown => {
       if (raw === 'too-large') throw new AdminError('request too large');
       if (raw.length === 0) return undefined;
@@ -1234,40 +1180,6 @@ class GraphStandInServer {
     };
   }
 
-  private send(res: http.ServerResponse, reply: Reply): void {
-    if (res.headersSent || res.destroyed) return;
-    const payload = reply.body === undefined ? undefined : JSON.stringify(reply.body);
-    res.statusCode = reply.status;
-    res.setHeader('request-id', randomUUID());
-    res.setHeader('cache-control', 'no-cache');
-    for (const [k, v] of Object.entries(reply.headers ?? {})) res.setHeader(k, v);
-    if (payload !== undefined) {
-      res.setHeader('content-type', 'application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8');
-      res.setHeader('content-length', Buffer.byteLength(payload));
-      res.end(payload);
-    } else {
-      res.setHeader('content-length', 0);
-      res.end();
-    }
-  }
-
-  private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
-    const method = (req.method ?? 'GET').toUpperCase();
-    const url = new URL(req.url ?? '/', 'http://stand-in');
-    const raw = await readBody(req);
-    if (this.closed) return;
-    if (url.pathname.startsWith(ADMIN_PREFIX)) {
-      this.send(res, this.handleAdmin(method, url.pathname.slice(ADMIN_PREFIX.length), raw));
-      return;
-    }
-    this.counters.requests++;
-    const reply = await this.handleApi(req, res, method, url, raw);
-    if (reply === 'held' || this.closed) return;
-    this.counters.statusCodes[String(reply.status)] = (this.counters.statusCodes[String(reply.status)] ?? 0) + 1;
-    this.send(res, reply);
-    this.log(`${method} ${url.pathname} -> ${reply.status}`);
-  }
-
   private nextFault(method: string, apiPath: string): { status?: number; retryAfter?: string; timeout?: boolean; apply: boolean } | undefined {
     const index = this.faults.findIndex((f) => (!f.method || f.method.toUpperCase() === method) && (!f.path || apiPath.toLowerCase().includes(f.path.toLowerCase())));
     if (index >= 0) {
@@ -1296,12 +1208,16 @@ class GraphStandInServer {
     return Math.max(1, this.accepted[0]! + THROTTLE_WINDOW_MS - now);
   }
 
-  private async handleApi(req: http.IncomingMessage, res: http.ServerResponse, method: string, url: URL, raw: Buffer | 'too-large'): Promise<Reply | 'held'> {
+  protected async handleApi(req: http.IncomingMessage, res: http.ServerResponse, method: string, url: URL, raw: RawBody): Promise<Reply | 'held'> {
     if (this.realism.latencyMs > 0) {
-      await sleep(this.realism.latencyMs);
+      try {
+        await this.wait(this.realism.latencyMs, this.closing.signal);
+      } catch {
+        return 'held'; // closing
+      }
       if (this.closed) return 'held';
     }
-    if (!/^Bearer\s+\S+/i.test(req.headers.authorization ?? '')) {
+    if (!hasBearerToken(req)) {
       this.counters.challenges++;
       const reply = this.errorReply(new GraphError(401, 'InvalidAuthenticationToken', 'Access token is empty.'), req);
       reply.headers = { 'www-authenticate': `Bearer realm="", authorization_uri="https://login.microsoftonline.com/common/oauth2/authorize", client_id="${GRAPH_APP_ID}"` };
@@ -1319,7 +1235,7 @@ class GraphStandInServer {
     const execute = (): Reply => {
       try {
         if (raw === 'too-large') throw new GraphError(413, 'RequestEntityTooLarge', 'The request body is too large.');
-        return this.execute(target, url, raw, `http://${req.headers.host ?? `127.0.0.1:${this.port}`}`);
+        return this.execute(target, url, raw, this.baseUrl(req));
       } catch (error) {
         if (error instanceof GraphError) return this.errorReply(error, req);
         throw error;
@@ -1355,23 +1271,6 @@ class GraphStandInServer {
     }
     this.counters.operations[target.op]++;
     return execute();
-  }
-
-  /** A timeout: keep the request open without answering, then drop the connection. */
-  private hold(req: http.IncomingMessage, res: http.ServerResponse, ms: number): void {
-    const socket = req.socket;
-    const held = {
-      socket,
-      timer: setTimeout(() => {
-        this.held.delete(held);
-        socket.destroy();
-      }, ms),
-    };
-    this.held.add(held);
-    res.on('close', () => {
-      clearTimeout(held.timer);
-      this.held.delete(held);
-    });
   }
 
   // ---- operations -------------------------------------------------------------------------------------------
@@ -1797,16 +1696,7 @@ class GraphStandInServer {
 
 export async function startGraphStandIn(opts: GraphStandInOptions = {}): Promise<GraphStandIn> {
   const standIn = new GraphStandInServer(opts);
-  const host = opts.host ?? '127.0.0.1';
-  await new Promise<void>((resolve, reject) => {
-    standIn.server.once('error', reject);
-    standIn.server.listen(opts.port ?? 0, host, () => {
-      standIn.server.off('error', reject);
-      resolve();
-    });
-  });
-  const port = standIn.port;
-  const urlHost = host.includes(':') ? `[${host}]` : host;
+  const url = await standIn.listen(opts.port ?? 0, opts.host ?? '127.0.0.1');
   const adminCall = <T>(fn: () => T): T => {
     try {
       return fn();
@@ -1816,8 +1706,8 @@ export async function startGraphStandIn(opts: GraphStandInOptions = {}): Promise
     }
   };
   return {
-    url: `http://${urlHost}:${port}`,
-    port,
+    url,
+    port: standIn.port,
     setRealism: (r) => adminCall(() => standIn.setRealism(r)),
     injectFaults: (f) => adminCall(() => standIn.injectFaults(f)),
     seedUsers: (u) => adminCall(() => standIn.seedUsers(readUserSeeds(u, 'users'))),
