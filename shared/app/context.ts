@@ -116,7 +116,7 @@ export function services(ctx: AppContext, log: Logger) {
   // Cached per process, not per invocation (shared/app/health.ts).
   const health = { check: () => checkHealth(ctx) };
   const program = new ProgramService({ vault: ctx.vault, seeds: ctx.seeds, tokens: ctx.tokens, blobs: ctx.blobs, clock: ctx.clock, log, containers: config.containers, issuer: config.otpauthIssuer });
-  const corrections = new CorrectionService({ blobs: ctx.blobs, tokens: ctx.tokens, assignments: ctx.assignments, clock: ctx.clock, log, importsContainer: config.containers.imports });
+  const corrections = new CorrectionService({ blobs: ctx.blobs, tokens: ctx.tokens, assignments: ctx.assignments, clock: ctx.clock, log, importsContainer: config.containers.imports, ...(ctx.directory && { directory: ctx.directory }) });
   return { log, ingest, assignments, build, buildQueue, results, corrections, reconciler, verify, inventory, uploads, health, program, programLimits: { maxTokens: config.programMaxTokens, maxBodyBytes: config.programMaxBodyBytes }, vaultName: new URL(config.keyVaultUrl).host };
 }
 

@@ -17,6 +17,7 @@ import type { UnlockOutcome, VerifyOutcome, VerifyRequest } from '../pipeline/ve
 import { parseProgramRequest, type ProgramResult, type ReprogramResult } from '../pipeline/program.js';
 import { upnProblem } from '../entra/import-rules.js';
 import type { BuildResult } from '../pipeline/build.js';
+import type { GraphBuildResult } from '../pipeline/graph-export.js';
 import { ASSIGNMENT_STATES, type AssignmentChangeResult, type AssignmentQuery, type WithdrawResult } from '../pipeline/corrections.js';
 import { requestBuild } from './build-trigger.js';
 import type { Services } from './context.js';
@@ -549,7 +550,17 @@ export type RouteName = keyof typeof routes;
 function assignmentAnswer(result: Extract<AssignmentChangeResult, { serial: string }>, built: BuildResult | undefined, skipped = false): HttpResponseInit {
   const withdrawn = result.withdrawn?.status === 'withdrawn' ? result.withdrawn : null;
   const exportedTo = built?.exported.find((e) => e.serial === result.serial)?.file ?? null;
-  const next = withdrawn
+  const unassigned = result.unassignedInEntra;
+  const assignedInEntra = built && 'assigned' in built ? (built as GraphBuildResult).assigned.find((a) => a.serial === result.serial) : undefined;
+  const next = unassigned
+    ? `Unassigned in Entra from ${unassigned.upn ?? 'its user'} (device ${unassigned.deviceId} stays in Entra's inventory).${
+        assignedInEntra
+          ? ` Assigned in Entra to ${assignedInEntra.upn}: activate it with POST /api/tokens/${result.serial}/verify and a code from the token.`
+          : result.upn
+            ? ' The next build assigns it to the new user; see GET /api/assignments?serial=' + encodeURIComponent(result.serial) + '.'
+            : ''
+      }`
+    : withdrawn
     ? `Import file ${withdrawn.file} was withdrawn (deleted; do not upload any copy of it).${built ? ` The new build lists ${built.exported.length} token(s) in ${built.files.join(', ') || 'no file'}.` : ' Build again with POST /api/imports.'}`
     : exportedTo
       ? `Exported to ${exportedTo}: upload it in the Entra admin center, then POST /api/imports/${exportedTo}/uploaded.`
@@ -563,6 +574,7 @@ function assignmentAnswer(result: Extract<AssignmentChangeResult, { serial: stri
     status: result.status,
     withdrawnFile: withdrawn?.file ?? null,
     exportFile: exportedTo,
+    ...(unassigned && { unassignedInEntraFrom: unassigned.upn }),
     ...(skipped ? {} : buildSummary(built)),
     next,
   });

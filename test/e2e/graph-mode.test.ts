@@ -105,6 +105,19 @@ describe('Graph mode end to end (local stack)', () => {
     await stack.idle();
     assert.equal((await admin('GET', 'stats')).devicesCreated, before);
     assert.equal((await devices()).length, 3);
+  });
+
+  it('reassignment: PUT /api/assignments unassigns the token from its user in Entra and the build assigns it to the new one', async () => {
+    const created = (await admin('GET', 'stats')).devicesCreated as number;
+    const answer = await api('PUT', `assignments/${SERIALS.ok2}`, { upn: 'helga@contoso.com' });
+    assert.equal(answer.status, 200, JSON.stringify(answer.body));
+    assert.equal(answer.body.unassignedInEntraFrom, 'ben@contoso.com');
+    await stack.buildsSettled();
+    const device = (await devices()).find((d) => d.serialNumber === SERIALS.ok2);
+    assert.deepEqual([device?.assignedTo?.userPrincipalName, device?.status], ['helga@contoso.com', 'assigned']);
+    assert.equal((await admin('GET', 'stats')).devicesCreated, created, 'the same device');
+    const token = (await api('GET', `tokens/${SERIALS.ok2}`)).body as { state?: string; upn?: string };
+    assert.deepEqual([token.state, token.upn], ['assigned', 'helga@contoso.com']);
     assertNoSecret([...responses, stack.output()].join('\n'), [...Object.values(SECRETS), OTHER_SECRET]);
   });
 });

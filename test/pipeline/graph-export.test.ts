@@ -8,6 +8,8 @@ import { startGraphStandIn, type GraphStandIn } from '../../dev/graph/server.js'
 import { GraphHardwareOathDirectory } from '../../shared/azure/graph-directory.js';
 import { AssignmentService } from '../../shared/pipeline/assignments.js';
 import { BuildService } from '../../shared/pipeline/build.js';
+import { CorrectionService } from '../../shared/pipeline/corrections.js';
+import { TransientError } from '../../shared/pipeline/errors.js';
 import type { GraphBuildResult } from '../../shared/pipeline/graph-export.js';
 import { InventoryService } from '../../shared/pipeline/inventory-service.js';
 import { IngestService } from '../../shared/pipeline/ingest.js';
@@ -81,7 +83,13 @@ function harness(settings: { allowPrivilegedUsers?: boolean; allowedGroupId?: st
     new VerifyService({ tokens, secrets: vault, clock: new ManualClock(new Date()), log, lockoutLimit: 5, lockoutMinutes: 15, lockoutMaxMinutes: 60, ...(withDirectory && { directory }) });
   const reconciler = new Reconciler({ blobs, tokens, ingest, assignments, clock, log, containers, minAgeMinutes: 15, directory });
   const inventory = new InventoryService({ tokens, secrets: vault, clock, log, directory });
-  return { tokens, blobs, load, runBuild, everything, clock, secretOf, verifier, reconciler, directory, inventory };
+  const corrections = new CorrectionService({ blobs, tokens, assignments: assignmentTable, clock, log, importsContainer: containers.imports, directory });
+  /** A one-row assignment list dropped in `assignments`, as an administrator would. */
+  const assignByList = async (serial: string, to: string) => {
+    await blobs.write('assignments', `a${++files}.csv`, `upn,serial number\n${to},${serial}\n`);
+    return assignments.ingest(`a${files}.csv`);
+  };
+  return { tokens, blobs, load, runBuild, everything, clock, secretOf, verifier, reconciler, directory, inventory, corrections, assignByList };
 }
 
 const devicesOf = (serial: string) => graph.devices().filter((d) => d.serialNumber.toLowerCase() === serial.toLowerCase());
@@ -288,6 +296,86 @@ describe('Graph mode build', () => {
     const result = await h.reconciler.run();
     assert.equal(result.graphActivationsMirrored, 1);
     assert.equal((await h.tokens.get(serial))!.value.state, 'activated');
+  });
+
+  it('reassignment: the token is unassigned from the old user in Entra, and the build assigns the same device to the new one', async () => {
+    const h = harness();
+    const [old, next] = [upn('old'), upn('new')];
+    graph.seedUsers([{ userPrincipalName: old }, { userPrincipalName: next }]);
+    const serial = uniqueSerial('RA');
+    await h.load([{ serial, upn: old }]);
+    await h.runBuild();
+    const before = devicesOf(serial)[0]!;
+    const row = (await h.tokens.get(serial))!.value;
+    await h.directory.activate(row.userId!, row.methodId!, codeAt(h.secretOf.get(serial)!, Math.floor(Date.now() / 1000)));
+    await h.reconciler.run();
+    assert.equal((await h.tokens.get(serial))!.value.state, 'activated');
+
+    const changed = await h.corrections.setAssignment(serial, next);
+    assert.equal(changed.status, 'changed');
+    assert.ok(changed.status === 'changed' && changed.unassignedInEntra);
+    assert.equal(changed.status === 'changed' && changed.unassignedInEntra?.upn, old);
+    assert.equal(changed.status === 'changed' && changed.tokenState, 'stored');
+    assert.equal(devicesOf(serial)[0]?.status, 'available', 'back in Entra\'s inventory, not deleted');
+    assert.equal(graph.users().find((u) => u.userPrincipalName === old)?.hardwareOathMethods, 0);
+
+    const built = await h.runBuild();
+    assert.deepEqual(built.assigned.map((a) => [a.serial, a.upn, a.deviceId, a.state, a.how]), [[serial, next, before.id, 'assigned', 'adopted']]);
+    assert.equal(devicesOf(serial).length, 1, 'the same device, never a second one');
+    assert.equal(devicesOf(serial)[0]?.assignedTo?.userPrincipalName, next);
+    const after = (await h.tokens.get(serial))!.value;
+    assert.equal(after.state, 'assigned');
+    assert.equal(after.upn, next);
+    assert.match(after.history, /unassigned-in-entra/);
+    // The new holder activates it with a code from the token, like anyone.
+    const verified = await h.verifier(true).verify(serial, { code: codeAt(h.secretOf.get(serial)!, Math.floor(Date.now() / 1000) + 30) });
+    assert.equal(verified.status === 'accepted' && verified.entraActivation, 'activated');
+    assertNoSecret(h.everything(), secretsUsed);
+  });
+
+  it('after the old assignment is deleted, a new assignment list row for the serial is taken and the build assigns it', async () => {
+    const h = harness();
+    const [old, next] = [upn('old'), upn('new')];
+    graph.seedUsers([{ userPrincipalName: old }, { userPrincipalName: next }]);
+    const serial = uniqueSerial('RD');
+    await h.load([{ serial, upn: old }]);
+    await h.runBuild();
+    // While the old assignment stands, a list naming someone else is refused for that row.
+    assert.equal((await h.assignByList(serial, next)).outcome, 'rejected');
+    const removed = await h.corrections.setAssignment(serial, null);
+    assert.equal(removed.status, 'deleted');
+    assert.equal(removed.status === 'deleted' && removed.unassignedInEntra?.upn, old);
+    assert.equal((await h.runBuild()).assigned.length, 0, 'no assignment, nothing to assign');
+    assert.equal(devicesOf(serial)[0]?.assignedTo, null);
+    assert.equal((await h.assignByList(serial, next)).outcome, 'completed');
+    const built = await h.runBuild();
+    assert.deepEqual(built.assigned.map((a) => [a.upn, a.how]), [[next, 'adopted']]);
+    assert.equal(devicesOf(serial).length, 1);
+    assert.equal(devicesOf(serial)[0]?.assignedTo?.userPrincipalName, next);
+    // Deleting again finds nothing to do.
+    assert.equal((await h.corrections.setAssignment(serial, next)).status, 'unchanged');
+  });
+
+  it('a reassignment Graph could not carry out changes no token row; the same request again finishes it', async () => {
+    const h = harness();
+    const [old, next] = [upn('old'), upn('new')];
+    graph.seedUsers([{ userPrincipalName: old }, { userPrincipalName: next }]);
+    const serial = uniqueSerial('RF');
+    await h.load([{ serial, upn: old }]);
+    await h.runBuild();
+    graph.injectFaults([{ method: 'DELETE', path: '/hardwareOathMethods/', status: 500, times: 10 }]);
+    await assert.rejects(h.corrections.setAssignment(serial, next), TransientError);
+    await fetch(`${graph.url}/_admin/faults`, { method: 'DELETE' });
+    const stuck = (await h.tokens.get(serial))!.value;
+    assert.equal(stuck.state, 'assigned');
+    assert.equal(stuck.upn, old);
+    assert.equal(devicesOf(serial)[0]?.assignedTo?.userPrincipalName, old);
+    assert.equal((await h.runBuild()).assigned.length, 0, 'the build leaves a token held in Entra alone');
+    const again = await h.corrections.setAssignment(serial, next);
+    assert.equal(again.status, 'changed');
+    assert.equal(again.status === 'changed' && again.unassignedInEntra?.upn, old);
+    assert.deepEqual((await h.runBuild()).assigned.map((a) => a.upn), [next]);
+    assert.equal(devicesOf(serial).length, 1);
   });
 
   it('retire unassigns and deletes the device in Entra, and can be sent again', async () => {
