@@ -110,7 +110,7 @@ export function services(ctx: AppContext, log: Logger) {
     minAgeMinutes: config.reconcileMinAgeMinutes,
     ...(ctx.directory && { directory: ctx.directory }),
   });
-  const verify = new VerifyService({ tokens: ctx.tokens, secrets: ctx.vault, seeds: ctx.seeds, clock: ctx.clock, log, lockoutLimit: config.lockoutLimit, lockoutMinutes: config.lockoutMinutes, lockoutMaxMinutes: config.lockoutMaxMinutes, ...(ctx.directory && { directory: ctx.directory }) });
+  const verify = new VerifyService({ tokens: ctx.tokens, secrets: ctx.vault, seeds: ctx.seeds, clock: ctx.clock, log, lockoutLimit: config.lockoutLimit, lockoutMinutes: config.lockoutMinutes, lockoutMaxMinutes: config.lockoutMaxMinutes, ...(ctx.directory && { directory: ctx.directory, activateFromSeed: config.graphActivateFromSeed }) });
   const inventory = new InventoryService({ tokens: ctx.tokens, secrets: ctx.vault, seeds: ctx.seeds, clock: ctx.clock, log, ...(ctx.directory && { directory: ctx.directory }) });
   const uploads = new UploadService({ blobs: ctx.blobs, tokens: ctx.tokens, clock: ctx.clock, log, importsContainer: config.containers.imports });
   // Cached per process, not per invocation (shared/app/health.ts).

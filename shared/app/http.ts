@@ -34,6 +34,7 @@ export const PROBLEM_STATUS = {
   ASSIGNMENT_UPN_INVALID: 400,
   ASSIGNMENT_GUEST_UPN: 400,
   ENTRA_FORMULA_CELL: 400,
+  GRAPH_ACTIVATE_FROM_SEED_OFF: 403,
   TOKEN_NOT_TOTP: 409,
   TOKEN_STATE_INVALID: 409,
   TOKEN_ALREADY_EXISTS: 409,
@@ -44,7 +45,9 @@ export const PROBLEM_STATUS = {
   TOKEN_LOCKED: 423,
   CONFIG_INVALID: 500,
   INTERNAL_ERROR: 500,
+  GRAPH_REFUSED: 502,
   IMPORT_CONFIRM_INCOMPLETE: 503,
+  GRAPH_UNAVAILABLE: 503,
 } as const satisfies Partial<Record<ProblemCode, number>>;
 
 export type HttpProblemCode = keyof typeof PROBLEM_STATUS;
@@ -374,6 +377,32 @@ export const routes = {
     const body = await readJsonBody(request);
     if (!body.ok) return errorResponse('REQUEST_INVALID', 'The body must be JSON: { "code": "123456", "nextCode"?: "654321" }.');
     return answerVerify(svc.verify, serial.value, body.value);
+  },
+
+  /** POST /api/tokens/{serial}/activate-from-seed: Graph mode, only with GRAPH_ACTIVATE_FROM_SEED=true. */
+  async activateFromSeed(request, svc) {
+    const serial = serialFromRoute(request);
+    if (!serial.ok) return serial.answer;
+    const result = await svc.verify.activateFromSeed(serial.value);
+    switch (result.status) {
+      case 'disabled':
+        return errorResponse('GRAPH_ACTIVATE_FROM_SEED_OFF');
+      case 'not-found':
+        return notFoundToken(serial.value);
+      case 'refused':
+        return errorResponse('TOKEN_STATE_INVALID', `Token ${serial.value} is ${result.state}, not assigned in Entra: there is nothing to activate.`);
+      case 'entra-refused':
+        return errorResponse('GRAPH_REFUSED', `${result.message} The token stays assigned.`);
+      case 'unavailable':
+        return errorResponse('GRAPH_UNAVAILABLE', `${result.message} The token stays assigned; try again.`, { headers: { 'retry-after': '30' } });
+      case 'activated':
+        return json(200, {
+          serial: result.serial,
+          state: 'activated',
+          entraActivation: 'activated',
+          next: 'Entra now takes the token as in sync: a token whose clock drifted may fail its first sign-in. Check it with POST /api/tokens/' + serial.value + '/verify and a code from the token.',
+        });
+    }
   },
 
   /** POST /api/tokens/{serial}/unlock */

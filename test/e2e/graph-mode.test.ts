@@ -98,6 +98,13 @@ describe('Graph mode end to end (local stack)', () => {
     assert.equal(((await api('GET', `tokens/${SERIALS.ok1}`)).body as { state?: string }).state, 'activated');
   });
 
+  it('activating from the stored seed is refused while GRAPH_ACTIVATE_FROM_SEED is off (the default)', async () => {
+    const answer = await api('POST', `tokens/${SERIALS.ok2}/activate-from-seed`);
+    assert.equal(answer.status, 403);
+    assert.equal((answer.body.error as { code?: string }).code, 'GRAPH_ACTIVATE_FROM_SEED_OFF');
+    assert.equal((await devices()).find((d) => d.serialNumber === SERIALS.ok2)?.status, 'assigned');
+  });
+
   it('another build (a duplicate trigger) creates no second device', async () => {
     const before = (await admin('GET', 'stats')).devicesCreated as number;
     const again = await api('POST', 'imports', {});

@@ -79,8 +79,8 @@ function harness(settings: { allowPrivilegedUsers?: boolean; allowedGroupId?: st
     return [...reports, ...lines].join('\n');
   };
   // Codes are checked at the real time here: the stand-in judges activation codes by its own (system) clock.
-  const verifier = (withDirectory: boolean) =>
-    new VerifyService({ tokens, secrets: vault, clock: new ManualClock(new Date()), log, lockoutLimit: 5, lockoutMinutes: 15, lockoutMaxMinutes: 60, ...(withDirectory && { directory }) });
+  const verifier = (withDirectory: boolean, activateFromSeed?: boolean) =>
+    new VerifyService({ tokens, secrets: vault, clock: new ManualClock(new Date()), log, lockoutLimit: 5, lockoutMinutes: 15, lockoutMaxMinutes: 60, ...(withDirectory && { directory }), ...(activateFromSeed !== undefined && { activateFromSeed }) });
   const reconciler = new Reconciler({ blobs, tokens, ingest, assignments, clock, log, containers, minAgeMinutes: 15, directory });
   const inventory = new InventoryService({ tokens, secrets: vault, clock, log, directory });
   const corrections = new CorrectionService({ blobs, tokens, assignments: assignmentTable, clock, log, importsContainer: containers.imports, directory });
@@ -265,6 +265,70 @@ describe('Graph mode build', () => {
     assert.equal(accepted.status === 'accepted' && accepted.entraActivation, 'activated');
     assert.equal(devicesOf(serial)[0]?.status, 'activated');
     assert.equal((await h.tokens.get(serial))!.value.state, 'activated');
+    assertNoSecret(h.everything(), secretsUsed);
+  });
+
+  it('GRAPH_ACTIVATE_FROM_SEED off (the default): activating from the stored seed is refused and changes nothing', async () => {
+    const h = harness();
+    const user = upn('u');
+    graph.seedUsers([{ userPrincipalName: user }]);
+    const serial = uniqueSerial('SO');
+    await h.load([{ serial, upn: user }]);
+    await h.runBuild();
+    for (const verify of [h.verifier(true), h.verifier(true, false), h.verifier(false, true)]) {
+      assert.deepEqual(await verify.activateFromSeed(serial), { status: 'disabled' });
+    }
+    assert.equal(devicesOf(serial)[0]?.status, 'assigned');
+    assert.equal((await h.tokens.get(serial))!.value.state, 'assigned');
+  });
+
+  it('GRAPH_ACTIVATE_FROM_SEED on: an assigned token is activated in Entra with a code computed from its seed, once', async () => {
+    const h = harness();
+    const user = upn('u');
+    graph.seedUsers([{ userPrincipalName: user }]);
+    const [serial, waiting] = [uniqueSerial('SA'), uniqueSerial('SW')];
+    await h.load([{ serial, upn: user }]);
+    await h.runBuild();
+    const verify = h.verifier(true, true);
+    assert.deepEqual(await verify.activateFromSeed(uniqueSerial('NONE')), { status: 'not-found' });
+    // The stand-in checks the code against the secret it was given: only the right code activates.
+    assert.deepEqual(await verify.activateFromSeed(serial), { status: 'activated', serial });
+    assert.equal(devicesOf(serial)[0]?.status, 'activated');
+    const row = (await h.tokens.get(serial))!.value;
+    assert.equal(row.state, 'activated');
+    assert.match(row.history, /computed from the stored seed/);
+    assert.deepEqual(await verify.activateFromSeed(serial), { status: 'refused', state: 'activated' });
+    // A token not (yet) in Entra is refused too.
+    await h.load([{ serial: waiting, upn: upn('nobody') }]);
+    assert.deepEqual(await verify.activateFromSeed(waiting), { status: 'refused', state: 'stored' });
+    assertNoSecret(h.everything(), secretsUsed);
+  });
+
+  it('GRAPH_ACTIVATE_FROM_SEED on, Graph refuses or is unavailable: the token stays assigned, with no code in the answer', async () => {
+    const h = harness();
+    const user = upn('u');
+    graph.seedUsers([{ userPrincipalName: user }]);
+    const serial = uniqueSerial('SF');
+    await h.load([{ serial, upn: user }]);
+    await h.runBuild();
+    const verify = h.verifier(true, true);
+    graph.injectFaults([{ method: 'POST', path: '/activate', status: 503, retryAfter: '1' }]);
+    const unavailable = await verify.activateFromSeed(serial);
+    assert.equal(unavailable.status, 'unavailable');
+    assert.equal((await h.tokens.get(serial))!.value.state, 'assigned');
+    // Unassigned behind the app's back: Graph answers 404 for the method.
+    const row = (await h.tokens.get(serial))!.value;
+    await h.directory.unassign(row.userId!, row.methodId!);
+    const refused = await verify.activateFromSeed(serial);
+    assert.equal(refused.status, 'entra-refused');
+    assert.equal((await h.tokens.get(serial))!.value.state, 'assigned');
+    const secret = h.secretOf.get(serial)!;
+    const now = Math.floor(Date.now() / 1000);
+    const codes = [-1, 0, 1].map((k) => codeAt(secret, now + 30 * k));
+    for (const answer of [unavailable, refused]) {
+      const text = JSON.stringify(answer);
+      for (const code of codes) assert.ok(!text.includes(code), 'no code in the answer');
+    }
     assertNoSecret(h.everything(), secretsUsed);
   });
 
