@@ -4,6 +4,8 @@
  * assigned in the stand-in; verify activates one in Entra; a second build creates no second device.
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import { BlobServiceClient } from '@azure/storage-blob';
 import { decodeBase32 } from '../../shared/core/encoding.js';
@@ -127,7 +129,35 @@ describe('Graph mode end to end (local stack)', () => {
     assert.deepEqual([token.state, token.upn], ['assigned', 'helga@contoso.com']);
     assertNoSecret([...responses, stack.output()].join('\n'), [...Object.values(SECRETS), OTHER_SECRET]);
   });
+
+  it('npm run demo -- --graph: members get their tokens, the administrator does not, verify activates one; the CSV demo points to --graph', async () => {
+    const where = ['--data-dir', stack.dataDir, '--functions-url', stack.functionsUrl, '--count', '2', '--timeout-s', '90'];
+    const demo = await runScript('demo.ts', ['--graph', ...where]);
+    assert.equal(demo.code, 0, demo.out);
+    assert.match(demo.out, /demo\w+1 +assigned +demo\.user1\./);
+    assert.match(demo.out, /not created: GRAPH_USER_PRIVILEGED/);
+    assert.match(demo.out, /"entraActivation": "activated"/);
+    assert.match(demo.out, /is now activated/);
+    assert.match(demo.out, /next code -> accepted/);
+    // Secrets are masked or never printed: no base32 run of a secret's length.
+    assert.doesNotMatch(demo.out, /[A-Z2-7]{32}/);
+    const csvDemo = await runScript('demo.ts', where);
+    assert.equal(csvDemo.code, 1);
+    assert.match(csvDemo.out, /run `npm run demo -- --graph`/);
+  });
 });
+
+/** Runs a script of scripts/ with tsx; resolves with its exit code and output. */
+function runScript(script: string, args: string[]): Promise<{ code: number | null; out: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, '..', '..', 'scripts', script), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, out }));
+  });
+}
 
 async function names(blobs: BlobServiceClient, container: string): Promise<string[]> {
   const out: string[] = [];
