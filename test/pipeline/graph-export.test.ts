@@ -13,7 +13,7 @@ import { TransientError } from '../../shared/pipeline/errors.js';
 import type { GraphBuildResult } from '../../shared/pipeline/graph-export.js';
 import { InventoryService } from '../../shared/pipeline/inventory-service.js';
 import { IngestService } from '../../shared/pipeline/ingest.js';
-import type { AssignmentEntity, Logger, TokenEntity } from '../../shared/pipeline/ports.js';
+import type { AssignmentEntity, HardwareOathDirectory, Logger, TokenEntity } from '../../shared/pipeline/ports.js';
 import { Reconciler } from '../../shared/pipeline/reconcile.js';
 import { PacedVault } from '../../shared/pipeline/vault.js';
 import { VerifyService } from '../../shared/pipeline/verify.js';
@@ -46,7 +46,7 @@ function upn(name: string): string {
   return `${name}.${++n}.${Math.random().toString(36).slice(2, 7)}@contoso.com`;
 }
 
-function harness(settings: { allowPrivilegedUsers?: boolean; allowedGroupId?: string } = {}) {
+function harness(settings: { allowPrivilegedUsers?: boolean; allowedGroupId?: string; wrapDirectory?: (d: HardwareOathDirectory) => HardwareOathDirectory } = {}) {
   const clock = new ManualClock('2026-11-29T10:00:00Z');
   const blobs = new MemoryBlobStore(clock);
   const vault = new PacedVault(new MemorySecretStore(), { createBudget: 1000, readBudget: 1000, retry: { baseDelayMs: 1 } });
@@ -57,7 +57,7 @@ function harness(settings: { allowPrivilegedUsers?: boolean; allowedGroupId?: st
   const ingest = new IngestService({ blobs, vault, tokens, clock, log, containers, transportKeyPrefix: 'transport-', maxSeedFileBytes: 1_000_000, recoverDeletedSecrets: false, leaseWaitMs: 200 });
   const assignments = new AssignmentService({ blobs, assignments: assignmentTable, tokens, clock, log, containers, maxFileBytes: 1_000_000 });
   const directory = new GraphHardwareOathDirectory({ baseUrl: graph.url, credential: anyBearer, retryBaseMs: 5, timeoutMs: 300, maxRetryAfterMs: 5_000 });
-  const build = new BuildService({ blobs, vault, tokens, assignments: assignmentTable, clock, log, containers, maxRows: 0, graph: { directory, allowPrivilegedUsers: settings.allowPrivilegedUsers ?? false, ...(settings.allowedGroupId && { allowedGroupId: settings.allowedGroupId }) } });
+  const build = new BuildService({ blobs, vault, tokens, assignments: assignmentTable, clock, log, containers, maxRows: 0, graph: { directory: settings.wrapDirectory ? settings.wrapDirectory(directory) : directory, allowPrivilegedUsers: settings.allowPrivilegedUsers ?? false, ...(settings.allowedGroupId && { allowedGroupId: settings.allowedGroupId }) } });
   let files = 0;
   const secretOf = new Map<string, string>();
   /** Ingests tokens with fresh secrets and assigns them. */
@@ -193,6 +193,60 @@ describe('Graph mode build', () => {
     assert.deepEqual(second.assigned.map((a) => [a.serial, a.how]), [[serial, 'adopted']]);
     assert.equal(devicesOf(serial).length, 1);
     assert.equal(devicesOf(serial)[0]?.assignedTo?.userPrincipalName, user);
+  });
+
+  it('a build that dies after Entra assigned the token, before its row says so: the reconciler frees the claim, the next build adopts the device', async () => {
+    // The first assignDevice answers, then its caller never runs again: what a killed process leaves behind.
+    let assigned = (): void => undefined;
+    const reached = new Promise<void>((resolve) => (assigned = resolve));
+    let revive = (): void => undefined;
+    const dead = new Promise<void>((resolve) => (revive = resolve));
+    let frozen = false;
+    const h = harness({
+      wrapDirectory: (d) =>
+        new Proxy(d, {
+          get(target, property, receiver) {
+            const value: unknown = Reflect.get(target, property, receiver);
+            if (property !== 'assignDevice' || typeof value !== 'function') return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+            return async (...args: unknown[]) => {
+              const result = (await (value as (...a: unknown[]) => Promise<unknown>).apply(target, args)) as { methodId: string };
+              if (!frozen) {
+                frozen = true;
+                assigned();
+                await dead;
+              }
+              return result;
+            };
+          },
+        }),
+    });
+    const user = upn('u');
+    graph.seedUsers([{ userPrincipalName: user }]);
+    const serial = uniqueSerial('K');
+    await h.load([{ serial, upn: user }]);
+    const first = h.runBuild();
+    await reached;
+    assert.equal(devicesOf(serial)[0]?.assignedTo?.userPrincipalName, user, 'Entra holds it for the user');
+    assert.equal((await h.tokens.get(serial))!.value.state, 'exporting', 'the row still says exporting');
+
+    // Past the reconciler's minimum age with no heartbeat since: the dead build's claim goes back to stored.
+    h.clock.advance(20 * 60_000);
+    const reconciled = await h.reconciler.run();
+    assert.equal(reconciled.exportsReleased, 1);
+    assert.equal((await h.tokens.get(serial))!.value.state, 'stored');
+    const second = await h.runBuild();
+    assert.deepEqual(second.assigned.map((a) => [a.serial, a.how, a.state]), [[serial, 'adopted', 'assigned']]);
+    assert.equal(devicesOf(serial).length, 1, 'no second device');
+    assert.equal(graph.users().find((u) => u.userPrincipalName === user)?.hardwareOathMethods, 1);
+
+    // The dead build wakes up: it finds its claim gone and changes nothing.
+    revive();
+    const late = await first;
+    assert.equal(late.assigned.length, 0);
+    assert.ok(late.notExported.some((p) => p.code === 'EXPORT_CLAIM_LOST' && p.serial === serial), JSON.stringify(late.notExported));
+    const row = (await h.tokens.get(serial))!.value;
+    assert.equal(row.state, 'assigned');
+    assert.equal(row.deviceId, devicesOf(serial)[0]!.id);
   });
 
   it('adopts a device already held by the same user; a second build does nothing', async () => {
