@@ -17,6 +17,7 @@ const HEADER = 'upn,serial number,secret key,time interval,manufacturer,model\n'
 const SERIALS = { ok1: 'GM1001', ok2: 'GM1002', guest: 'GM1003', conflict: 'GM1004', admin: 'GM1005', unknown: 'GM1006' } as const;
 const SECRETS = Object.fromEntries(Object.values(SERIALS).map((s) => [s, newSecret()])) as Record<string, string>;
 const OTHER_SECRET = newSecret();
+const NOT_INGESTED = 'GM1099';
 
 interface DeviceView {
   serialNumber: string;
@@ -64,6 +65,8 @@ describe('Graph mode end to end (local stack)', () => {
       `ben@contoso.com,${SERIALS.conflict}`,
       `root@contoso.com,${SERIALS.admin}`,
       `nobody@contoso.com,${SERIALS.unknown}`,
+      // A serial no seed file brought: the assignment waits, nothing reaches Entra.
+      `ben@contoso.com,${NOT_INGESTED}`,
     ].join('\n');
     const list = `upn,serial number\n${assignments}\n`;
     await blobs.getContainerClient('assignments').getBlockBlobClient('graph-team.csv').upload(list, Buffer.byteLength(list));
@@ -86,6 +89,8 @@ describe('Graph mode end to end (local stack)', () => {
     for (const serial of [SERIALS.guest, SERIALS.conflict, SERIALS.admin, SERIALS.unknown]) {
       assert.equal(((await api('GET', `tokens/${serial}`)).body as { state?: string }).state, 'stored', serial);
     }
+    const waiting = (await api('GET', `assignments?serial=${NOT_INGESTED}`)).body as { items?: { tokenState: string }[] };
+    assert.deepEqual(waiting.items?.map((i) => i.tokenState), ['pending']);
   });
 
   it('verify activates the token in Entra with the code from the token', async () => {
