@@ -386,6 +386,29 @@ describe('Graph mode build', () => {
     assertNoSecret(h.everything(), secretsUsed);
   });
 
+  it('a drifted token: verify asks for nextCode, then activates in Entra with the later of the two codes', async () => {
+    const h = harness();
+    const user = upn('u');
+    graph.seedUsers([{ userPrincipalName: user }]);
+    const serial = uniqueSerial('N');
+    await h.load([{ serial, upn: user }]);
+    await h.runBuild();
+    const verify = h.verifier(true);
+    const secret = h.secretOf.get(serial)!;
+    // Ten minutes fast: outside the sign-in window, inside the activation window.
+    const at = Math.floor(Date.now() / 1000) + 600;
+    const [code, nextCode] = [codeAt(secret, at), codeAt(secret, at + 30)];
+    const asked = await verify.verify(serial, { code });
+    assert.equal(asked.status === 'rejected' && asked.reason, 'confirmation-required', JSON.stringify(asked));
+    assert.equal(devicesOf(serial)[0]?.status, 'assigned', 'nothing sent to Entra before the confirmation');
+    const accepted = await verify.verify(serial, { code, nextCode });
+    assert.equal(accepted.status === 'accepted' && accepted.entraActivation, 'activated', JSON.stringify(accepted));
+    assert.equal(devicesOf(serial)[0]?.status, 'activated');
+    // Entra took nextCode: that step is spent, so a sign-in with it is refused (it would pass had the first code been sent).
+    assert.equal(graph.signIn(user, nextCode).accepted, false);
+    assert.equal(graph.signIn(user, codeAt(secret, at + 60)).accepted, true);
+  });
+
   it('verify without the Graph adapter (CSV mode) leaves an assigned token as it is in Entra', async () => {
     const h = harness();
     const user = upn('u');
