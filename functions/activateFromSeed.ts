@@ -6,4 +6,9 @@ export async function activateFromSeed(request: HttpRequest, context: Invocation
   return serveHttp('activateFromSeed', request, context);
 }
 
-app.http('activateFromSeed', { methods: ['POST'], route: 'tokens/{serial}/activate-from-seed', authLevel: 'function', handler: activateFromSeed });
+app.http('activateFromSeed', {
+  methods: ['POST'],
+  route: 'tokens/{serial}/activate-from-seed',
+  authLevel: 'function',
+  handler: activateFromSeed,
+});
