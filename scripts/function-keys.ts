@@ -28,6 +28,7 @@ export const FUNCTION_KEY_HOLDERS = [
     keyName: 'admin',
     holder: "administrators' tools and the Global Administrator's upload step",
     functions: [
+      'activateFromSeed',
       'buildImport',
       'confirmImportUploaded',
       'deleteAssignment',

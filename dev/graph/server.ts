@@ -3,7 +3,9 @@
  * OATH device inventory and per-user hardware OATH methods (create, find by serial, assign, activate, unassign,
  * delete), v1.0 user reads, directory role and group membership reads, and the app registration calls of the
  * console's setup script (application upsert by uniqueName, service principal, app role assignments to users and
- * groups). Plain HTTP on loopback; any bearer token is accepted (a request without one gets Graph's 401 challenge).
+ * groups) and of `npm run grant-graph` (Microsoft Graph's built-in service principal and its application
+ * permissions, granted to a managed identity's service principal seeded through `POST /_admin/service-principals`).
+ * Plain HTTP on loopback; any bearer token is accepted (a request without one gets Graph's 401 challenge).
  *
  * It checks what Graph checks: unknown properties, base32 secrets, 30/60 s intervals, one device per serial, at most
  * five hardware OATH methods per user, no hardware tokens for guests, verification codes against the secret it was
@@ -28,7 +30,7 @@ import { scanSteps, stepAt, type OtpParameters } from '../../shared/core/totp.js
 import { activationWindowSteps, signInWindowSteps } from '../../shared/entra/drift-windows.js';
 import { ADMIN_PREFIX, StandInHttpServer, hasBearerToken, type RawBody, type Reply, type StandInCounters, zeroCounters, zeroPerOperation } from '../stand-in/http.js';
 import { JsonLinesJournal, type JournalHost } from '../stand-in/journal.js';
-import { BUILT_IN_ROLES, roleByName, roleByTemplateId } from './roles.js';
+import { BUILT_IN_ROLES, GRAPH_APPLICATION_PERMISSIONS, roleByName, roleByTemplateId } from './roles.js';
 
 // ---------------------------------------------------------------------------------------------------------------
 // Public types
@@ -138,7 +140,11 @@ export type GraphOperation =
   | 'createServicePrincipal'
   | 'updateServicePrincipal'
   | 'listAppRoleAssignedTo'
-  | 'createAppRoleAssignedTo';
+  | 'createAppRoleAssignedTo'
+  | 'listServicePrincipals'
+  | 'getServicePrincipalById'
+  | 'listAppRoleAssignments'
+  | 'createAppRoleAssignment';
 
 const OPERATIONS: readonly GraphOperation[] = [
   'createDevice',
@@ -163,6 +169,10 @@ const OPERATIONS: readonly GraphOperation[] = [
   'updateServicePrincipal',
   'listAppRoleAssignedTo',
   'createAppRoleAssignedTo',
+  'listServicePrincipals',
+  'getServicePrincipalById',
+  'listAppRoleAssignments',
+  'createAppRoleAssignment',
 ];
 
 /** A user as the admin endpoints show it. */
@@ -320,12 +330,16 @@ interface ServicePrincipalRecord {
   appId: string;
   displayName: string;
   appRoleAssignmentRequired: boolean;
+  /** Absent: an application's (the console's). ManagedIdentity: seeded through the admin endpoint. */
+  servicePrincipalType?: 'Application' | 'ManagedIdentity';
+  /** The roles it offers when it has no application in this tenant (Microsoft Graph's). */
+  appRoles?: AppRoleRecord[];
 }
 
 interface AppRoleAssignmentRecord {
   id: string;
   principalId: string;
-  principalType: 'User' | 'Group';
+  principalType: 'User' | 'Group' | 'ServicePrincipal';
   resourceId: string;
   appRoleId: string;
   createdDateTime: string;
@@ -339,6 +353,16 @@ type JournalRecord =
   | { t: 'application'; application: ApplicationRecord }
   | { t: 'servicePrincipal'; servicePrincipal: ServicePrincipalRecord }
   | { t: 'appRoleAssignment'; assignment: AppRoleAssignmentRecord };
+
+/** Microsoft Graph's service principal, present in every tenant; its app roles are the application permissions. */
+const MICROSOFT_GRAPH_SERVICE_PRINCIPAL: ServicePrincipalRecord = {
+  id: derivedId('servicePrincipal', GRAPH_APP_ID),
+  appId: GRAPH_APP_ID,
+  displayName: 'Microsoft Graph',
+  appRoleAssignmentRequired: false,
+  servicePrincipalType: 'Application',
+  appRoles: GRAPH_APPLICATION_PERMISSIONS.map((p) => ({ id: p.id, value: p.value, displayName: p.displayName, description: `Allows the app to ${p.displayName.toLowerCase()}.`, allowedMemberTypes: ['Application'], isEnabled: true })),
+};
 
 class DirectoryState implements JournalHost<JournalRecord> {
   readonly users = new Map<string, UserRecord>();
@@ -400,8 +424,18 @@ class DirectoryState implements JournalHost<JournalRecord> {
     return [...this.applications.values()].find((a) => a.uniqueName.toLowerCase() === wanted);
   }
 
+  /** The tenant's service principals, Microsoft Graph's (built in, not journaled) first. */
+  allServicePrincipals(): ServicePrincipalRecord[] {
+    return [MICROSOFT_GRAPH_SERVICE_PRINCIPAL, ...this.servicePrincipals.values()];
+  }
+
   servicePrincipalOfApp(appId: string): ServicePrincipalRecord | undefined {
-    return [...this.servicePrincipals.values()].find((sp) => sp.appId === appId);
+    const wanted = appId.toLowerCase();
+    return this.allServicePrincipals().find((sp) => sp.appId.toLowerCase() === wanted);
+  }
+
+  servicePrincipalById(id: string): ServicePrincipalRecord | undefined {
+    return id === MICROSOFT_GRAPH_SERVICE_PRINCIPAL.id ? MICROSOFT_GRAPH_SERVICE_PRINCIPAL : this.servicePrincipals.get(id);
   }
 
   /** Groups exist here as far as users name them (seeded with `groups`). */
@@ -685,6 +719,7 @@ const USER_FIELDS = ['id', 'userPrincipalName', 'displayName', 'userType', 'acco
 const USER_DEFAULT_FIELDS = ['businessPhones', 'displayName', 'givenName', 'jobTitle', 'mail', 'mobilePhone', 'officeLocation', 'preferredLanguage', 'surname', 'userPrincipalName', 'id'];
 const ROLE_FIELDS = ['id', 'displayName', 'description', 'roleTemplateId', 'deletedDateTime'] as const;
 const ROLE_DEFINITION_FIELDS = ['id', 'displayName', 'description', 'templateId', 'isBuiltIn', 'isEnabled', 'isPrivileged'] as const;
+const SERVICE_PRINCIPAL_FIELDS = ['id', 'appId', 'displayName', 'appRoleAssignmentRequired', 'servicePrincipalType', 'appRoles'] as const;
 const ELIGIBILITY_FIELDS = ['id', 'principalId', 'roleDefinitionId', 'directoryScopeId', 'appScopeId', 'memberType', 'startDateTime', 'endDateTime', 'roleEligibilityScheduleId'] as const;
 
 function route(method: string, pathname: string): Route {
@@ -766,11 +801,18 @@ function route(method: string, pathname: string): Route {
   }
   if (rest[0] === 'servicePrincipals') {
     if (rest.length === 1) {
+      if (method === 'GET') return { op: 'listServicePrincipals', version };
       if (method === 'POST') return { op: 'createServicePrincipal', version };
       throw notAllowed();
     }
     if (rest.length === 2) {
+      if (method === 'GET') return { op: 'getServicePrincipalById', version, id: rest[1] };
       if (method === 'PATCH') return { op: 'updateServicePrincipal', version, id: rest[1] };
+      throw notAllowed();
+    }
+    if (rest.length === 3 && rest[2] === 'appRoleAssignments') {
+      if (method === 'GET') return { op: 'listAppRoleAssignments', version, id: rest[1] };
+      if (method === 'POST') return { op: 'createAppRoleAssignment', version, id: rest[1] };
       throw notAllowed();
     }
     if (rest.length === 3 && rest[2] === 'appRoleAssignedTo') {
@@ -1146,6 +1188,8 @@ class GraphStandInServer extends StandInHttpServer {
       if (what === 'users' && method === 'GET') return { status: 200, body: { users: this.users() } };
       if (what === 'devices' && method === 'GET') return { status: 200, body: { devices: this.devices() } };
       if (what === 'devices' && method === 'POST') return { status: 200, body: { devices: this.seedDevices(json() as GraphDeviceSeed[]) } };
+      if (what === 'service-principals' && method === 'POST') return { status: 200, body: { servicePrincipals: this.seedServicePrincipals(json()) } };
+      if (what === 'service-principals' && method === 'GET') return { status: 200, body: { servicePrincipals: this.state.allServicePrincipals().map((sp) => this.servicePrincipalView(sp)) } };
       if (what === 'sign-in' && method === 'POST') {
         const body = json() as { user?: unknown; code?: unknown } | undefined;
         if (typeof body?.user !== 'string' || typeof body.code !== 'string') throw new AdminError('expected { "user": "<upn or id>", "code": "123456" }');
@@ -1325,7 +1369,35 @@ class GraphStandInServer extends StandInHttpServer {
       case 'getServicePrincipal': {
         const sp = this.state.servicePrincipalOfApp(target.key!);
         if (!sp) throw resourceNotFound(`servicePrincipals(appId='${target.key!}')`);
-        return { status: 200, body: { '@odata.context': `${base}/${target.version}/$metadata#servicePrincipals/$entity`, ...sp } };
+        return { status: 200, body: { '@odata.context': `${base}/${target.version}/$metadata#servicePrincipals/$entity`, ...selectFields(this.servicePrincipalJson(sp), readQuery(url, [], SERVICE_PRINCIPAL_FIELDS, 'servicePrincipal').select, ['id']) } };
+      }
+      case 'getServicePrincipalById': {
+        const sp = this.servicePrincipal(target.id!);
+        return { status: 200, body: { '@odata.context': `${base}/${target.version}/$metadata#servicePrincipals/$entity`, ...selectFields(this.servicePrincipalJson(sp), readQuery(url, [], SERVICE_PRINCIPAL_FIELDS, 'servicePrincipal').select, ['id']) } };
+      }
+      case 'listServicePrincipals': {
+        const query = readQuery(url, ['appId', 'displayName', 'servicePrincipalType'], SERVICE_PRINCIPAL_FIELDS, 'servicePrincipal');
+        const value = this.state
+          .allServicePrincipals()
+          .map((sp) => this.servicePrincipalJson(sp))
+          .filter((sp) => matchesFilter(sp, query.filter))
+          .map((sp) => selectFields(sp, query.select, ['id']));
+        return { status: 200, body: { '@odata.context': `${base}/${target.version}/$metadata#servicePrincipals`, value } };
+      }
+      case 'listAppRoleAssignments': {
+        // The assignments this service principal holds (as the principal), on any resource.
+        const principal = this.servicePrincipal(target.id!);
+        const value = [...this.state.appRoleAssignments.values()].filter((a) => a.principalId === principal.id).map((a) => this.assignmentJson(a, this.servicePrincipal(a.resourceId)));
+        return { status: 200, body: { '@odata.context': `${base}/${target.version}/$metadata#servicePrincipals('${principal.id}')/appRoleAssignments`, value } };
+      }
+      case 'createAppRoleAssignment': {
+        const principal = this.servicePrincipal(target.id!);
+        const body = parseJsonObject(raw);
+        if (typeof body.principalId === 'string' && body.principalId !== principal.id) throw new GraphError(400, 'Request_BadRequest', 'The principalId must be the service principal the assignment is made for.');
+        const resourceId = typeof body.resourceId === 'string' ? body.resourceId : '';
+        const resource = this.state.servicePrincipalById(resourceId);
+        if (!resource) throw resourceNotFound(resourceId || 'resourceId');
+        return this.createAppRoleAssignment(resource, { ...body, principalId: principal.id }, base, target.version, `servicePrincipals('${principal.id}')/appRoleAssignments`);
       }
       case 'createServicePrincipal':
         return this.createServicePrincipal(parseJsonObject(raw), base, target.version);
@@ -1344,9 +1416,52 @@ class GraphStandInServer extends StandInHttpServer {
   // ---- app registrations (the console's setup script) -----------------------------------------------------
 
   private servicePrincipal(id: string): ServicePrincipalRecord {
-    const sp = this.state.servicePrincipals.get(id);
+    const sp = this.state.servicePrincipalById(id);
     if (!sp) throw resourceNotFound(id);
     return sp;
+  }
+
+  /** The roles a service principal offers: its own (Microsoft Graph's), else its application's. */
+  private appRolesOf(sp: ServicePrincipalRecord): AppRoleRecord[] {
+    return sp.appRoles ?? [...this.state.applications.values()].find((a) => a.appId === sp.appId)?.appRoles ?? [];
+  }
+
+  private servicePrincipalJson(sp: ServicePrincipalRecord): Record<string, unknown> {
+    return { id: sp.id, appId: sp.appId, displayName: sp.displayName, appRoleAssignmentRequired: sp.appRoleAssignmentRequired, servicePrincipalType: sp.servicePrincipalType ?? 'Application', appRoles: this.appRolesOf(sp) };
+  }
+
+  /** Admin: managed identities' service principals (Azure creates them, not Graph), by appId (the client id). */
+  seedServicePrincipals(seeds: unknown): Record<string, unknown>[] {
+    if (!Array.isArray(seeds)) throw new AdminError('expected a JSON array of { "appId", "id"?, "displayName"? }');
+    const records = seeds.map((seed: unknown, i): ServicePrincipalRecord => {
+      const where = `service principal ${i + 1}`;
+      if (typeof seed !== 'object' || seed === null) throw new AdminError(`${where}: expected an object`);
+      const o = seed as Record<string, unknown>;
+      const unknown = Object.keys(o).filter((k) => !['appId', 'id', 'displayName'].includes(k));
+      if (unknown.length > 0) throw new AdminError(`${where}: unknown field(s) ${unknown.map((k) => k.slice(0, 40)).join(', ')}; allowed: appId, id, displayName`);
+      if (typeof o.appId !== 'string' || !GUID.test(o.appId)) throw new AdminError(`${where}: appId must be a GUID (the managed identity's client id)`);
+      if (o.id !== undefined && (typeof o.id !== 'string' || !GUID.test(o.id))) throw new AdminError(`${where}: id must be a GUID`);
+      if (o.appId.toLowerCase() === GRAPH_APP_ID) throw new AdminError(`${where}: Microsoft Graph's service principal is built in`);
+      const existing = this.state.servicePrincipalOfApp(o.appId);
+      return {
+        id: existing?.id ?? (typeof o.id === 'string' ? o.id.toLowerCase() : derivedId('servicePrincipal', o.appId.toLowerCase())),
+        appId: o.appId.toLowerCase(),
+        displayName: typeof o.displayName === 'string' && o.displayName ? o.displayName.slice(0, FIELD_MAX_LENGTH) : (existing?.displayName ?? `identity ${o.appId.slice(0, 8)}`),
+        appRoleAssignmentRequired: existing?.appRoleAssignmentRequired ?? false,
+        servicePrincipalType: 'ManagedIdentity',
+      };
+    });
+    this.commit(records.map((servicePrincipal) => ({ t: 'servicePrincipal' as const, servicePrincipal })));
+    return records.map((sp) => this.servicePrincipalView(sp));
+  }
+
+  /** Admin view: a service principal with the Graph permissions granted to it (by value). */
+  servicePrincipalView(sp: ServicePrincipalRecord): Record<string, unknown> {
+    const granted = [...this.state.appRoleAssignments.values()]
+      .filter((a) => a.principalId === sp.id)
+      .map((a) => this.appRolesOf(this.servicePrincipal(a.resourceId)).find((r) => r.id === a.appRoleId)?.value ?? a.appRoleId)
+      .sort();
+    return { id: sp.id, appId: sp.appId, displayName: sp.displayName, servicePrincipalType: sp.servicePrincipalType ?? 'Application', appRolesGranted: granted };
   }
 
   private upsertApplication(uniqueName: string, createIfMissing: boolean, body: Record<string, unknown>, base: string, version: Version): Reply {
@@ -1393,27 +1508,30 @@ class GraphStandInServer extends StandInHttpServer {
   }
 
   private assignmentJson(a: AppRoleAssignmentRecord, sp: ServicePrincipalRecord): Record<string, unknown> {
-    const user = this.state.users.get(a.principalId);
-    return { ...a, principalDisplayName: user?.displayName ?? null, resourceDisplayName: sp.displayName, deletedDateTime: null };
+    const principalName = this.state.users.get(a.principalId)?.displayName ?? this.state.servicePrincipalById(a.principalId)?.displayName ?? null;
+    return { ...a, principalDisplayName: principalName, resourceDisplayName: sp.displayName, deletedDateTime: null };
   }
 
-  private createAppRoleAssignment(sp: ServicePrincipalRecord, body: Record<string, unknown>, base: string, version: Version): Reply {
+  /** On resource `sp`: to a user or group (a role of the console's app), or to a service principal (an application permission). */
+  private createAppRoleAssignment(sp: ServicePrincipalRecord, body: Record<string, unknown>, base: string, version: Version, collection = `servicePrincipals('${sp.id}')/appRoleAssignedTo`): Reply {
     refuseUnknownProperties(body, ['principalId', 'resourceId', 'appRoleId'], 'appRoleAssignment');
     const principalId = requiredText(body, 'principalId');
     const resourceId = requiredText(body, 'resourceId');
     const appRoleId = requiredText(body, 'appRoleId');
     if (resourceId !== sp.id) throw new GraphError(400, 'Request_BadRequest', 'The resourceId must be the service principal the assignment is made on.');
-    const application = [...this.state.applications.values()].find((a) => a.appId === sp.appId);
-    const role = application?.appRoles.find((r) => r.id === appRoleId && r.isEnabled);
+    const role = this.appRolesOf(sp).find((r) => r.id === appRoleId && r.isEnabled);
     if (!role) throw new GraphError(400, 'Request_BadRequest', `Permission being assigned was not found on application '${sp.appId}'.`);
-    const principalType = this.state.users.has(principalId) ? 'User' : this.state.isGroup(principalId) ? 'Group' : undefined;
+    const principalType = this.state.users.has(principalId) ? 'User' : this.state.isGroup(principalId) ? 'Group' : this.state.servicePrincipalById(principalId) ? 'ServicePrincipal' : undefined;
     if (!principalType) throw resourceNotFound(principalId);
-    if (!role.allowedMemberTypes.includes('User')) throw new GraphError(400, 'Request_BadRequest', 'The app role does not allow users or groups as members.');
+    const memberType = principalType === 'ServicePrincipal' ? 'Application' : 'User';
+    if (!role.allowedMemberTypes.includes(memberType)) {
+      throw new GraphError(400, 'Request_BadRequest', principalType === 'ServicePrincipal' ? 'The app role does not allow applications as members.' : 'The app role does not allow users or groups as members.');
+    }
     const duplicate = [...this.state.appRoleAssignments.values()].some((a) => a.resourceId === sp.id && a.principalId === principalId && a.appRoleId === appRoleId);
     if (duplicate) throw new GraphError(400, 'Request_BadRequest', 'Permission being assigned already exists on the object');
     const assignment: AppRoleAssignmentRecord = { id: randomUUID(), principalId, principalType, resourceId: sp.id, appRoleId, createdDateTime: isoSeconds(this.now()) };
     this.commit([{ t: 'appRoleAssignment', assignment }]);
-    return { status: 201, body: { '@odata.context': `${base}/${version}/$metadata#servicePrincipals('${sp.id}')/appRoleAssignedTo/$entity`, ...this.assignmentJson(assignment, sp) } };
+    return { status: 201, body: { '@odata.context': `${base}/${version}/$metadata#${collection}/$entity`, ...this.assignmentJson(assignment, sp) } };
   }
 
   private user(idOrUpn: string): UserRecord {

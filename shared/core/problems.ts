@@ -94,6 +94,7 @@ export const PROBLEM_CODES = {
   GRAPH_DEVICE_CONFLICT: 'Graph mode: Entra already holds a token with this serial for another user, or from a legacy CSV upload; nothing was changed. Remove it in Entra first.',
   GRAPH_REFUSED: 'Graph mode: Microsoft Graph refused the call (the message gives its status and code); the token was not assigned.',
   GRAPH_UNAVAILABLE: 'Graph mode: Microsoft Graph was unavailable or throttled; the token was left for a later build or the reconciler to finish.',
+  GRAPH_ACTIVATE_FROM_SEED_OFF: 'Activating a token with a code computed from its stored seed is off (GRAPH_ACTIVATE_FROM_SEED=false, the default, or not in Graph mode): activate it with POST /api/tokens/{serial}/verify and a code read from the token, or let its user activate it in My Security Info.',
   EXPORT_CLAIM_LOST: 'The build no longer held the token (the reconciler presumed the build dead, or another process changed the token) before the import file was final; it was not exported. A later build exports it.',
 
   // HTTP API.

@@ -24,7 +24,7 @@
  */
 import { decodeBase32 } from '../core/encoding.js';
 import { parseHashAlgorithm } from '../core/token.js';
-import { isWellFormedCode, scanSteps, stepAt, type OtpParameters } from '../core/totp.js';
+import { isWellFormedCode, scanSteps, stepAt, totpCode, type OtpParameters } from '../core/totp.js';
 import { activationWindowSteps, signInWindowSteps } from '../entra/drift-windows.js';
 import { ROW_UPDATE_ATTEMPTS, leaveRow, updateWithRetry, writeRow } from './conditional-update.js';
 import { DirectoryRefusedError, TransientError } from './errors.js';
@@ -32,6 +32,17 @@ import { appendHistory } from './inventory.js';
 import { logEvent, PipelineEvent } from './events.js';
 import type { Clock, EntityTable, HardwareOathDirectory, Logger, SecretStore, TokenEntity } from './ports.js';
 import type { SeedCache } from './seed-cache.js';
+
+/** What an activation from the stored seed did (GRAPH_ACTIVATE_FROM_SEED). Never carries the code. */
+export type SeedActivationOutcome =
+  | { status: 'activated'; serial: string }
+  /** The setting is off, or the app is not in Graph mode. */
+  | { status: 'disabled' }
+  | { status: 'not-found' }
+  /** Not `assigned` in Entra (stored, already activated, retired...). */
+  | { status: 'refused'; state: TokenEntity['state'] }
+  /** Graph refused the code or the call (message without secret), or was unavailable: the token stays `assigned`. */
+  | { status: 'entra-refused' | 'unavailable'; message: string };
 
 export interface VerifyDeps {
   tokens: EntityTable<TokenEntity>;
@@ -48,6 +59,12 @@ export interface VerifyDeps {
   maxWriteAttempts?: number;
   /** Graph mode: an accepted code for an `assigned` token activates it in Entra with that same code. */
   directory?: HardwareOathDirectory;
+  /**
+   * Graph mode (GRAPH_ACTIVATE_FROM_SEED): an administrator may activate an `assigned` token in Entra with a code
+   * computed from the stored seed (activateFromSeed). Off by default: it proves nothing about the token in hand and
+   * records it in Entra as in sync whatever its clock.
+   */
+  activateFromSeed?: boolean;
   /** Decoded seeds of pinned versions kept in process (seed-cache.ts); without it every check reads the vault. */
   seeds?: SeedCache;
 }
@@ -417,6 +434,37 @@ export class VerifyService {
     );
   }
 
+  /**
+   * An administrator's activation without the token in hand: the current code is computed from the stored seed and
+   * sent to Entra. Only behind GRAPH_ACTIVATE_FROM_SEED; never logs or returns the code.
+   */
+  async activateFromSeed(serial: string): Promise<SeedActivationOutcome> {
+    const directory = this.deps.directory;
+    if (!directory || this.deps.activateFromSeed !== true) return { status: 'disabled' };
+    const row = await this.deps.tokens.get(serial);
+    if (!row) return { status: 'not-found' };
+    const token = row.value;
+    if (token.state !== 'assigned' || !token.userId || !token.methodId) return { status: 'refused', state: token.state };
+    const params = await this.loadParams(token);
+    let code: string;
+    try {
+      code = totpCode(params, Math.floor(this.deps.clock.now().getTime() / 1000));
+    } finally {
+      params.secret.fill(0);
+    }
+    try {
+      await directory.activate(token.userId, token.methodId, code);
+    } catch (err) {
+      this.deps.log.warn('Entra activation from the seed failed', { serial, error: (err as Error).name });
+      if (err instanceof DirectoryRefusedError) return { status: 'entra-refused', message: err.message };
+      if (err instanceof TransientError) return { status: 'unavailable', message: err.message };
+      throw err;
+    }
+    await this.markActivated(serial, 'in Entra, with a code computed from the stored seed (GRAPH_ACTIVATE_FROM_SEED)');
+    this.deps.log.info('Token activated in Entra from its stored seed', { serial });
+    return { status: 'activated', serial };
+  }
+
   private answered(outcome: VerifyOutcome): VerifyOutcome {
     // Only serial, outcome and drift: never a code or anything derived from the secret.
     this.deps.log.info('verify', { serial: outcome.serial, outcome: logName(outcome), driftSeconds: outcome.status === 'accepted' ? outcome.driftSeconds : null });
@@ -442,14 +490,20 @@ export class VerifyService {
       if (!refused && !(err instanceof TransientError)) throw err;
       return refused ? 'refused' : 'unavailable';
     }
-    return updateWithRetry(
+    await this.markActivated(serial, 'in Entra, with the code from the token');
+    return 'activated';
+  }
+
+  /** The row of a token Entra just activated becomes `activated` (left as it is when no longer `assigned`). */
+  private async markActivated(serial: string, detail: string): Promise<void> {
+    await updateWithRetry(
       this.deps.tokens,
       serial,
       (current) => {
-        if (!current || current.value.state !== 'assigned') return leaveRow('activated' as const);
+        if (!current || current.value.state !== 'assigned') return leaveRow(undefined);
         const now = this.deps.clock.now().toISOString();
-        const activated: TokenEntity = { ...current.value, state: 'activated', updatedAt: now, history: appendHistory(current.value.history, now, 'activated', 'in Entra, with the code from the token') };
-        return writeRow(activated, () => 'activated' as const);
+        const activated: TokenEntity = { ...current.value, state: 'activated', updatedAt: now, history: appendHistory(current.value.history, now, 'activated', detail) };
+        return writeRow(activated, () => undefined);
       },
       this.retries(serial),
     );
