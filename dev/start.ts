@@ -39,7 +39,7 @@ async function main(): Promise<void> {
     settings[pair.slice(0, eq)] = pair.slice(eq + 1);
   }
   // `IMPORT_MODE=graph npm start`: Graph mode's settings pass from the environment to the host (--setting wins).
-  for (const name of ['IMPORT_MODE', 'GRAPH_ALLOW_PRIVILEGED_USERS', 'GRAPH_ALLOWED_GROUP_ID']) {
+  for (const name of ['IMPORT_MODE', 'GRAPH_ALLOW_PRIVILEGED_USERS', 'GRAPH_ALLOWED_GROUP_ID', 'GRAPH_ACTIVATE_FROM_SEED']) {
     const value = process.env[name];
     if (value && settings[name] === undefined) settings[name] = value;
   }

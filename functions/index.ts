@@ -12,6 +12,7 @@ import './ingestResults.js';
 import './verifyActivationCode.js';
 import './unlockToken.js';
 import './retireToken.js';
+import './activateFromSeed.js';
 import './programTokens.js';
 import './reprogramToken.js';
 import './buildImport.js';

@@ -69,6 +69,22 @@ param instanceMemoryMB int = 2048
 @description('Client id of the console\'s app registration, set by the preprovision hook when CONSOLE_SIGN_IN is true. Empty: no App Service Authentication; the console answers that sign-in is not set up.')
 param consoleClientId string = ''
 
+@allowed(['csv', 'graph'])
+@description('How builds put tokens into Entra ID (IMPORT_MODE): csv, an import CSV a Global Administrator uploads; graph, created and assigned through Microsoft Graph (grant the identity its Graph permissions once with `npm run grant-graph`).')
+param importMode string = 'csv'
+
+@description('Graph mode: Microsoft Graph\'s origin (GRAPH_BASE_URL); national clouds lack the beta hardware OATH API.')
+param graphBaseUrl string = 'https://graph.microsoft.com'
+
+@description('Graph mode: also assign tokens to holders of privileged directory roles (GRAPH_ALLOW_PRIVILEGED_USERS).')
+param graphAllowPrivilegedUsers bool = false
+
+@description('Graph mode: only members of this group (object id) get tokens (GRAPH_ALLOWED_GROUP_ID). Empty: any member account.')
+param graphAllowedGroupId string = ''
+
+@description('Graph mode: allow administrators to activate a token with a code computed from its stored seed (GRAPH_ACTIVATE_FROM_SEED).')
+param graphActivateFromSeed bool = false
+
 var tags = { 'azd-env-name': environmentName }
 var allowedIpList = filter(map(split(allowedIpAddresses, ','), address => trim(address)), address => !empty(address))
 
@@ -101,6 +117,11 @@ module pipeline 'resources.bicep' = {
     importWaitAlertHours: importWaitAlertHours
     verifyLockoutAlertThreshold: verifyLockoutAlertThreshold
     consoleClientId: consoleClientId
+    importMode: importMode
+    graphBaseUrl: graphBaseUrl
+    graphAllowPrivilegedUsers: graphAllowPrivilegedUsers
+    graphAllowedGroupId: graphAllowedGroupId
+    graphActivateFromSeed: graphActivateFromSeed
   }
 }
 

@@ -21,6 +21,11 @@ param alertWebhookUrl string
 param importWaitAlertHours int
 param verifyLockoutAlertThreshold int
 param consoleClientId string
+param importMode string
+param graphBaseUrl string
+param graphAllowPrivilegedUsers bool
+param graphAllowedGroupId string
+param graphActivateFromSeed bool
 
 resource identity 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' = {
   name: 'id-${resourceToken}'
@@ -122,6 +127,11 @@ module functionApp 'modules/functionapp.bicep' = {
     // With private networking the app waits for the network module: endpoints and DNS records exist first.
     virtualNetworkSubnetId: privateNetworking ? network!.outputs.appSubnetId : ''
     consoleClientId: consoleClientId
+    importMode: importMode
+    graphBaseUrl: graphBaseUrl
+    graphAllowPrivilegedUsers: graphAllowPrivilegedUsers
+    graphAllowedGroupId: graphAllowedGroupId
+    graphActivateFromSeed: graphActivateFromSeed
   }
 }
 

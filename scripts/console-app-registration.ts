@@ -10,9 +10,9 @@
 //  - the groups given for each role, assigned that role.
 // Roles, redirect URIs and assignments that someone added by hand are left alone; nothing is ever removed.
 import { spawnSync } from 'node:child_process';
-import { pathToFileURL } from 'node:url';
-import { AzureCliCredential, AzureDeveloperCliCredential, ChainedTokenCredential, type TokenCredential } from '@azure/identity';
+import type { TokenCredential } from '@azure/identity';
 import { APP_ROLES, type AppRole } from '../shared/app/auth.js';
+import { HookError, hookCredential, readJsonBody, runAsHook } from './azure-hook.js';
 
 /** Fixed ids, so every run (and every environment) names the same roles. */
 export const CONSOLE_APP_ROLES: readonly { id: string; value: AppRole; displayName: string; description: string }[] = [
@@ -24,7 +24,7 @@ const MICROSOFT_GRAPH_APP_ID = '00000003-0000-0000-c000-000000000000';
 /** Microsoft Graph's delegated User.Read: sign in and read the user's profile. */
 const USER_READ_SCOPE_ID = 'e1fe6dd8-ba31-4d61-89e7-88639da4683d';
 
-export class ConsoleRegistrationError extends Error {
+export class ConsoleRegistrationError extends HookError {
   override name = 'ConsoleRegistrationError';
 }
 
@@ -48,13 +48,7 @@ export class GraphClient {
       const init: RequestInit = { method, headers: { authorization: `Bearer ${token.token}`, 'content-type': 'application/json', ...headers }, signal: AbortSignal.timeout(60_000) };
       if (body !== undefined) init.body = JSON.stringify(body);
       const response = await fetch(new URL(`/v1.0/${path}`, this.baseUrl), init);
-      const text = await response.text();
-      let parsed: unknown;
-      try {
-        parsed = text ? JSON.parse(text) : undefined;
-      } catch {
-        parsed = undefined;
-      }
+      const parsed = await readJsonBody(response);
       const retryable = response.status === 429 || response.status === 503 || response.status === 504;
       if (!retryable || attempt >= this.maxAttempts) return { status: response.status, body: parsed };
       const after = Number(response.headers.get('retry-after'));
@@ -240,13 +234,13 @@ export function registrationFromEnvironment(env: NodeJS.ProcessEnv): ConsoleRegi
   return options;
 }
 
-async function main(): Promise<void> {
+runAsHook(import.meta.url, 'console sign-in', async () => {
   const settings = registrationFromEnvironment(process.env);
   if (!settings.enabled) {
     console.log('console sign-in: CONSOLE_SIGN_IN is not true, so no app registration is made and the console answers that sign-in is not set up (README, "The console").');
     return;
   }
-  const graph = new GraphClient(settings.graphBaseUrl, new ChainedTokenCredential(new AzureDeveloperCliCredential(), new AzureCliCredential()));
+  const graph = new GraphClient(settings.graphBaseUrl, hookCredential());
   const result = await ensureConsoleRegistration(graph, { ...settings, log: (line) => console.log(`console sign-in: ${line}`) });
   if (result.changes.length === 0) console.log(`console sign-in: app registration ${settings.uniqueName} is up to date`);
   if (process.env['CONSOLE_CLIENT_ID'] !== result.appId) {
@@ -256,11 +250,4 @@ async function main(): Promise<void> {
     console.log(`console sign-in: CONSOLE_CLIENT_ID=${result.appId} (set in the azd environment)`);
   }
   if (!settings.hostName) console.log('console sign-in: the Function app does not exist yet; its sign-in callback is added after provisioning (postprovision hook).');
-}
-
-if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  main().catch((error: unknown) => {
-    console.error(`console sign-in: ${error instanceof Error ? error.message : String(error)}`);
-    process.exit(1);
-  });
-}
+});

@@ -2,10 +2,23 @@
 // storage account's system topic. It cannot be in Bicep: the webhook URL needs the app's blobs_extension
 // system key, which the Functions host creates only once the code is deployed and the host has started.
 // The key goes from ARM straight into the subscription request body; it is never printed or written to disk.
-import { pathToFileURL } from 'node:url';
-import { AzureCliCredential, AzureDeveloperCliCredential, ChainedTokenCredential, type TokenCredential } from '@azure/identity';
+import type { TokenCredential } from '@azure/identity';
+import {
+  ArmClient,
+  HookError,
+  WEB_API_VERSION,
+  armConnection,
+  azdEnvironment,
+  functionAppFromEnvironment,
+  isRetryable,
+  resourceGroupPath,
+  runAsHook,
+  sitePath as functionAppPath,
+  sleep,
+  type FunctionAppTarget,
+  type Wait,
+} from './azure-hook.js';
 
-export const WEB_API_VERSION = '2024-04-01';
 export const EVENT_GRID_API_VERSION = '2025-02-15';
 
 /** The blob-triggered functions (names as registered by the app) and the container each one watches. */
@@ -18,18 +31,10 @@ export const BLOB_TRIGGER_SUBSCRIPTIONS = [
 /** Event Grid's maximum: 30 tries over 24 hours, then the event goes to the dead-letter container. */
 export const RETRY_POLICY = { maxDeliveryAttempts: 30, eventTimeToLiveInMinutes: 1440 } as const;
 
-export interface EventGridHookTarget {
-  subscriptionId: string;
-  resourceGroup: string;
-  functionAppName: string;
+export interface EventGridHookTarget extends FunctionAppTarget {
   systemTopicName: string;
   storageAccountName: string;
   deadLetterContainer: string;
-}
-
-export interface Wait {
-  attempts: number;
-  delayMs: number;
 }
 
 export interface EventGridHookOptions extends EventGridHookTarget {
@@ -62,7 +67,7 @@ export interface EventSubscriptionBody {
   };
 }
 
-export class EventGridHookError extends Error {
+export class EventGridHookError extends HookError {
   override name = 'EventGridHookError';
 }
 
@@ -75,7 +80,7 @@ export function blobWebhookUrl(hostName: string, functionName: string, blobsExte
 }
 
 export function storageAccountResourceId(target: EventGridHookTarget): string {
-  return `/subscriptions/${target.subscriptionId}/resourceGroups/${target.resourceGroup}/providers/Microsoft.Storage/storageAccounts/${target.storageAccountName}`;
+  return `${resourceGroupPath(target)}/providers/Microsoft.Storage/storageAccounts/${target.storageAccountName}`;
 }
 
 export function eventSubscriptionBody(args: {
@@ -106,67 +111,6 @@ export function eventSubscriptionBody(args: {
       },
     },
   };
-}
-
-export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
-export interface ArmResponse {
-  status: number;
-  body: unknown;
-}
-
-export class ArmClient {
-  private readonly redactions: string[] = [];
-
-  constructor(
-    private readonly endpoint: string,
-    private readonly credential: TokenCredential,
-  ) {}
-
-  /** Strings (the webhook key) that must never appear in an error message. */
-  redact(value: string): void {
-    if (value) this.redactions.push(value);
-  }
-
-  scrub(text: string): string {
-    let result = text;
-    for (const value of this.redactions) {
-      result = result.split(value).join('***').split(encodeURIComponent(value)).join('***');
-    }
-    return result;
-  }
-
-  async request(method: 'GET' | 'POST' | 'PUT', path: string, body?: unknown): Promise<ArmResponse> {
-    const scope = `${new URL(this.endpoint).origin}/.default`;
-    const token = await this.credential.getToken(scope);
-    if (!token) throw new EventGridHookError(`could not get an Azure Resource Manager token for ${scope}`);
-    const init: RequestInit = {
-      method,
-      headers: { authorization: `Bearer ${token.token}`, 'content-type': 'application/json' },
-      signal: AbortSignal.timeout(60_000),
-    };
-    if (body !== undefined) init.body = JSON.stringify(body);
-    const response = await fetch(new URL(path, this.endpoint), init);
-    const text = await response.text();
-    let parsed: unknown = undefined;
-    try {
-      parsed = text ? JSON.parse(text) : undefined;
-    } catch {
-      parsed = undefined;
-    }
-    return { status: response.status, body: parsed };
-  }
-
-  describeError(response: ArmResponse): string {
-    const error = (response.body as { error?: { code?: unknown; message?: unknown } } | undefined)?.error;
-    const detail = error ? `${String(error.code)}: ${String(error.message)}` : 'no error body';
-    return this.scrub(`HTTP ${response.status} (${detail})`);
-  }
-}
-
-export function isRetryable(status: number): boolean {
-  // The host answers listkeys with 400/404/409/5xx while it is still starting.
-  return status === 400 || status === 404 || status === 408 || status === 409 || status === 429 || status >= 500;
 }
 
 async function waitForBlobsExtensionKey(arm: ArmClient, sitePath: string, wait: Wait, log: (line: string) => void): Promise<string> {
@@ -224,9 +168,8 @@ async function waitForProvisioning(arm: ArmClient, path: string, name: string, w
 export async function ensureBlobEventSubscriptions(options: EventGridHookOptions): Promise<string[]> {
   const log = options.log ?? ((line: string) => console.log(line));
   const arm = new ArmClient(options.armEndpoint, options.credential);
-  const resourceGroupPath = `/subscriptions/${options.subscriptionId}/resourceGroups/${options.resourceGroup}`;
-  const sitePath = `${resourceGroupPath}/providers/Microsoft.Web/sites/${options.functionAppName}`;
-  const topicPath = `${resourceGroupPath}/providers/Microsoft.EventGrid/systemTopics/${options.systemTopicName}`;
+  const sitePath = functionAppPath(options);
+  const topicPath = `${resourceGroupPath(options)}/providers/Microsoft.EventGrid/systemTopics/${options.systemTopicName}`;
 
   const site = await arm.request('GET', `${sitePath}?api-version=${WEB_API_VERSION}`);
   if (site.status !== 200) throw new EventGridHookError(`reading function app ${options.functionAppName} failed: ${arm.describeError(site)}`);
@@ -259,35 +202,18 @@ export async function ensureBlobEventSubscriptions(options: EventGridHookOptions
 
 /** Reads the target from the azd environment (outputs of infra/main.bicep); names the first missing variable. */
 export function targetFromEnvironment(env: NodeJS.ProcessEnv): EventGridHookTarget {
-  const read = (name: string): string => {
-    const value = env[name];
-    if (!value) throw new EventGridHookError(`environment variable ${name} is not set (run this as an azd hook after \`azd provision\`)`);
-    return value;
-  };
+  const read = azdEnvironment(env, (message) => new EventGridHookError(message));
   return {
-    subscriptionId: read('AZURE_SUBSCRIPTION_ID'),
-    resourceGroup: read('AZURE_RESOURCE_GROUP'),
-    functionAppName: read('AZURE_FUNCTION_APP_NAME'),
+    ...functionAppFromEnvironment(read),
     systemTopicName: read('AZURE_EVENT_GRID_SYSTEM_TOPIC_NAME'),
     storageAccountName: read('AZURE_STORAGE_ACCOUNT_NAME'),
     deadLetterContainer: env['DEAD_LETTER_CONTAINER'] || 'deadletter',
   };
 }
 
-async function main(): Promise<void> {
-  const target = targetFromEnvironment(process.env);
+runAsHook(import.meta.url, 'post-deploy', async () => {
   await ensureBlobEventSubscriptions({
-    ...target,
-    // Sovereign clouds: set ARM_ENDPOINT (e.g. https://management.usgovcloudapi.net).
-    armEndpoint: process.env['ARM_ENDPOINT'] || 'https://management.azure.com',
-    // azd's own login first (the hook runs inside `azd up`), then the Azure CLI's.
-    credential: new ChainedTokenCredential(new AzureDeveloperCliCredential(), new AzureCliCredential()),
+    ...targetFromEnvironment(process.env),
+    ...armConnection(process.env),
   });
-}
-
-if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  main().catch((error: unknown) => {
-    console.error(`post-deploy: ${error instanceof Error ? error.message : String(error)}`);
-    process.exitCode = 1;
-  });
-}
+});

@@ -5,9 +5,21 @@
 // only be made once the code is deployed (the functions must exist), hence a hook rather than Bicep.
 // A key that exists is left alone, so running the hook again never rotates one; values are never printed.
 import { randomBytes } from 'node:crypto';
-import { pathToFileURL } from 'node:url';
-import { AzureCliCredential, AzureDeveloperCliCredential, ChainedTokenCredential, type TokenCredential } from '@azure/identity';
-import { ArmClient, isRetryable, sleep, WEB_API_VERSION, type Wait } from './event-grid-subscriptions.js';
+import type { TokenCredential } from '@azure/identity';
+import {
+  ArmClient,
+  HookError,
+  WEB_API_VERSION,
+  armConnection,
+  azdEnvironment,
+  functionAppFromEnvironment,
+  isRetryable,
+  runAsHook,
+  sitePath as functionAppPath,
+  sleep,
+  type FunctionAppTarget,
+  type Wait,
+} from './azure-hook.js';
 
 /** Who holds which key, on which functions (names as the app registers them). */
 export const FUNCTION_KEY_HOLDERS = [
@@ -16,6 +28,7 @@ export const FUNCTION_KEY_HOLDERS = [
     keyName: 'admin',
     holder: "administrators' tools and the Global Administrator's upload step",
     functions: [
+      'activateFromSeed',
       'buildImport',
       'confirmImportUploaded',
       'deleteAssignment',
@@ -34,15 +47,11 @@ export const FUNCTION_KEY_HOLDERS = [
   },
 ] as const;
 
-export class FunctionKeysHookError extends Error {
+export class FunctionKeysHookError extends HookError {
   override name = 'FunctionKeysHookError';
 }
 
-export interface FunctionKeysTarget {
-  subscriptionId: string;
-  resourceGroup: string;
-  functionAppName: string;
-}
+export type FunctionKeysTarget = FunctionAppTarget;
 
 export interface FunctionKeysOptions extends FunctionKeysTarget {
   armEndpoint: string;
@@ -81,7 +90,7 @@ async function existingKeyNames(arm: ArmClient, functionPath: string, name: stri
 export async function ensureFunctionKeys(options: FunctionKeysOptions): Promise<string[]> {
   const log = options.log ?? ((line: string) => console.log(line));
   const arm = new ArmClient(options.armEndpoint, options.credential);
-  const sitePath = `/subscriptions/${options.subscriptionId}/resourceGroups/${options.resourceGroup}/providers/Microsoft.Web/sites/${options.functionAppName}`;
+  const sitePath = functionAppPath(options);
   const created: string[] = [];
   for (const { keyName, holder, functions } of FUNCTION_KEY_HOLDERS) {
     for (const name of functions) {
@@ -106,29 +115,12 @@ export async function ensureFunctionKeys(options: FunctionKeysOptions): Promise<
 }
 
 export function functionKeysTargetFromEnvironment(env: NodeJS.ProcessEnv): FunctionKeysTarget {
-  const read = (name: string): string => {
-    const value = env[name];
-    if (!value) throw new FunctionKeysHookError(`environment variable ${name} is not set (run this as an azd hook after \`azd provision\`)`);
-    return value;
-  };
-  return {
-    subscriptionId: read('AZURE_SUBSCRIPTION_ID'),
-    resourceGroup: read('AZURE_RESOURCE_GROUP'),
-    functionAppName: read('AZURE_FUNCTION_APP_NAME'),
-  };
+  return functionAppFromEnvironment(azdEnvironment(env, (message) => new FunctionKeysHookError(message)));
 }
 
-async function main(): Promise<void> {
+runAsHook(import.meta.url, 'post-deploy', async () => {
   await ensureFunctionKeys({
     ...functionKeysTargetFromEnvironment(process.env),
-    armEndpoint: process.env['ARM_ENDPOINT'] || 'https://management.azure.com',
-    credential: new ChainedTokenCredential(new AzureDeveloperCliCredential(), new AzureCliCredential()),
+    ...armConnection(process.env),
   });
-}
-
-if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  main().catch((error: unknown) => {
-    console.error(`post-deploy: ${error instanceof Error ? error.message : String(error)}`);
-    process.exitCode = 1;
-  });
-}
+});

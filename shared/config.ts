@@ -70,6 +70,8 @@ export interface PipelineConfig {
   graphAllowPrivilegedUsers: boolean;
   /** Graph mode: only members of this group (object id) get tokens; unset: anyone. */
   graphAllowedGroupId?: string;
+  /** Graph mode: an administrator may activate a token with a code computed from its stored seed (off by default). */
+  graphActivateFromSeed: boolean;
 
 }
 
@@ -120,6 +122,7 @@ export const SETTINGS = {
   IMPORT_MODE: { default: 'csv' },
   GRAPH_ALLOW_PRIVILEGED_USERS: { default: 'false' },
   GRAPH_ALLOWED_GROUP_ID: { default: '' },
+  GRAPH_ACTIVATE_FROM_SEED: { default: 'false' },
 } as const;
 
 export const STORAGE_CONNECTION_NAME = 'PipelineStorage';
@@ -312,6 +315,7 @@ export function loadConfig(env: Env = process.env): PipelineConfig {
     localGraph: graph.local,
     importMode: importMode(env),
     graphAllowPrivilegedUsers: bool(env, 'GRAPH_ALLOW_PRIVILEGED_USERS'),
+    graphActivateFromSeed: bool(env, 'GRAPH_ACTIVATE_FROM_SEED'),
   };
   const groupId = text(env, 'GRAPH_ALLOWED_GROUP_ID');
   if (groupId) {

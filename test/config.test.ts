@@ -79,6 +79,22 @@ describe('config', () => {
     failsOn('GRAPH_BASE_URL', { GRAPH_BASE_URL: 'graph.microsoft.com' });
   });
 
+  it('reads the Graph mode settings: csv and everything off by default', () => {
+    const defaults = loadConfig(base);
+    assert.equal(defaults.importMode, 'csv');
+    assert.equal(defaults.graphAllowPrivilegedUsers, false);
+    assert.equal(defaults.graphAllowedGroupId, undefined);
+    assert.equal(defaults.graphActivateFromSeed, false);
+    const graph = loadConfig({ ...base, IMPORT_MODE: 'Graph', GRAPH_ALLOW_PRIVILEGED_USERS: 'true', GRAPH_ALLOWED_GROUP_ID: '0A0A0A0A-1111-4111-8111-000000000001', GRAPH_ACTIVATE_FROM_SEED: 'true' });
+    assert.equal(graph.importMode, 'graph');
+    assert.equal(graph.graphAllowPrivilegedUsers, true);
+    assert.equal(graph.graphAllowedGroupId, '0a0a0a0a-1111-4111-8111-000000000001');
+    assert.equal(graph.graphActivateFromSeed, true);
+    failsOn('IMPORT_MODE', { IMPORT_MODE: 'api' });
+    failsOn('GRAPH_ALLOWED_GROUP_ID', { GRAPH_ALLOWED_GROUP_ID: 'helpdesk' });
+    failsOn('GRAPH_ACTIVATE_FROM_SEED', { GRAPH_ACTIVATE_FROM_SEED: 'sometimes' });
+  });
+
   it('names the setting that is wrong', () => {
     assert.throws(() => loadConfig({ PipelineStorage: 'UseDevelopmentStorage=true' }), /App setting KEY_VAULT_URL: is required/);
     failsOn('KEY_VAULT_CREATE_BUDGET', { KEY_VAULT_CREATE_BUDGET: 'lots' });

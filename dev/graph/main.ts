@@ -7,6 +7,7 @@
  * The --data file holds token secrets in plaintext: development only.
  */
 import { parseArgs } from 'node:util';
+import { COMMON_OPTIONS, commonRealism, commonStartOptions, numberOption, runStandIn } from '../stand-in/main.js';
 import { DEFAULT_GRAPH_PORT, startGraphStandIn, type GraphRealism } from './server.js';
 
 const USAGE = `Usage: node --import tsx dev/graph/main.ts [options]
@@ -24,75 +25,25 @@ const USAGE = `Usage: node --import tsx dev/graph/main.ts [options]
   --verbose                  log one line per request to stderr (method, path, status; never bodies)
   --help`;
 
-function numberOption(values: Record<string, unknown>, name: string): number | undefined {
-  const raw = values[name];
-  if (raw === undefined) return undefined;
-  const n = Number(raw);
-  if (typeof raw !== 'string' || raw.trim() === '' || !Number.isFinite(n)) throw new Error(`--${name} must be a number`);
-  return n;
-}
 
-async function main(): Promise<void> {
+runStandIn('Graph stand-in', USAGE, async () => {
   const { values } = parseArgs({
     options: {
-      port: { type: 'string' },
-      host: { type: 'string' },
-      data: { type: 'string' },
+      ...COMMON_OPTIONS,
       users: { type: 'string' },
-      throttle: { type: 'boolean' },
       'requests-per-10s': { type: 'string' },
       'retry-after-seconds': { type: 'string' },
-      'latency-ms': { type: 'string' },
-      'error-rate': { type: 'string' },
-      'timeout-rate': { type: 'string' },
-      'timeout-ms': { type: 'string' },
-      verbose: { type: 'boolean' },
-      help: { type: 'boolean' },
     },
     strict: true,
   });
   if (values.help) {
     process.stdout.write(USAGE + '\n');
-    return;
+    return undefined;
   }
-  const realism: GraphRealism = {
-    throttling: values.throttle ?? false,
-    requestsPer10s: numberOption(values, 'requests-per-10s'),
-    retryAfterSeconds: numberOption(values, 'retry-after-seconds'),
-    latencyMs: numberOption(values, 'latency-ms'),
-    errorRate: numberOption(values, 'error-rate'),
-    timeoutRate: numberOption(values, 'timeout-rate'),
-    timeoutMs: numberOption(values, 'timeout-ms'),
-  };
-  for (const key of Object.keys(realism) as (keyof GraphRealism)[]) if (realism[key] === undefined) delete realism[key];
-  const standIn = await startGraphStandIn({
-    port: numberOption(values, 'port') ?? DEFAULT_GRAPH_PORT,
-    host: values.host,
-    persistPath: values.data,
-    usersFile: values.users,
-    realism,
-    log: values.verbose ? (line) => process.stderr.write(line + '\n') : undefined,
-  });
-  process.stdout.write(`Graph stand-in listening on ${standIn.url}\n`);
-
-  let stopping = false;
-  const stop = (signal: string): void => {
-    if (stopping) return;
-    stopping = true;
-    process.stderr.write(`Graph stand-in: ${signal}, stopping\n`);
-    standIn.close().then(
-      () => process.exit(0),
-      (err: unknown) => {
-        process.stderr.write(`Graph stand-in: error while stopping: ${String(err)}\n`);
-        process.exit(1);
-      },
-    );
-  };
-  process.on('SIGINT', () => stop('SIGINT'));
-  process.on('SIGTERM', () => stop('SIGTERM'));
-}
-
-main().catch((err: unknown) => {
-  process.stderr.write(`Graph stand-in: ${err instanceof Error ? err.message : String(err)}\n${USAGE}\n`);
-  process.exit(2);
+  const realism: GraphRealism = { ...commonRealism(values) };
+  const requestsPer10s = numberOption(values, 'requests-per-10s');
+  if (requestsPer10s !== undefined) realism.requestsPer10s = requestsPer10s;
+  const retryAfterSeconds = numberOption(values, 'retry-after-seconds');
+  if (retryAfterSeconds !== undefined) realism.retryAfterSeconds = retryAfterSeconds;
+  return startGraphStandIn({ ...commonStartOptions(values, DEFAULT_GRAPH_PORT), usersFile: values.users, realism });
 });

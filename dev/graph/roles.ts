@@ -37,3 +37,24 @@ export function roleByName(name: string): BuiltInRole | undefined {
 export function roleByTemplateId(id: string): BuiltInRole | undefined {
   return BY_TEMPLATE.get(id);
 }
+
+/** An application permission (app role) of Microsoft Graph's service principal, present in every tenant. */
+export interface GraphApplicationPermission {
+  value: string;
+  id: string;
+  displayName: string;
+}
+
+/**
+ * The Microsoft Graph application permissions the stand-in's Graph service principal offers: those Graph mode needs
+ * and a few near them (a subset of the hundreds Graph has; ids as in Graph's permission reference).
+ */
+export const GRAPH_APPLICATION_PERMISSIONS: readonly GraphApplicationPermission[] = [
+  { value: 'Policy.ReadWrite.AuthenticationMethod', id: '29c18626-4985-4dcd-85c0-193eef327366', displayName: 'Read and write all authentication method policies' },
+  { value: 'UserAuthMethod-HardwareOATH.ReadWrite.All', id: '7e9ebcc1-90aa-4471-8051-e68d6b4e9c89', displayName: "Read and write all users' hardware OATH methods" },
+  { value: 'UserAuthenticationMethod.ReadWrite.All', id: '50483e42-d915-4231-9639-7fdb7fd190e5', displayName: "Read and write all users' authentication methods" },
+  { value: 'User.ReadBasic.All', id: '97235f07-e226-4f63-ace3-39588e11d3a1', displayName: "Read all users' basic profiles" },
+  { value: 'User.Read.All', id: 'df021288-bdef-4463-88db-98f22de89214', displayName: "Read all users' full profiles" },
+  { value: 'RoleManagement.Read.Directory', id: '483bed4a-2ad3-4361-a73b-c83ccdbdc53c', displayName: 'Read all directory RBAC settings' },
+  { value: 'GroupMember.Read.All', id: '98830695-27a2-44f7-8c18-0c3ebc9698f6', displayName: 'Read all group memberships' },
+];

@@ -3,7 +3,9 @@
  * OATH device inventory and per-user hardware OATH methods (create, find by serial, assign, activate, unassign,
  * delete), v1.0 user reads, directory role and group membership reads, and the app registration calls of the
  * console's setup script (application upsert by uniqueName, service principal, app role assignments to users and
- * groups). Plain HTTP on loopback; any bearer token is accepted (a request without one gets Graph's 401 challenge).
+ * groups) and of `npm run grant-graph` (Microsoft Graph's built-in service principal and its application
+ * permissions, granted to a managed identity's service principal seeded through `POST /_admin/service-principals`).
+ * Plain HTTP on loopback; any bearer token is accepted (a request without one gets Graph's 401 challenge).
  *
  * It checks what Graph checks: unknown properties, base32 secrets, 30/60 s intervals, one device per serial, at most
  * five hardware OATH methods per user, no hardware tokens for guests, verification codes against the secret it was
@@ -14,18 +16,21 @@
  * requests, and faults queued through `POST /_admin/faults`, either before the operation (nothing changes) or after
  * it ("applied": the change is made, then the answer fails or never comes).
  *
+ * The HTTP plumbing, the journal file and the command line it shares with the Key Vault stand-in are in
+ * dev/stand-in/; the Graph REST shapes (routes, OData, error bodies, challenge) stay here.
+ *
  * WARNING: with `persistPath` the journal holds token secrets IN PLAINTEXT. Development and tests only.
  */
-import http from 'node:http';
+import type http from 'node:http';
 import fs from 'node:fs';
 import path from 'node:path';
 import { createHash, randomUUID } from 'node:crypto';
-import type { AddressInfo, Socket } from 'node:net';
 import { decodeBase32 } from '../../shared/core/encoding.js';
 import { scanSteps, stepAt, type OtpParameters } from '../../shared/core/totp.js';
 import { activationWindowSteps, signInWindowSteps } from '../../shared/entra/drift-windows.js';
-import { JsonLinesJournal, type JournalHost } from './journal.js';
-import { BUILT_IN_ROLES, roleByName, roleByTemplateId } from './roles.js';
+import { ADMIN_PREFIX, StandInHttpServer, hasBearerToken, type RawBody, type Reply, type StandInCounters, zeroCounters, zeroPerOperation } from '../stand-in/http.js';
+import { JsonLinesJournal, type JournalHost } from '../stand-in/journal.js';
+import { BUILT_IN_ROLES, GRAPH_APPLICATION_PERMISSIONS, roleByName, roleByTemplateId } from './roles.js';
 
 // ---------------------------------------------------------------------------------------------------------------
 // Public types
@@ -135,7 +140,11 @@ export type GraphOperation =
   | 'createServicePrincipal'
   | 'updateServicePrincipal'
   | 'listAppRoleAssignedTo'
-  | 'createAppRoleAssignedTo';
+  | 'createAppRoleAssignedTo'
+  | 'listServicePrincipals'
+  | 'getServicePrincipalById'
+  | 'listAppRoleAssignments'
+  | 'createAppRoleAssignment';
 
 const OPERATIONS: readonly GraphOperation[] = [
   'createDevice',
@@ -160,6 +169,10 @@ const OPERATIONS: readonly GraphOperation[] = [
   'updateServicePrincipal',
   'listAppRoleAssignedTo',
   'createAppRoleAssignedTo',
+  'listServicePrincipals',
+  'getServicePrincipalById',
+  'listAppRoleAssignments',
+  'createAppRoleAssignment',
 ];
 
 /** A user as the admin endpoints show it. */
@@ -195,17 +208,10 @@ export interface GraphDeviceView {
   source: DeviceSource;
 }
 
-export interface GraphStats {
-  since: number;
-  /** API requests (admin calls excluded), challenges, throttled and faulted ones included. */
-  requests: number;
-  challenges: number;
-  throttled: number;
-  faults: number;
+export interface GraphStats extends StandInCounters {
   faultsByKind: { status: number; timeouts: number; applied: number };
   /** Requests that reached each operation (passed auth, faults and throttling), whatever their outcome. */
   operations: Record<GraphOperation, number>;
-  statusCodes: Record<string, number>;
   /** Devices created through the API (201 answered or applied). */
   devicesCreated: number;
   devices: number;
@@ -235,9 +241,10 @@ export interface GraphStandIn {
   close(): Promise<void>;
 }
 
+export { ADMIN_PREFIX } from '../stand-in/http.js';
+
 /** Where `npm start` serves the stand-in. */
 export const DEFAULT_GRAPH_PORT = 10011;
-export const ADMIN_PREFIX = '/_admin/';
 /** Graph's own application id, which the bearer challenge names. */
 const GRAPH_APP_ID = '00000003-0000-0000-c000-000000000000';
 export const MAX_HARDWARE_OATH_METHODS = 5;
@@ -323,12 +330,16 @@ interface ServicePrincipalRecord {
   appId: string;
   displayName: string;
   appRoleAssignmentRequired: boolean;
+  /** Absent: an application's (the console's). ManagedIdentity: seeded through the admin endpoint. */
+  servicePrincipalType?: 'Application' | 'ManagedIdentity';
+  /** The roles it offers when it has no application in this tenant (Microsoft Graph's). */
+  appRoles?: AppRoleRecord[];
 }
 
 interface AppRoleAssignmentRecord {
   id: string;
   principalId: string;
-  principalType: 'User' | 'Group';
+  principalType: 'User' | 'Group' | 'ServicePrincipal';
   resourceId: string;
   appRoleId: string;
   createdDateTime: string;
@@ -342,6 +353,16 @@ type JournalRecord =
   | { t: 'application'; application: ApplicationRecord }
   | { t: 'servicePrincipal'; servicePrincipal: ServicePrincipalRecord }
   | { t: 'appRoleAssignment'; assignment: AppRoleAssignmentRecord };
+
+/** Microsoft Graph's service principal, present in every tenant; its app roles are the application permissions. */
+const MICROSOFT_GRAPH_SERVICE_PRINCIPAL: ServicePrincipalRecord = {
+  id: derivedId('servicePrincipal', GRAPH_APP_ID),
+  appId: GRAPH_APP_ID,
+  displayName: 'Microsoft Graph',
+  appRoleAssignmentRequired: false,
+  servicePrincipalType: 'Application',
+  appRoles: GRAPH_APPLICATION_PERMISSIONS.map((p) => ({ id: p.id, value: p.value, displayName: p.displayName, description: `Allows the app to ${p.displayName.toLowerCase()}.`, allowedMemberTypes: ['Application'], isEnabled: true })),
+};
 
 class DirectoryState implements JournalHost<JournalRecord> {
   readonly users = new Map<string, UserRecord>();
@@ -403,8 +424,18 @@ class DirectoryState implements JournalHost<JournalRecord> {
     return [...this.applications.values()].find((a) => a.uniqueName.toLowerCase() === wanted);
   }
 
+  /** The tenant's service principals, Microsoft Graph's (built in, not journaled) first. */
+  allServicePrincipals(): ServicePrincipalRecord[] {
+    return [MICROSOFT_GRAPH_SERVICE_PRINCIPAL, ...this.servicePrincipals.values()];
+  }
+
   servicePrincipalOfApp(appId: string): ServicePrincipalRecord | undefined {
-    return [...this.servicePrincipals.values()].find((sp) => sp.appId === appId);
+    const wanted = appId.toLowerCase();
+    return this.allServicePrincipals().find((sp) => sp.appId.toLowerCase() === wanted);
+  }
+
+  servicePrincipalById(id: string): ServicePrincipalRecord | undefined {
+    return id === MICROSOFT_GRAPH_SERVICE_PRINCIPAL.id ? MICROSOFT_GRAPH_SERVICE_PRINCIPAL : this.servicePrincipals.get(id);
   }
 
   /** Groups exist here as far as users name them (seeded with `groups`). */
@@ -518,12 +549,6 @@ function readSignInAudience(value: unknown, existing: string | undefined): strin
   return value;
 }
 
-interface Reply {
-  status: number;
-  body?: unknown;
-  headers?: Record<string, string>;
-}
-
 /** Admin errors are plain { error: message }. */
 class AdminError extends Error {
   constructor(
@@ -532,21 +557,6 @@ class AdminError extends Error {
   ) {
     super(message);
   }
-}
-
-function readBody(req: http.IncomingMessage): Promise<Buffer | 'too-large'> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let tooLarge = false;
-    req.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > MAX_REQUEST_BYTES) tooLarge = true;
-      else chunks.push(chunk);
-    });
-    req.on('end', () => resolve(tooLarge ? 'too-large' : Buffer.concat(chunks)));
-    req.on('error', reject);
-  });
 }
 
 function parseJson(raw: Buffer): unknown {
@@ -709,6 +719,7 @@ const USER_FIELDS = ['id', 'userPrincipalName', 'displayName', 'userType', 'acco
 const USER_DEFAULT_FIELDS = ['businessPhones', 'displayName', 'givenName', 'jobTitle', 'mail', 'mobilePhone', 'officeLocation', 'preferredLanguage', 'surname', 'userPrincipalName', 'id'];
 const ROLE_FIELDS = ['id', 'displayName', 'description', 'roleTemplateId', 'deletedDateTime'] as const;
 const ROLE_DEFINITION_FIELDS = ['id', 'displayName', 'description', 'templateId', 'isBuiltIn', 'isEnabled', 'isPrivileged'] as const;
+const SERVICE_PRINCIPAL_FIELDS = ['id', 'appId', 'displayName', 'appRoleAssignmentRequired', 'servicePrincipalType', 'appRoles'] as const;
 const ELIGIBILITY_FIELDS = ['id', 'principalId', 'roleDefinitionId', 'directoryScopeId', 'appScopeId', 'memberType', 'startDateTime', 'endDateTime', 'roleEligibilityScheduleId'] as const;
 
 function route(method: string, pathname: string): Route {
@@ -790,11 +801,18 @@ function route(method: string, pathname: string): Route {
   }
   if (rest[0] === 'servicePrincipals') {
     if (rest.length === 1) {
+      if (method === 'GET') return { op: 'listServicePrincipals', version };
       if (method === 'POST') return { op: 'createServicePrincipal', version };
       throw notAllowed();
     }
     if (rest.length === 2) {
+      if (method === 'GET') return { op: 'getServicePrincipalById', version, id: rest[1] };
       if (method === 'PATCH') return { op: 'updateServicePrincipal', version, id: rest[1] };
+      throw notAllowed();
+    }
+    if (rest.length === 3 && rest[2] === 'appRoleAssignments') {
+      if (method === 'GET') return { op: 'listAppRoleAssignments', version, id: rest[1] };
+      if (method === 'POST') return { op: 'createAppRoleAssignment', version, id: rest[1] };
       throw notAllowed();
     }
     if (rest.length === 3 && rest[2] === 'appRoleAssignedTo') {
@@ -906,35 +924,27 @@ interface QueuedFault extends GraphFault {
 }
 
 function emptyCounters(now: number): Omit<GraphStats, 'devices' | 'users' | 'realism' | 'pendingFaults'> {
-  return {
-    since: now,
-    requests: 0,
-    challenges: 0,
-    throttled: 0,
-    faults: 0,
-    faultsByKind: { status: 0, timeouts: 0, applied: 0 },
-    operations: Object.fromEntries(OPERATIONS.map((op) => [op, 0])) as Record<GraphOperation, number>,
-    statusCodes: {},
-    devicesCreated: 0,
-  };
+  return { ...zeroCounters(now), faultsByKind: { status: 0, timeouts: 0, applied: 0 }, operations: zeroPerOperation(OPERATIONS), devicesCreated: 0 };
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
-class GraphStandInServer {
+class GraphStandInServer extends StandInHttpServer {
   private readonly state = new DirectoryState();
   private readonly journal: JsonLinesJournal<JournalRecord> | undefined;
   private realism: Required<GraphRealism> = { ...DEFAULT_REALISM };
   private faults: QueuedFault[] = [];
   private counters: ReturnType<typeof emptyCounters>;
   private accepted: number[] = [];
-  private readonly held = new Set<{ timer: NodeJS.Timeout; socket: Socket }>();
-  private closed = false;
   private readonly now: () => number;
   private readonly pageSize: number;
-  readonly server: http.Server;
 
-  constructor(private readonly opts: GraphStandInOptions) {
+  constructor(opts: GraphStandInOptions) {
+    super({
+      label: 'graph stand-in',
+      maxRequestBytes: MAX_REQUEST_BYTES,
+      requestIdHeader: 'request-id',
+      jsonContentType: 'application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8',
+      log: opts.log,
+    });
     this.now = opts.now ?? Date.now;
     this.counters = emptyCounters(this.now());
     this.pageSize = opts.pageSize ?? 100;
@@ -949,21 +959,18 @@ class GraphStandInServer {
       }
       this.seedUsers(readUserSeeds(parsed, opts.usersFile));
     }
-    this.server = http.createServer((req, res) => {
-      this.handle(req, res).catch((err: unknown) => {
-        this.log(`graph stand-in: internal error: ${err instanceof Error ? err.message : String(err)}`);
-        if (!res.headersSent && !res.destroyed) this.send(res, this.errorReply(new GraphError(500, 'generalException', 'Internal error in the stand-in.'), req));
-      });
-    });
-    this.server.keepAliveTimeout = 5_000;
   }
 
-  get port(): number {
-    return (this.server.address() as AddressInfo).port;
+  protected traffic(): ReturnType<typeof emptyCounters> {
+    return this.counters;
   }
 
-  private log(line: string): void {
-    this.opts.log?.(line);
+  protected internalError(req: http.IncomingMessage): Reply {
+    return this.errorReply(new GraphError(500, 'generalException', 'Internal error in the stand-in.'), req);
+  }
+
+  protected override afterClose(): void {
+    this.journal?.close();
   }
 
   setRealism(r: GraphRealism): void {
@@ -979,12 +986,8 @@ class GraphStandInServer {
   }
 
   stats(): GraphStats {
-    const c = this.counters;
     return {
-      ...c,
-      faultsByKind: { ...c.faultsByKind },
-      operations: { ...c.operations },
-      statusCodes: { ...c.statusCodes },
+      ...structuredClone(this.counters),
       devices: this.state.devices.size,
       users: this.state.users.size,
       realism: { ...this.realism },
@@ -997,24 +1000,9 @@ class GraphStandInServer {
     this.accepted = [];
     this.faults = [];
     if (wipeData) {
-      this.journal?.truncate();
       this.state.clear();
-      this.journal?.append([...this.state.snapshot()]);
+      this.journal?.replaceWith(this.state.snapshot());
     }
-  }
-
-  async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
-    for (const h of this.held) {
-      clearTimeout(h.timer);
-      h.socket.destroy();
-    }
-    this.held.clear();
-    const closing = new Promise<void>((resolve) => this.server.close(() => resolve()));
-    this.server.closeAllConnections();
-    await closing;
-    this.journal?.close();
   }
 
   /** Durable first, then visible. */
@@ -1168,7 +1156,7 @@ class GraphStandInServer {
     return { accepted: false };
   }
 
-  private handleAdmin(method: string, what: string, raw: Buffer | 'too-large'): Reply {
+  protected handleAdmin(method: string, what: string, raw: RawBody): Reply {
     const json = (): unknown => {
       if (raw === 'too-large') throw new AdminError('request too large');
       if (raw.length === 0) return undefined;
@@ -1200,6 +1188,8 @@ class GraphStandInServer {
       if (what === 'users' && method === 'GET') return { status: 200, body: { users: this.users() } };
       if (what === 'devices' && method === 'GET') return { status: 200, body: { devices: this.devices() } };
       if (what === 'devices' && method === 'POST') return { status: 200, body: { devices: this.seedDevices(json() as GraphDeviceSeed[]) } };
+      if (what === 'service-principals' && method === 'POST') return { status: 200, body: { servicePrincipals: this.seedServicePrincipals(json()) } };
+      if (what === 'service-principals' && method === 'GET') return { status: 200, body: { servicePrincipals: this.state.allServicePrincipals().map((sp) => this.servicePrincipalView(sp)) } };
       if (what === 'sign-in' && method === 'POST') {
         const body = json() as { user?: unknown; code?: unknown } | undefined;
         if (typeof body?.user !== 'string' || typeof body.code !== 'string') throw new AdminError('expected { "user": "<upn or id>", "code": "123456" }');
@@ -1234,40 +1224,6 @@ class GraphStandInServer {
     };
   }
 
-  private send(res: http.ServerResponse, reply: Reply): void {
-    if (res.headersSent || res.destroyed) return;
-    const payload = reply.body === undefined ? undefined : JSON.stringify(reply.body);
-    res.statusCode = reply.status;
-    res.setHeader('request-id', randomUUID());
-    res.setHeader('cache-control', 'no-cache');
-    for (const [k, v] of Object.entries(reply.headers ?? {})) res.setHeader(k, v);
-    if (payload !== undefined) {
-      res.setHeader('content-type', 'application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8');
-      res.setHeader('content-length', Buffer.byteLength(payload));
-      res.end(payload);
-    } else {
-      res.setHeader('content-length', 0);
-      res.end();
-    }
-  }
-
-  private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
-    const method = (req.method ?? 'GET').toUpperCase();
-    const url = new URL(req.url ?? '/', 'http://stand-in');
-    const raw = await readBody(req);
-    if (this.closed) return;
-    if (url.pathname.startsWith(ADMIN_PREFIX)) {
-      this.send(res, this.handleAdmin(method, url.pathname.slice(ADMIN_PREFIX.length), raw));
-      return;
-    }
-    this.counters.requests++;
-    const reply = await this.handleApi(req, res, method, url, raw);
-    if (reply === 'held' || this.closed) return;
-    this.counters.statusCodes[String(reply.status)] = (this.counters.statusCodes[String(reply.status)] ?? 0) + 1;
-    this.send(res, reply);
-    this.log(`${method} ${url.pathname} -> ${reply.status}`);
-  }
-
   private nextFault(method: string, apiPath: string): { status?: number; retryAfter?: string; timeout?: boolean; apply: boolean } | undefined {
     const index = this.faults.findIndex((f) => (!f.method || f.method.toUpperCase() === method) && (!f.path || apiPath.toLowerCase().includes(f.path.toLowerCase())));
     if (index >= 0) {
@@ -1296,12 +1252,16 @@ class GraphStandInServer {
     return Math.max(1, this.accepted[0]! + THROTTLE_WINDOW_MS - now);
   }
 
-  private async handleApi(req: http.IncomingMessage, res: http.ServerResponse, method: string, url: URL, raw: Buffer | 'too-large'): Promise<Reply | 'held'> {
+  protected async handleApi(req: http.IncomingMessage, res: http.ServerResponse, method: string, url: URL, raw: RawBody): Promise<Reply | 'held'> {
     if (this.realism.latencyMs > 0) {
-      await sleep(this.realism.latencyMs);
+      try {
+        await this.wait(this.realism.latencyMs, this.closing.signal);
+      } catch {
+        return 'held'; // closing
+      }
       if (this.closed) return 'held';
     }
-    if (!/^Bearer\s+\S+/i.test(req.headers.authorization ?? '')) {
+    if (!hasBearerToken(req)) {
       this.counters.challenges++;
       const reply = this.errorReply(new GraphError(401, 'InvalidAuthenticationToken', 'Access token is empty.'), req);
       reply.headers = { 'www-authenticate': `Bearer realm="", authorization_uri="https://login.microsoftonline.com/common/oauth2/authorize", client_id="${GRAPH_APP_ID}"` };
@@ -1319,7 +1279,7 @@ class GraphStandInServer {
     const execute = (): Reply => {
       try {
         if (raw === 'too-large') throw new GraphError(413, 'RequestEntityTooLarge', 'The request body is too large.');
-        return this.execute(target, url, raw, `http://${req.headers.host ?? `127.0.0.1:${this.port}`}`);
+        return this.execute(target, url, raw, this.baseUrl(req));
       } catch (error) {
         if (error instanceof GraphError) return this.errorReply(error, req);
         throw error;
@@ -1355,23 +1315,6 @@ class GraphStandInServer {
     }
     this.counters.operations[target.op]++;
     return execute();
-  }
-
-  /** A timeout: keep the request open without answering, then drop the connection. */
-  private hold(req: http.IncomingMessage, res: http.ServerResponse, ms: number): void {
-    const socket = req.socket;
-    const held = {
-      socket,
-      timer: setTimeout(() => {
-        this.held.delete(held);
-        socket.destroy();
-      }, ms),
-    };
-    this.held.add(held);
-    res.on('close', () => {
-      clearTimeout(held.timer);
-      this.held.delete(held);
-    });
   }
 
   // ---- operations -------------------------------------------------------------------------------------------
@@ -1426,7 +1369,35 @@ class GraphStandInServer {
       case 'getServicePrincipal': {
         const sp = this.state.servicePrincipalOfApp(target.key!);
         if (!sp) throw resourceNotFound(`servicePrincipals(appId='${target.key!}')`);
-        return { status: 200, body: { '@odata.context': `${base}/${target.version}/$metadata#servicePrincipals/$entity`, ...sp } };
+        return { status: 200, body: { '@odata.context': `${base}/${target.version}/$metadata#servicePrincipals/$entity`, ...selectFields(this.servicePrincipalJson(sp), readQuery(url, [], SERVICE_PRINCIPAL_FIELDS, 'servicePrincipal').select, ['id']) } };
+      }
+      case 'getServicePrincipalById': {
+        const sp = this.servicePrincipal(target.id!);
+        return { status: 200, body: { '@odata.context': `${base}/${target.version}/$metadata#servicePrincipals/$entity`, ...selectFields(this.servicePrincipalJson(sp), readQuery(url, [], SERVICE_PRINCIPAL_FIELDS, 'servicePrincipal').select, ['id']) } };
+      }
+      case 'listServicePrincipals': {
+        const query = readQuery(url, ['appId', 'displayName', 'servicePrincipalType'], SERVICE_PRINCIPAL_FIELDS, 'servicePrincipal');
+        const value = this.state
+          .allServicePrincipals()
+          .map((sp) => this.servicePrincipalJson(sp))
+          .filter((sp) => matchesFilter(sp, query.filter))
+          .map((sp) => selectFields(sp, query.select, ['id']));
+        return { status: 200, body: { '@odata.context': `${base}/${target.version}/$metadata#servicePrincipals`, value } };
+      }
+      case 'listAppRoleAssignments': {
+        // The assignments this service principal holds (as the principal), on any resource.
+        const principal = this.servicePrincipal(target.id!);
+        const value = [...this.state.appRoleAssignments.values()].filter((a) => a.principalId === principal.id).map((a) => this.assignmentJson(a, this.servicePrincipal(a.resourceId)));
+        return { status: 200, body: { '@odata.context': `${base}/${target.version}/$metadata#servicePrincipals('${principal.id}')/appRoleAssignments`, value } };
+      }
+      case 'createAppRoleAssignment': {
+        const principal = this.servicePrincipal(target.id!);
+        const body = parseJsonObject(raw);
+        if (typeof body.principalId === 'string' && body.principalId !== principal.id) throw new GraphError(400, 'Request_BadRequest', 'The principalId must be the service principal the assignment is made for.');
+        const resourceId = typeof body.resourceId === 'string' ? body.resourceId : '';
+        const resource = this.state.servicePrincipalById(resourceId);
+        if (!resource) throw resourceNotFound(resourceId || 'resourceId');
+        return this.createAppRoleAssignment(resource, { ...body, principalId: principal.id }, base, target.version, `servicePrincipals('${principal.id}')/appRoleAssignments`);
       }
       case 'createServicePrincipal':
         return this.createServicePrincipal(parseJsonObject(raw), base, target.version);
@@ -1445,9 +1416,52 @@ class GraphStandInServer {
   // ---- app registrations (the console's setup script) -----------------------------------------------------
 
   private servicePrincipal(id: string): ServicePrincipalRecord {
-    const sp = this.state.servicePrincipals.get(id);
+    const sp = this.state.servicePrincipalById(id);
     if (!sp) throw resourceNotFound(id);
     return sp;
+  }
+
+  /** The roles a service principal offers: its own (Microsoft Graph's), else its application's. */
+  private appRolesOf(sp: ServicePrincipalRecord): AppRoleRecord[] {
+    return sp.appRoles ?? [...this.state.applications.values()].find((a) => a.appId === sp.appId)?.appRoles ?? [];
+  }
+
+  private servicePrincipalJson(sp: ServicePrincipalRecord): Record<string, unknown> {
+    return { id: sp.id, appId: sp.appId, displayName: sp.displayName, appRoleAssignmentRequired: sp.appRoleAssignmentRequired, servicePrincipalType: sp.servicePrincipalType ?? 'Application', appRoles: this.appRolesOf(sp) };
+  }
+
+  /** Admin: managed identities' service principals (Azure creates them, not Graph), by appId (the client id). */
+  seedServicePrincipals(seeds: unknown): Record<string, unknown>[] {
+    if (!Array.isArray(seeds)) throw new AdminError('expected a JSON array of { "appId", "id"?, "displayName"? }');
+    const records = seeds.map((seed: unknown, i): ServicePrincipalRecord => {
+      const where = `service principal ${i + 1}`;
+      if (typeof seed !== 'object' || seed === null) throw new AdminError(`${where}: expected an object`);
+      const o = seed as Record<string, unknown>;
+      const unknown = Object.keys(o).filter((k) => !['appId', 'id', 'displayName'].includes(k));
+      if (unknown.length > 0) throw new AdminError(`${where}: unknown field(s) ${unknown.map((k) => k.slice(0, 40)).join(', ')}; allowed: appId, id, displayName`);
+      if (typeof o.appId !== 'string' || !GUID.test(o.appId)) throw new AdminError(`${where}: appId must be a GUID (the managed identity's client id)`);
+      if (o.id !== undefined && (typeof o.id !== 'string' || !GUID.test(o.id))) throw new AdminError(`${where}: id must be a GUID`);
+      if (o.appId.toLowerCase() === GRAPH_APP_ID) throw new AdminError(`${where}: Microsoft Graph's service principal is built in`);
+      const existing = this.state.servicePrincipalOfApp(o.appId);
+      return {
+        id: existing?.id ?? (typeof o.id === 'string' ? o.id.toLowerCase() : derivedId('servicePrincipal', o.appId.toLowerCase())),
+        appId: o.appId.toLowerCase(),
+        displayName: typeof o.displayName === 'string' && o.displayName ? o.displayName.slice(0, FIELD_MAX_LENGTH) : (existing?.displayName ?? `identity ${o.appId.slice(0, 8)}`),
+        appRoleAssignmentRequired: existing?.appRoleAssignmentRequired ?? false,
+        servicePrincipalType: 'ManagedIdentity',
+      };
+    });
+    this.commit(records.map((servicePrincipal) => ({ t: 'servicePrincipal' as const, servicePrincipal })));
+    return records.map((sp) => this.servicePrincipalView(sp));
+  }
+
+  /** Admin view: a service principal with the Graph permissions granted to it (by value). */
+  servicePrincipalView(sp: ServicePrincipalRecord): Record<string, unknown> {
+    const granted = [...this.state.appRoleAssignments.values()]
+      .filter((a) => a.principalId === sp.id)
+      .map((a) => this.appRolesOf(this.servicePrincipal(a.resourceId)).find((r) => r.id === a.appRoleId)?.value ?? a.appRoleId)
+      .sort();
+    return { id: sp.id, appId: sp.appId, displayName: sp.displayName, servicePrincipalType: sp.servicePrincipalType ?? 'Application', appRolesGranted: granted };
   }
 
   private upsertApplication(uniqueName: string, createIfMissing: boolean, body: Record<string, unknown>, base: string, version: Version): Reply {
@@ -1494,27 +1508,30 @@ class GraphStandInServer {
   }
 
   private assignmentJson(a: AppRoleAssignmentRecord, sp: ServicePrincipalRecord): Record<string, unknown> {
-    const user = this.state.users.get(a.principalId);
-    return { ...a, principalDisplayName: user?.displayName ?? null, resourceDisplayName: sp.displayName, deletedDateTime: null };
+    const principalName = this.state.users.get(a.principalId)?.displayName ?? this.state.servicePrincipalById(a.principalId)?.displayName ?? null;
+    return { ...a, principalDisplayName: principalName, resourceDisplayName: sp.displayName, deletedDateTime: null };
   }
 
-  private createAppRoleAssignment(sp: ServicePrincipalRecord, body: Record<string, unknown>, base: string, version: Version): Reply {
+  /** On resource `sp`: to a user or group (a role of the console's app), or to a service principal (an application permission). */
+  private createAppRoleAssignment(sp: ServicePrincipalRecord, body: Record<string, unknown>, base: string, version: Version, collection = `servicePrincipals('${sp.id}')/appRoleAssignedTo`): Reply {
     refuseUnknownProperties(body, ['principalId', 'resourceId', 'appRoleId'], 'appRoleAssignment');
     const principalId = requiredText(body, 'principalId');
     const resourceId = requiredText(body, 'resourceId');
     const appRoleId = requiredText(body, 'appRoleId');
     if (resourceId !== sp.id) throw new GraphError(400, 'Request_BadRequest', 'The resourceId must be the service principal the assignment is made on.');
-    const application = [...this.state.applications.values()].find((a) => a.appId === sp.appId);
-    const role = application?.appRoles.find((r) => r.id === appRoleId && r.isEnabled);
+    const role = this.appRolesOf(sp).find((r) => r.id === appRoleId && r.isEnabled);
     if (!role) throw new GraphError(400, 'Request_BadRequest', `Permission being assigned was not found on application '${sp.appId}'.`);
-    const principalType = this.state.users.has(principalId) ? 'User' : this.state.isGroup(principalId) ? 'Group' : undefined;
+    const principalType = this.state.users.has(principalId) ? 'User' : this.state.isGroup(principalId) ? 'Group' : this.state.servicePrincipalById(principalId) ? 'ServicePrincipal' : undefined;
     if (!principalType) throw resourceNotFound(principalId);
-    if (!role.allowedMemberTypes.includes('User')) throw new GraphError(400, 'Request_BadRequest', 'The app role does not allow users or groups as members.');
+    const memberType = principalType === 'ServicePrincipal' ? 'Application' : 'User';
+    if (!role.allowedMemberTypes.includes(memberType)) {
+      throw new GraphError(400, 'Request_BadRequest', principalType === 'ServicePrincipal' ? 'The app role does not allow applications as members.' : 'The app role does not allow users or groups as members.');
+    }
     const duplicate = [...this.state.appRoleAssignments.values()].some((a) => a.resourceId === sp.id && a.principalId === principalId && a.appRoleId === appRoleId);
     if (duplicate) throw new GraphError(400, 'Request_BadRequest', 'Permission being assigned already exists on the object');
     const assignment: AppRoleAssignmentRecord = { id: randomUUID(), principalId, principalType, resourceId: sp.id, appRoleId, createdDateTime: isoSeconds(this.now()) };
     this.commit([{ t: 'appRoleAssignment', assignment }]);
-    return { status: 201, body: { '@odata.context': `${base}/${version}/$metadata#servicePrincipals('${sp.id}')/appRoleAssignedTo/$entity`, ...this.assignmentJson(assignment, sp) } };
+    return { status: 201, body: { '@odata.context': `${base}/${version}/$metadata#${collection}/$entity`, ...this.assignmentJson(assignment, sp) } };
   }
 
   private user(idOrUpn: string): UserRecord {
@@ -1797,16 +1814,7 @@ class GraphStandInServer {
 
 export async function startGraphStandIn(opts: GraphStandInOptions = {}): Promise<GraphStandIn> {
   const standIn = new GraphStandInServer(opts);
-  const host = opts.host ?? '127.0.0.1';
-  await new Promise<void>((resolve, reject) => {
-    standIn.server.once('error', reject);
-    standIn.server.listen(opts.port ?? 0, host, () => {
-      standIn.server.off('error', reject);
-      resolve();
-    });
-  });
-  const port = standIn.port;
-  const urlHost = host.includes(':') ? `[${host}]` : host;
+  const url = await standIn.listen(opts.port ?? 0, opts.host ?? '127.0.0.1');
   const adminCall = <T>(fn: () => T): T => {
     try {
       return fn();
@@ -1816,8 +1824,8 @@ export async function startGraphStandIn(opts: GraphStandInOptions = {}): Promise
     }
   };
   return {
-    url: `http://${urlHost}:${port}`,
-    port,
+    url,
+    port: standIn.port,
     setRealism: (r) => adminCall(() => standIn.setRealism(r)),
     injectFaults: (f) => adminCall(() => standIn.injectFaults(f)),
     seedUsers: (u) => adminCall(() => standIn.seedUsers(readUserSeeds(u, 'users'))),

@@ -8,6 +8,7 @@
  * The --data file holds secret values in plaintext: development only.
  */
 import { parseArgs } from 'node:util';
+import { COMMON_OPTIONS, commonRealism, commonStartOptions, numberOption, runStandIn } from '../stand-in/main.js';
 import { startKeyVaultStandIn, type KeyVaultRealism } from './server.js';
 
 const USAGE = `Usage: node --import tsx dev/keyvault/main.ts [options]
@@ -27,78 +28,30 @@ const USAGE = `Usage: node --import tsx dev/keyvault/main.ts [options]
   --verbose               log one line per request to stderr
   --help`;
 
-function numberOption(values: Record<string, unknown>, name: string): number | undefined {
-  const raw = values[name];
-  if (raw === undefined) return undefined;
-  const n = Number(raw);
-  if (typeof raw !== 'string' || raw.trim() === '' || !Number.isFinite(n)) throw new Error(`--${name} must be a number`);
-  return n;
-}
 
-async function main(): Promise<void> {
+runStandIn('Key Vault stand-in', USAGE, async () => {
   const { values } = parseArgs({
     options: {
-      port: { type: 'string' },
-      host: { type: 'string' },
-      data: { type: 'string' },
-      throttle: { type: 'boolean' },
+      ...COMMON_OPTIONS,
       'creates-per-10s': { type: 'string' },
       'others-per-10s': { type: 'string' },
-      'latency-ms': { type: 'string' },
-      'error-rate': { type: 'string' },
-      'timeout-rate': { type: 'string' },
-      'timeout-ms': { type: 'string' },
       'throttle-every-nth-create': { type: 'string' },
       'error-every-nth': { type: 'string' },
       'timeout-every-nth': { type: 'string' },
-      verbose: { type: 'boolean' },
-      help: { type: 'boolean' },
     },
     strict: true,
   });
   if (values.help) {
     process.stdout.write(USAGE + '\n');
-    return;
+    return undefined;
   }
   const realism: KeyVaultRealism = {
-    throttling: values.throttle ?? false,
+    ...commonRealism(values),
     createsPer10s: numberOption(values, 'creates-per-10s'),
     othersPer10s: numberOption(values, 'others-per-10s'),
-    latencyMs: numberOption(values, 'latency-ms'),
-    errorRate: numberOption(values, 'error-rate'),
-    timeoutRate: numberOption(values, 'timeout-rate'),
-    timeoutMs: numberOption(values, 'timeout-ms'),
     throttleEveryNthCreate: numberOption(values, 'throttle-every-nth-create'),
     errorEveryNth: numberOption(values, 'error-every-nth'),
     timeoutEveryNth: numberOption(values, 'timeout-every-nth'),
   };
-  const standIn = await startKeyVaultStandIn({
-    port: numberOption(values, 'port') ?? 0,
-    host: values.host,
-    persistPath: values.data,
-    realism,
-    log: values.verbose ? (line) => process.stderr.write(line + '\n') : undefined,
-  });
-  process.stdout.write(`Key Vault stand-in listening on ${standIn.url}\n`);
-
-  let stopping = false;
-  const stop = (signal: string): void => {
-    if (stopping) return;
-    stopping = true;
-    process.stderr.write(`Key Vault stand-in: ${signal}, stopping\n`);
-    standIn.close().then(
-      () => process.exit(0),
-      (err: unknown) => {
-        process.stderr.write(`Key Vault stand-in: error while stopping: ${String(err)}\n`);
-        process.exit(1);
-      },
-    );
-  };
-  process.on('SIGINT', () => stop('SIGINT'));
-  process.on('SIGTERM', () => stop('SIGTERM'));
-}
-
-main().catch((err: unknown) => {
-  process.stderr.write(`Key Vault stand-in: ${err instanceof Error ? err.message : String(err)}\n${USAGE}\n`);
-  process.exit(2);
+  return startKeyVaultStandIn({ ...commonStartOptions(values, 0), realism });
 });

@@ -7,7 +7,8 @@ import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { epochMs } from '../../shared/pipeline/clock.js';
 import type { Clock } from '../../shared/pipeline/ports.js';
-import { Journal, VaultSecretState, type DeletionInfo, type JournalRecord, type SecretRecord, type VersionRecord } from './journal.js';
+import { JsonLinesJournal } from '../stand-in/journal.js';
+import { VaultSecretState, type DeletionInfo, type JournalRecord, type SecretRecord, type VersionRecord } from './journal.js';
 import {
   KeyVaultError,
   LIMITS,
@@ -31,14 +32,14 @@ import {
 
 export class SecretOperations {
   private readonly state = new VaultSecretState();
-  private readonly journal: Journal | undefined;
+  private readonly journal: JsonLinesJournal<JournalRecord> | undefined;
 
   constructor(
     private readonly clock: Clock,
     persistPath: string | undefined,
     log: (line: string) => void,
   ) {
-    if (persistPath) this.journal = Journal.open(path.resolve(persistPath), this.state, log);
+    if (persistPath) this.journal = JsonLinesJournal.open(path.resolve(persistPath), this.state, log, 'Key Vault stand-in');
   }
 
   /** The secrets as they stand (read-only use: counting for stats). */
@@ -48,8 +49,8 @@ export class SecretOperations {
 
   /** Forgets every secret, in memory and in the journal. */
   wipe(): void {
-    this.journal?.truncate();
     this.state.secrets.clear();
+    this.journal?.replaceWith(this.state.snapshot());
   }
 
   close(): void {

@@ -9,9 +9,9 @@
  * Time comes from the injected `Clock` and waits go through the injected `Wait`, so a test can drive the
  * throttling window and the latency without sleeping.
  */
-import { setTimeout as timerWait } from 'node:timers/promises';
 import { epochMs } from '../../shared/pipeline/clock.js';
 import type { Clock } from '../../shared/pipeline/ports.js';
+import type { Wait } from '../stand-in/http.js';
 import { KeyVaultError, type KeyVaultOperation } from './rest.js';
 
 export interface KeyVaultRealism {
@@ -30,11 +30,6 @@ export interface KeyVaultRealism {
   /** Hold every Nth request unanswered for timeoutMs (0 = off). */
   timeoutEveryNth?: number;
 }
-
-/** Waits `ms`, or rejects once `signal` aborts. */
-export type Wait = (ms: number, signal: AbortSignal) => Promise<void>;
-
-export const realTimerWait: Wait = (ms, signal) => timerWait(ms, undefined, { signal });
 
 export const DEFAULT_REALISM: Required<KeyVaultRealism> = {
   throttling: false,

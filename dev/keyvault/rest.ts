@@ -3,8 +3,10 @@
  * limits, error bodies and the JSON shapes of secret bundles, items and deleted secrets (Key Vault REST API
  * reference, api-version 7.x).
  */
-import type http from 'node:http';
+import type { Reply } from '../stand-in/http.js';
 import type { DeletionInfo, SecretRecord, VersionRecord } from './journal.js';
+
+export type { Reply } from '../stand-in/http.js';
 
 export type KeyVaultOperation =
   | 'setSecret'
@@ -48,7 +50,7 @@ export const LIMITS = {
 
 export const SERVICE_VERSION = '1.9.0.0-local';
 export const NAME_PATTERN = /^[0-9a-zA-Z-]{1,127}$/;
-const MAX_REQUEST_BYTES = 2 * 1024 * 1024;
+export const MAX_REQUEST_BYTES = 2 * 1024 * 1024;
 const RECOVERY_LEVEL = 'Recoverable+Purgeable';
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -79,12 +81,6 @@ export function secretNotFound(name: string, version?: string): KeyVaultError {
 export const deletedSecretNotFound = (name: string): KeyVaultError =>
   new KeyVaultError(404, 'SecretNotFound', `Deleted Secret not found: ${name}`);
 
-export interface Reply {
-  status: number;
-  body?: unknown;
-  headers?: Record<string, string>;
-}
-
 export function errorBody(err: KeyVaultError): unknown {
   return {
     error: {
@@ -101,21 +97,6 @@ export function errorReply(err: KeyVaultError): Reply {
 
 // ---------------------------------------------------------------------------------------------------------------
 // Requests
-
-export function readBody(req: http.IncomingMessage): Promise<Buffer | 'too-large'> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let tooLarge = false;
-    req.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > MAX_REQUEST_BYTES) tooLarge = true;
-      else chunks.push(chunk);
-    });
-    req.on('end', () => resolve(tooLarge ? 'too-large' : Buffer.concat(chunks)));
-    req.on('error', reject);
-  });
-}
 
 export function parseJsonObject(raw: Buffer): Record<string, unknown> {
   if (raw.length === 0) throw badParameter('The request body is missing.');

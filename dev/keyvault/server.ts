@@ -1,11 +1,12 @@
 /**
  * Local stand-in for Azure Key Vault (secrets only), good enough for the unmodified `SecretClient` of
- * `@azure/keyvault-secrets` 4.x. This module is the HTTP server: bearer challenge, admin surface, counters, and the
- * order in which a request meets latency, faults, throttling and the vault itself. The pieces:
+ * `@azure/keyvault-secrets` 4.x. This module is the vault's HTTP server: bearer challenge, admin surface, counters,
+ * and the order in which a request meets latency, faults, throttling and the vault itself. The pieces:
  * - `rest.ts`: routes, request parsing, limits, error bodies and response shapes;
  * - `operations.ts`: what each secrets operation does;
  * - `journal.ts`: the secrets in memory and their durable journal;
- * - `realism.ts`: throttling, latency and injected faults.
+ * - `realism.ts`: throttling, latency and injected faults;
+ * - `../stand-in/`: what it shares with the Graph stand-in (HTTP plumbing, journal file, command line).
  *
  * Transport choice: plain HTTP on 127.0.0.1. HTTPS would need a self-signed certificate that every client and child
  * process must be told to trust; for a loopback-only dev tool that buys nothing. Clients therefore pass
@@ -19,30 +20,30 @@
  * Get Secret Versions, Get Deleted Secret(s), Recover/Purge Deleted Secret) and the documented service limits and
  * throttling (429 `Throttled`, rejected calls not counted). Optional "realism" adds throttling, latency and faults.
  */
-import http from 'node:http';
-import { randomUUID } from 'node:crypto';
-import type { AddressInfo, Socket } from 'node:net';
+import type http from 'node:http';
 import { epochMs, systemClock } from '../../shared/pipeline/clock.js';
 import type { Clock } from '../../shared/pipeline/ports.js';
+import { StandInHttpServer, hasBearerToken, zeroCounters, zeroPerOperation, type StandInCounters, realTimerWait, type RawBody, type Reply, type Wait } from '../stand-in/http.js';
 import { SecretOperations } from './operations.js';
-import { VaultRealism, pickRealism, realTimerWait, type KeyVaultRealism, type Wait } from './realism.js';
+import { VaultRealism, pickRealism, type KeyVaultRealism } from './realism.js';
 import {
   KeyVaultError,
   LOCAL_TENANT_ID,
+  MAX_REQUEST_BYTES,
   OPERATIONS,
   SERVICE_VERSION,
   badParameter,
   errorBody,
   errorReply,
   parseJsonObject,
-  readBody,
   route,
   type KeyVaultOperation,
-  type Reply,
   type Route,
 } from './rest.js';
 
-export type { KeyVaultRealism, Wait } from './realism.js';
+export type { KeyVaultRealism } from './realism.js';
+export type { Wait } from '../stand-in/http.js';
+export { ADMIN_PREFIX } from '../stand-in/http.js';
 export { LIMITS, LOCAL_TENANT_ID, type KeyVaultOperation } from './rest.js';
 
 export interface KeyVaultStandInOptions {
@@ -65,24 +66,12 @@ export interface KeyVaultStandIn {
   close(): Promise<void>;
 }
 
-export interface KeyVaultStats {
-  /** Epoch ms when the counters were last reset (start or `/_admin/reset`). */
-  since: number;
-  /** API requests received (challenges, throttled and faulted ones included; admin calls excluded). */
-  requests: number;
-  /** 401 bearer challenges sent. */
-  challenges: number;
+export interface KeyVaultStats extends StandInCounters {
   /** Successful creates (PUT set secret answered 200). */
   creates: number;
-  /** Requests answered 429 Throttled. */
-  throttled: number;
-  /** Faults injected, all kinds. */
-  faults: number;
   faultsByKind: { status500: number; status503: number; timeouts: number };
   /** Requests that reached each operation (passed faults and throttling), whatever their outcome. */
   operations: Record<KeyVaultOperation, number>;
-  /** Responses by HTTP status. */
-  statusCodes: Record<string, number>;
   /** Epoch ms of each successful create, in order. */
   createTimestamps: number[];
   /** Epoch ms of each get-secret request that passed faults and throttling (it used read budget), in order. */
@@ -96,21 +85,14 @@ export interface KeyVaultStats {
   realism: Required<KeyVaultRealism>;
 }
 
-export const ADMIN_PREFIX = '/_admin/';
-
 type Counters = Omit<KeyVaultStats, 'secrets' | 'deletedSecrets' | 'versionsPerSecret' | 'realism'>;
 
 function emptyCounters(since: number): Counters {
   return {
-    since,
-    requests: 0,
-    challenges: 0,
+    ...zeroCounters(since),
     creates: 0,
-    throttled: 0,
-    faults: 0,
     faultsByKind: { status500: 0, status503: 0, timeouts: 0 },
-    operations: Object.fromEntries(OPERATIONS.map((op) => [op, 0])) as Record<KeyVaultOperation, number>,
-    statusCodes: {},
+    operations: zeroPerOperation(OPERATIONS),
     createTimestamps: [],
     readTimestamps: [],
   };
@@ -121,34 +103,39 @@ const FAULT_REPLIES = {
   status500: errorReply(new KeyVaultError(500, 'InternalServerError', 'An unexpected error occurred (injected fault).')),
 } as const;
 
-class KeyVaultStandInServer {
+class KeyVaultStandInServer extends StandInHttpServer {
   private readonly clock: Clock;
   private readonly vault: SecretOperations;
   private readonly realism: VaultRealism;
   private counters: Counters;
-  private readonly heldRequests = new Set<{ release: AbortController; socket: Socket }>();
-  /** Aborted by close(): ends every pending latency wait. */
-  private readonly closing = new AbortController();
-  private closed = false;
-  readonly server: http.Server;
 
-  constructor(private readonly opts: KeyVaultStandInOptions) {
-    const log = opts.log ?? (() => undefined);
+  constructor(opts: KeyVaultStandInOptions) {
+    super({
+      label: 'keyvault stand-in',
+      maxRequestBytes: MAX_REQUEST_BYTES,
+      requestIdHeader: 'x-ms-request-id',
+      jsonContentType: 'application/json; charset=utf-8',
+      headers: { 'x-ms-keyvault-service-version': SERVICE_VERSION },
+      wait: opts.wait ?? realTimerWait,
+      log: opts.log,
+    });
     this.clock = opts.clock ?? systemClock;
     this.counters = emptyCounters(epochMs(this.clock));
-    this.realism = new VaultRealism(this.clock, opts.wait ?? realTimerWait);
+    this.realism = new VaultRealism(this.clock, this.wait);
     if (opts.realism) this.setRealism(opts.realism);
-    this.vault = new SecretOperations(this.clock, opts.persistPath, log);
-    this.server = http.createServer((req, res) => {
-      this.handle(req, res).catch((err: unknown) => {
-        log(`keyvault stand-in: internal error: ${err instanceof Error ? err.message : String(err)}`);
-        if (!res.headersSent && !res.destroyed) {
-          this.send(res, errorReply(new KeyVaultError(500, 'InternalServerError', 'Internal error in the stand-in.')));
-        }
-      });
-    });
-    // Clients keep connections alive; do not let idle sockets hold the process during close().
-    this.server.keepAliveTimeout = 5_000;
+    this.vault = new SecretOperations(this.clock, opts.persistPath, (line) => this.log(line));
+  }
+
+  protected traffic(): Counters {
+    return this.counters;
+  }
+
+  protected internalError(): Reply {
+    return errorReply(new KeyVaultError(500, 'InternalServerError', 'Internal error in the stand-in.'));
+  }
+
+  protected override afterClose(): void {
+    this.vault.close();
   }
 
   setRealism(r: KeyVaultRealism): void {
@@ -167,14 +154,8 @@ class KeyVaultStandInServer {
         versionsPerSecret[secret.name] = secret.versions.size;
       }
     }
-    const c = this.counters;
     return {
-      ...c,
-      faultsByKind: { ...c.faultsByKind },
-      operations: { ...c.operations },
-      statusCodes: { ...c.statusCodes },
-      createTimestamps: [...c.createTimestamps],
-      readTimestamps: [...c.readTimestamps],
+      ...structuredClone(this.counters),
       secrets,
       deletedSecrets,
       versionsPerSecret,
@@ -188,68 +169,7 @@ class KeyVaultStandInServer {
     if (wipeData) this.vault.wipe();
   }
 
-  async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
-    this.closing.abort();
-    for (const held of this.heldRequests) {
-      held.release.abort();
-      held.socket.destroy();
-    }
-    this.heldRequests.clear();
-    const closing = new Promise<void>((resolve) => this.server.close(() => resolve()));
-    this.server.closeAllConnections();
-    await closing;
-    this.vault.close();
-  }
-
-  get port(): number {
-    return (this.server.address() as AddressInfo).port;
-  }
-
-  private log(line: string): void {
-    this.opts.log?.(line);
-  }
-
-  private send(res: http.ServerResponse, reply: Reply): void {
-    if (res.headersSent || res.destroyed) return;
-    const payload = reply.body === undefined ? undefined : JSON.stringify(reply.body);
-    res.statusCode = reply.status;
-    res.setHeader('x-ms-request-id', randomUUID());
-    res.setHeader('x-ms-keyvault-service-version', SERVICE_VERSION);
-    res.setHeader('cache-control', 'no-cache');
-    for (const [k, v] of Object.entries(reply.headers ?? {})) res.setHeader(k, v);
-    if (payload !== undefined) {
-      res.setHeader('content-type', 'application/json; charset=utf-8');
-      res.setHeader('content-length', Buffer.byteLength(payload));
-      res.end(payload);
-    } else {
-      res.setHeader('content-length', 0);
-      res.end();
-    }
-  }
-
-  private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
-    const started = performance.now();
-    const method = (req.method ?? 'GET').toUpperCase();
-    const url = new URL(req.url ?? '/', 'http://stand-in');
-    const raw = await readBody(req);
-    if (this.closed) return;
-
-    if (url.pathname.startsWith(ADMIN_PREFIX)) {
-      this.send(res, this.handleAdmin(method, url.pathname.slice(ADMIN_PREFIX.length), raw));
-      return;
-    }
-
-    this.counters.requests++;
-    const reply = await this.handleApi(req, res, method, url, raw);
-    if (reply === 'held' || this.closed) return;
-    this.counters.statusCodes[String(reply.status)] = (this.counters.statusCodes[String(reply.status)] ?? 0) + 1;
-    this.send(res, reply);
-    this.log(`${method} ${url.pathname} -> ${reply.status} (${Math.round(performance.now() - started)} ms)`);
-  }
-
-  private handleAdmin(method: string, what: string, raw: Buffer | 'too-large'): Reply {
+  protected handleAdmin(method: string, what: string, raw: RawBody): Reply {
     const bad = (message: string): Reply => ({ status: 400, body: { error: { code: 'BadParameter', message } } });
     if (raw === 'too-large') return bad('request too large');
     try {
@@ -270,13 +190,7 @@ class KeyVaultStandInServer {
     return { status: 404, body: { error: { code: 'NotFound', message: `No admin endpoint ${method} /_admin/${what}` } } };
   }
 
-  private async handleApi(
-    req: http.IncomingMessage,
-    res: http.ServerResponse,
-    method: string,
-    url: URL,
-    raw: Buffer | 'too-large',
-  ): Promise<Reply | 'held'> {
+  protected async handleApi(req: http.IncomingMessage, res: http.ServerResponse, method: string, url: URL, raw: RawBody): Promise<Reply | 'held'> {
     try {
       await this.realism.delay(this.closing.signal);
     } catch {
@@ -285,8 +199,7 @@ class KeyVaultStandInServer {
     if (this.closed) return 'held';
 
     // The SDK's first request carries no token (and no body); the vault answers with the bearer challenge.
-    const authorization = req.headers.authorization ?? '';
-    if (!/^Bearer\s+\S+/i.test(authorization)) {
+    if (!hasBearerToken(req)) {
       this.counters.challenges++;
       return {
         status: 401,
@@ -330,7 +243,7 @@ class KeyVaultStandInServer {
     try {
       if (raw === 'too-large') throw new KeyVaultError(413, 'RequestEntityTooLarge', 'The request body is too large.');
       if (!url.searchParams.get('api-version')) throw badParameter('The api-version query parameter is missing.');
-      reply = this.vault.execute(routed, url, raw, `http://${req.headers.host ?? `127.0.0.1:${this.port}`}`);
+      reply = this.vault.execute(routed, url, raw, this.baseUrl(req));
     } catch (err) {
       if (err instanceof KeyVaultError) return errorReply(err);
       throw err;
@@ -341,42 +254,14 @@ class KeyVaultStandInServer {
     }
     return reply;
   }
-
-  /** A timeout fault: keep the request open without answering, then drop the connection. */
-  private hold(req: http.IncomingMessage, res: http.ServerResponse, ms: number): void {
-    const held = { release: new AbortController(), socket: req.socket };
-    this.heldRequests.add(held);
-    const forget = (): void => {
-      held.release.abort();
-      this.heldRequests.delete(held);
-    };
-    // The client gave up first: nothing left to hold.
-    res.on('close', forget);
-    this.realism.wait(ms, held.release.signal).then(
-      () => {
-        this.heldRequests.delete(held);
-        held.socket.destroy();
-      },
-      () => undefined,
-    );
-  }
 }
 
 export async function startKeyVaultStandIn(opts: KeyVaultStandInOptions = {}): Promise<KeyVaultStandIn> {
   const standIn = new KeyVaultStandInServer(opts);
-  const host = opts.host ?? '127.0.0.1';
-  await new Promise<void>((resolve, reject) => {
-    standIn.server.once('error', reject);
-    standIn.server.listen(opts.port ?? 0, host, () => {
-      standIn.server.off('error', reject);
-      resolve();
-    });
-  });
-  const port = standIn.port;
-  const urlHost = host.includes(':') ? `[${host}]` : host;
+  const url = await standIn.listen(opts.port ?? 0, opts.host ?? '127.0.0.1');
   return {
-    url: `http://${urlHost}:${port}`,
-    port,
+    url,
+    port: standIn.port,
     setRealism: (r) => standIn.setRealism(r),
     stats: () => standIn.stats(),
     close: () => standIn.close(),

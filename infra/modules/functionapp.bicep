@@ -31,6 +31,22 @@ param virtualNetworkSubnetId string
 @description('Client id of the console\'s app registration (scripts/console-app-registration.ts). Empty: App Service Authentication stays off and the console answers that sign-in is not set up.')
 param consoleClientId string
 
+@allowed(['csv', 'graph'])
+@description('IMPORT_MODE: csv (import CSV) or graph (Microsoft Graph).')
+param importMode string
+
+@description('GRAPH_BASE_URL: Microsoft Graph\'s origin, no path.')
+param graphBaseUrl string
+
+@description('GRAPH_ALLOW_PRIVILEGED_USERS.')
+param graphAllowPrivilegedUsers bool
+
+@description('GRAPH_ALLOWED_GROUP_ID: a group\'s object id, or empty.')
+param graphAllowedGroupId string
+
+@description('GRAPH_ACTIVATE_FROM_SEED.')
+param graphActivateFromSeed bool
+
 // Built from the account name and the cloud's storage suffix: no reference to the account (or its keys) needed.
 var blobServiceUri = 'https://${storageAccountName}.blob.${environment().suffixes.storage}/'
 var queueServiceUri = 'https://${storageAccountName}.queue.${environment().suffixes.storage}/'
@@ -111,6 +127,12 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
         { name: 'RECONCILE_MIN_AGE_MINUTES', value: '15' }
         { name: 'BUILD_SETTLE_SECONDS', value: '30' }
         { name: 'MAX_SEED_FILE_BYTES', value: '20971520' }
+        { name: 'IMPORT_MODE', value: importMode }
+        { name: 'GRAPH_BASE_URL', value: graphBaseUrl }
+        // Spelt out: string(false) would be 'False'.
+        { name: 'GRAPH_ALLOW_PRIVILEGED_USERS', value: graphAllowPrivilegedUsers ? 'true' : 'false' }
+        { name: 'GRAPH_ALLOWED_GROUP_ID', value: graphAllowedGroupId }
+        { name: 'GRAPH_ACTIVATE_FROM_SEED', value: graphActivateFromSeed ? 'true' : 'false' }
       ]
     }
     functionAppConfig: {

@@ -17,6 +17,7 @@ import type { UnlockOutcome, VerifyOutcome, VerifyRequest } from '../pipeline/ve
 import { parseProgramRequest, type ProgramResult, type ReprogramResult } from '../pipeline/program.js';
 import { upnProblem } from '../entra/import-rules.js';
 import type { BuildResult } from '../pipeline/build.js';
+import type { GraphBuildResult } from '../pipeline/graph-export.js';
 import { ASSIGNMENT_STATES, type AssignmentChangeResult, type AssignmentQuery, type WithdrawResult } from '../pipeline/corrections.js';
 import { requestBuild } from './build-trigger.js';
 import type { Services } from './context.js';
@@ -33,6 +34,7 @@ export const PROBLEM_STATUS = {
   ASSIGNMENT_UPN_INVALID: 400,
   ASSIGNMENT_GUEST_UPN: 400,
   ENTRA_FORMULA_CELL: 400,
+  GRAPH_ACTIVATE_FROM_SEED_OFF: 403,
   TOKEN_NOT_TOTP: 409,
   TOKEN_STATE_INVALID: 409,
   TOKEN_ALREADY_EXISTS: 409,
@@ -43,7 +45,9 @@ export const PROBLEM_STATUS = {
   TOKEN_LOCKED: 423,
   CONFIG_INVALID: 500,
   INTERNAL_ERROR: 500,
+  GRAPH_REFUSED: 502,
   IMPORT_CONFIRM_INCOMPLETE: 503,
+  GRAPH_UNAVAILABLE: 503,
 } as const satisfies Partial<Record<ProblemCode, number>>;
 
 export type HttpProblemCode = keyof typeof PROBLEM_STATUS;
@@ -375,6 +379,32 @@ export const routes = {
     return answerVerify(svc.verify, serial.value, body.value);
   },
 
+  /** POST /api/tokens/{serial}/activate-from-seed: Graph mode, only with GRAPH_ACTIVATE_FROM_SEED=true. */
+  async activateFromSeed(request, svc) {
+    const serial = serialFromRoute(request);
+    if (!serial.ok) return serial.answer;
+    const result = await svc.verify.activateFromSeed(serial.value);
+    switch (result.status) {
+      case 'disabled':
+        return errorResponse('GRAPH_ACTIVATE_FROM_SEED_OFF');
+      case 'not-found':
+        return notFoundToken(serial.value);
+      case 'refused':
+        return errorResponse('TOKEN_STATE_INVALID', `Token ${serial.value} is ${result.state}, not assigned in Entra: there is nothing to activate.`);
+      case 'entra-refused':
+        return errorResponse('GRAPH_REFUSED', `${result.message} The token stays assigned.`);
+      case 'unavailable':
+        return errorResponse('GRAPH_UNAVAILABLE', `${result.message} The token stays assigned; try again.`, { headers: { 'retry-after': '30' } });
+      case 'activated':
+        return json(200, {
+          serial: result.serial,
+          state: 'activated',
+          entraActivation: 'activated',
+          next: 'Entra now takes the token as in sync: a token whose clock drifted may fail its first sign-in. Check it with POST /api/tokens/' + serial.value + '/verify and a code from the token.',
+        });
+    }
+  },
+
   /** POST /api/tokens/{serial}/unlock */
   async unlockToken(request, svc) {
     const serial = serialFromRoute(request);
@@ -549,7 +579,17 @@ export type RouteName = keyof typeof routes;
 function assignmentAnswer(result: Extract<AssignmentChangeResult, { serial: string }>, built: BuildResult | undefined, skipped = false): HttpResponseInit {
   const withdrawn = result.withdrawn?.status === 'withdrawn' ? result.withdrawn : null;
   const exportedTo = built?.exported.find((e) => e.serial === result.serial)?.file ?? null;
-  const next = withdrawn
+  const unassigned = result.unassignedInEntra;
+  const assignedInEntra = built && 'assigned' in built ? (built as GraphBuildResult).assigned.find((a) => a.serial === result.serial) : undefined;
+  const next = unassigned
+    ? `Unassigned in Entra from ${unassigned.upn ?? 'its user'} (device ${unassigned.deviceId} stays in Entra's inventory).${
+        assignedInEntra
+          ? ` Assigned in Entra to ${assignedInEntra.upn}: activate it with POST /api/tokens/${result.serial}/verify and a code from the token.`
+          : result.upn
+            ? ' The next build assigns it to the new user; see GET /api/assignments?serial=' + encodeURIComponent(result.serial) + '.'
+            : ''
+      }`
+    : withdrawn
     ? `Import file ${withdrawn.file} was withdrawn (deleted; do not upload any copy of it).${built ? ` The new build lists ${built.exported.length} token(s) in ${built.files.join(', ') || 'no file'}.` : ' Build again with POST /api/imports.'}`
     : exportedTo
       ? `Exported to ${exportedTo}: upload it in the Entra admin center, then POST /api/imports/${exportedTo}/uploaded.`
@@ -563,6 +603,7 @@ function assignmentAnswer(result: Extract<AssignmentChangeResult, { serial: stri
     status: result.status,
     withdrawnFile: withdrawn?.file ?? null,
     exportFile: exportedTo,
+    ...(unassigned && { unassignedInEntraFrom: unassigned.upn }),
     ...(skipped ? {} : buildSummary(built)),
     next,
   });

@@ -3,7 +3,7 @@ import { Readable } from 'node:stream';
 import type { BlobServiceClient } from '@azure/storage-blob';
 import { BlobExistsError, PreconditionFailedError } from '../pipeline/errors.js';
 import { BLOB_CALL_DEADLINE_MS, type BlobInfo, type BlobLease, type BlobStore, type ReadBlobOptions, type StoredBlob, type WriteBlobOptions } from '../pipeline/ports.js';
-import { asTransient, callSignal, errorCodeOf, rethrow, statusOf } from './errors.js';
+import { asTransient, callSignal, errorCodeOf, pagesOf, rethrow, statusOf } from './errors.js';
 
 export interface AzureBlobStoreOptions {
   /** Per-call deadline in ms (SDK retries included); 0 disables (tests only). Default and most BLOB_CALL_DEADLINE_MS (120 s: seed files can be 20 MB). */
@@ -171,17 +171,9 @@ export class AzureBlobStore implements BlobStore {
       .getContainerClient(container)
       .listBlobsFlat({ prefix: prefix || undefined, includeMetadata: true })
       .byPage({ maxPageSize: this.listPageSize });
-    while (true) {
-      let page;
-      try {
-        page = await pages.next();
-      } catch (error) {
-        // Same as the in-memory store: a missing container lists nothing.
-        if (statusOf(error) === 404) return;
-        rethrow(error, `list blobs ${container}/${prefix ?? ''}`);
-      }
-      if (page.done) return;
-      for (const item of page.value.segment.blobItems) {
+    // Same as the in-memory store: a missing container lists nothing.
+    for await (const page of pagesOf(pages, `list blobs ${container}/${prefix ?? ''}`, true)) {
+      for (const item of page.segment.blobItems) {
         yield {
           name: item.name,
           etag: quotedEtag(item.properties.etag),

@@ -11,7 +11,7 @@ import { odata, type TableClient, type TableEntity, type TableEntityResult } fro
 import { ConflictError, PreconditionFailedError } from '../pipeline/errors.js';
 import type { Entity, EntityPage, EntityTable, EntityValue, PageQuery, Versioned } from '../pipeline/ports.js';
 import { escapeTableKey, unescapeTableKey } from './table-keys.js';
-import { callSignal, errorCodeOf, rethrow, statusOf } from './errors.js';
+import { callSignal, errorCodeOf, pagesOf, rethrow, statusOf } from './errors.js';
 
 /** Keys of T (without its index signature) whose type admits null. */
 export type NullableKeys<T> = {
@@ -192,35 +192,22 @@ export class AzureEntityTable<T extends Entity> implements EntityTable<T> {
     if (!FIELD_NAME.test(field) || SYSTEM_FIELDS.has(field)) throw new Error(`Cannot count by field ${JSON.stringify(field)}.`);
     const counts: Record<string, number> = {};
     const pages = this.client.listEntities<Record<string, unknown>>({ queryOptions: { filter: this.filterFor(where), select: [field] } }).byPage({ maxPageSize: this.listPageSize });
-    while (true) {
-      let page;
-      try {
-        page = await pages.next();
-      } catch (error) {
-        rethrow(error, `count entities ${this.client.tableName}`);
-      }
-      if (page.done) return counts;
-      for (const raw of page.value) {
+    for await (const page of pagesOf(pages, `count entities ${this.client.tableName}`)) {
+      for (const raw of page) {
         const value = raw[field];
         const key = value === undefined || value === null ? '' : String(value);
         counts[key] = (counts[key] ?? 0) + 1;
       }
     }
+    return counts;
   }
 
   async *list(where: Partial<Record<keyof T & string, string | number | boolean>> = {}): AsyncIterable<Versioned<T>> {
     const pages = this.client
       .listEntities<Record<string, unknown>>({ queryOptions: { filter: this.filterFor(where) } })
       .byPage({ maxPageSize: this.listPageSize });
-    while (true) {
-      let page;
-      try {
-        page = await pages.next();
-      } catch (error) {
-        rethrow(error, `list entities ${this.client.tableName}`);
-      }
-      if (page.done) return;
-      for (const raw of page.value) yield this.versioned(raw);
+    for await (const page of pagesOf(pages, `list entities ${this.client.tableName}`)) {
+      for (const raw of page) yield this.versioned(raw);
     }
   }
 }

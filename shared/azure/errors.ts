@@ -101,6 +101,24 @@ export function rethrow(error: unknown, operation: string): never {
   throw asTransient(error, operation) ?? error;
 }
 
+/**
+ * The pages of an SDK listing, one at a time; a failed page is rethrown as the typed transient error, or ends the
+ * listing quietly when `endOnNotFound` and the service answered 404 (a container that does not exist lists nothing).
+ */
+export async function* pagesOf<T>(pages: AsyncIterator<T>, operation: string, endOnNotFound = false): AsyncGenerator<T> {
+  while (true) {
+    let page: IteratorResult<T>;
+    try {
+      page = await pages.next();
+    } catch (error) {
+      if (endOnNotFound && statusOf(error) === 404) return;
+      rethrow(error, operation);
+    }
+    if (page.done) return;
+    yield page.value;
+  }
+}
+
 /** An abort signal that ends one call after `timeoutMs` (none when 0 or unset). */
 export function callSignal(timeoutMs: number | undefined): AbortSignal | undefined {
   return timeoutMs && timeoutMs > 0 ? AbortSignal.timeout(timeoutMs) : undefined;

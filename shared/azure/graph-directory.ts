@@ -42,6 +42,8 @@ export interface GraphDirectoryOptions {
   baseUrl: string;
   credential: TokenCredential;
   clock?: Clock;
+  /** How the adapter waits out a Retry-After, a pause or a backoff; real timers by default (tests move their clock). */
+  wait?: (ms: number) => Promise<void>;
   /** Deadline of one HTTP call (default 30 s). */
   timeoutMs?: number;
   /** Attempts per call, the first included (default 5). */
@@ -90,7 +92,7 @@ const segment = (value: string): string => encodeURIComponent(value);
 /** An OData string literal: single quotes doubled. */
 const literal = (value: string): string => `'${value.replace(/'/g, "''")}'`;
 
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+const realTimerWait = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Hides a message that quotes a secret (any 8-character piece of it, in any case). */
 export function withoutSecret(text: string, secret: string | undefined): string {
@@ -173,6 +175,7 @@ class Slots {
 export class GraphHardwareOathDirectory implements HardwareOathDirectory {
   private readonly origin: string;
   private readonly clock: Clock;
+  private readonly wait: (ms: number) => Promise<void>;
   private readonly timeoutMs: number;
   private readonly maxAttempts: number;
   private readonly retryBaseMs: number;
@@ -187,6 +190,7 @@ export class GraphHardwareOathDirectory implements HardwareOathDirectory {
   constructor(private readonly options: GraphDirectoryOptions) {
     this.origin = new URL(options.baseUrl).origin;
     this.clock = options.clock ?? systemClock;
+    this.wait = options.wait ?? realTimerWait;
     this.timeoutMs = options.timeoutMs ?? 30_000;
     this.maxAttempts = Math.max(1, options.maxAttempts ?? 5);
     this.retryBaseMs = options.retryBaseMs ?? 1_000;
@@ -219,7 +223,7 @@ export class GraphHardwareOathDirectory implements HardwareOathDirectory {
   }
 
   private async waitForPause(): Promise<void> {
-    for (let wait = this.pausedUntil - this.now(); wait > 0; wait = this.pausedUntil - this.now()) await sleep(wait);
+    for (let left = this.pausedUntil - this.now(); left > 0; left = this.pausedUntil - this.now()) await this.wait(left);
   }
 
   private backoffMs(attempt: number): number {
@@ -328,7 +332,7 @@ export class GraphHardwareOathDirectory implements HardwareOathDirectory {
 
   private async retryAfterDelay(call: GraphCall, attempt: number, status: number | undefined, delayMs: number, retryAfter: boolean): Promise<void> {
     this.options.onRetry?.({ operation: call.operation, attempt, status, delayMs, retryAfter });
-    await sleep(delayMs);
+    await this.wait(delayMs);
   }
 
   /** "Graph <operation>: HTTP <status> <code>: <message> (request-id ...)", with no secret in it. */

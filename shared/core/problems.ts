@@ -17,6 +17,7 @@ export const PROBLEM_CODES = {
   CSV_MALFORMED: 'The CSV cannot be parsed (for example an unclosed quote). Fix the line named.',
   CSV_UNKNOWN_LAYOUT: 'The header does not name the columns this tool needs.',
   CSV_MISSING_COLUMN: 'A required column is missing from the header.',
+  CSV_DUPLICATE_COLUMN: 'The header names one column twice (under one name or two, such as "algorithm" and "hash"); which one holds the value cannot be known. Keep one.',
   ENCODING_AMBIGUOUS: 'Every secret is valid as both base32 and hex. Force one with --secret-encoding base32|hex.',
   ENCODING_UNKNOWN: 'The secrets are neither all base32 nor all hex.',
   ENCODING_INVALID_OPTION: 'The secret encoding must be base32 or hex.',
@@ -59,6 +60,8 @@ export const PROBLEM_CODES = {
   HASH_FROM_SEED_LENGTH: 'No hash column: the hash was chosen from the seed length, as privacyIDEA and LinOTP do (32 bytes: SHA-256, 64 bytes: SHA-512).',
   TYPE_FROM_MISSING_COLUMN: 'No token type column: the token is HOTP, as privacyIDEA and LinOTP read such rows.',
   CELL_READING_DECIDED: 'A cell the OATH CSV variants read differently was read as the message says.',
+  SECRET_ENCODING_DECIDED: "The token's secret is valid as both base32 and hex; it was read in the file's encoding, which the other secrets decided (the message names the first). Force --secret-encoding if this one differs.",
+  CELL_NOT_USED: "A cell the row's token type does not use (a time interval on an HOTP row, a counter on a TOTP row) was not read; the message says which, in case the column is mislabelled.",
   INTEGER_ENCODING_DECIDED: 'A PSKC integer was not in RFC 6030\'s form (ASCII digits, or base64 of a number); the message says how it was read.',
   LINE_SKIPPED: 'A line holding one value and no seed was skipped, as privacyIDEA and LinOTP skip it.',
   USER_COLUMNS_IGNORED: 'The user columns of privacyIDEA\'s version 2 OATH CSV are not used; assign tokens with an assignment list.',
@@ -91,6 +94,7 @@ export const PROBLEM_CODES = {
   GRAPH_DEVICE_CONFLICT: 'Graph mode: Entra already holds a token with this serial for another user, or from a legacy CSV upload; nothing was changed. Remove it in Entra first.',
   GRAPH_REFUSED: 'Graph mode: Microsoft Graph refused the call (the message gives its status and code); the token was not assigned.',
   GRAPH_UNAVAILABLE: 'Graph mode: Microsoft Graph was unavailable or throttled; the token was left for a later build or the reconciler to finish.',
+  GRAPH_ACTIVATE_FROM_SEED_OFF: 'Activating a token with a code computed from its stored seed is off (GRAPH_ACTIVATE_FROM_SEED=false, the default, or not in Graph mode): activate it with POST /api/tokens/{serial}/verify and a code read from the token, or let its user activate it in My Security Info.',
   EXPORT_CLAIM_LOST: 'The build no longer held the token (the reconciler presumed the build dead, or another process changed the token) before the import file was final; it was not exported. A later build exports it.',
 
   // HTTP API.

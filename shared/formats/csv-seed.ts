@@ -26,7 +26,12 @@ export const SEED_COLUMNS = {
   digits: ['digits', 'otp length', 'code length'],
   // Not a bare "type": vendors use that for the device model.
   type: ['token type', 'otp type'],
+  // An HOTP token's moving factor; 64-bit, kept exact.
+  counter: ['counter', 'event counter', 'moving factor'],
 } as const;
+
+/** Time steps a file may carry on an HOTP row without a word (the usual filler of a time interval column). */
+const HOTP_FILLER_PERIODS: readonly number[] = [30, 60];
 
 const DEFAULT_PERIOD = 30;
 
@@ -178,6 +183,7 @@ class HeaderCsvReader {
   private header: { line: number; cells: number } | undefined;
   private cols!: Record<keyof typeof SEED_COLUMNS, number | undefined>;
   private missing: string | undefined;
+  private headerFailure: FileError | undefined;
   private bodyRows = 0;
   private readonly collector: CsvTokenCollector;
   /** Manufacturer and model repeat on every row: one string each, not one per token. */
@@ -195,17 +201,25 @@ class HeaderCsvReader {
     if (this.header === undefined) {
       if (this.headerFirst && !isHeaderRow(row.cells)) throw new NotAHeader();
       this.header = { line: row.line, cells: row.cells.length };
-      this.cols = findColumns(row.cells, SEED_COLUMNS);
+      try {
+        this.cols = findColumns(row, SEED_COLUMNS, this.fileName);
+      } catch (err) {
+        // Said once the file has parsed, like every failure of the header.
+        if (!(err instanceof FileError)) throw err;
+        this.headerFailure = err;
+        return;
+      }
       if (this.cols.serial === undefined || this.cols.secret === undefined) this.missing = this.cols.serial === undefined ? 'serial number' : 'secret key';
       return;
     }
     this.bodyRows++;
-    if (this.missing === undefined) this.collector.addOutcome(this.outcome(row));
+    if (this.missing === undefined && this.headerFailure === undefined) this.collector.addOutcome(this.outcome(row));
   }
 
   finish(): SeedReadResult {
     const { header, fileName } = this;
     if (!header) throw new FileError('FILE_EMPTY', `${fileName}: the file holds no rows.`);
+    if (this.headerFailure) throw this.headerFailure;
     if (this.missing !== undefined) {
       throw new FileError('CSV_MISSING_COLUMN', `${fileName} line ${header.line}: the header has no "${this.missing}" column. Expected columns: upn (optional), serial number, secret key, time interval, manufacturer, model.`, header.line);
     }
@@ -244,6 +258,20 @@ class HeaderCsvReader {
     const typeText = cell(row, cols.type).toLowerCase();
     const type = typeText.length === 0 ? 'totp' : HEADER_TYPES.get(typeText);
     if (!type) error('TYPE_UNSUPPORTED', 'the token type column is not totp or hotp.');
+    const info = (detail: string) => problems.push(problem('CELL_NOT_USED', 'info', `Line ${row.line}: ${detail}`, where));
+    // Each cell is read for what the row's type makes of it: a value the type does not use is said, not dropped.
+    const counterText = cell(row, cols.counter);
+    let counter: bigint | undefined;
+    if (type === 'hotp' && counterText.length > 0) {
+      if (/^\d{1,20}$/.test(counterText)) counter = BigInt(counterText);
+      else error('FIELD_INVALID', 'the counter is not a whole number from 0 to 2^64-1.');
+    } else if (type === 'totp' && counterText.length > 0 && !/^0+$/.test(counterText)) {
+      info('the counter column is not used by a TOTP token (its codes follow the clock), so it was not read. If the token is HOTP, say so in the token type column.');
+    }
+    if (type === 'hotp' && intervalText.length > 0 && !Number.isNaN(period) && !HOTP_FILLER_PERIODS.includes(period)) {
+      info(`the time interval (${period} s) is not used by an HOTP token (its codes follow its counter), so it was not read. If the column holds the counter, name it "counter".`);
+      period = DEFAULT_PERIOD;
+    }
     const upn = cell(row, cols.upn);
     const manufacturer = this.name(cell(row, cols.manufacturer));
     const model = this.name(cell(row, cols.model));
@@ -255,7 +283,18 @@ class HeaderCsvReader {
       problems,
       upn: upn.length > 0 ? upn : undefined,
       build: (secret) => ({
-        token: { serial, manufacturer, model, type: type ?? 'totp', algorithm: algorithm ?? 'SHA1', digits: digits ?? 6, period, secret, line: row.line },
+        token: {
+          serial,
+          manufacturer,
+          model,
+          type: type ?? 'totp',
+          algorithm: algorithm ?? 'SHA1',
+          digits: digits ?? 6,
+          period,
+          secret,
+          line: row.line,
+          ...(counter === undefined ? {} : { counter }),
+        },
         problems: [],
       }),
     };

@@ -78,6 +78,9 @@ export class CsvTokenCollector {
   private readonly kept: OathToken[] = [];
   /** UPNs the file carries, by the line of their token. */
   private readonly upns = new Map<number, string>();
+  /** The first line whose secret fits base32 only, and hex only: the row that decides a detected encoding. */
+  private firstOnlyBase32: number | undefined;
+  private firstOnlyHex: number | undefined;
   /** Token rows seen (rejected and note rows aside). */
   tokenRows = 0;
 
@@ -104,6 +107,10 @@ export class CsvTokenCollector {
     if (raw.upn) this.upns.set(raw.line, raw.upn);
     if (this.forced) return this.keep(readRow(raw, this.forced));
     const fit = this.tally.add(raw.secretText);
+    if (fit.base32 !== fit.hex) {
+      if (fit.base32) this.firstOnlyBase32 ??= raw.line;
+      else this.firstOnlyHex ??= raw.line;
+    }
     // No secret is the same error in any encoding.
     if (raw.secretText.length === 0) return this.keep(readRow(raw, 'base32'));
     if (fit.base32 === fit.hex) {
@@ -133,9 +140,12 @@ export class CsvTokenCollector {
         else this.problems.push(invalidSecretProblem(token.line!, this.readTexts[i]!, encoding, { line: token.line!, serial: token.serial }));
       });
     }
+    // A header file's encoding is detected from its secrets (OATH CSV is hex by definition): a secret valid in both
+    // alphabets took the file's encoding without a say of its own, so that token is told which row decided it.
+    const decidedBy = this.format === 'csv' && decision.decidedBy === 'detected' ? (encoding === 'base32' ? this.firstOnlyBase32 : this.firstOnlyHex) : undefined;
     const late: OathToken[] = [...this.kept];
     for (const row of this.pending) {
-      const result = row.readAs === encoding && row.result ? row.result : readRow(row.raw, encoding);
+      const result = row.readAs === encoding && row.result ? row.result : readRow(row.raw, encoding, decidedBy);
       this.problems.push(...result.problems);
       if (result.token) late.push(result.token);
     }
@@ -171,7 +181,7 @@ export class CsvTokenCollector {
 }
 
 /** Reads one row's secret in `encoding`, then builds and checks its token; the problems keep the order the rules run in. */
-function readRow(r: RawToken, encoding: SecretEncoding): RowResult {
+function readRow(r: RawToken, encoding: SecretEncoding, decidedBy?: number): RowResult {
   const where = rowWhere(r.line, r.serial, r.serialProblem);
   const problems = r.serialProblem ? [...r.problems, r.serialProblem] : r.problems.slice();
   let secret: Uint8Array | undefined;
@@ -180,6 +190,18 @@ function readRow(r: RawToken, encoding: SecretEncoding): RowResult {
   } else {
     secret = decodeSecret(r.secretText, encoding);
     if (!secret) problems.push(invalidSecretProblem(r.line, r.secretText, encoding, where));
+    // It decoded in the file's encoding: it was the file's call only if it is valid in the other one too.
+    else if (decidedBy !== undefined && (encoding === 'base32' ? isValidHex(r.secretText) : isValidBase32(r.secretText))) {
+      const other = encoding === 'base32' ? 'hex' : 'base32';
+      problems.push(
+        problem(
+          'SECRET_ENCODING_DECIDED',
+          'info',
+          `Line ${r.line}: the secret key is valid as both base32 and hex; it was read as ${encoding}, the file's encoding, which the secrets valid only in ${encoding} decided (the first on line ${decidedBy}). If this token's seed is ${other}, the file mixes encodings: split it, or force --secret-encoding.`,
+          where,
+        ),
+      );
+    }
   }
   if (!secret || problems.some(isError)) return { problems, token: undefined };
   const built = r.build(secret);

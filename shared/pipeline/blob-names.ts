@@ -108,9 +108,20 @@ export function resultsFileBlobNames(name: string, etag: string): InputBlobNames
   return inputBlobNames(RESULTS_SCOPE, name, etag);
 }
 
+/** A report's pair of blobs in `reports`: JSON for machines (what results point to), HTML for people. */
+export interface ReportNames {
+  reportJson: string;
+  reportHtml: string;
+}
+
 /** An import build's report in `reports` (the build id is short: always within the limits). */
-export function buildReportNames(buildId: string): { reportJson: string; reportHtml: string } {
+export function buildReportNames(buildId: string): ReportNames {
   return { reportJson: `build-${buildId}.json`, reportHtml: `build-${buildId}.html` };
+}
+
+/** A programming request's report in `reports`, by the part of its batch name after `programmed@` (short as well). */
+export function programmedReportNames(batchId: string): ReportNames {
+  return { reportJson: `programmed-${batchId}.json`, reportHtml: `programmed-${batchId}.html` };
 }
 
 /** A running build's heartbeat in `reports` (./liveness.ts). */

@@ -5,8 +5,11 @@
  *   build lists the file's other tokens again, with the corrected row), an imported token is refused until it was
  *   removed in Entra and marked so here;
  * - mark an imported token removed from Entra, so it can be exported again;
- * - retire a token that sits in a waiting file: the file is withdrawn, the token retired in the same row write
- *   (InventoryService.retire then disables its secret).
+ * - retire a token that sits in a waiting import file: the file is withdrawn, the token retired in the same row write
+ *   (InventoryService.retire then disables its secret);
+ * - Graph mode: change or delete the assignment of a token assigned in Entra (`assigned` or `activated`): it is
+ *   unassigned from its user in Entra (the device stays in Entra's inventory) and `stored` again, so the next build
+ *   assigns the same device to the new user (or to nobody).
  *
  * Every change is an ETag-conditional row write (./conditional-update.ts) with a history entry. A withdrawal
  * deletes the file first (the only copy of its secrets outside the vault), then settles the rows: one stopped
@@ -14,7 +17,7 @@
  */
 import { leaveRow, updateWithRetry, writeRow, type RowChange } from './conditional-update.js';
 import { appendHistory } from './inventory.js';
-import type { AssignmentEntity, BlobStore, Clock, EntityTable, Logger, TokenEntity, TokenState } from './ports.js';
+import type { AssignmentEntity, BlobStore, Clock, EntityTable, HardwareOathDirectory, Logger, TokenEntity, TokenState } from './ports.js';
 
 export interface CorrectionDeps {
   blobs: BlobStore;
@@ -23,6 +26,14 @@ export interface CorrectionDeps {
   clock: Clock;
   log: Logger;
   importsContainer: string;
+  /** Graph mode: a token assigned in Entra is unassigned there before its assignment changes. */
+  directory?: HardwareOathDirectory;
+}
+
+/** Graph mode: the user a token was unassigned from in Entra by an assignment change. */
+export interface UnassignedInEntra {
+  upn: string | null;
+  deviceId: string;
 }
 
 export type WithdrawResult =
@@ -39,6 +50,7 @@ export type AssignmentChangeResult =
       previousUpn: string | null;
       tokenState: TokenState | null;
       withdrawn: WithdrawResult | null;
+      unassignedInEntra: UnassignedInEntra | null;
     }
   | { status: 'not-found' }
   | { status: 'refused'; state: TokenState; file: string | null };
@@ -71,7 +83,7 @@ export interface AssignmentView {
   exportFile: string | null;
 }
 
-export const ASSIGNMENT_STATES = ['stored', 'exporting', 'exported', 'imported', 'retired', 'pending'] as const;
+export const ASSIGNMENT_STATES = ['stored', 'exporting', 'exported', 'imported', 'assigned', 'activated', 'retired', 'pending'] as const;
 
 export class CorrectionService {
   constructor(private readonly deps: CorrectionDeps) {}
@@ -130,14 +142,17 @@ export class CorrectionService {
   async setAssignment(serial: string, upn: string | null): Promise<AssignmentChangeResult> {
     const { deps } = this;
     const existing = await deps.assignments.get(serial);
-    if (upn === null && !existing) return { status: 'not-found' };
-    const previousUpn = existing?.value.upn ?? null;
-    if (upn !== null && previousUpn === upn) {
-      const token = await deps.tokens.get(serial);
-      return { status: 'unchanged', serial, upn, previousUpn, tokenState: token?.value.state ?? null, withdrawn: null };
-    }
     const token = await deps.tokens.get(serial);
     const state = token?.value.state ?? null;
+    // Graph mode: a token held by a user in Entra. Its row's upn is who holds it, whatever the table says now (a
+    // change stopped between the table and Entra is finished by the same request again).
+    const heldInEntra = deps.directory !== undefined && (state === 'assigned' || state === 'activated');
+    const holder = heldInEntra ? (token!.value.upn ?? null) : null;
+    if (upn === null && !existing && !heldInEntra) return { status: 'not-found' };
+    const previousUpn = existing?.value.upn ?? holder;
+    if (upn !== null && previousUpn === upn && (!heldInEntra || holder?.toLowerCase() === upn.toLowerCase())) {
+      return { status: 'unchanged', serial, upn, previousUpn, tokenState: state, withdrawn: null, unassignedInEntra: null };
+    }
     if (state === 'imported' || state === 'exporting') return { status: 'refused', state, file: token!.value.exportFile };
     let withdrawn: WithdrawResult | null = null;
     if (state === 'exported' && token!.value.exportFile) {
@@ -151,11 +166,13 @@ export class CorrectionService {
       }
     }
     const now = this.now();
+    // The table first: a change interrupted after it is finished by the same request (the row still names the holder).
     if (upn === null) {
-      await deps.assignments.delete(serial);
-    } else {
+      if (existing) await deps.assignments.delete(serial);
+    } else if (previousUpn !== upn || !existing) {
       await deps.assignments.upsert(serial, { serial, upn, sourceFile: 'PUT /api/assignments', line: 0, createdAt: now });
     }
+    const unassignedInEntra = heldInEntra ? await this.unassignInEntra(serial, upn) : null;
     if (token) {
       const event = upn === null ? 'assignment-deleted' : 'assignment-changed';
       const detail = upn === null ? `was ${previousUpn}` : previousUpn ? `${previousUpn} -> ${upn}` : upn;
@@ -170,8 +187,45 @@ export class CorrectionService {
       withdrawnFile: withdrawn?.status === 'withdrawn' ? withdrawn.file : null,
     });
     const after = (await deps.tokens.get(serial))?.value.state ?? null;
-    const status = upn === null ? 'deleted' : existing ? 'changed' : 'created';
-    return { status, serial, upn, previousUpn, tokenState: after, withdrawn };
+    const status = upn === null ? 'deleted' : existing || unassignedInEntra ? 'changed' : 'created';
+    return { status, serial, upn, previousUpn, tokenState: after, withdrawn, unassignedInEntra };
+  }
+
+  /**
+   * Graph mode: unassigns the token from its holder in Entra (idempotent: a method already gone is fine), then
+   * puts the row back to `stored` with no user, keeping its device id; the next build adopts the device (now free)
+   * for the new assignment. A Graph failure throws before the row changes: the same request again finishes it.
+   */
+  private async unassignInEntra(serial: string, newUpn: string | null): Promise<UnassignedInEntra | null> {
+    const directory = this.deps.directory!;
+    const row = await this.deps.tokens.get(serial);
+    if (!row || (row.value.state !== 'assigned' && row.value.state !== 'activated') || !row.value.deviceId) return null;
+    const { userId, methodId, deviceId } = row.value;
+    if (userId && methodId) await directory.unassign(userId, methodId);
+    const from = row.value.upn;
+    const done = await updateWithRetry(this.deps.tokens, serial, (current): RowChange<TokenEntity, boolean> => {
+      if (!current || current.value.deviceId !== deviceId || (current.value.state !== 'assigned' && current.value.state !== 'activated')) return leaveRow(false);
+      const now = this.now();
+      const value: TokenEntity = {
+        ...current.value,
+        state: 'stored',
+        upn: null,
+        userId: null,
+        methodId: null,
+        buildId: null,
+        exportFile: null,
+        exportingSince: null,
+        // A new holder is a new activation.
+        lastAcceptedStep: null,
+        activatedBuildId: null,
+        updatedAt: now,
+        history: appendHistory(current.value.history, now, 'unassigned-in-entra', `from ${from ?? 'its user'}${newUpn ? `, for ${newUpn}` : ''}; device ${deviceId} stays in Entra`),
+      };
+      return writeRow(value, () => true);
+    });
+    if (!done) return null;
+    this.deps.log.info('Token unassigned in Entra for an assignment change', { serial });
+    return { upn: from, deviceId };
   }
 
   /** An imported token an administrator removed in Entra: `stored` again, with no user, so it can be exported again. */

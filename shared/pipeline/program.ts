@@ -21,13 +21,15 @@ import { checkSerial } from '../core/validate.js';
 import { ENTRA_MAX_FIELD_CHARS } from '../entra/import-rules.js';
 import { otpauthSerialFault, otpauthUri } from '../formats/otpauth.js';
 import { qrSvg } from '../formats/qr.js';
-import { ConflictError, PreconditionFailedError, SecretDeletedError } from './errors.js';
+import { updateWithRetry, writeRow } from './conditional-update.js';
+import { ConflictError, SecretDeletedError } from './errors.js';
 import { SECRET_CONTENT_TYPE, secretTags } from './ingest.js';
 import { appendHistory, newTokenEntity } from './inventory.js';
+import { programmedReportNames, type ReportNames } from './blob-names.js';
 import { secretNameForSerial } from './secret-names.js';
 import type { BlobStore, Clock, EntityTable, Logger, TokenEntity } from './ports.js';
 import { mapPool } from './map-pool.js';
-import { renderReportHtml, renderReportJson, type RunReport } from './report.js';
+import { writeRunReport, type RunReport } from './report.js';
 import type { PacedVault } from './vault.js';
 
 export const PROGRAM_ALGORITHMS = ['SHA1', 'SHA256'] as const;
@@ -35,9 +37,9 @@ export const PROGRAM_DIGITS = [6, 8] as const;
 export const PROGRAM_PERIODS = [30, 60] as const;
 export const PROGRAMMED_BATCH_PREFIX = 'programmed@';
 
-/** The report name (in `reports`, without .json/.html) of a programmed batch; undefined for any other batch. */
-export function programmedReportBase(batch: string): string | undefined {
-  return batch.startsWith(PROGRAMMED_BATCH_PREFIX) ? `programmed-${batch.slice(PROGRAMMED_BATCH_PREFIX.length)}` : undefined;
+/** The report (in `reports`) of a programmed batch; undefined for any other batch. */
+export function reportOfProgrammedBatch(batch: string): ReportNames | undefined {
+  return batch.startsWith(PROGRAMMED_BATCH_PREFIX) ? programmedReportNames(batch.slice(PROGRAMMED_BATCH_PREFIX.length)) : undefined;
 }
 
 export interface ProgramRequest {
@@ -189,15 +191,15 @@ export class ProgramService {
     return this.deps.concurrency ?? 16;
   }
 
-  private newBatch(): { batch: string; reportBase: string } {
+  private newBatch(): { batch: string; reportNames: ReportNames } {
     const batch = `${PROGRAMMED_BATCH_PREFIX}${compactTimestamp(this.deps.clock.now())}-${randomBytes(6).toString('hex')}`;
-    return { batch, reportBase: programmedReportBase(batch)! };
+    return { batch, reportNames: reportOfProgrammedBatch(batch)! };
   }
 
   async program(request: ProgramRequest): Promise<ProgramResult> {
     const { deps } = this;
     const startedAt = deps.clock.now().toISOString();
-    const { batch, reportBase } = this.newBatch();
+    const { batch, reportNames } = this.newBatch();
 
     // 1. Every serial must be new: no inventory row, no active secret under its name.
     const found = await mapPool(request.tokens, this.concurrency, async (t) => {
@@ -247,7 +249,7 @@ export class ProgramService {
 
     const items = minted.map((m) => ({ serial: m.token.serial, result: 'programmed' }));
     const summary = `${minted.length} tokens programmed (${request.algorithm}, ${request.digits} digits, ${request.period} s): their secrets are in Key Vault. The provisioning package went to the caller once and is kept nowhere else.`;
-    const report = await this.writeReport(reportBase, batch, startedAt, summary, { programmed: minted.length }, request, items);
+    const report = await this.writeReport(reportNames, batch, startedAt, summary, { programmed: minted.length }, request, items);
     deps.log.info('Tokens programmed', { batch, tokens: minted.length, report });
     return { kind: 'programmed', batch, report, tokens: await Promise.all(minted.map((m) => this.package(m.token))) };
   }
@@ -262,12 +264,12 @@ export class ProgramService {
     const startedAt = deps.clock.now().toISOString();
     const labelFault = otpauthSerialFault(serial);
     if (labelFault) return { kind: 'refused', status: 400, code: 'SERIAL_INVALID', message: `Serial ${quoteValue(serial)} cannot be programmed: ${labelFault}.` };
-    let row = await deps.tokens.get(serial);
+    const row = await deps.tokens.get(serial);
     if (!row) return { kind: 'not-found' };
     const stateProblem = reprogramStateProblem(row.value);
     if (stateProblem) return stateProblem;
     const algorithm = parseHashAlgorithm(row.value.algorithm) as HashAlgorithm;
-    const { batch, reportBase } = this.newBatch();
+    const { batch, reportNames } = this.newBatch();
     const token: OathToken = { serial, manufacturer: row.value.manufacturer, model: row.value.model, type: 'totp', algorithm, digits: row.value.digits, period: row.value.period, secret: mintSecret(algorithm) };
     const m: Minted = { token, secretName: row.value.secretName, value: toCanonicalBase32(token.secret), attempted: true };
     // Every enabled version before this one is disabled once the new one is recorded.
@@ -284,36 +286,36 @@ export class ProgramService {
       }
       // The commit: the row now names the new version (builds and verify read that one). ETag-conditional, so a
       // build that claimed the token meanwhile wins and this request takes its version back.
-      for (let attempt = 0; ; attempt++) {
-        const now = deps.clock.now().toISOString();
-        const next: TokenEntity = {
-          ...row.value,
-          secretVersion: m.version,
-          secretBytes: token.secret.length,
-          batch,
-          updatedAt: now,
-          // Facts about the old secret: its replay floor, drift and activation do not carry over.
-          lastAcceptedStep: null,
-          activatedBuildId: null,
-    deviceId: null,
-    userId: null,
-    methodId: null,
-          driftSeconds: null,
-          history: appendHistory(row.value.history, now, 'reprogrammed', batch),
-        };
-        try {
-          await deps.tokens.replace(serial, next, row.etag);
-          break;
-        } catch (err) {
-          if (!(err instanceof PreconditionFailedError) || attempt >= 4) throw err;
-        }
-        const current = await deps.tokens.get(serial);
-        if (!current) throw new Refusal('TOKEN_NOT_FOUND', `No token has serial ${quoteValue(serial)} any more`, [serial]);
-        const changed = reprogramStateProblem(current.value);
-        if (changed) throw new Refusal(changed.code, `Token ${quoteValue(serial)} became ${current.value.state} while it was being reprogrammed (an import build or an operator changed it); only a stored token is given a new secret`, [serial]);
-        previous.add(current.value.secretVersion);
-        row = current;
-      }
+      const version = m.version;
+      await updateWithRetry(
+        deps.tokens,
+        serial,
+        (current) => {
+          if (!current) throw new Refusal('TOKEN_NOT_FOUND', `No token has serial ${quoteValue(serial)} any more`, [serial]);
+          const changed = reprogramStateProblem(current.value);
+          if (changed) throw new Refusal(changed.code, `Token ${quoteValue(serial)} became ${current.value.state} while it was being reprogrammed (an import build or an operator changed it); only a stored token is given a new secret`, [serial]);
+          previous.add(current.value.secretVersion);
+          const now = deps.clock.now().toISOString();
+          const next: TokenEntity = {
+            ...current.value,
+            secretVersion: version,
+            secretBytes: token.secret.length,
+            batch,
+            updatedAt: now,
+            // Facts about the old secret: its replay floor, drift, activation and HOTP counter do not carry over.
+            lastAcceptedStep: null,
+            counter: null,
+            activatedBuildId: null,
+            deviceId: null,
+            userId: null,
+            methodId: null,
+            driftSeconds: null,
+            history: appendHistory(current.value.history, now, 'reprogrammed', batch),
+          };
+          return writeRow(next, () => undefined);
+        },
+        { current: row },
+      );
     } catch (err) {
       const undone = await this.rollback([m], new Map(), batch);
       if (err instanceof Refusal) return { kind: 'refused', status: 409, code: err.code, message: `${err.message}. Nothing was changed.${undone}` };
@@ -333,7 +335,7 @@ export class ProgramService {
     }
     const summary = `Token ${serial} reprogrammed: a new secret (version ${m.version}) replaces the old one, which is disabled. The provisioning package went to the caller once and is kept nowhere else.`;
     const request = { algorithm: token.algorithm, digits: token.digits, period: token.period };
-    const report = await this.writeReport(reportBase, batch, startedAt, summary, { reprogrammed: 1 }, request, [{ serial, result: 'reprogrammed' }]);
+    const report = await this.writeReport(reportNames, batch, startedAt, summary, { reprogrammed: 1 }, request, [{ serial, result: 'reprogrammed' }]);
     deps.log.info('Token reprogrammed', { serial, batch, report });
     return { kind: 'reprogrammed', batch, report, tokens: [await this.package(token)] };
   }
@@ -395,7 +397,7 @@ export class ProgramService {
   }
 
   /** Serials and settings only. Written after the commit; a failure here must not cost the caller the package. */
-  private async writeReport(base: string, batch: string, startedAt: string, summary: string, counts: Record<string, number>, settings: { algorithm: string; digits: number; period: number }, items: RunReport['items']): Promise<string | null> {
+  private async writeReport(names: ReportNames, batch: string, startedAt: string, summary: string, counts: Record<string, number>, settings: { algorithm: string; digits: number; period: number }, items: RunReport['items']): Promise<string | null> {
     const report: RunReport = {
       kind: 'programmed',
       subject: batch,
@@ -410,9 +412,7 @@ export class ProgramService {
       problems: [],
     };
     try {
-      await this.deps.blobs.write(this.deps.containers.reports, `${base}.json`, renderReportJson(report), { contentType: 'application/json' });
-      await this.deps.blobs.write(this.deps.containers.reports, `${base}.html`, renderReportHtml(report), { contentType: 'text/html; charset=utf-8' });
-      return `${base}.json`;
+      return await writeRunReport(this.deps.blobs, this.deps.containers.reports, names, report);
     } catch (err) {
       this.deps.log.warn('Programming report not written', { batch, error: (err as Error)?.name ?? 'error' });
       return null;

@@ -4,6 +4,7 @@
  * such as <script> or a formula stays inert text). Never a secret.
  */
 import type { Problem } from '../core/problems.js';
+import type { ReportNames } from './blob-names.js';
 import type { BlobStore } from './ports.js';
 
 export interface RunReport {
@@ -33,7 +34,7 @@ export function renderReportJson(report: RunReport): string {
 }
 
 /** Writes the report as JSON (for machines) and HTML (for people); returns the JSON's name, which results point to. */
-export async function writeRunReport(blobs: BlobStore, container: string, names: { reportJson: string; reportHtml: string }, report: RunReport): Promise<string> {
+export async function writeRunReport(blobs: BlobStore, container: string, names: ReportNames, report: RunReport): Promise<string> {
   await writeRunReportJson(blobs, container, names.reportJson, report);
   await blobs.write(container, names.reportHtml, renderReportHtml(report), { contentType: 'text/html; charset=utf-8' });
   return names.reportJson;

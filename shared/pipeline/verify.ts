@@ -22,16 +22,27 @@
  * the one before (up to lockoutMaxMinutes); the count of failures behind it is
  * cleared only by an acceptance or an administrator's unlock.
  */
-import { setTimeout as sleep } from 'node:timers/promises';
 import { decodeBase32 } from '../core/encoding.js';
 import { parseHashAlgorithm } from '../core/token.js';
-import { isWellFormedCode, scanSteps, stepAt, type OtpParameters } from '../core/totp.js';
+import { isWellFormedCode, scanSteps, stepAt, totpCode, type OtpParameters } from '../core/totp.js';
 import { activationWindowSteps, signInWindowSteps } from '../entra/drift-windows.js';
-import { DirectoryRefusedError, PreconditionFailedError, TransientError } from './errors.js';
+import { ROW_UPDATE_ATTEMPTS, leaveRow, updateWithRetry, writeRow } from './conditional-update.js';
+import { DirectoryRefusedError, TransientError } from './errors.js';
 import { appendHistory } from './inventory.js';
 import { logEvent, PipelineEvent } from './events.js';
-import type { Clock, EntityTable, HardwareOathDirectory, Logger, SecretStore, TokenEntity, Versioned } from './ports.js';
+import type { Clock, EntityTable, HardwareOathDirectory, Logger, SecretStore, TokenEntity } from './ports.js';
 import type { SeedCache } from './seed-cache.js';
+
+/** What an activation from the stored seed did (GRAPH_ACTIVATE_FROM_SEED). Never carries the code. */
+export type SeedActivationOutcome =
+  | { status: 'activated'; serial: string }
+  /** The setting is off, or the app is not in Graph mode. */
+  | { status: 'disabled' }
+  | { status: 'not-found' }
+  /** Not `assigned` in Entra (stored, already activated, retired...). */
+  | { status: 'refused'; state: TokenEntity['state'] }
+  /** Graph refused the code or the call (message without secret), or was unavailable: the token stays `assigned`. */
+  | { status: 'entra-refused' | 'unavailable'; message: string };
 
 export interface VerifyDeps {
   tokens: EntityTable<TokenEntity>;
@@ -48,6 +59,12 @@ export interface VerifyDeps {
   maxWriteAttempts?: number;
   /** Graph mode: an accepted code for an `assigned` token activates it in Entra with that same code. */
   directory?: HardwareOathDirectory;
+  /**
+   * Graph mode (GRAPH_ACTIVATE_FROM_SEED): an administrator may activate an `assigned` token in Entra with a code
+   * computed from the stored seed (activateFromSeed). Off by default: it proves nothing about the token in hand and
+   * records it in Entra as in sync whatever its clock.
+   */
+  activateFromSeed?: boolean;
   /** Decoded seeds of pinned versions kept in process (seed-cache.ts); without it every check reads the vault. */
   seeds?: SeedCache;
 }
@@ -342,7 +359,7 @@ export class VerifyService {
     if (!Number.isInteger(deps.lockoutLimit) || deps.lockoutLimit < 1) throw new RangeError('lockoutLimit must be an integer >= 1.');
     if (!Number.isFinite(deps.lockoutMinutes) || deps.lockoutMinutes < 0) throw new RangeError('lockoutMinutes must be >= 0.');
     if (!Number.isFinite(deps.lockoutMaxMinutes) || deps.lockoutMaxMinutes < deps.lockoutMinutes) throw new RangeError('lockoutMaxMinutes must be >= lockoutMinutes.');
-    this.maxWriteAttempts = deps.maxWriteAttempts ?? 10;
+    this.maxWriteAttempts = deps.maxWriteAttempts ?? ROW_UPDATE_ATTEMPTS;
     this.policy = { limit: deps.lockoutLimit, minutes: deps.lockoutMinutes, maxMinutes: deps.lockoutMaxMinutes };
   }
 
@@ -370,22 +387,27 @@ export class VerifyService {
     };
 
     try {
-      for (let attempt = 1; attempt <= this.maxWriteAttempts; attempt++) {
-        const current = await this.deps.tokens.get(serial);
-        const input: VerifyPlanInput = { serial, token: current?.value, request, now, policy: this.policy };
-        const screened = screenVerify(input);
-        if (screened) return this.answered(screened);
-        // screenVerify answers for a missing row, so one is here.
-        params ??= await this.loadParams(current!.value);
-        const plan = planVerify(input, params, judge);
-        if (!plan.write || (await this.tryReplace(serial, current!, plan.write, attempt))) {
-          if (plan.outcome.status === 'accepted' && current!.value.state === 'assigned' && this.deps.directory) {
-            plan.outcome.entraActivation = await this.activateInEntra(serial, request);
-          }
-          return this.answered(plan.outcome);
-        }
+      // The state of the row the outcome was decided on: an accepted code on an assigned token activates it in Entra.
+      let decidedOn: TokenEntity['state'] | undefined;
+      const outcome = await updateWithRetry(
+        this.deps.tokens,
+        serial,
+        async (current) => {
+          const input: VerifyPlanInput = { serial, token: current?.value, request, now, policy: this.policy };
+          const screened = screenVerify(input);
+          if (screened) return leaveRow(screened);
+          // screenVerify answers for a missing row, so one is here.
+          params ??= await this.loadParams(current!.value);
+          decidedOn = current!.value.state;
+          const plan = planVerify(input, params, judge);
+          return plan.write ? writeRow(plan.write, () => plan.outcome) : leaveRow(plan.outcome);
+        },
+        this.retries(serial),
+      );
+      if (outcome.status === 'accepted' && decidedOn === 'assigned' && this.deps.directory) {
+        outcome.entraActivation = await this.activateInEntra(serial, request);
       }
-      throw this.keptChanging(serial);
+      return this.answered(outcome);
     } finally {
       params?.secret.fill(0);
     }
@@ -393,16 +415,54 @@ export class VerifyService {
 
   async unlock(serial: string): Promise<UnlockOutcome> {
     const now = this.deps.clock.now();
-    for (let attempt = 1; attempt <= this.maxWriteAttempts; attempt++) {
-      const current = await this.deps.tokens.get(serial);
-      const plan = planUnlock(serial, current?.value, now, this.policy);
-      if (!plan.write || (await this.tryReplace(serial, current!, plan.write, attempt))) {
-        const outcome = plan.outcome;
-        if (outcome.status === 'unlocked') this.deps.log.info('unlock', { serial, outcome: !plan.write ? 'not-locked' : outcome.wasLocked ? 'unlocked' : 'reset' });
-        return outcome;
-      }
+    return updateWithRetry(
+      this.deps.tokens,
+      serial,
+      (current) => {
+        const plan = planUnlock(serial, current?.value, now, this.policy);
+        const { outcome } = plan;
+        if (!plan.write) {
+          if (outcome.status === 'unlocked') this.deps.log.info('unlock', { serial, outcome: 'not-locked' });
+          return leaveRow(outcome);
+        }
+        return writeRow(plan.write, () => {
+          if (outcome.status === 'unlocked') this.deps.log.info('unlock', { serial, outcome: outcome.wasLocked ? 'unlocked' : 'reset' });
+          return outcome;
+        });
+      },
+      this.retries(serial),
+    );
+  }
+
+  /**
+   * An administrator's activation without the token in hand: the current code is computed from the stored seed and
+   * sent to Entra. Only behind GRAPH_ACTIVATE_FROM_SEED; never logs or returns the code.
+   */
+  async activateFromSeed(serial: string): Promise<SeedActivationOutcome> {
+    const directory = this.deps.directory;
+    if (!directory || this.deps.activateFromSeed !== true) return { status: 'disabled' };
+    const row = await this.deps.tokens.get(serial);
+    if (!row) return { status: 'not-found' };
+    const token = row.value;
+    if (token.state !== 'assigned' || !token.userId || !token.methodId) return { status: 'refused', state: token.state };
+    const params = await this.loadParams(token);
+    let code: string;
+    try {
+      code = totpCode(params, Math.floor(this.deps.clock.now().getTime() / 1000));
+    } finally {
+      params.secret.fill(0);
     }
-    throw this.keptChanging(serial);
+    try {
+      await directory.activate(token.userId, token.methodId, code);
+    } catch (err) {
+      this.deps.log.warn('Entra activation from the seed failed', { serial, error: (err as Error).name });
+      if (err instanceof DirectoryRefusedError) return { status: 'entra-refused', message: err.message };
+      if (err instanceof TransientError) return { status: 'unavailable', message: err.message };
+      throw err;
+    }
+    await this.markActivated(serial, 'in Entra, with a code computed from the stored seed (GRAPH_ACTIVATE_FROM_SEED)');
+    this.deps.log.info('Token activated in Entra from its stored seed', { serial });
+    return { status: 'activated', serial };
   }
 
   private answered(outcome: VerifyOutcome): VerifyOutcome {
@@ -430,14 +490,23 @@ export class VerifyService {
       if (!refused && !(err instanceof TransientError)) throw err;
       return refused ? 'refused' : 'unavailable';
     }
-    for (let attempt = 1; attempt <= this.maxWriteAttempts; attempt++) {
-      const current = await this.deps.tokens.get(serial);
-      if (!current || current.value.state !== 'assigned') return 'activated';
-      const now = this.deps.clock.now().toISOString();
-      const activated: TokenEntity = { ...current.value, state: 'activated', updatedAt: now, history: appendHistory(current.value.history, now, 'activated', 'in Entra, with the code from the token') };
-      if (await this.tryReplace(serial, current, activated, attempt)) return 'activated';
-    }
-    throw this.keptChanging(serial);
+    await this.markActivated(serial, 'in Entra, with the code from the token');
+    return 'activated';
+  }
+
+  /** The row of a token Entra just activated becomes `activated` (left as it is when no longer `assigned`). */
+  private async markActivated(serial: string, detail: string): Promise<void> {
+    await updateWithRetry(
+      this.deps.tokens,
+      serial,
+      (current) => {
+        if (!current || current.value.state !== 'assigned') return leaveRow(undefined);
+        const now = this.deps.clock.now().toISOString();
+        const activated: TokenEntity = { ...current.value, state: 'activated', updatedAt: now, history: appendHistory(current.value.history, now, 'activated', detail) };
+        return writeRow(activated, () => undefined);
+      },
+      this.retries(serial),
+    );
   }
 
   /** Reads the seed at most once per request (none when the seed cache holds it); the caller zeroes it. */
@@ -458,20 +527,13 @@ export class VerifyService {
     return { secret, algorithm, digits: entity.digits, period: entity.period };
   }
 
-  private keptChanging(serial: string): TransientError {
-    return new TransientError(`Token ${serial} kept changing during the check (${this.maxWriteAttempts} attempts); try again.`, 503);
-  }
-
-  /** false when another writer got there first: the caller re-reads and plans again, within its attempts. */
-  private async tryReplace(serial: string, current: Versioned<TokenEntity>, updated: TokenEntity, attempt: number): Promise<boolean> {
-    try {
-      await this.deps.tokens.replace(serial, updated, current.etag);
-      return true;
-    } catch (e) {
-      if (!(e instanceof PreconditionFailedError)) throw e;
-      // Jitter spreads a burst of writers so each round lets one through.
-      if (attempt < this.maxWriteAttempts) await sleep(Math.floor(Math.random() * 5 * attempt));
-      return false;
-    }
+  /** How many times a check re-reads a row that keeps changing, and what it answers then (503: try again). */
+  private retries(serial: string): { attempts: number; onExhausted: () => never } {
+    return {
+      attempts: this.maxWriteAttempts,
+      onExhausted: () => {
+        throw new TransientError(`Token ${serial} kept changing during the check (${this.maxWriteAttempts} attempts); try again.`, 503);
+      },
+    };
   }
 }

@@ -65,6 +65,9 @@ void describe('errorResponse', () => {
     CONFIG_INVALID: 500,
     INTERNAL_ERROR: 500,
     IMPORT_CONFIRM_INCOMPLETE: 503,
+    GRAPH_ACTIVATE_FROM_SEED_OFF: 403,
+    GRAPH_REFUSED: 502,
+    GRAPH_UNAVAILABLE: 503,
   };
 
   void it('answers each problem code with its status and exactly { error: { code, message } }', () => {

@@ -2,6 +2,8 @@
 // (dev/graph/server.ts) on a free port: the whole token life cycle, Graph's refusals mapped to the pipeline's error
 // classes, Retry-After, 5xx and timeouts (with writes never re-sent blindly), and no secret in any error.
 import assert from 'node:assert/strict';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { after, before, beforeEach, describe, test } from 'node:test';
 import type { AccessToken, TokenCredential } from '@azure/identity';
 import { startGraphStandIn, type GraphStandIn } from '../../dev/graph/server.js';
@@ -247,6 +249,38 @@ void describe('roles and groups', () => {
 });
 
 void describe('throttling, faults and timeouts', () => {
+  void test('at most maxConcurrent calls are in flight; the others wait for a free slot', async (t) => {
+    // A server that holds every request until the test answers it, counting how many are open at once.
+    const held: http.ServerResponse[] = [];
+    let open = 0;
+    let most = 0;
+    const server = http.createServer((_req, res) => {
+      open++;
+      most = Math.max(most, open);
+      res.on('close', () => open--);
+      held.push(res);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    t.after(() => new Promise<void>((resolve) => server.close(() => resolve())));
+    const { port } = server.address() as AddressInfo;
+    const directory = new GraphHardwareOathDirectory({ baseUrl: `http://127.0.0.1:${port}`, credential: new CountingCredential(), maxConcurrent: 2, timeoutMs: 30_000 });
+    const calls = Array.from({ length: 6 }, (_, i) => directory.getDevice(`device-${i}`));
+    const turns = async (n: number) => {
+      for (let i = 0; i < n; i++) await new Promise((resolve) => setImmediate(resolve));
+    };
+    for (let answered = 0; answered < 6; answered++) {
+      while (held.length === 0) await turns(1);
+      // Give a call over the limit every chance to reach the server.
+      await turns(50);
+      assert.ok(held.length <= 2, `${held.length} requests in flight`);
+      const res = held.shift()!;
+      res.writeHead(404, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ error: { code: 'itemNotFound', message: 'no such device' } }));
+    }
+    assert.deepEqual(await Promise.all(calls), [undefined, undefined, undefined, undefined, undefined, undefined]);
+    assert.equal(most, 2, 'two at a time: bounded, and used');
+  });
+
   void test('429 with Retry-After is waited out as told, also for a create (a throttled call changed nothing)', async () => {
     const { directory, retries } = adapter();
     graph.injectFaults([{ method: 'POST', path: '/hardwareOathDevices', status: 429, retryAfter: '0.3', times: 2 }]);

@@ -4,6 +4,8 @@
  * assigned in the stand-in; verify activates one in Entra; a second build creates no second device.
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import { BlobServiceClient } from '@azure/storage-blob';
 import { decodeBase32 } from '../../shared/core/encoding.js';
@@ -15,6 +17,7 @@ const HEADER = 'upn,serial number,secret key,time interval,manufacturer,model\n'
 const SERIALS = { ok1: 'GM1001', ok2: 'GM1002', guest: 'GM1003', conflict: 'GM1004', admin: 'GM1005', unknown: 'GM1006' } as const;
 const SECRETS = Object.fromEntries(Object.values(SERIALS).map((s) => [s, newSecret()])) as Record<string, string>;
 const OTHER_SECRET = newSecret();
+const NOT_INGESTED = 'GM1099';
 
 interface DeviceView {
   serialNumber: string;
@@ -62,6 +65,8 @@ describe('Graph mode end to end (local stack)', () => {
       `ben@contoso.com,${SERIALS.conflict}`,
       `root@contoso.com,${SERIALS.admin}`,
       `nobody@contoso.com,${SERIALS.unknown}`,
+      // A serial no seed file brought: the assignment waits, nothing reaches Entra.
+      `ben@contoso.com,${NOT_INGESTED}`,
     ].join('\n');
     const list = `upn,serial number\n${assignments}\n`;
     await blobs.getContainerClient('assignments').getBlockBlobClient('graph-team.csv').upload(list, Buffer.byteLength(list));
@@ -84,6 +89,8 @@ describe('Graph mode end to end (local stack)', () => {
     for (const serial of [SERIALS.guest, SERIALS.conflict, SERIALS.admin, SERIALS.unknown]) {
       assert.equal(((await api('GET', `tokens/${serial}`)).body as { state?: string }).state, 'stored', serial);
     }
+    const waiting = (await api('GET', `assignments?serial=${NOT_INGESTED}`)).body as { items?: { tokenState: string }[] };
+    assert.deepEqual(waiting.items?.map((i) => i.tokenState), ['pending']);
   });
 
   it('verify activates the token in Entra with the code from the token', async () => {
@@ -98,6 +105,13 @@ describe('Graph mode end to end (local stack)', () => {
     assert.equal(((await api('GET', `tokens/${SERIALS.ok1}`)).body as { state?: string }).state, 'activated');
   });
 
+  it('activating from the stored seed is refused while GRAPH_ACTIVATE_FROM_SEED is off (the default)', async () => {
+    const answer = await api('POST', `tokens/${SERIALS.ok2}/activate-from-seed`);
+    assert.equal(answer.status, 403);
+    assert.equal((answer.body.error as { code?: string }).code, 'GRAPH_ACTIVATE_FROM_SEED_OFF');
+    assert.equal((await devices()).find((d) => d.serialNumber === SERIALS.ok2)?.status, 'assigned');
+  });
+
   it('another build (a duplicate trigger) creates no second device', async () => {
     const before = (await admin('GET', 'stats')).devicesCreated as number;
     const again = await api('POST', 'imports', {});
@@ -105,9 +119,50 @@ describe('Graph mode end to end (local stack)', () => {
     await stack.idle();
     assert.equal((await admin('GET', 'stats')).devicesCreated, before);
     assert.equal((await devices()).length, 3);
+  });
+
+  it('reassignment: PUT /api/assignments unassigns the token from its user in Entra and the build assigns it to the new one', async () => {
+    const created = (await admin('GET', 'stats')).devicesCreated as number;
+    const answer = await api('PUT', `assignments/${SERIALS.ok2}`, { upn: 'helga@contoso.com' });
+    assert.equal(answer.status, 200, JSON.stringify(answer.body));
+    assert.equal(answer.body.unassignedInEntraFrom, 'ben@contoso.com');
+    await stack.buildsSettled();
+    const device = (await devices()).find((d) => d.serialNumber === SERIALS.ok2);
+    assert.deepEqual([device?.assignedTo?.userPrincipalName, device?.status], ['helga@contoso.com', 'assigned']);
+    assert.equal((await admin('GET', 'stats')).devicesCreated, created, 'the same device');
+    const token = (await api('GET', `tokens/${SERIALS.ok2}`)).body as { state?: string; upn?: string };
+    assert.deepEqual([token.state, token.upn], ['assigned', 'helga@contoso.com']);
     assertNoSecret([...responses, stack.output()].join('\n'), [...Object.values(SECRETS), OTHER_SECRET]);
   });
+
+  it('npm run demo -- --graph: members get their tokens, the administrator does not, verify activates one; the CSV demo points to --graph', async () => {
+    const where = ['--data-dir', stack.dataDir, '--functions-url', stack.functionsUrl, '--count', '2', '--timeout-s', '90'];
+    const demo = await runScript('demo.ts', ['--graph', ...where]);
+    assert.equal(demo.code, 0, demo.out);
+    assert.match(demo.out, /demo\w+1 +assigned +demo\.user1\./);
+    assert.match(demo.out, /not created: GRAPH_USER_PRIVILEGED/);
+    assert.match(demo.out, /"entraActivation": "activated"/);
+    assert.match(demo.out, /is now activated/);
+    assert.match(demo.out, /next code -> accepted/);
+    // Secrets are masked or never printed: no base32 run of a secret's length.
+    assert.doesNotMatch(demo.out, /[A-Z2-7]{32}/);
+    const csvDemo = await runScript('demo.ts', where);
+    assert.equal(csvDemo.code, 1);
+    assert.match(csvDemo.out, /run `npm run demo -- --graph`/);
+  });
 });
+
+/** Runs a script of scripts/ with tsx; resolves with its exit code and output. */
+function runScript(script: string, args: string[]): Promise<{ code: number | null; out: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, '..', '..', 'scripts', script), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, out }));
+  });
+}
 
 async function names(blobs: BlobServiceClient, container: string): Promise<string[]> {
   const out: string[] = [];

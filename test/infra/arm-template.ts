@@ -12,7 +12,7 @@ export interface ArmResource {
 }
 
 export interface ArmTemplate {
-  parameters?: Record<string, { type: string; defaultValue?: Json }>;
+  parameters?: Record<string, { type: string; defaultValue?: Json; allowedValues?: Json[] }>;
   variables?: Record<string, Json>;
   resources: ArmResource[] | Record<string, ArmResource>;
   outputs?: Record<string, { type: string; value: Json }>;

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { asText, collectResources, hasDeploymentTimePart, type ArmTemplate, type FoundResource, type Json } from './arm-template.js';
 import { compileInfra, infraDir, listBicepFiles, parseDiagnostics, pinnedBicepVersion, repoRoot, runBicep, bicepVersion, type CompileResult } from './bicep-compiler.js';
 import { BLOB_TRIGGER_SUBSCRIPTIONS, targetFromEnvironment } from '../../scripts/event-grid-subscriptions.js';
-import { SETTINGS, STORAGE_CONNECTION_NAME } from '../../shared/config.js';
+import { loadConfig, SETTINGS, STORAGE_CONNECTION_NAME } from '../../shared/config.js';
 import { PipelineEvent } from '../../shared/pipeline/events.js';
 import { blobPoisonQueue } from '../../dev/host/blob-trigger.js';
 
@@ -28,6 +28,7 @@ const ROLE = {
 };
 const ADMIN_GROUP = '11111111-2222-3333-4444-555555555555';
 const TOP_LEVEL = { environmentName: 'ci', location: 'westeurope' };
+const GRAPH_GROUP = '0a0a0a0a-1111-4111-8111-000000000001';
 
 type Obj = { [key: string]: Json };
 const obj = (value: Json | undefined): Obj => {
@@ -368,7 +369,8 @@ void describe('Function app', () => {
       'APPLICATIONINSIGHTS_AUTHENTICATION_STRING', 'APPLICATIONINSIGHTS_CONNECTION_STRING', 'ASSIGNMENTS_CONTAINER', 'ASSIGNMENTS_TABLE',
       'AZURE_CLIENT_ID', 'AzureWebJobsStorage__accountName', 'BUILD_SETTLE_SECONDS', 'AzureWebJobsStorage__blobServiceUri', 'AzureWebJobsStorage__clientId',
       'AzureWebJobsStorage__credential', 'AzureWebJobsStorage__queueServiceUri', 'AzureWebJobsStorage__tableServiceUri',
-      'DEFAULT_TRANSPORT_KEY_SECRET', 'IMPORTS_CONTAINER', 'IMPORT_MAX_ROWS', 'KEY_VAULT_CREATE_BUDGET', 'KEY_VAULT_READ_BUDGET', 'KEY_VAULT_URL',
+      'DEFAULT_TRANSPORT_KEY_SECRET', 'GRAPH_ACTIVATE_FROM_SEED', 'GRAPH_ALLOWED_GROUP_ID', 'GRAPH_ALLOW_PRIVILEGED_USERS', 'GRAPH_BASE_URL',
+      'IMPORTS_CONTAINER', 'IMPORT_MAX_ROWS', 'IMPORT_MODE', 'KEY_VAULT_CREATE_BUDGET', 'KEY_VAULT_READ_BUDGET', 'KEY_VAULT_URL',
       'MAX_SEED_FILE_BYTES', 'PipelineStorage__blobServiceUri', 'PipelineStorage__clientId', 'PipelineStorage__credential',
       'PipelineStorage__queueServiceUri', 'PipelineStorage__tableServiceUri', 'QUARANTINE_CONTAINER', 'RECONCILE_MIN_AGE_MINUTES',
       'REPORTS_CONTAINER', 'RESULTS_CONTAINER', 'SEEDS_CONTAINER', 'SEED_TRIGGER_SOURCE', 'TOKENS_TABLE', 'TRANSPORT_KEY_PREFIX', 'VERIFY_LOCKOUT_LIMIT',
@@ -396,7 +398,28 @@ void describe('Function app', () => {
       RECONCILE_MIN_AGE_MINUTES: '15',
       BUILD_SETTLE_SECONDS: '30',
       MAX_SEED_FILE_BYTES: '20971520',
+      // CSV mode by default; Graph mode's settings at their safe defaults.
+      IMPORT_MODE: 'csv',
+      GRAPH_BASE_URL: 'https://graph.microsoft.com',
+      GRAPH_ALLOW_PRIVILEGED_USERS: 'false',
+      GRAPH_ALLOWED_GROUP_ID: '',
+      GRAPH_ACTIVATE_FROM_SEED: 'false',
     });
+  });
+
+  void test('Graph mode parameters reach the app settings, in the form the config module reads', () => {
+    const graph = collectResources(main, { ...TOP_LEVEL, importMode: 'graph', graphAllowPrivilegedUsers: true, graphAllowedGroupId: GRAPH_GROUP, graphActivateFromSeed: true });
+    const map = new Map(list(obj(props(single('Microsoft.Web/sites', graph))['siteConfig'])['appSettings']).map((entry) => [asText(obj(entry)['name']), obj(entry)['value'] ?? null] as const));
+    const env = Object.fromEntries([...map].filter(([name]) => /^(IMPORT_MODE|GRAPH_)/.test(name)).map(([name, value]) => [name, asText(value)]));
+    assert.deepEqual(env, { IMPORT_MODE: 'graph', GRAPH_BASE_URL: 'https://graph.microsoft.com', GRAPH_ALLOW_PRIVILEGED_USERS: 'true', GRAPH_ALLOWED_GROUP_ID: GRAPH_GROUP, GRAPH_ACTIVATE_FROM_SEED: 'true' });
+    const config = loadConfig({ KEY_VAULT_URL: 'https://kv.vault.azure.net/', PipelineStorage: 'UseDevelopmentStorage=true', ...env });
+    assert.deepEqual([config.importMode, config.graphAllowPrivilegedUsers, config.graphAllowedGroupId, config.graphActivateFromSeed], ['graph', true, GRAPH_GROUP, true]);
+    assert.deepEqual(main.parameters?.['importMode']?.allowedValues, ['csv', 'graph']);
+    const parameters = JSON.parse(readFileSync(path.join(infraDir, 'main.parameters.json'), 'utf8')) as { parameters: Record<string, { value: string }> };
+    assert.deepEqual(
+      ['importMode', 'graphAllowPrivilegedUsers', 'graphAllowedGroupId', 'graphActivateFromSeed'].map((name) => parameters.parameters[name]?.value),
+      ['${IMPORT_MODE=csv}', '${GRAPH_ALLOW_PRIVILEGED_USERS=false}', '${GRAPH_ALLOWED_GROUP_ID=}', '${GRAPH_ACTIVATE_FROM_SEED=false}'],
+    );
   });
 
   void test('the pipeline settings are the ones the config module reads, required ones included', () => {

@@ -10,7 +10,7 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import type { AccessToken, TokenCredential } from '@azure/identity';
 import { ensureFunctionKeys, FUNCTION_KEY_HOLDERS, FunctionKeysHookError, functionKeysTargetFromEnvironment, newFunctionKey } from '../../scripts/function-keys.js';
-import { WEB_API_VERSION } from '../../scripts/event-grid-subscriptions.js';
+import { WEB_API_VERSION } from '../../scripts/azure-hook.js';
 import { repoRoot } from './bicep-compiler.js';
 
 const SITE = '/subscriptions/sub-1/resourceGroups/rg-ci/providers/Microsoft.Web/sites/func-abc123';

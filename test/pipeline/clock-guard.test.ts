@@ -9,8 +9,8 @@ import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 const repoRoot = resolve(fileURLToPath(new URL('.', import.meta.url)), '..', '..');
-/** The services, the functions, the test fakes, and the Key Vault stand-in (its throttling window takes a Clock). */
-const SCANNED = ['shared', 'functions', 'test/helpers', 'dev/keyvault'];
+/** The services, the functions, the test fakes, the Key Vault stand-in (its throttling window takes a Clock) and what it shares with the Graph stand-in. */
+const SCANNED = ['shared', 'functions', 'test/helpers', 'dev/keyvault', 'dev/stand-in'];
 /** The clock adapter itself. (Real-time waits, as in the stack helper, use the monotonic performance.now().) */
 const ALLOWED = new Set(['shared/pipeline/clock.ts']);
 const SYSTEM_TIME = /\bnew Date\(\s*\)|\bDate\.now\(\s*\)|(?<![\w.])Date\(\s*\)/;

@@ -8,10 +8,12 @@ import { startGraphStandIn, type GraphStandIn } from '../../dev/graph/server.js'
 import { GraphHardwareOathDirectory } from '../../shared/azure/graph-directory.js';
 import { AssignmentService } from '../../shared/pipeline/assignments.js';
 import { BuildService } from '../../shared/pipeline/build.js';
+import { CorrectionService } from '../../shared/pipeline/corrections.js';
+import { TransientError } from '../../shared/pipeline/errors.js';
 import type { GraphBuildResult } from '../../shared/pipeline/graph-export.js';
 import { InventoryService } from '../../shared/pipeline/inventory-service.js';
 import { IngestService } from '../../shared/pipeline/ingest.js';
-import type { AssignmentEntity, Logger, TokenEntity } from '../../shared/pipeline/ports.js';
+import type { AssignmentEntity, HardwareOathDirectory, Logger, TokenEntity } from '../../shared/pipeline/ports.js';
 import { Reconciler } from '../../shared/pipeline/reconcile.js';
 import { PacedVault } from '../../shared/pipeline/vault.js';
 import { VerifyService } from '../../shared/pipeline/verify.js';
@@ -44,7 +46,8 @@ function upn(name: string): string {
   return `${name}.${++n}.${Math.random().toString(36).slice(2, 7)}@contoso.com`;
 }
 
-function harness(settings: { allowPrivilegedUsers?: boolean; allowedGroupId?: string } = {}) {
+/** `standIn` and `time`: another Graph stand-in, and the clock and waits its adapter uses (real ones by default). */
+function harness(settings: { allowPrivilegedUsers?: boolean; allowedGroupId?: string; standIn?: GraphStandIn; time?: { clock: ManualClock; wait: (ms: number) => Promise<void> }; wrapDirectory?: (d: HardwareOathDirectory) => HardwareOathDirectory } = {}) {
   const clock = new ManualClock('2026-11-29T10:00:00Z');
   const blobs = new MemoryBlobStore(clock);
   const vault = new PacedVault(new MemorySecretStore(), { createBudget: 1000, readBudget: 1000, retry: { baseDelayMs: 1 } });
@@ -54,8 +57,8 @@ function harness(settings: { allowPrivilegedUsers?: boolean; allowedGroupId?: st
   const log: Logger = { info: (m, d) => lines.push(`${m} ${JSON.stringify(d ?? {})}`), warn: (m, d) => lines.push(`${m} ${JSON.stringify(d ?? {})}`), error: (m, d) => lines.push(`${m} ${JSON.stringify(d ?? {})}`) };
   const ingest = new IngestService({ blobs, vault, tokens, clock, log, containers, transportKeyPrefix: 'transport-', maxSeedFileBytes: 1_000_000, recoverDeletedSecrets: false, leaseWaitMs: 200 });
   const assignments = new AssignmentService({ blobs, assignments: assignmentTable, tokens, clock, log, containers, maxFileBytes: 1_000_000 });
-  const directory = new GraphHardwareOathDirectory({ baseUrl: graph.url, credential: anyBearer, retryBaseMs: 5, timeoutMs: 300, maxRetryAfterMs: 5_000 });
-  const build = new BuildService({ blobs, vault, tokens, assignments: assignmentTable, clock, log, containers, maxRows: 0, graph: { directory, allowPrivilegedUsers: settings.allowPrivilegedUsers ?? false, ...(settings.allowedGroupId && { allowedGroupId: settings.allowedGroupId }) } });
+  const directory = new GraphHardwareOathDirectory({ baseUrl: (settings.standIn ?? graph).url, credential: anyBearer, retryBaseMs: 5, timeoutMs: 300, maxRetryAfterMs: 5_000, ...settings.time });
+  const build = new BuildService({ blobs, vault, tokens, assignments: assignmentTable, clock, log, containers, maxRows: 0, graph: { directory: settings.wrapDirectory ? settings.wrapDirectory(directory) : directory, allowPrivilegedUsers: settings.allowPrivilegedUsers ?? false, ...(settings.allowedGroupId && { allowedGroupId: settings.allowedGroupId }) } });
   let files = 0;
   const secretOf = new Map<string, string>();
   /** Ingests tokens with fresh secrets and assigns them. */
@@ -77,11 +80,17 @@ function harness(settings: { allowPrivilegedUsers?: boolean; allowedGroupId?: st
     return [...reports, ...lines].join('\n');
   };
   // Codes are checked at the real time here: the stand-in judges activation codes by its own (system) clock.
-  const verifier = (withDirectory: boolean) =>
-    new VerifyService({ tokens, secrets: vault, clock: new ManualClock(new Date()), log, lockoutLimit: 5, lockoutMinutes: 15, lockoutMaxMinutes: 60, ...(withDirectory && { directory }) });
+  const verifier = (withDirectory: boolean, activateFromSeed?: boolean) =>
+    new VerifyService({ tokens, secrets: vault, clock: new ManualClock(new Date()), log, lockoutLimit: 5, lockoutMinutes: 15, lockoutMaxMinutes: 60, ...(withDirectory && { directory }), ...(activateFromSeed !== undefined && { activateFromSeed }) });
   const reconciler = new Reconciler({ blobs, tokens, ingest, assignments, clock, log, containers, minAgeMinutes: 15, directory });
   const inventory = new InventoryService({ tokens, secrets: vault, clock, log, directory });
-  return { tokens, blobs, load, runBuild, everything, clock, secretOf, verifier, reconciler, directory, inventory };
+  const corrections = new CorrectionService({ blobs, tokens, assignments: assignmentTable, clock, log, importsContainer: containers.imports, directory });
+  /** A one-row assignment list dropped in `assignments`, as an administrator would. */
+  const assignByList = async (serial: string, to: string) => {
+    await blobs.write('assignments', `a${++files}.csv`, `upn,serial number\n${to},${serial}\n`);
+    return assignments.ingest(`a${files}.csv`);
+  };
+  return { tokens, blobs, load, runBuild, everything, clock, secretOf, verifier, reconciler, directory, inventory, corrections, assignByList };
 }
 
 const devicesOf = (serial: string) => graph.devices().filter((d) => d.serialNumber.toLowerCase() === serial.toLowerCase());
@@ -187,6 +196,60 @@ describe('Graph mode build', () => {
     assert.equal(devicesOf(serial)[0]?.assignedTo?.userPrincipalName, user);
   });
 
+  it('a build that dies after Entra assigned the token, before its row says so: the reconciler frees the claim, the next build adopts the device', async () => {
+    // The first assignDevice answers, then its caller never runs again: what a killed process leaves behind.
+    let assigned = (): void => undefined;
+    const reached = new Promise<void>((resolve) => (assigned = resolve));
+    let revive = (): void => undefined;
+    const dead = new Promise<void>((resolve) => (revive = resolve));
+    let frozen = false;
+    const h = harness({
+      wrapDirectory: (d) =>
+        new Proxy(d, {
+          get(target, property, receiver) {
+            const value: unknown = Reflect.get(target, property, receiver);
+            if (property !== 'assignDevice' || typeof value !== 'function') return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+            return async (...args: unknown[]) => {
+              const result = (await (value as (...a: unknown[]) => Promise<unknown>).apply(target, args)) as { methodId: string };
+              if (!frozen) {
+                frozen = true;
+                assigned();
+                await dead;
+              }
+              return result;
+            };
+          },
+        }),
+    });
+    const user = upn('u');
+    graph.seedUsers([{ userPrincipalName: user }]);
+    const serial = uniqueSerial('K');
+    await h.load([{ serial, upn: user }]);
+    const first = h.runBuild();
+    await reached;
+    assert.equal(devicesOf(serial)[0]?.assignedTo?.userPrincipalName, user, 'Entra holds it for the user');
+    assert.equal((await h.tokens.get(serial))!.value.state, 'exporting', 'the row still says exporting');
+
+    // Past the reconciler's minimum age with no heartbeat since: the dead build's claim goes back to stored.
+    h.clock.advance(20 * 60_000);
+    const reconciled = await h.reconciler.run();
+    assert.equal(reconciled.exportsReleased, 1);
+    assert.equal((await h.tokens.get(serial))!.value.state, 'stored');
+    const second = await h.runBuild();
+    assert.deepEqual(second.assigned.map((a) => [a.serial, a.how, a.state]), [[serial, 'adopted', 'assigned']]);
+    assert.equal(devicesOf(serial).length, 1, 'no second device');
+    assert.equal(graph.users().find((u) => u.userPrincipalName === user)?.hardwareOathMethods, 1);
+
+    // The dead build wakes up: it finds its claim gone and changes nothing.
+    revive();
+    const late = await first;
+    assert.equal(late.assigned.length, 0);
+    assert.ok(late.notExported.some((p) => p.code === 'EXPORT_CLAIM_LOST' && p.serial === serial), JSON.stringify(late.notExported));
+    const row = (await h.tokens.get(serial))!.value;
+    assert.equal(row.state, 'assigned');
+    assert.equal(row.deviceId, devicesOf(serial)[0]!.id);
+  });
+
   it('adopts a device already held by the same user; a second build does nothing', async () => {
     const h = harness();
     const user = upn('u');
@@ -218,23 +281,36 @@ describe('Graph mode build', () => {
     assert.equal(devicesOf(serial).length, 2);
   });
 
-  it('finishes under a 429 storm with exactly one device per token', async () => {
-    const h = harness();
+  it('finishes under a 429 storm with exactly one device per token', async (t) => {
+    // Graph's throttling window is 10 s: this stand-in and the adapter share a clock that the adapter's waits move,
+    // so the storm passes without real waiting.
+    const clock = new ManualClock('2026-11-29T10:00:00Z');
+    const storm = await startGraphStandIn({ port: 0, now: () => clock.now().getTime(), log: (line) => standInLog.push(line) });
+    t.after(() => storm.close());
+    const waited: number[] = [];
+    const wait = (ms: number): Promise<void> => {
+      waited.push(ms);
+      clock.advance(ms);
+      return Promise.resolve();
+    };
+    const h = harness({ standIn: storm, time: { clock, wait } });
     const rows = Array.from({ length: 8 }, (_, i) => ({ serial: uniqueSerial(`T${i}`), upn: upn(`t${i}`) }));
-    graph.seedUsers(rows.map((r) => ({ userPrincipalName: r.upn })));
+    storm.seedUsers(rows.map((r) => ({ userPrincipalName: r.upn })));
     await h.load(rows);
-    graph.setRealism({ throttling: true, requestsPer10s: 40, retryAfterSeconds: 0.5 });
+    storm.setRealism({ throttling: true, requestsPer10s: 40, retryAfterSeconds: 0.5 });
     let result = await h.runBuild();
     // A call told to wait longer than the adapter waits goes back as unavailable: a later build finishes it.
     for (let i = 0; i < 10 && result.notExported.length > 0; i++) result = await h.runBuild();
     assert.deepEqual(result.notExported, []);
-    graph.setRealism({ throttling: false });
+    storm.setRealism({ throttling: false });
+    const devicesOfStorm = (serial: string) => storm.devices().filter((d) => d.serialNumber.toLowerCase() === serial.toLowerCase());
     for (const r of rows) {
-      assert.equal(devicesOf(r.serial).length, 1, r.serial);
-      assert.equal(devicesOf(r.serial)[0]?.assignedTo?.userPrincipalName, r.upn);
+      assert.equal(devicesOfStorm(r.serial).length, 1, r.serial);
+      assert.equal(devicesOfStorm(r.serial)[0]?.assignedTo?.userPrincipalName, r.upn);
       assert.equal((await h.tokens.get(r.serial))!.value.state, 'assigned');
     }
-    assert.ok(graph.stats().throttled > 0);
+    assert.ok(storm.stats().throttled > 0);
+    assert.ok(waited.some((ms) => ms >= 500), 'the adapter waited out Retry-After on the shared clock');
   });
 
   it('verify of an assigned token activates it in Entra with the same code; a wrong code activates nothing', async () => {
@@ -258,6 +334,93 @@ describe('Graph mode build', () => {
     assert.equal(devicesOf(serial)[0]?.status, 'activated');
     assert.equal((await h.tokens.get(serial))!.value.state, 'activated');
     assertNoSecret(h.everything(), secretsUsed);
+  });
+
+  it('GRAPH_ACTIVATE_FROM_SEED off (the default): activating from the stored seed is refused and changes nothing', async () => {
+    const h = harness();
+    const user = upn('u');
+    graph.seedUsers([{ userPrincipalName: user }]);
+    const serial = uniqueSerial('SO');
+    await h.load([{ serial, upn: user }]);
+    await h.runBuild();
+    for (const verify of [h.verifier(true), h.verifier(true, false), h.verifier(false, true)]) {
+      assert.deepEqual(await verify.activateFromSeed(serial), { status: 'disabled' });
+    }
+    assert.equal(devicesOf(serial)[0]?.status, 'assigned');
+    assert.equal((await h.tokens.get(serial))!.value.state, 'assigned');
+  });
+
+  it('GRAPH_ACTIVATE_FROM_SEED on: an assigned token is activated in Entra with a code computed from its seed, once', async () => {
+    const h = harness();
+    const user = upn('u');
+    graph.seedUsers([{ userPrincipalName: user }]);
+    const [serial, waiting] = [uniqueSerial('SA'), uniqueSerial('SW')];
+    await h.load([{ serial, upn: user }]);
+    await h.runBuild();
+    const verify = h.verifier(true, true);
+    assert.deepEqual(await verify.activateFromSeed(uniqueSerial('NONE')), { status: 'not-found' });
+    // The stand-in checks the code against the secret it was given: only the right code activates.
+    assert.deepEqual(await verify.activateFromSeed(serial), { status: 'activated', serial });
+    assert.equal(devicesOf(serial)[0]?.status, 'activated');
+    const row = (await h.tokens.get(serial))!.value;
+    assert.equal(row.state, 'activated');
+    assert.match(row.history, /computed from the stored seed/);
+    assert.deepEqual(await verify.activateFromSeed(serial), { status: 'refused', state: 'activated' });
+    // A token not (yet) in Entra is refused too.
+    await h.load([{ serial: waiting, upn: upn('nobody') }]);
+    assert.deepEqual(await verify.activateFromSeed(waiting), { status: 'refused', state: 'stored' });
+    assertNoSecret(h.everything(), secretsUsed);
+  });
+
+  it('GRAPH_ACTIVATE_FROM_SEED on, Graph refuses or is unavailable: the token stays assigned, with no code in the answer', async () => {
+    const h = harness();
+    const user = upn('u');
+    graph.seedUsers([{ userPrincipalName: user }]);
+    const serial = uniqueSerial('SF');
+    await h.load([{ serial, upn: user }]);
+    await h.runBuild();
+    const verify = h.verifier(true, true);
+    graph.injectFaults([{ method: 'POST', path: '/activate', status: 503, retryAfter: '1' }]);
+    const unavailable = await verify.activateFromSeed(serial);
+    assert.equal(unavailable.status, 'unavailable');
+    assert.equal((await h.tokens.get(serial))!.value.state, 'assigned');
+    // Unassigned behind the app's back: Graph answers 404 for the method.
+    const row = (await h.tokens.get(serial))!.value;
+    await h.directory.unassign(row.userId!, row.methodId!);
+    const refused = await verify.activateFromSeed(serial);
+    assert.equal(refused.status, 'entra-refused');
+    assert.equal((await h.tokens.get(serial))!.value.state, 'assigned');
+    const secret = h.secretOf.get(serial)!;
+    const now = Math.floor(Date.now() / 1000);
+    const codes = [-1, 0, 1].map((k) => codeAt(secret, now + 30 * k));
+    for (const answer of [unavailable, refused]) {
+      const text = JSON.stringify(answer);
+      for (const code of codes) assert.ok(!text.includes(code), 'no code in the answer');
+    }
+    assertNoSecret(h.everything(), secretsUsed);
+  });
+
+  it('a drifted token: verify asks for nextCode, then activates in Entra with the later of the two codes', async () => {
+    const h = harness();
+    const user = upn('u');
+    graph.seedUsers([{ userPrincipalName: user }]);
+    const serial = uniqueSerial('N');
+    await h.load([{ serial, upn: user }]);
+    await h.runBuild();
+    const verify = h.verifier(true);
+    const secret = h.secretOf.get(serial)!;
+    // Ten minutes fast: outside the sign-in window, inside the activation window.
+    const at = Math.floor(Date.now() / 1000) + 600;
+    const [code, nextCode] = [codeAt(secret, at), codeAt(secret, at + 30)];
+    const asked = await verify.verify(serial, { code });
+    assert.equal(asked.status === 'rejected' && asked.reason, 'confirmation-required', JSON.stringify(asked));
+    assert.equal(devicesOf(serial)[0]?.status, 'assigned', 'nothing sent to Entra before the confirmation');
+    const accepted = await verify.verify(serial, { code, nextCode });
+    assert.equal(accepted.status === 'accepted' && accepted.entraActivation, 'activated', JSON.stringify(accepted));
+    assert.equal(devicesOf(serial)[0]?.status, 'activated');
+    // Entra took nextCode: that step is spent, so a sign-in with it is refused (it would pass had the first code been sent).
+    assert.equal(graph.signIn(user, nextCode).accepted, false);
+    assert.equal(graph.signIn(user, codeAt(secret, at + 60)).accepted, true);
   });
 
   it('verify without the Graph adapter (CSV mode) leaves an assigned token as it is in Entra', async () => {
@@ -288,6 +451,86 @@ describe('Graph mode build', () => {
     const result = await h.reconciler.run();
     assert.equal(result.graphActivationsMirrored, 1);
     assert.equal((await h.tokens.get(serial))!.value.state, 'activated');
+  });
+
+  it('reassignment: the token is unassigned from the old user in Entra, and the build assigns the same device to the new one', async () => {
+    const h = harness();
+    const [old, next] = [upn('old'), upn('new')];
+    graph.seedUsers([{ userPrincipalName: old }, { userPrincipalName: next }]);
+    const serial = uniqueSerial('RA');
+    await h.load([{ serial, upn: old }]);
+    await h.runBuild();
+    const before = devicesOf(serial)[0]!;
+    const row = (await h.tokens.get(serial))!.value;
+    await h.directory.activate(row.userId!, row.methodId!, codeAt(h.secretOf.get(serial)!, Math.floor(Date.now() / 1000)));
+    await h.reconciler.run();
+    assert.equal((await h.tokens.get(serial))!.value.state, 'activated');
+
+    const changed = await h.corrections.setAssignment(serial, next);
+    assert.equal(changed.status, 'changed');
+    assert.ok(changed.status === 'changed' && changed.unassignedInEntra);
+    assert.equal(changed.status === 'changed' && changed.unassignedInEntra?.upn, old);
+    assert.equal(changed.status === 'changed' && changed.tokenState, 'stored');
+    assert.equal(devicesOf(serial)[0]?.status, 'available', 'back in Entra\'s inventory, not deleted');
+    assert.equal(graph.users().find((u) => u.userPrincipalName === old)?.hardwareOathMethods, 0);
+
+    const built = await h.runBuild();
+    assert.deepEqual(built.assigned.map((a) => [a.serial, a.upn, a.deviceId, a.state, a.how]), [[serial, next, before.id, 'assigned', 'adopted']]);
+    assert.equal(devicesOf(serial).length, 1, 'the same device, never a second one');
+    assert.equal(devicesOf(serial)[0]?.assignedTo?.userPrincipalName, next);
+    const after = (await h.tokens.get(serial))!.value;
+    assert.equal(after.state, 'assigned');
+    assert.equal(after.upn, next);
+    assert.match(after.history, /unassigned-in-entra/);
+    // The new holder activates it with a code from the token, like anyone.
+    const verified = await h.verifier(true).verify(serial, { code: codeAt(h.secretOf.get(serial)!, Math.floor(Date.now() / 1000) + 30) });
+    assert.equal(verified.status === 'accepted' && verified.entraActivation, 'activated');
+    assertNoSecret(h.everything(), secretsUsed);
+  });
+
+  it('after the old assignment is deleted, a new assignment list row for the serial is taken and the build assigns it', async () => {
+    const h = harness();
+    const [old, next] = [upn('old'), upn('new')];
+    graph.seedUsers([{ userPrincipalName: old }, { userPrincipalName: next }]);
+    const serial = uniqueSerial('RD');
+    await h.load([{ serial, upn: old }]);
+    await h.runBuild();
+    // While the old assignment stands, a list naming someone else is refused for that row.
+    assert.equal((await h.assignByList(serial, next)).outcome, 'rejected');
+    const removed = await h.corrections.setAssignment(serial, null);
+    assert.equal(removed.status, 'deleted');
+    assert.equal(removed.status === 'deleted' && removed.unassignedInEntra?.upn, old);
+    assert.equal((await h.runBuild()).assigned.length, 0, 'no assignment, nothing to assign');
+    assert.equal(devicesOf(serial)[0]?.assignedTo, null);
+    assert.equal((await h.assignByList(serial, next)).outcome, 'completed');
+    const built = await h.runBuild();
+    assert.deepEqual(built.assigned.map((a) => [a.upn, a.how]), [[next, 'adopted']]);
+    assert.equal(devicesOf(serial).length, 1);
+    assert.equal(devicesOf(serial)[0]?.assignedTo?.userPrincipalName, next);
+    // Deleting again finds nothing to do.
+    assert.equal((await h.corrections.setAssignment(serial, next)).status, 'unchanged');
+  });
+
+  it('a reassignment Graph could not carry out changes no token row; the same request again finishes it', async () => {
+    const h = harness();
+    const [old, next] = [upn('old'), upn('new')];
+    graph.seedUsers([{ userPrincipalName: old }, { userPrincipalName: next }]);
+    const serial = uniqueSerial('RF');
+    await h.load([{ serial, upn: old }]);
+    await h.runBuild();
+    graph.injectFaults([{ method: 'DELETE', path: '/hardwareOathMethods/', status: 500, times: 10 }]);
+    await assert.rejects(h.corrections.setAssignment(serial, next), TransientError);
+    await fetch(`${graph.url}/_admin/faults`, { method: 'DELETE' });
+    const stuck = (await h.tokens.get(serial))!.value;
+    assert.equal(stuck.state, 'assigned');
+    assert.equal(stuck.upn, old);
+    assert.equal(devicesOf(serial)[0]?.assignedTo?.userPrincipalName, old);
+    assert.equal((await h.runBuild()).assigned.length, 0, 'the build leaves a token held in Entra alone');
+    const again = await h.corrections.setAssignment(serial, next);
+    assert.equal(again.status, 'changed');
+    assert.equal(again.status === 'changed' && again.unassignedInEntra?.upn, old);
+    assert.deepEqual((await h.runBuild()).assigned.map((a) => a.upn), [next]);
+    assert.equal(devicesOf(serial).length, 1);
   });
 
   it('retire unassigns and deletes the device in Entra, and can be sent again', async () => {

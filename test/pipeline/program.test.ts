@@ -6,6 +6,7 @@ import { parse } from 'csv-parse/sync';
 import { createLocalSecretClient } from '../../dev/keyvault/client.js';
 import { KeyVaultSecretStore } from '../../shared/azure/secret-store.js';
 import { readBoundedJson } from '../../shared/app/http.js';
+import { reportOfBatch } from '../../shared/app/console/data.js';
 import { decodeBase32 } from '../../shared/core/encoding.js';
 import { totpCode } from '../../shared/core/totp.js';
 import { BuildService } from '../../shared/pipeline/build.js';
@@ -182,6 +183,14 @@ void describe('programming tokens', () => {
     assert.deepEqual(report.counts, { programmed: 2 });
     assert.ok(h.blobs.text('reports', reportName.replace(/\.json$/, '.html')));
     for (const pkg of pkgs) assert.ok(!h.blobs.text('reports', reportName)!.includes(pkg.secretBase32.slice(0, 12)));
+  });
+
+  void test("the console finds a programmed token's report from its batch, by the name the service wrote", async () => {
+    const h = harness();
+    const result = await h.program.program(request(['RR1']));
+    programmed(result);
+    const batch = h.tokens.rows.get('RR1')!.value.batch;
+    assert.equal(reportOfBatch(batch), (result as { report: string }).report);
   });
 });
 

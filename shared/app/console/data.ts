@@ -7,7 +7,7 @@ import type { BlobInfo, BlobStore, Clock, EntityTable, TokenEntity } from '../..
 import type { RunReport } from '../../pipeline/report.js';
 import { seedFileBlobNames } from '../../pipeline/blob-names.js';
 import { TOKEN_STATES } from '../../pipeline/inventory-query.js';
-import { programmedReportBase } from '../../pipeline/program.js';
+import { reportOfProgrammedBatch } from '../../pipeline/program.js';
 
 export interface ConsoleData {
   blobs: BlobStore;
@@ -140,8 +140,8 @@ export async function recentReports(data: ConsoleData, limit: number): Promise<R
 
 /** The report of a token's batch: a programmed batch's, or the ingest report of `<seed file>@<etag>`. */
 export function reportOfBatch(batch: string): string | undefined {
-  const programmed = programmedReportBase(batch);
-  if (programmed) return `${programmed}.json`;
+  const programmed = reportOfProgrammedBatch(batch);
+  if (programmed) return programmed.reportJson;
   const at = batch.lastIndexOf('@');
   if (at <= 0 || at === batch.length - 1) return undefined;
   return seedFileBlobNames(batch.slice(0, at), batch.slice(at + 1)).reportJson;
