@@ -10,13 +10,15 @@
  * process (see `dev/host/cli.ts`).
  */
 import type { AddressInfo } from 'node:net';
+import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { coreRegistry, installCoreModule, runHooks, type RegisteredFunction } from './core-module.js';
 import type { RpcLogCategory, RpcLogLevel, RpcTypedData } from './core-types.js';
 import { BlobTriggerPoller } from './blob-trigger.js';
-import { buildHttpRoutes, createHttpServer, routePrefix } from './http-trigger.js';
+import { buildHttpRoutes, createHttpServer } from './http-trigger.js';
+import { readHostConfig, type HostConfig } from './host-config.js';
 import { invokeFunction } from './invoke.js';
 import { unsupportedBindings, writeOutputs } from './output-bindings.js';
 import { QueuePoller } from './queue-trigger.js';
@@ -47,8 +49,18 @@ export interface LocalHostOptions {
   devSignIn?: boolean;
   /** Where host and function log lines go; console.log by default. */
   log?: (line: string) => void;
-  /** Names this host's blob receipts and timer status; "localhost" by default. */
+  /**
+   * Names the blob receipts and timer status; "localhost" by default. Hosts of one app share it (as Azure's
+   * instances share the app's host id), so they share receipts and never process one blob version twice.
+   */
   hostId?: string;
+  /**
+   * The host.json to honour (route prefix, functionTimeout, blob parallelism and poison threshold); by default the
+   * one in the app root (the folder above the entry holding host.json or package.json), Azure's defaults without one.
+   */
+  hostJson?: string;
+  /** Lease on a blob receipt while the blob is worked on (15-60 s, 15 by default): a crashed host's claim lapses after it. */
+  receiptLeaseSeconds?: number;
 }
 
 export interface LocalFunctionInfo {
@@ -72,6 +84,16 @@ export interface LocalHost {
   close(): Promise<void>;
   /** Resolves when no invocation is running and no blob or queue message is pending. */
   idle(): Promise<void>;
+  /** What this host honours from host.json. */
+  config: HostConfig;
+}
+
+/** What the Functions host reports for an invocation that outlived functionTimeout. */
+export class FunctionTimeoutError extends Error {
+  constructor(functionName: string, timeout: string) {
+    super(`Timeout value of ${timeout} was exceeded by function: Functions.${functionName}`);
+    this.name = 'FunctionTimeoutException';
+  }
 }
 
 let started = false;
@@ -113,6 +135,8 @@ export async function startLocalHost(opts: LocalHostOptions): Promise<LocalHost>
   const entry = resolve(opts.entry);
   const hostId = opts.hostId ?? 'localhost';
   const pollIntervalMs = opts.pollIntervalMs ?? 1000;
+  const appDirectory = findAppDirectory(entry);
+  const config = opts.hostJson ? await readHostConfig(resolve(opts.hostJson), { required: true }) : await readHostConfig(resolve(appDirectory, 'host.json'));
 
   for (const [key, value] of Object.entries(opts.settings ?? {})) process.env[key] = value;
   // What App Service sets when its authentication runs in front of the app; the app believes principal headers only then.
@@ -175,30 +199,60 @@ export async function startLocalHost(opts: LocalHostOptions): Promise<LocalHost>
     }
   };
 
-  /** Runs one invocation, logs an "Executed" line as the host does, and throws when the function failed. */
+  /**
+   * Runs one invocation, logs an "Executed" line as the host does, and throws when the function failed. An
+   * invocation that outlives functionTimeout is abandoned: reported as failed with Azure's timeout message, and no
+   * longer waited for (see README, "What the local host takes from host.json").
+   */
   const run = (fn: RegisteredFunction, triggerName: string, data: RpcTypedData, triggerMetadata: Record<string, RpcTypedData>, reason: string, retryCount = 0) =>
     track(async () => {
       const started = Date.now();
-      let invocationId = '?';
-      try {
+      const invocationId = randomUUID();
+      const name = fn.metadata.name;
+      const invocation = (async () => {
         const result = await invokeFunction(
           fn,
-          { inputData: [{ name: triggerName, data }], triggerMetadata, retryContext: { retryCount, maxRetryCount: -1 } },
-          (name, id, level, category, message) => {
-            invocationId = id;
-            functionLog(name, id, level, category, message);
-          },
+          { inputData: [{ name: triggerName, data }], triggerMetadata, retryContext: { retryCount, maxRetryCount: -1 }, invocationId },
+          functionLog,
         );
-        invocationId = result.invocationId;
         await writeOutputs(fn.metadata.bindings, result.response, expressionValues(triggerMetadata));
-        write(`[${fn.metadata.name}] [${invocationId}] Executed 'Functions.${fn.metadata.name}' (Succeeded, Reason='${reason}', Duration=${Date.now() - started}ms)`);
         return result.response;
+      })();
+      try {
+        const response = await withinTimeout(invocation, () => {
+          write(`[${name}] [${invocationId}] Timeout value of ${config.functionTimeoutText} exceeded by function 'Functions.${name}' (Id: '${invocationId}'). Initiating cancellation.`);
+          void invocation.then(
+            () => write(`[host] Abandoned invocation ${invocationId} of Functions.${name} finished after its timeout; its outcome was ignored.`),
+            () => write(`[host] Abandoned invocation ${invocationId} of Functions.${name} failed after its timeout; its outcome was ignored.`),
+          );
+          return new FunctionTimeoutError(name, config.functionTimeoutText);
+        });
+        write(`[${name}] [${invocationId}] Executed 'Functions.${name}' (Succeeded, Reason='${reason}', Duration=${Date.now() - started}ms)`);
+        return response;
       } catch (error) {
-        const id = (error as { invocationId?: string }).invocationId ?? invocationId;
-        write(`[${fn.metadata.name}] [${id}] Executed 'Functions.${fn.metadata.name}' (Failed, Reason='${reason}', Duration=${Date.now() - started}ms): ${describeError(error)}`);
+        write(`[${name}] [${invocationId}] Executed 'Functions.${name}' (Failed, Reason='${reason}', Duration=${Date.now() - started}ms): ${describeError(error)}`);
         throw error;
       }
     });
+
+  /** The invocation's outcome, or the timeout error once functionTimeout has passed. */
+  function withinTimeout<T>(invocation: Promise<T>, onTimeout: () => Error): Promise<T> {
+    const limit = config.functionTimeoutMs;
+    if (limit === undefined) return invocation;
+    return new Promise<T>((resolveRun, rejectRun) => {
+      const timer = setTimeout(() => rejectRun(onTimeout()), limit);
+      invocation.then(
+        (value) => {
+          clearTimeout(timer);
+          resolveRun(value);
+        },
+        (error: unknown) => {
+          clearTimeout(timer);
+          rejectRun(error instanceof Error ? error : new Error(String(error)));
+        },
+      );
+    });
+  }
 
   const info: LocalFunctionInfo[] = [];
   const runnable = new Set(['httptrigger', 'blobtrigger', 'timertrigger', 'queuetrigger']);
@@ -209,7 +263,8 @@ export async function startLocalHost(opts: LocalHostOptions): Promise<LocalHost>
     const binding = trigger?.[1] ?? {};
     const item: LocalFunctionInfo = { name: fn.metadata.name, type, trigger: '', runsLocally: runnable.has(lower) };
     if (lower === 'httptrigger') {
-      item.trigger = `/${routePrefix}/${typeof binding.route === 'string' && binding.route !== '' ? binding.route : fn.metadata.name}`;
+      const route = typeof binding.route === 'string' && binding.route !== '' ? binding.route : fn.metadata.name;
+      item.trigger = config.routePrefix === '' ? `/${route}` : `/${config.routePrefix}/${route}`;
       if (Array.isArray(binding.methods)) item.methods = binding.methods as string[];
       item.authLevel = textOption(binding.authLevel) || 'function';
     } else if (lower === 'blobtrigger') item.trigger = textOption(binding.path);
@@ -235,6 +290,7 @@ export async function startLocalHost(opts: LocalHostOptions): Promise<LocalHost>
       status: () => ({ state: 'Running', functions: functions.map((f) => f.metadata.name) }),
       idle: () => idle(),
     },
+    config.routePrefix,
   );
 
   const blobPoller = new BlobTriggerPoller({
@@ -242,6 +298,9 @@ export async function startLocalHost(opts: LocalHostOptions): Promise<LocalHost>
     hostStorage: opts.storageConnectionString,
     hostId,
     pollIntervalMs,
+    maxDegreeOfParallelism: config.blobs.maxDegreeOfParallelism,
+    poisonBlobThreshold: config.blobs.poisonBlobThreshold,
+    receiptLeaseSeconds: opts.receiptLeaseSeconds,
     invoke: async (call) => {
       await run(call.fn, call.triggerName, call.data, call.triggerMetadata, `New blob detected(${String(call.triggerMetadata.BlobTrigger?.string)})`, call.retryCount);
     },
@@ -265,7 +324,6 @@ export async function startLocalHost(opts: LocalHostOptions): Promise<LocalHost>
     log: write,
   });
 
-  const appDirectory = findAppDirectory(entry);
   await runHooks('appStart', { hookData: {}, appHookData: coreRegistry.appHookData, functionAppDirectory: appDirectory });
 
   await new Promise<void>((resolveListen, rejectListen) => {
@@ -298,6 +356,10 @@ export async function startLocalHost(opts: LocalHostOptions): Promise<LocalHost>
   let closing: Promise<void> | undefined;
 
   write(`[host] Local Functions host for ${opts.entry} listening on ${url}`);
+  write(
+    `[host] host.json: ${config.source ?? 'none found, Azure defaults'}; routePrefix "${config.routePrefix}", functionTimeout ${config.functionTimeoutText}, ` +
+      `blobs maxDegreeOfParallelism ${config.blobs.maxDegreeOfParallelism}, poisonBlobThreshold ${config.blobs.poisonBlobThreshold}`,
+  );
   for (const item of info) {
     const where = item.type.toLowerCase() === 'httptrigger' ? `${[...(item.methods ?? [])].join(',')} ${url}${item.trigger}` : item.trigger;
     write(`[host]   ${item.name}: [${item.type}] ${where}`);
@@ -322,5 +384,6 @@ export async function startLocalHost(opts: LocalHostOptions): Promise<LocalHost>
       return closing;
     },
     idle: () => idle(),
+    config,
   };
 }
