@@ -28,7 +28,7 @@ import {
   type ContainerClient,
 } from '@azure/storage-blob';
 import { QueueServiceClient } from '@azure/storage-queue';
-import type { RegisteredFunction } from './core-module.js';
+import type { FunctionDescription } from './core-module.js';
 import type { RpcModelBindingData, RpcTypedData } from './core-types.js';
 import { resolveAppSettingExpressions, resolveStorageConnection, textOption } from './settings.js';
 
@@ -38,7 +38,7 @@ export const blobPoisonQueue = 'webjobs-blobtrigger-poison';
 export const DEFAULT_RECEIPT_LEASE_SECONDS = 15;
 
 export interface BlobTriggerInvocation {
-  fn: RegisteredFunction;
+  fn: FunctionDescription;
   triggerName: string;
   data: RpcTypedData;
   triggerMetadata: Record<string, RpcTypedData>;
@@ -46,7 +46,7 @@ export interface BlobTriggerInvocation {
 }
 
 export interface BlobPollerOptions {
-  functions: RegisteredFunction[];
+  functions: FunctionDescription[];
   hostStorage: string;
   hostId: string;
   pollIntervalMs: number;
@@ -61,7 +61,7 @@ export interface BlobPollerOptions {
 }
 
 interface BlobWatch {
-  fn: RegisteredFunction;
+  fn: FunctionDescription;
   functionId: string;
   triggerName: string;
   container: ContainerClient;

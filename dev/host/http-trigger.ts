@@ -5,7 +5,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { timingSafeEqual } from 'node:crypto';
-import type { RegisteredFunction } from './core-module.js';
+import type { FunctionDescription } from './core-module.js';
 import type { RpcHttpCookie, RpcHttpData, RpcInvocationResponse, RpcNullableString, RpcTypedData } from './core-types.js';
 import { compileRoute, type CompiledRoute } from './routes.js';
 import { handleAuthPath, withPrincipalHeaders } from './dev-sign-in.js';
@@ -13,7 +13,7 @@ import { handleAuthPath, withPrincipalHeaders } from './dev-sign-in.js';
 export type AuthLevel = 'anonymous' | 'function' | 'admin';
 
 export interface HttpRoute {
-  fn: RegisteredFunction;
+  fn: FunctionDescription;
   triggerName: string;
   route: CompiledRoute;
   methods: string[] | undefined;
@@ -31,7 +31,7 @@ export interface HttpAuthConfig {
 
 export type HttpInvoker = (route: HttpRoute, http: RpcHttpData) => Promise<RpcInvocationResponse>;
 
-export function buildHttpRoutes(functions: Iterable<RegisteredFunction>): HttpRoute[] {
+export function buildHttpRoutes(functions: Iterable<FunctionDescription>): HttpRoute[] {
   const routes: HttpRoute[] = [];
   for (const fn of functions) {
     for (const [triggerName, binding] of Object.entries(fn.metadata.bindings)) {
