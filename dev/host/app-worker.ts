@@ -112,6 +112,11 @@ export class AppWorker {
     for (const p of pending) p.reject(new Error(message));
   }
 
+  /** Resolves once the current worker has loaded the app (at once, unless it is being restarted). */
+  async ready(): Promise<void> {
+    await this.#channel?.ready;
+  }
+
   /** Runs one invocation on the current worker (waiting for it to be ready after a restart). */
   async invoke(functionId: string, input: InvocationInput & { invocationId: string }): Promise<RpcInvocationResponse> {
     const channel = this.#channel;

@@ -158,6 +158,7 @@ export class BlobTriggerPoller {
   #cycleWaiters: (() => void)[] = [];
   #missingContainers = new Set<string>();
   #leaseSeconds: number;
+  #polls = 0;
 
   constructor(options: BlobPollerOptions) {
     this.#options = options;
@@ -195,6 +196,11 @@ export class BlobTriggerPoller {
     }
   }
 
+  /** Complete polls so far (the local admin status shows it, so a test can wait for polls instead of time). */
+  get polls(): number {
+    return this.#polls;
+  }
+
   get watching(): boolean {
     return this.#watches.length > 0;
   }
@@ -211,6 +217,7 @@ export class BlobTriggerPoller {
       this.#cycle = this.#poll()
         .catch((error: unknown) => this.#options.log(`[host] Blob polling failed: ${error instanceof Error ? error.message : String(error)}`))
         .finally(() => {
+          this.#polls += 1;
           this.#cycle = undefined;
           const waiters = this.#cycleWaiters.splice(0);
           waiters.forEach((w) => w());

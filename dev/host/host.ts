@@ -189,6 +189,8 @@ export async function startLocalHost(opts: LocalHostOptions): Promise<LocalHost>
         const started = Date.now();
         const invocationId = randomUUID();
         const name = fn.metadata.name;
+        // As in Azure, the clock starts once a worker takes the invocation, not while a restarted worker loads the app.
+        await appWorker.ready();
         const invocation = (async () => {
           const response = await appWorker.invoke(fn.functionId, {
             inputData: [{ name: triggerName, data }],
@@ -266,7 +268,7 @@ export async function startLocalHost(opts: LocalHostOptions): Promise<LocalHost>
       { enforceAuth: opts.enforceAuth ?? false, masterKey: opts.masterKey, functionKeys: opts.functionKeys ?? {}, devSignIn: opts.devSignIn ?? false },
       {
         invoke: (route, http) => run(route.fn, route.triggerName, { http }, {}, `This function was programmatically called via the host APIs.`),
-        status: () => ({ state: 'Running', functions: functions.map((f) => f.metadata.name) }),
+        status: () => ({ state: 'Running', functions: functions.map((f) => f.metadata.name), blobPolls: blobPoller.polls }),
         idle: () => idle(),
       },
       config.routePrefix,

@@ -115,7 +115,7 @@ function send(res: ServerResponse, status: number, headers: Record<string, strin
 
 export interface HttpServerHooks {
   invoke: HttpInvoker;
-  status: () => { state: string; functions: string[] };
+  status: () => { state: string; functions: string[]; blobPolls: number };
   /** Local-only admin call: resolves when the host is idle (for tests driving a host in another process). */
   idle: () => Promise<void>;
 }
