@@ -49,6 +49,7 @@ const TOKEN_NULLABLE_FIELDS: Record<NullableKeys<TokenEntity>, true> = {
   lockedUntil: true,
   lastVerifiedAt: true,
   driftSeconds: true,
+  counter: true,
 };
 
 const ONE_HOUR_MS = 60 * 60 * 1000;

@@ -202,6 +202,7 @@ async function inspect(args: string[], io: CliIo): Promise<number> {
   if (values.json) {
     const out: Record<string, unknown> = { file, format: result.format };
     if (result.secretEncoding) out.secretEncoding = result.secretEncoding;
+    if (result.encodingDecidedBy) out.encodingDecidedBy = result.encodingDecidedBy;
     out.tokens = result.tokens.map((t) => tokenJson(t, values.reveal === true));
     out.problems = problems;
     io.stdout(JSON.stringify(out) + '\n');
@@ -221,10 +222,13 @@ function renderInspectTable(result: SeedReadResult, problems: Problem[], reveal:
   lines.push(`Format: ${result.format}${result.secretEncoding ? `, secrets ${result.secretEncoding} (${result.encodingDecidedBy === 'forced' ? 'forced' : 'detected'})` : ''}`);
   lines.push(`Tokens: ${result.tokens.length} valid, ${problems.filter((p) => p.severity === 'error').length} errors, ${problems.filter((p) => p.severity === 'warning').length} warnings`);
   lines.push('');
-  const header = ['serial', 'manufacturer', 'model', 'type', 'algorithm', 'digits', 'period', 'secret'];
+  // HOTP counters get a column only when the file gives one, so TOTP files keep their usual table.
+  const withCounter = result.tokens.some((t) => t.counter !== undefined);
+  const header = ['serial', 'manufacturer', 'model', 'type', 'algorithm', 'digits', 'period', ...(withCounter ? ['counter'] : []), 'secret'];
   const rows = result.tokens.map((t) => {
     const b32 = toCanonicalBase32(t.secret);
-    return [t.serial, t.manufacturer, t.model, t.type, t.algorithm, String(t.digits), String(t.period), reveal ? b32 : maskSecret(b32)];
+    const counter = withCounter ? [t.counter?.toString() ?? ''] : [];
+    return [t.serial, t.manufacturer, t.model, t.type, t.algorithm, String(t.digits), String(t.period), ...counter, reveal ? b32 : maskSecret(b32)];
   });
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const fmt = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();

@@ -36,7 +36,7 @@ export function readAssignments(bytes: Uint8Array, fileName: string, maxBytes = 
   // Only empty cells (",,,"): parseCsvRows drops them, so there is not even a header.
   const header = rows[0];
   if (!header) throw new FileError('FILE_EMPTY', `${fileName}: the assignment list holds only empty cells.`);
-  const cols = findColumns(header.cells, ASSIGNMENT_COLUMNS);
+  const cols = findColumns(header, ASSIGNMENT_COLUMNS, fileName);
   if (cols.upn === undefined || cols.serial === undefined) {
     throw new FileError(
       'CSV_MISSING_COLUMN',

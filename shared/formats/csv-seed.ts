@@ -26,7 +26,12 @@ export const SEED_COLUMNS = {
   digits: ['digits', 'otp length', 'code length'],
   // Not a bare "type": vendors use that for the device model.
   type: ['token type', 'otp type'],
+  // An HOTP token's moving factor; 64-bit, kept exact.
+  counter: ['counter', 'event counter', 'moving factor'],
 } as const;
+
+/** Time steps a file may carry on an HOTP row without a word (the usual filler of a time interval column). */
+const HOTP_FILLER_PERIODS: readonly number[] = [30, 60];
 
 const DEFAULT_PERIOD = 30;
 
@@ -105,7 +110,7 @@ const HEADER_TYPES: ReadonlyMap<string, TokenType> = new Map([
 
 function readHeaderCsv(fileName: string, rows: CsvRow[], forced: SecretEncoding | undefined): SeedReadResult {
   const header = rows[0]!;
-  const cols = findColumns(header.cells, SEED_COLUMNS);
+  const cols = findColumns(header, SEED_COLUMNS, fileName);
   if (cols.serial === undefined || cols.secret === undefined) {
     const missing = cols.serial === undefined ? 'serial number' : 'secret key';
     throw new FileError('CSV_MISSING_COLUMN', `${fileName} line ${header.line}: the header has no "${missing}" column. Expected columns: upn (optional), serial number, secret key, time interval, manufacturer, model.`, header.line);
@@ -137,6 +142,20 @@ function readHeaderCsv(fileName: string, rows: CsvRow[], forced: SecretEncoding 
     const typeText = cell(row, cols.type).toLowerCase();
     const type = typeText.length === 0 ? 'totp' : HEADER_TYPES.get(typeText);
     if (!type) error('TYPE_UNSUPPORTED', 'the token type column is not totp or hotp.');
+    const info = (detail: string) => problems.push(problem('CELL_NOT_USED', 'info', `Line ${row.line}: ${detail}`, where));
+    // Each cell is read for what the row's type makes of it: a value the type does not use is said, not dropped.
+    const counterText = cell(row, cols.counter);
+    let counter: bigint | undefined;
+    if (type === 'hotp' && counterText.length > 0) {
+      if (/^\d{1,20}$/.test(counterText)) counter = BigInt(counterText);
+      else error('FIELD_INVALID', 'the counter is not a whole number from 0 to 2^64-1.');
+    } else if (type === 'totp' && counterText.length > 0 && !/^0+$/.test(counterText)) {
+      info('the counter column is not used by a TOTP token (its codes follow the clock), so it was not read. If the token is HOTP, say so in the token type column.');
+    }
+    if (type === 'hotp' && intervalText.length > 0 && !Number.isNaN(period) && !HOTP_FILLER_PERIODS.includes(period)) {
+      info(`the time interval (${period} s) is not used by an HOTP token (its codes follow its counter), so it was not read. If the column holds the counter, name it "counter".`);
+      period = DEFAULT_PERIOD;
+    }
     const upn = cell(row, cols.upn);
     return {
       line: row.line,
@@ -156,6 +175,7 @@ function readHeaderCsv(fileName: string, rows: CsvRow[], forced: SecretEncoding 
           period,
           secret,
           line: row.line,
+          ...(counter === undefined ? {} : { counter }),
         },
         problems: [],
       }),

@@ -5,7 +5,7 @@
  */
 import { parse, CsvError, type Options } from 'csv-parse/sync';
 import { decodeBase32, decodeHex } from '../core/encoding.js';
-import { FileError, problem, type Problem } from '../core/problems.js';
+import { FileError, problem, quoteValue, type Problem } from '../core/problems.js';
 import { MIN_SECRET_BYTES } from '../core/token.js';
 
 export interface CsvRow {
@@ -109,13 +109,25 @@ export function normalizeHeader(cell: string): string {
   return cell.trim().toLowerCase().replace(/\s+/g, ' ');
 }
 
-/** Finds each wanted column by any of its accepted names. */
-export function findColumns<K extends string>(header: string[], names: Record<K, readonly string[]>): Record<K, number | undefined> {
-  const normalized = header.map(normalizeHeader);
+/**
+ * Finds each wanted column by any of its accepted names. A header naming one column twice (`algorithm` and
+ * `hash`, two `secret key`) is refused: reading the first would drop the other's value without a word, and which
+ * one holds the truth cannot be known. Only header names are quoted, never a row's cell.
+ */
+export function findColumns<K extends string>(header: CsvRow, names: Record<K, readonly string[]>, fileName: string): Record<K, number | undefined> {
+  const normalized = header.cells.map(normalizeHeader);
   const out = {} as Record<K, number | undefined>;
   for (const key of Object.keys(names) as K[]) {
-    const idx = normalized.findIndex((h) => names[key].includes(h));
-    out[key] = idx >= 0 ? idx : undefined;
+    const found = normalized.flatMap((h, i) => (names[key].includes(h) ? [i] : []));
+    if (found.length > 1) {
+      const [a, b] = [found[0]!, found[1]!];
+      throw new FileError(
+        'CSV_DUPLICATE_COLUMN',
+        `${fileName} line ${header.line}: columns ${a + 1} and ${b + 1} (${quoteValue(normalized[a]!)} and ${quoteValue(normalized[b]!)}) both name the ${names[key][0]} column, so which one holds the value cannot be known. Keep one of them and drop the file again.`,
+        header.line,
+      );
+    }
+    out[key] = found[0];
   }
   return out;
 }

@@ -58,6 +58,9 @@ export function finish(
   // Cells of misaligned rows are not secrets of known place: they take no part in the encoding decision.
   const decision = decideEncoding(fileName, raw.map((r) => r.secretText), forced);
   const encoding = decision.encoding;
+  // A header file's encoding is detected from its secrets (OATH CSV is hex by definition): a secret valid in both
+  // alphabets took the file's encoding without a say of its own, so that token is told which row decided it.
+  const decidedBy = format === 'csv' && decision.decidedBy === 'detected' ? firstDecidingLine(raw, encoding) : undefined;
   const candidates: OathToken[] = [];
   const embeddedAssignments: SeedReadResult['embeddedAssignments'] = [];
 
@@ -71,6 +74,18 @@ export function finish(
     } else {
       secret = decodeSecret(r.secretText, encoding);
       if (!secret) rowProblems.push(invalidSecretProblem(r, encoding, where));
+      // It decoded in the file's encoding: it was the file's call only if it is valid in the other one too.
+      else if (decidedBy !== undefined && (encoding === 'base32' ? isValidHex(r.secretText) : isValidBase32(r.secretText))) {
+        const other = encoding === 'base32' ? 'hex' : 'base32';
+        rowProblems.push(
+          problem(
+            'SECRET_ENCODING_DECIDED',
+            'info',
+            `Line ${r.line}: the secret key is valid as both base32 and hex; it was read as ${encoding}, the file's encoding, which the secrets valid only in ${encoding} decided (the first on line ${decidedBy}). If this token's seed is ${other}, the file mixes encodings: split it, or force --secret-encoding.`,
+            where,
+          ),
+        );
+      }
     }
     if (secret && !rowProblems.some(isError)) {
       const built = r.build(secret);
@@ -96,6 +111,12 @@ export function finish(
     problems: sortProblems(problems),
     embeddedAssignments: embeddedAssignments.filter((a) => kept.has(a.serial)),
   };
+}
+
+/** The line of the first secret valid in the chosen encoding and not in the other one: the row that decided it. */
+function firstDecidingLine(raw: readonly RawToken[], encoding: SecretEncoding): number | undefined {
+  const onlyChosen = encoding === 'base32' ? (t: string) => isValidBase32(t) && !isValidHex(t) : (t: string) => isValidHex(t) && !isValidBase32(t);
+  return raw.find((r) => onlyChosen(r.secretText))?.line;
 }
 
 /** Names the offending character by position only: even one character of a secret stays out of messages. */

@@ -17,7 +17,7 @@ import { FileError, quoteValue } from '../core/problems.js';
 import { checkIterations, macHash, type EncryptedValue, type KeyNeed, type Keying, type Pbkdf2Parameters } from './pskc-encryption.js';
 import type { DataField, KeyEntry, PolicyEntry, PskcDocument } from './pskc-parse.js';
 import { usagesOf } from './pskc-policy.js';
-import { KeyPackageLines, child, childrenNamed, decodeBase64, draftAttribute, malformed, parseXmlInteger, type XmlElement } from './pskc-xml.js';
+import { KeyPackageLines, child, childrenNamed, decodeBase64, draftAttribute, malformed, parseXmlInteger, repeatedChildren, type XmlElement } from './pskc-xml.js';
 
 export const DRAFT_NAMESPACES: ReadonlySet<string> = new Set(['urn:ietf:params:xml:ns:keyprov:container:1.0', 'urn:ietf:params:xml:ns:keyprov:container']);
 
@@ -123,10 +123,17 @@ export function readDraftContainer(fileName: string, text: string, root: XmlElem
       const serial = child(deviceId, ns, 'SerialNo')?.text.trim() || (draftAttribute(key, 'KeyId') ?? '');
       const responseFormat = child(child(key, ns, 'Usage'), ns, 'ResponseFormat');
       const data: KeyEntry['data'] = {};
+      // Read once each: a second copy would be dropped (or win) without a word, so it is named instead.
+      const repeated = [...repeatedChildren(device, ns, ['DeviceId']), ...repeatedChildren(deviceId, ns, ['SerialNo', 'Manufacturer', 'Model']), ...repeatedChildren(key, ns, ['Usage'])];
       for (const element of childrenNamed(key, ns, 'Data')) {
         const field = DATA_NAMES.get((draftAttribute(element, 'Name') ?? '').toUpperCase());
         const valueText = child(element, ns, 'Value')?.text;
         if (!field || valueText === undefined) continue;
+        if (data[field] !== undefined) {
+          repeated.push(field);
+          continue;
+        }
+        repeated.push(...repeatedChildren(element, ns, ['Value', 'ValueDigest']).map((name) => `${field} ${name}`));
         const what = `the ${field} of Device ${packageIndex + 1}`;
         const digestText = child(element, ns, 'ValueDigest')?.text;
         if (method && digestText !== undefined) {
@@ -154,6 +161,7 @@ export function readDraftContainer(fileName: string, text: string, root: XmlElem
         responseCheckDigits: /^(true|1)$/i.test(draftAttribute(responseFormat, 'CheckDigits') ?? draftAttribute(responseFormat, 'CheckDigit') ?? ''),
         data,
         policy: readPolicy(key),
+        repeated,
       });
     }
   });

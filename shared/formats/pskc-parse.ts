@@ -10,7 +10,7 @@ import { checkSerial } from '../core/validate.js';
 import { DRAFT_NAMESPACES, draftKeyNeed, readDraftContainer } from './pskc-draft.js';
 import { readEncrypted, rfcKeying, type EncryptedValue, type KeyNeed, type Keying } from './pskc-encryption.js';
 import { usagesOf } from './pskc-policy.js';
-import { KeyPackageLines, PSKC_NS, child, childrenNamed, decodeBase64, malformed, quoteUri, type XmlElement } from './pskc-xml.js';
+import { KeyPackageLines, PSKC_NS, child, childrenNamed, decodeBase64, malformed, quoteUri, repeatedChildren, type XmlElement } from './pskc-xml.js';
 
 export type DataValue = { plain: string } | { encrypted: EncryptedValue };
 
@@ -41,6 +41,8 @@ export interface KeyEntry {
   responseCheckDigits: boolean;
   data: Partial<Record<DataField, DataValue>>;
   policy: PolicyEntry | undefined;
+  /** Elements the key may hold once but holds more than once (which one is meant cannot be known): the key is refused. */
+  repeated: string[];
 }
 
 /** A container read into entries, with how its values are keyed, whatever its layout. */
@@ -145,9 +147,23 @@ function collectKeys(fileName: string, packages: readonly XmlElement[], lines: K
       const responseFormat = child(parameters, PSKC_NS, 'ResponseFormat') ?? child(usage, PSKC_NS, 'ResponseFormat');
       const dataElement = child(key, PSKC_NS, 'Data');
       const data: KeyEntry['data'] = {};
+      // Every element read below is read once; a second copy would be dropped without a word, so it is named instead.
+      const repeated = [
+        ...repeatedChildren(keyPackage, PSKC_NS, ['DeviceInfo']),
+        ...repeatedChildren(deviceInfo, PSKC_NS, ['SerialNo', 'Manufacturer', 'Model']),
+        ...repeatedChildren(key, PSKC_NS, ['AlgorithmParameters', 'Data', 'Policy', 'Usage']),
+        ...repeatedChildren(parameters, PSKC_NS, ['Suite', 'ResponseFormat']),
+        ...repeatedChildren(usage, PSKC_NS, ['ResponseFormat']),
+        ...repeatedChildren(dataElement, PSKC_NS, DATA_FIELDS),
+      ];
+      // A ResponseFormat in both places (RFC 6030's AlgorithmParameters, draft-02's Usage): only one would be read.
+      if (child(parameters, PSKC_NS, 'ResponseFormat') && child(usage, PSKC_NS, 'ResponseFormat')) repeated.push('ResponseFormat (in AlgorithmParameters and in Usage)');
       if (dataElement) {
         for (const field of DATA_FIELDS) {
           const fieldElement = child(dataElement, PSKC_NS, field);
+          repeated.push(...repeatedChildren(fieldElement, PSKC_NS, ['PlainValue', 'EncryptedValue', 'ValueMAC']).map((name) => `${field} ${name}`));
+          // One value per field: a PlainValue beside an EncryptedValue would be dropped without a word.
+          if (child(fieldElement, PSKC_NS, 'PlainValue') && child(fieldElement, PSKC_NS, 'EncryptedValue')) repeated.push(`${field} value (a PlainValue and an EncryptedValue)`);
           const value = fieldElement && readDataValue(fileName, fieldElement, `the ${field} of ${label}`, line);
           if (value) data[field] = value;
         }
@@ -164,6 +180,7 @@ function collectKeys(fileName: string, packages: readonly XmlElement[], lines: K
         responseCheckDigits: /^(true|1)$/i.test((responseFormat?.attrs['CheckDigits'] ?? responseFormat?.attrs['CheckDigit'] ?? '').trim()),
         data,
         policy: readPolicy(child(key, PSKC_NS, 'Policy'), usage),
+        repeated,
       });
     }
   });

@@ -111,6 +111,9 @@ export function buildToken(entry: KeyEntry, line: number | undefined, now: Date)
 
   if (!entry.serial) error('SERIAL_MISSING', 'The KeyPackage has neither a DeviceInfo SerialNo nor a Key Id.');
   else if (serialProblem) problems.push(serialProblem);
+  if (entry.repeated.length > 0) {
+    error('FIELD_INVALID', `The key holds ${entry.repeated.join(', ')} more than once, where PSKC allows one; which one is meant cannot be known, so the key is not read. Ask the vendor for a corrected file.`);
+  }
 
   const type = entry.algorithmUri === undefined ? undefined : KEY_TYPES.get(entry.algorithmUri);
   if (!type) {

@@ -204,6 +204,12 @@ export function childrenNamed(element: XmlElement, ns: string, name: string): Xm
   return element.children.filter((c) => c.name === name && c.ns === ns);
 }
 
+/** The names of `names` that occur more than once among the element's children in `ns`. */
+export function repeatedChildren(element: XmlElement | undefined, ns: string, names: readonly string[]): string[] {
+  if (!element) return [];
+  return names.filter((name) => childrenNamed(element, ns, name).length > 1);
+}
+
 /** PBKDF2 parameters appear unqualified, in pkcs5 or in xenc11 depending on the producer: match their local name. */
 export function childByLocalName(element: XmlElement | undefined, name: string): XmlElement | undefined {
   return element?.children.find((c) => c.name === name);

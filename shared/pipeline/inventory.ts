@@ -37,6 +37,7 @@ export function newTokenEntity(token: OathToken, secretName: string, secretVersi
     algorithm: token.algorithm,
     digits: token.digits,
     period: token.period,
+    counter: token.counter === undefined ? null : token.counter.toString(),
     secretBytes: token.secret.length,
     secretName,
     secretVersion,
@@ -81,6 +82,8 @@ export function publicTokenView(entity: TokenEntity) {
     algorithm: entity.algorithm,
     digits: entity.digits,
     period: entity.period,
+    // Decimal text, exact over the whole 64-bit range; null when the file gave none (or the row predates the field).
+    counter: entity.counter ?? null,
     batch: entity.batch,
     upn: entity.upn,
     buildId: entity.buildId,

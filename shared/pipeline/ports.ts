@@ -169,6 +169,11 @@ export interface TokenEntity extends Entity {
   algorithm: string;
   digits: number;
   period: number;
+  /**
+   * HOTP moving factor as the seed file gave it, decimal text (64-bit unsigned: a number column loses exactness
+   * above 2^53); null when the file gave none. Rows written before the field existed lack it: read it as null.
+   */
+  counter: string | null;
   secretBytes: number;
   secretName: string;
   secretVersion: string;

@@ -292,8 +292,9 @@ export class ProgramService {
           secretBytes: token.secret.length,
           batch,
           updatedAt: now,
-          // Facts about the old secret: its replay floor, drift and activation do not carry over.
+          // Facts about the old secret: its replay floor, drift, activation and HOTP counter do not carry over.
           lastAcceptedStep: null,
+          counter: null,
           activatedBuildId: null,
     deviceId: null,
     userId: null,

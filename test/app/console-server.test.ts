@@ -269,6 +269,21 @@ describe('pages escape what they show', () => {
   });
 });
 
+describe('the token page shows what the seed file said', () => {
+  it('an HOTP token its exact counter instead of a period; a TOTP token its period', () => {
+    const helpdesk = { id: 'h', name: 'h', identityProvider: 'aad', roles: [APP_ROLES.helpdesk] };
+    const at = new Date('2026-11-29T10:00:00Z');
+    const hotp = tokenPage(helpdesk, publicTokenView(tokenEntity('C1', { type: 'hotp', counter: '18446744073709551615' })), at).text;
+    assert.match(hotp, /<dt>Counter<\/dt><dd>18446744073709551615<\/dd>/);
+    assert.doesNotMatch(hotp, /<dt>Period<\/dt>/);
+    const none = tokenPage(helpdesk, publicTokenView(tokenEntity('C2', { type: 'hotp', counter: null })), at).text;
+    assert.match(none, /<dt>Counter<\/dt><dd><span class="muted">not given by the seed file \(0\)<\/span><\/dd>/);
+    const totp = tokenPage(helpdesk, publicTokenView(tokenEntity('T1')), at).text;
+    assert.match(totp, /<dt>Period<\/dt><dd>30 s<\/dd>/);
+    assert.doesNotMatch(totp, /<dt>Counter<\/dt>/);
+  });
+});
+
 describe('where the console lives', () => {
   it('its page assets ship in the deployment package (.funcignore keeps them)', () => {
     const assets = readdirSync(ASSETS_DIR).map((f) => `console/${f}`).sort();

@@ -55,7 +55,7 @@ void test('createAzureAdapters wires every port to the configured containers, ta
   const token: TokenEntity = {
     serial: 'A/1', state: 'stored', manufacturer: 'm', model: 'x', type: 'totp', algorithm: 'SHA1', digits: 6, period: 30, secretBytes: 20,
     secretName: 'oath-x-412f31', secretVersion: version, batch: 'b', createdAt: 't', updatedAt: 't', upn: null, buildId: null, exportFile: null,
-    exportingSince: null, deviceId: null, userId: null, methodId: null, lastAcceptedStep: null, activatedBuildId: null, failedAttempts: 0, lockedUntil: null, lastVerifiedAt: null, driftSeconds: null, history: '[]',
+    exportingSince: null, deviceId: null, userId: null, methodId: null, lastAcceptedStep: null, activatedBuildId: null, failedAttempts: 0, lockedUntil: null, lastVerifiedAt: null, driftSeconds: null, counter: null, history: '[]',
   };
   await tokens.insert('A/1', token);
   assert.deepEqual((await tokens.get('A/1'))?.value, token, 'token nulls read back as null');

@@ -53,6 +53,27 @@ describe('entra-oath inspect', () => {
     assert.ok(!r.stdout.includes(S1));
   });
 
+  it("shows an HOTP token's counter, exact, in the table view only when the file gives one", async () => {
+    const hotp = tmp('oath.csv', `H1, ${'3132333435363738393031323334353637383930'}, hotp, 6, 18446744073709551615\n`);
+    const r = await cli(['inspect', hotp]);
+    assert.match(r.stdout, /^serial +manufacturer +model +type +algorithm +digits +period +counter +secret$/m);
+    assert.match(r.stdout, /^H1 +hotp +SHA1 +6 +30 +18446744073709551615 +•/m);
+    assert.doesNotMatch((await cli(['inspect', fixture('csv/token2.csv')])).stdout, /counter/);
+  });
+
+  it('says why: every decision a reader took is an info problem on its token, and exit stays 0', async () => {
+    const seed32 = '3132333435363738393031323334353637383930313233343536373839303132';
+    const oath = tmp('why.csv', `A1, ${seed32}, totp\nB1, ${seed32.replace('31', '41')}\n`);
+    const r = await cli(['inspect', oath, '--json']);
+    assert.equal(r.code, 0);
+    const out = JSON.parse(r.stdout) as { tokens: { serial: string; algorithm: string; type: string }[]; problems: { code: string; severity: string; line: number; serial: string }[] };
+    assert.deepEqual(out.tokens.map((t) => [t.serial, t.type, t.algorithm]), [['A1', 'totp', 'SHA256'], ['B1', 'hotp', 'SHA256']]);
+    const infos = out.problems.filter((p) => p.severity === 'info').map((p) => [p.code, p.line, p.serial]);
+    assert.deepEqual(infos, [['HASH_FROM_SEED_LENGTH', 1, 'A1'], ['HASH_FROM_SEED_LENGTH', 2, 'B1'], ['TYPE_FROM_MISSING_COLUMN', 2, 'B1']]);
+    // The table view prints them too.
+    assert.match((await cli(['inspect', oath])).stdout, /INFO HASH_FROM_SEED_LENGTH \(line 1, serial "A1"\): .*HMAC-SHA256/);
+  });
+
   it('exit 1 with every row problem listed; exit 2 with one problem for an unusable file', async () => {
     const bad = tmp('bad.csv', `serial number,secret key\n1,${S1}\n2,MFRGG\n`);
     const r1 = await cli(['inspect', bad, '--json']);

@@ -21,6 +21,8 @@ const SECRETS: Record<string, string> = {
   E2E1002: 'EZDOCQANJA5PGME5QRSZCR7GLUFJG4JG',
   E2E1003: 'JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP',
   E2E2001: 'MZXW6YTBOI2DKMZSGQ3TKNJYHA4TAMJS',
+  // An HOTP token from privacyIDEA's OATH CSV (hex there).
+  E2EH001: 'KRUGKIDROVUWG2ZAMJZG653OEBTG66BA',
 };
 const params = (serial: string): OtpParameters => ({ secret: decodeBase32(SECRETS[serial]!)!, algorithm: 'SHA1', digits: 6, period: 30 });
 const code = (serial: string, at: number) => totpCode(params(serial), at);
@@ -200,6 +202,17 @@ describe('pipeline end to end (local stack)', () => {
     const health = await api('GET', 'health');
     assert.equal(health.status, 200);
     assert.equal(health.body.status, 'ok');
+  });
+
+  it("keeps an HOTP token's 64-bit counter exact from privacyIDEA's OATH CSV to GET /api/tokens/{serial}", async () => {
+    const hex = Buffer.from(decodeBase32(SECRETS.E2EH001!)!).toString('hex');
+    const seed = `# privacyIDEA OATH CSV\nE2EH001, ${hex}, hotp, 6, 18446744073709551615\n`;
+    await blobs.getContainerClient('seeds').getBlockBlobClient('pi-hotp.csv').upload(seed, Buffer.byteLength(seed));
+    await stack.idle();
+    assert.deepEqual(await names('seeds'), []);
+    const token = (await api('GET', 'tokens/E2EH001')).body;
+    assert.deepEqual([token.state, token.type, token.counter], ['stored', 'hotp', '18446744073709551615']);
+    assert.equal((await api('GET', 'tokens/E2E2001')).body.counter, null);
   });
 
   it('never shows a secret in logs, reports or HTTP answers', async () => {

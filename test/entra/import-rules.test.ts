@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { parse } from 'csv-parse/sync';
 import fc from 'fast-check';
+import { FileError } from '../../shared/core/problems.js';
 import { readAssignments } from '../../shared/formats/assignments.js';
 import { importabilityProblems, partFileName, planImport, splitRows, writeEntraCsv, type EntraRow, type ImportCandidate } from '../../shared/entra/import-rules.js';
 
@@ -188,5 +189,17 @@ describe('assignment join', () => {
     assert.deepEqual(problems.map((p) => p.code), ['ENTRA_FORMULA_CELL', 'ENTRA_FORMULA_CELL']);
     assert.match(problems[0]!.message, /manufacturer starts with "="/);
     assert.ok(!problems.some((p) => p.message.includes('HYPERLINK') || p.message.includes('CZU6XXGHCCGC')), problems.map((p) => p.message).join('\n'));
+  });
+});
+
+describe('assignment lists: a column named twice', () => {
+  it('is refused: which UPN or serial is meant cannot be known', () => {
+    for (const header of ['upn,serial number,userprincipalname', 'upn,serial,serial number']) {
+      assert.throws(
+        () => readAssignments(Buffer.from(`${header}\na@contoso.com,1,b@contoso.com\n`), 'a.csv'),
+        (err: unknown) => err instanceof FileError && err.code === 'CSV_DUPLICATE_COLUMN' && /columns 1 and 3|columns 2 and 3/.test(err.message),
+        header,
+      );
+    }
   });
 });

@@ -85,6 +85,25 @@ describe('CSV seed files: the encoding decision', () => {
     assert.deepEqual(asHex.problems.map((p) => p.code), ['SECRET_TOO_SHORT']);
   });
 
+  it('tells each token whose secret is valid in both alphabets that the file decided its encoding, and which line did', () => {
+    // Valid base32 and valid hex: on its own this secret says nothing about its encoding.
+    const both = 'ABCDEF234567ABCDEF234567ABCDEF23';
+    const r = read(`${HEADER},1,${S1},30,T,M\n,2,${both},30,T,M\n,3,${S2},30,T,M\n`);
+    assert.equal(r.secretEncoding, 'base32');
+    assert.deepEqual(r.tokens.map((t) => t.serial), ['1', '2', '3']);
+    assert.deepEqual(r.problems.map((p) => [p.code, p.severity, p.line, p.serial]), [['SECRET_ENCODING_DECIDED', 'info', 3, '2']]);
+    assert.match(r.problems[0]!.message, /read as base32.*first on line 2.*force --secret-encoding/);
+    assert.ok(!r.problems[0]!.message.includes(both.slice(0, 8)));
+    // The same for hex files; a forced encoding is the user's decision, and OATH CSV is hex by definition: no note.
+    const hex = '1669EBDCC7108C272FD876ED6E7F562583BE16A9';
+    const h = read(`${HEADER},1,${hex},30,T,M\n,2,${both},30,T,M\n`);
+    assert.equal(h.secretEncoding, 'hex');
+    assert.deepEqual(h.problems.map((p) => [p.code, p.line]), [['SECRET_ENCODING_DECIDED', 3]]);
+    assert.match(h.problems[0]!.message, /read as hex.*first on line 2/);
+    assert.deepEqual(read(`${HEADER},1,${S1},30,T,M\n,2,${both},30,T,M\n`, { secretEncoding: 'base32' }).problems, []);
+    assert.deepEqual(readCsvSeed(bytes(`T1, ${both.slice(0, 32)}, totp\n`), { now: READ_AT, fileName: 'oath.csv' }).problems, []);
+  });
+
   it('reports rows that do not fit the chosen encoding, with a hint and without the secret', () => {
     const r = read(`${HEADER},1,${S1},30,T,M\n,2,1669EBDCC7108C272FD876ED6E7F562583BE16A9,30,T,M\n,3,${S2},30,T,M\n`);
     assert.equal(r.secretEncoding, 'base32');
@@ -208,5 +227,36 @@ describe('CSV seed files: rows whose cells do not line up with the columns', () 
     // An unsupported type's other cells mean other things (an OCRA suite, TANs): only the type is reported.
     assert.deepEqual(pi.problems.map((p) => [p.code, p.line, p.serial]), [['TYPE_UNSUPPORTED', 2, 'PI2']]);
     for (const p of pi.problems) assert.ok(!p.message.includes(HEX2.slice(0, 12)) && !p.message.includes('motp'), p.message);
+  });
+});
+
+describe('CSV seed files: every value checked against what the row and header say', () => {
+  it('refuses a header that names one column twice (under one name or two), whichever cell would be read', () => {
+    for (const header of ['serial number,secret key,algorithm,hash', 'serial number,secret key,secret', 'serial,serial number,secret key', 'serial number,secret key,time interval,period']) {
+      const cells = header.split(',').length;
+      const row = ['A', S1, 'SHA256', 'SHA1'].slice(0, cells).join(',');
+      assert.throws(() => read(`${header}\n${row}\n`), fileError('CSV_DUPLICATE_COLUMN', /columns \d and \d/), header);
+    }
+    // The message names the columns by position and header name only: never a cell of a row.
+    assert.throws(() => read(`serial number,secret key,secret key\nA,${S1},${S2}\n`), (err: unknown) => err instanceof FileError && !err.message.includes(S1.slice(0, 8)) && !err.message.includes(S2.slice(0, 8)));
+  });
+
+  it("reads an HOTP row's counter column exactly, and says so when a cell is not used by the row's type", () => {
+    const r = read(`serial number,secret key,token type,counter,time interval\nH1,${S1},hotp,16887061004979670,30\nH2,${S2},hotp,,345\nT1,${S1.replace('C', 'D')},totp,120,30\nT2,${S2.replace('E', 'F')},totp,0,60\n`);
+    assert.deepEqual(
+      r.tokens.map((t) => [t.serial, t.type, t.counter, t.period]),
+      [
+        ['H1', 'hotp', 16887061004979670n, 30],
+        ['H2', 'hotp', undefined, 30],
+        ['T1', 'totp', undefined, 30],
+        ['T2', 'totp', undefined, 60],
+      ],
+    );
+    // H2's 345 is no time step an HOTP token uses (a counter in the wrong column?); T1's counter is not a TOTP value.
+    assert.deepEqual(r.problems.map((p) => [p.code, p.severity, p.line]), [['CELL_NOT_USED', 'info', 3], ['CELL_NOT_USED', 'info', 4]]);
+    assert.match(r.problems[0]!.message, /time interval.*HOTP.*counter/);
+    assert.match(r.problems[1]!.message, /counter.*TOTP/);
+    const bad = read(`serial number,secret key,token type,counter\nH1,${S1},hotp,-1\nH2,${S2},hotp,18446744073709551616\n`);
+    assert.deepEqual(bad.problems.map((p) => [p.code, p.line]), [['FIELD_INVALID', 2], ['FIELD_INVALID', 3]]);
   });
 });

@@ -38,6 +38,7 @@ const SEED_FILE_CODES: ReadonlySet<string> = new Set([
   'CSV_MALFORMED',
   'CSV_UNKNOWN_LAYOUT',
   'CSV_MISSING_COLUMN',
+  'CSV_DUPLICATE_COLUMN',
   'ENCODING_AMBIGUOUS',
   'ENCODING_UNKNOWN',
   'PSKC_MALFORMED',
@@ -47,7 +48,7 @@ const SEED_FILE_CODES: ReadonlySet<string> = new Set([
   'PSKC_UNSUPPORTED_ALGORITHM',
   'PSKC_MAC_REQUIRED',
 ]);
-const ASSIGNMENT_FILE_CODES: ReadonlySet<string> = new Set(['FILE_EMPTY', 'FILE_TOO_LARGE', 'FILE_NOT_TEXT', 'CSV_MALFORMED', 'CSV_MISSING_COLUMN']);
+const ASSIGNMENT_FILE_CODES: ReadonlySet<string> = new Set(['FILE_EMPTY', 'FILE_TOO_LARGE', 'FILE_NOT_TEXT', 'CSV_MALFORMED', 'CSV_MISSING_COLUMN', 'CSV_DUPLICATE_COLUMN']);
 /** Codes a seed reader may return per token. */
 const SEED_ROW_CODES: ReadonlySet<string> = new Set([
   'CSV_ROW_MISALIGNED',
@@ -64,7 +65,7 @@ const SEED_ROW_CODES: ReadonlySet<string> = new Set([
   'FIELD_INVALID',
   'DUPLICATE_SERIAL_CONFLICT',
   'DUPLICATE_ROW',
-  // Key policies (PSKC) and the infos that say what a reader decided (OATH CSV, PSKC integers, the draft layout).
+  // Key policies (PSKC) and the infos that say what a reader decided (OATH CSV, header CSV encodings, PSKC integers, the draft layout).
   'POLICY_EXPIRED',
   'POLICY_NOT_YET_VALID',
   'POLICY_KEY_USAGE',
@@ -74,6 +75,8 @@ const SEED_ROW_CODES: ReadonlySet<string> = new Set([
   'HASH_FROM_SEED_LENGTH',
   'TYPE_FROM_MISSING_COLUMN',
   'CELL_READING_DECIDED',
+  'CELL_NOT_USED',
+  'SECRET_ENCODING_DECIDED',
   'INTEGER_ENCODING_DECIDED',
   'LINE_SKIPPED',
   'USER_COLUMNS_IGNORED',
@@ -239,6 +242,8 @@ const SEED_LAYOUTS = [
   ['serial number', 'secret key'],
   ['Serial Number', 'Secret Key', 'Time Interval'],
   ['serial', 'secret', 'timeinterval'],
+  // A vendor's own columns: hash, digits, token type and an HOTP counter.
+  ['serial number', 'secret key', 'time interval', 'algorithm', 'digits', 'token type', 'counter'],
 ] as const;
 const plausibleCell: Record<string, fc.Arbitrary<string>> = {
   upn: fc.constantFrom('', 'a@contoso.com', 'b@fabrikam.com'),
@@ -246,9 +251,25 @@ const plausibleCell: Record<string, fc.Arbitrary<string>> = {
   secret: fc.oneof(fc.uint8Array({ minLength: 8, maxLength: 70 }).map(b32), fc.uint8Array({ minLength: 8, maxLength: 70 }).map(hex)),
   interval: fc.constantFrom('30', '60', '45', '', '30s'),
   label: fc.constantFrom('Token2', 'C202', '', '=1+1', 'Feitian'),
+  algorithm: fc.constantFrom('SHA1', 'sha256', 'HMAC-SHA512', '', 'MD5'),
+  digits: fc.constantFrom('6', '8', '', '7', 'six'),
+  type: fc.constantFrom('totp', 'HOTP', '', 'ocra'),
+  counter: fc.oneof(fc.constantFrom('', '0', '-1', '18446744073709551616', 'x'), fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }).map(String)),
 };
 const kindOf = (column: string): string =>
-  /serial/i.test(column) ? 'serial' : /secret/i.test(column) ? 'secret' : /interval/i.test(column) ? 'interval' : column === 'upn' ? 'upn' : 'label';
+  /serial/i.test(column)
+    ? 'serial'
+    : /secret/i.test(column)
+      ? 'secret'
+      : /interval/i.test(column)
+        ? 'interval'
+        : column === 'upn'
+          ? 'upn'
+          : column === 'token type'
+            ? 'type'
+            : column in plausibleCell
+              ? column
+              : 'label';
 const layoutCsvArb = fc
   .record({ layout: fc.constantFrom(...SEED_LAYOUTS), delimiter: fc.constantFrom(',', ';', '\t'), newline: fc.constantFrom('\n', '\r\n') })
   .chain(({ layout, delimiter, newline }) => {
@@ -400,7 +421,7 @@ void describe('fuzzing the readers', () => {
         checkSeed('readSeedFile layout', () => readSeedFile(bytes, options));
       }),
       500,
-      { SECRET_INVALID_CHARACTERS: 288, INTERVAL_INVALID: 191, SECRET_TOO_SHORT: 101, 'seed read, no token': 80, CSV_UNKNOWN_LAYOUT: 73, 'seed read, with tokens': 53, 'tokens from readSeedFile layout': 26, 'tokens from readCsvSeed layout': 26 },
+      { SECRET_INVALID_CHARACTERS: 288, INTERVAL_INVALID: 191, SECRET_TOO_SHORT: 101, 'seed read, no token': 80, CSV_UNKNOWN_LAYOUT: 73, 'seed read, with tokens': 53, 'tokens from readSeedFile layout': 26, 'tokens from readCsvSeed layout': 26, CELL_NOT_USED: 40, FIELD_INVALID: 8 },
     );
   });
 

@@ -5,6 +5,7 @@ import { parse } from 'csv-parse/sync';
 import { AssignmentService } from '../../shared/pipeline/assignments.js';
 import { BuildService } from '../../shared/pipeline/build.js';
 import { IngestService } from '../../shared/pipeline/ingest.js';
+import { publicTokenView } from '../../shared/pipeline/inventory.js';
 import { secretNameForSerial } from '../../shared/pipeline/secret-names.js';
 import type { AssignmentEntity, Logger, TokenEntity } from '../../shared/pipeline/ports.js';
 import { Reconciler } from '../../shared/pipeline/reconcile.js';
@@ -12,6 +13,7 @@ import { UploadService } from '../../shared/pipeline/uploads.js';
 import { PacedVault } from '../../shared/pipeline/vault.js';
 import { MemoryBlobStore, MemorySecretStore, MemoryTable } from '../helpers/memory-ports.js';
 import { ManualClock } from '../helpers/clock.js';
+import { buildPskc, deterministicBytes } from '../fixtures/pskc/generate.js';
 
 const S1 = 'CZU6XXGHCCGCOL6YO3WW472WEWB34FVJ';
 const S2 = 'EZDOCQANJA5PGME5QRSZCR7GLUFJG4JG';
@@ -129,6 +131,41 @@ describe('ingest service', () => {
     // Figure 6 holds one 20-byte HOTP secret: stored in the vault (CSV import rules apply later).
     assert.equal(r.outcome, 'completed');
     assert.equal((await h.secrets.get(secretNameForSerial('987654321')))?.value, 'GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ');
+  });
+
+  it("keeps an HOTP token's counter exact above 2^53, from OATH CSV and PSKC to the inventory and its public view", async () => {
+    const h = harness();
+    // 2^53 + 1 and 2^64 - 1: a JS number would turn them into 2^53 and 2^64.
+    const csvCounter = '9007199254740993';
+    const pskcCounter = '18446744073709551615';
+    await h.blobs.write('seeds', 'oath.csv', `# privacyIDEA OATH CSV\nH1, ${deterministicBytes('ingest/h1', 20).toString('hex')}, hotp, 6, ${csvCounter}\nT1, ${deterministicBytes('ingest/t1', 20).toString('hex')}, totp, 6, 30\n`);
+    const csv = await h.ingest.ingest('oath.csv');
+    assert.equal(csv.outcome, 'completed');
+    await h.blobs.write('seeds', 'keys.pskcxml', buildPskc({ seed: 'ingest', keys: [{ serial: 'P1', keyId: 'k1', type: 'hotp', digits: 6, secret: deterministicBytes('ingest/p1', 20), counter: BigInt(pskcCounter) }] }));
+    assert.equal((await h.ingest.ingest('keys.pskcxml')).outcome, 'completed');
+
+    const h1 = (await h.tokens.get('H1'))!.value;
+    assert.equal(h1.counter, csvCounter);
+    assert.equal(publicTokenView(h1).counter, csvCounter);
+    assert.equal((await h.tokens.get('P1'))!.value.counter, pskcCounter);
+    // A TOTP token has no counter; a row written before the column existed reads as none.
+    const t1 = (await h.tokens.get('T1'))!.value;
+    assert.equal(t1.counter, null);
+    const { counter: _dropped, ...legacy } = t1;
+    assert.equal(publicTokenView(legacy as TokenEntity).counter, null);
+    // The decision the reader took is in the file's report, on the token's line.
+    const report = JSON.parse(h.blobs.text('reports', csv.reportName!)!) as { problems: { code: string; severity: string; line?: number }[] };
+    assert.deepEqual(report.problems.map((p) => [p.code, p.severity, p.line]), [['CELL_READING_DECIDED', 'info', 2]]);
+
+    // Entra's CSV upload cannot take HOTP: a build reports it and exports only the TOTP token.
+    await h.blobs.write('assignments', 'a.csv', 'upn,serial number\nhelga@contoso.com,H1\nbob@contoso.com,T1\n');
+    await h.assignments.ingest('a.csv');
+    const built = await h.build.build();
+    const rows = parse<Record<string, string>>(h.blobs.text('imports', built.files[0]!)!, { columns: true });
+    assert.deepEqual(rows.map((r) => r['serial number']), ['T1']);
+    const buildReport = JSON.parse(h.blobs.text('reports', built.report!)!) as { problems: { code: string; serial?: string }[] };
+    assert.ok(buildReport.problems.some((p) => p.code === 'ENTRA_NOT_IMPORTABLE' && p.serial === 'H1'), JSON.stringify(buildReport.problems));
+    assert.equal((await h.tokens.get('H1'))!.value.state, 'stored');
   });
 
   it('handles the same blob delivered twice at once: one result, no duplicate versions', async () => {

@@ -59,6 +59,7 @@ function tokenEntity(extra: Partial<TokenEntity> = {}): TokenEntity {
     algorithm: 'SHA1',
     digits: 6,
     period: 30,
+    counter: null,
     secretBytes: SEED.length,
     secretName: SECRET_NAME,
     secretVersion: 'v1',

@@ -272,7 +272,8 @@ export function tokenPage(principal: Principal, token: TokenView, now: Date, not
     ['User', token.upn ?? html`<span class="muted">not exported to a user yet</span>`],
     ['Model', `${token.manufacturer} ${token.model}`],
     ['Type', `${token.type.toUpperCase()}, ${token.algorithm}, ${token.digits} digits`],
-    ['Period', `${token.period} s`],
+    // An HOTP token counts presses, not time: its counter (as the seed file gave it) replaces the period.
+    token.type === 'hotp' ? ['Counter', token.counter ?? html`<span class="muted">not given by the seed file (0)</span>`] : ['Period', `${token.period} s`],
     ['Batch', batchReport ? reportLink(batchReport, token.batch) : token.batch],
     ['Import file', token.exportFile ?? html`<span class="muted">none</span>`],
     ['Drift', formatDrift(token.driftSeconds)],

@@ -7,6 +7,7 @@ import { describePskcKeyNeed, looksLikePskc, readPskc } from '../../../shared/fo
 import {
   PSKC_NS,
   buildEncryptedPskc,
+  buildDraftPskc,
   buildPskc,
   deterministicBytes,
   expectedToken,
@@ -341,5 +342,55 @@ void describe('integers, 64-bit counters and the old draft layout', () => {
     const refusals = result.problems.filter((p) => p.code === 'TYPE_UNSUPPORTED').map((p) => p.message);
     assert.match(refusals[0]!, /it is a PIN/);
     assert.match(refusals[1]!, /OCRA challenge-response/);
+  });
+});
+
+void describe('an element a key may hold once, given twice', () => {
+  const secret = deterministicBytes('twice/secret', 20);
+  const other = deterministicBytes('twice/other', 20);
+  const base = buildPskc({ seed: 'twice', keys: [{ serial: 'S1', keyId: 'k1', type: 'hotp', suite: 'HMAC-SHA1', digits: 6, secret, counter: 5 }, totp('S2')] });
+  const cases: [string, string, string][] = [
+    ['Secret', `<Secret><PlainValue>${secret.toString('base64')}</PlainValue></Secret>`, `<Secret><PlainValue>${secret.toString('base64')}</PlainValue></Secret><Secret><PlainValue>${other.toString('base64')}</PlainValue></Secret>`],
+    ['Counter', '<Counter><PlainValue>5</PlainValue></Counter>', '<Counter><PlainValue>5</PlainValue></Counter><Counter><PlainValue>9</PlainValue></Counter>'],
+    ['Suite', '<Suite>HMAC-SHA1</Suite>', '<Suite>HMAC-SHA1</Suite><Suite>HMAC-SHA256</Suite>'],
+    ['ResponseFormat', '<ResponseFormat Length="6" Encoding="DECIMAL"/>', '<ResponseFormat Length="6" Encoding="DECIMAL"/><ResponseFormat Length="8" Encoding="DECIMAL"/>'],
+    ['SerialNo', '<SerialNo>S1</SerialNo>', '<SerialNo>S1</SerialNo><SerialNo>S9</SerialNo>'],
+    ['Data', '</Data>', '</Data><Data><Counter><PlainValue>7</PlainValue></Counter></Data>'],
+    ['ResponseFormat', '</AlgorithmParameters>', '</AlgorithmParameters><Usage><ResponseFormat Length="8" Encoding="DECIMAL"/></Usage>'],
+  ];
+  for (const [name, once, twice] of cases) {
+    void it(`${name}: that key is refused, naming the element and no value; the other keys are read`, () => {
+      // The first copy is S1's.
+      assert.ok(base.includes(once), name);
+      const result = readPskc(bytes(base.replace(once, twice)), { now: READ_AT, fileName: 'twice.xml' });
+      assert.deepEqual(result.tokens.map((t) => t.serial), ['S2'], name);
+      const errors = result.problems.filter((p) => p.severity === 'error');
+      assert.deepEqual(errors.map((p) => p.code), ['FIELD_INVALID'], name);
+      assert.match(errors[0]!.message, new RegExp(`${name} .*more than once`));
+      for (const value of [secret.toString('base64').slice(0, 12), other.toString('base64').slice(0, 12), 'HMAC-SHA256', 'S9']) assert.ok(!errors[0]!.message.includes(value), errors[0]!.message);
+    });
+  }
+
+  void it('a PlainValue beside an EncryptedValue in one field: that key is refused', () => {
+    const psk = deterministicBytes('twice/psk', 16);
+    const xml = buildPskc({ seed: 'twice-enc', keys: [totp('S1', { secret }), totp('S2')], encryption: { cipher: 'aes128-cbc', psk, mac: { hash: 'sha256', withMacKey: true } } });
+    const result = readPskc(bytes(xml.replace(/<Secret>\s*<EncryptedValue/, `<Secret><PlainValue>${other.toString('base64')}</PlainValue><EncryptedValue`)), { now: READ_AT, fileName: 'enc.xml', psk });
+    assert.deepEqual(result.tokens.map((t) => t.serial), ['S2']);
+    const errors = result.problems.filter((p) => p.severity === 'error');
+    assert.deepEqual(errors.map((p) => [p.code, p.serial]), [['FIELD_INVALID', 'S1']]);
+    assert.match(errors[0]!.message, /Secret value \(a PlainValue and an EncryptedValue\) more than once/);
+    assert.ok(!errors[0]!.message.includes(other.toString('base64').slice(0, 12)));
+  });
+
+  void it('in the draft layout too: a second SECRET or COUNTER Data element refuses the key', () => {
+    const draft = buildDraftPskc({ seed: 'twice-draft', keys: [{ serial: 'D1', keyId: 'D1', manufacturer: 'ActivIdentity', algorithm: 'http://www.ietf.org/keyprov/pskc#hotp', digits: 6, secret, counter: 5 }, { serial: 'D2', keyId: 'D2', manufacturer: 'ActivIdentity', algorithm: 'http://www.ietf.org/keyprov/pskc#hotp', digits: 6, secret: other, counter: 1 }] });
+    for (const field of ['SECRET', 'COUNTER']) {
+      const first = new RegExp(`<Data Name="${field}"><Value>[^<]*</Value></Data>`).exec(draft)![0];
+      const result = readPskc(bytes(draft.replace(first, `${first}${first.replace(/<Value>[^<]*</, `<Value>${other.toString('base64')}<`)}`)), { now: READ_AT, fileName: 'draft.xml' });
+      assert.deepEqual(result.tokens.map((t) => t.serial), ['D2'], field);
+      const errors = result.problems.filter((p) => p.severity === 'error');
+      assert.deepEqual(errors.map((p) => [p.code, p.serial]), [['FIELD_INVALID', 'D1']], field);
+      assert.match(errors[0]!.message, /more than once/);
+    }
   });
 });
