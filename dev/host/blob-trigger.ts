@@ -5,25 +5,40 @@
  * - a blob is processed once per ETag; the proof is a blob receipt in
  *   `azure-webjobs-hosts/blobreceipts/<hostId>/<functionId>/<etag>/<container>/<blob>`,
  *   so restarts do not reprocess;
- * - a failing blob is tried up to 5 times, then a message goes to the queue
- *   `webjobs-blobtrigger-poison` and the blob is not tried again;
- * - a blob whose invocation is still running is not started again;
+ * - several hosts of one app (same host id, same storage) share the receipts: a host works on a blob only while it
+ *   holds a lease on its receipt (created with If-None-Match: *), renewed while the invocation runs. A crashed
+ *   host's lease lapses within `receiptLeaseSeconds` and another host takes the blob over (Azure's instances
+ *   coordinate through the same receipts and an internal queue);
+ * - each attempt is counted in the receipt before the function runs (as Azure counts dequeues), so an attempt cut
+ *   short by a crash counts too; after `poisonBlobThreshold` failed attempts (host.json
+ *   `extensions.blobs.poisonBlobThreshold`, 5 by default) a message goes to the queue `webjobs-blobtrigger-poison`
+ *   and the blob is not tried again;
+ * - at most `maxDegreeOfParallelism` blobs are worked on at once in one host (host.json
+ *   `extensions.blobs.maxDegreeOfParallelism`); a blob whose invocation is still running is not started again;
  * - a binding registered with deferred binding (`sdkBinding: true`) gets a reference to the blob (model binding
  *   data: connection, container and name, source AzureStorageBlobs), and the host downloads nothing.
  */
 import { randomUUID } from 'node:crypto';
-import { BlobServiceClient, RestError, type BlobGetPropertiesResponse, type ContainerClient } from '@azure/storage-blob';
+import {
+  BlobServiceClient,
+  RestError,
+  type BlobGetPropertiesResponse,
+  type BlobLeaseClient,
+  type BlockBlobClient,
+  type ContainerClient,
+} from '@azure/storage-blob';
 import { QueueServiceClient } from '@azure/storage-queue';
-import type { RegisteredFunction } from './core-module.js';
+import type { FunctionDescription } from './core-module.js';
 import type { RpcModelBindingData, RpcTypedData } from './core-types.js';
 import { resolveAppSettingExpressions, resolveStorageConnection, textOption } from './settings.js';
 
 export const hostsContainer = 'azure-webjobs-hosts';
 export const blobPoisonQueue = 'webjobs-blobtrigger-poison';
-export const maxBlobTries = 5;
+/** Blob leases last 15 to 60 seconds; the shortest makes a crashed host's claim lapse soonest. */
+export const DEFAULT_RECEIPT_LEASE_SECONDS = 15;
 
 export interface BlobTriggerInvocation {
-  fn: RegisteredFunction;
+  fn: FunctionDescription;
   triggerName: string;
   data: RpcTypedData;
   triggerMetadata: Record<string, RpcTypedData>;
@@ -31,17 +46,22 @@ export interface BlobTriggerInvocation {
 }
 
 export interface BlobPollerOptions {
-  functions: RegisteredFunction[];
+  functions: FunctionDescription[];
   hostStorage: string;
   hostId: string;
   pollIntervalMs: number;
-  maxConcurrency?: number;
+  /** Blobs worked on at once by this host (host.json extensions.blobs.maxDegreeOfParallelism). */
+  maxDegreeOfParallelism: number;
+  /** Failed attempts before the blob goes to the poison queue (host.json extensions.blobs.poisonBlobThreshold). */
+  poisonBlobThreshold: number;
+  /** Lease on a receipt while a blob is worked on (15-60 s): how long a crashed host's claim blocks others. */
+  receiptLeaseSeconds?: number;
   invoke: (call: BlobTriggerInvocation) => Promise<void>;
   log: (line: string) => void;
 }
 
 interface BlobWatch {
-  fn: RegisteredFunction;
+  fn: FunctionDescription;
   functionId: string;
   triggerName: string;
   container: ContainerClient;
@@ -113,6 +133,17 @@ function isNotFound(error: unknown): boolean {
   return error instanceof RestError && error.statusCode === 404;
 }
 
+/** What a receipt records, or undefined when no host has written one yet. */
+async function receiptState(receipt: BlockBlobClient): Promise<{ completed: boolean; tries: number } | undefined> {
+  try {
+    const metadata = (await receipt.getProperties()).metadata ?? {};
+    return { completed: metadata.completed === 'true', tries: Number(metadata.tries ?? '0') || 0 };
+  } catch (error) {
+    if (isNotFound(error)) return undefined;
+    throw error;
+  }
+}
+
 export class BlobTriggerPoller {
   #options: BlobPollerOptions;
   #watches: BlobWatch[];
@@ -120,16 +151,19 @@ export class BlobTriggerPoller {
   #queues: QueueServiceClient;
   #done = new Set<string>();
   #running = new Map<string, Promise<void>>();
-  #failures = new Map<string, number>();
   #timer: NodeJS.Timeout | undefined;
   #stopped = false;
   #cycle: Promise<void> | undefined;
   #lastCyclePending = 0;
   #cycleWaiters: (() => void)[] = [];
   #missingContainers = new Set<string>();
+  #leaseSeconds: number;
+  #polls = 0;
 
   constructor(options: BlobPollerOptions) {
     this.#options = options;
+    this.#leaseSeconds = options.receiptLeaseSeconds ?? DEFAULT_RECEIPT_LEASE_SECONDS;
+    if (!(this.#leaseSeconds >= 15 && this.#leaseSeconds <= 60)) throw new Error(`Receipt lease of ${this.#leaseSeconds} s: a blob lease lasts 15 to 60 seconds.`);
     const hostBlobs = BlobServiceClient.fromConnectionString(options.hostStorage);
     this.#receipts = hostBlobs.getContainerClient(hostsContainer);
     this.#queues = QueueServiceClient.fromConnectionString(options.hostStorage);
@@ -162,6 +196,11 @@ export class BlobTriggerPoller {
     }
   }
 
+  /** Complete polls so far (the local admin status shows it, so a test can wait for polls instead of time). */
+  get polls(): number {
+    return this.#polls;
+  }
+
   get watching(): boolean {
     return this.#watches.length > 0;
   }
@@ -178,6 +217,7 @@ export class BlobTriggerPoller {
       this.#cycle = this.#poll()
         .catch((error: unknown) => this.#options.log(`[host] Blob polling failed: ${error instanceof Error ? error.message : String(error)}`))
         .finally(() => {
+          this.#polls += 1;
           this.#cycle = undefined;
           const waiters = this.#cycleWaiters.splice(0);
           waiters.forEach((w) => w());
@@ -213,7 +253,7 @@ export class BlobTriggerPoller {
   }
 
   async #poll(): Promise<void> {
-    const maxConcurrency = this.#options.maxConcurrency ?? 16;
+    const maxConcurrency = this.#options.maxDegreeOfParallelism;
     let pending = 0;
     for (const watch of this.#watches) {
       if (this.#stopped) return;
@@ -264,33 +304,65 @@ export class BlobTriggerPoller {
     return `blobreceipts/${this.#options.hostId}/${c.watch.functionId}/${c.etag}/${c.watch.containerName}/${c.blobName}`;
   }
 
-  async #readTries(c: Candidate): Promise<{ completed: boolean; tries: number }> {
-    const known = this.#failures.get(c.key);
-    if (known !== undefined) return { completed: false, tries: known };
+  /** Creates the receipt if no host has yet (If-None-Match: *, so concurrent hosts never overwrite each other's). */
+  async #ensureReceipt(receipt: BlockBlobClient): Promise<void> {
     try {
-      const props = await this.#receipts.getBlockBlobClient(this.#receiptName(c)).getProperties();
-      const metadata = props.metadata ?? {};
-      return { completed: metadata.completed === 'true', tries: Number(metadata.tries ?? '0') || 0 };
+      await receipt.upload('', 0, { metadata: { completed: 'false', tries: '0' }, conditions: { ifNoneMatch: '*' } });
     } catch (error) {
-      if (isNotFound(error)) return { completed: false, tries: 0 };
+      if (error instanceof RestError && (error.statusCode === 409 || error.statusCode === 412)) return;
       throw error;
     }
   }
 
-  async #writeReceipt(c: Candidate, metadata: Record<string, string>): Promise<void> {
-    await this.#receipts.getBlockBlobClient(this.#receiptName(c)).upload('', 0, { metadata });
+  /** The receipt's lease, or undefined when another host holds it (that host is working on the blob). */
+  async #claim(receipt: BlockBlobClient): Promise<BlobLeaseClient | undefined> {
+    const lease = receipt.getBlobLeaseClient();
+    try {
+      await lease.acquireLease(this.#leaseSeconds);
+      return lease;
+    } catch (error) {
+      if (error instanceof RestError && error.statusCode === 409) return undefined;
+      throw error;
+    }
   }
 
   async #process(c: Candidate): Promise<void> {
-    const { completed, tries } = await this.#readTries(c);
-    if (completed) {
+    const receipt = this.#receipts.getBlockBlobClient(this.#receiptName(c));
+    // Cheap check first: most listed blobs are done, and taking a lease to learn that would cost two more calls.
+    const seen = await receiptState(receipt);
+    if (seen?.completed) {
       this.#done.add(c.key);
       return;
     }
-    if (tries >= maxBlobTries) {
-      await this.#poison(c, tries);
-      return;
+    if (!seen) await this.#ensureReceipt(receipt);
+    const lease = await this.#claim(receipt);
+    if (!lease) return;
+    const leaseConditions = { conditions: { leaseId: lease.leaseId } };
+    // Renewed while this host works on the blob; if this host dies the lease lapses and another host takes over.
+    const renewal = setInterval(() => {
+      lease.renewLease().catch((error: unknown) =>
+        this.#options.log(`[host] Blob ${c.watch.containerName}/${c.blobName}: lease renewal failed: ${error instanceof Error ? error.message : String(error)}`),
+      );
+    }, (this.#leaseSeconds * 1000) / 3);
+    try {
+      // Read again under the lease: another host may have finished it between the check and the claim.
+      const state = (await receiptState(receipt)) ?? { completed: false, tries: 0 };
+      if (state.completed) {
+        this.#done.add(c.key);
+        return;
+      }
+      if (state.tries >= this.#options.poisonBlobThreshold) {
+        await this.#poison(c, receipt, state.tries, leaseConditions);
+        return;
+      }
+      await this.#attempt(c, receipt, state.tries, leaseConditions);
+    } finally {
+      clearInterval(renewal);
+      await lease.releaseLease().catch(() => undefined);
     }
+  }
+
+  async #attempt(c: Candidate, receipt: BlockBlobClient, tries: number, leaseConditions: { conditions: { leaseId: string } }): Promise<void> {
     const blob = c.watch.container.getBlobClient(c.blobName);
     let content: Buffer | undefined;
     let properties: BlobGetPropertiesResponse;
@@ -321,21 +393,20 @@ export class BlobTriggerPoller {
         ? { string: content.toString('utf8') }
         : { bytes: content };
 
+    // Counted before the function runs, as Azure counts a dequeue: an attempt cut short by a crash still counts.
+    const attempt = tries + 1;
+    await receipt.setMetadata({ completed: 'false', tries: String(attempt) }, leaseConditions);
     try {
       await this.#options.invoke({ fn: c.watch.fn, triggerName: c.watch.triggerName, data, triggerMetadata, retryCount: tries });
     } catch {
-      const failed = tries + 1;
-      this.#failures.set(c.key, failed);
-      await this.#writeReceipt(c, { completed: 'false', tries: String(failed) });
-      if (failed >= maxBlobTries) await this.#poison(c, failed);
+      if (attempt >= this.#options.poisonBlobThreshold) await this.#poison(c, receipt, attempt, leaseConditions);
       return;
     }
-    await this.#writeReceipt(c, { completed: 'true', tries: String(tries + 1) });
-    this.#failures.delete(c.key);
+    await receipt.setMetadata({ completed: 'true', tries: String(attempt) }, leaseConditions);
     this.#done.add(c.key);
   }
 
-  async #poison(c: Candidate, tries: number): Promise<void> {
+  async #poison(c: Candidate, receipt: BlockBlobClient, tries: number, leaseConditions: { conditions: { leaseId: string } }): Promise<void> {
     const queue = this.#queues.getQueueClient(blobPoisonQueue);
     await queue.createIfNotExists();
     const message = JSON.stringify({
@@ -348,8 +419,7 @@ export class BlobTriggerPoller {
     });
     // Queue messages are base64 text, the Functions storage extension's default encoding.
     await queue.sendMessage(Buffer.from(message, 'utf8').toString('base64'));
-    await this.#writeReceipt(c, { completed: 'true', poisoned: 'true', tries: String(tries) });
-    this.#failures.delete(c.key);
+    await receipt.setMetadata({ completed: 'true', poisoned: 'true', tries: String(tries) }, leaseConditions);
     this.#done.add(c.key);
     this.#options.log(
       `[host] Blob ${c.watch.containerName}/${c.blobName} failed ${tries} times in ${c.watch.fn.metadata.name}; moved to queue ${blobPoisonQueue}.`,

@@ -2,11 +2,13 @@
  * Runs one local Functions host in this process (one app per process).
  *
  *   node --import tsx dev/host/cli.ts --entry dist/functions/index.js \
- *     [--settings local.settings.json] [--storage <AzureWebJobsStorage>] [--port 7071]
- *     [--poll-interval-ms 1000] [--enforce-auth --master-key K --function-key name=K] [--dev-sign-in] [--host-id id] [--json]
+ *     [--settings local.settings.json] [--setting NAME=VALUE ...] [--storage <AzureWebJobsStorage>] [--port 7071]
+ *     [--poll-interval-ms 1000] [--enforce-auth --master-key K --function-key name=K] [--dev-sign-in] [--host-id id]
+ *     [--host-json path/to/host.json] [--receipt-lease-seconds 15] [--json]
  *
  * The storage connection string comes from --storage, else from the
- * AzureWebJobsStorage setting. With --json, one JSON line
+ * AzureWebJobsStorage setting. --setting values win over the settings file.
+ * host.json comes from --host-json, else from the app root. With --json, one JSON line
  * `{"ready":true,"url":...,"port":...,"functions":[...]}` is printed when the
  * host is ready and every log line is printed as `{"log":"..."}`.
  */
@@ -18,6 +20,9 @@ const { values } = parseArgs({
   options: {
     entry: { type: 'string' },
     settings: { type: 'string' },
+    setting: { type: 'string', multiple: true },
+    'host-json': { type: 'string' },
+    'receipt-lease-seconds': { type: 'string' },
     storage: { type: 'string' },
     port: { type: 'string' },
     'poll-interval-ms': { type: 'string' },
@@ -33,6 +38,11 @@ const { values } = parseArgs({
 async function main(): Promise<void> {
   if (!values.entry) throw new Error('--entry <app entry module> is required');
   const settings = values.settings ? await readLocalSettings(values.settings) : {};
+  for (const pair of values.setting ?? []) {
+    const eq = pair.indexOf('=');
+    if (eq <= 0) throw new Error(`--setting expects NAME=VALUE, got "${pair}"`);
+    settings[pair.slice(0, eq)] = pair.slice(eq + 1);
+  }
   const storage = values.storage ?? settings.AzureWebJobsStorage ?? process.env.AzureWebJobsStorage;
   if (!storage) throw new Error('No storage connection string: give --storage or set AzureWebJobsStorage.');
   const functionKeys: Record<string, string> = {};
@@ -52,9 +62,11 @@ async function main(): Promise<void> {
     functionKeys,
     devSignIn: values['dev-sign-in'],
     hostId: values['host-id'],
+    hostJson: values['host-json'],
+    receiptLeaseSeconds: values['receipt-lease-seconds'] === undefined ? undefined : Number(values['receipt-lease-seconds']),
     log: json ? (line) => process.stdout.write(JSON.stringify({ log: line }) + '\n') : undefined,
   });
-  if (json) process.stdout.write(JSON.stringify({ ready: true, url: host.url, port: host.port, functions: host.functions }) + '\n');
+  if (json) process.stdout.write(JSON.stringify({ ready: true, pid: process.pid, url: host.url, port: host.port, functions: host.functions, config: host.config }) + '\n');
 
   let stopping = false;
   const stop = (): void => {

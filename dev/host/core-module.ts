@@ -17,9 +17,13 @@ import type {
   RpcLogLevel,
 } from './core-types.js';
 
-export interface RegisteredFunction {
+/** A function as the host sees it: what the app registered, without the code (that stays with the app's worker). */
+export interface FunctionDescription {
   metadata: CoreFunctionMetadata;
   functionId: string;
+}
+
+export interface RegisteredFunction extends FunctionDescription {
   callback: FunctionCallback;
 }
 

@@ -10,14 +10,15 @@
  * process (see `dev/host/cli.ts`).
  */
 import type { AddressInfo } from 'node:net';
+import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
-import { coreRegistry, installCoreModule, runHooks, type RegisteredFunction } from './core-module.js';
-import type { RpcLogCategory, RpcLogLevel, RpcTypedData } from './core-types.js';
+import { AppWorker } from './app-worker.js';
+import type { FunctionDescription } from './core-module.js';
+import type { RpcTypedData } from './core-types.js';
 import { BlobTriggerPoller } from './blob-trigger.js';
-import { buildHttpRoutes, createHttpServer, routePrefix } from './http-trigger.js';
-import { invokeFunction } from './invoke.js';
+import { buildHttpRoutes, createHttpServer } from './http-trigger.js';
+import { readHostConfig, type HostConfig } from './host-config.js';
 import { unsupportedBindings, writeOutputs } from './output-bindings.js';
 import { QueuePoller } from './queue-trigger.js';
 import { textOption } from './settings.js';
@@ -47,8 +48,18 @@ export interface LocalHostOptions {
   devSignIn?: boolean;
   /** Where host and function log lines go; console.log by default. */
   log?: (line: string) => void;
-  /** Names this host's blob receipts and timer status; "localhost" by default. */
+  /**
+   * Names the blob receipts and timer status; "localhost" by default. Hosts of one app share it (as Azure's
+   * instances share the app's host id), so they share receipts and never process one blob version twice.
+   */
   hostId?: string;
+  /**
+   * The host.json to honour (route prefix, functionTimeout, blob parallelism and poison threshold); by default the
+   * one in the app root (the folder above the entry holding host.json or package.json), Azure's defaults without one.
+   */
+  hostJson?: string;
+  /** Lease on a blob receipt while the blob is worked on (15-60 s, 15 by default): a crashed host's claim lapses after it. */
+  receiptLeaseSeconds?: number;
 }
 
 export interface LocalFunctionInfo {
@@ -72,11 +83,19 @@ export interface LocalHost {
   close(): Promise<void>;
   /** Resolves when no invocation is running and no blob or queue message is pending. */
   idle(): Promise<void>;
+  /** What this host honours from host.json. */
+  config: HostConfig;
+}
+
+/** What the Functions host reports for an invocation that outlived functionTimeout. */
+export class FunctionTimeoutError extends Error {
+  constructor(functionName: string, timeout: string) {
+    super(`Timeout value of ${timeout} was exceeded by function: Functions.${functionName}`);
+    this.name = 'FunctionTimeoutException';
+  }
 }
 
 let started = false;
-
-const logLevelRank: Record<RpcLogLevel, number> = { trace: 0, debug: 1, information: 2, warning: 3, error: 4, critical: 5, none: 6 };
 
 function describeError(error: unknown): string {
   if (error instanceof Error) return error.stack ?? `${error.name}: ${error.message}`;
@@ -94,7 +113,7 @@ function findAppDirectory(entry: string): string {
   }
 }
 
-function triggerOf(fn: RegisteredFunction): [string, Record<string, unknown>] | undefined {
+function triggerOf(fn: FunctionDescription): [string, Record<string, unknown>] | undefined {
   const found = Object.entries(fn.metadata.bindings).find(([, b]) => b.type?.toLowerCase().endsWith('trigger'));
   return found ? [found[0], found[1]] : undefined;
 }
@@ -113,6 +132,8 @@ export async function startLocalHost(opts: LocalHostOptions): Promise<LocalHost>
   const entry = resolve(opts.entry);
   const hostId = opts.hostId ?? 'localhost';
   const pollIntervalMs = opts.pollIntervalMs ?? 1000;
+  const appDirectory = findAppDirectory(entry);
+  const config = opts.hostJson ? await readHostConfig(resolve(opts.hostJson), { required: true }) : await readHostConfig(resolve(appDirectory, 'host.json'));
 
   for (const [key, value] of Object.entries(opts.settings ?? {})) process.env[key] = value;
   // What App Service sets when its authentication runs in front of the app; the app believes principal headers only then.
@@ -120,207 +141,228 @@ export async function startLocalHost(opts: LocalHostOptions): Promise<LocalHost>
   process.env.AzureWebJobsStorage = opts.storageConnectionString;
   process.env.FUNCTIONS_WORKER_RUNTIME ??= 'node';
 
-  const runLogHooks = (level: RpcLogLevel, category: RpcLogCategory, message: string): { level: RpcLogLevel; message: string } => {
-    const hooks = coreRegistry.hooks.get('log') ?? [];
-    if (hooks.length === 0) return { level, message };
-    const context = { hookData: {}, appHookData: coreRegistry.appHookData, invocationContext: undefined, category, level, message };
-    for (const hook of hooks) {
-      try {
-        void hook(context);
-      } catch {
-        // A failing log hook must not break logging.
-      }
-    }
-    // Hooks may change level and message of user logs only.
-    return category === 'user' ? { level: context.level, message: context.message } : { level, message };
-  };
-
-  coreRegistry.logSink = (level, category, message) => {
-    if (logLevelRank[level] < logLevelRank.information) return;
-    const final = runLogHooks(level, category, message);
-    write(`[host] ${final.message}`);
-  };
-  const functionLog = (name: string, invocationId: string, level: RpcLogLevel, category: RpcLogCategory, message: string): void => {
-    if (category === 'system' && logLevelRank[level] < logLevelRank.information) return;
-    const final = runLogHooks(level, category, message);
-    if (final.level === 'none') return;
-    write(`[${name}] [${invocationId}] ${final.message}`);
-  };
-
-  installCoreModule(entry);
-  await import(pathToFileURL(entry).href);
-  coreRegistry.startupFinished = true;
-  if (!coreRegistry.programmingModel) {
-    throw new Error(`${opts.entry} did not register through @azure/functions v4 (no programming model was set).`);
+  // The app runs in a worker thread, as Azure runs it in a worker process beside the host (see app-worker.ts).
+  const appWorker = new AppWorker({ entry, appDirectory }, write);
+  let loaded;
+  try {
+    loaded = await appWorker.start();
+  } catch (error) {
+    await appWorker.close();
+    throw error;
   }
-  const capabilities = await coreRegistry.programmingModel.getCapabilities?.({});
-  if (capabilities?.HttpUri) {
+  if (loaded.httpStream) {
     write('[host] The app enabled HTTP streaming (app.setup({ enableHttpStream: true })), which this local host does not support.');
   }
 
-  const functions = [...coreRegistry.functions.values()];
-  let running = 0;
-  let idleWaiters: (() => void)[] = [];
-  const track = async <T>(work: () => Promise<T>): Promise<T> => {
-    running += 1;
-    try {
-      return await work();
-    } finally {
-      running -= 1;
-      if (running === 0) {
-        const waiters = idleWaiters;
-        idleWaiters = [];
-        waiters.forEach((w) => w());
-      }
-    }
-  };
-
-  /** Runs one invocation, logs an "Executed" line as the host does, and throws when the function failed. */
-  const run = (fn: RegisteredFunction, triggerName: string, data: RpcTypedData, triggerMetadata: Record<string, RpcTypedData>, reason: string, retryCount = 0) =>
-    track(async () => {
-      const started = Date.now();
-      let invocationId = '?';
-      try {
-        const result = await invokeFunction(
-          fn,
-          { inputData: [{ name: triggerName, data }], triggerMetadata, retryContext: { retryCount, maxRetryCount: -1 } },
-          (name, id, level, category, message) => {
-            invocationId = id;
-            functionLog(name, id, level, category, message);
-          },
-        );
-        invocationId = result.invocationId;
-        await writeOutputs(fn.metadata.bindings, result.response, expressionValues(triggerMetadata));
-        write(`[${fn.metadata.name}] [${invocationId}] Executed 'Functions.${fn.metadata.name}' (Succeeded, Reason='${reason}', Duration=${Date.now() - started}ms)`);
-        return result.response;
-      } catch (error) {
-        const id = (error as { invocationId?: string }).invocationId ?? invocationId;
-        write(`[${fn.metadata.name}] [${id}] Executed 'Functions.${fn.metadata.name}' (Failed, Reason='${reason}', Duration=${Date.now() - started}ms): ${describeError(error)}`);
-        throw error;
-      }
-    });
-
-  const info: LocalFunctionInfo[] = [];
-  const runnable = new Set(['httptrigger', 'blobtrigger', 'timertrigger', 'queuetrigger']);
-  for (const fn of functions) {
-    const trigger = triggerOf(fn);
-    const type = textOption(trigger?.[1].type) || 'unknown';
-    const lower = type.toLowerCase();
-    const binding = trigger?.[1] ?? {};
-    const item: LocalFunctionInfo = { name: fn.metadata.name, type, trigger: '', runsLocally: runnable.has(lower) };
-    if (lower === 'httptrigger') {
-      item.trigger = `/${routePrefix}/${typeof binding.route === 'string' && binding.route !== '' ? binding.route : fn.metadata.name}`;
-      if (Array.isArray(binding.methods)) item.methods = binding.methods as string[];
-      item.authLevel = textOption(binding.authLevel) || 'function';
-    } else if (lower === 'blobtrigger') item.trigger = textOption(binding.path);
-    else if (lower === 'timertrigger') item.trigger = textOption(binding.schedule);
-    else if (lower === 'queuetrigger') item.trigger = textOption(binding.queueName);
-    info.push(item);
-    if (!item.runsLocally) write(`[host] Function ${fn.metadata.name}: trigger type ${type} is not run by the local host.`);
-    const unsupported = unsupportedBindings(fn.metadata.bindings);
-    if (unsupported.length > 0) write(`[host] Function ${fn.metadata.name}: bindings not provided locally: ${unsupported.join(', ')}`);
-  }
-
-  const waitForNoInvocation = (): Promise<void> =>
-    running === 0 ? Promise.resolve() : new Promise<void>((r) => idleWaiters.push(r));
-  // Declared before the pollers exist; only called once the host is up.
-  let idle = (): Promise<void> => Promise.resolve();
-
-  const routes = buildHttpRoutes(functions);
-  const server = createHttpServer(
-    routes,
-    { enforceAuth: opts.enforceAuth ?? false, masterKey: opts.masterKey, functionKeys: opts.functionKeys ?? {}, devSignIn: opts.devSignIn ?? false },
-    {
-      invoke: (route, http) => run(route.fn, route.triggerName, { http }, {}, `This function was programmatically called via the host APIs.`),
-      status: () => ({ state: 'Running', functions: functions.map((f) => f.metadata.name) }),
-      idle: () => idle(),
-    },
-  );
-
-  const blobPoller = new BlobTriggerPoller({
-    functions,
-    hostStorage: opts.storageConnectionString,
-    hostId,
-    pollIntervalMs,
-    invoke: async (call) => {
-      await run(call.fn, call.triggerName, call.data, call.triggerMetadata, `New blob detected(${String(call.triggerMetadata.BlobTrigger?.string)})`, call.retryCount);
-    },
-    log: write,
-  });
-  const timers = new TimerScheduler({
-    functions,
-    hostStorage: opts.storageConnectionString,
-    hostId,
-    invoke: async (call) => {
-      await run(call.fn, call.triggerName, call.data, {}, 'Timer fired');
-    },
-    log: write,
-  });
-  const queues = new QueuePoller({
-    functions,
-    pollIntervalMs,
-    invoke: async (call) => {
-      await run(call.fn, call.triggerName, call.data, call.triggerMetadata, `New queue message detected`);
-    },
-    log: write,
-  });
-
-  const appDirectory = findAppDirectory(entry);
-  await runHooks('appStart', { hookData: {}, appHookData: coreRegistry.appHookData, functionAppDirectory: appDirectory });
-
-  await new Promise<void>((resolveListen, rejectListen) => {
-    server.once('error', rejectListen);
-    server.listen(opts.port ?? 7071, '127.0.0.1', () => {
-      server.off('error', rejectListen);
-      resolveListen();
-    });
-  });
-  const port = (server.address() as AddressInfo).port;
-  const url = `http://127.0.0.1:${port}`;
-
+  // Anything failing from here on must end the worker too, or it would keep the process alive.
   try {
-    await blobPoller.start();
-    await queues.start();
-    await timers.start();
+    return await serve(loaded.functions);
   } catch (error) {
-    await Promise.allSettled([blobPoller.stop(), queues.stop(), timers.stop()]);
-    await new Promise<void>((r) => server.close(() => r()));
+    await appWorker.close();
     throw error;
   }
 
-  idle = async () => {
-    for (;;) {
-      await Promise.all([blobPoller.settle(), queues.settle(), timers.settle()]);
-      await waitForNoInvocation();
-      if (running === 0 && !blobPoller.busy && !queues.busy && !timers.busy) return;
-    }
-  };
-  let closing: Promise<void> | undefined;
+  async function serve(functions: FunctionDescription[]): Promise<LocalHost> {
+    let running = 0;
+    let idleWaiters: (() => void)[] = [];
+    const track = async <T>(work: () => Promise<T>): Promise<T> => {
+      running += 1;
+      try {
+        return await work();
+      } finally {
+        running -= 1;
+        if (running === 0) {
+          const waiters = idleWaiters;
+          idleWaiters = [];
+          waiters.forEach((w) => w());
+        }
+      }
+    };
 
-  write(`[host] Local Functions host for ${opts.entry} listening on ${url}`);
-  for (const item of info) {
-    const where = item.type.toLowerCase() === 'httptrigger' ? `${[...(item.methods ?? [])].join(',')} ${url}${item.trigger}` : item.trigger;
-    write(`[host]   ${item.name}: [${item.type}] ${where}`);
-  }
+    /**
+     * Runs one invocation, logs an "Executed" line as the host does, and throws when the function failed. An
+     * invocation that outlives functionTimeout fails with Azure's timeout error and its worker is restarted, which
+     * ends it and every other invocation running on that worker (as Azure restarts its language worker).
+     */
+    const run = (fn: FunctionDescription, triggerName: string, data: RpcTypedData, triggerMetadata: Record<string, RpcTypedData>, reason: string, retryCount = 0) =>
+      track(async () => {
+        const started = Date.now();
+        const invocationId = randomUUID();
+        const name = fn.metadata.name;
+        // As in Azure, the clock starts once a worker takes the invocation, not while a restarted worker loads the app.
+        await appWorker.ready();
+        const invocation = (async () => {
+          const response = await appWorker.invoke(fn.functionId, {
+            inputData: [{ name: triggerName, data }],
+            triggerMetadata,
+            retryContext: { retryCount, maxRetryCount: -1 },
+            invocationId,
+          });
+          await writeOutputs(fn.metadata.bindings, response, expressionValues(triggerMetadata));
+          return response;
+        })();
+        try {
+          const response = await withinTimeout(invocation, () => {
+            write(`[${name}] [${invocationId}] Timeout value of ${config.functionTimeoutText} exceeded by function 'Functions.${name}' (Id: '${invocationId}'). Initiating cancellation.`);
+            invocation.catch(() => undefined);
+            void appWorker.restartFor(invocationId);
+            return new FunctionTimeoutError(name, config.functionTimeoutText);
+          });
+          write(`[${name}] [${invocationId}] Executed 'Functions.${name}' (Succeeded, Reason='${reason}', Duration=${Date.now() - started}ms)`);
+          return response;
+        } catch (error) {
+          write(`[${name}] [${invocationId}] Executed 'Functions.${name}' (Failed, Reason='${reason}', Duration=${Date.now() - started}ms): ${describeError(error)}`);
+          throw error;
+        }
+      });
 
-  return {
-    url,
-    port,
-    functions: info,
-    close() {
-      closing ??= (async () => {
-        await Promise.allSettled([blobPoller.stop(), queues.stop(), timers.stop()]);
-        await new Promise<void>((r) => {
-          server.close(() => r());
-          server.closeIdleConnections();
-        });
-        await waitForNoInvocation();
-        await runHooks('appTerminate', { hookData: {}, appHookData: coreRegistry.appHookData }).catch((error: unknown) =>
-          write(`[host] appTerminate hook failed: ${describeError(error)}`),
+    /** The invocation's outcome, or the timeout error once functionTimeout has passed. */
+    function withinTimeout<T>(invocation: Promise<T>, onTimeout: () => Error): Promise<T> {
+      const limit = config.functionTimeoutMs;
+      if (limit === undefined) return invocation;
+      return new Promise<T>((resolveRun, rejectRun) => {
+        const timer = setTimeout(() => rejectRun(onTimeout()), limit);
+        invocation.then(
+          (value) => {
+            clearTimeout(timer);
+            resolveRun(value);
+          },
+          (error: unknown) => {
+            clearTimeout(timer);
+            rejectRun(error instanceof Error ? error : new Error(String(error)));
+          },
         );
-      })();
-      return closing;
-    },
-    idle: () => idle(),
-  };
+      });
+    }
+
+    const info: LocalFunctionInfo[] = [];
+    const runnable = new Set(['httptrigger', 'blobtrigger', 'timertrigger', 'queuetrigger']);
+    for (const fn of functions) {
+      const trigger = triggerOf(fn);
+      const type = textOption(trigger?.[1].type) || 'unknown';
+      const lower = type.toLowerCase();
+      const binding = trigger?.[1] ?? {};
+      const item: LocalFunctionInfo = { name: fn.metadata.name, type, trigger: '', runsLocally: runnable.has(lower) };
+      if (lower === 'httptrigger') {
+        const route = typeof binding.route === 'string' && binding.route !== '' ? binding.route : fn.metadata.name;
+        item.trigger = config.routePrefix === '' ? `/${route}` : `/${config.routePrefix}/${route}`;
+        if (Array.isArray(binding.methods)) item.methods = binding.methods as string[];
+        item.authLevel = textOption(binding.authLevel) || 'function';
+      } else if (lower === 'blobtrigger') item.trigger = textOption(binding.path);
+      else if (lower === 'timertrigger') item.trigger = textOption(binding.schedule);
+      else if (lower === 'queuetrigger') item.trigger = textOption(binding.queueName);
+      info.push(item);
+      if (!item.runsLocally) write(`[host] Function ${fn.metadata.name}: trigger type ${type} is not run by the local host.`);
+      const unsupported = unsupportedBindings(fn.metadata.bindings);
+      if (unsupported.length > 0) write(`[host] Function ${fn.metadata.name}: bindings not provided locally: ${unsupported.join(', ')}`);
+    }
+
+    const waitForNoInvocation = (): Promise<void> =>
+      running === 0 ? Promise.resolve() : new Promise<void>((r) => idleWaiters.push(r));
+    // Declared before the pollers exist; only called once the host is up.
+    let idle = (): Promise<void> => Promise.resolve();
+
+    const routes = buildHttpRoutes(functions);
+    const server = createHttpServer(
+      routes,
+      { enforceAuth: opts.enforceAuth ?? false, masterKey: opts.masterKey, functionKeys: opts.functionKeys ?? {}, devSignIn: opts.devSignIn ?? false },
+      {
+        invoke: (route, http) => run(route.fn, route.triggerName, { http }, {}, `This function was programmatically called via the host APIs.`),
+        status: () => ({ state: 'Running', functions: functions.map((f) => f.metadata.name), blobPolls: blobPoller.polls }),
+        idle: () => idle(),
+      },
+      config.routePrefix,
+    );
+
+    const blobPoller = new BlobTriggerPoller({
+      functions,
+      hostStorage: opts.storageConnectionString,
+      hostId,
+      pollIntervalMs,
+      maxDegreeOfParallelism: config.blobs.maxDegreeOfParallelism,
+      poisonBlobThreshold: config.blobs.poisonBlobThreshold,
+      receiptLeaseSeconds: opts.receiptLeaseSeconds,
+      invoke: async (call) => {
+        await run(call.fn, call.triggerName, call.data, call.triggerMetadata, `New blob detected(${String(call.triggerMetadata.BlobTrigger?.string)})`, call.retryCount);
+      },
+      log: write,
+    });
+    const timers = new TimerScheduler({
+      functions,
+      hostStorage: opts.storageConnectionString,
+      hostId,
+      invoke: async (call) => {
+        await run(call.fn, call.triggerName, call.data, {}, 'Timer fired');
+      },
+      log: write,
+    });
+    const queues = new QueuePoller({
+      functions,
+      pollIntervalMs,
+      invoke: async (call) => {
+        await run(call.fn, call.triggerName, call.data, call.triggerMetadata, `New queue message detected`);
+      },
+      log: write,
+    });
+
+    await new Promise<void>((resolveListen, rejectListen) => {
+      server.once('error', rejectListen);
+      server.listen(opts.port ?? 7071, '127.0.0.1', () => {
+        server.off('error', rejectListen);
+        resolveListen();
+      });
+    });
+    const port = (server.address() as AddressInfo).port;
+    const url = `http://127.0.0.1:${port}`;
+
+    try {
+      await blobPoller.start();
+      await queues.start();
+      await timers.start();
+    } catch (error) {
+      await Promise.allSettled([blobPoller.stop(), queues.stop(), timers.stop()]);
+      await new Promise<void>((r) => server.close(() => r()));
+      throw error;
+    }
+
+    idle = async () => {
+      for (;;) {
+        await Promise.all([blobPoller.settle(), queues.settle(), timers.settle()]);
+        await waitForNoInvocation();
+        if (running === 0 && !blobPoller.busy && !queues.busy && !timers.busy) return;
+      }
+    };
+    let closing: Promise<void> | undefined;
+
+    write(`[host] Local Functions host for ${opts.entry} listening on ${url}`);
+    write(
+      `[host] host.json: ${config.source ?? 'none found, Azure defaults'}; routePrefix "${config.routePrefix}", functionTimeout ${config.functionTimeoutText}, ` +
+        `blobs maxDegreeOfParallelism ${config.blobs.maxDegreeOfParallelism}, poisonBlobThreshold ${config.blobs.poisonBlobThreshold}`,
+    );
+    for (const item of info) {
+      const where = item.type.toLowerCase() === 'httptrigger' ? `${[...(item.methods ?? [])].join(',')} ${url}${item.trigger}` : item.trigger;
+      write(`[host]   ${item.name}: [${item.type}] ${where}`);
+    }
+
+    return {
+      url,
+      port,
+      functions: info,
+      close() {
+        closing ??= (async () => {
+          await Promise.allSettled([blobPoller.stop(), queues.stop(), timers.stop()]);
+          await new Promise<void>((r) => {
+            server.close(() => r());
+            server.closeIdleConnections();
+          });
+          await waitForNoInvocation();
+          // appTerminate hooks run in the worker before it ends.
+          await appWorker.close();
+        })();
+        return closing;
+      },
+      idle: () => idle(),
+      config,
+    };
+  }
 }

@@ -1,11 +1,11 @@
 /**
- * HTTP triggers at `/api/<route>`, with the request fields the Functions host
- * sends to the Node worker (RpcHttpData: method, url, headers, query, params,
+ * HTTP triggers at `/<routePrefix>/<route>` (host.json `extensions.http.routePrefix`, "api" by default),
+ * with the request fields the Functions host sends to the Node worker (RpcHttpData: method, url, headers, query, params,
  * body as bytes) and the response taken back from the returned RpcHttpData.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { timingSafeEqual } from 'node:crypto';
-import type { RegisteredFunction } from './core-module.js';
+import type { FunctionDescription } from './core-module.js';
 import type { RpcHttpCookie, RpcHttpData, RpcInvocationResponse, RpcNullableString, RpcTypedData } from './core-types.js';
 import { compileRoute, type CompiledRoute } from './routes.js';
 import { handleAuthPath, withPrincipalHeaders } from './dev-sign-in.js';
@@ -13,7 +13,7 @@ import { handleAuthPath, withPrincipalHeaders } from './dev-sign-in.js';
 export type AuthLevel = 'anonymous' | 'function' | 'admin';
 
 export interface HttpRoute {
-  fn: RegisteredFunction;
+  fn: FunctionDescription;
   triggerName: string;
   route: CompiledRoute;
   methods: string[] | undefined;
@@ -31,9 +31,7 @@ export interface HttpAuthConfig {
 
 export type HttpInvoker = (route: HttpRoute, http: RpcHttpData) => Promise<RpcInvocationResponse>;
 
-export const routePrefix = 'api';
-
-export function buildHttpRoutes(functions: Iterable<RegisteredFunction>): HttpRoute[] {
+export function buildHttpRoutes(functions: Iterable<FunctionDescription>): HttpRoute[] {
   const routes: HttpRoute[] = [];
   for (const fn of functions) {
     for (const [triggerName, binding] of Object.entries(fn.metadata.bindings)) {
@@ -117,13 +115,22 @@ function send(res: ServerResponse, status: number, headers: Record<string, strin
 
 export interface HttpServerHooks {
   invoke: HttpInvoker;
-  status: () => { state: string; functions: string[] };
+  status: () => { state: string; functions: string[]; blobPolls: number };
   /** Local-only admin call: resolves when the host is idle (for tests driving a host in another process). */
   idle: () => Promise<void>;
 }
 
-/** Serves the registered HTTP functions; the returned server is not yet listening. */
-export function createHttpServer(routes: HttpRoute[], auth: HttpAuthConfig, hooks: HttpServerHooks): Server {
+/** `/api/items/1` -> `items/1` under prefix "api"; undefined when the path is outside the prefix. */
+export function routePathUnder(prefix: string, path: string): string | undefined {
+  if (prefix === '') return path.replace(/^\/+/, '');
+  const base = `/${prefix}`.toLowerCase();
+  const lower = path.toLowerCase();
+  if (lower !== base && !lower.startsWith(base + '/')) return undefined;
+  return path.slice(base.length).replace(/^\/+/, '');
+}
+
+/** Serves the registered HTTP functions under `routePrefix` (no slashes around it); not yet listening. */
+export function createHttpServer(routes: HttpRoute[], auth: HttpAuthConfig, hooks: HttpServerHooks, routePrefix: string): Server {
   return createServer((req, res) => {
     void handle(req, res).catch(() => {
       if (!res.headersSent) send(res, 500);
@@ -158,11 +165,8 @@ export function createHttpServer(routes: HttpRoute[], auth: HttpAuthConfig, hook
 
     if (auth.devSignIn && (await handleAuthPath(req, res, url))) return;
 
-    const prefix = `/${routePrefix}`;
-    if (!path.toLowerCase().startsWith(prefix.toLowerCase() + '/') && path.toLowerCase() !== prefix) {
-      return send(res, 404);
-    }
-    const routePath = path.slice(prefix.length).replace(/^\/+/, '');
+    const routePath = routePathUnder(routePrefix, path);
+    if (routePath === undefined) return send(res, 404);
     let matched: { route: HttpRoute; params: Record<string, string> } | undefined;
     for (const route of routes) {
       const params = route.route.match(routePath);

@@ -21,6 +21,8 @@ export interface InvocationInput {
   inputData: RpcInvocationRequest['inputData'];
   triggerMetadata?: RpcInvocationRequest['triggerMetadata'];
   retryContext?: RpcInvocationRequest['retryContext'];
+  /** A new one by default; the host passes its own so it can name an invocation it abandons. */
+  invocationId?: string;
 }
 
 function readOnly(name: string): never {
@@ -34,7 +36,7 @@ export async function invokeFunction(
 ): Promise<{ invocationId: string; response: RpcInvocationResponse }> {
   const model = coreRegistry.programmingModel;
   if (!model) throw new Error('The app did not set a programming model (is @azure/functions v4 loaded?)');
-  const invocationId = randomUUID();
+  const invocationId = input.invocationId ?? randomUUID();
   const name = fn.metadata.name;
   const request: RpcInvocationRequest = {
     invocationId,

@@ -4,21 +4,21 @@
  * times moves to `<queue>-poison`, and a processed message is deleted.
  */
 import { QueueServiceClient, type QueueClient } from '@azure/storage-queue';
-import type { RegisteredFunction } from './core-module.js';
+import type { FunctionDescription } from './core-module.js';
 import type { RpcTypedData } from './core-types.js';
 import { resolveAppSettingExpressions, resolveStorageConnection, textOption } from './settings.js';
 
 export const maxDequeueCount = 5;
 
 export interface QueueInvocation {
-  fn: RegisteredFunction;
+  fn: FunctionDescription;
   triggerName: string;
   data: RpcTypedData;
   triggerMetadata: Record<string, RpcTypedData>;
 }
 
 interface QueueWatch {
-  fn: RegisteredFunction;
+  fn: FunctionDescription;
   triggerName: string;
   queue: QueueClient;
   poison: QueueClient;
@@ -43,7 +43,7 @@ export class QueuePoller {
   #cycleWaiters: (() => void)[] = [];
   #options: { pollIntervalMs: number; invoke: (call: QueueInvocation) => Promise<void>; log: (line: string) => void };
 
-  constructor(options: { functions: RegisteredFunction[]; pollIntervalMs: number; invoke: (call: QueueInvocation) => Promise<void>; log: (line: string) => void }) {
+  constructor(options: { functions: FunctionDescription[]; pollIntervalMs: number; invoke: (call: QueueInvocation) => Promise<void>; log: (line: string) => void }) {
     this.#options = options;
     for (const fn of options.functions) {
       for (const [triggerName, binding] of Object.entries(fn.metadata.bindings)) {

@@ -6,14 +6,14 @@
  * starts. Invocations of one timer never overlap.
  */
 import { BlobServiceClient, RestError, type ContainerClient } from '@azure/storage-blob';
-import type { RegisteredFunction } from './core-module.js';
+import type { FunctionDescription } from './core-module.js';
 import type { RpcTypedData } from './core-types.js';
 import { parseSchedule, type Schedule } from './ncrontab.js';
 import { hostsContainer } from './blob-trigger.js';
 import { resolveAppSettingExpressions, textOption } from './settings.js';
 
 export interface TimerInvocation {
-  fn: RegisteredFunction;
+  fn: FunctionDescription;
   triggerName: string;
   data: RpcTypedData;
 }
@@ -25,7 +25,7 @@ interface ScheduleStatus {
 }
 
 interface TimerWatch {
-  fn: RegisteredFunction;
+  fn: FunctionDescription;
   triggerName: string;
   schedule: Schedule;
   runOnStartup: boolean;
@@ -46,7 +46,7 @@ export class TimerScheduler {
   #log: (line: string) => void;
   #stopped = false;
 
-  constructor(options: { functions: RegisteredFunction[]; hostStorage: string; hostId: string; invoke: (call: TimerInvocation) => Promise<void>; log: (line: string) => void }) {
+  constructor(options: { functions: FunctionDescription[]; hostStorage: string; hostId: string; invoke: (call: TimerInvocation) => Promise<void>; log: (line: string) => void }) {
     this.#hosts = BlobServiceClient.fromConnectionString(options.hostStorage).getContainerClient(hostsContainer);
     this.#invoke = options.invoke;
     this.#log = options.log;

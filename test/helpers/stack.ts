@@ -10,6 +10,10 @@
  *
  *   const stack = await startTestStack(t, { entry: 'dist/functions/index.js' });
  *   // stack.functionsUrl, stack.connectionString, stack.keyVaultUrl, ...
+ *
+ * More instances of the app: `extraHosts: N` in the options, or `await stack.startExtraHost()` at any time, start
+ * further Functions host processes (dev/host/spawn.ts) against the same Azurite, vault and Graph stand-ins, with the
+ * same settings and host id, as Azure runs several instances of one app. `stack.idleAll()` waits for every host.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { after } from 'node:test';
@@ -22,6 +26,7 @@ import { BUILD_REQUEST_BLOB } from '../../shared/pipeline/build-queue.js';
 import type { KeyVaultRealism } from '../../dev/keyvault/server.js';
 import type { GraphRealism } from '../../dev/graph/server.js';
 import type { LocalFunctionInfo } from '../../dev/host/host.js';
+import { spawnHost, type HostProcess } from '../../dev/host/spawn.js';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -40,6 +45,17 @@ export interface TestStackOptions {
   startTimeoutMs?: number;
   /** Enforce function keys (`--enforce-auth`), accepting this master key. */
   enforceAuth?: { masterKey: string };
+  /** Further Functions host processes of the same app started with the stack (and again after a restart); 0 by default. */
+  extraHosts?: number;
+  /** A host.json for the extra hosts (the stack's own host reads the app root's); the app root's by default. */
+  extraHostJson?: string;
+}
+
+export interface ExtraHostOptions {
+  /** host.json of this host; the stack's extraHostJson, else the app root's. */
+  hostJson?: string;
+  /** Each log line of the host (they are also kept: host.logs()). */
+  log?: (line: string) => void;
 }
 
 export interface TestStack {
@@ -76,6 +92,16 @@ export interface TestStack {
   stop(): Promise<void>;
   /** Stops (or, with crash: true, kills) this stack and starts a new one on the same data folder. */
   restart(opts?: { crash?: boolean }): Promise<TestStack>;
+  /**
+   * Starts one more Functions host process serving the same app against this stack's Azurite, vault and Graph
+   * stand-ins (same settings, same host id, so blob receipts are shared: a blob version runs on one host only).
+   * It is stopped with the stack; stop or kill it earlier through the handle.
+   */
+  startExtraHost(opts?: ExtraHostOptions): Promise<HostProcess>;
+  /** The extra hosts started so far (with `extraHosts` or startExtraHost). */
+  extraHosts: HostProcess[];
+  /** Resolves when the stack's host and every extra host are idle. */
+  idleAll(): Promise<void>;
 }
 
 interface TestContextLike {
@@ -217,7 +243,34 @@ export async function startTestStack(t: TestContextLike | undefined, opts: TestS
       await waitForProcessExit(ready.azuritePid, 5000);
       live.delete(entry);
     };
+    const extraHosts: HostProcess[] = [];
+    const stopExtras = async (crash: boolean): Promise<void> => {
+      await Promise.all(extraHosts.map((h) => (crash ? h.kill() : h.stop().then(() => undefined))));
+    };
     const stack: TestStack = {
+      extraHosts,
+      async startExtraHost(extra = {}) {
+        const host = await spawnHost({
+          entry: resolve(repoRoot, opts.entry ?? 'dist/functions/index.js'),
+          storage: ready.connectionString,
+          settings: ready.settings,
+          hostJson: extra.hostJson ?? opts.extraHostJson,
+          pollIntervalMs: opts.pollIntervalMs ?? 250,
+          devSignIn: true,
+          enforceAuth: opts.enforceAuth,
+          log: extra.log,
+          startTimeoutMs: opts.startTimeoutMs,
+          cwd: repoRoot,
+        });
+        extraHosts.push(host);
+        return host;
+      },
+      async idleAll() {
+        await stack.idle();
+        await Promise.all(extraHosts.map((h) => h.idle()));
+        // A blob another host was working on counts as pending for each host, so one more round settles them all.
+        await stack.idle();
+      },
       dataDir,
       functionsUrl: ready.functionsUrl,
       consoleUrl: ready.consoleUrl,
@@ -252,6 +305,7 @@ export async function startTestStack(t: TestContextLike | undefined, opts: TestS
       },
       kill() {
         done ??= (async () => {
+          await stopExtras(true);
           killGroup(ready.pid, 'SIGKILL');
           await exited(child);
           await finish();
@@ -260,6 +314,7 @@ export async function startTestStack(t: TestContextLike | undefined, opts: TestS
       },
       stop() {
         done ??= (async () => {
+          await stopExtras(false);
           child.kill('SIGTERM');
           const timer = setTimeout(() => killGroup(ready.pid, 'SIGKILL'), 20000);
           await exited(child);
@@ -277,6 +332,12 @@ export async function startTestStack(t: TestContextLike | undefined, opts: TestS
         return next;
       },
     };
+    try {
+      for (let i = 0; i < (opts.extraHosts ?? 0); i++) await stack.startExtraHost();
+    } catch (error) {
+      await stack.stop();
+      throw error;
+    }
     return stack;
   };
 

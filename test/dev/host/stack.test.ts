@@ -133,4 +133,29 @@ void describe('local stack', () => {
     assert.equal((await createLocalSecretClient(revived.keyVaultUrl).getSecret('crash-test')).value, 'value');
     assert.deepEqual(await graphSerials(revived), ['CRASH-1'], 'an acknowledged Graph write survives a kill -9');
   });
+
+  void it('starts a second host of the same app against the same storage and stand-ins; a blob runs on one host only', async (t) => {
+    const stack = await startTestStack(t, { entry: fixtureEntry, settings: fixtureSettings, extraHosts: 1 });
+    assert.equal(stack.extraHosts.length, 1);
+    const extra = stack.extraHosts[0]!;
+    assert.notEqual(extra.url, stack.functionsUrl);
+    const vaultSetting = (await (await fetch(`${extra.url}/api/setting/KEY_VAULT_URL`)).json()) as { value: string };
+    assert.equal(vaultSetting.value, stack.keyVaultUrl);
+    const third = await stack.startExtraHost();
+    assert.equal(stack.extraHosts.length, 2);
+
+    const incoming = BlobServiceClient.fromConnectionString(stack.connectionString).getContainerClient('incoming');
+    await incoming.createIfNotExists();
+    const names = ['one.csv', 'two.csv', 'three.csv', 'four.csv'];
+    await Promise.all(names.map((name) => incoming.getBlockBlobClient(name).upload(name, name.length)));
+    await stack.idleAll();
+    for (const name of names) assert.equal(await processedCount(stack, `${name}/`), 1, name);
+    const executed = (lines: string) => lines.split('\n').filter((l) => /Executed 'Functions\.recordBlob' \(Succeeded/.test(l)).length;
+    const total = executed(stack.output()) + stack.extraHosts.reduce((sum, h) => sum + executed(h.logs().join('\n')), 0);
+    assert.equal(total, names.length);
+
+    await stack.stop();
+    assert.equal(isProcessAlive(extra.pid), false);
+    assert.equal(isProcessAlive(third.pid), false);
+  });
 });
