@@ -2,15 +2,16 @@
  * Key Vault's budget (300 creates and 4,000 other calls in any 10 seconds) belongs to the vault, not to one
  * instance: several instances each pacing themselves to the whole budget throttle the vault several times over.
  *
- * The shared budget is a schedule of call times, kept in one small record (the ledger) in the `state` container.
- * Each lane of the vault (creates, reads) is a stream of slots spaced window ÷ budget apart (33 ms for 300 creates
- * per 10 s); the ledger holds, per lane, the time of the first slot nobody has claimed yet. An instance that needs
- * calls claims a run of slots with one conditional write (shared/pipeline/conditional-update.ts: read, move the
- * time on by count × spacing, write under the ETag read; a lost race reads again) and then makes one call at each
- * slot's time, locally, without touching the ledger again. So the record is written once per run of slots (at
- * most one window's slice, a couple of seconds of calls), not once per secret, and since no two instances ever
- * hold the same slot, the calls of all instances together are spaced like one well-paced client: any 10 seconds
- * hold at most a budget's worth, whoever made them.
+ * The shared budget is a ledger of time slices, kept in one small record in the `state` container. Time is cut
+ * into one-second slices; each slice of a lane (creates, reads) holds a tenth of the lane's 10-second budget. An
+ * instance that needs calls claims some of a slice (what is left of the one under way, in proportion to its time
+ * left, or a coming one) with one conditional write (conditional-update.ts: read, add its count to the slice,
+ * write under the ETag read; a lost race reads again), then makes its calls spread evenly across the slice,
+ * locally, without touching the ledger again. The record is written once per
+ * claim (at most a slice's worth of calls), not once per secret. Since the slices' counts never exceed their
+ * share and every claimant spreads its calls across its slice, any 10 seconds (ten slices, or parts of eleven)
+ * hold about one budget, whoever made the calls: each claimant can be a call or two over at the edges, which the
+ * interactive reserve (vault.ts) absorbs.
  *
  * Why not one writer holding a lease on the vault: every instance would hand its secrets to that writer (a queue
  * and a second hop), an instance that died holding the lease would stop every ingest for the lease's length, and
@@ -23,24 +24,32 @@ import type { Clock, Entity, RecordStore } from './ports.js';
 
 export type BudgetLane = 'create' | 'read';
 
-/** The ledger record: per lane, the first unclaimed slot (epoch ms). */
+/** The ledger record: per lane, the latest slice anyone claimed from (slice number) and how much of it is claimed. */
 export interface BudgetLedgerRecord extends Entity {
-  createNextMs: number;
-  readNextMs: number;
+  createSlice: number;
+  createClaimed: number;
+  readSlice: number;
+  readClaimed: number;
   updatedAt: string;
 }
 
+/** A run of calls: count of them, spread evenly across [startMs, endMs) (a slice, or what is left of it). */
 export interface ClaimedSlots {
-  firstMs: number;
-  spacingMs: number;
+  startMs: number;
+  endMs: number;
   count: number;
 }
 
 export const BUDGET_WINDOW_MS = 10_000;
-/** A claim covers at most this much of a lane's time: enough to keep the ledger's writes rare, little to lose. */
-export const CLAIM_SLICE_MS = 2_000;
+export const SLICE_MS = 1_000;
 /** Races on the ledger: each round lets one claimant through, so this covers many instances claiming at once. */
 const CLAIM_ATTEMPTS = 25;
+
+/** The calls slice `index` holds when a lane has perWindow per window: whole numbers that add up to the budget. */
+export function sliceCapacity(index: number, perWindow: number): number {
+  const perSlice = (perWindow * SLICE_MS) / BUDGET_WINDOW_MS;
+  return Math.floor((index + 1) * perSlice) - Math.floor(index * perSlice);
+}
 
 export interface VaultBudgetLedgerDeps {
   records: RecordStore<BudgetLedgerRecord>;
@@ -55,20 +64,39 @@ export class VaultBudgetLedger {
 
   constructor(private readonly deps: VaultBudgetLedgerDeps) {}
 
-  /** Claims `count` slots of `lane`, spaced for `perWindow` calls per 10-second window, from now or later. */
-  claim(lane: BudgetLane, count: number, perWindow: number): Promise<ClaimedSlots> {
-    const spacingMs = BUDGET_WINDOW_MS / perWindow;
-    const field = lane === 'create' ? 'createNextMs' : 'readNextMs';
+  /**
+   * Claims up to `want` calls of `lane` (perWindow per window) in the first slice with room: what is left of the
+   * slice under way, in proportion to the time left of it, else a coming slice.
+   */
+  claim(lane: BudgetLane, want: number, perWindow: number): Promise<ClaimedSlots> {
+    const sliceField = lane === 'create' ? 'createSlice' : 'readSlice';
+    const claimedField = lane === 'create' ? 'createClaimed' : 'readClaimed';
     return updateWithRetry(
       this.deps.records,
       this.deps.key,
       (row) => {
         const now = epochMs(this.deps.clock);
-        const value: BudgetLedgerRecord = row?.value ?? { createNextMs: 0, readNextMs: 0, updatedAt: '' };
-        const firstMs = Math.max(Number(value[field]) || 0, now);
-        return writeRow({ ...value, [field]: firstMs + count * spacingMs, updatedAt: new Date(now).toISOString() }, () => {
+        const value: BudgetLedgerRecord = { createSlice: 0, createClaimed: 0, readSlice: 0, readClaimed: 0, updatedAt: '', ...row?.value };
+        const current = Math.floor(now / SLICE_MS);
+        let slice = Math.max(Number(value[sliceField]) || 0, current);
+        let claimed = slice === (Number(value[sliceField]) || 0) ? Number(value[claimedField]) || 0 : 0;
+        let startMs = slice * SLICE_MS;
+        // The slice under way: only the share of its time still to come, less what others claimed of it.
+        let room =
+          slice === current
+            ? Math.floor((sliceCapacity(slice, perWindow) * ((slice + 1) * SLICE_MS - now)) / SLICE_MS) - claimed
+            : sliceCapacity(slice, perWindow) - claimed;
+        if (slice === current) startMs = now;
+        if (room < 1) {
+          slice++;
+          claimed = 0;
+          startMs = slice * SLICE_MS;
+          room = sliceCapacity(slice, perWindow);
+        }
+        const count = Math.max(1, Math.min(want, room));
+        return writeRow({ ...value, [sliceField]: slice, [claimedField]: claimed + count, updatedAt: new Date(now).toISOString() }, () => {
           this.claims++;
-          return { firstMs, spacingMs, count };
+          return { startMs, endMs: (slice + 1) * SLICE_MS, count };
         });
       },
       { attempts: CLAIM_ATTEMPTS },
@@ -95,28 +123,26 @@ export interface SharedSlotPacerOptions {
 }
 
 /**
- * Spends slots claimed from the ledger, one call per slot, callers in order. A claim asks for as many slots as
- * callers are waiting (at most one CLAIM_SLICE_MS of the lane), so slots are seldom claimed for nobody. A slot
- * whose time has passed by more than the lateness allowance (the process was busy, or nobody was waiting) is let
- * go rather than spent late: spending it late could put more than a budget into some 10 seconds.
+ * Spends runs of calls claimed from the ledger, callers in order, each run spread evenly across its slice. A claim
+ * asks for what the last one used (doubled when all of it went, so demand is found in a couple of slices) and at
+ * least the callers waiting, at most a slice. A call whose time passed by more than the lateness allowance (the process
+ * was busy, or nobody was waiting) is let go rather than made late: made late, it could crowd the next 10 seconds.
  */
 export class SharedSlotPacer implements Pacer {
   granted = 0;
-  /** Slots let go unused (late or paused past). */
+  /** Calls claimed but let go unused (late, or paused past). */
   dropped = 0;
-  private slots: ClaimedSlots = { firstMs: 0, spacingMs: 0, count: 0 };
+  private run: ClaimedSlots = { startMs: 0, endMs: 0, count: 0 };
   private nextSlot = 0;
+  private droppedInRun = 0;
   private waiting = 0;
   private pausedUntil = -Infinity;
   private chain: Promise<void> = Promise.resolve();
   private readonly maxClaim: number;
-  private readonly latenessMs: number;
 
   constructor(private readonly options: SharedSlotPacerOptions) {
     if (!Number.isInteger(options.perWindow) || options.perWindow < 1) throw new RangeError('perWindow must be a positive integer');
-    this.maxClaim = Math.max(1, Math.floor((options.perWindow * CLAIM_SLICE_MS) / BUDGET_WINDOW_MS));
-    // Timers fire a little late on a busy instance; a few slots' worth of lateness stays inside the reserve.
-    this.latenessMs = Math.max((2 * BUDGET_WINDOW_MS) / options.perWindow, 100);
+    this.maxClaim = Math.max(1, Math.ceil((options.perWindow * SLICE_MS) / BUDGET_WINDOW_MS));
   }
 
   acquire(): Promise<() => void> {
@@ -141,6 +167,14 @@ export class SharedSlotPacer implements Pacer {
     this.pausedUntil = Math.max(this.pausedUntil, epochMs(this.options.clock) + ms);
   }
 
+  private nextWant(): number {
+    // First claim: half a slice, so a busy lane reaches its share at the second claim and a quiet one wastes little.
+    if (this.run.count === 0) return Math.max(this.waiting, Math.ceil(this.maxClaim / 2));
+    const used = this.run.count - this.droppedInRun;
+    const grown = this.droppedInRun === 0 ? 2 * this.run.count : used;
+    return Math.min(this.maxClaim, Math.max(1, this.waiting, grown));
+  }
+
   private async takeSlot(): Promise<void> {
     const { clock, sleep } = this.options;
     for (;;) {
@@ -149,20 +183,24 @@ export class SharedSlotPacer implements Pacer {
         await sleep(this.pausedUntil - now);
         continue;
       }
-      if (this.nextSlot >= this.slots.count) {
-        const count = Math.min(this.maxClaim, Math.max(1, this.waiting));
-        this.slots = await this.options.ledger.claim(this.options.lane, count, this.options.perWindow);
+      if (this.nextSlot >= this.run.count) {
+        const want = this.nextWant();
+        this.run = await this.options.ledger.claim(this.options.lane, want, this.options.perWindow);
         this.nextSlot = 0;
+        this.droppedInRun = 0;
         continue;
       }
-      const at = this.slots.firstMs + this.nextSlot * this.slots.spacingMs;
-      if (now > at + this.latenessMs) {
+      const spacing = (this.run.endMs - this.run.startMs) / this.run.count;
+      const at = this.run.startMs + this.nextSlot * spacing;
+      // Timers fire a little late on a busy instance: a couple of calls' worth, or 100 ms, is still on time.
+      if (now > at + Math.min(Math.max(2 * spacing, 100), SLICE_MS / 2)) {
         this.nextSlot++;
+        this.droppedInRun++;
         this.dropped++;
         continue;
       }
       if (at > now) await sleep(at - now);
-      // A 429 during the wait holds this slot back too.
+      // A 429 during the wait holds this call back too.
       if (epochMs(clock) < this.pausedUntil) continue;
       this.nextSlot++;
       return;

@@ -45,7 +45,8 @@ const realSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(reso
 
 /** The reserved share of a budget, at least one call per window when there is a share at all. */
 export function interactiveBudget(budget: number, share: number): number {
-  return share > 0 ? Math.max(1, Math.floor(budget * share)) : 0;
+  // A budget of one call has nothing to spare.
+  return share > 0 && budget >= 2 ? Math.max(1, Math.floor(budget * share)) : 0;
 }
 
 export class PacedVault implements SecretStore {
@@ -70,6 +71,13 @@ export class PacedVault implements SecretStore {
     if (!(share >= 0 && share <= 0.5)) throw new RangeError('interactiveShare must be between 0 and 0.5');
     const reserved = { create: interactiveBudget(options.createBudget, share), read: interactiveBudget(options.readBudget, share) };
     const bulk = { create: options.createBudget - reserved.create, read: options.readBudget - reserved.read };
+    // Tests drive time through the clock and sleep; in an app both are real.
+    const local = (budget: number) =>
+      new SlidingWindowLimiter({
+        budget,
+        ...(options.clock && { now: () => options.clock!.now().getTime() }),
+        ...(options.sleep && { sleep: options.sleep }),
+      });
     const pacer = (lane: 'create' | 'read'): Pacer =>
       options.ledger
         ? new SharedSlotPacer({
@@ -79,12 +87,10 @@ export class PacedVault implements SecretStore {
             clock: options.clock ?? systemClock,
             sleep: options.sleep ?? realSleep,
           })
-        : new SlidingWindowLimiter({ budget: bulk[lane] });
+        : local(bulk[lane]);
     this.lanes = { create: pacer('create'), read: pacer('read') };
     const interactiveLanes =
-      share > 0
-        ? { create: new SlidingWindowLimiter({ budget: reserved.create }), read: new SlidingWindowLimiter({ budget: reserved.read }) }
-        : this.lanes;
+      reserved.create > 0 && reserved.read > 0 ? { create: local(reserved.create), read: local(reserved.read) } : this.lanes;
     this.interactive = new PacedVault(inner, options, { lanes: interactiveLanes, stats: this.stats });
   }
 
