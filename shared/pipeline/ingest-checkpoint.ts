@@ -89,6 +89,11 @@ export class IngestCheckpoint {
     throw new TransientError(`The checkpoint of ${file.blob} keeps changing under another invocation; retry.`, 503);
   }
 
+  /** When the record was last written (opened or saved), by the clock. */
+  get savedAtMs(): number {
+    return Date.parse(this.record.updatedAt);
+  }
+
   get invocations(): number {
     return this.record.invocations;
   }

@@ -12,7 +12,7 @@ import { describePskcKeyNeed, looksLikePskc } from '../formats/pskc.js';
 import { readSeedFile } from '../formats/read-seed-file.js';
 import type { KeyMaterial, SeedReadResult } from '../formats/types.js';
 import { ingestCheckpointName, seedFileBlobNames, type InputBlobNames } from './blob-names.js';
-import { IngestCheckpoint, type IngestCheckpointRecord, type TokenOutcome } from './ingest-checkpoint.js';
+import { checkpointUpdatedAt, IngestCheckpoint, type IngestCheckpointRecord, type TokenOutcome } from './ingest-checkpoint.js';
 import { leaveRow, updateWithRetry, writeRow } from './conditional-update.js';
 import { TransientError, SecretDeletedError } from './errors.js';
 import { logEvent, PipelineEvent } from './events.js';
@@ -72,8 +72,9 @@ export interface IngestDeps {
 }
 
 export interface IngestResult {
+  /** in-progress: another invocation holds the file and saved its progress lately (a duplicate delivery). */
   /** continued: the budget ran out; the checkpoint is saved and the rest handed to a new invocation. */
-  outcome: 'completed' | 'completed-with-problems' | 'rejected' | 'gone' | 'continued';
+  outcome: 'completed' | 'completed-with-problems' | 'rejected' | 'gone' | 'continued' | 'in-progress';
   blob: string;
   batch?: string;
   reportName?: string;
@@ -83,6 +84,10 @@ export interface IngestResult {
 
 const LEASE_POLL_MS = 500;
 const CHECKPOINT_EVERY = 1000;
+/** Saved at least this often while tokens are confirmed, so the checkpoint shows the ingest alive. */
+const CHECKPOINT_INTERVAL_MS = 30_000;
+/** A checkpoint saved within this long belongs to a live ingest (a few save intervals, for a slow vault). */
+const CHECKPOINT_FRESH_MS = 3 * 60_000;
 const LEASE_SECONDS = 15;
 
 export class IngestService {
@@ -95,6 +100,10 @@ export class IngestService {
     const deadline = budgetMs === undefined ? Infinity : this.deps.clock.now().getTime() + budgetMs;
     const lease = await this.acquireLease(name);
     if (!lease) return { outcome: 'gone', blob: name };
+    if (lease === 'in-progress') {
+      this.deps.log.info('Seed file is being ingested by another invocation', { blob: name });
+      return { outcome: 'in-progress', blob: name };
+    }
     // Keep the lease while we work: a duplicate event waits instead of writing twice.
     const renewer = setInterval(() => void lease.renew().catch(() => undefined), (LEASE_SECONDS * 1000) / 3);
     try {
@@ -166,7 +175,12 @@ export class IngestService {
         }
         const outcome = await this.storeToken(token, batch);
         checkpoint?.confirm(i, outcome);
-        if (checkpoint && checkpoint.unsaved >= every) await checkpoint.save();
+        if (
+          checkpoint &&
+          (checkpoint.unsaved >= every ||
+            (checkpoint.unsaved > 0 && this.deps.clock.now().getTime() - checkpoint.savedAtMs >= CHECKPOINT_INTERVAL_MS))
+        )
+          await checkpoint.save();
         return outcome;
       });
       const outcomes = await storeAll.catch(async (err: unknown) => {
@@ -236,7 +250,7 @@ export class IngestService {
     }
   }
 
-  private async acquireLease(name: string): Promise<BlobLease | undefined> {
+  private async acquireLease(name: string): Promise<BlobLease | 'in-progress' | undefined> {
     // Counted in polls rather than read off a clock: the wait is real time whatever the injected clock says.
     const polls = Math.max(1, Math.ceil((this.deps.leaseWaitMs ?? (LEASE_SECONDS + 5) * 1000) / LEASE_POLL_MS));
     for (let poll = 0; ; poll++) {
@@ -249,9 +263,22 @@ export class IngestService {
         throw err;
       }
       if (lease) return lease;
-      if (poll >= polls) throw new TransientError(`Seed file ${name} is being processed by another invocation.`);
+      if (poll >= polls) {
+        // A long file: the holder is saving progress, so it (or its continuation) finishes it; nothing to retry.
+        if (await this.progressing(name)) return 'in-progress';
+        throw new TransientError(`Seed file ${name} is being processed by another invocation.`);
+      }
       await new Promise((r) => setTimeout(r, LEASE_POLL_MS));
     }
+  }
+
+  /** The file's checkpoint was saved lately: an invocation is working through it. */
+  private async progressing(name: string): Promise<boolean> {
+    if (!this.deps.checkpoints) return false;
+    const props = await this.deps.blobs.properties(this.deps.containers.seeds, name);
+    if (!props) return false;
+    const savedAt = await checkpointUpdatedAt(this.deps.checkpoints, ingestCheckpointName(name, props.etag.replace(/"/g, '')));
+    return savedAt !== undefined && this.deps.clock.now().getTime() - savedAt < CHECKPOINT_FRESH_MS;
   }
 
   private secretEncoding(name: string, metadata: Record<string, string>): SecretEncoding | undefined {
