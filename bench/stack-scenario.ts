@@ -7,6 +7,7 @@
  *
  *   node --import tsx bench/stack-scenario.ts '{"mode":"ingest","dataDir":"/tmp/x","tokens":1500,...}'
  */
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { TableClient } from '@azure/data-tables';
@@ -16,11 +17,12 @@ import { repoRoot, startStack, type Stack } from '../dev/stack.js';
 import type { KeyVaultRealism } from '../dev/keyvault/server.js';
 import { totpCode } from '../shared/core/totp.js';
 import { secretNameForSerial } from '../shared/pipeline/secret-names.js';
+import { startExtraHost, settingsWith } from './extra-host.js';
 import { assignmentsCsv, benchTokens, entraSeedCsv, type BenchToken } from './seeds.js';
 import { firstToLastRatePerSecond, peakInWindow, percentile, round, sustainedRatePerSecond } from './stats.js';
 
 export interface ScenarioConfig {
-  mode: 'ingest' | 'build';
+  mode: 'ingest' | 'build' | 'scale' | 'multi';
   dataDir: string;
   /** Tokens in the seed file (ingest) or generated for lookup (build). */
   tokens: number;
@@ -35,6 +37,34 @@ export interface ScenarioConfig {
   timeoutMs?: number;
   /** The host's blob polling interval (ms). */
   pollIntervalMs?: number;
+  /** Multi: seed files dropped at once (tokens each). */
+  files?: number;
+  /** Scale / multi: INGEST_INVOCATION_BUDGET_SECONDS, so the ingest hands off as a long one does. */
+  invocationBudgetSeconds?: number;
+}
+
+export interface ScaleScenarioResult {
+  mode: 'scale';
+  tokens: number;
+  createBudgetPer10s: number;
+  ingestSeconds: number;
+  floorSeconds: number;
+  ratio: number;
+  peakRssMB: number | null;
+  handOffs: number;
+  standInThrottled: number;
+  creates: PaceFigures;
+}
+
+export interface MultiScenarioResult {
+  mode: 'multi';
+  hosts: number;
+  files: number;
+  tokens: number;
+  ratio: number;
+  throttled: number;
+  failedInvocations: number;
+  creates: PaceFigures;
 }
 
 export interface PaceFigures {
@@ -66,7 +96,18 @@ export interface IngestScenarioResult {
   standInThrottled: number;
   standInStatusCodes: Record<string, number>;
   app: AppVaultStats | null;
-  verify: { requests: number; warmup: number; valid: number; notValid: number; p50Ms: number; p90Ms: number; p99Ms: number; maxMs: number; meanMs: number; backingFloor: LatencyFigures };
+  verify: {
+    requests: number;
+    warmup: number;
+    valid: number;
+    notValid: number;
+    p50Ms: number;
+    p90Ms: number;
+    p99Ms: number;
+    maxMs: number;
+    meanMs: number;
+    backingFloor: LatencyFigures;
+  };
 }
 
 /** The backing calls of one verify (table read, vault read, table write) made straight with the SDKs: what the app cannot go below. */
@@ -123,7 +164,9 @@ async function waitUntil(what: string, deadline: number, check: () => Promise<bo
 /** The PacedVault of the app the host loaded: the same module instance, since the URL is the same. */
 async function appVaultStats(): Promise<AppVaultStats | null> {
   try {
-    const mod = (await import(pathToFileURL(join(repoRoot, 'dist', 'shared', 'app', 'context.js')).href)) as typeof import('../shared/app/context.js');
+    const mod = (await import(
+      pathToFileURL(join(repoRoot, 'dist', 'shared', 'app', 'context.js')).href
+    )) as typeof import('../shared/app/context.js');
     const { stats } = (await mod.getAppContext()).vault;
     return { creates: stats.creates, reads: stats.reads, retries: stats.retries, throttled: stats.throttled };
   } catch {
@@ -150,7 +193,9 @@ async function ingestScenario(stack: Stack, cfg: ScenarioConfig, deadline: numbe
   let stored: number | null = null;
   for await (const blob of blobs.getContainerClient('reports').listBlobsFlat({ prefix: 'bench-seeds.csv-' })) {
     if (!blob.name.endsWith('.json')) continue;
-    const report = JSON.parse((await blobs.getContainerClient('reports').getBlobClient(blob.name).downloadToBuffer()).toString('utf8')) as { counts?: { stored?: number } };
+    const report = JSON.parse((await blobs.getContainerClient('reports').getBlobClient(blob.name).downloadToBuffer()).toString('utf8')) as {
+      counts?: { stored?: number };
+    };
     stored = report.counts?.stored ?? null;
   }
 
@@ -175,7 +220,10 @@ async function verifyLatency(stack: Stack, tokens: readonly BenchToken[], cfg: S
   const count = Math.min(cfg.verifyTokens ?? 500, tokens.length);
   const warmup = Math.min(cfg.verifyWarmup ?? 100, tokens.length - count);
   const check = async (token: BenchToken, offsetSteps: number) => {
-    const code = totpCode({ secret: token.secret, algorithm: 'SHA1', digits: 6, period: 30 }, Math.floor(Date.now() / 1000) + offsetSteps * 30);
+    const code = totpCode(
+      { secret: token.secret, algorithm: 'SHA1', digits: 6, period: 30 },
+      Math.floor(Date.now() / 1000) + offsetSteps * 30,
+    );
     const t0 = performance.now();
     const res = await fetch(`${stack.functions.url}/api/tokens/${token.serial}/verify`, {
       method: 'POST',
@@ -265,7 +313,11 @@ async function buildScenario(stack: Stack, cfg: ScenarioConfig, deadline: number
     }
     return rows;
   };
-  await waitUntil('the import build to read every assigned token', deadline, () => stack.keyVault.stats().readTimestamps.filter((t) => t >= started).length >= assigned.length);
+  await waitUntil(
+    'the import build to read every assigned token',
+    deadline,
+    () => stack.keyVault.stats().readTimestamps.filter((t) => t >= started).length >= assigned.length,
+  );
   await stack.idle();
   const wallSeconds = (Date.now() - started) / 1000;
   const stats = stack.keyVault.stats();
@@ -284,6 +336,87 @@ async function buildScenario(stack: Stack, cfg: ScenarioConfig, deadline: number
   };
 }
 
+async function seedsLeft(stack: Stack, container: string): Promise<number> {
+  let n = 0;
+  for await (const _ of BlobServiceClient.fromConnectionString(stack.azurite.connectionString)
+    .getContainerClient(container)
+    .listBlobsFlat())
+    n++;
+  return n;
+}
+
+/**
+ * One large file through one instance: a host process of its own (the stack's host watches another container),
+ * so its peak RSS is the app's. Ingest time from the drop to the seed file's deletion (the report written).
+ */
+async function scaleScenario(stack: Stack, cfg: ScenarioConfig, deadline: number): Promise<ScaleScenarioResult> {
+  const settingsPath = join(stack.dataDir, 'scale.settings.json');
+  await writeFile(settingsPath, settingsWith(stack.settingsPath, { SEEDS_CONTAINER: 'seeds', INGEST_CONTINUE_QUEUE: 'ingest-continue' }));
+  const blobs = BlobServiceClient.fromConnectionString(stack.azurite.connectionString);
+  await blobs.getContainerClient('seeds').createIfNotExists();
+  const host = await startExtraHost(settingsPath, cfg.pollIntervalMs ?? 1000);
+  try {
+    const csv = entraSeedCsv(benchTokens(cfg.tokens, 'scale'));
+    const started = Date.now();
+    await blobs.getContainerClient('seeds').getBlockBlobClient('scale-seeds.csv').upload(csv, Buffer.byteLength(csv));
+    await waitUntil('the large ingest to finish', deadline, async () => (await seedsLeft(stack, 'seeds')) === 0);
+    const ingestSeconds = (Date.now() - started) / 1000;
+    const stats = stack.keyVault.stats();
+    if (stats.creates !== cfg.tokens) throw new Error(`${stats.creates} creates for ${cfg.tokens} tokens`);
+    const floorSeconds = cfg.tokens / (cfg.createBudget / 10);
+    return {
+      mode: 'scale',
+      tokens: cfg.tokens,
+      createBudgetPer10s: cfg.createBudget,
+      ingestSeconds: round(ingestSeconds, 1),
+      floorSeconds: round(floorSeconds, 1),
+      ratio: round(floorSeconds / ingestSeconds, 3),
+      peakRssMB: host.peakRssMB(),
+      handOffs: host
+        .output()
+        .split('\n')
+        .filter((l) => l.includes('handed to a new invocation')).length,
+      standInThrottled: stats.throttled,
+      creates: paceFigures(stats.createTimestamps, cfg.kvRealism.createsPer10s ?? 300),
+    };
+  } finally {
+    await host.stop();
+  }
+}
+
+/** Files dropped at once, two instances (the stack's host and one more process) sharing the vault's budget. */
+async function multiScenario(stack: Stack, cfg: ScenarioConfig, deadline: number): Promise<MultiScenarioResult> {
+  const host = await startExtraHost(stack.settingsPath, cfg.pollIntervalMs ?? 250);
+  try {
+    const files = cfg.files ?? 4;
+    const blobs = BlobServiceClient.fromConnectionString(stack.azurite.connectionString).getContainerClient('seeds');
+    await Promise.all(
+      Array.from({ length: files }, (_, f) => {
+        const csv = entraSeedCsv(benchTokens(cfg.tokens, `multi-${f}`).map((t) => ({ ...t, serial: `M${f}${t.serial}` })));
+        return blobs.getBlockBlobClient(`multi-${f}.csv`).upload(csv, Buffer.byteLength(csv));
+      }),
+    );
+    await waitUntil('every file to be ingested', deadline, async () => (await seedsLeft(stack, 'seeds')) === 0);
+    await stack.idle();
+    const stats = stack.keyVault.stats();
+    if (stats.creates !== files * cfg.tokens) throw new Error(`${stats.creates} creates for ${files * cfg.tokens} tokens`);
+    const creates = paceFigures(stats.createTimestamps, cfg.kvRealism.createsPer10s ?? 300);
+    const failed = (text: string) => text.split('\n').filter((l) => l.includes('(Failed,')).length;
+    return {
+      mode: 'multi',
+      hosts: 2,
+      files,
+      tokens: files * cfg.tokens,
+      ratio: creates.ratio,
+      throttled: stats.throttled,
+      failedInvocations: failed(host.output()),
+      creates,
+    };
+  } finally {
+    await host.stop();
+  }
+}
+
 async function main(): Promise<void> {
   const cfg = JSON.parse(process.argv[2] ?? '{}') as ScenarioConfig;
   const deadline = Date.now() + (cfg.timeoutMs ?? 180_000);
@@ -298,6 +431,9 @@ async function main(): Promise<void> {
       KEY_VAULT_READ_BUDGET: String(cfg.readBudget),
       // No reconciler run in the middle of a measurement.
       RECONCILE_SCHEDULE: '0 0 0 1 1 *',
+      ...(cfg.invocationBudgetSeconds && { INGEST_INVOCATION_BUDGET_SECONDS: String(cfg.invocationBudgetSeconds) }),
+      // Scale: the stack's own host watches a container nobody drops into; a host process of its own ingests.
+      ...(cfg.mode === 'scale' && { SEEDS_CONTAINER: 'scale-idle', INGEST_CONTINUE_QUEUE: 'scale-idle' }),
     },
     // The host logs every invocation; keep only the tail for a failure message.
     log: (line) => {
@@ -306,7 +442,14 @@ async function main(): Promise<void> {
     },
   });
   try {
-    const result = cfg.mode === 'ingest' ? await ingestScenario(stack, cfg, deadline) : await buildScenario(stack, cfg, deadline);
+    const result =
+      cfg.mode === 'ingest'
+        ? await ingestScenario(stack, cfg, deadline)
+        : cfg.mode === 'build'
+          ? await buildScenario(stack, cfg, deadline)
+          : cfg.mode === 'scale'
+            ? await scaleScenario(stack, cfg, deadline)
+            : await multiScenario(stack, cfg, deadline);
     process.stdout.write(`RESULT ${JSON.stringify(result)}\n`);
   } catch (error) {
     process.stderr.write(`${error instanceof Error ? error.message : String(error)}\nLast host log lines:\n${logTail.join('\n')}\n`);

@@ -5,6 +5,7 @@
  */
 import { loadConfig } from '../shared/config.js';
 import './ingestSeedFile.js';
+import './continueIngest.js';
 import './ingestAssignments.js';
 import './reconcile.js';
 import './runDueBuild.js';

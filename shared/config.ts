@@ -28,13 +28,16 @@ export interface PipelineConfig {
   /** Client id of the user-assigned identity (DefaultAzureCredential), if any. */
   azureClientId?: string;
   triggerSource: TriggerSource;
-  containers: { seeds: string; assignments: string; imports: string; reports: string; quarantine: string; results: string };
+  /** state: records every instance shares (the vault's budget ledger, ingest checkpoints); no secret. */
+  containers: { seeds: string; assignments: string; imports: string; reports: string; quarantine: string; results: string; state: string };
   tables: { tokens: string; assignments: string };
   transportKeyPrefix: string;
   defaultTransportKeySecret?: string;
   /** Key Vault's budgets per 10-second window. */
   vaultCreateBudget: number;
   vaultReadBudget: number;
+  /** Share of each vault budget kept for calls a person waits for (verify, health), 0 to 0.5. */
+  vaultInteractiveShare: number;
   /** First backoff after a 429 or transient vault error; doubles up to 16x. */
   vaultRetryBaseMs: number;
   /** Deadline of one vault call; a call past it counts as transient and is retried (read first). */
@@ -52,6 +55,10 @@ export interface PipelineConfig {
   /** Timer that runs a due build. */
   buildQueueSchedule: string;
   maxSeedFileBytes: number;
+  /** An ingest invocation saves its checkpoint and hands the rest to a new one after this long (below functionTimeout). */
+  ingestInvocationBudgetSeconds: number;
+  /** Queue of ingest hand-offs (a message names the seed file to continue). */
+  ingestContinueQueue: string;
   recoverDeletedSecrets: boolean;
   /** Issuer of the otpauth:// URIs of programmed tokens (what an app or burner shows). */
   otpauthIssuer: string;
@@ -86,6 +93,12 @@ export class ConfigError extends Error {
   }
 }
 
+/**
+ * host.json's functionTimeout is 30 minutes; an ingest hands off after 25, leaving room for its last calls, its
+ * checkpoint and its report (test/config.test.ts holds the two together).
+ */
+export const INGEST_INVOCATION_BUDGET_DEFAULT_SECONDS = 25 * 60;
+
 /** Setting names and defaults, also listed in the README. */
 export const SETTINGS = {
   KEY_VAULT_URL: { required: true },
@@ -96,12 +109,14 @@ export const SETTINGS = {
   REPORTS_CONTAINER: { default: 'reports' },
   QUARANTINE_CONTAINER: { default: 'quarantine' },
   RESULTS_CONTAINER: { default: 'results' },
+  STATE_CONTAINER: { default: 'state' },
   TOKENS_TABLE: { default: 'tokens' },
   ASSIGNMENTS_TABLE: { default: 'assignments' },
   TRANSPORT_KEY_PREFIX: { default: 'transport-' },
   DEFAULT_TRANSPORT_KEY_SECRET: { default: '' },
   KEY_VAULT_CREATE_BUDGET: { default: '300' },
   KEY_VAULT_READ_BUDGET: { default: '4000' },
+  KEY_VAULT_INTERACTIVE_PERCENT: { default: '5' },
   KEY_VAULT_RETRY_BASE_MS: { default: '1000' },
   KEY_VAULT_TIMEOUT_MS: { default: '15000' },
   VERIFY_LOCKOUT_LIMIT: { default: '10' },
@@ -113,6 +128,8 @@ export const SETTINGS = {
   BUILD_SETTLE_SECONDS: { default: '30' },
   BUILD_QUEUE_SCHEDULE: { default: '*/10 * * * * *' },
   MAX_SEED_FILE_BYTES: { default: String(20 * 1024 * 1024) },
+  INGEST_INVOCATION_BUDGET_SECONDS: { default: String(INGEST_INVOCATION_BUDGET_DEFAULT_SECONDS) },
+  INGEST_CONTINUE_QUEUE: { default: 'ingest-continue' },
   RECOVER_DELETED_SECRETS: { default: 'false' },
   OTPAUTH_ISSUER: { default: 'Entra ID' },
   PROGRAM_MAX_TOKENS: { default: '500' },
@@ -157,10 +174,19 @@ function bool(env: Env, name: keyof typeof SETTINGS): boolean {
   throw new ConfigError(name, `must be true or false, got ${JSON.stringify(raw)}.`);
 }
 
+/** Queue names: 3-63 lower-case letters, digits and single dashes, like containers. */
+function queueName(env: Env, name: keyof typeof SETTINGS): string {
+  const value = text(env, name);
+  if (!/^[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]$/.test(value))
+    throw new ConfigError(name, `${JSON.stringify(value)} is not a valid queue name.`);
+  return value;
+}
+
 /** Container names: 3-63 lower-case letters, digits and single dashes. */
 function containerName(env: Env, name: keyof typeof SETTINGS): string {
   const value = text(env, name);
-  if (!/^[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]$/.test(value)) throw new ConfigError(name, `${JSON.stringify(value)} is not a valid blob container name.`);
+  if (!/^[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]$/.test(value))
+    throw new ConfigError(name, `${JSON.stringify(value)} is not a valid blob container name.`);
   return value;
 }
 
@@ -174,7 +200,11 @@ export function storageConnection(env: Env, connectionName: string): StorageConn
   const direct = env[connectionName]?.trim();
   if (direct) {
     if (direct === 'UseDevelopmentStorage=true' || /AccountName=|BlobEndpoint=/i.test(direct)) return { connectionString: direct };
-    throw new ConfigError(connectionName, 'is set but is not a storage connection string; for identity-based connections set ' + `${connectionName}__blobServiceUri, __queueServiceUri and __tableServiceUri instead.`);
+    throw new ConfigError(
+      connectionName,
+      'is set but is not a storage connection string; for identity-based connections set ' +
+        `${connectionName}__blobServiceUri, __queueServiceUri and __tableServiceUri instead.`,
+    );
   }
   const blob = env[`${connectionName}__blobServiceUri`]?.trim();
   const queue = env[`${connectionName}__queueServiceUri`]?.trim();
@@ -208,7 +238,10 @@ export function storageConnection(env: Env, connectionName: string): StorageConn
 function reconcileMinAge(env: Env): number {
   const minutes = integer(env, 'RECONCILE_MIN_AGE_MINUTES', 0, 100_000);
   if (minutes < RECONCILE_MIN_AGE_FLOOR_MINUTES) {
-    throw new ConfigError('RECONCILE_MIN_AGE_MINUTES', `must be at least ${RECONCILE_MIN_AGE_FLOOR_MINUTES}, got ${minutes}: a running build may go that long between heartbeats, and a smaller age would let the reconciler release its claims (the same token exported twice).`);
+    throw new ConfigError(
+      'RECONCILE_MIN_AGE_MINUTES',
+      `must be at least ${RECONCILE_MIN_AGE_FLOOR_MINUTES}, got ${minutes}: a running build may go that long between heartbeats, and a smaller age would let the reconciler release its claims (the same token exported twice).`,
+    );
   }
   return minutes;
 }
@@ -234,9 +267,13 @@ function graphBaseUrl(env: Env): { url: URL; local: boolean } {
     throw new ConfigError('GRAPH_BASE_URL', `${JSON.stringify(raw)} is not a URL.`);
   }
   const local = isLoopbackUrl(url);
-  if (url.protocol !== 'https:' && !local) throw new ConfigError('GRAPH_BASE_URL', 'must use https (plain http is accepted only for the local stand-in on loopback).');
+  if (url.protocol !== 'https:' && !local)
+    throw new ConfigError('GRAPH_BASE_URL', 'must use https (plain http is accepted only for the local stand-in on loopback).');
   if ((url.pathname !== '/' && url.pathname !== '') || url.search || url.hash) {
-    throw new ConfigError('GRAPH_BASE_URL', 'must have no path, for example https://graph.microsoft.com (the app adds /beta and /v1.0 itself).');
+    throw new ConfigError(
+      'GRAPH_BASE_URL',
+      'must have no path, for example https://graph.microsoft.com (the app adds /beta and /v1.0 itself).',
+    );
   }
   return { url, local };
 }
@@ -256,8 +293,10 @@ export function loadConfig(env: Env = process.env): PipelineConfig {
     throw new ConfigError('KEY_VAULT_URL', `${JSON.stringify(keyVaultUrl)} is not a URL.`);
   }
   const localVault = isLoopbackUrl(vaultUrl);
-  if (vaultUrl.protocol !== 'https:' && !localVault) throw new ConfigError('KEY_VAULT_URL', 'must use https (plain http is accepted only for the local stand-in on loopback).');
-  if (vaultUrl.pathname !== '/' && vaultUrl.pathname !== '') throw new ConfigError('KEY_VAULT_URL', 'must have no path, for example https://my-vault.vault.azure.net.');
+  if (vaultUrl.protocol !== 'https:' && !localVault)
+    throw new ConfigError('KEY_VAULT_URL', 'must use https (plain http is accepted only for the local stand-in on loopback).');
+  if (vaultUrl.pathname !== '/' && vaultUrl.pathname !== '')
+    throw new ConfigError('KEY_VAULT_URL', 'must have no path, for example https://my-vault.vault.azure.net.');
 
   const graph = graphBaseUrl(env);
 
@@ -266,7 +305,8 @@ export function loadConfig(env: Env = process.env): PipelineConfig {
     throw new ConfigError('SEED_TRIGGER_SOURCE', `must be EventGrid or LogsAndContainerScan, got ${JSON.stringify(triggerSource)}.`);
   }
   const prefix = text(env, 'TRANSPORT_KEY_PREFIX');
-  if (!/^[0-9a-zA-Z-]{1,40}$/.test(prefix)) throw new ConfigError('TRANSPORT_KEY_PREFIX', 'must be 1-40 characters of 0-9, a-z, A-Z and -.');
+  if (!/^[0-9a-zA-Z-]{1,40}$/.test(prefix))
+    throw new ConfigError('TRANSPORT_KEY_PREFIX', 'must be 1-40 characters of 0-9, a-z, A-Z and -.');
   if (overlapsTokenSecretNames(prefix)) {
     throw new ConfigError(
       'TRANSPORT_KEY_PREFIX',
@@ -290,11 +330,13 @@ export function loadConfig(env: Env = process.env): PipelineConfig {
       reports: containerName(env, 'REPORTS_CONTAINER'),
       quarantine: containerName(env, 'QUARANTINE_CONTAINER'),
       results: containerName(env, 'RESULTS_CONTAINER'),
+      state: containerName(env, 'STATE_CONTAINER'),
     },
     tables: { tokens: tableName(env, 'TOKENS_TABLE'), assignments: tableName(env, 'ASSIGNMENTS_TABLE') },
     transportKeyPrefix: prefix,
     vaultCreateBudget: integer(env, 'KEY_VAULT_CREATE_BUDGET', 1, 100_000),
     vaultReadBudget: integer(env, 'KEY_VAULT_READ_BUDGET', 1, 1_000_000),
+    vaultInteractiveShare: integer(env, 'KEY_VAULT_INTERACTIVE_PERCENT', 0, 50) / 100,
     vaultRetryBaseMs: integer(env, 'KEY_VAULT_RETRY_BASE_MS', 1, 60_000),
     vaultTimeoutMs: integer(env, 'KEY_VAULT_TIMEOUT_MS', 100, 300_000),
     lockoutLimit: integer(env, 'VERIFY_LOCKOUT_LIMIT', 1, 1000),
@@ -306,6 +348,8 @@ export function loadConfig(env: Env = process.env): PipelineConfig {
     buildSettleSeconds: integer(env, 'BUILD_SETTLE_SECONDS', 0, 3600),
     buildQueueSchedule: text(env, 'BUILD_QUEUE_SCHEDULE'),
     maxSeedFileBytes: integer(env, 'MAX_SEED_FILE_BYTES', 1, 1024 * 1024 * 1024),
+    ingestInvocationBudgetSeconds: integer(env, 'INGEST_INVOCATION_BUDGET_SECONDS', 1, 24 * 60 * 60),
+    ingestContinueQueue: queueName(env, 'INGEST_CONTINUE_QUEUE'),
     recoverDeletedSecrets: bool(env, 'RECOVER_DELETED_SECRETS'),
     otpauthIssuer: otpauthIssuer(env),
     programMaxTokens: integer(env, 'PROGRAM_MAX_TOKENS', 1, 10_000),
@@ -319,17 +363,23 @@ export function loadConfig(env: Env = process.env): PipelineConfig {
   };
   const groupId = text(env, 'GRAPH_ALLOWED_GROUP_ID');
   if (groupId) {
-    if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(groupId)) throw new ConfigError('GRAPH_ALLOWED_GROUP_ID', `must be a group's object id (a GUID), got ${JSON.stringify(groupId)}.`);
+    if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(groupId))
+      throw new ConfigError('GRAPH_ALLOWED_GROUP_ID', `must be a group's object id (a GUID), got ${JSON.stringify(groupId)}.`);
     config.graphAllowedGroupId = groupId.toLowerCase();
   }
   if (config.lockoutMaxMinutes < config.lockoutMinutes) {
-    throw new ConfigError('VERIFY_LOCKOUT_MAX_MINUTES', `must be at least VERIFY_LOCKOUT_MINUTES (${config.lockoutMinutes}), got ${config.lockoutMaxMinutes}.`);
+    throw new ConfigError(
+      'VERIFY_LOCKOUT_MAX_MINUTES',
+      `must be at least VERIFY_LOCKOUT_MINUTES (${config.lockoutMinutes}), got ${config.lockoutMaxMinutes}.`,
+    );
   }
   if (defaultTransport) config.defaultTransportKeySecret = defaultTransport;
   const clientId = text(env, 'AZURE_CLIENT_ID');
   if (clientId) config.azureClientId = clientId;
   const fields = config.reconcileSchedule.split(/\s+/);
-  if (fields.length !== 6) throw new ConfigError('RECONCILE_SCHEDULE', 'must be a six-field NCRONTAB expression, for example "0 */5 * * * *".');
-  if (config.buildQueueSchedule.split(/\s+/).length !== 6) throw new ConfigError('BUILD_QUEUE_SCHEDULE', 'must be a six-field NCRONTAB expression, for example "*/10 * * * * *".');
+  if (fields.length !== 6)
+    throw new ConfigError('RECONCILE_SCHEDULE', 'must be a six-field NCRONTAB expression, for example "0 */5 * * * *".');
+  if (config.buildQueueSchedule.split(/\s+/).length !== 6)
+    throw new ConfigError('BUILD_QUEUE_SCHEDULE', 'must be a six-field NCRONTAB expression, for example "*/10 * * * * *".');
   return config;
 }

@@ -1,12 +1,16 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { ConfigError, loadConfig } from '../shared/config.js';
+import { readFileSync } from 'node:fs';
+import { ConfigError, INGEST_INVOCATION_BUDGET_DEFAULT_SECONDS, loadConfig } from '../shared/config.js';
 import { RECONCILE_MIN_AGE_FLOOR_MINUTES } from '../shared/pipeline/liveness.js';
 
 const base = { KEY_VAULT_URL: 'https://contoso-oath.vault.azure.net', PipelineStorage: 'UseDevelopmentStorage=true' };
 
 function failsOn(setting: string, env: Record<string, string>) {
-  assert.throws(() => loadConfig({ ...base, ...env }), (err: unknown) => err instanceof ConfigError && err.setting === setting && err.message.startsWith(`App setting ${setting}:`));
+  assert.throws(
+    () => loadConfig({ ...base, ...env }),
+    (err: unknown) => err instanceof ConfigError && err.setting === setting && err.message.startsWith(`App setting ${setting}:`),
+  );
 }
 
 describe('config', () => {
@@ -14,7 +18,15 @@ describe('config', () => {
     const c = loadConfig(base);
     assert.equal(c.keyVaultUrl, 'https://contoso-oath.vault.azure.net');
     assert.equal(c.triggerSource, 'LogsAndContainerScan');
-    assert.deepEqual(c.containers, { seeds: 'seeds', assignments: 'assignments', imports: 'imports', reports: 'reports', quarantine: 'quarantine', results: 'results' });
+    assert.deepEqual(c.containers, {
+      seeds: 'seeds',
+      assignments: 'assignments',
+      imports: 'imports',
+      reports: 'reports',
+      quarantine: 'quarantine',
+      results: 'results',
+      state: 'state',
+    });
     assert.equal(c.vaultCreateBudget, 300);
     assert.equal(c.vaultReadBudget, 4000);
     assert.equal(c.lockoutLimit, 10);
@@ -23,6 +35,36 @@ describe('config', () => {
     assert.equal(c.transportKeyPrefix, 'transport-');
     assert.equal(c.localVault, false);
     assert.deepEqual(c.storage, { connectionString: 'UseDevelopmentStorage=true' });
+  });
+
+  it('reads the scaling settings: interactive share, invocation budget under host.json functionTimeout, continuation queue', () => {
+    const c = loadConfig(base);
+    assert.deepEqual(
+      [c.vaultInteractiveShare, c.ingestInvocationBudgetSeconds, c.ingestContinueQueue],
+      [0.05, INGEST_INVOCATION_BUDGET_DEFAULT_SECONDS, 'ingest-continue'],
+    );
+    // The budget leaves an invocation time for its last calls, checkpoint and report before the host stops it.
+    const host = JSON.parse(readFileSync(new URL('../host.json', import.meta.url), 'utf8')) as { functionTimeout: string };
+    const [h, m, sec] = host.functionTimeout.split(':').map(Number);
+    const timeoutSeconds = h! * 3600 + m! * 60 + sec!;
+    assert.ok(
+      c.ingestInvocationBudgetSeconds <= timeoutSeconds - 5 * 60,
+      `budget ${c.ingestInvocationBudgetSeconds} s vs functionTimeout ${timeoutSeconds} s`,
+    );
+    const set = loadConfig({
+      ...base,
+      KEY_VAULT_INTERACTIVE_PERCENT: '0',
+      INGEST_INVOCATION_BUDGET_SECONDS: '60',
+      INGEST_CONTINUE_QUEUE: 'more-seeds',
+      STATE_CONTAINER: 'shared-state',
+    });
+    assert.deepEqual(
+      [set.vaultInteractiveShare, set.ingestInvocationBudgetSeconds, set.ingestContinueQueue, set.containers.state],
+      [0, 60, 'more-seeds', 'shared-state'],
+    );
+    failsOn('KEY_VAULT_INTERACTIVE_PERCENT', { KEY_VAULT_INTERACTIVE_PERCENT: '51' });
+    failsOn('INGEST_INVOCATION_BUDGET_SECONDS', { INGEST_INVOCATION_BUDGET_SECONDS: '0' });
+    failsOn('INGEST_CONTINUE_QUEUE', { INGEST_CONTINUE_QUEUE: 'Bad_Queue' });
   });
 
   it('reads the programming settings: issuer and request limits', () => {
@@ -56,15 +98,17 @@ describe('config', () => {
     failsOn('KEY_VAULT_URL', { KEY_VAULT_URL: 'https://v.vault.azure.net/some/path' });
   });
 
-  it('refuses a transport-key prefix that overlaps the token secrets\' names in either direction, whatever its case', () => {
+  it("refuses a transport-key prefix that overlaps the token secrets' names in either direction, whatever its case", () => {
     for (const prefix of ['oath-keys', 'oath-', 'oath', 'oat', 'o', 'O', 'OATH-X', 'Oath']) {
       assert.throws(
         () => loadConfig({ ...base, TRANSPORT_KEY_PREFIX: prefix }),
-        (err: unknown) => err instanceof ConfigError && err.setting === 'TRANSPORT_KEY_PREFIX' && /overlaps the token secrets' names/.test(err.message),
+        (err: unknown) =>
+          err instanceof ConfigError && err.setting === 'TRANSPORT_KEY_PREFIX' && /overlaps the token secrets' names/.test(err.message),
         prefix,
       );
     }
-    for (const prefix of ['transport-', 'oathx-', 'oath1', 'x-oath-', 't']) assert.equal(loadConfig({ ...base, TRANSPORT_KEY_PREFIX: prefix }).transportKeyPrefix, prefix);
+    for (const prefix of ['transport-', 'oathx-', 'oath1', 'x-oath-', 't'])
+      assert.equal(loadConfig({ ...base, TRANSPORT_KEY_PREFIX: prefix }).transportKeyPrefix, prefix);
   });
 
   it('reads GRAPH_BASE_URL: Graph global by default, the local stand-in on loopback http, never a path', () => {
@@ -108,14 +152,21 @@ describe('config', () => {
     failsOn('RECOVER_DELETED_SECRETS', { RECOVER_DELETED_SECRETS: 'maybe' });
     failsOn('RECONCILE_SCHEDULE', { RECONCILE_SCHEDULE: '*/5 * * * *' });
     failsOn('RECONCILE_MIN_AGE_MINUTES', { RECONCILE_MIN_AGE_MINUTES: 'soon' });
-    assert.throws(() => loadConfig({ KEY_VAULT_URL: base.KEY_VAULT_URL }), (err: unknown) => err instanceof ConfigError && err.setting === 'PipelineStorage__blobServiceUri');
+    assert.throws(
+      () => loadConfig({ KEY_VAULT_URL: base.KEY_VAULT_URL }),
+      (err: unknown) => err instanceof ConfigError && err.setting === 'PipelineStorage__blobServiceUri',
+    );
   });
 
   it('keeps the reconciler minimum age above the longest gap between heartbeats of a live build', () => {
     assert.equal(RECONCILE_MIN_AGE_FLOOR_MINUTES, 5);
     assert.equal(loadConfig(base).reconcileMinAgeMinutes, 15);
-    for (const tooShort of ['0', '1', String(RECONCILE_MIN_AGE_FLOOR_MINUTES - 1)]) failsOn('RECONCILE_MIN_AGE_MINUTES', { RECONCILE_MIN_AGE_MINUTES: tooShort });
+    for (const tooShort of ['0', '1', String(RECONCILE_MIN_AGE_FLOOR_MINUTES - 1)])
+      failsOn('RECONCILE_MIN_AGE_MINUTES', { RECONCILE_MIN_AGE_MINUTES: tooShort });
     assert.throws(() => loadConfig({ ...base, RECONCILE_MIN_AGE_MINUTES: '0' }), /at least 5, got 0/);
-    assert.equal(loadConfig({ ...base, RECONCILE_MIN_AGE_MINUTES: String(RECONCILE_MIN_AGE_FLOOR_MINUTES) }).reconcileMinAgeMinutes, RECONCILE_MIN_AGE_FLOOR_MINUTES);
+    assert.equal(
+      loadConfig({ ...base, RECONCILE_MIN_AGE_MINUTES: String(RECONCILE_MIN_AGE_FLOOR_MINUTES) }).reconcileMinAgeMinutes,
+      RECONCILE_MIN_AGE_FLOOR_MINUTES,
+    );
   });
 });

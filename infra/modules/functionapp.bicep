@@ -114,6 +114,8 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
         { name: 'REPORTS_CONTAINER', value: 'reports' }
         { name: 'QUARANTINE_CONTAINER', value: 'quarantine' }
         { name: 'RESULTS_CONTAINER', value: 'results' }
+        { name: 'STATE_CONTAINER', value: 'state' }
+        { name: 'INGEST_CONTINUE_QUEUE', value: 'ingest-continue' }
         { name: 'TOKENS_TABLE', value: 'tokens' }
         { name: 'ASSIGNMENTS_TABLE', value: 'assignments' }
         { name: 'TRANSPORT_KEY_PREFIX', value: 'transport-' }

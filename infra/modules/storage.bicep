@@ -122,6 +122,13 @@ resource resultsContainer 'Microsoft.Storage/storageAccounts/blobServices/contai
   properties: { publicAccess: 'None' }
 }
 
+// Records every instance shares (the vault's budget ledger, ingest checkpoints): counts and outcomes, no secret.
+resource stateContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2024-01-01' = {
+  parent: blobService
+  name: 'state'
+  properties: { publicAccess: 'None' }
+}
+
 resource deadLetterContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2024-01-01' = {
   parent: blobService
   name: 'deadletter'
@@ -308,6 +315,12 @@ resource blobAuditLogs 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview
 resource queueService 'Microsoft.Storage/storageAccounts/queueServices@2024-01-01' = {
   parent: storage
   name: 'default'
+}
+
+// A seed file too large for one invocation is handed on through this queue (functions/continueIngest.ts).
+resource ingestContinueQueue 'Microsoft.Storage/storageAccounts/queueServices/queues@2024-01-01' = {
+  parent: queueService
+  name: 'ingest-continue'
 }
 
 // Queue writes: the host's poison-blob queue gets a message only after a blob failed every try (the

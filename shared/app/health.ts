@@ -43,7 +43,7 @@ async function probe(ctx: AppContext): Promise<HealthReport> {
     for await (const _ of ctx.blobs.list(ctx.config.containers.reports, '__health__')) break;
   });
   await run('tokensTable', async () => ctx.tokens.get('__health__'));
-  await run('keyVault', async () => ctx.vault.get('health-probe'));
+  await run('keyVault', async () => ctx.vault.interactive.get('health-probe'));
   const ok = Object.values(checks).every((c) => c === 'ok');
   return { status: ok ? 'ok' : 'degraded', checks, triggerSource: ctx.config.triggerSource, checkedAt };
 }

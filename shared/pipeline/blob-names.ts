@@ -136,6 +136,27 @@ export const IMPORT_FILE_PREFIX = 'entra-oath-';
  * time. A build split by IMPORT_MAX_ROWS numbers its parts from this name (partFileName).
  */
 export function importFileName(buildId: string, startedAt: Date): string {
-  const stamp = startedAt.toISOString().replace(/[-:]/g, '').replace(/\.\d{3}Z$/, 'Z');
+  const stamp = startedAt
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d{3}Z$/, 'Z');
   return `${IMPORT_FILE_PREFIX}${stamp}-${buildId}.csv`;
+}
+
+/**
+ * The vault's shared budget ledger in `state` (./vault-budget.ts): one record per vault, so every instance (and
+ * every app pointed at the same storage account) that spends that vault's budget claims from the same ledger.
+ */
+export function vaultBudgetLedgerName(vaultHost: string): string {
+  return `vault-budget/${vaultHost.toLowerCase().replace(/[^a-z0-9.-]/g, '_')}.json`;
+}
+
+export const INGEST_CHECKPOINT_PREFIX = 'ingest-checkpoints/';
+
+/**
+ * The checkpoint of one version (ETag) of a seed file in `state` (./ingest-checkpoint.ts). Named by a hash of the
+ * blob name, so any name fits, plus the ETag, so a file dropped again under the same name starts afresh.
+ */
+export function ingestCheckpointName(seedBlob: string, etag: string): string {
+  return `${INGEST_CHECKPOINT_PREFIX}${shortHash(seedBlob)}-${etag.replace(/"/g, '')}.json`;
 }

@@ -16,6 +16,11 @@ export const BUILD_REQUEST_BLOB = `${BUILD_QUEUE_PREFIX}request.json`;
 const LOCK_BLOB = `${BUILD_QUEUE_PREFIX}lock`;
 const IN_FLIGHT_PREFIX = `${BUILD_QUEUE_PREFIX}in-flight/`;
 const LOCK_LEASE_SECONDS = 60;
+/**
+ * An ingest handed to a new invocation (./ingest.ts) keeps its mark this long, so no build starts in the gap
+ * before the continuation picks it up (a queue trigger polls at most a minute apart); the continuation renews it.
+ */
+export const HAND_OFF_HOLD_MS = 5 * 60_000;
 
 export interface BuildQueueDeps {
   blobs: BlobStore;
@@ -37,6 +42,8 @@ interface InFlightMark {
   kind: string;
   since: string;
   renewedAt: string;
+  /** Live until this time whatever renewedAt says: the ingest was handed to a new invocation. */
+  holdUntil?: string;
 }
 
 export class BuildQueue {
@@ -57,9 +64,16 @@ export class BuildQueue {
 
   /**
    * Runs `work` (an ingest of `kind` for blob `name`) marked in flight, so no build starts half-way through it;
-   * the mark is renewed while it runs and removed after. Requests a build when `wantsBuild` says so.
+   * the mark is renewed while it runs and removed after. Requests a build when `wantsBuild` says so. When
+   * `handedOff` says the work continues in another invocation, the mark stays, held for HAND_OFF_HOLD_MS.
    */
-  async inFlight<T>(kind: 'seeds' | 'assignments', name: string, work: () => Promise<T>, wantsBuild: (result: T) => boolean): Promise<T> {
+  async inFlight<T>(
+    kind: 'seeds' | 'assignments',
+    name: string,
+    work: () => Promise<T>,
+    wantsBuild: (result: T) => boolean,
+    handedOff: (result: T) => boolean = () => false,
+  ): Promise<T> {
     const { blobs, clock, container } = this.deps;
     const mark = `${IN_FLIGHT_PREFIX}${kind}-${createHash('sha256').update(name).digest('hex').slice(0, 32)}.json`;
     const since = clock.now().toISOString();
@@ -69,12 +83,23 @@ export class BuildQueue {
       });
     await writeMark();
     const renewer = setInterval(() => void writeMark().catch(() => undefined), Math.max(1000, this.settleMs / 3));
-    let result: T;
+    let result: T | undefined;
     try {
       result = await work();
     } finally {
       clearInterval(renewer);
-      await blobs.delete(container, mark).catch(() => undefined);
+      if (result !== undefined && handedOff(result)) {
+        const now = clock.now();
+        const held: InFlightMark = {
+          kind,
+          since,
+          renewedAt: now.toISOString(),
+          holdUntil: new Date(now.getTime() + HAND_OFF_HOLD_MS).toISOString(),
+        };
+        await blobs.write(container, mark, JSON.stringify(held), { contentType: 'application/json' }).catch(() => undefined);
+      } else {
+        await blobs.delete(container, mark).catch(() => undefined);
+      }
     }
     if (wantsBuild(result)) await this.request(`${kind} ingested`);
     return result;
@@ -89,7 +114,9 @@ export class BuildQueue {
       if (!blob) continue;
       const mark = parseJson<InFlightMark>(blob.bytes);
       const renewedAt = Date.parse(mark?.renewedAt ?? '');
-      if (Number.isFinite(renewedAt) && clock.now().getTime() - renewedAt < this.settleMs) live++;
+      const holdUntil = Date.parse(mark?.holdUntil ?? '');
+      const now = clock.now().getTime();
+      if ((Number.isFinite(renewedAt) && now - renewedAt < this.settleMs) || (Number.isFinite(holdUntil) && now < holdUntil)) live++;
     }
     return live;
   }

@@ -1,5 +1,5 @@
 /**
- * The one way the pipeline changes a table row that other processes may change at the same time: read it, decide
+ * The one way the pipeline changes a table row (or a shared record, ports.ts RecordStore) that other processes may change at the same time: read it, decide
  * from what it holds, write under the ETag read (or insert, when there was no row), and start again from a fresh
  * read when another writer got there first (412 on replace, 409 on insert). The decision is thus always taken on
  * the row as it is, never on a copy someone has since changed.
@@ -7,7 +7,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { quoteValue } from '../core/problems.js';
 import { ConflictError, PreconditionFailedError, TransientError } from './errors.js';
-import type { Entity, EntityTable, Versioned } from './ports.js';
+import type { Entity, RecordStore, Versioned } from './ports.js';
 
 /**
  * Attempts before a writer gives up on a row that keeps changing. Each round of a race lets at least one writer
@@ -55,7 +55,7 @@ export interface RowUpdateOptions<T, R> {
  * not depend on the row, such as a secret read, is fine).
  */
 export async function updateWithRetry<T extends Entity, R>(
-  table: EntityTable<T>,
+  table: Pick<RecordStore<T>, 'get' | 'insert' | 'replace'>,
   key: string,
   decide: (row: Versioned<T> | undefined) => RowChange<T, R> | Promise<RowChange<T, R>>,
   options: RowUpdateOptions<T, R> = {},

@@ -115,18 +115,26 @@ export interface Versioned<T> {
 }
 
 /**
- * One table with a single logical partition, addressed by a free-form key (a
- * serial). Adapters escape keys for the characters tables forbid.
+ * Records read and replaced under their ETag: the contract updateWithRetry (./conditional-update.ts) works on. A
+ * table row is one; so is a small JSON record every instance shares, such as the vault's budget ledger or an
+ * ingest's checkpoint (RecordStore in the `state` container, adapter shared/azure/blob-records.ts).
  */
-export interface EntityTable<T extends Entity> {
+export interface RecordStore<T extends Entity> {
   get(key: string): Promise<Versioned<T> | undefined>;
   /** Throws ConflictError when the key exists. */
   insert(key: string, value: T): Promise<string>;
-  /** Throws PreconditionFailedError when etag is stale. Returns the new etag. */
+  /** Throws PreconditionFailedError when etag is stale (or the record is gone). Returns the new etag. */
   replace(key: string, value: T, etag: string): Promise<string>;
-  upsert(key: string, value: T): Promise<string>;
   /** false when absent. Throws PreconditionFailedError when etag is given and stale. */
   delete(key: string, etag?: string): Promise<boolean>;
+}
+
+/**
+ * One table with a single logical partition, addressed by a free-form key (a
+ * serial). Adapters escape keys for the characters tables forbid.
+ */
+export interface EntityTable<T extends Entity> extends RecordStore<T> {
+  upsert(key: string, value: T): Promise<string>;
   /** Every entity, optionally only those whose fields equal the given values. */
   list(where?: Partial<Record<keyof T & string, string | number | boolean>>): AsyncIterable<Versioned<T>>;
   /**

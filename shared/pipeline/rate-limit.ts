@@ -6,6 +6,7 @@
  * as a steady stream rather than one burst at the start of each window.
  */
 import { TransientError } from './errors.js';
+import type { Pacer } from './vault-budget.js';
 
 export interface RateLimiterOptions {
   /** Operations allowed per window. */
@@ -21,7 +22,7 @@ export interface RateLimiterOptions {
 
 const defaultSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
-export class SlidingWindowLimiter {
+export class SlidingWindowLimiter implements Pacer {
   private readonly grants: number[];
   private next = 0;
   private chain: Promise<void> = Promise.resolve();
@@ -76,7 +77,14 @@ export class SlidingWindowLimiter {
 }
 
 export interface RetryOptions {
+  /** Tries of a call that fails transiently (5xx, timeout); a 429 is counted apart (maxThrottledAttempts). */
   maxAttempts?: number;
+  /**
+   * Tries of a call the vault keeps throttling. A 429 is the vault asking to wait, not a fault: it is retried after
+   * its Retry-After (or the backoff) far longer than a fault, so a busy vault slows an ingest down rather than
+   * failing it; only a vault that refuses for many minutes on end makes the call fail.
+   */
+  maxThrottledAttempts?: number;
   /** First backoff; doubles each time (1, 2, 4, 8, 16 s by default, as Key Vault's guidance says). */
   baseDelayMs?: number;
   maxDelayMs?: number;
@@ -87,15 +95,20 @@ export interface RetryOptions {
 /** Retries TransientError with exponential backoff and jitter; other errors pass through at once. */
 export async function withRetry<T>(operation: () => Promise<T>, options: RetryOptions = {}): Promise<T> {
   const maxAttempts = options.maxAttempts ?? 8;
+  const maxThrottled = options.maxThrottledAttempts ?? 40;
   const base = options.baseDelayMs ?? 1000;
   const max = options.maxDelayMs ?? 16_000;
   const sleep = options.sleep ?? defaultSleep;
+  let faults = 0;
+  let throttled = 0;
   for (let attempt = 1; ; attempt++) {
     try {
       return await operation();
     } catch (err) {
-      if (!(err instanceof TransientError) || attempt >= maxAttempts) throw err;
-      const backoff = Math.min(max, base * 2 ** (attempt - 1));
+      if (!(err instanceof TransientError)) throw err;
+      const isThrottle = err.status === 429;
+      if (isThrottle ? ++throttled >= maxThrottled : ++faults >= maxAttempts) throw err;
+      const backoff = Math.min(max, base * 2 ** ((isThrottle ? throttled : faults) - 1));
       const delay = Math.max(err.retryAfterMs ?? 0, backoff * (0.75 + Math.random() * 0.5));
       options.onRetry?.(err, attempt, delay);
       await sleep(delay);

@@ -6,13 +6,14 @@
  * it is slow, not dead).
  */
 import { appendHistory, exportedTo, releasedFromExport } from './inventory.js';
-import { seedFileBlobNames } from './blob-names.js';
+import { ingestCheckpointName, seedFileBlobNames } from './blob-names.js';
+import { checkpointUpdatedAt, type IngestCheckpointRecord } from './ingest-checkpoint.js';
 import { PreconditionFailedError } from './errors.js';
 import { buildIsAlive } from './liveness.js';
 import { logEvent, PipelineEvent } from './events.js';
 import type { AssignmentService } from './assignments.js';
 import type { IngestService } from './ingest.js';
-import type { BlobInfo, BlobStore, Clock, EntityTable, HardwareOathDirectory, Logger, TokenEntity } from './ports.js';
+import type { BlobInfo, BlobStore, Clock, EntityTable, HardwareOathDirectory, Logger, RecordStore, TokenEntity } from './ports.js';
 
 export interface ReconcileDeps {
   blobs: BlobStore;
@@ -28,6 +29,8 @@ export interface ReconcileDeps {
   maxAttempts?: number;
   /** Graph mode: `assigned` tokens mirror the status Entra reports (users who activate in My Security Info). */
   directory?: HardwareOathDirectory;
+  /** Ingest checkpoints: a seed file whose checkpoint moved within the minimum age is being ingested, not stuck. */
+  checkpoints?: RecordStore<IngestCheckpointRecord>;
 }
 
 export interface ReconcileResult {
@@ -35,6 +38,8 @@ export interface ReconcileResult {
   seedsQuarantined: number;
   /** Seed files whose ingest failed in this run (each then counted toward its quarantine, or quarantined). */
   seedsFailed: number;
+  /** Old seed files left alone: their ingest saved progress within the minimum age (a large file, handed on). */
+  seedsInProgress: number;
   assignmentsRetried: number;
   assignmentsFailed: number;
   exportsSettled: number;
@@ -51,7 +56,17 @@ export class Reconciler {
   constructor(private readonly deps: ReconcileDeps) {}
 
   async run(): Promise<ReconcileResult> {
-    const result: ReconcileResult = { seedsRetried: 0, seedsQuarantined: 0, seedsFailed: 0, assignmentsRetried: 0, assignmentsFailed: 0, exportsSettled: 0, exportsReleased: 0, exportsOfLiveBuilds: 0 };
+    const result: ReconcileResult = {
+      seedsRetried: 0,
+      seedsQuarantined: 0,
+      seedsFailed: 0,
+      seedsInProgress: 0,
+      assignmentsRetried: 0,
+      assignmentsFailed: 0,
+      exportsSettled: 0,
+      exportsReleased: 0,
+      exportsOfLiveBuilds: 0,
+    };
     const cutoff = this.deps.clock.now().getTime() - this.deps.minAgeMinutes * 60_000;
     const old = (d?: Date) => (d ? d.getTime() <= cutoff : true);
 
@@ -59,7 +74,10 @@ export class Reconciler {
     const waiting: BlobInfo[] = [];
     for await (const blob of this.deps.blobs.list(this.deps.containers.seeds)) if (old(blob.lastModified)) waiting.push(blob);
     // Each file on its own: one that keeps failing (even to be quarantined) is logged and counted, never stops the run.
-    for (const blob of waiting) await this.retrySeed(blob, result);
+    for (const blob of waiting) {
+      if (await this.ingestProgressing(blob, cutoff)) result.seedsInProgress++;
+      else await this.retrySeed(blob, result);
+    }
 
     const lists: BlobInfo[] = [];
     for await (const blob of this.deps.blobs.list(this.deps.containers.assignments)) if (old(blob.lastModified)) lists.push(blob);
@@ -77,7 +95,8 @@ export class Reconciler {
     // (its heartbeat deleted, which stops it writing) before any of its rows is touched; a live one is left alone.
     const alive = new Map<string, Promise<boolean>>();
     const isAlive = (buildId: string) => {
-      if (!alive.has(buildId)) alive.set(buildId, buildIsAlive({ blobs: this.deps.blobs, container: this.deps.containers.reports }, buildId, cutoff));
+      if (!alive.has(buildId))
+        alive.set(buildId, buildIsAlive({ blobs: this.deps.blobs, container: this.deps.containers.reports }, buildId, cutoff));
       return alive.get(buildId)!;
     };
     for await (const row of this.deps.tokens.list({ state: 'exporting' })) {
@@ -90,7 +109,10 @@ export class Reconciler {
       const file = row.value.exportFile;
       const present = file ? await this.deps.blobs.properties(this.deps.containers.imports, file) : undefined;
       const now = this.deps.clock.now().toISOString();
-      const value = present && file ? exportedTo(row.value, file, now, `${file} (settled by reconciler)`) : releasedFromExport(row.value, now, 'interrupted build (reconciler)');
+      const value =
+        present && file
+          ? exportedTo(row.value, file, now, `${file} (settled by reconciler)`)
+          : releasedFromExport(row.value, now, 'interrupted build (reconciler)');
       try {
         await this.deps.tokens.replace(row.key, value, row.etag);
         if (present) result.exportsSettled++;
@@ -119,13 +141,29 @@ export class Reconciler {
         const device = await directory.getDevice(row.value.deviceId);
         if (device?.status !== 'activated') continue;
         const now = this.deps.clock.now().toISOString();
-        await this.deps.tokens.replace(row.key, { ...row.value, state: 'activated', updatedAt: now, history: appendHistory(row.value.history, now, 'activated', 'in Entra (mirrored by reconciler)') }, row.etag);
+        await this.deps.tokens.replace(
+          row.key,
+          {
+            ...row.value,
+            state: 'activated',
+            updatedAt: now,
+            history: appendHistory(row.value.history, now, 'activated', 'in Entra (mirrored by reconciler)'),
+          },
+          row.etag,
+        );
         result.graphActivationsMirrored++;
       } catch (err) {
         // A row changed meanwhile, or Graph unavailable: the next run looks again.
         this.deps.log.warn('Reconciler could not mirror a Graph status', { serial: row.value.serial, error: (err as Error).name });
       }
     }
+  }
+
+  /** A checkpoint saved since the cutoff: an ingest (or its continuation) is working through this file. */
+  private async ingestProgressing(blob: BlobInfo, cutoff: number): Promise<boolean> {
+    if (!this.deps.checkpoints) return false;
+    const savedAt = await checkpointUpdatedAt(this.deps.checkpoints, ingestCheckpointName(blob.name, blob.etag.replace(/"/g, '')));
+    return savedAt !== undefined && savedAt > cutoff;
   }
 
   private async retrySeed(blob: BlobInfo, result: ReconcileResult): Promise<void> {
@@ -140,7 +178,9 @@ export class Reconciler {
       this.deps.log.warn('Reconciler could not ingest seed file', { blob: blob.name, attempt: tries, error: (err as Error).name });
     }
     if (tries < (this.deps.maxAttempts ?? 3)) {
-      await this.deps.blobs.setMetadata(this.deps.containers.seeds, blob.name, { ...blob.metadata, [METADATA_RECONCILE_ATTEMPTS]: String(tries) }).catch(() => undefined);
+      await this.deps.blobs
+        .setMetadata(this.deps.containers.seeds, blob.name, { ...blob.metadata, [METADATA_RECONCILE_ATTEMPTS]: String(tries) })
+        .catch(() => undefined);
       return;
     }
     try {

@@ -6,7 +6,25 @@
 import { randomBytes } from 'node:crypto';
 import { ManualClock } from './clock.js';
 import { BlobExistsError, ConflictError, PreconditionFailedError, SecretDeletedError } from '../../shared/pipeline/errors.js';
-import type { BlobInfo, Clock, SecretVersionInfo, BlobLease, BlobStore, Entity, EntityPage, EntityTable, PageQuery, ReadBlobOptions, SecretStore, SecretValue, SetSecretOptions, StoredBlob, Versioned, WriteBlobOptions } from '../../shared/pipeline/ports.js';
+import type {
+  BlobInfo,
+  Clock,
+  RecordStore,
+  SecretVersionInfo,
+  BlobLease,
+  BlobStore,
+  Entity,
+  EntityPage,
+  EntityTable,
+  PageQuery,
+  ReadBlobOptions,
+  SecretStore,
+  SecretValue,
+  SetSecretOptions,
+  StoredBlob,
+  Versioned,
+  WriteBlobOptions,
+} from '../../shared/pipeline/ports.js';
 
 const etag = () => `"0x${randomBytes(8).toString('hex').toUpperCase()}"`;
 
@@ -16,7 +34,11 @@ const etag = () => `"0x${randomBytes(8).toString('hex').toUpperCase()}"`;
  */
 function blobNameError(name: string): Error | undefined {
   if (name.length >= 1 && name.length <= 1024 && name.split('/').length <= 254) return undefined;
-  return Object.assign(new Error('The specified resource name length is not within the permissible limits.'), { name: 'RestError', statusCode: 400, code: 'OutOfRangeInput' });
+  return Object.assign(new Error('The specified resource name length is not within the permissible limits.'), {
+    name: 'RestError',
+    statusCode: 400,
+    code: 'OutOfRangeInput',
+  });
 }
 
 type MemoryBlob = StoredBlob & { contentType?: string; leaseId?: string; leaseUntil?: number };
@@ -68,10 +90,20 @@ export class MemoryBlobStore implements BlobStore {
     if (invalid) return Promise.reject(invalid);
     const c = this.container(container);
     if (options.ifNoneMatch === '*' && c.has(name)) return Promise.reject(new BlobExistsError(name));
-    if (options.ifMatch && c.get(name)?.etag !== options.ifMatch) return Promise.reject(new PreconditionFailedError(`etag mismatch for ${name}`));
+    if (options.ifMatch && c.get(name)?.etag !== options.ifMatch)
+      return Promise.reject(new PreconditionFailedError(`etag mismatch for ${name}`));
     const bytes = typeof content === 'string' ? new TextEncoder().encode(content) : content.slice();
     const now = this.clock.now();
-    const entry = { name, bytes, etag: etag(), contentLength: bytes.length, createdOn: c.get(name)?.createdOn ?? now, lastModified: now, metadata: { ...(options.metadata ?? {}) }, contentType: options.contentType };
+    const entry = {
+      name,
+      bytes,
+      etag: etag(),
+      contentLength: bytes.length,
+      createdOn: c.get(name)?.createdOn ?? now,
+      lastModified: now,
+      metadata: { ...(options.metadata ?? {}) },
+      contentType: options.contentType,
+    };
     c.set(name, entry);
     return Promise.resolve({ etag: entry.etag });
   }
@@ -83,12 +115,18 @@ export class MemoryBlobStore implements BlobStore {
     const b = c.get(name);
     if (!b) return Promise.resolve(false);
     if (options.ifMatch && options.ifMatch !== b.etag) return Promise.reject(new PreconditionFailedError(`etag mismatch for ${name}`));
-    if (b.leaseId && (b.leaseUntil ?? 0) > this.nowMs() && b.leaseId !== options.leaseId) return Promise.reject(new PreconditionFailedError(`${name} is leased`));
+    if (b.leaseId && (b.leaseUntil ?? 0) > this.nowMs() && b.leaseId !== options.leaseId)
+      return Promise.reject(new PreconditionFailedError(`${name} is leased`));
     c.delete(name);
     return Promise.resolve(true);
   }
 
-  setMetadata(container: string, name: string, metadata: Record<string, string>, options: { ifMatch?: string } = {}): Promise<{ etag: string }> {
+  setMetadata(
+    container: string,
+    name: string,
+    metadata: Record<string, string>,
+    options: { ifMatch?: string } = {},
+  ): Promise<{ etag: string }> {
     const invalid = blobNameError(name);
     if (invalid) return Promise.reject(invalid);
     const b = this.container(container).get(name);
@@ -246,7 +284,9 @@ export class MemoryTable<T extends Entity> implements EntityTable<T> {
   page(query: PageQuery<T>): Promise<EntityPage<T>> {
     const rows: Versioned<T>[] = [];
     // Key order, as a table keeps its rows sorted (Azure sorts by the escaped key; plain keys order alike).
-    const keys = [...this.rows.keys()].filter((k) => (query.after === undefined || k > query.after) && k.startsWith(query.keyPrefix ?? '')).sort();
+    const keys = [...this.rows.keys()]
+      .filter((k) => (query.after === undefined || k > query.after) && k.startsWith(query.keyPrefix ?? ''))
+      .sort();
     for (const key of keys) {
       const r = this.rows.get(key)!;
       if (!Object.entries(query.where ?? {}).every(([k, v]) => r.value[k] === v)) continue;
@@ -257,7 +297,10 @@ export class MemoryTable<T extends Entity> implements EntityTable<T> {
     return Promise.resolve({ rows: rows.slice(0, query.limit), more: rows.length > query.limit });
   }
 
-  countBy(field: keyof T & string, where: Partial<Record<keyof T & string, string | number | boolean>> = {}): Promise<Record<string, number>> {
+  countBy(
+    field: keyof T & string,
+    where: Partial<Record<keyof T & string, string | number | boolean>> = {},
+  ): Promise<Record<string, number>> {
     const counts: Record<string, number> = {};
     for (const r of this.rows.values()) {
       if (!Object.entries(where).every(([k, v]) => r.value[k] === v)) continue;
@@ -266,5 +309,35 @@ export class MemoryTable<T extends Entity> implements EntityTable<T> {
       counts[key] = (counts[key] ?? 0) + 1;
     }
     return Promise.resolve(counts);
+  }
+}
+
+/** Shared records (the vault's budget ledger, ingest checkpoints) in memory, counting the writes that landed. */
+export class MemoryRecordStore<T extends Entity> implements RecordStore<T> {
+  private readonly table = new MemoryTable<T>();
+  writes = 0;
+
+  get(key: string): Promise<Versioned<T> | undefined> {
+    return this.table.get(key);
+  }
+
+  async insert(key: string, value: T): Promise<string> {
+    const etag = await this.table.insert(key, value);
+    this.writes++;
+    return etag;
+  }
+
+  async replace(key: string, value: T, expected: string): Promise<string> {
+    const etag = await this.table.replace(key, value, expected);
+    this.writes++;
+    return etag;
+  }
+
+  delete(key: string, expected?: string): Promise<boolean> {
+    return this.table.delete(key, expected);
+  }
+
+  keys(): string[] {
+    return [...this.table.rows.keys()].sort();
   }
 }

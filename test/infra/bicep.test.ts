@@ -164,10 +164,12 @@ void describe('storage account', () => {
 
   void test('the containers and tables exist, all private', () => {
     const containers = ofType('Microsoft.Storage/storageAccounts/blobServices/containers');
-    assert.deepEqual(containers.map(lastNameSegment).sort(), ['app-package', 'assignments', 'deadletter', 'imports', 'quarantine', 'reports', 'results', 'seeds']);
+    assert.deepEqual(containers.map(lastNameSegment).sort(), ['app-package', 'assignments', 'deadletter', 'imports', 'quarantine', 'reports', 'results', 'seeds', 'state']);
     for (const container of containers) assert.equal(props(container)['publicAccess'], 'None', lastNameSegment(container));
     const tables = ofType('Microsoft.Storage/storageAccounts/tableServices/tables');
     assert.deepEqual(tables.map(lastNameSegment).sort(), ['assignments', 'tokens']);
+    // The continuation queue of large ingests, named as the app setting names it.
+    assert.deepEqual(ofType('Microsoft.Storage/storageAccounts/queueServices/queues').map(lastNameSegment), ['ingest-continue']);
   });
 
   void test('lifecycle rules delete import CSVs after 1 day, quarantined files after 30 days, reports after 180 days (defaults)', () => {
@@ -370,10 +372,10 @@ void describe('Function app', () => {
       'AZURE_CLIENT_ID', 'AzureWebJobsStorage__accountName', 'BUILD_SETTLE_SECONDS', 'AzureWebJobsStorage__blobServiceUri', 'AzureWebJobsStorage__clientId',
       'AzureWebJobsStorage__credential', 'AzureWebJobsStorage__queueServiceUri', 'AzureWebJobsStorage__tableServiceUri',
       'DEFAULT_TRANSPORT_KEY_SECRET', 'GRAPH_ACTIVATE_FROM_SEED', 'GRAPH_ALLOWED_GROUP_ID', 'GRAPH_ALLOW_PRIVILEGED_USERS', 'GRAPH_BASE_URL',
-      'IMPORTS_CONTAINER', 'IMPORT_MAX_ROWS', 'IMPORT_MODE', 'KEY_VAULT_CREATE_BUDGET', 'KEY_VAULT_READ_BUDGET', 'KEY_VAULT_URL',
+      'IMPORTS_CONTAINER', 'IMPORT_MAX_ROWS', 'IMPORT_MODE', 'INGEST_CONTINUE_QUEUE', 'KEY_VAULT_CREATE_BUDGET', 'KEY_VAULT_READ_BUDGET', 'KEY_VAULT_URL',
       'MAX_SEED_FILE_BYTES', 'PipelineStorage__blobServiceUri', 'PipelineStorage__clientId', 'PipelineStorage__credential',
       'PipelineStorage__queueServiceUri', 'PipelineStorage__tableServiceUri', 'QUARANTINE_CONTAINER', 'RECONCILE_MIN_AGE_MINUTES',
-      'REPORTS_CONTAINER', 'RESULTS_CONTAINER', 'SEEDS_CONTAINER', 'SEED_TRIGGER_SOURCE', 'TOKENS_TABLE', 'TRANSPORT_KEY_PREFIX', 'VERIFY_LOCKOUT_LIMIT',
+      'REPORTS_CONTAINER', 'RESULTS_CONTAINER', 'SEEDS_CONTAINER', 'SEED_TRIGGER_SOURCE', 'STATE_CONTAINER', 'TOKENS_TABLE', 'TRANSPORT_KEY_PREFIX', 'VERIFY_LOCKOUT_LIMIT',
       'VERIFY_LOCKOUT_MINUTES',
     ].sort());
     assert.deepEqual(Object.fromEntries([...map].filter(([, value]) => !hasDeploymentTimePart(value))), {
@@ -386,6 +388,8 @@ void describe('Function app', () => {
       REPORTS_CONTAINER: 'reports',
       QUARANTINE_CONTAINER: 'quarantine',
       RESULTS_CONTAINER: 'results',
+      STATE_CONTAINER: 'state',
+      INGEST_CONTINUE_QUEUE: 'ingest-continue',
       TOKENS_TABLE: 'tokens',
       ASSIGNMENTS_TABLE: 'assignments',
       TRANSPORT_KEY_PREFIX: 'transport-',

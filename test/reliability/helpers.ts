@@ -9,12 +9,12 @@ import { BlobServiceClient } from '@azure/storage-blob';
 import { TableClient } from '@azure/data-tables';
 import { parse } from 'csv-parse/sync';
 import type { KeyVaultRealism, KeyVaultStats } from '../../dev/keyvault/server.js';
-import { services, type AppContext } from '../../shared/app/context.js';
+import { composeAppContext, services, type AppContext } from '../../shared/app/context.js';
 import { createAzureAdapters, ensureStorageResources } from '../../shared/azure/clients.js';
 import { loadConfig } from '../../shared/config.js';
 import { toCanonicalBase32 } from '../../shared/core/encoding.js';
 import type { Logger, TokenEntity } from '../../shared/pipeline/ports.js';
-import { PacedVault } from '../../shared/pipeline/vault.js';
+import { systemClock } from '../../shared/pipeline/clock.js';
 
 export const SEED_HEADER = 'upn,serial number,secret key,time interval,manufacturer,model\n';
 
@@ -49,7 +49,11 @@ export async function vaultStats(keyVaultUrl: string): Promise<KeyVaultStats> {
 }
 
 export async function setVaultRealism(keyVaultUrl: string, realism: KeyVaultRealism): Promise<void> {
-  const res = await fetch(`${keyVaultUrl}/_admin/realism`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(realism) });
+  const res = await fetch(`${keyVaultUrl}/_admin/realism`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(realism),
+  });
   if (res.status !== 200) throw new Error(`vault realism: HTTP ${res.status} ${await res.text()}`);
 }
 
@@ -92,7 +96,12 @@ export async function importRows(connectionString: string): Promise<{ file: stri
   return out;
 }
 
-export async function waitFor(what: string, condition: () => Promise<boolean> | boolean, timeoutMs: number, intervalMs = 50): Promise<void> {
+export async function waitFor(
+  what: string,
+  condition: () => Promise<boolean> | boolean,
+  timeoutMs: number,
+  intervalMs = 50,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await condition())) {
     if (Date.now() > deadline) throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}.`);
@@ -108,7 +117,8 @@ export interface CapturedLogger extends Logger {
 
 export function capturingLogger(): CapturedLogger {
   const lines: string[] = [];
-  const put = (level: string) => (message: string, data?: Record<string, unknown>) => void lines.push(`${level} ${message}${data ? ` ${JSON.stringify(data)}` : ''}`);
+  const put = (level: string) => (message: string, data?: Record<string, unknown>) =>
+    void lines.push(`${level} ${message}${data ? ` ${JSON.stringify(data)}` : ''}`);
   return { lines, info: put('info'), warn: put('warn'), error: put('error') };
 }
 
@@ -117,12 +127,14 @@ export function capturingLogger(): CapturedLogger {
  * storage and vault: one call stands for one app instance, with its own
  * clients and its own vault pacer.
  */
-export async function appInstance(connectionString: string, keyVaultUrl: string, settings: Record<string, string> = {}): Promise<AppContext> {
+export async function appInstance(
+  connectionString: string,
+  keyVaultUrl: string,
+  settings: Record<string, string> = {},
+): Promise<AppContext> {
   const config = loadConfig({ PipelineStorage: connectionString, KEY_VAULT_URL: keyVaultUrl, ...settings });
   await ensureStorageResources(config);
-  const adapters = await createAzureAdapters(config);
-  const vault = new PacedVault(adapters.secrets, { createBudget: config.vaultCreateBudget, readBudget: config.vaultReadBudget, retry: { baseDelayMs: config.vaultRetryBaseMs } });
-  return { config, blobs: adapters.blobs, vault, tokens: adapters.tokens, assignments: adapters.assignments, clock: { now: () => new Date() } };
+  return composeAppContext(config, await createAzureAdapters(config), systemClock);
 }
 
 export { services };
