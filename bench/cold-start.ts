@@ -37,7 +37,13 @@ export async function measureColdStart(repoRoot: string, runs = 7): Promise<Cold
   const appEntry = join(repoRoot, 'dist', 'functions', 'index.js');
   const baselineEntry = join(repoRoot, 'bench', 'baseline-app', 'index.js');
   // The app validates its settings at load: give both processes the same valid local ones.
-  const env = { ...process.env, KEY_VAULT_URL: 'http://127.0.0.1:10010', PipelineStorage: 'UseDevelopmentStorage=true', AzureWebJobsStorage: 'UseDevelopmentStorage=true', FUNCTIONS_WORKER_RUNTIME: 'node' };
+  const env = {
+    ...process.env,
+    KEY_VAULT_URL: 'http://127.0.0.1:10010',
+    PipelineStorage: 'UseDevelopmentStorage=true',
+    AzureWebJobsStorage: 'UseDevelopmentStorage=true',
+    FUNCTIONS_WORKER_RUNTIME: 'node',
+  };
   const once = async (entry: string, extraArgs: string[] = []) => {
     const started = performance.now();
     const { stdout } = await run(process.execPath, [stripTypes, ...extraArgs, child, entry, coreModule], { cwd: repoRoot, env });
@@ -65,7 +71,11 @@ export async function measureColdStart(repoRoot: string, runs = 7): Promise<Cold
   }
 
   // Which of the repo's own files the entry loads before any request: what a cold start pays for.
-  const traced = await run(process.execPath, [stripTypes, '--import', 'data:text/javascript,' + encodeURIComponent(TRACE_HOOK), child, appEntry, coreModule], { cwd: repoRoot, env });
+  const traced = await run(
+    process.execPath,
+    [stripTypes, '--import', 'data:text/javascript,' + encodeURIComponent(TRACE_HOOK), child, appEntry, coreModule],
+    { cwd: repoRoot, env },
+  );
   const eager = traced.stderr
     .split('\n')
     .filter((l) => l.startsWith('LOADED '))

@@ -90,7 +90,6 @@ function timeOnce(fn: () => unknown): number {
   return performance.now() - started;
 }
 
-
 interface CorpusManifestEntry {
   file?: string;
   inMemory?: string;
@@ -101,7 +100,8 @@ interface CorpusManifestEntry {
 const { readSeedFile } = await fromDist<typeof import('../shared/formats/read-seed-file.js')>('shared/formats/read-seed-file.js');
 const { readAssignments } = await fromDist<typeof import('../shared/formats/assignments.js')>('shared/formats/assignments.js');
 const { PSKC_XML_PARSER_OPTIONS } = await fromDist<typeof import('../shared/formats/pskc.js')>('shared/formats/pskc.js');
-const { derivePbkdf2, MAX_PBKDF2_ITERATIONS } = await fromDist<typeof import('../shared/formats/pskc-crypto.js')>('shared/formats/pskc-crypto.js');
+const { derivePbkdf2, MAX_PBKDF2_ITERATIONS } =
+  await fromDist<typeof import('../shared/formats/pskc-crypto.js')>('shared/formats/pskc-crypto.js');
 
 async function corpusWorst(repoRoot: string): Promise<{ cases: number; worstMs: number; worstCase: string } | null> {
   const dir = join(repoRoot, 'test', 'fixtures', 'corpus');
@@ -146,10 +146,31 @@ async function corpusWorst(repoRoot: string): Promise<{ cases: number; worstMs: 
   return { cases, worstMs, worstCase };
 }
 
-type CsvFigures = Pick<ParseFigures, 'csvTokens' | 'csvFileMB' | 'csvReaderMs' | 'csvTokensPerSecond' | 'csvParseFloorMs' | 'csvParseFloorTokensPerSecond' | 'csvFloorRatio' | 'peakMemoryMB' | 'peakMemoryBeforeParseMB' | 'csvParsePeakMemoryMB'>;
+type CsvFigures = Pick<
+  ParseFigures,
+  | 'csvTokens'
+  | 'csvFileMB'
+  | 'csvReaderMs'
+  | 'csvTokensPerSecond'
+  | 'csvParseFloorMs'
+  | 'csvParseFloorTokensPerSecond'
+  | 'csvFloorRatio'
+  | 'peakMemoryMB'
+  | 'peakMemoryBeforeParseMB'
+  | 'csvParsePeakMemoryMB'
+>;
 type PskcFigures = Pick<
   ParseFigures,
-  'pskcTokens' | 'pskcFileMB' | 'pskcReaderMs' | 'pskcTokensPerSecond' | 'xmlDefaultParseMs' | 'xmlReaderOptionsParseMs' | 'pskcParserFloorRatio' | 'pskcParserFloorRatioVsDefaultOptions' | 'pskcCryptoMs' | 'pskcFloorWithCryptoRatio'
+  | 'pskcTokens'
+  | 'pskcFileMB'
+  | 'pskcReaderMs'
+  | 'pskcTokensPerSecond'
+  | 'xmlDefaultParseMs'
+  | 'xmlReaderOptionsParseMs'
+  | 'pskcParserFloorRatio'
+  | 'pskcParserFloorRatioVsDefaultOptions'
+  | 'pskcCryptoMs'
+  | 'pskcFloorWithCryptoRatio'
 >;
 
 /** CSV: 100,000 tokens in Entra's layout, through the reader and through csv-parse alone; memory in child processes. */
@@ -158,7 +179,8 @@ async function measureCsv(repoRoot: string, tmpDir: string): Promise<CsvFigures>
   const csvBytes = Buffer.from(entraSeedCsv(benchTokens(csvTokenCount, 'parse')), 'utf8');
   const csvText = csvBytes.toString('utf8');
   const read = readSeedFile(csvBytes, { now: READ_AT, fileName: 'bench.csv' });
-  if (read.tokens.length !== csvTokenCount || read.problems.some((p) => p.severity === 'error')) throw new Error(`CSV reader returned ${read.tokens.length} tokens and ${read.problems.length} problems.`);
+  if (read.tokens.length !== csvTokenCount || read.problems.some((p) => p.severity === 'error'))
+    throw new Error(`CSV reader returned ${read.tokens.length} tokens and ${read.problems.length} problems.`);
   const { reader: csvReaderMs, floor: csvParseFloorMs } = timeInterleaved({
     reader: () => readSeedFile(csvBytes, { now: READ_AT, fileName: 'bench.csv' }),
     // The floor: csv-parse alone with the options the reader passes it.
@@ -248,7 +270,11 @@ export async function measureParsing(repoRoot: string, tmpDir: string): Promise<
 
   // Negative PSKC fixtures.
   const pskcDir = join(repoRoot, 'test', 'fixtures', 'pskc');
-  const negatives = (JSON.parse(readFileSync(join(pskcDir, 'expected.json'), 'utf8')) as { negative: { name: string; file: string; psk?: string; password?: string }[] }).negative;
+  const negatives = (
+    JSON.parse(readFileSync(join(pskcDir, 'expected.json'), 'utf8')) as {
+      negative: { name: string; file: string; psk?: string; password?: string }[];
+    }
+  ).negative;
   let negativeWorstMs = 0;
   let negativeWorstCase = '';
   for (const n of negatives) {

@@ -235,7 +235,10 @@ async function main(): Promise<void> {
     : undefined;
   // The app's share: against the same backing calls plus the one round trip through the local host every request makes.
   const withHop = ingest?.verify.backingFloor.withHostRoundTrip;
-  const verifyAppShare = ingest && withHop ? { p50Ratio: round(ingest.verify.p50Ms / withHop.p50Ms, 2), p99Ratio: round(ingest.verify.p99Ms / withHop.p99Ms, 2) } : undefined;
+  const verifyAppShare =
+    ingest && withHop
+      ? { p50Ratio: round(ingest.verify.p50Ms / withHop.p50Ms, 2), p99Ratio: round(ingest.verify.p99Ms / withHop.p99Ms, 2) }
+      : undefined;
   const inRange = (v: number | undefined) => (v === undefined ? null : v >= 0.9 && v <= 1.0);
   const checks: Check[] = [
     {
@@ -278,8 +281,10 @@ async function main(): Promise<void> {
     },
     {
       figure: 'Verify p50 / p99 ÷ (backing calls + one local-host round trip)',
-      value: verifyAppShare ? `${fmt(verifyAppShare.p50Ratio)} / ${fmt(verifyAppShare.p99Ratio)} (round trip alone ${fmt(ingest!.verify.backingFloor.hostRoundTrip.p50Ms)} / ${fmt(ingest!.verify.backingFloor.hostRoundTrip.p99Ms)} ms)` : 'error',
-      target: '(the app\'s share)',
+      value: verifyAppShare
+        ? `${fmt(verifyAppShare.p50Ratio)} / ${fmt(verifyAppShare.p99Ratio)} (round trip alone ${fmt(ingest!.verify.backingFloor.hostRoundTrip.p50Ms)} / ${fmt(ingest!.verify.backingFloor.hostRoundTrip.p99Ms)} ms)`
+        : 'error',
+      target: "(the app's share)",
       pass: null,
     },
     {
@@ -413,12 +418,49 @@ async function main(): Promise<void> {
     coldStart: coldStart ?? { error: true },
     // Issue 18's figures: each ratio with its two sides, measured side by side in this run.
     ratios: {
-      verifyP50: ingest ? { ratio: verifyRatios!.p50Ratio, appMs: ingest.verify.p50Ms, floorMs: ingest.verify.backingFloor.p50Ms, target: TARGETS.verifyRatio } : null,
-      verifyP99: ingest ? { ratio: verifyRatios!.p99Ratio, appMs: ingest.verify.p99Ms, floorMs: ingest.verify.backingFloor.p99Ms, target: TARGETS.verifyRatio } : null,
-      verifyOverBackingAndHostRoundTrip: verifyAppShare ? { p50Ratio: verifyAppShare.p50Ratio, p99Ratio: verifyAppShare.p99Ratio, floor: withHop, hostRoundTrip: ingest!.verify.backingFloor.hostRoundTrip } : null,
-      csvReaderOverCsvParse: parsing ? { ratio: parsing.csvFloorRatio, readerMs: parsing.csvReaderMs, floorMs: parsing.csvParseFloorMs, target: TARGETS.csvRatio } : null,
-      pskcReaderOverXmlParser: parsing ? { ratio: parsing.pskcParserFloorRatio, readerMs: parsing.pskcReaderMs, floorMs: parsing.xmlReaderOptionsParseMs, target: TARGETS.pskcRatio } : null,
-      csvPeakRss: parsing ? { peakMB: parsing.peakMemoryMB, beforeReadingMB: parsing.peakMemoryBeforeParseMB, csvParseAlonePeakMB: parsing.csvParsePeakMemoryMB, targetMB: TARGETS.csvPeakRssMB } : null,
+      verifyP50: ingest
+        ? {
+            ratio: verifyRatios!.p50Ratio,
+            appMs: ingest.verify.p50Ms,
+            floorMs: ingest.verify.backingFloor.p50Ms,
+            target: TARGETS.verifyRatio,
+          }
+        : null,
+      verifyP99: ingest
+        ? {
+            ratio: verifyRatios!.p99Ratio,
+            appMs: ingest.verify.p99Ms,
+            floorMs: ingest.verify.backingFloor.p99Ms,
+            target: TARGETS.verifyRatio,
+          }
+        : null,
+      verifyOverBackingAndHostRoundTrip: verifyAppShare
+        ? {
+            p50Ratio: verifyAppShare.p50Ratio,
+            p99Ratio: verifyAppShare.p99Ratio,
+            floor: withHop,
+            hostRoundTrip: ingest!.verify.backingFloor.hostRoundTrip,
+          }
+        : null,
+      csvReaderOverCsvParse: parsing
+        ? { ratio: parsing.csvFloorRatio, readerMs: parsing.csvReaderMs, floorMs: parsing.csvParseFloorMs, target: TARGETS.csvRatio }
+        : null,
+      pskcReaderOverXmlParser: parsing
+        ? {
+            ratio: parsing.pskcParserFloorRatio,
+            readerMs: parsing.pskcReaderMs,
+            floorMs: parsing.xmlReaderOptionsParseMs,
+            target: TARGETS.pskcRatio,
+          }
+        : null,
+      csvPeakRss: parsing
+        ? {
+            peakMB: parsing.peakMemoryMB,
+            beforeReadingMB: parsing.peakMemoryBeforeParseMB,
+            csvParseAlonePeakMB: parsing.csvParsePeakMemoryMB,
+            targetMB: TARGETS.csvPeakRssMB,
+          }
+        : null,
     },
     parse: parsing ?? { error: true },
     // Issue 13. The vault stand-in's budget is scaled up for `scale` (createBudgetPer10s says by how much).

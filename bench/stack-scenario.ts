@@ -277,7 +277,11 @@ async function backingCallsLatency(stack: Stack, token: BenchToken, requests: nu
   // The round trip through the local host: the app refuses the body before any backing call (400).
   const hop = async () => {
     const t0 = performance.now();
-    const res = await fetch(`${stack.functions.url}/api/tokens/${hopSerial}/verify`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+    const res = await fetch(`${stack.functions.url}/api/tokens/${hopSerial}/verify`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{}',
+    });
     await res.arrayBuffer();
     if (res.status !== 400) throw new Error(`The host round trip answered ${res.status}, not 400.`);
     return performance.now() - t0;

@@ -63,9 +63,26 @@ export async function measureVerifyCpu(rounds = 5, repsPerRound = 12): Promise<V
   const secrets = new MemorySecretStore();
   const now = new Date(unixSeconds * 1000);
   const { version } = await secrets.set('oath-bench', toCanonicalBase32(secret), { contentType: 'text/plain', tags: {} });
-  const token = { serial: 'bench', manufacturer: 'Token2', model: 'C202', type: 'totp' as const, algorithm: 'SHA1' as const, digits: 6, period: 30, secret };
+  const token = {
+    serial: 'bench',
+    manufacturer: 'Token2',
+    model: 'C202',
+    type: 'totp' as const,
+    algorithm: 'SHA1' as const,
+    digits: 6,
+    period: 30,
+    secret,
+  };
   await tokens.insert('bench', newTokenEntity(token, 'oath-bench', version, 'bench', now.toISOString()));
-  const service = new VerifyService({ tokens, secrets, clock: { now: () => now }, log: { info: () => undefined, warn: () => undefined, error: () => undefined }, lockoutLimit: 1_000_000_000, lockoutMinutes: 15, lockoutMaxMinutes: 1440 });
+  const service = new VerifyService({
+    tokens,
+    secrets,
+    clock: { now: () => now },
+    log: { info: () => undefined, warn: () => undefined, error: () => undefined },
+    lockoutLimit: 1_000_000_000,
+    lockoutMinutes: 15,
+    lockoutMaxMinutes: 1440,
+  });
   const serviceCheck = async (reps: number): Promise<number> => {
     const start = process.cpuUsage();
     for (let i = 0; i < reps; i++) {

@@ -31,7 +31,12 @@ function drift(seconds) {
 }
 
 function when(iso) {
-  return iso ? iso.replace('T', ' ').replace(/\.\d+Z$/, 'Z').replace('Z', ' UTC') : '';
+  return iso
+    ? iso
+        .replace('T', ' ')
+        .replace(/\.\d+Z$/, 'Z')
+        .replace('Z', ' UTC')
+    : '';
 }
 
 /** The answer to a code check, in words: "Accepted" or "Not accepted", the drift, what to do next. */
@@ -61,7 +66,8 @@ function verifyAnswer(form, status, body) {
   }
   let text = 'Not accepted.';
   if (status === 200) {
-    if (typeof body?.attemptsLeft === 'number') text += ` ${body.attemptsLeft} more wrong code${body.attemptsLeft === 1 ? '' : 's'} lock the token.`;
+    if (typeof body?.attemptsLeft === 'number')
+      text += ` ${body.attemptsLeft} more wrong code${body.attemptsLeft === 1 ? '' : 's'} lock the token.`;
   } else {
     text = `Not accepted: ${errorText(body, status)}`;
   }
@@ -92,7 +98,11 @@ async function submitApiForm(form, button) {
   button.disabled = true;
   say(region, 'Working…');
   try {
-    const { status, body } = await call(form.dataset.api, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(formJson(form)) });
+    const { status, body } = await call(form.dataset.api, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(formJson(form)),
+    });
     if (form.dataset.api === 'verify') {
       verifyAnswer(form, status, body);
       const code = form.querySelector('input[name="code"]');
@@ -143,10 +153,19 @@ async function follow(region, accepted) {
     }
     if (body.state === 'reported') {
       const s = body.summary;
-      const words = { completed: 'Completed', 'completed-with-problems': 'Completed with problems', rejected: 'Rejected', 'nothing-to-do': 'Nothing to do' };
+      const words = {
+        completed: 'Completed',
+        'completed-with-problems': 'Completed with problems',
+        rejected: 'Rejected',
+        'nothing-to-do': 'Nothing to do',
+      };
       waiting.textContent = `${words[s.outcome] ?? s.outcome}: ${s.errors} error${s.errors === 1 ? '' : 's'}, ${s.warnings} warning${s.warnings === 1 ? '' : 's'}, ${s.tokens} token row${s.tokens === 1 ? '' : 's'}.`;
       waiting.className = s.outcome === 'completed' ? 'accepted' : 'rejected';
-      if (body.transportKeyDisabled) line(region, `The pre-shared key or password is now disabled in Key Vault (${body.transportKeyDisabled}); delete it there once the batch is settled.`);
+      if (body.transportKeyDisabled)
+        line(
+          region,
+          `The pre-shared key or password is now disabled in Key Vault (${body.transportKeyDisabled}); delete it there once the batch is settled.`,
+        );
       const p = line(region, '');
       const a = document.createElement('a');
       a.href = `/api/console/batch?${new URLSearchParams({ name: body.report }).toString()}`;
@@ -219,7 +238,12 @@ function programRequest(form) {
   const manufacturer = form.elements.manufacturer.value.trim();
   const model = form.elements.model.value.trim();
   const tokens = serials.map((serial) => ({ serial, ...(manufacturer ? { manufacturer } : {}), ...(model ? { model } : {}) }));
-  return { tokens, period: Number(form.elements.period.value), algorithm: form.elements.algorithm.value, digits: Number(form.elements.digits.value) };
+  return {
+    tokens,
+    period: Number(form.elements.period.value),
+    algorithm: form.elements.algorithm.value,
+    digits: Number(form.elements.digits.value),
+  };
 }
 
 function burnSection(section, queue, report) {
@@ -287,7 +311,11 @@ async function submitProgram(form, button) {
   button.disabled = true;
   say(region, 'Working…');
   try {
-    const { status, body } = await call('program', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(request) });
+    const { status, body } = await call('program', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(request),
+    });
     if (status !== 201) {
       const serials = Array.isArray(body?.error?.serials) && body.error.serials.length > 0 ? ` (${body.error.serials.join(', ')})` : '';
       say(region, `Not programmed: ${errorText(body, status)}${serials}`, 'rejected');

@@ -49,14 +49,16 @@ const watchdog =
   "process.stdin.on('end',()=>{process.stdin.destroy();process.kill(process.pid,'SIGTERM')}).on('error',()=>{}).resume();";
 
 export function devConnectionString(blobUrl: string, queueUrl: string, tableUrl: string): string {
-  return [
-    'DefaultEndpointsProtocol=http',
-    `AccountName=${devAccountName}`,
-    `AccountKey=${devAccountKey}`,
-    `BlobEndpoint=${blobUrl}`,
-    `QueueEndpoint=${queueUrl}`,
-    `TableEndpoint=${tableUrl}`,
-  ].join(';') + ';';
+  return (
+    [
+      'DefaultEndpointsProtocol=http',
+      `AccountName=${devAccountName}`,
+      `AccountKey=${devAccountKey}`,
+      `BlobEndpoint=${blobUrl}`,
+      `QueueEndpoint=${queueUrl}`,
+      `TableEndpoint=${tableUrl}`,
+    ].join(';') + ';'
+  );
 }
 
 function azuriteEntry(): string {
@@ -100,11 +102,20 @@ export async function startAzurite(opts: AzuriteOptions = {}): Promise<Azurite> 
     '--import',
     watchdog,
     azuriteEntry(),
-    '--location', dataDir,
-    '--blobHost', '127.0.0.1', '--queueHost', '127.0.0.1', '--tableHost', '127.0.0.1',
-    '--blobPort', free ? '0' : '10000',
-    '--queuePort', free ? '0' : '10001',
-    '--tablePort', free ? '0' : '10002',
+    '--location',
+    dataDir,
+    '--blobHost',
+    '127.0.0.1',
+    '--queueHost',
+    '127.0.0.1',
+    '--tableHost',
+    '127.0.0.1',
+    '--blobPort',
+    free ? '0' : '10000',
+    '--queuePort',
+    free ? '0' : '10001',
+    '--tablePort',
+    free ? '0' : '10002',
     '--skipApiVersionCheck',
     '--disableTelemetry',
     '--loose',
@@ -115,7 +126,10 @@ export async function startAzurite(opts: AzuriteOptions = {}): Promise<Azurite> 
   let output = '';
 
   const ready = new Promise<void>((resolveReady, rejectReady) => {
-    const timer = setTimeout(() => rejectReady(new Error(`Azurite did not start within ${opts.startTimeoutMs ?? 30000} ms.\n${output}`)), opts.startTimeoutMs ?? 30000);
+    const timer = setTimeout(
+      () => rejectReady(new Error(`Azurite did not start within ${opts.startTimeoutMs ?? 30000} ms.\n${output}`)),
+      opts.startTimeoutMs ?? 30000,
+    );
     let buffered = '';
     const onData = (chunk: Buffer): void => {
       buffered += chunk.toString('utf8');
@@ -137,7 +151,10 @@ export async function startAzurite(opts: AzuriteOptions = {}): Promise<Azurite> 
     child.stderr?.on('data', (chunk: Buffer) => {
       const text = chunk.toString('utf8');
       output += text;
-      text.split('\n').filter((l) => l.trim() !== '').forEach(log);
+      text
+        .split('\n')
+        .filter((l) => l.trim() !== '')
+        .forEach(log);
     });
     child.once('error', (error) => {
       clearTimeout(timer);

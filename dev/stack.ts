@@ -39,7 +39,14 @@ export const defaultDataDir = join(repoRoot, 'dev', 'data');
 export const defaultEntry = join(repoRoot, 'dist', 'functions', 'index.js');
 
 /** Fixed ports of `npm start` (ports: 'default'). */
-export const defaultPorts = { blob: 10000, queue: 10001, table: 10002, keyVault: 10010, graph: DEFAULT_GRAPH_PORT, functions: 7071 } as const;
+export const defaultPorts = {
+  blob: 10000,
+  queue: 10001,
+  table: 10002,
+  keyVault: 10010,
+  graph: DEFAULT_GRAPH_PORT,
+  functions: 7071,
+} as const;
 
 /** The Graph stand-in's users file in the data folder. */
 export const GRAPH_USERS_FILE = 'graph-users.json';
@@ -89,7 +96,12 @@ export interface Stack {
   close(): Promise<void>;
 }
 
-export function stackSettings(connectionString: string, keyVaultUrl: string, graphBaseUrl: string, extra: Record<string, string> = {}): Record<string, string> {
+export function stackSettings(
+  connectionString: string,
+  keyVaultUrl: string,
+  graphBaseUrl: string,
+  extra: Record<string, string> = {},
+): Record<string, string> {
   return {
     FUNCTIONS_WORKER_RUNTIME: 'node',
     AzureWebJobsStorage: connectionString,
@@ -169,7 +181,13 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
       dataDir,
       settingsPath,
       settings,
-      azurite: { blobUrl: azurite.blobUrl, queueUrl: azurite.queueUrl, tableUrl: azurite.tableUrl, connectionString: azurite.connectionString, pid: azurite.pid },
+      azurite: {
+        blobUrl: azurite.blobUrl,
+        queueUrl: azurite.queueUrl,
+        tableUrl: azurite.tableUrl,
+        connectionString: azurite.connectionString,
+        pid: azurite.pid,
+      },
       keyVault: { url: vault.url, port: vault.port, setRealism: (r) => vault.setRealism(r), stats: () => vault.stats() },
       graph: {
         url: graph.url,

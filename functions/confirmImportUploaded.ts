@@ -6,4 +6,9 @@ export async function confirmImportUploaded(request: HttpRequest, context: Invoc
   return serveHttp('confirmImportUploaded', request, context);
 }
 
-app.http('confirmImportUploaded', { methods: ['POST'], route: 'imports/{file}/uploaded', authLevel: 'function', handler: confirmImportUploaded });
+app.http('confirmImportUploaded', {
+  methods: ['POST'],
+  route: 'imports/{file}/uploaded',
+  authLevel: 'function',
+  handler: confirmImportUploaded,
+});

@@ -8,7 +8,12 @@ export async function ingestAssignments(blob: unknown, context: InvocationContex
   const { invocationLogger } = await import('../shared/app/http.js');
   const svc = services(await getAppContext(), invocationLogger(context));
   const name = blobName(context, blob);
-  await svc.buildQueue.inFlight('assignments', name, () => svc.assignments.ingest(name), (r) => r.added > 0);
+  await svc.buildQueue.inFlight(
+    'assignments',
+    name,
+    () => svc.assignments.ingest(name),
+    (r) => r.added > 0,
+  );
 }
 
 // The host passes a reference, not the content: the service reads the blob's properties (size) before any byte.

@@ -6,4 +6,9 @@ export async function markRemovedFromEntra(request: HttpRequest, context: Invoca
   return serveHttp('markRemovedFromEntra', request, context);
 }
 
-app.http('markRemovedFromEntra', { methods: ['POST'], route: 'tokens/{serial}/removed-from-entra', authLevel: 'function', handler: markRemovedFromEntra });
+app.http('markRemovedFromEntra', {
+  methods: ['POST'],
+  route: 'tokens/{serial}/removed-from-entra',
+  authLevel: 'function',
+  handler: markRemovedFromEntra,
+});

@@ -6,4 +6,9 @@ export async function verifyActivationCode(request: HttpRequest, context: Invoca
   return serveHttp('verifyActivationCode', request, context);
 }
 
-app.http('verifyActivationCode', { methods: ['POST'], route: 'tokens/{serial}/verify', authLevel: 'function', handler: verifyActivationCode });
+app.http('verifyActivationCode', {
+  methods: ['POST'],
+  route: 'tokens/{serial}/verify',
+  authLevel: 'function',
+  handler: verifyActivationCode,
+});

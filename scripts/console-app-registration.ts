@@ -16,8 +16,19 @@ import { HookError, hookCredential, readJsonBody, runAsHook } from './azure-hook
 
 /** Fixed ids, so every run (and every environment) names the same roles. */
 export const CONSOLE_APP_ROLES: readonly { id: string; value: AppRole; displayName: string; description: string }[] = [
-  { id: '6f1d2c8e-3b5a-4e7f-9a0c-1d2e3f4a5b61', value: APP_ROLES.helpdesk, displayName: 'Token helpdesk', description: 'Look tokens up and check codes in the OATH token console.' },
-  { id: '6f1d2c8e-3b5a-4e7f-9a0c-1d2e3f4a5b62', value: APP_ROLES.admin, displayName: 'Token administrator', description: 'Everything in the OATH token console: upload seed files and assignment lists, download and confirm import files, unlock, reassign and retire tokens.' },
+  {
+    id: '6f1d2c8e-3b5a-4e7f-9a0c-1d2e3f4a5b61',
+    value: APP_ROLES.helpdesk,
+    displayName: 'Token helpdesk',
+    description: 'Look tokens up and check codes in the OATH token console.',
+  },
+  {
+    id: '6f1d2c8e-3b5a-4e7f-9a0c-1d2e3f4a5b62',
+    value: APP_ROLES.admin,
+    displayName: 'Token administrator',
+    description:
+      'Everything in the OATH token console: upload seed files and assignment lists, download and confirm import files, unlock, reassign and retire tokens.',
+  },
 ];
 
 const MICROSOFT_GRAPH_APP_ID = '00000003-0000-0000-c000-000000000000';
@@ -41,11 +52,20 @@ export class GraphClient {
     private readonly maxAttempts = 5,
   ) {}
 
-  async request(method: 'GET' | 'POST' | 'PATCH', path: string, body?: unknown, headers: Record<string, string> = {}): Promise<GraphResponse> {
+  async request(
+    method: 'GET' | 'POST' | 'PATCH',
+    path: string,
+    body?: unknown,
+    headers: Record<string, string> = {},
+  ): Promise<GraphResponse> {
     for (let attempt = 1; ; attempt++) {
       const token = await this.credential.getToken('https://graph.microsoft.com/.default');
       if (!token) throw new ConsoleRegistrationError('could not get a Microsoft Graph token (sign in with `azd auth login` or `az login`)');
-      const init: RequestInit = { method, headers: { authorization: `Bearer ${token.token}`, 'content-type': 'application/json', ...headers }, signal: AbortSignal.timeout(60_000) };
+      const init: RequestInit = {
+        method,
+        headers: { authorization: `Bearer ${token.token}`, 'content-type': 'application/json', ...headers },
+        signal: AbortSignal.timeout(60_000),
+      };
       if (body !== undefined) init.body = JSON.stringify(body);
       const response = await fetch(new URL(`/v1.0/${path}`, this.baseUrl), init);
       const parsed = await readJsonBody(response);
@@ -64,7 +84,10 @@ function describe(response: GraphResponse): string {
 
 function expect(response: GraphResponse, ok: number[], what: string): void {
   if (ok.includes(response.status)) return;
-  const hint = response.status === 401 || response.status === 403 ? ' (the signed-in account needs the Application Administrator or Cloud Application Administrator role, or to own the app)' : '';
+  const hint =
+    response.status === 401 || response.status === 403
+      ? ' (the signed-in account needs the Application Administrator or Cloud Application Administrator role, or to own the app)'
+      : '';
   throw new ConsoleRegistrationError(`${what} failed: ${describe(response)}${hint}`);
 }
 
@@ -124,9 +147,13 @@ export async function ensureConsoleRegistration(graph: GraphClient, options: Con
     ['helpdesk group', options.helpdeskGroupId],
     ['admin group', options.adminGroupId],
   ] as const) {
-    if (id && !GUID.test(id)) throw new ConsoleRegistrationError(`the ${name} must be an object id (a GUID), got ${JSON.stringify(id.slice(0, 60))}`);
+    if (id && !GUID.test(id))
+      throw new ConsoleRegistrationError(`the ${name} must be an object id (a GUID), got ${JSON.stringify(id.slice(0, 60))}`);
   }
-  if (!/^[A-Za-z0-9._-]{1,120}$/.test(options.uniqueName)) throw new ConsoleRegistrationError(`the unique name ${JSON.stringify(options.uniqueName)} may hold only letters, digits, '.', '_' and '-'`);
+  if (!/^[A-Za-z0-9._-]{1,120}$/.test(options.uniqueName))
+    throw new ConsoleRegistrationError(
+      `the unique name ${JSON.stringify(options.uniqueName)} may hold only letters, digits, '.', '_' and '-'`,
+    );
   const appPath = `applications(uniqueName='${quoteKey(options.uniqueName)}')`;
 
   // 1. The application: create it, or bring what this project owns up to date without touching the rest.
@@ -138,7 +165,9 @@ export async function ensureConsoleRegistration(graph: GraphClient, options: Con
   for (const wanted of CONSOLE_APP_ROLES) {
     const have = roles.find((r) => r.id.toLowerCase() === wanted.id);
     if (have && have.value !== wanted.value) {
-      throw new ConsoleRegistrationError(`app role ${wanted.id} of ${options.uniqueName} holds ${JSON.stringify(have.value)}, not ${wanted.value}; fix it in the Entra admin center (disable, then edit) and run again`);
+      throw new ConsoleRegistrationError(
+        `app role ${wanted.id} of ${options.uniqueName} holds ${JSON.stringify(have.value)}, not ${wanted.value}; fix it in the Entra admin center (disable, then edit) and run again`,
+      );
     }
     if (!have) {
       roles.push({ ...wanted, allowedMemberTypes: ['User'], isEnabled: true });
@@ -194,20 +223,30 @@ export async function ensureConsoleRegistration(graph: GraphClient, options: Con
     sp = created.body as { id: string; appRoleAssignmentRequired?: boolean };
     changes.push('service principal created (assignment required)');
   } else if (sp.appRoleAssignmentRequired !== true) {
-    expect(await graph.request('PATCH', `servicePrincipals/${sp.id}`, { appRoleAssignmentRequired: true }), [204], 'requiring role assignment');
+    expect(
+      await graph.request('PATCH', `servicePrincipals/${sp.id}`, { appRoleAssignmentRequired: true }),
+      [204],
+      'requiring role assignment',
+    );
     changes.push('role assignment now required to sign in');
   }
 
   // 3. The groups, each with its role.
   const listed = await graph.request('GET', `servicePrincipals/${sp.id}/appRoleAssignedTo`);
   expect(listed, [200], 'listing role assignments');
-  const assigned = ((listed.body as { value?: { principalId: string; appRoleId: string }[] }).value ?? []).map((a) => `${a.principalId}/${a.appRoleId.toLowerCase()}`);
+  const assigned = ((listed.body as { value?: { principalId: string; appRoleId: string }[] }).value ?? []).map(
+    (a) => `${a.principalId}/${a.appRoleId.toLowerCase()}`,
+  );
   for (const [groupId, role] of [
     [options.helpdeskGroupId, CONSOLE_APP_ROLES[0]!],
     [options.adminGroupId, CONSOLE_APP_ROLES[1]!],
   ] as const) {
     if (!groupId || assigned.includes(`${groupId}/${role.id}`)) continue;
-    const created = await graph.request('POST', `servicePrincipals/${sp.id}/appRoleAssignedTo`, { principalId: groupId, resourceId: sp.id, appRoleId: role.id });
+    const created = await graph.request('POST', `servicePrincipals/${sp.id}/appRoleAssignedTo`, {
+      principalId: groupId,
+      resourceId: sp.id,
+      appRoleId: role.id,
+    });
     expect(created, [201], `assigning ${role.value} to group ${groupId}`);
     changes.push(`${role.value} assigned to group ${groupId}`);
   }
@@ -216,7 +255,9 @@ export async function ensureConsoleRegistration(graph: GraphClient, options: Con
 }
 
 /** Settings of the hooks, from the azd environment. */
-export function registrationFromEnvironment(env: NodeJS.ProcessEnv): ConsoleRegistrationOptions & { enabled: boolean; graphBaseUrl: string } {
+export function registrationFromEnvironment(
+  env: NodeJS.ProcessEnv,
+): ConsoleRegistrationOptions & { enabled: boolean; graphBaseUrl: string } {
   const environment = env['AZURE_ENV_NAME']?.trim();
   if (!environment) throw new ConsoleRegistrationError('AZURE_ENV_NAME is not set: run this through azd (azd hooks run preprovision)');
   const options: ConsoleRegistrationOptions & { enabled: boolean; graphBaseUrl: string } = {
@@ -237,7 +278,9 @@ export function registrationFromEnvironment(env: NodeJS.ProcessEnv): ConsoleRegi
 runAsHook(import.meta.url, 'console sign-in', async () => {
   const settings = registrationFromEnvironment(process.env);
   if (!settings.enabled) {
-    console.log('console sign-in: CONSOLE_SIGN_IN is not true, so no app registration is made and the console answers that sign-in is not set up (README, "The console").');
+    console.log(
+      'console sign-in: CONSOLE_SIGN_IN is not true, so no app registration is made and the console answers that sign-in is not set up (README, "The console").',
+    );
     return;
   }
   const graph = new GraphClient(settings.graphBaseUrl, hookCredential());
@@ -246,8 +289,14 @@ runAsHook(import.meta.url, 'console sign-in', async () => {
   if (process.env['CONSOLE_CLIENT_ID'] !== result.appId) {
     // The provision that follows passes it to Bicep (consoleClientId), which turns on App Service Authentication.
     const set = spawnSync('azd', ['env', 'set', 'CONSOLE_CLIENT_ID', result.appId], { stdio: 'inherit' });
-    if (set.status !== 0) throw new ConsoleRegistrationError(`could not run \`azd env set CONSOLE_CLIENT_ID ${result.appId}\`; set it yourself, then run \`azd provision\``);
+    if (set.status !== 0)
+      throw new ConsoleRegistrationError(
+        `could not run \`azd env set CONSOLE_CLIENT_ID ${result.appId}\`; set it yourself, then run \`azd provision\``,
+      );
     console.log(`console sign-in: CONSOLE_CLIENT_ID=${result.appId} (set in the azd environment)`);
   }
-  if (!settings.hostName) console.log('console sign-in: the Function app does not exist yet; its sign-in callback is added after provisioning (postprovision hook).');
+  if (!settings.hostName)
+    console.log(
+      'console sign-in: the Function app does not exist yet; its sign-in callback is added after provisioning (postprovision hook).',
+    );
 });

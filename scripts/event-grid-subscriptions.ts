@@ -172,7 +172,8 @@ export async function ensureBlobEventSubscriptions(options: EventGridHookOptions
   const topicPath = `${resourceGroupPath(options)}/providers/Microsoft.EventGrid/systemTopics/${options.systemTopicName}`;
 
   const site = await arm.request('GET', `${sitePath}?api-version=${WEB_API_VERSION}`);
-  if (site.status !== 200) throw new EventGridHookError(`reading function app ${options.functionAppName} failed: ${arm.describeError(site)}`);
+  if (site.status !== 200)
+    throw new EventGridHookError(`reading function app ${options.functionAppName} failed: ${arm.describeError(site)}`);
   const hostName = (site.body as { properties?: { defaultHostName?: unknown } } | undefined)?.properties?.defaultHostName;
   if (typeof hostName !== 'string' || hostName.length === 0) {
     throw new EventGridHookError(`function app ${options.functionAppName} has no default host name`);

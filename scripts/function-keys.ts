@@ -76,11 +76,14 @@ async function existingKeyNames(arm: ArmClient, functionPath: string, name: stri
       for (const value of Object.values(keys)) if (typeof value === 'string') arm.redact(value);
       return Object.keys(keys);
     }
-    if (!isRetryable(response.status)) throw new FunctionKeysHookError(`listing the keys of function ${name} failed: ${arm.describeError(response)}`);
+    if (!isRetryable(response.status))
+      throw new FunctionKeysHookError(`listing the keys of function ${name} failed: ${arm.describeError(response)}`);
     last = arm.describeError(response);
     if (attempt < wait.attempts) await sleep(wait.delayMs);
   }
-  throw new FunctionKeysHookError(`function ${name} is not there after ${wait.attempts} tries (${last}); is the code deployed? Re-run \`azd deploy\` or \`azd hooks run postdeploy\`.`);
+  throw new FunctionKeysHookError(
+    `function ${name} is not there after ${wait.attempts} tries (${last}); is the code deployed? Re-run \`azd deploy\` or \`azd hooks run postdeploy\`.`,
+  );
 }
 
 /**
@@ -99,7 +102,9 @@ export async function ensureFunctionKeys(options: FunctionKeysOptions): Promise<
       if (names.includes(keyName)) continue;
       const value = newFunctionKey();
       arm.redact(value);
-      const response = await arm.request('PUT', `${functionPath}/keys/${keyName}?api-version=${WEB_API_VERSION}`, { properties: { name: keyName, value } });
+      const response = await arm.request('PUT', `${functionPath}/keys/${keyName}?api-version=${WEB_API_VERSION}`, {
+        properties: { name: keyName, value },
+      });
       if (response.status !== 200 && response.status !== 201) {
         throw new FunctionKeysHookError(`creating key ${keyName} on function ${name} failed: ${arm.describeError(response)}`);
       }

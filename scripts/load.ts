@@ -76,7 +76,9 @@ function newTokens(prefix: string, count: number): Token[] {
   });
 }
 
-const seedFile = (tokens: Token[]) => 'upn,serial number,secret key,time interval,manufacturer,model\n' + tokens.map((t) => `,${t.serial},${t.base32},30,Token2,C202\n`).join('');
+const seedFile = (tokens: Token[]) =>
+  'upn,serial number,secret key,time interval,manufacturer,model\n' +
+  tokens.map((t) => `,${t.serial},${t.base32},30,Token2,C202\n`).join('');
 
 function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return NaN;
@@ -124,7 +126,11 @@ async function verifyPhase(stack: TestStack, blobs: BlobServiceClient): Promise<
         const t0 = performance.now();
         let status = 'network-error';
         try {
-          const res = await fetch(`${stack.functionsUrl}/api/tokens/${token.serial}/verify`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ code }) });
+          const res = await fetch(`${stack.functionsUrl}/api/tokens/${token.serial}/verify`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json' },
+            body: JSON.stringify({ code }),
+          });
           await res.arrayBuffer();
           status = String(res.status);
         } catch {
@@ -140,8 +146,15 @@ async function verifyPhase(stack: TestStack, blobs: BlobServiceClient): Promise<
   latencies.sort((a, b) => a - b);
   console.log(`verify: ${latencies.length} requests from ${clients} clients over ${seconds.toFixed(1)} s (${verifyTokens} tokens)`);
   console.log(`  throughput   ${(latencies.length / seconds).toFixed(0)} requests/s`);
-  console.log(`  latency      p50 ${percentile(latencies, 50).toFixed(1)} ms, p99 ${percentile(latencies, 99).toFixed(1)} ms, max ${latencies[latencies.length - 1]?.toFixed(1)} ms`);
-  console.log(`  answers      ${[...statuses.entries()].sort().map(([s, n]) => `${s}: ${n}`).join(', ')} (200 = accepted, 409 = replayed code)`);
+  console.log(
+    `  latency      p50 ${percentile(latencies, 50).toFixed(1)} ms, p99 ${percentile(latencies, 99).toFixed(1)} ms, max ${latencies[latencies.length - 1]?.toFixed(1)} ms`,
+  );
+  console.log(
+    `  answers      ${[...statuses.entries()]
+      .sort()
+      .map(([s, n]) => `${s}: ${n}`)
+      .join(', ')} (200 = accepted, 409 = replayed code)`,
+  );
   console.log(`  errors       ${errors}`);
 }
 
@@ -161,9 +174,17 @@ async function ingestPhase(stack: TestStack, blobs: BlobServiceClient): Promise<
     const done = [...wanted].filter((s) => listed.serials.has(s)).length;
     if (done === wanted.size) {
       const seconds = (performance.now() - started) / 1000;
-      console.log(`ingest: ${files} seed files of ${tokensPerFile} tokens (${all.length} tokens, all assigned) dropped at once in ${((dropped - started) / 1000).toFixed(1)} s`);
-      console.log(`  every token in an import CSV after ${seconds.toFixed(1)} s (${listed.files} CSV file(s), ${(all.length / seconds).toFixed(0)} tokens/s)`);
-      const stats = (await (await fetch(`${stack.keyVaultUrl}/_admin/stats`)).json()) as { creates: number; throttled: number; requests: number };
+      console.log(
+        `ingest: ${files} seed files of ${tokensPerFile} tokens (${all.length} tokens, all assigned) dropped at once in ${((dropped - started) / 1000).toFixed(1)} s`,
+      );
+      console.log(
+        `  every token in an import CSV after ${seconds.toFixed(1)} s (${listed.files} CSV file(s), ${(all.length / seconds).toFixed(0)} tokens/s)`,
+      );
+      const stats = (await (await fetch(`${stack.keyVaultUrl}/_admin/stats`)).json()) as {
+        creates: number;
+        throttled: number;
+        requests: number;
+      };
       console.log(`  vault        ${stats.creates} creates, ${stats.throttled} answered 429, ${stats.requests} requests in all`);
       return true;
     }

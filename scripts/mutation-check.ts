@@ -87,7 +87,7 @@ export const MUTATIONS: readonly Mutation[] = [
   },
   {
     id: 'pskc-ascii-counter-as-binary',
-    about: "an encrypted counter given as ASCII digits decoded as a big-endian number (298507 read as 55221337534519)",
+    about: 'an encrypted counter given as ASCII digits decoded as a big-endian number (298507 read as 55221337534519)',
     file: 'shared/formats/pskc-token.ts',
     find: 'if (ascii !== undefined) { const binary',
     replace: 'if (ascii !== undefined && bytes.length > 8) { const binary',
@@ -133,7 +133,10 @@ const TIMEOUT_MS = Number(process.env.MUTATION_TIMEOUT_SECONDS ?? 300) * 1000;
 
 /** `find` as a pattern: literal text, where any whitespace run matches any whitespace or none. */
 export function findPattern(find: string): RegExp {
-  const parts = find.trim().split(/\s+/).map((part) => part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
+  const parts = find
+    .trim()
+    .split(/\s+/)
+    .map((part) => part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
   return new RegExp(parts.join('\\s*'), 'g');
 }
 
@@ -210,7 +213,9 @@ async function main(filter: string | undefined): Promise<number> {
     console.log(`baseline: ${allTests.length} test files, unmutated`);
     const baseline = await runTests(workDir, allTests);
     if (baseline.status !== 'passed') {
-      console.error(`${baseline.output}\nbaseline: the unmutated tests ${baseline.status === 'timeout' ? 'timed out' : 'fail'}; fix them first.`);
+      console.error(
+        `${baseline.output}\nbaseline: the unmutated tests ${baseline.status === 'timeout' ? 'timed out' : 'fail'}; fix them first.`,
+      );
       return 2;
     }
     const survivors: Mutation[] = [];
@@ -226,7 +231,9 @@ async function main(filter: string | undefined): Promise<number> {
       if (result.status === 'passed') survivors.push(mutation);
     }
     if (survivors.length > 0) {
-      console.log(`\n${survivors.length} of ${sources.length} mutations survived: add tests to ${[...new Set(survivors.flatMap((m) => m.tests))].join(', ')} that fail with them.`);
+      console.log(
+        `\n${survivors.length} of ${sources.length} mutations survived: add tests to ${[...new Set(survivors.flatMap((m) => m.tests))].join(', ')} that fail with them.`,
+      );
       return 1;
     }
     console.log(`\nall ${sources.length} mutations killed`);

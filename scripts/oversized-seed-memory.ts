@@ -58,7 +58,9 @@ async function main(): Promise<void> {
     global.gc?.();
     const before = { rss: process.memoryUsage().rss, peak: peakRss() };
     const size = factor * limitMiB * MiB;
-    const child = fork(new URL(import.meta.url).pathname, ['--upload', stack.azurite.connectionString, String(size)], { execArgv: ['--import', 'tsx'] });
+    const child = fork(new URL(import.meta.url).pathname, ['--upload', stack.azurite.connectionString, String(size)], {
+      execArgv: ['--import', 'tsx'],
+    });
     const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
     if (code !== 0) throw new Error(`upload failed (${code})`);
     const seeds = BlobServiceClient.fromConnectionString(stack.azurite.connectionString).getContainerClient('seeds');
@@ -70,10 +72,21 @@ async function main(): Promise<void> {
       await new Promise((r) => setTimeout(r, 500));
     }
     let quarantined = 0;
-    for await (const _ of BlobServiceClient.fromConnectionString(stack.azurite.connectionString).getContainerClient('quarantine').listBlobsFlat()) quarantined++;
+    for await (const _ of BlobServiceClient.fromConnectionString(stack.azurite.connectionString)
+      .getContainerClient('quarantine')
+      .listBlobsFlat())
+      quarantined++;
     const after = peakRss();
-    console.log(`limit ${limitMiB} MiB, seed file ${mib(size)}: RSS before ${mib(before.rss)} (peak so far ${mib(before.peak)}), peak after ${mib(after)}, growth of the peak ${mib(after - before.peak)}; quarantined blobs: ${quarantined}`);
-    if (quarantined === 0) console.log(lines.filter((l) => /error|fail/i.test(l)).slice(-10).join('\n'));
+    console.log(
+      `limit ${limitMiB} MiB, seed file ${mib(size)}: RSS before ${mib(before.rss)} (peak so far ${mib(before.peak)}), peak after ${mib(after)}, growth of the peak ${mib(after - before.peak)}; quarantined blobs: ${quarantined}`,
+    );
+    if (quarantined === 0)
+      console.log(
+        lines
+          .filter((l) => /error|fail/i.test(l))
+          .slice(-10)
+          .join('\n'),
+      );
   } finally {
     await stack.close();
     await rm(dataDir, { recursive: true, force: true });

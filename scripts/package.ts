@@ -66,7 +66,8 @@ export function deploymentPlan(root = repoRoot): DeploymentPlan {
     .map(([path]) => path)
     .sort();
   const appFiles = keptByFuncignore(root).filter((file) => file !== 'package.json');
-  if (!manifest.main || !appFiles.includes(manifest.main)) throw new Error(`the app's entry ${manifest.main} is not built or not kept by .funcignore: run npm run build`);
+  if (!manifest.main || !appFiles.includes(manifest.main))
+    throw new Error(`the app's entry ${manifest.main} is not built or not kept by .funcignore: run npm run build`);
   return { appFiles, dependencies, packageJson };
 }
 

@@ -79,7 +79,6 @@ export interface PipelineConfig {
   graphAllowedGroupId?: string;
   /** Graph mode: an administrator may activate a token with a code computed from its stored seed (off by default). */
   graphActivateFromSeed: boolean;
-
 }
 
 export class ConfigError extends Error {

@@ -129,7 +129,13 @@ describe('config', () => {
     assert.equal(defaults.graphAllowPrivilegedUsers, false);
     assert.equal(defaults.graphAllowedGroupId, undefined);
     assert.equal(defaults.graphActivateFromSeed, false);
-    const graph = loadConfig({ ...base, IMPORT_MODE: 'Graph', GRAPH_ALLOW_PRIVILEGED_USERS: 'true', GRAPH_ALLOWED_GROUP_ID: '0A0A0A0A-1111-4111-8111-000000000001', GRAPH_ACTIVATE_FROM_SEED: 'true' });
+    const graph = loadConfig({
+      ...base,
+      IMPORT_MODE: 'Graph',
+      GRAPH_ALLOW_PRIVILEGED_USERS: 'true',
+      GRAPH_ALLOWED_GROUP_ID: '0A0A0A0A-1111-4111-8111-000000000001',
+      GRAPH_ACTIVATE_FROM_SEED: 'true',
+    });
     assert.equal(graph.importMode, 'graph');
     assert.equal(graph.graphAllowPrivilegedUsers, true);
     assert.equal(graph.graphAllowedGroupId, '0a0a0a0a-1111-4111-8111-000000000001');

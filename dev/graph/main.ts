@@ -25,7 +25,6 @@ const USAGE = `Usage: node --import tsx dev/graph/main.ts [options]
   --verbose                  log one line per request to stderr (method, path, status; never bodies)
   --help`;
 
-
 runStandIn('Graph stand-in', USAGE, async () => {
   const { values } = parseArgs({
     options: {

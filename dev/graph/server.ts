@@ -28,7 +28,16 @@ import { createHash, randomUUID } from 'node:crypto';
 import { decodeBase32 } from '../../shared/core/encoding.js';
 import { scanSteps, stepAt, type OtpParameters } from '../../shared/core/totp.js';
 import { activationWindowSteps, signInWindowSteps } from '../../shared/entra/drift-windows.js';
-import { ADMIN_PREFIX, StandInHttpServer, hasBearerToken, type RawBody, type Reply, type StandInCounters, zeroCounters, zeroPerOperation } from '../stand-in/http.js';
+import {
+  ADMIN_PREFIX,
+  StandInHttpServer,
+  hasBearerToken,
+  type RawBody,
+  type Reply,
+  type StandInCounters,
+  zeroCounters,
+  zeroPerOperation,
+} from '../stand-in/http.js';
 import { JsonLinesJournal, type JournalHost } from '../stand-in/journal.js';
 import { BUILT_IN_ROLES, GRAPH_APPLICATION_PERMISSIONS, roleByName, roleByTemplateId } from './roles.js';
 
@@ -361,7 +370,14 @@ const MICROSOFT_GRAPH_SERVICE_PRINCIPAL: ServicePrincipalRecord = {
   displayName: 'Microsoft Graph',
   appRoleAssignmentRequired: false,
   servicePrincipalType: 'Application',
-  appRoles: GRAPH_APPLICATION_PERMISSIONS.map((p) => ({ id: p.id, value: p.value, displayName: p.displayName, description: `Allows the app to ${p.displayName.toLowerCase()}.`, allowedMemberTypes: ['Application'], isEnabled: true })),
+  appRoles: GRAPH_APPLICATION_PERMISSIONS.map((p) => ({
+    id: p.id,
+    value: p.value,
+    displayName: p.displayName,
+    description: `Allows the app to ${p.displayName.toLowerCase()}.`,
+    allowedMemberTypes: ['Application'],
+    isEnabled: true,
+  })),
 };
 
 class DirectoryState implements JournalHost<JournalRecord> {
@@ -474,13 +490,24 @@ class GraphError extends Error {
 
 const badRequest = (message: string): GraphError => new GraphError(400, 'badRequest', message);
 const invalidRequest = (message: string): GraphError => new GraphError(400, 'invalidRequest', message);
-const segmentNotFound = (segment: string): GraphError => new GraphError(400, 'BadRequest', `Resource not found for the segment '${segment.slice(0, 80)}'.`);
+const segmentNotFound = (segment: string): GraphError =>
+  new GraphError(400, 'BadRequest', `Resource not found for the segment '${segment.slice(0, 80)}'.`);
 const userNotFound = (idOrUpn: string): GraphError =>
-  new GraphError(404, 'Request_ResourceNotFound', `Resource '${idOrUpn.slice(0, 120)}' does not exist or one of its queried reference-property objects are not present.`);
-const deviceNotFound = (id: string): GraphError => new GraphError(404, 'itemNotFound', `The hardware OATH token '${id.slice(0, 80)}' was not found.`);
-const methodNotFound = (id: string): GraphError => new GraphError(404, 'itemNotFound', `The user has no hardware OATH method '${id.slice(0, 80)}'.`);
+  new GraphError(
+    404,
+    'Request_ResourceNotFound',
+    `Resource '${idOrUpn.slice(0, 120)}' does not exist or one of its queried reference-property objects are not present.`,
+  );
+const deviceNotFound = (id: string): GraphError =>
+  new GraphError(404, 'itemNotFound', `The hardware OATH token '${id.slice(0, 80)}' was not found.`);
+const methodNotFound = (id: string): GraphError =>
+  new GraphError(404, 'itemNotFound', `The user has no hardware OATH method '${id.slice(0, 80)}'.`);
 const resourceNotFound = (what: string): GraphError =>
-  new GraphError(404, 'Request_ResourceNotFound', `Resource '${what.slice(0, 120)}' does not exist or one of its queried reference-property objects are not present.`);
+  new GraphError(
+    404,
+    'Request_ResourceNotFound',
+    `Resource '${what.slice(0, 120)}' does not exist or one of its queried reference-property objects are not present.`,
+  );
 
 const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -491,14 +518,25 @@ function readAppRoles(value: unknown): AppRoleRecord[] {
     const r = item as Record<string, unknown>;
     refuseUnknownProperties(r, ['id', 'value', 'displayName', 'description', 'allowedMemberTypes', 'isEnabled', 'origin'], 'appRole');
     if (typeof r.id !== 'string' || !GUID.test(r.id)) throw invalidRequest('An app role id must be a GUID.');
-    if (typeof r.value !== 'string' || !/^[^\s]{1,120}$/.test(r.value)) throw invalidRequest('An app role value must be 1-120 characters without spaces.');
-    if (typeof r.displayName !== 'string' || typeof r.description !== 'string') throw invalidRequest('An app role needs a displayName and a description.');
+    if (typeof r.value !== 'string' || !/^[^\s]{1,120}$/.test(r.value))
+      throw invalidRequest('An app role value must be 1-120 characters without spaces.');
+    if (typeof r.displayName !== 'string' || typeof r.description !== 'string')
+      throw invalidRequest('An app role needs a displayName and a description.');
     const types = r.allowedMemberTypes;
-    if (!Array.isArray(types) || types.length === 0 || !types.every((t) => t === 'User' || t === 'Application')) throw invalidRequest("allowedMemberTypes must list 'User' and/or 'Application'.");
-    return { id: r.id.toLowerCase(), value: r.value, displayName: r.displayName, description: r.description, allowedMemberTypes: [...(types as string[])], isEnabled: r.isEnabled !== false };
+    if (!Array.isArray(types) || types.length === 0 || !types.every((t) => t === 'User' || t === 'Application'))
+      throw invalidRequest("allowedMemberTypes must list 'User' and/or 'Application'.");
+    return {
+      id: r.id.toLowerCase(),
+      value: r.value,
+      displayName: r.displayName,
+      description: r.description,
+      allowedMemberTypes: [...(types as string[])],
+      isEnabled: r.isEnabled !== false,
+    };
   });
   const values = roles.map((r) => r.value);
-  if (new Set(values).size !== values.length || new Set(roles.map((r) => r.id)).size !== roles.length) throw invalidRequest('App role ids and values must be unique.');
+  if (new Set(values).size !== values.length || new Set(roles.map((r) => r.id)).size !== roles.length)
+    throw invalidRequest('App role ids and values must be unique.');
   return roles;
 }
 
@@ -508,7 +546,11 @@ function refuseEnabledRoleChanges(before: readonly AppRoleRecord[], after: reado
     const next = after.find((r) => r.id === role.id);
     const disabledOnly = next !== undefined && !next.isEnabled && JSON.stringify({ ...next, isEnabled: true }) === JSON.stringify(role);
     if (next === undefined || (JSON.stringify(next) !== JSON.stringify(role) && !disabledOnly)) {
-      throw new GraphError(400, 'CannotDeleteOrUpdateEnabledEntitlement', `Permission (scope or role) cannot be deleted or updated unless disabled first: '${role.value.slice(0, 60)}'.`);
+      throw new GraphError(
+        400,
+        'CannotDeleteOrUpdateEnabledEntitlement',
+        `Permission (scope or role) cannot be deleted or updated unless disabled first: '${role.value.slice(0, 60)}'.`,
+      );
     }
   }
 }
@@ -519,7 +561,8 @@ function readWeb(value: unknown, existing: ApplicationRecord['web'] | undefined)
   refuseUnknownProperties(w, ['redirectUris', 'implicitGrantSettings', 'homePageUrl', 'logoutUrl'], 'webApplication');
   let redirectUris = existing?.redirectUris ?? [];
   if (w.redirectUris !== undefined) {
-    if (!Array.isArray(w.redirectUris) || !w.redirectUris.every((u) => typeof u === 'string')) throw invalidRequest('redirectUris must be an array of strings.');
+    if (!Array.isArray(w.redirectUris) || !w.redirectUris.every((u) => typeof u === 'string'))
+      throw invalidRequest('redirectUris must be an array of strings.');
     for (const uri of w.redirectUris) {
       let parsed: URL;
       try {
@@ -527,17 +570,20 @@ function readWeb(value: unknown, existing: ApplicationRecord['web'] | undefined)
       } catch {
         throw invalidRequest(`Invalid redirect URI: '${uri.slice(0, 80)}'.`);
       }
-      if (parsed.protocol !== 'https:' && !(parsed.protocol === 'http:' && parsed.hostname === 'localhost')) throw invalidRequest('Redirect URIs must use https (or http://localhost).');
+      if (parsed.protocol !== 'https:' && !(parsed.protocol === 'http:' && parsed.hostname === 'localhost'))
+        throw invalidRequest('Redirect URIs must use https (or http://localhost).');
     }
-    redirectUris = [...(w.redirectUris)];
+    redirectUris = [...w.redirectUris];
   }
   const implicit = (w.implicitGrantSettings ?? {}) as Record<string, unknown>;
   const before = existing?.implicitGrantSettings ?? { enableIdTokenIssuance: false, enableAccessTokenIssuance: false };
   return {
     redirectUris,
     implicitGrantSettings: {
-      enableIdTokenIssuance: typeof implicit.enableIdTokenIssuance === 'boolean' ? implicit.enableIdTokenIssuance : before.enableIdTokenIssuance,
-      enableAccessTokenIssuance: typeof implicit.enableAccessTokenIssuance === 'boolean' ? implicit.enableAccessTokenIssuance : before.enableAccessTokenIssuance,
+      enableIdTokenIssuance:
+        typeof implicit.enableIdTokenIssuance === 'boolean' ? implicit.enableIdTokenIssuance : before.enableIdTokenIssuance,
+      enableAccessTokenIssuance:
+        typeof implicit.enableAccessTokenIssuance === 'boolean' ? implicit.enableAccessTokenIssuance : before.enableAccessTokenIssuance,
     },
   };
 }
@@ -654,20 +700,33 @@ function readQuery(url: URL, filterable: readonly string[], selectable: readonly
   const filter = url.searchParams.get('$filter');
   if (filter !== null) {
     const m = FILTER_PATTERN.exec(filter);
-    if (!m || !filterable.includes(m[1]!)) throw invalidRequest(`Invalid filter clause: this stand-in supports only "<property> eq <value>" on ${filterable.join(', ') || 'nothing'} here.`);
+    if (!m || !filterable.includes(m[1]!))
+      throw invalidRequest(
+        `Invalid filter clause: this stand-in supports only "<property> eq <value>" on ${filterable.join(', ') || 'nothing'} here.`,
+      );
     out.filter = { property: m[1]!, value: m[3] !== undefined ? m[3] === 'true' : m[2]!.replace(/''/g, "'") };
   }
   const select = url.searchParams.get('$select');
   if (select !== null && select.trim() !== '') {
     out.select = select.split(',').map((s) => s.trim());
     for (const name of out.select) {
-      if (!selectable.includes(name)) throw new GraphError(400, 'BadRequest', `Could not find a property named '${name.slice(0, 64)}' on type 'microsoft.graph.${typeName}'.`);
+      if (!selectable.includes(name))
+        throw new GraphError(
+          400,
+          'BadRequest',
+          `Could not find a property named '${name.slice(0, 64)}' on type 'microsoft.graph.${typeName}'.`,
+        );
     }
   }
   const top = url.searchParams.get('$top');
   if (top !== null) {
     const n = Number(top);
-    if (!Number.isInteger(n) || n < 1 || n > PAGE_SIZE_MAX) throw new GraphError(400, 'BadRequest', `Invalid page size specified: '${top.slice(0, 12)}'. Must be between 1 and ${PAGE_SIZE_MAX} inclusive.`);
+    if (!Number.isInteger(n) || n < 1 || n > PAGE_SIZE_MAX)
+      throw new GraphError(
+        400,
+        'BadRequest',
+        `Invalid page size specified: '${top.slice(0, 12)}'. Must be between 1 and ${PAGE_SIZE_MAX} inclusive.`,
+      );
     out.top = n;
   }
   const expand = url.searchParams.get('$expand');
@@ -681,7 +740,11 @@ function readQuery(url: URL, filterable: readonly string[], selectable: readonly
   return out;
 }
 
-function selectFields(entity: Record<string, unknown>, select: string[] | undefined, always: readonly string[] = []): Record<string, unknown> {
+function selectFields(
+  entity: Record<string, unknown>,
+  select: string[] | undefined,
+  always: readonly string[] = [],
+): Record<string, unknown> {
   if (!select) return entity;
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(entity)) if (k.startsWith('@odata.') || always.includes(k) || select.includes(k)) out[k] = v;
@@ -690,7 +753,9 @@ function selectFields(entity: Record<string, unknown>, select: string[] | undefi
 
 function matchesFilter(entity: Record<string, unknown>, filter: ODataQuery['filter']): boolean {
   if (!filter) return true;
-  const value = filter.property.split('/').reduce<unknown>((v, key) => (v && typeof v === 'object' ? (v as Record<string, unknown>)[key] : undefined), entity);
+  const value = filter.property
+    .split('/')
+    .reduce<unknown>((v, key) => (v && typeof v === 'object' ? (v as Record<string, unknown>)[key] : undefined), entity);
   // Directory string comparisons ignore case.
   if (typeof value === 'string' && typeof filter.value === 'string') return value.toLowerCase() === filter.value.toLowerCase();
   return value === filter.value;
@@ -713,26 +778,78 @@ interface Route {
 }
 
 const DEVICE_COLLECTION = ['directory', 'authenticationMethodDevices', 'hardwareOathDevices'];
-const DEVICE_FIELDS = ['id', 'displayName', 'serialNumber', 'manufacturer', 'model', 'secretKey', 'timeIntervalInSeconds', 'hashFunction', 'status', 'lastUsedDateTime', 'assignedTo'] as const;
-const USER_FIELDS = ['id', 'userPrincipalName', 'displayName', 'userType', 'accountEnabled', 'mail', 'givenName', 'surname', 'jobTitle', 'mobilePhone', 'officeLocation', 'preferredLanguage', 'businessPhones'] as const;
+const DEVICE_FIELDS = [
+  'id',
+  'displayName',
+  'serialNumber',
+  'manufacturer',
+  'model',
+  'secretKey',
+  'timeIntervalInSeconds',
+  'hashFunction',
+  'status',
+  'lastUsedDateTime',
+  'assignedTo',
+] as const;
+const USER_FIELDS = [
+  'id',
+  'userPrincipalName',
+  'displayName',
+  'userType',
+  'accountEnabled',
+  'mail',
+  'givenName',
+  'surname',
+  'jobTitle',
+  'mobilePhone',
+  'officeLocation',
+  'preferredLanguage',
+  'businessPhones',
+] as const;
 /** The properties v1.0 returns for a user without $select: userType and accountEnabled are not among them. */
-const USER_DEFAULT_FIELDS = ['businessPhones', 'displayName', 'givenName', 'jobTitle', 'mail', 'mobilePhone', 'officeLocation', 'preferredLanguage', 'surname', 'userPrincipalName', 'id'];
+const USER_DEFAULT_FIELDS = [
+  'businessPhones',
+  'displayName',
+  'givenName',
+  'jobTitle',
+  'mail',
+  'mobilePhone',
+  'officeLocation',
+  'preferredLanguage',
+  'surname',
+  'userPrincipalName',
+  'id',
+];
 const ROLE_FIELDS = ['id', 'displayName', 'description', 'roleTemplateId', 'deletedDateTime'] as const;
 const ROLE_DEFINITION_FIELDS = ['id', 'displayName', 'description', 'templateId', 'isBuiltIn', 'isEnabled', 'isPrivileged'] as const;
 const SERVICE_PRINCIPAL_FIELDS = ['id', 'appId', 'displayName', 'appRoleAssignmentRequired', 'servicePrincipalType', 'appRoles'] as const;
-const ELIGIBILITY_FIELDS = ['id', 'principalId', 'roleDefinitionId', 'directoryScopeId', 'appScopeId', 'memberType', 'startDateTime', 'endDateTime', 'roleEligibilityScheduleId'] as const;
+const ELIGIBILITY_FIELDS = [
+  'id',
+  'principalId',
+  'roleDefinitionId',
+  'directoryScopeId',
+  'appScopeId',
+  'memberType',
+  'startDateTime',
+  'endDateTime',
+  'roleEligibilityScheduleId',
+] as const;
 
 function route(method: string, pathname: string): Route {
   let segments: string[];
   try {
-    segments = pathname.split('/').slice(1).map((s) => decodeURIComponent(s));
+    segments = pathname
+      .split('/')
+      .slice(1)
+      .map((s) => decodeURIComponent(s));
   } catch {
     throw new GraphError(400, 'BadRequest', 'The request URI is not valid.');
   }
   if (segments.at(-1) === '') segments.pop();
   const [version, ...rest] = segments;
   if (version !== 'beta' && version !== 'v1.0') throw new GraphError(400, 'BadRequest', `Invalid version: ${String(version).slice(0, 20)}`);
-  const notAllowed = (): GraphError => new GraphError(405, 'Request_BadRequest', `The HTTP method '${method}' is not allowed for the resource.`);
+  const notAllowed = (): GraphError =>
+    new GraphError(405, 'Request_BadRequest', `The HTTP method '${method}' is not allowed for the resource.`);
   const is = (...expected: string[]): boolean => expected.every((s, i) => rest[i] === s);
 
   if (is(...DEVICE_COLLECTION)) {
@@ -843,12 +960,14 @@ function readUserSeed(input: unknown, where: string): GraphUserSeed {
   const o = input as Record<string, unknown>;
   const allowed = ['userPrincipalName', 'id', 'displayName', 'userType', 'accountEnabled', 'directoryRoles', 'eligibleRoles', 'groups'];
   const unknown = Object.keys(o).filter((k) => !allowed.includes(k));
-  if (unknown.length > 0) throw new AdminError(`${where}: unknown field(s) ${unknown.map((k) => k.slice(0, 40)).join(', ')}; allowed: ${allowed.join(', ')}`);
+  if (unknown.length > 0)
+    throw new AdminError(`${where}: unknown field(s) ${unknown.map((k) => k.slice(0, 40)).join(', ')}; allowed: ${allowed.join(', ')}`);
   const upn = o.userPrincipalName;
   if (typeof upn !== 'string' || !/^[^@\s/]+@[^@\s/]+$/.test(upn)) throw new AdminError(`${where}: userPrincipalName must be name@domain`);
   const seed: GraphUserSeed = { userPrincipalName: upn };
   if (o.id !== undefined) {
-    if (typeof o.id !== 'string' || !/^[A-Za-z0-9-]{1,64}$/.test(o.id)) throw new AdminError(`${where}: id must be 1-64 letters, digits and dashes`);
+    if (typeof o.id !== 'string' || !/^[A-Za-z0-9-]{1,64}$/.test(o.id))
+      throw new AdminError(`${where}: id must be 1-64 letters, digits and dashes`);
     seed.id = o.id;
   }
   if (o.displayName !== undefined) {
@@ -866,14 +985,19 @@ function readUserSeed(input: unknown, where: string): GraphUserSeed {
   for (const field of ['directoryRoles', 'eligibleRoles'] as const) {
     const value = o[field];
     if (value === undefined) continue;
-    if (!Array.isArray(value) || !value.every((v) => typeof v === 'string')) throw new AdminError(`${where}: ${field} must be an array of role names`);
+    if (!Array.isArray(value) || !value.every((v) => typeof v === 'string'))
+      throw new AdminError(`${where}: ${field} must be an array of role names`);
     for (const name of value) {
-      if (!roleByName(name)) throw new AdminError(`${where}: unknown role ${JSON.stringify(name.slice(0, 60))}; known roles: ${BUILT_IN_ROLES.map((r) => r.displayName).join(', ')}`);
+      if (!roleByName(name))
+        throw new AdminError(
+          `${where}: unknown role ${JSON.stringify(name.slice(0, 60))}; known roles: ${BUILT_IN_ROLES.map((r) => r.displayName).join(', ')}`,
+        );
     }
     seed[field] = value;
   }
   if (o.groups !== undefined) {
-    if (!Array.isArray(o.groups) || !o.groups.every((v) => typeof v === 'string' && v.length > 0)) throw new AdminError(`${where}: groups must be an array of group ids`);
+    if (!Array.isArray(o.groups) || !o.groups.every((v) => typeof v === 'string' && v.length > 0))
+      throw new AdminError(`${where}: groups must be an array of group ids`);
     seed.groups = o.groups as string[];
   }
   return seed;
@@ -893,14 +1017,17 @@ function readFaults(input: unknown): GraphFault[] {
     const unknown = Object.keys(o).filter((k) => !allowed.includes(k));
     if (unknown.length > 0) throw new AdminError(`fault ${i}: unknown field(s) ${unknown.join(', ')}`);
     if (o.timeout !== undefined && typeof o.timeout !== 'boolean') throw new AdminError(`fault ${i}: timeout must be a boolean`);
-    if (o.status !== undefined && ![429, 500, 502, 503, 504].includes(o.status as number)) throw new AdminError(`fault ${i}: status must be 429, 500, 502, 503 or 504`);
+    if (o.status !== undefined && ![429, 500, 502, 503, 504].includes(o.status as number))
+      throw new AdminError(`fault ${i}: status must be 429, 500, 502, 503 or 504`);
     if (!o.timeout && o.status === undefined) throw new AdminError(`fault ${i}: give a status or timeout: true`);
     if (o.timeout && o.status !== undefined) throw new AdminError(`fault ${i}: a fault is either a status or a timeout`);
-    if (o.retryAfter !== undefined && (typeof o.retryAfter !== 'string' || o.retryAfter.length > 40)) throw new AdminError(`fault ${i}: retryAfter must be a header value string`);
+    if (o.retryAfter !== undefined && (typeof o.retryAfter !== 'string' || o.retryAfter.length > 40))
+      throw new AdminError(`fault ${i}: retryAfter must be a header value string`);
     if (o.method !== undefined && typeof o.method !== 'string') throw new AdminError(`fault ${i}: method must be a string`);
     if (o.path !== undefined && typeof o.path !== 'string') throw new AdminError(`fault ${i}: path must be a string`);
     if (o.apply !== undefined && typeof o.apply !== 'boolean') throw new AdminError(`fault ${i}: apply must be a boolean`);
-    if (o.times !== undefined && !(Number.isInteger(o.times) && (o.times as number) >= 1)) throw new AdminError(`fault ${i}: times must be an integer >= 1`);
+    if (o.times !== undefined && !(Number.isInteger(o.times) && (o.times as number) >= 1))
+      throw new AdminError(`fault ${i}: times must be an integer >= 1`);
     return o;
   });
 }
@@ -911,9 +1038,12 @@ function validateRealism(r: GraphRealism): void {
   const rate = (x: unknown): boolean => typeof x === 'number' && x >= 0 && x <= 1;
   const nonNegative = (x: unknown): boolean => typeof x === 'number' && Number.isFinite(x) && x >= 0;
   if (r.throttling !== undefined && typeof r.throttling !== 'boolean') throw new AdminError('throttling must be a boolean');
-  if (r.requestsPer10s !== undefined && !(Number.isInteger(r.requestsPer10s) && r.requestsPer10s >= 1)) throw new AdminError('requestsPer10s must be an integer >= 1');
-  for (const key of ['retryAfterSeconds', 'latencyMs', 'timeoutMs'] as const) if (r[key] !== undefined && !nonNegative(r[key])) throw new AdminError(`${key} must be >= 0`);
-  for (const key of ['errorRate', 'timeoutRate', 'appliedFaultRate'] as const) if (r[key] !== undefined && !rate(r[key])) throw new AdminError(`${key} must be between 0 and 1`);
+  if (r.requestsPer10s !== undefined && !(Number.isInteger(r.requestsPer10s) && r.requestsPer10s >= 1))
+    throw new AdminError('requestsPer10s must be an integer >= 1');
+  for (const key of ['retryAfterSeconds', 'latencyMs', 'timeoutMs'] as const)
+    if (r[key] !== undefined && !nonNegative(r[key])) throw new AdminError(`${key} must be >= 0`);
+  for (const key of ['errorRate', 'timeoutRate', 'appliedFaultRate'] as const)
+    if (r[key] !== undefined && !rate(r[key])) throw new AdminError(`${key} must be between 0 and 1`);
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -924,7 +1054,12 @@ interface QueuedFault extends GraphFault {
 }
 
 function emptyCounters(now: number): Omit<GraphStats, 'devices' | 'users' | 'realism' | 'pendingFaults'> {
-  return { ...zeroCounters(now), faultsByKind: { status: 0, timeouts: 0, applied: 0 }, operations: zeroPerOperation(OPERATIONS), devicesCreated: 0 };
+  return {
+    ...zeroCounters(now),
+    faultsByKind: { status: 0, timeouts: 0, applied: 0 },
+    operations: zeroPerOperation(OPERATIONS),
+    devicesCreated: 0,
+  };
 }
 
 class GraphStandInServer extends StandInHttpServer {
@@ -949,13 +1084,16 @@ class GraphStandInServer extends StandInHttpServer {
     this.counters = emptyCounters(this.now());
     this.pageSize = opts.pageSize ?? 100;
     if (opts.realism) this.setRealism(opts.realism);
-    if (opts.persistPath) this.journal = JsonLinesJournal.open(path.resolve(opts.persistPath), this.state, (l) => this.log(l), 'graph stand-in');
+    if (opts.persistPath)
+      this.journal = JsonLinesJournal.open(path.resolve(opts.persistPath), this.state, (l) => this.log(l), 'graph stand-in');
     if (opts.usersFile && fs.existsSync(opts.usersFile)) {
       let parsed: unknown;
       try {
         parsed = JSON.parse(fs.readFileSync(opts.usersFile, 'utf8'));
       } catch (error) {
-        throw new Error(`Graph stand-in users file ${opts.usersFile} is not valid JSON: ${error instanceof Error ? error.message : String(error)}`);
+        throw new Error(
+          `Graph stand-in users file ${opts.usersFile} is not valid JSON: ${error instanceof Error ? error.message : String(error)}`,
+        );
       }
       this.seedUsers(readUserSeeds(parsed, opts.usersFile));
     }
@@ -1060,12 +1198,17 @@ class GraphStandInServer extends StandInHttpServer {
       if (typeof seed.serialNumber !== 'string' || seed.serialNumber === '') throw new AdminError(`${where}: serialNumber is required`);
       const source = seed.source ?? 'graph';
       if (source !== 'graph' && source !== 'csv') throw new AdminError(`${where}: source must be "graph" or "csv"`);
-      const clash = [...this.state.devicesWithSerial(seed.serialNumber), ...records.filter((r) => r.serialNumber.toLowerCase() === seed.serialNumber.toLowerCase())];
-      if (source === 'graph' && clash.some((d) => d.source === 'graph')) throw new AdminError(`${where}: a Graph device with serial ${seed.serialNumber} exists`);
+      const clash = [
+        ...this.state.devicesWithSerial(seed.serialNumber),
+        ...records.filter((r) => r.serialNumber.toLowerCase() === seed.serialNumber.toLowerCase()),
+      ];
+      if (source === 'graph' && clash.some((d) => d.source === 'graph'))
+        throw new AdminError(`${where}: a Graph device with serial ${seed.serialNumber} exists`);
       const user = seed.assignedTo === undefined ? undefined : this.state.findUser(seed.assignedTo);
       if (seed.assignedTo !== undefined && !user) throw new AdminError(`${where}: no user ${seed.assignedTo}`);
       const status = seed.status ?? (user ? 'assigned' : 'available');
-      if (!['available', 'assigned', 'activated'].includes(status)) throw new AdminError(`${where}: status must be available, assigned or activated`);
+      if (!['available', 'assigned', 'activated'].includes(status))
+        throw new AdminError(`${where}: status must be available, assigned or activated`);
       if ((status === 'available') !== !user) throw new AdminError(`${where}: status ${status} needs ${user ? 'no' : 'an'} assignedTo`);
       records.push({
         id: randomUUID(),
@@ -1179,7 +1322,8 @@ class GraphStandInServer extends StandInHttpServer {
         this.injectFaults(json() as GraphFault[]);
         return { status: 200, body: { pending: this.faults.map(({ remaining, ...f }) => ({ ...f, remaining })) } };
       }
-      if (what === 'faults' && method === 'GET') return { status: 200, body: { pending: this.faults.map(({ remaining, ...f }) => ({ ...f, remaining })) } };
+      if (what === 'faults' && method === 'GET')
+        return { status: 200, body: { pending: this.faults.map(({ remaining, ...f }) => ({ ...f, remaining })) } };
       if (what === 'faults' && method === 'DELETE') {
         this.faults = [];
         return { status: 200, body: { pending: [] } };
@@ -1188,11 +1332,14 @@ class GraphStandInServer extends StandInHttpServer {
       if (what === 'users' && method === 'GET') return { status: 200, body: { users: this.users() } };
       if (what === 'devices' && method === 'GET') return { status: 200, body: { devices: this.devices() } };
       if (what === 'devices' && method === 'POST') return { status: 200, body: { devices: this.seedDevices(json() as GraphDeviceSeed[]) } };
-      if (what === 'service-principals' && method === 'POST') return { status: 200, body: { servicePrincipals: this.seedServicePrincipals(json()) } };
-      if (what === 'service-principals' && method === 'GET') return { status: 200, body: { servicePrincipals: this.state.allServicePrincipals().map((sp) => this.servicePrincipalView(sp)) } };
+      if (what === 'service-principals' && method === 'POST')
+        return { status: 200, body: { servicePrincipals: this.seedServicePrincipals(json()) } };
+      if (what === 'service-principals' && method === 'GET')
+        return { status: 200, body: { servicePrincipals: this.state.allServicePrincipals().map((sp) => this.servicePrincipalView(sp)) } };
       if (what === 'sign-in' && method === 'POST') {
         const body = json() as { user?: unknown; code?: unknown } | undefined;
-        if (typeof body?.user !== 'string' || typeof body.code !== 'string') throw new AdminError('expected { "user": "<upn or id>", "code": "123456" }');
+        if (typeof body?.user !== 'string' || typeof body.code !== 'string')
+          throw new AdminError('expected { "user": "<upn or id>", "code": "123456" }');
         return { status: 200, body: this.signIn(body.user, body.code) };
       }
       if (what === 'reset' && method === 'POST') {
@@ -1210,7 +1357,8 @@ class GraphStandInServer extends StandInHttpServer {
   // ---- HTTP -------------------------------------------------------------------------------------------------
 
   private errorReply(error: GraphError, req: http.IncomingMessage): Reply {
-    const clientRequestId = typeof req.headers['client-request-id'] === 'string' ? req.headers['client-request-id'].slice(0, 64) : randomUUID();
+    const clientRequestId =
+      typeof req.headers['client-request-id'] === 'string' ? req.headers['client-request-id'].slice(0, 64) : randomUUID();
     return {
       status: error.status,
       headers: error.headers,
@@ -1224,8 +1372,13 @@ class GraphStandInServer extends StandInHttpServer {
     };
   }
 
-  private nextFault(method: string, apiPath: string): { status?: number; retryAfter?: string; timeout?: boolean; apply: boolean } | undefined {
-    const index = this.faults.findIndex((f) => (!f.method || f.method.toUpperCase() === method) && (!f.path || apiPath.toLowerCase().includes(f.path.toLowerCase())));
+  private nextFault(
+    method: string,
+    apiPath: string,
+  ): { status?: number; retryAfter?: string; timeout?: boolean; apply: boolean } | undefined {
+    const index = this.faults.findIndex(
+      (f) => (!f.method || f.method.toUpperCase() === method) && (!f.path || apiPath.toLowerCase().includes(f.path.toLowerCase())),
+    );
     if (index >= 0) {
       const fault = this.faults[index]!;
       fault.remaining--;
@@ -1252,7 +1405,13 @@ class GraphStandInServer extends StandInHttpServer {
     return Math.max(1, this.accepted[0]! + THROTTLE_WINDOW_MS - now);
   }
 
-  protected async handleApi(req: http.IncomingMessage, res: http.ServerResponse, method: string, url: URL, raw: RawBody): Promise<Reply | 'held'> {
+  protected async handleApi(
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    method: string,
+    url: URL,
+    raw: RawBody,
+  ): Promise<Reply | 'held'> {
     if (this.realism.latencyMs > 0) {
       try {
         await this.wait(this.realism.latencyMs, this.closing.signal);
@@ -1264,7 +1423,9 @@ class GraphStandInServer extends StandInHttpServer {
     if (!hasBearerToken(req)) {
       this.counters.challenges++;
       const reply = this.errorReply(new GraphError(401, 'InvalidAuthenticationToken', 'Access token is empty.'), req);
-      reply.headers = { 'www-authenticate': `Bearer realm="", authorization_uri="https://login.microsoftonline.com/common/oauth2/authorize", client_id="${GRAPH_APP_ID}"` };
+      reply.headers = {
+        'www-authenticate': `Bearer realm="", authorization_uri="https://login.microsoftonline.com/common/oauth2/authorize", client_id="${GRAPH_APP_ID}"`,
+      };
       return reply;
     }
     let target: Route;
@@ -1301,8 +1462,15 @@ class GraphStandInServer extends StandInHttpServer {
       }
       this.counters.faultsByKind.status++;
       const status = fault.status ?? 500;
-      const code = { 429: 'TooManyRequests', 500: 'generalException', 502: 'BadGateway', 503: 'serviceNotAvailable', 504: 'GatewayTimeout' }[status] ?? 'generalException';
-      const error = new GraphError(status, code, `Injected fault: HTTP ${status}.`, fault.retryAfter === undefined ? {} : { 'retry-after': fault.retryAfter });
+      const code =
+        { 429: 'TooManyRequests', 500: 'generalException', 502: 'BadGateway', 503: 'serviceNotAvailable', 504: 'GatewayTimeout' }[status] ??
+        'generalException';
+      const error = new GraphError(
+        status,
+        code,
+        `Injected fault: HTTP ${status}.`,
+        fault.retryAfter === undefined ? {} : { 'retry-after': fault.retryAfter },
+      );
       return this.errorReply(error, req);
     }
 
@@ -1311,7 +1479,12 @@ class GraphStandInServer extends StandInHttpServer {
       this.counters.throttled++;
       const seconds = this.realism.retryAfterSeconds > 0 ? this.realism.retryAfterSeconds : Math.ceil(wait) / 1000;
       const retryAfter = String(Number(seconds.toFixed(3)));
-      return this.errorReply(new GraphError(429, 'TooManyRequests', 'Too many requests; retry after the time given in Retry-After.', { 'retry-after': retryAfter }), req);
+      return this.errorReply(
+        new GraphError(429, 'TooManyRequests', 'Too many requests; retry after the time given in Retry-After.', {
+          'retry-after': retryAfter,
+        }),
+        req,
+      );
     }
     this.counters.operations[target.op]++;
     return execute();
@@ -1326,7 +1499,13 @@ class GraphStandInServer extends StandInHttpServer {
       case 'createDevice':
         return this.createDevice(parseJsonObject(raw), base);
       case 'getDevice':
-        return { status: 200, body: { '@odata.context': `${base}/beta/$metadata#directory/authenticationMethodDevices/hardwareOathDevices/$entity`, ...this.selectDevice(this.device(target.id!), url) } };
+        return {
+          status: 200,
+          body: {
+            '@odata.context': `${base}/beta/$metadata#directory/authenticationMethodDevices/hardwareOathDevices/$entity`,
+            ...this.selectDevice(this.device(target.id!), url),
+          },
+        };
       case 'deleteDevice':
         return this.deleteDevice(target.id!);
       case 'getUser':
@@ -1336,11 +1515,23 @@ class GraphStandInServer extends StandInHttpServer {
       case 'listMethods': {
         const user = this.user(target.user!);
         const expand = this.readExpand(url);
-        return { status: 200, body: { '@odata.context': `${base}/beta/$metadata#users('${user.id}')/authentication/hardwareOathMethods`, value: this.state.methodsOf(user.id).map((d) => this.methodJson(d, expand)) } };
+        return {
+          status: 200,
+          body: {
+            '@odata.context': `${base}/beta/$metadata#users('${user.id}')/authentication/hardwareOathMethods`,
+            value: this.state.methodsOf(user.id).map((d) => this.methodJson(d, expand)),
+          },
+        };
       }
       case 'getMethod': {
         const user = this.user(target.user!);
-        return { status: 200, body: { '@odata.context': `${base}/beta/$metadata#users('${user.id}')/authentication/hardwareOathMethods/$entity`, ...this.methodJson(this.method(user, target.id!), this.readExpand(url)) } };
+        return {
+          status: 200,
+          body: {
+            '@odata.context': `${base}/beta/$metadata#users('${user.id}')/authentication/hardwareOathMethods/$entity`,
+            ...this.methodJson(this.method(user, target.id!), this.readExpand(url)),
+          },
+        };
       }
       case 'unassignMethod':
         return this.unassign(this.user(target.user!), target.id!);
@@ -1365,15 +1556,33 @@ class GraphStandInServer extends StandInHttpServer {
         return { status: 200, body: { '@odata.context': `${base}/${target.version}/$metadata#applications/$entity`, ...application } };
       }
       case 'upsertApplication':
-        return this.upsertApplication(target.key!, /create-if-missing/i.test(target.prefer ?? ''), parseJsonObject(raw), base, target.version);
+        return this.upsertApplication(
+          target.key!,
+          /create-if-missing/i.test(target.prefer ?? ''),
+          parseJsonObject(raw),
+          base,
+          target.version,
+        );
       case 'getServicePrincipal': {
         const sp = this.state.servicePrincipalOfApp(target.key!);
         if (!sp) throw resourceNotFound(`servicePrincipals(appId='${target.key!}')`);
-        return { status: 200, body: { '@odata.context': `${base}/${target.version}/$metadata#servicePrincipals/$entity`, ...selectFields(this.servicePrincipalJson(sp), readQuery(url, [], SERVICE_PRINCIPAL_FIELDS, 'servicePrincipal').select, ['id']) } };
+        return {
+          status: 200,
+          body: {
+            '@odata.context': `${base}/${target.version}/$metadata#servicePrincipals/$entity`,
+            ...selectFields(this.servicePrincipalJson(sp), readQuery(url, [], SERVICE_PRINCIPAL_FIELDS, 'servicePrincipal').select, ['id']),
+          },
+        };
       }
       case 'getServicePrincipalById': {
         const sp = this.servicePrincipal(target.id!);
-        return { status: 200, body: { '@odata.context': `${base}/${target.version}/$metadata#servicePrincipals/$entity`, ...selectFields(this.servicePrincipalJson(sp), readQuery(url, [], SERVICE_PRINCIPAL_FIELDS, 'servicePrincipal').select, ['id']) } };
+        return {
+          status: 200,
+          body: {
+            '@odata.context': `${base}/${target.version}/$metadata#servicePrincipals/$entity`,
+            ...selectFields(this.servicePrincipalJson(sp), readQuery(url, [], SERVICE_PRINCIPAL_FIELDS, 'servicePrincipal').select, ['id']),
+          },
+        };
       }
       case 'listServicePrincipals': {
         const query = readQuery(url, ['appId', 'displayName', 'servicePrincipalType'], SERVICE_PRINCIPAL_FIELDS, 'servicePrincipal');
@@ -1387,17 +1596,29 @@ class GraphStandInServer extends StandInHttpServer {
       case 'listAppRoleAssignments': {
         // The assignments this service principal holds (as the principal), on any resource.
         const principal = this.servicePrincipal(target.id!);
-        const value = [...this.state.appRoleAssignments.values()].filter((a) => a.principalId === principal.id).map((a) => this.assignmentJson(a, this.servicePrincipal(a.resourceId)));
-        return { status: 200, body: { '@odata.context': `${base}/${target.version}/$metadata#servicePrincipals('${principal.id}')/appRoleAssignments`, value } };
+        const value = [...this.state.appRoleAssignments.values()]
+          .filter((a) => a.principalId === principal.id)
+          .map((a) => this.assignmentJson(a, this.servicePrincipal(a.resourceId)));
+        return {
+          status: 200,
+          body: { '@odata.context': `${base}/${target.version}/$metadata#servicePrincipals('${principal.id}')/appRoleAssignments`, value },
+        };
       }
       case 'createAppRoleAssignment': {
         const principal = this.servicePrincipal(target.id!);
         const body = parseJsonObject(raw);
-        if (typeof body.principalId === 'string' && body.principalId !== principal.id) throw new GraphError(400, 'Request_BadRequest', 'The principalId must be the service principal the assignment is made for.');
+        if (typeof body.principalId === 'string' && body.principalId !== principal.id)
+          throw new GraphError(400, 'Request_BadRequest', 'The principalId must be the service principal the assignment is made for.');
         const resourceId = typeof body.resourceId === 'string' ? body.resourceId : '';
         const resource = this.state.servicePrincipalById(resourceId);
         if (!resource) throw resourceNotFound(resourceId || 'resourceId');
-        return this.createAppRoleAssignment(resource, { ...body, principalId: principal.id }, base, target.version, `servicePrincipals('${principal.id}')/appRoleAssignments`);
+        return this.createAppRoleAssignment(
+          resource,
+          { ...body, principalId: principal.id },
+          base,
+          target.version,
+          `servicePrincipals('${principal.id}')/appRoleAssignments`,
+        );
       }
       case 'createServicePrincipal':
         return this.createServicePrincipal(parseJsonObject(raw), base, target.version);
@@ -1405,8 +1626,13 @@ class GraphStandInServer extends StandInHttpServer {
         return this.updateServicePrincipal(target.id!, parseJsonObject(raw));
       case 'listAppRoleAssignedTo': {
         const sp = this.servicePrincipal(target.id!);
-        const value = [...this.state.appRoleAssignments.values()].filter((a) => a.resourceId === sp.id).map((a) => this.assignmentJson(a, sp));
-        return { status: 200, body: { '@odata.context': `${base}/${target.version}/$metadata#servicePrincipals('${sp.id}')/appRoleAssignedTo`, value } };
+        const value = [...this.state.appRoleAssignments.values()]
+          .filter((a) => a.resourceId === sp.id)
+          .map((a) => this.assignmentJson(a, sp));
+        return {
+          status: 200,
+          body: { '@odata.context': `${base}/${target.version}/$metadata#servicePrincipals('${sp.id}')/appRoleAssignedTo`, value },
+        };
       }
       case 'createAppRoleAssignedTo':
         return this.createAppRoleAssignment(this.servicePrincipal(target.id!), parseJsonObject(raw), base, target.version);
@@ -1427,7 +1653,14 @@ class GraphStandInServer extends StandInHttpServer {
   }
 
   private servicePrincipalJson(sp: ServicePrincipalRecord): Record<string, unknown> {
-    return { id: sp.id, appId: sp.appId, displayName: sp.displayName, appRoleAssignmentRequired: sp.appRoleAssignmentRequired, servicePrincipalType: sp.servicePrincipalType ?? 'Application', appRoles: this.appRolesOf(sp) };
+    return {
+      id: sp.id,
+      appId: sp.appId,
+      displayName: sp.displayName,
+      appRoleAssignmentRequired: sp.appRoleAssignmentRequired,
+      servicePrincipalType: sp.servicePrincipalType ?? 'Application',
+      appRoles: this.appRolesOf(sp),
+    };
   }
 
   /** Admin: managed identities' service principals (Azure creates them, not Graph), by appId (the client id). */
@@ -1438,15 +1671,22 @@ class GraphStandInServer extends StandInHttpServer {
       if (typeof seed !== 'object' || seed === null) throw new AdminError(`${where}: expected an object`);
       const o = seed as Record<string, unknown>;
       const unknown = Object.keys(o).filter((k) => !['appId', 'id', 'displayName'].includes(k));
-      if (unknown.length > 0) throw new AdminError(`${where}: unknown field(s) ${unknown.map((k) => k.slice(0, 40)).join(', ')}; allowed: appId, id, displayName`);
-      if (typeof o.appId !== 'string' || !GUID.test(o.appId)) throw new AdminError(`${where}: appId must be a GUID (the managed identity's client id)`);
+      if (unknown.length > 0)
+        throw new AdminError(
+          `${where}: unknown field(s) ${unknown.map((k) => k.slice(0, 40)).join(', ')}; allowed: appId, id, displayName`,
+        );
+      if (typeof o.appId !== 'string' || !GUID.test(o.appId))
+        throw new AdminError(`${where}: appId must be a GUID (the managed identity's client id)`);
       if (o.id !== undefined && (typeof o.id !== 'string' || !GUID.test(o.id))) throw new AdminError(`${where}: id must be a GUID`);
       if (o.appId.toLowerCase() === GRAPH_APP_ID) throw new AdminError(`${where}: Microsoft Graph's service principal is built in`);
       const existing = this.state.servicePrincipalOfApp(o.appId);
       return {
         id: existing?.id ?? (typeof o.id === 'string' ? o.id.toLowerCase() : derivedId('servicePrincipal', o.appId.toLowerCase())),
         appId: o.appId.toLowerCase(),
-        displayName: typeof o.displayName === 'string' && o.displayName ? o.displayName.slice(0, FIELD_MAX_LENGTH) : (existing?.displayName ?? `identity ${o.appId.slice(0, 8)}`),
+        displayName:
+          typeof o.displayName === 'string' && o.displayName
+            ? o.displayName.slice(0, FIELD_MAX_LENGTH)
+            : (existing?.displayName ?? `identity ${o.appId.slice(0, 8)}`),
         appRoleAssignmentRequired: existing?.appRoleAssignmentRequired ?? false,
         servicePrincipalType: 'ManagedIdentity',
       };
@@ -1461,14 +1701,31 @@ class GraphStandInServer extends StandInHttpServer {
       .filter((a) => a.principalId === sp.id)
       .map((a) => this.appRolesOf(this.servicePrincipal(a.resourceId)).find((r) => r.id === a.appRoleId)?.value ?? a.appRoleId)
       .sort();
-    return { id: sp.id, appId: sp.appId, displayName: sp.displayName, servicePrincipalType: sp.servicePrincipalType ?? 'Application', appRolesGranted: granted };
+    return {
+      id: sp.id,
+      appId: sp.appId,
+      displayName: sp.displayName,
+      servicePrincipalType: sp.servicePrincipalType ?? 'Application',
+      appRolesGranted: granted,
+    };
   }
 
-  private upsertApplication(uniqueName: string, createIfMissing: boolean, body: Record<string, unknown>, base: string, version: Version): Reply {
-    refuseUnknownProperties(body, ['displayName', 'signInAudience', 'appRoles', 'web', 'requiredResourceAccess', 'description', 'notes', 'tags'], 'application');
+  private upsertApplication(
+    uniqueName: string,
+    createIfMissing: boolean,
+    body: Record<string, unknown>,
+    base: string,
+    version: Version,
+  ): Reply {
+    refuseUnknownProperties(
+      body,
+      ['displayName', 'signInAudience', 'appRoles', 'web', 'requiredResourceAccess', 'description', 'notes', 'tags'],
+      'application',
+    );
     const existing = this.state.applicationByUniqueName(uniqueName);
     if (!existing && !createIfMissing) throw resourceNotFound(`applications(uniqueName='${uniqueName}')`);
-    if (!existing && (typeof body.displayName !== 'string' || body.displayName === '')) throw invalidRequest("The property 'displayName' is required.");
+    if (!existing && (typeof body.displayName !== 'string' || body.displayName === ''))
+      throw invalidRequest("The property 'displayName' is required.");
     const appRoles = body.appRoles === undefined ? (existing?.appRoles ?? []) : readAppRoles(body.appRoles);
     if (existing) refuseEnabledRoleChanges(existing.appRoles, appRoles);
     const web = body.web === undefined ? existing?.web : readWeb(body.web, existing?.web);
@@ -1476,11 +1733,16 @@ class GraphStandInServer extends StandInHttpServer {
       id: existing?.id ?? randomUUID(),
       appId: existing?.appId ?? randomUUID(),
       uniqueName: existing?.uniqueName ?? uniqueName,
-      displayName: typeof body.displayName === 'string' && body.displayName !== '' ? body.displayName.slice(0, FIELD_MAX_LENGTH) : existing!.displayName,
+      displayName:
+        typeof body.displayName === 'string' && body.displayName !== ''
+          ? body.displayName.slice(0, FIELD_MAX_LENGTH)
+          : existing!.displayName,
       signInAudience: readSignInAudience(body.signInAudience, existing?.signInAudience),
       appRoles,
       web: web ?? { redirectUris: [], implicitGrantSettings: { enableIdTokenIssuance: false, enableAccessTokenIssuance: false } },
-      requiredResourceAccess: Array.isArray(body.requiredResourceAccess) ? body.requiredResourceAccess : (existing?.requiredResourceAccess ?? []),
+      requiredResourceAccess: Array.isArray(body.requiredResourceAccess)
+        ? body.requiredResourceAccess
+        : (existing?.requiredResourceAccess ?? []),
       createdDateTime: existing?.createdDateTime ?? isoSeconds(this.now()),
     };
     this.commit([{ t: 'application', application }]);
@@ -1492,46 +1754,102 @@ class GraphStandInServer extends StandInHttpServer {
     refuseUnknownProperties(body, ['appId', 'appRoleAssignmentRequired', 'tags', 'notes'], 'servicePrincipal');
     const appId = requiredText(body, 'appId');
     const application = [...this.state.applications.values()].find((a) => a.appId === appId);
-    if (!application) throw new GraphError(400, 'Request_BadRequest', `The appId '${appId.slice(0, 40)}' of the service principal does not reference a valid application object.`);
-    if (this.state.servicePrincipalOfApp(appId)) throw new GraphError(409, 'Request_MultipleObjectsWithSameKeyValue', 'The service principal name is already present for the tenant.');
-    const sp: ServicePrincipalRecord = { id: randomUUID(), appId, displayName: application.displayName, appRoleAssignmentRequired: body.appRoleAssignmentRequired === true };
+    if (!application)
+      throw new GraphError(
+        400,
+        'Request_BadRequest',
+        `The appId '${appId.slice(0, 40)}' of the service principal does not reference a valid application object.`,
+      );
+    if (this.state.servicePrincipalOfApp(appId))
+      throw new GraphError(409, 'Request_MultipleObjectsWithSameKeyValue', 'The service principal name is already present for the tenant.');
+    const sp: ServicePrincipalRecord = {
+      id: randomUUID(),
+      appId,
+      displayName: application.displayName,
+      appRoleAssignmentRequired: body.appRoleAssignmentRequired === true,
+    };
     this.commit([{ t: 'servicePrincipal', servicePrincipal: sp }]);
-    return { status: 201, body: { '@odata.context': `${base}/${version}/$metadata#servicePrincipals/$entity`, ...sp, appRoles: application.appRoles } };
+    return {
+      status: 201,
+      body: { '@odata.context': `${base}/${version}/$metadata#servicePrincipals/$entity`, ...sp, appRoles: application.appRoles },
+    };
   }
 
   private updateServicePrincipal(id: string, body: Record<string, unknown>): Reply {
     refuseUnknownProperties(body, ['appRoleAssignmentRequired', 'tags', 'notes'], 'servicePrincipal');
     const sp = this.servicePrincipal(id);
-    if (body.appRoleAssignmentRequired !== undefined && typeof body.appRoleAssignmentRequired !== 'boolean') throw invalidRequest("The property 'appRoleAssignmentRequired' must be a boolean.");
-    this.commit([{ t: 'servicePrincipal', servicePrincipal: { ...sp, appRoleAssignmentRequired: typeof body.appRoleAssignmentRequired === 'boolean' ? body.appRoleAssignmentRequired : sp.appRoleAssignmentRequired } }]);
+    if (body.appRoleAssignmentRequired !== undefined && typeof body.appRoleAssignmentRequired !== 'boolean')
+      throw invalidRequest("The property 'appRoleAssignmentRequired' must be a boolean.");
+    this.commit([
+      {
+        t: 'servicePrincipal',
+        servicePrincipal: {
+          ...sp,
+          appRoleAssignmentRequired:
+            typeof body.appRoleAssignmentRequired === 'boolean' ? body.appRoleAssignmentRequired : sp.appRoleAssignmentRequired,
+        },
+      },
+    ]);
     return { status: 204 };
   }
 
   private assignmentJson(a: AppRoleAssignmentRecord, sp: ServicePrincipalRecord): Record<string, unknown> {
-    const principalName = this.state.users.get(a.principalId)?.displayName ?? this.state.servicePrincipalById(a.principalId)?.displayName ?? null;
+    const principalName =
+      this.state.users.get(a.principalId)?.displayName ?? this.state.servicePrincipalById(a.principalId)?.displayName ?? null;
     return { ...a, principalDisplayName: principalName, resourceDisplayName: sp.displayName, deletedDateTime: null };
   }
 
   /** On resource `sp`: to a user or group (a role of the console's app), or to a service principal (an application permission). */
-  private createAppRoleAssignment(sp: ServicePrincipalRecord, body: Record<string, unknown>, base: string, version: Version, collection = `servicePrincipals('${sp.id}')/appRoleAssignedTo`): Reply {
+  private createAppRoleAssignment(
+    sp: ServicePrincipalRecord,
+    body: Record<string, unknown>,
+    base: string,
+    version: Version,
+    collection = `servicePrincipals('${sp.id}')/appRoleAssignedTo`,
+  ): Reply {
     refuseUnknownProperties(body, ['principalId', 'resourceId', 'appRoleId'], 'appRoleAssignment');
     const principalId = requiredText(body, 'principalId');
     const resourceId = requiredText(body, 'resourceId');
     const appRoleId = requiredText(body, 'appRoleId');
-    if (resourceId !== sp.id) throw new GraphError(400, 'Request_BadRequest', 'The resourceId must be the service principal the assignment is made on.');
+    if (resourceId !== sp.id)
+      throw new GraphError(400, 'Request_BadRequest', 'The resourceId must be the service principal the assignment is made on.');
     const role = this.appRolesOf(sp).find((r) => r.id === appRoleId && r.isEnabled);
     if (!role) throw new GraphError(400, 'Request_BadRequest', `Permission being assigned was not found on application '${sp.appId}'.`);
-    const principalType = this.state.users.has(principalId) ? 'User' : this.state.isGroup(principalId) ? 'Group' : this.state.servicePrincipalById(principalId) ? 'ServicePrincipal' : undefined;
+    const principalType = this.state.users.has(principalId)
+      ? 'User'
+      : this.state.isGroup(principalId)
+        ? 'Group'
+        : this.state.servicePrincipalById(principalId)
+          ? 'ServicePrincipal'
+          : undefined;
     if (!principalType) throw resourceNotFound(principalId);
     const memberType = principalType === 'ServicePrincipal' ? 'Application' : 'User';
     if (!role.allowedMemberTypes.includes(memberType)) {
-      throw new GraphError(400, 'Request_BadRequest', principalType === 'ServicePrincipal' ? 'The app role does not allow applications as members.' : 'The app role does not allow users or groups as members.');
+      throw new GraphError(
+        400,
+        'Request_BadRequest',
+        principalType === 'ServicePrincipal'
+          ? 'The app role does not allow applications as members.'
+          : 'The app role does not allow users or groups as members.',
+      );
     }
-    const duplicate = [...this.state.appRoleAssignments.values()].some((a) => a.resourceId === sp.id && a.principalId === principalId && a.appRoleId === appRoleId);
+    const duplicate = [...this.state.appRoleAssignments.values()].some(
+      (a) => a.resourceId === sp.id && a.principalId === principalId && a.appRoleId === appRoleId,
+    );
     if (duplicate) throw new GraphError(400, 'Request_BadRequest', 'Permission being assigned already exists on the object');
-    const assignment: AppRoleAssignmentRecord = { id: randomUUID(), principalId, principalType, resourceId: sp.id, appRoleId, createdDateTime: isoSeconds(this.now()) };
+    const assignment: AppRoleAssignmentRecord = {
+      id: randomUUID(),
+      principalId,
+      principalType,
+      resourceId: sp.id,
+      appRoleId,
+      createdDateTime: isoSeconds(this.now()),
+    };
     this.commit([{ t: 'appRoleAssignment', assignment }]);
-    return { status: 201, body: { '@odata.context': `${base}/${version}/$metadata#${collection}/$entity`, ...this.assignmentJson(assignment, sp) } };
+    return {
+      status: 201,
+      body: { '@odata.context': `${base}/${version}/$metadata#${collection}/$entity`, ...this.assignmentJson(assignment, sp) },
+    };
   }
 
   private user(idOrUpn: string): UserRecord {
@@ -1556,7 +1874,12 @@ class GraphStandInServer extends StandInHttpServer {
   private readExpand(url: URL): boolean {
     const expand = url.searchParams.get('$expand');
     if (expand === null || expand.trim() === '') return false;
-    if (expand.trim() !== 'device') throw new GraphError(400, 'BadRequest', `Could not find a navigation property named '${expand.slice(0, 40)}' on type 'microsoft.graph.hardwareOathAuthenticationMethod'.`);
+    if (expand.trim() !== 'device')
+      throw new GraphError(
+        400,
+        'BadRequest',
+        `Could not find a navigation property named '${expand.slice(0, 40)}' on type 'microsoft.graph.hardwareOathAuthenticationMethod'.`,
+      );
     return true;
   }
 
@@ -1578,7 +1901,9 @@ class GraphStandInServer extends StandInHttpServer {
   }
 
   private selectDevice(d: DeviceRecord, url: URL): Record<string, unknown> {
-    return selectFields(this.deviceJson(d), readQuery(url, [], DEVICE_FIELDS, 'hardwareOathTokenAuthenticationMethodDevice').select, ['id']);
+    return selectFields(this.deviceJson(d), readQuery(url, [], DEVICE_FIELDS, 'hardwareOathTokenAuthenticationMethodDevice').select, [
+      'id',
+    ]);
   }
 
   private methodJson(d: DeviceRecord, expandDevice: boolean): Record<string, unknown> {
@@ -1592,7 +1917,12 @@ class GraphStandInServer extends StandInHttpServer {
   }
 
   private listDevices(url: URL, base: string): Reply {
-    const query = readQuery(url, ['serialNumber', 'status', 'hashFunction', 'assignedTo/id'], DEVICE_FIELDS, 'hardwareOathTokenAuthenticationMethodDevice');
+    const query = readQuery(
+      url,
+      ['serialNumber', 'status', 'hashFunction', 'assignedTo/id'],
+      DEVICE_FIELDS,
+      'hardwareOathTokenAuthenticationMethodDevice',
+    );
     const matching = [...this.state.devices.values()].map((d) => this.deviceJson(d)).filter((d) => matchesFilter(d, query.filter));
     const size = query.top ?? this.pageSize;
     const page = matching.slice(query.skip, query.skip + size);
@@ -1618,7 +1948,11 @@ class GraphStandInServer extends StandInHttpServer {
   }
 
   private createDevice(body: Record<string, unknown>, base: string): Reply {
-    refuseUnknownProperties(body, ['displayName', 'serialNumber', 'manufacturer', 'model', 'secretKey', 'timeIntervalInSeconds', 'hashFunction', 'assignTo'], 'hardwareOathTokenAuthenticationMethodDevice');
+    refuseUnknownProperties(
+      body,
+      ['displayName', 'serialNumber', 'manufacturer', 'model', 'secretKey', 'timeIntervalInSeconds', 'hashFunction', 'assignTo'],
+      'hardwareOathTokenAuthenticationMethodDevice',
+    );
     const serialNumber = requiredText(body, 'serialNumber');
     const manufacturer = requiredText(body, 'manufacturer');
     const model = requiredText(body, 'model');
@@ -1629,7 +1963,8 @@ class GraphStandInServer extends StandInHttpServer {
     let user: UserRecord | undefined;
     if (body.assignTo !== undefined && body.assignTo !== null) {
       const assignTo = body.assignTo as { id?: unknown };
-      if (typeof assignTo !== 'object' || typeof assignTo.id !== 'string' || assignTo.id === '') throw invalidRequest("The property 'assignTo' must be { \"id\": \"<user object id>\" }.");
+      if (typeof assignTo !== 'object' || typeof assignTo.id !== 'string' || assignTo.id === '')
+        throw invalidRequest('The property \'assignTo\' must be { "id": "<user object id>" }.');
       user = this.state.users.get(assignTo.id);
       if (!user) throw userNotFound(assignTo.id);
       this.checkCanHold(user);
@@ -1663,7 +1998,10 @@ class GraphStandInServer extends StandInHttpServer {
     return {
       status: 201,
       headers: { location },
-      body: { '@odata.context': `${base}/beta/$metadata#directory/authenticationMethodDevices/hardwareOathDevices/$entity`, ...this.deviceJson(device) },
+      body: {
+        '@odata.context': `${base}/beta/$metadata#directory/authenticationMethodDevices/hardwareOathDevices/$entity`,
+        ...this.deviceJson(device),
+      },
     };
   }
 
@@ -1677,24 +2015,40 @@ class GraphStandInServer extends StandInHttpServer {
   private assign(user: UserRecord, body: Record<string, unknown>, base: string): Reply {
     refuseUnknownProperties(body, ['device'], 'hardwareOathAuthenticationMethod');
     const ref = body.device as { id?: unknown } | undefined;
-    if (typeof ref !== 'object' || ref === null || typeof ref.id !== 'string' || ref.id === '') throw invalidRequest("The property 'device' must be { \"id\": \"<device id>\" }.");
+    if (typeof ref !== 'object' || ref === null || typeof ref.id !== 'string' || ref.id === '')
+      throw invalidRequest('The property \'device\' must be { "id": "<device id>" }.');
     if (user.userType === 'Guest') throw badRequest('Hardware OATH tokens cannot be assigned to guest users.');
     const device = this.device(ref.id);
     if (device.assignedTo === user.id) throw new GraphError(409, 'conflict', 'The hardware OATH token is already assigned to this user.');
     if (device.assignedTo) throw new GraphError(409, 'conflict', 'The hardware OATH token is assigned to another user.');
     this.checkCanHold(user);
-    const assigned: DeviceRecord = { ...device, status: 'assigned', assignedTo: user.id, assignedDateTime: isoSeconds(this.now()), activatedDateTime: null, driftSteps: null };
+    const assigned: DeviceRecord = {
+      ...device,
+      status: 'assigned',
+      assignedTo: user.id,
+      assignedDateTime: isoSeconds(this.now()),
+      activatedDateTime: null,
+      driftSteps: null,
+    };
     this.commit([{ t: 'device', device: assigned }]);
     return {
       status: 201,
       headers: { location: `${base}/beta/users/${user.id}/authentication/hardwareOathMethods/${device.id}` },
-      body: { '@odata.context': `${base}/beta/$metadata#users('${user.id}')/authentication/hardwareOathMethods/$entity`, ...this.methodJson(assigned, false) },
+      body: {
+        '@odata.context': `${base}/beta/$metadata#users('${user.id}')/authentication/hardwareOathMethods/$entity`,
+        ...this.methodJson(assigned, false),
+      },
     };
   }
 
   private unassign(user: UserRecord, id: string): Reply {
     const device = this.method(user, id);
-    this.commit([{ t: 'device', device: { ...device, status: 'available', assignedTo: null, assignedDateTime: null, activatedDateTime: null, driftSteps: null } }]);
+    this.commit([
+      {
+        t: 'device',
+        device: { ...device, status: 'available', assignedTo: null, assignedDateTime: null, activatedDateTime: null, driftSteps: null },
+      },
+    ]);
     return { status: 204 };
   }
 
@@ -1746,7 +2100,9 @@ class GraphStandInServer extends StandInHttpServer {
       accountEnabled: user.accountEnabled,
     };
     const fields = query.select ?? USER_DEFAULT_FIELDS;
-    const body: Record<string, unknown> = { '@odata.context': `${base}/${target.version}/$metadata#users${query.select ? `(${query.select.join(',')})` : ''}/$entity` };
+    const body: Record<string, unknown> = {
+      '@odata.context': `${base}/${target.version}/$metadata#users${query.select ? `(${query.select.join(',')})` : ''}/$entity`,
+    };
     for (const f of fields) body[f] = full[f];
     return { status: 200, body };
   }
@@ -1774,15 +2130,35 @@ class GraphStandInServer extends StandInHttpServer {
   private checkMemberGroups(user: UserRecord, body: Record<string, unknown>, version: Version, base: string): Reply {
     refuseUnknownProperties(body, ['groupIds'], 'user');
     const ids = body.groupIds;
-    if (!Array.isArray(ids) || ids.length === 0 || !ids.every((id) => typeof id === 'string')) throw invalidRequest("The property 'groupIds' must be a non-empty array of group ids.");
+    if (!Array.isArray(ids) || ids.length === 0 || !ids.every((id) => typeof id === 'string'))
+      throw invalidRequest("The property 'groupIds' must be a non-empty array of group ids.");
     if (ids.length > CHECK_MEMBER_GROUPS_MAX) throw invalidRequest(`At most ${CHECK_MEMBER_GROUPS_MAX} groupIds can be checked at once.`);
     const member = new Set(user.groups.map((g) => g.toLowerCase()));
-    return { status: 200, body: { '@odata.context': `${base}/${version}/$metadata#Collection(Edm.String)`, value: (ids).filter((id) => member.has(id.toLowerCase())) } };
+    return {
+      status: 200,
+      body: {
+        '@odata.context': `${base}/${version}/$metadata#Collection(Edm.String)`,
+        value: ids.filter((id) => member.has(id.toLowerCase())),
+      },
+    };
   }
 
   private listRoleDefinitions(version: Version, url: URL, base: string): Reply {
-    const query = readQuery(url, ['isPrivileged', 'displayName', 'templateId', 'id', 'isBuiltIn'], ROLE_DEFINITION_FIELDS, 'unifiedRoleDefinition');
-    const value = BUILT_IN_ROLES.map((r) => ({ id: r.templateId, description: r.description, displayName: r.displayName, isBuiltIn: true, isEnabled: true, isPrivileged: r.isPrivileged, templateId: r.templateId }))
+    const query = readQuery(
+      url,
+      ['isPrivileged', 'displayName', 'templateId', 'id', 'isBuiltIn'],
+      ROLE_DEFINITION_FIELDS,
+      'unifiedRoleDefinition',
+    );
+    const value = BUILT_IN_ROLES.map((r) => ({
+      id: r.templateId,
+      description: r.description,
+      displayName: r.displayName,
+      isBuiltIn: true,
+      isEnabled: true,
+      isPrivileged: r.isPrivileged,
+      templateId: r.templateId,
+    }))
       .filter((r) => matchesFilter(r, query.filter))
       .map((r) => selectFields(r, query.select, ['id']));
     return { status: 200, body: { '@odata.context': `${base}/${version}/$metadata#roleManagement/directory/roleDefinitions`, value } };
@@ -1806,7 +2182,10 @@ class GraphStandInServer extends StandInHttpServer {
       )
       .filter((e) => matchesFilter(e, query.filter))
       .map((e) => selectFields(e, query.select, ['id']));
-    return { status: 200, body: { '@odata.context': `${base}/${version}/$metadata#roleManagement/directory/roleEligibilityScheduleInstances`, value } };
+    return {
+      status: 200,
+      body: { '@odata.context': `${base}/${version}/$metadata#roleManagement/directory/roleEligibilityScheduleInstances`, value },
+    };
   }
 }
 

@@ -79,7 +79,9 @@ export class AppWorker {
           this.#settle(channel, reply.id, (p) => p.resolve(reply.response));
           break;
         case 'failed':
-          this.#settle(channel, reply.id, (p) => p.reject(Object.assign(new Error(reply.error.message), { name: reply.error.name, stack: reply.error.stack })));
+          this.#settle(channel, reply.id, (p) =>
+            p.reject(Object.assign(new Error(reply.error.message), { name: reply.error.name, stack: reply.error.stack })),
+          );
           break;
         case 'terminated':
           break;

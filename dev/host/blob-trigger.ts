@@ -163,7 +163,8 @@ export class BlobTriggerPoller {
   constructor(options: BlobPollerOptions) {
     this.#options = options;
     this.#leaseSeconds = options.receiptLeaseSeconds ?? DEFAULT_RECEIPT_LEASE_SECONDS;
-    if (!(this.#leaseSeconds >= 15 && this.#leaseSeconds <= 60)) throw new Error(`Receipt lease of ${this.#leaseSeconds} s: a blob lease lasts 15 to 60 seconds.`);
+    if (!(this.#leaseSeconds >= 15 && this.#leaseSeconds <= 60))
+      throw new Error(`Receipt lease of ${this.#leaseSeconds} s: a blob lease lasts 15 to 60 seconds.`);
     const hostBlobs = BlobServiceClient.fromConnectionString(options.hostStorage);
     this.#receipts = hostBlobs.getContainerClient(hostsContainer);
     this.#queues = QueueServiceClient.fromConnectionString(options.hostStorage);
@@ -215,7 +216,9 @@ export class BlobTriggerPoller {
     if (this.#stopped) return;
     this.#timer = setTimeout(() => {
       this.#cycle = this.#poll()
-        .catch((error: unknown) => this.#options.log(`[host] Blob polling failed: ${error instanceof Error ? error.message : String(error)}`))
+        .catch((error: unknown) =>
+          this.#options.log(`[host] Blob polling failed: ${error instanceof Error ? error.message : String(error)}`),
+        )
         .finally(() => {
           this.#polls += 1;
           this.#cycle = undefined;
@@ -274,7 +277,9 @@ export class BlobTriggerPoller {
           const candidate: Candidate = { watch, blobName: item.name, etag, key };
           const run = this.#process(candidate)
             .catch((error: unknown) =>
-              this.#options.log(`[host] Blob ${watch.containerName}/${item.name}: ${error instanceof Error ? error.message : String(error)}`),
+              this.#options.log(
+                `[host] Blob ${watch.containerName}/${item.name}: ${error instanceof Error ? error.message : String(error)}`,
+              ),
             )
             .finally(() => this.#running.delete(key));
           this.#running.set(key, run);
@@ -284,7 +289,9 @@ export class BlobTriggerPoller {
         if (isNotFound(error)) {
           if (!this.#missingContainers.has(watch.containerName)) {
             this.#missingContainers.add(watch.containerName);
-            this.#options.log(`[host] Container "${watch.containerName}" for function ${watch.fn.metadata.name} does not exist yet; waiting for it.`);
+            this.#options.log(
+              `[host] Container "${watch.containerName}" for function ${watch.fn.metadata.name} does not exist yet; waiting for it.`,
+            );
           }
           continue;
         }
@@ -339,11 +346,18 @@ export class BlobTriggerPoller {
     if (!lease) return;
     const leaseConditions = { conditions: { leaseId: lease.leaseId } };
     // Renewed while this host works on the blob; if this host dies the lease lapses and another host takes over.
-    const renewal = setInterval(() => {
-      lease.renewLease().catch((error: unknown) =>
-        this.#options.log(`[host] Blob ${c.watch.containerName}/${c.blobName}: lease renewal failed: ${error instanceof Error ? error.message : String(error)}`),
-      );
-    }, (this.#leaseSeconds * 1000) / 3);
+    const renewal = setInterval(
+      () => {
+        lease
+          .renewLease()
+          .catch((error: unknown) =>
+            this.#options.log(
+              `[host] Blob ${c.watch.containerName}/${c.blobName}: lease renewal failed: ${error instanceof Error ? error.message : String(error)}`,
+            ),
+          );
+      },
+      (this.#leaseSeconds * 1000) / 3,
+    );
     try {
       // Read again under the lease: another host may have finished it between the check and the claim.
       const state = (await receiptState(receipt)) ?? { completed: false, tries: 0 };
@@ -362,7 +376,12 @@ export class BlobTriggerPoller {
     }
   }
 
-  async #attempt(c: Candidate, receipt: BlockBlobClient, tries: number, leaseConditions: { conditions: { leaseId: string } }): Promise<void> {
+  async #attempt(
+    c: Candidate,
+    receipt: BlockBlobClient,
+    tries: number,
+    leaseConditions: { conditions: { leaseId: string } },
+  ): Promise<void> {
     const blob = c.watch.container.getBlobClient(c.blobName);
     let content: Buffer | undefined;
     let properties: BlobGetPropertiesResponse;
@@ -406,7 +425,12 @@ export class BlobTriggerPoller {
     this.#done.add(c.key);
   }
 
-  async #poison(c: Candidate, receipt: BlockBlobClient, tries: number, leaseConditions: { conditions: { leaseId: string } }): Promise<void> {
+  async #poison(
+    c: Candidate,
+    receipt: BlockBlobClient,
+    tries: number,
+    leaseConditions: { conditions: { leaseId: string } },
+  ): Promise<void> {
     const queue = this.#queues.getQueueClient(blobPoisonQueue);
     await queue.createIfNotExists();
     const message = JSON.stringify({

@@ -66,7 +66,11 @@ async function main(): Promise<void> {
     receiptLeaseSeconds: values['receipt-lease-seconds'] === undefined ? undefined : Number(values['receipt-lease-seconds']),
     log: json ? (line) => process.stdout.write(JSON.stringify({ log: line }) + '\n') : undefined,
   });
-  if (json) process.stdout.write(JSON.stringify({ ready: true, pid: process.pid, url: host.url, port: host.port, functions: host.functions, config: host.config }) + '\n');
+  if (json)
+    process.stdout.write(
+      JSON.stringify({ ready: true, pid: process.pid, url: host.url, port: host.port, functions: host.functions, config: host.config }) +
+        '\n',
+    );
 
   let stopping = false;
   const stop = (): void => {

@@ -8,14 +8,7 @@
  * API it found in a module-level singleton, so one process hosts one app.
  */
 import Module, { createRequire } from 'node:module';
-import type {
-  CoreFunctionMetadata,
-  FunctionCallback,
-  HookCallback,
-  ProgrammingModel,
-  RpcLogCategory,
-  RpcLogLevel,
-} from './core-types.js';
+import type { CoreFunctionMetadata, FunctionCallback, HookCallback, ProgrammingModel, RpcLogCategory, RpcLogLevel } from './core-types.js';
 
 /** A function as the host sees it: what the app registered, without the code (that stays with the app's worker). */
 export interface FunctionDescription {

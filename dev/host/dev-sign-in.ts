@@ -13,7 +13,12 @@ export const DEV_IDP = DEVELOPMENT_IDP;
 
 /** The development users, one per role. */
 export const DEV_USERS = {
-  helpdesk: { id: '00000000-0000-4000-8000-00000000d001', name: 'helpdesk@dev.localhost', roles: [APP_ROLES.helpdesk] as AppRole[], label: 'Helpdesk' },
+  helpdesk: {
+    id: '00000000-0000-4000-8000-00000000d001',
+    name: 'helpdesk@dev.localhost',
+    roles: [APP_ROLES.helpdesk] as AppRole[],
+    label: 'Helpdesk',
+  },
   admin: { id: '00000000-0000-4000-8000-00000000d002', name: 'admin@dev.localhost', roles: [APP_ROLES.admin] as AppRole[], label: 'Admin' },
 } as const;
 export type DevRole = keyof typeof DEV_USERS;
@@ -26,7 +31,12 @@ export function encodePrincipal(user: { id: string; name: string; roles: readonl
     { typ: 'name', val: user.name },
     ...user.roles.map((role) => ({ typ: 'roles', val: role })),
   ];
-  const principal = { auth_typ: 'aad', claims, name_typ: 'http://schemas.xmlsoap.org/ws/2005/05/identity/claims/name', role_typ: 'http://schemas.microsoft.com/ws/2008/06/identity/claims/role' };
+  const principal = {
+    auth_typ: 'aad',
+    claims,
+    name_typ: 'http://schemas.xmlsoap.org/ws/2005/05/identity/claims/name',
+    role_typ: 'http://schemas.microsoft.com/ws/2008/06/identity/claims/role',
+  };
   return Buffer.from(JSON.stringify(principal), 'utf8').toString('base64');
 }
 
@@ -58,8 +68,14 @@ function escape(text: string): string {
 }
 
 function signInPage(redirect: string): string {
-  const buttons = (Object.keys(DEV_USERS) as DevRole[]).map((role) => `<button type="submit" name="role" value="${role}">${DEV_USERS[role].label}</button>`).join('\n');
-  const who = (Object.keys(DEV_USERS) as DevRole[]).map((role) => `<dt>${DEV_USERS[role].label}</dt><dd>${escape(DEV_USERS[role].name)}, app role ${DEV_USERS[role].roles.join(', ')}</dd>`).join('');
+  const buttons = (Object.keys(DEV_USERS) as DevRole[])
+    .map((role) => `<button type="submit" name="role" value="${role}">${DEV_USERS[role].label}</button>`)
+    .join('\n');
+  const who = (Object.keys(DEV_USERS) as DevRole[])
+    .map(
+      (role) => `<dt>${DEV_USERS[role].label}</dt><dd>${escape(DEV_USERS[role].name)}, app role ${DEV_USERS[role].roles.join(', ')}</dd>`,
+    )
+    .join('');
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Development sign-in · local stack</title><style>${PAGE_STYLE}</style></head>
@@ -113,7 +129,11 @@ export async function handleAuthPath(req: IncomingMessage, res: ServerResponse, 
       res.end('Choose Helpdesk or Admin.\n');
       return true;
     }
-    res.writeHead(302, { ...headers, location: localPath(form.get('redirect'), CONSOLE_HOME), 'set-cookie': `${DEV_COOKIE}=${role}; Path=/; HttpOnly; SameSite=Lax` });
+    res.writeHead(302, {
+      ...headers,
+      location: localPath(form.get('redirect'), CONSOLE_HOME),
+      'set-cookie': `${DEV_COOKIE}=${role}; Path=/; HttpOnly; SameSite=Lax`,
+    });
     res.end();
     return true;
   }
@@ -126,7 +146,11 @@ export async function handleAuthPath(req: IncomingMessage, res: ServerResponse, 
   if (path === '/.auth/me' && method === 'GET') {
     const user = devUser(req);
     res.writeHead(200, { ...headers, 'content-type': 'application/json; charset=utf-8' });
-    res.end(JSON.stringify(user ? [{ provider_name: DEV_IDP, user_id: user.name, user_claims: user.roles.map((r) => ({ typ: 'roles', val: r })) }] : []));
+    res.end(
+      JSON.stringify(
+        user ? [{ provider_name: DEV_IDP, user_id: user.name, user_claims: user.roles.map((r) => ({ typ: 'roles', val: r })) }] : [],
+      ),
+    );
     return true;
   }
   res.writeHead(404, headers);
@@ -145,7 +169,8 @@ function devUser(req: IncomingMessage): (typeof DEV_USERS)[DevRole] | undefined 
  */
 export function withPrincipalHeaders(req: IncomingMessage, headers: Record<string, string>): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const [key, value] of Object.entries(headers)) if (!key.toLowerCase().startsWith('x-ms-client-principal') && !key.toLowerCase().startsWith('x-ms-token-')) out[key] = value;
+  for (const [key, value] of Object.entries(headers))
+    if (!key.toLowerCase().startsWith('x-ms-client-principal') && !key.toLowerCase().startsWith('x-ms-token-')) out[key] = value;
   const user = devUser(req);
   if (user) {
     out['x-ms-client-principal'] = encodePrincipal(user);

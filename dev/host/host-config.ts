@@ -69,7 +69,9 @@ function lookup(root: Record<string, unknown>, path: string[], where: string): u
 function positiveInteger(value: unknown, property: string, where: string, fallback: number): number {
   if (value === undefined) return fallback;
   if (typeof value !== 'number' || !Number.isInteger(value) || value < 1) {
-    throw new Error(`${where}: "${property}" must be a whole number of at least 1, got ${JSON.stringify(value)}. Remove it for the default (${fallback}).`);
+    throw new Error(
+      `${where}: "${property}" must be a whole number of at least 1, got ${JSON.stringify(value)}. Remove it for the default (${fallback}).`,
+    );
   }
   return value;
 }
@@ -82,9 +84,13 @@ export function hostConfigFrom(json: unknown, where: string): HostConfig {
 
   const prefix = lookup(json, ['extensions', 'http', 'routePrefix'], where);
   if (prefix !== undefined) {
-    if (typeof prefix !== 'string') throw new Error(`${where}: "extensions.http.routePrefix" must be a string ("" for none), got ${JSON.stringify(prefix)}.`);
+    if (typeof prefix !== 'string')
+      throw new Error(`${where}: "extensions.http.routePrefix" must be a string ("" for none), got ${JSON.stringify(prefix)}.`);
     const trimmed = prefix.replace(/^\/+|\/+$/g, '');
-    if (/[?#\s{}]/.test(trimmed)) throw new Error(`${where}: "extensions.http.routePrefix" ${JSON.stringify(prefix)} must be a plain path such as "api" (no spaces, ?, #, { or }).`);
+    if (/[?#\s{}]/.test(trimmed))
+      throw new Error(
+        `${where}: "extensions.http.routePrefix" ${JSON.stringify(prefix)} must be a plain path such as "api" (no spaces, ?, #, { or }).`,
+      );
     config.routePrefix = trimmed;
   }
 
@@ -97,7 +103,9 @@ export function hostConfigFrom(json: unknown, where: string): HostConfig {
     } else {
       const ms = typeof text === 'string' ? parseTimeSpan(text) : undefined;
       if (ms === undefined || ms <= 0) {
-        throw new Error(`${where}: "functionTimeout" must be a duration "hh:mm:ss" above zero (for example "00:10:00") or "-1" for no limit, got ${JSON.stringify(timeout)}.`);
+        throw new Error(
+          `${where}: "functionTimeout" must be a duration "hh:mm:ss" above zero (for example "00:10:00") or "-1" for no limit, got ${JSON.stringify(timeout)}.`,
+        );
       }
       config.functionTimeoutMs = ms;
       config.functionTimeoutText = text as string;

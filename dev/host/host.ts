@@ -133,7 +133,9 @@ export async function startLocalHost(opts: LocalHostOptions): Promise<LocalHost>
   const hostId = opts.hostId ?? 'localhost';
   const pollIntervalMs = opts.pollIntervalMs ?? 1000;
   const appDirectory = findAppDirectory(entry);
-  const config = opts.hostJson ? await readHostConfig(resolve(opts.hostJson), { required: true }) : await readHostConfig(resolve(appDirectory, 'host.json'));
+  const config = opts.hostJson
+    ? await readHostConfig(resolve(opts.hostJson), { required: true })
+    : await readHostConfig(resolve(appDirectory, 'host.json'));
 
   for (const [key, value] of Object.entries(opts.settings ?? {})) process.env[key] = value;
   // What App Service sets when its authentication runs in front of the app; the app believes principal headers only then.
@@ -184,7 +186,14 @@ export async function startLocalHost(opts: LocalHostOptions): Promise<LocalHost>
      * invocation that outlives functionTimeout fails with Azure's timeout error and its worker is restarted, which
      * ends it and every other invocation running on that worker (as Azure restarts its language worker).
      */
-    const run = (fn: FunctionDescription, triggerName: string, data: RpcTypedData, triggerMetadata: Record<string, RpcTypedData>, reason: string, retryCount = 0) =>
+    const run = (
+      fn: FunctionDescription,
+      triggerName: string,
+      data: RpcTypedData,
+      triggerMetadata: Record<string, RpcTypedData>,
+      reason: string,
+      retryCount = 0,
+    ) =>
       track(async () => {
         const started = Date.now();
         const invocationId = randomUUID();
@@ -203,15 +212,21 @@ export async function startLocalHost(opts: LocalHostOptions): Promise<LocalHost>
         })();
         try {
           const response = await withinTimeout(invocation, () => {
-            write(`[${name}] [${invocationId}] Timeout value of ${config.functionTimeoutText} exceeded by function 'Functions.${name}' (Id: '${invocationId}'). Initiating cancellation.`);
+            write(
+              `[${name}] [${invocationId}] Timeout value of ${config.functionTimeoutText} exceeded by function 'Functions.${name}' (Id: '${invocationId}'). Initiating cancellation.`,
+            );
             invocation.catch(() => undefined);
             void appWorker.restartFor(invocationId);
             return new FunctionTimeoutError(name, config.functionTimeoutText);
           });
-          write(`[${name}] [${invocationId}] Executed 'Functions.${name}' (Succeeded, Reason='${reason}', Duration=${Date.now() - started}ms)`);
+          write(
+            `[${name}] [${invocationId}] Executed 'Functions.${name}' (Succeeded, Reason='${reason}', Duration=${Date.now() - started}ms)`,
+          );
           return response;
         } catch (error) {
-          write(`[${name}] [${invocationId}] Executed 'Functions.${name}' (Failed, Reason='${reason}', Duration=${Date.now() - started}ms): ${describeError(error)}`);
+          write(
+            `[${name}] [${invocationId}] Executed 'Functions.${name}' (Failed, Reason='${reason}', Duration=${Date.now() - started}ms): ${describeError(error)}`,
+          );
           throw error;
         }
       });
@@ -257,17 +272,22 @@ export async function startLocalHost(opts: LocalHostOptions): Promise<LocalHost>
       if (unsupported.length > 0) write(`[host] Function ${fn.metadata.name}: bindings not provided locally: ${unsupported.join(', ')}`);
     }
 
-    const waitForNoInvocation = (): Promise<void> =>
-      running === 0 ? Promise.resolve() : new Promise<void>((r) => idleWaiters.push(r));
+    const waitForNoInvocation = (): Promise<void> => (running === 0 ? Promise.resolve() : new Promise<void>((r) => idleWaiters.push(r)));
     // Declared before the pollers exist; only called once the host is up.
     let idle = (): Promise<void> => Promise.resolve();
 
     const routes = buildHttpRoutes(functions);
     const server = createHttpServer(
       routes,
-      { enforceAuth: opts.enforceAuth ?? false, masterKey: opts.masterKey, functionKeys: opts.functionKeys ?? {}, devSignIn: opts.devSignIn ?? false },
       {
-        invoke: (route, http) => run(route.fn, route.triggerName, { http }, {}, `This function was programmatically called via the host APIs.`),
+        enforceAuth: opts.enforceAuth ?? false,
+        masterKey: opts.masterKey,
+        functionKeys: opts.functionKeys ?? {},
+        devSignIn: opts.devSignIn ?? false,
+      },
+      {
+        invoke: (route, http) =>
+          run(route.fn, route.triggerName, { http }, {}, `This function was programmatically called via the host APIs.`),
         status: () => ({ state: 'Running', functions: functions.map((f) => f.metadata.name), blobPolls: blobPoller.polls }),
         idle: () => idle(),
       },
@@ -283,7 +303,14 @@ export async function startLocalHost(opts: LocalHostOptions): Promise<LocalHost>
       poisonBlobThreshold: config.blobs.poisonBlobThreshold,
       receiptLeaseSeconds: opts.receiptLeaseSeconds,
       invoke: async (call) => {
-        await run(call.fn, call.triggerName, call.data, call.triggerMetadata, `New blob detected(${String(call.triggerMetadata.BlobTrigger?.string)})`, call.retryCount);
+        await run(
+          call.fn,
+          call.triggerName,
+          call.data,
+          call.triggerMetadata,
+          `New blob detected(${String(call.triggerMetadata.BlobTrigger?.string)})`,
+          call.retryCount,
+        );
       },
       log: write,
     });
@@ -340,7 +367,8 @@ export async function startLocalHost(opts: LocalHostOptions): Promise<LocalHost>
         `blobs maxDegreeOfParallelism ${config.blobs.maxDegreeOfParallelism}, poisonBlobThreshold ${config.blobs.poisonBlobThreshold}`,
     );
     for (const item of info) {
-      const where = item.type.toLowerCase() === 'httptrigger' ? `${[...(item.methods ?? [])].join(',')} ${url}${item.trigger}` : item.trigger;
+      const where =
+        item.type.toLowerCase() === 'httptrigger' ? `${[...(item.methods ?? [])].join(',')} ${url}${item.trigger}` : item.trigger;
       write(`[host]   ${item.name}: [${item.type}] ${where}`);
     }
 

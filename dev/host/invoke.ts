@@ -15,7 +15,13 @@ import type {
   RpcLogLevel,
 } from './core-types.js';
 
-export type FunctionLogger = (functionName: string, invocationId: string, level: RpcLogLevel, category: RpcLogCategory, message: string) => void;
+export type FunctionLogger = (
+  functionName: string,
+  invocationId: string,
+  level: RpcLogLevel,
+  category: RpcLogCategory,
+  message: string,
+) => void;
 
 export interface InvocationInput {
   inputData: RpcInvocationRequest['inputData'];
@@ -43,7 +49,11 @@ export async function invokeFunction(
     functionId: fn.functionId,
     inputData: input.inputData,
     triggerMetadata: input.triggerMetadata ?? {},
-    traceContext: { traceParent: `00-${randomUUID().replaceAll('-', '')}-${randomUUID().replaceAll('-', '').slice(0, 16)}-01`, traceState: '', attributes: {} },
+    traceContext: {
+      traceParent: `00-${randomUUID().replaceAll('-', '')}-${randomUUID().replaceAll('-', '').slice(0, 16)}-01`,
+      traceState: '',
+      attributes: {},
+    },
     retryContext: input.retryContext ?? null,
   };
   const coreCtx: CoreInvocationContext & { state?: InvocationState } = {
@@ -59,12 +69,24 @@ export async function invokeFunction(
   const { context, inputs: initialInputs } = await invocationModel.getArguments();
 
   const pre = {
-    get hookData() { return hookData; },
-    set hookData(_v: unknown) { readOnly('hookData'); },
-    get appHookData() { return coreRegistry.appHookData; },
-    set appHookData(_v: unknown) { readOnly('appHookData'); },
-    get invocationContext() { return context; },
-    set invocationContext(_v: unknown) { readOnly('invocationContext'); },
+    get hookData() {
+      return hookData;
+    },
+    set hookData(_v: unknown) {
+      readOnly('hookData');
+    },
+    get appHookData() {
+      return coreRegistry.appHookData;
+    },
+    set appHookData(_v: unknown) {
+      readOnly('appHookData');
+    },
+    get invocationContext() {
+      return context;
+    },
+    set invocationContext(_v: unknown) {
+      readOnly('invocationContext');
+    },
     functionCallback: fn.callback,
     inputs: initialInputs,
   };
@@ -76,12 +98,24 @@ export async function invokeFunction(
   }
 
   const post = {
-    get hookData() { return hookData; },
-    set hookData(_v: unknown) { readOnly('hookData'); },
-    get appHookData() { return coreRegistry.appHookData; },
-    set appHookData(_v: unknown) { readOnly('appHookData'); },
-    get invocationContext() { return context; },
-    set invocationContext(_v: unknown) { readOnly('invocationContext'); },
+    get hookData() {
+      return hookData;
+    },
+    set hookData(_v: unknown) {
+      readOnly('hookData');
+    },
+    get appHookData() {
+      return coreRegistry.appHookData;
+    },
+    set appHookData(_v: unknown) {
+      readOnly('appHookData');
+    },
+    get invocationContext() {
+      return context;
+    },
+    set invocationContext(_v: unknown) {
+      readOnly('invocationContext');
+    },
     inputs: pre.inputs,
     result: null as unknown,
     error: null as unknown,
@@ -102,7 +136,8 @@ export async function invokeFunction(
     coreCtx.state = undefined;
   }
   if (post.error !== null && post.error !== undefined) {
-    const err = post.error instanceof Error ? post.error : new Error(typeof post.error === 'string' ? post.error : JSON.stringify(post.error));
+    const err =
+      post.error instanceof Error ? post.error : new Error(typeof post.error === 'string' ? post.error : JSON.stringify(post.error));
     throw Object.assign(err, { invocationId });
   }
   const response = await invocationModel.getResponse(context, post.result);

@@ -84,7 +84,12 @@ export function parseSchedule(expression: string): Schedule {
     throw new Error(`Invalid NCRONTAB schedule "${expression}": expected 6 fields {second} {minute} {hour} {day} {month} {day-of-week}`);
   }
   const [seconds, minutes, hours, days, months, weekdays] = fields.map((f, i) => parseField(f, fieldSpecs[i]!)) as [
-    Set<number>, Set<number>, Set<number>, Set<number>, Set<number>, Set<number>,
+    Set<number>,
+    Set<number>,
+    Set<number>,
+    Set<number>,
+    Set<number>,
+    Set<number>,
   ];
   if (weekdays.has(7)) weekdays.add(0);
 

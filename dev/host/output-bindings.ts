@@ -69,7 +69,9 @@ export async function writeOutputs(
       const slash = path.indexOf('/');
       const buffer = typedToBuffer(data);
       if (slash < 0 || !buffer) continue;
-      const container = BlobServiceClient.fromConnectionString(resolveStorageConnection(binding.connection)).getContainerClient(path.slice(0, slash));
+      const container = BlobServiceClient.fromConnectionString(resolveStorageConnection(binding.connection)).getContainerClient(
+        path.slice(0, slash),
+      );
       await container.createIfNotExists();
       await container.getBlockBlobClient(path.slice(slash + 1)).uploadData(buffer);
     } else if (type === 'queue') {

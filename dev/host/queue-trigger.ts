@@ -43,7 +43,12 @@ export class QueuePoller {
   #cycleWaiters: (() => void)[] = [];
   #options: { pollIntervalMs: number; invoke: (call: QueueInvocation) => Promise<void>; log: (line: string) => void };
 
-  constructor(options: { functions: FunctionDescription[]; pollIntervalMs: number; invoke: (call: QueueInvocation) => Promise<void>; log: (line: string) => void }) {
+  constructor(options: {
+    functions: FunctionDescription[];
+    pollIntervalMs: number;
+    invoke: (call: QueueInvocation) => Promise<void>;
+    log: (line: string) => void;
+  }) {
     this.#options = options;
     for (const fn of options.functions) {
       for (const [triggerName, binding] of Object.entries(fn.metadata.bindings)) {
@@ -68,7 +73,9 @@ export class QueuePoller {
     if (this.#stopped) return;
     this.#timer = setTimeout(() => {
       this.#cycle = this.#poll()
-        .catch((error: unknown) => this.#options.log(`[host] Queue polling failed: ${error instanceof Error ? error.message : String(error)}`))
+        .catch((error: unknown) =>
+          this.#options.log(`[host] Queue polling failed: ${error instanceof Error ? error.message : String(error)}`),
+        )
         .finally(() => {
           this.#cycle = undefined;
           this.#cycleWaiters.splice(0).forEach((w) => w());
@@ -107,7 +114,15 @@ export class QueuePoller {
 
   async #handle(
     watch: QueueWatch,
-    message: { messageId: string; popReceipt: string; messageText: string; dequeueCount: number; insertedOn: Date; expiresOn: Date; nextVisibleOn: Date },
+    message: {
+      messageId: string;
+      popReceipt: string;
+      messageText: string;
+      dequeueCount: number;
+      insertedOn: Date;
+      expiresOn: Date;
+      nextVisibleOn: Date;
+    },
   ): Promise<void> {
     const text = decodeMessage(message.messageText);
     const triggerMetadata: Record<string, RpcTypedData> = {

@@ -111,7 +111,10 @@ export async function spawnHost(opts: HostProcessOptions): Promise<HostProcess> 
   let stderr = '';
   const ready = await new Promise<ReadyLine>((resolveReady, rejectReady) => {
     const timeoutMs = opts.startTimeoutMs ?? 60000;
-    const timer = setTimeout(() => rejectReady(new Error(`The host did not start within ${timeoutMs} ms.\n${lines.join('\n')}\n${stderr}`)), timeoutMs);
+    const timer = setTimeout(
+      () => rejectReady(new Error(`The host did not start within ${timeoutMs} ms.\n${lines.join('\n')}\n${stderr}`)),
+      timeoutMs,
+    );
     let buffered = '';
     child.stdout?.on('data', (chunk: Buffer) => {
       buffered += chunk.toString('utf8');

@@ -46,7 +46,13 @@ export class TimerScheduler {
   #log: (line: string) => void;
   #stopped = false;
 
-  constructor(options: { functions: FunctionDescription[]; hostStorage: string; hostId: string; invoke: (call: TimerInvocation) => Promise<void>; log: (line: string) => void }) {
+  constructor(options: {
+    functions: FunctionDescription[];
+    hostStorage: string;
+    hostId: string;
+    invoke: (call: TimerInvocation) => Promise<void>;
+    log: (line: string) => void;
+  }) {
     this.#hosts = BlobServiceClient.fromConnectionString(options.hostStorage).getContainerClient(hostsContainer);
     this.#invoke = options.invoke;
     this.#log = options.log;
@@ -124,7 +130,11 @@ export class TimerScheduler {
     const input = {
       Schedule: { AdjustForDST: true },
       ScheduleStatus: watch.useMonitor
-        ? { Last: watch.status?.Last ?? now.toISOString(), Next: next.toISOString(), LastUpdated: watch.status?.LastUpdated ?? now.toISOString() }
+        ? {
+            Last: watch.status?.Last ?? now.toISOString(),
+            Next: next.toISOString(),
+            LastUpdated: watch.status?.LastUpdated ?? now.toISOString(),
+          }
         : null,
       IsPastDue: isPastDue,
     };
@@ -135,13 +145,19 @@ export class TimerScheduler {
         // The failure is already logged by the invoker; the schedule goes on, as in the host.
       }
       if (watch.useMonitor) {
-        const status: ScheduleStatus = { Last: now.toISOString(), Next: watch.schedule.next(new Date()).toISOString(), LastUpdated: new Date().toISOString() };
+        const status: ScheduleStatus = {
+          Last: now.toISOString(),
+          Next: watch.schedule.next(new Date()).toISOString(),
+          LastUpdated: new Date().toISOString(),
+        };
         watch.status = status;
         try {
           const text = JSON.stringify(status);
           await this.#hosts.getBlockBlobClient(watch.statusBlob).upload(text, Buffer.byteLength(text));
         } catch (error) {
-          this.#log(`[host] Could not save the schedule status of ${watch.fn.metadata.name}: ${error instanceof Error ? error.message : String(error)}`);
+          this.#log(
+            `[host] Could not save the schedule status of ${watch.fn.metadata.name}: ${error instanceof Error ? error.message : String(error)}`,
+          );
         }
       }
     })().finally(() => {

@@ -112,4 +112,6 @@ port.on('message', (request: WorkerRequest) => {
   }
 });
 
-load().catch((error: unknown) => post({ type: 'startFailed', message: error instanceof Error ? error.message : String(error), stack: describeError(error) }));
+load().catch((error: unknown) =>
+  post({ type: 'startFailed', message: error instanceof Error ? error.message : String(error), stack: describeError(error) }),
+);

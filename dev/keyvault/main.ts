@@ -28,7 +28,6 @@ const USAGE = `Usage: node --import tsx dev/keyvault/main.ts [options]
   --verbose               log one line per request to stderr
   --help`;
 
-
 runStandIn('Key Vault stand-in', USAGE, async () => {
   const { values } = parseArgs({
     options: {

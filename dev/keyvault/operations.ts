@@ -242,7 +242,8 @@ export class SecretOperations {
     const page = versions.slice(offset, offset + pageSize);
     const value = page.map((v) => secretItem(`${base}/secrets/${secret?.name ?? name}/${v.version}`, v));
     const next = offset + pageSize;
-    const nextLink = versions.length > next ? pageLink(base, `/secrets/${secret?.name ?? name}/versions`, url, pageSize, String(next)) : null;
+    const nextLink =
+      versions.length > next ? pageLink(base, `/secrets/${secret?.name ?? name}/versions`, url, pageSize, String(next)) : null;
     return { status: 200, body: { value, nextLink } };
   }
 

@@ -166,7 +166,9 @@ export class VaultRealism {
     const accepted = isCreate ? this.createWindow.tryTake(now, r.createsPer10s) : this.otherWindow.tryTake(now, r.othersPer10s);
     if (accepted) return undefined;
     return throttled(
-      isCreate ? `Secret create operations exceeded ${r.createsPer10s} per 10 seconds for this vault.` : `Vault transactions exceeded ${r.othersPer10s} per 10 seconds for this vault.`,
+      isCreate
+        ? `Secret create operations exceeded ${r.createsPer10s} per 10 seconds for this vault.`
+        : `Vault transactions exceeded ${r.othersPer10s} per 10 seconds for this vault.`,
     );
   }
 }

@@ -122,7 +122,10 @@ export interface Route {
 export function route(method: string, pathname: string): Route {
   let segments: string[];
   try {
-    segments = pathname.split('/').slice(1).map((s) => decodeURIComponent(s));
+    segments = pathname
+      .split('/')
+      .slice(1)
+      .map((s) => decodeURIComponent(s));
   } catch {
     throw badParameter('The request URI is not valid.');
   }
@@ -214,7 +217,8 @@ export function readAttributes(input: unknown): { enabled?: boolean; nbf?: numbe
   for (const field of ['nbf', 'exp'] as const) {
     const v = a[field];
     if (v === undefined || v === null) continue;
-    if (typeof v !== 'number' || !Number.isFinite(v)) throw badParameter(`attributes.${field} must be a number of seconds since the epoch.`);
+    if (typeof v !== 'number' || !Number.isFinite(v))
+      throw badParameter(`attributes.${field} must be a number of seconds since the epoch.`);
     out[field] = Math.floor(v);
   }
   return out;

@@ -23,7 +23,17 @@
 import type http from 'node:http';
 import { epochMs, systemClock } from '../../shared/pipeline/clock.js';
 import type { Clock } from '../../shared/pipeline/ports.js';
-import { StandInHttpServer, hasBearerToken, zeroCounters, zeroPerOperation, type StandInCounters, realTimerWait, type RawBody, type Reply, type Wait } from '../stand-in/http.js';
+import {
+  StandInHttpServer,
+  hasBearerToken,
+  zeroCounters,
+  zeroPerOperation,
+  type StandInCounters,
+  realTimerWait,
+  type RawBody,
+  type Reply,
+  type Wait,
+} from '../stand-in/http.js';
 import { SecretOperations } from './operations.js';
 import { VaultRealism, pickRealism, type KeyVaultRealism } from './realism.js';
 import {
@@ -190,7 +200,13 @@ class KeyVaultStandInServer extends StandInHttpServer {
     return { status: 404, body: { error: { code: 'NotFound', message: `No admin endpoint ${method} /_admin/${what}` } } };
   }
 
-  protected async handleApi(req: http.IncomingMessage, res: http.ServerResponse, method: string, url: URL, raw: RawBody): Promise<Reply | 'held'> {
+  protected async handleApi(
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    method: string,
+    url: URL,
+    raw: RawBody,
+  ): Promise<Reply | 'held'> {
     try {
       await this.realism.delay(this.closing.signal);
     } catch {

@@ -120,7 +120,13 @@ export abstract class StandInHttpServer {
   /** Answers `/_admin/<what>`. */
   protected abstract handleAdmin(method: string, what: string, raw: RawBody): Reply;
   /** Answers an API request, or 'held' when it will not be answered (a timeout fault, or closing). */
-  protected abstract handleApi(req: http.IncomingMessage, res: http.ServerResponse, method: string, url: URL, raw: RawBody): Promise<Reply | 'held'>;
+  protected abstract handleApi(
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    method: string,
+    url: URL,
+    raw: RawBody,
+  ): Promise<Reply | 'held'>;
   /** The answer to a request that failed inside the stand-in. */
   protected abstract internalError(req: http.IncomingMessage): Reply;
   /** Releases what the stand-in holds beyond the server (its journal) once the server has closed. */

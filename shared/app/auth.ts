@@ -45,7 +45,12 @@ export const PRINCIPAL_HEADER = 'x-ms-client-principal';
 /** The identity provider the local host's development sign-in names (dev/host/dev-sign-in.ts); pages then say so. */
 export const DEVELOPMENT_IDP = 'development';
 const ROLE_CLAIM_TYPES = ['roles', 'http://schemas.microsoft.com/ws/2008/06/identity/claims/role'];
-const NAME_CLAIM_TYPES = ['preferred_username', 'name', 'http://schemas.xmlsoap.org/ws/2005/05/identity/claims/upn', 'http://schemas.xmlsoap.org/ws/2005/05/identity/claims/name'];
+const NAME_CLAIM_TYPES = [
+  'preferred_username',
+  'name',
+  'http://schemas.xmlsoap.org/ws/2005/05/identity/claims/upn',
+  'http://schemas.xmlsoap.org/ws/2005/05/identity/claims/name',
+];
 const OBJECT_ID_CLAIM_TYPES = ['http://schemas.microsoft.com/identity/claims/objectidentifier', 'oid'];
 /** A principal header is a few KB; anything far larger is not one. */
 const MAX_PRINCIPAL_HEADER = 64 * 1024;
@@ -79,11 +84,15 @@ export function principalFromHeaders(headers: { get(name: string): string | null
     return undefined;
   }
   if (typeof decoded !== 'object' || decoded === null || !Array.isArray(decoded.claims)) return undefined;
-  const claims = decoded.claims.filter((c): c is { typ: string; val: string } => typeof (c as { typ?: unknown })?.typ === 'string' && typeof (c as { val?: unknown })?.val === 'string');
+  const claims = decoded.claims.filter(
+    (c): c is { typ: string; val: string } =>
+      typeof (c as { typ?: unknown })?.typ === 'string' && typeof (c as { val?: unknown })?.val === 'string',
+  );
   const roleTypes = new Set([...ROLE_CLAIM_TYPES, ...(typeof decoded.role_typ === 'string' ? [decoded.role_typ] : [])]);
   const known = new Set<string>(Object.values(APP_ROLES));
   const roles = [...new Set(claims.filter((c) => roleTypes.has(c.typ) && known.has(c.val)).map((c) => c.val as AppRole))];
-  const claim = (types: readonly string[]) => types.map((t) => claims.find((c) => c.typ === t)?.val).find((v) => v !== undefined && v !== '');
+  const claim = (types: readonly string[]) =>
+    types.map((t) => claims.find((c) => c.typ === t)?.val).find((v) => v !== undefined && v !== '');
   const nameTypes = typeof decoded.name_typ === 'string' ? [decoded.name_typ, ...NAME_CLAIM_TYPES] : NAME_CLAIM_TYPES;
   const id = claim(OBJECT_ID_CLAIM_TYPES) ?? headers.get(`${PRINCIPAL_HEADER}-id`) ?? '';
   const name = claim(nameTypes) ?? headers.get(`${PRINCIPAL_HEADER}-name`) ?? id;

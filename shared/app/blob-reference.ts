@@ -21,13 +21,27 @@ export interface BlobReference {
 export function parseBlobReference(data: ModelBindingData | ModelBindingData[]): BlobReference {
   const first = Array.isArray(data) ? data[0] : data;
   if (!first?.content || first.source !== BLOB_BINDING_SOURCE) throw new Error(`Expected a blob reference from ${BLOB_BINDING_SOURCE}.`);
-  const parsed = JSON.parse(Buffer.from(first.content).toString('utf8')) as { Connection?: unknown; ContainerName?: unknown; BlobName?: unknown };
-  if (typeof parsed.ContainerName !== 'string' || typeof parsed.BlobName !== 'string') throw new Error('The blob reference names no container and blob.');
-  return { connection: typeof parsed.Connection === 'string' ? parsed.Connection : '', container: parsed.ContainerName, name: parsed.BlobName };
+  const parsed = JSON.parse(Buffer.from(first.content).toString('utf8')) as {
+    Connection?: unknown;
+    ContainerName?: unknown;
+    BlobName?: unknown;
+  };
+  if (typeof parsed.ContainerName !== 'string' || typeof parsed.BlobName !== 'string')
+    throw new Error('The blob reference names no container and blob.');
+  return {
+    connection: typeof parsed.Connection === 'string' ? parsed.Connection : '',
+    container: parsed.ContainerName,
+    name: parsed.BlobName,
+  };
 }
 
 export function isBlobReference(value: unknown): value is BlobReference {
-  return typeof value === 'object' && value !== null && typeof (value as BlobReference).name === 'string' && typeof (value as BlobReference).container === 'string';
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    typeof (value as BlobReference).name === 'string' &&
+    typeof (value as BlobReference).container === 'string'
+  );
 }
 
 /**
@@ -35,7 +49,9 @@ export function isBlobReference(value: unknown): value is BlobReference {
  * an ES import would load the package's ES build, a second instance with its own empty registry.
  */
 export function registerBlobReferenceFactory(): void {
-  const base = createRequire(import.meta.url)('@azure/functions-extensions-base') as { ResourceFactoryResolver: typeof ResourceFactoryResolver };
+  const base = createRequire(import.meta.url)('@azure/functions-extensions-base') as {
+    ResourceFactoryResolver: typeof ResourceFactoryResolver;
+  };
   const resolver = base.ResourceFactoryResolver.getInstance();
   if (!resolver.hasResourceFactory(BLOB_BINDING_SOURCE)) resolver.registerResourceFactory(BLOB_BINDING_SOURCE, parseBlobReference);
 }

@@ -178,14 +178,70 @@ export function services(ctx: AppContext, log: Logger, bindings: InvocationBindi
     ...(ctx.directory && { directory: ctx.directory }),
   });
   // A person waits for these: the vault's reserved interactive share, never behind an ingest.
-  const verify = new VerifyService({ tokens: ctx.tokens, secrets: ctx.vault.interactive, seeds: ctx.seeds, clock: ctx.clock, log, lockoutLimit: config.lockoutLimit, lockoutMinutes: config.lockoutMinutes, lockoutMaxMinutes: config.lockoutMaxMinutes, ...(ctx.directory && { directory: ctx.directory, activateFromSeed: config.graphActivateFromSeed }) });
-  const inventory = new InventoryService({ tokens: ctx.tokens, secrets: ctx.vault.interactive, seeds: ctx.seeds, clock: ctx.clock, log, ...(ctx.directory && { directory: ctx.directory }) });
-  const uploads = new UploadService({ blobs: ctx.blobs, tokens: ctx.tokens, clock: ctx.clock, log, importsContainer: config.containers.imports });
+  const verify = new VerifyService({
+    tokens: ctx.tokens,
+    secrets: ctx.vault.interactive,
+    seeds: ctx.seeds,
+    clock: ctx.clock,
+    log,
+    lockoutLimit: config.lockoutLimit,
+    lockoutMinutes: config.lockoutMinutes,
+    lockoutMaxMinutes: config.lockoutMaxMinutes,
+    ...(ctx.directory && { directory: ctx.directory, activateFromSeed: config.graphActivateFromSeed }),
+  });
+  const inventory = new InventoryService({
+    tokens: ctx.tokens,
+    secrets: ctx.vault.interactive,
+    seeds: ctx.seeds,
+    clock: ctx.clock,
+    log,
+    ...(ctx.directory && { directory: ctx.directory }),
+  });
+  const uploads = new UploadService({
+    blobs: ctx.blobs,
+    tokens: ctx.tokens,
+    clock: ctx.clock,
+    log,
+    importsContainer: config.containers.imports,
+  });
   // Cached per process, not per invocation (shared/app/health.ts).
   const health = { check: () => checkHealth(ctx) };
-  const program = new ProgramService({ vault: ctx.vault, seeds: ctx.seeds, tokens: ctx.tokens, blobs: ctx.blobs, clock: ctx.clock, log, containers: config.containers, issuer: config.otpauthIssuer });
-  const corrections = new CorrectionService({ blobs: ctx.blobs, tokens: ctx.tokens, assignments: ctx.assignments, clock: ctx.clock, log, importsContainer: config.containers.imports, ...(ctx.directory && { directory: ctx.directory }) });
-  return { log, ingest, assignments, build, buildQueue, results, corrections, reconciler, verify, inventory, uploads, health, program, programLimits: { maxTokens: config.programMaxTokens, maxBodyBytes: config.programMaxBodyBytes }, vaultName: new URL(config.keyVaultUrl).host };
+  const program = new ProgramService({
+    vault: ctx.vault,
+    seeds: ctx.seeds,
+    tokens: ctx.tokens,
+    blobs: ctx.blobs,
+    clock: ctx.clock,
+    log,
+    containers: config.containers,
+    issuer: config.otpauthIssuer,
+  });
+  const corrections = new CorrectionService({
+    blobs: ctx.blobs,
+    tokens: ctx.tokens,
+    assignments: ctx.assignments,
+    clock: ctx.clock,
+    log,
+    importsContainer: config.containers.imports,
+    ...(ctx.directory && { directory: ctx.directory }),
+  });
+  return {
+    log,
+    ingest,
+    assignments,
+    build,
+    buildQueue,
+    results,
+    corrections,
+    reconciler,
+    verify,
+    inventory,
+    uploads,
+    health,
+    program,
+    programLimits: { maxTokens: config.programMaxTokens, maxBodyBytes: config.programMaxBodyBytes },
+    vaultName: new URL(config.keyVaultUrl).host,
+  };
 }
 
 export type Services = ReturnType<typeof services>;

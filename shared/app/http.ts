@@ -101,7 +101,8 @@ export async function guarded(context: InvocationContext, handler: () => Promise
     }
     // Only the error's class goes to the log: SDK messages can quote request bodies.
     context.error(`Unhandled ${(err as Error)?.name ?? 'error'} in ${context.functionName}`);
-    if ((err as Error)?.name === 'TransientError') return errorResponse('INTERNAL_ERROR', 'A backing service is busy or unavailable; retry shortly.', { unavailable: true });
+    if ((err as Error)?.name === 'TransientError')
+      return errorResponse('INTERNAL_ERROR', 'A backing service is busy or unavailable; retry shortly.', { unavailable: true });
     return errorResponse('INTERNAL_ERROR', 'The service failed unexpectedly; retry, and check the function logs if it persists.');
   }
 }
@@ -158,7 +159,9 @@ export function parseVerifyBody(body: unknown): VerifyRequest | { error: string 
   // Strict about names, so a misspelt "next_code" is an error rather than a silent "confirmation required".
   const unknownFields = Object.keys(record).filter((k) => k !== 'code' && k !== 'nextCode');
   if (unknownFields.length > 0) {
-    return { error: `Unknown field(s) ${unknownFields.map((k) => JSON.stringify(k.slice(0, 40))).join(', ')}: only "code" and "nextCode" are accepted.` };
+    return {
+      error: `Unknown field(s) ${unknownFields.map((k) => JSON.stringify(k.slice(0, 40))).join(', ')}: only "code" and "nextCode" are accepted.`,
+    };
   }
   const { code, nextCode } = record;
   if (typeof code !== 'string' || !CODE_SHAPE.test(code)) {
@@ -196,9 +199,11 @@ export function parseInventoryQuery(query: URLSearchParams): Parsed<InventoryQue
   const batch = query.get('batch') ?? undefined;
   const pageSizeText = query.get('pageSize') ?? undefined;
   const continuationToken = query.get('continuationToken') ?? undefined;
-  if (state !== undefined && !(TOKEN_STATES as readonly string[]).includes(state)) return refuse('REQUEST_INVALID', `state must be one of ${TOKEN_STATES.join(', ')}.`);
+  if (state !== undefined && !(TOKEN_STATES as readonly string[]).includes(state))
+    return refuse('REQUEST_INVALID', `state must be one of ${TOKEN_STATES.join(', ')}.`);
   const pageSize = pageSizeText === undefined ? PAGE_SIZE.default : Number(pageSizeText);
-  if (!Number.isInteger(pageSize) || pageSize < 1 || pageSize > PAGE_SIZE.max) return refuse('REQUEST_INVALID', `pageSize must be a whole number from 1 to ${PAGE_SIZE.max}.`);
+  if (!Number.isInteger(pageSize) || pageSize < 1 || pageSize > PAGE_SIZE.max)
+    return refuse('REQUEST_INVALID', `pageSize must be a whole number from 1 to ${PAGE_SIZE.max}.`);
   const after = continuationToken === undefined ? undefined : serialAfter(continuationToken);
   if (continuationToken !== undefined && after === undefined) return refuse('REQUEST_INVALID', 'continuationToken is not valid.');
   const value: InventoryQuery = { pageSize };
@@ -236,7 +241,8 @@ export function verifyAnswer(outcome: VerifyOutcome): HttpResponseInit {
       });
     case 'rejected': {
       const lock = outcome.lock ? { lockedUntil: outcome.lock.until } : {};
-      if (outcome.reason === 'replayed') return errorResponse('CODE_REPLAYED', undefined, { extra: { attemptsLeft: outcome.attemptsLeft, ...lock } });
+      if (outcome.reason === 'replayed')
+        return errorResponse('CODE_REPLAYED', undefined, { extra: { attemptsLeft: outcome.attemptsLeft, ...lock } });
       const unconfirmed = outcome.reason === 'confirmation-required';
       return json(200, {
         serial: outcome.serial,
@@ -278,7 +284,11 @@ const notFoundToken = (serial: string) => errorResponse('TOKEN_NOT_FOUND', `No t
  * a body may legitimately be large (programming tokens); the parser's own message is never shown (it quotes the body).
  */
 export async function readBoundedJson(request: Pick<HttpRequestLike, 'text' | 'headers'>, maxBytes: number): Promise<Parsed<unknown>> {
-  const tooLarge = (bytes: number) => refuse<unknown>('REQUEST_TOO_LARGE', `The body is ${bytes} bytes; at most ${maxBytes} are accepted. Send the tokens in smaller requests.`);
+  const tooLarge = (bytes: number) =>
+    refuse<unknown>(
+      'REQUEST_TOO_LARGE',
+      `The body is ${bytes} bytes; at most ${maxBytes} are accepted. Send the tokens in smaller requests.`,
+    );
   const declared = Number(request.headers?.get('content-length') ?? '');
   if (Number.isFinite(declared) && declared > maxBytes) return tooLarge(declared);
   const text = await request.text();
@@ -305,7 +315,6 @@ export function reprogramAnswer(serial: string, result: ReprogramResult): HttpRe
   return json(200, { batch: result.batch, report: result.report, tokens: result.tokens });
 }
 
-
 // --- Ways back ------------------------------------------------------------------------------------------------
 
 /** PUT /api/assignments/{serial} body: `{ "upn": "name@domain" }`. */
@@ -323,7 +332,8 @@ export function parseAssignmentBody(value: unknown, serial: string): Parsed<stri
 /** GET /api/assignments query: serial, upn, state (a token state or `pending`), pageSize, continuationToken. */
 export function parseAssignmentQuery(query: URLSearchParams): Parsed<AssignmentQuery> {
   const state = query.get('state') ?? undefined;
-  if (state !== undefined && !(ASSIGNMENT_STATES as readonly string[]).includes(state)) return refuse('REQUEST_INVALID', `state must be one of ${ASSIGNMENT_STATES.join(', ')}.`);
+  if (state !== undefined && !(ASSIGNMENT_STATES as readonly string[]).includes(state))
+    return refuse('REQUEST_INVALID', `state must be one of ${ASSIGNMENT_STATES.join(', ')}.`);
   const paging = parseInventoryQuery(new URLSearchParams([...query].filter(([k]) => k === 'pageSize' || k === 'continuationToken')));
   if (!paging.ok) return paging;
   const value: AssignmentQuery = { pageSize: paging.value.pageSize };
@@ -343,13 +353,24 @@ export function parseAssignmentQuery(query: URLSearchParams): Parsed<AssignmentQ
 /** What a build started by a correction did, for the answer. */
 function buildSummary(result: BuildResult | undefined) {
   if (!result) return { build: null, buildFailed: true };
-  return { build: { id: result.build, files: result.files, exported: result.exported.length, notExported: result.notExported.length, report: result.report } };
+  return {
+    build: {
+      id: result.build,
+      files: result.files,
+      exported: result.exported.length,
+      notExported: result.notExported.length,
+      report: result.report,
+    },
+  };
 }
 
 function withdrawRefusal(file: string, result: Extract<WithdrawResult, { status: 'refused' }>): HttpResponseInit {
   const serials = result.serials.slice(0, 20).join(', ');
   return result.reason === 'imported'
-    ? errorResponse('TOKEN_STATE_INVALID', `${file} was confirmed uploaded: its tokens (${serials}) are imported into Entra. Remove each token in Entra, then POST /api/tokens/{serial}/removed-from-entra.`)
+    ? errorResponse(
+        'TOKEN_STATE_INVALID',
+        `${file} was confirmed uploaded: its tokens (${serials}) are imported into Entra. Remove each token in Entra, then POST /api/tokens/{serial}/removed-from-entra.`,
+      )
     : errorResponse('TOKEN_STATE_INVALID', `A build is still writing ${file} (tokens ${serials} are exporting); retry in a minute.`);
 }
 
@@ -360,13 +381,15 @@ function assignmentRefusal(serial: string, result: Extract<AssignmentChangeResul
       `Token ${serial} is imported into Entra${result.file ? ` (from ${result.file})` : ''}. Remove it in Entra first (Entra admin center > Protection > Authentication methods > Hardware OATH tokens: unassign, then delete), then POST /api/tokens/${serial}/removed-from-entra, then change its assignment.`,
     );
   }
-  return errorResponse('TOKEN_STATE_INVALID', `Token ${serial} is ${result.state}${result.file ? ` (${result.file})` : ''}: a build is writing its import file; retry in a minute.`);
+  return errorResponse(
+    'TOKEN_STATE_INVALID',
+    `Token ${serial} is ${result.state}${result.file ? ` (${result.file})` : ''}: a build is writing its import file; retry in a minute.`,
+  );
 }
 
 // --- Routes --------------------------------------------------------------------------------------------------
 
 export type Route = (request: HttpRequestLike, svc: Services) => Promise<HttpResponseInit>;
-
 
 /** Every HTTP endpoint, by the name its function registers. */
 export const routes = {
@@ -390,17 +413,25 @@ export const routes = {
       case 'not-found':
         return notFoundToken(serial.value);
       case 'refused':
-        return errorResponse('TOKEN_STATE_INVALID', `Token ${serial.value} is ${result.state}, not assigned in Entra: there is nothing to activate.`);
+        return errorResponse(
+          'TOKEN_STATE_INVALID',
+          `Token ${serial.value} is ${result.state}, not assigned in Entra: there is nothing to activate.`,
+        );
       case 'entra-refused':
         return errorResponse('GRAPH_REFUSED', `${result.message} The token stays assigned.`);
       case 'unavailable':
-        return errorResponse('GRAPH_UNAVAILABLE', `${result.message} The token stays assigned; try again.`, { headers: { 'retry-after': '30' } });
+        return errorResponse('GRAPH_UNAVAILABLE', `${result.message} The token stays assigned; try again.`, {
+          headers: { 'retry-after': '30' },
+        });
       case 'activated':
         return json(200, {
           serial: result.serial,
           state: 'activated',
           entraActivation: 'activated',
-          next: 'Entra now takes the token as in sync: a token whose clock drifted may fail its first sign-in. Check it with POST /api/tokens/' + serial.value + '/verify and a code from the token.',
+          next:
+            'Entra now takes the token as in sync: a token whose clock drifted may fail its first sign-in. Check it with POST /api/tokens/' +
+            serial.value +
+            '/verify and a code from the token.',
         });
     }
   },
@@ -420,17 +451,35 @@ export const routes = {
     const reason = body.ok ? parseRetireReason(body.value) : '';
     const result = await svc.corrections.withdrawForRetire(serial.value, reason);
     if (result.status === 'not-found') return notFoundToken(serial.value);
-    if (result.status === 'refused') return errorResponse('TOKEN_STATE_INVALID', `The token is ${result.state}: a build is writing its import file; retire it in a minute.`);
+    if (result.status === 'refused')
+      return errorResponse(
+        'TOKEN_STATE_INVALID',
+        `The token is ${result.state}: a build is writing its import file; retire it in a minute.`,
+      );
     // Its secret is disabled by the inventory's retire (also for a token the withdrawal just retired).
     const retired = await svc.inventory.retire(serial.value, reason);
     if (retired.status === 'not-found') return notFoundToken(serial.value);
-    if (retired.status === 'refused') return errorResponse('TOKEN_STATE_INVALID', `The token is ${retired.state}: a build is writing its import file; retire it in a minute.`);
+    if (retired.status === 'refused')
+      return errorResponse(
+        'TOKEN_STATE_INVALID',
+        `The token is ${retired.state}: a build is writing its import file; retire it in a minute.`,
+      );
     const withdrawn = result.withdrawn?.status === 'withdrawn' ? result.withdrawn : null;
-    const rebuilt = withdrawn && withdrawn.released.length > 0 ? buildSummary(await requestBuild(svc, svc.log, `retire ${serial.value}`)) : {};
+    const rebuilt =
+      withdrawn && withdrawn.released.length > 0 ? buildSummary(await requestBuild(svc, svc.log, `retire ${serial.value}`)) : {};
     const steps: string[] = [];
-    if (withdrawn) steps.push(`Its import file ${withdrawn.file} was withdrawn (deleted; do not upload a copy of it)${withdrawn.released.length > 0 ? `; the file's other ${withdrawn.released.length} token(s) were exported again in a new file` : ''}.`);
-    if (result.previousState === 'imported') steps.push('The token was imported into Entra ID: delete it there too (Entra ID > Authentication methods > Hardware OATH tokens), or it still signs its user in.');
-    if (result.previousState === 'retired') steps.push('If the token was imported into Entra ID, delete it there too (Entra ID > Authentication methods > Hardware OATH tokens).');
+    if (withdrawn)
+      steps.push(
+        `Its import file ${withdrawn.file} was withdrawn (deleted; do not upload a copy of it)${withdrawn.released.length > 0 ? `; the file's other ${withdrawn.released.length} token(s) were exported again in a new file` : ''}.`,
+      );
+    if (result.previousState === 'imported')
+      steps.push(
+        'The token was imported into Entra ID: delete it there too (Entra ID > Authentication methods > Hardware OATH tokens), or it still signs its user in.',
+      );
+    if (result.previousState === 'retired')
+      steps.push(
+        'If the token was imported into Entra ID, delete it there too (Entra ID > Authentication methods > Hardware OATH tokens).',
+      );
     if (!retired.secretDisabled) steps.push('The secret could not be disabled in Key Vault yet; retire the token again to finish.');
     return json(200, {
       serial: serial.value,
@@ -465,7 +514,13 @@ export const routes = {
     const parsed = body.ok ? parseBuildRequest(body.value) : undefined;
     if (!parsed) return errorResponse('REQUEST_INVALID', 'The body must be empty or { "reexport": ["serial", ...] }.');
     const result = await svc.build.build(parsed);
-    return json(200, { build: result.build, files: result.files, exported: result.exported, notExported: result.notExported, report: result.report });
+    return json(200, {
+      build: result.build,
+      files: result.files,
+      exported: result.exported,
+      notExported: result.notExported,
+      report: result.report,
+    });
   },
 
   /** POST /api/imports/{file}/uploaded */
@@ -473,7 +528,8 @@ export const routes = {
     const file = importFileFromRoute(request);
     if (!file.ok) return file.answer;
     const result = await svc.uploads.confirm(file.value);
-    if (!result.found) return errorResponse('IMPORT_FILE_NOT_FOUND', `No import file ${JSON.stringify(file.value)} exists or ever listed tokens.`);
+    if (!result.found)
+      return errorResponse('IMPORT_FILE_NOT_FOUND', `No import file ${JSON.stringify(file.value)} exists or ever listed tokens.`);
     if (!result.complete) {
       // Some rows changed: not a 500. The file is kept, and the same request again finishes the job.
       const message = `Confirmed ${result.imported.length} token(s) of ${JSON.stringify(file.value)} so far; the file was kept. Send the same request again to finish.`;
@@ -487,7 +543,8 @@ export const routes = {
     const serial = serialFromRoute(request);
     if (!serial.ok) return serial.answer;
     const result = await svc.corrections.setAssignment(serial.value, null);
-    if (result.status === 'not-found') return errorResponse('ASSIGNMENT_NOT_FOUND', `No assignment exists for serial ${JSON.stringify(serial.value)}.`);
+    if (result.status === 'not-found')
+      return errorResponse('ASSIGNMENT_NOT_FOUND', `No assignment exists for serial ${JSON.stringify(serial.value)}.`);
     if (result.status === 'refused') return assignmentRefusal(serial.value, result);
     return assignmentAnswer(result, await requestBuild(svc, svc.log, `assignment of ${serial.value} deleted`));
   },
@@ -500,7 +557,8 @@ export const routes = {
     const upn = parseAssignmentBody(body.ok ? body.value : undefined, serial.value);
     if (!upn.ok) return upn.answer;
     const result = await svc.corrections.setAssignment(serial.value, upn.value);
-    if (result.status === 'not-found') return errorResponse('ASSIGNMENT_NOT_FOUND', `No assignment exists for serial ${JSON.stringify(serial.value)}.`);
+    if (result.status === 'not-found')
+      return errorResponse('ASSIGNMENT_NOT_FOUND', `No assignment exists for serial ${JSON.stringify(serial.value)}.`);
     if (result.status === 'refused') return assignmentRefusal(serial.value, result);
     const built = result.status === 'unchanged' ? undefined : await requestBuild(svc, svc.log, `assignment of ${serial.value} set`);
     return assignmentAnswer(result, built, result.status === 'unchanged');
@@ -518,7 +576,8 @@ export const routes = {
     const file = importFileFromRoute(request);
     if (!file.ok) return file.answer;
     const result = await svc.corrections.withdraw(file.value, 'withdrawn by an administrator');
-    if (result.status === 'not-found') return errorResponse('IMPORT_FILE_NOT_FOUND', `No import file ${JSON.stringify(file.value)} exists or ever listed tokens.`);
+    if (result.status === 'not-found')
+      return errorResponse('IMPORT_FILE_NOT_FOUND', `No import file ${JSON.stringify(file.value)} exists or ever listed tokens.`);
     if (result.status === 'refused') return withdrawRefusal(file.value, result);
     return json(200, {
       file: result.file,
@@ -534,7 +593,8 @@ export const routes = {
     if (!serial.ok) return serial.answer;
     const result = await svc.corrections.markRemovedFromEntra(serial.value);
     if (result.status === 'not-found') return notFoundToken(serial.value);
-    if (result.status === 'refused') return errorResponse('TOKEN_STATE_INVALID', `Token ${serial.value} is ${result.state}, not imported: there is nothing to mark.`);
+    if (result.status === 'refused')
+      return errorResponse('TOKEN_STATE_INVALID', `Token ${serial.value} is ${result.state}, not imported: there is nothing to mark.`);
     return json(200, {
       serial: serial.value,
       state: 'stored',
@@ -562,7 +622,8 @@ export const routes = {
   /** GET /api/audit/secrets?batch=...: where each secret of a batch is, for an audit (no value ever). */
   async auditSecrets(request, svc) {
     const batch = request.query.get('batch') ?? '';
-    if (batch.length === 0 || batch.length > 512 || /\p{Cc}/u.test(batch)) return errorResponse('REQUEST_INVALID', 'The batch query parameter is empty, too long or holds control characters.');
+    if (batch.length === 0 || batch.length > 512 || /\p{Cc}/u.test(batch))
+      return errorResponse('REQUEST_INVALID', 'The batch query parameter is empty, too long or holds control characters.');
     const tokens = await svc.inventory.secretLocations(batch);
     return json(200, { batch, vault: svc.vaultName, tokens });
   },
@@ -576,11 +637,16 @@ export const routes = {
 
 export type RouteName = keyof typeof routes;
 
-function assignmentAnswer(result: Extract<AssignmentChangeResult, { serial: string }>, built: BuildResult | undefined, skipped = false): HttpResponseInit {
+function assignmentAnswer(
+  result: Extract<AssignmentChangeResult, { serial: string }>,
+  built: BuildResult | undefined,
+  skipped = false,
+): HttpResponseInit {
   const withdrawn = result.withdrawn?.status === 'withdrawn' ? result.withdrawn : null;
   const exportedTo = built?.exported.find((e) => e.serial === result.serial)?.file ?? null;
   const unassigned = result.unassignedInEntra;
-  const assignedInEntra = built && 'assigned' in built ? (built as GraphBuildResult).assigned.find((a) => a.serial === result.serial) : undefined;
+  const assignedInEntra =
+    built && 'assigned' in built ? (built as GraphBuildResult).assigned.find((a) => a.serial === result.serial) : undefined;
   const next = unassigned
     ? `Unassigned in Entra from ${unassigned.upn ?? 'its user'} (device ${unassigned.deviceId} stays in Entra's inventory).${
         assignedInEntra
@@ -590,12 +656,14 @@ function assignmentAnswer(result: Extract<AssignmentChangeResult, { serial: stri
             : ''
       }`
     : withdrawn
-    ? `Import file ${withdrawn.file} was withdrawn (deleted; do not upload any copy of it).${built ? ` The new build lists ${built.exported.length} token(s) in ${built.files.join(', ') || 'no file'}.` : ' Build again with POST /api/imports.'}`
-    : exportedTo
-      ? `Exported to ${exportedTo}: upload it in the Entra admin center, then POST /api/imports/${exportedTo}/uploaded.`
-      : result.tokenState === null
-        ? 'No token has this serial yet: the assignment waits for its seed file.'
-        : 'See GET /api/assignments?serial=' + encodeURIComponent(result.serial) + ' for the token\'s state, and the build report for why it was not exported.';
+      ? `Import file ${withdrawn.file} was withdrawn (deleted; do not upload any copy of it).${built ? ` The new build lists ${built.exported.length} token(s) in ${built.files.join(', ') || 'no file'}.` : ' Build again with POST /api/imports.'}`
+      : exportedTo
+        ? `Exported to ${exportedTo}: upload it in the Entra admin center, then POST /api/imports/${exportedTo}/uploaded.`
+        : result.tokenState === null
+          ? 'No token has this serial yet: the assignment waits for its seed file.'
+          : 'See GET /api/assignments?serial=' +
+            encodeURIComponent(result.serial) +
+            " for the token's state, and the build report for why it was not exported.";
   return json(200, {
     serial: result.serial,
     upn: result.upn,

@@ -2,7 +2,15 @@
 import { Readable } from 'node:stream';
 import type { BlobServiceClient } from '@azure/storage-blob';
 import { BlobExistsError, PreconditionFailedError } from '../pipeline/errors.js';
-import { BLOB_CALL_DEADLINE_MS, type BlobInfo, type BlobLease, type BlobStore, type ReadBlobOptions, type StoredBlob, type WriteBlobOptions } from '../pipeline/ports.js';
+import {
+  BLOB_CALL_DEADLINE_MS,
+  type BlobInfo,
+  type BlobLease,
+  type BlobStore,
+  type ReadBlobOptions,
+  type StoredBlob,
+  type WriteBlobOptions,
+} from '../pipeline/ports.js';
 import { asTransient, callSignal, errorCodeOf, pagesOf, rethrow, statusOf } from './errors.js';
 
 export interface AzureBlobStoreOptions {
@@ -16,7 +24,12 @@ export interface AzureBlobStoreOptions {
 const COPY_BLOCK_BYTES = 4 * 1024 * 1024;
 const COPY_BLOCKS_IN_FLIGHT = 2;
 
-const LEASE_LOST_CODES = new Set(['LeaseIdMismatchWithLeaseOperation', 'LeaseNotPresentWithLeaseOperation', 'LeaseLost', 'LeaseIsBrokenAndCannotBeRenewed']);
+const LEASE_LOST_CODES = new Set([
+  'LeaseIdMismatchWithLeaseOperation',
+  'LeaseNotPresentWithLeaseOperation',
+  'LeaseLost',
+  'LeaseIsBrokenAndCannotBeRenewed',
+]);
 
 async function streamToBytes(stream: NodeJS.ReadableStream | undefined): Promise<Uint8Array> {
   if (!stream) return new Uint8Array();
@@ -51,7 +64,8 @@ export class AzureBlobStore implements BlobStore {
     options: AzureBlobStoreOptions = {},
   ) {
     this.timeoutMs = options.timeoutMs ?? BLOB_CALL_DEADLINE_MS;
-    if (this.timeoutMs > BLOB_CALL_DEADLINE_MS) throw new RangeError(`timeoutMs must be at most ${BLOB_CALL_DEADLINE_MS} (the reconciler's minimum age is derived from it).`);
+    if (this.timeoutMs > BLOB_CALL_DEADLINE_MS)
+      throw new RangeError(`timeoutMs must be at most ${BLOB_CALL_DEADLINE_MS} (the reconciler's minimum age is derived from it).`);
     this.listPageSize = options.listPageSize ?? 5000;
   }
 
@@ -89,7 +103,14 @@ export class AzureBlobStore implements BlobStore {
   async properties(container: string, name: string): Promise<BlobInfo | undefined> {
     try {
       const p = await this.blob(container, name).getProperties({ abortSignal: callSignal(this.timeoutMs) });
-      return { name, etag: p.etag ?? '', contentLength: p.contentLength ?? 0, createdOn: p.createdOn, lastModified: p.lastModified, metadata: { ...(p.metadata ?? {}) } };
+      return {
+        name,
+        etag: p.etag ?? '',
+        contentLength: p.contentLength ?? 0,
+        createdOn: p.createdOn,
+        lastModified: p.lastModified,
+        metadata: { ...(p.metadata ?? {}) },
+      };
     } catch (error) {
       if (statusOf(error) === 404) return undefined;
       rethrow(error, `blob properties ${container}/${name}`);
@@ -97,7 +118,8 @@ export class AzureBlobStore implements BlobStore {
   }
 
   async write(container: string, name: string, content: string | Uint8Array, options: WriteBlobOptions = {}): Promise<{ etag: string }> {
-    const body = typeof content === 'string' ? Buffer.from(content, 'utf8') : Buffer.from(content.buffer, content.byteOffset, content.byteLength);
+    const body =
+      typeof content === 'string' ? Buffer.from(content, 'utf8') : Buffer.from(content.buffer, content.byteOffset, content.byteLength);
     try {
       const response = await this.blob(container, name).upload(body, body.length, {
         abortSignal: callSignal(this.timeoutMs),
@@ -130,9 +152,17 @@ export class AzureBlobStore implements BlobStore {
     }
   }
 
-  async setMetadata(container: string, name: string, metadata: Record<string, string>, options: { ifMatch?: string } = {}): Promise<{ etag: string }> {
+  async setMetadata(
+    container: string,
+    name: string,
+    metadata: Record<string, string>,
+    options: { ifMatch?: string } = {},
+  ): Promise<{ etag: string }> {
     try {
-      const response = await this.blob(container, name).setMetadata(metadata, { abortSignal: callSignal(this.timeoutMs), conditions: { ifMatch: options.ifMatch } });
+      const response = await this.blob(container, name).setMetadata(metadata, {
+        abortSignal: callSignal(this.timeoutMs),
+        conditions: { ifMatch: options.ifMatch },
+      });
       return { etag: response.etag ?? '' };
     } catch (error) {
       preconditionOrRethrow(error, `set metadata of blob ${container}/${name}`);

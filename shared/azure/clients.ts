@@ -73,14 +73,20 @@ function azureCredential(clientId: string | undefined): Promise<TokenCredential>
   const key = clientId ?? '';
   let credential = credentials.get(key);
   if (!credential) {
-    credential = import('@azure/identity').then(({ DefaultAzureCredential }) => new DefaultAzureCredential(clientId ? { managedIdentityClientId: clientId } : {}));
+    credential = import('@azure/identity').then(
+      ({ DefaultAzureCredential }) => new DefaultAzureCredential(clientId ? { managedIdentityClientId: clientId } : {}),
+    );
     credentials.set(key, credential);
   }
   return credential;
 }
 
 function isHttpConnectionString(connectionString: string): boolean {
-  return connectionString === 'UseDevelopmentStorage=true' || /(BlobEndpoint|TableEndpoint)=http:\/\//i.test(connectionString) || /DefaultEndpointsProtocol=http;/i.test(connectionString);
+  return (
+    connectionString === 'UseDevelopmentStorage=true' ||
+    /(BlobEndpoint|TableEndpoint)=http:\/\//i.test(connectionString) ||
+    /DefaultEndpointsProtocol=http;/i.test(connectionString)
+  );
 }
 
 /** With a single user-assigned identity, the storage and vault client ids are the same; either setting serves both. */
@@ -102,7 +108,11 @@ async function blobServiceClient(config: PipelineConfig) {
   const { storage } = config;
   const options = { retryOptions: BLOB_RETRY_OPTIONS };
   if (storage.connectionString) return BlobServiceClient.fromConnectionString(storage.connectionString, options);
-  return new BlobServiceClient(requireUri(storage.blobServiceUri, `${config.storageConnectionName}__blobServiceUri`), await azureCredential(storageClientId(config)), options);
+  return new BlobServiceClient(
+    requireUri(storage.blobServiceUri, `${config.storageConnectionName}__blobServiceUri`),
+    await azureCredential(storageClientId(config)),
+    options,
+  );
 }
 
 export async function createBlobStore(config: PipelineConfig, options: BlobStoreFactoryOptions = {}): Promise<BlobStore> {
@@ -115,7 +125,11 @@ export async function createSecretStore(config: PipelineConfig, options: SecretS
   // SDK retries off: the pipeline's rate limiter and backoff must see, and count, every throttled call.
   const retryOptions = { maxRetries: 0 };
   const client = config.localVault
-    ? new SecretClient(config.keyVaultUrl, localStandInCredential, { retryOptions, allowInsecureConnection: true, disableChallengeResourceVerification: true })
+    ? new SecretClient(config.keyVaultUrl, localStandInCredential, {
+        retryOptions,
+        allowInsecureConnection: true,
+        disableChallengeResourceVerification: true,
+      })
     : new SecretClient(config.keyVaultUrl, await azureCredential(vaultClientId(config)), { retryOptions });
   return new KeyVaultSecretStore(client, { timeoutMs: options.secretTimeoutMs });
 }
@@ -124,7 +138,10 @@ export async function createSecretStore(config: PipelineConfig, options: SecretS
  * Microsoft Graph for Graph mode, with the app's identity (the same one as the vault), or the loopback stand-in's
  * any-token credential when GRAPH_BASE_URL is local.
  */
-export async function createHardwareOathDirectory(config: PipelineConfig, options: Omit<GraphDirectoryOptions, 'baseUrl' | 'credential'> = {}): Promise<HardwareOathDirectory> {
+export async function createHardwareOathDirectory(
+  config: PipelineConfig,
+  options: Omit<GraphDirectoryOptions, 'baseUrl' | 'credential'> = {},
+): Promise<HardwareOathDirectory> {
   const [{ GraphHardwareOathDirectory }, credential] = await Promise.all([
     import('./graph-directory.js'),
     config.localGraph ? Promise.resolve(localStandInCredential) : azureCredential(vaultClientId(config)),
@@ -141,9 +158,14 @@ async function tableClient(config: PipelineConfig, tableName: string) {
       allowInsecureConnection: isHttpConnectionString(storage.connectionString),
     });
   }
-  return new TableClient(requireUri(storage.tableServiceUri, `${config.storageConnectionName}__tableServiceUri`), tableName, await azureCredential(storageClientId(config)), {
-    retryOptions: TABLE_RETRY_OPTIONS,
-  });
+  return new TableClient(
+    requireUri(storage.tableServiceUri, `${config.storageConnectionName}__tableServiceUri`),
+    tableName,
+    await azureCredential(storageClientId(config)),
+    {
+      retryOptions: TABLE_RETRY_OPTIONS,
+    },
+  );
 }
 
 export async function createTokenTable(config: PipelineConfig, options: TableFactoryOptions = {}): Promise<EntityTable<TokenEntity>> {
@@ -154,13 +176,21 @@ export async function createTokenTable(config: PipelineConfig, options: TableFac
   });
 }
 
-export async function createAssignmentTable(config: PipelineConfig, options: TableFactoryOptions = {}): Promise<EntityTable<AssignmentEntity>> {
+export async function createAssignmentTable(
+  config: PipelineConfig,
+  options: TableFactoryOptions = {},
+): Promise<EntityTable<AssignmentEntity>> {
   const [client, { AzureEntityTable }] = await Promise.all([tableClient(config, config.tables.assignments), import('./entity-table.js')]);
   return new AzureEntityTable<AssignmentEntity>(client, ASSIGNMENTS_PARTITION, { listPageSize: options.listPageSize });
 }
 
 export async function createAzureAdapters(config: PipelineConfig, options: SecretStoreFactoryOptions = {}): Promise<AzureAdapters> {
-  const [blobs, secrets, tokens, assignments] = await Promise.all([createBlobStore(config), createSecretStore(config, options), createTokenTable(config), createAssignmentTable(config)]);
+  const [blobs, secrets, tokens, assignments] = await Promise.all([
+    createBlobStore(config),
+    createSecretStore(config, options),
+    createTokenTable(config),
+    createAssignmentTable(config),
+  ]);
   return { blobs, secrets, tokens, assignments };
 }
 

@@ -89,7 +89,9 @@ export class AzureEntityTable<T extends Entity> implements EntityTable<T> {
 
   async get(key: string): Promise<Versioned<T> | undefined> {
     try {
-      const raw = await this.client.getEntity<Record<string, unknown>>(this.partitionKey, escapeTableKey(key), { abortSignal: callSignal(this.timeoutMs) });
+      const raw = await this.client.getEntity<Record<string, unknown>>(this.partitionKey, escapeTableKey(key), {
+        abortSignal: callSignal(this.timeoutMs),
+      });
       return this.versioned(raw);
     } catch (error) {
       if (statusOf(error) === 404) return undefined;
@@ -109,12 +111,16 @@ export class AzureEntityTable<T extends Entity> implements EntityTable<T> {
 
   async replace(key: string, value: T, etag: string): Promise<string> {
     try {
-      const response = await this.client.updateEntity(this.entity(key, value), 'Replace', { etag, abortSignal: callSignal(this.timeoutMs) });
+      const response = await this.client.updateEntity(this.entity(key, value), 'Replace', {
+        etag,
+        abortSignal: callSignal(this.timeoutMs),
+      });
       return response.etag ?? '';
     } catch (error) {
       // A deleted entity is as stale as a changed one (the in-memory table treats both alike).
       const status = statusOf(error);
-      if (status === 412 || status === 404) throw new PreconditionFailedError(`${this.what('replace entity', key)}: ${errorCodeOf(error) ?? 'changed'}`);
+      if (status === 412 || status === 404)
+        throw new PreconditionFailedError(`${this.what('replace entity', key)}: ${errorCodeOf(error) ?? 'changed'}`);
       rethrow(error, this.what('replace entity', key));
     }
   }
@@ -130,7 +136,10 @@ export class AzureEntityTable<T extends Entity> implements EntityTable<T> {
 
   async delete(key: string, etag?: string): Promise<boolean> {
     try {
-      await this.client.deleteEntity(this.partitionKey, escapeTableKey(key), { etag: etag ?? '*', abortSignal: callSignal(this.timeoutMs) });
+      await this.client.deleteEntity(this.partitionKey, escapeTableKey(key), {
+        etag: etag ?? '*',
+        abortSignal: callSignal(this.timeoutMs),
+      });
       return true;
     } catch (error) {
       const status = statusOf(error);
@@ -176,7 +185,9 @@ export class AzureEntityTable<T extends Entity> implements EntityTable<T> {
       const wanted = Math.min(this.listPageSize, query.limit + 1 - rows.length);
       let page;
       try {
-        const pages = this.client.listEntities<Record<string, unknown>>({ queryOptions: { filter }, abortSignal: callSignal(this.timeoutMs) }).byPage({ maxPageSize: wanted, continuationToken });
+        const pages = this.client
+          .listEntities<Record<string, unknown>>({ queryOptions: { filter }, abortSignal: callSignal(this.timeoutMs) })
+          .byPage({ maxPageSize: wanted, continuationToken });
         page = await pages.next();
       } catch (error) {
         rethrow(error, `list entities ${this.client.tableName}`);
@@ -188,10 +199,15 @@ export class AzureEntityTable<T extends Entity> implements EntityTable<T> {
     return { rows: rows.slice(0, query.limit), more: rows.length > query.limit };
   }
 
-  async countBy(field: keyof T & string, where: Partial<Record<keyof T & string, string | number | boolean>> = {}): Promise<Record<string, number>> {
+  async countBy(
+    field: keyof T & string,
+    where: Partial<Record<keyof T & string, string | number | boolean>> = {},
+  ): Promise<Record<string, number>> {
     if (!FIELD_NAME.test(field) || SYSTEM_FIELDS.has(field)) throw new Error(`Cannot count by field ${JSON.stringify(field)}.`);
     const counts: Record<string, number> = {};
-    const pages = this.client.listEntities<Record<string, unknown>>({ queryOptions: { filter: this.filterFor(where), select: [field] } }).byPage({ maxPageSize: this.listPageSize });
+    const pages = this.client
+      .listEntities<Record<string, unknown>>({ queryOptions: { filter: this.filterFor(where), select: [field] } })
+      .byPage({ maxPageSize: this.listPageSize });
     for await (const page of pagesOf(pages, `count entities ${this.client.tableName}`)) {
       for (const raw of page) {
         const value = raw[field];

@@ -92,7 +92,11 @@ export function asTransient(error: unknown, operation: string): TransientError |
   const shape = shapeOf(error);
   const status = statusOf(error);
   const code = errorCodeOf(error);
-  const reason = status ? `HTTP ${status}${code ? ` ${code}` : ''}` : shape.name === 'AbortError' || shape.name === 'TimeoutError' ? 'timed out' : (code ?? 'connection failed');
+  const reason = status
+    ? `HTTP ${status}${code ? ` ${code}` : ''}`
+    : shape.name === 'AbortError' || shape.name === 'TimeoutError'
+      ? 'timed out'
+      : (code ?? 'connection failed');
   return new TransientError(`${operation}: ${reason}`, status, retryAfterMsOf(error));
 }
 

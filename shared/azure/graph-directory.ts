@@ -80,7 +80,8 @@ interface GraphAnswer {
 }
 
 const DEVICES = '/beta/directory/authenticationMethodDevices/hardwareOathDevices';
-const DEVICE_SELECT = 'id,displayName,serialNumber,manufacturer,model,timeIntervalInSeconds,hashFunction,status,assignedTo,lastUsedDateTime';
+const DEVICE_SELECT =
+  'id,displayName,serialNumber,manufacturer,model,timeIntervalInSeconds,hashFunction,status,assignedTo,lastUsedDateTime';
 const STATUSES: readonly HardwareOathStatus[] = ['available', 'assigned', 'activated', 'failedActivation', 'unknownFutureValue'];
 const MAX_PAGES = 100;
 const TOKEN_REFRESH_MARGIN_MS = 5 * 60 * 1000;
@@ -134,7 +135,8 @@ function text(value: unknown): string | null {
 
 function toDevice(value: unknown): HardwareOathDevice {
   const o = (value ?? {}) as Record<string, unknown>;
-  if (typeof o.id !== 'string' || typeof o.serialNumber !== 'string') throw new Error('Graph returned a hardware OATH device without id or serialNumber.');
+  if (typeof o.id !== 'string' || typeof o.serialNumber !== 'string')
+    throw new Error('Graph returned a hardware OATH device without id or serialNumber.');
   const assigned = o.assignedTo as { id?: unknown; displayName?: unknown } | null | undefined;
   const status = STATUSES.includes(o.status as HardwareOathStatus) ? (o.status as HardwareOathStatus) : 'unknownFutureValue';
   return {
@@ -144,7 +146,7 @@ function toDevice(value: unknown): HardwareOathDevice {
     model: text(o.model) ?? '',
     displayName: text(o.displayName),
     timeIntervalInSeconds: typeof o.timeIntervalInSeconds === 'number' ? o.timeIntervalInSeconds : 30,
-    hashFunction: o.hashFunction === 'hmacsha256' ? 'hmacsha256' : ('hmacsha1'),
+    hashFunction: o.hashFunction === 'hmacsha256' ? 'hmacsha256' : 'hmacsha1',
     status,
     assignedTo: assigned && typeof assigned.id === 'string' ? { id: assigned.id, displayName: text(assigned.displayName) } : null,
     lastUsedDateTime: text(o.lastUsedDateTime),
@@ -273,7 +275,9 @@ export class GraphHardwareOathDirectory implements HardwareOathDirectory {
           const name = (error as { name?: string }).name;
           const cause = (error as { cause?: { code?: unknown } }).cause?.code;
           if (typeof cause === 'string' && NOT_SENT_CODES.has(cause)) notSent = `could not connect (${cause})`;
-          else networkFailure = name === 'TimeoutError' || name === 'AbortError' ? `no answer within ${this.timeoutMs} ms` : 'the connection failed';
+          else
+            networkFailure =
+              name === 'TimeoutError' || name === 'AbortError' ? `no answer within ${this.timeoutMs} ms` : 'the connection failed';
         }
       } finally {
         release();
@@ -305,7 +309,8 @@ export class GraphHardwareOathDirectory implements HardwareOathDirectory {
       if (status < 400) return { status, body, requestId };
 
       const retryAfterMs = parseRetryAfter(response.headers.get('retry-after'), this.now());
-      if (retryAfterMs !== undefined && (status === 429 || status === 503)) this.pausedUntil = Math.max(this.pausedUntil, this.now() + Math.min(retryAfterMs, this.maxRetryAfterMs));
+      if (retryAfterMs !== undefined && (status === 429 || status === 503))
+        this.pausedUntil = Math.max(this.pausedUntil, this.now() + Math.min(retryAfterMs, this.maxRetryAfterMs));
       const describe = (): string => this.describe(call, { status, body, requestId });
 
       if (status === 401 && !refreshedToken) {
@@ -316,13 +321,15 @@ export class GraphHardwareOathDirectory implements HardwareOathDirectory {
       }
       if (status === 429) {
         // Throttled calls are not processed, writes included: retrying them is safe.
-        if (attempt >= this.maxAttempts || (retryAfterMs ?? 0) > this.maxRetryAfterMs) throw new TransientError(`${describe()} (throttled, ${attempt} attempts)`, status, retryAfterMs);
+        if (attempt >= this.maxAttempts || (retryAfterMs ?? 0) > this.maxRetryAfterMs)
+          throw new TransientError(`${describe()} (throttled, ${attempt} attempts)`, status, retryAfterMs);
         await this.retryAfterDelay(call, attempt, status, retryAfterMs ?? this.backoffMs(attempt), retryAfterMs !== undefined);
         continue;
       }
       if (status >= 500 || status === 408) {
         if (!call.repeatable) throw new UncertainOutcomeError(`${describe()}; it may have been applied.`, status, retryAfterMs);
-        if (attempt >= this.maxAttempts || (retryAfterMs ?? 0) > this.maxRetryAfterMs) throw new TransientError(`${describe()} (${attempt} attempts)`, status, retryAfterMs);
+        if (attempt >= this.maxAttempts || (retryAfterMs ?? 0) > this.maxRetryAfterMs)
+          throw new TransientError(`${describe()} (${attempt} attempts)`, status, retryAfterMs);
         await this.retryAfterDelay(call, attempt, status, retryAfterMs ?? this.backoffMs(attempt), retryAfterMs !== undefined);
         continue;
       }
@@ -330,7 +337,13 @@ export class GraphHardwareOathDirectory implements HardwareOathDirectory {
     }
   }
 
-  private async retryAfterDelay(call: GraphCall, attempt: number, status: number | undefined, delayMs: number, retryAfter: boolean): Promise<void> {
+  private async retryAfterDelay(
+    call: GraphCall,
+    attempt: number,
+    status: number | undefined,
+    delayMs: number,
+    retryAfter: boolean,
+  ): Promise<void> {
     this.options.onRetry?.({ operation: call.operation, attempt, status, delayMs, retryAfter });
     await this.wait(delayMs);
   }
@@ -375,7 +388,8 @@ export class GraphHardwareOathDirectory implements HardwareOathDirectory {
     if (answer.status === 404) return undefined;
     if (answer.status !== 200) throw this.refused(call, answer);
     const o = (answer.body ?? {}) as Record<string, unknown>;
-    if (typeof o.id !== 'string' || typeof o.userPrincipalName !== 'string') throw new Error(`Graph ${call.operation}: the answer has no id or userPrincipalName.`);
+    if (typeof o.id !== 'string' || typeof o.userPrincipalName !== 'string')
+      throw new Error(`Graph ${call.operation}: the answer has no id or userPrincipalName.`);
     return {
       id: o.id,
       userPrincipalName: o.userPrincipalName,
@@ -432,9 +446,14 @@ export class GraphHardwareOathDirectory implements HardwareOathDirectory {
       if (typeof templateId !== 'string') return;
       const name = privileged.get(templateId.toLowerCase());
       if (name === undefined) return;
-      out.set(`${assignment}/${templateId.toLowerCase()}`, { displayName: name || (text(fallbackName) ?? templateId), templateId, assignment });
+      out.set(`${assignment}/${templateId.toLowerCase()}`, {
+        displayName: name || (text(fallbackName) ?? templateId),
+        templateId,
+        assignment,
+      });
     };
-    for (const role of active as { roleTemplateId?: unknown; displayName?: unknown }[]) add(role.roleTemplateId, 'active', role.displayName);
+    for (const role of active as { roleTemplateId?: unknown; displayName?: unknown }[])
+      add(role.roleTemplateId, 'active', role.displayName);
     for (const instance of eligible as { roleDefinitionId?: unknown }[]) add(instance.roleDefinitionId, 'eligible', undefined);
     return [...out.values()];
   }
@@ -471,7 +490,12 @@ export class GraphHardwareOathDirectory implements HardwareOathDirectory {
   }
 
   async getDevice(deviceId: string): Promise<HardwareOathDevice | undefined> {
-    const call: GraphCall = { operation: `read device ${deviceId}`, method: 'GET', path: `${DEVICES}/${segment(deviceId)}?$select=${DEVICE_SELECT}`, repeatable: true };
+    const call: GraphCall = {
+      operation: `read device ${deviceId}`,
+      method: 'GET',
+      path: `${DEVICES}/${segment(deviceId)}?$select=${DEVICE_SELECT}`,
+      repeatable: true,
+    };
     const answer = await this.send(call);
     if (answer.status === 404) return undefined;
     if (answer.status !== 200) throw this.refused(call, answer);
@@ -503,7 +527,9 @@ export class GraphHardwareOathDirectory implements HardwareOathDirectory {
       const first = existing[0];
       if (first) {
         const holder = first.assignedTo ? `, assigned to ${first.assignedTo.id}` : '';
-        throw new ConflictError(`A hardware OATH token with serial ${device.serialNumber} already exists in Entra (device ${first.id}, ${first.status}${holder}).`);
+        throw new ConflictError(
+          `A hardware OATH token with serial ${device.serialNumber} already exists in Entra (device ${first.id}, ${first.status}${holder}).`,
+        );
       }
     }
     throw this.refused(call, answer);
@@ -554,7 +580,12 @@ export class GraphHardwareOathDirectory implements HardwareOathDirectory {
   }
 
   async deleteDevice(deviceId: string): Promise<boolean> {
-    const call: GraphCall = { operation: `delete device ${deviceId}`, method: 'DELETE', path: `${DEVICES}/${segment(deviceId)}`, repeatable: true };
+    const call: GraphCall = {
+      operation: `delete device ${deviceId}`,
+      method: 'DELETE',
+      path: `${DEVICES}/${segment(deviceId)}`,
+      repeatable: true,
+    };
     const answer = await this.send(call);
     if (answer.status === 204 || answer.status === 200) return true;
     if (answer.status === 404) return false;
@@ -562,7 +593,10 @@ export class GraphHardwareOathDirectory implements HardwareOathDirectory {
     if (answer.status === 400) {
       // Graph refuses to delete an assigned token; which error it sends for it is undocumented.
       const device = await this.getDevice(deviceId);
-      if (device?.assignedTo) throw new ConflictError(`${this.describe(call, answer)} The token is still assigned to ${device.assignedTo.id}; unassign it first.`);
+      if (device?.assignedTo)
+        throw new ConflictError(
+          `${this.describe(call, answer)} The token is still assigned to ${device.assignedTo.id}; unassign it first.`,
+        );
     }
     throw this.refused(call, answer);
   }

@@ -23,7 +23,9 @@ function safeError(error: unknown, operation: string): Error {
   const code = errorCodeOf(error);
   const inner = innerErrorCodeOf(error);
   const message = error instanceof Error ? error.message.split('\n')[0] : String(error);
-  const described = new Error(`Key Vault ${operation} failed${status ? ` (HTTP ${status}${code ? ` ${code}` : ''}${inner ? `/${inner}` : ''})` : ''}: ${message}`);
+  const described = new Error(
+    `Key Vault ${operation} failed${status ? ` (HTTP ${status}${code ? ` ${code}` : ''}${inner ? `/${inner}` : ''})` : ''}: ${message}`,
+  );
   described.name = 'KeyVaultError';
   return Object.assign(described, { statusCode: status, code });
 }
@@ -80,11 +82,14 @@ export class KeyVaultSecretStore implements SecretStore {
   private async newestEnabled(name: string): Promise<SecretValue | undefined> {
     let newest: { version: string; created: number } | undefined;
     try {
-      for await (const properties of this.client.listPropertiesOfSecretVersions(name, { abortSignal: AbortSignal.timeout(this.timeoutMs) })) {
+      for await (const properties of this.client.listPropertiesOfSecretVersions(name, {
+        abortSignal: AbortSignal.timeout(this.timeoutMs),
+      })) {
         if (properties.enabled === false || !properties.version) continue;
         const created = properties.createdOn?.getTime() ?? 0;
         // Creation times have one-second resolution; the version id breaks a tie, so the choice is stable.
-        if (!newest || created > newest.created || (created === newest.created && properties.version > newest.version)) newest = { version: properties.version, created };
+        if (!newest || created > newest.created || (created === newest.created && properties.version > newest.version))
+          newest = { version: properties.version, created };
       }
     } catch (error) {
       if (statusOf(error) === 404) return undefined;
@@ -119,9 +124,15 @@ export class KeyVaultSecretStore implements SecretStore {
   async listVersions(name: string): Promise<SecretVersionInfo[]> {
     const versions: SecretVersionInfo[] = [];
     try {
-      for await (const properties of this.client.listPropertiesOfSecretVersions(name, { abortSignal: AbortSignal.timeout(this.timeoutMs) })) {
+      for await (const properties of this.client.listPropertiesOfSecretVersions(name, {
+        abortSignal: AbortSignal.timeout(this.timeoutMs),
+      })) {
         if (!properties.version) continue;
-        versions.push({ version: properties.version, enabled: properties.enabled !== false, createdOn: properties.createdOn?.toISOString() ?? null });
+        versions.push({
+          version: properties.version,
+          enabled: properties.enabled !== false,
+          createdOn: properties.createdOn?.toISOString() ?? null,
+        });
       }
     } catch (error) {
       if (statusOf(error) === 404) return [];

@@ -103,18 +103,26 @@ async function readTextFile(path: string, what: string): Promise<string> {
 }
 
 /** Flag, then file, then environment. The key never appears in any message. */
-async function keyMaterial(values: { psk?: string; 'psk-file'?: string; password?: string; 'password-file'?: string }, env: NodeJS.ProcessEnv): Promise<KeyMaterial> {
+async function keyMaterial(
+  values: { psk?: string; 'psk-file'?: string; password?: string; 'password-file'?: string },
+  env: NodeJS.ProcessEnv,
+): Promise<KeyMaterial> {
   const out: KeyMaterial = {};
   let pskHex = values.psk;
   if (pskHex === undefined && values['psk-file'] !== undefined) pskHex = (await readTextFile(values['psk-file'], 'pre-shared key')).trim();
   if (pskHex === undefined && env.ENTRA_OATH_PSK) pskHex = env.ENTRA_OATH_PSK;
   if (pskHex !== undefined) {
     const psk = decodePreSharedKeyHex(pskHex);
-    if (!psk) throw new FileError('PSKC_INVALID_KEY_OPTION', 'The pre-shared key must be hex text of 16, 24 or 32 bytes (32, 48 or 64 hex digits).');
+    if (!psk)
+      throw new FileError(
+        'PSKC_INVALID_KEY_OPTION',
+        'The pre-shared key must be hex text of 16, 24 or 32 bytes (32, 48 or 64 hex digits).',
+      );
     out.psk = psk;
   }
   let password = values.password;
-  if (password === undefined && values['password-file'] !== undefined) password = (await readTextFile(values['password-file'], 'password')).replace(/\r?\n$/, '');
+  if (password === undefined && values['password-file'] !== undefined)
+    password = (await readTextFile(values['password-file'], 'password')).replace(/\r?\n$/, '');
   if (password === undefined && env.ENTRA_OATH_PASSWORD) password = env.ENTRA_OATH_PASSWORD;
   if (password !== undefined) out.password = password;
   return out;
@@ -127,10 +135,15 @@ interface Loaded {
   bytes?: Uint8Array;
 }
 
-async function loadSeed(file: string, values: Parameters<typeof keyMaterial>[0] & { 'secret-encoding'?: string }, io: CliIo): Promise<Loaded> {
+async function loadSeed(
+  file: string,
+  values: Parameters<typeof keyMaterial>[0] & { 'secret-encoding'?: string },
+  io: CliIo,
+): Promise<Loaded> {
   let bytes: Uint8Array | undefined;
   try {
-    const encoding: SecretEncoding | undefined = values['secret-encoding'] === undefined ? undefined : parseSecretEncoding(values['secret-encoding']);
+    const encoding: SecretEncoding | undefined =
+      values['secret-encoding'] === undefined ? undefined : parseSecretEncoding(values['secret-encoding']);
     const keys = await keyMaterial(values, io.env);
     try {
       bytes = new Uint8Array(await readFile(file));
@@ -140,7 +153,8 @@ async function loadSeed(file: string, values: Parameters<typeof keyMaterial>[0] 
     const started = io.now();
     if (io.stderrIsTTY && bytes.byteLength > 1_000_000) io.stderr(`Reading ${file} (${(bytes.byteLength / 1e6).toFixed(1)} MB)...\n`);
     const result = readSeedFile(bytes, { fileName: file, secretEncoding: encoding, now: new Date(io.now()), ...keys });
-    if (io.stderrIsTTY && bytes.byteLength > 1_000_000) io.stderr(`Read ${result.tokens.length} tokens in ${((io.now() - started) / 1000).toFixed(1)} s.\n`);
+    if (io.stderrIsTTY && bytes.byteLength > 1_000_000)
+      io.stderr(`Read ${result.tokens.length} tokens in ${((io.now() - started) / 1000).toFixed(1)} s.\n`);
     return { result, file, bytes };
   } catch (err) {
     if (err instanceof FileError) return { fatal: err, file, bytes };
@@ -171,7 +185,9 @@ function formatFor(loaded: Loaded): SeedReadResult['format'] {
 }
 
 function describeProblem(p: Problem): string {
-  const where = [p.line !== undefined ? `line ${p.line}` : '', p.serial !== undefined ? `serial ${JSON.stringify(p.serial)}` : ''].filter(Boolean).join(', ');
+  const where = [p.line !== undefined ? `line ${p.line}` : '', p.serial !== undefined ? `serial ${JSON.stringify(p.serial)}` : '']
+    .filter(Boolean)
+    .join(', ');
   return `${p.severity.toUpperCase()} ${p.code}${where ? ` (${where})` : ''}: ${p.message}`;
 }
 
@@ -197,7 +213,10 @@ async function inspect(args: string[], io: CliIo): Promise<number> {
     return EXIT_FILE_UNUSABLE;
   }
   const result = loaded.result!;
-  const problems = sortProblems([...result.problems, ...result.tokens.flatMap((t) => importabilityProblems({ ...t, secretBytes: t.secret.length }, 'warning', t.line))]);
+  const problems = sortProblems([
+    ...result.problems,
+    ...result.tokens.flatMap((t) => importabilityProblems({ ...t, secretBytes: t.secret.length }, 'warning', t.line)),
+  ]);
 
   if (values.json) {
     const out: Record<string, unknown> = { file, format: result.format };
@@ -219,19 +238,47 @@ function maskSecret(base32: string): string {
 function renderInspectTable(result: SeedReadResult, problems: Problem[], reveal: boolean): string {
   const lines: string[] = [];
   lines.push(`File: ${result.file}`);
-  lines.push(`Format: ${result.format}${result.secretEncoding ? `, secrets ${result.secretEncoding} (${result.encodingDecidedBy === 'forced' ? 'forced' : 'detected'})` : ''}`);
-  lines.push(`Tokens: ${result.tokens.length} valid, ${problems.filter((p) => p.severity === 'error').length} errors, ${problems.filter((p) => p.severity === 'warning').length} warnings`);
+  lines.push(
+    `Format: ${result.format}${result.secretEncoding ? `, secrets ${result.secretEncoding} (${result.encodingDecidedBy === 'forced' ? 'forced' : 'detected'})` : ''}`,
+  );
+  lines.push(
+    `Tokens: ${result.tokens.length} valid, ${problems.filter((p) => p.severity === 'error').length} errors, ${problems.filter((p) => p.severity === 'warning').length} warnings`,
+  );
   lines.push('');
   // HOTP counters get a column only when the file gives one, so TOTP files keep their usual table.
   const withCounter = result.tokens.some((t) => t.counter !== undefined);
-  const header = ['serial', 'manufacturer', 'model', 'type', 'algorithm', 'digits', 'period', ...(withCounter ? ['counter'] : []), 'secret'];
+  const header = [
+    'serial',
+    'manufacturer',
+    'model',
+    'type',
+    'algorithm',
+    'digits',
+    'period',
+    ...(withCounter ? ['counter'] : []),
+    'secret',
+  ];
   const rows = result.tokens.map((t) => {
     const b32 = toCanonicalBase32(t.secret);
     const counter = withCounter ? [t.counter?.toString() ?? ''] : [];
-    return [t.serial, t.manufacturer, t.model, t.type, t.algorithm, String(t.digits), String(t.period), ...counter, reveal ? b32 : maskSecret(b32)];
+    return [
+      t.serial,
+      t.manufacturer,
+      t.model,
+      t.type,
+      t.algorithm,
+      String(t.digits),
+      String(t.period),
+      ...counter,
+      reveal ? b32 : maskSecret(b32),
+    ];
   });
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const fmt = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
+  const fmt = (cells: string[]) =>
+    cells
+      .map((c, i) => c.padEnd(widths[i]!))
+      .join('  ')
+      .trimEnd();
   lines.push(fmt(header));
   lines.push(fmt(widths.map((w) => '-'.repeat(w))));
   for (const r of rows) lines.push(fmt(r));
@@ -258,7 +305,8 @@ async function convert(args: string[], io: CliIo): Promise<number> {
   if (!file || positionals.length > 1) throw new UsageError('convert takes exactly one FILE');
   let maxRows: number | undefined;
   if (values['max-rows'] !== undefined) {
-    if (!/^\d+$/.test(values['max-rows']) || Number(values['max-rows']) < 1) throw new UsageError('--max-rows must be a whole number of at least 1');
+    if (!/^\d+$/.test(values['max-rows']) || Number(values['max-rows']) < 1)
+      throw new UsageError('--max-rows must be a whole number of at least 1');
     maxRows = Number(values['max-rows']);
   }
 
@@ -280,7 +328,10 @@ async function convert(args: string[], io: CliIo): Promise<number> {
       try {
         bytes = new Uint8Array(await readFile(values.assignments));
       } catch {
-        throw new FileError('FILE_UNREADABLE', `${shownPath(values.assignments)}: the assignment list cannot be read. Check the path and permissions.`);
+        throw new FileError(
+          'FILE_UNREADABLE',
+          `${shownPath(values.assignments)}: the assignment list cannot be read. Check the path and permissions.`,
+        );
       }
       const list = readAssignments(bytes, values.assignments);
       assignments = list.rows;
@@ -302,7 +353,14 @@ async function convert(args: string[], io: CliIo): Promise<number> {
   const bySerial = new Map(result.tokens.map((t) => [t.serial, t]));
   const rows: EntraRow[] = plan.exported.map((r) => {
     const t = bySerial.get(r.serial)!;
-    return { upn: r.upn, serial: r.serial, secretBase32: toCanonicalBase32(t.secret), period: t.period, manufacturer: t.manufacturer, model: t.model };
+    return {
+      upn: r.upn,
+      serial: r.serial,
+      secretBase32: toCanonicalBase32(t.secret),
+      period: t.period,
+      manufacturer: t.manufacturer,
+      model: t.model,
+    };
   });
 
   const parts = splitRows(rows, maxRows);
@@ -333,8 +391,14 @@ async function convert(args: string[], io: CliIo): Promise<number> {
       }) + '\n',
     );
   } else {
-    const lines = [`Exported ${plan.exported.length} token${plan.exported.length === 1 ? '' : 's'}${outputs.length ? ` to ${outputs.join(', ')}` : ''}.`];
-    if (notExported.length) lines.push(`Not exported (${notExported.length} problem${notExported.length === 1 ? '' : 's'}):`, ...notExported.map((p) => `  ${describeProblem(p)}`));
+    const lines = [
+      `Exported ${plan.exported.length} token${plan.exported.length === 1 ? '' : 's'}${outputs.length ? ` to ${outputs.join(', ')}` : ''}.`,
+    ];
+    if (notExported.length)
+      lines.push(
+        `Not exported (${notExported.length} problem${notExported.length === 1 ? '' : 's'}):`,
+        ...notExported.map((p) => `  ${describeProblem(p)}`),
+      );
     if (warnings.length) lines.push('Warnings:', ...warnings.map((p) => `  ${describeProblem(p)}`));
     if (plan.unassigned.length) lines.push(`Unassigned tokens (not exported, not an error): ${plan.unassigned.join(', ')}`);
     if (outputs.length) lines.push('The import file holds secrets: upload it in the Entra admin center, then delete it.');
@@ -402,7 +466,8 @@ async function code(args: string[], io: CliIo): Promise<number> {
   if (values.counter !== undefined) {
     // HOTP: the code for this counter value (what `inspect --json` prints as "counter" for an HOTP token).
     if (values.at !== undefined || values.period !== undefined) throw new UsageError('--counter (HOTP) takes neither --at nor --period');
-    if (!/^\d{1,20}$/.test(values.counter) || BigInt(values.counter) > MAX_COUNTER) throw new UsageError('--counter must be a whole number from 0 to 2^64-1');
+    if (!/^\d{1,20}$/.test(values.counter) || BigInt(values.counter) > MAX_COUNTER)
+      throw new UsageError('--counter must be a whole number from 0 to 2^64-1');
     io.stdout(hotpCode({ secret, algorithm, digits }, BigInt(values.counter)) + '\n');
     return EXIT_OK;
   }
@@ -449,11 +514,21 @@ async function program(args: string[], io: CliIo): Promise<number> {
   const seen = new Set<string>();
   for (const [i, serial] of serials.entries()) {
     const refused = checkSerial(serial);
-    if (refused) throw new UsageError(`--serials: entry ${i + 1} is not a serial a token can have: ${refused.message.replace(/^Line \?: /, '')}`);
+    if (refused)
+      throw new UsageError(`--serials: entry ${i + 1} is not a serial a token can have: ${refused.message.replace(/^Line \?: /, '')}`);
     if (seen.has(serial)) throw new UsageError(`--serials: ${JSON.stringify(serial)} is named twice`);
     seen.add(serial);
   }
-  const tokens: OathToken[] = serials.map((serial) => ({ serial, manufacturer, model, type: 'totp', algorithm, digits, period, secret: mintSecret(algorithm) }));
+  const tokens: OathToken[] = serials.map((serial) => ({
+    serial,
+    manufacturer,
+    model,
+    type: 'totp',
+    algorithm,
+    digits,
+    period,
+    secret: mintSecret(algorithm),
+  }));
   const fault = seedCsvFault(tokens);
   if (fault) throw new UsageError(fault);
   // Never over an existing file: it may hold the only copy of secrets minted earlier.
@@ -461,12 +536,18 @@ async function program(args: string[], io: CliIo): Promise<number> {
     () => true,
     () => false,
   );
-  if (exists) throw new UsageError(`${values.out} already exists; program never overwrites a file (it may hold secrets minted earlier). Choose a new name.`);
+  if (exists)
+    throw new UsageError(
+      `${values.out} already exists; program never overwrites a file (it may hold secrets minted earlier). Choose a new name.`,
+    );
   await writeSecretFile(values.out, writeSeedCsv(tokens));
   const layout = seedCsvLayout(tokens);
-  const dropped = layout === 'privacyidea-csv' && (manufacturer || model) ? " privacyIDEA's layout has no manufacturer or model column: they were not written." : '';
+  const dropped =
+    layout === 'privacyidea-csv' && (manufacturer || model)
+      ? " privacyIDEA's layout has no manufacturer or model column: they were not written."
+      : '';
   io.stderr(
-    `Minted ${tokens.length} token${tokens.length === 1 ? '' : 's'} (${algorithm}, ${digits} digits, ${period} s) into ${values.out}, readable by you only, in the ${layout === 'csv' ? 'header CSV (Entra columns, base32)' : "privacyIDEA OATH CSV (hex)"} layout.${dropped}\n` +
+    `Minted ${tokens.length} token${tokens.length === 1 ? '' : 's'} (${algorithm}, ${digits} digits, ${period} s) into ${values.out}, readable by you only, in the ${layout === 'csv' ? 'header CSV (Entra columns, base32)' : 'privacyIDEA OATH CSV (hex)'} layout.${dropped}\n` +
       'The file holds the only copy of the secrets: burn the tokens from it, drop it into the seeds container (the pipeline deletes it once ingested), then delete any copy left.\n',
   );
   return EXIT_OK;

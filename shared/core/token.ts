@@ -33,7 +33,11 @@ export const MAX_COUNTER = (1n << 64n) - 1n;
 export const MAX_SECRET_BYTES = 128;
 
 export function parseHashAlgorithm(text: string): HashAlgorithm | undefined {
-  const normalized = text.trim().toUpperCase().replace(/^HMAC-?/, '').replace('-', '');
+  const normalized = text
+    .trim()
+    .toUpperCase()
+    .replace(/^HMAC-?/, '')
+    .replace('-', '');
   return (HASH_ALGORITHMS as readonly string[]).includes(normalized) ? (normalized as HashAlgorithm) : undefined;
 }
 

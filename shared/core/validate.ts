@@ -41,13 +41,25 @@ const INVISIBLE_OR_CONTROL = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\u2060-\u206f]/u;
 export function checkSerial(serial: string, line?: number): Problem | undefined {
   const where = line === undefined ? {} : { line };
   const at = `Line ${line ?? '?'}`;
-  if (serial.length === 0) return problem('SERIAL_MISSING', 'error', `${at}: the serial number is empty. Fill it in from the token's back label.`, where);
+  if (serial.length === 0)
+    return problem('SERIAL_MISSING', 'error', `${at}: the serial number is empty. Fill it in from the token's back label.`, where);
   const bad = INVISIBLE_OR_CONTROL.exec(serial);
   if (bad) {
     const codePoint = bad[0].codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0');
-    return problem('SERIAL_INVALID', 'error', `${at}: the serial number holds a control or invisible character (U+${codePoint} at position ${[...serial.slice(0, bad.index)].length + 1}). Retype it from the token's label.`, where);
+    return problem(
+      'SERIAL_INVALID',
+      'error',
+      `${at}: the serial number holds a control or invisible character (U+${codePoint} at position ${[...serial.slice(0, bad.index)].length + 1}). Retype it from the token's label.`,
+      where,
+    );
   }
-  if (serial.length > 128) return problem('SERIAL_INVALID', 'error', `${at}: the serial number is ${serial.length} characters long; at most 128 are accepted.`, where);
+  if (serial.length > 128)
+    return problem(
+      'SERIAL_INVALID',
+      'error',
+      `${at}: the serial number is ${serial.length} characters long; at most 128 are accepted.`,
+      where,
+    );
   return undefined;
 }
 
@@ -72,7 +84,10 @@ export function checkToken(token: TokenDraft, place: ProblemPlace): Problem[] {
   const error = (code: Problem['code'], detail: string) => problems.push(problem(code, 'error', `${subject(place)}: ${detail}`, place));
   const { secret } = token;
   if (secret && secret.length < MIN_SECRET_BYTES) {
-    error('SECRET_TOO_SHORT', `the secret is ${secret.length} bytes (${secret.length * 8} bits); at least ${MIN_SECRET_BYTES} bytes (${MIN_SECRET_BYTES * 8} bits) are required (RFC 4226). Ask the vendor for the full seed.`);
+    error(
+      'SECRET_TOO_SHORT',
+      `the secret is ${secret.length} bytes (${secret.length * 8} bits); at least ${MIN_SECRET_BYTES} bytes (${MIN_SECRET_BYTES * 8} bits) are required (RFC 4226). Ask the vendor for the full seed.`,
+    );
   } else if (secret && secret.length > MAX_SECRET_BYTES) {
     error('SECRET_TOO_LONG', `the secret is ${secret.length} bytes; at most ${MAX_SECRET_BYTES} are accepted.`);
   }
@@ -137,14 +152,28 @@ export function resolveDuplicates(candidates: OathToken[]): { tokens: OathToken[
     if (sameSecrets && rows.every((r) => sameSettings(first, r))) {
       tokens.push(first);
       for (const r of rows.slice(1)) {
-        problems.push(problem('DUPLICATE_ROW', 'warning', `Serial ${quoteValue(serial)} repeats ${first.line !== undefined ? `line ${first.line}` : 'an earlier entry'} exactly; it is imported once.`, { line: r.line, serial }));
+        problems.push(
+          problem(
+            'DUPLICATE_ROW',
+            'warning',
+            `Serial ${quoteValue(serial)} repeats ${first.line !== undefined ? `line ${first.line}` : 'an earlier entry'} exactly; it is imported once.`,
+            { line: r.line, serial },
+          ),
+        );
       }
       continue;
     }
     const lines = rows.map((r) => r.line).filter((l): l is number => l !== undefined);
     const what = sameSecrets ? 'the same secret but different settings' : 'different secrets';
     for (const r of rows) {
-      problems.push(problem('DUPLICATE_SERIAL_CONFLICT', 'error', `Serial ${quoteValue(serial)} appears ${rows.length} times with ${what}${lines.length ? ` (lines ${lines.join(', ')})` : ''}; none is imported. Keep the right entry and remove the others.`, { line: r.line, serial }));
+      problems.push(
+        problem(
+          'DUPLICATE_SERIAL_CONFLICT',
+          'error',
+          `Serial ${quoteValue(serial)} appears ${rows.length} times with ${what}${lines.length ? ` (lines ${lines.join(', ')})` : ''}; none is imported. Keep the right entry and remove the others.`,
+          { line: r.line, serial },
+        ),
+      );
     }
   }
   return { tokens: inFileOrder(tokens), problems };

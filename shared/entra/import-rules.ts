@@ -24,7 +24,9 @@ export const ENTRA_MAX_FIELD_CHARS = 256;
 const FORMULA_PREFIXES = ['=', '+', '-', '@', '\t', '\r'];
 
 /** What the rules need to know about a token; the secret itself is not needed to plan. */
-export type ImportCandidate = Pick<OathToken, 'serial' | 'manufacturer' | 'model' | 'type' | 'algorithm' | 'digits' | 'period'> & { secretBytes: number };
+export type ImportCandidate = Pick<OathToken, 'serial' | 'manufacturer' | 'model' | 'type' | 'algorithm' | 'digits' | 'period'> & {
+  secretBytes: number;
+};
 
 export interface EntraRow {
   upn: string;
@@ -53,13 +55,22 @@ export function importabilityProblems(token: ImportCandidate, severity: 'error' 
   const where = { line, serial: token.serial };
   const reasons: string[] = [];
   if (token.type !== 'totp') reasons.push(`it is ${token.type.toUpperCase()}, not TOTP`);
-  if (token.algorithm !== 'SHA1') reasons.push(`it uses ${token.algorithm}, not SHA-1 (add it through Graph's hardwareOathDevices API instead)`);
+  if (token.algorithm !== 'SHA1')
+    reasons.push(`it uses ${token.algorithm}, not SHA-1 (add it through Graph's hardwareOathDevices API instead)`);
   if (token.digits !== 6) reasons.push(`it shows ${token.digits} digits, not 6`);
   if (!ENTRA_PERIODS.includes(token.period)) reasons.push(`its interval is ${token.period} s, not 30 or 60`);
-  if (base32Length(token.secretBytes) > ENTRA_MAX_SECRET_CHARS) reasons.push(`its secret is longer than ${ENTRA_MAX_SECRET_CHARS} base32 characters`);
+  if (base32Length(token.secretBytes) > ENTRA_MAX_SECRET_CHARS)
+    reasons.push(`its secret is longer than ${ENTRA_MAX_SECRET_CHARS} base32 characters`);
   const problems: Problem[] = [];
   if (reasons.length > 0) {
-    problems.push(problem('ENTRA_NOT_IMPORTABLE', severity, `Serial ${quoteValue(token.serial)} is not importable by CSV: ${reasons.join('; ')}.`, where));
+    problems.push(
+      problem(
+        'ENTRA_NOT_IMPORTABLE',
+        severity,
+        `Serial ${quoteValue(token.serial)} is not importable by CSV: ${reasons.join('; ')}.`,
+        where,
+      ),
+    );
   }
   for (const [field, value] of [
     ['serial number', token.serial],
@@ -67,11 +78,25 @@ export function importabilityProblems(token: ImportCandidate, severity: 'error' 
     ['model', token.model],
   ] as const) {
     if (value.length > ENTRA_MAX_FIELD_CHARS) {
-      problems.push(problem('ENTRA_FIELD_TOO_LONG', severity, `Serial ${quoteValue(token.serial)}: the ${field} is ${value.length} characters long; at most ${ENTRA_MAX_FIELD_CHARS} are written to Entra's CSV. Shorten it in the source file.`, where));
+      problems.push(
+        problem(
+          'ENTRA_FIELD_TOO_LONG',
+          severity,
+          `Serial ${quoteValue(token.serial)}: the ${field} is ${value.length} characters long; at most ${ENTRA_MAX_FIELD_CHARS} are written to Entra's CSV. Shorten it in the source file.`,
+          where,
+        ),
+      );
     }
     if (startsLikeFormula(value)) {
       // Only the offending character: the rest of a cell read from a seed file is not echoed.
-      problems.push(problem('ENTRA_FORMULA_CELL', severity, `Serial ${quoteValue(token.serial)}: the ${field} starts with ${quoteValue(value[0]!)}, a spreadsheet formula character; fix it in the source file (it is not altered silently).`, where));
+      problems.push(
+        problem(
+          'ENTRA_FORMULA_CELL',
+          severity,
+          `Serial ${quoteValue(token.serial)}: the ${field} starts with ${quoteValue(value[0]!)}, a spreadsheet formula character; fix it in the source file (it is not altered silently).`,
+          where,
+        ),
+      );
     }
   }
   return problems;
@@ -127,13 +152,28 @@ export function upnProblem(upn: string, line: number, serial: string): Problem |
   // A UPN is quoted only when it has the shape of one; anything else is described, not echoed.
   const wellFormed = upn.length > 0 && upn.length <= UPN_MAX_CHARS && UPN_PATTERN.test(upn);
   if (/#EXT#/i.test(upn)) {
-    return problem('ASSIGNMENT_GUEST_UPN', 'error', `Line ${line}: ${wellFormed ? quoteValue(upn) : 'the UPN'} is a guest account (#EXT#); Entra does not let guests hold hardware tokens. Assign the token to a member account.`, where);
+    return problem(
+      'ASSIGNMENT_GUEST_UPN',
+      'error',
+      `Line ${line}: ${wellFormed ? quoteValue(upn) : 'the UPN'} is a guest account (#EXT#); Entra does not let guests hold hardware tokens. Assign the token to a member account.`,
+      where,
+    );
   }
   if (!wellFormed) {
-    return problem('ASSIGNMENT_UPN_INVALID', 'error', `Line ${line}: ${upnFault(upn)}, so it is not a valid user principal name; write it as name@domain (for example helga@contoso.com).`, where);
+    return problem(
+      'ASSIGNMENT_UPN_INVALID',
+      'error',
+      `Line ${line}: ${upnFault(upn)}, so it is not a valid user principal name; write it as name@domain (for example helga@contoso.com).`,
+      where,
+    );
   }
   if (startsLikeFormula(upn)) {
-    return problem('ENTRA_FORMULA_CELL', 'error', `Line ${line}: the UPN ${quoteValue(upn)} starts with a spreadsheet formula character.`, where);
+    return problem(
+      'ENTRA_FORMULA_CELL',
+      'error',
+      `Line ${line}: the UPN ${quoteValue(upn)} starts with a spreadsheet formula character.`,
+      where,
+    );
   }
   return undefined;
 }
@@ -180,13 +220,25 @@ export function screenAssignments(assignments: readonly AssignmentRow[]): { acce
     const upns = new Set(rows.map((r) => r.upn.toLowerCase()));
     if (upns.size > 1) {
       for (const r of rows) {
-        problems.push(problem('ASSIGNMENT_SERIAL_CONFLICT', 'error', `Line ${r.line}: serial ${quoteValue(serial)} is assigned to ${upns.size} users (${rows.map((x) => `line ${x.line}`).join(', ')}); none of these rows is exported. Keep one user per token.`, { line: r.line, serial }));
+        problems.push(
+          problem(
+            'ASSIGNMENT_SERIAL_CONFLICT',
+            'error',
+            `Line ${r.line}: serial ${quoteValue(serial)} is assigned to ${upns.size} users (${rows.map((x) => `line ${x.line}`).join(', ')}); none of these rows is exported. Keep one user per token.`,
+            { line: r.line, serial },
+          ),
+        );
       }
       continue;
     }
     candidates.push(rows[0]!);
     for (const r of rows.slice(1)) {
-      problems.push(problem('ASSIGNMENT_DUPLICATE_ROW', 'warning', `Line ${r.line}: repeats line ${rows[0]!.line}; the assignment is used once.`, { line: r.line, serial }));
+      problems.push(
+        problem('ASSIGNMENT_DUPLICATE_ROW', 'warning', `Line ${r.line}: repeats line ${rows[0]!.line}; the assignment is used once.`, {
+          line: r.line,
+          serial,
+        }),
+      );
     }
   }
   candidates.sort((a, b) => a.line - b.line);
@@ -204,7 +256,11 @@ export function screenAssignments(assignments: readonly AssignmentRow[]): { acce
  * every rule passes; a user who would pass five tokens gets none of the new rows,
  * so nothing is half-done.
  */
-export function planImport(tokens: readonly ImportCandidate[], assignments: readonly AssignmentRow[], options: PlanOptions = {}): ImportPlan {
+export function planImport(
+  tokens: readonly ImportCandidate[],
+  assignments: readonly AssignmentRow[],
+  options: PlanOptions = {},
+): ImportPlan {
   const bySerial = new Map(tokens.map((t) => [t.serial, t]));
   const byStrippedSerial = new Map<string, string>();
   for (const t of tokens) {
@@ -219,8 +275,12 @@ export function planImport(tokens: readonly ImportCandidate[], assignments: read
     const token = bySerial.get(row.serial);
     if (!token) {
       const original = byStrippedSerial.get(row.serial);
-      const hint = original ? ` A token has serial ${quoteValue(original)}: the leading zeros were probably lost in a spreadsheet; write the serial as text.` : " Check the serial on the token's label and in the seed file.";
-      problems.push(problem('ASSIGNMENT_UNKNOWN_SERIAL', 'error', `Line ${row.line}: no token has serial ${quoteValue(row.serial)}.${hint}`, where));
+      const hint = original
+        ? ` A token has serial ${quoteValue(original)}: the leading zeros were probably lost in a spreadsheet; write the serial as text.`
+        : " Check the serial on the token's label and in the seed file.";
+      problems.push(
+        problem('ASSIGNMENT_UNKNOWN_SERIAL', 'error', `Line ${row.line}: no token has serial ${quoteValue(row.serial)}.${hint}`, where),
+      );
       continue;
     }
     const notImportable = importabilityProblems(token, 'error', row.line);
@@ -245,7 +305,14 @@ export function planImport(tokens: readonly ImportCandidate[], assignments: read
     if (existing + rows.length > ENTRA_MAX_OATH_METHODS_PER_USER) {
       overLimit.add(user);
       for (const r of rows) {
-        problems.push(problem('ASSIGNMENT_TOO_MANY_TOKENS', 'error', `Line ${r.line}: ${quoteValue(r.upn)} would hold ${existing + rows.length} OATH tokens${existing ? ` (${existing} already)` : ''}; Entra allows ${ENTRA_MAX_OATH_METHODS_PER_USER}. None of this user's new rows is exported; remove some.`, { line: r.line, serial: r.serial }));
+        problems.push(
+          problem(
+            'ASSIGNMENT_TOO_MANY_TOKENS',
+            'error',
+            `Line ${r.line}: ${quoteValue(r.upn)} would hold ${existing + rows.length} OATH tokens${existing ? ` (${existing} already)` : ''}; Entra allows ${ENTRA_MAX_OATH_METHODS_PER_USER}. None of this user's new rows is exported; remove some.`,
+            { line: r.line, serial: r.serial },
+          ),
+        );
       }
     }
   }

@@ -8,7 +8,17 @@ import { type SecretEncoding } from '../core/encoding.js';
 import { FileError, problem, type Problem } from '../core/problems.js';
 import { parseHashAlgorithm, type HashAlgorithm, type TokenType } from '../core/token.js';
 import { checkSerial } from '../core/validate.js';
-import { cell, detectDelimiter, findColumns, forEachCsvRow, hasContent, misalignedRow, normalizeHeader, parseCsvRows, type CsvRow } from './csv-table.js';
+import {
+  cell,
+  detectDelimiter,
+  findColumns,
+  forEachCsvRow,
+  hasContent,
+  misalignedRow,
+  normalizeHeader,
+  parseCsvRows,
+  type CsvRow,
+} from './csv-table.js';
 import { CsvTokenCollector, rowWhere, type CsvRowOutcome } from './csv-tokens.js';
 import { blankIndentedComments, looksLikeOathRow, oathCsvVersion, OathCsvReader } from './oath-csv.js';
 import { checkSize, utf8Body } from './text.js';
@@ -38,7 +48,10 @@ const DEFAULT_PERIOD = 30;
 /** True when the first content line is a header naming a serial column. */
 function isHeaderRow(cells: string[]): boolean {
   const names = cells.map(normalizeHeader);
-  return names.some((n) => (SEED_COLUMNS.serial as readonly string[]).includes(n)) || names.some((n) => (SEED_COLUMNS.secret as readonly string[]).includes(n));
+  return (
+    names.some((n) => (SEED_COLUMNS.serial as readonly string[]).includes(n)) ||
+    names.some((n) => (SEED_COLUMNS.secret as readonly string[]).includes(n))
+  );
 }
 
 /** A header line is short; a long first line (a hostile 5 MB one) is not parsed twice to find out. */
@@ -116,7 +129,13 @@ class LayoutProbe {
       }
       // privacyIDEA and LinOTP skip lines holding a single value; the layout is judged on the first row they would read.
       if (this.version !== 1 && this.version !== 2) {
-        this.fail(new FileError('CSV_UNKNOWN_LAYOUT', `${this.fileName} line 1: OATH CSV version ${this.version} is not known; privacyIDEA writes version 2 (user columns first) or no version line.`, 1));
+        this.fail(
+          new FileError(
+            'CSV_UNKNOWN_LAYOUT',
+            `${this.fileName} line 1: OATH CSV version ${this.version} is not known; privacyIDEA writes version 2 (user columns first) or no version line.`,
+            1,
+          ),
+        );
         return;
       }
     }
@@ -168,7 +187,13 @@ class NotAHeader extends Error {}
  * header or the file does not parse without comments (the caller then probes); 'as it is': the
  * first row is taken as the header and a parse failure is thrown.
  */
-function readHeaderCsv(fileName: string, body: Uint8Array, delimiter: ',' | ';', forced: SecretEncoding | undefined, mode: 'header first or nothing' | 'as it is'): SeedReadResult | undefined {
+function readHeaderCsv(
+  fileName: string,
+  body: Uint8Array,
+  delimiter: ',' | ';',
+  forced: SecretEncoding | undefined,
+  mode: 'header first or nothing' | 'as it is',
+): SeedReadResult | undefined {
   const reader = new HeaderCsvReader(fileName, forced, mode === 'header first or nothing');
   try {
     forEachCsvRow(fileName, body, { delimiter }, (row) => reader.row(row));
@@ -209,7 +234,8 @@ class HeaderCsvReader {
         this.headerFailure = err;
         return;
       }
-      if (this.cols.serial === undefined || this.cols.secret === undefined) this.missing = this.cols.serial === undefined ? 'serial number' : 'secret key';
+      if (this.cols.serial === undefined || this.cols.secret === undefined)
+        this.missing = this.cols.serial === undefined ? 'serial number' : 'secret key';
       return;
     }
     this.bodyRows++;
@@ -221,7 +247,11 @@ class HeaderCsvReader {
     if (!header) throw new FileError('FILE_EMPTY', `${fileName}: the file holds no rows.`);
     if (this.headerFailure) throw this.headerFailure;
     if (this.missing !== undefined) {
-      throw new FileError('CSV_MISSING_COLUMN', `${fileName} line ${header.line}: the header has no "${this.missing}" column. Expected columns: upn (optional), serial number, secret key, time interval, manufacturer, model.`, header.line);
+      throw new FileError(
+        'CSV_MISSING_COLUMN',
+        `${fileName} line ${header.line}: the header has no "${this.missing}" column. Expected columns: upn (optional), serial number, secret key, time interval, manufacturer, model.`,
+        header.line,
+      );
     }
     if (this.bodyRows === 0) throw new FileError('FILE_EMPTY', `${fileName}: the file has a header but no token rows.`);
     return this.collector.finish();
@@ -266,10 +296,14 @@ class HeaderCsvReader {
       if (/^\d{1,20}$/.test(counterText)) counter = BigInt(counterText);
       else error('FIELD_INVALID', 'the counter is not a whole number from 0 to 2^64-1.');
     } else if (type === 'totp' && counterText.length > 0 && !/^0+$/.test(counterText)) {
-      info('the counter column is not used by a TOTP token (its codes follow the clock), so it was not read. If the token is HOTP, say so in the token type column.');
+      info(
+        'the counter column is not used by a TOTP token (its codes follow the clock), so it was not read. If the token is HOTP, say so in the token type column.',
+      );
     }
     if (type === 'hotp' && intervalText.length > 0 && !Number.isNaN(period) && !HOTP_FILLER_PERIODS.includes(period)) {
-      info(`the time interval (${period} s) is not used by an HOTP token (its codes follow its counter), so it was not read. If the column holds the counter, name it "counter".`);
+      info(
+        `the time interval (${period} s) is not used by an HOTP token (its codes follow its counter), so it was not read. If the column holds the counter, name it "counter".`,
+      );
       period = DEFAULT_PERIOD;
     }
     const upn = cell(row, cols.upn);

@@ -50,7 +50,12 @@ export function parseCsvRows(fileName: string, text: string | Uint8Array, option
  * bytes (already checked, BOM removed), which spares a copy of the whole file. An error thrown by
  * `onRow` ends the parse and is thrown as is.
  */
-export function forEachCsvRow(fileName: string, input: string | Uint8Array, options: { delimiter: ',' | ';'; comments?: boolean }, onRow: (row: CsvRow) => void): void {
+export function forEachCsvRow(
+  fileName: string,
+  input: string | Uint8Array,
+  options: { delimiter: ',' | ';'; comments?: boolean },
+  onRow: (row: CsvRow) => void,
+): void {
   try {
     const rowOptions: Options = {
       delimiter: options.delimiter,
@@ -117,7 +122,11 @@ export function normalizeHeader(cell: string): string {
  * `hash`, two `secret key`) is refused: reading the first would drop the other's value without a word, and which
  * one holds the truth cannot be known. Only header names are quoted, never a row's cell.
  */
-export function findColumns<K extends string>(header: CsvRow, names: Record<K, readonly string[]>, fileName: string): Record<K, number | undefined> {
+export function findColumns<K extends string>(
+  header: CsvRow,
+  names: Record<K, readonly string[]>,
+  fileName: string,
+): Record<K, number | undefined> {
   const normalized = header.cells.map(normalizeHeader);
   const out = {} as Record<K, number | undefined>;
   for (const key of Object.keys(names) as K[]) {

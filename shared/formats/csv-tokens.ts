@@ -137,12 +137,18 @@ export class CsvTokenCollector {
       tokens = [];
       this.read.forEach((token, i) => {
         if (this.readAs[i] === encoding) tokens.push(token);
-        else this.problems.push(invalidSecretProblem(token.line!, this.readTexts[i]!, encoding, { line: token.line!, serial: token.serial }));
+        else
+          this.problems.push(invalidSecretProblem(token.line!, this.readTexts[i]!, encoding, { line: token.line!, serial: token.serial }));
       });
     }
     // A header file's encoding is detected from its secrets (OATH CSV is hex by definition): a secret valid in both
     // alphabets took the file's encoding without a say of its own, so that token is told which row decided it.
-    const decidedBy = this.format === 'csv' && decision.decidedBy === 'detected' ? (encoding === 'base32' ? this.firstOnlyBase32 : this.firstOnlyHex) : undefined;
+    const decidedBy =
+      this.format === 'csv' && decision.decidedBy === 'detected'
+        ? encoding === 'base32'
+          ? this.firstOnlyBase32
+          : this.firstOnlyHex
+        : undefined;
     const late: OathToken[] = [...this.kept];
     for (const row of this.pending) {
       const result = row.readAs === encoding && row.result ? row.result : readRow(row.raw, encoding, decidedBy);
@@ -186,7 +192,9 @@ function readRow(r: RawToken, encoding: SecretEncoding, decidedBy?: number): Row
   const problems = r.serialProblem ? [...r.problems, r.serialProblem] : r.problems.slice();
   let secret: Uint8Array | undefined;
   if (r.secretText.length === 0) {
-    problems.push(problem('SECRET_MISSING', 'error', `Line ${r.line}: the secret key is empty. Take it from the vendor's file again.`, where));
+    problems.push(
+      problem('SECRET_MISSING', 'error', `Line ${r.line}: the secret key is empty. Take it from the vendor's file again.`, where),
+    );
   } else {
     secret = decodeSecret(r.secretText, encoding);
     if (!secret) problems.push(invalidSecretProblem(r.line, r.secretText, encoding, where));
@@ -211,7 +219,12 @@ function readRow(r: RawToken, encoding: SecretEncoding, decidedBy?: number): Row
 }
 
 /** Names the offending character by position only: even one character of a secret stays out of messages. */
-function invalidSecretProblem(line: number, secretText: string, encoding: SecretEncoding, where: { line: number; serial?: string }): Problem {
+function invalidSecretProblem(
+  line: number,
+  secretText: string,
+  encoding: SecretEncoding,
+  where: { line: number; serial?: string },
+): Problem {
   const compact = secretText.replace(/[\s-]+/g, '');
   const allowed = encoding === 'base32' ? /[A-Za-z2-7=]/ : /[0-9A-Fa-f]/;
   const badIndex = [...compact].findIndex((c) => !allowed.test(c));

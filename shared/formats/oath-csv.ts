@@ -97,11 +97,22 @@ function hashFromSeedLength(bytes: number): { algorithm?: HashAlgorithm; ambiguo
 
 function readRow(row: CsvRow, version: number, fileName: string): CsvRowOutcome {
   if (row.cells.length === 1) {
-    return { note: problem('LINE_SKIPPED', 'info', `Line ${row.line}: the line holds one value and no seed, so it is skipped (privacyIDEA and LinOTP skip it too). If it was meant as a token, give it as "serial, seed".`, { line: row.line }) };
+    return {
+      note: problem(
+        'LINE_SKIPPED',
+        'info',
+        `Line ${row.line}: the line holds one value and no seed, so it is skipped (privacyIDEA and LinOTP skip it too). If it was meant as a token, give it as "serial, seed".`,
+        { line: row.line },
+      ),
+    };
   }
   const userColumns = version === 2 ? VERSION_2_USER_COLUMNS : 0;
   const maxTokenCells = version === 2 ? VERSION_2_TOKEN_CELLS_MAX : TOKEN_CELLS.max;
-  const expected = { min: userColumns + TOKEN_CELLS.min, max: userColumns + maxTokenCells, what: version === 2 ? "privacyIDEA's version 2 OATH CSV layout" : 'the OATH CSV layout' };
+  const expected = {
+    min: userColumns + TOKEN_CELLS.min,
+    max: userColumns + maxTokenCells,
+    what: version === 2 ? "privacyIDEA's version 2 OATH CSV layout" : 'the OATH CSV layout',
+  };
   const misaligned = misalignedRow(row, expected, userColumns);
   if (misaligned) return { rejected: misaligned };
   const t = tokenCells(row, version).map((c) => c.trim());
@@ -129,7 +140,10 @@ function readRow(row: CsvRow, version: number, fileName: string): CsvRowOutcome 
     type = OATH_TYPES.get(typeText)!;
   } else {
     const kind = NON_OATH_TYPES.get(typeText);
-    error('TYPE_UNSUPPORTED', `the token type in the third cell is ${kind ?? 'not one this tool reads'}; only OATH TOTP and HOTP tokens (totp, hotp) are read.`);
+    error(
+      'TYPE_UNSUPPORTED',
+      `the token type in the third cell is ${kind ?? 'not one this tool reads'}; only OATH TOTP and HOTP tokens (totp, hotp) are read.`,
+    );
     return { line: row.line, serial, serialProblem, secretText: t[1] ?? '', problems, build: unreachable };
   }
 
@@ -143,13 +157,23 @@ function readRow(row: CsvRow, version: number, fileName: string): CsvRowOutcome 
   let counter: bigint | undefined;
   if (type === 'totp' && fifth !== '') {
     if (/^\d{1,6}$/.test(fifth)) period = Number(fifth);
-    else error('INTERVAL_INVALID', `the time step in the fifth cell is not a whole number of seconds; use 30 or 60.${parseHashAlgorithm(fifth) ? ' A hash name belongs in a sixth cell (LinOTP layout).' : ''}`);
+    else
+      error(
+        'INTERVAL_INVALID',
+        `the time step in the fifth cell is not a whole number of seconds; use 30 or 60.${parseHashAlgorithm(fifth) ? ' A hash name belongs in a sixth cell (LinOTP layout).' : ''}`,
+      );
   } else if (type === 'hotp' && fifth !== '') {
     if (linotpRow) {
-      info('CELL_READING_DECIDED', 'the row has LinOTP\'s six cells, and LinOTP does not use the fifth cell of an HOTP row (privacyIDEA\'s counter), so it is not read; the counter is left unset.');
+      info(
+        'CELL_READING_DECIDED',
+        "the row has LinOTP's six cells, and LinOTP does not use the fifth cell of an HOTP row (privacyIDEA's counter), so it is not read; the counter is left unset.",
+      );
     } else if (/^\d{1,20}$/.test(fifth)) {
       counter = BigInt(fifth);
-      info('CELL_READING_DECIDED', 'the fifth cell of an HOTP row is read as the counter, as privacyIDEA reads it (LinOTP would ignore it).');
+      info(
+        'CELL_READING_DECIDED',
+        'the fifth cell of an HOTP row is read as the counter, as privacyIDEA reads it (LinOTP would ignore it).',
+      );
     } else {
       error('FIELD_INVALID', 'the counter in the fifth cell of this HOTP row is not a whole number.');
     }
@@ -193,7 +217,17 @@ function readRow(row: CsvRow, version: number, fileName: string): CsvRowOutcome 
         }
         algorithm = chosen.algorithm ?? 'SHA1';
       }
-      const token: OathToken = { serial, manufacturer: '', model: '', type, algorithm, digits: digits ?? 0, period, secret, line: row.line };
+      const token: OathToken = {
+        serial,
+        manufacturer: '',
+        model: '',
+        type,
+        algorithm,
+        digits: digits ?? 0,
+        period,
+        secret,
+        line: row.line,
+      };
       if (counter !== undefined) token.counter = counter;
       return { token, problems: built };
     },
@@ -218,7 +252,12 @@ export class OathCsvReader {
     this.collector = new CsvTokenCollector(fileName, 'privacyidea-csv', forced ?? 'hex', forced ? 'forced' : 'detected');
     if (version === 2) {
       this.collector.note(
-        problem('USER_COLUMNS_IGNORED', 'info', `Line 1: privacyIDEA's version 2 layout puts user, resolver and realm before each token; those columns are not used here. Assign the tokens with an assignment list (upn, serial number).`, { line: 1 }),
+        problem(
+          'USER_COLUMNS_IGNORED',
+          'info',
+          `Line 1: privacyIDEA's version 2 layout puts user, resolver and realm before each token; those columns are not used here. Assign the tokens with an assignment list (upn, serial number).`,
+          { line: 1 },
+        ),
       );
     }
   }

@@ -31,8 +31,22 @@ export interface EncryptionAlgorithm {
   paddedCipher?: string;
 }
 
-const aesCbc = (bits: 128 | 192 | 256): EncryptionAlgorithm => ({ name: `aes${bits}-cbc`, cipher: `aes-${bits}-cbc`, keyBytes: bits / 8, acceptedKeyBytes: [bits / 8], mode: 'cbc', ivBytes: 16 });
-const camelliaCbc = (bits: 128 | 192 | 256): EncryptionAlgorithm => ({ name: `camellia${bits}-cbc`, cipher: `camellia-${bits}-cbc`, keyBytes: bits / 8, acceptedKeyBytes: [bits / 8], mode: 'cbc', ivBytes: 16 });
+const aesCbc = (bits: 128 | 192 | 256): EncryptionAlgorithm => ({
+  name: `aes${bits}-cbc`,
+  cipher: `aes-${bits}-cbc`,
+  keyBytes: bits / 8,
+  acceptedKeyBytes: [bits / 8],
+  mode: 'cbc',
+  ivBytes: 16,
+});
+const camelliaCbc = (bits: 128 | 192 | 256): EncryptionAlgorithm => ({
+  name: `camellia${bits}-cbc`,
+  cipher: `camellia-${bits}-cbc`,
+  keyBytes: bits / 8,
+  acceptedKeyBytes: [bits / 8],
+  mode: 'cbc',
+  ivBytes: 16,
+});
 const aesWrap = (bits: 128 | 192 | 256): EncryptionAlgorithm => ({
   name: `kw-aes${bits}`,
   cipher: `id-aes${bits}-wrap`,
@@ -42,9 +56,30 @@ const aesWrap = (bits: 128 | 192 | 256): EncryptionAlgorithm => ({
   mode: 'key-wrap',
   ivBytes: 0,
 });
-const camelliaWrap = (bits: 128 | 192 | 256): EncryptionAlgorithm => ({ name: `kw-camellia${bits}`, cipher: `camellia-${bits}-ecb`, keyBytes: bits / 8, acceptedKeyBytes: [bits / 8], mode: 'key-wrap-ecb', ivBytes: 0 });
-const TRIPLEDES_CBC: EncryptionAlgorithm = { name: 'tripledes-cbc', cipher: 'des-ede3-cbc', keyBytes: 24, acceptedKeyBytes: [24, 16], mode: 'cbc', ivBytes: 8 };
-const TRIPLEDES_WRAP: EncryptionAlgorithm = { name: 'kw-tripledes', cipher: 'des3-wrap', keyBytes: 24, acceptedKeyBytes: [24, 16], mode: 'key-wrap', ivBytes: 0 };
+const camelliaWrap = (bits: 128 | 192 | 256): EncryptionAlgorithm => ({
+  name: `kw-camellia${bits}`,
+  cipher: `camellia-${bits}-ecb`,
+  keyBytes: bits / 8,
+  acceptedKeyBytes: [bits / 8],
+  mode: 'key-wrap-ecb',
+  ivBytes: 0,
+});
+const TRIPLEDES_CBC: EncryptionAlgorithm = {
+  name: 'tripledes-cbc',
+  cipher: 'des-ede3-cbc',
+  keyBytes: 24,
+  acceptedKeyBytes: [24, 16],
+  mode: 'cbc',
+  ivBytes: 8,
+};
+const TRIPLEDES_WRAP: EncryptionAlgorithm = {
+  name: 'kw-tripledes',
+  cipher: 'des3-wrap',
+  keyBytes: 24,
+  acceptedKeyBytes: [24, 16],
+  mode: 'key-wrap',
+  ivBytes: 0,
+};
 
 /**
  * Encryption algorithms by URI. Camellia's URIs are RFC 4051's (xmldsig-more);
@@ -106,7 +141,8 @@ export class DecryptionError extends Error {
 
 /** A two-key (16-byte) 3DES key is K1 K2 K1 as a three-key one; node:crypto's des-ede3 ciphers take 24 bytes. */
 function cipherKey(algorithm: EncryptionAlgorithm, key: Uint8Array): Uint8Array {
-  if (algorithm.keyBytes === 24 && algorithm.acceptedKeyBytes.includes(16) && key.length === 16) return Buffer.concat([key, key.subarray(0, 8)]);
+  if (algorithm.keyBytes === 24 && algorithm.acceptedKeyBytes.includes(16) && key.length === 16)
+    return Buffer.concat([key, key.subarray(0, 8)]);
   return key;
 }
 

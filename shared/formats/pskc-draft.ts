@@ -17,14 +17,29 @@ import { FileError, quoteValue } from '../core/problems.js';
 import { checkIterations, macHash, type EncryptedValue, type KeyNeed, type Keying, type Pbkdf2Parameters } from './pskc-encryption.js';
 import type { DataField, KeyEntry, PolicyEntry, PskcDocument } from './pskc-parse.js';
 import { usagesOf } from './pskc-policy.js';
-import { KeyPackageLines, child, childrenNamed, decodeBase64, draftAttribute, malformed, parseXmlInteger, repeatedChildren, type XmlElement } from './pskc-xml.js';
+import {
+  KeyPackageLines,
+  child,
+  childrenNamed,
+  decodeBase64,
+  draftAttribute,
+  malformed,
+  parseXmlInteger,
+  repeatedChildren,
+  type XmlElement,
+} from './pskc-xml.js';
 
-export const DRAFT_NAMESPACES: ReadonlySet<string> = new Set(['urn:ietf:params:xml:ns:keyprov:container:1.0', 'urn:ietf:params:xml:ns:keyprov:container']);
+export const DRAFT_NAMESPACES: ReadonlySet<string> = new Set([
+  'urn:ietf:params:xml:ns:keyprov:container:1.0',
+  'urn:ietf:params:xml:ns:keyprov:container',
+]);
 
 const XMLENC = 'http://www.w3.org/2001/04/xmlenc#';
 
 /** The drafts' password scheme: PBKDF2 (HMAC-SHA1) into a two-key 3DES key for CBC. */
-const PBE_SCHEMES: ReadonlyMap<string, { cipherUri: string; keyLength: number }> = new Map([['PBE-3DES112-CBC', { cipherUri: `${XMLENC}tripledes-cbc`, keyLength: 16 }]]);
+const PBE_SCHEMES: ReadonlyMap<string, { cipherUri: string; keyLength: number }> = new Map([
+  ['PBE-3DES112-CBC', { cipherUri: `${XMLENC}tripledes-cbc`, keyLength: 16 }],
+]);
 
 /** The drafts name MACs by URI or by a short name. */
 const DIGEST_NAMES: ReadonlyMap<string, string> = new Map([
@@ -63,7 +78,10 @@ function readEncryptionMethod(fileName: string, element: XmlElement | undefined,
   }
   if (/^PBE-/i.test(algorithm)) {
     // A password scheme whose key size and cipher this tool cannot be sure of: refused by name.
-    throw new FileError('PSKC_UNSUPPORTED_ALGORITHM', `${fileName}: the draft password scheme ${/^PBE-[A-Za-z0-9]{1,10}-[A-Za-z]{3}$/.test(algorithm) ? quoteValue(algorithm) : 'given'} is not supported (supported: ${[...PBE_SCHEMES.keys()].join(', ')}, or an XML Encryption algorithm URI with a pre-shared key).`);
+    throw new FileError(
+      'PSKC_UNSUPPORTED_ALGORITHM',
+      `${fileName}: the draft password scheme ${/^PBE-[A-Za-z0-9]{1,10}-[A-Za-z]{3}$/.test(algorithm) ? quoteValue(algorithm) : 'given'} is not supported (supported: ${[...PBE_SCHEMES.keys()].join(', ')}, or an XML Encryption algorithm URI with a pre-shared key).`,
+    );
   }
   return { cipherUri: algorithm, iv, pbe: undefined };
 }
@@ -78,7 +96,8 @@ function draftKeying(root: XmlElement, method: EncryptionMethod | undefined): Ke
       const uri = DIGEST_NAMES.get(named.toUpperCase()) ?? named;
       return { hash: macHash(fileName, uri, 'DigestMethod algorithm'), keyValue: undefined };
     },
-    pbkdf2: (): Pbkdf2Parameters | undefined => (method?.pbe ? { salt: method.pbe.salt, iterations: method.pbe.iterations, keyLength: method.pbe.keyLength, hash: 'sha1' } : undefined),
+    pbkdf2: (): Pbkdf2Parameters | undefined =>
+      method?.pbe ? { salt: method.pbe.salt, iterations: method.pbe.iterations, keyLength: method.pbe.keyLength, hash: 'sha1' } : undefined,
     macOverPlaintext: true,
   };
 }
@@ -99,10 +118,15 @@ export function draftKeyNeed(root: XmlElement): { encrypted: false } | { encrypt
   const ns = root.ns;
   const method = child(root, ns, 'EncryptionMethod');
   const digested = childrenNamed(root, ns, 'Device').some((device) =>
-    childrenNamed(device, ns, 'Key').some((key) => childrenNamed(key, ns, 'Data').some((data) => child(data, ns, 'ValueDigest') !== undefined)),
+    childrenNamed(device, ns, 'Key').some((key) =>
+      childrenNamed(key, ns, 'Data').some((data) => child(data, ns, 'ValueDigest') !== undefined),
+    ),
   );
   if (!method || !digested) return { encrypted: false };
-  return { encrypted: true, need: { kind: /^PBE-/i.test(draftAttribute(method, 'Algorithm') ?? '') ? 'password' : 'psk', keyName: undefined } };
+  return {
+    encrypted: true,
+    need: { kind: /^PBE-/i.test(draftAttribute(method, 'Algorithm') ?? '') ? 'password' : 'psk', keyName: undefined },
+  };
 }
 
 /** Reads a container of the draft layout into entries; the value encryption follows the file's one EncryptionMethod. */
@@ -110,7 +134,10 @@ export function readDraftContainer(fileName: string, text: string, root: XmlElem
   const ns = root.ns;
   const version = draftAttribute(root, 'Version');
   if (version !== undefined && version !== '1.0' && version !== '1') {
-    throw malformed(fileName, `the draft KeyContainer's version is ${/^\d{1,3}(?:\.\d{1,3}){0,2}$/.test(version) ? quoteValue(version) : 'not a version number'}; only 1.0 is supported.`);
+    throw malformed(
+      fileName,
+      `the draft KeyContainer's version is ${/^\d{1,3}(?:\.\d{1,3}){0,2}$/.test(version) ? quoteValue(version) : 'not a version number'}; only 1.0 is supported.`,
+    );
   }
   const method = readEncryptionMethod(fileName, child(root, ns, 'EncryptionMethod'), ns);
   const devices = childrenNamed(root, ns, 'Device');
@@ -124,7 +151,11 @@ export function readDraftContainer(fileName: string, text: string, root: XmlElem
       const responseFormat = child(child(key, ns, 'Usage'), ns, 'ResponseFormat');
       const data: KeyEntry['data'] = {};
       // Read once each: a second copy would be dropped (or win) without a word, so it is named instead.
-      const repeated = [...repeatedChildren(device, ns, ['DeviceId']), ...repeatedChildren(deviceId, ns, ['SerialNo', 'Manufacturer', 'Model']), ...repeatedChildren(key, ns, ['Usage'])];
+      const repeated = [
+        ...repeatedChildren(device, ns, ['DeviceId']),
+        ...repeatedChildren(deviceId, ns, ['SerialNo', 'Manufacturer', 'Model']),
+        ...repeatedChildren(key, ns, ['Usage']),
+      ];
       for (const element of childrenNamed(key, ns, 'Data')) {
         const field = DATA_NAMES.get((draftAttribute(element, 'Name') ?? '').toUpperCase());
         const valueText = child(element, ns, 'Value')?.text;
@@ -158,7 +189,9 @@ export function readDraftContainer(fileName: string, text: string, root: XmlElem
         suite: undefined,
         digitsText: draftAttribute(responseFormat, 'Length'),
         responseEncoding: draftAttribute(responseFormat, 'Format'),
-        responseCheckDigits: /^(true|1)$/i.test(draftAttribute(responseFormat, 'CheckDigits') ?? draftAttribute(responseFormat, 'CheckDigit') ?? ''),
+        responseCheckDigits: /^(true|1)$/i.test(
+          draftAttribute(responseFormat, 'CheckDigits') ?? draftAttribute(responseFormat, 'CheckDigit') ?? '',
+        ),
         data,
         policy: readPolicy(key),
         repeated,

@@ -17,7 +17,19 @@ import {
   macMatches,
   type EncryptionAlgorithm,
 } from './pskc-crypto.js';
-import { DSIG_NS, PSKC_NS, XENC11_NS, XENC_NS, child, childByLocalName, decodeBase64, malformed, parseXmlInteger, quoteUri, type XmlElement } from './pskc-xml.js';
+import {
+  DSIG_NS,
+  PSKC_NS,
+  XENC11_NS,
+  XENC_NS,
+  child,
+  childByLocalName,
+  decodeBase64,
+  malformed,
+  parseXmlInteger,
+  quoteUri,
+  type XmlElement,
+} from './pskc-xml.js';
 import type { ReadOptions } from './types.js';
 
 const DECRYPTION_FAILED_TEXT = 'wrong transport key or password, or the file was altered';
@@ -46,7 +58,11 @@ export function readEncrypted(fileName: string, element: XmlElement, what: strin
   if (!algorithmUri) throw malformed(fileName, `the xenc:EncryptionMethod of ${what} has no Algorithm.`, line);
   const cipherData = child(element, XENC_NS, 'CipherData');
   if (child(cipherData, XENC_NS, 'CipherReference')) {
-    throw new FileError('PSKC_UNSUPPORTED_ALGORITHM', `${fileName}: ${what} uses an xenc:CipherReference; only inline CipherValue is supported.`, line);
+    throw new FileError(
+      'PSKC_UNSUPPORTED_ALGORITHM',
+      `${fileName}: ${what} uses an xenc:CipherReference; only inline CipherValue is supported.`,
+      line,
+    );
   }
   const cipherText = child(cipherData, XENC_NS, 'CipherValue')?.text;
   if (cipherText === undefined) throw malformed(fileName, `${what} has no xenc:CipherData/xenc:CipherValue.`, line);
@@ -137,7 +153,8 @@ export function macHash(fileName: string, uri: string, what: string): string {
 
 /** Checks an iteration count against the limit that keeps a hostile file from stalling the reader. */
 export function checkIterations(fileName: string, iterations: number | undefined): number {
-  if (iterations === undefined || iterations < 1) throw malformed(fileName, 'the PBKDF2 IterationCount is missing or not a positive whole number.');
+  if (iterations === undefined || iterations < 1)
+    throw malformed(fileName, 'the PBKDF2 IterationCount is missing or not a positive whole number.');
   if (iterations > MAX_PBKDF2_ITERATIONS) {
     throw malformed(fileName, `the PBKDF2 IterationCount ${iterations} is above this tool's limit of ${MAX_PBKDF2_ITERATIONS}.`);
   }
@@ -154,7 +171,11 @@ function pbkdf2Parameters(fileName: string, derivedKey: XmlElement): Pbkdf2Param
   const saltElement = childByLocalName(params, 'Salt');
   const specified = childByLocalName(saltElement, 'Specified');
   if (!specified) {
-    if (childByLocalName(saltElement, 'OtherSource')) throw new FileError('PSKC_UNSUPPORTED_ALGORITHM', `${fileName}: the PBKDF2 salt comes from an OtherSource; only a Specified salt is supported.`);
+    if (childByLocalName(saltElement, 'OtherSource'))
+      throw new FileError(
+        'PSKC_UNSUPPORTED_ALGORITHM',
+        `${fileName}: the PBKDF2 salt comes from an OtherSource; only a Specified salt is supported.`,
+      );
     throw malformed(fileName, 'the PBKDF2 parameters have no Salt/Specified value.');
   }
   const salt = decodeBase64(specified.text);
@@ -162,7 +183,8 @@ function pbkdf2Parameters(fileName: string, derivedKey: XmlElement): Pbkdf2Param
   const iterations = checkIterations(fileName, parseXmlInteger(childByLocalName(params, 'IterationCount')?.text ?? ''));
   const keyLengthText = childByLocalName(params, 'KeyLength')?.text;
   const keyLength = keyLengthText === undefined ? undefined : parseXmlInteger(keyLengthText);
-  if (keyLength !== undefined && (keyLength < 1 || keyLength > 64)) throw malformed(fileName, 'the PBKDF2 KeyLength is not a key size in bytes.');
+  if (keyLength !== undefined && (keyLength < 1 || keyLength > 64))
+    throw malformed(fileName, 'the PBKDF2 KeyLength is not a key size in bytes.');
   if (keyLengthText !== undefined && keyLength === undefined) throw malformed(fileName, 'the PBKDF2 KeyLength is not a whole number.');
   const prfUri = childByLocalName(params, 'PRF')?.attrs['Algorithm']?.trim();
   const hash = prfUri ? macHash(fileName, prfUri, 'PBKDF2 PRF') : DEFAULT_PBKDF2_HASH;
@@ -221,7 +243,12 @@ export function decryptAll(fileName: string, keying: Keying, values: EncryptedVa
   for (const value of everyCipherValue) encryptionAlgorithm(fileName, value.algorithmUri);
   if (!mac) {
     const orphan = values.find((v) => v.valueMac);
-    if (orphan) throw malformed(fileName, `${orphan.what} has a ValueMAC but the file declares no MACMethod, so the MAC algorithm is unknown.`, orphan.line);
+    if (orphan)
+      throw malformed(
+        fileName,
+        `${orphan.what} has a ValueMAC but the file declares no MACMethod, so the MAC algorithm is unknown.`,
+        orphan.line,
+      );
   }
   refuseUnauthenticatedCbc(fileName, values, mac !== undefined);
 
@@ -236,9 +263,13 @@ export function decryptAll(fileName: string, keying: Keying, values: EncryptedVa
   for (const value of everyCipherValue) {
     const algorithm = encryptionAlgorithm(fileName, value.algorithmUri);
     accepted = accepted.filter((n) => algorithm.acceptedKeyBytes.includes(n));
-    if (accepted.length === 0) throw malformed(fileName, 'the encrypted values use algorithms with different key sizes under one transport key.');
+    if (accepted.length === 0)
+      throw malformed(fileName, 'the encrypted values use algorithms with different key sizes under one transport key.');
     if (pbkdf2?.keyLength !== undefined && !algorithm.acceptedKeyBytes.includes(pbkdf2.keyLength)) {
-      throw malformed(fileName, `the PBKDF2 KeyLength is ${pbkdf2.keyLength} bytes but ${algorithm.name} needs ${keySizes(algorithm.acceptedKeyBytes)}.`);
+      throw malformed(
+        fileName,
+        `the PBKDF2 KeyLength is ${pbkdf2.keyLength} bytes but ${algorithm.name} needs ${keySizes(algorithm.acceptedKeyBytes)}.`,
+      );
     }
   }
   let fileKey: Uint8Array;
@@ -247,12 +278,16 @@ export function decryptAll(fileName: string, keying: Keying, values: EncryptedVa
   } else {
     fileKey = opts.psk!;
     if (!accepted.includes(fileKey.length)) {
-      throw decryptionFailed(fileName, `the file's ${first.name} needs a ${keySizes(accepted)} key; the key given has ${fileKey.length} bytes`);
+      throw decryptionFailed(
+        fileName,
+        `the file's ${first.name} needs a ${keySizes(accepted)} key; the key given has ${fileKey.length} bytes`,
+      );
     }
   }
 
   try {
-    const decrypt = (value: EncryptedValue): Buffer => decryptValue(encryptionAlgorithm(fileName, value.algorithmUri), fileKey, value.cipherValue, value.iv);
+    const decrypt = (value: EncryptedValue): Buffer =>
+      decryptValue(encryptionAlgorithm(fileName, value.algorithmUri), fileKey, value.cipherValue, value.iv);
     // Old drafts had no MACKey: the MAC is keyed with the encryption key itself.
     const macKey = mac ? (mac.keyValue ? decrypt(mac.keyValue) : fileKey) : undefined;
     // Key-wrapped values without a ValueMAC pass: key wrap checks their integrity itself. CBC ones were refused above.

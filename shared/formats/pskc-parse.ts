@@ -10,7 +10,17 @@ import { checkSerial } from '../core/validate.js';
 import { DRAFT_NAMESPACES, draftKeyNeed, readDraftContainer } from './pskc-draft.js';
 import { readEncrypted, rfcKeying, type EncryptedValue, type KeyNeed, type Keying } from './pskc-encryption.js';
 import { usagesOf } from './pskc-policy.js';
-import { KeyPackageLines, PSKC_NS, child, childrenNamed, decodeBase64, malformed, quoteUri, repeatedChildren, type XmlElement } from './pskc-xml.js';
+import {
+  KeyPackageLines,
+  PSKC_NS,
+  child,
+  childrenNamed,
+  decodeBase64,
+  malformed,
+  quoteUri,
+  repeatedChildren,
+  type XmlElement,
+} from './pskc-xml.js';
 
 export type DataValue = { plain: string } | { encrypted: EncryptedValue };
 
@@ -60,11 +70,15 @@ export function readContainer(fileName: string, text: string, root: XmlElement):
   if (root.name === 'KeyContainer' && DRAFT_NAMESPACES.has(root.ns)) return readDraftContainer(fileName, text, root);
   if (root.name !== 'KeyContainer' || root.ns !== PSKC_NS) {
     const namespace = root.ns ? `in namespace ${quoteUri(root.ns)}` : 'without a namespace';
-    throw malformed(fileName, `the root element is ${root.name === 'KeyContainer' ? 'a KeyContainer' : 'not a KeyContainer'} ${namespace}, so this is not a PSKC file (a KeyContainer in namespace ${PSKC_NS}).`);
+    throw malformed(
+      fileName,
+      `the root element is ${root.name === 'KeyContainer' ? 'a KeyContainer' : 'not a KeyContainer'} ${namespace}, so this is not a PSKC file (a KeyContainer in namespace ${PSKC_NS}).`,
+    );
   }
   const version = root.attrs['Version'];
   if (version !== '1.0') {
-    const shown = version === undefined ? 'missing' : /^\d{1,3}(?:\.\d{1,3}){0,2}$/.test(version) ? quoteValue(version) : 'not a version number';
+    const shown =
+      version === undefined ? 'missing' : /^\d{1,3}(?:\.\d{1,3}){0,2}$/.test(version) ? quoteValue(version) : 'not a version number';
     throw malformed(fileName, `the KeyContainer's Version is ${shown}; only PSKC 1.0 is supported.`);
   }
   // draft-ietf-keyprov-pskc-02, the last draft before RFC 6030, has its namespace but Device elements for KeyPackages.
@@ -72,7 +86,13 @@ export function readContainer(fileName: string, text: string, root: XmlElement):
   const devices = keyPackages.length === 0 ? childrenNamed(root, PSKC_NS, 'Device') : [];
   const packages = devices.length > 0 ? devices : keyPackages;
   const lines = new KeyPackageLines(text, packages.length, devices.length > 0 ? 'Device' : 'KeyPackage');
-  return { layout: devices.length > 0 ? 'draft' : 'rfc6030', entries: collectKeys(fileName, packages, lines), keying: rfcKeying(root), lines, packageCount: packages.length };
+  return {
+    layout: devices.length > 0 ? 'draft' : 'rfc6030',
+    entries: collectKeys(fileName, packages, lines),
+    keying: rfcKeying(root),
+    lines,
+    packageCount: packages.length,
+  };
 }
 
 /**
@@ -108,7 +128,14 @@ function readDataValue(fileName: string, element: XmlElement, what: string, line
 }
 
 const POLICY_CHILDREN: ReadonlySet<string> = new Set(['StartDate', 'ExpiryDate', 'NumberOfTransactions', 'KeyUsage', 'PINPolicy']);
-const PIN_POLICY_ATTRIBUTES: ReadonlySet<string> = new Set(['PINKeyId', 'PINUsageMode', 'MaxFailedAttempts', 'MinLength', 'MaxLength', 'PINEncoding']);
+const PIN_POLICY_ATTRIBUTES: ReadonlySet<string> = new Set([
+  'PINKeyId',
+  'PINUsageMode',
+  'MaxFailedAttempts',
+  'MinLength',
+  'MaxLength',
+  'PINEncoding',
+]);
 
 function readPolicy(element: XmlElement | undefined, usage: XmlElement | undefined): PolicyEntry | undefined {
   const usages = usagesOf(usage);
@@ -125,7 +152,13 @@ function readPolicy(element: XmlElement | undefined, usage: XmlElement | undefin
     else if (item.name === 'KeyUsage') policy.keyUsage.push(item.text.trim());
     else {
       const a = item.attrs;
-      policy.pin = { usageMode: a['PINUsageMode'], keyId: a['PINKeyId'], minLength: a['MinLength'], maxLength: a['MaxLength'], maxFailedAttempts: a['MaxFailedAttempts'] };
+      policy.pin = {
+        usageMode: a['PINUsageMode'],
+        keyId: a['PINKeyId'],
+        minLength: a['MinLength'],
+        maxLength: a['MaxLength'],
+        maxFailedAttempts: a['MaxFailedAttempts'],
+      };
       policy.unknownItems += Object.keys(a).filter((name) => !PIN_POLICY_ATTRIBUTES.has(name)).length + item.children.length;
     }
   }
@@ -157,13 +190,17 @@ function collectKeys(fileName: string, packages: readonly XmlElement[], lines: K
         ...repeatedChildren(dataElement, PSKC_NS, DATA_FIELDS),
       ];
       // A ResponseFormat in both places (RFC 6030's AlgorithmParameters, draft-02's Usage): only one would be read.
-      if (child(parameters, PSKC_NS, 'ResponseFormat') && child(usage, PSKC_NS, 'ResponseFormat')) repeated.push('ResponseFormat (in AlgorithmParameters and in Usage)');
+      if (child(parameters, PSKC_NS, 'ResponseFormat') && child(usage, PSKC_NS, 'ResponseFormat'))
+        repeated.push('ResponseFormat (in AlgorithmParameters and in Usage)');
       if (dataElement) {
         for (const field of DATA_FIELDS) {
           const fieldElement = child(dataElement, PSKC_NS, field);
-          repeated.push(...repeatedChildren(fieldElement, PSKC_NS, ['PlainValue', 'EncryptedValue', 'ValueMAC']).map((name) => `${field} ${name}`));
+          repeated.push(
+            ...repeatedChildren(fieldElement, PSKC_NS, ['PlainValue', 'EncryptedValue', 'ValueMAC']).map((name) => `${field} ${name}`),
+          );
           // One value per field: a PlainValue beside an EncryptedValue would be dropped without a word.
-          if (child(fieldElement, PSKC_NS, 'PlainValue') && child(fieldElement, PSKC_NS, 'EncryptedValue')) repeated.push(`${field} value (a PlainValue and an EncryptedValue)`);
+          if (child(fieldElement, PSKC_NS, 'PlainValue') && child(fieldElement, PSKC_NS, 'EncryptedValue'))
+            repeated.push(`${field} value (a PlainValue and an EncryptedValue)`);
           const value = fieldElement && readDataValue(fileName, fieldElement, `the ${field} of ${label}`, line);
           if (value) data[field] = value;
         }

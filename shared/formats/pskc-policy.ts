@@ -20,7 +20,19 @@ export function usagesOf(usage: XmlElement | undefined): string[] {
 }
 
 /** RFC 6030's KeyUsage values. */
-const KEY_USAGES: ReadonlySet<string> = new Set(['OTP', 'CR', 'Encrypt', 'Integrity', 'Verify', 'Unlock', 'Decrypt', 'KeyWrap', 'Unwrap', 'Derive', 'Generate']);
+const KEY_USAGES: ReadonlySet<string> = new Set([
+  'OTP',
+  'CR',
+  'Encrypt',
+  'Integrity',
+  'Verify',
+  'Unlock',
+  'Decrypt',
+  'KeyWrap',
+  'Unwrap',
+  'Derive',
+  'Generate',
+]);
 
 const XS_DATE_TIME = /^(\d{4})-(\d{2})-(\d{2})(?:T(\d{2}):(\d{2}):(\d{2})(?:\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})?$/;
 
@@ -32,13 +44,29 @@ const XS_DATE_TIME = /^(\d{4})-(\d{2})-(\d{2})(?:T(\d{2}):(\d{2}):(\d{2})(?:\.\d
 export function parseXsDateTime(text: string): Date | undefined {
   const m = XS_DATE_TIME.exec(text.trim());
   if (!m) return undefined;
-  const [year, month, day, hour, minute, second] = m.slice(1, 7).map((part) => Number(part ?? 0)) as [number, number, number, number, number, number];
+  const [year, month, day, hour, minute, second] = m.slice(1, 7).map((part) => Number(part ?? 0)) as [
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+  ];
   const zone = m[7];
   const utc = Date.UTC(year, month - 1, day, hour, minute, second);
   const check = new Date(utc);
   // Date.UTC rolls 2026-02-30 over into March; a date that does not come back unchanged does not exist.
-  if (check.getUTCFullYear() !== year || check.getUTCMonth() !== month - 1 || check.getUTCDate() !== day || hour > 23 || minute > 59 || second > 59) return undefined;
-  const offsetMinutes = zone === undefined || zone === 'Z' ? 0 : (zone.startsWith('-') ? -1 : 1) * (Number(zone.slice(1, 3)) * 60 + Number(zone.slice(4, 6)));
+  if (
+    check.getUTCFullYear() !== year ||
+    check.getUTCMonth() !== month - 1 ||
+    check.getUTCDate() !== day ||
+    hour > 23 ||
+    minute > 59 ||
+    second > 59
+  )
+    return undefined;
+  const offsetMinutes =
+    zone === undefined || zone === 'Z' ? 0 : (zone.startsWith('-') ? -1 : 1) * (Number(zone.slice(1, 3)) * 60 + Number(zone.slice(4, 6)));
   return new Date(utc - offsetMinutes * 60_000);
 }
 
@@ -49,7 +77,8 @@ function shown(date: Date): string {
 /** The problems a key's policy raises at `now`; `where` names the key (its serial only once that passed its check). */
 export function judgePolicy(policy: PolicyEntry, now: Date, where: ProblemPlace): Problem[] {
   const problems: Problem[] = [];
-  const add = (code: Problem['code'], severity: Problem['severity'], detail: string) => problems.push(problem(code, severity, detail, where));
+  const add = (code: Problem['code'], severity: Problem['severity'], detail: string) =>
+    problems.push(problem(code, severity, detail, where));
 
   if (policy.unknownItems > 0) {
     add(
@@ -65,32 +94,64 @@ export function judgePolicy(policy: PolicyEntry, now: Date, where: ProblemPlace)
     if (text === undefined) continue;
     const date = parseXsDateTime(text);
     if (!date) {
-      add('FIELD_INVALID', 'error', `The Policy ${name} is not an xs:dateTime (for example 2030-12-31T00:00:00Z), so whether the key may be used cannot be told.`);
+      add(
+        'FIELD_INVALID',
+        'error',
+        `The Policy ${name} is not an xs:dateTime (for example 2030-12-31T00:00:00Z), so whether the key may be used cannot be told.`,
+      );
     } else if (name === 'ExpiryDate' && date.getTime() < now.getTime()) {
-      add('POLICY_EXPIRED', 'error', `The key expired on ${shown(date)} (its Policy ExpiryDate); an expired key is neither stored nor exported. Ask the vendor for a current seed.`);
+      add(
+        'POLICY_EXPIRED',
+        'error',
+        `The key expired on ${shown(date)} (its Policy ExpiryDate); an expired key is neither stored nor exported. Ask the vendor for a current seed.`,
+      );
     } else if (name === 'StartDate' && date.getTime() > now.getTime()) {
-      add('POLICY_NOT_YET_VALID', 'warning', `The key may be used only from ${shown(date)} (its Policy StartDate); it is stored, but codes may be refused by the token's issuer rules until then.`);
+      add(
+        'POLICY_NOT_YET_VALID',
+        'warning',
+        `The key may be used only from ${shown(date)} (its Policy StartDate); it is stored, but codes may be refused by the token's issuer rules until then.`,
+      );
     }
   }
   if (policy.keyUsage.length > 0 && !policy.keyUsage.includes('OTP')) {
     const known = policy.keyUsage.filter((u) => KEY_USAGES.has(u));
     const unknown = policy.keyUsage.length - known.length;
     const list = [...known, ...(unknown > 0 ? [`${unknown} value(s) RFC 6030 does not define`] : [])].join(', ');
-    add('POLICY_KEY_USAGE', 'warning', `The key's Policy allows it only for ${list}, not for one-time passwords (OTP); check with the vendor that the token shows OTP codes before assigning it.`);
+    add(
+      'POLICY_KEY_USAGE',
+      'warning',
+      `The key's Policy allows it only for ${list}, not for one-time passwords (OTP); check with the vendor that the token shows OTP codes before assigning it.`,
+    );
   }
   if (policy.pin) {
     const mode = policy.pin.usageMode;
     if (mode === 'Algorithmic') {
-      add('POLICY_PIN', 'error', "The key's PINPolicy puts the PIN into the code computation (PINUsageMode Algorithmic): codes cannot be checked without the PIN, and Entra does not take one.");
+      add(
+        'POLICY_PIN',
+        'error',
+        "The key's PINPolicy puts the PIN into the code computation (PINUsageMode Algorithmic): codes cannot be checked without the PIN, and Entra does not take one.",
+      );
     } else if (mode === 'Prepend' || mode === 'Append') {
-      add('POLICY_PIN', 'warning', `The key's PINPolicy has the user type a PIN ${mode === 'Prepend' ? 'before' : 'after'} the code for the issuer's server to check (PINUsageMode ${mode}); Entra checks the code alone, so that PIN is not checked any more.`);
+      add(
+        'POLICY_PIN',
+        'warning',
+        `The key's PINPolicy has the user type a PIN ${mode === 'Prepend' ? 'before' : 'after'} the code for the issuer's server to check (PINUsageMode ${mode}); Entra checks the code alone, so that PIN is not checked any more.`,
+      );
     } else {
-      add('POLICY_PIN', 'warning', `The key's PINPolicy (PINUsageMode ${mode === 'Local' ? 'Local' : 'not given or not one RFC 6030 defines'}) has the token ask for a PIN before it shows a code; users need that PIN, which is not in this file's tokens.`);
+      add(
+        'POLICY_PIN',
+        'warning',
+        `The key's PINPolicy (PINUsageMode ${mode === 'Local' ? 'Local' : 'not given or not one RFC 6030 defines'}) has the token ask for a PIN before it shows a code; users need that PIN, which is not in this file's tokens.`,
+      );
     }
   }
   if (policy.numberOfTransactions !== undefined) {
     const n = /^\s*\d{1,12}\s*$/.test(policy.numberOfTransactions) ? Number(policy.numberOfTransactions) : undefined;
-    add('POLICY_TRANSACTION_LIMIT', 'warning', `The key's Policy limits it to ${n === undefined ? 'a number of' : n} uses (NumberOfTransactions); Entra does not count uses, so the limit is not enforced.`);
+    add(
+      'POLICY_TRANSACTION_LIMIT',
+      'warning',
+      `The key's Policy limits it to ${n === undefined ? 'a number of' : n} uses (NumberOfTransactions); Entra does not count uses, so the limit is not enforced.`,
+    );
   }
   return problems;
 }

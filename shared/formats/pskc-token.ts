@@ -79,7 +79,10 @@ function readInteger(value: DataValue | undefined, signed: boolean): IntegerRead
   const ascii = asciiDecimal(bytes, signed);
   if (ascii !== undefined) {
     const binary = bytes.length <= 8 ? `${bigEndian(bytes, signed)}` : 'a number above 64 bits';
-    return { value: ascii, decision: `decrypts to the ASCII digits of ${ascii}, read as that number (read as RFC 6030's big-endian binary it would be ${binary})` };
+    return {
+      value: ascii,
+      decision: `decrypts to the ASCII digits of ${ascii}, read as that number (read as RFC 6030's big-endian binary it would be ${binary})`,
+    };
   }
   if (bytes.length === 0 || bytes.length > 8) return 'invalid';
   return { value: bigEndian(bytes, signed) };
@@ -106,13 +109,19 @@ export function buildToken(entry: KeyEntry, line: number | undefined, now: Date)
   // The same serial rules as every other format (control, invisible and bidi characters; length).
   const serialProblem = entry.serial ? checkSerial(entry.serial, line) : undefined;
   // A serial that fails them is neither attached nor quoted.
-  const where: ProblemPlace = { ...(entry.serial && !serialProblem ? { serial: entry.serial } : {}), ...(line === undefined ? {} : { line }) };
+  const where: ProblemPlace = {
+    ...(entry.serial && !serialProblem ? { serial: entry.serial } : {}),
+    ...(line === undefined ? {} : { line }),
+  };
   const error = (code: ProblemCode, detail: string) => problems.push(problem(code, 'error', detail, where));
 
   if (!entry.serial) error('SERIAL_MISSING', 'The KeyPackage has neither a DeviceInfo SerialNo nor a Key Id.');
   else if (serialProblem) problems.push(serialProblem);
   if (entry.repeated.length > 0) {
-    error('FIELD_INVALID', `The key holds ${entry.repeated.join(', ')} more than once, where PSKC allows one; which one is meant cannot be known, so the key is not read. Ask the vendor for a corrected file.`);
+    error(
+      'FIELD_INVALID',
+      `The key holds ${entry.repeated.join(', ')} more than once, where PSKC allows one; which one is meant cannot be known, so the key is not read. Ask the vendor for a corrected file.`,
+    );
   }
 
   const type = entry.algorithmUri === undefined ? undefined : KEY_TYPES.get(entry.algorithmUri);
@@ -140,7 +149,10 @@ export function buildToken(entry: KeyEntry, line: number | undefined, now: Date)
     error('FIELD_INVALID', `The ResponseFormat Encoding is ${known}; only DECIMAL codes are supported.`);
   }
   if (entry.responseCheckDigits) {
-    error('FIELD_INVALID', 'The ResponseFormat says the token appends a Luhn check digit to its codes (CheckDigits); Entra checks plain OATH codes only.');
+    error(
+      'FIELD_INVALID',
+      'The ResponseFormat says the token appends a Luhn check digit to its codes (CheckDigits); Entra checks plain OATH codes only.',
+    );
   }
 
   const integer = (field: DataField, signed: boolean): IntegerReading | undefined | 'invalid' => {
@@ -153,20 +165,24 @@ export function buildToken(entry: KeyEntry, line: number | undefined, now: Date)
   /** A reading that must fit a JS number (seconds and intervals); counters stay bigint. */
   const small = (reading: IntegerReading | undefined | 'invalid'): number | undefined | 'invalid' => {
     if (reading === undefined || reading === 'invalid') return reading;
-    return reading.value >= BigInt(Number.MIN_SAFE_INTEGER) && reading.value <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(reading.value) : 'invalid';
+    return reading.value >= BigInt(Number.MIN_SAFE_INTEGER) && reading.value <= BigInt(Number.MAX_SAFE_INTEGER)
+      ? Number(reading.value)
+      : 'invalid';
   };
 
   const interval = small(integer('TimeInterval', false));
   if (interval === 'invalid') error('INTERVAL_INVALID', 'The TimeInterval is not a whole number of seconds; it must be 30 or 60.');
   const period = typeof interval === 'number' ? interval : DEFAULT_TIME_INTERVAL;
   const counter = integer('Counter', false);
-  if (counter === 'invalid') error('FIELD_INVALID', 'The Counter is not a non-negative whole number (decimal text, or up to 8 bytes of big-endian binary).');
+  if (counter === 'invalid')
+    error('FIELD_INVALID', 'The Counter is not a non-negative whole number (decimal text, or up to 8 bytes of big-endian binary).');
   const drift = small(integer('TimeDrift', true));
   if (drift === 'invalid') error('FIELD_INVALID', 'The TimeDrift is not a whole number of intervals.');
   const time = small(integer('Time', false));
   if (time === 'invalid') error('FIELD_INVALID', 'The Time is not a non-negative whole number.');
   // Entra and RFC 6238 count steps from the Unix epoch; a token with another origin would never match.
-  else if (type === 'totp' && time !== undefined && time !== 0) error('FIELD_INVALID', `The Time (T0) is ${time}; only 0 (the Unix epoch) is supported.`);
+  else if (type === 'totp' && time !== undefined && time !== 0)
+    error('FIELD_INVALID', `The Time (T0) is ${time}; only 0 (the Unix epoch) is supported.`);
 
   if (entry.policy) problems.push(...judgePolicy(entry.policy, now, where));
 

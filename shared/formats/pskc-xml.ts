@@ -92,7 +92,10 @@ function decodeReferences(fileName: string, value: string): string {
       }
     }
     // What follows the ampersand may be the rest of a secret: it is not quoted.
-    throw malformed(fileName, `a reference (&...;) is neither a predefined XML entity nor a character reference (${whole.length} characters long). Write a literal "&" as &amp;.`);
+    throw malformed(
+      fileName,
+      `a reference (&...;) is neither a predefined XML entity nor a character reference (${whole.length} characters long). Write a literal "&" as &amp;.`,
+    );
   });
 }
 
@@ -112,14 +115,19 @@ export function parseDocument(fileName: string, text: string): XmlElement {
     // The validator's text quotes tag names and text, which can be a secret: only where, and what kind of fault.
     const { line, col, code } = validation.err;
     const where = line > 0 ? ` line ${line}${typeof col === 'number' && col > 0 ? `, column ${col}` : ''}` : '';
-    throw new FileError('PSKC_MALFORMED', `${fileName}${where}: the file is not well-formed XML (${XML_FAULTS[code] ?? XML_FAULTS.InvalidXml!}).`, line > 0 ? line : undefined);
+    throw new FileError(
+      'PSKC_MALFORMED',
+      `${fileName}${where}: the file is not well-formed XML (${XML_FAULTS[code] ?? XML_FAULTS.InvalidXml!}).`,
+      line > 0 ? line : undefined,
+    );
   }
   let nodes: ParsedNode[];
   try {
     nodes = parser.parse(text) as ParsedNode[];
   } catch (err) {
     const message = err instanceof Error ? err.message : '';
-    if (/nested/i.test(message)) throw malformed(fileName, `the XML is nested deeper than ${MAX_NESTING_DEPTH} levels; a PSKC file needs about 8.`);
+    if (/nested/i.test(message))
+      throw malformed(fileName, `the XML is nested deeper than ${MAX_NESTING_DEPTH} levels; a PSKC file needs about 8.`);
     // The parser's own messages quote file content, which may be secret.
     throw malformed(fileName, 'the file is not well-formed XML.');
   }
@@ -153,7 +161,8 @@ function resolveTag(fileName: string, tag: string, scope: Scope): { ns: string; 
     const colon = tag.indexOf(':');
     const prefix = colon === -1 ? '' : tag.slice(0, colon);
     const ns = scope.prefixes.get(prefix);
-    if (ns === undefined && prefix !== '') throw malformed(fileName, 'an element uses a namespace prefix that is not declared (a missing xmlns:prefix attribute).');
+    if (ns === undefined && prefix !== '')
+      throw malformed(fileName, 'an element uses a namespace prefix that is not declared (a missing xmlns:prefix attribute).');
     resolved = { ns: ns ?? '', name: colon === -1 ? tag : tag.slice(colon + 1) };
     scope.resolved.set(tag, resolved);
   }
@@ -273,4 +282,3 @@ export class KeyPackageLines {
     return lines;
   }
 }
-

@@ -15,7 +15,8 @@ export function seedCsvFault(tokens: readonly OathToken[]): string | undefined {
   const headerLayout = seedCsvLayout(tokens) === 'csv';
   for (const t of tokens) {
     // privacyIDEA files may carry comment lines; a row whose first cell starts with # would be one.
-    if (!headerLayout && t.serial.startsWith('#')) return `serial ${JSON.stringify(t.serial)} starts with #, which privacyIDEA's layout reads as a comment`;
+    if (!headerLayout && t.serial.startsWith('#'))
+      return `serial ${JSON.stringify(t.serial)} starts with #, which privacyIDEA's layout reads as a comment`;
     if (t.type !== 'totp') return `serial ${JSON.stringify(t.serial)} is not a TOTP token`;
   }
   return undefined;
@@ -36,7 +37,14 @@ export function writeSeedCsv(tokens: readonly OathToken[]): string {
     );
   }
   return stringify(
-    tokens.map((t) => [t.serial, Buffer.from(t.secret).toString('hex'), 'totp', String(t.digits), String(t.period), t.algorithm.toLowerCase()]),
+    tokens.map((t) => [
+      t.serial,
+      Buffer.from(t.secret).toString('hex'),
+      'totp',
+      String(t.digits),
+      String(t.period),
+      t.algorithm.toLowerCase(),
+    ]),
     { record_delimiter: '\n' },
   );
 }

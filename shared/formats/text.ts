@@ -14,7 +14,10 @@ function startsWithBom(bytes: Uint8Array, at: number): boolean {
  */
 export function utf8Body(fileName: string, bytes: Uint8Array): Buffer {
   if (!isUtf8(bytes)) {
-    throw new FileError('FILE_NOT_TEXT', `${fileName}: the file is not UTF-8 text (binary data or another character set). Save it as UTF-8 and try again.`);
+    throw new FileError(
+      'FILE_NOT_TEXT',
+      `${fileName}: the file is not UTF-8 text (binary data or another character set). Save it as UTF-8 and try again.`,
+    );
   }
   let start = 0;
   if (startsWithBom(bytes, start)) start += 3;
@@ -29,6 +32,9 @@ export function decodeUtf8(fileName: string, bytes: Uint8Array): string {
 
 export function checkSize(fileName: string, bytes: Uint8Array, maxBytes: number): void {
   if (bytes.byteLength > maxBytes) {
-    throw new FileError('FILE_TOO_LARGE', `${fileName}: the file is ${bytes.byteLength} bytes, above the limit of ${maxBytes}. Split it into smaller files.`);
+    throw new FileError(
+      'FILE_TOO_LARGE',
+      `${fileName}: the file is ${bytes.byteLength} bytes, above the limit of ${maxBytes}. Split it into smaller files.`,
+    );
   }
 }

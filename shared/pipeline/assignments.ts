@@ -84,7 +84,14 @@ export class AssignmentService {
       for (const row of screened.accepted) {
         const outcome = await this.upsert(row.serial, row.upn, name, row.line);
         if (outcome.kind === 'conflict') {
-          problems.push(problem('ASSIGNMENT_TABLE_CONFLICT', 'error', `Line ${row.line}: serial ${quoteValue(row.serial)} is already assigned to ${quoteValue(outcome.existingUpn)}; that assignment stands. To reassign it, PUT /api/assignments/${row.serial} with { "upn": ${quoteValue(row.upn)} }.`, { line: row.line, serial: row.serial }));
+          problems.push(
+            problem(
+              'ASSIGNMENT_TABLE_CONFLICT',
+              'error',
+              `Line ${row.line}: serial ${quoteValue(row.serial)} is already assigned to ${quoteValue(outcome.existingUpn)}; that assignment stands. To reassign it, PUT /api/assignments/${row.serial} with { "upn": ${quoteValue(row.upn)} }.`,
+              { line: row.line, serial: row.serial },
+            ),
+          );
           items.push({ serial: row.serial, result: 'conflict', upn: row.upn });
           continue;
         }
@@ -93,7 +100,14 @@ export class AssignmentService {
         items.push({ serial: row.serial, result: outcome.kind, upn: row.upn });
         if (!(await this.deps.tokens.get(row.serial))) {
           pending++;
-          problems.push(problem('ASSIGNMENT_TOKEN_PENDING', 'info', `Line ${row.line}: no token with serial ${quoteValue(row.serial)} has been ingested yet; the assignment is kept and used once the seed file arrives.`, { line: row.line, serial: row.serial }));
+          problems.push(
+            problem(
+              'ASSIGNMENT_TOKEN_PENDING',
+              'info',
+              `Line ${row.line}: no token with serial ${quoteValue(row.serial)} has been ingested yet; the assignment is kept and used once the seed file arrives.`,
+              { line: row.line, serial: row.serial },
+            ),
+          );
         }
       }
     } catch (err) {
@@ -112,7 +126,13 @@ export class AssignmentService {
       finishedAt: this.deps.clock.now().toISOString(),
       outcome: failed ? (added + unchanged === 0 ? 'rejected' : 'completed-with-problems') : 'completed',
       summary: `${added} assignments added, ${unchanged} already known${pending ? `, ${pending} waiting for their token` : ''}${failed ? '; rows with errors were not taken and the file was moved to quarantine' : ''}.`,
-      counts: { rows: rowCount(items.length, reported), added, unchanged, pending, errors: reported.filter((p) => p.severity === 'error').length },
+      counts: {
+        rows: rowCount(items.length, reported),
+        added,
+        unchanged,
+        pending,
+        errors: reported.filter((p) => p.severity === 'error').length,
+      },
       items,
       problems: reported,
     };
@@ -131,7 +151,12 @@ export class AssignmentService {
       this.deps.assignments,
       serial,
       (existing): RowChange<AssignmentEntity, UpsertOutcome> => {
-        if (existing) return leaveRow(existing.value.upn.toLowerCase() === upn.toLowerCase() ? { kind: 'unchanged' } : { kind: 'conflict', existingUpn: existing.value.upn });
+        if (existing)
+          return leaveRow(
+            existing.value.upn.toLowerCase() === upn.toLowerCase()
+              ? { kind: 'unchanged' }
+              : { kind: 'conflict', existingUpn: existing.value.upn },
+          );
         return writeRow({ serial, upn, sourceFile, line, createdAt: this.deps.clock.now().toISOString() }, () => ({ kind: 'added' }));
       },
       { onExhausted: async () => ({ kind: 'conflict', existingUpn: (await this.deps.assignments.get(serial))?.value.upn ?? '' }) },
@@ -152,12 +177,17 @@ export class AssignmentService {
     const now = this.deps.clock.now().toISOString();
     const result = await updateWithRetry(this.deps.assignments, serial, (existing): RowChange<AssignmentEntity, ReassignResult> => {
       if (existing?.value.upn === upn) return leaveRow({ status: 'unchanged' });
-      return writeRow({ serial, upn, sourceFile: 'console', line: 0, createdAt: now }, () => ({ status: 'assigned', previousUpn: existing?.value.upn ?? null }));
+      return writeRow({ serial, upn, sourceFile: 'console', line: 0, createdAt: now }, () => ({
+        status: 'assigned',
+        previousUpn: existing?.value.upn ?? null,
+      }));
     });
     if (result.status !== 'assigned') return result;
     // A record for people, on the token row as it is now.
     await updateWithRetry(this.deps.tokens, serial, (row): RowChange<TokenEntity, void> =>
-      row ? writeRow({ ...row.value, updatedAt: now, history: appendHistory(row.value.history, now, 'assigned', upn) }, () => undefined) : leaveRow(undefined),
+      row
+        ? writeRow({ ...row.value, updatedAt: now, history: appendHistory(row.value.history, now, 'assigned', upn) }, () => undefined)
+        : leaveRow(undefined),
     );
     this.deps.log.info('Assignment changed', { serial });
     return result;

@@ -17,7 +17,15 @@ import { randomUUID } from 'node:crypto';
 import { decodeBase32, toCanonicalBase32 } from '../core/encoding.js';
 import { problem, quoteValue, type Problem } from '../core/problems.js';
 import type { HashAlgorithm, TokenType } from '../core/token.js';
-import { partFileName, planImport, splitRows, writeEntraCsv, type EntraRow, type ImportCandidate, type PlannedRow } from '../entra/import-rules.js';
+import {
+  partFileName,
+  planImport,
+  splitRows,
+  writeEntraCsv,
+  type EntraRow,
+  type ImportCandidate,
+  type PlannedRow,
+} from '../entra/import-rules.js';
 import type { AssignmentRow } from '../formats/assignments.js';
 import { buildReportNames, importFileName } from './blob-names.js';
 import { leaveRow, updateWithRetry, writeRow, type RowChange } from './conditional-update.js';
@@ -95,7 +103,16 @@ export interface BuildPlanOptions {
 }
 
 function candidateOf(t: TokenEntity): ImportCandidate {
-  return { serial: t.serial, manufacturer: t.manufacturer, model: t.model, type: t.type as TokenType, algorithm: t.algorithm as HashAlgorithm, digits: t.digits, period: t.period, secretBytes: t.secretBytes };
+  return {
+    serial: t.serial,
+    manufacturer: t.manufacturer,
+    model: t.model,
+    type: t.type as TokenType,
+    algorithm: t.algorithm as HashAlgorithm,
+    digits: t.digits,
+    period: t.period,
+    secretBytes: t.secretBytes,
+  };
 }
 
 /** Plans a build: which tokens, which rows and which file each goes to. Pure. */
@@ -115,14 +132,23 @@ export function planBuild(inventory: readonly TokenEntity[], assignments: readon
     const t = tokens.get(serial);
     if (!t) problems.push(problem('TOKEN_NOT_FOUND', 'error', `Re-export of ${quoteValue(serial)}: no token has this serial.`, { serial }));
     else if (!isExportable(t, reexport)) {
-      problems.push(problem('TOKEN_STATE_INVALID', 'error', `Re-export of ${quoteValue(serial)}: the token is ${t.state}; only stored, exported or importFailed tokens can be exported again.`, { serial }));
+      problems.push(
+        problem(
+          'TOKEN_STATE_INVALID',
+          'error',
+          `Re-export of ${quoteValue(serial)}: the token is ${t.state}; only stored, exported or importFailed tokens can be exported again.`,
+          { serial },
+        ),
+      );
     }
   }
   const eligible = (t: TokenEntity | undefined): t is TokenEntity => t !== undefined && isExportable(t, reexport);
   const rows = assignments.filter((a) => eligible(tokens.get(a.serial))).sort((a, b) => a.serial.localeCompare(b.serial));
   for (const serial of reexport) {
     if (eligible(tokens.get(serial)) && !assignments.some((a) => a.serial === serial)) {
-      problems.push(problem('TOKEN_UNASSIGNED', 'error', `Re-export of ${quoteValue(serial)}: no assignment names this token.`, { serial }));
+      problems.push(
+        problem('TOKEN_UNASSIGNED', 'error', `Re-export of ${quoteValue(serial)}: no assignment names this token.`, { serial }),
+      );
     }
   }
   const plan = planImport([...tokens.values()].filter(eligible).map(candidateOf), rows, { existingTokensPerUser: held });
@@ -151,7 +177,11 @@ export class BuildService {
     const plan = planBuild(inventory, assignments, { reexport, maxRows: deps.maxRows, fileName: importFileName(buildId, startedAt) });
 
     // The heartbeat shows the reconciler that this build is alive for as long as it runs (see ./liveness.ts).
-    const heartbeat = await BuildHeartbeat.start({ blobs: deps.blobs, container: deps.containers.reports, clock: deps.clock, log: deps.log }, buildId, deps.heartbeatMs);
+    const heartbeat = await BuildHeartbeat.start(
+      { blobs: deps.blobs, container: deps.containers.reports, clock: deps.clock, log: deps.log },
+      buildId,
+      deps.heartbeatMs,
+    );
     try {
       if (deps.graph) return await new GraphExportRun(deps, deps.graph, { buildId, startedAt, plan, heartbeat }).apply();
       return await new BuildRun(deps, { buildId, startedAt, reexport, plan, heartbeat }).apply();
@@ -210,7 +240,11 @@ class BuildRun {
   }
 
   private lost(serial: string, why: string): void {
-    this.problems.push(problem('EXPORT_CLAIM_LOST', 'error', `Serial ${quoteValue(serial)}: ${why}; it was not exported. A later build exports it.`, { serial }));
+    this.problems.push(
+      problem('EXPORT_CLAIM_LOST', 'error', `Serial ${quoteValue(serial)}: ${why}; it was not exported. A later build exports it.`, {
+        serial,
+      }),
+    );
     this.claimed.delete(serial);
   }
 
@@ -231,7 +265,14 @@ class BuildRun {
       const secret = await this.deps.vault.get(c.value.secretName, c.value.secretVersion || undefined);
       const bytes = secret ? decodeBase32(secret.value) : undefined;
       if (!bytes) {
-        this.problems.push(problem('EXPORT_SECRET_MISSING', 'error', `Serial ${quoteValue(serial)}: its secret ${c.value.secretName} could not be read from Key Vault; it was not exported.`, { serial }));
+        this.problems.push(
+          problem(
+            'EXPORT_SECRET_MISSING',
+            'error',
+            `Serial ${quoteValue(serial)}: its secret ${c.value.secretName} could not be read from Key Vault; it was not exported.`,
+            { serial },
+          ),
+        );
         await this.release(serial, c);
         this.claimed.delete(serial);
         return;
@@ -276,10 +317,20 @@ class BuildRun {
       }
       this.claimed.set(r.serial, { etag: now.etag, value: now.value, upn: r.upn });
       const t = now.value;
-      entraRows.push({ upn: r.upn, serial: r.serial, secretBase32: this.secrets.get(r.serial)!, period: t.period, manufacturer: t.manufacturer, model: t.model });
+      entraRows.push({
+        upn: r.upn,
+        serial: r.serial,
+        secretBase32: this.secrets.get(r.serial)!,
+        period: t.period,
+        manufacturer: t.manufacturer,
+        model: t.model,
+      });
     }
     if (entraRows.length === 0) return;
-    const { etag } = await deps.blobs.write(deps.containers.imports, file, writeEntraCsv(entraRows), { contentType: CSV_CONTENT_TYPE, ifNoneMatch: '*' });
+    const { etag } = await deps.blobs.write(deps.containers.imports, file, writeEntraCsv(entraRows), {
+      contentType: CSV_CONTENT_TYPE,
+      ifNoneMatch: '*',
+    });
     this.written.set(file, { etag, rows: entraRows });
     this.files.push(file);
   }
@@ -293,7 +344,14 @@ class BuildRun {
     const { deps } = this;
     const absent = new Map<string, Promise<boolean>>();
     const isAbsent = (file: string) => {
-      if (!absent.has(file)) absent.set(file, deps.blobs.properties(deps.containers.imports, file).then((p) => p === undefined, () => false));
+      if (!absent.has(file))
+        absent.set(
+          file,
+          deps.blobs.properties(deps.containers.imports, file).then(
+            (p) => p === undefined,
+            () => false,
+          ),
+        );
       return absent.get(file)!;
     };
     for (const [serial, c] of this.claimed) {
@@ -311,7 +369,10 @@ class BuildRun {
         this.exported.push({ serial, upn: c.upn, file });
         return;
       }
-      this.lost(serial, 'its inventory row was changed by another process before it was marked exported, so it was taken out of the import file');
+      this.lost(
+        serial,
+        'its inventory row was changed by another process before it was marked exported, so it was taken out of the import file',
+      );
       lostAfterWrite.set(file, (lostAfterWrite.get(file) ?? new Set<string>()).add(serial));
     });
     for (const [file, serials] of lostAfterWrite) await this.withdraw(file, serials);
@@ -331,8 +392,18 @@ class BuildRun {
         this.files.splice(this.files.indexOf(file), 1);
       }
     } catch (err) {
-      deps.log.error('Import file still lists tokens this build no longer holds', { file, tokens: serials.size, error: (err as Error).name });
-      this.problems.push(problem('EXPORT_CLAIM_LOST', 'error', `Import file ${file} could not be rewritten and still lists ${[...serials].sort().join(', ')}, which this build no longer holds: remove those rows before uploading it.`));
+      deps.log.error('Import file still lists tokens this build no longer holds', {
+        file,
+        tokens: serials.size,
+        error: (err as Error).name,
+      });
+      this.problems.push(
+        problem(
+          'EXPORT_CLAIM_LOST',
+          'error',
+          `Import file ${file} could not be rewritten and still lists ${[...serials].sort().join(', ')}, which this build no longer holds: remove those rows before uploading it.`,
+        ),
+      );
     }
   }
 
@@ -353,20 +424,33 @@ class BuildRun {
       subject: this.buildId,
       startedAt: this.startedAt.toISOString(),
       finishedAt: deps.clock.now().toISOString(),
-      outcome: exported.length === 0 && problems.length === 0 ? 'nothing-to-do' : errors.length > 0 ? 'completed-with-problems' : 'completed',
+      outcome:
+        exported.length === 0 && problems.length === 0 ? 'nothing-to-do' : errors.length > 0 ? 'completed-with-problems' : 'completed',
       summary: exported.length
         ? `${exported.length} tokens exported to ${files.map((f) => `${f} (${rowsIn(f)} rows)`).join(', ')}. Each file holds secrets: upload it in the Entra admin center, then confirm with ${files.map((f) => `POST /api/imports/${f}/uploaded`).join(', ')}.`
         : 'No token was exported.',
       counts: { exported: exported.length, files: files.length, notExported: errors.length, unassigned: unassigned.length },
       details: {
         ...(this.reexport.size > 0 ? { reexport: [...this.reexport].join(', ') } : {}),
-        ...(unassigned.length > 0 ? { unassigned: unassigned.slice(0, UNASSIGNED_LISTED).join(', ') + (unassigned.length > UNASSIGNED_LISTED ? ` and ${unassigned.length - UNASSIGNED_LISTED} more` : '') } : {}),
+        ...(unassigned.length > 0
+          ? {
+              unassigned:
+                unassigned.slice(0, UNASSIGNED_LISTED).join(', ') +
+                (unassigned.length > UNASSIGNED_LISTED ? ` and ${unassigned.length - UNASSIGNED_LISTED} more` : ''),
+            }
+          : {}),
       },
       items: exported.map((e) => ({ serial: e.serial, result: 'exported', upn: e.upn, file: e.file })),
       problems,
     };
     const reportName = await writeRunReport(deps.blobs, deps.containers.reports, buildReportNames(this.buildId), report);
-    deps.log.info('Import build finished', { build: this.buildId, exported: exported.length, files: files.length, problems: problems.length, report: reportName });
+    deps.log.info('Import build finished', {
+      build: this.buildId,
+      exported: exported.length,
+      files: files.length,
+      problems: problems.length,
+      report: reportName,
+    });
     return { build: this.buildId, files, exported, notExported: errors, report: reportName };
   }
 
@@ -379,7 +463,16 @@ class BuildRun {
       (current): RowChange<TokenEntity, Claim | undefined> => {
         if (!current || !isExportable(current.value, this.reexport)) return leaveRow(undefined);
         const now = this.deps.clock.now().toISOString();
-        const value: TokenEntity = { ...current.value, state: 'exporting', upn: row.upn, buildId: this.buildId, exportFile: file, exportingSince: now, updatedAt: now, history: appendHistory(current.value.history, now, 'exporting', this.buildId) };
+        const value: TokenEntity = {
+          ...current.value,
+          state: 'exporting',
+          upn: row.upn,
+          buildId: this.buildId,
+          exportFile: file,
+          exportingSince: now,
+          updatedAt: now,
+          history: appendHistory(current.value.history, now, 'exporting', this.buildId),
+        };
         return writeRow(value, (written) => ({ etag: written.etag, value: written.value, upn: row.upn }));
       },
       { onExhausted: () => undefined },

@@ -204,7 +204,8 @@ export class CorrectionService {
     if (userId && methodId) await directory.unassign(userId, methodId);
     const from = row.value.upn;
     const done = await updateWithRetry(this.deps.tokens, serial, (current): RowChange<TokenEntity, boolean> => {
-      if (!current || current.value.deviceId !== deviceId || (current.value.state !== 'assigned' && current.value.state !== 'activated')) return leaveRow(false);
+      if (!current || current.value.deviceId !== deviceId || (current.value.state !== 'assigned' && current.value.state !== 'activated'))
+        return leaveRow(false);
       const now = this.now();
       const value: TokenEntity = {
         ...current.value,
@@ -219,7 +220,12 @@ export class CorrectionService {
         lastAcceptedStep: null,
         activatedBuildId: null,
         updatedAt: now,
-        history: appendHistory(current.value.history, now, 'unassigned-in-entra', `from ${from ?? 'its user'}${newUpn ? `, for ${newUpn}` : ''}; device ${deviceId} stays in Entra`),
+        history: appendHistory(
+          current.value.history,
+          now,
+          'unassigned-in-entra',
+          `from ${from ?? 'its user'}${newUpn ? `, for ${newUpn}` : ''}; device ${deviceId} stays in Entra`,
+        ),
       };
       return writeRow(value, () => true);
     });

@@ -12,7 +12,10 @@ export class TransientError extends Error {
 }
 
 export class SecretDeletedError extends Error {
-  constructor(readonly secretName: string, readonly beingDeleted = false) {
+  constructor(
+    readonly secretName: string,
+    readonly beingDeleted = false,
+  ) {
     super(`Secret ${secretName} is ${beingDeleted ? 'being deleted' : 'deleted but recoverable'} in Key Vault.`);
     this.name = 'SecretDeletedError';
   }

@@ -93,7 +93,14 @@ export class GraphExportRun {
       if (await this.markAssigned(claim, { deviceId: device.id, userId: user.id, methodId, state })) {
         this.assigned.push({ serial, upn: claim.upn, deviceId: device.id, state, how });
       } else {
-        this.problems.push(problem('EXPORT_CLAIM_LOST', 'error', `Serial ${quoteValue(serial)}: its inventory row was changed by another process while it was assigned in Entra (device ${device.id}); a later build adopts the device.`, { serial }));
+        this.problems.push(
+          problem(
+            'EXPORT_CLAIM_LOST',
+            'error',
+            `Serial ${quoteValue(serial)}: its inventory row was changed by another process while it was assigned in Entra (device ${device.id}); a later build adopts the device.`,
+            { serial },
+          ),
+        );
       }
     } catch (err) {
       this.problems.push(this.problemOf(serial, err));
@@ -106,9 +113,17 @@ export class GraphExportRun {
     const s = quoteValue(serial);
     if (err instanceof ConflictError) return problem('GRAPH_DEVICE_CONFLICT', 'error', `Serial ${s}: ${err.message}`, { serial });
     if (err instanceof DirectoryRefusedError) return problem('GRAPH_REFUSED', 'error', `Serial ${s}: ${err.message}`, { serial });
-    if (err instanceof TransientError) return problem('GRAPH_UNAVAILABLE', 'error', `Serial ${s}: ${err.message}. It is back in stored; a later build finishes it.`, { serial });
+    if (err instanceof TransientError)
+      return problem('GRAPH_UNAVAILABLE', 'error', `Serial ${s}: ${err.message}. It is back in stored; a later build finishes it.`, {
+        serial,
+      });
     this.deps.log.error('Graph export of one token failed', { serial, error: (err as Error).name });
-    return problem('GRAPH_UNAVAILABLE', 'error', `Serial ${s}: the Graph export failed unexpectedly (${(err as Error).name}); it is back in stored and a later build retries it.`, { serial });
+    return problem(
+      'GRAPH_UNAVAILABLE',
+      'error',
+      `Serial ${s}: the Graph export failed unexpectedly (${(err as Error).name}); it is back in stored and a later build retries it.`,
+      { serial },
+    );
   }
 
   /** The member account the token goes to, after the guards; NotAssigned otherwise. */
@@ -118,8 +133,10 @@ export class GraphExportRun {
     const who = `Serial ${quoteValue(serial)} for ${quoteValue(upn)}`;
     const user = await directory.findUser(upn);
     if (!user) throw new NotAssigned(problem('GRAPH_USER_NOT_FOUND', 'error', `${who}: no such user in the directory.`, where));
-    if (user.userType !== null && user.userType.toLowerCase() === 'guest') throw new NotAssigned(problem('GRAPH_USER_GUEST', 'error', `${who}: the user is a guest.`, where));
-    if (user.accountEnabled === false) throw new NotAssigned(problem('GRAPH_USER_DISABLED', 'error', `${who}: the account is disabled.`, where));
+    if (user.userType !== null && user.userType.toLowerCase() === 'guest')
+      throw new NotAssigned(problem('GRAPH_USER_GUEST', 'error', `${who}: the user is a guest.`, where));
+    if (user.accountEnabled === false)
+      throw new NotAssigned(problem('GRAPH_USER_DISABLED', 'error', `${who}: the account is disabled.`, where));
     if (!this.graph.allowPrivilegedUsers) {
       const roles = await directory.userPrivilegedRoles(user.id);
       if (roles.length > 0) {
@@ -128,7 +145,9 @@ export class GraphExportRun {
       }
     }
     if (this.graph.allowedGroupId && !(await directory.isGroupMember(user.id, this.graph.allowedGroupId))) {
-      throw new NotAssigned(problem('GRAPH_USER_NOT_IN_GROUP', 'error', `${who}: the user is not a member of group ${this.graph.allowedGroupId}.`, where));
+      throw new NotAssigned(
+        problem('GRAPH_USER_NOT_IN_GROUP', 'error', `${who}: the user is not a member of group ${this.graph.allowedGroupId}.`, where),
+      );
     }
     return user;
   }
@@ -142,10 +161,24 @@ export class GraphExportRun {
     const hashFunction = HASH_FUNCTIONS[claim.value.algorithm.toUpperCase()];
     const period = claim.value.period;
     if (!hashFunction || (period !== 30 && period !== 60)) {
-      throw new NotAssigned(problem('TOKEN_STATE_INVALID', 'error', `Serial ${quoteValue(serial)}: Entra takes SHA1 or SHA256 tokens with a 30 or 60 s period; this one is ${claim.value.algorithm}, ${period} s.`, { serial }));
+      throw new NotAssigned(
+        problem(
+          'TOKEN_STATE_INVALID',
+          'error',
+          `Serial ${quoteValue(serial)}: Entra takes SHA1 or SHA256 tokens with a 30 or 60 s period; this one is ${claim.value.algorithm}, ${period} s.`,
+          { serial },
+        ),
+      );
     }
     try {
-      const device = await this.graph.directory.createDevice({ serialNumber: serial, manufacturer: claim.value.manufacturer, model: claim.value.model, secretKey, timeIntervalInSeconds: period, hashFunction });
+      const device = await this.graph.directory.createDevice({
+        serialNumber: serial,
+        manufacturer: claim.value.manufacturer,
+        model: claim.value.model,
+        secretKey,
+        timeIntervalInSeconds: period,
+        hashFunction,
+      });
       return { device, how: 'created' };
     } catch (err) {
       // Applied or not? Read it back instead of posting again.
@@ -160,9 +193,15 @@ export class GraphExportRun {
   private async usableDevice(serial: string, user: DirectoryUser): Promise<HardwareOathDevice | undefined> {
     const devices = await this.graph.directory.findDevicesBySerial(serial);
     if (devices.length === 0) return undefined;
-    if (devices.length > 1) throw new ConflictError(`Entra holds ${devices.length} tokens with this serial (a legacy CSV upload among them); remove the extra ones in Entra first.`);
+    if (devices.length > 1)
+      throw new ConflictError(
+        `Entra holds ${devices.length} tokens with this serial (a legacy CSV upload among them); remove the extra ones in Entra first.`,
+      );
     const device = devices[0]!;
-    if (device.assignedTo && device.assignedTo.id !== user.id) throw new ConflictError(`Entra already holds it as device ${device.id}, assigned to another user (${device.assignedTo.id}); unassign it there first.`);
+    if (device.assignedTo && device.assignedTo.id !== user.id)
+      throw new ConflictError(
+        `Entra already holds it as device ${device.id}, assigned to another user (${device.assignedTo.id}); unassign it there first.`,
+      );
     return device;
   }
 
@@ -183,7 +222,15 @@ export class GraphExportRun {
     const serial = claim.value.serial;
     const secret = await this.deps.vault.get(claim.value.secretName, claim.value.secretVersion || undefined);
     const bytes = secret ? decodeBase32(secret.value) : undefined;
-    if (!bytes) throw new NotAssigned(problem('EXPORT_SECRET_MISSING', 'error', `Serial ${quoteValue(serial)}: its secret ${claim.value.secretName} could not be read from Key Vault; it was not assigned.`, { serial }));
+    if (!bytes)
+      throw new NotAssigned(
+        problem(
+          'EXPORT_SECRET_MISSING',
+          'error',
+          `Serial ${quoteValue(serial)}: its secret ${claim.value.secretName} could not be read from Key Vault; it was not assigned.`,
+          { serial },
+        ),
+      );
     return toCanonicalBase32(bytes);
   }
 
@@ -194,7 +241,16 @@ export class GraphExportRun {
       (current): RowChange<TokenEntity, Claim | undefined> => {
         if (!current || current.value.state !== 'stored') return leaveRow(undefined);
         const now = this.deps.clock.now().toISOString();
-        const value: TokenEntity = { ...current.value, state: 'exporting', upn, buildId: this.run.buildId, exportFile: null, exportingSince: now, updatedAt: now, history: appendHistory(current.value.history, now, 'exporting', `${this.run.buildId} (graph)`) };
+        const value: TokenEntity = {
+          ...current.value,
+          state: 'exporting',
+          upn,
+          buildId: this.run.buildId,
+          exportFile: null,
+          exportingSince: now,
+          updatedAt: now,
+          history: appendHistory(current.value.history, now, 'exporting', `${this.run.buildId} (graph)`),
+        };
         return writeRow(value, (written) => ({ etag: written.etag, value: written.value, upn }));
       },
       { onExhausted: () => undefined },
@@ -209,14 +265,27 @@ export class GraphExportRun {
   }
 
   /** true when the row ends assigned by this build; false when the claim was lost meanwhile. */
-  private markAssigned(claim: Claim, ids: { deviceId: string; userId: string; methodId: string; state: 'assigned' | 'activated' }): Promise<boolean> {
+  private markAssigned(
+    claim: Claim,
+    ids: { deviceId: string; userId: string; methodId: string; state: 'assigned' | 'activated' },
+  ): Promise<boolean> {
     return updateWithRetry(
       this.deps.tokens,
       claim.value.serial,
       (row): RowChange<TokenEntity, boolean> => {
         if (!row || row.value.buildId !== this.run.buildId || row.value.state !== 'exporting') return leaveRow(false);
         const now = this.deps.clock.now().toISOString();
-        return writeRow({ ...row.value, ...ids, exportFile: null, exportingSince: null, updatedAt: now, history: appendHistory(row.value.history, now, ids.state, `device ${ids.deviceId}`) }, () => true);
+        return writeRow(
+          {
+            ...row.value,
+            ...ids,
+            exportFile: null,
+            exportingSince: null,
+            updatedAt: now,
+            history: appendHistory(row.value.history, now, ids.state, `device ${ids.deviceId}`),
+          },
+          () => true,
+        );
       },
       { onExhausted: () => false },
     );
@@ -231,7 +300,8 @@ export class GraphExportRun {
       subject: this.run.buildId,
       startedAt: this.run.startedAt.toISOString(),
       finishedAt: deps.clock.now().toISOString(),
-      outcome: assigned.length === 0 && problems.length === 0 ? 'nothing-to-do' : errors.length > 0 ? 'completed-with-problems' : 'completed',
+      outcome:
+        assigned.length === 0 && problems.length === 0 ? 'nothing-to-do' : errors.length > 0 ? 'completed-with-problems' : 'completed',
       summary: assigned.length
         ? `${assigned.length} tokens created and assigned in Entra through Microsoft Graph. Activate each with POST /api/tokens/{serial}/verify and a code read from the token.`
         : 'No token was ready to assign.',

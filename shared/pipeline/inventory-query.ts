@@ -5,7 +5,16 @@
 import { publicTokenView } from './inventory.js';
 import type { EntityTable, TokenEntity, TokenState } from './ports.js';
 
-export const TOKEN_STATES: readonly TokenState[] = ['stored', 'exporting', 'exported', 'imported', 'importFailed', 'assigned', 'activated', 'retired'];
+export const TOKEN_STATES: readonly TokenState[] = [
+  'stored',
+  'exporting',
+  'exported',
+  'imported',
+  'importFailed',
+  'assigned',
+  'activated',
+  'retired',
+];
 export const PAGE_SIZE = { default: 100, max: 1000 } as const;
 
 export interface InventoryQuery {
@@ -45,5 +54,8 @@ export async function listInventoryPage(tokens: EntityTable<TokenEntity>, query:
   if (query.upn !== undefined) where.upn = query.upn;
   const page = await tokens.page({ where, keyPrefix: query.serialPrefix, after: query.after, limit: query.pageSize });
   const last = page.rows[page.rows.length - 1];
-  return { items: page.rows.map((r) => publicTokenView(r.value)), continuationToken: page.more && last ? continuationAfter(last.key) : null };
+  return {
+    items: page.rows.map((r) => publicTokenView(r.value)),
+    continuationToken: page.more && last ? continuationAfter(last.key) : null,
+  };
 }

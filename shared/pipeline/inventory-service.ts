@@ -20,7 +20,8 @@ export interface InventoryDeps {
  * A retired token's secret: disabled (unreadable, kept for recovery by an administrator), or not yet when the vault
  * could not be reached; retiring again finishes the job.
  */
-export type RetireOutcome = Exclude<RetireResult, { secretName: string }> | (Extract<RetireResult, { secretName: string }> & { secretDisabled: boolean });
+export type RetireOutcome =
+  Exclude<RetireResult, { secretName: string }> | (Extract<RetireResult, { secretName: string }> & { secretDisabled: boolean });
 
 /** Where one token's secret is, for an audit: never the secret itself. */
 export interface SecretLocation {

@@ -63,12 +63,28 @@ export function newTokenEntity(token: OathToken, secretName: string, secretVersi
 
 /** A token handed back by an export that did not happen (released by its build or the reconciler): stored again, no user. */
 export function releasedFromExport(row: TokenEntity, now: string, detail: string | undefined): TokenEntity {
-  return { ...row, state: 'stored', buildId: null, exportFile: null, exportingSince: null, upn: null, updatedAt: now, history: appendHistory(row.history, now, 'export-released', detail) };
+  return {
+    ...row,
+    state: 'stored',
+    buildId: null,
+    exportFile: null,
+    exportingSince: null,
+    upn: null,
+    updatedAt: now,
+    history: appendHistory(row.history, now, 'export-released', detail),
+  };
 }
 
 /** A token listed in import file `file`, which reached storage. */
 export function exportedTo(row: TokenEntity, file: string, now: string, detail: string = file): TokenEntity {
-  return { ...row, state: 'exported', exportFile: file, exportingSince: null, updatedAt: now, history: appendHistory(row.history, now, 'exported', detail) };
+  return {
+    ...row,
+    state: 'exported',
+    exportFile: file,
+    exportingSince: null,
+    updatedAt: now,
+    history: appendHistory(row.history, now, 'exported', detail),
+  };
 }
 
 /** The inventory as the HTTP API shows it: metadata and history, never a secret. */
@@ -101,7 +117,10 @@ export function publicTokenView(entity: TokenEntity) {
   };
 }
 
-export type RetireResult = { status: 'retired' | 'already-retired'; secretName: string; secretVersion: string } | { status: 'not-found' } | { status: 'refused'; state: string };
+export type RetireResult =
+  | { status: 'retired' | 'already-retired'; secretName: string; secretVersion: string }
+  | { status: 'not-found' }
+  | { status: 'refused'; state: string };
 
 /**
  * Takes a token out of service (lost, broken, replaced): verify answers 410 and
@@ -111,12 +130,16 @@ export type RetireResult = { status: 'retired' | 'already-retired'; secretName: 
 export async function retireToken(tokens: EntityTable<TokenEntity>, serial: string, now: string, reason: string): Promise<RetireResult> {
   return updateWithRetry(tokens, serial, (row): RowChange<TokenEntity, RetireResult> => {
     if (!row) return leaveRow({ status: 'not-found' });
-    if (row.value.state === 'retired') return leaveRow({ status: 'already-retired', secretName: row.value.secretName, secretVersion: row.value.secretVersion });
+    if (row.value.state === 'retired')
+      return leaveRow({ status: 'already-retired', secretName: row.value.secretName, secretVersion: row.value.secretVersion });
     if (row.value.state === 'exporting') return leaveRow({ status: 'refused', state: row.value.state });
-    return writeRow({ ...row.value, state: 'retired', updatedAt: now, history: appendHistory(row.value.history, now, 'retired', reason || undefined) }, () => ({
-      status: 'retired',
-      secretName: row.value.secretName,
-      secretVersion: row.value.secretVersion,
-    }));
+    return writeRow(
+      { ...row.value, state: 'retired', updatedAt: now, history: appendHistory(row.value.history, now, 'retired', reason || undefined) },
+      () => ({
+        status: 'retired',
+        secretName: row.value.secretName,
+        secretVersion: row.value.secretVersion,
+      }),
+    );
   });
 }

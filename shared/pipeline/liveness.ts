@@ -50,8 +50,18 @@ export class BuildHeartbeat {
   static async start(deps: HeartbeatDeps, buildId: string, intervalMs = HEARTBEAT_INTERVAL_MS): Promise<BuildHeartbeat> {
     const heartbeat = new BuildHeartbeat(deps, buildHeartbeatName(buildId));
     const startedAt = deps.clock.now().toISOString();
-    const body = JSON.stringify({ build: buildId, startedAt, note: 'Present while the build runs; the reconciler leaves its claims alone while the heartbeat is recent.' });
-    heartbeat.etag = (await deps.blobs.write(deps.container, heartbeat.name, body, { contentType: 'application/json', ifNoneMatch: '*', metadata: { [HEARTBEAT_METADATA]: startedAt } })).etag;
+    const body = JSON.stringify({
+      build: buildId,
+      startedAt,
+      note: 'Present while the build runs; the reconciler leaves its claims alone while the heartbeat is recent.',
+    });
+    heartbeat.etag = (
+      await deps.blobs.write(deps.container, heartbeat.name, body, {
+        contentType: 'application/json',
+        ifNoneMatch: '*',
+        metadata: { [HEARTBEAT_METADATA]: startedAt },
+      })
+    ).etag;
     heartbeat.timer = setInterval(() => heartbeat.beat(), intervalMs);
     heartbeat.timer.unref?.();
     return heartbeat;
@@ -65,14 +75,18 @@ export class BuildHeartbeat {
   private beat(): void {
     if (this.pending || this.lostIt) return;
     this.pending = this.renew()
-      .catch((err: unknown) => this.deps.log.warn('Build heartbeat not renewed; retrying at the next beat', { blob: this.name, error: (err as Error).name }))
+      .catch((err: unknown) =>
+        this.deps.log.warn('Build heartbeat not renewed; retrying at the next beat', { blob: this.name, error: (err as Error).name }),
+      )
       .finally(() => (this.pending = undefined));
   }
 
   private async renew(): Promise<void> {
     const { blobs, container, clock } = this.deps;
     try {
-      this.etag = (await blobs.setMetadata(container, this.name, { [HEARTBEAT_METADATA]: clock.now().toISOString() }, { ifMatch: this.etag })).etag;
+      this.etag = (
+        await blobs.setMetadata(container, this.name, { [HEARTBEAT_METADATA]: clock.now().toISOString() }, { ifMatch: this.etag })
+      ).etag;
     } catch (err) {
       // Gone or changed: the reconciler took it. Otherwise (a busy service) it is still ours.
       const current = err instanceof PreconditionFailedError ? undefined : await blobs.properties(container, this.name);

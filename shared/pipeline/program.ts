@@ -98,9 +98,17 @@ function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-const invalid = (message: string, code: ProblemCode = 'REQUEST_INVALID'): { ok: false; problem: RequestProblem } => ({ ok: false, problem: { status: 400, code, message } });
+const invalid = (message: string, code: ProblemCode = 'REQUEST_INVALID'): { ok: false; problem: RequestProblem } => ({
+  ok: false,
+  problem: { status: 400, code, message },
+});
 
-function choice<T extends string | number>(value: unknown, allowed: readonly T[], fallback: T, name: string): { ok: true; value: T } | { ok: false; problem: RequestProblem } {
+function choice<T extends string | number>(
+  value: unknown,
+  allowed: readonly T[],
+  fallback: T,
+  name: string,
+): { ok: true; value: T } | { ok: false; problem: RequestProblem } {
   if (value === undefined) return { ok: true, value: fallback };
   if ((allowed as readonly unknown[]).includes(value)) return { ok: true, value: value as T };
   return invalid(`"${name}" must be ${allowed.map((a) => JSON.stringify(a)).join(' or ')} (default ${JSON.stringify(fallback)}).`);
@@ -110,13 +118,24 @@ function choice<T extends string | number>(value: unknown, allowed: readonly T[]
  * Checks a programming request body (already parsed JSON). Messages name positions and fields, and quote a
  * serial only once it passed the serial check: a client that put a secret where a serial goes never sees it echoed.
  */
-export function parseProgramRequest(value: unknown, maxTokens: number): { ok: true; request: ProgramRequest } | { ok: false; problem: RequestProblem } {
-  const shape = 'The body must be { "tokens": [ { "serial", "manufacturer"?, "model"? } ], "period"?: 30|60, "algorithm"?: "SHA1"|"SHA256", "digits"?: 6|8 }.';
+export function parseProgramRequest(
+  value: unknown,
+  maxTokens: number,
+): { ok: true; request: ProgramRequest } | { ok: false; problem: RequestProblem } {
+  const shape =
+    'The body must be { "tokens": [ { "serial", "manufacturer"?, "model"? } ], "period"?: 30|60, "algorithm"?: "SHA1"|"SHA256", "digits"?: 6|8 }.';
   if (!isRecord(value) || Object.keys(value).some((k) => !REQUEST_KEYS.has(k)) || !Array.isArray(value.tokens)) return invalid(shape);
   const list = value.tokens as unknown[];
   if (list.length === 0) return invalid(`"tokens" is empty. ${shape}`);
   if (list.length > maxTokens) {
-    return { ok: false, problem: { status: 413, code: 'REQUEST_TOO_LARGE', message: `The request names ${list.length} tokens; at most ${maxTokens} may be programmed at once (PROGRAM_MAX_TOKENS). Send them in smaller requests.` } };
+    return {
+      ok: false,
+      problem: {
+        status: 413,
+        code: 'REQUEST_TOO_LARGE',
+        message: `The request names ${list.length} tokens; at most ${maxTokens} may be programmed at once (PROGRAM_MAX_TOKENS). Send them in smaller requests.`,
+      },
+    };
   }
   const algorithm = choice(value.algorithm, PROGRAM_ALGORITHMS, 'SHA1', 'algorithm');
   if (!algorithm.ok) return algorithm;
@@ -129,7 +148,10 @@ export function parseProgramRequest(value: unknown, maxTokens: number): { ok: tr
   const firstIndex = new Map<string, number>();
   for (const [i, entry] of list.entries()) {
     const at = `tokens[${i}]`;
-    if (!isRecord(entry) || Object.keys(entry).some((k) => !TOKEN_KEYS.has(k))) return invalid(`${at} must be an object with "serial" and optionally "manufacturer" and "model" (nothing else: the secret is made here).`);
+    if (!isRecord(entry) || Object.keys(entry).some((k) => !TOKEN_KEYS.has(k)))
+      return invalid(
+        `${at} must be an object with "serial" and optionally "manufacturer" and "model" (nothing else: the secret is made here).`,
+      );
     if (typeof entry.serial !== 'string') return invalid(`${at}.serial must be a string.`, 'SERIAL_MISSING');
     const serial = entry.serial;
     const refused = checkSerial(serial);
@@ -144,7 +166,10 @@ export function parseProgramRequest(value: unknown, maxTokens: number): { ok: tr
       const text = entry[field];
       if (text === undefined) continue;
       if (typeof text !== 'string' || text.length > ENTRA_MAX_FIELD_CHARS || INVISIBLE_OR_CONTROL.test(text)) {
-        return invalid(`${at}.${field} must be text of at most ${ENTRA_MAX_FIELD_CHARS} characters without control or invisible characters.`, 'FIELD_INVALID');
+        return invalid(
+          `${at}.${field} must be text of at most ${ENTRA_MAX_FIELD_CHARS} characters without control or invisible characters.`,
+          'FIELD_INVALID',
+        );
       }
       fields[field] = text.trim();
     }
@@ -154,12 +179,18 @@ export function parseProgramRequest(value: unknown, maxTokens: number): { ok: tr
 }
 
 function listSerials(serials: readonly string[]): string {
-  const shown = serials.slice(0, SERIALS_SHOWN).map((s) => quoteValue(s)).join(', ');
+  const shown = serials
+    .slice(0, SERIALS_SHOWN)
+    .map((s) => quoteValue(s))
+    .join(', ');
   return serials.length > SERIALS_SHOWN ? `${shown} and ${serials.length - SERIALS_SHOWN} more` : shown;
 }
 
 function compactTimestamp(d: Date): string {
-  return d.toISOString().replace(/[-:]/g, '').replace(/\.\d{3}Z$/, 'Z');
+  return d
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d{3}Z$/, 'Z');
 }
 
 /** A token minted by this request, with what it wrote so far (for the rollback). */
@@ -212,7 +243,16 @@ export class ProgramService {
     if (inInventory.length + inVault.length > 0) return this.refusedAsExisting(inInventory, inVault);
 
     const minted: Minted[] = request.tokens.map((t) => {
-      const token: OathToken = { serial: t.serial, manufacturer: t.manufacturer, model: t.model, type: 'totp', algorithm: request.algorithm, digits: request.digits, period: request.period, secret: mintSecret(request.algorithm) };
+      const token: OathToken = {
+        serial: t.serial,
+        manufacturer: t.manufacturer,
+        model: t.model,
+        type: 'totp',
+        algorithm: request.algorithm,
+        digits: request.digits,
+        period: request.period,
+        secret: mintSecret(request.algorithm),
+      };
       return { token, secretName: secretNameForSerial(t.serial), value: toCanonicalBase32(token.secret), attempted: false };
     });
     const inserted = new Map<string, string>();
@@ -222,10 +262,17 @@ export class ProgramService {
         m.attempted = true;
         let stored;
         try {
-          stored = await deps.vault.ensureSecret(m.secretName, m.value, { contentType: SECRET_CONTENT_TYPE, tags: secretTags(m.token, batch) });
+          stored = await deps.vault.ensureSecret(m.secretName, m.value, {
+            contentType: SECRET_CONTENT_TYPE,
+            tags: secretTags(m.token, batch),
+          });
         } catch (err) {
           if (!(err instanceof SecretDeletedError)) throw err;
-          throw new Refusal('VAULT_SECRET_DELETED', `Serial ${quoteValue(m.token.serial)}: Key Vault holds a deleted (recoverable) secret under its name ${m.secretName}, which blocks a new one. Purge it in Key Vault if that token is gone for good (or recover it: the serial then exists, and a stored token can be reprogrammed), then send the request again`, [m.token.serial]);
+          throw new Refusal(
+            'VAULT_SECRET_DELETED',
+            `Serial ${quoteValue(m.token.serial)}: Key Vault holds a deleted (recoverable) secret under its name ${m.secretName}, which blocks a new one. Purge it in Key Vault if that token is gone for good (or recover it: the serial then exists, and a stored token can be reprogrammed), then send the request again`,
+            [m.token.serial],
+          );
         }
         // Another writer (an ingest, a second request) put a secret there since the check.
         if (stored.outcome === 'conflict') throw this.existing([], [m.token.serial]);
@@ -234,7 +281,13 @@ export class ProgramService {
       // 3. Only now the inventory: a row never points at a secret that is not there.
       await mapPool(minted, this.concurrency, async (m) => {
         try {
-          inserted.set(m.token.serial, await deps.tokens.insert(m.token.serial, newTokenEntity(m.token, m.secretName, m.version!, batch, deps.clock.now().toISOString())));
+          inserted.set(
+            m.token.serial,
+            await deps.tokens.insert(
+              m.token.serial,
+              newTokenEntity(m.token, m.secretName, m.version!, batch, deps.clock.now().toISOString()),
+            ),
+          );
         } catch (err) {
           if (err instanceof ConflictError) throw this.existing([m.token.serial], []);
           throw err;
@@ -242,8 +295,13 @@ export class ProgramService {
       });
     } catch (err) {
       const undone = await this.rollback(minted, inserted, batch);
-      if (err instanceof Refusal) return { kind: 'refused', code: err.code, message: `${err.message}. Nothing was programmed.${undone}`, serials: err.serials };
-      deps.log.error('Programming failed part-way and was rolled back', { batch, tokens: minted.length, error: (err as Error)?.name ?? 'error' });
+      if (err instanceof Refusal)
+        return { kind: 'refused', code: err.code, message: `${err.message}. Nothing was programmed.${undone}`, serials: err.serials };
+      deps.log.error('Programming failed part-way and was rolled back', {
+        batch,
+        tokens: minted.length,
+        error: (err as Error)?.name ?? 'error',
+      });
       throw err;
     }
 
@@ -263,14 +321,29 @@ export class ProgramService {
     const { deps } = this;
     const startedAt = deps.clock.now().toISOString();
     const labelFault = otpauthSerialFault(serial);
-    if (labelFault) return { kind: 'refused', status: 400, code: 'SERIAL_INVALID', message: `Serial ${quoteValue(serial)} cannot be programmed: ${labelFault}.` };
+    if (labelFault)
+      return {
+        kind: 'refused',
+        status: 400,
+        code: 'SERIAL_INVALID',
+        message: `Serial ${quoteValue(serial)} cannot be programmed: ${labelFault}.`,
+      };
     const row = await deps.tokens.get(serial);
     if (!row) return { kind: 'not-found' };
     const stateProblem = reprogramStateProblem(row.value);
     if (stateProblem) return stateProblem;
     const algorithm = parseHashAlgorithm(row.value.algorithm) as HashAlgorithm;
     const { batch, reportNames } = this.newBatch();
-    const token: OathToken = { serial, manufacturer: row.value.manufacturer, model: row.value.model, type: 'totp', algorithm, digits: row.value.digits, period: row.value.period, secret: mintSecret(algorithm) };
+    const token: OathToken = {
+      serial,
+      manufacturer: row.value.manufacturer,
+      model: row.value.model,
+      type: 'totp',
+      algorithm,
+      digits: row.value.digits,
+      period: row.value.period,
+      secret: mintSecret(algorithm),
+    };
     const m: Minted = { token, secretName: row.value.secretName, value: toCanonicalBase32(token.secret), attempted: true };
     // Every enabled version before this one is disabled once the new one is recorded.
     const previous = new Set([row.value.secretVersion]);
@@ -279,10 +352,16 @@ export class ProgramService {
       const active = await deps.vault.get(m.secretName);
       if (active) previous.add(active.version);
       try {
-        m.version = (await deps.vault.addVersion(m.secretName, m.value, { contentType: SECRET_CONTENT_TYPE, tags: secretTags(token, batch) })).version;
+        m.version = (
+          await deps.vault.addVersion(m.secretName, m.value, { contentType: SECRET_CONTENT_TYPE, tags: secretTags(token, batch) })
+        ).version;
       } catch (err) {
         if (!(err instanceof SecretDeletedError)) throw err;
-        throw new Refusal('VAULT_SECRET_DELETED', `Token ${quoteValue(serial)}: its vault secret ${m.secretName} is deleted (recoverable) in Key Vault, so no version can be added. Recover it in Key Vault (or retire the token)`, [serial]);
+        throw new Refusal(
+          'VAULT_SECRET_DELETED',
+          `Token ${quoteValue(serial)}: its vault secret ${m.secretName} is deleted (recoverable) in Key Vault, so no version can be added. Recover it in Key Vault (or retire the token)`,
+          [serial],
+        );
       }
       // The commit: the row now names the new version (builds and verify read that one). ETag-conditional, so a
       // build that claimed the token meanwhile wins and this request takes its version back.
@@ -293,7 +372,12 @@ export class ProgramService {
         (current) => {
           if (!current) throw new Refusal('TOKEN_NOT_FOUND', `No token has serial ${quoteValue(serial)} any more`, [serial]);
           const changed = reprogramStateProblem(current.value);
-          if (changed) throw new Refusal(changed.code, `Token ${quoteValue(serial)} became ${current.value.state} while it was being reprogrammed (an import build or an operator changed it); only a stored token is given a new secret`, [serial]);
+          if (changed)
+            throw new Refusal(
+              changed.code,
+              `Token ${quoteValue(serial)} became ${current.value.state} while it was being reprogrammed (an import build or an operator changed it); only a stored token is given a new secret`,
+              [serial],
+            );
           previous.add(current.value.secretVersion);
           const now = deps.clock.now().toISOString();
           const next: TokenEntity = {
@@ -318,7 +402,8 @@ export class ProgramService {
       );
     } catch (err) {
       const undone = await this.rollback([m], new Map(), batch);
-      if (err instanceof Refusal) return { kind: 'refused', status: 409, code: err.code, message: `${err.message}. Nothing was changed.${undone}` };
+      if (err instanceof Refusal)
+        return { kind: 'refused', status: 409, code: err.code, message: `${err.message}. Nothing was changed.${undone}` };
       throw err;
     }
 
@@ -330,12 +415,19 @@ export class ProgramService {
         await deps.vault.disable(m.secretName, version);
       } catch (err) {
         // The new version is recorded and newest: the old one is no longer read, but should not stay enabled.
-        deps.log.error('Old secret version still enabled after reprogramming; disable it in Key Vault', { serial, secretName: m.secretName, version, error: (err as Error)?.name ?? 'error' });
+        deps.log.error('Old secret version still enabled after reprogramming; disable it in Key Vault', {
+          serial,
+          secretName: m.secretName,
+          version,
+          error: (err as Error)?.name ?? 'error',
+        });
       }
     }
     const summary = `Token ${serial} reprogrammed: a new secret (version ${m.version}) replaces the old one, which is disabled. The provisioning package went to the caller once and is kept nowhere else.`;
     const request = { algorithm: token.algorithm, digits: token.digits, period: token.period };
-    const report = await this.writeReport(reportNames, batch, startedAt, summary, { reprogrammed: 1 }, request, [{ serial, result: 'reprogrammed' }]);
+    const report = await this.writeReport(reportNames, batch, startedAt, summary, { reprogrammed: 1 }, request, [
+      { serial, result: 'reprogrammed' },
+    ]);
     deps.log.info('Token reprogrammed', { serial, batch, report });
     return { kind: 'reprogrammed', batch, report, tokens: [await this.package(token)] };
   }
@@ -343,8 +435,15 @@ export class ProgramService {
   private existing(inInventory: string[], inVault: string[]): Refusal {
     const parts: string[] = [];
     if (inInventory.length) parts.push(`in the inventory: ${listSerials(inInventory)}`);
-    if (inVault.length) parts.push(`as an active Key Vault secret without an inventory row (a seed-file ingest in progress, or a request that failed and could not be rolled back: if no ingest is running, disable or delete that secret): ${listSerials(inVault)}`);
-    return new Refusal('TOKEN_ALREADY_EXISTS', `${inInventory.length + inVault.length} of the serials already exist, ${parts.join('; ')}. Remove them from the request (a stored token whose package was lost gets a new one with POST /api/tokens/{serial}/reprogram)`, [...inInventory, ...inVault]);
+    if (inVault.length)
+      parts.push(
+        `as an active Key Vault secret without an inventory row (a seed-file ingest in progress, or a request that failed and could not be rolled back: if no ingest is running, disable or delete that secret): ${listSerials(inVault)}`,
+      );
+    return new Refusal(
+      'TOKEN_ALREADY_EXISTS',
+      `${inInventory.length + inVault.length} of the serials already exist, ${parts.join('; ')}. Remove them from the request (a stored token whose package was lost gets a new one with POST /api/tokens/{serial}/reprogram)`,
+      [...inInventory, ...inVault],
+    );
   }
 
   private refusedAsExisting(inInventory: string[], inVault: string[]): ProgramResult {
@@ -365,7 +464,11 @@ export class ProgramService {
         await deps.tokens.delete(serial, etag);
       } catch (err) {
         rowsLeft++;
-        deps.log.error('Rollback could not delete an inventory row this request inserted', { batch, serial, error: (err as Error)?.name ?? 'error' });
+        deps.log.error('Rollback could not delete an inventory row this request inserted', {
+          batch,
+          serial,
+          error: (err as Error)?.name ?? 'error',
+        });
       }
     });
     await mapPool(
@@ -383,7 +486,12 @@ export class ProgramService {
           if (version !== undefined) await deps.vault.disable(m.secretName, version);
         } catch (err) {
           secretsLeft++;
-          deps.log.error('Rollback could not disable a secret version this request wrote; disable it in Key Vault', { batch, secretName: m.secretName, version: m.version ?? null, error: (err as Error)?.name ?? 'error' });
+          deps.log.error('Rollback could not disable a secret version this request wrote; disable it in Key Vault', {
+            batch,
+            secretName: m.secretName,
+            version: m.version ?? null,
+            error: (err as Error)?.name ?? 'error',
+          });
         }
       },
     );
@@ -392,12 +500,33 @@ export class ProgramService {
   }
 
   private async package(token: OathToken): Promise<ProvisioningPackage> {
-    const uri = otpauthUri({ issuer: this.deps.issuer, serial: token.serial, secret: token.secret, algorithm: token.algorithm, digits: token.digits, period: token.period });
-    return { serial: token.serial, otpauthUri: uri, qrSvg: await qrSvg(uri), secretBase32: toCanonicalBase32(token.secret), secretHex: Buffer.from(token.secret).toString('hex') };
+    const uri = otpauthUri({
+      issuer: this.deps.issuer,
+      serial: token.serial,
+      secret: token.secret,
+      algorithm: token.algorithm,
+      digits: token.digits,
+      period: token.period,
+    });
+    return {
+      serial: token.serial,
+      otpauthUri: uri,
+      qrSvg: await qrSvg(uri),
+      secretBase32: toCanonicalBase32(token.secret),
+      secretHex: Buffer.from(token.secret).toString('hex'),
+    };
   }
 
   /** Serials and settings only. Written after the commit; a failure here must not cost the caller the package. */
-  private async writeReport(names: ReportNames, batch: string, startedAt: string, summary: string, counts: Record<string, number>, settings: { algorithm: string; digits: number; period: number }, items: RunReport['items']): Promise<string | null> {
+  private async writeReport(
+    names: ReportNames,
+    batch: string,
+    startedAt: string,
+    summary: string,
+    counts: Record<string, number>,
+    settings: { algorithm: string; digits: number; period: number },
+    items: RunReport['items'],
+  ): Promise<string | null> {
     const report: RunReport = {
       kind: 'programmed',
       subject: batch,
@@ -423,7 +552,13 @@ export class ProgramService {
 /** Why a token cannot get a new secret, or undefined when it can (state `stored`, a TOTP token). */
 function reprogramStateProblem(row: TokenEntity): Extract<ReprogramResult, { kind: 'refused' }> | undefined {
   const serial = quoteValue(row.serial);
-  if (row.state === 'retired') return { kind: 'refused', status: 409, code: 'TOKEN_STATE_INVALID', message: `Token ${serial} is retired; a retired token is never given a new secret.` };
+  if (row.state === 'retired')
+    return {
+      kind: 'refused',
+      status: 409,
+      code: 'TOKEN_STATE_INVALID',
+      message: `Token ${serial} is retired; a retired token is never given a new secret.`,
+    };
   if (row.state !== 'stored') {
     return {
       kind: 'refused',
@@ -433,7 +568,12 @@ function reprogramStateProblem(row: TokenEntity): Extract<ReprogramResult, { kin
     };
   }
   if (row.type !== 'totp' || !parseHashAlgorithm(row.algorithm)) {
-    return { kind: 'refused', status: 409, code: 'TOKEN_NOT_TOTP', message: `Token ${serial} is not a time-based (TOTP) token; only those can be programmed here.` };
+    return {
+      kind: 'refused',
+      status: 409,
+      code: 'TOKEN_NOT_TOTP',
+      message: `Token ${serial} is not a time-based (TOTP) token; only those can be programmed here.`,
+    };
   }
   return undefined;
 }

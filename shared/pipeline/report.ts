@@ -46,7 +46,8 @@ export async function writeRunReportJson(blobs: BlobStore, container: string, na
 }
 
 export function renderReportHtml(report: RunReport): string {
-  const rows = (cells: (string | number | boolean | null | undefined)[]) => `<tr>${cells.map((c) => `<td>${escapeHtml(c)}</td>`).join('')}</tr>`;
+  const rows = (cells: (string | number | boolean | null | undefined)[]) =>
+    `<tr>${cells.map((c) => `<td>${escapeHtml(c)}</td>`).join('')}</tr>`;
   const counts = Object.entries(report.counts)
     .map(([k, v]) => rows([k, v]))
     .join('\n');

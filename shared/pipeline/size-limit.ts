@@ -6,6 +6,9 @@ import { FileError } from '../core/problems.js';
 
 export function checkBlobSize(name: string, contentLength: number, maxBytes: number): void {
   if (contentLength > maxBytes) {
-    throw new FileError('FILE_TOO_LARGE', `${name}: the file is ${contentLength} bytes, above the limit of ${maxBytes}. Split it into smaller files.`);
+    throw new FileError(
+      'FILE_TOO_LARGE',
+      `${name}: the file is ${contentLength} bytes, above the limit of ${maxBytes}. Split it into smaller files.`,
+    );
   }
 }

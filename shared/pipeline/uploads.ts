@@ -44,10 +44,16 @@ export class UploadService {
 
     const imported: string[] = [];
     try {
-      for (const row of rows) if (await withRetry(() => this.markImported(row, file, present), CONFIRM_RETRY)) imported.push(row.value.serial);
+      for (const row of rows)
+        if (await withRetry(() => this.markImported(row, file, present), CONFIRM_RETRY)) imported.push(row.value.serial);
       if (present) await withRetry(() => deps.blobs.delete(deps.importsContainer, file), CONFIRM_RETRY);
     } catch (err) {
-      deps.log.error('Import confirmation stopped part-way; the file is kept until it is confirmed again', { file, imported: imported.length, of: rows.length, error: (err as Error).name });
+      deps.log.error('Import confirmation stopped part-way; the file is kept until it is confirmed again', {
+        file,
+        imported: imported.length,
+        of: rows.length,
+        error: (err as Error).name,
+      });
       return { found: true, imported: imported.sort(), complete: false };
     }
     deps.log.info('Import file confirmed uploaded and deleted', { file, imported: imported.length });
@@ -67,7 +73,17 @@ export class UploadService {
       if (row.value.state !== 'exported' && !(row.value.state === 'exporting' && filePresent)) return false;
       const now = clock.now().toISOString();
       try {
-        await tokens.replace(row.key, { ...row.value, state: 'imported', exportingSince: null, updatedAt: now, history: appendHistory(row.value.history, now, 'imported', file) }, row.etag);
+        await tokens.replace(
+          row.key,
+          {
+            ...row.value,
+            state: 'imported',
+            exportingSince: null,
+            updatedAt: now,
+            history: appendHistory(row.value.history, now, 'imported', file),
+          },
+          row.etag,
+        );
         return true;
       } catch (err) {
         if (!(err instanceof PreconditionFailedError)) throw err;

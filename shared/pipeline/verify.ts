@@ -116,7 +116,10 @@ export type VerifyOutcome =
       checkedAt: string;
     };
 
-export type UnlockOutcome = { status: 'unlocked'; serial: string; wasLocked: boolean } | { status: 'not-found'; serial: string } | { status: 'retired'; serial: string };
+export type UnlockOutcome =
+  | { status: 'unlocked'; serial: string; wasLocked: boolean }
+  | { status: 'not-found'; serial: string }
+  | { status: 'retired'; serial: string };
 
 /** Stands for "until an administrator unlocks it" (lockoutMinutes = 0) in the stored row. */
 export const LOCKED_UNTIL_ADMIN = '9999-12-31T23:59:59.999Z';
@@ -258,8 +261,14 @@ export function screenVerify(input: VerifyPlanInput): VerifyOutcome | undefined 
   if (!token) return { status: 'not-found', serial };
   if (token.state === 'retired') return { status: 'retired', serial };
   if (token.type && token.type.toLowerCase() !== 'totp') return { status: 'not-totp', serial };
-  const wellFormed = isWellFormedCode(request.code, token.digits) && (request.nextCode === undefined || isWellFormedCode(request.nextCode, token.digits));
-  if (!wellFormed) return { status: 'request-invalid', serial, reason: `This token shows ${token.digits}-digit codes: "code" and "nextCode" must have ${token.digits} digits.` };
+  const wellFormed =
+    isWellFormedCode(request.code, token.digits) && (request.nextCode === undefined || isWellFormedCode(request.nextCode, token.digits));
+  if (!wellFormed)
+    return {
+      status: 'request-invalid',
+      serial,
+      reason: `This token shows ${token.digits}-digit codes: "code" and "nextCode" must have ${token.digits} digits.`,
+    };
   if (lockView(token, input.now, input.policy).locked) return { status: 'locked', serial, lockedUntil: lockEnd(token.lockedUntil!) };
   return undefined;
 }
@@ -283,7 +292,11 @@ export function codeCheckFor(input: VerifyPlanInput & { token: TokenEntity }, pa
  * drift, or one more failure and the lock it may set, and the end of an expired lock). `judge` is the HMAC
  * decision, replaceable so a caller can reuse one across retries.
  */
-export function planVerify(input: VerifyPlanInput, params: OtpParameters, judge: (check: CodeCheck) => CodeDecision = judgeCodes): VerifyPlan {
+export function planVerify(
+  input: VerifyPlanInput,
+  params: OtpParameters,
+  judge: (check: CodeCheck) => CodeDecision = judgeCodes,
+): VerifyPlan {
   const screened = screenVerify(input);
   if (screened) return { outcome: screened, write: null };
   const token = input.token!;
@@ -306,7 +319,12 @@ export function planVerify(input: VerifyPlanInput, params: OtpParameters, judge:
       activatedBuildId: token.buildId ?? null,
       lastVerifiedAt: checkedAt,
       driftSeconds,
-      history: appendHistory(write.history, checkedAt, 'verified', `drift ${driftSeconds} s${decision.acceptedStep !== decision.step ? ', confirmed by the next code' : ''}`),
+      history: appendHistory(
+        write.history,
+        checkedAt,
+        'verified',
+        `drift ${driftSeconds} s${decision.acceptedStep !== decision.step ? ', confirmed by the next code' : ''}`,
+      ),
     };
     return { outcome: { status: 'accepted', serial, driftSeconds, withinSignInWindow: decision.withinSignIn, checkedAt }, write };
   }
@@ -320,17 +338,30 @@ export function planVerify(input: VerifyPlanInput, params: OtpParameters, judge:
   if (failedAttempts >= policy.limit) {
     const lockedUntil = lockedUntilFrom(now, failedAttempts, policy);
     const duration = policy.minutes === 0 ? 'until unlocked' : `for ${lockMinutes(policy, failedAttempts)} min`;
-    write = { ...write, lockedUntil, history: appendHistory(write.history, checkedAt, 'locked', `${failedAttempts} failed checks, locked ${duration}`) };
+    write = {
+      ...write,
+      lockedUntil,
+      history: appendHistory(write.history, checkedAt, 'locked', `${failedAttempts} failed checks, locked ${duration}`),
+    };
     lock = { until: lockEnd(lockedUntil) };
   }
-  return { outcome: { status: 'rejected', serial, reason, attemptsLeft: Math.max(0, policy.limit - failedAttempts), lock, checkedAt }, write };
+  return {
+    outcome: { status: 'rejected', serial, reason, attemptsLeft: Math.max(0, policy.limit - failedAttempts), lock, checkedAt },
+    write,
+  };
 }
 
 /** An administrator's unlock: clears the lock and the failure count behind it. */
-export function planUnlock(serial: string, token: TokenEntity | undefined, now: Date, policy: LockoutPolicy): { outcome: UnlockOutcome; write: TokenEntity | null } {
+export function planUnlock(
+  serial: string,
+  token: TokenEntity | undefined,
+  now: Date,
+  policy: LockoutPolicy,
+): { outcome: UnlockOutcome; write: TokenEntity | null } {
   if (!token) return { outcome: { status: 'not-found', serial }, write: null };
   if (token.state === 'retired') return { outcome: { status: 'retired', serial }, write: null };
-  if (token.failedAttempts === 0 && token.lockedUntil === null) return { outcome: { status: 'unlocked', serial, wasLocked: false }, write: null };
+  if (token.failedAttempts === 0 && token.lockedUntil === null)
+    return { outcome: { status: 'unlocked', serial, wasLocked: false }, write: null };
   const at = now.toISOString();
   const wasLocked = token.lockedUntil !== null && lockView(token, now, policy).locked;
   const write: TokenEntity = {
@@ -358,7 +389,8 @@ export class VerifyService {
   constructor(private readonly deps: VerifyDeps) {
     if (!Number.isInteger(deps.lockoutLimit) || deps.lockoutLimit < 1) throw new RangeError('lockoutLimit must be an integer >= 1.');
     if (!Number.isFinite(deps.lockoutMinutes) || deps.lockoutMinutes < 0) throw new RangeError('lockoutMinutes must be >= 0.');
-    if (!Number.isFinite(deps.lockoutMaxMinutes) || deps.lockoutMaxMinutes < deps.lockoutMinutes) throw new RangeError('lockoutMaxMinutes must be >= lockoutMinutes.');
+    if (!Number.isFinite(deps.lockoutMaxMinutes) || deps.lockoutMaxMinutes < deps.lockoutMinutes)
+      throw new RangeError('lockoutMaxMinutes must be >= lockoutMinutes.');
     this.maxWriteAttempts = deps.maxWriteAttempts ?? ROW_UPDATE_ATTEMPTS;
     this.policy = { limit: deps.lockoutLimit, minutes: deps.lockoutMinutes, maxMinutes: deps.lockoutMaxMinutes };
   }
@@ -467,8 +499,13 @@ export class VerifyService {
 
   private answered(outcome: VerifyOutcome): VerifyOutcome {
     // Only serial, outcome and drift: never a code or anything derived from the secret.
-    this.deps.log.info('verify', { serial: outcome.serial, outcome: logName(outcome), driftSeconds: outcome.status === 'accepted' ? outcome.driftSeconds : null });
-    if (outcome.status === 'rejected' && outcome.lock) logEvent(this.deps.log, 'warn', PipelineEvent.VerifyLockout, { serial: outcome.serial });
+    this.deps.log.info('verify', {
+      serial: outcome.serial,
+      outcome: logName(outcome),
+      driftSeconds: outcome.status === 'accepted' ? outcome.driftSeconds : null,
+    });
+    if (outcome.status === 'rejected' && outcome.lock)
+      logEvent(this.deps.log, 'warn', PipelineEvent.VerifyLockout, { serial: outcome.serial });
     return outcome;
   }
 
@@ -502,7 +539,12 @@ export class VerifyService {
       (current) => {
         if (!current || current.value.state !== 'assigned') return leaveRow(undefined);
         const now = this.deps.clock.now().toISOString();
-        const activated: TokenEntity = { ...current.value, state: 'activated', updatedAt: now, history: appendHistory(current.value.history, now, 'activated', detail) };
+        const activated: TokenEntity = {
+          ...current.value,
+          state: 'activated',
+          updatedAt: now,
+          history: appendHistory(current.value.history, now, 'activated', detail),
+        };
         return writeRow(activated, () => undefined);
       },
       this.retries(serial),

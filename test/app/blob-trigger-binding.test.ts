@@ -39,7 +39,11 @@ async function argumentsFor(functionName: string, request: Pick<RpcInvocationReq
 }
 
 describe('seed, assignment and failure-file blob triggers', () => {
-  for (const [functionName, container] of [['ingestSeedFile', 'seeds'], ['ingestAssignments', 'assignments'], ['ingestResults', 'results']] as const) {
+  for (const [functionName, container] of [
+    ['ingestSeedFile', 'seeds'],
+    ['ingestAssignments', 'assignments'],
+    ['ingestResults', 'results'],
+  ] as const) {
     it(`${functionName} asks the host for a reference, not the content`, () => {
       const { binding } = triggerOf(functionName);
       assert.equal(binding.properties?.supportsDeferredBinding, 'true');
@@ -49,7 +53,19 @@ describe('seed, assignment and failure-file blob triggers', () => {
       const { triggerName } = triggerOf(functionName);
       const reference = { Connection: 'PipelineStorage', ContainerName: container, BlobName: 'vendor/batch 7.csv' };
       const { context, inputs } = await argumentsFor(functionName, {
-        inputData: [{ name: triggerName, data: { modelBindingData: { version: '1.0', source: 'AzureStorageBlobs', contentType: 'application/json', content: Buffer.from(JSON.stringify(reference)) } } }],
+        inputData: [
+          {
+            name: triggerName,
+            data: {
+              modelBindingData: {
+                version: '1.0',
+                source: 'AzureStorageBlobs',
+                contentType: 'application/json',
+                content: Buffer.from(JSON.stringify(reference)),
+              },
+            },
+          },
+        ],
         triggerMetadata: { name: { string: 'vendor/batch 7.csv' } },
       });
       assert.deepEqual(inputs[0], { connection: 'PipelineStorage', container, name: 'vendor/batch 7.csv' });

@@ -32,18 +32,37 @@ function headers(values: Record<string, string>): { get(name: string): string | 
 }
 
 function principalHeader(roles: string[], extraClaims: { typ: string; val: string }[] = []): string {
-  const claims = [{ typ: 'http://schemas.microsoft.com/identity/claims/objectidentifier', val: 'oid-1' }, { typ: 'preferred_username', val: 'ana@contoso.com' }, ...roles.map((val) => ({ typ: 'roles', val })), ...extraClaims];
-  return Buffer.from(JSON.stringify({ auth_typ: 'aad', claims, name_typ: 'name', role_typ: 'http://schemas.microsoft.com/ws/2008/06/identity/claims/role' })).toString('base64');
+  const claims = [
+    { typ: 'http://schemas.microsoft.com/identity/claims/objectidentifier', val: 'oid-1' },
+    { typ: 'preferred_username', val: 'ana@contoso.com' },
+    ...roles.map((val) => ({ typ: 'roles', val })),
+    ...extraClaims,
+  ];
+  return Buffer.from(
+    JSON.stringify({ auth_typ: 'aad', claims, name_typ: 'name', role_typ: 'http://schemas.microsoft.com/ws/2008/06/identity/claims/role' }),
+  ).toString('base64');
 }
 
 function tokenEntity(serial: string, extra: Partial<TokenEntity> = {}): TokenEntity {
-  const token = { serial, manufacturer: 'Token2', model: 'C202', type: 'totp' as const, algorithm: 'SHA1' as const, digits: 6, period: 30, secret: new Uint8Array(20) };
+  const token = {
+    serial,
+    manufacturer: 'Token2',
+    model: 'C202',
+    type: 'totp' as const,
+    algorithm: 'SHA1' as const,
+    digits: 6,
+    period: 30,
+    secret: new Uint8Array(20),
+  };
   return { ...newTokenEntity(token, `oath-${serial}`, 'v1', 'seeds.csv@0x1', '2026-11-29T10:00:00.000Z'), ...extra } as TokenEntity;
 }
 
 describe('the signed-in principal', () => {
   it('reads roles, object id and name from the Easy Auth header', () => {
-    const p = principalFromHeaders(headers({ 'x-ms-client-principal': principalHeader([APP_ROLES.helpdesk, 'Some.Other.Role']), 'x-ms-client-principal-idp': 'aad' }), AUTH_ON);
+    const p = principalFromHeaders(
+      headers({ 'x-ms-client-principal': principalHeader([APP_ROLES.helpdesk, 'Some.Other.Role']), 'x-ms-client-principal-idp': 'aad' }),
+      AUTH_ON,
+    );
     assert.deepEqual(p, { id: 'oid-1', name: 'ana@contoso.com', identityProvider: 'aad', roles: [APP_ROLES.helpdesk] });
   });
 
@@ -60,13 +79,22 @@ describe('the signed-in principal', () => {
   });
 
   it('is nobody for a header that is not a principal', () => {
-    for (const value of ['', 'not base64 json', Buffer.from('[1,2]').toString('base64'), Buffer.from('{"claims":"x"}').toString('base64'), 'A'.repeat(70_000)]) {
+    for (const value of [
+      '',
+      'not base64 json',
+      Buffer.from('[1,2]').toString('base64'),
+      Buffer.from('{"claims":"x"}').toString('base64'),
+      'A'.repeat(70_000),
+    ]) {
       assert.equal(principalFromHeaders(headers({ 'x-ms-client-principal': value }), AUTH_ON), undefined, value.slice(0, 20));
     }
   });
 
   it('round-trips what the local host sends for its development users', () => {
-    const p = principalFromHeaders(headers({ 'x-ms-client-principal': encodePrincipal({ id: 'u1', name: 'admin@dev.localhost', roles: [APP_ROLES.admin] }) }), AUTH_ON);
+    const p = principalFromHeaders(
+      headers({ 'x-ms-client-principal': encodePrincipal({ id: 'u1', name: 'admin@dev.localhost', roles: [APP_ROLES.admin] }) }),
+      AUTH_ON,
+    );
     assert.deepEqual(p?.roles, [APP_ROLES.admin]);
     assert.equal(p?.name, 'admin@dev.localhost');
   });
@@ -92,7 +120,10 @@ describe('inventory pages', () => {
     const tokens = new MemoryTable<TokenEntity>();
     for (let i = 0; i < 100_000; i++) {
       const serial = `T${String(i).padStart(6, '0')}`;
-      tokens.rows.set(serial, { value: tokenEntity(serial, { state: i % 10 === 0 ? 'imported' : 'stored', upn: i % 10 === 0 ? `user${i % 7}@contoso.com` : null }), etag: 'e' });
+      tokens.rows.set(serial, {
+        value: tokenEntity(serial, { state: i % 10 === 0 ? 'imported' : 'stored', upn: i % 10 === 0 ? `user${i % 7}@contoso.com` : null }),
+        etag: 'e',
+      });
     }
     const first = await listInventoryPage(tokens, { pageSize: 100 });
     assert.equal(first.items.length, 100);
@@ -135,7 +166,15 @@ describe('inventory pages', () => {
 describe('uploads from the console', () => {
   function deps() {
     const clock = new ManualClock('2026-11-30T08:00:00Z');
-    return { clock, blobs: new MemoryBlobStore(clock), vault: new MemorySecretStore(), log: quiet, containers: { seeds: 'seeds', assignments: 'assignments', reports: 'reports' }, transportKeyPrefix: 'transport-', maxFileBytes: 1000 };
+    return {
+      clock,
+      blobs: new MemoryBlobStore(clock),
+      vault: new MemorySecretStore(),
+      log: quiet,
+      containers: { seeds: 'seeds', assignments: 'assignments', reports: 'reports' },
+      transportKeyPrefix: 'transport-',
+      maxFileBytes: 1000,
+    };
   }
   const form = (fields: Record<string, string | File>) => {
     const data = new FormData();
@@ -146,7 +185,12 @@ describe('uploads from the console', () => {
   it('stores the transport key as its own vault secret under the prefix, names it in the blob metadata, and answers without it', async () => {
     const d = deps();
     const key = '00112233445566778899aabbccddeeff';
-    const answer = await acceptUpload(d, 'seeds', form({ file: new File(['<KeyContainer/>'], 'acme batch 7.pskcxml'), transportKey: key, secretEncoding: '' }), 'oid-1');
+    const answer = await acceptUpload(
+      d,
+      'seeds',
+      form({ file: new File(['<KeyContainer/>'], 'acme batch 7.pskcxml'), transportKey: key, secretEncoding: '' }),
+      'oid-1',
+    );
     assert.ok(!('message' in answer));
     assert.match(answer.name, /^console-20261130T080000Z-[0-9a-f]{6}-acme_batch_7\.pskcxml$/);
     assert.deepEqual(d.blobs.names('seeds'), [answer.name]);
@@ -163,7 +207,12 @@ describe('uploads from the console', () => {
 
   it('a plain file gets no vault secret; a forced encoding goes into the metadata', async () => {
     const d = deps();
-    const answer = await acceptUpload(d, 'seeds', form({ file: new File(['serial number,secret key\n'], 'plain.csv'), transportKey: '', secretEncoding: 'hex' }), 'oid-1');
+    const answer = await acceptUpload(
+      d,
+      'seeds',
+      form({ file: new File(['serial number,secret key\n'], 'plain.csv'), transportKey: '', secretEncoding: 'hex' }),
+      'oid-1',
+    );
     assert.ok(!('message' in answer));
     assert.equal(d.vault.sets, 0);
     assert.deepEqual((await d.blobs.read('seeds', answer.name))!.metadata, { secretencoding: 'hex' });
@@ -178,7 +227,10 @@ describe('uploads from the console', () => {
       await acceptUpload(d, 'seeds', form({ file: new File(['x'], 'a.csv'), secretEncoding: 'base64' }), 'x'),
       await acceptUpload(d, 'assignments', form({ file: new File(['x'], 'a.csv'), transportKey: 'secret-password' }), 'x'),
     ];
-    assert.deepEqual(refusals.map((r) => ('status' in r ? r.status : 'accepted')), [400, 400, 413, 400, 400]);
+    assert.deepEqual(
+      refusals.map((r) => ('status' in r ? r.status : 'accepted')),
+      [400, 400, 413, 400, 400],
+    );
     assert.deepEqual([...d.blobs.names('seeds'), ...d.blobs.names('assignments')], []);
     assert.equal(d.vault.sets, 0);
     assert.deepEqual(leakHits(piecesOf(['secret-password']), JSON.stringify(refusals)), []);
@@ -186,16 +238,34 @@ describe('uploads from the console', () => {
 
   it('once the seed file is reported, its transport key is disabled in the vault (kept, unreadable)', async () => {
     const d = deps();
-    const answer = await acceptUpload(d, 'seeds', form({ file: new File(['<KeyContainer/>'], 'v.pskcxml'), transportKey: 'correct horse battery staple' }), 'oid-1');
+    const answer = await acceptUpload(
+      d,
+      'seeds',
+      form({ file: new File(['<KeyContainer/>'], 'v.pskcxml'), transportKey: 'correct horse battery staple' }),
+      'oid-1',
+    );
     assert.ok(!('message' in answer));
     assert.deepEqual(await uploadStatus(d, 'seeds', answer.name, answer.etag), { state: 'waiting' });
     assert.equal((await d.vault.get(answer.transportKeySecret!))?.value, 'correct horse battery staple', 'usable while the ingest runs');
-    const report = { kind: 'seed-file', subject: `seeds/${answer.name}`, startedAt: 's', finishedAt: 'f', outcome: 'completed', summary: 'ok', counts: {}, items: [], problems: [] };
+    const report = {
+      kind: 'seed-file',
+      subject: `seeds/${answer.name}`,
+      startedAt: 's',
+      finishedAt: 'f',
+      outcome: 'completed',
+      summary: 'ok',
+      counts: {},
+      items: [],
+      problems: [],
+    };
     await d.blobs.write('reports', answer.report, JSON.stringify(report));
     const status = await uploadStatus(d, 'seeds', answer.name, answer.etag);
     assert.ok(status.state === 'reported' && status.transportKeyDisabled === answer.transportKeySecret);
     assert.equal(await d.vault.get(answer.transportKeySecret!), undefined, 'no enabled version left');
-    assert.deepEqual((await d.vault.listVersions(answer.transportKeySecret!)).map((v) => v.enabled), [false]);
+    assert.deepEqual(
+      (await d.vault.listVersions(answer.transportKeySecret!)).map((v) => v.enabled),
+      [false],
+    );
   });
 
   it('follows the file to its report', async () => {
@@ -203,7 +273,17 @@ describe('uploads from the console', () => {
     const answer = await acceptUpload(d, 'assignments', form({ file: new File(['upn,serial number\n'], 'list.csv') }), 'x');
     assert.ok(!('message' in answer));
     assert.deepEqual(await uploadStatus(d, 'assignments', answer.name, answer.etag), { state: 'waiting' });
-    const report = { kind: 'assignments', subject: `assignments/${answer.name}`, startedAt: 's', finishedAt: 'f', outcome: 'completed', summary: 'ok', counts: {}, items: [], problems: [] };
+    const report = {
+      kind: 'assignments',
+      subject: `assignments/${answer.name}`,
+      startedAt: 's',
+      finishedAt: 'f',
+      outcome: 'completed',
+      summary: 'ok',
+      counts: {},
+      items: [],
+      problems: [],
+    };
     await d.blobs.write('reports', answer.report, JSON.stringify(report));
     const status = await uploadStatus(d, 'assignments', answer.name, answer.etag);
     assert.equal(status.state, 'reported');
@@ -224,7 +304,15 @@ describe('reassigning from the console', () => {
     const assignments = new MemoryTable<AssignmentEntity>();
     await tokens.insert('R1', tokenEntity('R1', { state }));
     await assignments.insert('R1', { serial: 'R1', upn: 'old@contoso.com', sourceFile: 'a.csv', line: 2, createdAt: 't' });
-    const service = new AssignmentService({ blobs: new MemoryBlobStore(clock), assignments, tokens, clock, log: quiet, containers: { assignments: 'assignments', reports: 'reports', quarantine: 'quarantine' }, maxFileBytes: 1000 });
+    const service = new AssignmentService({
+      blobs: new MemoryBlobStore(clock),
+      assignments,
+      tokens,
+      clock,
+      log: quiet,
+      containers: { assignments: 'assignments', reports: 'reports', quarantine: 'quarantine' },
+      maxFileBytes: 1000,
+    });
     return { tokens, assignments, service };
   }
 
@@ -241,7 +329,10 @@ describe('reassigning from the console', () => {
     const { assignments, service } = await setup('exported');
     assert.deepEqual(await service.reassign('R1', 'new@contoso.com'), { status: 'refused', state: 'exported' });
     assert.deepEqual(await service.reassign('R2', 'new@contoso.com'), { status: 'not-found' });
-    assert.deepEqual(await service.reassign('R1', 'guest_contoso.com#EXT#@fabrikam.onmicrosoft.com'), { status: 'invalid', code: 'ASSIGNMENT_GUEST_UPN' });
+    assert.deepEqual(await service.reassign('R1', 'guest_contoso.com#EXT#@fabrikam.onmicrosoft.com'), {
+      status: 'invalid',
+      code: 'ASSIGNMENT_GUEST_UPN',
+    });
     assert.deepEqual(await service.reassign('R1', 'not a upn'), { status: 'invalid', code: 'ASSIGNMENT_UPN_INVALID' });
     assert.deepEqual(await service.reassign('R1', '=cmd@contoso.com'), { status: 'invalid', code: 'ENTRA_FORMULA_CELL' });
     assert.equal((await assignments.get('R1'))?.value.upn, 'old@contoso.com');
@@ -251,9 +342,16 @@ describe('reassigning from the console', () => {
 describe('pages escape what they show', () => {
   it('a hostile serial, UPN, history detail or problem message stays text', () => {
     const hostile = '<script>alert(1)</script>"\'`';
-    const token = publicTokenView(tokenEntity(hostile, { upn: `${hostile}@x.com`, history: JSON.stringify([{ at: '2026-11-29T10:00:00Z', event: hostile, detail: hostile }]) }));
+    const token = publicTokenView(
+      tokenEntity(hostile, {
+        upn: `${hostile}@x.com`,
+        history: JSON.stringify([{ at: '2026-11-29T10:00:00Z', event: hostile, detail: hostile }]),
+      }),
+    );
     const admin = { id: 'a', name: hostile, identityProvider: 'aad', roles: [APP_ROLES.admin] };
-    const page = tokenPage(admin, token, new Date('2026-11-29T10:00:00Z')).text + groupedProblems([problem('SERIAL_INVALID', 'error', hostile, { serial: hostile })]).text;
+    const page =
+      tokenPage(admin, token, new Date('2026-11-29T10:00:00Z')).text +
+      groupedProblems([problem('SERIAL_INVALID', 'error', hostile, { serial: hostile })]).text;
     assert.ok(!page.includes('<script>'), 'no raw script tag');
     assert.ok(page.includes('&lt;script&gt;alert(1)&lt;/script&gt;&quot;&#39;&#96;'));
     assert.ok(page.includes(PROBLEM_CODES.SERIAL_INVALID), 'a problem group says the fix its code gives');
@@ -286,7 +384,9 @@ describe('the token page shows what the seed file said', () => {
 
 describe('where the console lives', () => {
   it('its page assets ship in the deployment package (.funcignore keeps them)', () => {
-    const assets = readdirSync(ASSETS_DIR).map((f) => `console/${f}`).sort();
+    const assets = readdirSync(ASSETS_DIR)
+      .map((f) => `console/${f}`)
+      .sort();
     assert.deepEqual(assets, ['console/console.css', 'console/console.js']);
     const kept = keptByFuncignore();
     for (const asset of assets) assert.ok(kept.includes(asset), `${asset} is left out of the package by .funcignore`);

@@ -82,7 +82,10 @@ void describe('errorResponse', () => {
   });
 
   void it("defaults the message to the code's hint, and keeps extra fields beside the error", () => {
-    assert.deepEqual(errorResponse('TOKEN_LOCKED', undefined, { extra: { lockedUntil: null } }).jsonBody, { error: { code: 'TOKEN_LOCKED', message: PROBLEM_CODES.TOKEN_LOCKED }, lockedUntil: null });
+    assert.deepEqual(errorResponse('TOKEN_LOCKED', undefined, { extra: { lockedUntil: null } }).jsonBody, {
+      error: { code: 'TOKEN_LOCKED', message: PROBLEM_CODES.TOKEN_LOCKED },
+      lockedUntil: null,
+    });
     const withHeader = errorResponse('IMPORT_CONFIRM_INCOMPLETE', 'm', { headers: { 'retry-after': '5' } });
     assert.deepEqual(withHeader.headers, { 'cache-control': 'no-store', 'retry-after': '5' });
   });
@@ -96,7 +99,13 @@ void describe('errorResponse', () => {
 void describe('guarded', () => {
   const context = () => {
     const logged: unknown[][] = [];
-    return { logged, context: new InvocationContext({ functionName: 'verifyActivationCode', logHandler: (level, ...args) => logged.push([level, ...args]) }) };
+    return {
+      logged,
+      context: new InvocationContext({
+        functionName: 'verifyActivationCode',
+        logHandler: (level, ...args) => logged.push([level, ...args]),
+      }),
+    };
   };
 
   void it('turns unexpected failures into 500 / 503 with a stable code and no internals', async () => {
@@ -135,7 +144,10 @@ void describe('request parsing', () => {
   });
 
   void it('takes an import file name from the route', () => {
-    assert.deepEqual(importFileFromRoute({ params: { file: 'entra-oath-20261129T100000Z-0123456789ab.csv' } }), { ok: true, value: 'entra-oath-20261129T100000Z-0123456789ab.csv' });
+    assert.deepEqual(importFileFromRoute({ params: { file: 'entra-oath-20261129T100000Z-0123456789ab.csv' } }), {
+      ok: true,
+      value: 'entra-oath-20261129T100000Z-0123456789ab.csv',
+    });
     for (const file of ['', '../x.csv', 'a b.csv', 'x'.repeat(201)]) {
       const parsed = importFileFromRoute({ params: { file } });
       assert.ok(!parsed.ok && parsed.answer.status === 400 && errorOf(parsed.answer).code === 'REQUEST_INVALID', file);
@@ -155,7 +167,17 @@ void describe('request parsing', () => {
     assert.deepEqual(parseBuildRequest(null), {});
     assert.deepEqual(parseBuildRequest({}), {});
     assert.deepEqual(parseBuildRequest({ reexport: ['A', 'B'] }), { reexport: ['A', 'B'] });
-    for (const bad of [[], 'x', 1, { reexport: 'A' }, { reexport: [''] }, { reexport: [1] }, { reexport: ['S'.repeat(129)] }, { reexport: Array(1001).fill('A') }, { other: 1 }]) {
+    for (const bad of [
+      [],
+      'x',
+      1,
+      { reexport: 'A' },
+      { reexport: [''] },
+      { reexport: [1] },
+      { reexport: ['S'.repeat(129)] },
+      { reexport: Array(1001).fill('A') },
+      { other: 1 },
+    ]) {
       assert.equal(parseBuildRequest(bad), undefined, JSON.stringify(bad).slice(0, 40));
     }
   });
@@ -170,7 +192,10 @@ void describe('request parsing', () => {
     const parse = (q: string) => parseInventoryQuery(new URLSearchParams(q));
     assert.deepEqual(parse(''), { ok: true, value: { pageSize: 100 } });
     const token = Buffer.from('TK-0002', 'utf8').toString('base64url');
-    assert.deepEqual(parse(`state=stored&batch=b1&pageSize=2&continuationToken=${token}`), { ok: true, value: { state: 'stored', batch: 'b1', pageSize: 2, after: 'TK-0002' } });
+    assert.deepEqual(parse(`state=stored&batch=b1&pageSize=2&continuationToken=${token}`), {
+      ok: true,
+      value: { state: 'stored', batch: 'b1', pageSize: 2, after: 'TK-0002' },
+    });
     for (const [q, message] of [
       ['state=bogus', 'state must be one of stored, exporting, exported, imported, importFailed, assigned, activated, retired.'],
       ['state=', 'state must be one of stored, exporting, exported, imported, importFailed, assigned, activated, retired.'],
@@ -194,7 +219,15 @@ void describe('verify and unlock answers', () => {
     const a = verifyAnswer(outcome);
     return [a.status, a.jsonBody] as const;
   };
-  const result = { serial: 'S1', valid: false, confirmationRequired: false, driftSeconds: null, withinSignInWindow: false, withinActivationWindow: false, checkedAt };
+  const result = {
+    serial: 'S1',
+    valid: false,
+    confirmationRequired: false,
+    driftSeconds: null,
+    withinSignInWindow: false,
+    withinActivationWindow: false,
+    checkedAt,
+  };
 
   void it('maps an acceptance to 200 with the drift', () => {
     assert.deepEqual(answer({ status: 'accepted', serial: 'S1', driftSeconds: -30, withinSignInWindow: true, checkedAt }), [
@@ -204,17 +237,26 @@ void describe('verify and unlock answers', () => {
   });
 
   void it('maps a wrong code to 200 with the attempts left, and the lock it set', () => {
-    assert.deepEqual(answer({ status: 'rejected', serial: 'S1', reason: 'wrong', attemptsLeft: 2, lock: null, checkedAt }), [200, { ...result, attemptsLeft: 2 }]);
+    assert.deepEqual(answer({ status: 'rejected', serial: 'S1', reason: 'wrong', attemptsLeft: 2, lock: null, checkedAt }), [
+      200,
+      { ...result, attemptsLeft: 2 },
+    ]);
     const until = '2026-11-29T10:15:00.000Z';
-    assert.deepEqual(answer({ status: 'rejected', serial: 'S1', reason: 'wrong', attemptsLeft: 0, lock: { until }, checkedAt }), [200, { ...result, attemptsLeft: 0, lockedUntil: until }]);
-    assert.deepEqual(answer({ status: 'rejected', serial: 'S1', reason: 'wrong', attemptsLeft: 0, lock: { until: null }, checkedAt }), [200, { ...result, attemptsLeft: 0, lockedUntil: null }]);
+    assert.deepEqual(answer({ status: 'rejected', serial: 'S1', reason: 'wrong', attemptsLeft: 0, lock: { until }, checkedAt }), [
+      200,
+      { ...result, attemptsLeft: 0, lockedUntil: until },
+    ]);
+    assert.deepEqual(answer({ status: 'rejected', serial: 'S1', reason: 'wrong', attemptsLeft: 0, lock: { until: null }, checkedAt }), [
+      200,
+      { ...result, attemptsLeft: 0, lockedUntil: null },
+    ]);
   });
 
   void it('maps an unconfirmed match to 200 confirmationRequired, with no drift and no count', () => {
-    assert.deepEqual(answer({ status: 'rejected', serial: 'S1', reason: 'confirmation-required', attemptsLeft: 9, lock: null, checkedAt }), [
-      200,
-      { ...result, confirmationRequired: true, withinActivationWindow: true },
-    ]);
+    assert.deepEqual(
+      answer({ status: 'rejected', serial: 'S1', reason: 'confirmation-required', attemptsLeft: 9, lock: null, checkedAt }),
+      [200, { ...result, confirmationRequired: true, withinActivationWindow: true }],
+    );
   });
 
   void it('maps a replay to 409 CODE_REPLAYED with the attempts left, and a lock to 423 with its end', () => {
@@ -229,11 +271,27 @@ void describe('verify and unlock answers', () => {
   });
 
   void it('maps the refusals to their codes', () => {
-    assert.deepEqual(answer({ status: 'request-invalid', serial: 'S1', reason: 'why' }), [400, { error: { code: 'REQUEST_INVALID', message: 'why' } }]);
-    assert.deepEqual(answer({ status: 'not-found', serial: 'S1' }), [404, { error: { code: 'TOKEN_NOT_FOUND', message: PROBLEM_CODES.TOKEN_NOT_FOUND } }]);
-    assert.deepEqual(answer({ status: 'retired', serial: 'S1' }), [410, { error: { code: 'TOKEN_RETIRED', message: PROBLEM_CODES.TOKEN_RETIRED } }]);
-    assert.deepEqual(answer({ status: 'not-totp', serial: 'S1' }), [409, { error: { code: 'TOKEN_NOT_TOTP', message: PROBLEM_CODES.TOKEN_NOT_TOTP } }]);
-    assert.deepEqual(unlockAnswer({ status: 'unlocked', serial: 'S1', wasLocked: true }).jsonBody, { serial: 'S1', unlocked: true, wasLocked: true });
+    assert.deepEqual(answer({ status: 'request-invalid', serial: 'S1', reason: 'why' }), [
+      400,
+      { error: { code: 'REQUEST_INVALID', message: 'why' } },
+    ]);
+    assert.deepEqual(answer({ status: 'not-found', serial: 'S1' }), [
+      404,
+      { error: { code: 'TOKEN_NOT_FOUND', message: PROBLEM_CODES.TOKEN_NOT_FOUND } },
+    ]);
+    assert.deepEqual(answer({ status: 'retired', serial: 'S1' }), [
+      410,
+      { error: { code: 'TOKEN_RETIRED', message: PROBLEM_CODES.TOKEN_RETIRED } },
+    ]);
+    assert.deepEqual(answer({ status: 'not-totp', serial: 'S1' }), [
+      409,
+      { error: { code: 'TOKEN_NOT_TOTP', message: PROBLEM_CODES.TOKEN_NOT_TOTP } },
+    ]);
+    assert.deepEqual(unlockAnswer({ status: 'unlocked', serial: 'S1', wasLocked: true }).jsonBody, {
+      serial: 'S1',
+      unlocked: true,
+      wasLocked: true,
+    });
     assert.equal(unlockAnswer({ status: 'not-found', serial: 'S1' }).status, 404);
     assert.equal(unlockAnswer({ status: 'retired', serial: 'S1' }).status, 410);
   });
@@ -249,7 +307,12 @@ function app() {
   const assignments = new MemoryTable<AssignmentEntity>();
   const blobs = new MemoryBlobStore(clock);
   const ctx: AppContext = {
-    config: loadConfig({ PipelineStorage: 'UseDevelopmentStorage=true', KEY_VAULT_URL: 'https://example.vault.azure.net', VERIFY_LOCKOUT_LIMIT: '3', VERIFY_LOCKOUT_MINUTES: '15' }),
+    config: loadConfig({
+      PipelineStorage: 'UseDevelopmentStorage=true',
+      KEY_VAULT_URL: 'https://example.vault.azure.net',
+      VERIFY_LOCKOUT_LIMIT: '3',
+      VERIFY_LOCKOUT_MINUTES: '15',
+    }),
     blobs,
     vault: new PacedVault(secrets, { createBudget: 300, readBudget: 4000, retry: { baseDelayMs: 1 } }),
     tokens,
@@ -257,15 +320,28 @@ function app() {
     clock,
   };
   const lines: string[] = [];
-  const log: Logger = { info: (m, d) => lines.push(`${m} ${JSON.stringify(d)}`), warn: (m, d) => lines.push(`${m} ${JSON.stringify(d)}`), error: (m, d) => lines.push(`${m} ${JSON.stringify(d)}`) };
+  const log: Logger = {
+    info: (m, d) => lines.push(`${m} ${JSON.stringify(d)}`),
+    warn: (m, d) => lines.push(`${m} ${JSON.stringify(d)}`),
+    error: (m, d) => lines.push(`${m} ${JSON.stringify(d)}`),
+  };
   const svc = services(ctx, log);
   const addToken = async (serial: string, extra: Partial<TokenEntity> = {}) => {
     const name = secretNameForSerial(serial);
     const { version } = await secrets.set(name, toCanonicalBase32(SEED), { contentType: 'application/x-oath-seed', tags: { serial } });
-    const entity: TokenEntity = newTokenEntity({ serial, manufacturer: 'Token2', model: 'C202', type: 'totp', algorithm: 'SHA1', digits: 6, period: 30, secret: SEED, line: 2 }, name, version, 'seeds/b.csv@"0x1"', clock.now().toISOString());
+    const entity: TokenEntity = newTokenEntity(
+      { serial, manufacturer: 'Token2', model: 'C202', type: 'totp', algorithm: 'SHA1', digits: 6, period: 30, secret: SEED, line: 2 },
+      name,
+      version,
+      'seeds/b.csv@"0x1"',
+      clock.now().toISOString(),
+    );
     await tokens.insert(serial, Object.assign(entity, extra));
   };
-  const call = async (route: keyof typeof routes, init: { params?: Record<string, string>; query?: Record<string, string>; body?: unknown }) => {
+  const call = async (
+    route: keyof typeof routes,
+    init: { params?: Record<string, string>; query?: Record<string, string>; body?: unknown },
+  ) => {
     const request = new HttpRequest({
       method: 'POST',
       url: 'http://localhost/api/x',
@@ -276,7 +352,8 @@ function app() {
     const answer = await routes[route](request, svc);
     return { status: answer.status, body: answer.jsonBody as Record<string, unknown>, headers: answer.headers as Record<string, string> };
   };
-  const code = (offsetSeconds = 0) => totpCode({ secret: SEED, algorithm: 'SHA1', digits: 6, period: 30 }, Math.floor(clock.now().getTime() / 1000) + offsetSeconds);
+  const code = (offsetSeconds = 0) =>
+    totpCode({ secret: SEED, algorithm: 'SHA1', digits: 6, period: 30 }, Math.floor(clock.now().getTime() / 1000) + offsetSeconds);
   return { ctx, clock, tokens, assignments, blobs, secrets, lines, svc, addToken, call, code };
 }
 
@@ -298,12 +375,18 @@ void describe('routes over the services', () => {
     const accepted = await a.call('verifyActivationCode', { params: { serial: 'TK-1' }, body: { code: a.code() } });
     assert.deepEqual([accepted.status, accepted.body.valid, accepted.body.driftSeconds], [200, true, 0]);
     const left: unknown[] = [];
-    for (let i = 0; i < 3; i++) left.push((await a.call('verifyActivationCode', { params: { serial: 'TK-1' }, body: { code: provenWrong(a.code, i) } })).body.attemptsLeft);
+    for (let i = 0; i < 3; i++)
+      left.push(
+        (await a.call('verifyActivationCode', { params: { serial: 'TK-1' }, body: { code: provenWrong(a.code, i) } })).body.attemptsLeft,
+      );
     assert.deepEqual(left, [2, 1, 0]);
     const until = '2026-11-29T10:15:10.000Z';
     assert.equal((await a.tokens.get('TK-1'))!.value.lockedUntil, until);
     const locked = await a.call('verifyActivationCode', { params: { serial: 'TK-1' }, body: { code: a.code(30) } });
-    assert.deepEqual([locked.status, locked.body], [423, { error: { code: 'TOKEN_LOCKED', message: PROBLEM_CODES.TOKEN_LOCKED }, lockedUntil: until }]);
+    assert.deepEqual(
+      [locked.status, locked.body],
+      [423, { error: { code: 'TOKEN_LOCKED', message: PROBLEM_CODES.TOKEN_LOCKED }, lockedUntil: until }],
+    );
 
     const notJson = await a.call('verifyActivationCode', { params: { serial: 'TK-1' }, body: '{"code":' });
     assert.deepEqual([notJson.status, (notJson.body.error as { code: string }).code], [400, 'REQUEST_INVALID']);
@@ -311,7 +394,10 @@ void describe('routes over the services', () => {
     assert.equal(misspelt.status, 400);
     assert.match((misspelt.body.error as { message: string }).message, /next_code/);
     assert.equal((await a.call('verifyActivationCode', { params: { serial: 'NOPE' }, body: { code: '123456' } })).status, 404);
-    assert.ok(a.lines.some((l) => l.startsWith('verify ') && l.includes('"request-invalid"')), 'a malformed body is logged like any refused check');
+    assert.ok(
+      a.lines.some((l) => l.startsWith('verify ') && l.includes('"request-invalid"')),
+      'a malformed body is logged like any refused check',
+    );
 
     const unlocked = await a.call('unlockToken', { params: { serial: 'TK-1' } });
     assert.deepEqual([unlocked.status, unlocked.body], [200, { serial: 'TK-1', unlocked: true, wasLocked: true }]);
@@ -324,26 +410,59 @@ void describe('routes over the services', () => {
     const one = await a.call('getToken', { params: { serial: 'TK-2' } });
     assert.deepEqual([one.status, one.body.serial, one.body.state], [200, 'TK-2', 'stored']);
     assert.ok(!JSON.stringify(one.body).includes(toCanonicalBase32(SEED).slice(0, 12)), 'no secret');
-    assert.deepEqual((await a.call('getToken', { params: { serial: 'NOPE' } })).body, { error: { code: 'TOKEN_NOT_FOUND', message: 'No token has serial "NOPE".' } });
+    assert.deepEqual((await a.call('getToken', { params: { serial: 'NOPE' } })).body, {
+      error: { code: 'TOKEN_NOT_FOUND', message: 'No token has serial "NOPE".' },
+    });
 
     const first = await a.call('listTokens', { query: { pageSize: '2' } });
-    assert.deepEqual((first.body.items as { serial: string }[]).map((t) => t.serial), ['TK-1', 'TK-2']);
+    assert.deepEqual(
+      (first.body.items as { serial: string }[]).map((t) => t.serial),
+      ['TK-1', 'TK-2'],
+    );
     const second = await a.call('listTokens', { query: { pageSize: '2', continuationToken: first.body.continuationToken as string } });
     assert.deepEqual([(second.body.items as { serial: string }[]).map((t) => t.serial), second.body.continuationToken], [['TK-3'], null]);
     assert.equal((await a.call('listTokens', { query: { state: 'bogus' } })).status, 400);
 
-    const remindEntra = 'If the token was imported into Entra ID, delete it there too (Entra ID > Authentication methods > Hardware OATH tokens).';
+    const remindEntra =
+      'If the token was imported into Entra ID, delete it there too (Entra ID > Authentication methods > Hardware OATH tokens).';
     const retired = await a.call('retireToken', { params: { serial: 'TK-1' }, body: { reason: 'lost' } });
-    assert.deepEqual([retired.status, retired.body], [200, { serial: 'TK-1', state: 'retired', changed: true, previousState: 'stored', secretDisabled: true, withdrawnFile: null, next: 'Nothing else to do.' }]);
+    assert.deepEqual(
+      [retired.status, retired.body],
+      [
+        200,
+        {
+          serial: 'TK-1',
+          state: 'retired',
+          changed: true,
+          previousState: 'stored',
+          secretDisabled: true,
+          withdrawnFile: null,
+          next: 'Nothing else to do.',
+        },
+      ],
+    );
     // Issue 20: a retired token's seed is no longer readable (the version is disabled, not deleted).
-    assert.deepEqual(a.secrets.history(secretNameForSerial('TK-1')).map((v) => v.enabled), [false]);
+    assert.deepEqual(
+      a.secrets.history(secretNameForSerial('TK-1')).map((v) => v.enabled),
+      [false],
+    );
     assert.equal(await a.ctx.vault.get(secretNameForSerial('TK-1')), undefined);
-    assert.deepEqual((await a.call('retireToken', { params: { serial: 'TK-1' }, body: 'not json' })).body, { serial: 'TK-1', state: 'retired', changed: false, previousState: 'retired', secretDisabled: true, withdrawnFile: null, next: remindEntra });
+    assert.deepEqual((await a.call('retireToken', { params: { serial: 'TK-1' }, body: 'not json' })).body, {
+      serial: 'TK-1',
+      state: 'retired',
+      changed: false,
+      previousState: 'retired',
+      secretDisabled: true,
+      withdrawnFile: null,
+      next: remindEntra,
+    });
     assert.equal((await a.call('retireToken', { params: { serial: 'NOPE' } })).status, 404);
     await a.addToken('TK-4', { state: 'exporting' });
     const busy = await a.call('retireToken', { params: { serial: 'TK-4' } });
     assert.deepEqual([busy.status, (busy.body.error as { code: string }).code], [409, 'TOKEN_STATE_INVALID']);
-    assert.deepEqual((await a.call('listTokens', { query: { state: 'retired' } })).body.items, [(await a.call('getToken', { params: { serial: 'TK-1' } })).body]);
+    assert.deepEqual((await a.call('listTokens', { query: { state: 'retired' } })).body.items, [
+      (await a.call('getToken', { params: { serial: 'TK-1' } })).body,
+    ]);
   });
 
   void it('audit: where each secret of a batch is (vault, version, enabled) and its state, never a value', async () => {
@@ -355,7 +474,17 @@ void describe('routes over the services', () => {
       const name = secretNameForSerial(serial);
       return { serial, state, secretName: name, secretVersion: a.secrets.history(name)[0]!.version, enabled, otherEnabledVersions: 0 };
     };
-    assert.deepEqual([audit.status, audit.body], [200, { batch: 'seeds/b.csv@"0x1"', vault: 'example.vault.azure.net', tokens: [row('TK-1', 'stored', true), row('TK-2', 'retired', false), row('TK-3', 'stored', true)] }]);
+    assert.deepEqual(
+      [audit.status, audit.body],
+      [
+        200,
+        {
+          batch: 'seeds/b.csv@"0x1"',
+          vault: 'example.vault.azure.net',
+          tokens: [row('TK-1', 'stored', true), row('TK-2', 'retired', false), row('TK-3', 'stored', true)],
+        },
+      ],
+    );
     assert.ok(!JSON.stringify(audit.body).includes(toCanonicalBase32(SEED).slice(0, 12)), 'no secret');
     assert.deepEqual((await a.call('auditSecrets', { query: { batch: 'nothing' } })).body.tokens, []);
     assert.equal((await a.call('auditSecrets', { query: {} })).status, 400);
@@ -377,16 +506,25 @@ void describe('routes over the services', () => {
     const replace = a.tokens.replace.bind(a.tokens);
     a.tokens.replace = () => Promise.reject(new Error('table storage failed'));
     const incomplete = await a.call('confirmImportUploaded', { params: { file: 'entra-oath-x.csv' } });
-    assert.deepEqual([incomplete.status, (incomplete.body.error as { code: string }).code, incomplete.headers['retry-after']], [503, 'IMPORT_CONFIRM_INCOMPLETE', '5']);
+    assert.deepEqual(
+      [incomplete.status, (incomplete.body.error as { code: string }).code, incomplete.headers['retry-after']],
+      [503, 'IMPORT_CONFIRM_INCOMPLETE', '5'],
+    );
     a.tokens.replace = replace;
     const done = await a.call('confirmImportUploaded', { params: { file: 'entra-oath-x.csv' } });
     assert.deepEqual([done.status, done.body], [200, { file: 'entra-oath-x.csv', deleted: true, imported: ['TK-1'] }]);
   });
 
-  void it('assignments: deleting one (not found, refused once imported, an exported token\'s file withdrawn, done)', async () => {
+  void it("assignments: deleting one (not found, refused once imported, an exported token's file withdrawn, done)", async () => {
     const a = app();
     assert.equal((await a.call('deleteAssignment', { params: { serial: 'TK-1' } })).status, 404);
-    await a.assignments.insert('TK-1', { serial: 'TK-1', upn: 'a@contoso.com', sourceFile: 'a.csv', line: 2, createdAt: '2026-11-29T10:00:00Z' });
+    await a.assignments.insert('TK-1', {
+      serial: 'TK-1',
+      upn: 'a@contoso.com',
+      sourceFile: 'a.csv',
+      line: 2,
+      createdAt: '2026-11-29T10:00:00Z',
+    });
     await a.addToken('TK-1', { state: 'imported', exportFile: 'entra-oath-x.csv', upn: 'a@contoso.com' });
     const refused = await a.call('deleteAssignment', { params: { serial: 'TK-1' } });
     assert.deepEqual([refused.status, (refused.body.error as { code: string }).code], [409, 'TOKEN_STATE_INVALID']);
@@ -405,7 +543,11 @@ void describe('routes over the services', () => {
     const a = app();
     await a.addToken('TK-1');
     await a.addToken('TK-2');
-    for (const [serial, upn] of [['TK-1', 'a@contoso.com'], ['TK-2', 'b@contoso.com']]) await a.assignments.insert(serial!, { serial: serial!, upn: upn!, sourceFile: 'a.csv', line: 2, createdAt: '2026-11-29T10:00:00Z' });
+    for (const [serial, upn] of [
+      ['TK-1', 'a@contoso.com'],
+      ['TK-2', 'b@contoso.com'],
+    ])
+      await a.assignments.insert(serial!, { serial: serial!, upn: upn!, sourceFile: 'a.csv', line: 2, createdAt: '2026-11-29T10:00:00Z' });
     const built = await a.call('buildImport', {});
     assert.equal((built.body.files as string[]).length, 1);
     const retired = await a.call('retireToken', { params: { serial: 'TK-1' }, body: { reason: 'lost' } });
@@ -413,21 +555,31 @@ void describe('routes over the services', () => {
     const listing: string[] = [];
     for await (const b of a.blobs.list('imports')) listing.push(new TextDecoder().decode((await a.blobs.read('imports', b.name))!.bytes));
     assert.equal(listing.length, 1, 'the other token is listed in a file again');
-    assert.ok(listing.every((csv) => !csv.includes('TK-1')), 'no import file lists the retired token');
+    assert.ok(
+      listing.every((csv) => !csv.includes('TK-1')),
+      'no import file lists the retired token',
+    );
     assert.ok(listing[0]!.includes('TK-2'));
   });
 
   void it('health: 200 with the report when every check passes', async () => {
     const a = app();
     const health = await a.call('health', {});
-    assert.deepEqual([health.status, health.body.status, health.body.checks], [200, 'ok', { storage: 'ok', tokensTable: 'ok', keyVault: 'ok' }]);
+    assert.deepEqual(
+      [health.status, health.body.status, health.body.checks],
+      [200, 'ok', { storage: 'ok', tokensTable: 'ok', keyVault: 'ok' }],
+    );
   });
 
   void it('every {serial} route refuses a serial no token can have with 400 SERIAL_INVALID', async () => {
     const a = app();
     for (const route of ['verifyActivationCode', 'unlockToken', 'retireToken', 'getToken', 'deleteAssignment'] as const) {
       const answer = await a.call(route, { params: { serial: 'AB\u202eC1' }, body: { code: '123456' } });
-      assert.deepEqual([answer.status, Object.keys(answer.body), (answer.body.error as { code: string }).code], [400, ['error'], 'SERIAL_INVALID'], route);
+      assert.deepEqual(
+        [answer.status, Object.keys(answer.body), (answer.body.error as { code: string }).code],
+        [400, ['error'], 'SERIAL_INVALID'],
+        route,
+      );
     }
   });
 });

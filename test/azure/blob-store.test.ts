@@ -32,7 +32,10 @@ after(async () => {
 void describe('read, properties, write', () => {
   void test('writes text and bytes and reads them back with metadata, content type and etag', async () => {
     const c = await newContainer();
-    const written = await store.write(c, 'in/seed file.csv', 'serial,secret\nA1,JBSWY3DP\n', { contentType: 'text/csv', metadata: { source: 'vendor', batch: '7' } });
+    const written = await store.write(c, 'in/seed file.csv', 'serial,secret\nA1,JBSWY3DP\n', {
+      contentType: 'text/csv',
+      metadata: { source: 'vendor', batch: '7' },
+    });
     assert.match(written.etag, /^"0x[0-9A-F]+"$/);
 
     const blob = await store.read(c, 'in/seed file.csv');
@@ -73,7 +76,10 @@ void describe('read, properties, write', () => {
   void test("ifNoneMatch '*' creates once, then throws BlobExistsError and leaves the blob unchanged", async () => {
     const c = await newContainer();
     const first = await store.write(c, 'once', 'one', { ifNoneMatch: '*' });
-    await assert.rejects(store.write(c, 'once', 'two', { ifNoneMatch: '*' }), (e: unknown) => e instanceof BlobExistsError && e.blobName === 'once');
+    await assert.rejects(
+      store.write(c, 'once', 'two', { ifNoneMatch: '*' }),
+      (e: unknown) => e instanceof BlobExistsError && e.blobName === 'once',
+    );
     const blob = await store.read(c, 'once');
     assert.equal(Buffer.from(blob!.bytes).toString(), 'one');
     assert.equal(blob!.etag, first.etag);
@@ -94,7 +100,10 @@ void describe('read, properties, write', () => {
   });
 
   void test('ifMatch replaces only the version it names, and fails on a changed or deleted blob (memory store alike)', async () => {
-    for (const [label, s, container] of [['azure', store, await newContainer()], ['memory', new MemoryBlobStore(), 'c']] as const) {
+    for (const [label, s, container] of [
+      ['azure', store, await newContainer()],
+      ['memory', new MemoryBlobStore(), 'c'],
+    ] as const) {
       const first = await s.write(container, 'csv', 'one');
       const second = await s.write(container, 'csv', 'two', { ifMatch: first.etag });
       assert.equal(Buffer.from((await s.read(container, 'csv'))!.bytes).toString(), 'two', label);
@@ -193,10 +202,19 @@ void describe('list', () => {
     for (const [i, name] of names.entries()) await paged.write(c, name, `content ${i}`, { metadata: { index: String(i) } });
 
     const all = await collect(paged.list(c));
-    assert.deepEqual(all.map((b) => b.name), names);
+    assert.deepEqual(
+      all.map((b) => b.name),
+      names,
+    );
     const underA = await collect(paged.list(c, 'a/'));
-    assert.deepEqual(underA.map((b) => b.name), ['a/1', 'a/2', 'a/3', 'a/4', 'a/5']);
-    assert.deepEqual(underA.map((b) => b.metadata.index), ['0', '1', '2', '3', '4']);
+    assert.deepEqual(
+      underA.map((b) => b.name),
+      ['a/1', 'a/2', 'a/3', 'a/4', 'a/5'],
+    );
+    assert.deepEqual(
+      underA.map((b) => b.metadata.index),
+      ['0', '1', '2', '3', '4'],
+    );
     for (const info of underA) {
       const props = await paged.properties(c, info.name);
       assert.equal(info.etag, props!.etag);
@@ -232,7 +250,11 @@ void describe('leases', () => {
     await lease.renew();
 
     await assert.rejects(store.delete(c, 'file'), PreconditionFailedError, 'delete without the lease id');
-    await assert.rejects(store.delete(c, 'file', { leaseId: '00000000-0000-4000-8000-000000000000' }), PreconditionFailedError, 'delete with another lease id');
+    await assert.rejects(
+      store.delete(c, 'file', { leaseId: '00000000-0000-4000-8000-000000000000' }),
+      PreconditionFailedError,
+      'delete with another lease id',
+    );
     await assert.rejects(store.write(c, 'file', 'overwrite'), PreconditionFailedError, 'overwrite without the lease id');
 
     await lease.release();
@@ -268,11 +290,20 @@ void describe('transient failures', () => {
   void test('503 with Retry-After becomes TransientError with status and retryAfterMs', async (t) => {
     const failing = await startFailingServer(503, { 'retry-after': '7' });
     t.after(() => failing.close());
-    const client = BlobServiceClient.fromConnectionString(azurite.connectionString.replace(/BlobEndpoint=[^;]+/, `BlobEndpoint=${failing.url}/devstoreaccount1`), {
-      retryOptions: { maxTries: 1 },
-    });
+    const client = BlobServiceClient.fromConnectionString(
+      azurite.connectionString.replace(/BlobEndpoint=[^;]+/, `BlobEndpoint=${failing.url}/devstoreaccount1`),
+      {
+        retryOptions: { maxTries: 1 },
+      },
+    );
     const failingStore = new AzureBlobStore(client);
-    for (const call of [() => failingStore.read('c', 'b'), () => failingStore.write('c', 'b', 'x'), () => failingStore.delete('c', 'b'), () => collect(failingStore.list('c')), () => failingStore.acquireLease('c', 'b', 15)]) {
+    for (const call of [
+      () => failingStore.read('c', 'b'),
+      () => failingStore.write('c', 'b', 'x'),
+      () => failingStore.delete('c', 'b'),
+      () => collect(failingStore.list('c')),
+      () => failingStore.acquireLease('c', 'b', 15),
+    ]) {
       await assert.rejects(call(), (e: unknown) => e instanceof TransientError && e.status === 503 && e.retryAfterMs === 7000);
     }
   });
@@ -280,22 +311,34 @@ void describe('transient failures', () => {
   void test('429 without Retry-After is transient with no retryAfterMs', async (t) => {
     const failing = await startFailingServer(429);
     t.after(() => failing.close());
-    const client = BlobServiceClient.fromConnectionString(azurite.connectionString.replace(/BlobEndpoint=[^;]+/, `BlobEndpoint=${failing.url}/devstoreaccount1`), {
-      retryOptions: { maxTries: 1 },
-    });
-    await assert.rejects(new AzureBlobStore(client).properties('c', 'b'), (e: unknown) => e instanceof TransientError && e.status === 429 && e.retryAfterMs === undefined);
+    const client = BlobServiceClient.fromConnectionString(
+      azurite.connectionString.replace(/BlobEndpoint=[^;]+/, `BlobEndpoint=${failing.url}/devstoreaccount1`),
+      {
+        retryOptions: { maxTries: 1 },
+      },
+    );
+    await assert.rejects(
+      new AzureBlobStore(client).properties('c', 'b'),
+      (e: unknown) => e instanceof TransientError && e.status === 429 && e.retryAfterMs === undefined,
+    );
   });
 
   void test('a refused connection and a per-call timeout are transient', async () => {
     const port = await closedPort();
-    const refused = BlobServiceClient.fromConnectionString(azurite.connectionString.replace(/BlobEndpoint=[^;]+/, `BlobEndpoint=http://127.0.0.1:${port}/devstoreaccount1`), {
-      retryOptions: { maxTries: 1 },
-    });
+    const refused = BlobServiceClient.fromConnectionString(
+      azurite.connectionString.replace(/BlobEndpoint=[^;]+/, `BlobEndpoint=http://127.0.0.1:${port}/devstoreaccount1`),
+      {
+        retryOptions: { maxTries: 1 },
+      },
+    );
     await assert.rejects(new AzureBlobStore(refused).read('c', 'b'), TransientError);
 
     // A deadline shorter than any answer: the call is aborted and reported as transient.
     const hurried = new AzureBlobStore(service, { timeoutMs: 1 });
-    await assert.rejects(hurried.write('c', 'b', 'x'.repeat(1_000_000)), (e: unknown) => e instanceof TransientError && /timed out/.test(e.message));
+    await assert.rejects(
+      hurried.write('c', 'b', 'x'.repeat(1_000_000)),
+      (e: unknown) => e instanceof TransientError && /timed out/.test(e.message),
+    );
   });
 });
 

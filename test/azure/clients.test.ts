@@ -8,7 +8,14 @@ import { BlobServiceClient } from '@azure/storage-blob';
 import { TableServiceClient } from '@azure/data-tables';
 import type { Azurite } from '../../dev/azurite.js';
 import type { KeyVaultStandIn } from '../../dev/keyvault/server.js';
-import { createAssignmentTable, createAzureAdapters, createBlobStore, createSecretStore, createTokenTable, ensureStorageResources } from '../../shared/azure/clients.js';
+import {
+  createAssignmentTable,
+  createAzureAdapters,
+  createBlobStore,
+  createSecretStore,
+  createTokenTable,
+  ensureStorageResources,
+} from '../../shared/azure/clients.js';
 import type { PipelineConfig } from '../../shared/config.js';
 import { TransientError } from '../../shared/pipeline/errors.js';
 import type { TokenEntity } from '../../shared/pipeline/ports.js';
@@ -53,9 +60,35 @@ void test('createAzureAdapters wires every port to the configured containers, ta
   assert.equal(vault.stats().secrets, 1);
 
   const token: TokenEntity = {
-    serial: 'A/1', state: 'stored', manufacturer: 'm', model: 'x', type: 'totp', algorithm: 'SHA1', digits: 6, period: 30, secretBytes: 20,
-    secretName: 'oath-x-412f31', secretVersion: version, batch: 'b', createdAt: 't', updatedAt: 't', upn: null, buildId: null, exportFile: null,
-    exportingSince: null, deviceId: null, userId: null, methodId: null, lastAcceptedStep: null, activatedBuildId: null, failedAttempts: 0, lockedUntil: null, lastVerifiedAt: null, driftSeconds: null, counter: null, history: '[]',
+    serial: 'A/1',
+    state: 'stored',
+    manufacturer: 'm',
+    model: 'x',
+    type: 'totp',
+    algorithm: 'SHA1',
+    digits: 6,
+    period: 30,
+    secretBytes: 20,
+    secretName: 'oath-x-412f31',
+    secretVersion: version,
+    batch: 'b',
+    createdAt: 't',
+    updatedAt: 't',
+    upn: null,
+    buildId: null,
+    exportFile: null,
+    exportingSince: null,
+    deviceId: null,
+    userId: null,
+    methodId: null,
+    lastAcceptedStep: null,
+    activatedBuildId: null,
+    failedAttempts: 0,
+    lockedUntil: null,
+    lastVerifiedAt: null,
+    driftSeconds: null,
+    counter: null,
+    history: '[]',
   };
   await tokens.insert('A/1', token);
   assert.deepEqual((await tokens.get('A/1'))?.value, token, 'token nulls read back as null');
@@ -63,9 +96,15 @@ void test('createAzureAdapters wires every port to the configured containers, ta
 
   // Fresh adapters over the same tables see the rows.
   const tokenTable = await createTokenTable(config);
-  assert.deepEqual((await collect(tokenTable.list({ state: 'stored' }))).map((t) => t.key), ['A/1']);
+  assert.deepEqual(
+    (await collect(tokenTable.list({ state: 'stored' }))).map((t) => t.key),
+    ['A/1'],
+  );
   const assignmentTable = await createAssignmentTable(config);
-  assert.deepEqual((await collect(assignmentTable.list({ upn: 'ana@contoso.com' }))).map((a) => a.value.line), [2]);
+  assert.deepEqual(
+    (await collect(assignmentTable.list({ upn: 'ana@contoso.com' }))).map((a) => a.value.line),
+    [2],
+  );
 });
 
 void test('the granular factories work on their own; the secret store has SDK retries off', async () => {
@@ -83,16 +122,27 @@ void test('the granular factories work on their own; the secret store has SDK re
   await ensureStorageResources(config);
   await blobs.write(config.containers.reports, 'r1', '1');
   await blobs.write(config.containers.reports, 'r2', '2');
-  assert.deepEqual((await collect(blobs.list(config.containers.reports))).map((b) => b.name), ['r1', 'r2']);
+  assert.deepEqual(
+    (await collect(blobs.list(config.containers.reports))).map((b) => b.name),
+    ['r1', 'r2'],
+  );
 });
 
 void test('storage adapters give up after a few quick SDK retries with a TransientError', async (t) => {
   const failing = await startFailingServer(503);
   t.after(() => failing.close());
   const endpoint = `${failing.url}/devstoreaccount1`;
-  const failingConfig = testConfig(azurite.connectionString.replace(/BlobEndpoint=[^;]+/, `BlobEndpoint=${endpoint}`).replace(/TableEndpoint=[^;]+/, `TableEndpoint=${endpoint}`), vault.url);
+  const failingConfig = testConfig(
+    azurite.connectionString
+      .replace(/BlobEndpoint=[^;]+/, `BlobEndpoint=${endpoint}`)
+      .replace(/TableEndpoint=[^;]+/, `TableEndpoint=${endpoint}`),
+    vault.url,
+  );
   const started = Date.now();
-  await assert.rejects((await createBlobStore(failingConfig)).properties('c', 'b'), (e: unknown) => e instanceof TransientError && e.status === 503);
+  await assert.rejects(
+    (await createBlobStore(failingConfig)).properties('c', 'b'),
+    (e: unknown) => e instanceof TransientError && e.status === 503,
+  );
   assert.equal(failing.requests, 3, 'blob: 3 tries');
   await assert.rejects((await createTokenTable(failingConfig)).get('k'), (e: unknown) => e instanceof TransientError && e.status === 503);
   assert.equal(failing.requests, 6, 'table: 1 try + 2 retries');
@@ -126,7 +176,12 @@ void test('building adapters touches no network: not the endpoints, not the iden
   await assert.rejects(createBlobStore({ ...identityConfig, storage: { tableServiceUri: `${at}/table` } }), /blobServiceUri/);
 
   const endpoint = `${keyEndpoints.url}/devstoreaccount1`;
-  const keyConfig = testConfig(azurite.connectionString.replace(/BlobEndpoint=[^;]+/, `BlobEndpoint=${endpoint}`).replace(/TableEndpoint=[^;]+/, `TableEndpoint=${endpoint}`), keyEndpoints.url);
+  const keyConfig = testConfig(
+    azurite.connectionString
+      .replace(/BlobEndpoint=[^;]+/, `BlobEndpoint=${endpoint}`)
+      .replace(/TableEndpoint=[^;]+/, `TableEndpoint=${endpoint}`),
+    keyEndpoints.url,
+  );
   const keyAdapters = await createAzureAdapters(keyConfig);
 
   // One first call per port: exactly one request each, so nothing else reached the server; these round trips
@@ -154,9 +209,12 @@ void test('importing the factories loads no Azure SDK; createSecretStore loads o
     await clients.createSecretStore(loadConfig({ PipelineStorage: 'UseDevelopmentStorage=true', KEY_VAULT_URL: 'http://127.0.0.1:1' }));
     console.log(JSON.stringify({ atImport, afterSecretStore: [...seen] }));
   `;
-  const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: repoRoot });
+  const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+    cwd: repoRoot,
+  });
   const { atImport, afterSecretStore } = JSON.parse(stdout) as { atImport: string[]; afterSecretStore: string[] };
   assert.deepEqual(atImport, []);
   assert.ok(afterSecretStore.includes('@azure/keyvault-secrets'));
-  for (const heavy of ['@azure/storage-blob', '@azure/data-tables', '@azure/identity']) assert.ok(!afterSecretStore.includes(heavy), `${heavy} was loaded`);
+  for (const heavy of ['@azure/storage-blob', '@azure/data-tables', '@azure/identity'])
+    assert.ok(!afterSecretStore.includes(heavy), `${heavy} was loaded`);
 });

@@ -18,7 +18,21 @@ async function newTableClient(): Promise<TableClient> {
   return client;
 }
 
-const NULLABLE = ['upn', 'buildId', 'exportFile', 'exportingSince', 'deviceId', 'userId', 'methodId', 'lastAcceptedStep', 'activatedBuildId', 'lockedUntil', 'lastVerifiedAt', 'driftSeconds', 'counter'] as const;
+const NULLABLE = [
+  'upn',
+  'buildId',
+  'exportFile',
+  'exportingSince',
+  'deviceId',
+  'userId',
+  'methodId',
+  'lastAcceptedStep',
+  'activatedBuildId',
+  'lockedUntil',
+  'lastVerifiedAt',
+  'driftSeconds',
+  'counter',
+] as const;
 
 async function newTokenTable(listPageSize?: number): Promise<AzureEntityTable<TokenEntity>> {
   return new AzureEntityTable<TokenEntity>(await newTableClient(), 'token', { nullableFields: NULLABLE, listPageSize });
@@ -77,7 +91,7 @@ void describe('get and insert', () => {
     assert.deepEqual(read, { key: 'a1', value, etag });
   });
 
-  void test("an HOTP counter up to 2^64 - 1 stays exact decimal text; a row from before the column reads it as null", async () => {
+  void test('an HOTP counter up to 2^64 - 1 stays exact decimal text; a row from before the column reads it as null', async () => {
     const client = await newTableClient();
     const table = new AzureEntityTable<TokenEntity>(client, 'token', { nullableFields: NULLABLE });
     const value = token('h1', { type: 'hotp', counter: '18446744073709551615' });
@@ -213,14 +227,20 @@ void describe('list', () => {
     const theirs = new AzureEntityTable<{ v: string }>(client, 'theirs');
     await mine.insert('k', { v: 'mine' });
     await theirs.insert('k', { v: 'theirs' });
-    assert.deepEqual((await collect(mine.list())).map((e) => e.value), [{ v: 'mine' }]);
+    assert.deepEqual(
+      (await collect(mine.list())).map((e) => e.value),
+      [{ v: 'mine' }],
+    );
     assert.equal((await theirs.get('k'))?.value.v, 'theirs');
   });
 });
 
 void describe('page and countBy', () => {
   /** Every page of a query, following `after` as a caller does. */
-  async function allPages(table: AzureEntityTable<TokenEntity> | MemoryTable<TokenEntity>, query: Omit<Parameters<typeof table.page>[0], 'after'>): Promise<string[][]> {
+  async function allPages(
+    table: AzureEntityTable<TokenEntity> | MemoryTable<TokenEntity>,
+    query: Omit<Parameters<typeof table.page>[0], 'after'>,
+  ): Promise<string[][]> {
     const pages: string[][] = [];
     let after: string | undefined;
     for (;;) {
@@ -235,17 +255,33 @@ void describe('page and countBy', () => {
     // A service page of 3 against pages of 4 rows: each page needs two service calls (continuation tokens).
     const table = await newTokenTable(3);
     const serials = ['A/1', 'A/2', 'A1', 'A10', 'A2', 'A20', 'A3', 'B1', 'B2', "O'B1", 'a1'];
-    for (const serial of serials) await table.insert(serial, token(serial, { state: serial.endsWith('2') ? 'exported' : 'stored', upn: serial.startsWith('B') ? 'b@contoso.com' : null }));
+    for (const serial of serials)
+      await table.insert(
+        serial,
+        token(serial, { state: serial.endsWith('2') ? 'exported' : 'stored', upn: serial.startsWith('B') ? 'b@contoso.com' : null }),
+      );
     const byEscapedKey = [...serials].sort((a, b) => (escapeTableKey(a) < escapeTableKey(b) ? -1 : 1));
     assert.deepEqual((await allPages(table, { limit: 4 })).flat(), byEscapedKey, 'every row once, in escaped-key order');
-    assert.deepEqual((await allPages(table, { limit: 4 })).map((p) => p.length), [4, 4, 3]);
-    assert.deepEqual((await allPages(table, { limit: 2, keyPrefix: 'A' })).flat(), byEscapedKey.filter((s) => s.startsWith('A')));
+    assert.deepEqual(
+      (await allPages(table, { limit: 4 })).map((p) => p.length),
+      [4, 4, 3],
+    );
+    assert.deepEqual(
+      (await allPages(table, { limit: 2, keyPrefix: 'A' })).flat(),
+      byEscapedKey.filter((s) => s.startsWith('A')),
+    );
     assert.deepEqual((await allPages(table, { limit: 10, keyPrefix: 'A/' })).flat(), ['A/1', 'A/2'], 'a prefix with an escaped character');
     assert.deepEqual((await allPages(table, { limit: 10, keyPrefix: "O'" })).flat(), ["O'B1"], 'a quote in the prefix is escaped');
-    assert.deepEqual((await allPages(table, { limit: 1, where: { state: 'exported' } })).flat(), byEscapedKey.filter((s) => s.endsWith('2')));
+    assert.deepEqual(
+      (await allPages(table, { limit: 1, where: { state: 'exported' } })).flat(),
+      byEscapedKey.filter((s) => s.endsWith('2')),
+    );
     assert.deepEqual((await allPages(table, { limit: 5, where: { upn: 'b@contoso.com' }, keyPrefix: 'B' })).flat(), ['B1', 'B2']);
     const last = await table.page({ limit: 3, after: 'B2' });
-    assert.deepEqual(last.rows.map((r) => r.key), ["O'B1", 'a1']);
+    assert.deepEqual(
+      last.rows.map((r) => r.key),
+      ["O'B1", 'a1'],
+    );
     assert.equal(last.more, false);
     assert.deepEqual(await table.page({ limit: 3, where: { upn: 'nobody@contoso.com' } }), { rows: [], more: false });
   });
@@ -253,12 +289,14 @@ void describe('page and countBy', () => {
   void test('countBy counts each value of one field, with a filter, null as an empty value', async () => {
     const table = await newTokenTable(2);
     const states = ['stored', 'stored', 'exported', 'retired', 'stored'] as const;
-    for (const [i, state] of states.entries()) await table.insert(`c${i}`, token(`c${i}`, { state, upn: i === 0 ? 'a@contoso.com' : null }));
+    for (const [i, state] of states.entries())
+      await table.insert(`c${i}`, token(`c${i}`, { state, upn: i === 0 ? 'a@contoso.com' : null }));
     assert.deepEqual(await table.countBy('state'), { stored: 3, exported: 1, retired: 1 });
     assert.deepEqual(await table.countBy('upn'), { 'a@contoso.com': 1, '': 4 });
     assert.deepEqual(await table.countBy('state', { upn: 'a@contoso.com' }), { stored: 1 });
     const memory = new MemoryTable<TokenEntity>();
-    for (const [i, state] of states.entries()) await memory.insert(`c${i}`, token(`c${i}`, { state, upn: i === 0 ? 'a@contoso.com' : null }));
+    for (const [i, state] of states.entries())
+      await memory.insert(`c${i}`, token(`c${i}`, { state, upn: i === 0 ? 'a@contoso.com' : null }));
     assert.deepEqual(await memory.countBy('state'), await table.countBy('state'));
     await assert.rejects(() => table.countBy('state) or (1'), /Cannot count/);
   });
@@ -304,12 +342,24 @@ void describe('transient failures', () => {
     ] as const) {
       const failing = await startFailingServer(status, headers);
       t.after(() => failing.close());
-      const client = new TableClient(`${failing.url}/${devAccountName}`, 'tokens', new AzureNamedKeyCredential(devAccountName, devAccountKey), {
-        allowInsecureConnection: true,
-        retryOptions: { maxRetries: 0 },
-      });
+      const client = new TableClient(
+        `${failing.url}/${devAccountName}`,
+        'tokens',
+        new AzureNamedKeyCredential(devAccountName, devAccountKey),
+        {
+          allowInsecureConnection: true,
+          retryOptions: { maxRetries: 0 },
+        },
+      );
       const table = new AzureEntityTable<{ v: string }>(client, 'p');
-      for (const call of [() => table.get('k'), () => table.insert('k', { v: '' }), () => table.replace('k', { v: '' }, '*'), () => table.upsert('k', { v: '' }), () => table.delete('k'), () => collect(table.list())]) {
+      for (const call of [
+        () => table.get('k'),
+        () => table.insert('k', { v: '' }),
+        () => table.replace('k', { v: '' }, '*'),
+        () => table.upsert('k', { v: '' }),
+        () => table.delete('k'),
+        () => collect(table.list()),
+      ]) {
         await assert.rejects(call(), (e: unknown) => e instanceof TransientError && e.status === status && e.retryAfterMs === retryAfterMs);
       }
     }

@@ -8,7 +8,12 @@ import { after, before, beforeEach, describe, test } from 'node:test';
 import type { AccessToken, TokenCredential } from '@azure/identity';
 import { startGraphStandIn, type GraphStandIn } from '../../dev/graph/server.js';
 import { createHardwareOathDirectory } from '../../shared/azure/clients.js';
-import { GRAPH_SCOPE, GraphHardwareOathDirectory, type GraphDirectoryOptions, type GraphRetryEvent } from '../../shared/azure/graph-directory.js';
+import {
+  GRAPH_SCOPE,
+  GraphHardwareOathDirectory,
+  type GraphDirectoryOptions,
+  type GraphRetryEvent,
+} from '../../shared/azure/graph-directory.js';
 import { loadConfig } from '../../shared/config.js';
 import { activationWindowSteps } from '../../shared/entra/drift-windows.js';
 import { ConflictError, DirectoryRefusedError, TransientError, UncertainOutcomeError } from '../../shared/pipeline/errors.js';
@@ -44,10 +49,21 @@ class CountingCredential implements TokenCredential {
   }
 }
 
-function adapter(options: Partial<GraphDirectoryOptions> = {}): { directory: GraphHardwareOathDirectory; retries: GraphRetryEvent[]; credential: CountingCredential } {
+function adapter(options: Partial<GraphDirectoryOptions> = {}): {
+  directory: GraphHardwareOathDirectory;
+  retries: GraphRetryEvent[];
+  credential: CountingCredential;
+} {
   const retries: GraphRetryEvent[] = [];
   const credential = new CountingCredential();
-  const directory = new GraphHardwareOathDirectory({ baseUrl: graph.url, credential, retryBaseMs: 20, timeoutMs: 2_000, onRetry: (e) => retries.push(e), ...options });
+  const directory = new GraphHardwareOathDirectory({
+    baseUrl: graph.url,
+    credential,
+    retryBaseMs: 20,
+    timeoutMs: 2_000,
+    onRetry: (e) => retries.push(e),
+    ...options,
+  });
   return { directory, retries, credential };
 }
 
@@ -77,7 +93,11 @@ async function caught(promise: Promise<unknown>): Promise<Error> {
 
 void describe('life cycle', () => {
   void test('find, create, assign, activate, unassign and delete, through the factory the app uses', async () => {
-    const config = loadConfig({ PipelineStorage: 'UseDevelopmentStorage=true', KEY_VAULT_URL: 'http://127.0.0.1:1', GRAPH_BASE_URL: graph.url });
+    const config = loadConfig({
+      PipelineStorage: 'UseDevelopmentStorage=true',
+      KEY_VAULT_URL: 'http://127.0.0.1:1',
+      GRAPH_BASE_URL: graph.url,
+    });
     assert.equal(config.localGraph, true);
     const directory = await createHardwareOathDirectory(config);
     const { upn, id: userId } = newUser({ displayName: 'Ann Lee' });
@@ -152,11 +172,16 @@ void describe('refusals', () => {
   void test('a secret Graph refuses is a DirectoryRefusedError that does not quote it', async () => {
     const { directory } = adapter();
     const bad = newDevice();
-    const error = await caught(directory.createDevice({ ...bad, secretKey: bad.secretKey.slice(0, 20) + '0189' + bad.secretKey.slice(24) }));
+    const error = await caught(
+      directory.createDevice({ ...bad, secretKey: bad.secretKey.slice(0, 20) + '0189' + bad.secretKey.slice(24) }),
+    );
     assert.ok(error instanceof DirectoryRefusedError, String(error));
     assert.equal(error.status, 400);
     assert.equal(error.code, 'invalidRequest');
-    assert.match(error.message, /^Graph create device G[0-9A-F]+: HTTP 400 invalidRequest: The secretKey is not valid base32.* \(request-id [0-9a-f-]{36}\)$/);
+    assert.match(
+      error.message,
+      /^Graph create device G[0-9A-F]+: HTTP 400 invalidRequest: The secretKey is not valid base32.* \(request-id [0-9a-f-]{36}\)$/,
+    );
     assertNoSecret(error.message + String(error.stack), [bad.secretKey]);
   });
 
@@ -213,7 +238,10 @@ void describe('refusals', () => {
 void describe('roles and groups', () => {
   void test('privileged roles: active and eligible ones, never harmless ones; the definitions are read once', async () => {
     const { directory } = adapter();
-    const admin = newUser({ directoryRoles: ['Global Administrator', 'Directory Readers'], eligibleRoles: ['Privileged Role Administrator'] });
+    const admin = newUser({
+      directoryRoles: ['Global Administrator', 'Directory Readers'],
+      eligibleRoles: ['Privileged Role Administrator'],
+    });
     const reader = newUser({ directoryRoles: ['Directory Readers', 'Reports Reader'] });
     const plain = newUser();
     const before = graph.stats().operations.listRoleDefinitions;
@@ -263,7 +291,12 @@ void describe('throttling, faults and timeouts', () => {
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     t.after(() => new Promise<void>((resolve) => server.close(() => resolve())));
     const { port } = server.address() as AddressInfo;
-    const directory = new GraphHardwareOathDirectory({ baseUrl: `http://127.0.0.1:${port}`, credential: new CountingCredential(), maxConcurrent: 2, timeoutMs: 30_000 });
+    const directory = new GraphHardwareOathDirectory({
+      baseUrl: `http://127.0.0.1:${port}`,
+      credential: new CountingCredential(),
+      maxConcurrent: 2,
+      timeoutMs: 30_000,
+    });
     const calls = Array.from({ length: 6 }, (_, i) => directory.getDevice(`device-${i}`));
     const turns = async (n: number) => {
       for (let i = 0; i < n; i++) await new Promise((resolve) => setImmediate(resolve));
@@ -308,11 +341,14 @@ void describe('throttling, faults and timeouts', () => {
       retries.map((r) => r.retryAfter),
       [false, false],
     );
-    assert.ok(retries[0]!.delayMs >= 15 && retries[0]!.delayMs <= 25 && retries[1]!.delayMs >= 30 && retries[1]!.delayMs <= 50, JSON.stringify(retries));
+    assert.ok(
+      retries[0]!.delayMs >= 15 && retries[0]!.delayMs <= 25 && retries[1]!.delayMs >= 30 && retries[1]!.delayMs <= 50,
+      JSON.stringify(retries),
+    );
     assert.deepEqual(await directory.findDevicesBySerial(input.serialNumber), []);
   });
 
-  void test('a Retry-After beyond the adapter\'s limit goes back to the caller at once, with the wait', async () => {
+  void test("a Retry-After beyond the adapter's limit goes back to the caller at once, with the wait", async () => {
     const { directory, retries } = adapter({ maxRetryAfterMs: 1_000 });
     graph.injectFaults([{ path: '/users/', status: 429, retryAfter: '120' }]);
     const requests = graph.stats().requests;
@@ -393,7 +429,13 @@ void describe('throttling, faults and timeouts', () => {
     const port = await closedPort();
     const credential = new CountingCredential();
     const retries: GraphRetryEvent[] = [];
-    const directory = new GraphHardwareOathDirectory({ baseUrl: `http://127.0.0.1:${port}`, credential, retryBaseMs: 10, maxAttempts: 3, onRetry: (e) => retries.push(e) });
+    const directory = new GraphHardwareOathDirectory({
+      baseUrl: `http://127.0.0.1:${port}`,
+      credential,
+      retryBaseMs: 10,
+      maxAttempts: 3,
+      onRetry: (e) => retries.push(e),
+    });
     const error = await caught(directory.createDevice(newDevice()));
     assert.ok(error instanceof TransientError && !(error instanceof UncertainOutcomeError), String(error));
     assert.match(error.message, /could not connect \(ECONNREFUSED\)/);

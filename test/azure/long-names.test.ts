@@ -34,7 +34,17 @@ async function harness() {
   for (const c of Object.values(containers)) await service.getContainerClient(c).create();
   const log: Logger = { info: () => undefined, warn: () => undefined, error: () => undefined };
   const vault = new PacedVault(new MemorySecretStore(), { createBudget: 1000, readBudget: 1000, retry: { baseDelayMs: 1 } });
-  const ingest = new IngestService({ blobs: store, vault, tokens: new MemoryTable<TokenEntity>(), clock: new ManualClock(), log, containers, transportKeyPrefix: 'transport-', maxSeedFileBytes: 1_000_000, recoverDeletedSecrets: false });
+  const ingest = new IngestService({
+    blobs: store,
+    vault,
+    tokens: new MemoryTable<TokenEntity>(),
+    clock: new ManualClock(),
+    log,
+    containers,
+    transportKeyPrefix: 'transport-',
+    maxSeedFileBytes: 1_000_000,
+    recoverDeletedSecrets: false,
+  });
   const names = async (container: string) => (await collect(store.list(container))).map((b) => b.name);
   return { containers, ingest, names };
 }
@@ -57,7 +67,9 @@ void describe('derived names of long seed file names in Azure storage', () => {
     const reports = await h.names(h.containers.reports);
     assert.equal(reports.length, 2);
     assertWithinLimits(reports);
-    const report = JSON.parse(Buffer.from((await store.read(h.containers.reports, r.reportName!))!.bytes).toString('utf8')) as { subject: string };
+    const report = JSON.parse(Buffer.from((await store.read(h.containers.reports, r.reportName!))!.bytes).toString('utf8')) as {
+      subject: string;
+    };
     assert.equal(report.subject, `${h.containers.seeds}/${name}`);
   });
 
@@ -71,6 +83,9 @@ void describe('derived names of long seed file names in Azure storage', () => {
     const quarantined = await h.names(h.containers.quarantine);
     assert.equal(quarantined.length, 2);
     assertWithinLimits([...quarantined, ...(await h.names(h.containers.reports))]);
-    assert.equal(Buffer.from((await store.read(h.containers.quarantine, r.quarantinedAs!))!.bytes).toString('utf8'), 'not a seed file at all');
+    assert.equal(
+      Buffer.from((await store.read(h.containers.quarantine, r.quarantinedAs!))!.bytes).toString('utf8'),
+      'not a seed file at all',
+    );
   });
 });

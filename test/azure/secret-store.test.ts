@@ -39,7 +39,12 @@ void describe('get and set', () => {
     const name = uniqueName('oath-');
     const first = await store.set(name, 'seed-one', options);
     assert.match(first.version, /^[0-9a-f]{32}$/);
-    assert.deepEqual(await store.get(name), { value: 'seed-one', version: first.version, contentType: options.contentType, tags: options.tags });
+    assert.deepEqual(await store.get(name), {
+      value: 'seed-one',
+      version: first.version,
+      contentType: options.contentType,
+      tags: options.tags,
+    });
 
     const second = await store.set(name, 'seed-two', { contentType: 'text/plain', tags: {} });
     assert.notEqual(second.version, first.version);
@@ -76,7 +81,12 @@ void describe('versions and disabling', () => {
     // Key Vault itself refuses the name now (403 SecretDisabled): the adapter answers with the version before.
     await assert.rejects(client.getSecret(name), (e: unknown) => (e as { statusCode?: number }).statusCode === 403);
     assert.equal(await store.get(name, second.version), undefined);
-    assert.deepEqual(await store.get(name), { value: 'seed-one', version: first.version, contentType: options.contentType, tags: options.tags });
+    assert.deepEqual(await store.get(name), {
+      value: 'seed-one',
+      version: first.version,
+      contentType: options.contentType,
+      tags: options.tags,
+    });
 
     await store.disable(name, second.version); // again: nothing changes
     await store.disable(name, first.version);
@@ -96,7 +106,10 @@ void describe('versions and disabling', () => {
     const name = uniqueName('oath-');
     const { version } = await store.set(name, 'v', options);
     vault.setRealism({ errorRate: 1 });
-    await assert.rejects(store.disable(name, version), (e: unknown) => e instanceof TransientError && (e.status === 500 || e.status === 503));
+    await assert.rejects(
+      store.disable(name, version),
+      (e: unknown) => e instanceof TransientError && (e.status === 500 || e.status === 503),
+    );
     vault.setRealism({ errorRate: 0 });
     assert.equal((await store.get(name, version))?.value, 'v');
   });
@@ -109,7 +122,10 @@ void describe('soft delete and recovery', () => {
     await deleteWithRawClient(name);
 
     assert.equal(await store.get(name), undefined);
-    await assert.rejects(store.set(name, 'new', options), (e: unknown) => e instanceof SecretDeletedError && e.secretName === name && !e.beingDeleted);
+    await assert.rejects(
+      store.set(name, 'new', options),
+      (e: unknown) => e instanceof SecretDeletedError && e.secretName === name && !e.beingDeleted,
+    );
 
     await store.recover(name);
     assert.deepEqual(await store.get(name), { value: 'kept', version, contentType: options.contentType, tags: options.tags });
@@ -135,7 +151,10 @@ void describe('transient failures (SDK retries off, so each is seen once)', () =
     const ok = uniqueName('oath-');
     const throttled = uniqueName('oath-');
     await store.set(ok, 'v', options);
-    await assert.rejects(store.set(throttled, 'v', options), (e: unknown) => e instanceof TransientError && e.status === 429 && e.retryAfterMs === undefined);
+    await assert.rejects(
+      store.set(throttled, 'v', options),
+      (e: unknown) => e instanceof TransientError && e.status === 429 && e.retryAfterMs === undefined,
+    );
     const stats = vault.stats();
     assert.equal(stats.throttled - before.throttled, 1, 'exactly one throttled request: no SDK retry');
     vault.setRealism({ throttling: false });
@@ -170,14 +189,20 @@ void describe('transient failures (SDK retries off, so each is seen once)', () =
     vault.setRealism({ timeoutRate: 1, timeoutMs: 10_000 });
     const quick = new KeyVaultSecretStore(client, { timeoutMs: 200 });
     const started = Date.now();
-    await assert.rejects(quick.get(name), (e: unknown) => e instanceof TransientError && e.status === undefined && /timed out/.test(e.message));
+    await assert.rejects(
+      quick.get(name),
+      (e: unknown) => e instanceof TransientError && e.status === undefined && /timed out/.test(e.message),
+    );
     await assert.rejects(quick.set(name, 'v', options), TransientError);
     assert.ok(Date.now() - started < 3_000, 'the per-call timeout, not the server, ended the calls');
   });
 
   void test('a dropped connection is a TransientError', async () => {
     vault.setRealism({ timeoutRate: 1, timeoutMs: 50 });
-    await assert.rejects(store.get(uniqueName('oath-')), (e: unknown) => e instanceof TransientError && /ECONNRESET|connection/.test(e.message));
+    await assert.rejects(
+      store.get(uniqueName('oath-')),
+      (e: unknown) => e instanceof TransientError && /ECONNRESET|connection/.test(e.message),
+    );
   });
 
   void test('Retry-After is passed on as retryAfterMs', async (t) => {

@@ -15,7 +15,13 @@ const S2 = 'EZDOCQANJA5PGME5QRSZCR7GLUFJG4JG';
 async function cli(args: string[], env: NodeJS.ProcessEnv = {}) {
   let stdout = '';
   let stderr = '';
-  const code = await runCli(args, { stdout: (t) => (stdout += t), stderr: (t) => (stderr += t), env, stderrIsTTY: false, now: () => 1_700_000_000_000 });
+  const code = await runCli(args, {
+    stdout: (t) => (stdout += t),
+    stderr: (t) => (stderr += t),
+    env,
+    stderrIsTTY: false,
+    now: () => 1_700_000_000_000,
+  });
   return { code, stdout, stderr };
 }
 
@@ -33,7 +39,15 @@ describe('entra-oath inspect', () => {
     const out = JSON.parse(r.stdout) as { format: string; secretEncoding: string; tokens: Record<string, unknown>[]; problems: unknown[] };
     assert.equal(out.format, 'csv');
     assert.equal(out.secretEncoding, 'base32');
-    assert.deepEqual(out.tokens[0], { serial: '60234567', manufacturer: 'Token2', model: 'C202', type: 'totp', algorithm: 'SHA1', digits: 6, period: 30 });
+    assert.deepEqual(out.tokens[0], {
+      serial: '60234567',
+      manufacturer: 'Token2',
+      model: 'C202',
+      type: 'totp',
+      algorithm: 'SHA1',
+      digits: 6,
+      period: 30,
+    });
     assert.deepEqual(out.problems, []);
     assert.ok(!r.stdout.includes(S1) && !r.stderr.includes(S1));
   });
@@ -66,10 +80,23 @@ describe('entra-oath inspect', () => {
     const oath = tmp('why.csv', `A1, ${seed32}, totp\nB1, ${seed32.replace('31', '41')}\n`);
     const r = await cli(['inspect', oath, '--json']);
     assert.equal(r.code, 0);
-    const out = JSON.parse(r.stdout) as { tokens: { serial: string; algorithm: string; type: string }[]; problems: { code: string; severity: string; line: number; serial: string }[] };
-    assert.deepEqual(out.tokens.map((t) => [t.serial, t.type, t.algorithm]), [['A1', 'totp', 'SHA256'], ['B1', 'hotp', 'SHA256']]);
+    const out = JSON.parse(r.stdout) as {
+      tokens: { serial: string; algorithm: string; type: string }[];
+      problems: { code: string; severity: string; line: number; serial: string }[];
+    };
+    assert.deepEqual(
+      out.tokens.map((t) => [t.serial, t.type, t.algorithm]),
+      [
+        ['A1', 'totp', 'SHA256'],
+        ['B1', 'hotp', 'SHA256'],
+      ],
+    );
     const infos = out.problems.filter((p) => p.severity === 'info').map((p) => [p.code, p.line, p.serial]);
-    assert.deepEqual(infos, [['HASH_FROM_SEED_LENGTH', 1, 'A1'], ['HASH_FROM_SEED_LENGTH', 2, 'B1'], ['TYPE_FROM_MISSING_COLUMN', 2, 'B1']]);
+    assert.deepEqual(infos, [
+      ['HASH_FROM_SEED_LENGTH', 1, 'A1'],
+      ['HASH_FROM_SEED_LENGTH', 2, 'B1'],
+      ['TYPE_FROM_MISSING_COLUMN', 2, 'B1'],
+    ]);
     // The table view prints them too.
     assert.match((await cli(['inspect', oath])).stdout, /INFO HASH_FROM_SEED_LENGTH \(line 1, serial "A1"\): .*HMAC-SHA256/);
   });
@@ -78,13 +105,19 @@ describe('entra-oath inspect', () => {
     const bad = tmp('bad.csv', `serial number,secret key\n1,${S1}\n2,MFRGG\n`);
     const r1 = await cli(['inspect', bad, '--json']);
     assert.equal(r1.code, 1);
-    assert.deepEqual((JSON.parse(r1.stdout) as { problems: { code: string; line: number }[] }).problems.map((p) => [p.code, p.line]), [['SECRET_TOO_SHORT', 3]]);
+    assert.deepEqual(
+      (JSON.parse(r1.stdout) as { problems: { code: string; line: number }[] }).problems.map((p) => [p.code, p.line]),
+      [['SECRET_TOO_SHORT', 3]],
+    );
 
     const r2 = await cli(['inspect', fixture('csv/entra-doc-example.csv'), '--json']);
     assert.equal(r2.code, 2);
     const out2 = JSON.parse(r2.stdout) as { tokens: unknown[]; problems: { code: string }[] };
     assert.deepEqual(out2.tokens, []);
-    assert.deepEqual(out2.problems.map((p) => p.code), ['ENCODING_AMBIGUOUS']);
+    assert.deepEqual(
+      out2.problems.map((p) => p.code),
+      ['ENCODING_AMBIGUOUS'],
+    );
     assert.equal(r2.stderr.trim().split('\n').length, 1);
     assert.match(r2.stderr, /--secret-encoding/);
 
@@ -98,7 +131,10 @@ describe('entra-oath inspect', () => {
     assert.equal(r.code, 0);
     const out = JSON.parse(r.stdout) as { format: string; problems: { code: string; severity: string; serial: string }[] };
     assert.equal(out.format, 'privacyidea-csv');
-    assert.deepEqual(out.problems.map((p) => [p.code, p.severity, p.serial]), [['ENTRA_NOT_IMPORTABLE', 'warning', 'PI0002']]);
+    assert.deepEqual(
+      out.problems.map((p) => [p.code, p.severity, p.serial]),
+      [['ENTRA_NOT_IMPORTABLE', 'warning', 'PI0002']],
+    );
   });
 
   it('reads encrypted PSKC with a key from a flag, a file or the environment, never echoing it', async () => {
@@ -107,11 +143,17 @@ describe('entra-oath inspect', () => {
     const none = await cli(['inspect', file, '--json']);
     assert.equal(none.code, 2);
     assert.match(none.stderr, /pre-shared key/);
-    for (const args of [['--psk', key], ['--psk-file', tmp('k.hex', `${key}\n`)]]) {
+    for (const args of [
+      ['--psk', key],
+      ['--psk-file', tmp('k.hex', `${key}\n`)],
+    ]) {
       const r = await cli(['inspect', file, '--json', ...args]);
       const out = JSON.parse(r.stdout) as { format: string; tokens: { serial: string }[] };
       assert.equal(out.format, 'pskc');
-      assert.deepEqual(out.tokens.map((t) => t.serial), ['987654321']);
+      assert.deepEqual(
+        out.tokens.map((t) => t.serial),
+        ['987654321'],
+      );
       assert.ok(!r.stdout.includes(key) && !r.stderr.includes(key));
     }
     const fromEnv = await cli(['inspect', file, '--json'], { ENTRA_OATH_PSK: key });
@@ -124,14 +166,20 @@ describe('entra-oath inspect', () => {
 
 describe('entra-oath convert', () => {
   it("writes Entra's CSV for assigned tokens and summarises the rest", async () => {
-    const seeds = tmp('seeds.csv', `serial number,secret key,time interval,manufacturer,model\n1001,${S1},30,Token2,C202\n1002,${S2},30,Token2,C202\n1003,${S2}AA,30,Token2,C202\n`);
+    const seeds = tmp(
+      'seeds.csv',
+      `serial number,secret key,time interval,manufacturer,model\n1001,${S1},30,Token2,C202\n1002,${S2},30,Token2,C202\n1003,${S2}AA,30,Token2,C202\n`,
+    );
     const assignments = tmp('a.csv', 'upn,serial number\nhelga@contoso.com,1001\nguest#EXT#@contoso.onmicrosoft.com,1002\n');
     const r = await cli(['convert', seeds, '--assignments', assignments, '--json']);
     assert.equal(r.code, 1);
     assert.equal(r.stdout, `upn,serial number,secret key,time interval,manufacturer,model\nhelga@contoso.com,1001,${S1},30,Token2,C202\n`);
     const summary = JSON.parse(r.stderr) as { exported: unknown[]; notExported: { code: string }[]; unassigned: string[] };
     assert.deepEqual(summary.exported, [{ upn: 'helga@contoso.com', serial: '1001' }]);
-    assert.deepEqual(summary.notExported.map((p) => p.code), ['ASSIGNMENT_GUEST_UPN']);
+    assert.deepEqual(
+      summary.notExported.map((p) => p.code),
+      ['ASSIGNMENT_GUEST_UPN'],
+    );
     assert.deepEqual(summary.unassigned, ['1003']);
   });
 
@@ -185,8 +233,16 @@ describe('entra-oath code', () => {
     assert.equal((await cli(['code', '--secret', secret, '--counter', '1'])).stdout, '287082\n');
     assert.equal((await cli(['code', '--secret', secret, '--counter', '9'])).stdout, '520489\n');
     const top = await cli(['code', '--secret', secret, '--counter', '18446744073709551615', '--digits', '8']);
-    assert.deepEqual([top.code, top.stdout], [0, `${referenceCode('SHA1', Buffer.from('12345678901234567890').toString('hex'), (1n << 64n) - 1n, 8)}\n`]);
-    for (const args of [['--counter', '18446744073709551616'], ['--counter', '-1'], ['--counter', '1', '--at', '59'], ['--counter', '1', '--period', '60']]) {
+    assert.deepEqual(
+      [top.code, top.stdout],
+      [0, `${referenceCode('SHA1', Buffer.from('12345678901234567890').toString('hex'), (1n << 64n) - 1n, 8)}\n`],
+    );
+    for (const args of [
+      ['--counter', '18446744073709551616'],
+      ['--counter', '-1'],
+      ['--counter', '1', '--at', '59'],
+      ['--counter', '1', '--period', '60'],
+    ]) {
       assert.equal((await cli(['code', '--secret', secret, ...args])).code, 2, args.join(' '));
     }
   });
@@ -227,9 +283,22 @@ describe('entra-oath program', () => {
     assert.deepEqual(readdirSync(dir), ['minted.csv']);
     const inspected = await cli(['inspect', out, '--json', '--reveal']);
     assert.equal(inspected.code, 0);
-    const tokens = (JSON.parse(inspected.stdout) as { tokens: { serial: string; secret: string; manufacturer: string; algorithm: string; period: number }[] }).tokens;
-    assert.deepEqual(tokens.map((t) => [t.serial, t.manufacturer, t.algorithm, t.period]), [['TK01', 'Token2', 'SHA1', 30], ['TK02', 'Token2', 'SHA1', 30]]);
-    assert.ok(tokens.every((t) => t.secret.length === 32), 'a 160-bit secret is 32 base32 characters');
+    const tokens = (
+      JSON.parse(inspected.stdout) as {
+        tokens: { serial: string; secret: string; manufacturer: string; algorithm: string; period: number }[];
+      }
+    ).tokens;
+    assert.deepEqual(
+      tokens.map((t) => [t.serial, t.manufacturer, t.algorithm, t.period]),
+      [
+        ['TK01', 'Token2', 'SHA1', 30],
+        ['TK02', 'Token2', 'SHA1', 30],
+      ],
+    );
+    assert.ok(
+      tokens.every((t) => t.secret.length === 32),
+      'a 160-bit secret is 32 base32 characters',
+    );
     assert.notEqual(tokens[0]!.secret, tokens[1]!.secret);
     for (const t of tokens) assert.ok(!r.stdout.includes(t.secret.slice(0, 12)) && !r.stderr.includes(t.secret.slice(0, 12)));
     const assignments = tmp('a.csv', 'upn,serial number\nana@contoso.com,TK02\n');
@@ -242,8 +311,14 @@ describe('entra-oath program', () => {
     const dir = mkdtempSync(join(tmpdir(), 'entra-oath-cli-'));
     const out = join(dir, 'sha256.csv');
     assert.equal((await cli(['program', '--serials', 'P1', '--algorithm', 'SHA256', '--digits', '8', '--out', out])).code, 0);
-    const read = JSON.parse((await cli(['inspect', out, '--json', '--reveal'])).stdout) as { format: string; tokens: { algorithm: string; digits: number; secret: string }[] };
-    assert.deepEqual([read.format, read.tokens[0]!.algorithm, read.tokens[0]!.digits, read.tokens[0]!.secret.length], ['privacyidea-csv', 'SHA256', 8, 52]);
+    const read = JSON.parse((await cli(['inspect', out, '--json', '--reveal'])).stdout) as {
+      format: string;
+      tokens: { algorithm: string; digits: number; secret: string }[];
+    };
+    assert.deepEqual(
+      [read.format, read.tokens[0]!.algorithm, read.tokens[0]!.digits, read.tokens[0]!.secret.length],
+      ['privacyidea-csv', 'SHA256', 8, 52],
+    );
 
     const before = readFileSync(out, 'utf8');
     const again = await cli(['program', '--serials', 'P2', '--out', out]);
@@ -263,7 +338,9 @@ describe('entra-oath program', () => {
     // SHA-256 with a 60 s period: the six-cell layout names the hash, so the period needs no default.
     const sixty = join(dir, 'sha256-60.csv');
     assert.equal((await cli(['program', '--serials', 'P3', '--algorithm', 'SHA256', '--period', '60', '--out', sixty])).code, 0);
-    const read60 = JSON.parse((await cli(['inspect', sixty, '--json', '--reveal'])).stdout) as { tokens: { algorithm: string; period: number }[] };
+    const read60 = JSON.parse((await cli(['inspect', sixty, '--json', '--reveal'])).stdout) as {
+      tokens: { algorithm: string; period: number }[];
+    };
     assert.deepEqual([read60.tokens[0]!.algorithm, read60.tokens[0]!.period], ['SHA256', 60]);
     rmSync(sixty);
     const noOut = await cli(['program', '--serials', 'P1']);

@@ -15,7 +15,16 @@ import { chromium, type BrowserContext, type Page } from 'playwright-core';
 
 export const SCREENSHOTS = resolve(dirname(fileURLToPath(import.meta.url)), 'screenshots');
 
-const LAUNCH_FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+const LAUNCH_FLAGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
 
 /** CHROMIUM_PATH, else a chromium (or chrome) on the PATH; undefined when there is none. */
 export function findChromium(): string | undefined {
@@ -51,7 +60,13 @@ export async function launchBrowser(viewport = { width: 1280, height: 900 }): Pr
   const executablePath = findChromium();
   if (!executablePath) throw new Error(browserSkipReason());
   const profile = mkdtempSync(join(tmpdir(), 'console-chromium-'));
-  const context = await chromium.launchPersistentContext(profile, { executablePath, headless: true, args: LAUNCH_FLAGS, viewport, acceptDownloads: true });
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath,
+    headless: true,
+    args: LAUNCH_FLAGS,
+    viewport,
+    acceptDownloads: true,
+  });
   const seen: { url: string; text: string }[] = [];
   context.on('response', (response) => {
     void response

@@ -23,7 +23,15 @@ import { buildPskc } from '../fixtures/pskc/generate.js';
 import { randomTokens, seedCsv, type SeedToken } from '../reliability/helpers.js';
 import { leakHits, piecesOf, secretForms } from '../helpers/secret-scan.js';
 import { startTestStack, suiteScope, type TestStack } from '../helpers/stack.js';
-import { axeFindings, browserSkipReason, clearScreenshots, horizontalOverflow, launchBrowser, screenshot, type Browser } from './browser.js';
+import {
+  axeFindings,
+  browserSkipReason,
+  clearScreenshots,
+  horizontalOverflow,
+  launchBrowser,
+  screenshot,
+  type Browser,
+} from './browser.js';
 
 const jsQR = jsQRModule.default;
 const skip = browserSkipReason();
@@ -35,7 +43,10 @@ const PSK = randomBytes(16);
 const ALL_TOKENS = [...CSV_TOKENS, ...PSKC_TOKENS];
 const secretOf = new Map<string, SeedToken>(ALL_TOKENS.map((t) => [t.serial, t]));
 /** A seed too short and a bad interval: a report with problems grouped by code. */
-const BAD_ROWS = [`,CONBAD1,${toCanonicalBase32(randomBytes(8))},30,Token2,C202\n`, `,CONBAD2,${toCanonicalBase32(randomBytes(20))},45,Token2,C202\n`];
+const BAD_ROWS = [
+  `,CONBAD1,${toCanonicalBase32(randomBytes(8))},30,Token2,C202\n`,
+  `,CONBAD2,${toCanonicalBase32(randomBytes(20))},45,Token2,C202\n`,
+];
 const BAD_SECRETS = [BAD_ROWS[0]!.split(',')[2]!, BAD_ROWS[1]!.split(',')[2]!];
 const ASSIGNED: [string, string][] = [
   ['CON00001', 'alice@contoso.com'],
@@ -61,7 +72,17 @@ function wrongCode(serial: string): string {
 function pskcFile(): string {
   return buildPskc({
     seed: 'console-test',
-    keys: PSKC_TOKENS.map((t, i) => ({ serial: t.serial, keyId: `k${i}`, manufacturer: 'Token2', model: 'C301', type: 'totp', suite: 'HMAC-SHA1', digits: 6, interval: 30, secret: Buffer.from(t.bytes) })),
+    keys: PSKC_TOKENS.map((t, i) => ({
+      serial: t.serial,
+      keyId: `k${i}`,
+      manufacturer: 'Token2',
+      model: 'C301',
+      type: 'totp',
+      suite: 'HMAC-SHA1',
+      digits: 6,
+      interval: 30,
+      secret: Buffer.from(t.bytes),
+    })),
     encryption: { cipher: 'aes128-cbc', psk: PSK, mac: { hash: 'sha256', withMacKey: true } },
   });
 }
@@ -75,7 +96,9 @@ void describe('the console in a browser', { skip }, () => {
 
   before(async () => {
     clearScreenshots();
-    stack = await startTestStack(scope, { settings: { VERIFY_LOCKOUT_LIMIT: '3', RECONCILE_SCHEDULE: '0 0 0 1 1 *', KEY_VAULT_RETRY_BASE_MS: '20' } });
+    stack = await startTestStack(scope, {
+      settings: { VERIFY_LOCKOUT_LIMIT: '3', RECONCILE_SCHEDULE: '0 0 0 1 1 *', KEY_VAULT_RETRY_BASE_MS: '20' },
+    });
   });
 
   after(async () => {
@@ -111,9 +134,17 @@ void describe('the console in a browser', { skip }, () => {
     visited.push(name);
   }
 
-  async function upload(page: Page, form: 'seed' | 'assignments', fileName: string, content: string | Buffer, key?: string): Promise<string> {
+  async function upload(
+    page: Page,
+    form: 'seed' | 'assignments',
+    fileName: string,
+    content: string | Buffer,
+    key?: string,
+  ): Promise<string> {
     await page.goto(`${stack.consoleUrl}/upload`);
-    const section = page.locator('section', { has: page.getByRole('heading', { name: form === 'seed' ? 'Seed file from the vendor' : 'Assignment list' }) });
+    const section = page.locator('section', {
+      has: page.getByRole('heading', { name: form === 'seed' ? 'Seed file from the vendor' : 'Assignment list' }),
+    });
     await section.locator('input[type="file"]').setInputFiles({ name: fileName, mimeType: 'text/plain', buffer: Buffer.from(content) });
     if (key !== undefined) await section.getByLabel('Pre-shared key (hex) or password, for an encrypted PSKC file').fill(key);
     await section.getByRole('button', { name: form === 'seed' ? 'Upload seed file' : 'Upload assignment list' }).click();
@@ -124,10 +155,20 @@ void describe('the console in a browser', { skip }, () => {
     return (await section.locator('.progress').innerText()).trim();
   }
 
-  async function api(page: Page, method: string, path: string, body?: unknown, withHeader = true): Promise<{ status: number; body: { error?: { code: string } } & Record<string, unknown> }> {
+  async function api(
+    page: Page,
+    method: string,
+    path: string,
+    body?: unknown,
+    withHeader = true,
+  ): Promise<{ status: number; body: { error?: { code: string } } & Record<string, unknown> }> {
     return page.evaluate(
       async ({ method, path, body, withHeader }) => {
-        const res = await fetch(`/api/console/api/${path}`, { method, headers: { 'content-type': 'application/json', ...(withHeader ? { 'x-console-request': '1' } : {}) }, body: body === undefined ? undefined : JSON.stringify(body) });
+        const res = await fetch(`/api/console/api/${path}`, {
+          method,
+          headers: { 'content-type': 'application/json', ...(withHeader ? { 'x-console-request': '1' } : {}) },
+          body: body === undefined ? undefined : JSON.stringify(body),
+        });
         return { status: res.status, body: (await res.json()) as { error?: { code: string } } & Record<string, unknown> };
       },
       { method, path, body, withHeader },
@@ -148,7 +189,11 @@ void describe('the console in a browser', { skip }, () => {
   /** The status line of a form once the console has answered. */
   async function answerOf(page: Page, api: string): Promise<string> {
     const line = page.locator(`form[data-api="${api}"] .result`);
-    return until(`the answer of ${api}`, async () => (await line.innerText()).trim(), (text) => text !== '' && text !== 'Working…');
+    return until(
+      `the answer of ${api}`,
+      async () => (await line.innerText()).trim(),
+      (text) => text !== '' && text !== 'Working…',
+    );
   }
 
   async function checkCode(page: Page, code: string, next?: string): Promise<string> {
@@ -189,7 +234,18 @@ void describe('the console in a browser', { skip }, () => {
     const answer = await page.evaluate(async () => (await fetch('/api/console/api/tokens')).status);
     assert.equal(answer, 401);
     // A principal header sent by the client is removed, as App Service Authentication does.
-    const forged = await fetch(`${stack.consoleUrl}/api/tokens`, { headers: { 'x-ms-client-principal': Buffer.from(JSON.stringify({ claims: [{ typ: 'roles', val: 'Tokens.Admin' }, { typ: 'name', val: 'x' }] })).toString('base64') } });
+    const forged = await fetch(`${stack.consoleUrl}/api/tokens`, {
+      headers: {
+        'x-ms-client-principal': Buffer.from(
+          JSON.stringify({
+            claims: [
+              { typ: 'roles', val: 'Tokens.Admin' },
+              { typ: 'name', val: 'x' },
+            ],
+          }),
+        ).toString('base64'),
+      },
+    });
     assert.equal(forged.status, 401);
   });
 
@@ -204,7 +260,7 @@ void describe('the console in a browser', { skip }, () => {
     await screenshot(admin, 'admin-upload-followed');
   });
 
-  it('admin: a CSV seed file with two bad rows; its report groups the problems by code with each code\'s fix and shows the raw JSON', async () => {
+  it("admin: a CSV seed file with two bad rows; its report groups the problems by code with each code's fix and shows the raw JSON", async () => {
     const outcome = await upload(admin, 'seed', 'tokens.csv', seedCsv(CSV_TOKENS, BAD_ROWS));
     assert.match(outcome, /Completed with problems: 2 errors/);
     await admin.getByRole('link', { name: 'Open the report' }).click();
@@ -224,10 +280,16 @@ void describe('the console in a browser', { skip }, () => {
     // The list requests a build, which runs once the settle period has passed: wait for it, then reload the overview.
     await stack.buildsSettled();
     const waiting = admin.getByRole('heading', { name: /^Import CSVs waiting for upload/ });
-    await until('the import CSV on the overview', async () => (await admin.goto(stack.consoleUrl), await waiting.innerText()), (text) => text.endsWith('(1)'));
+    await until(
+      'the import CSV on the overview',
+      async () => (await admin.goto(stack.consoleUrl), await waiting.innerText()),
+      (text) => text.endsWith('(1)'),
+    );
     const imports = admin.locator('section', { has: waiting });
     const chart = admin.getByRole('table', { name: /^Tokens by state, 65 in all$/ });
-    const byState = (await chart.locator('tbody tr').allInnerTexts()).filter((row) => /^(stored|exporting|exported|imported|retired)\t/.test(row));
+    const byState = (await chart.locator('tbody tr').allInnerTexts()).filter((row) =>
+      /^(stored|exporting|exported|imported|retired)\t/.test(row),
+    );
     assert.deepEqual(byState, ['stored\t59\t', 'exporting\t0\t', 'exported\t6\t', 'imported\t0\t', 'retired\t0\t']);
     await check(admin, 'admin-overview');
 
@@ -235,7 +297,8 @@ void describe('the console in a browser', { skip }, () => {
     await imports.getByRole('link', { name: /^Download entra-oath-/ }).click();
     const csv = readFileSync(await (await download).path(), 'utf8');
     downloadedCsv = csv;
-    for (const [serial, upn] of ASSIGNED) assert.ok(csv.includes(`${upn},${serial},${secretOf.get(serial)!.base32}`), `${serial} in the import CSV`);
+    for (const [serial, upn] of ASSIGNED)
+      assert.ok(csv.includes(`${upn},${serial},${secretOf.get(serial)!.base32}`), `${serial} in the import CSV`);
 
     admin.once('dialog', (dialog) => void dialog.accept());
     await imports.getByRole('button', { name: /^Mark entra-oath-.* as uploaded$/ }).click();
@@ -261,7 +324,10 @@ void describe('the console in a browser', { skip }, () => {
     await check(admin, 'admin-tokens');
     await admin.getByRole('link', { name: 'Next page' }).click();
     const second = await serials();
-    assert.ok(second.length > 0 && second.every((s) => !first.includes(s)) && second[0]! > first.at(-1)!, 'the next page continues after the first');
+    assert.ok(
+      second.length > 0 && second.every((s) => !first.includes(s)) && second[0]! > first.at(-1)!,
+      'the next page continues after the first',
+    );
     assert.equal(await admin.getByRole('link', { name: 'Next page' }).count(), 0);
     await admin.getByRole('link', { name: 'First page' }).waitFor();
   });
@@ -331,11 +397,15 @@ void describe('the console in a browser', { skip }, () => {
     const uris: string[] = [];
     for (const [i, serial] of ['PRG00001', 'PRG00002'].entries()) {
       await admin.getByRole('heading', { name: `Token ${i + 1} of 2: ${serial}` }).waitFor();
-      const uri = await until('a QR code the decoder reads', () => shownQr(admin), (text) => text !== undefined);
+      const uri = await until(
+        'a QR code the decoder reads',
+        () => shownQr(admin),
+        (text) => text !== undefined,
+      );
       assert.match(uri!, new RegExp(`^otpauth://totp/[^?]*${serial}\\?`));
       const secret = new URL(uri!).searchParams.get('secret')!;
       await admin.getByText('Show the seed as text, for a USB programming tool').click();
-      assert.equal(await admin.locator('code.base32').innerText(), secret, 'the seed as text is the QR code\'s');
+      assert.equal(await admin.locator('code.base32').innerText(), secret, "the seed as text is the QR code's");
       programmed.push(decodeBase32(secret)!);
       uris.push(uri!);
       if (i === 0) await check(admin, 'admin-program-burn');
@@ -363,7 +433,7 @@ void describe('the console in a browser', { skip }, () => {
     await check(admin, 'admin-token-unknown');
   });
 
-  it('changes need the console\'s own page: a request without its header is refused (403)', async () => {
+  it("changes need the console's own page: a request without its header is refused (403)", async () => {
     const refused = await api(admin, 'POST', 'retire', { serial: 'CON00030' }, false);
     assert.equal(refused.status, 403);
     assert.equal(refused.body.error?.code, 'CROSS_SITE_REQUEST');
@@ -371,7 +441,12 @@ void describe('the console in a browser', { skip }, () => {
 
   it('helpdesk: looks up and checks codes; sees no admin action; the upload page and every admin API answer 403', async () => {
     const helpdesk = await signIn(await browser(), 'Helpdesk');
-    for (const link of ['Upload', 'Program tokens']) assert.equal(await helpdesk.getByRole('navigation', { name: 'Console sections' }).getByRole('link', { name: link, exact: true }).count(), 0, link);
+    for (const link of ['Upload', 'Program tokens'])
+      assert.equal(
+        await helpdesk.getByRole('navigation', { name: 'Console sections' }).getByRole('link', { name: link, exact: true }).count(),
+        0,
+        link,
+      );
     assert.equal(await helpdesk.getByRole('button', { name: /Mark .* as uploaded|Build import CSV now/ }).count(), 0);
     await check(helpdesk, 'helpdesk-overview');
     await helpdesk.getByRole('navigation', { name: 'Console sections' }).getByRole('link', { name: 'Tokens', exact: true }).click();
@@ -379,7 +454,8 @@ void describe('the console in a browser', { skip }, () => {
     await helpdesk.getByRole('button', { name: 'Search' }).click();
     await helpdesk.getByRole('link', { name: 'CON00004' }).click();
     await helpdesk.getByRole('heading', { name: 'Token CON00004' }).waitFor();
-    for (const action of ['Unlock', 'Reassign', 'Retire token']) assert.equal(await helpdesk.getByRole('button', { name: action }).count(), 0, action);
+    for (const action of ['Unlock', 'Reassign', 'Retire token'])
+      assert.equal(await helpdesk.getByRole('button', { name: action }).count(), 0, action);
     assert.match(await checkCode(helpdesk, codeAt('CON00004', unixNow())), /^Accepted\. Drift: /);
     await check(helpdesk, 'helpdesk-token');
     await helpdesk.getByRole('navigation', { name: 'Console sections' }).getByRole('link', { name: 'Batches', exact: true }).click();
@@ -422,7 +498,16 @@ void describe('the console in a browser', { skip }, () => {
     assert.ok(seen.length > 50, `the browsers saw ${seen.length} answers`);
     // The two answers that carry seeds on purpose: the import CSV download and the programming package.
     const others = seen.filter((s) => !s.url.includes('/api/console/api/imports/download') && !s.url.endsWith('/api/console/api/program'));
-    assert.ok(leakHits(pieces, seen.filter((s) => s.url.endsWith('/api/console/api/program')).map((s) => s.text).join('\n')).length > 0, 'the programming answer was seen (and holds the seeds)');
+    assert.ok(
+      leakHits(
+        pieces,
+        seen
+          .filter((s) => s.url.endsWith('/api/console/api/program'))
+          .map((s) => s.text)
+          .join('\n'),
+      ).length > 0,
+      'the programming answer was seen (and holds the seeds)',
+    );
     const hits = others.flatMap((s) => leakHits(pieces, s.text).map((h) => `${s.url}: ${h}`));
     assert.deepEqual(hits, []);
     assert.deepEqual(leakHits(pieces, stack.output()), [], 'the stack logs');

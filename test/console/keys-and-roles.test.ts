@@ -25,7 +25,12 @@ describe('function keys and console roles (--enforce-auth)', () => {
     const headers: Record<string, string> = { ...init.headers };
     if (init.cookie) headers.cookie = init.cookie;
     if (init.body !== undefined) headers['content-type'] = 'application/json';
-    const res = await fetch(`${stack.functionsUrl}${path}`, { method: init.method ?? 'GET', headers, body: init.body === undefined ? undefined : JSON.stringify(init.body), redirect: 'manual' });
+    const res = await fetch(`${stack.functionsUrl}${path}`, {
+      method: init.method ?? 'GET',
+      headers,
+      body: init.body === undefined ? undefined : JSON.stringify(init.body),
+      redirect: 'manual',
+    });
     const text = await res.text();
     let body: { error?: { code?: string } } & Record<string, unknown> = {};
     try {
@@ -53,37 +58,83 @@ describe('function keys and console roles (--enforce-auth)', () => {
   });
 
   it('a principal header sent by a client is dropped, whatever roles it claims', async () => {
-    const forged = Buffer.from(JSON.stringify({ auth_typ: 'aad', claims: [{ typ: 'roles', val: 'Tokens.Admin' }, { typ: 'name', val: 'mallory' }] })).toString('base64');
-    const api = await call('/api/console/api/tokens', { headers: { 'x-ms-client-principal': forged, 'x-ms-client-principal-name': 'mallory' } });
+    const forged = Buffer.from(
+      JSON.stringify({
+        auth_typ: 'aad',
+        claims: [
+          { typ: 'roles', val: 'Tokens.Admin' },
+          { typ: 'name', val: 'mallory' },
+        ],
+      }),
+    ).toString('base64');
+    const api = await call('/api/console/api/tokens', {
+      headers: { 'x-ms-client-principal': forged, 'x-ms-client-principal-name': 'mallory' },
+    });
     assert.equal(api.status, 401);
     // With a helpdesk sign-in, a forged admin header does not lift the role either.
-    const lifted = await call('/api/console/api/retire', { method: 'POST', cookie: HELPDESK, headers: { 'x-ms-client-principal': forged, 'x-console-request': '1' }, body: { serial: 'NOPE1' } });
+    const lifted = await call('/api/console/api/retire', {
+      method: 'POST',
+      cookie: HELPDESK,
+      headers: { 'x-ms-client-principal': forged, 'x-console-request': '1' },
+      body: { serial: 'NOPE1' },
+    });
     assert.equal(lifted.status, 403);
     assert.equal(lifted.body.error?.code, 'ROLE_REQUIRED');
   });
 
   it('signed in, the role decides: helpdesk looks up, admin also changes', async () => {
     assert.equal((await call('/api/console/api/tokens', { cookie: HELPDESK })).status, 200);
-    const helpdeskRetire = await call('/api/console/api/retire', { method: 'POST', cookie: HELPDESK, headers: { 'x-console-request': '1' }, body: { serial: 'NOPE1' } });
+    const helpdeskRetire = await call('/api/console/api/retire', {
+      method: 'POST',
+      cookie: HELPDESK,
+      headers: { 'x-console-request': '1' },
+      body: { serial: 'NOPE1' },
+    });
     assert.equal(helpdeskRetire.status, 403);
-    const adminRetire = await call('/api/console/api/retire', { method: 'POST', cookie: ADMIN, headers: { 'x-console-request': '1' }, body: { serial: 'NOPE1' } });
+    const adminRetire = await call('/api/console/api/retire', {
+      method: 'POST',
+      cookie: ADMIN,
+      headers: { 'x-console-request': '1' },
+      body: { serial: 'NOPE1' },
+    });
     assert.equal(adminRetire.status, 404, 'reached the retire function, which knows no such token');
     assert.equal(adminRetire.body.error?.code, 'TOKEN_NOT_FOUND');
-    const crossSite = await call('/api/console/api/retire', { method: 'POST', cookie: ADMIN, headers: { 'sec-fetch-site': 'cross-site', 'x-console-request': '1' }, body: { serial: 'NOPE1' } });
+    const crossSite = await call('/api/console/api/retire', {
+      method: 'POST',
+      cookie: ADMIN,
+      headers: { 'sec-fetch-site': 'cross-site', 'x-console-request': '1' },
+      body: { serial: 'NOPE1' },
+    });
     assert.equal(crossSite.status, 403);
     assert.equal(crossSite.body.error?.code, 'CROSS_SITE_REQUEST');
   });
 
   it('the development sign-in goes back only to a path on this host', async () => {
-    const res = await fetch(`${stack.functionsUrl}/.auth/login/dev`, { method: 'POST', body: new URLSearchParams({ role: 'admin', redirect: '//evil.example/x' }), redirect: 'manual' });
+    const res = await fetch(`${stack.functionsUrl}/.auth/login/dev`, {
+      method: 'POST',
+      body: new URLSearchParams({ role: 'admin', redirect: '//evil.example/x' }),
+      redirect: 'manual',
+    });
     assert.equal(res.status, 302);
     assert.equal(res.headers.get('location'), '/api/console');
     assert.match(res.headers.get('set-cookie') ?? '', /^dev_console_role=admin; Path=\/; HttpOnly; SameSite=Lax$/);
   });
 
   it('npm start prints its address on a line that starts with "Console"', () => {
-    const described = { functions: { url: 'http://127.0.0.1:7071', list: [] }, consoleUrl: 'http://127.0.0.1:7071/api/console', enforceAuth: false, azurite: {}, keyVault: { url: 'k' }, graph: { url: 'g', stats: () => ({ users: 0 }) }, dataDir: 'd', settingsPath: 's' } as unknown as Stack;
+    const described = {
+      functions: { url: 'http://127.0.0.1:7071', list: [] },
+      consoleUrl: 'http://127.0.0.1:7071/api/console',
+      enforceAuth: false,
+      azurite: {},
+      keyVault: { url: 'k' },
+      graph: { url: 'g', stats: () => ({ users: 0 }) },
+      dataDir: 'd',
+      settingsPath: 's',
+    } as unknown as Stack;
     const lines = describeStack(described);
-    assert.ok(lines.some((l) => l.startsWith('Console http://127.0.0.1:7071/api/console')), lines.join('\n'));
+    assert.ok(
+      lines.some((l) => l.startsWith('Console http://127.0.0.1:7071/api/console')),
+      lines.join('\n'),
+    );
   });
 });

@@ -5,7 +5,9 @@ import fc from 'fast-check';
 import { decideEncoding, decodeBase32, decodeHex, isValidBase32, isValidHex, toCanonicalBase32 } from '../../shared/core/encoding.js';
 import { FileError } from '../../shared/core/problems.js';
 
-const vendor = JSON.parse(readFileSync(new URL('../fixtures/vendor-hex-vectors.json', import.meta.url), 'utf8')) as { vectors: { hex: string; base32: string }[] };
+const vendor = JSON.parse(readFileSync(new URL('../fixtures/vendor-hex-vectors.json', import.meta.url), 'utf8')) as {
+  vectors: { hex: string; base32: string }[];
+};
 
 describe('secret encodings', () => {
   it('converts the vendor-published hex secrets to the published base32', () => {
@@ -19,7 +21,11 @@ describe('secret encodings', () => {
   it('reads base32 in any case, grouped with spaces or dashes, with or without padding', () => {
     const expected = decodeBase32('CZU6XXGHCCGCOL6YO3WW472WEWB34FVJ');
     assert.ok(expected);
-    for (const text of ['czu6xxghccgcol6yo3ww472wewb34fvj', 'CZU6 XXGH CCGC OL6Y O3WW 472W EWB3 4FVJ', 'CZU6-XXGH-CCGC-OL6Y-O3WW-472W-EWB3-4FVJ']) {
+    for (const text of [
+      'czu6xxghccgcol6yo3ww472wewb34fvj',
+      'CZU6 XXGH CCGC OL6Y O3WW 472W EWB3 4FVJ',
+      'CZU6-XXGH-CCGC-OL6Y-O3WW-472W-EWB3-4FVJ',
+    ]) {
       assert.deepEqual(decodeBase32(text), expected, text);
     }
     assert.deepEqual(decodeBase32('MFRGG==='), new Uint8Array([0x61, 0x62, 0x63]));
@@ -35,12 +41,22 @@ describe('secret encodings', () => {
   });
 
   it('decides one encoding per file', () => {
-    assert.deepEqual(decideEncoding('f', ['CZU6XXGHCCGCOL6YO3WW472WEWB34FVJ', 'ABCDEF2345672345ABCDEF2345672345']), { encoding: 'base32', decidedBy: 'detected' });
-    assert.deepEqual(decideEncoding('f', ['1669EBDCC7108C272FD876ED6E7F562583BE16A9', 'ABCDEF2345672345ABCDEF2345672345']), { encoding: 'hex', decidedBy: 'detected' });
+    assert.deepEqual(decideEncoding('f', ['CZU6XXGHCCGCOL6YO3WW472WEWB34FVJ', 'ABCDEF2345672345ABCDEF2345672345']), {
+      encoding: 'base32',
+      decidedBy: 'detected',
+    });
+    assert.deepEqual(decideEncoding('f', ['1669EBDCC7108C272FD876ED6E7F562583BE16A9', 'ABCDEF2345672345ABCDEF2345672345']), {
+      encoding: 'hex',
+      decidedBy: 'detected',
+    });
     assert.deepEqual(decideEncoding('f', ['AAAA'], 'hex'), { encoding: 'hex', decidedBy: 'forced' });
     assert.throws(
       () => decideEncoding('seeds.csv', ['AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA', 'ABCDEF2345672345ABCDEF2345672345']),
-      (err: unknown) => err instanceof FileError && err.code === 'ENCODING_AMBIGUOUS' && /--secret-encoding/.test(err.message) && err.message.includes('seeds.csv'),
+      (err: unknown) =>
+        err instanceof FileError &&
+        err.code === 'ENCODING_AMBIGUOUS' &&
+        /--secret-encoding/.test(err.message) &&
+        err.message.includes('seeds.csv'),
     );
   });
 
@@ -61,7 +77,29 @@ describe('secret encodings', () => {
       const c = compact(text);
       return c.length > 0 && c.length % 2 === 0 && /^[0-9A-Fa-f]+$/.test(c) ? new Uint8Array(Buffer.from(c, 'hex')) : undefined;
     };
-    const pieces = ['A', 'z', '2', '7', '8', '1', '0', 'f', 'G', '=', '-', ' ', '\t', '\n', '\u00a0', '\u2003', '\ufeff', 'é', '_', 'MFRGG', 'CZU6XXGH'];
+    const pieces = [
+      'A',
+      'z',
+      '2',
+      '7',
+      '8',
+      '1',
+      '0',
+      'f',
+      'G',
+      '=',
+      '-',
+      ' ',
+      '\t',
+      '\n',
+      '\u00a0',
+      '\u2003',
+      '\ufeff',
+      'é',
+      '_',
+      'MFRGG',
+      'CZU6XXGH',
+    ];
     fc.assert(
       fc.property(fc.array(fc.constantFrom(...pieces), { maxLength: 24 }), (parts) => {
         const text = parts.join('');

@@ -33,7 +33,16 @@ void describe('decodePreSharedKeyHex', () => {
   });
 
   void it('refuses other lengths, odd digit counts and anything but hex', () => {
-    for (const text of ['', 'ab'.repeat(15), 'ab'.repeat(17), 'ab'.repeat(33), 'a' + 'b'.repeat(32), 'zz'.repeat(16), 'ab-'.repeat(16), '0x' + 'ab'.repeat(15)]) {
+    for (const text of [
+      '',
+      'ab'.repeat(15),
+      'ab'.repeat(17),
+      'ab'.repeat(33),
+      'a' + 'b'.repeat(32),
+      'zz'.repeat(16),
+      'ab-'.repeat(16),
+      '0x' + 'ab'.repeat(15),
+    ]) {
       assert.equal(decodePreSharedKeyHex(text), undefined, JSON.stringify(text));
     }
   });

@@ -31,22 +31,36 @@ describe('TOTP (RFC 6238 Appendix B)', () => {
 
   it('HOTP matches RFC 4226 Appendix D', () => {
     const expected = ['755224', '287082', '359152', '969429', '338314', '254676', '287922', '162583', '399871', '520489'];
-    expected.forEach((code, counter) => assert.equal(hotpCode({ secret: ascii(data.seeds.SHA1), algorithm: 'SHA1', digits: 6 }, counter), code));
+    expected.forEach((code, counter) =>
+      assert.equal(hotpCode({ secret: ascii(data.seeds.SHA1), algorithm: 'SHA1', digits: 6 }, counter), code),
+    );
   });
 
   it("HOTP agrees with otplib's below 2^53 and keeps counters above it exact (property)", () => {
     fc.assert(
-      fc.property(fc.constantFrom<HashAlgorithm>('SHA1', 'SHA256', 'SHA512'), fc.constantFrom(6, 8), fc.uint8Array({ minLength: 16, maxLength: 64 }), fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }), (algorithm, digits, secret, counter) => {
-        const ours = hotpCode({ secret, algorithm, digits }, counter);
-        if (counter <= BigInt(Number.MAX_SAFE_INTEGER)) {
-          assert.equal(ours, otplibHotp({ secret, algorithm: algorithm.toLowerCase() as 'sha1', digits, counter, crypto: new NodeCryptoPlugin() }));
-        }
-      }),
+      fc.property(
+        fc.constantFrom<HashAlgorithm>('SHA1', 'SHA256', 'SHA512'),
+        fc.constantFrom(6, 8),
+        fc.uint8Array({ minLength: 16, maxLength: 64 }),
+        fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }),
+        (algorithm, digits, secret, counter) => {
+          const ours = hotpCode({ secret, algorithm, digits }, counter);
+          if (counter <= BigInt(Number.MAX_SAFE_INTEGER)) {
+            assert.equal(
+              ours,
+              otplibHotp({ secret, algorithm: algorithm.toLowerCase() as 'sha1', digits, counter, crypto: new NodeCryptoPlugin() }),
+            );
+          }
+        },
+      ),
       { numRuns: 200 },
     );
     // 2^53 + 1 is not a double: a reader that lost exactness would compute the code of 2^53.
     const secret = ascii(data.seeds.SHA1);
-    assert.notEqual(hotpCode({ secret, algorithm: 'SHA1', digits: 8 }, (1n << 53n) + 1n), hotpCode({ secret, algorithm: 'SHA1', digits: 8 }, 1n << 53n));
+    assert.notEqual(
+      hotpCode({ secret, algorithm: 'SHA1', digits: 8 }, (1n << 53n) + 1n),
+      hotpCode({ secret, algorithm: 'SHA1', digits: 8 }, 1n << 53n),
+    );
     assert.throws(() => hotpCode({ secret, algorithm: 'SHA1', digits: 6 }, 1n << 64n), RangeError);
   });
 });
@@ -57,7 +71,10 @@ describe('window checks', () => {
 
   it('finds a code inside the window and reports the drift in steps', () => {
     const ahead = totpCode(params, now + 60);
-    assert.deepEqual(findMatchingStep(params, ahead, { unixSeconds: now, windowSteps: 2 }), { step: Math.floor((now + 60) / 30), delta: 2 });
+    assert.deepEqual(findMatchingStep(params, ahead, { unixSeconds: now, windowSteps: 2 }), {
+      step: Math.floor((now + 60) / 30),
+      delta: 2,
+    });
     assert.equal(findMatchingStep(params, totpCode(params, now + 90), { unixSeconds: now, windowSteps: 2 }), undefined);
   });
 
@@ -81,21 +98,33 @@ describe('window checks', () => {
 
   it('agrees with otplib at every step of a window, for every algorithm and length', () => {
     fc.assert(
-      fc.property(fc.uint8Array({ minLength: 16, maxLength: 64 }), fc.constantFrom('SHA1', 'SHA256', 'SHA512'), fc.constantFrom(6, 8), fc.constantFrom(30, 60), fc.integer({ min: 10_000, max: 4_000_000_000 }), fc.integer({ min: -40, max: 40 }), (secret, algorithm, digits, period, at, offset) => {
-        const p = { secret, algorithm, digits, period };
-        const code = totpCode(p, at + offset * period);
-        const match = findMatchingStep(p, code, { unixSeconds: at, windowSteps: 40 });
-        assert.ok(match);
-        // A code can recur at an earlier step by chance; the scan returns the lowest step with that code.
-        assert.ok(match.delta <= offset);
-        assert.equal(totpCode(p, (Math.floor(at / period) + match.delta) * period), code);
-        assert.equal(scanSteps(p, code, Math.floor(at / period) + offset, Math.floor(at / period) + offset), Math.floor(at / period) + offset);
-      }),
+      fc.property(
+        fc.uint8Array({ minLength: 16, maxLength: 64 }),
+        fc.constantFrom('SHA1', 'SHA256', 'SHA512'),
+        fc.constantFrom(6, 8),
+        fc.constantFrom(30, 60),
+        fc.integer({ min: 10_000, max: 4_000_000_000 }),
+        fc.integer({ min: -40, max: 40 }),
+        (secret, algorithm, digits, period, at, offset) => {
+          const p = { secret, algorithm, digits, period };
+          const code = totpCode(p, at + offset * period);
+          const match = findMatchingStep(p, code, { unixSeconds: at, windowSteps: 40 });
+          assert.ok(match);
+          // A code can recur at an earlier step by chance; the scan returns the lowest step with that code.
+          assert.ok(match.delta <= offset);
+          assert.equal(totpCode(p, (Math.floor(at / period) + match.delta) * period), code);
+          assert.equal(
+            scanSteps(p, code, Math.floor(at / period) + offset, Math.floor(at / period) + offset),
+            Math.floor(at / period) + offset,
+          );
+        },
+      ),
       { numRuns: 200 },
     );
   });
 
   it('rejects malformed codes before any HMAC', () => {
-    for (const bad of ['12345', '1234567', 'abcdef', '12 456', '']) assert.equal(findMatchingStep(params, bad, { unixSeconds: now, windowSteps: 2 }), undefined);
+    for (const bad of ['12345', '1234567', 'abcdef', '12 456', ''])
+      assert.equal(findMatchingStep(params, bad, { unixSeconds: now, windowSteps: 2 }), undefined);
   });
 });

@@ -32,20 +32,30 @@ describe('Graph mode end to end (local stack)', () => {
   const scope = suiteScope();
 
   const api = async (method: string, path: string, body?: unknown) => {
-    const res = await fetch(`${stack.functionsUrl}/api/${path}`, { method, headers: body === undefined ? {} : { 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
+    const res = await fetch(`${stack.functionsUrl}/api/${path}`, {
+      method,
+      headers: body === undefined ? {} : { 'content-type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
     const raw = await res.text();
     responses.push(raw);
     return { status: res.status, body: raw ? (JSON.parse(raw) as Record<string, unknown>) : {} };
   };
   const admin = async (method: string, what: string, body?: unknown) => {
-    const res = await fetch(`${stack.graphUrl}/_admin/${what}`, { method, headers: { 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
+    const res = await fetch(`${stack.graphUrl}/_admin/${what}`, {
+      method,
+      headers: { 'content-type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
     assert.equal(res.status, 200, `${method} /_admin/${what}`);
     return (await res.json()) as Record<string, unknown>;
   };
   const devices = async () => ((await admin('GET', 'devices')).devices as DeviceView[]).filter((d) => d.serialNumber.startsWith('GM'));
 
   before(async () => {
-    stack = await startTestStack(scope, { settings: { IMPORT_MODE: 'graph', KEY_VAULT_RETRY_BASE_MS: '20', RECONCILE_SCHEDULE: '0 0 0 1 1 *' } });
+    stack = await startTestStack(scope, {
+      settings: { IMPORT_MODE: 'graph', KEY_VAULT_RETRY_BASE_MS: '20', RECONCILE_SCHEDULE: '0 0 0 1 1 *' },
+    });
     blobs = BlobServiceClient.fromConnectionString(stack.connectionString);
     await admin('POST', 'users', [
       { userPrincipalName: 'helga@contoso.com' },
@@ -71,7 +81,11 @@ describe('Graph mode end to end (local stack)', () => {
     const list = `upn,serial number\n${assignments}\n`;
     await blobs.getContainerClient('assignments').getBlockBlobClient('graph-team.csv').upload(list, Buffer.byteLength(list));
     await stack.idle();
-    const seed = HEADER + Object.values(SERIALS).map((s) => `,${s},${SECRETS[s]},30,Token2,C202\n`).join('');
+    const seed =
+      HEADER +
+      Object.values(SERIALS)
+        .map((s) => `,${s},${SECRETS[s]},30,Token2,C202\n`)
+        .join('');
     await blobs.getContainerClient('seeds').getBlockBlobClient('graph-batch.csv').upload(seed, Buffer.byteLength(seed));
     await stack.idle();
     // Drops request a build; it runs once the settle period has passed (test stack: a second).
@@ -90,7 +104,10 @@ describe('Graph mode end to end (local stack)', () => {
       assert.equal(((await api('GET', `tokens/${serial}`)).body as { state?: string }).state, 'stored', serial);
     }
     const waiting = (await api('GET', `assignments?serial=${NOT_INGESTED}`)).body as { items?: { tokenState: string }[] };
-    assert.deepEqual(waiting.items?.map((i) => i.tokenState), ['pending']);
+    assert.deepEqual(
+      waiting.items?.map((i) => i.tokenState),
+      ['pending'],
+    );
   });
 
   it('verify activates the token in Entra with the code from the token', async () => {
@@ -155,7 +172,9 @@ describe('Graph mode end to end (local stack)', () => {
 /** Runs a script of scripts/ with tsx; resolves with its exit code and output. */
 function runScript(script: string, args: string[]): Promise<{ code: number | null; out: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, '..', '..', 'scripts', script), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, '..', '..', 'scripts', script), ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     child.stderr.on('data', (d: Buffer) => (out += d.toString()));

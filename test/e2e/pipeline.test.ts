@@ -40,7 +40,11 @@ describe('pipeline end to end (local stack)', () => {
   const responses: string[] = [];
 
   const api = async (method: string, path: string, body?: unknown) => {
-    const res = await fetch(`${stack.functionsUrl}/api/${path}`, { method, headers: body === undefined ? {} : { 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
+    const res = await fetch(`${stack.functionsUrl}/api/${path}`, {
+      method,
+      headers: body === undefined ? {} : { 'content-type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
     const raw = await res.text();
     responses.push(raw);
     return { status: res.status, body: raw ? (JSON.parse(raw) as Record<string, unknown>) : {} };
@@ -50,17 +54,28 @@ describe('pipeline end to end (local stack)', () => {
     for await (const b of blobs.getContainerClient(container).listBlobsFlat()) out.push(b.name);
     return out.sort();
   };
-  const read = async (container: string, name: string) => text((await blobs.getContainerClient(container).getBlobClient(name).download()).readableStreamBody);
+  const read = async (container: string, name: string) =>
+    text((await blobs.getContainerClient(container).getBlobClient(name).download()).readableStreamBody);
 
   const scope = suiteScope();
 
   before(async () => {
-    stack = await startTestStack(scope, { settings: { KEY_VAULT_RETRY_BASE_MS: '20', RECONCILE_SCHEDULE: '0 0 0 1 1 *', VERIFY_LOCKOUT_LIMIT: '3', VERIFY_LOCKOUT_MINUTES: '15' } });
+    stack = await startTestStack(scope, {
+      settings: {
+        KEY_VAULT_RETRY_BASE_MS: '20',
+        RECONCILE_SCHEDULE: '0 0 0 1 1 *',
+        VERIFY_LOCKOUT_LIMIT: '3',
+        VERIFY_LOCKOUT_MINUTES: '15',
+      },
+    });
     blobs = BlobServiceClient.fromConnectionString(stack.connectionString);
   });
 
   it('ingests a seed file into the vault and the inventory, builds the import CSV, and deletes the seed file', async () => {
-    await blobs.getContainerClient('assignments').getBlockBlobClient('team-a.csv').upload('upn,serial number\nhelga@contoso.com,E2E1001\nben@contoso.com,E2E1002\n', 58);
+    await blobs
+      .getContainerClient('assignments')
+      .getBlockBlobClient('team-a.csv')
+      .upload('upn,serial number\nhelga@contoso.com,E2E1001\nben@contoso.com,E2E1002\n', 58);
     const seed = `${HEADER},E2E1001,${SECRETS.E2E1001},30,Token2,C202\n,E2E1002,${SECRETS.E2E1002},30,Token2,C202\n,E2E1003,${SECRETS.E2E1003},30,Token2,C202\n`;
     await stack.idle();
     await blobs.getContainerClient('seeds').getBlockBlobClient('token2-batch.csv').upload(seed, Buffer.byteLength(seed));
@@ -99,10 +114,19 @@ describe('pipeline end to end (local stack)', () => {
     await stack.idle();
     assert.deepEqual(await names('seeds'), []);
     const quarantined = await names('quarantine');
-    assert.ok(quarantined.some((n) => n.endsWith('/mixed.csv')), quarantined.join(','));
+    assert.ok(
+      quarantined.some((n) => n.endsWith('/mixed.csv')),
+      quarantined.join(','),
+    );
     const reportName = (await names('reports')).find((n) => n.startsWith('mixed.csv-') && n.endsWith('.json'))!;
-    const report = JSON.parse(await read('reports', reportName)) as { problems: { code: string; line: number; serial: string }[]; counts: Record<string, number> };
-    assert.deepEqual(report.problems.map((p) => [p.code, p.line, p.serial]), [['SECRET_TOO_SHORT', 3, 'E2E2002']]);
+    const report = JSON.parse(await read('reports', reportName)) as {
+      problems: { code: string; line: number; serial: string }[];
+      counts: Record<string, number>;
+    };
+    assert.deepEqual(
+      report.problems.map((p) => [p.code, p.line, p.serial]),
+      [['SECRET_TOO_SHORT', 3, 'E2E2002']],
+    );
     assert.equal(report.counts.stored, 1);
     assert.equal((await api('GET', 'tokens/E2E2001')).body.state, 'stored');
   });
@@ -123,7 +147,13 @@ describe('pipeline end to end (local stack)', () => {
     const ahead = t + 600;
     const unconfirmed = await api('POST', 'tokens/E2E1002/verify', { code: code('E2E1002', ahead) });
     assert.deepEqual(
-      [unconfirmed.status, unconfirmed.body.valid, unconfirmed.body.confirmationRequired, unconfirmed.body.withinActivationWindow, unconfirmed.body.driftSeconds],
+      [
+        unconfirmed.status,
+        unconfirmed.body.valid,
+        unconfirmed.body.confirmationRequired,
+        unconfirmed.body.withinActivationWindow,
+        unconfirmed.body.driftSeconds,
+      ],
       [200, false, true, true, null],
     );
     const confirmed = await api('POST', 'tokens/E2E1002/verify', { code: code('E2E1002', ahead), nextCode: code('E2E1002', ahead + 30) });
@@ -186,17 +216,34 @@ describe('pipeline end to end (local stack)', () => {
     const page2 = await api('GET', `tokens?pageSize=2&continuationToken=${page1.body.continuationToken as string}`);
     assert.equal((page2.body.items as unknown[]).length, 2);
     const stored = await api('GET', 'tokens?state=stored');
-    assert.deepEqual((stored.body.items as { serial: string }[]).map((i) => i.serial), ['E2E1003']);
+    assert.deepEqual(
+      (stored.body.items as { serial: string }[]).map((i) => i.serial),
+      ['E2E1003'],
+    );
     assert.equal((await api('GET', 'tokens?state=bogus')).status, 400);
 
     const retired = await api('POST', 'tokens/E2E1003/retire', { reason: 'lost' });
-    assert.deepEqual(retired.body, { serial: 'E2E1003', state: 'retired', changed: true, previousState: 'stored', secretDisabled: true, withdrawnFile: null, next: 'Nothing else to do.' });
+    assert.deepEqual(retired.body, {
+      serial: 'E2E1003',
+      state: 'retired',
+      changed: true,
+      previousState: 'stored',
+      secretDisabled: true,
+      withdrawnFile: null,
+      next: 'Nothing else to do.',
+    });
     // Through the real adapter and the vault stand-in: the retired token's version is disabled, the others are not.
     const batchOf = ((await api('GET', 'tokens/E2E1003')).body as { batch: string }).batch;
     const audit = await api('GET', `audit/secrets?batch=${encodeURIComponent(batchOf)}`);
     const located = audit.body.tokens as { serial: string; state: string; enabled: boolean | null; otherEnabledVersions: number }[];
-    assert.deepEqual(located.find((t) => t.serial === 'E2E1003'), { ...located.find((t) => t.serial === 'E2E1003')!, state: 'retired', enabled: false, otherEnabledVersions: 0 });
-    assert.ok(located.filter((t) => t.serial !== 'E2E1003').every((t) => t.enabled === true), JSON.stringify(located));
+    assert.deepEqual(
+      located.find((t) => t.serial === 'E2E1003'),
+      { ...located.find((t) => t.serial === 'E2E1003')!, state: 'retired', enabled: false, otherEnabledVersions: 0 },
+    );
+    assert.ok(
+      located.filter((t) => t.serial !== 'E2E1003').every((t) => t.enabled === true),
+      JSON.stringify(located),
+    );
     assert.equal((await api('POST', 'tokens/E2E1003/verify', { code: code('E2E1003', now()) })).status, 410);
     assert.equal((await api('POST', 'tokens/NOPE/retire')).status, 404);
     const health = await api('GET', 'health');

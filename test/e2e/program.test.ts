@@ -42,34 +42,64 @@ describe('programmable tokens (local stack)', () => {
   const minted: Package[] = [];
 
   const call = async (method: string, path: string, body?: string, headers: Record<string, string> = {}) => {
-    const res = await fetch(`${stack.functionsUrl}/api/${path}`, { method, headers: { 'content-type': 'application/json', ...headers }, body });
+    const res = await fetch(`${stack.functionsUrl}/api/${path}`, {
+      method,
+      headers: { 'content-type': 'application/json', ...headers },
+      body,
+    });
     return { status: res.status, cacheControl: res.headers.get('cache-control'), raw: await res.text() };
   };
   const api = async (method: string, path: string, body?: unknown) => {
     const res = await call(method, path, body === undefined ? undefined : JSON.stringify(body));
     const parsed = res.raw ? (JSON.parse(res.raw) as Record<string, unknown>) : {};
-    if (Array.isArray(parsed.tokens) && (parsed.tokens as Package[]).every((t) => typeof t.secretBase32 === 'string')) minted.push(...(parsed.tokens as Package[]));
+    if (Array.isArray(parsed.tokens) && (parsed.tokens as Package[]).every((t) => typeof t.secretBase32 === 'string'))
+      minted.push(...(parsed.tokens as Package[]));
     else otherAnswers.push(res.raw);
     return { ...res, body: parsed };
   };
   const codeFor = (pkg: Package, at: number) => {
     const uri = parseOtpauth(pkg.otpauthUri);
-    return totpCode({ secret: decodeBase32(uri.params.secret)!, algorithm: uri.params.algorithm === 'sha256' ? 'SHA256' : 'SHA1', digits: uri.params.digits ?? 6, period: uri.params.period ?? 30 }, at);
+    return totpCode(
+      {
+        secret: decodeBase32(uri.params.secret)!,
+        algorithm: uri.params.algorithm === 'sha256' ? 'SHA256' : 'SHA1',
+        digits: uri.params.digits ?? 6,
+        period: uri.params.period ?? 30,
+      },
+      at,
+    );
   };
 
   const scope = suiteScope();
 
   before(async () => {
-    stack = await startTestStack(scope, { settings: { KEY_VAULT_RETRY_BASE_MS: '20', RECONCILE_SCHEDULE: '0 0 0 1 1 *', PROGRAM_MAX_TOKENS: '5', PROGRAM_MAX_BODY_BYTES: '2048', OTPAUTH_ISSUER: 'Contoso IT' } });
+    stack = await startTestStack(scope, {
+      settings: {
+        KEY_VAULT_RETRY_BASE_MS: '20',
+        RECONCILE_SCHEDULE: '0 0 0 1 1 *',
+        PROGRAM_MAX_TOKENS: '5',
+        PROGRAM_MAX_BODY_BYTES: '2048',
+        OTPAUTH_ISSUER: 'Contoso IT',
+      },
+    });
     blobs = BlobServiceClient.fromConnectionString(stack.connectionString);
   });
 
   it('answers the package once: QR codes decode to the URIs, whose secrets verify and are the vault secrets', async () => {
-    const res = await api('POST', 'tokens/program', { tokens: [{ serial: 'E2P1', manufacturer: 'Token2', model: 'C301' }, { serial: 'E2P2', manufacturer: 'Token2', model: 'C301' }, { serial: 'E2P3' }] });
+    const res = await api('POST', 'tokens/program', {
+      tokens: [
+        { serial: 'E2P1', manufacturer: 'Token2', model: 'C301' },
+        { serial: 'E2P2', manufacturer: 'Token2', model: 'C301' },
+        { serial: 'E2P3' },
+      ],
+    });
     assert.equal(res.status, 201, res.raw.slice(0, 300));
     assert.equal(res.cacheControl, 'no-store');
     const pkgs = res.body.tokens as Package[];
-    assert.deepEqual(pkgs.map((p) => p.serial), ['E2P1', 'E2P2', 'E2P3']);
+    assert.deepEqual(
+      pkgs.map((p) => p.serial),
+      ['E2P1', 'E2P2', 'E2P3'],
+    );
     assert.match(res.body.batch as string, /^programmed@\d{8}T\d{6}Z-[0-9a-f]{12}$/);
 
     const vault = createLocalSecretClient(stack.keyVaultUrl);
@@ -98,10 +128,18 @@ describe('programmable tokens (local stack)', () => {
     await api('POST', 'imports', {});
     const rows: Record<string, string>[] = [];
     for await (const b of blobs.getContainerClient('imports').listBlobsFlat()) {
-      rows.push(...parseCsv<Record<string, string>>(await text((await blobs.getContainerClient('imports').getBlobClient(b.name).download()).readableStreamBody), { columns: true }));
+      rows.push(
+        ...parseCsv<Record<string, string>>(
+          await text((await blobs.getContainerClient('imports').getBlobClient(b.name).download()).readableStreamBody),
+          { columns: true },
+        ),
+      );
     }
     const pkg = minted.find((p) => p.serial === 'E2P2')!;
-    assert.deepEqual(rows.map((r) => [r.upn, r['serial number'], r['secret key'], r['time interval'], r.manufacturer, r.model]), [['ana@contoso.com', 'E2P2', pkg.secretBase32, '30', 'Token2', 'C301']]);
+    assert.deepEqual(
+      rows.map((r) => [r.upn, r['serial number'], r['secret key'], r['time interval'], r.manufacturer, r.model]),
+      [['ana@contoso.com', 'E2P2', pkg.secretBase32, '30', 'Token2', 'C301']],
+    );
     assert.equal((await api('GET', 'tokens/E2P2')).body.state, 'exported');
   });
 
@@ -111,7 +149,10 @@ describe('programmable tokens (local stack)', () => {
     const error = res.body.error as { code: string; serials: string[]; message: string };
     assert.deepEqual([error.code, error.serials], ['TOKEN_ALREADY_EXISTS', ['E2P1']]);
     assert.equal((await api('GET', 'tokens/E2P4')).status, 404);
-    await assert.rejects(createLocalSecretClient(stack.keyVaultUrl).getSecret(secretNameForSerial('E2P4')), (e: unknown) => (e as { statusCode?: number }).statusCode === 404);
+    await assert.rejects(
+      createLocalSecretClient(stack.keyVaultUrl).getSecret(secretNameForSerial('E2P4')),
+      (e: unknown) => (e as { statusCode?: number }).statusCode === 404,
+    );
   });
 
   it('requests over the token or byte limit are refused with 413, malformed ones with 400', async () => {
@@ -136,7 +177,10 @@ describe('programmable tokens (local stack)', () => {
     const [fresh] = res.body.tokens as Package[];
     assert.notEqual(fresh!.secretBase32, old.secretBase32);
     assert.equal(decodeQrSvg(fresh!.qrSvg), fresh!.otpauthUri);
-    await assert.rejects(vault.getSecret(secretNameForSerial('E2P3'), { version: oldVersion }), (e: unknown) => (e as { statusCode?: number }).statusCode === 403);
+    await assert.rejects(
+      vault.getSecret(secretNameForSerial('E2P3'), { version: oldVersion }),
+      (e: unknown) => (e as { statusCode?: number }).statusCode === 403,
+    );
     assert.equal((await vault.getSecret(secretNameForSerial('E2P3'))).value, fresh!.secretBase32);
     const view = await api('GET', 'tokens/E2P3');
     assert.notEqual(view.body.secretVersion, oldVersion);
@@ -152,7 +196,7 @@ describe('programmable tokens (local stack)', () => {
   it('no minted secret appears in the logs, the reports, the inventory or any other answer', async () => {
     await stack.idle();
     assert.ok(minted.length >= 4);
-    assert.match(stack.output(), /Tokens programmed.*Token reprogrammed/s, 'the scan covers the functions\' own log lines');
+    assert.match(stack.output(), /Tokens programmed.*Token reprogrammed/s, "the scan covers the functions' own log lines");
     const pieces = piecesOf(minted.flatMap((p) => secretForms(new Uint8Array(Buffer.from(p.secretHex, 'hex')))));
     const surfaces: [string, string][] = [
       ['stack output', stack.output()],

@@ -54,7 +54,9 @@ describe('{serial} routes (local stack)', () => {
         const ok =
           answer.status === 400 &&
           Object.keys(answer.body).join() === 'error' &&
-          Object.keys(error ?? {}).sort().join() === 'code,message' &&
+          Object.keys(error ?? {})
+            .sort()
+            .join() === 'code,message' &&
           error?.code === 'SERIAL_INVALID' &&
           /serial/i.test(error.message ?? '') &&
           // The answer quotes at most a bounded piece of what was sent.

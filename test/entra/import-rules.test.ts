@@ -4,7 +4,15 @@ import { parse } from 'csv-parse/sync';
 import fc from 'fast-check';
 import { FileError } from '../../shared/core/problems.js';
 import { readAssignments } from '../../shared/formats/assignments.js';
-import { importabilityProblems, partFileName, planImport, splitRows, writeEntraCsv, type EntraRow, type ImportCandidate } from '../../shared/entra/import-rules.js';
+import {
+  importabilityProblems,
+  partFileName,
+  planImport,
+  splitRows,
+  writeEntraCsv,
+  type EntraRow,
+  type ImportCandidate,
+} from '../../shared/entra/import-rules.js';
 
 const token = (serial: string, extra: Partial<ImportCandidate> = {}): ImportCandidate => ({
   serial,
@@ -22,8 +30,22 @@ const rows = (...r: [string, string][]) => r.map(([upn, serial], i) => ({ upn, s
 describe("Entra's import CSV", () => {
   it('writes the exact header, no BOM, LF, quoting only when needed', () => {
     const csv = writeEntraCsv([
-      { upn: 'a@contoso.com', serial: '0012', secretBase32: 'CZU6XXGHCCGCOL6YO3WW472WEWB34FVJ', period: 30, manufacturer: 'Token2', model: 'C202' },
-      { upn: 'b@contoso.com', serial: '13', secretBase32: 'EZDOCQANJA5PGME5QRSZCR7GLUFJG4JG', period: 60, manufacturer: 'Contoso, Ltd', model: 'Say "hi"' },
+      {
+        upn: 'a@contoso.com',
+        serial: '0012',
+        secretBase32: 'CZU6XXGHCCGCOL6YO3WW472WEWB34FVJ',
+        period: 30,
+        manufacturer: 'Token2',
+        model: 'C202',
+      },
+      {
+        upn: 'b@contoso.com',
+        serial: '13',
+        secretBase32: 'EZDOCQANJA5PGME5QRSZCR7GLUFJG4JG',
+        period: 60,
+        manufacturer: 'Contoso, Ltd',
+        model: 'Say "hi"',
+      },
     ]);
     assert.equal(
       csv,
@@ -37,13 +59,26 @@ describe("Entra's import CSV", () => {
   it('round-trips any row through csv-parse unchanged', () => {
     const text = fc.string({ maxLength: 30 }).filter((s) => !/^[=+\-@\t\r]/.test(s));
     fc.assert(
-      fc.property(fc.array(fc.record({ upn: text, serial: text, secretBase32: fc.stringMatching(/^[A-Z2-7]{26,32}$/), period: fc.constantFrom(30, 60), manufacturer: text, model: text }), { minLength: 1, maxLength: 5 }), (input: EntraRow[]) => {
-        const back = parse<Record<string, string>>(writeEntraCsv(input), { columns: true, relax_quotes: false });
-        assert.deepEqual(
-          back.map((r) => [r.upn, r['serial number'], r['secret key'], Number(r['time interval']), r.manufacturer, r.model]),
-          input.map((r) => [r.upn, r.serial, r.secretBase32, r.period, r.manufacturer, r.model]),
-        );
-      }),
+      fc.property(
+        fc.array(
+          fc.record({
+            upn: text,
+            serial: text,
+            secretBase32: fc.stringMatching(/^[A-Z2-7]{26,32}$/),
+            period: fc.constantFrom(30, 60),
+            manufacturer: text,
+            model: text,
+          }),
+          { minLength: 1, maxLength: 5 },
+        ),
+        (input: EntraRow[]) => {
+          const back = parse<Record<string, string>>(writeEntraCsv(input), { columns: true, relax_quotes: false });
+          assert.deepEqual(
+            back.map((r) => [r.upn, r['serial number'], r['secret key'], Number(r['time interval']), r.manufacturer, r.model]),
+            input.map((r) => [r.upn, r.serial, r.secretBase32, r.period, r.manufacturer, r.model]),
+          );
+        },
+      ),
     );
   });
 
@@ -67,21 +102,48 @@ describe("Entra's import CSV", () => {
   });
 
   it('the writer itself refuses a formula cell, whatever the caller checked', () => {
-    assert.throws(() => writeEntraCsv([{ upn: 'a@contoso.com', serial: '1', secretBase32: 'CZU6XXGHCCGCOL6YO3WW472WEWB34FVJ', period: 30, manufacturer: '@SUM(1)', model: 'M' }]), /formula/);
+    assert.throws(
+      () =>
+        writeEntraCsv([
+          {
+            upn: 'a@contoso.com',
+            serial: '1',
+            secretBase32: 'CZU6XXGHCCGCOL6YO3WW472WEWB34FVJ',
+            period: 30,
+            manufacturer: '@SUM(1)',
+            model: 'M',
+          },
+        ]),
+      /formula/,
+    );
   });
 
   it('the writer refuses a formula at the start of any cell it copies from the input: upn, serial, manufacturer, model', () => {
-    const row: EntraRow = { upn: 'a@contoso.com', serial: '1', secretBase32: 'CZU6XXGHCCGCOL6YO3WW472WEWB34FVJ', period: 30, manufacturer: 'Token2', model: 'C202' };
+    const row: EntraRow = {
+      upn: 'a@contoso.com',
+      serial: '1',
+      secretBase32: 'CZU6XXGHCCGCOL6YO3WW472WEWB34FVJ',
+      period: 30,
+      manufacturer: 'Token2',
+      model: 'C202',
+    };
     assert.doesNotThrow(() => writeEntraCsv([row]));
     for (const field of ['upn', 'serial', 'manufacturer', 'model'] as const) {
       for (const prefix of ['=', '+', '-', '@', '\t', '\r']) {
-        assert.throws(() => writeEntraCsv([row, { ...row, serial: '2', [field]: `${prefix}${row[field]}` }]), /formula/, `${field} starting with ${JSON.stringify(prefix)}`);
+        assert.throws(
+          () => writeEntraCsv([row, { ...row, serial: '2', [field]: `${prefix}${row[field]}` }]),
+          /formula/,
+          `${field} starting with ${JSON.stringify(prefix)}`,
+        );
       }
     }
   });
 
   it('refuses fields longer than 256 characters', () => {
-    assert.deepEqual(importabilityProblems(token('6', { manufacturer: 'M'.repeat(257) }), 'error').map((p) => p.code), ['ENTRA_FIELD_TOO_LONG']);
+    assert.deepEqual(
+      importabilityProblems(token('6', { manufacturer: 'M'.repeat(257) }), 'error').map((p) => p.code),
+      ['ENTRA_FIELD_TOO_LONG'],
+    );
     assert.deepEqual(importabilityProblems(token('7', { model: 'M'.repeat(256) }), 'error'), []);
   });
 
@@ -127,12 +189,20 @@ describe('assignment join', () => {
     assert.deepEqual(plan.unassigned, ['0042', 'F']);
   });
 
-  it('exports none of a user\'s new rows past five tokens, counting tokens held already', () => {
+  it("exports none of a user's new rows past five tokens, counting tokens held already", () => {
     const tokens = ['1', '2', '3', '4', '5', '6', '7'].map((s) => token(s));
-    const six = planImport(tokens, rows(...['1', '2', '3', '4', '5', '6'].map((s): [string, string] => ['u@contoso.com', s]), ['v@contoso.com', '7']));
-    assert.deepEqual(six.exported.map((r) => r.serial), ['7']);
+    const six = planImport(
+      tokens,
+      rows(...['1', '2', '3', '4', '5', '6'].map((s): [string, string] => ['u@contoso.com', s]), ['v@contoso.com', '7']),
+    );
+    assert.deepEqual(
+      six.exported.map((r) => r.serial),
+      ['7'],
+    );
     assert.equal(six.problems.filter((p) => p.code === 'ASSIGNMENT_TOO_MANY_TOKENS').length, 6);
-    const held = planImport(tokens, rows(['U@contoso.com', '1'], ['u@contoso.com', '2']), { existingTokensPerUser: new Map([['u@contoso.com', 4]]) });
+    const held = planImport(tokens, rows(['U@contoso.com', '1'], ['u@contoso.com', '2']), {
+      existingTokensPerUser: new Map([['u@contoso.com', 4]]),
+    });
     assert.deepEqual(held.exported, []);
     assert.equal(held.problems.length, 2);
   });
@@ -140,10 +210,16 @@ describe('assignment join', () => {
   it('exports exactly five: five new tokens for a user, or a fifth next to four held', () => {
     const tokens = ['1', '2', '3', '4', '5'].map((s) => token(s));
     const five = planImport(tokens, rows(...tokens.map((t): [string, string] => ['u@contoso.com', t.serial])));
-    assert.deepEqual(five.exported.map((r) => r.serial), ['1', '2', '3', '4', '5']);
+    assert.deepEqual(
+      five.exported.map((r) => r.serial),
+      ['1', '2', '3', '4', '5'],
+    );
     assert.deepEqual(five.problems, []);
     const fifth = planImport(tokens, rows(['u@contoso.com', '5']), { existingTokensPerUser: new Map([['u@contoso.com', 4]]) });
-    assert.deepEqual(fifth.exported.map((r) => r.serial), ['5']);
+    assert.deepEqual(
+      fifth.exported.map((r) => r.serial),
+      ['5'],
+    );
     assert.deepEqual(fifth.problems, []);
   });
 
@@ -178,17 +254,32 @@ describe('assignment join', () => {
   it('names what is wrong with a UPN without quoting an invalid one', () => {
     const secret = 'CZU6XXGHCCGCOL6YO3WW472WEWB34FVJ';
     const plan = planImport([token('A'), token('B')], rows([secret, 'A'], ['guest_gmail.com#EXT#@contoso.onmicrosoft.com', 'B']));
-    assert.deepEqual(plan.problems.map((p) => [p.code, p.serial]), [['ASSIGNMENT_UPN_INVALID', 'A'], ['ASSIGNMENT_GUEST_UPN', 'B']]);
+    assert.deepEqual(
+      plan.problems.map((p) => [p.code, p.serial]),
+      [
+        ['ASSIGNMENT_UPN_INVALID', 'A'],
+        ['ASSIGNMENT_GUEST_UPN', 'B'],
+      ],
+    );
     assert.ok(!plan.problems[0]!.message.includes(secret.slice(0, 12)), plan.problems[0]!.message);
     assert.match(plan.problems[0]!.message, /no @/);
     assert.match(plan.problems[1]!.message, /guest_gmail\.com#EXT#@contoso\.onmicrosoft\.com/);
   });
 
   it('shows only the formula character of a formula-prefixed manufacturer or model', () => {
-    const problems = importabilityProblems(token('A', { manufacturer: '=HYPERLINK("x")', model: '@CZU6XXGHCCGCOL6YO3WW472WEWB34FVJ' }), 'warning');
-    assert.deepEqual(problems.map((p) => p.code), ['ENTRA_FORMULA_CELL', 'ENTRA_FORMULA_CELL']);
+    const problems = importabilityProblems(
+      token('A', { manufacturer: '=HYPERLINK("x")', model: '@CZU6XXGHCCGCOL6YO3WW472WEWB34FVJ' }),
+      'warning',
+    );
+    assert.deepEqual(
+      problems.map((p) => p.code),
+      ['ENTRA_FORMULA_CELL', 'ENTRA_FORMULA_CELL'],
+    );
     assert.match(problems[0]!.message, /manufacturer starts with "="/);
-    assert.ok(!problems.some((p) => p.message.includes('HYPERLINK') || p.message.includes('CZU6XXGHCCGC')), problems.map((p) => p.message).join('\n'));
+    assert.ok(
+      !problems.some((p) => p.message.includes('HYPERLINK') || p.message.includes('CZU6XXGHCCGC')),
+      problems.map((p) => p.message).join('\n'),
+    );
   });
 });
 
@@ -197,7 +288,8 @@ describe('assignment lists: a column named twice', () => {
     for (const header of ['upn,serial number,userprincipalname', 'upn,serial,serial number']) {
       assert.throws(
         () => readAssignments(Buffer.from(`${header}\na@contoso.com,1,b@contoso.com\n`), 'a.csv'),
-        (err: unknown) => err instanceof FileError && err.code === 'CSV_DUPLICATE_COLUMN' && /columns 1 and 3|columns 2 and 3/.test(err.message),
+        (err: unknown) =>
+          err instanceof FileError && err.code === 'CSV_DUPLICATE_COLUMN' && /columns 1 and 3|columns 2 and 3/.test(err.message),
         header,
       );
     }

@@ -9,7 +9,8 @@ import { readCsvSeed } from '../../shared/formats/csv-seed.js';
 const READ_AT = new Date('2026-06-01T00:00:00Z');
 const fixture = (name: string) => new Uint8Array(readFileSync(new URL(`../fixtures/csv/${name}`, import.meta.url)));
 const bytes = (text: string) => new TextEncoder().encode(text);
-const read = (text: string, opts: { secretEncoding?: 'base32' | 'hex' } = {}) => readCsvSeed(bytes(text), { now: READ_AT, fileName: 'seed.csv', ...opts });
+const read = (text: string, opts: { secretEncoding?: 'base32' | 'hex' } = {}) =>
+  readCsvSeed(bytes(text), { now: READ_AT, fileName: 'seed.csv', ...opts });
 const HEADER = 'upn,serial number,secret key,time interval,manufacturer,model\n';
 const S1 = 'CZU6XXGHCCGCOL6YO3WW472WEWB34FVJ';
 const S2 = 'EZDOCQANJA5PGME5QRSZCR7GLUFJG4JG';
@@ -38,10 +39,13 @@ describe('CSV seed files: layouts', () => {
   it("reads Deepnet's layout (no upn, 60 s, grouped lower-case secrets, trailing empty lines)", () => {
     const r = readCsvSeed(fixture('deepnet.csv'), { now: READ_AT, fileName: 'deepnet.csv' });
     assert.deepEqual(r.problems, []);
-    assert.deepEqual(r.tokens.map((t) => [t.serial, toCanonicalBase32(t.secret), t.period]), [
-      ['1000001', S1, 60],
-      ['1000002', S2, 60],
-    ]);
+    assert.deepEqual(
+      r.tokens.map((t) => [t.serial, toCanonicalBase32(t.secret), t.period]),
+      [
+        ['1000001', S1, 60],
+        ['1000002', S2, 60],
+      ],
+    );
   });
 
   it('reads an Excel file: BOM, semicolons, quoted fields, hex secrets, leading zeros kept, embedded UPN', () => {
@@ -60,21 +64,30 @@ describe('CSV seed files: layouts', () => {
     assert.equal(r.format, 'privacyidea-csv');
     assert.equal(r.secretEncoding, 'hex');
     assert.deepEqual(r.problems, []);
-    assert.deepEqual(r.tokens.map((t) => [t.serial, t.type, t.digits, t.period, toCanonicalBase32(t.secret), t.line]), [
-      ['PI0001', 'totp', 6, 30, S1, 3],
-      ['PI0002', 'hotp', 8, 30, S2, 4],
-    ]);
+    assert.deepEqual(
+      r.tokens.map((t) => [t.serial, t.type, t.digits, t.period, toCanonicalBase32(t.secret), t.line]),
+      [
+        ['PI0001', 'totp', 6, 30, S1, 3],
+        ['PI0002', 'hotp', 8, 30, S2, 4],
+      ],
+    );
   });
 
   it('finds columns by name in any order and case', () => {
     const r = read(` Model ;Secret Key;SERIAL NUMBER;TimeInterval\nC202;${S1};77;60\n`);
-    assert.deepEqual(r.tokens.map((t) => [t.serial, t.model, t.period]), [['77', 'C202', 60]]);
+    assert.deepEqual(
+      r.tokens.map((t) => [t.serial, t.model, t.period]),
+      [['77', 'C202', 60]],
+    );
   });
 });
 
 describe('CSV seed files: the encoding decision', () => {
   it("refuses Microsoft's doc example (valid hex and base32) unless forced, and says how to force", () => {
-    assert.throws(() => readCsvSeed(fixture('entra-doc-example.csv'), { now: READ_AT, fileName: 'doc.csv' }), fileError('ENCODING_AMBIGUOUS', /--secret-encoding base32/));
+    assert.throws(
+      () => readCsvSeed(fixture('entra-doc-example.csv'), { now: READ_AT, fileName: 'doc.csv' }),
+      fileError('ENCODING_AMBIGUOUS', /--secret-encoding base32/),
+    );
     const asBase32 = readCsvSeed(fixture('entra-doc-example.csv'), { now: READ_AT, fileName: 'doc.csv', secretEncoding: 'base32' });
     assert.equal(asBase32.secretEncoding, 'base32');
     assert.equal(asBase32.encodingDecidedBy, 'forced');
@@ -82,7 +95,10 @@ describe('CSV seed files: the encoding decision', () => {
     // As hex the same text is 104 bits: below RFC 4226's minimum.
     const asHex = readCsvSeed(fixture('entra-doc-example.csv'), { now: READ_AT, fileName: 'doc.csv', secretEncoding: 'hex' });
     assert.deepEqual(asHex.tokens, []);
-    assert.deepEqual(asHex.problems.map((p) => p.code), ['SECRET_TOO_SHORT']);
+    assert.deepEqual(
+      asHex.problems.map((p) => p.code),
+      ['SECRET_TOO_SHORT'],
+    );
   });
 
   it('tells each token whose secret is valid in both alphabets that the file decided its encoding, and which line did', () => {
@@ -90,15 +106,24 @@ describe('CSV seed files: the encoding decision', () => {
     const both = 'ABCDEF234567ABCDEF234567ABCDEF23';
     const r = read(`${HEADER},1,${S1},30,T,M\n,2,${both},30,T,M\n,3,${S2},30,T,M\n`);
     assert.equal(r.secretEncoding, 'base32');
-    assert.deepEqual(r.tokens.map((t) => t.serial), ['1', '2', '3']);
-    assert.deepEqual(r.problems.map((p) => [p.code, p.severity, p.line, p.serial]), [['SECRET_ENCODING_DECIDED', 'info', 3, '2']]);
+    assert.deepEqual(
+      r.tokens.map((t) => t.serial),
+      ['1', '2', '3'],
+    );
+    assert.deepEqual(
+      r.problems.map((p) => [p.code, p.severity, p.line, p.serial]),
+      [['SECRET_ENCODING_DECIDED', 'info', 3, '2']],
+    );
     assert.match(r.problems[0]!.message, /read as base32.*first on line 2.*force --secret-encoding/);
     assert.ok(!r.problems[0]!.message.includes(both.slice(0, 8)));
     // The same for hex files; a forced encoding is the user's decision, and OATH CSV is hex by definition: no note.
     const hex = '1669EBDCC7108C272FD876ED6E7F562583BE16A9';
     const h = read(`${HEADER},1,${hex},30,T,M\n,2,${both},30,T,M\n`);
     assert.equal(h.secretEncoding, 'hex');
-    assert.deepEqual(h.problems.map((p) => [p.code, p.line]), [['SECRET_ENCODING_DECIDED', 3]]);
+    assert.deepEqual(
+      h.problems.map((p) => [p.code, p.line]),
+      [['SECRET_ENCODING_DECIDED', 3]],
+    );
     assert.match(h.problems[0]!.message, /read as hex.*first on line 2/);
     assert.deepEqual(read(`${HEADER},1,${S1},30,T,M\n,2,${both},30,T,M\n`, { secretEncoding: 'base32' }).problems, []);
     assert.deepEqual(readCsvSeed(bytes(`T1, ${both.slice(0, 32)}, totp\n`), { now: READ_AT, fileName: 'oath.csv' }).problems, []);
@@ -107,7 +132,10 @@ describe('CSV seed files: the encoding decision', () => {
   it('reports rows that do not fit the chosen encoding, with a hint and without the secret', () => {
     const r = read(`${HEADER},1,${S1},30,T,M\n,2,1669EBDCC7108C272FD876ED6E7F562583BE16A9,30,T,M\n,3,${S2},30,T,M\n`);
     assert.equal(r.secretEncoding, 'base32');
-    assert.deepEqual(r.tokens.map((t) => t.serial), ['1', '3']);
+    assert.deepEqual(
+      r.tokens.map((t) => t.serial),
+      ['1', '3'],
+    );
     assert.equal(r.problems.length, 1);
     const [p] = r.problems;
     assert.equal(p?.code, 'SECRET_INVALID_CHARACTERS');
@@ -131,12 +159,18 @@ describe('CSV seed files: file-level errors', () => {
   ];
   for (const [name, input, code] of cases) {
     it(`${name} -> ${code}`, () => {
-      assert.throws(() => readCsvSeed(typeof input === 'string' ? bytes(input) : input, { now: READ_AT, fileName: 'bad.csv' }), fileError(code, /bad\.csv/));
+      assert.throws(
+        () => readCsvSeed(typeof input === 'string' ? bytes(input) : input, { now: READ_AT, fileName: 'bad.csv' }),
+        fileError(code, /bad\.csv/),
+      );
     });
   }
 
   it('refuses files above the size limit', () => {
-    assert.throws(() => readCsvSeed(bytes(`${HEADER},1,${S1},30,T,M\n`), { now: READ_AT, fileName: 'big.csv', maxBytes: 10 }), fileError('FILE_TOO_LARGE'));
+    assert.throws(
+      () => readCsvSeed(bytes(`${HEADER},1,${S1},30,T,M\n`), { now: READ_AT, fileName: 'big.csv', maxBytes: 10 }),
+      fileError('FILE_TOO_LARGE'),
+    );
   });
 });
 
@@ -155,7 +189,10 @@ describe('CSV seed files: per-token problems never hide the good tokens', () => 
         `,same,${S2},60,T,M\n` + // line 10: exact repeat
         `,"ctl\u0007",${S2},30,T,M\n`, // line 11
     );
-    assert.deepEqual(r.tokens.map((t) => t.serial), ['good', 'same']);
+    assert.deepEqual(
+      r.tokens.map((t) => t.serial),
+      ['good', 'same'],
+    );
     assert.deepEqual(
       r.problems.map((p) => [p.code, p.severity, p.line, p.serial]),
       [
@@ -183,10 +220,19 @@ describe('CSV seed files: rows whose cells do not line up with the columns', () 
   /** The row is one CSV_ROW_MISALIGNED error: line only, no serial, no cell of the row in the message. */
   function assertMisaligned(text: string, line: number, goodSerials: string[], opts: { secretEncoding?: 'base32' | 'hex' } = {}) {
     const r = read(text, opts);
-    assert.deepEqual(r.tokens.map((t) => t.serial), goodSerials);
-    assert.deepEqual(r.problems.map((p) => [p.code, p.severity, p.line, p.serial]), [['CSV_ROW_MISALIGNED', 'error', line, undefined]]);
+    assert.deepEqual(
+      r.tokens.map((t) => t.serial),
+      goodSerials,
+    );
+    assert.deepEqual(
+      r.problems.map((p) => [p.code, p.severity, p.line, p.serial]),
+      [['CSV_ROW_MISALIGNED', 'error', line, undefined]],
+    );
     const row = text.split('\n')[line - 1]!;
-    for (const c of row.split(/[,;]/).map((x) => x.trim()).filter((x) => x.length >= 4)) {
+    for (const c of row
+      .split(/[,;]/)
+      .map((x) => x.trim())
+      .filter((x) => x.length >= 4)) {
       assert.ok(!r.problems[0]!.message.includes(c), `the message quotes a cell: ${r.problems[0]!.message}`);
     }
     return r.problems[0]!;
@@ -198,7 +244,11 @@ describe('CSV seed files: rows whose cells do not line up with the columns', () 
   });
 
   it('an unquoted comma inside a manufacturer name, before or after the secret', () => {
-    assertMisaligned(`serial number,manufacturer,model,secret key,time interval\n1,Token2,C202,${S1},30\n2,Token2, Inc,C202,${S2},30\n`, 3, ['1']);
+    assertMisaligned(
+      `serial number,manufacturer,model,secret key,time interval\n1,Token2,C202,${S1},30\n2,Token2, Inc,C202,${S2},30\n`,
+      3,
+      ['1'],
+    );
     assertMisaligned(`${HEADER},1,${S1},30,Token2,C202\n,2,${S2},30,"Token2, Inc",C202\n,3,${S2},30,Token2, Inc,C202\n`, 4, ['1', '2']);
   });
 
@@ -225,24 +275,37 @@ describe('CSV seed files: rows whose cells do not line up with the columns', () 
     for (const p of r.problems) assert.ok(!p.message.includes(S2.slice(0, 12)), p.message);
     const pi = read(`PI1, ${HEX1}, totp, 6, 30\nPI2, ${HEX2}, motp, ${HEX2.slice(0, 14)}, 30\n`);
     // An unsupported type's other cells mean other things (an OCRA suite, TANs): only the type is reported.
-    assert.deepEqual(pi.problems.map((p) => [p.code, p.line, p.serial]), [['TYPE_UNSUPPORTED', 2, 'PI2']]);
+    assert.deepEqual(
+      pi.problems.map((p) => [p.code, p.line, p.serial]),
+      [['TYPE_UNSUPPORTED', 2, 'PI2']],
+    );
     for (const p of pi.problems) assert.ok(!p.message.includes(HEX2.slice(0, 12)) && !p.message.includes('motp'), p.message);
   });
 });
 
 describe('CSV seed files: every value checked against what the row and header say', () => {
   it('refuses a header that names one column twice (under one name or two), whichever cell would be read', () => {
-    for (const header of ['serial number,secret key,algorithm,hash', 'serial number,secret key,secret', 'serial,serial number,secret key', 'serial number,secret key,time interval,period']) {
+    for (const header of [
+      'serial number,secret key,algorithm,hash',
+      'serial number,secret key,secret',
+      'serial,serial number,secret key',
+      'serial number,secret key,time interval,period',
+    ]) {
       const cells = header.split(',').length;
       const row = ['A', S1, 'SHA256', 'SHA1'].slice(0, cells).join(',');
       assert.throws(() => read(`${header}\n${row}\n`), fileError('CSV_DUPLICATE_COLUMN', /columns \d and \d/), header);
     }
     // The message names the columns by position and header name only: never a cell of a row.
-    assert.throws(() => read(`serial number,secret key,secret key\nA,${S1},${S2}\n`), (err: unknown) => err instanceof FileError && !err.message.includes(S1.slice(0, 8)) && !err.message.includes(S2.slice(0, 8)));
+    assert.throws(
+      () => read(`serial number,secret key,secret key\nA,${S1},${S2}\n`),
+      (err: unknown) => err instanceof FileError && !err.message.includes(S1.slice(0, 8)) && !err.message.includes(S2.slice(0, 8)),
+    );
   });
 
   it("reads an HOTP row's counter column exactly, and says so when a cell is not used by the row's type", () => {
-    const r = read(`serial number,secret key,token type,counter,time interval\nH1,${S1},hotp,16887061004979670,30\nH2,${S2},hotp,,345\nT1,${S1.replace('C', 'D')},totp,120,30\nT2,${S2.replace('E', 'F')},totp,0,60\n`);
+    const r = read(
+      `serial number,secret key,token type,counter,time interval\nH1,${S1},hotp,16887061004979670,30\nH2,${S2},hotp,,345\nT1,${S1.replace('C', 'D')},totp,120,30\nT2,${S2.replace('E', 'F')},totp,0,60\n`,
+    );
     assert.deepEqual(
       r.tokens.map((t) => [t.serial, t.type, t.counter, t.period]),
       [
@@ -253,10 +316,22 @@ describe('CSV seed files: every value checked against what the row and header sa
       ],
     );
     // H2's 345 is no time step an HOTP token uses (a counter in the wrong column?); T1's counter is not a TOTP value.
-    assert.deepEqual(r.problems.map((p) => [p.code, p.severity, p.line]), [['CELL_NOT_USED', 'info', 3], ['CELL_NOT_USED', 'info', 4]]);
+    assert.deepEqual(
+      r.problems.map((p) => [p.code, p.severity, p.line]),
+      [
+        ['CELL_NOT_USED', 'info', 3],
+        ['CELL_NOT_USED', 'info', 4],
+      ],
+    );
     assert.match(r.problems[0]!.message, /time interval.*HOTP.*counter/);
     assert.match(r.problems[1]!.message, /counter.*TOTP/);
     const bad = read(`serial number,secret key,token type,counter\nH1,${S1},hotp,-1\nH2,${S2},hotp,18446744073709551616\n`);
-    assert.deepEqual(bad.problems.map((p) => [p.code, p.line]), [['FIELD_INVALID', 2], ['FIELD_INVALID', 3]]);
+    assert.deepEqual(
+      bad.problems.map((p) => [p.code, p.line]),
+      [
+        ['FIELD_INVALID', 2],
+        ['FIELD_INVALID', 3],
+      ],
+    );
   });
 });

@@ -26,7 +26,10 @@ void describe('minted secrets', () => {
 void describe('otpauth URIs', () => {
   void test('follow the Key Uri Format with every parameter written', () => {
     const uri = otpauthUri({ issuer: 'Entra ID', serial: 'TK0001', secret: SECRET, algorithm: 'SHA1', digits: 6, period: 30 });
-    assert.equal(uri, 'otpauth://totp/Entra%20ID:TK0001?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ&issuer=Entra%20ID&algorithm=SHA1&digits=6&period=30');
+    assert.equal(
+      uri,
+      'otpauth://totp/Entra%20ID:TK0001?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ&issuer=Entra%20ID&algorithm=SHA1&digits=6&period=30',
+    );
   });
 
   void test('percent-encode issuer and serial so an independent parser gets them back', () => {
@@ -58,7 +61,8 @@ void describe('otpauth URIs', () => {
 
 void describe('QR codes', () => {
   void test('the rasterizer reads the SVG module for module as the library laid it out', async () => {
-    const text = 'otpauth://totp/Entra%20ID:TK0001?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ&issuer=Entra%20ID&algorithm=SHA1&digits=6&period=30';
+    const text =
+      'otpauth://totp/Entra%20ID:TK0001?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ&issuer=Entra%20ID&algorithm=SHA1&digits=6&period=30';
     const grid = svgModules(await qrSvg(text));
     const qr = QRCode.create(text, { errorCorrectionLevel: 'M' });
     const size = qr.modules.size;
@@ -91,7 +95,16 @@ void describe('QR codes', () => {
 });
 
 void describe('seed files written for programmed tokens', () => {
-  const token = (serial: string, algorithm: OathToken['algorithm'], digits: number, period: number): OathToken => ({ serial, manufacturer: 'Token2', model: 'C301', type: 'totp', algorithm, digits, period, secret: mintSecret(algorithm === 'SHA512' ? 'SHA512' : algorithm) });
+  const token = (serial: string, algorithm: OathToken['algorithm'], digits: number, period: number): OathToken => ({
+    serial,
+    manufacturer: 'Token2',
+    model: 'C301',
+    type: 'totp',
+    algorithm,
+    digits,
+    period,
+    secret: mintSecret(algorithm === 'SHA512' ? 'SHA512' : algorithm),
+  });
 
   void test('read back unchanged by the project readers, in the layout that can carry them', () => {
     for (const tokens of [
@@ -108,7 +121,11 @@ void describe('seed files written for programmed tokens', () => {
         read.tokens.map((t) => [t.serial, toCanonicalBase32(t.secret), t.algorithm, t.digits, t.period, t.type]),
         tokens.map((t) => [t.serial, toCanonicalBase32(t.secret), t.algorithm, t.digits, t.period, 'totp']),
       );
-      if (read.format === 'csv') assert.deepEqual(read.tokens.map((t) => [t.manufacturer, t.model]), tokens.map(() => ['Token2', 'C301']));
+      if (read.format === 'csv')
+        assert.deepEqual(
+          read.tokens.map((t) => [t.manufacturer, t.model]),
+          tokens.map(() => ['Token2', 'C301']),
+        );
     }
   });
 

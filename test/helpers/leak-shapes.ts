@@ -36,7 +36,15 @@ export function leakShapes(prefix: string): LeakShape[] {
   const hex = () => Buffer.from(secret()).toString('hex');
   const shapes: LeakShape[] = [];
   const add = (name: string, kind: LeakShape['kind'], about: string, rows: string[], goodSerials: string[], badLine: number) => {
-    shapes.push({ name: `${prefix}-${name}`, kind, about, content: `${rows.join('\n')}\n`, goodSerials, badLine, secrets: secrets.splice(0) });
+    shapes.push({
+      name: `${prefix}-${name}`,
+      kind,
+      about,
+      content: `${rows.join('\n')}\n`,
+      goodSerials,
+      badLine,
+      secrets: secrets.splice(0),
+    });
   };
   const s = (n: string) => `${prefix.toUpperCase()}${n}`;
 
@@ -52,7 +60,12 @@ export function leakShapes(prefix: string): LeakShape[] {
     'comma-manufacturer.csv',
     'seed',
     'an unquoted comma inside a manufacturer name placed before the secret (the secret lands in the interval column)',
-    ['serial number,manufacturer,model,secret key,time interval', `${s('B1')},Token2,C202,${b32()},30`, `${s('B2')},Token2, Inc,C202,${b32()},30`, `${s('B3')},Token2,C202,${b32()},30`],
+    [
+      'serial number,manufacturer,model,secret key,time interval',
+      `${s('B1')},Token2,C202,${b32()},30`,
+      `${s('B2')},Token2, Inc,C202,${b32()},30`,
+      `${s('B3')},Token2,C202,${b32()},30`,
+    ],
     [s('B1'), s('B3')],
     3,
   );
@@ -68,7 +81,12 @@ export function leakShapes(prefix: string): LeakShape[] {
     'privacyidea-extra-cell.csv',
     'seed',
     'a privacyIDEA OATH CSV row with an extra empty cell after the serial (the seed lands in the type column)',
-    ['# privacyIDEA OATH CSV export', `${s('D1')}, ${hex()}, totp, 6, 30`, `${s('D2')},, ${hex()}, totp, 6, 30`, `${s('D3')}, ${hex()}, totp, 6, 30`],
+    [
+      '# privacyIDEA OATH CSV export',
+      `${s('D1')}, ${hex()}, totp, 6, 30`,
+      `${s('D2')},, ${hex()}, totp, 6, 30`,
+      `${s('D3')}, ${hex()}, totp, 6, 30`,
+    ],
     [s('D1'), s('D3')],
     3,
   );

@@ -27,7 +27,13 @@ export function svgModules(svg: string): boolean[][] {
     for (let col = Math.min(fromX, toX); col < Math.max(fromX, toX); col++) grid[row]![col] = true;
   };
   for (const [, command, args] of d.matchAll(/([A-Za-z])([^A-Za-z]*)/g)) {
-    const n = args!.trim() === '' ? [] : args!.trim().split(/[\s,]+/).map(Number);
+    const n =
+      args!.trim() === ''
+        ? []
+        : args!
+            .trim()
+            .split(/[\s,]+/)
+            .map(Number);
     switch (command) {
       case 'M':
         [x, y] = [n[0]!, n[1]!];

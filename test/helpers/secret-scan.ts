@@ -14,7 +14,18 @@ export function secretForms(bytes: Uint8Array): string[] {
   const groups = b32.match(/.{1,4}/g) ?? [];
   const b64 = Buffer.from(bytes).toString('base64');
   const hex = Buffer.from(bytes).toString('hex');
-  return [b32, b32.toLowerCase(), groups.join(' '), groups.join(' ').toLowerCase(), groups.join('-'), hex, hex.toUpperCase(), b64, b64.replace(/=+$/, ''), Buffer.from(bytes).toString('base64url')];
+  return [
+    b32,
+    b32.toLowerCase(),
+    groups.join(' '),
+    groups.join(' ').toLowerCase(),
+    groups.join('-'),
+    hex,
+    hex.toUpperCase(),
+    b64,
+    b64.replace(/=+$/, ''),
+    Buffer.from(bytes).toString('base64url'),
+  ];
 }
 
 export function piecesOf(texts: Iterable<string>): Set<string> {

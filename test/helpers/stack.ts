@@ -178,7 +178,10 @@ process.once('exit', () => {
   }
 });
 
-async function launch(dataDir: string, opts: TestStackOptions): Promise<{ ready: ReadyLine; child: ChildProcess; output: () => string; entry: { child: ChildProcess; azuritePid?: number } }> {
+async function launch(
+  dataDir: string,
+  opts: TestStackOptions,
+): Promise<{ ready: ReadyLine; child: ChildProcess; output: () => string; entry: { child: ChildProcess; azuritePid?: number } }> {
   const args = ['--import', 'tsx', join(repoRoot, 'dev', 'start.ts'), '--json', '--ports', 'free', '--data-dir', dataDir];
   if (opts.entry) args.push('--entry', resolve(repoRoot, opts.entry));
   // Requested builds run a second after things settle (not 30 s), so tests stay quick; buildsSettled() waits for them.
@@ -292,7 +295,9 @@ export async function startTestStack(t: TestContextLike | undefined, opts: TestS
         await res.arrayBuffer();
       },
       async buildsSettled() {
-        const request = BlobServiceClient.fromConnectionString(ready.connectionString).getContainerClient(ready.settings.REPORTS_CONTAINER ?? 'reports').getBlobClient(BUILD_REQUEST_BLOB);
+        const request = BlobServiceClient.fromConnectionString(ready.connectionString)
+          .getContainerClient(ready.settings.REPORTS_CONTAINER ?? 'reports')
+          .getBlobClient(BUILD_REQUEST_BLOB);
         for (let i = 0; i < 600; i++) {
           await stack.idle();
           if (!(await request.exists())) {

@@ -13,11 +13,27 @@ import { toCanonicalBase32 } from '../../shared/core/encoding.js';
 import { FileError, PROBLEM_CODES, type Problem } from '../../shared/core/problems.js';
 import type { OathToken } from '../../shared/core/token.js';
 import { checkSerial } from '../../shared/core/validate.js';
-import { importabilityProblems, planImport, startsLikeFormula, writeEntraCsv, type EntraRow, type ImportCandidate } from '../../shared/entra/import-rules.js';
+import {
+  importabilityProblems,
+  planImport,
+  startsLikeFormula,
+  writeEntraCsv,
+  type EntraRow,
+  type ImportCandidate,
+} from '../../shared/entra/import-rules.js';
 import { readAssignments } from '../../shared/formats/assignments.js';
 import { readSeedFile } from '../../shared/formats/read-seed-file.js';
 import type { ReadOptions, SeedReadResult } from '../../shared/formats/types.js';
-import { CORPUS_DIR, corpus, inMemoryCase, type CorpusEntry, type CorpusOptions, type ExpectedProblem, type Manifest, type RowsRead } from '../fixtures/corpus/generate.js';
+import {
+  CORPUS_DIR,
+  corpus,
+  inMemoryCase,
+  type CorpusEntry,
+  type CorpusOptions,
+  type ExpectedProblem,
+  type Manifest,
+  type RowsRead,
+} from '../fixtures/corpus/generate.js';
 
 /** The clock reading given to the readers (files are judged as of this date). */
 const READ_AT = new Date('2026-06-01T00:00:00Z');
@@ -37,7 +53,10 @@ function candidate(token: OathToken): ImportCandidate {
   return { ...token, secretBytes: token.secret.length };
 }
 
-const referenceTokens = readSeedFile(readFileSync(join(CORPUS_DIR, manifest.referenceSeed)), { now: READ_AT, fileName: manifest.referenceSeed }).tokens;
+const referenceTokens = readSeedFile(readFileSync(join(CORPUS_DIR, manifest.referenceSeed)), {
+  now: READ_AT,
+  fileName: manifest.referenceSeed,
+}).tokens;
 
 /** Problems as comparable tuples, in one canonical order (the readers' own order is not part of the contract). */
 function tuples(problems: readonly (Problem | ExpectedProblem)[]): ExpectedProblem[] {
@@ -76,7 +95,14 @@ function convert(tokens: readonly OathToken[]): Problem[] {
   const bySerial = new Map(tokens.map((t) => [t.serial, t]));
   const rows: EntraRow[] = plan.exported.map((r) => {
     const t = bySerial.get(r.serial)!;
-    return { upn: r.upn, serial: r.serial, secretBase32: toCanonicalBase32(t.secret), period: t.period, manufacturer: t.manufacturer, model: t.model };
+    return {
+      upn: r.upn,
+      serial: r.serial,
+      secretBase32: toCanonicalBase32(t.secret),
+      period: t.period,
+      manufacturer: t.manufacturer,
+      model: t.model,
+    };
   });
   const cells = parse(writeEntraCsv(rows)).flat();
   assert.deepEqual(cells.filter(startsLikeFormula), [], 'a formula-prefixed cell reached the Entra CSV');
@@ -140,7 +166,10 @@ void describe('hostile corpus', () => {
         // Refused whole: the reader returns nothing at all, so no token can reach the vault.
         assert.ok('error' in outcome, `expected FileError ${entry.expect.fileError}, but the file was read${bug}`);
         const error = outcome.error;
-        assert.ok(error instanceof FileError, `expected a FileError, got ${error instanceof Error ? `${error.name}: ${error.message}` : String(error)}`);
+        assert.ok(
+          error instanceof FileError,
+          `expected a FileError, got ${error instanceof Error ? `${error.name}: ${error.message}` : String(error)}`,
+        );
         assert.equal(error.code, entry.expect.fileError, `${error.message}${bug}`);
         assert.ok(error.message.length > 0 && error.message.length < 1000, 'the message is bounded');
         return;
@@ -155,7 +184,11 @@ void describe('hostile corpus', () => {
       assertWellFormedProblems(result.problems, true);
       assert.deepEqual(tuples(result.problems), tuples(expected.problems), `problems (code, severity, line)${bug}`);
       if ('tokens' in result) {
-        assert.deepEqual(sortedSerials(result.tokens.map((t) => t.serial)), sortedSerials(expected.survivors), `serials of the tokens returned${bug}`);
+        assert.deepEqual(
+          sortedSerials(result.tokens.map((t) => t.serial)),
+          sortedSerials(expected.survivors),
+          `serials of the tokens returned${bug}`,
+        );
         assertSoundTokens(result.tokens);
         const inspect = result.tokens.flatMap((t) => importabilityProblems(candidate(t), 'warning', t.line));
         assert.deepEqual(tuples(inspect), tuples(expected.inspect ?? []), 'inspect-level problems (code, severity, line)');

@@ -28,7 +28,7 @@ import type { ReadOptions, SeedReadResult } from '../../shared/formats/types.js'
 const READ_AT = new Date('2026-06-01T00:00:00Z');
 const FIXTURES = fileURLToPath(new URL('../fixtures/', import.meta.url));
 const seedFlag = process.env['FUZZ_SEED'];
-const runs = <Ts,>(numRuns: number): fc.Parameters<Ts> => (seedFlag ? { numRuns, seed: Number(seedFlag) } : { numRuns });
+const runs = <Ts>(numRuns: number): fc.Parameters<Ts> => (seedFlag ? { numRuns, seed: Number(seedFlag) } : { numRuns });
 
 /** Codes a seed reader may throw: each names a specific reason. */
 const SEED_FILE_CODES: ReadonlySet<string> = new Set([
@@ -48,7 +48,14 @@ const SEED_FILE_CODES: ReadonlySet<string> = new Set([
   'PSKC_UNSUPPORTED_ALGORITHM',
   'PSKC_MAC_REQUIRED',
 ]);
-const ASSIGNMENT_FILE_CODES: ReadonlySet<string> = new Set(['FILE_EMPTY', 'FILE_TOO_LARGE', 'FILE_NOT_TEXT', 'CSV_MALFORMED', 'CSV_MISSING_COLUMN', 'CSV_DUPLICATE_COLUMN']);
+const ASSIGNMENT_FILE_CODES: ReadonlySet<string> = new Set([
+  'FILE_EMPTY',
+  'FILE_TOO_LARGE',
+  'FILE_NOT_TEXT',
+  'CSV_MALFORMED',
+  'CSV_MISSING_COLUMN',
+  'CSV_DUPLICATE_COLUMN',
+]);
 /** Codes a seed reader may return per token. */
 const SEED_ROW_CODES: ReadonlySet<string> = new Set([
   'CSV_ROW_MISALIGNED',
@@ -135,7 +142,11 @@ function checkProblems(problems: readonly Problem[], allowed: ReadonlySet<string
 
 function checkTokens(tokens: readonly OathToken[], reader: string): void {
   for (const t of tokens) {
-    assert.equal(checkSerial(t.serial, t.line), undefined, `${reader}: a token with an invalid serial ${JSON.stringify(t.serial.slice(0, 40))} came out`);
+    assert.equal(
+      checkSerial(t.serial, t.line),
+      undefined,
+      `${reader}: a token with an invalid serial ${JSON.stringify(t.serial.slice(0, 40))} came out`,
+    );
     assert.ok(t.secret.length >= 16 && t.secret.length <= 128, `${reader}: secret of ${t.secret.length} bytes`);
     assert.ok(t.digits === 6 || t.digits === 8, `${reader}: ${t.digits} digits`);
     if (t.type === 'totp') assert.ok(t.period === 30 || t.period === 60, `${reader}: period ${t.period}`);
@@ -184,7 +195,10 @@ function checkSeed(reader: string, call: () => SeedReadResult): void {
   checkProblems(plan.problems, PLAN_CODES, `${reader} convert`);
 }
 
-const referenceTokens = readSeedFile(readFileSync(join(FIXTURES, 'corpus/reference/tokens.csv')), { now: READ_AT, fileName: 'reference' }).tokens.map(candidate);
+const referenceTokens = readSeedFile(readFileSync(join(FIXTURES, 'corpus/reference/tokens.csv')), {
+  now: READ_AT,
+  fileName: 'reference',
+}).tokens.map(candidate);
 
 /** Codes the assignment-list reader may return per row. */
 const ASSIGNMENT_ROW_CODES: ReadonlySet<string> = new Set(['CSV_ROW_MISALIGNED', 'SERIAL_INVALID']);
@@ -210,7 +224,34 @@ const hex = (bytes: Uint8Array) => Buffer.from(bytes).toString('hex');
 
 /** Cells that steer the readers into their deeper branches, mixed with arbitrary text. */
 const cellArb = fc.oneof(
-  fc.constantFrom('', ' ', '30', '60', '45', '-1', 'totp', 'hotp', 'motp', '6', '8', 'SHA256', 'md5', '"', '""', '"a,b"', '#', '=1+1', '@x', 'a@contoso.com', 'x#EXT#@contoso.com', '\u200b', '\u202e', '\u0410B', 'R001', '000123'),
+  fc.constantFrom(
+    '',
+    ' ',
+    '30',
+    '60',
+    '45',
+    '-1',
+    'totp',
+    'hotp',
+    'motp',
+    '6',
+    '8',
+    'SHA256',
+    'md5',
+    '"',
+    '""',
+    '"a,b"',
+    '#',
+    '=1+1',
+    '@x',
+    'a@contoso.com',
+    'x#EXT#@contoso.com',
+    '\u200b',
+    '\u202e',
+    '\u0410B',
+    'R001',
+    '000123',
+  ),
   fc.uint8Array({ minLength: 1, maxLength: 40 }).map(b32),
   fc.uint8Array({ minLength: 1, maxLength: 40 }).map(hex),
   fc.string({ maxLength: 12 }),
@@ -234,7 +275,9 @@ const csvArb = fc
     newline: fc.constantFrom('\n', '\r\n', '\r'),
     bom: fc.boolean(),
   })
-  .map(({ header, rows, delimiter, newline, bom }) => Buffer.from(`${bom ? '\ufeff' : ''}${[header, ...rows.map((r) => r.join(delimiter))].join(newline)}`, 'utf8'));
+  .map(({ header, rows, delimiter, newline, bom }) =>
+    Buffer.from(`${bom ? '\ufeff' : ''}${[header, ...rows.map((r) => r.join(delimiter))].join(newline)}`, 'utf8'),
+  );
 
 /** Known seed layouts, each column with values a real file could hold; a quarter of the cells are arbitrary. */
 const SEED_LAYOUTS = [
@@ -275,17 +318,34 @@ const layoutCsvArb = fc
   .chain(({ layout, delimiter, newline }) => {
     const cell = (column: string) => fc.oneof({ weight: 3, arbitrary: plausibleCell[kindOf(column)]! }, { weight: 1, arbitrary: cellArb });
     const row = fc.tuple(...layout.map(cell)).map((cells) => cells.join(delimiter));
-    return fc.array(row, { minLength: 1, maxLength: 8 }).map((rows) => Buffer.from([layout.join(delimiter), ...rows].join(newline), 'utf8'));
+    return fc
+      .array(row, { minLength: 1, maxLength: 8 })
+      .map((rows) => Buffer.from([layout.join(delimiter), ...rows].join(newline), 'utf8'));
   });
 
 const upnArb = fc.oneof(
-  fc.constantFrom('a@contoso.com', 'A@Contoso.com', 'b@contoso.com', 'c_fabrikam.com#EXT#@contoso.com', '=cmd@contoso.com', '-1@contoso.com', 'no-at', '', '"q"@contoso.com'),
+  fc.constantFrom(
+    'a@contoso.com',
+    'A@Contoso.com',
+    'b@contoso.com',
+    'c_fabrikam.com#EXT#@contoso.com',
+    '=cmd@contoso.com',
+    '-1@contoso.com',
+    'no-at',
+    '',
+    '"q"@contoso.com',
+  ),
   fc.string({ maxLength: 20 }),
 );
-const serialArb = fc.oneof(fc.constantFrom('R001', 'R002', 'R003', 'R004', 'R005', 'R006', '000123', '123', '', 'R0\u200b01'), fc.string({ maxLength: 8 }));
+const serialArb = fc.oneof(
+  fc.constantFrom('R001', 'R002', 'R003', 'R004', 'R005', 'R006', '000123', '123', '', 'R0\u200b01'),
+  fc.string({ maxLength: 8 }),
+);
 const assignmentsArb = fc
   .array(fc.tuple(upnArb, serialArb), { maxLength: 14 })
-  .map((rows) => Buffer.from(['upn,serial number', ...rows.map(([u, s]) => `"${u.replace(/"/g, '""')}","${s.replace(/"/g, '""')}"`)].join('\n'), 'utf8'));
+  .map((rows) =>
+    Buffer.from(['upn,serial number', ...rows.map(([u, s]) => `"${u.replace(/"/g, '""')}","${s.replace(/"/g, '""')}"`)].join('\n'), 'utf8'),
+  );
 
 interface Fixture {
   name: string;
@@ -311,7 +371,9 @@ const csvFixtures: Fixture[] = readdirSync(join(FIXTURES, 'csv'))
     return { name: `csv/${f}`, bytes, options: csvOptions(f, bytes) };
   });
 
-const pskcExpected = JSON.parse(readFileSync(join(FIXTURES, 'pskc/expected.json'), 'utf8')) as { valid: Record<string, { psk?: string; password?: string }> };
+const pskcExpected = JSON.parse(readFileSync(join(FIXTURES, 'pskc/expected.json'), 'utf8')) as {
+  valid: Record<string, { psk?: string; password?: string }>;
+};
 const pskcFixtures: Fixture[] = readdirSync(join(FIXTURES, 'pskc'))
   .filter((f) => f.endsWith('.pskcxml'))
   .map((f) => {
@@ -322,7 +384,11 @@ const pskcFixtures: Fixture[] = readdirSync(join(FIXTURES, 'pskc'))
     return { name: `pskc/${f}`, bytes: readFileSync(join(FIXTURES, 'pskc', f)), options };
   });
 
-type Mutation = { kind: 'flip'; at: number; bit: number } | { kind: 'truncate'; at: number } | { kind: 'insert'; at: number; bytes: Uint8Array } | { kind: 'delete'; at: number; length: number };
+type Mutation =
+  | { kind: 'flip'; at: number; bit: number }
+  | { kind: 'truncate'; at: number }
+  | { kind: 'insert'; at: number; bytes: Uint8Array }
+  | { kind: 'delete'; at: number; length: number };
 
 const mutationArb: fc.Arbitrary<Mutation> = fc.oneof(
   fc.record({ kind: fc.constant('flip' as const), at: fc.nat(), bit: fc.integer({ min: 0, max: 7 }) }),
@@ -347,10 +413,12 @@ function mutate(original: Buffer, mutations: readonly Mutation[]): Buffer {
 }
 
 const mutatedArb = (fixtures: Fixture[]) =>
-  fc.record({ fixture: fc.constantFrom(...fixtures), mutations: fc.array(mutationArb, { minLength: 1, maxLength: 3 }) }).map(({ fixture, mutations }) => ({
-    fixture,
-    bytes: mutate(fixture.bytes, mutations),
-  }));
+  fc
+    .record({ fixture: fc.constantFrom(...fixtures), mutations: fc.array(mutationArb, { minLength: 1, maxLength: 3 }) })
+    .map(({ fixture, mutations }) => ({
+      fixture,
+      bytes: mutate(fixture.bytes, mutations),
+    }));
 
 const ANY_PSK = Buffer.from('000102030405060708090a0b0c0d0e0f', 'hex');
 
@@ -378,14 +446,26 @@ void describe('fuzzing the readers', () => {
 
   void it('arbitrary Unicode text: CSV, privacyIDEA and assignment readers', () => {
     fuzzWithReach(
-      fc.property(fc.string({ unit: 'binary', maxLength: 300 }), fc.constantFrom('', '# c\n', 'upn,serial number\n', 'serial number,secret key\n', '<'), (text, prefix) => {
-        const bytes = Buffer.from(prefix + text, 'utf8');
-        checkSeed('readSeedFile', () => readSeedFile(bytes, { now: READ_AT, fileName: 'fuzz' }));
-        checkSeed('readCsvSeed base32', () => readCsvSeed(bytes, { now: READ_AT, fileName: 'fuzz', secretEncoding: 'base32' }));
-        checkAssignments(bytes);
-      }),
+      fc.property(
+        fc.string({ unit: 'binary', maxLength: 300 }),
+        fc.constantFrom('', '# c\n', 'upn,serial number\n', 'serial number,secret key\n', '<'),
+        (text, prefix) => {
+          const bytes = Buffer.from(prefix + text, 'utf8');
+          checkSeed('readSeedFile', () => readSeedFile(bytes, { now: READ_AT, fileName: 'fuzz' }));
+          checkSeed('readCsvSeed base32', () => readCsvSeed(bytes, { now: READ_AT, fileName: 'fuzz', secretEncoding: 'base32' }));
+          checkAssignments(bytes);
+        },
+      ),
       300,
-      { CSV_MISSING_COLUMN: 85, CSV_UNKNOWN_LAYOUT: 64, CSV_ROW_MISALIGNED: 38, 'seed read, no token': 26, PSKC_MALFORMED: 11, 'assignments read, none exported': 11, FILE_EMPTY: 10 },
+      {
+        CSV_MISSING_COLUMN: 85,
+        CSV_UNKNOWN_LAYOUT: 64,
+        CSV_ROW_MISALIGNED: 38,
+        'seed read, no token': 26,
+        PSKC_MALFORMED: 11,
+        'assignments read, none exported': 11,
+        FILE_EMPTY: 10,
+      },
     );
   });
 
@@ -405,11 +485,22 @@ void describe('fuzzing the readers', () => {
   void it('CSV-shaped input: headers, delimiters, quotes and steering cells', () => {
     fuzzWithReach(
       fc.property(csvArb, fc.constantFrom(undefined, 'hex' as const, 'base32' as const), (bytes, secretEncoding) => {
-        checkSeed('readCsvSeed', () => readCsvSeed(bytes, secretEncoding ? { now: READ_AT, fileName: 'fuzz', secretEncoding } : { now: READ_AT, fileName: 'fuzz' }));
+        checkSeed('readCsvSeed', () =>
+          readCsvSeed(bytes, secretEncoding ? { now: READ_AT, fileName: 'fuzz', secretEncoding } : { now: READ_AT, fileName: 'fuzz' }),
+        );
         checkAssignments(bytes);
       }),
       800,
-      { CSV_ROW_MISALIGNED: 305, CSV_MISSING_COLUMN: 121, CSV_MALFORMED: 105, 'seed read, no token': 56, 'assignments read, none exported': 37, FILE_EMPTY: 30, CSV_UNKNOWN_LAYOUT: 28, ASSIGNMENT_UPN_INVALID: 6 },
+      {
+        CSV_ROW_MISALIGNED: 305,
+        CSV_MISSING_COLUMN: 121,
+        CSV_MALFORMED: 105,
+        'seed read, no token': 56,
+        'assignments read, none exported': 37,
+        FILE_EMPTY: 30,
+        CSV_UNKNOWN_LAYOUT: 28,
+        ASSIGNMENT_UPN_INVALID: 6,
+      },
     );
   });
 
@@ -421,7 +512,18 @@ void describe('fuzzing the readers', () => {
         checkSeed('readSeedFile layout', () => readSeedFile(bytes, options));
       }),
       500,
-      { SECRET_INVALID_CHARACTERS: 288, INTERVAL_INVALID: 191, SECRET_TOO_SHORT: 101, 'seed read, no token': 80, CSV_UNKNOWN_LAYOUT: 73, 'seed read, with tokens': 53, 'tokens from readSeedFile layout': 26, 'tokens from readCsvSeed layout': 26, CELL_NOT_USED: 40, FIELD_INVALID: 8 },
+      {
+        SECRET_INVALID_CHARACTERS: 288,
+        INTERVAL_INVALID: 191,
+        SECRET_TOO_SHORT: 101,
+        'seed read, no token': 80,
+        CSV_UNKNOWN_LAYOUT: 73,
+        'seed read, with tokens': 53,
+        'tokens from readSeedFile layout': 26,
+        'tokens from readCsvSeed layout': 26,
+        CELL_NOT_USED: 40,
+        FIELD_INVALID: 8,
+      },
     );
   });
 
@@ -429,7 +531,16 @@ void describe('fuzzing the readers', () => {
     fuzzWithReach(
       fc.property(assignmentsArb, (bytes) => checkAssignments(bytes)),
       800,
-      { ASSIGNMENT_UPN_INVALID: 461, 'assignments read, none exported': 135, ASSIGNMENT_SERIAL_MISSING: 88, ASSIGNMENT_SERIAL_CONFLICT: 83, ENTRA_FORMULA_CELL: 75, ASSIGNMENT_UNKNOWN_SERIAL: 73, SERIAL_INVALID: 42, 'assignments exported': 37 },
+      {
+        ASSIGNMENT_UPN_INVALID: 461,
+        'assignments read, none exported': 135,
+        ASSIGNMENT_SERIAL_MISSING: 88,
+        ASSIGNMENT_SERIAL_CONFLICT: 83,
+        ENTRA_FORMULA_CELL: 75,
+        ASSIGNMENT_UNKNOWN_SERIAL: 73,
+        SERIAL_INVALID: 42,
+        'assignments exported': 37,
+      },
     );
   });
 
@@ -441,7 +552,19 @@ void describe('fuzzing the readers', () => {
         checkAssignments(bytes);
       }),
       800,
-      { FILE_NOT_TEXT: 227, CSV_MISSING_COLUMN: 93, CSV_ROW_MISALIGNED: 71, 'seed read, no token': 62, FILE_EMPTY: 60, 'seed read, with tokens': 46, CSV_UNKNOWN_LAYOUT: 36, SECRET_INVALID_CHARACTERS: 34, 'tokens from readCsvSeed hex': 13, 'tokens from readSeedFile': 31, 'assignments read, none exported': 34 },
+      {
+        FILE_NOT_TEXT: 227,
+        CSV_MISSING_COLUMN: 93,
+        CSV_ROW_MISALIGNED: 71,
+        'seed read, no token': 62,
+        FILE_EMPTY: 60,
+        'seed read, with tokens': 46,
+        CSV_UNKNOWN_LAYOUT: 36,
+        SECRET_INVALID_CHARACTERS: 34,
+        'tokens from readCsvSeed hex': 13,
+        'tokens from readSeedFile': 31,
+        'assignments read, none exported': 34,
+      },
     );
   });
 
@@ -453,7 +576,16 @@ void describe('fuzzing the readers', () => {
         checkSeed('readSeedFile keyed', () => readSeedFile(bytes, { now: READ_AT, fileName: 'fuzz', ...fixture.options }));
       }),
       800,
-      { PSKC_MALFORMED: 321, FILE_NOT_TEXT: 216, PSKC_DOCTYPE_REFUSED: 8, PSKC_KEY_REQUIRED: 6, 'seed read, with tokens': 6, PSKC_UNSUPPORTED_ALGORITHM: 3, 'tokens from readSeedFile keyed': 2, 'tokens from readPskc keyed': 2 },
+      {
+        PSKC_MALFORMED: 321,
+        FILE_NOT_TEXT: 216,
+        PSKC_DOCTYPE_REFUSED: 8,
+        PSKC_KEY_REQUIRED: 6,
+        'seed read, with tokens': 6,
+        PSKC_UNSUPPORTED_ALGORITHM: 3,
+        'tokens from readSeedFile keyed': 2,
+        'tokens from readPskc keyed': 2,
+      },
     );
   });
 

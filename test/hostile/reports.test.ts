@@ -35,11 +35,23 @@ const HOSTILE = [
 
 /** The escaping the HTML must show, written out by hand (not with the code under test). */
 function escapedByHand(value: string): string {
-  return value.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&#39;').replace(/`/g, '&#96;');
+  return value
+    .replace(/&/g, '&amp;')
+    .replace(/</g, '&lt;')
+    .replace(/>/g, '&gt;')
+    .replace(/"/g, '&quot;')
+    .replace(/'/g, '&#39;')
+    .replace(/`/g, '&#96;');
 }
 
 function hostileReport(): RunReport {
-  const problems: Problem[] = HOSTILE.map((v, i) => ({ code: 'ENTRA_FORMULA_CELL', severity: 'error', message: `Value ${v}`, line: i + 2, serial: v }));
+  const problems: Problem[] = HOSTILE.map((v, i) => ({
+    code: 'ENTRA_FORMULA_CELL',
+    severity: 'error',
+    message: `Value ${v}`,
+    line: i + 2,
+    serial: v,
+  }));
   return {
     kind: 'seed-file',
     subject: `seeds/${HOSTILE[0]}.csv`,

@@ -73,7 +73,13 @@ function keyArgs(options: CorpusOptions): string[] {
 async function cli(args: string[]): Promise<{ code: number; output: string }> {
   let stdout = '';
   let stderr = '';
-  const code = await runCli(args, { stdout: (t) => (stdout += t), stderr: (t) => (stderr += t), env: {}, stderrIsTTY: false, now: () => 1_700_000_000_000 });
+  const code = await runCli(args, {
+    stdout: (t) => (stdout += t),
+    stderr: (t) => (stderr += t),
+    env: {},
+    stderrIsTTY: false,
+    now: () => 1_700_000_000_000,
+  });
   return { code, output: `${stdout}\n${stderr}` };
 }
 
@@ -90,8 +96,27 @@ function services(maxBytes: number) {
   const lines: string[] = [];
   const put = (m: string, d?: Record<string, unknown>) => void lines.push(`${m} ${JSON.stringify(d ?? {})}`);
   const log: Logger = { info: put, warn: put, error: put };
-  const ingest = new IngestService({ blobs, vault, tokens, clock, log, containers, transportKeyPrefix: 'transport-', maxSeedFileBytes: maxBytes, recoverDeletedSecrets: false, leaseWaitMs: 200 });
-  const assignments = new AssignmentService({ blobs, assignments: assignmentTable, tokens, clock, log, containers, maxFileBytes: maxBytes });
+  const ingest = new IngestService({
+    blobs,
+    vault,
+    tokens,
+    clock,
+    log,
+    containers,
+    transportKeyPrefix: 'transport-',
+    maxSeedFileBytes: maxBytes,
+    recoverDeletedSecrets: false,
+    leaseWaitMs: 200,
+  });
+  const assignments = new AssignmentService({
+    blobs,
+    assignments: assignmentTable,
+    tokens,
+    clock,
+    log,
+    containers,
+    maxFileBytes: maxBytes,
+  });
   return { blobs, secrets, tokens, assignmentTable, lines, ingest, assignments };
 }
 
@@ -151,7 +176,9 @@ void describe('no secret in CLI output or pipeline reports for hostile files and
     }
     assert.ok(scan.controls > 0, 'control: the scan finds the secrets in the Entra CSVs convert wrote');
     assert.deepEqual(scan.found, []);
-    console.log(`[hostile] CLI secrets scan: ${scan.outputs} outputs (${(scan.bytes / 1024).toFixed(0)} KiB) of ${inputs.length} inputs against ${pieces.size} pieces: 0 hits`);
+    console.log(
+      `[hostile] CLI secrets scan: ${scan.outputs} outputs (${(scan.bytes / 1024).toFixed(0)} KiB) of ${inputs.length} inputs against ${pieces.size} pieces: 0 hits`,
+    );
   });
 
   void it('the pipeline (reports, quarantine reports, logs, answers, inventory rows) quotes no piece of a secret', async () => {
@@ -192,6 +219,8 @@ void describe('no secret in CLI output or pipeline reports for hostile files and
     }
     assert.ok(scan.controls > 0, 'control: the scan finds the secrets in the quarantined files');
     assert.deepEqual(scan.found, []);
-    console.log(`[hostile] pipeline secrets scan: ${scan.outputs} outputs (${(scan.bytes / 1024).toFixed(0)} KiB) of ${inputs.length} inputs against ${pieces.size} pieces: 0 hits`);
+    console.log(
+      `[hostile] pipeline secrets scan: ${scan.outputs} outputs (${(scan.bytes / 1024).toFixed(0)} KiB) of ${inputs.length} inputs against ${pieces.size} pieces: 0 hits`,
+    );
   });
 });

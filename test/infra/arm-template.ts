@@ -114,7 +114,8 @@ function resolveParameter(scope: TemplateScope, name: string): Json {
   if (typeof passed === 'string') {
     // A value that depends on a condition comes as one expression for the whole `{ value }` object.
     const whole = scope.parent ? evaluateJson(passed, scope.parent) : null;
-    if (whole === null || typeof whole !== 'object' || Array.isArray(whole) || !('value' in whole)) throw new Error(`${scope.path}: parameter ${name} is passed as ${passed}`);
+    if (whole === null || typeof whole !== 'object' || Array.isArray(whole) || !('value' in whole))
+      throw new Error(`${scope.path}: parameter ${name} is passed as ${passed}`);
     return whole['value'] ?? null;
   }
   if (passed?.value !== undefined && scope.parent) return evaluateJson(passed.value, scope.parent);
@@ -251,7 +252,8 @@ function evaluateNode(node: Node, scope: TemplateScope): Json {
       if (output !== undefined) return output;
       const target = evaluateNode(node.target, scope);
       if (isMarker(target)) return marker(node.source);
-      if (target === null || typeof target !== 'object' || Array.isArray(target)) throw new Error(`cannot read .${node.name} in ${node.source}`);
+      if (target === null || typeof target !== 'object' || Array.isArray(target))
+        throw new Error(`cannot read .${node.name} in ${node.source}`);
       if (!(node.name in target)) throw new Error(`no property ${node.name} in ${node.source}`);
       return target[node.name] ?? null;
     }
@@ -316,9 +318,11 @@ function evaluateSpecialCall(node: Extract<Node, { kind: 'call' }>, scope: Templ
       if (isMarker(items)) return { value: marker(node.source) };
       if (!Array.isArray(items)) throw new Error(`${node.name}() of a non-array in ${node.source}`);
       const lambda = node.args[1];
-      if (lambda?.kind !== 'call' || lambda.name !== 'lambda' || lambda.args.length !== 2) throw new Error(`${node.name}() without a one-variable lambda in ${node.source}`);
+      if (lambda?.kind !== 'call' || lambda.name !== 'lambda' || lambda.args.length !== 2)
+        throw new Error(`${node.name}() without a one-variable lambda in ${node.source}`);
       const variable = evaluateNode(lambda.args[0]!, scope);
-      const apply = (item: Json) => evaluateNode(lambda.args[1]!, { ...scope, lambdaVariables: { ...scope.lambdaVariables, [asText(variable)]: item } });
+      const apply = (item: Json) =>
+        evaluateNode(lambda.args[1]!, { ...scope, lambdaVariables: { ...scope.lambdaVariables, [asText(variable)]: item } });
       if (node.name === 'map') return { value: items.map(apply) };
       const kept: Json[] = [];
       for (const item of items) {
@@ -356,17 +360,27 @@ function evaluateCall(node: Extract<Node, { kind: 'call' }>, scope: TemplateScop
       return args.every((arg) => Array.isArray(arg)) ? (args as Json[][]).flat() : args.map((arg) => asText(arg)).join('');
     case 'resourceId':
     case 'subscriptionResourceId':
-      return resourcePath(asText(args[0]), args.slice(1).map((arg) => asText(arg)));
+      return resourcePath(
+        asText(args[0]),
+        args.slice(1).map((arg) => asText(arg)),
+      );
     case 'extensionResourceId':
-      return `${asText(args[0] ?? null)}/providers/${resourcePath(asText(args[1]), args.slice(2).map((arg) => asText(arg)))}`;
+      return `${asText(args[0] ?? null)}/providers/${resourcePath(
+        asText(args[1]),
+        args.slice(2).map((arg) => asText(arg)),
+      )}`;
     case 'string':
       return asText(args[0] ?? null);
     case 'not':
       return anyMarker ? marker(node.source) : !args[0];
     case 'empty':
       if (anyMarker) return marker(node.source);
-      return args[0] === '' || args[0] === null || (Array.isArray(args[0]) && args[0].length === 0) ||
-        (typeof args[0] === 'object' && args[0] !== null && Object.keys(args[0]).length === 0);
+      return (
+        args[0] === '' ||
+        args[0] === null ||
+        (Array.isArray(args[0]) && args[0].length === 0) ||
+        (typeof args[0] === 'object' && args[0] !== null && Object.keys(args[0]).length === 0)
+      );
     case 'equals':
       return anyMarker ? marker(node.source) : JSON.stringify(args[0]) === JSON.stringify(args[1]);
     case 'union':

@@ -6,7 +6,17 @@ import { accessSync, constants, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { asText, collectResources, hasDeploymentTimePart, type ArmTemplate, type FoundResource, type Json } from './arm-template.js';
-import { compileInfra, infraDir, listBicepFiles, parseDiagnostics, pinnedBicepVersion, repoRoot, runBicep, bicepVersion, type CompileResult } from './bicep-compiler.js';
+import {
+  compileInfra,
+  infraDir,
+  listBicepFiles,
+  parseDiagnostics,
+  pinnedBicepVersion,
+  repoRoot,
+  runBicep,
+  bicepVersion,
+  type CompileResult,
+} from './bicep-compiler.js';
 import { BLOB_TRIGGER_SUBSCRIPTIONS, targetFromEnvironment } from '../../scripts/event-grid-subscriptions.js';
 import { loadConfig, SETTINGS, STORAGE_CONNECTION_NAME } from '../../shared/config.js';
 import { PipelineEvent } from '../../shared/pipeline/events.js';
@@ -108,10 +118,13 @@ void describe('Bicep compiler', () => {
   void test('the diagnostics check does see a linter warning', () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'bicep-lint-'));
     try {
-      writeFileSync(path.join(dir, 'unused.bicep'), "param unusedParameter string\n");
+      writeFileSync(path.join(dir, 'unused.bicep'), 'param unusedParameter string\n');
       const run = runBicep(['lint', path.join(dir, 'unused.bicep')]);
       const diagnostics = parseDiagnostics(run.stderr + run.stdout);
-      assert.deepEqual(diagnostics.map((d) => [d.level, d.code]), [['Warning', 'no-unused-params']]);
+      assert.deepEqual(
+        diagnostics.map((d) => [d.level, d.code]),
+        [['Warning', 'no-unused-params']],
+      );
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -164,7 +177,17 @@ void describe('storage account', () => {
 
   void test('the containers and tables exist, all private', () => {
     const containers = ofType('Microsoft.Storage/storageAccounts/blobServices/containers');
-    assert.deepEqual(containers.map(lastNameSegment).sort(), ['app-package', 'assignments', 'deadletter', 'imports', 'quarantine', 'reports', 'results', 'seeds', 'state']);
+    assert.deepEqual(containers.map(lastNameSegment).sort(), [
+      'app-package',
+      'assignments',
+      'deadletter',
+      'imports',
+      'quarantine',
+      'reports',
+      'results',
+      'seeds',
+      'state',
+    ]);
     for (const container of containers) assert.equal(props(container)['publicAccess'], 'None', lastNameSegment(container));
     const tables = ofType('Microsoft.Storage/storageAccounts/tableServices/tables');
     assert.deepEqual(tables.map(lastNameSegment).sort(), ['assignments', 'tokens']);
@@ -232,13 +255,18 @@ void describe('role assignments', () => {
     assert.deepEqual(obj(permissions)['actions'], []);
     assert.deepEqual(obj(permissions)['notActions'], []);
     assert.deepEqual(obj(permissions)['notDataActions'], []);
-    assert.deepEqual(list(obj(permissions)['dataActions']).map((a) => asText(a)).sort(), [
-      'Microsoft.KeyVault/vaults/secrets/getSecret/action',
-      'Microsoft.KeyVault/vaults/secrets/readMetadata/action',
-      'Microsoft.KeyVault/vaults/secrets/recover/action',
-      'Microsoft.KeyVault/vaults/secrets/setSecret/action',
-      'Microsoft.KeyVault/vaults/secrets/update/action',
-    ]);
+    assert.deepEqual(
+      list(obj(permissions)['dataActions'])
+        .map((a) => asText(a))
+        .sort(),
+      [
+        'Microsoft.KeyVault/vaults/secrets/getSecret/action',
+        'Microsoft.KeyVault/vaults/secrets/readMetadata/action',
+        'Microsoft.KeyVault/vaults/secrets/recover/action',
+        'Microsoft.KeyVault/vaults/secrets/setSecret/action',
+        'Microsoft.KeyVault/vaults/secrets/update/action',
+      ],
+    );
     // Assignable in this resource group only (a custom role cannot be scoped to one resource).
     assert.deepEqual(role['assignableScopes'], ['«resourceGroup().id»']);
     assert.match(asText(role['roleName']), /kv-/);
@@ -257,7 +285,10 @@ void describe('role assignments', () => {
       assert.deepEqual(assignmentsOf(guid, withAdminGroup), [], `${name} is granted`);
     }
     const onVault = ofType('Microsoft.Authorization/roleAssignments', withAdminGroup).filter((a) => a.value['scope'] === vault);
-    assert.deepEqual(onVault, [assignment].map((a) => onVault.find((b) => b.value['name'] === a.value['name'])));
+    assert.deepEqual(
+      onVault,
+      [assignment].map((a) => onVault.find((b) => b.value['name'] === a.value['name'])),
+    );
   });
 
   for (const [role, guid] of [
@@ -297,13 +328,18 @@ void describe('role assignments', () => {
     );
     assert.equal(adminAssignments.length, 3);
     const writer = assignmentsOf(ROLE.storageBlobDataContributor, withAdminGroup).filter((a) => props(a)['principalId'] === ADMIN_GROUP);
-    assert.deepEqual(writer.map((a) => a.value['scope']), [containerId('results')]);
+    assert.deepEqual(
+      writer.map((a) => a.value['scope']),
+      [containerId('results')],
+    );
   });
 
   void test('Event Grid may write dead letters into the deadletter container only', () => {
     const found = assignmentsOf(ROLE.storageBlobDataContributor).filter(deployed);
     assert.equal(found.length, 1);
-    const deadLetter = ofType('Microsoft.Storage/storageAccounts/blobServices/containers').find((c) => lastNameSegment(c) === 'deadletter')!;
+    const deadLetter = ofType('Microsoft.Storage/storageAccounts/blobServices/containers').find(
+      (c) => lastNameSegment(c) === 'deadletter',
+    )!;
     assert.equal(found[0]!.value['scope'], idOf(deadLetter));
     assert.match(asText(props(found[0]!)['principalId']), /Microsoft\.EventGrid\/systemTopics.*identity\.principalId/);
   });
@@ -312,7 +348,9 @@ void describe('role assignments', () => {
 void describe('Function app', () => {
   const site = () => single('Microsoft.Web/sites');
   const settings = (): Map<string, Json> => {
-    const entries = list(obj(props(site())['siteConfig'])['appSettings']).map((entry) => [asText(obj(entry)['name']), obj(entry)['value'] ?? null] as const);
+    const entries = list(obj(props(site())['siteConfig'])['appSettings']).map(
+      (entry) => [asText(obj(entry)['name']), obj(entry)['value'] ?? null] as const,
+    );
     const map = new Map(entries);
     assert.equal(map.size, entries.length, 'duplicate app setting');
     return map;
@@ -333,7 +371,9 @@ void describe('Function app', () => {
   void test('runs as the user-assigned identity only', () => {
     const identity = obj(site().value['identity']);
     assert.equal(identity['type'], 'UserAssigned');
-    assert.deepEqual(Object.keys(obj(identity['userAssignedIdentities'])), [idOf(single('Microsoft.ManagedIdentity/userAssignedIdentities'))]);
+    assert.deepEqual(Object.keys(obj(identity['userAssignedIdentities'])), [
+      idOf(single('Microsoft.ManagedIdentity/userAssignedIdentities')),
+    ]);
   });
 
   void test('HTTPS only, TLS 1.2, FTP off, basic publishing credentials off', () => {
@@ -343,7 +383,10 @@ void describe('Function app', () => {
     assert.equal(siteConfig['scmMinTlsVersion'], '1.2');
     assert.equal(siteConfig['ftpsState'], 'Disabled');
     const policies = ofType('Microsoft.Web/sites/basicPublishingCredentialsPolicies');
-    assert.deepEqual(policies.map((p) => [lastNameSegment(p), props(p)['allow']]).sort(), [['ftp', false], ['scm', false]]);
+    assert.deepEqual(policies.map((p) => [lastNameSegment(p), props(p)['allow']]).sort(), [
+      ['ftp', false],
+      ['scm', false],
+    ]);
   });
 
   void test('app settings: identity-based connections only, no key or connection string', () => {
@@ -367,17 +410,52 @@ void describe('Function app', () => {
 
   void test('app settings: exactly the names the config module reads, with their Azure values', () => {
     const map = settings();
-    assert.deepEqual([...map.keys()].sort(), [
-      'APPLICATIONINSIGHTS_AUTHENTICATION_STRING', 'APPLICATIONINSIGHTS_CONNECTION_STRING', 'ASSIGNMENTS_CONTAINER', 'ASSIGNMENTS_TABLE',
-      'AZURE_CLIENT_ID', 'AzureWebJobsStorage__accountName', 'BUILD_SETTLE_SECONDS', 'AzureWebJobsStorage__blobServiceUri', 'AzureWebJobsStorage__clientId',
-      'AzureWebJobsStorage__credential', 'AzureWebJobsStorage__queueServiceUri', 'AzureWebJobsStorage__tableServiceUri',
-      'DEFAULT_TRANSPORT_KEY_SECRET', 'GRAPH_ACTIVATE_FROM_SEED', 'GRAPH_ALLOWED_GROUP_ID', 'GRAPH_ALLOW_PRIVILEGED_USERS', 'GRAPH_BASE_URL',
-      'IMPORTS_CONTAINER', 'IMPORT_MAX_ROWS', 'IMPORT_MODE', 'INGEST_CONTINUE_QUEUE', 'KEY_VAULT_CREATE_BUDGET', 'KEY_VAULT_READ_BUDGET', 'KEY_VAULT_URL',
-      'MAX_SEED_FILE_BYTES', 'PipelineStorage__blobServiceUri', 'PipelineStorage__clientId', 'PipelineStorage__credential',
-      'PipelineStorage__queueServiceUri', 'PipelineStorage__tableServiceUri', 'QUARANTINE_CONTAINER', 'RECONCILE_MIN_AGE_MINUTES',
-      'REPORTS_CONTAINER', 'RESULTS_CONTAINER', 'SEEDS_CONTAINER', 'SEED_TRIGGER_SOURCE', 'STATE_CONTAINER', 'TOKENS_TABLE', 'TRANSPORT_KEY_PREFIX', 'VERIFY_LOCKOUT_LIMIT',
-      'VERIFY_LOCKOUT_MINUTES',
-    ].sort());
+    assert.deepEqual(
+      [...map.keys()].sort(),
+      [
+        'APPLICATIONINSIGHTS_AUTHENTICATION_STRING',
+        'APPLICATIONINSIGHTS_CONNECTION_STRING',
+        'ASSIGNMENTS_CONTAINER',
+        'ASSIGNMENTS_TABLE',
+        'AZURE_CLIENT_ID',
+        'AzureWebJobsStorage__accountName',
+        'BUILD_SETTLE_SECONDS',
+        'AzureWebJobsStorage__blobServiceUri',
+        'AzureWebJobsStorage__clientId',
+        'AzureWebJobsStorage__credential',
+        'AzureWebJobsStorage__queueServiceUri',
+        'AzureWebJobsStorage__tableServiceUri',
+        'DEFAULT_TRANSPORT_KEY_SECRET',
+        'GRAPH_ACTIVATE_FROM_SEED',
+        'GRAPH_ALLOWED_GROUP_ID',
+        'GRAPH_ALLOW_PRIVILEGED_USERS',
+        'GRAPH_BASE_URL',
+        'IMPORTS_CONTAINER',
+        'IMPORT_MAX_ROWS',
+        'IMPORT_MODE',
+        'INGEST_CONTINUE_QUEUE',
+        'KEY_VAULT_CREATE_BUDGET',
+        'KEY_VAULT_READ_BUDGET',
+        'KEY_VAULT_URL',
+        'MAX_SEED_FILE_BYTES',
+        'PipelineStorage__blobServiceUri',
+        'PipelineStorage__clientId',
+        'PipelineStorage__credential',
+        'PipelineStorage__queueServiceUri',
+        'PipelineStorage__tableServiceUri',
+        'QUARANTINE_CONTAINER',
+        'RECONCILE_MIN_AGE_MINUTES',
+        'REPORTS_CONTAINER',
+        'RESULTS_CONTAINER',
+        'SEEDS_CONTAINER',
+        'SEED_TRIGGER_SOURCE',
+        'STATE_CONTAINER',
+        'TOKENS_TABLE',
+        'TRANSPORT_KEY_PREFIX',
+        'VERIFY_LOCKOUT_LIMIT',
+        'VERIFY_LOCKOUT_MINUTES',
+      ].sort(),
+    );
     assert.deepEqual(Object.fromEntries([...map].filter(([, value]) => !hasDeploymentTimePart(value))), {
       AzureWebJobsStorage__credential: 'managedidentity',
       PipelineStorage__credential: 'managedidentity',
@@ -412,16 +490,41 @@ void describe('Function app', () => {
   });
 
   void test('Graph mode parameters reach the app settings, in the form the config module reads', () => {
-    const graph = collectResources(main, { ...TOP_LEVEL, importMode: 'graph', graphAllowPrivilegedUsers: true, graphAllowedGroupId: GRAPH_GROUP, graphActivateFromSeed: true });
-    const map = new Map(list(obj(props(single('Microsoft.Web/sites', graph))['siteConfig'])['appSettings']).map((entry) => [asText(obj(entry)['name']), obj(entry)['value'] ?? null] as const));
-    const env = Object.fromEntries([...map].filter(([name]) => /^(IMPORT_MODE|GRAPH_)/.test(name)).map(([name, value]) => [name, asText(value)]));
-    assert.deepEqual(env, { IMPORT_MODE: 'graph', GRAPH_BASE_URL: 'https://graph.microsoft.com', GRAPH_ALLOW_PRIVILEGED_USERS: 'true', GRAPH_ALLOWED_GROUP_ID: GRAPH_GROUP, GRAPH_ACTIVATE_FROM_SEED: 'true' });
+    const graph = collectResources(main, {
+      ...TOP_LEVEL,
+      importMode: 'graph',
+      graphAllowPrivilegedUsers: true,
+      graphAllowedGroupId: GRAPH_GROUP,
+      graphActivateFromSeed: true,
+    });
+    const map = new Map(
+      list(obj(props(single('Microsoft.Web/sites', graph))['siteConfig'])['appSettings']).map(
+        (entry) => [asText(obj(entry)['name']), obj(entry)['value'] ?? null] as const,
+      ),
+    );
+    const env = Object.fromEntries(
+      [...map].filter(([name]) => /^(IMPORT_MODE|GRAPH_)/.test(name)).map(([name, value]) => [name, asText(value)]),
+    );
+    assert.deepEqual(env, {
+      IMPORT_MODE: 'graph',
+      GRAPH_BASE_URL: 'https://graph.microsoft.com',
+      GRAPH_ALLOW_PRIVILEGED_USERS: 'true',
+      GRAPH_ALLOWED_GROUP_ID: GRAPH_GROUP,
+      GRAPH_ACTIVATE_FROM_SEED: 'true',
+    });
     const config = loadConfig({ KEY_VAULT_URL: 'https://kv.vault.azure.net/', PipelineStorage: 'UseDevelopmentStorage=true', ...env });
-    assert.deepEqual([config.importMode, config.graphAllowPrivilegedUsers, config.graphAllowedGroupId, config.graphActivateFromSeed], ['graph', true, GRAPH_GROUP, true]);
-    assert.deepEqual(main.parameters?.['importMode']?.allowedValues, ['csv', 'graph']);
-    const parameters = JSON.parse(readFileSync(path.join(infraDir, 'main.parameters.json'), 'utf8')) as { parameters: Record<string, { value: string }> };
     assert.deepEqual(
-      ['importMode', 'graphAllowPrivilegedUsers', 'graphAllowedGroupId', 'graphActivateFromSeed'].map((name) => parameters.parameters[name]?.value),
+      [config.importMode, config.graphAllowPrivilegedUsers, config.graphAllowedGroupId, config.graphActivateFromSeed],
+      ['graph', true, GRAPH_GROUP, true],
+    );
+    assert.deepEqual(main.parameters?.['importMode']?.allowedValues, ['csv', 'graph']);
+    const parameters = JSON.parse(readFileSync(path.join(infraDir, 'main.parameters.json'), 'utf8')) as {
+      parameters: Record<string, { value: string }>;
+    };
+    assert.deepEqual(
+      ['importMode', 'graphAllowPrivilegedUsers', 'graphAllowedGroupId', 'graphActivateFromSeed'].map(
+        (name) => parameters.parameters[name]?.value,
+      ),
       ['${IMPORT_MODE=csv}', '${GRAPH_ALLOW_PRIVILEGED_USERS=false}', '${GRAPH_ALLOWED_GROUP_ID=}', '${GRAPH_ACTIVATE_FROM_SEED=false}'],
     );
   });
@@ -442,7 +545,14 @@ void describe('Function app', () => {
     const map = settings();
     const containers = new Set(ofType('Microsoft.Storage/storageAccounts/blobServices/containers').map(lastNameSegment));
     const tables = new Set(ofType('Microsoft.Storage/storageAccounts/tableServices/tables').map(lastNameSegment));
-    for (const name of ['SEEDS_CONTAINER', 'ASSIGNMENTS_CONTAINER', 'IMPORTS_CONTAINER', 'REPORTS_CONTAINER', 'QUARANTINE_CONTAINER', 'RESULTS_CONTAINER']) {
+    for (const name of [
+      'SEEDS_CONTAINER',
+      'ASSIGNMENTS_CONTAINER',
+      'IMPORTS_CONTAINER',
+      'REPORTS_CONTAINER',
+      'QUARANTINE_CONTAINER',
+      'RESULTS_CONTAINER',
+    ]) {
       assert.ok(containers.has(asText(map.get(name))), name);
     }
     for (const name of ['TOKENS_TABLE', 'ASSIGNMENTS_TABLE']) assert.ok(tables.has(asText(map.get(name))), name);
@@ -465,9 +575,12 @@ void describe('private networking (parameter privateNetworking)', () => {
     assert.equal(found.length, 1, `expected one deployed ${type}, found ${found.length}`);
     return found[0]!;
   };
-  const dataStores = (from: FoundResource[]) => [oneDeployed('Microsoft.Storage/storageAccounts', from), oneDeployed('Microsoft.KeyVault/vaults', from)];
+  const dataStores = (from: FoundResource[]) => [
+    oneDeployed('Microsoft.Storage/storageAccounts', from),
+    oneDeployed('Microsoft.KeyVault/vaults', from),
+  ];
 
-  void test('off (the default): today\'s template, public endpoints guarded by RBAC, no network resources', () => {
+  void test("off (the default): today's template, public endpoints guarded by RBAC, no network resources", () => {
     for (const type of NETWORK_TYPES) assert.deepEqual(deployedOf(type, resources), [], type);
     for (const store of dataStores(resources)) {
       assert.equal(props(store)['publicNetworkAccess'], 'Enabled', store.raw.type);
@@ -521,9 +634,19 @@ void describe('private networking (parameter privateNetworking)', () => {
       table: { target: storage, zone: 'privatelink.table.core.windows.net' },
     };
     const zones = deployedOf('Microsoft.Network/privateDnsZones', privateNetwork);
-    assert.deepEqual(zones.map((z) => z.value['name']).sort(), Object.values(expected).map((e) => e.zone).sort());
+    assert.deepEqual(
+      zones.map((z) => z.value['name']).sort(),
+      Object.values(expected)
+        .map((e) => e.zone)
+        .sort(),
+    );
     const links = deployedOf('Microsoft.Network/privateDnsZones/virtualNetworkLinks', privateNetwork);
-    assert.deepEqual(links.map((l) => asText(l.value['name']).split('/')[0]).sort(), Object.values(expected).map((e) => e.zone).sort());
+    assert.deepEqual(
+      links.map((l) => asText(l.value['name']).split('/')[0]).sort(),
+      Object.values(expected)
+        .map((e) => e.zone)
+        .sort(),
+    );
     for (const link of links) {
       assert.equal(obj(props(link)['virtualNetwork'])['id'], vnet);
       assert.equal(props(link)['registrationEnabled'], false);
@@ -552,13 +675,20 @@ void describe('private networking (parameter privateNetworking)', () => {
   });
 
   void test('on, with operator addresses: the firewalls let exactly those through and deny the rest', () => {
-    const withOperators = collectResources(main, { ...TOP_LEVEL, privateNetworking: true, allowedIpAddresses: ' 203.0.113.7, 198.51.100.0/24 ,' });
+    const withOperators = collectResources(main, {
+      ...TOP_LEVEL,
+      privateNetworking: true,
+      allowedIpAddresses: ' 203.0.113.7, 198.51.100.0/24 ,',
+    });
     const [storage, vault] = dataStores(withOperators);
     assert.equal(props(storage!)['publicNetworkAccess'], 'Enabled');
     assert.deepEqual(props(storage!)['networkAcls'], {
       defaultAction: 'Deny',
       bypass: 'AzureServices',
-      ipRules: [{ value: '203.0.113.7', action: 'Allow' }, { value: '198.51.100.0/24', action: 'Allow' }],
+      ipRules: [
+        { value: '203.0.113.7', action: 'Allow' },
+        { value: '198.51.100.0/24', action: 'Allow' },
+      ],
       virtualNetworkRules: [],
     });
     assert.equal(props(vault!)['publicNetworkAccess'], 'Enabled');
@@ -570,11 +700,14 @@ void describe('private networking (parameter privateNetworking)', () => {
     });
     // Without private networking the list changes nothing.
     const publicWithList = collectResources(main, { ...TOP_LEVEL, allowedIpAddresses: '203.0.113.7' });
-    for (const store of dataStores(publicWithList)) assert.deepEqual(props(store)['networkAcls'], { defaultAction: 'Allow', bypass: 'AzureServices' });
+    for (const store of dataStores(publicWithList))
+      assert.deepEqual(props(store)['networkAcls'], { defaultAction: 'Allow', bypass: 'AzureServices' });
   });
 
   void test('azd passes PRIVATE_NETWORKING and ALLOWED_IP_ADDRESSES through', () => {
-    const parameters = JSON.parse(readFileSync(path.join(infraDir, 'main.parameters.json'), 'utf8')) as { parameters: Record<string, { value: string }> };
+    const parameters = JSON.parse(readFileSync(path.join(infraDir, 'main.parameters.json'), 'utf8')) as {
+      parameters: Record<string, { value: string }>;
+    };
     assert.equal(parameters.parameters['privateNetworking']?.value, '${PRIVATE_NETWORKING=false}');
     assert.equal(parameters.parameters['allowedIpAddresses']?.value, '${ALLOWED_IP_ADDRESSES=}');
   });
@@ -592,13 +725,22 @@ void describe('alerts', () => {
   const ruleName = (rule: FoundResource) => asText(rule.value['name']).replace(/-«.*$/, '');
   const queryOf = (rule: FoundResource) => asText(obj(list(obj(props(rule)['criteria'])['allOf'])[0])['query']);
   const criterionOf = (rule: FoundResource) => obj(list(obj(props(rule)['criteria'])['allOf'])[0]);
-  const byName = (name: string, from = resources) => [...logRules(from), ...metricRules(from)].find((r) => ruleName(r) === `alert-${name}`)!;
+  const byName = (name: string, from = resources) =>
+    [...logRules(from), ...metricRules(from)].find((r) => ruleName(r) === `alert-${name}`)!;
 
   void test('one rule for each thing an operator must act on, each with a description that says what to do', () => {
     assert.deepEqual(logRules().map(ruleName).sort(), [
-      'alert-blob-poisoned', 'alert-function-failures', 'alert-import-csv-waiting', 'alert-seed-file-quarantined', 'alert-verify-lockout-burst',
+      'alert-blob-poisoned',
+      'alert-function-failures',
+      'alert-import-csv-waiting',
+      'alert-seed-file-quarantined',
+      'alert-verify-lockout-burst',
     ]);
-    assert.deepEqual(metricRules().map(ruleName).sort(), ['alert-blob-event-dead-lettered', 'alert-blob-event-dropped', 'alert-key-vault-throttled']);
+    assert.deepEqual(metricRules().map(ruleName).sort(), [
+      'alert-blob-event-dead-lettered',
+      'alert-blob-event-dropped',
+      'alert-key-vault-throttled',
+    ]);
     for (const rule of [...logRules(), ...metricRules()]) {
       const description = asText(props(rule)['description']);
       assert.ok(description.length >= 150, `${ruleName(rule)}: the description must say what happened and what to do`);
@@ -634,13 +776,15 @@ void describe('alerts', () => {
     assert.equal(main.parameters?.['alertWebhookUrl']?.type, 'securestring');
   });
 
-  void test('every query on the app\'s own events names an event of shared/pipeline/events.ts, and every event has a rule', () => {
+  void test("every query on the app's own events names an event of shared/pipeline/events.ts, and every event has a rule", () => {
     const events = new Set<string>(Object.values(PipelineEvent));
     const named = new Set<string>();
     for (const rule of logRules()) {
       const query = queryOf(rule);
       if (!query.startsWith('AppTraces')) continue;
-      const match = /^AppTraces \| where Message startswith "(\w+) " \| extend \w+ = .*parse_json\(substring\(Message, (\d+)\)\)/.exec(query);
+      const match = /^AppTraces \| where Message startswith "(\w+) " \| extend \w+ = .*parse_json\(substring\(Message, (\d+)\)\)/.exec(
+        query,
+      );
       assert.ok(match, `${ruleName(rule)}: ${query}`);
       assert.ok(events.has(match[1]!), `${ruleName(rule)} queries ${match[1]}, which the app never logs`);
       // The JSON starts right after "<event> ".
@@ -662,7 +806,10 @@ void describe('alerts', () => {
     for (const name of ['seed-file-quarantined', 'import-csv-waiting', 'blob-poisoned']) {
       assert.deepEqual([criterionOf(byName(name))['operator'], criterionOf(byName(name))['threshold']], ['GreaterThan', 0], name);
     }
-    assert.deepEqual([criterionOf(byName('verify-lockout-burst'))['operator'], criterionOf(byName('verify-lockout-burst'))['threshold']], ['GreaterThanOrEqual', 3]);
+    assert.deepEqual(
+      [criterionOf(byName('verify-lockout-burst'))['operator'], criterionOf(byName('verify-lockout-burst'))['threshold']],
+      ['GreaterThanOrEqual', 3],
+    );
     assert.equal(criterionOf(byName('verify-lockout-burst', withEmail))['threshold'], 5);
     assert.match(queryOf(byName('import-csv-waiting')), /toint\(data\.waitingMinutes\) >= 240 /);
     assert.match(queryOf(byName('import-csv-waiting', withEmail)), /toint\(data\.waitingMinutes\) >= 360 /);
@@ -670,7 +817,10 @@ void describe('alerts', () => {
   });
 
   void test('a poisoned blob is seen in the storage queue logs, which the template sends to the workspace', () => {
-    assert.match(queryOf(byName('blob-poisoned')), new RegExp(`^StorageQueueLogs \\| where OperationName == "PutMessage" and Uri contains "/${blobPoisonQueue}/"`));
+    assert.match(
+      queryOf(byName('blob-poisoned')),
+      new RegExp(`^StorageQueueLogs \\| where OperationName == "PutMessage" and Uri contains "/${blobPoisonQueue}/"`),
+    );
     const queueService = single('Microsoft.Storage/storageAccounts/queueServices');
     const [setting, ...others] = ofType('Microsoft.Insights/diagnosticSettings').filter((d) => d.value['scope'] === idOf(queueService));
     assert.ok(setting);
@@ -691,11 +841,22 @@ void describe('alerts', () => {
       ['Microsoft.KeyVault/vaults', 'ServiceApiResult', [{ name: 'StatusCode', operator: 'Include', values: ['429'] }]],
     );
     const topic = idOf(single('Microsoft.EventGrid/systemTopics'));
-    for (const [name, metric] of [['blob-event-dead-lettered', 'DeadLetteredCount'], ['blob-event-dropped', 'DroppedEventCount']] as const) {
+    for (const [name, metric] of [
+      ['blob-event-dead-lettered', 'DeadLetteredCount'],
+      ['blob-event-dropped', 'DroppedEventCount'],
+    ] as const) {
       const rule = byName(name);
       assert.deepEqual(props(rule)['scopes'], [topic], name);
-      assert.deepEqual([criterionOf(rule)['metricNamespace'], criterionOf(rule)['metricName'], criterionOf(rule)['operator'], criterionOf(rule)['threshold']],
-        ['Microsoft.EventGrid/systemTopics', metric, 'GreaterThan', 0], name);
+      assert.deepEqual(
+        [
+          criterionOf(rule)['metricNamespace'],
+          criterionOf(rule)['metricName'],
+          criterionOf(rule)['operator'],
+          criterionOf(rule)['threshold'],
+        ],
+        ['Microsoft.EventGrid/systemTopics', metric, 'GreaterThan', 0],
+        name,
+      );
     }
   });
 
@@ -711,7 +872,9 @@ void describe('alerts', () => {
   });
 
   void test('azd passes ALERT_EMAIL and ALERT_WEBHOOK_URL through', () => {
-    const parameters = JSON.parse(readFileSync(path.join(infraDir, 'main.parameters.json'), 'utf8')) as { parameters: Record<string, { value: string }> };
+    const parameters = JSON.parse(readFileSync(path.join(infraDir, 'main.parameters.json'), 'utf8')) as {
+      parameters: Record<string, { value: string }>;
+    };
     assert.equal(parameters.parameters['alertEmailAddress']?.value, '${ALERT_EMAIL=}');
     assert.equal(parameters.parameters['alertWebhookUrl']?.value, '${ALERT_WEBHOOK_URL=}');
   });
@@ -719,7 +882,8 @@ void describe('alerts', () => {
 
 void describe('console sign-in (App Service Authentication)', () => {
   const CLIENT_ID = '5e4a3b2c-1d0e-4f9a-8b7c-6d5e4f3a2b1c';
-  const authSettings = (from: FoundResource[]) => ofType('Microsoft.Web/sites/config', from).filter((r) => lastNameSegment(r) === 'authsettingsV2' && r.deployed);
+  const authSettings = (from: FoundResource[]) =>
+    ofType('Microsoft.Web/sites/config', from).filter((r) => lastNameSegment(r) === 'authsettingsV2' && r.deployed);
 
   void test('off without consoleClientId: no authentication settings, so the app believes no principal header', () => {
     assert.deepEqual(authSettings(resources), []);
@@ -742,10 +906,14 @@ void describe('console sign-in (App Service Authentication)', () => {
     assert.deepEqual(obj(entra['validation'])['allowedAudiences'], [CLIENT_ID]);
     assert.deepEqual(obj(obj(p['login'])['tokenStore']), { enabled: false });
     assert.equal(obj(p['httpSettings'])['requireHttps'], true);
-    assert.equal(asText(auth.value['name']).split('/')[0], asText(single('Microsoft.Web/sites', withConsole).value['name']), 'on the Function app');
+    assert.equal(
+      asText(auth.value['name']).split('/')[0],
+      asText(single('Microsoft.Web/sites', withConsole).value['name']),
+      'on the Function app',
+    );
   });
 
-  void test('the console\'s address is an output', () => {
+  void test("the console's address is an output", () => {
     assert.ok(Object.keys(main.outputs ?? {}).includes('AZURE_CONSOLE_URL'));
   });
 });
@@ -814,19 +982,26 @@ void describe('azd project', () => {
       assert.deepEqual(steps, ['scripts/event-grid-subscriptions.ts', 'scripts/function-keys.ts'], run);
     }
     // The PowerShell hook stops when the first step fails; the POSIX one has `set -e`.
-    assert.match(readFileSync(path.join(repoRoot, 'infra/hooks/postdeploy.ps1'), 'utf8'), /event-grid-subscriptions\.ts\nif \(\$LASTEXITCODE -ne 0\) \{ exit \$LASTEXITCODE \}/);
+    assert.match(
+      readFileSync(path.join(repoRoot, 'infra/hooks/postdeploy.ps1'), 'utf8'),
+      /event-grid-subscriptions\.ts\nif \(\$LASTEXITCODE -ne 0\) \{ exit \$LASTEXITCODE \}/,
+    );
     assert.match(readFileSync(path.join(repoRoot, 'infra/hooks/postdeploy.sh'), 'utf8'), /^set -eu$/m);
   });
 
-  void test('the console\'s app registration runs before and after provisioning, on both shells, and feeds consoleClientId', () => {
-    for (const hook of ['preprovision', 'postprovision']) assert.deepEqual(hookRuns(hook), ['./infra/hooks/console-sign-in.sh', './infra/hooks/console-sign-in.ps1'], hook);
+  void test("the console's app registration runs before and after provisioning, on both shells, and feeds consoleClientId", () => {
+    for (const hook of ['preprovision', 'postprovision'])
+      assert.deepEqual(hookRuns(hook), ['./infra/hooks/console-sign-in.sh', './infra/hooks/console-sign-in.ps1'], hook);
     accessSync(path.join(repoRoot, 'infra/hooks/console-sign-in.sh'), constants.X_OK);
-    for (const run of hookRuns('preprovision')) assert.match(readFileSync(path.join(repoRoot, run), 'utf8'), /node --import tsx scripts\/console-app-registration\.ts/, run);
-    const parameters = JSON.parse(readFileSync(path.join(infraDir, 'main.parameters.json'), 'utf8')) as { parameters: Record<string, { value: string }> };
+    for (const run of hookRuns('preprovision'))
+      assert.match(readFileSync(path.join(repoRoot, run), 'utf8'), /node --import tsx scripts\/console-app-registration\.ts/, run);
+    const parameters = JSON.parse(readFileSync(path.join(infraDir, 'main.parameters.json'), 'utf8')) as {
+      parameters: Record<string, { value: string }>;
+    };
     assert.equal(parameters.parameters['consoleClientId']?.value, '${CONSOLE_CLIENT_ID=}');
   });
 
-  void test('the README\'s parameters table describes every parameter of main.bicep', () => {
+  void test("the README's parameters table describes every parameter of main.bicep", () => {
     const readme = readFileSync(path.join(repoRoot, 'README.md'), 'utf8');
     const start = readme.indexOf('Template parameters (defaults in `infra/main.bicep`');
     assert.ok(start > 0, 'no parameters table in the README');
@@ -839,7 +1014,9 @@ void describe('azd project', () => {
   });
 
   void test('main.parameters.json only sets parameters main.bicep declares', () => {
-    const parameters = JSON.parse(readFileSync(path.join(infraDir, 'main.parameters.json'), 'utf8')) as { parameters: Record<string, unknown> };
+    const parameters = JSON.parse(readFileSync(path.join(infraDir, 'main.parameters.json'), 'utf8')) as {
+      parameters: Record<string, unknown>;
+    };
     for (const name of Object.keys(parameters.parameters)) assert.ok(main.parameters?.[name], name);
   });
 });

@@ -7,13 +7,22 @@
 import assert from 'node:assert/strict';
 import { describe, it, type TestContext } from 'node:test';
 import type { AccessToken, TokenCredential } from '@azure/identity';
-import { ConsoleRegistrationError, CONSOLE_APP_ROLES, easyAuthCallback, ensureConsoleRegistration, GraphClient, registrationFromEnvironment } from '../../scripts/console-app-registration.js';
+import {
+  ConsoleRegistrationError,
+  CONSOLE_APP_ROLES,
+  easyAuthCallback,
+  ensureConsoleRegistration,
+  GraphClient,
+  registrationFromEnvironment,
+} from '../../scripts/console-app-registration.js';
 import { APP_ROLES } from '../../shared/app/auth.js';
 import { raw, startForTest } from '../dev/graph/helpers.js';
 
 const HELPDESK_GROUP = '0a0a0a0a-1111-4111-8111-000000000001';
 const ADMIN_GROUP = '0a0a0a0a-1111-4111-8111-000000000002';
-const staticToken: TokenCredential = { getToken: () => Promise.resolve({ token: 'test-token', expiresOnTimestamp: Number.MAX_SAFE_INTEGER } as AccessToken) };
+const staticToken: TokenCredential = {
+  getToken: () => Promise.resolve({ token: 'test-token', expiresOnTimestamp: Number.MAX_SAFE_INTEGER } as AccessToken),
+};
 
 async function standIn(t: TestContext) {
   const graph = await startForTest(t);
@@ -24,7 +33,12 @@ async function standIn(t: TestContext) {
   return { graph, client: new GraphClient(graph.url, staticToken) };
 }
 
-const OPTIONS = { uniqueName: 'oath-console-ci', displayName: 'OATH token console (ci)', helpdeskGroupId: HELPDESK_GROUP, adminGroupId: ADMIN_GROUP };
+const OPTIONS = {
+  uniqueName: 'oath-console-ci',
+  displayName: 'OATH token console (ci)',
+  helpdeskGroupId: HELPDESK_GROUP,
+  adminGroupId: ADMIN_GROUP,
+};
 
 describe('console app registration (Graph stand-in)', () => {
   it('creates the application, its roles, the service principal and the group assignments; then adds the callback; then changes nothing', async (t) => {
@@ -52,9 +66,16 @@ describe('console app registration (Graph stand-in)', () => {
     );
     assert.deepEqual(app.web.redirectUris, []);
     assert.equal(app.web.implicitGrantSettings.enableIdTokenIssuance, true);
-    const sp = (await raw(graph, 'GET', `/v1.0/servicePrincipals(appId='${first.appId}')`)).body as { id: string; appRoleAssignmentRequired: boolean };
+    const sp = (await raw(graph, 'GET', `/v1.0/servicePrincipals(appId='${first.appId}')`)).body as {
+      id: string;
+      appRoleAssignmentRequired: boolean;
+    };
     assert.equal(sp.appRoleAssignmentRequired, true);
-    const assignments = ((await raw(graph, 'GET', `/v1.0/servicePrincipals/${sp.id}/appRoleAssignedTo`)).body as { value: { principalId: string; principalType: string; appRoleId: string }[] }).value;
+    const assignments = (
+      (await raw(graph, 'GET', `/v1.0/servicePrincipals/${sp.id}/appRoleAssignedTo`)).body as {
+        value: { principalId: string; principalType: string; appRoleId: string }[];
+      }
+    ).value;
     assert.deepEqual(
       assignments.map((a) => [a.principalId, a.principalType, a.appRoleId]).sort(),
       [
@@ -75,8 +96,21 @@ describe('console app registration (Graph stand-in)', () => {
 
   it('keeps what was added by hand (another role, another redirect URI) and never changes an enabled role', async (t) => {
     const { graph, client } = await standIn(t);
-    const other = { id: '11111111-2222-4333-8444-555555555555', value: 'Reports.Read', displayName: 'Reports', description: 'Read reports', allowedMemberTypes: ['User'], isEnabled: true };
-    const created = await raw(graph, 'PATCH', "/v1.0/applications(uniqueName='oath-console-ci')", { displayName: 'Hand-made', appRoles: [other], web: { redirectUris: ['https://localhost/callback'] } }, { headers: { prefer: 'create-if-missing' } });
+    const other = {
+      id: '11111111-2222-4333-8444-555555555555',
+      value: 'Reports.Read',
+      displayName: 'Reports',
+      description: 'Read reports',
+      allowedMemberTypes: ['User'],
+      isEnabled: true,
+    };
+    const created = await raw(
+      graph,
+      'PATCH',
+      "/v1.0/applications(uniqueName='oath-console-ci')",
+      { displayName: 'Hand-made', appRoles: [other], web: { redirectUris: ['https://localhost/callback'] } },
+      { headers: { prefer: 'create-if-missing' } },
+    );
     assert.equal(created.status, 201);
     // The stand-in refuses what Graph refuses: removing an enabled role.
     const removing = await raw(graph, 'PATCH', "/v1.0/applications(uniqueName='oath-console-ci')", { appRoles: [] });
@@ -85,9 +119,16 @@ describe('console app registration (Graph stand-in)', () => {
 
     const result = await ensureConsoleRegistration(client, { ...OPTIONS, hostName: 'func-abc.azurewebsites.net' });
     assert.ok(result.changes.includes(`app role ${APP_ROLES.admin} added`));
-    const app = (await raw(graph, 'GET', "/v1.0/applications(uniqueName='oath-console-ci')")).body as { displayName: string; appRoles: { value: string }[]; web: { redirectUris: string[] } };
+    const app = (await raw(graph, 'GET', "/v1.0/applications(uniqueName='oath-console-ci')")).body as {
+      displayName: string;
+      appRoles: { value: string }[];
+      web: { redirectUris: string[] };
+    };
     assert.equal(app.displayName, 'Hand-made', 'the name someone gave it stays');
-    assert.deepEqual(app.appRoles.map((r) => r.value), ['Reports.Read', APP_ROLES.helpdesk, APP_ROLES.admin]);
+    assert.deepEqual(
+      app.appRoles.map((r) => r.value),
+      ['Reports.Read', APP_ROLES.helpdesk, APP_ROLES.admin],
+    );
     assert.deepEqual(app.web.redirectUris, ['https://localhost/callback', easyAuthCallback('func-abc.azurewebsites.net')]);
   });
 
@@ -95,15 +136,33 @@ describe('console app registration (Graph stand-in)', () => {
     const { client } = await standIn(t);
     await assert.rejects(
       () => ensureConsoleRegistration(client, { ...OPTIONS, adminGroupId: '0a0a0a0a-1111-4111-8111-00000000dead' }),
-      (error: Error) => error instanceof ConsoleRegistrationError && /assigning Tokens\.Admin to group 0a0a0a0a-1111-4111-8111-00000000dead failed: HTTP 404 Request_ResourceNotFound/.test(error.message),
+      (error: Error) =>
+        error instanceof ConsoleRegistrationError &&
+        /assigning Tokens\.Admin to group 0a0a0a0a-1111-4111-8111-00000000dead failed: HTTP 404 Request_ResourceNotFound/.test(
+          error.message,
+        ),
     );
-    await assert.rejects(() => ensureConsoleRegistration(client, { ...OPTIONS, helpdeskGroupId: 'helpdesk' }), /the helpdesk group must be an object id/);
+    await assert.rejects(
+      () => ensureConsoleRegistration(client, { ...OPTIONS, helpdeskGroupId: 'helpdesk' }),
+      /the helpdesk group must be an object id/,
+    );
   });
 
   it('reads its settings from the azd environment: off unless CONSOLE_SIGN_IN=true, named after the environment', () => {
     assert.throws(() => registrationFromEnvironment({}), /AZURE_ENV_NAME/);
-    assert.deepEqual(registrationFromEnvironment({ AZURE_ENV_NAME: 'Prod' }), { enabled: false, graphBaseUrl: 'https://graph.microsoft.com', uniqueName: 'oath-console-prod', displayName: 'OATH token console (Prod)' });
-    const on = registrationFromEnvironment({ AZURE_ENV_NAME: 'prod', CONSOLE_SIGN_IN: 'true', AZURE_FUNCTION_APP_HOST_NAME: 'h.example', CONSOLE_HELPDESK_GROUP_ID: HELPDESK_GROUP, CONSOLE_ADMIN_GROUP_ID: ADMIN_GROUP });
+    assert.deepEqual(registrationFromEnvironment({ AZURE_ENV_NAME: 'Prod' }), {
+      enabled: false,
+      graphBaseUrl: 'https://graph.microsoft.com',
+      uniqueName: 'oath-console-prod',
+      displayName: 'OATH token console (Prod)',
+    });
+    const on = registrationFromEnvironment({
+      AZURE_ENV_NAME: 'prod',
+      CONSOLE_SIGN_IN: 'true',
+      AZURE_FUNCTION_APP_HOST_NAME: 'h.example',
+      CONSOLE_HELPDESK_GROUP_ID: HELPDESK_GROUP,
+      CONSOLE_ADMIN_GROUP_ID: ADMIN_GROUP,
+    });
     assert.equal(on.enabled, true);
     assert.equal(on.hostName, 'h.example');
     assert.equal(on.adminGroupId, ADMIN_GROUP);

@@ -47,8 +47,14 @@ async function handle(request: IncomingMessage, response: ServerResponse) {
   for await (const chunk of request) chunks.push(chunk as Buffer);
   const text = Buffer.concat(chunks).toString('utf8');
   const url = new URL(request.url ?? '/', 'http://localhost');
-  arm.requests.push({ method: request.method ?? '', path: url.pathname, authorization: request.headers.authorization, body: text ? JSON.parse(text) : undefined });
-  if (request.headers.authorization !== 'Bearer test-token') return send(response, 401, { error: { code: 'AuthenticationFailed', message: 'no token' } });
+  arm.requests.push({
+    method: request.method ?? '',
+    path: url.pathname,
+    authorization: request.headers.authorization,
+    body: text ? JSON.parse(text) : undefined,
+  });
+  if (request.headers.authorization !== 'Bearer test-token')
+    return send(response, 401, { error: { code: 'AuthenticationFailed', message: 'no token' } });
 
   if (request.method === 'GET' && url.pathname === SITE) {
     return send(response, 200, { name: 'func-abc123', properties: { defaultHostName: HOST } });
@@ -68,8 +74,11 @@ async function handle(request: IncomingMessage, response: ServerResponse) {
   if (subscription && url.searchParams.get('api-version') === EVENT_GRID_API_VERSION) {
     if (request.method === 'PUT') {
       if (arm.putEchoesEndpoint) {
-        const endpointUrl = (JSON.parse(text) as { properties: { destination: { properties: { endpointUrl: string } } } }).properties.destination.properties.endpointUrl;
-        return send(response, 400, { error: { code: 'InvalidRequest', message: `Webhook validation handshake failed for ${endpointUrl}` } });
+        const endpointUrl = (JSON.parse(text) as { properties: { destination: { properties: { endpointUrl: string } } } }).properties
+          .destination.properties.endpointUrl;
+        return send(response, 400, {
+          error: { code: 'InvalidRequest', message: `Webhook validation handshake failed for ${endpointUrl}` },
+        });
       }
       arm.subscriptions.set(subscription, { body: JSON.parse(text) as unknown, reads: 0 });
       return send(response, 201, { name: subscription, properties: { provisioningState: 'Creating' } });
@@ -135,12 +144,19 @@ void describe('Event Grid subscriptions (postdeploy hook)', () => {
     assert.deepEqual(created, ['ingest-seeds', 'ingest-assignments', 'ingest-results']);
     assert.deepEqual(
       BLOB_TRIGGER_SUBSCRIPTIONS.map((route) => [route.functionName, route.container]),
-      [['ingestSeedFile', 'seeds'], ['ingestAssignments', 'assignments'], ['ingestResults', 'results']],
+      [
+        ['ingestSeedFile', 'seeds'],
+        ['ingestAssignments', 'assignments'],
+        ['ingestResults', 'results'],
+      ],
     );
     for (const route of BLOB_TRIGGER_SUBSCRIPTIONS) {
       const stored = arm.subscriptions.get(route.subscriptionName);
       assert.ok(stored, route.subscriptionName);
-      const endpointUrl = new URL((stored.body as { properties: { destination: { properties: { endpointUrl: string } } } }).properties.destination.properties.endpointUrl);
+      const endpointUrl = new URL(
+        (stored.body as { properties: { destination: { properties: { endpointUrl: string } } } }).properties.destination.properties
+          .endpointUrl,
+      );
       assert.equal(`${endpointUrl.origin}${endpointUrl.pathname}`, `https://${HOST}/runtime/webhooks/blobs`);
       assert.equal(endpointUrl.searchParams.get('functionName'), `Host.Functions.${route.functionName}`);
       assert.equal(endpointUrl.searchParams.get('code'), KEY);
@@ -196,7 +212,10 @@ void describe('Event Grid subscriptions (postdeploy hook)', () => {
 
   void test('does not retry an authorization failure', async () => {
     arm.listKeysStatus = 403;
-    await assert.rejects(ensureBlobEventSubscriptions(options([])), /listing the function host keys failed: HTTP 403 \(Forbidden: not allowed\)/);
+    await assert.rejects(
+      ensureBlobEventSubscriptions(options([])),
+      /listing the function host keys failed: HTTP 403 \(Forbidden: not allowed\)/,
+    );
     assert.equal(arm.listKeysCalls, 1);
   });
 
@@ -214,7 +233,10 @@ void describe('Event Grid subscriptions (postdeploy hook)', () => {
   void test('an ARM error that echoes the webhook URL reaches the caller with the key masked', async () => {
     arm.putEchoesEndpoint = true;
     await assert.rejects(ensureBlobEventSubscriptions(options([])), (error: Error) => {
-      assert.match(error.message, /creating event subscription ingest-seeds failed: HTTP 400 \(InvalidRequest: Webhook validation handshake failed for https:\/\/.*code=\*\*\*/);
+      assert.match(
+        error.message,
+        /creating event subscription ingest-seeds failed: HTTP 400 \(InvalidRequest: Webhook validation handshake failed for https:\/\/.*code=\*\*\*/,
+      );
       assert.ok(!error.message.includes(KEY) && !error.message.includes(encodeURIComponent(KEY)));
       return true;
     });
@@ -236,6 +258,9 @@ void describe('Event Grid subscriptions (postdeploy hook)', () => {
       storageAccountName: 'stabc123',
       deadLetterContainer: 'deadletter',
     });
-    assert.throws(() => targetFromEnvironment({ ...env, AZURE_EVENT_GRID_SYSTEM_TOPIC_NAME: '' }), /AZURE_EVENT_GRID_SYSTEM_TOPIC_NAME is not set/);
+    assert.throws(
+      () => targetFromEnvironment({ ...env, AZURE_EVENT_GRID_SYSTEM_TOPIC_NAME: '' }),
+      /AZURE_EVENT_GRID_SYSTEM_TOPIC_NAME is not set/,
+    );
   });
 });

@@ -9,7 +9,13 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import type { AccessToken, TokenCredential } from '@azure/identity';
-import { ensureFunctionKeys, FUNCTION_KEY_HOLDERS, FunctionKeysHookError, functionKeysTargetFromEnvironment, newFunctionKey } from '../../scripts/function-keys.js';
+import {
+  ensureFunctionKeys,
+  FUNCTION_KEY_HOLDERS,
+  FunctionKeysHookError,
+  functionKeysTargetFromEnvironment,
+  newFunctionKey,
+} from '../../scripts/function-keys.js';
 import { WEB_API_VERSION } from '../../scripts/azure-hook.js';
 import { repoRoot } from './bicep-compiler.js';
 
@@ -36,12 +42,15 @@ async function handle(request: IncomingMessage, response: ServerResponse) {
   const text = Buffer.concat(chunks).toString('utf8');
   const url = new URL(request.url ?? '/', 'http://localhost');
   arm.requests.push({ method: request.method ?? '', path: url.pathname });
-  if (request.headers.authorization !== 'Bearer test-token') return send(response, 401, { error: { code: 'AuthenticationFailed', message: 'no token' } });
-  if (url.searchParams.get('api-version') !== WEB_API_VERSION) return send(response, 400, { error: { code: 'InvalidApiVersion', message: 'wrong api-version' } });
+  if (request.headers.authorization !== 'Bearer test-token')
+    return send(response, 401, { error: { code: 'AuthenticationFailed', message: 'no token' } });
+  if (url.searchParams.get('api-version') !== WEB_API_VERSION)
+    return send(response, 400, { error: { code: 'InvalidApiVersion', message: 'wrong api-version' } });
   const match = /^\/functions\/(\w+)\/(listkeys|keys\/(\w+))$/.exec(url.pathname.slice(SITE.length));
   if (!url.pathname.startsWith(SITE) || !match) return send(response, 404, { error: { code: 'NotFound', message: url.pathname } });
   const [, fn = '', action = '', keyName] = match;
-  if (++arm.listCalls <= arm.appearAfter && action === 'listkeys') return send(response, 404, { error: { code: 'NotFound', message: `Function ${fn} not found` } });
+  if (++arm.listCalls <= arm.appearAfter && action === 'listkeys')
+    return send(response, 404, { error: { code: 'NotFound', message: `Function ${fn} not found` } });
   const keys = arm.keys.get(fn) ?? arm.keys.set(fn, new Map([['default', EXISTING]])).get(fn)!;
   if (request.method === 'POST' && action === 'listkeys') return send(response, 200, Object.fromEntries(keys));
   if (request.method === 'PUT' && keyName) {
@@ -96,7 +105,8 @@ function httpFunctions(): Map<string, string> {
   const found = new Map<string, string>();
   const dir = path.join(repoRoot, 'functions');
   for (const file of readdirSync(dir).filter((name) => name.endsWith('.ts'))) {
-    for (const m of readFileSync(path.join(dir, file), 'utf8').matchAll(/app\.http\('(\w+)', \{[^;]*?authLevel: '(\w+)'/g)) found.set(m[1]!, m[2]!);
+    for (const m of readFileSync(path.join(dir, file), 'utf8').matchAll(/app\.http\('(\w+)', \{[^;]*?authLevel: '(\w+)'/g))
+      found.set(m[1]!, m[2]!);
   }
   return found;
 }
@@ -104,19 +114,35 @@ function httpFunctions(): Map<string, string> {
 void describe('function keys (postdeploy hook)', () => {
   void test('the key plan covers exactly the key-protected functions; the helpdesk key opens verify only; nothing needs the master key', () => {
     const functions = httpFunctions();
-    assert.ok(['health', 'verifyActivationCode', 'unlockToken'].every((name) => functions.has(name)), `found ${[...functions.keys()].join(', ')}`);
+    assert.ok(
+      ['health', 'verifyActivationCode', 'unlockToken'].every((name) => functions.has(name)),
+      `found ${[...functions.keys()].join(', ')}`,
+    );
     const levels = new Set(functions.values());
     assert.ok(!levels.has('admin'), 'an admin-level function can only be called with the master key');
     // Anonymous: the health probe, and the console, which signs people in with Entra ID and checks their role itself.
-    assert.deepEqual([...functions].filter(([, level]) => level === 'anonymous').map(([name]) => name).sort(), ['consoleApi', 'consolePages', 'health']);
-    for (const file of ['consoleApi.ts', 'consolePages.ts']) assert.match(readFileSync(path.join(repoRoot, 'functions', file), 'utf8'), /return serveConsole(Api|Page)\(/, file);
+    assert.deepEqual(
+      [...functions]
+        .filter(([, level]) => level === 'anonymous')
+        .map(([name]) => name)
+        .sort(),
+      ['consoleApi', 'consolePages', 'health'],
+    );
+    for (const file of ['consoleApi.ts', 'consolePages.ts'])
+      assert.match(readFileSync(path.join(repoRoot, 'functions', file), 'utf8'), /return serveConsole(Api|Page)\(/, file);
     const planned = FUNCTION_KEY_HOLDERS.flatMap((holder) => [...holder.functions]);
-    assert.equal(new Set(planned).size, planned.length, 'a function is in two holders\' lists');
-    assert.deepEqual(planned.sort(), [...functions].filter(([, level]) => level === 'function').map(([name]) => name).sort());
+    assert.equal(new Set(planned).size, planned.length, "a function is in two holders' lists");
+    assert.deepEqual(
+      planned.sort(),
+      [...functions]
+        .filter(([, level]) => level === 'function')
+        .map(([name]) => name)
+        .sort(),
+    );
     assert.deepEqual([...FUNCTION_KEY_HOLDERS.find((holder) => holder.keyName === 'helpdesk')!.functions], ['verifyActivationCode']);
   });
 
-  void test('creates each holder\'s named key on each of its functions, with a fresh random value, and logs no value', async () => {
+  void test("creates each holder's named key on each of its functions, with a fresh random value, and logs no value", async () => {
     const log: string[] = [];
     const created = await ensureFunctionKeys(options(log));
     const expected = FUNCTION_KEY_HOLDERS.flatMap((holder) => holder.functions.map((fn) => `${fn}/${holder.keyName}`));
@@ -171,12 +197,18 @@ void describe('function keys (postdeploy hook)', () => {
   });
 
   void test('reads its target from the azd environment, naming what is missing', () => {
-    assert.deepEqual(functionKeysTargetFromEnvironment({ AZURE_SUBSCRIPTION_ID: 's', AZURE_RESOURCE_GROUP: 'g', AZURE_FUNCTION_APP_NAME: 'f' }), {
-      subscriptionId: 's',
-      resourceGroup: 'g',
-      functionAppName: 'f',
-    });
-    assert.throws(() => functionKeysTargetFromEnvironment({ AZURE_SUBSCRIPTION_ID: 's', AZURE_RESOURCE_GROUP: 'g' }), /AZURE_FUNCTION_APP_NAME is not set/);
+    assert.deepEqual(
+      functionKeysTargetFromEnvironment({ AZURE_SUBSCRIPTION_ID: 's', AZURE_RESOURCE_GROUP: 'g', AZURE_FUNCTION_APP_NAME: 'f' }),
+      {
+        subscriptionId: 's',
+        resourceGroup: 'g',
+        functionAppName: 'f',
+      },
+    );
+    assert.throws(
+      () => functionKeysTargetFromEnvironment({ AZURE_SUBSCRIPTION_ID: 's', AZURE_RESOURCE_GROUP: 'g' }),
+      /AZURE_FUNCTION_APP_NAME is not set/,
+    );
   });
 
   void test('new keys are long random URL-safe strings', () => {

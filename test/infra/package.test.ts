@@ -23,14 +23,20 @@ function specifiersOf(file: string): string[] {
   const source = ts.createSourceFile(file, readFileSync(join(repoRoot, file), 'utf8'), ts.ScriptTarget.Latest, false, ts.ScriptKind.JS);
   const out: string[] = [];
   const visit = (node: ts.Node) => {
-    if ((ts.isImportDeclaration(node) || ts.isExportDeclaration(node)) && node.moduleSpecifier && ts.isStringLiteral(node.moduleSpecifier)) out.push(node.moduleSpecifier.text);
+    if ((ts.isImportDeclaration(node) || ts.isExportDeclaration(node)) && node.moduleSpecifier && ts.isStringLiteral(node.moduleSpecifier))
+      out.push(node.moduleSpecifier.text);
     if (ts.isCallExpression(node) && node.expression.kind === ts.SyntaxKind.ImportKeyword) {
       const [argument] = node.arguments;
       assert.ok(argument && ts.isStringLiteral(argument), `${file} imports a computed specifier, which this check cannot follow`);
       out.push(argument.text);
     }
     // createRequire(import.meta.url)('pkg'): a CommonJS load of a package (shared/app/blob-reference.ts).
-    if (ts.isCallExpression(node) && ts.isCallExpression(node.expression) && ts.isIdentifier(node.expression.expression) && node.expression.expression.text === 'createRequire') {
+    if (
+      ts.isCallExpression(node) &&
+      ts.isCallExpression(node.expression) &&
+      ts.isIdentifier(node.expression.expression) &&
+      node.expression.expression.text === 'createRequire'
+    ) {
       const [argument] = node.arguments;
       if (argument && ts.isStringLiteral(argument)) out.push(argument.text);
     }
@@ -58,7 +64,11 @@ function importClosure(entry: string): { files: Set<string>; bare: Map<string, s
 }
 
 const isBuiltin = (specifier: string) => specifier.startsWith('node:') || builtinModules.includes(specifier.split('/')[0]!);
-const packageName = (specifier: string) => specifier.split('/').slice(0, specifier.startsWith('@') ? 2 : 1).join('/');
+const packageName = (specifier: string) =>
+  specifier
+    .split('/')
+    .slice(0, specifier.startsWith('@') ? 2 : 1)
+    .join('/');
 
 void describe('deployment package', () => {
   let plan: DeploymentPlan;
@@ -67,16 +77,24 @@ void describe('deployment package', () => {
     plan = deploymentPlan();
   });
 
-  void it('carries host.json, the compiled app and the console\'s page assets only: no dev code, CLI, tests, sources, source maps or declarations', () => {
+  void it("carries host.json, the compiled app and the console's page assets only: no dev code, CLI, tests, sources, source maps or declarations", () => {
     assert.ok(plan.appFiles.includes('host.json'));
     assert.ok(plan.appFiles.includes(ENTRY));
     for (const asset of ['console/console.css', 'console/console.js']) assert.ok(plan.appFiles.includes(asset), `${asset} ships`);
-    const unexpected = plan.appFiles.filter((f) => f !== 'host.json' && !/^dist\/(functions|shared)\/[\w/.-]+\.js$/.test(f) && !/^console\/[\w-]+\.(css|js)$/.test(f));
+    const unexpected = plan.appFiles.filter(
+      (f) => f !== 'host.json' && !/^dist\/(functions|shared)\/[\w/.-]+\.js$/.test(f) && !/^console\/[\w-]+\.(css|js)$/.test(f),
+    );
     assert.deepEqual(unexpected, []);
-    assert.deepEqual(plan.appFiles.filter((f) => f.startsWith('dist/dev/') || f.startsWith('dist/shared/cli/') || f.endsWith('.map')), []);
+    assert.deepEqual(
+      plan.appFiles.filter((f) => f.startsWith('dist/dev/') || f.startsWith('dist/shared/cli/') || f.endsWith('.map')),
+      [],
+    );
     // And the build makes none of them in the first place.
     const built = readdirSync(join(repoRoot, 'dist'), { recursive: true, encoding: 'utf8' });
-    assert.deepEqual(built.filter((f) => f.endsWith('.map') || f.endsWith('.d.ts')), []);
+    assert.deepEqual(
+      built.filter((f) => f.endsWith('.map') || f.endsWith('.d.ts')),
+      [],
+    );
     assert.ok(!existsSync(join(repoRoot, 'dist/dev')), 'npm run build compiles dev/');
   });
 
@@ -128,7 +146,11 @@ void describe('deployment package', () => {
   void it('holds every module the app loads, eagerly or lazily; each package it imports is a production dependency', () => {
     const app = importClosure(ENTRY);
     const shipped = new Set(plan.appFiles);
-    assert.deepEqual([...app.files].filter((f) => !shipped.has(f)), [], 'modules the app imports that the package lacks');
+    assert.deepEqual(
+      [...app.files].filter((f) => !shipped.has(f)),
+      [],
+      'modules the app imports that the package lacks',
+    );
     assert.ok(app.bare.has('@azure/functions'));
     const dependencies = plan.packageJson.dependencies ?? {};
     const staged = new Set(plan.dependencies);
@@ -141,8 +163,13 @@ void describe('deployment package', () => {
   });
 
   void it('declares no production dependency that neither the app nor the CLI imports', () => {
-    const used = new Set([...importClosure(ENTRY).bare.keys(), ...importClosure(CLI_ENTRY).bare.keys()].filter((s) => !isBuiltin(s)).map(packageName));
-    assert.deepEqual(Object.keys(plan.packageJson.dependencies ?? {}).filter((name) => !used.has(name)), []);
+    const used = new Set(
+      [...importClosure(ENTRY).bare.keys(), ...importClosure(CLI_ENTRY).bare.keys()].filter((s) => !isBuiltin(s)).map(packageName),
+    );
+    assert.deepEqual(
+      Object.keys(plan.packageJson.dependencies ?? {}).filter((name) => !used.has(name)),
+      [],
+    );
   });
 
   void it('stages production packages only: no devDependency, nothing package-lock.json marks dev', () => {
@@ -150,9 +177,18 @@ void describe('deployment package', () => {
     const lock = JSON.parse(readFileSync(join(repoRoot, 'package-lock.json'), 'utf8')) as { packages: Record<string, { dev?: boolean }> };
     const staged = new Set(plan.dependencies);
     // A devDependency may be staged only because a production package needs it too (e.g. @otplib/uri under @otplib/totp).
-    assert.deepEqual(Object.keys(own.devDependencies).filter((name) => staged.has(`node_modules/${name}`) && lock.packages[`node_modules/${name}`]?.dev === true), []);
-    assert.deepEqual(plan.dependencies.filter((path) => lock.packages[path]?.dev === true), []);
-    for (const devOnly of ['@azure/storage-queue', 'azurite', 'typescript', 'tsx', 'node']) assert.ok(!staged.has(`node_modules/${devOnly}`), devOnly);
+    assert.deepEqual(
+      Object.keys(own.devDependencies).filter(
+        (name) => staged.has(`node_modules/${name}`) && lock.packages[`node_modules/${name}`]?.dev === true,
+      ),
+      [],
+    );
+    assert.deepEqual(
+      plan.dependencies.filter((path) => lock.packages[path]?.dev === true),
+      [],
+    );
+    for (const devOnly of ['@azure/storage-queue', 'azurite', 'typescript', 'tsx', 'node'])
+      assert.ok(!staged.has(`node_modules/${devOnly}`), devOnly);
   });
 
   void describe('staged', () => {
@@ -164,10 +200,20 @@ void describe('deployment package', () => {
       assert.deepEqual(JSON.parse(readFileSync(join(out, 'package.json'), 'utf8')), plan.packageJson);
       const functionFiles = readdirSync(join(out, 'dist/functions')).filter((f) => f.endsWith('.js') && f !== 'index.js');
       // As the Functions worker does: provide @azure/functions-core, then import the entry (bench/cold-start-child.js).
-      const env = { ...process.env, KEY_VAULT_URL: 'http://127.0.0.1:10010', PipelineStorage: 'UseDevelopmentStorage=true', AzureWebJobsStorage: 'UseDevelopmentStorage=true' };
+      const env = {
+        ...process.env,
+        KEY_VAULT_URL: 'http://127.0.0.1:10010',
+        PipelineStorage: 'UseDevelopmentStorage=true',
+        AzureWebJobsStorage: 'UseDevelopmentStorage=true',
+      };
       const { stdout } = await run(
         process.execPath,
-        ['--experimental-strip-types', join(repoRoot, 'bench/cold-start-child.js'), join(out, ENTRY), join(repoRoot, 'dev/host/core-module.ts')],
+        [
+          '--experimental-strip-types',
+          join(repoRoot, 'bench/cold-start-child.js'),
+          join(out, ENTRY),
+          join(repoRoot, 'dev/host/core-module.ts'),
+        ],
         { cwd: out, env },
       );
       const loaded = JSON.parse(stdout.trim().split('\n').pop()!) as { functions: number };
@@ -181,6 +227,9 @@ void describe('deployment package', () => {
     assert.match(yaml, /^ {4}remoteBuild: false$/m);
     const prepackage = /^ {6}prepackage:\n((?: {8}.*\n)+)/m.exec(yaml);
     assert.ok(prepackage, 'no prepackage hook on the api service');
-    assert.deepEqual([...prepackage[1]!.matchAll(/run: (.+)/g)].map((m) => m[1]), ['npm run package', 'npm run package']);
+    assert.deepEqual(
+      [...prepackage[1]!.matchAll(/run: (.+)/g)].map((m) => m[1]),
+      ['npm run package', 'npm run package'],
+    );
   });
 });

@@ -33,7 +33,9 @@ class LineLog implements Logger {
   }
   /** The JSON data of every line that starts with the event name, as an alert query matches it. */
   events(name: PipelineEventName): Record<string, unknown>[] {
-    return this.lines.filter((line) => line.startsWith(`${name} `)).map((line) => JSON.parse(line.slice(name.length + 1)) as Record<string, unknown>);
+    return this.lines
+      .filter((line) => line.startsWith(`${name} `))
+      .map((line) => JSON.parse(line.slice(name.length + 1)) as Record<string, unknown>);
   }
 }
 
@@ -44,8 +46,27 @@ function harness() {
   const vault = new PacedVault(secrets, { createBudget: 1000, readBudget: 1000, retry: { baseDelayMs: 1 } });
   const tokens = new MemoryTable<TokenEntity>();
   const log = new LineLog();
-  const ingest = new IngestService({ blobs, vault, tokens, clock, log, containers, transportKeyPrefix: 'transport-', maxSeedFileBytes: 1_000_000, recoverDeletedSecrets: false, leaseWaitMs: 200 });
-  const assignments = new AssignmentService({ blobs, assignments: new MemoryTable<AssignmentEntity>(), tokens, clock, log, containers, maxFileBytes: 1_000_000 });
+  const ingest = new IngestService({
+    blobs,
+    vault,
+    tokens,
+    clock,
+    log,
+    containers,
+    transportKeyPrefix: 'transport-',
+    maxSeedFileBytes: 1_000_000,
+    recoverDeletedSecrets: false,
+    leaseWaitMs: 200,
+  });
+  const assignments = new AssignmentService({
+    blobs,
+    assignments: new MemoryTable<AssignmentEntity>(),
+    tokens,
+    clock,
+    log,
+    containers,
+    maxFileBytes: 1_000_000,
+  });
   const reconciler = new Reconciler({ blobs, tokens, ingest, assignments, clock, log, containers, minAgeMinutes: 15 });
   const verify = new VerifyService({ tokens, secrets, clock, log, lockoutLimit: 3, lockoutMinutes: 15, lockoutMaxMinutes: 1440 });
   return { clock, blobs, secrets, tokens, log, ingest, reconciler, verify };
@@ -53,7 +74,8 @@ function harness() {
 
 function assertNoSecret(lines: string[]) {
   for (const secret of [S1, S2]) {
-    for (let i = 0; i + 12 <= secret.length; i++) assert.ok(!lines.join('\n').includes(secret.slice(i, i + 12)), 'a piece of a secret is in the log');
+    for (let i = 0; i + 12 <= secret.length; i++)
+      assert.ok(!lines.join('\n').includes(secret.slice(i, i + 12)), 'a piece of a secret is in the log');
   }
 }
 
@@ -76,7 +98,9 @@ describe('alert events', () => {
 
   it('SeedFileQuarantined: also when the reconciler gives up on a stuck file', async () => {
     const h = harness();
-    await h.blobs.write('seeds', 'stuck.xml', readFileSync(new URL('../fixtures/pskc/rfc6030-figure6.pskcxml', import.meta.url)), { metadata: { transportkeysecret: 'transport-x' } });
+    await h.blobs.write('seeds', 'stuck.xml', readFileSync(new URL('../fixtures/pskc/rfc6030-figure6.pskcxml', import.meta.url)), {
+      metadata: { transportkeysecret: 'transport-x' },
+    });
     h.clock.advance(20 * 60_000);
     h.secrets.get = () => Promise.reject(new Error('vault down'));
     for (let run = 0; run < 3; run++) await h.reconciler.run();
@@ -93,7 +117,8 @@ describe('alert events', () => {
     await h.ingest.ingest('a.csv');
     const answers = [];
     // Deterministic (fixed seed and clock): none of these codes is within any window of this token.
-    for (const code of ['000000', '111111', '222222', '333333', '444444']) answers.push(verifyAnswer(await h.verify.verify('1001', { code })).status);
+    for (const code of ['000000', '111111', '222222', '333333', '444444'])
+      answers.push(verifyAnswer(await h.verify.verify('1001', { code })).status);
     assert.deepEqual(answers, [200, 200, 200, 423, 423]);
     assert.deepEqual(h.log.events(PipelineEvent.VerifyLockout), [{ serial: '1001' }]);
     assertNoSecret(h.log.lines);

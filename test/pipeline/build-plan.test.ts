@@ -9,7 +9,13 @@ import type { TokenEntity, TokenState } from '../../shared/pipeline/ports.js';
 const NOW = '2026-11-29T10:00:00.000Z';
 
 function token(serial: string, state: TokenState = 'stored', upn: string | null = null): TokenEntity {
-  const t = newTokenEntity({ serial, manufacturer: 'Token2', model: 'C202', type: 'totp', algorithm: 'SHA1', digits: 6, period: 30, secret: new Uint8Array(20) }, `oath-${serial}`, 'v1', 'seeds.csv@1', NOW);
+  const t = newTokenEntity(
+    { serial, manufacturer: 'Token2', model: 'C202', type: 'totp', algorithm: 'SHA1', digits: 6, period: 30, secret: new Uint8Array(20) },
+    `oath-${serial}`,
+    'v1',
+    'seeds.csv@1',
+    NOW,
+  );
   return { ...t, state, upn };
 }
 
@@ -18,11 +24,29 @@ const assign = (serial: string, upn: string, line: number): AssignmentRow => ({ 
 void describe('planBuild', () => {
   void it('plans the stored, assigned tokens in assignment-list order, split into numbered files of maxRows', () => {
     const inventory = [token('1003'), token('1001'), token('1002'), token('1004', 'imported', 'x@contoso.com'), token('1005')];
-    const assignments = [assign('1002', 'b@contoso.com', 2), assign('1001', 'a@contoso.com', 3), assign('1003', 'c@contoso.com', 4), assign('1004', 'x@contoso.com', 5)];
+    const assignments = [
+      assign('1002', 'b@contoso.com', 2),
+      assign('1001', 'a@contoso.com', 3),
+      assign('1003', 'c@contoso.com', 4),
+      assign('1004', 'x@contoso.com', 5),
+    ];
     const plan = planBuild(inventory, assignments, { reexport: new Set(), maxRows: 2, fileName: 'entra-oath-x.csv' });
-    assert.deepEqual(plan.rows.map((r) => r.serial), ['1002', '1001', '1003']);
-    assert.deepEqual(plan.parts.map((p) => p.map((r) => r.serial)), [['1002', '1001'], ['1003']]);
-    assert.deepEqual([...plan.fileOf], [['1002', 'entra-oath-x-1.csv'], ['1001', 'entra-oath-x-1.csv'], ['1003', 'entra-oath-x-2.csv']]);
+    assert.deepEqual(
+      plan.rows.map((r) => r.serial),
+      ['1002', '1001', '1003'],
+    );
+    assert.deepEqual(
+      plan.parts.map((p) => p.map((r) => r.serial)),
+      [['1002', '1001'], ['1003']],
+    );
+    assert.deepEqual(
+      [...plan.fileOf],
+      [
+        ['1002', 'entra-oath-x-1.csv'],
+        ['1001', 'entra-oath-x-1.csv'],
+        ['1003', 'entra-oath-x-2.csv'],
+      ],
+    );
     assert.deepEqual(plan.problems, []);
     assert.deepEqual(plan.unassigned, ['1005'], '1005 is stored but assigned to no one');
   });
@@ -30,12 +54,23 @@ void describe('planBuild', () => {
   void it("counts what a user already holds toward Entra's five, except a token being re-exported", () => {
     const held = ['2001', '2002', '2003', '2004', '2005'].map((s) => token(s, 'exported', 'Helga@contoso.com'));
     const heldRows = held.map((t, i) => assign(t.serial, 'helga@contoso.com', i + 2));
-    const over = planBuild([...held, token('2006')], [...heldRows, assign('2006', 'helga@contoso.com', 7)], { reexport: new Set(), maxRows: 0, fileName: 'f.csv' });
+    const over = planBuild([...held, token('2006')], [...heldRows, assign('2006', 'helga@contoso.com', 7)], {
+      reexport: new Set(),
+      maxRows: 0,
+      fileName: 'f.csv',
+    });
     assert.deepEqual(over.rows, []);
-    assert.deepEqual(over.problems.map((p) => [p.code, p.serial]), [['ASSIGNMENT_TOO_MANY_TOKENS', '2006']]);
+    assert.deepEqual(
+      over.problems.map((p) => [p.code, p.serial]),
+      [['ASSIGNMENT_TOO_MANY_TOKENS', '2006']],
+    );
 
     const again = planBuild(held, heldRows, { reexport: new Set(['2001']), maxRows: 0, fileName: 'f.csv' });
-    assert.deepEqual(again.rows.map((r) => r.serial), ['2001'], 'the re-exported token replaces itself, it does not make a sixth');
+    assert.deepEqual(
+      again.rows.map((r) => r.serial),
+      ['2001'],
+      'the re-exported token replaces itself, it does not make a sixth',
+    );
     assert.deepEqual(again.problems, []);
   });
 
@@ -44,12 +79,15 @@ void describe('planBuild', () => {
     const assignments = [assign('3001', 'a@contoso.com', 2), assign('3003', 'not a upn', 3)];
     const plan = planBuild(inventory, assignments, { reexport: new Set(['nope', '3001', '3002']), maxRows: 0, fileName: 'f.csv' });
     assert.deepEqual(plan.rows, []);
-    assert.deepEqual(plan.problems.map((p) => [p.code, p.serial]), [
-      ['TOKEN_NOT_FOUND', 'nope'],
-      ['TOKEN_STATE_INVALID', '3001'],
-      ['TOKEN_UNASSIGNED', '3002'],
-      ['ASSIGNMENT_UPN_INVALID', '3003'],
-    ]);
+    assert.deepEqual(
+      plan.problems.map((p) => [p.code, p.serial]),
+      [
+        ['TOKEN_NOT_FOUND', 'nope'],
+        ['TOKEN_STATE_INVALID', '3001'],
+        ['TOKEN_UNASSIGNED', '3002'],
+        ['ASSIGNMENT_UPN_INVALID', '3003'],
+      ],
+    );
   });
 
   void it('changes nothing it is given', () => {

@@ -9,7 +9,8 @@ interface Counter extends Entity {
   n: number;
 }
 
-const increment = (row: Versioned<Counter> | undefined): RowChange<Counter, number> => writeRow({ n: (row?.value.n ?? 0) + 1 }, (written) => written.value.n);
+const increment = (row: Versioned<Counter> | undefined): RowChange<Counter, number> =>
+  writeRow({ n: (row?.value.n ?? 0) + 1 }, (written) => written.value.n);
 
 /** A table where another writer changes (or creates) the row right after each of the first `races` reads. */
 class RacingTable extends MemoryTable<Counter> {
@@ -66,7 +67,10 @@ void describe('updateWithRetry', () => {
   void it(`gives up after ${ROW_UPDATE_ATTEMPTS} lost races with a TransientError (503), or what the caller chose`, async () => {
     const always = new RacingTable(Number.MAX_SAFE_INTEGER);
     await always.insert('k', { n: 0 });
-    await assert.rejects(updateWithRetry(always, 'k', increment), (err: unknown) => err instanceof TransientError && err.name === 'TransientError' && err.status === 503);
+    await assert.rejects(
+      updateWithRetry(always, 'k', increment),
+      (err: unknown) => err instanceof TransientError && err.name === 'TransientError' && err.status === 503,
+    );
     assert.equal(always.reads, ROW_UPDATE_ATTEMPTS);
 
     always.reads = 0;

@@ -11,7 +11,17 @@ import { BuildService, type BuildResult } from '../../shared/pipeline/build.js';
 import { TransientError } from '../../shared/pipeline/errors.js';
 import { IngestService } from '../../shared/pipeline/ingest.js';
 import { secretNameForSerial } from '../../shared/pipeline/secret-names.js';
-import type { AssignmentEntity, BlobStore, EntityTable, Logger, SecretStore, SecretValue, SetSecretOptions, TokenEntity, SecretVersionInfo } from '../../shared/pipeline/ports.js';
+import type {
+  AssignmentEntity,
+  BlobStore,
+  EntityTable,
+  Logger,
+  SecretStore,
+  SecretValue,
+  SetSecretOptions,
+  TokenEntity,
+  SecretVersionInfo,
+} from '../../shared/pipeline/ports.js';
 import { Reconciler } from '../../shared/pipeline/reconcile.js';
 import { UploadService } from '../../shared/pipeline/uploads.js';
 import { PacedVault } from '../../shared/pipeline/vault.js';
@@ -19,7 +29,11 @@ import { ManualClock } from '../helpers/clock.js';
 import { MemoryBlobStore, MemorySecretStore, MemoryTable } from '../helpers/memory-ports.js';
 
 const HEADER = 'upn,serial number,secret key,time interval,manufacturer,model\n';
-const SEEDS: Record<string, string> = { '1001': 'CZU6XXGHCCGCOL6YO3WW472WEWB34FVJ', '1002': 'EZDOCQANJA5PGME5QRSZCR7GLUFJG4JG', '1003': 'JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP' };
+const SEEDS: Record<string, string> = {
+  '1001': 'CZU6XXGHCCGCOL6YO3WW472WEWB34FVJ',
+  '1002': 'EZDOCQANJA5PGME5QRSZCR7GLUFJG4JG',
+  '1003': 'JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP',
+};
 const SERIALS = Object.keys(SEEDS).sort();
 const containers = { seeds: 'seeds', assignments: 'assignments', imports: 'imports', reports: 'reports', quarantine: 'quarantine' };
 const MIN_AGE_MINUTES = 15;
@@ -75,12 +89,47 @@ async function harness() {
   const tokens = new MemoryTable<TokenEntity>();
   const assignmentTable = new MemoryTable<AssignmentEntity>();
   const lines: string[] = [];
-  const log: Logger = { info: (m, d) => lines.push(`${m} ${JSON.stringify(d ?? {})}`), warn: (m, d) => lines.push(`${m} ${JSON.stringify(d ?? {})}`), error: (m, d) => lines.push(`${m} ${JSON.stringify(d ?? {})}`) };
-  const ingest = new IngestService({ blobs, vault, tokens, clock, log, containers, transportKeyPrefix: 'transport-', maxSeedFileBytes: 1_000_000, recoverDeletedSecrets: false, leaseWaitMs: 200 });
-  const assignments = new AssignmentService({ blobs, assignments: assignmentTable, tokens, clock, log, containers, maxFileBytes: 1_000_000 });
-  const reconcilerOn = (store: BlobStore) => new Reconciler({ blobs: store, tokens, ingest, assignments, clock, log, containers, minAgeMinutes: MIN_AGE_MINUTES });
+  const log: Logger = {
+    info: (m, d) => lines.push(`${m} ${JSON.stringify(d ?? {})}`),
+    warn: (m, d) => lines.push(`${m} ${JSON.stringify(d ?? {})}`),
+    error: (m, d) => lines.push(`${m} ${JSON.stringify(d ?? {})}`),
+  };
+  const ingest = new IngestService({
+    blobs,
+    vault,
+    tokens,
+    clock,
+    log,
+    containers,
+    transportKeyPrefix: 'transport-',
+    maxSeedFileBytes: 1_000_000,
+    recoverDeletedSecrets: false,
+    leaseWaitMs: 200,
+  });
+  const assignments = new AssignmentService({
+    blobs,
+    assignments: assignmentTable,
+    tokens,
+    clock,
+    log,
+    containers,
+    maxFileBytes: 1_000_000,
+  });
+  const reconcilerOn = (store: BlobStore) =>
+    new Reconciler({ blobs: store, tokens, ingest, assignments, clock, log, containers, minAgeMinutes: MIN_AGE_MINUTES });
   const reconciler = reconcilerOn(blobs);
-  const builder = (store: BlobStore = blobs) => new BuildService({ blobs: store, vault, tokens, assignments: assignmentTable, clock, log, containers, maxRows: 0, heartbeatMs: HEARTBEAT_MS });
+  const builder = (store: BlobStore = blobs) =>
+    new BuildService({
+      blobs: store,
+      vault,
+      tokens,
+      assignments: assignmentTable,
+      clock,
+      log,
+      containers,
+      maxRows: 0,
+      heartbeatMs: HEARTBEAT_MS,
+    });
 
   await blobs.write('seeds', 's.csv', HEADER + SERIALS.map((s) => `,${s},${SEEDS[s]},30,Token2,C202\n`).join(''));
   assert.equal((await ingest.ingest('s.csv')).outcome, 'completed');
@@ -93,7 +142,13 @@ type Harness = Awaited<ReturnType<typeof harness>>;
 
 /** Every row of every import CSV, with its file. */
 function csvRows(h: Harness): { file: string; serial: string; secret: string }[] {
-  return h.blobs.names('imports').flatMap((file) => parse<Record<string, string>>(h.blobs.text('imports', file)!, { columns: true }).map((r) => ({ file, serial: r['serial number']!, secret: r['secret key']! })));
+  return h.blobs.names('imports').flatMap((file) =>
+    parse<Record<string, string>>(h.blobs.text('imports', file)!, { columns: true }).map((r) => ({
+      file,
+      serial: r['serial number']!,
+      secret: r['secret key']!,
+    })),
+  );
 }
 
 /** The invariant: each token in exactly one CSV, once, and its inventory row says exported to that file. */
@@ -109,7 +164,11 @@ async function assertEachTokenExportedOnce(h: Harness): Promise<void> {
 }
 
 function reportOf(h: Harness, result: BuildResult) {
-  return JSON.parse(h.blobs.text('reports', result.report!)!) as { counts: Record<string, number>; items: { serial: string }[]; problems: { code: string; serial?: string }[] };
+  return JSON.parse(h.blobs.text('reports', result.report!)!) as {
+    counts: Record<string, number>;
+    items: { serial: string }[];
+    problems: { code: string; serial?: string }[];
+  };
 }
 
 /** Lets the time pass for the test's clock and for the build's timers alike, one heartbeat at a time. */
@@ -139,11 +198,18 @@ describe('a build racing the reconciler', () => {
 
     read.release();
     const result = await running;
-    assert.deepEqual(result.exported.map((e) => e.serial), SERIALS);
+    assert.deepEqual(
+      result.exported.map((e) => e.serial),
+      SERIALS,
+    );
     assert.deepEqual(result.notExported, []);
     await assertEachTokenExportedOnce(h);
     assert.deepEqual((await h.builder().build()).exported, [], 'nothing is left to export');
-    assert.deepEqual(h.blobs.names('reports').filter((n) => n.includes('heartbeat')), [], 'the build removes its heartbeat when done');
+    assert.deepEqual(
+      h.blobs.names('reports').filter((n) => n.includes('heartbeat')),
+      [],
+      'the build removes its heartbeat when done',
+    );
   });
 
   it('a build that renews its heartbeat while the reconciler is deciding is left alone', async (t) => {
@@ -170,7 +236,10 @@ describe('a build racing the reconciler', () => {
     assert.equal(reconciled.exportsReleased, 0, 'the reconciler released claims of a build that had just renewed its heartbeat');
     assert.equal(reconciled.exportsOfLiveBuilds, SERIALS.length);
     read.release();
-    assert.deepEqual((await running).exported.map((e) => e.serial), SERIALS);
+    assert.deepEqual(
+      (await running).exported.map((e) => e.serial),
+      SERIALS,
+    );
     await assertEachTokenExportedOnce(h);
   });
 
@@ -186,18 +255,27 @@ describe('a build racing the reconciler', () => {
     const reconciled = await h.reconciler.run();
     assert.equal(reconciled.exportsReleased, SERIALS.length);
     const second = await h.builder().build();
-    assert.deepEqual(second.exported.map((e) => e.serial), SERIALS);
+    assert.deepEqual(
+      second.exported.map((e) => e.serial),
+      SERIALS,
+    );
 
     // The first build wakes up: its claims are gone, so it writes no CSV and says so.
     read.release();
     const first = await stalled;
     assert.deepEqual(first.exported, [], 'the stalled build claims tokens it no longer holds');
     assert.deepEqual(first.files, []);
-    assert.deepEqual(first.notExported.map((p) => [p.code, p.serial]).sort(), SERIALS.map((s) => ['EXPORT_CLAIM_LOST', s]));
+    assert.deepEqual(
+      first.notExported.map((p) => [p.code, p.serial]).sort(),
+      SERIALS.map((s) => ['EXPORT_CLAIM_LOST', s]),
+    );
     const report = reportOf(h, first);
     assert.equal(report.counts.exported, 0);
     assert.deepEqual(report.items, []);
-    assert.deepEqual(report.problems.map((p) => [p.code, p.serial]).sort(), SERIALS.map((s) => ['EXPORT_CLAIM_LOST', s]));
+    assert.deepEqual(
+      report.problems.map((p) => [p.code, p.serial]).sort(),
+      SERIALS.map((s) => ['EXPORT_CLAIM_LOST', s]),
+    );
 
     await assertEachTokenExportedOnce(h);
     assert.deepEqual(new Set(csvRows(h).map((r) => r.file)), new Set(second.files));
@@ -214,22 +292,45 @@ describe('a build racing the reconciler', () => {
         if (container === 'imports' && !tampered) {
           tampered = true;
           const row = (await h.tokens.get('1002'))!;
-          await h.tokens.replace('1002', { ...row.value, state: 'stored', buildId: null, exportFile: null, exportingSince: null, upn: null }, row.etag);
+          await h.tokens.replace(
+            '1002',
+            { ...row.value, state: 'stored', buildId: null, exportFile: null, exportingSince: null, upn: null },
+            row.etag,
+          );
         }
         return written;
       },
     });
     const result = await h.builder(tampering).build();
     assert.ok(tampered);
-    assert.deepEqual(result.exported.map((e) => e.serial), ['1001', '1003'], 'markExported failed silently: 1002 is reported exported');
-    assert.deepEqual(result.notExported.map((p) => [p.code, p.serial]), [['EXPORT_CLAIM_LOST', '1002']]);
+    assert.deepEqual(
+      result.exported.map((e) => e.serial),
+      ['1001', '1003'],
+      'markExported failed silently: 1002 is reported exported',
+    );
+    assert.deepEqual(
+      result.notExported.map((p) => [p.code, p.serial]),
+      [['EXPORT_CLAIM_LOST', '1002']],
+    );
     const report = reportOf(h, result);
     assert.equal(report.counts.exported, 2);
-    assert.deepEqual(report.items.map((i) => i.serial), ['1001', '1003']);
-    assert.deepEqual(csvRows(h).map((r) => r.serial).sort(), ['1001', '1003'], 'the CSV still lists a token the build no longer holds');
+    assert.deepEqual(
+      report.items.map((i) => i.serial),
+      ['1001', '1003'],
+    );
+    assert.deepEqual(
+      csvRows(h)
+        .map((r) => r.serial)
+        .sort(),
+      ['1001', '1003'],
+      'the CSV still lists a token the build no longer holds',
+    );
 
     const next = await h.builder().build();
-    assert.deepEqual(next.exported.map((e) => e.serial), ['1002']);
+    assert.deepEqual(
+      next.exported.map((e) => e.serial),
+      ['1002'],
+    );
     await assertEachTokenExportedOnce(h);
   });
 });
@@ -259,12 +360,24 @@ describe('confirming an upload', () => {
   it('marks the tokens imported before it deletes the CSV; a failure part-way keeps the file and a retry finishes', async () => {
     const { h, file } = await built();
     const failing = interceptReplace(h.tokens, '1002', () => Promise.reject(new Error('table storage failed')));
-    const first = await new UploadService({ blobs: h.blobs, tokens: failing, clock: h.clock, log: h.log, importsContainer: 'imports' }).confirm(file);
+    const first = await new UploadService({
+      blobs: h.blobs,
+      tokens: failing,
+      clock: h.clock,
+      log: h.log,
+      importsContainer: 'imports',
+    }).confirm(file);
     assert.equal(first.complete, false);
     assert.deepEqual(h.blobs.names('imports'), [file], 'the CSV was deleted before its tokens were marked imported');
     assert.equal((await h.tokens.get('1002'))!.value.state, 'exported');
 
-    const again = await new UploadService({ blobs: h.blobs, tokens: h.tokens, clock: h.clock, log: h.log, importsContainer: 'imports' }).confirm(file);
+    const again = await new UploadService({
+      blobs: h.blobs,
+      tokens: h.tokens,
+      clock: h.clock,
+      log: h.log,
+      importsContainer: 'imports',
+    }).confirm(file);
     assert.equal(again.complete, true);
     assert.deepEqual(again.imported, SERIALS);
     assert.deepEqual(h.blobs.names('imports'), []);
@@ -283,7 +396,13 @@ describe('confirming an upload', () => {
       hiccups++;
       return Promise.reject(new TransientError('table busy', 503));
     });
-    const confirmed = await new UploadService({ blobs: h.blobs, tokens: busy, clock: h.clock, log: h.log, importsContainer: 'imports' }).confirm(file);
+    const confirmed = await new UploadService({
+      blobs: h.blobs,
+      tokens: busy,
+      clock: h.clock,
+      log: h.log,
+      importsContainer: 'imports',
+    }).confirm(file);
     assert.equal(hiccups, 1);
     assert.equal(confirmed.complete, true);
     assert.deepEqual(confirmed.imported, SERIALS);

@@ -23,7 +23,9 @@ import { assertNoSecret, codeAt, newSecret, uniqueSerial } from '../dev/graph/he
 
 const containers = { seeds: 'seeds', assignments: 'assignments', imports: 'imports', reports: 'reports', quarantine: 'quarantine' };
 const HEADER = 'upn,serial number,secret key,time interval,manufacturer,model\n';
-const anyBearer: TokenCredential = { getToken: (): Promise<AccessToken> => Promise.resolve({ token: 'local', expiresOnTimestamp: 4_102_444_800_000 }) };
+const anyBearer: TokenCredential = {
+  getToken: (): Promise<AccessToken> => Promise.resolve({ token: 'local', expiresOnTimestamp: 4_102_444_800_000 }),
+};
 
 let graph: GraphStandIn;
 const standInLog: string[] = [];
@@ -47,18 +49,70 @@ function upn(name: string): string {
 }
 
 /** `standIn` and `time`: another Graph stand-in, and the clock and waits its adapter uses (real ones by default). */
-function harness(settings: { allowPrivilegedUsers?: boolean; allowedGroupId?: string; standIn?: GraphStandIn; time?: { clock: ManualClock; wait: (ms: number) => Promise<void> }; wrapDirectory?: (d: HardwareOathDirectory) => HardwareOathDirectory } = {}) {
+function harness(
+  settings: {
+    allowPrivilegedUsers?: boolean;
+    allowedGroupId?: string;
+    standIn?: GraphStandIn;
+    time?: { clock: ManualClock; wait: (ms: number) => Promise<void> };
+    wrapDirectory?: (d: HardwareOathDirectory) => HardwareOathDirectory;
+  } = {},
+) {
   const clock = new ManualClock('2026-11-29T10:00:00Z');
   const blobs = new MemoryBlobStore(clock);
   const vault = new PacedVault(new MemorySecretStore(), { createBudget: 1000, readBudget: 1000, retry: { baseDelayMs: 1 } });
   const tokens = new MemoryTable<TokenEntity>();
   const assignmentTable = new MemoryTable<AssignmentEntity>();
   const lines: string[] = [];
-  const log: Logger = { info: (m, d) => lines.push(`${m} ${JSON.stringify(d ?? {})}`), warn: (m, d) => lines.push(`${m} ${JSON.stringify(d ?? {})}`), error: (m, d) => lines.push(`${m} ${JSON.stringify(d ?? {})}`) };
-  const ingest = new IngestService({ blobs, vault, tokens, clock, log, containers, transportKeyPrefix: 'transport-', maxSeedFileBytes: 1_000_000, recoverDeletedSecrets: false, leaseWaitMs: 200 });
-  const assignments = new AssignmentService({ blobs, assignments: assignmentTable, tokens, clock, log, containers, maxFileBytes: 1_000_000 });
-  const directory = new GraphHardwareOathDirectory({ baseUrl: (settings.standIn ?? graph).url, credential: anyBearer, retryBaseMs: 5, timeoutMs: 300, maxRetryAfterMs: 5_000, ...settings.time });
-  const build = new BuildService({ blobs, vault, tokens, assignments: assignmentTable, clock, log, containers, maxRows: 0, graph: { directory: settings.wrapDirectory ? settings.wrapDirectory(directory) : directory, allowPrivilegedUsers: settings.allowPrivilegedUsers ?? false, ...(settings.allowedGroupId && { allowedGroupId: settings.allowedGroupId }) } });
+  const log: Logger = {
+    info: (m, d) => lines.push(`${m} ${JSON.stringify(d ?? {})}`),
+    warn: (m, d) => lines.push(`${m} ${JSON.stringify(d ?? {})}`),
+    error: (m, d) => lines.push(`${m} ${JSON.stringify(d ?? {})}`),
+  };
+  const ingest = new IngestService({
+    blobs,
+    vault,
+    tokens,
+    clock,
+    log,
+    containers,
+    transportKeyPrefix: 'transport-',
+    maxSeedFileBytes: 1_000_000,
+    recoverDeletedSecrets: false,
+    leaseWaitMs: 200,
+  });
+  const assignments = new AssignmentService({
+    blobs,
+    assignments: assignmentTable,
+    tokens,
+    clock,
+    log,
+    containers,
+    maxFileBytes: 1_000_000,
+  });
+  const directory = new GraphHardwareOathDirectory({
+    baseUrl: (settings.standIn ?? graph).url,
+    credential: anyBearer,
+    retryBaseMs: 5,
+    timeoutMs: 300,
+    maxRetryAfterMs: 5_000,
+    ...settings.time,
+  });
+  const build = new BuildService({
+    blobs,
+    vault,
+    tokens,
+    assignments: assignmentTable,
+    clock,
+    log,
+    containers,
+    maxRows: 0,
+    graph: {
+      directory: settings.wrapDirectory ? settings.wrapDirectory(directory) : directory,
+      allowPrivilegedUsers: settings.allowPrivilegedUsers ?? false,
+      ...(settings.allowedGroupId && { allowedGroupId: settings.allowedGroupId }),
+    },
+  });
   let files = 0;
   const secretOf = new Map<string, string>();
   /** Ingests tokens with fresh secrets and assigns them. */
@@ -81,16 +135,48 @@ function harness(settings: { allowPrivilegedUsers?: boolean; allowedGroupId?: st
   };
   // Codes are checked at the real time here: the stand-in judges activation codes by its own (system) clock.
   const verifier = (withDirectory: boolean, activateFromSeed?: boolean) =>
-    new VerifyService({ tokens, secrets: vault, clock: new ManualClock(new Date()), log, lockoutLimit: 5, lockoutMinutes: 15, lockoutMaxMinutes: 60, ...(withDirectory && { directory }), ...(activateFromSeed !== undefined && { activateFromSeed }) });
+    new VerifyService({
+      tokens,
+      secrets: vault,
+      clock: new ManualClock(new Date()),
+      log,
+      lockoutLimit: 5,
+      lockoutMinutes: 15,
+      lockoutMaxMinutes: 60,
+      ...(withDirectory && { directory }),
+      ...(activateFromSeed !== undefined && { activateFromSeed }),
+    });
   const reconciler = new Reconciler({ blobs, tokens, ingest, assignments, clock, log, containers, minAgeMinutes: 15, directory });
   const inventory = new InventoryService({ tokens, secrets: vault, clock, log, directory });
-  const corrections = new CorrectionService({ blobs, tokens, assignments: assignmentTable, clock, log, importsContainer: containers.imports, directory });
+  const corrections = new CorrectionService({
+    blobs,
+    tokens,
+    assignments: assignmentTable,
+    clock,
+    log,
+    importsContainer: containers.imports,
+    directory,
+  });
   /** A one-row assignment list dropped in `assignments`, as an administrator would. */
   const assignByList = async (serial: string, to: string) => {
     await blobs.write('assignments', `a${++files}.csv`, `upn,serial number\n${to},${serial}\n`);
     return assignments.ingest(`a${files}.csv`);
   };
-  return { tokens, blobs, load, runBuild, everything, clock, secretOf, verifier, reconciler, directory, inventory, corrections, assignByList };
+  return {
+    tokens,
+    blobs,
+    load,
+    runBuild,
+    everything,
+    clock,
+    secretOf,
+    verifier,
+    reconciler,
+    directory,
+    inventory,
+    corrections,
+    assignByList,
+  };
 }
 
 const devicesOf = (serial: string) => graph.devices().filter((d) => d.serialNumber.toLowerCase() === serial.toLowerCase());
@@ -112,7 +198,15 @@ describe('Graph mode build', () => {
       { userPrincipalName: admin, directoryRoles: ['Global Administrator'] },
       { userPrincipalName: other },
     ]);
-    const s = { ok1: uniqueSerial('A'), ok2: uniqueSerial('B'), guest: uniqueSerial('C'), disabled: uniqueSerial('D'), missing: uniqueSerial('E'), admin: uniqueSerial('F'), conflict: uniqueSerial('G') };
+    const s = {
+      ok1: uniqueSerial('A'),
+      ok2: uniqueSerial('B'),
+      guest: uniqueSerial('C'),
+      disabled: uniqueSerial('D'),
+      missing: uniqueSerial('E'),
+      admin: uniqueSerial('F'),
+      conflict: uniqueSerial('G'),
+    };
     const otherSecret = newSecret();
     secretsUsed.push(otherSecret);
     graph.seedDevices([{ serialNumber: s.conflict, secretKey: otherSecret, assignedTo: other }]);
@@ -130,7 +224,13 @@ describe('Graph mode build', () => {
     assert.deepEqual(result.files, []);
     assert.deepEqual(result.assigned.map((a) => a.serial).sort(), [s.ok1, s.ok2].sort());
     const codes: Record<string, string> = Object.fromEntries(result.notExported.map((p) => [p.serial ?? '', p.code]));
-    assert.deepEqual(codes, { [s.guest]: 'GRAPH_USER_GUEST', [s.disabled]: 'GRAPH_USER_DISABLED', [s.missing]: 'GRAPH_USER_NOT_FOUND', [s.admin]: 'GRAPH_USER_PRIVILEGED', [s.conflict]: 'GRAPH_DEVICE_CONFLICT' });
+    assert.deepEqual(codes, {
+      [s.guest]: 'GRAPH_USER_GUEST',
+      [s.disabled]: 'GRAPH_USER_DISABLED',
+      [s.missing]: 'GRAPH_USER_NOT_FOUND',
+      [s.admin]: 'GRAPH_USER_PRIVILEGED',
+      [s.conflict]: 'GRAPH_DEVICE_CONFLICT',
+    });
     // Exactly the right devices in Entra.
     assert.equal(devicesOf(s.ok1)[0]?.assignedTo?.userPrincipalName, member);
     assert.equal(devicesOf(s.ok2)[0]?.assignedTo?.userPrincipalName, member2);
@@ -151,13 +251,24 @@ describe('Graph mode build', () => {
     const admin = upn('admin');
     const inGroup = upn('in');
     const outside = upn('out');
-    graph.seedUsers([{ userPrincipalName: admin, directoryRoles: ['Global Administrator'], groups: [group] }, { userPrincipalName: inGroup, groups: [group] }, { userPrincipalName: outside }]);
+    graph.seedUsers([
+      { userPrincipalName: admin, directoryRoles: ['Global Administrator'], groups: [group] },
+      { userPrincipalName: inGroup, groups: [group] },
+      { userPrincipalName: outside },
+    ]);
     const h = harness({ allowPrivilegedUsers: true, allowedGroupId: group });
     const s = { admin: uniqueSerial('P'), inGroup: uniqueSerial('Q'), outside: uniqueSerial('R') };
-    await h.load([{ serial: s.admin, upn: admin }, { serial: s.inGroup, upn: inGroup }, { serial: s.outside, upn: outside }]);
+    await h.load([
+      { serial: s.admin, upn: admin },
+      { serial: s.inGroup, upn: inGroup },
+      { serial: s.outside, upn: outside },
+    ]);
     const result = await h.runBuild();
     assert.deepEqual(result.assigned.map((a) => a.serial).sort(), [s.admin, s.inGroup].sort());
-    assert.deepEqual(result.notExported.map((p) => [p.serial, p.code]), [[s.outside, 'GRAPH_USER_NOT_IN_GROUP']]);
+    assert.deepEqual(
+      result.notExported.map((p) => [p.serial, p.code]),
+      [[s.outside, 'GRAPH_USER_NOT_IN_GROUP']],
+    );
   });
 
   it('creates no second device when the create is applied and then fails, and adopts it on the next build', async () => {
@@ -167,9 +278,16 @@ describe('Graph mode build', () => {
     const serial = uniqueSerial('X');
     await h.load([{ serial, upn: user }]);
     const before = graph.stats().devicesCreated;
-    await fetch(`${graph.url}/_admin/faults`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify([{ method: 'POST', path: 'hardwareOathDevices', status: 500, apply: true }]) });
+    await fetch(`${graph.url}/_admin/faults`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify([{ method: 'POST', path: 'hardwareOathDevices', status: 500, apply: true }]),
+    });
     const result = await h.runBuild();
-    assert.deepEqual(result.assigned.map((a) => a.serial), [serial]);
+    assert.deepEqual(
+      result.assigned.map((a) => a.serial),
+      [serial],
+    );
     assert.equal(graph.stats().devicesCreated - before, 1);
     assert.equal(devicesOf(serial).length, 1);
     assert.equal(devicesOf(serial)[0]?.assignedTo?.userPrincipalName, user);
@@ -182,7 +300,11 @@ describe('Graph mode build', () => {
     const serial = uniqueSerial('Y');
     await h.load([{ serial, upn: user }]);
     // The assignment is refused as unavailable (not applied), every retry included.
-    await fetch(`${graph.url}/_admin/faults`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify([{ method: 'POST', path: '/authentication/hardwareOathMethods', status: 503, times: 20 }]) });
+    await fetch(`${graph.url}/_admin/faults`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify([{ method: 'POST', path: '/authentication/hardwareOathMethods', status: 503, times: 20 }]),
+    });
     const first = await h.runBuild();
     assert.deepEqual(first.assigned, []);
     assert.equal(first.notExported[0]?.code, 'GRAPH_UNAVAILABLE');
@@ -191,7 +313,10 @@ describe('Graph mode build', () => {
     assert.equal(devicesOf(serial)[0]?.assignedTo, null);
     await fetch(`${graph.url}/_admin/faults`, { method: 'DELETE' });
     const second = await h.runBuild();
-    assert.deepEqual(second.assigned.map((a) => [a.serial, a.how]), [[serial, 'adopted']]);
+    assert.deepEqual(
+      second.assigned.map((a) => [a.serial, a.how]),
+      [[serial, 'adopted']],
+    );
     assert.equal(devicesOf(serial).length, 1);
     assert.equal(devicesOf(serial)[0]?.assignedTo?.userPrincipalName, user);
   });
@@ -208,7 +333,8 @@ describe('Graph mode build', () => {
         new Proxy(d, {
           get(target, property, receiver) {
             const value: unknown = Reflect.get(target, property, receiver);
-            if (property !== 'assignDevice' || typeof value !== 'function') return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+            if (property !== 'assignDevice' || typeof value !== 'function')
+              return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
             return async (...args: unknown[]) => {
               const result = (await (value as (...a: unknown[]) => Promise<unknown>).apply(target, args)) as { methodId: string };
               if (!frozen) {
@@ -236,7 +362,10 @@ describe('Graph mode build', () => {
     assert.equal(reconciled.exportsReleased, 1);
     assert.equal((await h.tokens.get(serial))!.value.state, 'stored');
     const second = await h.runBuild();
-    assert.deepEqual(second.assigned.map((a) => [a.serial, a.how, a.state]), [[serial, 'adopted', 'assigned']]);
+    assert.deepEqual(
+      second.assigned.map((a) => [a.serial, a.how, a.state]),
+      [[serial, 'adopted', 'assigned']],
+    );
     assert.equal(devicesOf(serial).length, 1, 'no second device');
     assert.equal(graph.users().find((u) => u.userPrincipalName === user)?.hardwareOathMethods, 1);
 
@@ -244,7 +373,10 @@ describe('Graph mode build', () => {
     revive();
     const late = await first;
     assert.equal(late.assigned.length, 0);
-    assert.ok(late.notExported.some((p) => p.code === 'EXPORT_CLAIM_LOST' && p.serial === serial), JSON.stringify(late.notExported));
+    assert.ok(
+      late.notExported.some((p) => p.code === 'EXPORT_CLAIM_LOST' && p.serial === serial),
+      JSON.stringify(late.notExported),
+    );
     const row = (await h.tokens.get(serial))!.value;
     assert.equal(row.state, 'assigned');
     assert.equal(row.deviceId, devicesOf(serial)[0]!.id);
@@ -260,7 +392,10 @@ describe('Graph mode build', () => {
     graph.seedDevices([{ serialNumber: serial, secretKey: secret, assignedTo: user, status: 'activated' }]);
     await h.load([{ serial, upn: user }]);
     const result = await h.runBuild();
-    assert.deepEqual(result.assigned.map((a) => [a.serial, a.how, a.state]), [[serial, 'adopted', 'activated']]);
+    assert.deepEqual(
+      result.assigned.map((a) => [a.serial, a.how, a.state]),
+      [[serial, 'adopted', 'activated']],
+    );
     assert.equal((await h.tokens.get(serial))!.value.state, 'activated');
     const again = await h.runBuild();
     assert.deepEqual(again.assigned, []);
@@ -274,10 +409,16 @@ describe('Graph mode build', () => {
     const serial = uniqueSerial('L');
     const secrets = [newSecret(), newSecret()];
     secretsUsed.push(...secrets);
-    graph.seedDevices([{ serialNumber: serial, secretKey: secrets[0]!, assignedTo: user, source: 'csv' }, { serialNumber: serial, secretKey: secrets[1]!, source: 'graph' }]);
+    graph.seedDevices([
+      { serialNumber: serial, secretKey: secrets[0]!, assignedTo: user, source: 'csv' },
+      { serialNumber: serial, secretKey: secrets[1]!, source: 'graph' },
+    ]);
     await h.load([{ serial, upn: user }]);
     const result = await h.runBuild();
-    assert.deepEqual(result.notExported.map((p) => [p.serial, p.code]), [[serial, 'GRAPH_DEVICE_CONFLICT']]);
+    assert.deepEqual(
+      result.notExported.map((p) => [p.serial, p.code]),
+      [[serial, 'GRAPH_DEVICE_CONFLICT']],
+    );
     assert.equal(devicesOf(serial).length, 2);
   });
 
@@ -310,7 +451,10 @@ describe('Graph mode build', () => {
       assert.equal((await h.tokens.get(r.serial))!.value.state, 'assigned');
     }
     assert.ok(storm.stats().throttled > 0);
-    assert.ok(waited.some((ms) => ms >= 500), 'the adapter waited out Retry-After on the shared clock');
+    assert.ok(
+      waited.some((ms) => ms >= 500),
+      'the adapter waited out Retry-After on the shared clock',
+    );
   });
 
   it('verify of an assigned token activates it in Entra with the same code; a wrong code activates nothing', async () => {
@@ -471,11 +615,14 @@ describe('Graph mode build', () => {
     assert.ok(changed.status === 'changed' && changed.unassignedInEntra);
     assert.equal(changed.status === 'changed' && changed.unassignedInEntra?.upn, old);
     assert.equal(changed.status === 'changed' && changed.tokenState, 'stored');
-    assert.equal(devicesOf(serial)[0]?.status, 'available', 'back in Entra\'s inventory, not deleted');
+    assert.equal(devicesOf(serial)[0]?.status, 'available', "back in Entra's inventory, not deleted");
     assert.equal(graph.users().find((u) => u.userPrincipalName === old)?.hardwareOathMethods, 0);
 
     const built = await h.runBuild();
-    assert.deepEqual(built.assigned.map((a) => [a.serial, a.upn, a.deviceId, a.state, a.how]), [[serial, next, before.id, 'assigned', 'adopted']]);
+    assert.deepEqual(
+      built.assigned.map((a) => [a.serial, a.upn, a.deviceId, a.state, a.how]),
+      [[serial, next, before.id, 'assigned', 'adopted']],
+    );
     assert.equal(devicesOf(serial).length, 1, 'the same device, never a second one');
     assert.equal(devicesOf(serial)[0]?.assignedTo?.userPrincipalName, next);
     const after = (await h.tokens.get(serial))!.value;
@@ -504,7 +651,10 @@ describe('Graph mode build', () => {
     assert.equal(devicesOf(serial)[0]?.assignedTo, null);
     assert.equal((await h.assignByList(serial, next)).outcome, 'completed');
     const built = await h.runBuild();
-    assert.deepEqual(built.assigned.map((a) => [a.upn, a.how]), [[next, 'adopted']]);
+    assert.deepEqual(
+      built.assigned.map((a) => [a.upn, a.how]),
+      [[next, 'adopted']],
+    );
     assert.equal(devicesOf(serial).length, 1);
     assert.equal(devicesOf(serial)[0]?.assignedTo?.userPrincipalName, next);
     // Deleting again finds nothing to do.
@@ -529,7 +679,10 @@ describe('Graph mode build', () => {
     const again = await h.corrections.setAssignment(serial, next);
     assert.equal(again.status, 'changed');
     assert.equal(again.status === 'changed' && again.unassignedInEntra?.upn, old);
-    assert.deepEqual((await h.runBuild()).assigned.map((a) => a.upn), [next]);
+    assert.deepEqual(
+      (await h.runBuild()).assigned.map((a) => a.upn),
+      [next],
+    );
     assert.equal(devicesOf(serial).length, 1);
   });
 

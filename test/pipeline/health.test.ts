@@ -51,7 +51,10 @@ describe('health check', () => {
       assert.ok(clock.now().getTime() - new Date(answer.checkedAt).getTime() < 30_000, 'the answer is never older than 30 s');
       clock.advance(100);
     }
-    assert.deepEqual(vaultCalls.map((at) => (at - start) / 1000), [0, 30, 60, 90]);
+    assert.deepEqual(
+      vaultCalls.map((at) => (at - start) / 1000),
+      [0, 30, 60, 90],
+    );
   });
 
   it('keeps a failed probe for 30 s too, so a vault outage is not hammered', async () => {

@@ -42,7 +42,13 @@ describe('vault pacing', () => {
   it('spaces grants evenly across the window', async () => {
     let now = 0;
     const granted: number[] = [];
-    const limiter = new SlidingWindowLimiter({ budget: 4, windowMs: 1000, marginMs: 0, now: () => now, sleep: (ms) => ((now += ms), Promise.resolve()) });
+    const limiter = new SlidingWindowLimiter({
+      budget: 4,
+      windowMs: 1000,
+      marginMs: 0,
+      now: () => now,
+      sleep: (ms) => ((now += ms), Promise.resolve()),
+    });
     await Promise.all(Array.from({ length: 6 }, () => limiter.acquire().then(() => granted.push(now))));
     assert.deepEqual(granted, [0, 250, 500, 750, 1000, 1250]);
   });
@@ -50,14 +56,28 @@ describe('vault pacing', () => {
   it('never grants more than the budget in any window', async () => {
     let now = 0;
     const granted: number[] = [];
-    const limiter = new SlidingWindowLimiter({ budget: 3, windowMs: 1000, marginMs: 0, smooth: false, now: () => now, sleep: (ms) => ((now += ms), Promise.resolve()) });
+    const limiter = new SlidingWindowLimiter({
+      budget: 3,
+      windowMs: 1000,
+      marginMs: 0,
+      smooth: false,
+      now: () => now,
+      sleep: (ms) => ((now += ms), Promise.resolve()),
+    });
     await Promise.all(Array.from({ length: 10 }, () => limiter.acquire().then(() => granted.push(now))));
     assert.deepEqual(granted, [0, 0, 0, 1000, 1000, 1000, 2000, 2000, 2000, 3000]);
   });
 
   it('times a slot from the answer when done() is called, so late arrivals stay inside the window', async () => {
     let now = 0;
-    const limiter = new SlidingWindowLimiter({ budget: 2, windowMs: 1000, marginMs: 0, smooth: false, now: () => now, sleep: (ms) => ((now += ms), Promise.resolve()) });
+    const limiter = new SlidingWindowLimiter({
+      budget: 2,
+      windowMs: 1000,
+      marginMs: 0,
+      smooth: false,
+      now: () => now,
+      sleep: (ms) => ((now += ms), Promise.resolve()),
+    });
     const done = await limiter.acquire();
     await limiter.acquire();
     now = 300;
@@ -68,7 +88,14 @@ describe('vault pacing', () => {
 
   it('holds every grant back while paused after a 429', async () => {
     let now = 0;
-    const limiter = new SlidingWindowLimiter({ budget: 100, windowMs: 1000, marginMs: 0, smooth: false, now: () => now, sleep: (ms) => ((now += ms), Promise.resolve()) });
+    const limiter = new SlidingWindowLimiter({
+      budget: 100,
+      windowMs: 1000,
+      marginMs: 0,
+      smooth: false,
+      now: () => now,
+      sleep: (ms) => ((now += ms), Promise.resolve()),
+    });
     await limiter.acquire();
     limiter.pauseFor(2000);
     await limiter.acquire();
@@ -78,14 +105,20 @@ describe('vault pacing', () => {
   it('retries transient errors with exponential backoff, not others', async () => {
     const delays: number[] = [];
     let calls = 0;
-    const value = await withRetry(
-      () => (++calls < 4 ? Promise.reject(new TransientError('busy', 429)) : Promise.resolve('ok')),
-      { baseDelayMs: 100, sleep: (ms) => (delays.push(ms), Promise.resolve()) },
-    );
+    const value = await withRetry(() => (++calls < 4 ? Promise.reject(new TransientError('busy', 429)) : Promise.resolve('ok')), {
+      baseDelayMs: 100,
+      sleep: (ms) => (delays.push(ms), Promise.resolve()),
+    });
     assert.equal(value, 'ok');
     assert.equal(delays.length, 3);
     delays.forEach((d, i) => assert.ok(d >= 100 * 2 ** i * 0.75 && d <= 100 * 2 ** i * 1.25, `delay ${d}`));
-    await assert.rejects(withRetry(() => Promise.reject(new Error('bad')), { sleep: () => Promise.resolve() }), /bad/);
-    await assert.rejects(withRetry(() => Promise.reject(new TransientError('busy', 503)), { maxAttempts: 2, sleep: () => Promise.resolve() }), TransientError);
+    await assert.rejects(
+      withRetry(() => Promise.reject(new Error('bad')), { sleep: () => Promise.resolve() }),
+      /bad/,
+    );
+    await assert.rejects(
+      withRetry(() => Promise.reject(new TransientError('busy', 503)), { maxAttempts: 2, sleep: () => Promise.resolve() }),
+      TransientError,
+    );
   });
 });

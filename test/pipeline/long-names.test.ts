@@ -38,9 +38,32 @@ function harness() {
   const tokens = new MemoryTable<TokenEntity>();
   const assignmentTable = new MemoryTable<AssignmentEntity>();
   const lines: string[] = [];
-  const log: Logger = { info: (m, d) => lines.push(`${m} ${JSON.stringify(d ?? {})}`), warn: (m, d) => lines.push(`${m} ${JSON.stringify(d ?? {})}`), error: (m, d) => lines.push(`${m} ${JSON.stringify(d ?? {})}`) };
-  const ingest = new IngestService({ blobs, vault, tokens, clock, log, containers, transportKeyPrefix: 'transport-', maxSeedFileBytes: 1_000_000, recoverDeletedSecrets: false, leaseWaitMs: 200 });
-  const assignments = new AssignmentService({ blobs, assignments: assignmentTable, tokens, clock, log, containers, maxFileBytes: 1_000_000 });
+  const log: Logger = {
+    info: (m, d) => lines.push(`${m} ${JSON.stringify(d ?? {})}`),
+    warn: (m, d) => lines.push(`${m} ${JSON.stringify(d ?? {})}`),
+    error: (m, d) => lines.push(`${m} ${JSON.stringify(d ?? {})}`),
+  };
+  const ingest = new IngestService({
+    blobs,
+    vault,
+    tokens,
+    clock,
+    log,
+    containers,
+    transportKeyPrefix: 'transport-',
+    maxSeedFileBytes: 1_000_000,
+    recoverDeletedSecrets: false,
+    leaseWaitMs: 200,
+  });
+  const assignments = new AssignmentService({
+    blobs,
+    assignments: assignmentTable,
+    tokens,
+    clock,
+    log,
+    containers,
+    maxFileBytes: 1_000_000,
+  });
   const reconciler = new Reconciler({ blobs, tokens, ingest, assignments, clock, log, containers, minAgeMinutes: 0 });
   return { clock, blobs, secrets, tokens, assignmentTable, lines, ingest, assignments, reconciler };
 }
@@ -127,8 +150,14 @@ describe('reconciler with a file that keeps failing', () => {
     h.secrets.get = (secret) => (secret === 'transport-x' ? Promise.reject(new Error('vault down')) : get(secret));
     const runs = [];
     for (let i = 0; i < 4; i++) runs.push(await h.reconciler.run());
-    assert.deepEqual(runs.map((r) => r.seedsQuarantined), [0, 0, 1, 0]);
-    assert.deepEqual(runs.map((r) => r.seedsFailed), [1, 1, 1, 0]);
+    assert.deepEqual(
+      runs.map((r) => r.seedsQuarantined),
+      [0, 0, 1, 0],
+    );
+    assert.deepEqual(
+      runs.map((r) => r.seedsFailed),
+      [1, 1, 1, 0],
+    );
     assert.deepEqual(h.blobs.names('seeds'), [], 'no plaintext seed file left in seeds');
     assert.equal(h.blobs.names('quarantine').length, 1);
     assertValidNames(h.blobs, 'quarantine');
@@ -142,7 +171,8 @@ describe('reconciler with a file that keeps failing', () => {
     h.secrets.get = (secret) => (secret === 'transport-x' ? Promise.reject(new Error('vault down')) : get(secret));
     // Storage refuses the quarantine copy of the stuck file; processing the broken assignment list always throws.
     const copy = h.blobs.copy.bind(h.blobs);
-    h.blobs.copy = (from, name, to, toName) => (name === 'a-stuck.xml' ? Promise.reject(new Error('copy failed')) : copy(from, name, to, toName));
+    h.blobs.copy = (from, name, to, toName) =>
+      name === 'a-stuck.xml' ? Promise.reject(new Error('copy failed')) : copy(from, name, to, toName);
     const ingestList = h.assignments.ingest.bind(h.assignments);
     h.assignments.ingest = (name) => (name === 'a-broken.csv' ? Promise.reject(new Error('table down')) : ingestList(name));
 

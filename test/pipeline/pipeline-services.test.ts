@@ -29,11 +29,43 @@ function harness() {
   const tokens = new MemoryTable<TokenEntity>();
   const assignmentTable = new MemoryTable<AssignmentEntity>();
   const lines: string[] = [];
-  const log: Logger = { info: (m, d) => lines.push(`${m} ${JSON.stringify(d ?? {})}`), warn: (m, d) => lines.push(`${m} ${JSON.stringify(d ?? {})}`), error: (m, d) => lines.push(`${m} ${JSON.stringify(d ?? {})}`) };
-  const ingest = new IngestService({ blobs, vault, tokens, clock, log, containers, transportKeyPrefix: 'transport-', maxSeedFileBytes: 1_000_000, recoverDeletedSecrets: false, leaseWaitMs: 200 });
-  const assignments = new AssignmentService({ blobs, assignments: assignmentTable, tokens, clock, log, containers, maxFileBytes: 1_000_000 });
+  const log: Logger = {
+    info: (m, d) => lines.push(`${m} ${JSON.stringify(d ?? {})}`),
+    warn: (m, d) => lines.push(`${m} ${JSON.stringify(d ?? {})}`),
+    error: (m, d) => lines.push(`${m} ${JSON.stringify(d ?? {})}`),
+  };
+  const ingest = new IngestService({
+    blobs,
+    vault,
+    tokens,
+    clock,
+    log,
+    containers,
+    transportKeyPrefix: 'transport-',
+    maxSeedFileBytes: 1_000_000,
+    recoverDeletedSecrets: false,
+    leaseWaitMs: 200,
+  });
+  const assignments = new AssignmentService({
+    blobs,
+    assignments: assignmentTable,
+    tokens,
+    clock,
+    log,
+    containers,
+    maxFileBytes: 1_000_000,
+  });
   const build = new BuildService({ blobs, vault, tokens, assignments: assignmentTable, clock, log, containers, maxRows: 0 });
-  const reconciler = new Reconciler({ blobs, tokens, ingest, assignments, clock: new ManualClock('2026-11-29T11:00:00Z'), log, containers, minAgeMinutes: 15 });
+  const reconciler = new Reconciler({
+    blobs,
+    tokens,
+    ingest,
+    assignments,
+    clock: new ManualClock('2026-11-29T11:00:00Z'),
+    log,
+    containers,
+    minAgeMinutes: 15,
+  });
   return { blobs, secrets, vault, tokens, assignmentTable, lines, ingest, assignments, build, reconciler, clock, log };
 }
 
@@ -53,7 +85,8 @@ describe('ingest service', () => {
     assert.equal(report.counts.stored, 2);
     assert.deepEqual(report.problems, []);
     assert.ok(h.blobs.names('reports').some((n) => n.endsWith('.html')));
-    for (const n of h.blobs.names('reports')) for (const s of [S1, S2]) assert.ok(!h.blobs.text('reports', n)!.includes(s), `secret in ${n}`);
+    for (const n of h.blobs.names('reports'))
+      for (const s of [S1, S2]) assert.ok(!h.blobs.text('reports', n)!.includes(s), `secret in ${n}`);
     assert.ok(!h.lines.join('\n').includes(S1));
   });
 
@@ -81,7 +114,10 @@ describe('ingest service', () => {
     assert.deepEqual(h.blobs.names('seeds'), []);
     assert.ok(r.quarantinedAs && h.blobs.names('quarantine').includes(r.quarantinedAs));
     const report = JSON.parse(h.blobs.text('reports', r.reportName!)!) as { problems: { code: string; serial: string }[] };
-    assert.deepEqual(report.problems.map((p) => [p.code, p.serial]), [['VAULT_SECRET_CONFLICT', '1001']]);
+    assert.deepEqual(
+      report.problems.map((p) => [p.code, p.serial]),
+      [['VAULT_SECRET_CONFLICT', '1001']],
+    );
   });
 
   it('quarantines a file with rejected rows after storing the valid ones', async () => {
@@ -92,7 +128,10 @@ describe('ingest service', () => {
     assert.ok(await h.tokens.get('1001'));
     assert.equal(await h.tokens.get('1002'), undefined);
     assert.deepEqual(h.blobs.names('seeds'), []);
-    assert.deepEqual(h.blobs.names('quarantine').sort(), [`mixed.csv-${r.batch!.split('@')[1]}/mixed.csv`, `mixed.csv-${r.batch!.split('@')[1]}/report.json`].sort());
+    assert.deepEqual(
+      h.blobs.names('quarantine').sort(),
+      [`mixed.csv-${r.batch!.split('@')[1]}/mixed.csv`, `mixed.csv-${r.batch!.split('@')[1]}/report.json`].sort(),
+    );
   });
 
   it('quarantines a file that can never succeed, storing nothing', async () => {
@@ -103,12 +142,17 @@ describe('ingest service', () => {
     assert.equal(h.secrets.sets, 0);
     assert.deepEqual(h.blobs.names('seeds'), []);
     const report = JSON.parse(h.blobs.text('reports', r.reportName!)!) as { problems: { code: string }[] };
-    assert.deepEqual(report.problems.map((p) => p.code), ['ENCODING_AMBIGUOUS']);
+    assert.deepEqual(
+      report.problems.map((p) => p.code),
+      ['ENCODING_AMBIGUOUS'],
+    );
   });
 
   it('takes the secret encoding from blob metadata', async () => {
     const h = harness();
-    await h.blobs.write('seeds', 'amb.csv', `${HEADER},1,AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA,30,T,M\n`, { metadata: { secretencoding: 'base32' } });
+    await h.blobs.write('seeds', 'amb.csv', `${HEADER},1,AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA,30,T,M\n`, {
+      metadata: { secretencoding: 'base32' },
+    });
     assert.equal((await h.ingest.ingest('amb.csv')).outcome, 'completed');
   });
 
@@ -119,7 +163,10 @@ describe('ingest service', () => {
     const r = await h.ingest.ingest('x.xml');
     assert.equal(r.outcome, 'rejected');
     const report = JSON.parse(h.blobs.text('reports', r.reportName!)!) as { problems: { code: string }[] };
-    assert.deepEqual(report.problems.map((p) => p.code), ['TRANSPORT_KEY_NOT_ALLOWED']);
+    assert.deepEqual(
+      report.problems.map((p) => p.code),
+      ['TRANSPORT_KEY_NOT_ALLOWED'],
+    );
   });
 
   it('decrypts a PSKC file with the transport key named in metadata', async () => {
@@ -138,10 +185,23 @@ describe('ingest service', () => {
     // 2^53 + 1 and 2^64 - 1: a JS number would turn them into 2^53 and 2^64.
     const csvCounter = '9007199254740993';
     const pskcCounter = '18446744073709551615';
-    await h.blobs.write('seeds', 'oath.csv', `# privacyIDEA OATH CSV\nH1, ${deterministicBytes('ingest/h1', 20).toString('hex')}, hotp, 6, ${csvCounter}\nT1, ${deterministicBytes('ingest/t1', 20).toString('hex')}, totp, 6, 30\n`);
+    await h.blobs.write(
+      'seeds',
+      'oath.csv',
+      `# privacyIDEA OATH CSV\nH1, ${deterministicBytes('ingest/h1', 20).toString('hex')}, hotp, 6, ${csvCounter}\nT1, ${deterministicBytes('ingest/t1', 20).toString('hex')}, totp, 6, 30\n`,
+    );
     const csv = await h.ingest.ingest('oath.csv');
     assert.equal(csv.outcome, 'completed');
-    await h.blobs.write('seeds', 'keys.pskcxml', buildPskc({ seed: 'ingest', keys: [{ serial: 'P1', keyId: 'k1', type: 'hotp', digits: 6, secret: deterministicBytes('ingest/p1', 20), counter: BigInt(pskcCounter) }] }));
+    await h.blobs.write(
+      'seeds',
+      'keys.pskcxml',
+      buildPskc({
+        seed: 'ingest',
+        keys: [
+          { serial: 'P1', keyId: 'k1', type: 'hotp', digits: 6, secret: deterministicBytes('ingest/p1', 20), counter: BigInt(pskcCounter) },
+        ],
+      }),
+    );
     assert.equal((await h.ingest.ingest('keys.pskcxml')).outcome, 'completed');
 
     const h1 = (await h.tokens.get('H1'))!.value;
@@ -154,17 +214,28 @@ describe('ingest service', () => {
     const { counter: _dropped, ...legacy } = t1;
     assert.equal(publicTokenView(legacy as TokenEntity).counter, null);
     // The decision the reader took is in the file's report, on the token's line.
-    const report = JSON.parse(h.blobs.text('reports', csv.reportName!)!) as { problems: { code: string; severity: string; line?: number }[] };
-    assert.deepEqual(report.problems.map((p) => [p.code, p.severity, p.line]), [['CELL_READING_DECIDED', 'info', 2]]);
+    const report = JSON.parse(h.blobs.text('reports', csv.reportName!)!) as {
+      problems: { code: string; severity: string; line?: number }[];
+    };
+    assert.deepEqual(
+      report.problems.map((p) => [p.code, p.severity, p.line]),
+      [['CELL_READING_DECIDED', 'info', 2]],
+    );
 
     // Entra's CSV upload cannot take HOTP: a build reports it and exports only the TOTP token.
     await h.blobs.write('assignments', 'a.csv', 'upn,serial number\nhelga@contoso.com,H1\nbob@contoso.com,T1\n');
     await h.assignments.ingest('a.csv');
     const built = await h.build.build();
     const rows = parse<Record<string, string>>(h.blobs.text('imports', built.files[0]!)!, { columns: true });
-    assert.deepEqual(rows.map((r) => r['serial number']), ['T1']);
+    assert.deepEqual(
+      rows.map((r) => r['serial number']),
+      ['T1'],
+    );
     const buildReport = JSON.parse(h.blobs.text('reports', built.report!)!) as { problems: { code: string; serial?: string }[] };
-    assert.ok(buildReport.problems.some((p) => p.code === 'ENTRA_NOT_IMPORTABLE' && p.serial === 'H1'), JSON.stringify(buildReport.problems));
+    assert.ok(
+      buildReport.problems.some((p) => p.code === 'ENTRA_NOT_IMPORTABLE' && p.serial === 'H1'),
+      JSON.stringify(buildReport.problems),
+    );
     assert.equal((await h.tokens.get('H1'))!.value.state, 'stored');
   });
 
@@ -206,17 +277,26 @@ describe('assignments and builds', () => {
     assert.equal(result.files.length, 1);
     const csv = h.blobs.text('imports', result.files[0]!)!;
     const rows = parse<Record<string, string>>(csv, { columns: true });
-    assert.deepEqual(rows.map((r) => [r.upn, r['serial number'], r['secret key']]), [
-      ['helga@contoso.com', '1001', S1],
-      ['bob@contoso.com', '1002', S2],
-    ]);
+    assert.deepEqual(
+      rows.map((r) => [r.upn, r['serial number'], r['secret key']]),
+      [
+        ['helga@contoso.com', '1001', S1],
+        ['bob@contoso.com', '1002', S2],
+      ],
+    );
     assert.equal((await h.tokens.get('1001'))?.value.state, 'exported');
     assert.equal((await h.tokens.get('1003'))?.value.state, 'stored');
     const report = h.blobs.text('reports', result.report!)!;
     assert.ok(!report.includes(S1));
     // Nothing more to export.
     assert.deepEqual((await h.build.build()).files, []);
-    const confirmed = await new UploadService({ blobs: h.blobs, tokens: h.tokens, clock: h.clock, log: h.log, importsContainer: 'imports' }).confirm(result.files[0]!);
+    const confirmed = await new UploadService({
+      blobs: h.blobs,
+      tokens: h.tokens,
+      clock: h.clock,
+      log: h.log,
+      importsContainer: 'imports',
+    }).confirm(result.files[0]!);
     assert.deepEqual(confirmed.imported, ['1001', '1002']);
     assert.deepEqual(h.blobs.names('imports'), []);
     assert.equal((await h.tokens.get('1002'))?.value.state, 'imported');
@@ -229,7 +309,9 @@ describe('assignments and builds', () => {
     const [x, y] = await Promise.all([h.build.build(), h.build.build()]);
     const all = [...x.exported, ...y.exported].map((e) => e.serial).sort();
     assert.deepEqual(all, ['1001', '1002', '1003']);
-    const listed = h.blobs.names('imports').flatMap((f) => (parse<Record<string, string>>(h.blobs.text('imports', f)!, { columns: true })).map((r) => r['serial number']));
+    const listed = h.blobs
+      .names('imports')
+      .flatMap((f) => parse<Record<string, string>>(h.blobs.text('imports', f)!, { columns: true }).map((r) => r['serial number']));
     assert.deepEqual(listed.sort(), ['1001', '1002', '1003']);
   });
 
@@ -239,16 +321,29 @@ describe('assignments and builds', () => {
     await h.assignments.ingest('a.csv');
     await h.build.build();
     const again = await h.build.build({ reexport: ['1001', '1003', 'nope'] });
-    assert.deepEqual(again.exported.map((e) => e.serial), ['1001']);
-    assert.deepEqual(again.notExported.map((p) => [p.code, p.serial]).sort(), [['TOKEN_NOT_FOUND', 'nope'], ['TOKEN_UNASSIGNED', '1003']]);
+    assert.deepEqual(
+      again.exported.map((e) => e.serial),
+      ['1001'],
+    );
+    assert.deepEqual(again.notExported.map((p) => [p.code, p.serial]).sort(), [
+      ['TOKEN_NOT_FOUND', 'nope'],
+      ['TOKEN_UNASSIGNED', '1003'],
+    ]);
   });
 
   it('the reconciler settles an interrupted build from what reached storage', async () => {
     const h = await seeded();
     const now = '2026-11-29T10:00:00.000Z';
-    for (const [serial, file] of [['1001', 'present.csv'], ['1002', 'absent.csv']] as const) {
+    for (const [serial, file] of [
+      ['1001', 'present.csv'],
+      ['1002', 'absent.csv'],
+    ] as const) {
       const row = (await h.tokens.get(serial))!;
-      await h.tokens.replace(serial, { ...row.value, state: 'exporting', buildId: 'b1', exportFile: file, exportingSince: now, upn: 'x@contoso.com' }, row.etag);
+      await h.tokens.replace(
+        serial,
+        { ...row.value, state: 'exporting', buildId: 'b1', exportFile: file, exportingSince: now, upn: 'x@contoso.com' },
+        row.etag,
+      );
     }
     await h.blobs.write('imports', 'present.csv', 'upn,serial number\n');
     const r = await h.reconciler.run();
@@ -278,11 +373,16 @@ describe('reconciler on stuck seed files', () => {
     assert.deepEqual(h.blobs.names('seeds'), []);
 
     // A PSKC file whose transport key secret cannot be read fails every run (the vault read throws).
-    await h.blobs.write('seeds', 'stuck.xml', readFileSync(new URL('../fixtures/pskc/rfc6030-figure6.pskcxml', import.meta.url)), { metadata: { transportkeysecret: 'transport-x' } });
+    await h.blobs.write('seeds', 'stuck.xml', readFileSync(new URL('../fixtures/pskc/rfc6030-figure6.pskcxml', import.meta.url)), {
+      metadata: { transportkeysecret: 'transport-x' },
+    });
     h.secrets.get = () => Promise.reject(new Error('vault down'));
     const runs = [];
     for (let i = 0; i < 3; i++) runs.push(await h.reconciler.run());
-    assert.deepEqual(runs.map((r) => r.seedsQuarantined), [0, 0, 1]);
+    assert.deepEqual(
+      runs.map((r) => r.seedsQuarantined),
+      [0, 0, 1],
+    );
     assert.deepEqual(h.blobs.names('seeds'), []);
     assert.ok(h.blobs.names('quarantine').some((n) => n.endsWith('/stuck.xml')));
   });

@@ -13,8 +13,22 @@ import { BuildService } from '../../shared/pipeline/build.js';
 import { ConflictError, PreconditionFailedError, TransientError } from '../../shared/pipeline/errors.js';
 import { IngestService } from '../../shared/pipeline/ingest.js';
 import { secretNameForSerial } from '../../shared/pipeline/secret-names.js';
-import type { AssignmentEntity, Logger, SecretStore, SecretValue, SetSecretOptions, TokenEntity, SecretVersionInfo } from '../../shared/pipeline/ports.js';
-import { parseProgramRequest, ProgramService, type ProgramRequest, type ProgramResult, type ProvisioningPackage } from '../../shared/pipeline/program.js';
+import type {
+  AssignmentEntity,
+  Logger,
+  SecretStore,
+  SecretValue,
+  SetSecretOptions,
+  TokenEntity,
+  SecretVersionInfo,
+} from '../../shared/pipeline/ports.js';
+import {
+  parseProgramRequest,
+  ProgramService,
+  type ProgramRequest,
+  type ProgramResult,
+  type ProvisioningPackage,
+} from '../../shared/pipeline/program.js';
 import { PacedVault } from '../../shared/pipeline/vault.js';
 import { VerifyService, type VerifyOutcome } from '../../shared/pipeline/verify.js';
 import { ManualClock } from '../helpers/clock.js';
@@ -89,9 +103,33 @@ function harness(options: { secrets?: SecretStore; concurrency?: number } = {}) 
   const tokens = new HookedTable();
   const assignments = new MemoryTable<AssignmentEntity>();
   const lines: string[] = [];
-  const log: Logger = { info: (m, d) => lines.push(`${m} ${JSON.stringify(d ?? {})}`), warn: (m, d) => lines.push(`${m} ${JSON.stringify(d ?? {})}`), error: (m, d) => lines.push(`${m} ${JSON.stringify(d ?? {})}`) };
-  const program = new ProgramService({ vault, tokens, blobs, clock, log, containers, issuer: 'Entra ID', concurrency: options.concurrency });
-  const ingest = new IngestService({ blobs, vault, tokens, clock, log, containers, transportKeyPrefix: 'transport-', maxSeedFileBytes: 1_000_000, recoverDeletedSecrets: false, leaseWaitMs: 200 });
+  const log: Logger = {
+    info: (m, d) => lines.push(`${m} ${JSON.stringify(d ?? {})}`),
+    warn: (m, d) => lines.push(`${m} ${JSON.stringify(d ?? {})}`),
+    error: (m, d) => lines.push(`${m} ${JSON.stringify(d ?? {})}`),
+  };
+  const program = new ProgramService({
+    vault,
+    tokens,
+    blobs,
+    clock,
+    log,
+    containers,
+    issuer: 'Entra ID',
+    concurrency: options.concurrency,
+  });
+  const ingest = new IngestService({
+    blobs,
+    vault,
+    tokens,
+    clock,
+    log,
+    containers,
+    transportKeyPrefix: 'transport-',
+    maxSeedFileBytes: 1_000_000,
+    recoverDeletedSecrets: false,
+    leaseWaitMs: 200,
+  });
   const verify = new VerifyService({ tokens, secrets: vault, clock, log, lockoutLimit: 100, lockoutMinutes: 15, lockoutMaxMinutes: 1440 });
   const build = new BuildService({ blobs, vault, tokens, assignments, clock, log, containers, maxRows: 0 });
   return { clock, blobs, memory, faulty, vault, tokens, assignments, lines, log, program, ingest, verify, build };
@@ -112,12 +150,17 @@ function programmed(result: ProgramResult): ProvisioningPackage[] {
 
 const accepted = (outcome: VerifyOutcome) => outcome.status === 'accepted';
 const nowSeconds = (clock: ManualClock) => Math.floor(clock.now().getTime() / 1000);
-const codeOf = (pkg: ProvisioningPackage, at: number, period = 30, digits = 6, algorithm: 'SHA1' | 'SHA256' = 'SHA1') => totpCode({ secret: decodeBase32(pkg.secretBase32)!, algorithm, digits, period }, at);
+const codeOf = (pkg: ProvisioningPackage, at: number, period = 30, digits = 6, algorithm: 'SHA1' | 'SHA256' = 'SHA1') =>
+  totpCode({ secret: decodeBase32(pkg.secretBase32)!, algorithm, digits, period }, at);
 
 void describe('programming tokens', () => {
   void test('a programmed token is stored exactly as an ingested one: secret name, content type, tags, inventory row', async () => {
     const h = harness();
-    await h.blobs.write('seeds', 'vendor.csv', 'serial number,secret key,time interval,manufacturer,model\nING1,CZU6XXGHCCGCOL6YO3WW472WEWB34FVJ,30,Token2,C301\n');
+    await h.blobs.write(
+      'seeds',
+      'vendor.csv',
+      'serial number,secret key,time interval,manufacturer,model\nING1,CZU6XXGHCCGCOL6YO3WW472WEWB34FVJ,30,Token2,C301\n',
+    );
     await h.ingest.ingest('vendor.csv');
     const [pkg] = programmed(await h.program.program(request(['PRG1'])));
 
@@ -133,7 +176,9 @@ void describe('programming tokens', () => {
     const row = h.tokens.rows.get('PRG1')!.value;
     const reference = h.tokens.rows.get('ING1')!.value;
     assert.deepEqual(Object.keys(row).sort(), Object.keys(reference).sort());
-    const differing = Object.keys(row).filter((k) => row[k as keyof TokenEntity] !== reference[k as keyof TokenEntity]).sort();
+    const differing = Object.keys(row)
+      .filter((k) => row[k as keyof TokenEntity] !== reference[k as keyof TokenEntity])
+      .sort();
     assert.deepEqual(differing, ['batch', 'history', 'secretName', 'secretVersion', 'serial']);
     assert.equal(row.state, 'stored');
     assert.equal(row.secretBytes, 20);
@@ -143,7 +188,10 @@ void describe('programming tokens', () => {
     assert.deepEqual(JSON.parse(row.history), [{ at: new Date(T0).toISOString(), event: 'stored', detail: row.batch }]);
 
     assert.equal(pkg!.secretHex, Buffer.from(decodeBase32(pkg!.secretBase32)!).toString('hex'));
-    assert.match(pkg!.otpauthUri, new RegExp(`^otpauth://totp/Entra%20ID:PRG1\\?secret=${pkg!.secretBase32}&issuer=Entra%20ID&algorithm=SHA1&digits=6&period=30$`));
+    assert.match(
+      pkg!.otpauthUri,
+      new RegExp(`^otpauth://totp/Entra%20ID:PRG1\\?secret=${pkg!.secretBase32}&issuer=Entra%20ID&algorithm=SHA1&digits=6&period=30$`),
+    );
     assert.match(pkg!.qrSvg, /^<svg /);
   });
 
@@ -166,9 +214,15 @@ void describe('programming tokens', () => {
     assert.equal(accepted(await h.verify.verify('PA', { code: codeOf(a!, t) })), true);
     await h.assignments.insert('PB', { serial: 'PB', upn: 'ana@contoso.com', sourceFile: 'a.csv', line: 2, createdAt: T0 });
     const built = await h.build.build();
-    assert.deepEqual(built.exported.map((e) => e.serial), ['PB']);
+    assert.deepEqual(
+      built.exported.map((e) => e.serial),
+      ['PB'],
+    );
     const rows = parse<Record<string, string>>(h.blobs.text('imports', built.files[0]!)!, { columns: true });
-    assert.deepEqual(rows.map((r) => [r.upn, r['serial number'], r['secret key']]), [['ana@contoso.com', 'PB', b!.secretBase32]]);
+    assert.deepEqual(
+      rows.map((r) => [r.upn, r['serial number'], r['secret key']]),
+      [['ana@contoso.com', 'PB', b!.secretBase32]],
+    );
   });
 
   void test('the report lists serials and settings only', async () => {
@@ -177,9 +231,16 @@ void describe('programming tokens', () => {
     const pkgs = programmed(result);
     const reportName = (result as { report: string }).report;
     assert.match(reportName, /^programmed-\d{8}T\d{6}Z-[0-9a-f]{12}\.json$/);
-    const report = JSON.parse(h.blobs.text('reports', reportName)!) as { kind: string; items: { serial: string }[]; counts: Record<string, number> };
+    const report = JSON.parse(h.blobs.text('reports', reportName)!) as {
+      kind: string;
+      items: { serial: string }[];
+      counts: Record<string, number>;
+    };
     assert.equal(report.kind, 'programmed');
-    assert.deepEqual(report.items.map((i) => i.serial), ['R1', 'R2']);
+    assert.deepEqual(
+      report.items.map((i) => i.serial),
+      ['R1', 'R2'],
+    );
     assert.deepEqual(report.counts, { programmed: 2 });
     assert.ok(h.blobs.text('reports', reportName.replace(/\.json$/, '.html')));
     for (const pkg of pkgs) assert.ok(!h.blobs.text('reports', reportName)!.includes(pkg.secretBase32.slice(0, 12)));
@@ -201,7 +262,10 @@ void describe('all or nothing', () => {
     const writes = h.memory.sets;
     const result = await h.program.program(request(['NEW1', 'OLD1', 'NEW2']));
     assert.equal(result.kind, 'refused');
-    assert.deepEqual([result.kind === 'refused' && result.code, result.kind === 'refused' && result.serials], ['TOKEN_ALREADY_EXISTS', ['OLD1']]);
+    assert.deepEqual(
+      [result.kind === 'refused' && result.code, result.kind === 'refused' && result.serials],
+      ['TOKEN_ALREADY_EXISTS', ['OLD1']],
+    );
     assert.match((result as { message: string }).message, /in the inventory: "OLD1".*Nothing was programmed\./s);
     assert.equal(h.memory.sets, writes, 'no secret written');
     assert.deepEqual([...h.tokens.rows.keys()], ['OLD1']);
@@ -225,7 +289,11 @@ void describe('all or nothing', () => {
     assert.equal(h.tokens.rows.size, 0);
     for (const serial of ['F1', 'F2']) {
       const name = secretNameForSerial(serial);
-      assert.deepEqual(h.memory.history(name).map((v) => v.enabled), [false], `${serial}: its one version is disabled`);
+      assert.deepEqual(
+        h.memory.history(name).map((v) => v.enabled),
+        [false],
+        `${serial}: its one version is disabled`,
+      );
       assert.equal(await h.memory.get(name), undefined);
     }
     assert.equal(h.memory.versions(secretNameForSerial('F3')), 0);
@@ -262,7 +330,10 @@ void describe('all or nothing', () => {
     const result = await h.program.program(request(['OK1', 'DEL1']));
     assert.equal(result.kind, 'refused');
     assert.equal((result as { code: string }).code, 'VAULT_SECRET_DELETED');
-    assert.deepEqual(h.memory.history(secretNameForSerial('OK1')).map((v) => v.enabled), [false]);
+    assert.deepEqual(
+      h.memory.history(secretNameForSerial('OK1')).map((v) => v.enabled),
+      [false],
+    );
     assert.equal(h.tokens.rows.size, 0);
   });
 
@@ -275,7 +346,11 @@ void describe('all or nothing', () => {
     assert.equal(result.kind, 'refused');
     assert.deepEqual((result as { serials: string[] }).serials, ['C3']);
     assert.equal(h.tokens.rows.size, 0, 'C1 and C2 were inserted, then deleted');
-    for (const serial of ['C1', 'C2', 'C3']) assert.deepEqual(h.memory.history(secretNameForSerial(serial)).map((v) => v.enabled), [false]);
+    for (const serial of ['C1', 'C2', 'C3'])
+      assert.deepEqual(
+        h.memory.history(secretNameForSerial(serial)).map((v) => v.enabled),
+        [false],
+      );
   });
 
   void test('a table failure part-way is rethrown after the rollback; what could not be undone is logged and said', async () => {
@@ -294,7 +369,10 @@ void describe('all or nothing', () => {
       throw new PreconditionFailedError('changed meanwhile');
     };
     const result = await h2.program.program(request(['U1', 'U2']));
-    assert.match((result as { message: string }).message, /The rollback left 1 inventory rows and 0 secret versions of batch programmed@.* behind/);
+    assert.match(
+      (result as { message: string }).message,
+      /The rollback left 1 inventory rows and 0 secret versions of batch programmed@.* behind/,
+    );
     assert.ok(h2.lines.some((l) => l.startsWith('Rollback could not delete an inventory row') && l.includes('"serial":"U1"')));
   });
 });
@@ -315,7 +393,13 @@ void describe('reprogramming', () => {
     assert.equal(row.state, 'stored');
     assert.match(row.batch, /^programmed@/);
     assert.equal((JSON.parse(row.history) as { event: string }[]).at(-1)!.event, 'reprogrammed');
-    assert.deepEqual(h.memory.history(name).map((v) => [v.version, v.enabled]), [[oldVersion, false], [row.secretVersion, true]]);
+    assert.deepEqual(
+      h.memory.history(name).map((v) => [v.version, v.enabled]),
+      [
+        [oldVersion, false],
+        [row.secretVersion, true],
+      ],
+    );
     assert.equal((await h.memory.get(name))?.value, pkg!.secretBase32);
 
     const t = nowSeconds(h.clock);
@@ -353,7 +437,7 @@ void describe('reprogramming', () => {
     assert.deepEqual([(deleted as { status: number }).status, (deleted as { code: string }).code], [409, 'VAULT_SECRET_DELETED']);
     h.memory.deleted.clear();
     row.value = { ...row.value, state: 'stored', type: 'hotp' };
-    assert.equal((await h.program.reprogram('S1') as { code: string }).code, 'TOKEN_NOT_TOTP');
+    assert.equal(((await h.program.reprogram('S1')) as { code: string }).code, 'TOKEN_NOT_TOTP');
     assert.deepEqual(await h.program.reprogram('NOPE'), { kind: 'not-found' });
   });
 
@@ -370,7 +454,10 @@ void describe('reprogramming', () => {
     assert.equal(result.kind, 'refused');
     assert.match((result as { message: string }).message, /became exporting while it was being reprogrammed.*Nothing was changed\./);
     const name = secretNameForSerial('RC1');
-    assert.deepEqual(h.memory.history(name).map((v) => v.enabled), [true, false]);
+    assert.deepEqual(
+      h.memory.history(name).map((v) => v.enabled),
+      [true, false],
+    );
     assert.equal((await h.memory.get(name))?.value, old!.secretBase32, 'the newest enabled version is the old one again');
     assert.equal(h.tokens.rows.get('RC1')!.value.secretVersion, before.secretVersion);
   });
@@ -390,7 +477,11 @@ void describe('reprogramming', () => {
     assert.equal(verifiedOld, true, 'verify read the recorded version');
     assert.equal(result.kind, 'refused', 'the build claimed the token first');
     const rows = parse<Record<string, string>>(h.blobs.text('imports', file)!, { columns: true });
-    assert.deepEqual(rows.map((r) => r['secret key']), [old!.secretBase32], 'the CSV carries the secret the token was burned with');
+    assert.deepEqual(
+      rows.map((r) => r['secret key']),
+      [old!.secretBase32],
+      'the CSV carries the secret the token was burned with',
+    );
     assert.equal((await h.memory.get(secretNameForSerial('RB1')))?.value, old!.secretBase32);
   });
 
@@ -456,8 +547,16 @@ void describe('request checks', () => {
   };
 
   void test('defaults and choices', () => {
-    assert.deepEqual(ok({ tokens: [{ serial: 'A' }] }), { tokens: [{ serial: 'A', manufacturer: '', model: '' }], algorithm: 'SHA1', digits: 6, period: 30 });
-    assert.deepEqual(ok({ tokens: [{ serial: 'A', manufacturer: ' Token2 ', model: 'C301' }], algorithm: 'SHA256', digits: 8, period: 60 }).tokens[0], { serial: 'A', manufacturer: 'Token2', model: 'C301' });
+    assert.deepEqual(ok({ tokens: [{ serial: 'A' }] }), {
+      tokens: [{ serial: 'A', manufacturer: '', model: '' }],
+      algorithm: 'SHA1',
+      digits: 6,
+      period: 30,
+    });
+    assert.deepEqual(
+      ok({ tokens: [{ serial: 'A', manufacturer: ' Token2 ', model: 'C301' }], algorithm: 'SHA256', digits: 8, period: 60 }).tokens[0],
+      { serial: 'A', manufacturer: 'Token2', model: 'C301' },
+    );
     for (const bad of [{ algorithm: 'SHA512' }, { algorithm: 'sha1' }, { digits: 7 }, { digits: '6' }, { period: 45 }]) {
       assert.equal(refused({ tokens: [{ serial: 'A' }], ...bad }).code, 'REQUEST_INVALID');
     }
@@ -490,14 +589,24 @@ void describe('request checks', () => {
       assert.equal(problem.status, 400);
       assert.ok(!problem.message.includes(secretLike.slice(0, 12)), problem.message);
     }
-    assert.match(refused({ tokens: [{ serial: 'A' }, { serial: 'B' }, { serial: 'A' }] }).message, /tokens\[2\]\.serial "A" repeats tokens\[0\]/);
-    assert.match(refused({ tokens: [{ serial: 'A' }, { serial: 'B\u0007' }] }).message, /^tokens\[1\]\.serial is not one a token can have: the serial number holds a control/);
+    assert.match(
+      refused({ tokens: [{ serial: 'A' }, { serial: 'B' }, { serial: 'A' }] }).message,
+      /tokens\[2\]\.serial "A" repeats tokens\[0\]/,
+    );
+    assert.match(
+      refused({ tokens: [{ serial: 'A' }, { serial: 'B\u0007' }] }).message,
+      /^tokens\[1\]\.serial is not one a token can have: the serial number holds a control/,
+    );
   });
 
   void test('the body is refused past its byte limit, by its Content-Length before it is read', async () => {
     let read = false;
-    const big = { headers: { get: (h: string) => (h === 'content-length' ? '5000' : null) }, text: () => ((read = true), Promise.resolve('')) };
-    const refusal = (parsed: Awaited<ReturnType<typeof readBoundedJson>>) => (parsed.ok ? undefined : [parsed.answer.status, (parsed.answer.jsonBody as { error: { code: string; message: string } }).error]);
+    const big = {
+      headers: { get: (h: string) => (h === 'content-length' ? '5000' : null) },
+      text: () => ((read = true), Promise.resolve('')),
+    };
+    const refusal = (parsed: Awaited<ReturnType<typeof readBoundedJson>>) =>
+      parsed.ok ? undefined : [parsed.answer.status, (parsed.answer.jsonBody as { error: { code: string; message: string } }).error];
     const declared = await readBoundedJson(big, 4096);
     assert.deepEqual(refusal(declared)?.[0], 413);
     assert.equal((refusal(declared)?.[1] as { code: string }).code, 'REQUEST_TOO_LARGE');
@@ -520,7 +629,11 @@ void describe('over the real Key Vault adapter (stand-in)', () => {
     h.faulty.faults.set(3, { error: new Error('KeyVaultError: Forbidden'), landed: false });
     await assert.rejects(h.program.program(request(['KV1', 'KV2', 'KV3'])));
     for (const serial of ['KV1', 'KV2']) {
-      await assert.rejects(client.getSecret(secretNameForSerial(serial)), (e: unknown) => (e as { statusCode?: number }).statusCode === 403, `${serial} is disabled`);
+      await assert.rejects(
+        client.getSecret(secretNameForSerial(serial)),
+        (e: unknown) => (e as { statusCode?: number }).statusCode === 403,
+        `${serial} is disabled`,
+      );
     }
 
     const pkgs = programmed(await h.program.program(request(['KV1', 'KV2', 'KV3'])));
@@ -529,9 +642,16 @@ void describe('over the real Key Vault adapter (stand-in)', () => {
     const result = await h.program.reprogram('KV2');
     assert.equal(result.kind, 'reprogrammed');
     const fresh = (result as { tokens: ProvisioningPackage[] }).tokens[0]!;
-    await assert.rejects(client.getSecret(secretNameForSerial('KV2'), { version: oldVersion }), (e: unknown) => (e as { statusCode?: number }).statusCode === 403);
+    await assert.rejects(
+      client.getSecret(secretNameForSerial('KV2'), { version: oldVersion }),
+      (e: unknown) => (e as { statusCode?: number }).statusCode === 403,
+    );
     assert.equal((await client.getSecret(secretNameForSerial('KV2'))).value, fresh.secretBase32);
-    assert.equal(standIn.stats().versionsPerSecret[secretNameForSerial('KV2')], 3, 'the rolled-back version, the programmed one, the new one');
+    assert.equal(
+      standIn.stats().versionsPerSecret[secretNameForSerial('KV2')],
+      3,
+      'the rolled-back version, the programmed one, the new one',
+    );
     const at = nowSeconds(h.clock);
     assert.equal(accepted(await h.verify.verify('KV2', { code: codeOf(fresh, at) })), true);
   });

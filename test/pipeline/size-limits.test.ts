@@ -31,8 +31,27 @@ function harness() {
   const vault = new PacedVault(new MemorySecretStore(), { createBudget: 1000, readBudget: 1000, retry: { baseDelayMs: 1 } });
   const tokens = new MemoryTable<TokenEntity>();
   const log: Logger = { info: () => undefined, warn: () => undefined, error: () => undefined };
-  const ingest = new IngestService({ blobs, vault, tokens, clock, log, containers, transportKeyPrefix: 'transport-', maxSeedFileBytes: LIMIT, recoverDeletedSecrets: false, leaseWaitMs: 200 });
-  const assignments = new AssignmentService({ blobs, assignments: new MemoryTable<AssignmentEntity>(), tokens, clock, log, containers, maxFileBytes: LIMIT });
+  const ingest = new IngestService({
+    blobs,
+    vault,
+    tokens,
+    clock,
+    log,
+    containers,
+    transportKeyPrefix: 'transport-',
+    maxSeedFileBytes: LIMIT,
+    recoverDeletedSecrets: false,
+    leaseWaitMs: 200,
+  });
+  const assignments = new AssignmentService({
+    blobs,
+    assignments: new MemoryTable<AssignmentEntity>(),
+    tokens,
+    clock,
+    log,
+    containers,
+    maxFileBytes: LIMIT,
+  });
   return { blobs, ingest, assignments };
 }
 
@@ -63,7 +82,11 @@ describe('size limits before content is loaded', () => {
     const r = await h.assignments.ingest('big.csv');
     assert.equal(r.outcome, 'rejected');
     assert.deepEqual(codes(h.blobs, r.reportName!), ['FILE_TOO_LARGE']);
-    assert.deepEqual(h.blobs.loaded.filter((l) => l.name === 'big.csv'), [], 'no content of big.csv was loaded');
+    assert.deepEqual(
+      h.blobs.loaded.filter((l) => l.name === 'big.csv'),
+      [],
+      'no content of big.csv was loaded',
+    );
     assert.deepEqual(h.blobs.names('assignments'), []);
     assert.equal(h.blobs.names('quarantine').length, 1, 'kept in quarantine for the administrator');
   });
@@ -74,7 +97,10 @@ describe('size limits before content is loaded', () => {
     staleProperties(h.blobs, 100);
     const r = await h.assignments.ingest('grown.csv');
     assert.deepEqual(codes(h.blobs, r.reportName!), ['FILE_TOO_LARGE']);
-    assert.ok(h.blobs.loaded.every((l) => l.bytes <= LIMIT + 1), JSON.stringify(h.blobs.loaded));
+    assert.ok(
+      h.blobs.loaded.every((l) => l.bytes <= LIMIT + 1),
+      JSON.stringify(h.blobs.loaded),
+    );
   });
 
   it('refuses a seed file 10x the limit on its properties, without reading it', async () => {
@@ -83,7 +109,10 @@ describe('size limits before content is loaded', () => {
     const r = await h.ingest.ingest('big.csv');
     assert.equal(r.outcome, 'rejected');
     assert.deepEqual(codes(h.blobs, r.reportName!), ['FILE_TOO_LARGE']);
-    assert.deepEqual(h.blobs.loaded.filter((l) => l.name === 'big.csv'), []);
+    assert.deepEqual(
+      h.blobs.loaded.filter((l) => l.name === 'big.csv'),
+      [],
+    );
     assert.deepEqual(h.blobs.names('seeds'), []);
   });
 
@@ -93,6 +122,9 @@ describe('size limits before content is loaded', () => {
     staleProperties(h.blobs, 100);
     const r = await h.ingest.ingest('grown.csv');
     assert.deepEqual(codes(h.blobs, r.reportName!), ['FILE_TOO_LARGE']);
-    assert.ok(h.blobs.loaded.every((l) => l.bytes <= LIMIT + 1), JSON.stringify(h.blobs.loaded));
+    assert.ok(
+      h.blobs.loaded.every((l) => l.bytes <= LIMIT + 1),
+      JSON.stringify(h.blobs.loaded),
+    );
   });
 });

@@ -10,7 +10,17 @@ import { totpCode, type OtpParameters } from '../../shared/core/totp.js';
 import { PreconditionFailedError, TransientError } from '../../shared/pipeline/errors.js';
 import type { Logger, TokenEntity, Versioned } from '../../shared/pipeline/ports.js';
 import { answerVerify, parseVerifyBody, unlockAnswer } from '../../shared/app/http.js';
-import { isActivated, judgeCodes, LOCKED_UNTIL_ADMIN, planUnlock, planVerify, VerifyService, type LockoutPolicy, type VerifyDeps, type VerifyPlanInput } from '../../shared/pipeline/verify.js';
+import {
+  isActivated,
+  judgeCodes,
+  LOCKED_UNTIL_ADMIN,
+  planUnlock,
+  planVerify,
+  VerifyService,
+  type LockoutPolicy,
+  type VerifyDeps,
+  type VerifyPlanInput,
+} from '../../shared/pipeline/verify.js';
 import { ManualClock } from '../helpers/clock.js';
 import { MemorySecretStore, MemoryTable } from '../helpers/memory-ports.js';
 
@@ -129,11 +139,28 @@ async function setup(
   const secrets = new MemorySecretStore();
   const clock = new ManualClock(new Date(T0));
   const log = new CapturingLog();
-  const { version } = await secrets.set(SECRET_NAME, SEED_BASE32, { contentType: 'application/vnd.oath-totp-seed', tags: { serial: SERIAL } });
+  const { version } = await secrets.set(SECRET_NAME, SEED_BASE32, {
+    contentType: 'application/vnd.oath-totp-seed',
+    tags: { serial: SERIAL },
+  });
   const entity = tokenEntity({ secretVersion: version, ...options.token });
   await table.insert(SERIAL, entity);
-  const service = new VerifyService({ tokens: table, secrets, clock, log, lockoutLimit: 10, lockoutMinutes: 15, lockoutMaxMinutes: 24 * 60, ...options.deps });
-  const params: OtpParameters = { secret: SEED, algorithm: (entity.algorithm as HashAlgorithm) ?? 'SHA1', digits: entity.digits, period: entity.period };
+  const service = new VerifyService({
+    tokens: table,
+    secrets,
+    clock,
+    log,
+    lockoutLimit: 10,
+    lockoutMinutes: 15,
+    lockoutMaxMinutes: 24 * 60,
+    ...options.deps,
+  });
+  const params: OtpParameters = {
+    secret: SEED,
+    algorithm: (entity.algorithm as HashAlgorithm) ?? 'SHA1',
+    digits: entity.digits,
+    period: entity.period,
+  };
   return {
     service,
     api: endpoint(service),
@@ -186,7 +213,23 @@ void describe('parseVerifyBody', () => {
   });
 
   void it('refuses other shapes', () => {
-    for (const body of [null, undefined, 42, [], 'not json', '[]', {}, { code: 123456 }, { code: '12345' }, { code: '123456789' }, { code: '12a456' }, { code: ' 123456' }, { code: '１２３４５６' }, { code: '123456', nextCode: 654321 }, { code: '123456', next_code: '654321' }]) {
+    for (const body of [
+      null,
+      undefined,
+      42,
+      [],
+      'not json',
+      '[]',
+      {},
+      { code: 123456 },
+      { code: '12345' },
+      { code: '123456789' },
+      { code: '12a456' },
+      { code: ' 123456' },
+      { code: '１２３４５６' },
+      { code: '123456', nextCode: 654321 },
+      { code: '123456', next_code: '654321' },
+    ]) {
       assert.ok('error' in parseVerifyBody(body), `accepted ${JSON.stringify(body)}`);
     }
   });
@@ -197,7 +240,11 @@ void describe('planVerify (no storage, no vault)', () => {
   const now = new Date(T0);
   const params: OtpParameters = { secret: SEED, algorithm: 'SHA1', digits: 6, period: 30 };
   const code = (offset: number) => totpCode(params, T0_SECONDS + offset);
-  const input = (token: TokenEntity | undefined, request: { code: string; nextCode?: string }, p: LockoutPolicy = policy): VerifyPlanInput => ({ serial: SERIAL, token, request, now, policy: p });
+  const input = (
+    token: TokenEntity | undefined,
+    request: { code: string; nextCode?: string },
+    p: LockoutPolicy = policy,
+  ): VerifyPlanInput => ({ serial: SERIAL, token, request, now, policy: p });
   const never = () => {
     throw new Error('the codes were judged');
   };
@@ -223,10 +270,22 @@ void describe('planVerify (no storage, no vault)', () => {
     const token = tokenEntity({ failedAttempts: 2, buildId: 'b7' });
     const before = JSON.stringify(token);
     const plan = planVerify(input(token, { code: code(-30), nextCode: code(0) }), params);
-    assert.deepEqual(plan.outcome, { status: 'accepted', serial: SERIAL, driftSeconds: -30, withinSignInWindow: true, checkedAt: now.toISOString() });
+    assert.deepEqual(plan.outcome, {
+      status: 'accepted',
+      serial: SERIAL,
+      driftSeconds: -30,
+      withinSignInWindow: true,
+      checkedAt: now.toISOString(),
+    });
     const step = Math.floor(T0_SECONDS / 30);
     assert.deepEqual(
-      [plan.write?.lastAcceptedStep, plan.write?.failedAttempts, plan.write?.activatedBuildId, plan.write?.driftSeconds, plan.write?.lastVerifiedAt],
+      [
+        plan.write?.lastAcceptedStep,
+        plan.write?.failedAttempts,
+        plan.write?.activatedBuildId,
+        plan.write?.driftSeconds,
+        plan.write?.lastVerifiedAt,
+      ],
       [step, 0, 'b7', -30, now.toISOString()],
     );
     assert.deepEqual(events(plan.write!), ['verified']);
@@ -236,16 +295,37 @@ void describe('planVerify (no storage, no vault)', () => {
   void it('plans failures: one more counted, the attempts left, and the lock at the limit', () => {
     const wrong = { kind: 'wrong' } as const;
     const first = planVerify(input(tokenEntity(), { code: '000000' }), params, () => wrong);
-    assert.deepEqual(first.outcome, { status: 'rejected', serial: SERIAL, reason: 'wrong', attemptsLeft: 2, lock: null, checkedAt: now.toISOString() });
+    assert.deepEqual(first.outcome, {
+      status: 'rejected',
+      serial: SERIAL,
+      reason: 'wrong',
+      attemptsLeft: 2,
+      lock: null,
+      checkedAt: now.toISOString(),
+    });
     assert.deepEqual([first.write?.failedAttempts, first.write?.lockedUntil], [1, null]);
 
     const until = new Date(T0 + 15 * MINUTE_MS).toISOString();
     const third = planVerify(input(tokenEntity({ failedAttempts: 2 }), { code: '000000' }), params, () => ({ kind: 'replay' }));
-    assert.deepEqual(third.outcome, { status: 'rejected', serial: SERIAL, reason: 'replayed', attemptsLeft: 0, lock: { until }, checkedAt: now.toISOString() });
+    assert.deepEqual(third.outcome, {
+      status: 'rejected',
+      serial: SERIAL,
+      reason: 'replayed',
+      attemptsLeft: 0,
+      lock: { until },
+      checkedAt: now.toISOString(),
+    });
     assert.deepEqual([third.write?.failedAttempts, third.write?.lockedUntil, events(third.write!)], [3, until, ['locked']]);
 
-    const unlockedOnly = planVerify(input(tokenEntity({ failedAttempts: 2 }), { code: '000000' }, { ...policy, minutes: 0 }), params, () => ({ kind: 'confirm' }));
-    assert.deepEqual([unlockedOnly.outcome.status === 'rejected' && unlockedOnly.outcome.lock, unlockedOnly.write?.lockedUntil], [{ until: null }, LOCKED_UNTIL_ADMIN]);
+    const unlockedOnly = planVerify(
+      input(tokenEntity({ failedAttempts: 2 }), { code: '000000' }, { ...policy, minutes: 0 }),
+      params,
+      () => ({ kind: 'confirm' }),
+    );
+    assert.deepEqual(
+      [unlockedOnly.outcome.status === 'rejected' && unlockedOnly.outcome.lock, unlockedOnly.write?.lockedUntil],
+      [{ until: null }, LOCKED_UNTIL_ADMIN],
+    );
   });
 
   void it('ends an expired lock in the same write, and the next failure locks for twice as long', () => {
@@ -266,8 +346,14 @@ void describe('planVerify (no storage, no vault)', () => {
   void it('plans an unlock', () => {
     const locked = tokenEntity({ failedAttempts: 3, lockedUntil: new Date(T0 + MINUTE_MS).toISOString() });
     const plan = planUnlock(SERIAL, locked, now, policy);
-    assert.deepEqual([plan.outcome, plan.write?.failedAttempts, plan.write?.lockedUntil, events(plan.write!)], [{ status: 'unlocked', serial: SERIAL, wasLocked: true }, 0, null, ['unlocked']]);
-    assert.deepEqual(planUnlock(SERIAL, tokenEntity(), now, policy), { outcome: { status: 'unlocked', serial: SERIAL, wasLocked: false }, write: null });
+    assert.deepEqual(
+      [plan.outcome, plan.write?.failedAttempts, plan.write?.lockedUntil, events(plan.write!)],
+      [{ status: 'unlocked', serial: SERIAL, wasLocked: true }, 0, null, ['unlocked']],
+    );
+    assert.deepEqual(planUnlock(SERIAL, tokenEntity(), now, policy), {
+      outcome: { status: 'unlocked', serial: SERIAL, wasLocked: false },
+      write: null,
+    });
     assert.deepEqual(planUnlock(SERIAL, undefined, now, policy).outcome, { status: 'not-found', serial: SERIAL });
     assert.deepEqual(planUnlock(SERIAL, tokenEntity({ state: 'retired' }), now, policy).outcome, { status: 'retired', serial: SERIAL });
   });
@@ -310,7 +396,10 @@ void describe('VerifyService.verify', () => {
     assert.equal(s.entity().failedAttempts, 1, 'an unconfirmed match counts toward the lockout');
     assert.equal(s.entity().lastAcceptedStep, null);
     assert.equal(s.entity().driftSeconds, null);
-    assert.ok(s.log.lines.every((l) => l.data?.driftSeconds === null), 'nor does the log say where the code matched');
+    assert.ok(
+      s.log.lines.every((l) => l.data?.driftSeconds === null),
+      'nor does the log say where the code matched',
+    );
 
     // The same code again is still usable, now confirmed by the following step.
     const confirmed = okBody(await s.api.verify(SERIAL, { code: s.codeAt(-3600), nextCode: s.codeAt(-3570) }));
@@ -551,7 +640,17 @@ void describe('VerifyService.verify', () => {
     }
     assert.deepEqual(lockMinutes, [15, 30, 60, 60, 60]);
     assert.equal(s.entity().failedAttempts, 6);
-    assert.deepEqual(events(s.entity()), ['locked', 'unlocked', 'locked', 'unlocked', 'locked', 'unlocked', 'locked', 'unlocked', 'locked']);
+    assert.deepEqual(events(s.entity()), [
+      'locked',
+      'unlocked',
+      'locked',
+      'unlocked',
+      'locked',
+      'unlocked',
+      'locked',
+      'unlocked',
+      'locked',
+    ]);
 
     // Only an acceptance clears the count: the next lock is the first again.
     s.clock.set(new Date(Date.parse(s.entity().lockedUntil!)));
@@ -576,7 +675,10 @@ void describe('VerifyService.verify', () => {
 
   void it('caps the lock at lockoutMaxMinutes however many came before', async () => {
     const s = await setup({ deps: { lockoutLimit: 3, lockoutMinutes: 15, lockoutMaxMinutes: 24 * 60 } });
-    assert.deepEqual([3, 4, 5, 6, 7, 8, 9, 10, 11].map((n) => s.service.lockMinutes(n)), [15, 30, 60, 120, 240, 480, 960, 1440, 1440]);
+    assert.deepEqual(
+      [3, 4, 5, 6, 7, 8, 9, 10, 11].map((n) => s.service.lockMinutes(n)),
+      [15, 30, 60, 120, 240, 480, 960, 1440, 1440],
+    );
     assert.equal(s.service.lockMinutes(5000), 24 * 60, 'no overflow');
     for (let i = 0; i < 12; i++) {
       await s.api.verify(SERIAL, { code: wrongCode(s, 2, i) });
@@ -627,7 +729,10 @@ void describe('VerifyService.verify', () => {
       ],
     );
     const locked = await s.api.verify(SERIAL, { code: s.codeAt(0) });
-    assert.deepEqual([locked.status, locked.body], [423, { error: { code: 'TOKEN_LOCKED', message: PROBLEM_CODES.TOKEN_LOCKED }, lockedUntil: until }]);
+    assert.deepEqual(
+      [locked.status, locked.body],
+      [423, { error: { code: 'TOKEN_LOCKED', message: PROBLEM_CODES.TOKEN_LOCKED }, lockedUntil: until }],
+    );
 
     // After the lock ran out the failures stay counted: the next wrong code has none left and locks for twice as long.
     s.clock.set(new Date(until));
@@ -641,7 +746,10 @@ void describe('VerifyService.verify', () => {
     assert.deepEqual([unconfirmed.confirmationRequired, 'attemptsLeft' in unconfirmed, 'lockedUntil' in unconfirmed], [true, false, false]);
     assert.equal(okBody(await s.api.verify(SERIAL, { code: s.codeAt(0) })).valid, true);
     const replayed = await s.api.verify(SERIAL, { code: s.codeAt(0) });
-    assert.deepEqual([replayed.status, replayed.body], [409, { error: { code: 'CODE_REPLAYED', message: PROBLEM_CODES.CODE_REPLAYED }, attemptsLeft: 4 }]);
+    assert.deepEqual(
+      [replayed.status, replayed.body],
+      [409, { error: { code: 'CODE_REPLAYED', message: PROBLEM_CODES.CODE_REPLAYED }, attemptsLeft: 4 }],
+    );
   });
 
   void it('says lockedUntil null for a lock that only an administrator ends', async () => {
@@ -655,7 +763,18 @@ void describe('VerifyService.verify', () => {
 
   void it('answers 400 for malformed bodies and codes, before any vault read, without counting', async () => {
     const s = await setup();
-    for (const body of [null, 'not json', {}, { code: 123456 }, { code: '12345' }, { code: '1234567' }, { code: '12345678' }, { code: 'abcdef' }, { code: '123456', nextCode: '1234567' }, { code: '123456', extra: true }]) {
+    for (const body of [
+      null,
+      'not json',
+      {},
+      { code: 123456 },
+      { code: '12345' },
+      { code: '1234567' },
+      { code: '12345678' },
+      { code: 'abcdef' },
+      { code: '123456', nextCode: '1234567' },
+      { code: '123456', extra: true },
+    ]) {
       const outcome = await s.api.verify(SERIAL, body);
       assert.equal(outcome.status, 400, JSON.stringify(body));
       assert.equal(errorCode(outcome), 'REQUEST_INVALID');
@@ -732,7 +851,8 @@ void describe('VerifyService.verify', () => {
     const hex = Buffer.from(SEED).toString('hex');
     for (let i = 0; i + 8 <= SEED_BASE32.length; i++) assert.ok(!text.includes(SEED_BASE32.slice(i, i + 8)), 'base32 piece leaked');
     for (let i = 0; i + 8 <= hex.length; i++) assert.ok(!text.toLowerCase().includes(hex.slice(i, i + 8)), 'hex piece leaked');
-    for (const code of submitted) assert.ok(!JSON.stringify(outcomes).includes(code) && !JSON.stringify(s.log.lines).includes(code), 'code echoed');
+    for (const code of submitted)
+      assert.ok(!JSON.stringify(outcomes).includes(code) && !JSON.stringify(s.log.lines).includes(code), 'code echoed');
     for (const line of s.log.lines) {
       for (const key of Object.keys(line.data ?? {})) assert.ok(['serial', 'outcome', 'driftSeconds'].includes(key), `log field ${key}`);
     }

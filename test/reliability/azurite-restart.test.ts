@@ -27,7 +27,18 @@ import type { AppContext } from '../../shared/app/context.js';
 import { TransientError } from '../../shared/pipeline/errors.js';
 import type { BlobStore, TokenEntity } from '../../shared/pipeline/ports.js';
 import { Gate, gatedBlobs, gatedTable } from './gate.js';
-import { appInstance, assignmentCsv, blobNames, capturingLogger, importRows, randomTokens, seedCsv, services, tokenRows, upload } from './helpers.js';
+import {
+  appInstance,
+  assignmentCsv,
+  blobNames,
+  capturingLogger,
+  importRows,
+  randomTokens,
+  seedCsv,
+  services,
+  tokenRows,
+  upload,
+} from './helpers.js';
 import { startRestartableAzurite, type RestartableAzurite } from './restartable-azurite.js';
 
 const TOKENS = 120;
@@ -65,7 +76,12 @@ describe('Azurite restarted in the middle of an import build', () => {
     const svc = services(ctx, capturingLogger());
     await upload(azurite.connectionString, 'seeds', `${prefix}.csv`, seedCsv(tokens));
     assert.equal((await svc.ingest.ingest(`${prefix}.csv`)).outcome, 'completed');
-    await upload(azurite.connectionString, 'assignments', `${prefix}.csv`, assignmentCsv(tokens.map((t) => ({ upn: `user${users++}@contoso.com`, serial: t.serial }))));
+    await upload(
+      azurite.connectionString,
+      'assignments',
+      `${prefix}.csv`,
+      assignmentCsv(tokens.map((t) => ({ upn: `user${users++}@contoso.com`, serial: t.serial }))),
+    );
     assert.equal((await svc.assignments.ingest(`${prefix}.csv`)).added, TOKENS);
     return tokens.map((t) => t.serial);
   }
@@ -74,11 +90,26 @@ describe('Azurite restarted in the middle of an import build', () => {
   async function assertConsistent(): Promise<void> {
     const rows = await importRows(azurite.connectionString);
     const inventory = [...(await tokenRows(azurite.connectionString)).values()];
-    assert.deepEqual(inventory.filter((r) => r.state === 'exporting').map((r) => r.serial), [], 'rows left exporting');
+    assert.deepEqual(
+      inventory.filter((r) => r.state === 'exporting').map((r) => r.serial),
+      [],
+      'rows left exporting',
+    );
     const listed = rows.map((r) => `${r.serial} in ${r.file}`).sort();
-    const marked = inventory.filter((r) => r.state === 'exported').map((r) => `${r.serial} in ${r.exportFile}`).sort();
-    assert.deepEqual(listed.filter((x) => !marked.includes(x)), [], 'a CSV lists tokens not marked exported to it');
-    assert.deepEqual(marked.filter((x) => !listed.includes(x)), [], 'tokens marked exported that no CSV lists');
+    const marked = inventory
+      .filter((r) => r.state === 'exported')
+      .map((r) => `${r.serial} in ${r.exportFile}`)
+      .sort();
+    assert.deepEqual(
+      listed.filter((x) => !marked.includes(x)),
+      [],
+      'a CSV lists tokens not marked exported to it',
+    );
+    assert.deepEqual(
+      marked.filter((x) => !listed.includes(x)),
+      [],
+      'tokens marked exported that no CSV lists',
+    );
     assert.equal(new Set(rows.map((r) => r.serial)).size, rows.length, 'a token is listed twice');
   }
 
@@ -125,7 +156,12 @@ describe('Azurite restarted in the middle of an import build', () => {
         gate.close();
       }
     });
-    const gated: AppContext = { ...ctx, blobs: gatedBlobs(ctx.blobs, gate), tokens: gatedTable(ctx.tokens, gate), assignments: gatedTable(ctx.assignments, gate) };
+    const gated: AppContext = {
+      ...ctx,
+      blobs: gatedBlobs(ctx.blobs, gate),
+      tokens: gatedTable(ctx.tokens, gate),
+      assignments: gatedTable(ctx.assignments, gate),
+    };
     const outcome: Promise<BuildOutcome> = services(gated, capturingLogger())
       .build.build()
       .then(
@@ -158,7 +194,8 @@ describe('Azurite restarted in the middle of an import build', () => {
     const settled = await laterReconciler().run();
     if (at.csvWritten) {
       assert.equal(settled.exportsReleased, 0, 'the CSV exists: no claim of it is released');
-      if (!result.completed) assert.ok(settled.exportsSettled > 0, 'the build failed after its CSV: the reconciler settles its claims as exported');
+      if (!result.completed)
+        assert.ok(settled.exportsSettled > 0, 'the build failed after its CSV: the reconciler settles its claims as exported');
     } else {
       assert.equal(settled.exportsSettled, 0, 'no CSV was written before the outage: nothing to settle as exported');
     }
@@ -175,7 +212,8 @@ describe('Azurite restarted in the middle of an import build', () => {
     );
   }
 
-  const afterTheClaims = (at: Snapshot) => assert.deepEqual(at, { stored: 0, exporting: TOKENS, exported: 0, csvWritten: false }, 'every token claimed, no CSV yet');
+  const afterTheClaims = (at: Snapshot) =>
+    assert.deepEqual(at, { stored: 0, exporting: TOKENS, exported: 0, csvWritten: false }, 'every token claimed, no CSV yet');
 
   it('while the build reads secrets, after claiming its tokens', { timeout: 90_000 }, async () => {
     const serials = await prepare('AZA');
@@ -184,7 +222,10 @@ describe('Azurite restarted in the middle of an import build', () => {
 
   it('for longer than the storage retries last', { timeout: 90_000 }, async () => {
     const serials = await prepare('AZB');
-    await scenario({ label: 'after the claims, for 6 s', stopAfter: claims(TOKENS), phase: afterTheClaims, downMs: 6000, mustFail: true }, serials);
+    await scenario(
+      { label: 'after the claims, for 6 s', stopAfter: claims(TOKENS), phase: afterTheClaims, downMs: 6000, mustFail: true },
+      serials,
+    );
   });
 
   it('while the build claims its tokens', { timeout: 90_000 }, async () => {
@@ -198,8 +239,17 @@ describe('Azurite restarted in the middle of an import build', () => {
 
   it('right after the CSV was written, while tokens are marked exported', { timeout: 90_000 }, async () => {
     const serials = await prepare('AZD');
-    const phase = (at: Snapshot) => assert.deepEqual(at, { stored: 0, exporting: TOKENS, exported: 0, csvWritten: true }, 'CSV written, no token marked exported yet');
-    await scenario({ label: 'once the CSV is written', stopAfter: (method, args) => method === 'write' && args[0] === ctx.config.containers.imports, phase, downMs: 1000 }, serials);
+    const phase = (at: Snapshot) =>
+      assert.deepEqual(at, { stored: 0, exporting: TOKENS, exported: 0, csvWritten: true }, 'CSV written, no token marked exported yet');
+    await scenario(
+      {
+        label: 'once the CSV is written',
+        stopAfter: (method, args) => method === 'write' && args[0] === ctx.config.containers.imports,
+        phase,
+        downMs: 1000,
+      },
+      serials,
+    );
   });
 
   it('when the CSV write lands but its answer is lost', { timeout: 90_000 }, async () => {
@@ -227,6 +277,8 @@ describe('Azurite restarted in the middle of an import build', () => {
     await assertConsistent();
     const exported = (await importRows(azurite.connectionString)).filter((r) => serials.includes(r.serial));
     assert.deepEqual(exported.map((r) => r.serial).sort(), [...serials].sort());
-    figures.push(`CSV write landed but its answer was lost: build failed; reconciler settled ${settled.exportsSettled} as exported; CSVs and inventory agree, no token exported twice`);
+    figures.push(
+      `CSV write landed but its answer was lost: build failed; reconciler settled ${settled.exportsSettled} as exported; CSVs and inventory agree, no token exported twice`,
+    );
   });
 });

@@ -22,7 +22,10 @@ describe('import builds racing', () => {
   const scope = suiteScope();
 
   before(async () => {
-    stack = await startTestStack(scope, { settings: { RECONCILE_SCHEDULE: '0 0 0 1 1 *', BUILD_QUEUE_SCHEDULE: '0 0 0 1 1 *', KEY_VAULT_RETRY_BASE_MS: '20' }, kvRealism: { latencyMs: 20 } });
+    stack = await startTestStack(scope, {
+      settings: { RECONCILE_SCHEDULE: '0 0 0 1 1 *', BUILD_QUEUE_SCHEDULE: '0 0 0 1 1 *', KEY_VAULT_RETRY_BASE_MS: '20' },
+      kvRealism: { latencyMs: 20 },
+    });
   });
 
   it('exports every assigned token exactly once across ten concurrent builds', { timeout: 90_000 }, async () => {
@@ -30,7 +33,10 @@ describe('import builds racing', () => {
     await upload(stack.connectionString, 'seeds', 'race.csv', seedCsv(tokens));
     await stack.idle();
     const settings = { ASSIGNMENTS_CONTAINER: 'raceassign', KEY_VAULT_RETRY_BASE_MS: '20' };
-    const instances = [await appInstance(stack.connectionString, stack.keyVaultUrl, settings), await appInstance(stack.connectionString, stack.keyVaultUrl, settings)];
+    const instances = [
+      await appInstance(stack.connectionString, stack.keyVaultUrl, settings),
+      await appInstance(stack.connectionString, stack.keyVaultUrl, settings),
+    ];
     const pairs = tokens.map((t, i) => ({ upn: `user${String(i).padStart(4, '0')}@contoso.com`, serial: t.serial }));
     await upload(stack.connectionString, 'raceassign', 'race.csv', assignmentCsv(pairs));
     const assigned = await services(instances[0]!, capturingLogger()).assignments.ingest('race.csv');
@@ -38,19 +44,37 @@ describe('import builds racing', () => {
     assert.ok([...(await tokenRows(stack.connectionString)).values()].every((r) => r.state === 'stored'));
 
     const overHttp = Array.from({ length: 8 }, async () => {
-      const res = await fetch(`${stack.functionsUrl}/api/imports`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+      const res = await fetch(`${stack.functionsUrl}/api/imports`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: '{}',
+      });
       const body = (await res.json()) as { exported?: { serial: string }[] };
       return { status: res.status, exported: body.exported?.length ?? 0 };
     });
-    const direct = instances.map(async (ctx) => ({ status: 200, exported: (await services(ctx, capturingLogger()).build.build()).exported.length }));
+    const direct = instances.map(async (ctx) => ({
+      status: 200,
+      exported: (await services(ctx, capturingLogger()).build.build()).exported.length,
+    }));
     const results = await Promise.all([...overHttp, ...direct]);
-    assert.ok(results.every((r) => r.status === 200), JSON.stringify(results));
-    assert.equal(results.reduce((n, r) => n + r.exported, 0), TOKENS, 'the builds together exported each token once');
+    assert.ok(
+      results.every((r) => r.status === 200),
+      JSON.stringify(results),
+    );
+    assert.equal(
+      results.reduce((n, r) => n + r.exported, 0),
+      TOKENS,
+      'the builds together exported each token once',
+    );
 
     const rows = await importRows(stack.connectionString);
     const seen = new Map<string, number>();
     for (const r of rows) seen.set(r.serial, (seen.get(r.serial) ?? 0) + 1);
-    assert.deepEqual([...seen.entries()].filter(([, n]) => n > 1), [], 'a token is in two CSVs (or twice in one)');
+    assert.deepEqual(
+      [...seen.entries()].filter(([, n]) => n > 1),
+      [],
+      'a token is in two CSVs (or twice in one)',
+    );
     assert.deepEqual([...seen.keys()].sort(), pairs.map((p) => p.serial).sort());
 
     const inventory = await tokenRows(stack.connectionString);

@@ -30,7 +30,10 @@ describe('one blob event delivered twice, concurrently, to two instances', () =>
   before(async () => {
     stack = await startTestStack(scope, { settings: { RECONCILE_SCHEDULE: '0 0 0 1 1 *' } });
     const settings = { SEEDS_CONTAINER: SEEDS, KEY_VAULT_CREATE_BUDGET: '100000', KEY_VAULT_RETRY_BASE_MS: '20' };
-    instances = [await appInstance(stack.connectionString, stack.keyVaultUrl, settings), await appInstance(stack.connectionString, stack.keyVaultUrl, settings)];
+    instances = [
+      await appInstance(stack.connectionString, stack.keyVaultUrl, settings),
+      await appInstance(stack.connectionString, stack.keyVaultUrl, settings),
+    ];
   });
 
   /**
@@ -68,7 +71,11 @@ describe('one blob event delivered twice, concurrently, to two instances', () =>
 
     const results = await ingestTwice('dup.csv');
     assert.deepEqual(results.map((r) => r.outcome).sort(), ['completed', 'gone']);
-    assert.deepEqual(results.map((r) => r.outcome), ['completed', 'gone'], 'the lease holder does the work; the waiter finds the blob gone');
+    assert.deepEqual(
+      results.map((r) => r.outcome),
+      ['completed', 'gone'],
+      'the lease holder does the work; the waiter finds the blob gone',
+    );
     const done = results.find((r) => r.outcome === 'completed')!;
     assert.equal(done.counts?.stored, 300);
 
@@ -76,13 +83,18 @@ describe('one blob event delivered twice, concurrently, to two instances', () =>
     assert.equal(stats.creates - createsBefore, 300);
     for (const t of tokens) assert.equal(stats.versionsPerSecret[secretNameForSerial(t.serial)], 1);
     assert.deepEqual(await blobNames(stack.connectionString, SEEDS), []);
-    assert.deepEqual((await blobNames(stack.connectionString, 'reports')).filter((n) => n.startsWith('dup.csv-') && n.endsWith('.json')), [done.reportName]);
+    assert.deepEqual(
+      (await blobNames(stack.connectionString, 'reports')).filter((n) => n.startsWith('dup.csv-') && n.endsWith('.json')),
+      [done.reportName],
+    );
     const rows = await tokenRows(stack.connectionString);
     assert.equal(tokens.filter((t) => rows.get(t.serial)?.state === 'stored').length, 300);
 
     // A third, late delivery of the same event: nothing left to do.
     assert.equal((await services(instances[0]!, capturingLogger()).ingest.ingest('dup.csv')).outcome, 'gone');
-    console.log(`[reliability] one blob event delivered to a second instance while the first held the lease (300 tokens): results ${results.map((r) => r.outcome).join(' + ')}, ${stats.creates - createsBefore} creates, 1 version each, 1 report`);
+    console.log(
+      `[reliability] one blob event delivered to a second instance while the first held the lease (300 tokens): results ${results.map((r) => r.outcome).join(' + ')}, ${stats.creates - createsBefore} creates, 1 version each, 1 report`,
+    );
   });
 
   it('quarantines a file with rejected rows once', { timeout: 60_000 }, async () => {
@@ -92,7 +104,10 @@ describe('one blob event delivered twice, concurrently, to two instances', () =>
 
     const results = await ingestTwice('dup-mixed.csv');
     assert.deepEqual(results.map((r) => r.outcome).sort(), ['completed-with-problems', 'gone']);
-    assert.deepEqual(results.map((r) => r.outcome), ['completed-with-problems', 'gone']);
+    assert.deepEqual(
+      results.map((r) => r.outcome),
+      ['completed-with-problems', 'gone'],
+    );
     const stats = await vaultStats(stack.keyVaultUrl);
     assert.equal(stats.creates - createsBefore, 100);
     for (const t of tokens) assert.equal(stats.versionsPerSecret[secretNameForSerial(t.serial)], 1);

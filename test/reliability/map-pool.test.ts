@@ -13,17 +13,21 @@ it('starts nothing after a failure and rejects only when the work in flight has 
   const started: number[] = [];
   let inFlight = 0;
   const failure = new Error('item 3 failed');
-  const run = mapPool(Array.from({ length: 100 }, (_, i) => i), 4, async (i) => {
-    started.push(i);
-    inFlight++;
-    try {
-      await sleep(i === 3 ? 5 : 20);
-      if (i === 3) throw failure;
-      return i;
-    } finally {
-      inFlight--;
-    }
-  });
+  const run = mapPool(
+    Array.from({ length: 100 }, (_, i) => i),
+    4,
+    async (i) => {
+      started.push(i);
+      inFlight++;
+      try {
+        await sleep(i === 3 ? 5 : 20);
+        if (i === 3) throw failure;
+        return i;
+      } finally {
+        inFlight--;
+      }
+    },
+  );
   await assert.rejects(run, (err) => err === failure);
   assert.equal(inFlight, 0, 'the call rejected while items were still running');
   assert.deepEqual(started, [0, 1, 2, 3], 'no item started after the failure');
@@ -32,12 +36,19 @@ it('starts nothing after a failure and rejects only when the work in flight has 
 it('keeps results in input order and bounds concurrency', async () => {
   let inFlight = 0;
   let peak = 0;
-  const out = await mapPool(Array.from({ length: 20 }, (_, i) => i), 3, async (i) => {
-    peak = Math.max(peak, ++inFlight);
-    await sleep((20 - i) % 4);
-    inFlight--;
-    return i * 2;
-  });
-  assert.deepEqual(out, Array.from({ length: 20 }, (_, i) => i * 2));
+  const out = await mapPool(
+    Array.from({ length: 20 }, (_, i) => i),
+    3,
+    async (i) => {
+      peak = Math.max(peak, ++inFlight);
+      await sleep((20 - i) % 4);
+      inFlight--;
+      return i * 2;
+    },
+  );
+  assert.deepEqual(
+    out,
+    Array.from({ length: 20 }, (_, i) => i * 2),
+  );
   assert.equal(peak, 3);
 });

@@ -44,11 +44,34 @@ export async function startRestartableAzurite(dataDir: string): Promise<Restarta
   let child: ChildProcess | undefined;
   let output = '';
 
-  const exited = (c: ChildProcess) => (c.exitCode !== null || c.signalCode !== null ? Promise.resolve() : new Promise<void>((r) => c.once('exit', () => r())));
+  const exited = (c: ChildProcess) =>
+    c.exitCode !== null || c.signalCode !== null ? Promise.resolve() : new Promise<void>((r) => c.once('exit', () => r()));
 
   const start = async (): Promise<void> => {
-    const args = ['--import', watchdog, entry, '--location', dataDir, '--blobHost', '127.0.0.1', '--queueHost', '127.0.0.1', '--tableHost', '127.0.0.1'];
-    args.push('--blobPort', String(ports.blob), '--queuePort', String(ports.queue), '--tablePort', String(ports.table), '--skipApiVersionCheck', '--disableTelemetry', '--loose');
+    const args = [
+      '--import',
+      watchdog,
+      entry,
+      '--location',
+      dataDir,
+      '--blobHost',
+      '127.0.0.1',
+      '--queueHost',
+      '127.0.0.1',
+      '--tableHost',
+      '127.0.0.1',
+    ];
+    args.push(
+      '--blobPort',
+      String(ports.blob),
+      '--queuePort',
+      String(ports.queue),
+      '--tablePort',
+      String(ports.table),
+      '--skipApiVersionCheck',
+      '--disableTelemetry',
+      '--loose',
+    );
     const c = spawn(process.execPath, args, { stdio: ['pipe', 'pipe', 'pipe'] });
     child = c;
     output = '';
@@ -82,7 +105,8 @@ export async function startRestartableAzurite(dataDir: string): Promise<Restarta
     // Azurite saves its data as each service closes, but the process can linger long after;
     // once all three report closed, the rest of its life does not matter.
     const deadline = Date.now() + 10_000;
-    while (closedServices() < 3 && c.exitCode === null && c.signalCode === null && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    while (closedServices() < 3 && c.exitCode === null && c.signalCode === null && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 20));
     c.kill('SIGKILL');
     await exited(c);
     c.stdout?.destroy();

@@ -28,7 +28,17 @@ import { leakShapes } from '../helpers/leak-shapes.js';
 import { leakHits as hits, piecesOf, secretForms as forms } from '../helpers/secret-scan.js';
 import { startTestStack, suiteScope, type TestStack } from '../helpers/stack.js';
 import { codeProvenWrong } from '../helpers/wrong-code.js';
-import { assignmentCsv, blobService, randomTokens, readBlob, SEED_HEADER, seedCsv, setVaultRealism, upload, type SeedToken } from './helpers.js';
+import {
+  assignmentCsv,
+  blobService,
+  randomTokens,
+  readBlob,
+  SEED_HEADER,
+  seedCsv,
+  setVaultRealism,
+  upload,
+  type SeedToken,
+} from './helpers.js';
 
 describe('no secret in logs, errors, reports, HTTP answers or storage', () => {
   let stack: TestStack;
@@ -55,7 +65,11 @@ describe('no secret in logs, errors, reports, HTTP answers or storage', () => {
 
   const http: string[] = [];
   const api = async (method: string, path: string, body?: unknown) => {
-    const res = await fetch(`${stack.functionsUrl}/api/${path}`, { method, headers: body === undefined ? {} : { 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
+    const res = await fetch(`${stack.functionsUrl}/api/${path}`, {
+      method,
+      headers: body === undefined ? {} : { 'content-type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
     const raw = await res.text();
     http.push(`${method} ${path} -> ${res.status}\n${[...res.headers.entries()].map(([k, v]) => `${k}: ${v}`).join('\n')}\n\n${raw}`);
     return { status: res.status, body: raw ? (JSON.parse(raw) as Record<string, unknown>) : {} };
@@ -65,18 +79,39 @@ describe('no secret in logs, errors, reports, HTTP answers or storage', () => {
   const now = () => Math.floor(Date.now() / 1000);
 
   before(async () => {
-    stack = await startTestStack(scope, { settings: { KEY_VAULT_RETRY_BASE_MS: '20', RECONCILE_SCHEDULE: '0 0 0 1 1 *', VERIFY_LOCKOUT_LIMIT: '3' } });
+    stack = await startTestStack(scope, {
+      settings: { KEY_VAULT_RETRY_BASE_MS: '20', RECONCILE_SCHEDULE: '0 0 0 1 1 *', VERIFY_LOCKOUT_LIMIT: '3' },
+    });
   });
 
   it('runs the whole flow and finds no secret anywhere it must not be', { timeout: 120_000 }, async () => {
     const [a, b, c, d, e, f] = good as [SeedToken, SeedToken, SeedToken, SeedToken, SeedToken, SeedToken];
-    await upload(stack.connectionString, 'assignments', 'leak-team.csv', assignmentCsv([{ upn: 'ana@contoso.com', serial: a.serial }, { upn: 'bo@contoso.com', serial: b.serial }, { upn: 'cy@contoso.com', serial: 'LEAK-NOT-THERE' }]));
+    await upload(
+      stack.connectionString,
+      'assignments',
+      'leak-team.csv',
+      assignmentCsv([
+        { upn: 'ana@contoso.com', serial: a.serial },
+        { upn: 'bo@contoso.com', serial: b.serial },
+        { upn: 'cy@contoso.com', serial: 'LEAK-NOT-THERE' },
+      ]),
+    );
     await stack.idle();
-    const rejectedRows = [`,LEAKSHORT,${toCanonicalBase32(tooShort)},30,Token2,C202\n`, `,LEAKPERIOD,${toCanonicalBase32(badPeriodSecret)},45,Token2,C202\n`, `,LEAKBADCHARS,${malformed},30,Token2,C202\n`];
+    const rejectedRows = [
+      `,LEAKSHORT,${toCanonicalBase32(tooShort)},30,Token2,C202\n`,
+      `,LEAKPERIOD,${toCanonicalBase32(badPeriodSecret)},45,Token2,C202\n`,
+      `,LEAKBADCHARS,${malformed},30,Token2,C202\n`,
+    ];
     await upload(stack.connectionString, 'seeds', 'leak-mixed.csv', seedCsv(good, rejectedRows));
     // A file rejected whole (its secret column misnamed), its rows full of secrets.
-    await upload(stack.connectionString, 'seeds', 'leak-broken.csv', SEED_HEADER.replace('secret key', 'seed') + wholeFileRejected.map((t) => `,${t.serial},${t.base32},30,Token2,C202\n`).join(''));
-    for (const shape of shapes) await upload(stack.connectionString, shape.kind === 'seed' ? 'seeds' : 'assignments', shape.name, shape.content);
+    await upload(
+      stack.connectionString,
+      'seeds',
+      'leak-broken.csv',
+      SEED_HEADER.replace('secret key', 'seed') + wholeFileRejected.map((t) => `,${t.serial},${t.base32},30,Token2,C202\n`).join(''),
+    );
+    for (const shape of shapes)
+      await upload(stack.connectionString, shape.kind === 'seed' ? 'seeds' : 'assignments', shape.name, shape.content);
     await stack.buildsSettled();
 
     // Verify: valid, replayed, drift needing confirmation, confirmed, wrong until locked, locked, unlocked.
@@ -84,7 +119,10 @@ describe('no secret in logs, errors, reports, HTTP answers or storage', () => {
     assert.equal((await api('POST', `tokens/${c.serial}/verify`, { code: code(c, t0) })).body.valid, true);
     assert.equal((await api('POST', `tokens/${c.serial}/verify`, { code: code(c, t0) })).status, 409);
     assert.equal((await api('POST', `tokens/${d.serial}/verify`, { code: code(d, t0 + 900) })).body.confirmationRequired, true);
-    assert.equal((await api('POST', `tokens/${d.serial}/verify`, { code: code(d, t0 + 900), nextCode: code(d, t0 + 930) })).body.valid, true);
+    assert.equal(
+      (await api('POST', `tokens/${d.serial}/verify`, { code: code(d, t0 + 900), nextCode: code(d, t0 + 930) })).body.valid,
+      true,
+    );
     const wrong = codeProvenWrong(params(e), t0);
     for (let i = 0; i < 3; i++) await api('POST', `tokens/${e.serial}/verify`, { code: wrong });
     assert.equal((await api('POST', `tokens/${e.serial}/verify`, { code: code(e, now()) })).status, 423);
@@ -119,7 +157,10 @@ describe('no secret in logs, errors, reports, HTTP answers or storage', () => {
     await stack.idle();
 
     // Gather every haystack.
-    const haystacks: { where: string; text: string }[] = [{ where: 'stack output (logs)', text: stack.output() }, ...http.map((text, i) => ({ where: `HTTP answer ${i}`, text }))];
+    const haystacks: { where: string; text: string }[] = [
+      { where: 'stack output (logs)', text: stack.output() },
+      ...http.map((text, i) => ({ where: `HTTP answer ${i}`, text })),
+    ];
     const controls: string[] = [];
     const service = blobService(stack.connectionString);
     let blobCount = 0;
@@ -132,20 +173,30 @@ describe('no secret in logs, errors, reports, HTTP answers or storage', () => {
           continue;
         }
         blobCount++;
-        haystacks.push({ where: `blob ${container.name}/${blob.name}`, text: `${blob.name}\n${JSON.stringify(blob.metadata ?? {})}\n${content}` });
+        haystacks.push({
+          where: `blob ${container.name}/${blob.name}`,
+          text: `${blob.name}\n${JSON.stringify(blob.metadata ?? {})}\n${content}`,
+        });
       }
     }
     const quarantinedFiles = 2 + shapes.length;
     assert.equal(controls.length, quarantinedFiles, 'the quarantined seed files and the seed file dropped as an assignment list');
-    for (const control of controls) assert.ok(hits(pieces, control).length > 0, 'control: the scan finds the secrets in a quarantined file');
-    for await (const table of TableServiceClient.fromConnectionString(stack.connectionString, { allowInsecureConnection: true }).listTables()) {
+    for (const control of controls)
+      assert.ok(hits(pieces, control).length > 0, 'control: the scan finds the secrets in a quarantined file');
+    for await (const table of TableServiceClient.fromConnectionString(stack.connectionString, {
+      allowInsecureConnection: true,
+    }).listTables()) {
       const client = TableClient.fromConnectionString(stack.connectionString, table.name!, { allowInsecureConnection: true });
       for await (const entity of client.listEntities()) haystacks.push({ where: `table ${table.name}`, text: JSON.stringify(entity) });
     }
     const queues = QueueServiceClient.fromConnectionString(stack.connectionString);
     for await (const queue of queues.listQueues()) {
       const peeked = await queues.getQueueClient(queue.name).peekMessages({ numberOfMessages: 32 });
-      for (const m of peeked.peekedMessageItems) haystacks.push({ where: `queue ${queue.name}`, text: `${m.messageText}\n${Buffer.from(m.messageText, 'base64').toString('utf8')}` });
+      for (const m of peeked.peekedMessageItems)
+        haystacks.push({
+          where: `queue ${queue.name}`,
+          text: `${m.messageText}\n${Buffer.from(m.messageText, 'base64').toString('utf8')}`,
+        });
     }
 
     const found = haystacks.flatMap((h) => hits(pieces, h.text).map((x) => `${h.where}: ${x}`));

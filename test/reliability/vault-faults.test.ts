@@ -30,13 +30,10 @@ describe('ingest under vault throttling, 5xx and timeouts (local stack)', () => 
   const scope = suiteScope();
 
   before(async () => {
-    stack = await startTestStack(
-      scope,
-      {
-        settings: { KEY_VAULT_CREATE_BUDGET: '5000', KEY_VAULT_RETRY_BASE_MS: '100', RECONCILE_SCHEDULE: '0 0 0 1 1 *' },
-        kvRealism: { throttleEveryNthCreate: 10, errorEveryNth: 20, timeoutEveryNth: 50, timeoutMs: 300 },
-      },
-    );
+    stack = await startTestStack(scope, {
+      settings: { KEY_VAULT_CREATE_BUDGET: '5000', KEY_VAULT_RETRY_BASE_MS: '100', RECONCILE_SCHEDULE: '0 0 0 1 1 *' },
+      kvRealism: { throttleEveryNthCreate: 10, errorEveryNth: 20, timeoutEveryNth: 50, timeoutMs: 300 },
+    });
   });
 
   it(`stores ${TOKENS} tokens exactly once each and deletes the seed file only at the end`, { timeout: 120_000 }, async () => {
@@ -75,19 +72,27 @@ describe('ingest under vault throttling, 5xx and timeouts (local stack)', () => 
     assert.ok(stats.throttled >= 100, `${stats.throttled} 429s`);
     const faultable = stats.requests - stats.challenges;
     assert.equal(stats.faultsByKind.timeouts, Math.floor(faultable / 50), 'timeouts on every 50th call');
-    assert.equal(stats.faultsByKind.status500 + stats.faultsByKind.status503, Math.floor(faultable / 20) - Math.floor(faultable / 100), '5xx on every 20th call not held');
+    assert.equal(
+      stats.faultsByKind.status500 + stats.faultsByKind.status503,
+      Math.floor(faultable / 20) - Math.floor(faultable / 100),
+      '5xx on every 20th call not held',
+    );
     assert.ok(stats.faultsByKind.status500 + stats.faultsByKind.status503 > 20, 'expected 5xx faults');
     assert.ok(stats.faultsByKind.timeouts > 5, 'expected timeouts');
 
     // The values are the file's.
     const vault = createLocalSecretClient(stack.keyVaultUrl, { retryOptions: { maxRetries: 0 } });
-    for (const t of [tokens[0]!, tokens[499]!, tokens[TOKENS - 1]!]) assert.equal((await vault.getSecret(secretNameForSerial(t.serial))).value, t.base32);
+    for (const t of [tokens[0]!, tokens[499]!, tokens[TOKENS - 1]!])
+      assert.equal((await vault.getSecret(secretNameForSerial(t.serial))).value, t.base32);
 
     assert.deepEqual(await blobNames(stack.connectionString, 'seeds'), []);
     assert.deepEqual(await blobNames(stack.connectionString, 'quarantine'), []);
     const early = observations.filter((o) => !o.present && o.creates < TOKENS);
     assert.deepEqual(early, [], 'the seed blob disappeared before every secret was stored');
-    assert.ok(observations.some((o) => o.present && o.creates > 0 && o.creates < TOKENS), 'the blob was watched during the ingest');
+    assert.ok(
+      observations.some((o) => o.present && o.creates > 0 && o.creates < TOKENS),
+      'the blob was watched during the ingest',
+    );
 
     const reportName = (await blobNames(stack.connectionString, 'reports')).find((n) => n.startsWith(`${FILE}-`) && n.endsWith('.json'));
     assert.ok(reportName, 'a JSON report was written');

@@ -67,12 +67,29 @@ async function jsonBody(request: HttpRequest): Promise<Record<string, unknown> |
 }
 
 /** Answers as the key-protected endpoint `route` does (the one HTTP module), with these route parameters and body. */
-function delegate(call: Call, route: RouteName, params: Record<string, string>, body?: unknown, query = new URLSearchParams()): Promise<HttpResponseInit> {
+function delegate(
+  call: Call,
+  route: RouteName,
+  params: Record<string, string>,
+  body?: unknown,
+  query = new URLSearchParams(),
+): Promise<HttpResponseInit> {
   return delegateText(call, route, params, body === undefined ? '' : JSON.stringify(body), query);
 }
 
-function delegateText(call: Call, route: RouteName, params: Record<string, string>, text: string, query = new URLSearchParams()): Promise<HttpResponseInit> {
-  const request: HttpRequestLike = { params, query, text: () => Promise.resolve(text), headers: { get: (name: string) => (name.toLowerCase() === 'content-length' ? String(Buffer.byteLength(text)) : null) } };
+function delegateText(
+  call: Call,
+  route: RouteName,
+  params: Record<string, string>,
+  text: string,
+  query = new URLSearchParams(),
+): Promise<HttpResponseInit> {
+  const request: HttpRequestLike = {
+    params,
+    query,
+    text: () => Promise.resolve(text),
+    headers: { get: (name: string) => (name.toLowerCase() === 'content-length' ? String(Buffer.byteLength(text)) : null) },
+  };
   return routes[route](request, call.svc);
 }
 
@@ -82,7 +99,12 @@ async function serialCall(call: Call): Promise<{ serial: string; body: Record<st
   if (!body) return consoleError(400, 'REQUEST_INVALID', 'The body must be a JSON object.');
   const serial = typeof body.serial === 'string' ? body.serial : '';
   const refused = checkSerial(serial);
-  if (refused) return consoleError(400, refused.code, serial === '' ? 'The body names no serial.' : `The serial is not one a token can have: ${refused.message}`);
+  if (refused)
+    return consoleError(
+      400,
+      refused.code,
+      serial === '' ? 'The body names no serial.' : `The serial is not one a token can have: ${refused.message}`,
+    );
   return { serial, body };
 }
 
@@ -121,11 +143,17 @@ export const API_ROUTES: Record<string, ApiRoute> = {
     what: 'Reading a report',
     async handle(call) {
       const name = call.request.query.get('name') ?? '';
-      if (!isReportParameter(name)) return consoleError(400, 'REQUEST_INVALID', 'name must be the name of a JSON report in the reports container.');
+      if (!isReportParameter(name))
+        return consoleError(400, 'REQUEST_INVALID', 'name must be the name of a JSON report in the reports container.');
       const read = await readReport({ blobs: call.ctx.blobs, containers: call.ctx.config.containers }, name);
-      if (read.status === 'not-found') return consoleError(404, 'REQUEST_INVALID', 'No report has this name (reports are deleted after the retention period).');
+      if (read.status === 'not-found')
+        return consoleError(404, 'REQUEST_INVALID', 'No report has this name (reports are deleted after the retention period).');
       if (read.status === 'unreadable') return consoleError(422, 'REQUEST_INVALID', 'The report is not one the pipeline wrote.');
-      return { status: 200, body: read.raw, headers: { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' } };
+      return {
+        status: 200,
+        body: read.raw,
+        headers: { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' },
+      };
     },
   },
   'POST verify': {
@@ -186,13 +214,24 @@ export const API_ROUTES: Record<string, ApiRoute> = {
         case 'not-found':
           return consoleError(404, 'TOKEN_NOT_FOUND', `No token has serial ${JSON.stringify(serial)}.`);
         case 'refused':
-          return consoleError(409, 'TOKEN_STATE_INVALID', `The token is ${result.state}: only a stored token (not yet in an import file) can be reassigned here. Retire it and issue another, or change the user in Entra ID.`);
+          return consoleError(
+            409,
+            'TOKEN_STATE_INVALID',
+            `The token is ${result.state}: only a stored token (not yet in an import file) can be reassigned here. Retire it and issue another, or change the user in Entra ID.`,
+          );
         case 'unchanged':
           return json(200, { serial, upn, changed: false });
         case 'assigned':
           audit(call, 'reassign', { serial });
           // As after an assignment list: the token goes into an import CSV for its new user.
-          await svc.build.build().catch((err: unknown) => invocationLogger(call.context).warn('Import build after a console reassignment failed; the reconciler or "Build now" will retry', { error: (err as Error).name }));
+          await svc.build
+            .build()
+            .catch((err: unknown) =>
+              invocationLogger(call.context).warn(
+                'Import build after a console reassignment failed; the reconciler or "Build now" will retry',
+                { error: (err as Error).name },
+              ),
+            );
           forgetTokenCounts();
           return json(200, { serial, upn, changed: true });
       }
@@ -228,7 +267,12 @@ export const API_ROUTES: Record<string, ApiRoute> = {
       const file = call.request.query.get('file') ?? '';
       if (!/^[\w.-]{1,200}$/.test(file)) return consoleError(400, 'REQUEST_INVALID', 'The file name is not an import file name.');
       const blob = await call.ctx.blobs.read(call.ctx.config.containers.imports, file);
-      if (!blob) return consoleError(404, 'IMPORT_FILE_NOT_FOUND', `No import file ${JSON.stringify(file)} is waiting (it may have been confirmed already).`);
+      if (!blob)
+        return consoleError(
+          404,
+          'IMPORT_FILE_NOT_FOUND',
+          `No import file ${JSON.stringify(file)} is waiting (it may have been confirmed already).`,
+        );
       audit(call, 'download-import', { file });
       // The one answer of the console that holds seeds: the file the Global Administrator uploads to Entra.
       return {
@@ -250,7 +294,12 @@ export const API_ROUTES: Record<string, ApiRoute> = {
     async handle(call) {
       const declared = Number(call.request.headers.get('content-length') ?? '0');
       const limit = call.ctx.config.programMaxBodyBytes;
-      if (declared > limit) return consoleError(413, 'REQUEST_TOO_LARGE', `The request is ${declared} bytes; at most ${limit} are accepted. Program fewer tokens at once.`);
+      if (declared > limit)
+        return consoleError(
+          413,
+          'REQUEST_TOO_LARGE',
+          `The request is ${declared} bytes; at most ${limit} are accepted. Program fewer tokens at once.`,
+        );
       const text = await call.request.text();
       const count = (() => {
         try {
@@ -280,7 +329,13 @@ export const API_ROUTES: Record<string, ApiRoute> = {
       if (!kind || !KINDS.includes(kind) || !/^console-[\w.-]{1,200}$/.test(name) || !/^[\w-]{1,100}$/.test(etag)) {
         return consoleError(400, 'REQUEST_INVALID', 'kind, name and etag must be those an upload answered.');
       }
-      const deps = { blobs: call.ctx.blobs, containers: call.ctx.config.containers, vault: call.ctx.vault, transportKeyPrefix: call.ctx.config.transportKeyPrefix, log: invocationLogger(call.context) };
+      const deps = {
+        blobs: call.ctx.blobs,
+        containers: call.ctx.config.containers,
+        vault: call.ctx.vault,
+        transportKeyPrefix: call.ctx.config.transportKeyPrefix,
+        log: invocationLogger(call.context),
+      };
       return json(200, await uploadStatus(deps, kind, name, etag));
     },
   },
@@ -295,7 +350,12 @@ function uploadRoute(kind: UploadKind): ApiRoute {
       const { ctx } = call;
       const length = Number(call.request.headers.get('content-length') ?? '0');
       // The form carries the file and a few fields: refuse a body well past the file limit before reading it.
-      if (length > ctx.config.maxSeedFileBytes + 64 * 1024) return consoleError(413, 'FILE_TOO_LARGE', `The upload is ${length} bytes; files may be at most ${ctx.config.maxSeedFileBytes} bytes (MAX_SEED_FILE_BYTES).`);
+      if (length > ctx.config.maxSeedFileBytes + 64 * 1024)
+        return consoleError(
+          413,
+          'FILE_TOO_LARGE',
+          `The upload is ${length} bytes; files may be at most ${ctx.config.maxSeedFileBytes} bytes (MAX_SEED_FILE_BYTES).`,
+        );
       let form: FormData;
       try {
         form = await call.request.formData();
@@ -316,7 +376,8 @@ function uploadRoute(kind: UploadKind): ApiRoute {
         form,
         call.principal.id,
       );
-      if ('message' in result) return consoleError(result.status, result.status === 413 ? 'FILE_TOO_LARGE' : 'REQUEST_INVALID', result.message);
+      if ('message' in result)
+        return consoleError(result.status, result.status === 413 ? 'FILE_TOO_LARGE' : 'REQUEST_INVALID', result.message);
       return json(202, result);
     },
   };
@@ -331,15 +392,29 @@ export function withTextQuery(search: InventoryQuery, text: string): InventoryQu
 }
 
 /** Serves /api/console/api/{path}: sign-in, role, same-origin for changes, then the route. */
-export function serveConsoleApi(request: HttpRequest, context: InvocationContext, runtime: ConsoleRuntime, routePath = request.params.path ?? ''): Promise<HttpResponseInit> {
+export function serveConsoleApi(
+  request: HttpRequest,
+  context: InvocationContext,
+  runtime: ConsoleRuntime,
+  routePath = request.params.path ?? '',
+): Promise<HttpResponseInit> {
   return guarded(context, async () => {
     const path = routePath.replace(/^\/+|\/+$/g, '');
     const route = API_ROUTES[`${request.method.toUpperCase()} ${path}`];
     const principal = principalFromHeaders(request.headers);
     if (!principal) return consoleError(401, 'SIGN_IN_REQUIRED');
-    if (!route) return consoleError(404, 'REQUEST_INVALID', `The console API has no ${request.method.toUpperCase()} ${JSON.stringify(path.slice(0, 100))}.`);
+    if (!route)
+      return consoleError(
+        404,
+        'REQUEST_INVALID',
+        `The console API has no ${request.method.toUpperCase()} ${JSON.stringify(path.slice(0, 100))}.`,
+      );
     if (!can(principal, route.permission)) {
-      return consoleError(403, 'ROLE_REQUIRED', `${route.what} needs the app role ${rolesFor(route.permission).join(' or ')}; you hold ${principal.roles.join(', ') || 'none of the console roles'}.`);
+      return consoleError(
+        403,
+        'ROLE_REQUIRED',
+        `${route.what} needs the app role ${rolesFor(route.permission).join(' or ')}; you hold ${principal.roles.join(', ') || 'none of the console roles'}.`,
+      );
     }
     if (route.method === 'POST' && !isSameOriginRequest(request)) return consoleError(403, 'CROSS_SITE_REQUEST');
     const ctx = await runtime.context();

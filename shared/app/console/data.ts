@@ -34,7 +34,10 @@ let cachedCounts: { until: number; value: Promise<StateCounts> } | undefined;
 export function tokenCounts(data: ConsoleData): Promise<StateCounts> {
   const started = data.clock.now().getTime();
   if (cachedCounts && started < cachedCounts.until) return cachedCounts.value;
-  const entry: { until: number; value: Promise<StateCounts> } = { until: Number.POSITIVE_INFINITY, value: Promise.resolve({ counts: [], total: 0, countedAt: '' }) };
+  const entry: { until: number; value: Promise<StateCounts> } = {
+    until: Number.POSITIVE_INFINITY,
+    value: Promise.resolve({ counts: [], total: 0, countedAt: '' }),
+  };
   entry.value = data.tokens.countBy('state').then(
     (byState) => {
       const finished = data.clock.now().getTime();
@@ -70,7 +73,10 @@ export async function listReports(data: ConsoleData, limit: number): Promise<{ r
   const all: BlobInfo[] = [];
   for await (const blob of data.blobs.list(data.containers.reports)) if (isReportName(blob.name)) all.push(blob);
   all.sort((a, b) => (b.lastModified?.getTime() ?? 0) - (a.lastModified?.getTime() ?? 0) || a.name.localeCompare(b.name));
-  return { reports: all.slice(0, limit).map((b) => ({ name: b.name, lastModified: b.lastModified?.toISOString() ?? null })), total: all.length };
+  return {
+    reports: all.slice(0, limit).map((b) => ({ name: b.name, lastModified: b.lastModified?.toISOString() ?? null })),
+    total: all.length,
+  };
 }
 
 /** A report name as the console accepts it in a URL: one of the reports container's JSON blobs. */
@@ -84,14 +90,18 @@ const MAX_REPORT_BYTES = 16 * 1024 * 1024;
 
 export type ReportRead = { status: 'found'; report: RunReport; raw: string } | { status: 'not-found' } | { status: 'unreadable' };
 
-export async function readReport(data: Pick<ConsoleData, 'blobs'> & { containers: { reports: string } }, name: string): Promise<ReportRead> {
+export async function readReport(
+  data: Pick<ConsoleData, 'blobs'> & { containers: { reports: string } },
+  name: string,
+): Promise<ReportRead> {
   const blob = await data.blobs.read(data.containers.reports, name, { maxBytes: MAX_REPORT_BYTES });
   if (!blob) return { status: 'not-found' };
   if (blob.bytes.length > MAX_REPORT_BYTES) return { status: 'unreadable' };
   const raw = Buffer.from(blob.bytes).toString('utf8');
   try {
     const report = JSON.parse(raw) as RunReport;
-    if (typeof report !== 'object' || report === null || !Array.isArray(report.problems) || typeof report.outcome !== 'string') return { status: 'unreadable' };
+    if (typeof report !== 'object' || report === null || !Array.isArray(report.problems) || typeof report.outcome !== 'string')
+      return { status: 'unreadable' };
     report.items = Array.isArray(report.items) ? report.items : [];
     report.counts = typeof report.counts === 'object' && report.counts !== null ? report.counts : {};
     return { status: 'found', report, raw };

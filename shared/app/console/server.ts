@@ -14,11 +14,25 @@ import { listInventoryPage } from '../../pipeline/inventory-query.js';
 import { can, DEVELOPMENT_IDP, platformAuthEnabled, principalFromHeaders, rolesFor, type Permission, type Principal } from '../auth.js';
 import { guarded, parseInventoryQuery } from '../http.js';
 import { serveConsoleApi, withTextQuery, type ConsoleRuntime } from './api.js';
-import { importsWaiting, isReportParameter, listReports, readReport, recentReports, summarize, tokenCounts, type ConsoleData, type ReportSummary } from './data.js';
+import {
+  importsWaiting,
+  isReportParameter,
+  listReports,
+  readReport,
+  recentReports,
+  summarize,
+  tokenCounts,
+  type ConsoleData,
+  type ReportSummary,
+} from './data.js';
 import { CONSOLE_PATH, forbiddenPage, html, htmlResponse, page, PAGE_HEADERS, type Html, type NavPage } from './html.js';
 import { batchesPage, batchPage, noRolePage, noticeFor, overviewPage, programPage, tokenPage, tokensPage, uploadPage } from './pages.js';
 
-const ASSET_TYPES: Record<string, string> = { '.css': 'text/css; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.svg': 'image/svg+xml' };
+const ASSET_TYPES: Record<string, string> = {
+  '.css': 'text/css; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.svg': 'image/svg+xml',
+};
 const ASSET_NAME = /^[a-z0-9][a-z0-9-]*\.(css|js|svg)$/;
 
 /** The app root (the folder with host.json), where `console/` lives: the repository, or wwwroot in Azure. */
@@ -65,7 +79,14 @@ function consoleData(ctx: Awaited<ReturnType<ConsoleRuntime['context']>>): Conso
 }
 
 function notFound(call: PageCall, title: string, message: string): HttpResponseInit {
-  return htmlResponse(404, page({ title, principal: call.principal, development: call.development }, html`<h1>${title}</h1><p>${message}</p>`));
+  return htmlResponse(
+    404,
+    page(
+      { title, principal: call.principal, development: call.development },
+      html`<h1>${title}</h1>
+        <p>${message}</p>`,
+    ),
+  );
 }
 
 const TOKENS_PER_PAGE = 50;
@@ -95,7 +116,9 @@ const PAGES: Record<string, PageRoute> = {
       if (continuation) query.set('continuationToken', continuation);
       // The same parsing as GET /api/tokens; its refusal's message is shown on the page.
       const parsed = parseInventoryQuery(query);
-      const search = parsed.ok ? withTextQuery(parsed.value, form.q) : { error: (parsed.answer.jsonBody as { error: { message: string } }).error.message };
+      const search = parsed.ok
+        ? withTextQuery(parsed.value, form.q)
+        : { error: (parsed.answer.jsonBody as { error: { message: string } }).error.message };
       const result = 'error' in search ? search : await listInventoryPage((await call.runtime.context()).tokens, search);
       return { title: 'Tokens', main: tokensPage(form, 'error' in search ? { pageSize: TOKENS_PER_PAGE } : search, result) };
     },
@@ -110,7 +133,10 @@ const PAGES: Record<string, PageRoute> = {
       const ctx = await call.runtime.context();
       const row = await ctx.tokens.get(serial);
       if (!row) return notFound(call, 'No such token', `No token has serial ${JSON.stringify(serial)}.`);
-      return { title: `Token ${serial}`, main: tokenPage(call.principal, publicTokenView(row.value), ctx.clock.now(), noticeFor(call.request.query.get('done'))) };
+      return {
+        title: `Token ${serial}`,
+        main: tokenPage(call.principal, publicTokenView(row.value), ctx.clock.now(), noticeFor(call.request.query.get('done'))),
+      };
     },
   },
   batches: {
@@ -138,7 +164,8 @@ const PAGES: Record<string, PageRoute> = {
       const name = call.request.query.get('name') ?? '';
       if (!isReportParameter(name)) return notFound(call, 'No such report', 'The address names no report.');
       const read = await readReport(consoleData(await call.runtime.context()), name);
-      if (read.status === 'not-found') return notFound(call, 'No such report', 'No report has this name; reports are deleted after the retention period.');
+      if (read.status === 'not-found')
+        return notFound(call, 'No such report', 'No report has this name; reports are deleted after the retention period.');
       if (read.status === 'unreadable') return notFound(call, 'Unreadable report', 'This blob is not a report the pipeline wrote.');
       return { title: `Report ${read.report.subject}`, main: batchPage(name, read.report, read.raw) };
     },
@@ -170,9 +197,23 @@ function signInRedirect(request: HttpRequest): HttpResponseInit {
 }
 
 function authNotSetUp(): HttpResponseInit {
-  const body = html`<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>Sign-in is not set up · OATH token console</title><link rel="stylesheet" href="${CONSOLE_PATH}/assets/console.css"></head>
-<body><main id="main"><h1>Sign-in is not set up</h1>
-<p>The console needs App Service Authentication with Entra ID in front of this app, and it is off, so nobody can be signed in. See the README, "The console: sign-in and roles".</p></main></body></html>`;
+  const body = html`<html lang="en">
+    <head>
+      <meta charset="utf-8" />
+      <meta name="viewport" content="width=device-width, initial-scale=1" />
+      <title>Sign-in is not set up · OATH token console</title>
+      <link rel="stylesheet" href="${CONSOLE_PATH}/assets/console.css" />
+    </head>
+    <body>
+      <main id="main">
+        <h1>Sign-in is not set up</h1>
+        <p>
+          The console needs App Service Authentication with Entra ID in front of this app, and it is off, so nobody can be signed in. See
+          the README, "The console: sign-in and roles".
+        </p>
+      </main>
+    </body>
+  </html>`;
   return htmlResponse(503, body);
 }
 

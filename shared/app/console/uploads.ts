@@ -44,13 +44,20 @@ export interface UploadAccepted {
 const MAX_TRANSPORT_KEY_CHARS = 1024;
 
 function stamp(now: Date): string {
-  return now.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+  return now
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d+Z$/, 'Z');
 }
 
 /** A blob name for an uploaded file: when, a random part (two uploads never collide), and its own name made safe. */
 export function uploadBlobName(fileName: string, now: Date, random = randomBytes(3).toString('hex')): string {
   const base = fileName.split(/[\\/]/).pop() ?? '';
-  const safe = base.replace(/[^\w.-]+/g, '_').replace(/^[._]+/, '').slice(-120) || 'file';
+  const safe =
+    base
+      .replace(/[^\w.-]+/g, '_')
+      .replace(/^[._]+/, '')
+      .slice(-120) || 'file';
   return `console-${stamp(now)}-${random}-${safe}`;
 }
 
@@ -60,18 +67,32 @@ function field(form: FormData, name: string): string {
 }
 
 /** Checks the form, stores the transport key (if any) in the vault, then writes the file into its container. */
-export async function acceptUpload(deps: UploadDeps, kind: UploadKind, form: FormData, by: string): Promise<UploadAccepted | UploadRefusal> {
+export async function acceptUpload(
+  deps: UploadDeps,
+  kind: UploadKind,
+  form: FormData,
+  by: string,
+): Promise<UploadAccepted | UploadRefusal> {
   const file = form.get('file');
   if (file === null || typeof file === 'string') return { status: 400, message: 'Choose a file to upload (form field "file").' };
   if (file.size === 0) return { status: 400, message: `${file.name || 'The file'} is empty.` };
-  if (file.size > deps.maxFileBytes) return { status: 413, message: `The file is ${file.size} bytes; the limit is ${deps.maxFileBytes} (MAX_SEED_FILE_BYTES). Split it into smaller files.` };
+  if (file.size > deps.maxFileBytes)
+    return {
+      status: 413,
+      message: `The file is ${file.size} bytes; the limit is ${deps.maxFileBytes} (MAX_SEED_FILE_BYTES). Split it into smaller files.`,
+    };
   const metadata: Record<string, string> = {};
   const encoding = field(form, 'secretEncoding');
   const transportKey = field(form, 'transportKey');
   if (kind === 'seeds') {
-    if (encoding !== '' && encoding !== 'base32' && encoding !== 'hex') return { status: 400, message: 'The secret encoding must be base32, hex or empty (detect).' };
+    if (encoding !== '' && encoding !== 'base32' && encoding !== 'hex')
+      return { status: 400, message: 'The secret encoding must be base32, hex or empty (detect).' };
     if (encoding) metadata[METADATA_SECRET_ENCODING] = encoding;
-    if (transportKey.length > MAX_TRANSPORT_KEY_CHARS) return { status: 400, message: `The pre-shared key or password is longer than ${MAX_TRANSPORT_KEY_CHARS} characters; check that the right value was pasted.` };
+    if (transportKey.length > MAX_TRANSPORT_KEY_CHARS)
+      return {
+        status: 400,
+        message: `The pre-shared key or password is longer than ${MAX_TRANSPORT_KEY_CHARS} characters; check that the right value was pasted.`,
+      };
   } else if (encoding !== '' || transportKey !== '') {
     return { status: 400, message: 'An assignment list takes no key or encoding: it holds no secret.' };
   }
@@ -84,7 +105,10 @@ export async function acceptUpload(deps: UploadDeps, kind: UploadKind, form: For
     // A secret of its own per upload, named after it: nobody picks a name, one file's key never serves another's,
     // and the status check below finds it again from the upload alone.
     transportKeySecret = transportKeySecretFor(deps.transportKeyPrefix, name);
-    await deps.vault.set(transportKeySecret, transportKey, { contentType: 'text/plain', tags: { purpose: 'transport-key', source: 'console', file: name.slice(0, 256) } });
+    await deps.vault.set(transportKeySecret, transportKey, {
+      contentType: 'text/plain',
+      tags: { purpose: 'transport-key', source: 'console', file: name.slice(0, 256) },
+    });
     metadata[METADATA_TRANSPORT_KEY_SECRET] = transportKeySecret;
   }
   const bytes = new Uint8Array(await file.arrayBuffer());
@@ -92,7 +116,8 @@ export async function acceptUpload(deps: UploadDeps, kind: UploadKind, form: For
   try {
     ({ etag } = await deps.blobs.write(container, name, bytes, { ifNoneMatch: '*', metadata, contentType: 'application/octet-stream' }));
   } catch (err) {
-    if (err instanceof BlobExistsError) return { status: 400, message: 'A file with this name was uploaded at the same moment; upload it again.' };
+    if (err instanceof BlobExistsError)
+      return { status: 400, message: 'A file with this name was uploaded at the same moment; upload it again.' };
     throw err;
   }
   const tag = etag.replace(/"/g, '');
@@ -109,14 +134,20 @@ export function transportKeySecretFor(prefix: string, blobName: string): string 
   return `${prefix}console-${createHash('sha256').update(blobName, 'utf8').digest('hex').slice(0, 32)}`;
 }
 
-export type UploadStatus = { state: 'waiting' } | { state: 'reported'; summary: ReportSummary; report: string; transportKeyDisabled?: string };
+export type UploadStatus =
+  { state: 'waiting' } | { state: 'reported'; summary: ReportSummary; report: string; transportKeyDisabled?: string };
 
 /**
  * Where an uploaded file is: still waiting in its container, or processed with a report. Once a seed file is
  * reported, its ingest is over (the file is deleted or quarantined), so the transport key stored for it is
  * disabled: it stays in the vault for the record, unreadable; dropping the file again takes the key again.
  */
-export async function uploadStatus(deps: Pick<UploadDeps, 'blobs' | 'containers' | 'vault' | 'transportKeyPrefix' | 'log'>, kind: UploadKind, name: string, etag: string): Promise<UploadStatus> {
+export async function uploadStatus(
+  deps: Pick<UploadDeps, 'blobs' | 'containers' | 'vault' | 'transportKeyPrefix' | 'log'>,
+  kind: UploadKind,
+  name: string,
+  etag: string,
+): Promise<UploadStatus> {
   const derived = kind === 'seeds' ? seedFileBlobNames(name, etag) : assignmentFileBlobNames(name, etag);
   const read = await readReport(deps, derived.reportJson);
   if (read.status !== 'found') return { state: 'waiting' };

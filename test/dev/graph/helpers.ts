@@ -31,7 +31,12 @@ export async function raw(
   const headers: Record<string, string> = { ...init.headers };
   if (init.auth !== false) headers.authorization = 'Bearer test-token';
   if (body !== undefined) headers['content-type'] = 'application/json';
-  const res = await fetch(graph.url + pathAndQuery, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal: init.signal });
+  const res = await fetch(graph.url + pathAndQuery, {
+    method,
+    headers,
+    body: body === undefined ? undefined : JSON.stringify(body),
+    signal: init.signal,
+  });
   const text = await res.text();
   let parsed: unknown = undefined;
   if (text) parsed = JSON.parse(text) as unknown;
@@ -105,7 +110,8 @@ export function assertNoSecret(text: string, secrets: readonly string[]): void {
   const upper = text.toUpperCase();
   for (const secret of secrets) {
     for (const piece of secretPieces(secret)) {
-      if (upper.includes(piece)) throw new Error(`a 12-character piece of a secret appears at offset ${upper.indexOf(piece)} of the scanned text`);
+      if (upper.includes(piece))
+        throw new Error(`a 12-character piece of a secret appears at offset ${upper.indexOf(piece)} of the scanned text`);
     }
   }
 }

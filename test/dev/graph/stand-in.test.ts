@@ -30,11 +30,17 @@ async function assign(graph: { url: string }, user: string, deviceId: string) {
 }
 
 void describe('authentication and errors', () => {
-  void test('a request without a bearer token gets the 401 challenge in Graph\'s error envelope; any token passes', async (t) => {
+  void test("a request without a bearer token gets the 401 challenge in Graph's error envelope; any token passes", async (t) => {
     const graph = await startForTest(t);
-    const res = await raw(graph, 'GET', '/v1.0/users/nobody@contoso.com', undefined, { auth: false, headers: { 'client-request-id': 'my-request-1' } });
+    const res = await raw(graph, 'GET', '/v1.0/users/nobody@contoso.com', undefined, {
+      auth: false,
+      headers: { 'client-request-id': 'my-request-1' },
+    });
     assert.equal(res.status, 401);
-    assert.match(res.headers.get('www-authenticate') ?? '', /^Bearer realm="", authorization_uri="https:\/\/login\.microsoftonline\.com\/.+", client_id="00000003-0000-0000-c000-000000000000"$/);
+    assert.match(
+      res.headers.get('www-authenticate') ?? '',
+      /^Bearer realm="", authorization_uri="https:\/\/login\.microsoftonline\.com\/.+", client_id="00000003-0000-0000-c000-000000000000"$/,
+    );
     const error = errorOf(res);
     assert.equal(error.code, 'InvalidAuthenticationToken');
     assert.equal(error.innerError['client-request-id'], 'my-request-1');
@@ -77,13 +83,21 @@ void describe('users', () => {
     assert.equal('userType' in body, false, 'v1.0 leaves userType out of the default properties');
     assert.equal('accountEnabled' in body, false);
 
-    const selected = await raw(graph, 'GET', '/v1.0/users/11111111-1111-4111-8111-111111111111?$select=id,userPrincipalName,userType,accountEnabled');
+    const selected = await raw(
+      graph,
+      'GET',
+      '/v1.0/users/11111111-1111-4111-8111-111111111111?$select=id,userPrincipalName,userType,accountEnabled',
+    );
     assert.deepEqual(
       Object.fromEntries(Object.entries(selected.body as Record<string, unknown>).filter(([k]) => !k.startsWith('@odata'))),
       { id: '11111111-1111-4111-8111-111111111111', userPrincipalName: 'Ann.Lee@contoso.com', userType: 'Member', accountEnabled: false },
     );
 
-    const guest = await raw(graph, 'GET', `/v1.0/users/${encodeURIComponent('guest_fabrikam.com#EXT#@contoso.onmicrosoft.com')}?$select=id,userType`);
+    const guest = await raw(
+      graph,
+      'GET',
+      `/v1.0/users/${encodeURIComponent('guest_fabrikam.com#EXT#@contoso.onmicrosoft.com')}?$select=id,userType`,
+    );
     assert.equal((guest.body as { userType: string }).userType, 'Guest', 'a #EXT# UPN seeds a guest');
 
     const badSelect = await raw(graph, 'GET', '/v1.0/users/ann.lee@contoso.com?$select=id,shoeSize');
@@ -117,7 +131,12 @@ void describe('hardware OATH devices', () => {
   void test('create answers the device with secretKey null and status available; the inventory lists it', async (t) => {
     const graph = await startForTest(t);
     const secret = newSecret();
-    const res = await raw(graph, 'POST', DEVICES, deviceBody('1000123', secret, { displayName: 'Front desk', hashFunction: 'hmacsha256', timeIntervalInSeconds: 60 }));
+    const res = await raw(
+      graph,
+      'POST',
+      DEVICES,
+      deviceBody('1000123', secret, { displayName: 'Front desk', hashFunction: 'hmacsha256', timeIntervalInSeconds: 60 }),
+    );
     assert.equal(res.status, 201, res.text);
     const device = res.body as Record<string, unknown>;
     assert.match(String(device.id), /^[0-9a-f-]{36}$/);
@@ -140,7 +159,10 @@ void describe('hardware OATH devices', () => {
       },
     );
     const got = await raw(graph, 'GET', `${DEVICES}/${String(device.id)}?$select=id,status`);
-    assert.deepEqual(Object.keys(got.body as object).filter((k) => !k.startsWith('@')), ['id', 'status']);
+    assert.deepEqual(
+      Object.keys(got.body as object).filter((k) => !k.startsWith('@')),
+      ['id', 'status'],
+    );
     assert.equal(graph.devices().length, 1);
     assert.equal(graph.stats().devicesCreated, 1);
     assertNoSecret(res.text + got.text + JSON.stringify(graph.devices()), [secret]);
@@ -149,7 +171,13 @@ void describe('hardware OATH devices', () => {
   void test('what Graph refuses at create: bad base32, intervals, hash functions, missing fields, unknown properties; nothing is stored', async (t) => {
     const graph = await startForTest(t);
     const good = newSecret();
-    const badSecrets = [good.slice(0, 20) + '1' + good.slice(21), good.slice(0, 16) + ' ' + good.slice(16), good.slice(0, 24) + '08', 'A'.repeat(129), Buffer.from(good).toString('hex')];
+    const badSecrets = [
+      good.slice(0, 20) + '1' + good.slice(21),
+      good.slice(0, 16) + ' ' + good.slice(16),
+      good.slice(0, 24) + '08',
+      'A'.repeat(129),
+      Buffer.from(good).toString('hex'),
+    ];
     const cases: [Record<string, unknown>, RegExp][] = [
       ...badSecrets.map((s): [Record<string, unknown>, RegExp] => [deviceBody('S1', s), /secretKey/]),
       [deviceBody('S1', good, { timeIntervalInSeconds: 45 }), /timeIntervalInSeconds/],
@@ -190,9 +218,16 @@ void describe('hardware OATH devices', () => {
     await createDevice(graph, "O'Brien-7", newSecret());
     for (let i = 0; i < 7; i++) await createDevice(graph, `P${i}`, newSecret());
 
-    const quoted = await raw(graph, 'GET', `${DEVICES}?$filter=${encodeURIComponent("serialNumber eq 'o''brien-7'")}&$select=id,serialNumber,status`);
+    const quoted = await raw(
+      graph,
+      'GET',
+      `${DEVICES}?$filter=${encodeURIComponent("serialNumber eq 'o''brien-7'")}&$select=id,serialNumber,status`,
+    );
     assert.equal(quoted.status, 200, quoted.text);
-    assert.deepEqual(valueOf(quoted).map((d) => [d.serialNumber, d.status, 'model' in d]), [["O'Brien-7", 'available', false]]);
+    assert.deepEqual(
+      valueOf(quoted).map((d) => [d.serialNumber, d.status, 'model' in d]),
+      [["O'Brien-7", 'available', false]],
+    );
     assert.equal(valueOf(await raw(graph, 'GET', `${DEVICES}?$filter=serialNumber eq 'nothing'`)).length, 0);
 
     const seen: string[] = [];
@@ -217,7 +252,7 @@ void describe('hardware OATH devices', () => {
 });
 
 void describe('assignment', () => {
-  void test('assign, list (with $expand=device), unassign and delete, with Graph\'s refusals along the way', async (t) => {
+  void test("assign, list (with $expand=device), unassign and delete, with Graph's refusals along the way", async (t) => {
     const graph = await startForTest(t);
     const [ann, bob] = graph.seedUsers([{ userPrincipalName: 'ann@contoso.com' }, { userPrincipalName: 'bob@contoso.com' }]);
     const deviceId = await createDevice(graph, 'A-1', newSecret());
@@ -233,20 +268,31 @@ void describe('assignment', () => {
     assert.deepEqual(device.assignedTo, { id: ann!.id, displayName: 'ann' });
 
     const listed = await raw(graph, 'GET', `/beta/users/${ann!.id}/authentication/hardwareOathMethods?$expand=device`);
-    assert.deepEqual(valueOf<{ id: string; device: { serialNumber: string } }>(listed).map((m) => [m.id, m.device.serialNumber]), [[deviceId, 'A-1']]);
+    assert.deepEqual(
+      valueOf<{ id: string; device: { serialNumber: string } }>(listed).map((m) => [m.id, m.device.serialNumber]),
+      [[deviceId, 'A-1']],
+    );
 
     const toBob = await assign(graph, bob!.id, deviceId);
     assert.equal(toBob.status, 409, 'a token held by one user cannot go to another');
     assert.equal((await assign(graph, 'ann@contoso.com', deviceId)).status, 409, 'nor be assigned twice');
     assert.equal((await assign(graph, 'ann@contoso.com', 'no-such-device')).status, 404);
     assert.equal((await assign(graph, 'nobody@contoso.com', deviceId)).status, 404);
-    assert.equal((await raw(graph, 'POST', `/beta/users/${ann!.id}/authentication/hardwareOathMethods`, { device: { id: deviceId }, extra: 1 })).status, 400);
+    assert.equal(
+      (await raw(graph, 'POST', `/beta/users/${ann!.id}/authentication/hardwareOathMethods`, { device: { id: deviceId }, extra: 1 }))
+        .status,
+      400,
+    );
 
     const deleteAssigned = await raw(graph, 'DELETE', `${DEVICES}/${deviceId}`);
     assert.equal(deleteAssigned.status, 400, 'an assigned token cannot be deleted');
     assert.match(errorOf(deleteAssigned).message, /unassign/);
 
-    assert.equal((await raw(graph, 'DELETE', `/beta/users/${bob!.id}/authentication/hardwareOathMethods/${deviceId}`)).status, 404, 'bob does not hold it');
+    assert.equal(
+      (await raw(graph, 'DELETE', `/beta/users/${bob!.id}/authentication/hardwareOathMethods/${deviceId}`)).status,
+      404,
+      'bob does not hold it',
+    );
     assert.equal((await raw(graph, 'DELETE', `/beta/users/ann@contoso.com/authentication/hardwareOathMethods/${deviceId}`)).status, 204);
     const back = (await raw(graph, 'GET', `${DEVICES}/${deviceId}`)).body as Record<string, unknown>;
     assert.equal(back.status, 'available');
@@ -264,7 +310,8 @@ void describe('assignment', () => {
     assert.equal(guest.status, 400);
     assert.match(errorOf(guest).message, /guest/i);
 
-    for (let i = 0; i < 5; i++) assert.equal((await assign(graph, 'max@contoso.com', await createDevice(graph, `M-${i}`, newSecret()))).status, 201);
+    for (let i = 0; i < 5; i++)
+      assert.equal((await assign(graph, 'max@contoso.com', await createDevice(graph, `M-${i}`, newSecret()))).status, 201);
     const sixthId = await createDevice(graph, 'M-5', newSecret());
     const sixth = await assign(graph, 'max@contoso.com', sixthId);
     assert.equal(sixth.status, 400);
@@ -279,7 +326,11 @@ void describe('assignment', () => {
     const direct = await raw(graph, 'POST', DEVICES, deviceBody('N-1', newSecret(), { assignTo: { id: 'new-user-id' } }));
     assert.equal(direct.status, 201, direct.text);
     assert.equal((direct.body as { status: string }).status, 'assigned');
-    assert.equal((await raw(graph, 'POST', DEVICES, deviceBody('N-2', newSecret(), { assignTo: { id: 'new@contoso.com' } }))).status, 404, 'a UPN is not an object id');
+    assert.equal(
+      (await raw(graph, 'POST', DEVICES, deviceBody('N-2', newSecret(), { assignTo: { id: 'new@contoso.com' } }))).status,
+      404,
+      'a UPN is not an object id',
+    );
   });
 });
 
@@ -292,14 +343,19 @@ void describe('activation and sign-in', () => {
     const secret = fixedSecret('activation-30');
     const id = await createDevice(graph, 'T-30', secret);
     assert.equal((await assign(graph, 'ann@contoso.com', id)).status, 201);
-    const activate = (code: string) => raw(graph, 'POST', `/beta/users/ann@contoso.com/authentication/hardwareOathMethods/${id}/activate`, { verificationCode: code });
+    const activate = (code: string) =>
+      raw(graph, 'POST', `/beta/users/ann@contoso.com/authentication/hardwareOathMethods/${id}/activate`, { verificationCode: code });
 
     const wrong = await activate(codeAt(fixedSecret('another token'), time.unix()));
     assert.equal(wrong.status, 400, 'a code from another secret');
     assert.match(errorOf(wrong).message, /verification code/);
     assert.equal(graph.devices()[0]?.status, 'failedActivation');
     assert.equal((await activate('12345')).status, 400, 'five digits');
-    assert.equal((await activate(codeAt(secret, time.unix() + 25 * HOUR))).status, 400, 'a token 25 hours ahead is outside the activation window');
+    assert.equal(
+      (await activate(codeAt(secret, time.unix() + 25 * HOUR))).status,
+      400,
+      'a token 25 hours ahead is outside the activation window',
+    );
 
     // The token's clock runs 23 hours ahead: activation still accepts it.
     const tokenNow = (): number => time.unix() + 23 * HOUR;
@@ -312,7 +368,11 @@ void describe('activation and sign-in', () => {
 
     // Sign-in: +/- 1 minute around the learnt drift; the server's own time is now far off; no replay.
     time.clock.advance(60_000);
-    assert.deepEqual(graph.signIn('ann@contoso.com', codeAt(secret, time.unix())), { accepted: false }, 'a code for the server clock is 23 hours off the token');
+    assert.deepEqual(
+      graph.signIn('ann@contoso.com', codeAt(secret, time.unix())),
+      { accepted: false },
+      'a code for the server clock is 23 hours off the token',
+    );
     const code = codeAt(secret, tokenNow() + 30);
     const signIn = await raw(graph, 'POST', '/_admin/sign-in', { user: 'ann@contoso.com', code });
     assert.equal((signIn.body as { accepted: boolean }).accepted, true, signIn.text);
@@ -331,7 +391,8 @@ void describe('activation and sign-in', () => {
     const id60 = await createDevice(graph, 'T-60', s60, { timeIntervalInSeconds: 60 });
     const id256 = await createDevice(graph, 'T-256', s256, { hashFunction: 'hmacsha256' });
     for (const id of [id60, id256]) assert.equal((await assign(graph, 'ann@contoso.com', id)).status, 201);
-    const activate = (id: string, code: string) => raw(graph, 'POST', `/beta/users/ann@contoso.com/authentication/hardwareOathMethods/${id}/activate`, { verificationCode: code });
+    const activate = (id: string, code: string) =>
+      raw(graph, 'POST', `/beta/users/ann@contoso.com/authentication/hardwareOathMethods/${id}/activate`, { verificationCode: code });
 
     assert.equal((await activate(id60, codeAt(s60, time.unix() - 49 * HOUR, { period: 60 }))).status, 400);
     assert.equal((await activate(id60, codeAt(s60, time.unix() - 47 * HOUR, { period: 60 }))).status, 204);
@@ -339,7 +400,10 @@ void describe('activation and sign-in', () => {
     assert.equal((await activate(id256, codeAt(s256, time.unix(), { sha256: true }))).status, 204);
 
     // Deactivate keeps the assignment.
-    assert.equal((await raw(graph, 'POST', `/beta/users/ann@contoso.com/authentication/hardwareOathMethods/${id256}/deactivate`)).status, 204);
+    assert.equal(
+      (await raw(graph, 'POST', `/beta/users/ann@contoso.com/authentication/hardwareOathMethods/${id256}/deactivate`)).status,
+      204,
+    );
     assert.equal(graph.devices().find((d) => d.id === id256)?.status, 'assigned');
   });
 });
@@ -351,7 +415,13 @@ void describe('roles and groups', () => {
       { userPrincipalName: 'admin@contoso.com', directoryRoles: ['Global Administrator', 'Directory Readers'], groups: ['g-helpdesk'] },
       { userPrincipalName: 'reader@contoso.com', eligibleRoles: ['Privileged Role Administrator'] },
     ]);
-    const roles = valueOf(await raw(graph, 'GET', `/v1.0/users/${admin!.id}/transitiveMemberOf/microsoft.graph.directoryRole?$select=displayName,roleTemplateId`));
+    const roles = valueOf(
+      await raw(
+        graph,
+        'GET',
+        `/v1.0/users/${admin!.id}/transitiveMemberOf/microsoft.graph.directoryRole?$select=displayName,roleTemplateId`,
+      ),
+    );
     assert.deepEqual(
       roles.map((r) => [r['@odata.type'], r.displayName, r.roleTemplateId]),
       [
@@ -361,12 +431,27 @@ void describe('roles and groups', () => {
     );
     assert.equal(valueOf(await raw(graph, 'GET', `/v1.0/users/${reader!.id}/transitiveMemberOf/microsoft.graph.directoryRole`)).length, 0);
 
-    const privileged = valueOf(await raw(graph, 'GET', `/beta/roleManagement/directory/roleDefinitions?$filter=isPrivileged eq true&$select=id,displayName,templateId`));
+    const privileged = valueOf(
+      await raw(
+        graph,
+        'GET',
+        `/beta/roleManagement/directory/roleDefinitions?$filter=isPrivileged eq true&$select=id,displayName,templateId`,
+      ),
+    );
     assert.ok(privileged.some((r) => r.templateId === '62e90394-69f5-4237-9190-012177145e10'));
     assert.ok(!privileged.some((r) => r.displayName === 'Directory Readers'));
 
-    const eligible = valueOf(await raw(graph, 'GET', `/v1.0/roleManagement/directory/roleEligibilityScheduleInstances?$filter=${encodeURIComponent(`principalId eq '${reader!.id}'`)}`));
-    assert.deepEqual(eligible.map((e) => [e.principalId, e.roleDefinitionId]), [[reader!.id, 'e8611ab8-c189-46e8-94e1-60213ab1f814']]);
+    const eligible = valueOf(
+      await raw(
+        graph,
+        'GET',
+        `/v1.0/roleManagement/directory/roleEligibilityScheduleInstances?$filter=${encodeURIComponent(`principalId eq '${reader!.id}'`)}`,
+      ),
+    );
+    assert.deepEqual(
+      eligible.map((e) => [e.principalId, e.roleDefinitionId]),
+      [[reader!.id, 'e8611ab8-c189-46e8-94e1-60213ab1f814']],
+    );
 
     const member = await raw(graph, 'POST', `/v1.0/users/${admin!.id}/checkMemberGroups`, { groupIds: ['g-other', 'G-HELPDESK'] });
     assert.deepEqual(valueOf(member), ['G-HELPDESK']);
@@ -398,7 +483,11 @@ void describe('throttling and faults', () => {
 
     graph.setRealism({ retryAfterSeconds: 2.128 });
     for (let i = 0; i < 2; i++) assert.equal((await raw(graph, 'GET', '/v1.0/users/ann@contoso.com')).status, 200);
-    assert.equal((await raw(graph, 'GET', '/v1.0/users/ann@contoso.com')).headers.get('retry-after'), '2.128', 'a fixed Retry-After, fractional');
+    assert.equal(
+      (await raw(graph, 'GET', '/v1.0/users/ann@contoso.com')).headers.get('retry-after'),
+      '2.128',
+      'a fixed Retry-After, fractional',
+    );
   });
 
   void test('queued faults: a 503 with Retry-After changes nothing; an applied timeout makes the change and never answers', async (t) => {
@@ -416,8 +505,15 @@ void describe('throttling and faults', () => {
     assert.equal(errorOf(unavailable).code, 'serviceNotAvailable');
     assert.equal(graph.devices().length, 0);
 
-    await assert.rejects(raw(graph, 'POST', DEVICES, deviceBody('F-1', newSecret()), { signal: AbortSignal.timeout(300) }), (e: Error) => e.name === 'TimeoutError');
-    assert.deepEqual(graph.devices().map((d) => d.serialNumber), ['F-1'], 'applied, though never answered');
+    await assert.rejects(
+      raw(graph, 'POST', DEVICES, deviceBody('F-1', newSecret()), { signal: AbortSignal.timeout(300) }),
+      (e: Error) => e.name === 'TimeoutError',
+    );
+    assert.deepEqual(
+      graph.devices().map((d) => d.serialNumber),
+      ['F-1'],
+      'applied, though never answered',
+    );
     assert.equal(graph.stats().pendingFaults, 0);
 
     // An applied 500 on assign: the answer fails, the assignment stands.
@@ -440,7 +536,10 @@ void describe('persistence and seeding', () => {
     t.after(() => rm(dir, { recursive: true, force: true }));
     const persistPath = join(dir, 'graph.jsonl');
     const usersFile = join(dir, 'graph-users.json');
-    await writeFile(usersFile, JSON.stringify([{ userPrincipalName: 'file.user@contoso.com', directoryRoles: ['Helpdesk Administrator'] }]));
+    await writeFile(
+      usersFile,
+      JSON.stringify([{ userPrincipalName: 'file.user@contoso.com', directoryRoles: ['Helpdesk Administrator'] }]),
+    );
     const time = manual();
     const secret = newSecret();
 
@@ -450,7 +549,14 @@ void describe('persistence and seeding', () => {
     first.seedUsers([{ userPrincipalName: 'api.user@contoso.com' }]);
     const id = await createDevice(first, 'P-1', secret);
     assert.equal((await assign(first, 'api.user@contoso.com', id)).status, 201);
-    assert.equal((await raw(first, 'POST', `/beta/users/api.user@contoso.com/authentication/hardwareOathMethods/${id}/activate`, { verificationCode: codeAt(secret, time.unix()) })).status, 204);
+    assert.equal(
+      (
+        await raw(first, 'POST', `/beta/users/api.user@contoso.com/authentication/hardwareOathMethods/${id}/activate`, {
+          verificationCode: codeAt(secret, time.unix()),
+        })
+      ).status,
+      204,
+    );
     const before = first.devices();
     await first.close();
     await appendFile(persistPath, '{"t":"device","device":{"id":"torn');
@@ -458,10 +564,16 @@ void describe('persistence and seeding', () => {
     const second = await startGraphStandIn({ port: 0, persistPath, usersFile, now: time.now });
     t.after(() => second.close());
     assert.deepEqual(second.devices(), before);
-    assert.deepEqual(second.users().map((u) => [u.userPrincipalName, u.id]).sort(), [
-      ['api.user@contoso.com', second.users().find((u) => u.userPrincipalName === 'api.user@contoso.com')!.id],
-      ['file.user@contoso.com', fileUser.id],
-    ]);
+    assert.deepEqual(
+      second
+        .users()
+        .map((u) => [u.userPrincipalName, u.id])
+        .sort(),
+      [
+        ['api.user@contoso.com', second.users().find((u) => u.userPrincipalName === 'api.user@contoso.com')!.id],
+        ['file.user@contoso.com', fileUser.id],
+      ],
+    );
     time.clock.advance(30_000);
     assert.equal(second.signIn('api.user@contoso.com', codeAt(secret, time.unix())).accepted, true, 'the secret survived too');
     const journal = await readFile(persistPath, 'utf8');
@@ -473,7 +585,10 @@ void describe('persistence and seeding', () => {
     t.after(() => rm(dir, { recursive: true, force: true }));
     const usersFile = join(dir, 'users.json');
     await writeFile(usersFile, '[{"userPrincipalName": "x"}]');
-    await assert.rejects(startGraphStandIn({ port: 0, usersFile }), (e: Error) => e.message.includes(usersFile) && /userPrincipalName/.test(e.message));
+    await assert.rejects(
+      startGraphStandIn({ port: 0, usersFile }),
+      (e: Error) => e.message.includes(usersFile) && /userPrincipalName/.test(e.message),
+    );
   });
 });
 
@@ -492,7 +607,9 @@ void test('no secret in any answer, admin view or log line, malformed input incl
   const id = graph.devices()[0]!.id;
   await keep(assign(graph, 'g@contoso.com', id));
   await keep(assign(graph, 'ann@contoso.com', id));
-  await keep(raw(graph, 'POST', `/beta/users/ann@contoso.com/authentication/hardwareOathMethods/${id}/activate`, { verificationCode: secrets[0] }));
+  await keep(
+    raw(graph, 'POST', `/beta/users/ann@contoso.com/authentication/hardwareOathMethods/${id}/activate`, { verificationCode: secrets[0] }),
+  );
   await keep(raw(graph, 'GET', `${DEVICES}?$filter=serialNumber eq 'L-1'`));
   await keep(raw(graph, 'GET', `/beta/users/ann@contoso.com/authentication/hardwareOathMethods?$expand=device`));
   await keep(raw(graph, 'GET', '/_admin/devices'));
@@ -501,6 +618,9 @@ void test('no secret in any answer, admin view or log line, malformed input incl
   await keep(raw(graph, 'POST', '/_admin/devices', [{ serialNumber: 'L-5', secretKey: secrets[1]!.slice(0, 28) + '1111' }]));
   const all = texts.join('\n') + lines.join('\n');
   assert.ok(texts.length >= 14 && lines.length >= 10);
-  assertNoSecret(all, secrets.map((s) => s.slice(0, 30)));
+  assertNoSecret(
+    all,
+    secrets.map((s) => s.slice(0, 30)),
+  );
   assertNoSecret(all, secrets);
 });

@@ -121,7 +121,11 @@ async function poisonMessages(): Promise<Record<string, unknown>[]> {
 void describe('reading host.json', () => {
   void it('takes the four values, with Azure defaults for what is absent', () => {
     const config = hostConfigFrom(
-      { version: '2.0', functionTimeout: '01:02:03', extensions: { http: { routePrefix: '/custom/' }, blobs: { maxDegreeOfParallelism: 3, poisonBlobThreshold: 2 } } },
+      {
+        version: '2.0',
+        functionTimeout: '01:02:03',
+        extensions: { http: { routePrefix: '/custom/' }, blobs: { maxDegreeOfParallelism: 3, poisonBlobThreshold: 2 } },
+      },
       'host.json',
     );
     assert.equal(config.routePrefix, 'custom');
@@ -139,11 +143,23 @@ void describe('reading host.json', () => {
   });
 
   void it('refuses malformed values, naming the file, the property and what to write', async () => {
-    assert.throws(() => hostConfigFrom({ functionTimeout: '30m' }, 'app/host.json'), /app\/host\.json: "functionTimeout" must be a duration "hh:mm:ss".*got "30m"/);
+    assert.throws(
+      () => hostConfigFrom({ functionTimeout: '30m' }, 'app/host.json'),
+      /app\/host\.json: "functionTimeout" must be a duration "hh:mm:ss".*got "30m"/,
+    );
     assert.throws(() => hostConfigFrom({ functionTimeout: '00:00:00' }, 'h'), /functionTimeout.*above zero/);
-    assert.throws(() => hostConfigFrom({ extensions: { blobs: { maxDegreeOfParallelism: 0 } } }, 'h'), /"extensions\.blobs\.maxDegreeOfParallelism" must be a whole number of at least 1, got 0/);
-    assert.throws(() => hostConfigFrom({ extensions: { blobs: { poisonBlobThreshold: '5' } } }, 'h'), /"extensions\.blobs\.poisonBlobThreshold" must be a whole number.*got "5"/);
-    assert.throws(() => hostConfigFrom({ extensions: { http: { routePrefix: 7 } } }, 'h'), /"extensions\.http\.routePrefix" must be a string/);
+    assert.throws(
+      () => hostConfigFrom({ extensions: { blobs: { maxDegreeOfParallelism: 0 } } }, 'h'),
+      /"extensions\.blobs\.maxDegreeOfParallelism" must be a whole number of at least 1, got 0/,
+    );
+    assert.throws(
+      () => hostConfigFrom({ extensions: { blobs: { poisonBlobThreshold: '5' } } }, 'h'),
+      /"extensions\.blobs\.poisonBlobThreshold" must be a whole number.*got "5"/,
+    );
+    assert.throws(
+      () => hostConfigFrom({ extensions: { http: { routePrefix: 7 } } }, 'h'),
+      /"extensions\.http\.routePrefix" must be a string/,
+    );
     assert.throws(() => hostConfigFrom({ extensions: { http: { routePrefix: 'a b' } } }, 'h'), /routePrefix.*plain path/);
     assert.throws(() => hostConfigFrom({ extensions: [] }, 'h'), /"extensions" must be an object/);
     assert.throws(() => hostConfigFrom([], 'h'), /must hold a JSON object/);
@@ -154,7 +170,9 @@ void describe('reading host.json', () => {
 
   void it('a host given a malformed host.json does not start, and says why', async (t) => {
     const path = await hostJson({ functionTimeout: 'soon' });
-    await assert.rejects(start(t, { hostJson: path }), (error: Error) => error.message.includes(`${path}: "functionTimeout" must be a duration`));
+    await assert.rejects(start(t, { hostJson: path }), (error: Error) =>
+      error.message.includes(`${path}: "functionTimeout" must be a duration`),
+    );
   });
 
   void it("uses the app root's host.json when none is given (the repository's, for the fixture app)", async (t) => {
@@ -193,10 +211,18 @@ void describe('extensions.blobs.maxDegreeOfParallelism', () => {
     const host = await start(t, { hostJson: await hostJson({ version: '2.0', extensions: { blobs: { maxDegreeOfParallelism: 2 } } }) });
     const names = ['p1', 'p2', 'p3', 'p4', 'p5'];
     await Promise.all(names.map((name) => upload('gated', name)));
-    let state = await waitFor('two gated invocations running', () => gateState(host), (s) => s.started.length >= 2);
+    let state = await waitFor(
+      'two gated invocations running',
+      () => gateState(host),
+      (s) => s.started.length >= 2,
+    );
     // Two complete polls later (each listed the three waiting blobs), still only two have started.
     const polls = await blobPolls(host);
-    await waitFor('two more polls', () => blobPolls(host), (n) => n >= polls + 2);
+    await waitFor(
+      'two more polls',
+      () => blobPolls(host),
+      (n) => n >= polls + 2,
+    );
     state = await gateState(host);
     assert.equal(state.started.length, 2, JSON.stringify(state));
     // Each opened gate frees one place, taken by the next blob.
@@ -204,7 +230,11 @@ void describe('extensions.blobs.maxDegreeOfParallelism', () => {
       const waiting = state.started.find((n) => !state.finished.includes(n))!;
       await openGate(host, waiting);
       const finished = state.finished.length;
-      state = await waitFor('the next gated invocation', () => gateState(host), (s) => s.finished.length > finished && (s.started.length === names.length || s.active === 2));
+      state = await waitFor(
+        'the next gated invocation',
+        () => gateState(host),
+        (s) => s.finished.length > finished && (s.started.length === names.length || s.active === 2),
+      );
       assert.ok(state.active <= 2, JSON.stringify(state));
     }
     await host.idle();
@@ -222,15 +252,37 @@ void describe('functionTimeout and poisonBlobThreshold', () => {
     });
     await upload('hanging', 'once.txt', { hangtries: '1' });
 
-    const done = await waitFor('the retried blob done', () => listNames('hang-done', 'once.txt/'), (n) => n.length === 1);
+    const done = await waitFor(
+      'the retried blob done',
+      () => listNames('hang-done', 'once.txt/'),
+      (n) => n.length === 1,
+    );
     const attempts = await listNames('hang-attempts', 'once.txt/');
     assert.equal(attempts.length, 2, 'the first attempt timed out, the second succeeded');
-    const final = JSON.parse((await container('hang-done').getBlobClient(done[0]!).downloadToBuffer()).toString('utf8')) as { retryCount: number };
+    const final = JSON.parse((await container('hang-done').getBlobClient(done[0]!).downloadToBuffer()).toString('utf8')) as {
+      retryCount: number;
+    };
     assert.equal(final.retryCount, 1);
     const logs = host.logs();
-    assert.ok(logs.some((l) => /^\[hangBlob\] \[[0-9a-f-]{36}\] Timeout value of 00:00:01 exceeded by function 'Functions\.hangBlob' \(Id: '[0-9a-f-]{36}'\)\. Initiating cancellation\.$/.test(l)), logs.join('\n'));
-    assert.ok(logs.some((l) => l.includes("Executed 'Functions.hangBlob' (Failed") && l.includes('FunctionTimeoutException: Timeout value of 00:00:01 was exceeded by function: Functions.hangBlob')));
-    assert.ok(logs.some((l) => l.includes("Restarting the app's worker, which is running invocation")), logs.join('\n'));
+    assert.ok(
+      logs.some((l) =>
+        /^\[hangBlob\] \[[0-9a-f-]{36}\] Timeout value of 00:00:01 exceeded by function 'Functions\.hangBlob' \(Id: '[0-9a-f-]{36}'\)\. Initiating cancellation\.$/.test(
+          l,
+        ),
+      ),
+      logs.join('\n'),
+    );
+    assert.ok(
+      logs.some(
+        (l) =>
+          l.includes("Executed 'Functions.hangBlob' (Failed") &&
+          l.includes('FunctionTimeoutException: Timeout value of 00:00:01 was exceeded by function: Functions.hangBlob'),
+      ),
+    );
+    assert.ok(
+      logs.some((l) => l.includes("Restarting the app's worker, which is running invocation")),
+      logs.join('\n'),
+    );
     // The app loaded afresh in the new worker (it logs this registration once per load).
     assert.equal(logs.filter((l) => l.includes('Enabled Deferred Binding')).length, 2, 'the app was loaded twice');
     await host.idle();
@@ -252,10 +304,26 @@ void describe('functionTimeout and poisonBlobThreshold', () => {
     assert.equal((await listNames('attempts', 'bad/')).length, 2);
     const messages = await poisonMessages();
     assert.deepEqual(
-      messages.filter((m) => m.BlobName === 'stuck.txt' || m.BlobName === 'bad.txt').sort((a, b) => String(a.BlobName).localeCompare(String(b.BlobName))),
+      messages
+        .filter((m) => m.BlobName === 'stuck.txt' || m.BlobName === 'bad.txt')
+        .sort((a, b) => String(a.BlobName).localeCompare(String(b.BlobName))),
       [
-        { Type: 'BlobTrigger', FunctionId: 'Host.Functions.failBlob', BlobType: 'BlockBlob', ContainerName: 'failing', BlobName: 'bad.txt', ETag: bad },
-        { Type: 'BlobTrigger', FunctionId: 'Host.Functions.hangBlob', BlobType: 'BlockBlob', ContainerName: 'hanging', BlobName: 'stuck.txt', ETag: stuck },
+        {
+          Type: 'BlobTrigger',
+          FunctionId: 'Host.Functions.failBlob',
+          BlobType: 'BlockBlob',
+          ContainerName: 'failing',
+          BlobName: 'bad.txt',
+          ETag: bad,
+        },
+        {
+          Type: 'BlobTrigger',
+          FunctionId: 'Host.Functions.hangBlob',
+          BlobType: 'BlockBlob',
+          ContainerName: 'hanging',
+          BlobName: 'stuck.txt',
+          ETag: stuck,
+        },
       ],
     );
     // Not tried again: a later blob is processed (so later polls listed both) and the counts stand.
@@ -281,7 +349,9 @@ void describe('several host processes of one app', () => {
     await Promise.all(pair.map((h) => h.idle()));
     await Promise.all(pair.map((h) => h.idle()));
     for (const name of names) assert.equal((await listNames('processed', `${name}/`)).length, 1, name);
-    const executed = pair.map((h) => h.logs().filter((l) => /Executed 'Functions\.recordBlob' \(Succeeded/.test(l) && l.includes('incoming/shared-')).length);
+    const executed = pair.map(
+      (h) => h.logs().filter((l) => /Executed 'Functions\.recordBlob' \(Succeeded/.test(l) && l.includes('incoming/shared-')).length,
+    );
     assert.equal(executed[0]! + executed[1]!, names.length, `invocations per host: ${executed.join(', ')}`);
     await Promise.all(pair.map((h) => h.stop()));
   });
@@ -289,11 +359,19 @@ void describe('several host processes of one app', () => {
   void it("take over a crashed host's blob once its receipt lease lapses", async (t) => {
     const first = await start(t, {});
     await upload('gated', 'orphan');
-    await waitFor('the first host running the blob', () => gateState(first), (s) => s.started.includes('orphan'));
+    await waitFor(
+      'the first host running the blob',
+      () => gateState(first),
+      (s) => s.started.includes('orphan'),
+    );
     const second = await start(t, {});
     await first.kill();
     // The second host waits out the lease (15 s at most), then runs the blob as a retry.
-    const state = await waitFor('the second host running the blob', () => gateState(second), (s) => s.started.includes('orphan'));
+    const state = await waitFor(
+      'the second host running the blob',
+      () => gateState(second),
+      (s) => s.started.includes('orphan'),
+    );
     assert.deepEqual(state.started, ['orphan']);
     await openGate(second, 'orphan');
     await second.idle();

@@ -220,7 +220,10 @@ void describe('blob triggers', () => {
     assert.equal(records.length, 1);
     const record = await readJson(processed, records[0]!);
     assert.equal(record.isBuffer, false);
-    assert.deepEqual(record.received, { source: 'AzureStorageBlobs', reference: { Connection: 'PipelineStorage', ContainerName: 'referenced', BlobName: 'big/file.bin' } });
+    assert.deepEqual(record.received, {
+      source: 'AzureStorageBlobs',
+      reference: { Connection: 'PipelineStorage', ContainerName: 'referenced', BlobName: 'big/file.bin' },
+    });
     assert.equal(record.contentLength, content.length);
   });
 
@@ -243,9 +246,18 @@ void describe('blob triggers', () => {
 
     const poison = QueueServiceClient.fromConnectionString(azurite.connectionString).getQueueClient('webjobs-blobtrigger-poison');
     const peeked = await poison.peekMessages({ numberOfMessages: 32 });
-    const messages = peeked.peekedMessageItems.map((m) => JSON.parse(Buffer.from(m.messageText, 'base64').toString('utf8')) as Record<string, unknown>);
+    const messages = peeked.peekedMessageItems.map(
+      (m) => JSON.parse(Buffer.from(m.messageText, 'base64').toString('utf8')) as Record<string, unknown>,
+    );
     assert.deepEqual(messages, [
-      { Type: 'BlobTrigger', FunctionId: 'Host.Functions.failBlob', BlobType: 'BlockBlob', ContainerName: 'failing', BlobName: 'bad.txt', ETag: upload.etag },
+      {
+        Type: 'BlobTrigger',
+        FunctionId: 'Host.Functions.failBlob',
+        BlobType: 'BlockBlob',
+        ContainerName: 'failing',
+        BlobName: 'bad.txt',
+        ETag: upload.etag,
+      },
     ]);
 
     // No more tries after that: a failing blob uploaded later goes through its own 5 tries (5 more polls that listed
@@ -280,6 +292,9 @@ void describe('timer and queue triggers', () => {
     await host.idle();
     const output = await queues.getQueueClient('fixture-output').receiveMessages();
     const texts = output.receivedMessageItems.map((m) => Buffer.from(m.messageText, 'base64').toString('utf8'));
-    assert.deepEqual(texts.map((t) => JSON.parse(t) as unknown), [{ echoed: { hello: 'queue' } }]);
+    assert.deepEqual(
+      texts.map((t) => JSON.parse(t) as unknown),
+      [{ echoed: { hello: 'queue' } }],
+    );
   });
 });

@@ -25,12 +25,19 @@ interface HostProcess {
 
 async function startHostProcess(tickSchedule = '0 0 0 1 1 *'): Promise<HostProcess> {
   const args = [
-    '--import', 'tsx', 'dev/host/cli.ts',
-    '--entry', 'test/dev/host/fixtures/app/index.js',
-    '--storage', azurite.connectionString,
-    '--port', '0',
-    '--poll-interval-ms', '150',
-    '--host-id', 'restart-test',
+    '--import',
+    'tsx',
+    'dev/host/cli.ts',
+    '--entry',
+    'test/dev/host/fixtures/app/index.js',
+    '--storage',
+    azurite.connectionString,
+    '--port',
+    '0',
+    '--poll-interval-ms',
+    '150',
+    '--host-id',
+    'restart-test',
     '--json',
   ];
   const child = spawn(process.execPath, args, {
@@ -175,7 +182,10 @@ void describe('local host restarts', () => {
     await idle(third);
     assert.equal(await count('before.csv/'), 1);
     assert.equal(await count('second.csv/'), 1);
-    assert.ok(third.logs.some((l) => /^\[recordBlob\] \[[0-9a-f-]{36}\] processing third\.csv$/.test(l)), third.logs.join('\n'));
+    assert.ok(
+      third.logs.some((l) => /^\[recordBlob\] \[[0-9a-f-]{36}\] processing third\.csv$/.test(l)),
+      third.logs.join('\n'),
+    );
     assert.equal(await stopHost(third, 'SIGTERM'), 0);
   });
 });

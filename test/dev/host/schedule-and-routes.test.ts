@@ -80,7 +80,10 @@ void describe('settings', () => {
     const dir = await mkdtemp(join(tmpdir(), 'settings-test-'));
     try {
       const file = join(dir, 'local.settings.json');
-      await writeFile(file, JSON.stringify({ IsEncrypted: false, Values: { A: 'one', AzureWebJobsStorage: 'UseDevelopmentStorage=true' } }));
+      await writeFile(
+        file,
+        JSON.stringify({ IsEncrypted: false, Values: { A: 'one', AzureWebJobsStorage: 'UseDevelopmentStorage=true' } }),
+      );
       assert.deepEqual(await readLocalSettings(file), { A: 'one', AzureWebJobsStorage: 'UseDevelopmentStorage=true' });
       await writeFile(file, JSON.stringify({ IsEncrypted: true, Values: {} }));
       await assert.rejects(readLocalSettings(file), /encrypted/);

@@ -73,7 +73,13 @@ void describe('local stack', () => {
     assert.equal(localSettings.Values.KEY_VAULT_URL, first.keyVaultUrl);
     assert.equal(localSettings.Values.GRAPH_BASE_URL, first.graphUrl);
     assert.equal((await graphCall(first, 'GET', '/v1.0/users/stack.user@contoso.com')).status, 200);
-    const device = { serialNumber: 'STACK-1', manufacturer: 'Contoso', model: 'C200', secretKey: 'JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP', timeIntervalInSeconds: 30 };
+    const device = {
+      serialNumber: 'STACK-1',
+      manufacturer: 'Contoso',
+      model: 'C200',
+      secretKey: 'JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP',
+      timeIntervalInSeconds: 30,
+    };
     assert.equal((await graphCall(first, 'POST', GRAPH_DEVICES, device)).status, 201);
     assert.equal(localSettings.Values.FUNCTIONS_WORKER_RUNTIME, 'node');
     assert.equal(localSettings.Values.FIXTURE_TICK_SCHEDULE, '0 0 0 1 1 *');
@@ -81,9 +87,12 @@ void describe('local stack', () => {
     const blobs = BlobServiceClient.fromConnectionString(first.connectionString);
     const containers: string[] = [];
     for await (const c of blobs.listContainers()) containers.push(c.name);
-    for (const name of ['seeds', 'assignments', 'imports', 'reports', 'quarantine', 'deadletter']) assert.ok(containers.includes(name), name);
+    for (const name of ['seeds', 'assignments', 'imports', 'reports', 'quarantine', 'deadletter'])
+      assert.ok(containers.includes(name), name);
     const tables: string[] = [];
-    for await (const table of TableServiceClient.fromConnectionString(first.connectionString, { allowInsecureConnection: true }).listTables()) {
+    for await (const table of TableServiceClient.fromConnectionString(first.connectionString, {
+      allowInsecureConnection: true,
+    }).listTables()) {
       tables.push(table.name ?? '');
     }
     assert.deepEqual(tables.sort(), ['assignments', 'tokens']);
@@ -106,7 +115,10 @@ void describe('local stack', () => {
     const again = createLocalSecretClient(second.keyVaultUrl);
     assert.equal((await again.getSecret('stack-test')).value, 'not-a-real-seed');
     assert.deepEqual(await graphSerials(second), ['STACK-1']);
-    await BlobServiceClient.fromConnectionString(second.connectionString).getContainerClient('incoming').getBlockBlobClient('later.csv').upload('y', 1);
+    await BlobServiceClient.fromConnectionString(second.connectionString)
+      .getContainerClient('incoming')
+      .getBlockBlobClient('later.csv')
+      .upload('y', 1);
     await waitForCount(second, 'later.csv/', 1);
     assert.equal(await processedCount(second, 'stack.csv/'), 1);
 
@@ -122,13 +134,22 @@ void describe('local stack', () => {
     const seeds = blobs.getContainerClient('seeds');
     await seeds.getBlockBlobClient('kept.csv').upload('kept', 4);
     await createLocalSecretClient(stack.keyVaultUrl).setSecret('crash-test', 'value');
-    const device = { serialNumber: 'CRASH-1', manufacturer: 'Contoso', model: 'C200', secretKey: 'JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP', timeIntervalInSeconds: 30 };
+    const device = {
+      serialNumber: 'CRASH-1',
+      manufacturer: 'Contoso',
+      model: 'C200',
+      secretKey: 'JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP',
+      timeIntervalInSeconds: 30,
+    };
     assert.equal((await graphCall(stack, 'POST', GRAPH_DEVICES, device)).status, 201);
 
     const revived = await stack.restart({ crash: true });
     assert.equal(isProcessAlive(stack.pid), false);
     assert.equal(isProcessAlive(stack.azuritePid), false);
-    const text = await BlobServiceClient.fromConnectionString(revived.connectionString).getContainerClient('seeds').getBlobClient('kept.csv').downloadToBuffer();
+    const text = await BlobServiceClient.fromConnectionString(revived.connectionString)
+      .getContainerClient('seeds')
+      .getBlobClient('kept.csv')
+      .downloadToBuffer();
     assert.equal(text.toString('utf8'), 'kept');
     assert.equal((await createLocalSecretClient(revived.keyVaultUrl).getSecret('crash-test')).value, 'value');
     assert.deepEqual(await graphSerials(revived), ['CRASH-1'], 'an acknowledged Graph write survives a kill -9');

@@ -171,7 +171,10 @@ void test('persistence: a CLI stand-in killed with SIGKILL comes back with every
   const { signal } = await cli.exited;
   assert.equal(signal, 'SIGKILL');
   assert.ok(acknowledged.length >= 100);
-  assert.ok(settled.some((s) => s.status === 'rejected'), 'the kill landed mid-burst');
+  assert.ok(
+    settled.some((s) => s.status === 'rejected'),
+    'the kill landed mid-burst',
+  );
 
   const kv = await startForTest(t, { persistPath: file });
   const reader = createLocalSecretClient(kv.url);

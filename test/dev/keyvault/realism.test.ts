@@ -78,7 +78,11 @@ void test('Azure Key Vault throttling guidance: an accepted call counts for exac
   assert.equal((await raw(kv, 'PUT', `/secrets/edge?${API}`, { value: 'v' })).status, 200, 'create budget back after 10 s');
   assert.equal((await raw(kv, 'GET', `/secrets/edge/?${API}`)).status, 200, 'read budget back after 10 s');
   const stats = kv.stats();
-  assert.deepEqual(stats.createTimestamps, [0, 10_000].map((ms) => clock.now().getTime() - 10_000 + ms), 'timestamps come from the clock');
+  assert.deepEqual(
+    stats.createTimestamps,
+    [0, 10_000].map((ms) => clock.now().getTime() - 10_000 + ms),
+    'timestamps come from the clock',
+  );
 });
 
 void test('fault injection: a share of calls answer 500/503 with Key Vault-shaped bodies and change nothing', async (t) => {

@@ -141,7 +141,10 @@ void test('Get Secrets - REST API (Azure Key Vault) 7.4: paging with nextLink ho
   for await (const page of client.listPropertiesOfSecrets().byPage({ maxPageSize: 7 })) {
     pages.push(page.map((p) => p.name));
   }
-  assert.deepEqual(pages.map((p) => p.length), [7, 7, 7, 7, 3]);
+  assert.deepEqual(
+    pages.map((p) => p.length),
+    [7, 7, 7, 7, 3],
+  );
   assert.deepEqual(pages.flat().sort(), names);
 
   const all: string[] = [];
@@ -182,7 +185,10 @@ void test('Get Secret Versions - REST API (Azure Key Vault) 7.4: every version, 
     pages.push(page.map((p) => p.version ?? ''));
     for (const p of page) assert.equal(p.name, name);
   }
-  assert.deepEqual(pages.map((p) => p.length), [2, 2, 1]);
+  assert.deepEqual(
+    pages.map((p) => p.length),
+    [2, 2, 1],
+  );
   assert.deepEqual(pages.flat().sort(), [...created].sort());
   assert.equal(kv.stats().versionsPerSecret[name], 5);
 });

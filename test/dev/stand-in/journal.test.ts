@@ -28,7 +28,10 @@ function tempFile(t: TestContext): string {
   return join(dir, 'nested', 'state.jsonl');
 }
 
-const lines = (file: string): string[] => readFileSync(file, 'utf8').split('\n').filter((l) => l !== '');
+const lines = (file: string): string[] =>
+  readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((l) => l !== '');
 
 void test('appended records are replayed at the next open, which compacts the file to the current state', (t) => {
   const file = tempFile(t);
@@ -63,7 +66,10 @@ void test('a torn last line is skipped and logged; a bad line before it refuses 
   assert.deepEqual(logs, ['test stand-in: ignoring torn last journal line 2']);
 
   writeFileSync(file, '{"t":"set","key":"a","value":1}\nnot json\n{"t":"set","key":"b","value":2}\n');
-  assert.throws(() => JsonLinesJournal.open(file, new Counts(), () => undefined, 'test stand-in'), (err: Error) => err.message === `test stand-in journal ${file} is corrupt at line 2`);
+  assert.throws(
+    () => JsonLinesJournal.open(file, new Counts(), () => undefined, 'test stand-in'),
+    (err: Error) => err.message === `test stand-in journal ${file} is corrupt at line 2`,
+  );
   // A record the state refuses counts as corrupt as well.
   writeFileSync(file, '{"t":"unknown"}\n{"t":"set","key":"b","value":2}\n');
   assert.throws(() => JsonLinesJournal.open(file, new Counts(), () => undefined, 'test stand-in'), /corrupt at line 1/);
@@ -78,5 +84,11 @@ void test('replaceWith empties the file and writes the given records: a wipe tha
   journal.close();
   const host = new Counts();
   JsonLinesJournal.open(file, host, () => undefined, 'test stand-in').close();
-  assert.deepEqual([...host.values], [['fresh', 0], ['b', 2]]);
+  assert.deepEqual(
+    [...host.values],
+    [
+      ['fresh', 0],
+      ['b', 2],
+    ],
+  );
 });

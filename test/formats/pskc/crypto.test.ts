@@ -22,7 +22,10 @@ function nodeAesWrap(key: Buffer, plaintext: Buffer): Buffer {
 void describe('key wrap', () => {
   void it('unwraps RFC 3394 section 4.1 (128-bit key data, 128-bit KEK) over AES-ECB', () => {
     const wrapped = hex('1fa68b0a8112b447aef34bd8fb5a7b829d3e862371d2cfe5');
-    assert.equal(unwrapOverEcb('aes-128-ecb', hex('000102030405060708090a0b0c0d0e0f'), wrapped).toString('hex'), '00112233445566778899aabbccddeeff');
+    assert.equal(
+      unwrapOverEcb('aes-128-ecb', hex('000102030405060708090a0b0c0d0e0f'), wrapped).toString('hex'),
+      '00112233445566778899aabbccddeeff',
+    );
   });
 
   void it("matches node:crypto's AES key wrap (RFC 3394 and RFC 5649) for every length, both ways (property)", () => {
@@ -48,7 +51,10 @@ void describe('key wrap', () => {
   void it('unwraps the RFC 3217 Triple-DES key wrap example', () => {
     const algorithm = ENCRYPTION_ALGORITHMS.get(`${XMLENC}kw-tripledes`)!;
     const wrapped = Buffer.from('aQEHYY7wkrO0jKF5ayNK6foz67QVlgQDfbXWqE6zqsJ2jGMndaRn1A==', 'base64');
-    assert.equal(decryptValue(algorithm, hex('255e0d1c07b646dfb3134cc843ba8aa71f025b7c0838251f'), wrapped).toString('hex'), '2923bf85e06dd6ae529149f1f1bae9eab3a7da3d860d3e98');
+    assert.equal(
+      decryptValue(algorithm, hex('255e0d1c07b646dfb3134cc843ba8aa71f025b7c0838251f'), wrapped).toString('hex'),
+      '2923bf85e06dd6ae529149f1f1bae9eab3a7da3d860d3e98',
+    );
   });
 
   void it('refuses a wrong key, an altered block and a bad length with one DecryptionError and no detail', () => {
@@ -63,7 +69,10 @@ void describe('key wrap', () => {
       [key, altered],
       [key, wrapped.subarray(0, 20)],
     ] as const) {
-      assert.throws(() => decryptValue(camellia, k, data), (err: unknown) => err instanceof DecryptionError && err.message === 'decryption failed');
+      assert.throws(
+        () => decryptValue(camellia, k, data),
+        (err: unknown) => err instanceof DecryptionError && err.message === 'decryption failed',
+      );
     }
   });
 
@@ -72,6 +81,9 @@ void describe('key wrap', () => {
     const iv = hex('0001020304050607');
     const cipher = createCipheriv('des-ede-cbc', key, iv);
     const body = Buffer.concat([cipher.update(Buffer.from('twenty bytes secret!')), cipher.final()]);
-    assert.equal(decryptValue(ENCRYPTION_ALGORITHMS.get(`${XMLENC}tripledes-cbc`)!, key, Buffer.concat([iv, body])).toString(), 'twenty bytes secret!');
+    assert.equal(
+      decryptValue(ENCRYPTION_ALGORITHMS.get(`${XMLENC}tripledes-cbc`)!, key, Buffer.concat([iv, body])).toString(),
+      'twenty bytes secret!',
+    );
   });
 });

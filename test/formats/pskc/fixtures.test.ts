@@ -22,7 +22,11 @@ void describe('RFC 6030 examples', () => {
   });
 
   void it('Figure 6: AES-128-CBC with HMAC-SHA1 and the pre-shared key decrypts to the RFC values', () => {
-    const result = readPskc(fixture('rfc6030-figure6.pskcxml'), { now: READ_AT, fileName: 'figure6.pskcxml', psk: Buffer.from('12345678901234567890123456789012', 'hex') });
+    const result = readPskc(fixture('rfc6030-figure6.pskcxml'), {
+      now: READ_AT,
+      fileName: 'figure6.pskcxml',
+      psk: Buffer.from('12345678901234567890123456789012', 'hex'),
+    });
     assert.deepEqual(result.problems, []);
     assert.equal(result.tokens.length, 1);
     const token = result.tokens[0]!;
@@ -56,9 +60,13 @@ void describe('generated fixtures', () => {
 
   for (const negative of expected.negative) {
     void it(`${negative.file} (${negative.name}) is refused with ${negative.code} and no tokens`, () => {
-      const error = fileError(() => readPskc(fixture(negative.file), { now: READ_AT, fileName: negative.file, ...keyOptions(negative) }), negative.code);
+      const error = fileError(
+        () => readPskc(fixture(negative.file), { now: READ_AT, fileName: negative.file, ...keyOptions(negative) }),
+        negative.code,
+      );
       assert.ok(error.message.startsWith(`${negative.file}`), error.message);
-      for (const text of negative.messageIncludes ?? []) assert.ok(error.message.includes(text), `${JSON.stringify(text)} not in ${error.message}`);
+      for (const text of negative.messageIncludes ?? [])
+        assert.ok(error.message.includes(text), `${JSON.stringify(text)} not in ${error.message}`);
       // The key itself never shows up in a message.
       if (negative.psk) assert.ok(!error.message.toLowerCase().includes(negative.psk.toLowerCase()));
       if (negative.password) assert.ok(!error.message.includes(negative.password));
@@ -71,7 +79,8 @@ void describe('generated fixtures', () => {
     const rfc = onDisk.filter((f) => f.startsWith('rfc6030-'));
     assert.deepEqual(rfc.sort(), ['rfc6030-figure2.pskcxml', 'rfc6030-figure6.pskcxml']);
     assert.deepEqual(onDisk.filter((f) => !rfc.includes(f)).sort(), Object.keys(generated.files).sort());
-    for (const [name, content] of Object.entries(generated.files)) assert.ok(fixture(name).equals(Buffer.from(content)), `${name} is stale: re-run generate.ts`);
+    for (const [name, content] of Object.entries(generated.files))
+      assert.ok(fixture(name).equals(Buffer.from(content)), `${name} is stale: re-run generate.ts`);
     assert.deepEqual(expected, JSON.parse(JSON.stringify({ valid: generated.valid, negative: generated.negative })));
   });
 });

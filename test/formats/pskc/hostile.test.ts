@@ -6,15 +6,17 @@ import { PSKC_NS, buildPskc, deterministicBytes } from '../../fixtures/pskc/gene
 import { READ_AT, fileError, fixture } from './helpers.js';
 
 const bytes = (text: string) => Buffer.from(text, 'utf8');
-const plainFile = () =>
-  buildPskc({ keys: [{ serial: 'S1', keyId: 'k1', type: 'totp', secret: deterministicBytes('h', 20) }], seed: 'h' });
+const plainFile = () => buildPskc({ keys: [{ serial: 'S1', keyId: 'k1', type: 'totp', secret: deterministicBytes('h', 20) }], seed: 'h' });
 
 void describe('hostile and broken files', () => {
   void it('refuses DOCTYPE and ENTITY declarations before parsing, whatever their case', () => {
     const bomb = fileError(() => readPskc(fixture('entity-bomb.pskcxml'), { now: READ_AT, fileName: 'bomb.xml' }), 'PSKC_DOCTYPE_REFUSED');
     assert.equal(bomb.line, 2);
     fileError(() => readPskc(bytes(`<!doctype x>${plainFile()}`), { now: READ_AT, fileName: 'f' }), 'PSKC_DOCTYPE_REFUSED');
-    fileError(() => readPskc(bytes(plainFile().replace('<KeyPackage>', '<KeyPackage><!ENTITY x "y">')), { now: READ_AT, fileName: 'f' }), 'PSKC_DOCTYPE_REFUSED');
+    fileError(
+      () => readPskc(bytes(plainFile().replace('<KeyPackage>', '<KeyPackage><!ENTITY x "y">')), { now: READ_AT, fileName: 'f' }),
+      'PSKC_DOCTYPE_REFUSED',
+    );
   });
 
   void it('refuses files above the size limit before decoding them', () => {
@@ -24,7 +26,10 @@ void describe('hostile and broken files', () => {
 
   void it('refuses bytes that are not UTF-8 (Latin-1, UTF-16)', () => {
     fileError(() => readPskc(Buffer.from(plainFile().replace('S1', 'Sé1'), 'latin1'), { now: READ_AT, fileName: 'f' }), 'FILE_NOT_TEXT');
-    fileError(() => readPskc(Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(plainFile(), 'utf16le')]), { now: READ_AT, fileName: 'f' }), 'FILE_NOT_TEXT');
+    fileError(
+      () => readPskc(Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(plainFile(), 'utf16le')]), { now: READ_AT, fileName: 'f' }),
+      'FILE_NOT_TEXT',
+    );
   });
 
   void it('accepts a UTF-8 BOM', () => {
@@ -41,9 +46,15 @@ void describe('hostile and broken files', () => {
   void it('reports truncated, mismatched, multi-root and non-XML input as PSKC_MALFORMED with a line', () => {
     const truncated = fileError(() => readPskc(fixture('truncated.pskcxml'), { now: READ_AT, fileName: 'f' }), 'PSKC_MALFORMED');
     assert.equal(typeof truncated.line, 'number');
-    const mismatched = fileError(() => readPskc(bytes(plainFile().replace('</Data>', '</Dato>')), { now: READ_AT, fileName: 'f' }), 'PSKC_MALFORMED');
+    const mismatched = fileError(
+      () => readPskc(bytes(plainFile().replace('</Data>', '</Dato>')), { now: READ_AT, fileName: 'f' }),
+      'PSKC_MALFORMED',
+    );
     assert.ok(mismatched.line !== undefined && mismatched.line > 1);
-    fileError(() => readPskc(bytes(`${plainFile()}<KeyContainer Version="1.0" xmlns="${PSKC_NS}"/>`), { now: READ_AT, fileName: 'f' }), 'PSKC_MALFORMED');
+    fileError(
+      () => readPskc(bytes(`${plainFile()}<KeyContainer Version="1.0" xmlns="${PSKC_NS}"/>`), { now: READ_AT, fileName: 'f' }),
+      'PSKC_MALFORMED',
+    );
     fileError(() => readPskc(fixture('not-xml.pskcxml'), { now: READ_AT, fileName: 'f' }), 'PSKC_MALFORMED');
     fileError(() => readPskc(Buffer.from([0x3c, 0x00, 0x01, 0x02]), { now: READ_AT, fileName: 'f' }), 'PSKC_MALFORMED');
   });
@@ -52,7 +63,10 @@ void describe('hostile and broken files', () => {
     fileError(() => readPskc(fixture('deeply-nested.pskcxml'), { now: READ_AT, fileName: 'f' }), 'PSKC_MALFORMED');
     const levels = 1_000_000;
     const started = performance.now();
-    fileError(() => readPskc(bytes(`<KeyContainer Version="1.0" xmlns="${PSKC_NS}">${'<a>'.repeat(levels)}`), { now: READ_AT, fileName: 'f' }), 'PSKC_MALFORMED');
+    fileError(
+      () => readPskc(bytes(`<KeyContainer Version="1.0" xmlns="${PSKC_NS}">${'<a>'.repeat(levels)}`), { now: READ_AT, fileName: 'f' }),
+      'PSKC_MALFORMED',
+    );
     // Not a benchmark: a generous bound that only a hang or a quadratic blow-up would break.
     assert.ok(performance.now() - started < 20_000);
   });
@@ -61,17 +75,29 @@ void describe('hostile and broken files', () => {
     let attributes = '';
     for (let i = 0; i < 50_000; i++) attributes += ` a${i}="x"`;
     const started = performance.now();
-    fileError(() => readPskc(bytes(`<KeyContainer Version="1.0" xmlns="${PSKC_NS}"${attributes}/>`), { now: READ_AT, fileName: 'f' }), 'FILE_EMPTY');
-    fileError(() => readPskc(bytes(`<KeyContainer Version="1.0" xmlns="${PSKC_NS}"${attributes} a0="y"/>`), { now: READ_AT, fileName: 'f' }), 'PSKC_MALFORMED');
+    fileError(
+      () => readPskc(bytes(`<KeyContainer Version="1.0" xmlns="${PSKC_NS}"${attributes}/>`), { now: READ_AT, fileName: 'f' }),
+      'FILE_EMPTY',
+    );
+    fileError(
+      () => readPskc(bytes(`<KeyContainer Version="1.0" xmlns="${PSKC_NS}"${attributes} a0="y"/>`), { now: READ_AT, fileName: 'f' }),
+      'PSKC_MALFORMED',
+    );
     assert.ok(performance.now() - started < 20_000);
   });
 
   void it('never echoes key material in errors', () => {
     const psk = Buffer.from('00112233445566778899aabbccddeeff', 'hex');
-    const error = fileError(() => readPskc(fixture('aes128-cbc-hmac-sha1.pskcxml'), { now: READ_AT, fileName: 'f', psk }), 'PSKC_DECRYPTION_FAILED');
+    const error = fileError(
+      () => readPskc(fixture('aes128-cbc-hmac-sha1.pskcxml'), { now: READ_AT, fileName: 'f', psk }),
+      'PSKC_DECRYPTION_FAILED',
+    );
     assert.ok(!error.message.toLowerCase().includes('00112233445566778899aabbccddeeff'));
     const password = 'hunter2-secret-password';
-    const pwError = fileError(() => readPskc(fixture('pbkdf2-default-prf.pskcxml'), { now: READ_AT, fileName: 'f', password }), 'PSKC_DECRYPTION_FAILED');
+    const pwError = fileError(
+      () => readPskc(fixture('pbkdf2-default-prf.pskcxml'), { now: READ_AT, fileName: 'f', password }),
+      'PSKC_DECRYPTION_FAILED',
+    );
     assert.ok(!pwError.message.includes(password));
   });
 });
@@ -86,13 +112,19 @@ void describe('messages about broken XML quote no content', () => {
     assert.ok(!error.message.includes(secretText.slice(0, 12)), error.message);
     assert.match(error.message, /line \d+, column \d+/);
     assert.equal(typeof error.line, 'number');
-    const unclosed = fileError(() => readPskc(bytes(plainFile().replace('</KeyContainer>', `<${secretText}>`)), { now: READ_AT, fileName: 'f' }), 'PSKC_MALFORMED');
+    const unclosed = fileError(
+      () => readPskc(bytes(plainFile().replace('</KeyContainer>', `<${secretText}>`)), { now: READ_AT, fileName: 'f' }),
+      'PSKC_MALFORMED',
+    );
     assert.ok(!unclosed.message.includes(secretText.slice(0, 12)), unclosed.message);
   });
 
   void it('an unknown reference inside a secret is refused without quoting what follows the ampersand', () => {
     // In text the validator lets names of up to 20 word characters through; in attributes it does not look.
-    const inText = plainFile().replace(/<PlainValue>[^<]*<\/PlainValue><\/Secret>/, `<PlainValue>MTIz&${secretText.slice(0, 20)};</PlainValue></Secret>`);
+    const inText = plainFile().replace(
+      /<PlainValue>[^<]*<\/PlainValue><\/Secret>/,
+      `<PlainValue>MTIz&${secretText.slice(0, 20)};</PlainValue></Secret>`,
+    );
     const inAttribute = plainFile().replace('<Key ', `<Key Label="&${secretText}" `);
     for (const file of [inText, inAttribute]) {
       assert.ok(file.includes(secretText.slice(0, 20)));
@@ -102,9 +134,18 @@ void describe('messages about broken XML quote no content', () => {
   });
 
   void it('attaches and quotes a SerialNo only when it passes the serial check', () => {
-    const file = buildPskc({ keys: [{ serial: `A\u202e${secretText}`, keyId: 'k1', type: 'totp', secret: deterministicBytes('h', 8) }], seed: 'h' });
+    const file = buildPskc({
+      keys: [{ serial: `A\u202e${secretText}`, keyId: 'k1', type: 'totp', secret: deterministicBytes('h', 8) }],
+      seed: 'h',
+    });
     const result = readPskc(bytes(file), { now: READ_AT, fileName: 'f' });
-    assert.deepEqual(result.problems.map((p) => [p.code, p.serial]), [['SECRET_TOO_SHORT', undefined], ['SERIAL_INVALID', undefined]]);
+    assert.deepEqual(
+      result.problems.map((p) => [p.code, p.serial]),
+      [
+        ['SECRET_TOO_SHORT', undefined],
+        ['SERIAL_INVALID', undefined],
+      ],
+    );
     for (const p of result.problems) assert.ok(!p.message.includes(secretText.slice(0, 12)), p.message);
   });
 });

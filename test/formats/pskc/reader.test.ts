@@ -21,7 +21,16 @@ import { READ_AT, asExpected, expected, fileError, fixture } from './helpers.js'
 const bytes = (text: string) => Buffer.from(text, 'utf8');
 
 function totp(serial: string, extra: Partial<FixtureKey> = {}): FixtureKey {
-  return { serial, keyId: `id-${serial}`, manufacturer: 'Acme', model: 'M1', type: 'totp', digits: 6, secret: deterministicBytes(`t/${serial}`, 20), ...extra };
+  return {
+    serial,
+    keyId: `id-${serial}`,
+    manufacturer: 'Acme',
+    model: 'M1',
+    type: 'totp',
+    digits: 6,
+    secret: deterministicBytes(`t/${serial}`, 20),
+    ...extra,
+  };
 }
 
 void describe('namespaces', () => {
@@ -75,7 +84,16 @@ void describe('token fields', () => {
     </PlainValue></Secret></Data></Key></KeyPackage></KeyContainer>`;
     const result = readPskc(bytes(xml), { now: READ_AT, fileName: 'f' });
     assert.deepEqual(result.tokens.map(asExpected), [
-      { serial: 'K-9', manufacturer: '', model: '', type: 'totp', algorithm: 'SHA1', digits: 6, period: 30, secretHex: deterministicBytes('d', 20).toString('hex') },
+      {
+        serial: 'K-9',
+        manufacturer: '',
+        model: '',
+        type: 'totp',
+        algorithm: 'SHA1',
+        digits: 6,
+        period: 30,
+        secretHex: deterministicBytes('d', 20).toString('hex'),
+      },
     ]);
     assert.equal(result.tokens[0]!.line, 1);
   });
@@ -107,33 +125,60 @@ void describe('token fields', () => {
   });
 
   void it('reports an HOTP key whose TimeInterval is not a number instead of dropping it without a word', () => {
-    const xml = buildPskc({ keys: [totp('H1', { type: 'hotp', interval: 30 })], seed: 'x' }).replace('<TimeInterval><PlainValue>30<', '<TimeInterval><PlainValue>thirty<');
+    const xml = buildPskc({ keys: [totp('H1', { type: 'hotp', interval: 30 })], seed: 'x' }).replace(
+      '<TimeInterval><PlainValue>30<',
+      '<TimeInterval><PlainValue>thirty<',
+    );
     const result = readPskc(bytes(xml), { now: READ_AT, fileName: 'f' });
     assert.deepEqual(result.tokens, []);
-    assert.deepEqual(result.problems.map((p) => [p.code, p.serial]), [['INTERVAL_INVALID', 'H1']]);
+    assert.deepEqual(
+      result.problems.map((p) => [p.code, p.serial]),
+      [['INTERVAL_INVALID', 'H1']],
+    );
   });
 
   void it('sorts its problems by line, duplicates included', () => {
     const keys = [totp('D1'), totp('BAD', { digits: 7 }), totp('D1', { secret: deterministicBytes('other', 20) })];
     const result = readPskc(bytes(buildPskc({ keys, seed: 'x' })), { now: READ_AT, fileName: 'f' });
     const lines = result.problems.map((p) => p.line!);
-    assert.deepEqual(result.problems.map((p) => p.code), ['DUPLICATE_SERIAL_CONFLICT', 'DIGITS_INVALID', 'DUPLICATE_SERIAL_CONFLICT']);
-    assert.deepEqual(lines, [...lines].sort((a, b) => a - b));
+    assert.deepEqual(
+      result.problems.map((p) => p.code),
+      ['DUPLICATE_SERIAL_CONFLICT', 'DIGITS_INVALID', 'DUPLICATE_SERIAL_CONFLICT'],
+    );
+    assert.deepEqual(
+      lines,
+      [...lines].sort((a, b) => a - b),
+    );
   });
 
   void it('does not report a serial conflict between a valid key and one left out for another error', () => {
-    const result = readPskc(bytes(buildPskc({ keys: [totp('S1'), totp('S1', { digits: 7, secret: deterministicBytes('other', 20) })], seed: 'x' })), {
-      now: READ_AT,
-      fileName: 'f',
-    });
-    assert.deepEqual(result.tokens.map((t) => t.serial), ['S1']);
-    assert.deepEqual(result.problems.map((p) => p.code), ['DIGITS_INVALID']);
+    const result = readPskc(
+      bytes(buildPskc({ keys: [totp('S1'), totp('S1', { digits: 7, secret: deterministicBytes('other', 20) })], seed: 'x' })),
+      {
+        now: READ_AT,
+        fileName: 'f',
+      },
+    );
+    assert.deepEqual(
+      result.tokens.map((t) => t.serial),
+      ['S1'],
+    );
+    assert.deepEqual(
+      result.problems.map((p) => p.code),
+      ['DIGITS_INVALID'],
+    );
   });
 
   void it('treats the same serial and secret with different settings as a conflict', () => {
-    const result = readPskc(bytes(buildPskc({ keys: [totp('S1'), totp('S1', { digits: 8 })], seed: 'x' })), { now: READ_AT, fileName: 'f' });
+    const result = readPskc(bytes(buildPskc({ keys: [totp('S1'), totp('S1', { digits: 8 })], seed: 'x' })), {
+      now: READ_AT,
+      fileName: 'f',
+    });
     assert.deepEqual(result.tokens, []);
-    assert.deepEqual(result.problems.map((p) => p.code), ['DUPLICATE_SERIAL_CONFLICT', 'DUPLICATE_SERIAL_CONFLICT']);
+    assert.deepEqual(
+      result.problems.map((p) => p.code),
+      ['DUPLICATE_SERIAL_CONFLICT', 'DUPLICATE_SERIAL_CONFLICT'],
+    );
     assert.match(result.problems[0]!.message, /same secret but different settings/);
   });
 });
@@ -142,7 +187,10 @@ void describe('encryption', () => {
   void it('decrypts the RFC figure 6 MACKey to the published MAC key', () => {
     const macKeyCipher = Buffer.from('ESIzRFVmd4iZABEiM0RVZgKn6WjLaTC1sbeBMSvIhRejN9vJa2BOlSaMrR7I5wSX', 'base64');
     const aes128 = ENCRYPTION_ALGORITHMS.get('http://www.w3.org/2001/04/xmlenc#aes128-cbc')!;
-    assert.equal(decryptValue(aes128, Buffer.from('12345678901234567890123456789012', 'hex'), macKeyCipher).toString('hex'), '1122334455667788990011223344556677889900');
+    assert.equal(
+      decryptValue(aes128, Buffer.from('12345678901234567890123456789012', 'hex'), macKeyCipher).toString('hex'),
+      '1122334455667788990011223344556677889900',
+    );
   });
 
   void it('round-trips every cipher with every MAC hash, prefixed or not (property)', () => {
@@ -189,28 +237,37 @@ void describe('encryption', () => {
       const keys = [totp('P1')];
       const password = { password: 'pässwörd', salt: deterministicBytes(`salt/${prf}`, 16), iterations: 500, prf };
       const xml = buildPskc({ keys, seed: prf, encryption: { cipher: 'aes192-cbc', password, mac: { hash: 'sha256', withMacKey: true } } });
-      assert.deepEqual(readPskc(bytes(xml), { now: READ_AT, fileName: 'f', password: 'pässwörd' }).tokens.map(asExpected), keys.map(expectedToken));
+      assert.deepEqual(
+        readPskc(bytes(xml), { now: READ_AT, fileName: 'f', password: 'pässwörd' }).tokens.map(asExpected),
+        keys.map(expectedToken),
+      );
       fileError(() => readPskc(bytes(xml), { now: READ_AT, fileName: 'f', password: 'passwort' }), 'PSKC_DECRYPTION_FAILED');
     }
   });
 
   void it('checks every MAC before using any token: an altered last MAC fails the whole file', () => {
     const psk = deterministicBytes('last', 16);
-    const xml = buildPskc({ keys: [totp('A'), totp('B'), totp('C')], seed: 'last', encryption: { cipher: 'aes128-cbc', psk, mac: { hash: 'sha256', withMacKey: true } } });
+    const xml = buildPskc({
+      keys: [totp('A'), totp('B'), totp('C')],
+      seed: 'last',
+      encryption: { cipher: 'aes128-cbc', psk, mac: { hash: 'sha256', withMacKey: true } },
+    });
     const macs = [...xml.matchAll(/<ValueMAC>([^<]+)<\/ValueMAC>/g)];
     const last = macs[macs.length - 1]!;
     const altered = Buffer.from(last[1]!, 'base64');
     altered[altered.length - 1]! ^= 0x01;
-    const tampered = xml.slice(0, last.index) + `<ValueMAC>${altered.toString('base64')}</ValueMAC>` + xml.slice(last.index + last[0].length);
+    const tampered =
+      xml.slice(0, last.index) + `<ValueMAC>${altered.toString('base64')}</ValueMAC>` + xml.slice(last.index + last[0].length);
     fileError(() => readPskc(bytes(tampered), { now: READ_AT, fileName: 'f', psk }), 'PSKC_DECRYPTION_FAILED');
   });
 
   void it('refuses a ValueMAC when no MACMethod says how to check it', () => {
     const psk = deterministicBytes('orphan', 16);
-    const xml = buildPskc({ keys: [totp('A')], seed: 'o', encryption: { cipher: 'aes128-cbc', psk, mac: { hash: 'sha1', withMacKey: false } } }).replace(
-      /<MACMethod[^>]*\/>/,
-      '',
-    );
+    const xml = buildPskc({
+      keys: [totp('A')],
+      seed: 'o',
+      encryption: { cipher: 'aes128-cbc', psk, mac: { hash: 'sha1', withMacKey: false } },
+    }).replace(/<MACMethod[^>]*\/>/, '');
     assert.match(fileError(() => readPskc(bytes(xml), { now: READ_AT, fileName: 'f', psk }), 'PSKC_MALFORMED').message, /MACMethod/);
   });
 
@@ -223,7 +280,11 @@ void describe('encryption', () => {
       assert.match(error.message, new RegExp(`${cipher}.*Ask the vendor for a MAC-protected file`));
     }
     const psk = deterministicBytes('nomac/kw', 16);
-    const wrapped = buildPskc({ keys: [totp('W', { secret: deterministicBytes('kw', 32) })], seed: 'kw', encryption: { cipher: 'kw-aes128', psk } });
+    const wrapped = buildPskc({
+      keys: [totp('W', { secret: deterministicBytes('kw', 32) })],
+      seed: 'kw',
+      encryption: { cipher: 'kw-aes128', psk },
+    });
     const result = readPskc(bytes(wrapped), { now: READ_AT, fileName: 'f', psk });
     assert.deepEqual(result.problems, []);
     assert.equal(result.tokens.length, 1);
@@ -232,7 +293,11 @@ void describe('encryption', () => {
   void it('gives one answer for a MAC-stripped CBC file whatever its ciphertext (no padding oracle)', () => {
     // The review's attack: strip the MAC, then alter the last block and watch whether the padding still decodes.
     const psk = deterministicBytes('oracle', 16);
-    const xml = buildPskc({ keys: [totp('A')], seed: 'oracle', encryption: { cipher: 'aes128-cbc', psk, mac: { hash: 'sha256', withMacKey: true } } });
+    const xml = buildPskc({
+      keys: [totp('A')],
+      seed: 'oracle',
+      encryption: { cipher: 'aes128-cbc', psk, mac: { hash: 'sha256', withMacKey: true } },
+    });
     const stripped = xml.replace(/\s*<MACMethod[\s\S]*?<\/MACMethod>/, '').replace(/\s*<ValueMAC>[^<]*<\/ValueMAC>/g, '');
     const cipherText = /<xenc:CipherValue>([^<]+)<\/xenc:CipherValue>/.exec(stripped)![1]!;
     const messages = new Set<string>();
@@ -247,9 +312,17 @@ void describe('encryption', () => {
 
   void it('refuses a ValueMAC shorter than the HMAC output, even when it is a true prefix of it', () => {
     const psk = deterministicBytes('short-mac', 16);
-    const xml = buildPskc({ keys: [totp('A')], seed: 'short-mac', encryption: { cipher: 'aes128-cbc', psk, mac: { hash: 'sha256', withMacKey: true } } });
+    const xml = buildPskc({
+      keys: [totp('A')],
+      seed: 'short-mac',
+      encryption: { cipher: 'aes128-cbc', psk, mac: { hash: 'sha256', withMacKey: true } },
+    });
     for (const keep of [0, 1, 16, 31]) {
-      const cut = xml.replace(/(<ValueMAC>)([^<]+)(<\/ValueMAC>)/, (_w, open: string, value: string, close: string) => `${open}${Buffer.from(value, 'base64').subarray(0, keep).toString('base64')}${close}`);
+      const cut = xml.replace(
+        /(<ValueMAC>)([^<]+)(<\/ValueMAC>)/,
+        (_w, open: string, value: string, close: string) =>
+          `${open}${Buffer.from(value, 'base64').subarray(0, keep).toString('base64')}${close}`,
+      );
       fileError(() => readPskc(bytes(cut), { now: READ_AT, fileName: 'f', psk }), 'PSKC_DECRYPTION_FAILED');
     }
   });
@@ -267,11 +340,15 @@ void describe('encryption', () => {
 
   void it('refuses a hostile PBKDF2 iteration count before deriving anything', () => {
     const password = { password: 'pw', salt: deterministicBytes('s', 8), iterations: 1000 };
-    const xml = buildPskc({ keys: [totp('A')], seed: 'i', encryption: { cipher: 'aes128-cbc', password, mac: { hash: 'sha1', withMacKey: true } } }).replace(
-      '<IterationCount>1000<',
-      '<IterationCount>999999999999<',
+    const xml = buildPskc({
+      keys: [totp('A')],
+      seed: 'i',
+      encryption: { cipher: 'aes128-cbc', password, mac: { hash: 'sha1', withMacKey: true } },
+    }).replace('<IterationCount>1000<', '<IterationCount>999999999999<');
+    assert.match(
+      fileError(() => readPskc(bytes(xml), { now: READ_AT, fileName: 'f', password: 'pw' }), 'PSKC_MALFORMED').message,
+      /IterationCount/,
     );
-    assert.match(fileError(() => readPskc(bytes(xml), { now: READ_AT, fileName: 'f', password: 'pw' }), 'PSKC_MALFORMED').message, /IterationCount/);
   });
 
   void it('reads a large AES-CBC + HMAC file from the bulk generator', () => {
@@ -283,7 +360,12 @@ void describe('encryption', () => {
   });
 
   void it('ignores a key given for a plain file', () => {
-    const result = readPskc(fixture('totp-60s-8digits-sha256.pskcxml'), { now: READ_AT, fileName: 'f', psk: deterministicBytes('x', 16), password: 'x' });
+    const result = readPskc(fixture('totp-60s-8digits-sha256.pskcxml'), {
+      now: READ_AT,
+      fileName: 'f',
+      psk: deterministicBytes('x', 16),
+      password: 'x',
+    });
     assert.equal(result.tokens.length, 1);
   });
 });
@@ -299,20 +381,29 @@ void describe('looksLikePskc and describePskcKeyNeed', () => {
 
   void it('says which key a file needs without any key material', () => {
     assert.deepEqual(describePskcKeyNeed(fixture('rfc6030-figure6.pskcxml')), { encrypted: true, kind: 'psk', keyName: 'Pre-shared-key' });
-    assert.deepEqual(describePskcKeyNeed(fixture('pbkdf2-prf-sha256.pskcxml')), { encrypted: true, kind: 'password', keyName: 'My Password 1' });
+    assert.deepEqual(describePskcKeyNeed(fixture('pbkdf2-prf-sha256.pskcxml')), {
+      encrypted: true,
+      kind: 'password',
+      keyName: 'My Password 1',
+    });
     assert.deepEqual(describePskcKeyNeed(fixture('rfc6030-figure2.pskcxml')), { encrypted: false });
     assert.deepEqual(describePskcKeyNeed(fixture('not-xml.pskcxml')), { encrypted: false });
-    const unnamed = buildPskc({ keys: [totp('A')], seed: 'u', encryption: { cipher: 'aes128-cbc', psk: deterministicBytes('u', 16) } }).replace(
-      /<EncryptionKey>.*<\/EncryptionKey>/,
-      '',
-    );
+    const unnamed = buildPskc({
+      keys: [totp('A')],
+      seed: 'u',
+      encryption: { cipher: 'aes128-cbc', psk: deterministicBytes('u', 16) },
+    }).replace(/<EncryptionKey>.*<\/EncryptionKey>/, '');
     assert.deepEqual(describePskcKeyNeed(bytes(unnamed)), { encrypted: true, kind: 'psk' });
   });
 });
 
 void describe('integers, 64-bit counters and the old draft layout', () => {
   void it('reads a counter given as encrypted ASCII digits as that number, and says what binary would have given', () => {
-    const result = readPskc(fixture('integers.pskcxml'), { now: READ_AT, fileName: 'f', psk: Buffer.from(expected.valid['integers.pskcxml']!.psk!, 'hex') });
+    const result = readPskc(fixture('integers.pskcxml'), {
+      now: READ_AT,
+      fileName: 'f',
+      psk: Buffer.from(expected.valid['integers.pskcxml']!.psk!, 'hex'),
+    });
     const byS = new Map(result.tokens.map((t) => [t.serial, t.counter]));
     assert.equal(byS.get('SN-int-encrypted-ascii'), 298507n);
     assert.equal(byS.get('SN-int-above-2-53'), 16887061004979670n);
@@ -325,15 +416,28 @@ void describe('integers, 64-bit counters and the old draft layout', () => {
   void it('says which key a draft-layout file needs', () => {
     assert.deepEqual(describePskcKeyNeed(fixture('draft-activid-aes128.pskcxml')), { encrypted: true, kind: 'psk' });
     assert.deepEqual(describePskcKeyNeed(fixture('draft-pbe-3des.pskcxml')), { encrypted: true, kind: 'password' });
-    const plain = readPskc(fixture('draft-activid-aes128.pskcxml'), { now: READ_AT, fileName: 'f', psk: Buffer.from(expected.valid['draft-activid-aes128.pskcxml']!.psk!, 'hex') });
+    const plain = readPskc(fixture('draft-activid-aes128.pskcxml'), {
+      now: READ_AT,
+      fileName: 'f',
+      psk: Buffer.from(expected.valid['draft-activid-aes128.pskcxml']!.psk!, 'hex'),
+    });
     assert.equal(plain.tokens[0]!.counter, 837830147n);
   });
 
   void it('refuses a key whose codes carry a Luhn check digit instead of reading it as a plain OATH key', () => {
-    const xml = buildPskc({ keys: [totp('CD1'), totp('CD2')], seed: 'x' }).replace('Encoding="DECIMAL"/>', 'Encoding="DECIMAL" CheckDigits="true"/>');
+    const xml = buildPskc({ keys: [totp('CD1'), totp('CD2')], seed: 'x' }).replace(
+      'Encoding="DECIMAL"/>',
+      'Encoding="DECIMAL" CheckDigits="true"/>',
+    );
     const result = readPskc(bytes(xml), { now: READ_AT, fileName: 'f' });
-    assert.deepEqual(result.tokens.map((t) => t.serial), ['CD2']);
-    assert.deepEqual(result.problems.map((p) => [p.code, p.serial]), [['FIELD_INVALID', 'CD1']]);
+    assert.deepEqual(
+      result.tokens.map((t) => t.serial),
+      ['CD2'],
+    );
+    assert.deepEqual(
+      result.problems.map((p) => [p.code, p.serial]),
+      [['FIELD_INVALID', 'CD1']],
+    );
     assert.match(result.problems[0]!.message, /Luhn check digit/);
   });
 
@@ -348,12 +452,27 @@ void describe('integers, 64-bit counters and the old draft layout', () => {
 void describe('an element a key may hold once, given twice', () => {
   const secret = deterministicBytes('twice/secret', 20);
   const other = deterministicBytes('twice/other', 20);
-  const base = buildPskc({ seed: 'twice', keys: [{ serial: 'S1', keyId: 'k1', type: 'hotp', suite: 'HMAC-SHA1', digits: 6, secret, counter: 5 }, totp('S2')] });
+  const base = buildPskc({
+    seed: 'twice',
+    keys: [{ serial: 'S1', keyId: 'k1', type: 'hotp', suite: 'HMAC-SHA1', digits: 6, secret, counter: 5 }, totp('S2')],
+  });
   const cases: [string, string, string][] = [
-    ['Secret', `<Secret><PlainValue>${secret.toString('base64')}</PlainValue></Secret>`, `<Secret><PlainValue>${secret.toString('base64')}</PlainValue></Secret><Secret><PlainValue>${other.toString('base64')}</PlainValue></Secret>`],
-    ['Counter', '<Counter><PlainValue>5</PlainValue></Counter>', '<Counter><PlainValue>5</PlainValue></Counter><Counter><PlainValue>9</PlainValue></Counter>'],
+    [
+      'Secret',
+      `<Secret><PlainValue>${secret.toString('base64')}</PlainValue></Secret>`,
+      `<Secret><PlainValue>${secret.toString('base64')}</PlainValue></Secret><Secret><PlainValue>${other.toString('base64')}</PlainValue></Secret>`,
+    ],
+    [
+      'Counter',
+      '<Counter><PlainValue>5</PlainValue></Counter>',
+      '<Counter><PlainValue>5</PlainValue></Counter><Counter><PlainValue>9</PlainValue></Counter>',
+    ],
     ['Suite', '<Suite>HMAC-SHA1</Suite>', '<Suite>HMAC-SHA1</Suite><Suite>HMAC-SHA256</Suite>'],
-    ['ResponseFormat', '<ResponseFormat Length="6" Encoding="DECIMAL"/>', '<ResponseFormat Length="6" Encoding="DECIMAL"/><ResponseFormat Length="8" Encoding="DECIMAL"/>'],
+    [
+      'ResponseFormat',
+      '<ResponseFormat Length="6" Encoding="DECIMAL"/>',
+      '<ResponseFormat Length="6" Encoding="DECIMAL"/><ResponseFormat Length="8" Encoding="DECIMAL"/>',
+    ],
     ['SerialNo', '<SerialNo>S1</SerialNo>', '<SerialNo>S1</SerialNo><SerialNo>S9</SerialNo>'],
     ['Data', '</Data>', '</Data><Data><Counter><PlainValue>7</PlainValue></Counter></Data>'],
     ['ResponseFormat', '</AlgorithmParameters>', '</AlgorithmParameters><Usage><ResponseFormat Length="8" Encoding="DECIMAL"/></Usage>'],
@@ -363,33 +482,88 @@ void describe('an element a key may hold once, given twice', () => {
       // The first copy is S1's.
       assert.ok(base.includes(once), name);
       const result = readPskc(bytes(base.replace(once, twice)), { now: READ_AT, fileName: 'twice.xml' });
-      assert.deepEqual(result.tokens.map((t) => t.serial), ['S2'], name);
+      assert.deepEqual(
+        result.tokens.map((t) => t.serial),
+        ['S2'],
+        name,
+      );
       const errors = result.problems.filter((p) => p.severity === 'error');
-      assert.deepEqual(errors.map((p) => p.code), ['FIELD_INVALID'], name);
+      assert.deepEqual(
+        errors.map((p) => p.code),
+        ['FIELD_INVALID'],
+        name,
+      );
       assert.match(errors[0]!.message, new RegExp(`${name} .*more than once`));
-      for (const value of [secret.toString('base64').slice(0, 12), other.toString('base64').slice(0, 12), 'HMAC-SHA256', 'S9']) assert.ok(!errors[0]!.message.includes(value), errors[0]!.message);
+      for (const value of [secret.toString('base64').slice(0, 12), other.toString('base64').slice(0, 12), 'HMAC-SHA256', 'S9'])
+        assert.ok(!errors[0]!.message.includes(value), errors[0]!.message);
     });
   }
 
   void it('a PlainValue beside an EncryptedValue in one field: that key is refused', () => {
     const psk = deterministicBytes('twice/psk', 16);
-    const xml = buildPskc({ seed: 'twice-enc', keys: [totp('S1', { secret }), totp('S2')], encryption: { cipher: 'aes128-cbc', psk, mac: { hash: 'sha256', withMacKey: true } } });
-    const result = readPskc(bytes(xml.replace(/<Secret>\s*<EncryptedValue/, `<Secret><PlainValue>${other.toString('base64')}</PlainValue><EncryptedValue`)), { now: READ_AT, fileName: 'enc.xml', psk });
-    assert.deepEqual(result.tokens.map((t) => t.serial), ['S2']);
+    const xml = buildPskc({
+      seed: 'twice-enc',
+      keys: [totp('S1', { secret }), totp('S2')],
+      encryption: { cipher: 'aes128-cbc', psk, mac: { hash: 'sha256', withMacKey: true } },
+    });
+    const result = readPskc(
+      bytes(xml.replace(/<Secret>\s*<EncryptedValue/, `<Secret><PlainValue>${other.toString('base64')}</PlainValue><EncryptedValue`)),
+      { now: READ_AT, fileName: 'enc.xml', psk },
+    );
+    assert.deepEqual(
+      result.tokens.map((t) => t.serial),
+      ['S2'],
+    );
     const errors = result.problems.filter((p) => p.severity === 'error');
-    assert.deepEqual(errors.map((p) => [p.code, p.serial]), [['FIELD_INVALID', 'S1']]);
+    assert.deepEqual(
+      errors.map((p) => [p.code, p.serial]),
+      [['FIELD_INVALID', 'S1']],
+    );
     assert.match(errors[0]!.message, /Secret value \(a PlainValue and an EncryptedValue\) more than once/);
     assert.ok(!errors[0]!.message.includes(other.toString('base64').slice(0, 12)));
   });
 
   void it('in the draft layout too: a second SECRET or COUNTER Data element refuses the key', () => {
-    const draft = buildDraftPskc({ seed: 'twice-draft', keys: [{ serial: 'D1', keyId: 'D1', manufacturer: 'ActivIdentity', algorithm: 'http://www.ietf.org/keyprov/pskc#hotp', digits: 6, secret, counter: 5 }, { serial: 'D2', keyId: 'D2', manufacturer: 'ActivIdentity', algorithm: 'http://www.ietf.org/keyprov/pskc#hotp', digits: 6, secret: other, counter: 1 }] });
+    const draft = buildDraftPskc({
+      seed: 'twice-draft',
+      keys: [
+        {
+          serial: 'D1',
+          keyId: 'D1',
+          manufacturer: 'ActivIdentity',
+          algorithm: 'http://www.ietf.org/keyprov/pskc#hotp',
+          digits: 6,
+          secret,
+          counter: 5,
+        },
+        {
+          serial: 'D2',
+          keyId: 'D2',
+          manufacturer: 'ActivIdentity',
+          algorithm: 'http://www.ietf.org/keyprov/pskc#hotp',
+          digits: 6,
+          secret: other,
+          counter: 1,
+        },
+      ],
+    });
     for (const field of ['SECRET', 'COUNTER']) {
       const first = new RegExp(`<Data Name="${field}"><Value>[^<]*</Value></Data>`).exec(draft)![0];
-      const result = readPskc(bytes(draft.replace(first, `${first}${first.replace(/<Value>[^<]*</, `<Value>${other.toString('base64')}<`)}`)), { now: READ_AT, fileName: 'draft.xml' });
-      assert.deepEqual(result.tokens.map((t) => t.serial), ['D2'], field);
+      const result = readPskc(
+        bytes(draft.replace(first, `${first}${first.replace(/<Value>[^<]*</, `<Value>${other.toString('base64')}<`)}`)),
+        { now: READ_AT, fileName: 'draft.xml' },
+      );
+      assert.deepEqual(
+        result.tokens.map((t) => t.serial),
+        ['D2'],
+        field,
+      );
       const errors = result.problems.filter((p) => p.severity === 'error');
-      assert.deepEqual(errors.map((p) => [p.code, p.serial]), [['FIELD_INVALID', 'D1']], field);
+      assert.deepEqual(
+        errors.map((p) => [p.code, p.serial]),
+        [['FIELD_INVALID', 'D1']],
+        field,
+      );
       assert.match(errors[0]!.message, /more than once/);
     }
   });
