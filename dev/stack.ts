@@ -69,6 +69,8 @@ export interface StackOptions {
   graphRealism?: GraphRealism;
   /** Blob/queue polling interval of the host (ms). */
   pollIntervalMs?: number;
+  /** host.json the host follows; the app root's by default (tests shrink functionTimeout with their own). */
+  hostJson?: string;
   /** Log lines of all parts; console.log by default. */
   log?: (line: string) => void;
   /** Enforce function keys as in Azure (off by default, like `func start`); the console's roles are always enforced. */
@@ -168,6 +170,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
       settings,
       storageConnectionString: azurite.connectionString,
       pollIntervalMs: opts.pollIntervalMs,
+      ...(opts.hostJson && { hostJson: opts.hostJson }),
       log,
       enforceAuth: opts.enforceAuth,
       masterKey: opts.masterKey,

@@ -3,7 +3,7 @@
  * Graph stand-in, Functions host with the built app) until Ctrl-C.
  *
  *   node --import tsx dev/start.ts [--data-dir dev/data] [--ports default|free] [--entry dist/functions/index.js]
- *     [--setting NAME=VALUE ...] [--poll-interval-ms 1000] [--kv-realism '{"throttling":true}']
+ *     [--setting NAME=VALUE ...] [--poll-interval-ms 1000] [--host-json path] [--kv-realism '{"throttling":true}']
  *     [--graph-realism '{"throttling":true,"requestsPer10s":20}'] [--enforce-auth [--master-key K] [--function-key name=K ...]] [--json]
  *
  * With --json, one line `{"ready":true,...}` with every URL is printed once
@@ -21,6 +21,7 @@ const { values } = parseArgs({
     entry: { type: 'string' },
     setting: { type: 'string', multiple: true },
     'poll-interval-ms': { type: 'string' },
+    'host-json': { type: 'string' },
     'kv-realism': { type: 'string' },
     'graph-realism': { type: 'string' },
     'enforce-auth': { type: 'boolean', default: false },
@@ -88,6 +89,7 @@ async function main(): Promise<void> {
     kvRealism,
     graphRealism,
     pollIntervalMs: values['poll-interval-ms'] === undefined ? undefined : Number(values['poll-interval-ms']),
+    hostJson: values['host-json'],
     enforceAuth: values['enforce-auth'],
     masterKey: values['master-key'],
     functionKeys,

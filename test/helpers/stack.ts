@@ -47,7 +47,9 @@ export interface TestStackOptions {
   enforceAuth?: { masterKey: string };
   /** Further Functions host processes of the same app started with the stack (and again after a restart); 0 by default. */
   extraHosts?: number;
-  /** A host.json for the extra hosts (the stack's own host reads the app root's); the app root's by default. */
+  /** A host.json for the stack's own host; the app root's by default. */
+  hostJson?: string;
+  /** A host.json for the extra hosts; the app root's by default. */
   extraHostJson?: string;
 }
 
@@ -190,6 +192,7 @@ async function launch(
   args.push('--poll-interval-ms', String(opts.pollIntervalMs ?? 250));
   if (opts.kvRealism) args.push('--kv-realism', JSON.stringify(opts.kvRealism));
   if (opts.graphRealism) args.push('--graph-realism', JSON.stringify(opts.graphRealism));
+  if (opts.hostJson) args.push('--host-json', resolve(opts.hostJson));
   if (opts.enforceAuth) args.push('--enforce-auth', '--master-key', opts.enforceAuth.masterKey);
 
   // Own process group, so teardown can take the whole stack down at once.

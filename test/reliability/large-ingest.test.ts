@@ -6,6 +6,9 @@
  * nothing of the file's progress is left behind in `state`.
  */
 import assert from 'node:assert/strict';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import { secretNameForSerial } from '../../shared/pipeline/secret-names.js';
 import { INGEST_CHECKPOINT_PREFIX } from '../../shared/pipeline/blob-names.js';
@@ -69,5 +72,50 @@ describe('an ingest longer than its invocation budget (local stack)', () => {
       'the checkpoint went with the file',
     );
     process.stdout.write(`# ${TOKENS} tokens in ${seconds} s, ${handOffs} hand-offs, ${stats.throttled} 429s retried\n`);
+  });
+});
+
+/**
+ * The same file on a host whose host.json shrinks functionTimeout to 6 s, far below the ~13 s the file takes: the
+ * invocation budget (3 s) hands on before the host would abandon an invocation, so no invocation times out and
+ * every secret still ends with one version.
+ */
+describe('an ingest longer than functionTimeout (host.json shrunk, local stack)', () => {
+  let stack: TestStack;
+  const scope = suiteScope();
+  const FUNCTION_TIMEOUT = '00:00:06';
+
+  before(async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'entra-oath-hostjson-'));
+    scope.after(() => rm(dir, { recursive: true, force: true }));
+    const hostJson = JSON.parse(await readFile(new URL('../../host.json', import.meta.url), 'utf8')) as Record<string, unknown>;
+    const shrunk = join(dir, 'host.json');
+    await writeFile(shrunk, JSON.stringify({ ...hostJson, functionTimeout: FUNCTION_TIMEOUT }));
+    stack = await startTestStack(scope, {
+      hostJson: shrunk,
+      settings: { INGEST_INVOCATION_BUDGET_SECONDS: '3', RECONCILE_SCHEDULE: '0 0 0 1 1 *' },
+      kvRealism: { throttling: true, createsPer10s: 300 },
+    });
+  });
+
+  it(`finishes ${TOKENS} tokens across invocations, none timed out`, { timeout: 180_000 }, async () => {
+    const tokens = randomTokens('TMO', TOKENS);
+    const file = 'timeout-360.csv';
+    await upload(stack.connectionString, 'seeds', file, seedCsv(tokens));
+    await waitFor(
+      'the seed file to be finished',
+      async () => !(await blobNames(stack.connectionString, 'seeds')).includes(file),
+      150_000,
+      250,
+    );
+    await stack.idle();
+
+    const output = stack.output();
+    assert.ok(output.includes(`functionTimeout ${FUNCTION_TIMEOUT}`), 'the host follows the shrunk host.json');
+    assert.ok(output.split('\n').filter((l) => l.includes('handed to a new invocation')).length >= 2, 'handed on more than once');
+    assert.doesNotMatch(output, /Timeout value of/, 'no invocation reached functionTimeout');
+    const stats = await vaultStats(stack.keyVaultUrl);
+    assert.equal(stats.creates, TOKENS);
+    for (const t of tokens) assert.equal(stats.versionsPerSecret[secretNameForSerial(t.serial)], 1, `${t.serial}`);
   });
 });
