@@ -88,41 +88,35 @@ export function page(frame: PageFrame, main: Html): Html {
   const roles = principal.roles.length > 0 ? principal.roles.join(', ') : 'no console role';
   const isAdmin = principal.roles.includes(APP_ROLES.admin);
   return html`<html lang="en">
-    <head>
-      <meta charset="utf-8" />
-      <meta name="viewport" content="width=device-width, initial-scale=1" />
-      <title>${frame.title} · OATH token console</title>
-      <link rel="stylesheet" href="${CONSOLE_PATH}/assets/console.css" />
-      <script type="module" src="${CONSOLE_PATH}/assets/console.js"></script>
-    </head>
-    <body class="${isAdmin ? 'role-admin' : 'role-helpdesk'}">
-      <a class="skip-link" href="#main">Skip to content</a>
-      ${frame.development ? html`<p class="dev-banner" role="note"><strong>Development sign-in.</strong> This local stack signs people in without Entra ID; never expose it beyond this machine.</p>` : ''}
-      <header class="top">
-        <p class="brand"><a href="${CONSOLE_PATH}">OATH token console</a></p>
-        <nav aria-label="Console sections">
-          <ul>
-            ${entries.map((n) => html`<li><a href="${consoleUrl(n.path)}" ${n.page === frame.current ? html` aria-current="page"` : ''}>${n.label}</a></li>`)}
-          </ul>
-        </nav>
-        <p class="who">
-          Signed in as <strong>${principal.name}</strong> <span class="roles">(${roles})</span> ·
-          <a href="/.auth/logout?post_logout_redirect_uri=${encodeURIComponent(CONSOLE_PATH)}">Sign out</a>
-        </p>
-      </header>
-      <main id="main" tabindex="-1">${main}</main>
-    </body>
-  </html>`;
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>${frame.title} · OATH token console</title>
+<link rel="stylesheet" href="${CONSOLE_PATH}/assets/console.css">
+<script type="module" src="${CONSOLE_PATH}/assets/console.js"></script>
+</head>
+<body class="${isAdmin ? 'role-admin' : 'role-helpdesk'}">
+<a class="skip-link" href="#main">Skip to content</a>
+${frame.development ? html`<p class="dev-banner" role="note"><strong>Development sign-in.</strong> This local stack signs people in without Entra ID; never expose it beyond this machine.</p>` : ''}
+<header class="top">
+<p class="brand"><a href="${CONSOLE_PATH}">OATH token console</a></p>
+<nav aria-label="Console sections"><ul>
+${entries.map((n) => html`<li><a href="${consoleUrl(n.path)}"${n.page === frame.current ? html` aria-current="page"` : ''}>${n.label}</a></li>`)}
+</ul></nav>
+<p class="who">Signed in as <strong>${principal.name}</strong> <span class="roles">(${roles})</span> · <a href="/.auth/logout?post_logout_redirect_uri=${encodeURIComponent(CONSOLE_PATH)}">Sign out</a></p>
+</header>
+<main id="main" tabindex="-1">
+${main}
+</main>
+</body>
+</html>`;
 }
 
 /** A page for someone who is signed in but may not see it. */
 export function forbiddenPage(principal: Principal, what: string, roles: readonly string[], development: boolean): HttpResponseInit {
   const main = html`<h1>Not allowed</h1>
-    <p>
-      ${what} needs the app role ${roles.join(' or ')}. You hold
-      ${principal.roles.length > 0 ? principal.roles.join(', ') : 'no role of this console'}.
-    </p>
-    <p>Ask the console's owners to assign you the role in Entra ID (Enterprise applications, Users and groups).</p>`;
+<p>${what} needs the app role ${roles.join(' or ')}. You hold ${principal.roles.length > 0 ? principal.roles.join(', ') : 'no role of this console'}.</p>
+<p>Ask the console's owners to assign you the role in Entra ID (Enterprise applications, Users and groups).</p>`;
   return htmlResponse(403, page({ title: 'Not allowed', principal, development }, main));
 }
 

@@ -81,11 +81,7 @@ function consoleData(ctx: Awaited<ReturnType<ConsoleRuntime['context']>>): Conso
 function notFound(call: PageCall, title: string, message: string): HttpResponseInit {
   return htmlResponse(
     404,
-    page(
-      { title, principal: call.principal, development: call.development },
-      html`<h1>${title}</h1>
-        <p>${message}</p>`,
-    ),
+    page({ title, principal: call.principal, development: call.development }, html`<h1>${title}</h1><p>${message}</p>`),
   );
 }
 
@@ -197,23 +193,9 @@ function signInRedirect(request: HttpRequest): HttpResponseInit {
 }
 
 function authNotSetUp(): HttpResponseInit {
-  const body = html`<html lang="en">
-    <head>
-      <meta charset="utf-8" />
-      <meta name="viewport" content="width=device-width, initial-scale=1" />
-      <title>Sign-in is not set up · OATH token console</title>
-      <link rel="stylesheet" href="${CONSOLE_PATH}/assets/console.css" />
-    </head>
-    <body>
-      <main id="main">
-        <h1>Sign-in is not set up</h1>
-        <p>
-          The console needs App Service Authentication with Entra ID in front of this app, and it is off, so nobody can be signed in. See
-          the README, "The console: sign-in and roles".
-        </p>
-      </main>
-    </body>
-  </html>`;
+  const body = html`<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>Sign-in is not set up · OATH token console</title><link rel="stylesheet" href="${CONSOLE_PATH}/assets/console.css"></head>
+<body><main id="main"><h1>Sign-in is not set up</h1>
+<p>The console needs App Service Authentication with Entra ID in front of this app, and it is off, so nobody can be signed in. See the README, "The console: sign-in and roles".</p></main></body></html>`;
   return htmlResponse(503, body);
 }
 
