@@ -275,7 +275,13 @@ export class BlobTriggerPoller {
           pending += 1;
           if (this.#running.has(key) || this.#running.size >= maxConcurrency || this.#stopped) continue;
           const candidate: Candidate = { watch, blobName: item.name, etag, key };
-          const run = this.#process(candidate)
+          // Claimed before it takes a slot: a blob another host works on must not crowd out one nobody holds.
+          const claimed = await this.#claimCandidate(candidate).catch((error: unknown) => {
+            this.#options.log(`[host] Blob ${watch.containerName}/${item.name}: ${error instanceof Error ? error.message : String(error)}`);
+            return undefined;
+          });
+          if (!claimed) continue;
+          const run = this.#process(candidate, claimed)
             .catch((error: unknown) =>
               this.#options.log(
                 `[host] Blob ${watch.containerName}/${item.name}: ${error instanceof Error ? error.message : String(error)}`,
@@ -333,17 +339,21 @@ export class BlobTriggerPoller {
     }
   }
 
-  async #process(c: Candidate): Promise<void> {
+  /** The receipt's lease when this host may work on the blob; undefined when it is done or another host holds it. */
+  async #claimCandidate(c: Candidate): Promise<{ receipt: BlockBlobClient; lease: BlobLeaseClient } | undefined> {
     const receipt = this.#receipts.getBlockBlobClient(this.#receiptName(c));
     // Cheap check first: most listed blobs are done, and taking a lease to learn that would cost two more calls.
     const seen = await receiptState(receipt);
     if (seen?.completed) {
       this.#done.add(c.key);
-      return;
+      return undefined;
     }
     if (!seen) await this.#ensureReceipt(receipt);
     const lease = await this.#claim(receipt);
-    if (!lease) return;
+    return lease && { receipt, lease };
+  }
+
+  async #process(c: Candidate, { receipt, lease }: { receipt: BlockBlobClient; lease: BlobLeaseClient }): Promise<void> {
     const leaseConditions = { conditions: { leaseId: lease.leaseId } };
     // Renewed while this host works on the blob; if this host dies the lease lapses and another host takes over.
     const renewal = setInterval(

@@ -356,6 +356,30 @@ void describe('several host processes of one app', () => {
     await Promise.all(pair.map((h) => h.stop()));
   });
 
+  void it('a blob another host holds takes no place: a host with one place starts the next blob nobody holds', async (t) => {
+    const onePlace = await hostJson({ version: '2.0', extensions: { blobs: { maxDegreeOfParallelism: 1 } } });
+    const first = await start(t, { hostJson: onePlace });
+    await upload('gated', 'held-a');
+    await waitFor(
+      'the first host running held-a',
+      () => gateState(first),
+      (s) => s.started.includes('held-a'),
+    );
+    const second = await start(t, { hostJson: onePlace });
+    // Listed after held-a, which the first host holds open: the second host's only place must go to held-b.
+    await upload('gated', 'held-b');
+    const state = await waitFor(
+      'the second host running held-b',
+      () => gateState(second),
+      (s) => s.started.includes('held-b'),
+    );
+    assert.deepEqual(state.started, ['held-b']);
+    await openGate(first, 'held-a');
+    await openGate(second, 'held-b');
+    await Promise.all([first.idle(), second.idle()]);
+    assert.equal((await gateState(first)).started.join(), 'held-a');
+  });
+
   void it("take over a crashed host's blob once its receipt lease lapses", async (t) => {
     const first = await start(t, {});
     await upload('gated', 'orphan');
