@@ -168,9 +168,12 @@ export class SharedSlotPacer implements Pacer {
   }
 
   private nextWant(): number {
-    // First claim: half a slice, so a busy lane reaches its share at the second claim and a quiet one wastes little.
-    if (this.run.count === 0) return Math.max(this.waiting, Math.ceil(this.maxClaim / 2));
     const used = this.run.count - this.droppedInRun;
+    // First claim, or the first after an idle spell (most of the last run went unused: between two invocations of an
+    // ingest, say), when demand is unknown: half a slice, so a busy lane is back to its share at the next claim
+    // instead of doubling up from the few calls the spell left, and a quiet one wastes little.
+    if (this.run.count === 0 || used * 2 < this.run.count)
+      return Math.min(this.maxClaim, Math.max(this.waiting, Math.ceil(this.maxClaim / 2)));
     const grown = this.droppedInRun === 0 ? 2 * this.run.count : used;
     return Math.min(this.maxClaim, Math.max(1, this.waiting, grown));
   }

@@ -13,6 +13,7 @@ import {
   BUDGET_WINDOW_MS,
   SLICE_MS,
   sliceCapacity,
+  SharedSlotPacer,
   VaultBudgetLedger,
   type BudgetLedgerRecord,
 } from '../../shared/pipeline/vault-budget.js';
@@ -223,5 +224,25 @@ void describe('vault budget shared across instances', () => {
       Array.from({ length: 10 }, (_, i) => sliceCapacity(i + 7, 285)).reduce((a, b) => a + b, 0),
       285,
     );
+  });
+
+  void it('after an idle spell (an ingest between two invocations) a busy lane is back to its share at the next claim', async () => {
+    const clock = new ManualClock('2026-12-01T08:00:00Z');
+    const timers = new VirtualTimers(clock);
+    const ledger = new VaultBudgetLedger({ records: new MemoryRecordStore<BudgetLedgerRecord>(), key: 'k', clock });
+    const pacer = new SharedSlotPacer({ ledger, lane: 'create', perWindow: 285, clock, sleep: timers.sleep });
+    const granted = async (n: number) => {
+      for (let i = 0; i < n; i++) await pacer.acquire();
+    };
+    // Busy: runs grow to a whole slice; the invocation ends a few calls into its last run.
+    await timers.run(granted(75));
+    await timers.run(timers.sleep(3000));
+    // The next invocation's callers arrive one at a time (each waits for the one before), as they do at its start.
+    const resumed = clock.now().getTime();
+    await timers.run(granted(60));
+    const seconds = (clock.now().getTime() - resumed) / 1000;
+    // Half a slice at the first claim, then whole ones: 2.5 s of virtual time here. Doubling up from the few calls
+    // the spell left (the pacer before this rule) took 3.7 s.
+    assert.ok(seconds <= 3, `60 calls took ${seconds} s after the spell`);
   });
 });
