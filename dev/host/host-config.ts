@@ -3,7 +3,9 @@
  * - `extensions.http.routePrefix`: HTTP functions are served under `/<prefix>/` ("" serves them at the root);
  * - `functionTimeout`: how long one invocation may run (`hh:mm:ss`, `d.hh:mm:ss`, or -1 for no limit);
  * - `extensions.blobs.maxDegreeOfParallelism`: blob-trigger invocations at once in one host;
- * - `extensions.blobs.poisonBlobThreshold`: tries of a blob before it goes to the poison queue.
+ * - `extensions.blobs.poisonBlobThreshold`: tries of a blob before it goes to the poison queue;
+ * - `extensions.queues.maxPollingInterval`: the longest wait between two polls of a queue (Azure backs off up to it
+ *   while a queue is empty; this host polls at its own interval, never longer than this).
  * Absent values take Azure's defaults (timeout: Flex Consumption's 30 minutes). A malformed value stops the host
  * with the file, the property, what is wrong and what to write instead: Azure refuses such a file too.
  */
@@ -19,12 +21,15 @@ export interface HostConfig {
   /** The text of functionTimeout as written (or the default), for log lines shaped like Azure's. */
   functionTimeoutText: string;
   blobs: { maxDegreeOfParallelism: number; poisonBlobThreshold: number };
+  queues: { maxPollingIntervalMs: number };
 }
 
 /** Flex Consumption's default; the project's plan. */
 export const DEFAULT_FUNCTION_TIMEOUT = '00:30:00';
 export const DEFAULT_ROUTE_PREFIX = 'api';
 export const DEFAULT_POISON_BLOB_THRESHOLD = 5;
+/** Azure's default for queue triggers: one minute. */
+export const DEFAULT_QUEUE_MAX_POLLING_INTERVAL = '00:01:00';
 
 /** Azure's default for blob triggers: 8 per available core. */
 export function defaultBlobParallelism(): number {
@@ -38,6 +43,7 @@ export function defaultHostConfig(): HostConfig {
     functionTimeoutMs: parseTimeSpan(DEFAULT_FUNCTION_TIMEOUT),
     functionTimeoutText: DEFAULT_FUNCTION_TIMEOUT,
     blobs: { maxDegreeOfParallelism: defaultBlobParallelism(), poisonBlobThreshold: DEFAULT_POISON_BLOB_THRESHOLD },
+    queues: { maxPollingIntervalMs: parseTimeSpan(DEFAULT_QUEUE_MAX_POLLING_INTERVAL)! },
   };
 }
 
@@ -124,6 +130,16 @@ export function hostConfigFrom(json: unknown, where: string): HostConfig {
     where,
     config.blobs.poisonBlobThreshold,
   );
+  const maxPolling = lookup(json, ['extensions', 'queues', 'maxPollingInterval'], where);
+  if (maxPolling !== undefined) {
+    const ms = typeof maxPolling === 'string' ? parseTimeSpan(maxPolling) : undefined;
+    // Azure's floor for this setting is 100 ms.
+    if (ms === undefined || ms < 100)
+      throw new Error(
+        `${where}: "extensions.queues.maxPollingInterval" must be a duration "hh:mm:ss" of at least 100 ms (for example "00:00:02"), got ${JSON.stringify(maxPolling)}.`,
+      );
+    config.queues.maxPollingIntervalMs = ms;
+  }
   return config;
 }
 

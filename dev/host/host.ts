@@ -325,7 +325,7 @@ export async function startLocalHost(opts: LocalHostOptions): Promise<LocalHost>
     });
     const queues = new QueuePoller({
       functions,
-      pollIntervalMs,
+      pollIntervalMs: Math.min(pollIntervalMs, config.queues.maxPollingIntervalMs),
       invoke: async (call) => {
         await run(call.fn, call.triggerName, call.data, call.triggerMetadata, `New queue message detected`);
       },
@@ -364,7 +364,8 @@ export async function startLocalHost(opts: LocalHostOptions): Promise<LocalHost>
     write(`[host] Local Functions host for ${opts.entry} listening on ${url}`);
     write(
       `[host] host.json: ${config.source ?? 'none found, Azure defaults'}; routePrefix "${config.routePrefix}", functionTimeout ${config.functionTimeoutText}, ` +
-        `blobs maxDegreeOfParallelism ${config.blobs.maxDegreeOfParallelism}, poisonBlobThreshold ${config.blobs.poisonBlobThreshold}`,
+        `blobs maxDegreeOfParallelism ${config.blobs.maxDegreeOfParallelism}, poisonBlobThreshold ${config.blobs.poisonBlobThreshold}, ` +
+        `queues maxPollingInterval ${config.queues.maxPollingIntervalMs} ms`,
     );
     for (const item of info) {
       const where =

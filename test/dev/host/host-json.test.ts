@@ -119,15 +119,20 @@ async function poisonMessages(): Promise<Record<string, unknown>[]> {
 }
 
 void describe('reading host.json', () => {
-  void it('takes the four values, with Azure defaults for what is absent', () => {
+  void it('takes the five values, with Azure defaults for what is absent', () => {
     const config = hostConfigFrom(
       {
         version: '2.0',
         functionTimeout: '01:02:03',
-        extensions: { http: { routePrefix: '/custom/' }, blobs: { maxDegreeOfParallelism: 3, poisonBlobThreshold: 2 } },
+        extensions: {
+          http: { routePrefix: '/custom/' },
+          blobs: { maxDegreeOfParallelism: 3, poisonBlobThreshold: 2 },
+          queues: { maxPollingInterval: '00:00:02' },
+        },
       },
       'host.json',
     );
+    assert.equal(config.queues.maxPollingIntervalMs, 2000);
     assert.equal(config.routePrefix, 'custom');
     assert.equal(config.functionTimeoutMs, 3723000);
     assert.deepEqual(config.blobs, { maxDegreeOfParallelism: 3, poisonBlobThreshold: 2 });
@@ -136,6 +141,7 @@ void describe('reading host.json', () => {
     assert.equal(defaults.routePrefix, 'api');
     assert.equal(defaults.functionTimeoutMs, 30 * 60 * 1000);
     assert.equal(defaults.blobs.poisonBlobThreshold, 5);
+    assert.equal(defaults.queues.maxPollingIntervalMs, 60_000);
     assert.equal(hostConfigFrom({ extensions: { http: { routePrefix: '' } } }, 'h').routePrefix, '');
     assert.equal(hostConfigFrom({ functionTimeout: '-1' }, 'h').functionTimeoutMs, undefined);
     assert.equal(parseTimeSpan('1.00:00:00.5'), 86400500);
@@ -148,6 +154,10 @@ void describe('reading host.json', () => {
       /app\/host\.json: "functionTimeout" must be a duration "hh:mm:ss".*got "30m"/,
     );
     assert.throws(() => hostConfigFrom({ functionTimeout: '00:00:00' }, 'h'), /functionTimeout.*above zero/);
+    assert.throws(
+      () => hostConfigFrom({ extensions: { queues: { maxPollingInterval: 2000 } } }, 'h'),
+      /h: "extensions\.queues\.maxPollingInterval" must be a duration "hh:mm:ss" of at least 100 ms.*got 2000/,
+    );
     assert.throws(
       () => hostConfigFrom({ extensions: { blobs: { maxDegreeOfParallelism: 0 } } }, 'h'),
       /"extensions\.blobs\.maxDegreeOfParallelism" must be a whole number of at least 1, got 0/,
