@@ -135,6 +135,8 @@ export class SharedSlotPacer implements Pacer {
   private run: ClaimedSlots = { startMs: 0, endMs: 0, count: 0 };
   private nextSlot = 0;
   private droppedInRun = 0;
+  /** The run under way was claimed as the first after an idle spell. */
+  private claimedAfterSpell = false;
   private waiting = 0;
   private pausedUntil = -Infinity;
   private chain: Promise<void> = Promise.resolve();
@@ -169,11 +171,13 @@ export class SharedSlotPacer implements Pacer {
 
   private nextWant(): number {
     const used = this.run.count - this.droppedInRun;
-    // First claim, or the first after an idle spell (most of the last run went unused: between two invocations of an
-    // ingest, say), when demand is unknown: half a slice, so a busy lane is back to its share at the next claim
-    // instead of doubling up from the few calls the spell left, and a quiet one wastes little.
-    if (this.run.count === 0 || used * 2 < this.run.count)
-      return Math.min(this.maxClaim, Math.max(this.waiting, Math.ceil(this.maxClaim / 2)));
+    // A busy lane's idle spell (a large run mostly unused: an ingest between two invocations, say). The first claim
+    // after it is made as a first claim is, since demand is unknown again: half a slice, so the lane is back to its
+    // share at the next claim instead of doubling up from the few calls the spell left. Once only: a lane that
+    // stays quiet then claims what it uses, and a lane whose runs were small never counts as busy.
+    const firstAfterSpell = used * 2 < this.run.count && this.run.count * 2 >= this.maxClaim && !this.claimedAfterSpell;
+    this.claimedAfterSpell = firstAfterSpell;
+    if (this.run.count === 0 || firstAfterSpell) return Math.min(this.maxClaim, Math.max(this.waiting, Math.ceil(this.maxClaim / 2)));
     const grown = this.droppedInRun === 0 ? 2 * this.run.count : used;
     return Math.min(this.maxClaim, Math.max(1, this.waiting, grown));
   }

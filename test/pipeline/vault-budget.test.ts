@@ -245,4 +245,31 @@ void describe('vault budget shared across instances', () => {
     // the spell left (the pacer before this rule) took 3.7 s.
     assert.ok(seconds <= 3, `60 calls took ${seconds} s after the spell`);
   });
+
+  void it('a lane that stays quiet after its spell claims what it uses: half a slice once, then single calls', async () => {
+    const clock = new ManualClock('2026-12-01T08:00:00Z');
+    const timers = new VirtualTimers(clock);
+    const ledger = new VaultBudgetLedger({ records: new MemoryRecordStore<BudgetLedgerRecord>(), key: 'k', clock });
+    const claimed: number[] = [];
+    const claim = ledger.claim.bind(ledger);
+    ledger.claim = async (...args) => {
+      const slots = await claim(...args);
+      claimed.push(slots.count);
+      return slots;
+    };
+    const pacer = new SharedSlotPacer({ ledger, lane: 'create', perWindow: 285, clock, sleep: timers.sleep });
+    for (let i = 0; i < 75; i++) await timers.run(pacer.acquire());
+    const busyClaims = claimed.length;
+    // Then one call every 3 s: each finds the run before it unused but for that one call.
+    for (let i = 0; i < 6; i++) {
+      await timers.run(timers.sleep(3000));
+      await timers.run(pacer.acquire());
+    }
+    const quiet = claimed.slice(busyClaims);
+    assert.equal(quiet[0], 15, `the first claim after the spell is half a slice: ${quiet.join()}`);
+    assert.ok(
+      quiet.slice(1).every((n) => n <= 2),
+      `then what is used: ${quiet.join()}`,
+    );
+  });
 });
