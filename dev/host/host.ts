@@ -207,7 +207,8 @@ export async function startLocalHost(opts: LocalHostOptions): Promise<LocalHost>
             retryContext: { retryCount, maxRetryCount: -1 },
             invocationId,
           });
-          await writeOutputs(fn.metadata.bindings, response, expressionValues(triggerMetadata));
+          const queuesWritten = await writeOutputs(fn.metadata.bindings, response, expressionValues(triggerMetadata));
+          for (const queueName of queuesWritten) queues.notifyEnqueued(queueName);
           return response;
         })();
         try {

@@ -49,12 +49,13 @@ export function resolveBindingExpression(template: string, values: Record<string
   });
 }
 
-/** Writes the invocation's blob and queue outputs. */
+/** Writes the invocation's blob and queue outputs; resolves with the names of the queues written to. */
 export async function writeOutputs(
   bindings: Record<string, RpcBindingInfo>,
   response: RpcInvocationResponse,
   expressionValues: Record<string, string>,
-): Promise<void> {
+): Promise<string[]> {
+  const queuesWritten: string[] = [];
   const outputs: { name: string; data: RpcTypedData }[] = [];
   for (const item of response.outputData ?? []) {
     if (item.name && item.data) outputs.push({ name: item.name, data: item.data });
@@ -79,6 +80,8 @@ export async function writeOutputs(
       const queue = QueueServiceClient.fromConnectionString(resolveStorageConnection(binding.connection)).getQueueClient(queueName);
       await queue.createIfNotExists();
       for (const message of typedToMessages(data)) await queue.sendMessage(Buffer.from(message, 'utf8').toString('base64'));
+      queuesWritten.push(queueName);
     }
   }
+  return queuesWritten;
 }

@@ -40,6 +40,8 @@ export class QueuePoller {
   #cycle: Promise<void> | undefined;
   #stopped = false;
   #lastCycleFound = 0;
+  /** A message was written to a watched queue while a poll ran: poll again as soon as it ends. */
+  #pollAgain = false;
   #cycleWaiters: (() => void)[] = [];
   #options: { pollIntervalMs: number; invoke: (call: QueueInvocation) => Promise<void>; log: (line: string) => void };
 
@@ -79,9 +81,26 @@ export class QueuePoller {
         .finally(() => {
           this.#cycle = undefined;
           this.#cycleWaiters.splice(0).forEach((w) => w());
-          this.#schedule(this.#options.pollIntervalMs);
+          const again = this.#pollAgain;
+          this.#pollAgain = false;
+          this.#schedule(again ? 0 : this.#options.pollIntervalMs);
         });
     }, delay);
+  }
+
+  /**
+   * A function of this host wrote a message to `queueName` through an output binding: a watched queue is polled
+   * now rather than at the next interval, as the Functions host's queue listener is told of its own host's writes
+   * (so a hand-off through a queue waits for no poll, whatever maxPollingInterval says).
+   */
+  notifyEnqueued(queueName: string): void {
+    if (this.#stopped || !this.#watches.some((w) => w.queue.name === queueName)) return;
+    if (this.#cycle) {
+      this.#pollAgain = true;
+      return;
+    }
+    clearTimeout(this.#timer);
+    this.#schedule(0);
   }
 
   async settle(): Promise<void> {

@@ -216,6 +216,35 @@ void describe('routePrefix', () => {
   });
 });
 
+void describe('extensions.queues.maxPollingInterval', () => {
+  void it("polls a queue at once when one of the host's own functions writes to it, not at the next interval", async (t) => {
+    const queues = QueueServiceClient.fromConnectionString(azurite.connectionString);
+    const relay = queues.getQueueClient('fixture-relay');
+    const done = queues.getQueueClient('fixture-relay-done');
+    await Promise.all([relay.createIfNotExists(), done.createIfNotExists()]);
+    const relayed = async (count: number) =>
+      (
+        await waitFor(
+          `${count} relayed message(s)`,
+          async () => (await done.peekMessages({ numberOfMessages: 32 })).peekedMessageItems,
+          (items) => items.length >= count,
+        )
+      ).map((m) => JSON.parse(Buffer.from(m.messageText, 'base64').toString('utf8')) as unknown);
+    // Waiting before the host starts: its first poll runs it, so that poll is known to be over once it is relayed.
+    await relay.sendMessage(Buffer.from(JSON.stringify({ relayed: 'before start' })).toString('base64'));
+    // Ten minutes between polls: after the first one, only the notification of the host's own write can run the queue function.
+    const host = await start(t, {
+      pollIntervalMs: 600_000,
+      hostJson: await hostJson({ version: '2.0', extensions: { queues: { maxPollingInterval: '00:10:00' } } }),
+    });
+    assert.equal(host.config.queues.maxPollingIntervalMs, 600_000);
+    assert.deepEqual(await relayed(1), [{ relayed: 'before start' }]);
+    assert.equal((await fetch(`${host.url}/api/relayStart`, { method: 'POST', body: 'hand-off' })).status, 202);
+    assert.deepEqual(await relayed(2), [{ relayed: 'before start' }, { relayed: 'hand-off' }]);
+    assert.equal(await host.stop(), 0);
+  });
+});
+
 void describe('extensions.blobs.maxDegreeOfParallelism', () => {
   void it('runs at most that many blob invocations at once', async (t) => {
     const host = await start(t, { hostJson: await hostJson({ version: '2.0', extensions: { blobs: { maxDegreeOfParallelism: 2 } } }) });

@@ -70,7 +70,7 @@ void describe('functions', () => {
     assert.equal(byName.tick, 'timerTrigger');
     assert.equal(byName.queueEcho, 'queueTrigger');
     assert.equal(byName.recordBlobReference, 'blobTrigger');
-    assert.equal(host.functions.length, 18);
+    assert.equal(host.functions.length, 20);
     assert.match(host.url, /^http:\/\/127\.0\.0\.1:\d+$/);
   });
 
