@@ -17,8 +17,9 @@ import {
   childrenNamed,
   decodeBase64,
   malformed,
+  pickChildren,
   quoteUri,
-  repeatedChildren,
+  type PickedChildren,
   type XmlElement,
 } from './pskc-xml.js';
 
@@ -111,20 +112,23 @@ export function keyNeedOfContainer(root: XmlElement): { encrypted: false } | { e
   return encrypted ? { encrypted: true, need: rfcKeying(root).need() } : { encrypted: false };
 }
 
-function readDataValue(fileName: string, element: XmlElement, what: string, line: number | undefined): DataValue | undefined {
-  const encrypted = child(element, PSKC_NS, 'EncryptedValue');
-  if (encrypted) {
-    const value = readEncrypted(fileName, encrypted, what, line);
-    const macText = child(element, PSKC_NS, 'ValueMAC')?.text;
+function readDataValue(
+  fileName: string,
+  value: PickedChildren<(typeof VALUE_CHILDREN)[number]>['first'],
+  what: string,
+  line: number | undefined,
+): DataValue | undefined {
+  if (value.EncryptedValue) {
+    const encrypted = readEncrypted(fileName, value.EncryptedValue, what, line);
+    const macText = value.ValueMAC?.text;
     if (macText !== undefined) {
       const mac = decodeBase64(macText);
       if (!mac) throw malformed(fileName, `the ValueMAC of ${what} is not base64.`, line);
-      value.valueMac = mac;
+      encrypted.valueMac = mac;
     }
-    return { encrypted: value };
+    return { encrypted };
   }
-  const plain = child(element, PSKC_NS, 'PlainValue');
-  return plain ? { plain: plain.text } : undefined;
+  return value.PlainValue ? { plain: value.PlainValue.text } : undefined;
 }
 
 const POLICY_CHILDREN: ReadonlySet<string> = new Set(['StartDate', 'ExpiryDate', 'NumberOfTransactions', 'KeyUsage', 'PINPolicy']);
@@ -165,58 +169,65 @@ function readPolicy(element: XmlElement | undefined, usage: XmlElement | undefin
   return policy;
 }
 
+const PACKAGE_CHILDREN = ['DeviceInfo', 'DeviceId'] as const;
+const DEVICE_CHILDREN = ['SerialNo', 'Manufacturer', 'Model'] as const;
+const KEY_CHILDREN = ['AlgorithmParameters', 'Data', 'Policy', 'Usage'] as const;
+const PARAMETER_CHILDREN = ['Suite', 'ResponseFormat'] as const;
+const USAGE_CHILDREN = ['ResponseFormat'] as const;
+const VALUE_CHILDREN = ['PlainValue', 'EncryptedValue', 'ValueMAC'] as const;
+
 function collectKeys(fileName: string, packages: readonly XmlElement[], lines: KeyPackageLines): KeyEntry[] {
   const entries: KeyEntry[] = [];
   packages.forEach((keyPackage, packageIndex) => {
-    const deviceInfo = child(keyPackage, PSKC_NS, 'DeviceInfo') ?? child(keyPackage, PSKC_NS, 'DeviceId');
+    const inPackage = pickChildren(keyPackage, PSKC_NS, PACKAGE_CHILDREN);
+    const deviceInfo = inPackage.first.DeviceInfo ?? inPackage.first.DeviceId;
+    const inDevice = pickChildren(deviceInfo, PSKC_NS, DEVICE_CHILDREN);
     for (const key of childrenNamed(keyPackage, PSKC_NS, 'Key')) {
-      const serialNo = child(deviceInfo, PSKC_NS, 'SerialNo')?.text.trim();
+      const serialNo = inDevice.first.SerialNo?.text.trim();
       // Id and Algorithm in RFC 6030; KeyId and KeyAlgorithm in the drafts before it.
       const serial = serialNo || (key.attrs['Id'] ?? key.attrs['KeyId'] ?? '').trim();
       const line = lines.of(packageIndex);
       const label = serial && !checkSerial(serial) ? `key ${quoteValue(serial)}` : `KeyPackage ${packageIndex + 1}`;
-      const parameters = child(key, PSKC_NS, 'AlgorithmParameters');
-      const usage = child(key, PSKC_NS, 'Usage');
-      const responseFormat = child(parameters, PSKC_NS, 'ResponseFormat') ?? child(usage, PSKC_NS, 'ResponseFormat');
-      const dataElement = child(key, PSKC_NS, 'Data');
+      const inKey = pickChildren(key, PSKC_NS, KEY_CHILDREN);
+      const inParameters = pickChildren(inKey.first.AlgorithmParameters, PSKC_NS, PARAMETER_CHILDREN);
+      const inUsage = pickChildren(inKey.first.Usage, PSKC_NS, USAGE_CHILDREN);
+      const inData = pickChildren(inKey.first.Data, PSKC_NS, DATA_FIELDS);
+      const responseFormat = inParameters.first.ResponseFormat ?? inUsage.first.ResponseFormat;
       const data: KeyEntry['data'] = {};
       // Every element read below is read once; a second copy would be dropped without a word, so it is named instead.
-      const repeated = [
-        ...repeatedChildren(keyPackage, PSKC_NS, ['DeviceInfo']),
-        ...repeatedChildren(deviceInfo, PSKC_NS, ['SerialNo', 'Manufacturer', 'Model']),
-        ...repeatedChildren(key, PSKC_NS, ['AlgorithmParameters', 'Data', 'Policy', 'Usage']),
-        ...repeatedChildren(parameters, PSKC_NS, ['Suite', 'ResponseFormat']),
-        ...repeatedChildren(usage, PSKC_NS, ['ResponseFormat']),
-        ...repeatedChildren(dataElement, PSKC_NS, DATA_FIELDS),
+      const repeated: string[] = [
+        ...inPackage.repeated.filter((name) => name === 'DeviceInfo'),
+        ...inDevice.repeated,
+        ...inKey.repeated,
+        ...inParameters.repeated,
+        ...inUsage.repeated,
+        ...inData.repeated,
       ];
       // A ResponseFormat in both places (RFC 6030's AlgorithmParameters, draft-02's Usage): only one would be read.
-      if (child(parameters, PSKC_NS, 'ResponseFormat') && child(usage, PSKC_NS, 'ResponseFormat'))
+      if (inParameters.first.ResponseFormat && inUsage.first.ResponseFormat)
         repeated.push('ResponseFormat (in AlgorithmParameters and in Usage)');
-      if (dataElement) {
-        for (const field of DATA_FIELDS) {
-          const fieldElement = child(dataElement, PSKC_NS, field);
-          repeated.push(
-            ...repeatedChildren(fieldElement, PSKC_NS, ['PlainValue', 'EncryptedValue', 'ValueMAC']).map((name) => `${field} ${name}`),
-          );
-          // One value per field: a PlainValue beside an EncryptedValue would be dropped without a word.
-          if (child(fieldElement, PSKC_NS, 'PlainValue') && child(fieldElement, PSKC_NS, 'EncryptedValue'))
-            repeated.push(`${field} value (a PlainValue and an EncryptedValue)`);
-          const value = fieldElement && readDataValue(fileName, fieldElement, `the ${field} of ${label}`, line);
-          if (value) data[field] = value;
-        }
+      for (const field of DATA_FIELDS) {
+        const fieldElement = inData.first[field];
+        if (!fieldElement) continue;
+        const inField = pickChildren(fieldElement, PSKC_NS, VALUE_CHILDREN);
+        for (const name of inField.repeated) repeated.push(`${field} ${name}`);
+        // One value per field: a PlainValue beside an EncryptedValue would be dropped without a word.
+        if (inField.first.PlainValue && inField.first.EncryptedValue) repeated.push(`${field} value (a PlainValue and an EncryptedValue)`);
+        const value = readDataValue(fileName, inField.first, `the ${field} of ${label}`, line);
+        if (value) data[field] = value;
       }
       entries.push({
         packageIndex,
         serial,
-        manufacturer: child(deviceInfo, PSKC_NS, 'Manufacturer')?.text.trim() ?? '',
-        model: child(deviceInfo, PSKC_NS, 'Model')?.text.trim() ?? '',
+        manufacturer: inDevice.first.Manufacturer?.text.trim() ?? '',
+        model: inDevice.first.Model?.text.trim() ?? '',
         algorithmUri: (key.attrs['Algorithm'] ?? key.attrs['KeyAlgorithm'])?.trim(),
-        suite: child(parameters, PSKC_NS, 'Suite')?.text.trim(),
+        suite: inParameters.first.Suite?.text.trim(),
         digitsText: responseFormat?.attrs['Length']?.trim(),
         responseEncoding: responseFormat?.attrs['Encoding']?.trim(),
         responseCheckDigits: /^(true|1)$/i.test((responseFormat?.attrs['CheckDigits'] ?? responseFormat?.attrs['CheckDigit'] ?? '').trim()),
         data,
-        policy: readPolicy(child(key, PSKC_NS, 'Policy'), usage),
+        policy: readPolicy(inKey.first.Policy, inKey.first.Usage),
         repeated,
       });
     }
