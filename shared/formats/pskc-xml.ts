@@ -246,7 +246,7 @@ export function pickChildren<N extends string>(element: XmlElement | undefined, 
     else if (!repeated?.includes(name)) (repeated ??= []).push(name);
   }
   if (repeated && repeated.length > 1) repeated.sort((a, b) => names.indexOf(a) - names.indexOf(b));
-  return { first, repeated: repeated ?? (NOTHING_PICKED.repeated) };
+  return { first, repeated: repeated ?? NOTHING_PICKED.repeated };
 }
 
 /** The names of `names` that occur more than once among the element's children in `ns`. */
