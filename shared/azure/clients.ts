@@ -31,9 +31,9 @@ export interface BlobStoreFactoryOptions {
   listPageSize?: number;
 }
 
-/** The single partition of each table. */
-export const TOKENS_PARTITION = 'token';
-export const ASSIGNMENTS_PARTITION = 'assignment';
+/** The RowKey of every row of each table (its PartitionKey is the row's key). */
+export const TOKENS_ROW_KIND = 'token';
+export const ASSIGNMENTS_ROW_KIND = 'assignment';
 
 /** Every nullable field of TokenEntity; the type makes the compiler flag a field added to TokenEntity but not here. */
 const TOKEN_NULLABLE_FIELDS: Record<NullableKeys<TokenEntity>, true> = {
@@ -170,7 +170,7 @@ async function tableClient(config: PipelineConfig, tableName: string) {
 
 export async function createTokenTable(config: PipelineConfig, options: TableFactoryOptions = {}): Promise<EntityTable<TokenEntity>> {
   const [client, { AzureEntityTable }] = await Promise.all([tableClient(config, config.tables.tokens), import('./entity-table.js')]);
-  return new AzureEntityTable<TokenEntity>(client, TOKENS_PARTITION, {
+  return new AzureEntityTable<TokenEntity>(client, TOKENS_ROW_KIND, {
     nullableFields: Object.keys(TOKEN_NULLABLE_FIELDS) as NullableKeys<TokenEntity>[],
     listPageSize: options.listPageSize,
   });
@@ -181,7 +181,7 @@ export async function createAssignmentTable(
   options: TableFactoryOptions = {},
 ): Promise<EntityTable<AssignmentEntity>> {
   const [client, { AzureEntityTable }] = await Promise.all([tableClient(config, config.tables.assignments), import('./entity-table.js')]);
-  return new AzureEntityTable<AssignmentEntity>(client, ASSIGNMENTS_PARTITION, { listPageSize: options.listPageSize });
+  return new AzureEntityTable<AssignmentEntity>(client, ASSIGNMENTS_ROW_KIND, { listPageSize: options.listPageSize });
 }
 
 export async function createAzureAdapters(config: PipelineConfig, options: SecretStoreFactoryOptions = {}): Promise<AzureAdapters> {

@@ -1,6 +1,11 @@
 /**
- * EntityTable over @azure/data-tables (Azure Table Storage or Azurite): one fixed PartitionKey per table, RowKey =
- * escapeTableKey(key).
+ * EntityTable over @azure/data-tables (Azure Table Storage or Azurite): PartitionKey = escapeTableKey(key), so each
+ * row is its own partition, and RowKey = the table's row kind ('token', 'assignment').
+ *
+ * A partition per row because every access is by key or a filtered scan of the whole table: no query reads a
+ * range of one partition, so one shared partition gains nothing and, in Azurite, costs a scan of that partition
+ * for each point read or insert (bench/azurite-partitions.ts). Rows written before this layout (PartitionKey =
+ * the kind, RowKey = the escaped key) are moved on an instance's first call (moveLegacyRows).
  *
  * Two gaps between the Tables model and the ports' plain records are closed here:
  * - Tables store no nulls (a null property is simply absent); fields named in `nullableFields` read back as null.
@@ -10,6 +15,7 @@
 import { odata, type TableClient, type TableEntity, type TableEntityResult } from '@azure/data-tables';
 import { ConflictError, PreconditionFailedError } from '../pipeline/errors.js';
 import type { Entity, EntityPage, EntityTable, EntityValue, PageQuery, Versioned } from '../pipeline/ports.js';
+import { mapPool } from '../pipeline/map-pool.js';
 import { escapeTableKey, unescapeTableKey } from './table-keys.js';
 import { callSignal, errorCodeOf, pagesOf, rethrow, statusOf } from './errors.js';
 
@@ -28,6 +34,9 @@ export interface AzureEntityTableOptions<T extends Entity> {
   /** Page size of list(); the service maximum (1000) by default. Small values are for tests. */
   listPageSize?: number;
 }
+
+/** Rows of the earlier layout moved at once on an instance's first call. */
+const LEGACY_MOVES_IN_FLIGHT = 16;
 
 const SYSTEM_FIELDS = new Set(['partitionKey', 'rowKey', 'timestamp', 'etag']);
 const FIELD_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,254}$/;
@@ -64,10 +73,13 @@ export class AzureEntityTable<T extends Entity> implements EntityTable<T> {
   private readonly nullable: readonly string[];
   private readonly timeoutMs: number;
   private readonly listPageSize: number;
+  /** The move of rows of the earlier layout, once per instance (again after a failure). */
+  private legacyMoved: Promise<void> | undefined;
 
   constructor(
     private readonly client: TableClient,
-    private readonly partitionKey: string,
+    /** The RowKey of every row of this table. */
+    private readonly rowKind: string,
     options: AzureEntityTableOptions<T> = {},
   ) {
     this.nullable = options.nullableFields ?? [];
@@ -76,11 +88,51 @@ export class AzureEntityTable<T extends Entity> implements EntityTable<T> {
   }
 
   private entity(key: string, value: T): TableEntity<Record<string, WireValue>> {
-    return { ...toWire(value), partitionKey: this.partitionKey, rowKey: escapeTableKey(key) };
+    return { ...toWire(value), partitionKey: escapeTableKey(key), rowKey: this.rowKind };
   }
 
   private versioned(raw: TableEntityResult<Record<string, unknown>>): Versioned<T> {
-    return { key: unescapeTableKey(raw.rowKey ?? ''), value: fromWire(raw, this.nullable) as T, etag: raw.etag };
+    return { key: unescapeTableKey(raw.partitionKey ?? ''), value: fromWire(raw, this.nullable) as T, etag: raw.etag };
+  }
+
+  /** Resolves once no row of the earlier layout is left; every call waits for it. */
+  private ready(): Promise<void> {
+    this.legacyMoved ??= this.moveLegacyRows().catch((error: unknown) => {
+      this.legacyMoved = undefined;
+      throw error;
+    });
+    return this.legacyMoved;
+  }
+
+  /**
+   * Moves the rows of the earlier layout (PartitionKey = the kind, RowKey = the escaped key) to this one: each is
+   * inserted at its new place, then deleted at its old place if unchanged. Several instances may run it at once: a
+   * row already at its new place was moved (and perhaps updated since) by another, and is kept as it is.
+   */
+  private async moveLegacyRows(): Promise<void> {
+    // A row of this layout whose key is the kind itself sits where its legacy row would: nothing to move.
+    const filter = odata`PartitionKey eq ${this.rowKind} and RowKey ne ${this.rowKind}`;
+    const pages = this.client
+      .listEntities<Record<string, unknown>>({ queryOptions: { filter } })
+      .byPage({ maxPageSize: this.listPageSize });
+    for await (const page of pagesOf(pages, `list earlier-layout entities ${this.client.tableName}`)) {
+      await mapPool(page, LEGACY_MOVES_IN_FLIGHT, async (raw) => {
+        const key = unescapeTableKey(raw.rowKey ?? '');
+        try {
+          await this.client.createEntity(this.entity(key, fromWire(raw, this.nullable) as T), { abortSignal: callSignal(this.timeoutMs) });
+        } catch (error) {
+          if (statusOf(error) !== 409) rethrow(error, this.what('move entity', key));
+        }
+        try {
+          await this.client.deleteEntity(this.rowKind, raw.rowKey ?? '', { etag: raw.etag, abortSignal: callSignal(this.timeoutMs) });
+        } catch (error) {
+          // Gone: another instance moved it. Changed: an instance of an earlier version still writes the old
+          // layout; its row stays for the next instance's first call to find, never lost.
+          const status = statusOf(error);
+          if (status !== 404 && status !== 412) rethrow(error, this.what('delete earlier-layout entity', key));
+        }
+      });
+    }
   }
 
   private what(operation: string, key: string): string {
@@ -88,8 +140,9 @@ export class AzureEntityTable<T extends Entity> implements EntityTable<T> {
   }
 
   async get(key: string): Promise<Versioned<T> | undefined> {
+    await this.ready();
     try {
-      const raw = await this.client.getEntity<Record<string, unknown>>(this.partitionKey, escapeTableKey(key), {
+      const raw = await this.client.getEntity<Record<string, unknown>>(escapeTableKey(key), this.rowKind, {
         abortSignal: callSignal(this.timeoutMs),
       });
       return this.versioned(raw);
@@ -100,6 +153,7 @@ export class AzureEntityTable<T extends Entity> implements EntityTable<T> {
   }
 
   async insert(key: string, value: T): Promise<string> {
+    await this.ready();
     try {
       const response = await this.client.createEntity(this.entity(key, value), { abortSignal: callSignal(this.timeoutMs) });
       return response.etag ?? '';
@@ -110,6 +164,7 @@ export class AzureEntityTable<T extends Entity> implements EntityTable<T> {
   }
 
   async replace(key: string, value: T, etag: string): Promise<string> {
+    await this.ready();
     try {
       const response = await this.client.updateEntity(this.entity(key, value), 'Replace', {
         etag,
@@ -126,6 +181,7 @@ export class AzureEntityTable<T extends Entity> implements EntityTable<T> {
   }
 
   async upsert(key: string, value: T): Promise<string> {
+    await this.ready();
     try {
       const response = await this.client.upsertEntity(this.entity(key, value), 'Replace', { abortSignal: callSignal(this.timeoutMs) });
       return response.etag ?? '';
@@ -135,8 +191,9 @@ export class AzureEntityTable<T extends Entity> implements EntityTable<T> {
   }
 
   async delete(key: string, etag?: string): Promise<boolean> {
+    await this.ready();
     try {
-      await this.client.deleteEntity(this.partitionKey, escapeTableKey(key), {
+      await this.client.deleteEntity(escapeTableKey(key), this.rowKind, {
         etag: etag ?? '*',
         abortSignal: callSignal(this.timeoutMs),
       });
@@ -149,9 +206,9 @@ export class AzureEntityTable<T extends Entity> implements EntityTable<T> {
     }
   }
 
-  /** The OData filter for the partition and the equality conditions; values go through `odata` so quotes are escaped. */
+  /** The OData filter for the row kind and the equality conditions; values go through `odata` so quotes are escaped. */
   filterFor(where: Partial<Record<string, string | number | boolean>> = {}): string {
-    const clauses = [odata`PartitionKey eq ${this.partitionKey}`];
+    const clauses = [odata`RowKey eq ${this.rowKind}`];
     for (const [field, value] of Object.entries(where)) {
       if (value === undefined) continue;
       if (!FIELD_NAME.test(field) || SYSTEM_FIELDS.has(field)) throw new Error(`Cannot filter on field ${JSON.stringify(field)}.`);
@@ -165,17 +222,18 @@ export class AzureEntityTable<T extends Entity> implements EntityTable<T> {
   /** The filter of one page: the equality conditions, then the key range (keys after `after`, within the prefix). */
   pageFilter(query: Omit<PageQuery<T>, 'limit'>): string {
     const clauses = [this.filterFor(query.where)];
-    if (query.after !== undefined) clauses.push(odata`RowKey gt ${escapeTableKey(query.after)}`);
+    if (query.after !== undefined) clauses.push(odata`PartitionKey gt ${escapeTableKey(query.after)}`);
     if (query.keyPrefix) {
       // Escaping is per character, so escaped keys with this prefix are exactly those in [prefix, prefix with its last code unit + 1).
       const low = escapeTableKey(query.keyPrefix);
       const high = low.slice(0, -1) + String.fromCharCode(low.charCodeAt(low.length - 1) + 1);
-      clauses.push(odata`RowKey ge ${low}`, odata`RowKey lt ${high}`);
+      clauses.push(odata`PartitionKey ge ${low}`, odata`PartitionKey lt ${high}`);
     }
     return clauses.join(' and ');
   }
 
   async page(query: PageQuery<T>): Promise<EntityPage<T>> {
+    await this.ready();
     const filter = this.pageFilter(query);
     const rows: Versioned<T>[] = [];
     let continuationToken: string | undefined;
@@ -204,6 +262,7 @@ export class AzureEntityTable<T extends Entity> implements EntityTable<T> {
     where: Partial<Record<keyof T & string, string | number | boolean>> = {},
   ): Promise<Record<string, number>> {
     if (!FIELD_NAME.test(field) || SYSTEM_FIELDS.has(field)) throw new Error(`Cannot count by field ${JSON.stringify(field)}.`);
+    await this.ready();
     const counts: Record<string, number> = {};
     const pages = this.client
       .listEntities<Record<string, unknown>>({ queryOptions: { filter: this.filterFor(where), select: [field] } })
@@ -219,6 +278,7 @@ export class AzureEntityTable<T extends Entity> implements EntityTable<T> {
   }
 
   async *list(where: Partial<Record<keyof T & string, string | number | boolean>> = {}): AsyncIterable<Versioned<T>> {
+    await this.ready();
     const pages = this.client
       .listEntities<Record<string, unknown>>({ queryOptions: { filter: this.filterFor(where) } })
       .byPage({ maxPageSize: this.listPageSize });

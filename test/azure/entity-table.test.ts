@@ -98,7 +98,7 @@ void describe('get and insert', () => {
     await table.insert('h1', value);
     assert.deepEqual((await table.get('h1'))?.value, value);
     const { counter: _dropped, ...older } = token('h0');
-    await client.createEntity({ partitionKey: 'token', rowKey: escapeTableKey('h0'), ...older });
+    await client.createEntity({ partitionKey: escapeTableKey('h0'), rowKey: 'token', ...older });
     assert.equal((await table.get('h0'))?.value.counter, null);
   });
 
@@ -221,7 +221,7 @@ void describe('list', () => {
     assert.throws(() => table.filterFor({ 'upn eq upn or 1': 'x' }), /Cannot filter/);
   });
 
-  void test('only its own partition: entities of another partition in the same table are invisible', async () => {
+  void test('only its own kind: rows of another kind in the same table are invisible', async () => {
     const client = await newTableClient();
     const mine = new AzureEntityTable<{ v: string }>(client, 'mine');
     const theirs = new AzureEntityTable<{ v: string }>(client, 'theirs');
@@ -331,6 +331,97 @@ void test('behaves like the in-memory table through the same sequence of calls',
   const fromAzure = await outcome(azure);
   assert.deepEqual(fromAzure.slice(0, 3), ['ConflictError', 'PreconditionFailedError', 'PreconditionFailedError']);
   assert.deepEqual(fromAzure, await outcome(memory));
+});
+
+void describe('rows of the earlier layout (one partition per table)', () => {
+  /** A row as the earlier layout wrote it: PartitionKey the kind, RowKey the escaped key, nulls absent. */
+  async function writeLegacyRow(client: TableClient, key: string, value: TokenEntity): Promise<void> {
+    const present = Object.fromEntries(Object.entries(value).filter(([, v]) => v !== null));
+    await client.createEntity({ partitionKey: 'token', rowKey: escapeTableKey(key), ...present });
+  }
+
+  async function legacyRowsLeft(client: TableClient): Promise<string[]> {
+    const keys: string[] = [];
+    for await (const e of client.listEntities({ queryOptions: { filter: "PartitionKey eq 'token' and RowKey ne 'token'" } }))
+      keys.push(e.rowKey ?? '');
+    return keys;
+  }
+
+  void test('are moved on the first call: values exact, keys unescaped, listed and paged like the others, none left behind', async () => {
+    const client = await newTableClient();
+    const legacy: [string, TokenEntity][] = [
+      ['a/b', token('a/b', { state: 'exported', upn: 'ana@contoso.com', buildId: 'b-1' })],
+      ['100%', token('100%')],
+      ['h1', token('h1', { type: 'hotp', counter: '18446744073709551615' })],
+      // Its legacy row and its row in this layout are one and the same place.
+      ['token', token('token')],
+      ...Array.from({ length: 7 }, (_, i): [string, TokenEntity] => [`m${i}`, token(`m${i}`, { failedAttempts: i })]),
+    ];
+    for (const [key, value] of legacy) await writeLegacyRow(client, key, value);
+    const table = new AzureEntityTable<TokenEntity>(client, 'token', { nullableFields: NULLABLE, listPageSize: 3 });
+
+    assert.deepEqual((await table.get('a/b'))?.value, legacy[0]![1]);
+    assert.deepEqual(await legacyRowsLeft(client), []);
+    for (const [key, value] of legacy) assert.deepEqual((await table.get(key))?.value, value, key);
+    const byEscapedKey = legacy.map(([key]) => key).sort((a, b) => (escapeTableKey(a) < escapeTableKey(b) ? -1 : 1));
+    assert.deepEqual(
+      (await collect(table.list())).map((v) => v.key),
+      byEscapedKey,
+    );
+    assert.deepEqual(
+      (await table.page({ limit: 4, keyPrefix: 'm' })).rows.map((r) => r.key),
+      ['m0', 'm1', 'm2', 'm3'],
+    );
+    assert.deepEqual(await table.countBy('state'), { stored: 10, exported: 1 });
+  });
+
+  void test('two instances moving at once, and a row already moved and changed since: one row per key, the newer kept', async () => {
+    const client = await newTableClient();
+    const keys = Array.from({ length: 40 }, (_, i) => `t${String(i).padStart(2, '0')}`);
+    for (const key of keys) await writeLegacyRow(client, key, token(key));
+    // Another instance moved t00 and then exported it; its legacy row was not deleted yet.
+    await client.createEntity({ partitionKey: 't00', rowKey: 'token', ...token('t00', { state: 'exported' }), upn: 'ana@contoso.com' });
+    const first = new AzureEntityTable<TokenEntity>(client, 'token', { nullableFields: NULLABLE, listPageSize: 7 });
+    const second = new AzureEntityTable<TokenEntity>(client, 'token', { nullableFields: NULLABLE, listPageSize: 5 });
+
+    const [fromFirst, fromSecond] = await Promise.all([collect(first.list()), collect(second.list())]);
+    assert.deepEqual(
+      fromFirst.map((v) => v.key),
+      keys,
+    );
+    assert.deepEqual(
+      fromSecond.map((v) => v.key),
+      keys,
+    );
+    assert.equal((await first.get('t00'))?.value.state, 'exported');
+    assert.equal((await second.get('t00'))?.value.upn, 'ana@contoso.com');
+    assert.deepEqual(await legacyRowsLeft(client), []);
+    let rows = 0;
+    for await (const _ of client.listEntities()) rows++;
+    assert.equal(rows, keys.length, 'one row per key in the table');
+  });
+
+  void test('a failed move is tried again on the next call, and nothing is lost meanwhile', async (t) => {
+    const failing = await startFailingServer(503);
+    t.after(() => failing.close());
+    const client = await newTableClient();
+    await writeLegacyRow(client, 'k1', token('k1'));
+    // The same table behind a failing endpoint first, then the real one: the instance's first call fails.
+    const broken = new AzureEntityTable<TokenEntity>(
+      new TableClient(`${failing.url}/${devAccountName}`, client.tableName, new AzureNamedKeyCredential(devAccountName, devAccountKey), {
+        allowInsecureConnection: true,
+        retryOptions: { maxRetries: 0 },
+      }),
+      'token',
+      { nullableFields: NULLABLE },
+    );
+    await assert.rejects(broken.get('k1'), TransientError);
+    await assert.rejects(broken.get('k1'), TransientError, 'tried again, not remembered as done');
+    assert.deepEqual(await legacyRowsLeft(client), [escapeTableKey('k1')]);
+    const table = new AzureEntityTable<TokenEntity>(client, 'token', { nullableFields: NULLABLE });
+    assert.deepEqual((await table.get('k1'))?.value, token('k1'));
+    assert.deepEqual(await legacyRowsLeft(client), []);
+  });
 });
 
 void describe('transient failures', () => {
