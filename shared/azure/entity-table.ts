@@ -126,8 +126,9 @@ export class AzureEntityTable<T extends Entity> implements EntityTable<T> {
         try {
           await this.client.deleteEntity(this.rowKind, raw.rowKey ?? '', { etag: raw.etag, abortSignal: callSignal(this.timeoutMs) });
         } catch (error) {
-          // Gone: another instance moved it. Changed: an instance of an earlier version still writes the old
-          // layout; its row stays for the next instance's first call to find, never lost.
+          // Gone: another instance moved it. Changed since it was listed: only an instance of the earlier
+          // version writes that layout, and running both at once is not supported (the README says to stop it
+          // first); the row is left where it is rather than deleted.
           const status = statusOf(error);
           if (status !== 404 && status !== 412) rethrow(error, this.what('delete earlier-layout entity', key));
         }
