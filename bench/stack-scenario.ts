@@ -41,6 +41,8 @@ export interface ScenarioConfig {
   files?: number;
   /** Scale / multi: INGEST_INVOCATION_BUDGET_SECONDS, so the ingest hands off as a long one does. */
   invocationBudgetSeconds?: number;
+  /** Azurite in memory (its disk persistence stalls it for about a second every 5 s at tens of thousands of rows). */
+  azuriteInMemory?: boolean;
 }
 
 export interface ScaleScenarioResult {
@@ -428,6 +430,7 @@ async function main(): Promise<void> {
   const stack = await startStack({
     dataDir: cfg.dataDir,
     ports: 'free',
+    azuriteInMemory: cfg.azuriteInMemory,
     pollIntervalMs: cfg.pollIntervalMs ?? 1000,
     kvRealism: cfg.kvRealism,
     settings: {

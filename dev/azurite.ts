@@ -28,6 +28,12 @@ export interface AzuriteOptions {
   log?: (line: string) => void;
   /** Milliseconds to wait for the three services; 30 s by default. */
   startTimeoutMs?: number;
+  /**
+   * Keep all data in memory (--inMemoryPersistence; `dataDir` is then unused): nothing survives the process. On
+   * disk, Azurite writes each whole database every 5 s, which with tens of thousands of rows stalls all three
+   * services for about a second each time; long benchmarks use memory so they measure the app, not that.
+   */
+  inMemory?: boolean;
 }
 
 export interface Azurite {
@@ -96,14 +102,14 @@ function waitForExit(child: ChildProcess, timeoutMs: number): Promise<boolean> {
 
 export async function startAzurite(opts: AzuriteOptions = {}): Promise<Azurite> {
   const dataDir = resolve(opts.dataDir ?? defaultAzuriteDataDir);
-  await mkdir(dataDir, { recursive: true });
+  if (!opts.inMemory) await mkdir(dataDir, { recursive: true });
   const free = opts.ports === 'free';
   const args = [
     '--import',
     watchdog,
     azuriteEntry(),
-    '--location',
-    dataDir,
+    // Azurite refuses a location with in-memory persistence.
+    ...(opts.inMemory ? ['--inMemoryPersistence'] : ['--location', dataDir]),
     '--blobHost',
     '127.0.0.1',
     '--queueHost',

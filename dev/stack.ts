@@ -63,6 +63,8 @@ export interface StackOptions {
   entry?: string;
   /** Extra app settings, merged over the stack's own. */
   settings?: Record<string, string>;
+  /** Azurite keeps its data in memory only (see AzuriteOptions.inMemory); on disk in the data folder by default. */
+  azuriteInMemory?: boolean;
   /** Throttling, latency and faults of the vault stand-in. */
   kvRealism?: KeyVaultRealism;
   /** Throttling, latency and faults of the Graph stand-in. */
@@ -141,7 +143,11 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   };
 
   try {
-    const azurite = await startAzurite({ dataDir: join(dataDir, 'azurite'), ports: free ? 'free' : 'default' });
+    const azurite = await startAzurite({
+      dataDir: join(dataDir, 'azurite'),
+      ports: free ? 'free' : 'default',
+      inMemory: opts.azuriteInMemory,
+    });
     stops.push(() => azurite.close());
 
     const vault = await startKeyVaultStandIn({
